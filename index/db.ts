@@ -1,0 +1,52 @@
+import Database from 'better-sqlite3';
+import { FsError } from '../providers/fs-error';
+import { MIGRATIONS } from './migrations';
+
+export type Db = Database.Database;
+
+/**
+ * Opens (creating when asked) the index at `file`: WAL, synchronous=FULL so an
+ * acknowledged commit survives power loss, foreign keys on, migrations applied.
+ * Throws FsError EIO when the file cannot be opened or is from a newer vdfs.
+ */
+export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
+  let db: Db;
+  try {
+    db = new Database(file, { fileMustExist: false, readonly: opts.readonly ?? false, timeout: 10_000 });
+  } catch (err) {
+    throw new FsError('EIO', `cannot open index ${file}: ${(err as Error).message}`, err);
+  }
+  if (!opts.readonly) db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('cache_size = -65536'); // 64 MiB page cache: point lookups dominate
+  db.pragma('mmap_size = 268435456');
+  if (!opts.readonly) migrate(db);
+  return db;
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/** Applies every migration not yet applied. Throws EIO for an index newer than this code. */
+export function migrate(db: Db): void {
+  const current = schemaVersion(db);
+  if (current > MIGRATIONS.length)
+    throw new FsError('EIO', `index schema ${current} is newer than this vdfs (${MIGRATIONS.length}); upgrade vdfs`);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+export function getMeta(db: Db, key: string): string | undefined {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  return row?.value;
+}
+
+export function setMeta(db: Db, key: string, value: string): void {
+  db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+}

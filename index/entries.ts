@@ -1,0 +1,147 @@
+import type { Statement } from 'better-sqlite3';
+import { FsError } from '../providers/fs-error';
+import { splitPath } from '../providers/paths';
+import type { EntryType } from '../providers/provider';
+import type { Db } from './db';
+
+export interface Entry {
+  id: number;
+  locationId: number;
+  parentId: number | null;
+  name: string;
+  type: EntryType;
+  size: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  mode: number;
+  version: string | null;
+  hash: string | null;
+  target: string | null;
+}
+
+/** The fields of an entry that a change sets. */
+export type EntryFields = Pick<Entry, 'type' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'mode' | 'version' | 'hash' | 'target'>;
+
+const COLS = 'id, location_id AS locationId, parent_id AS parentId, name, type, size, mtime_sec AS mtimeSec, mtime_nsec AS mtimeNsec, mode, version, hash, target';
+
+export function fieldsOf(e: EntryFields): EntryFields {
+  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash: e.hash, target: e.target };
+}
+
+/**
+ * The entry tree of every location, as parent/name rows. Every mutation appends to the
+ * change log in the same statement group; callers wrap batches in `db.transaction`.
+ * Mutations throw FsError (EEXIST, ENOENT) or SQLite errors for constraint violations.
+ */
+export class EntryStore {
+  private readonly s: Record<string, Statement>;
+
+  constructor(readonly db: Db) {
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      byId: p(`SELECT ${COLS} FROM entries WHERE id = ?`),
+      root: p(`SELECT ${COLS} FROM entries WHERE location_id = ? AND parent_id IS NULL`),
+      child: p(`SELECT ${COLS} FROM entries WHERE parent_id = ? AND name = ?`),
+      children: p(`SELECT ${COLS} FROM entries WHERE parent_id = ? ORDER BY name`),
+      ofLocation: p(`SELECT ${COLS} FROM entries WHERE location_id = ?`),
+      byHash: p(`SELECT ${COLS} FROM entries WHERE hash = ? ORDER BY location_id, id`),
+      childCount: p('SELECT count(*) AS n FROM entries WHERE parent_id = ?'),
+      insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
+                 VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
+      update: p(`UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode,
+                 version=@version, hash=@hash, target=@target WHERE id=@id`),
+      move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
+      remove: p('DELETE FROM entries WHERE id = ?'),
+      log: p('INSERT INTO changes (location_id, op, path, to_path, entry, at) VALUES (?, ?, ?, ?, ?, ?)'),
+    };
+  }
+
+  get(id: number): Entry | undefined {
+    return this.s.byId.get(id) as Entry | undefined;
+  }
+
+  root(locationId: number): Entry | undefined {
+    return this.s.root.get(locationId) as Entry | undefined;
+  }
+
+  child(parentId: number, name: string): Entry | undefined {
+    return this.s.child.get(parentId, name) as Entry | undefined;
+  }
+
+  children(parentId: number): Entry[] {
+    return this.s.children.all(parentId) as Entry[];
+  }
+
+  childCount(parentId: number): number {
+    return (this.s.childCount.get(parentId) as { n: number }).n;
+  }
+
+  ofLocation(locationId: number): Entry[] {
+    return this.s.ofLocation.all(locationId) as Entry[];
+  }
+
+  byHash(hash: string): Entry[] {
+    return this.s.byHash.all(hash) as Entry[];
+  }
+
+  /** The entry at a relative path, or undefined. Throws EINVAL for a bad path. */
+  resolve(locationId: number, rel: string): Entry | undefined {
+    let cur = this.root(locationId);
+    for (const part of splitPath(rel)) {
+      if (!cur) return undefined;
+      if (cur.type !== 'dir') return undefined;
+      cur = this.child(cur.id, part);
+    }
+    return cur;
+  }
+
+  /** Relative path of an entry within its location ('' for the root). */
+  pathOf(id: number): string {
+    const parts: string[] = [];
+    let cur = this.get(id);
+    while (cur && cur.parentId !== null) {
+      parts.push(cur.name);
+      cur = this.get(cur.parentId);
+    }
+    return parts.reverse().join('/');
+  }
+
+  /** Creates the root directory entry of a location. */
+  createRoot(locationId: number, fields: EntryFields): Entry {
+    const id = Number(this.s.insert.run({ locationId, parentId: null, name: '', ...fieldsOf(fields) }).lastInsertRowid);
+    this.log(locationId, 'put', '', null, fields);
+    return this.get(id)!;
+  }
+
+  /** Adds a child. Throws EEXIST when the name is taken. */
+  insert(locationId: number, parentId: number, name: string, fields: EntryFields, path: string): number {
+    if (this.child(parentId, name)) throw new FsError('EEXIST', `${path} already exists in the index`);
+    const id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+    this.log(locationId, 'put', path, null, fields);
+    return id;
+  }
+
+  update(entry: Entry, fields: EntryFields, path: string): void {
+    this.s.update.run({ id: entry.id, ...fieldsOf(fields) });
+    this.log(entry.locationId, 'put', path, null, fields);
+  }
+
+  /** Removes an entry and (by cascade) everything below it. */
+  remove(entry: Entry, path: string): void {
+    this.s.remove.run(entry.id);
+    this.log(entry.locationId, 'delete', path, null, null);
+  }
+
+  /** Moves/renames an entry, replacing an existing target entry. One row update for a whole subtree. */
+  move(entry: Entry, newParentId: number, newName: string, fromPath: string, toPath: string): void {
+    const existing = this.child(newParentId, newName);
+    if (existing && existing.id !== entry.id) this.s.remove.run(existing.id);
+    this.s.move.run(newParentId, newName, entry.id);
+    this.log(entry.locationId, 'move', fromPath, toPath, null);
+  }
+
+  private log(locationId: number, op: 'put' | 'delete' | 'move', path: string, toPath: string | null, fields: EntryFields | null): void {
+    this.s.log.run(locationId, op, path, toPath, fields ? JSON.stringify(fieldsOf(fields)) : null, Date.now());
+  }
+}
+

@@ -1,0 +1,94 @@
+/**
+ * Forward-only schema migrations. Each runs once, in order, inside a transaction;
+ * PRAGMA user_version records how many have run. Never edit a released migration:
+ * append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the whole data model the later layers need (nodes, locations, entries, blobs,
+  //    change log, dead properties, upload queue, meta).
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,              -- SHA-256 of the node's certificate (hex), or a random id before keys exist
+    name TEXT NOT NULL,
+    is_self INTEGER NOT NULL DEFAULT 0,
+    addresses TEXT NOT NULL DEFAULT '[]',
+    paired_at INTEGER,
+    last_seen INTEGER
+  );
+
+  CREATE TABLE locations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uri TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    owner_node TEXT NOT NULL REFERENCES nodes(id) ON UPDATE CASCADE,
+    readonly INTEGER NOT NULL DEFAULT 0,
+    online INTEGER NOT NULL DEFAULT 1,
+    options TEXT NOT NULL DEFAULT '{}',  -- JSON: ignore rules, provider settings
+    last_scan INTEGER,
+    remote_seq INTEGER NOT NULL DEFAULT 0, -- for peer locations: last change applied
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE entries (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES entries(id) ON DELETE CASCADE, -- NULL for a location's root
+    name TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('file', 'dir', 'symlink')),
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_sec INTEGER NOT NULL DEFAULT 0,
+    mtime_nsec INTEGER NOT NULL DEFAULT 0,
+    mode INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER,
+    gid INTEGER,
+    version TEXT,                      -- inode:size:mtime locally, ETag/revision remotely
+    hash TEXT,                         -- BLAKE3-256 hex of the content, NULL while unknown
+    target TEXT                        -- symlink target
+  );
+  CREATE UNIQUE INDEX entries_child ON entries(parent_id, name);
+  CREATE UNIQUE INDEX entries_root ON entries(location_id) WHERE parent_id IS NULL;
+  CREATE INDEX entries_hash ON entries(hash) WHERE hash IS NOT NULL;
+  CREATE INDEX entries_location ON entries(location_id);
+
+  CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    block_size INTEGER NOT NULL,
+    block_hashes BLOB NOT NULL          -- 32 bytes per block, concatenated
+  );
+
+  -- This node's change log: one row per entry change, appended in the same transaction.
+  CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    location_id INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('put', 'delete', 'move')),
+    path TEXT NOT NULL,
+    to_path TEXT,
+    entry TEXT,                         -- JSON of the entry after a put
+    at INTEGER NOT NULL
+  );
+
+  CREATE TABLE props (
+    entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+    ns TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (entry_id, ns, name)
+  );
+
+  CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    staging_file TEXT NOT NULL,
+    base_version TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+  );
+  `,
+];

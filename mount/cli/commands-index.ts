@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { Home, resolveHomeDir } from '../home';
+import { checkNewLocation, parseLocationUri } from '../../providers/registry';
+import { FsError } from '../../providers/fs-error';
+import { formatSize, isConfigKey, setConfigValue } from '../config';
+import { openHome, type GlobalOpts } from './context';
+import { printJson, table } from './output';
+
+/** init, location add|ls|rm, config get|set. */
+export function registerIndexCommands(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('init')
+    .description('create the home (idempotent)')
+    .option('--name <name>', 'how peers see this node (default: the host name)')
+    .option('--json', 'print a JSON document')
+    .action((o: { name?: string; json?: boolean }) => {
+      const dir = resolveHomeDir(g().home);
+      const { home, created } = Home.init(dir, o.name);
+      const out = { home: dir, name: home.config.name, node: home.nodeId, created };
+      if (o.json) printJson(out);
+      else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);
+      home.close();
+    });
+
+  const loc = program.command('location').description('manage locations');
+  loc
+    .command('add <name> <uri>')
+    .description('add a location: an absolute path (or s3://, gdrive://, peer:// later)')
+    .option('--readonly', 'refuse every change with EROFS')
+    .option('--ignore <pattern...>', 'gitignore-style rules on top of the default OS-junk rules')
+    .option('--json', 'print a JSON document')
+    .action((name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
+      const home = openHome(g());
+      const parsed = parseLocationUri(uri);
+      checkNewLocation(parsed);
+      const added = home.db.transaction(() =>
+        home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [] } }),
+      ).immediate();
+      if (o.json) printJson(added);
+      else process.stdout.write(`Added location ${added.name} -> ${added.uri}${added.readonly ? ' (read-only)' : ''}. Index it with: vdfs scan ${added.name}\n`);
+    });
+  loc
+    .command('ls')
+    .description('list locations')
+    .option('--json', 'print a JSON document')
+    .action((o: { json?: boolean }) => {
+      const home = openHome(g());
+      const locs = home.locations.list();
+      if (o.json) return printJson(locs.map((l) => ({ name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null })));
+      if (locs.length === 0) return void process.stdout.write('No locations yet. Add one: vdfs location add NAME /path/to/folder\n');
+      process.stdout.write(table([['NAME', 'KIND', 'STATE', 'URI'], ...locs.map((l) => [l.name, l.kind, (l.online ? 'online' : 'offline') + (l.readonly ? ',ro' : ''), l.uri])]));
+    });
+  loc
+    .command('rm <name>')
+    .description('forget a location (its files are not touched)')
+    .action((name: string) => {
+      openHome(g()).locations.remove(name);
+      process.stdout.write(`Removed location ${name} from the index (no files were touched)\n`);
+    });
+
+  const config = program.command('config').description('read or change settings');
+  config
+    .command('get [key]')
+    .option('--json', 'print a JSON document')
+    .action((key: string | undefined, o: { json?: boolean }) => {
+      const cfg = openHome(g()).config;
+      if (key === undefined) return o.json ? printJson(cfg) : void process.stdout.write(table(Object.entries(cfg).map(([k, v]) => [k, String(v)])));
+      if (!isConfigKey(key)) throw new FsError('EINVAL', `unknown config key ${JSON.stringify(key)}`);
+      if (o.json) printJson({ [key]: cfg[key] });
+      else process.stdout.write(`${cfg[key]}\n`);
+    });
+  config
+    .command('set <key> <value>')
+    .action((key: string, value: string) => {
+      const home = openHome(g());
+      const next = setConfigValue(home.config, key, value);
+      home.saveConfig(next);
+      const v = next[key as keyof typeof next];
+      process.stdout.write(`${key} = ${typeof v === 'number' && key.endsWith('Size') ? `${v} (${formatSize(v)})` : v}\n`);
+    });
+}

@@ -1,0 +1,119 @@
+import type { Command } from 'commander';
+import picomatch from 'picomatch';
+import { FsError } from '../../providers/fs-error';
+import type { Entry } from '../../index/entries';
+import type { Home } from '../home';
+import { formatSize } from '../config';
+import { resolveVirtual, virtualPath } from '../vfs/namespace';
+import { openHome, type GlobalOpts } from './context';
+import { displayName, isoTime, listing, printJson, table } from './output';
+
+export interface Replica {
+  location: string;
+  path: string;
+  node: string;
+  online: boolean;
+}
+
+/** Every entry holding `hash`, in any location of any node known to this index. */
+export function replicasOf(home: Home, hash: string): Replica[] {
+  const rows = home.db
+    .prepare(
+      `SELECT e.id, l.name AS location, l.online, n.name AS node FROM entries e
+       JOIN locations l ON l.id = e.location_id JOIN nodes n ON n.id = l.owner_node
+       WHERE e.hash = ? AND e.type = 'file' ORDER BY l.name, e.id`,
+    )
+    .all(hash) as { id: number; location: string; online: number; node: string }[];
+  return rows.map((r) => ({ location: r.location, path: virtualPath(r.location, home.entries.pathOf(r.id)), node: r.node, online: r.online !== 0 }));
+}
+
+function vpathOf(home: Home, e: Entry): string {
+  return virtualPath(home.locations.byId(e.locationId)!.name, home.entries.pathOf(e.id));
+}
+
+export function registerQueryCommands(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('ls [vpath]')
+    .description('list a directory of the virtual namespace (/ lists locations)')
+    .option('--json', 'print a JSON document')
+    .action((vpath: string | undefined, o: { json?: boolean }) => {
+      const home = openHome(g());
+      const r = resolveVirtual(home, vpath ?? '/');
+      let items: ReturnType<typeof listing>[];
+      if (r.kind === 'root') {
+        items = home.locations.list().map((l) => {
+          const root = home.entries.root(l.id);
+          return { name: l.name, type: 'dir', size: 0, mtime: root ? isoTime(root.mtimeSec, root.mtimeNsec) : new Date(0).toISOString(), hash: null };
+        });
+      } else if (r.kind === 'entry') {
+        items = r.entry.type === 'dir' ? home.entries.children(r.entry.id).map(listing) : [listing(r.entry)];
+      } else throw new FsError('ENOTSUP', 'the /.vdfs views are served by the mount (vdfs mount)');
+      if (o.json) return printJson(items);
+      process.stdout.write(table(items.map((i) => [i.type === 'dir' ? 'd' : i.type === 'symlink' ? 'l' : '-', String(i.size), i.mtime, displayName(i.name) + (i.type === 'dir' ? '/' : '')])));
+    });
+
+  program
+    .command('stat <vpath>')
+    .description('show one entry with every replica of its content')
+    .option('--json', 'print a JSON document')
+    .action((vpath: string, o: { json?: boolean }) => {
+      const home = openHome(g());
+      const r = resolveVirtual(home, vpath);
+      if (r.kind !== 'entry') throw new FsError('EINVAL', `${vpath} is not an entry of a location`);
+      const e = r.entry;
+      const path = virtualPath(r.location.name, r.rel);
+      const replicas = e.hash ? replicasOf(home, e.hash)
+        : e.type === 'file' ? [{ location: r.location.name, path, node: home.config.name, online: r.location.online }] : [];
+      const out = { path, type: e.type, size: e.size, mtime: isoTime(e.mtimeSec, e.mtimeNsec), hash: e.hash, replicas };
+      if (o.json) return printJson(out);
+      process.stdout.write(
+        `${path}\n  type ${e.type}, ${e.size} bytes (${formatSize(e.size)}), modified ${out.mtime}\n  hash ${e.hash ?? '(not hashed yet)'}\n` +
+          replicas.map((x) => `  replica ${x.path} on ${x.node}${x.online ? '' : ' (offline)'}\n`).join(''),
+      );
+    });
+
+  program
+    .command('find')
+    .description('find files by content hash or name')
+    .option('--hash <hash>', 'BLAKE3 hash (hex)')
+    .option('--name <glob>', 'glob on the file name, e.g. "*.jpg"')
+    .option('--json', 'print a JSON document')
+    .action((o: { hash?: string; name?: string; json?: boolean }) => {
+      const home = openHome(g());
+      if (!o.hash && !o.name) throw new FsError('EINVAL', 'give --hash HASH and/or --name GLOB');
+      if (o.hash && !/^[0-9a-f]{64}$/.test(o.hash.toLowerCase())) throw new FsError('EINVAL', '--hash takes 64 hex digits (what b3sum prints)');
+      let rows: Entry[];
+      if (o.hash) rows = home.entries.byHash(o.hash.toLowerCase());
+      else rows = home.db.prepare(`SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL`).all() as Entry[];
+      if (o.name) {
+        const isMatch = picomatch(o.name, { dot: true });
+        rows = rows.filter((e) => isMatch(e.name));
+      }
+      const paths = rows.map((e) => vpathOf(home, e)).sort();
+      if (o.json) return printJson(paths);
+      process.stdout.write(paths.map((p) => displayName(p) + '\n').join(''));
+    });
+
+  program
+    .command('dupes')
+    .description('groups of files with identical content')
+    .option('--include-empty', 'also group empty files')
+    .option('--json', 'print a JSON document')
+    .action((o: { includeEmpty?: boolean; json?: boolean }) => {
+      const home = openHome(g());
+      const groups = home.db
+        .prepare(
+          `SELECT hash, max(size) AS size, count(*) AS n FROM entries WHERE type = 'file' AND hash IS NOT NULL ${o.includeEmpty ? '' : 'AND size > 0'}
+           GROUP BY hash HAVING count(*) > 1 ORDER BY max(size) * (count(*) - 1) DESC`,
+        )
+        .all() as { hash: string; size: number; n: number }[];
+      const out = groups.map((gr) => ({
+        hash: gr.hash,
+        size: gr.size,
+        paths: home.entries.byHash(gr.hash).filter((e) => e.type === 'file').map((e) => vpathOf(home, e)).sort(),
+      }));
+      if (o.json) return printJson(out);
+      if (out.length === 0) return void process.stdout.write('No duplicates.\n');
+      for (const d of out) process.stdout.write(`${d.hash} ${formatSize(d.size)} x${d.paths.length}\n${d.paths.map((p) => `  ${displayName(p)}\n`).join('')}`);
+    });
+}

@@ -1,0 +1,90 @@
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { HashPool } from '../../index/hash-pool';
+import { acquireScanLock } from '../../index/scan-lock';
+import { scanLocalLocation, type ScanProgress, type ScanSummary } from '../../index/scanner';
+import { FsError } from '../../providers/fs-error';
+import { formatSize } from '../config';
+import type { Home } from '../home';
+import { openHome, type GlobalOpts } from './context';
+import { printJson } from './output';
+
+function progressBar(): { update(p: ScanProgress): void; stop(): void } {
+  const bar = new SingleBar({
+    format: '{phase} |{bar}| {percentage}% {files} files {size} {rate}/s ETA {eta_formatted}',
+    hideCursor: true,
+    clearOnComplete: true,
+  });
+  let started = false;
+  const t0 = Date.now();
+  return {
+    update(p) {
+      const total = p.phase === 'walk' ? Math.max(p.files, 1) : Math.max(p.toHashBytes, 1);
+      const value = p.phase === 'walk' ? p.files : p.hashedBytes;
+      const payload = {
+        phase: p.phase === 'walk' ? 'listing' : 'hashing',
+        files: p.phase === 'walk' ? p.files : `${p.hashedFiles}/${p.toHashFiles}`,
+        size: p.phase === 'walk' ? formatSize(p.bytes) : `${formatSize(p.hashedBytes)}/${formatSize(p.toHashBytes)}`,
+        rate: formatSize((p.phase === 'walk' ? 0 : p.hashedBytes) / Math.max((Date.now() - t0) / 1000, 0.001)),
+      };
+      if (!started) { bar.start(total, value, payload); started = true; }
+      else { bar.setTotal(total); bar.update(value, payload); }
+    },
+    stop() { if (started) bar.stop(); },
+  };
+}
+
+/** Scans the named locations (all local ones when none are named). Problems go to stderr. */
+export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; tty: boolean }): Promise<ScanSummary> {
+  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local');
+  if (locs.length === 0) throw new FsError('ENOENT', 'no locations to scan: add one with `vdfs location add NAME /path`');
+  const pool = new HashPool();
+  const total: ScanSummary = { files: 0, dirs: 0, bytes: 0, hashed: 0, unchanged: 0, errors: 0, seconds: 0 };
+  const t0 = process.hrtime.bigint();
+  try {
+    for (const loc of locs) {
+      if (loc.kind !== 'local') throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
+      const release = acquireScanLock(home.dir, loc.name);
+      const bar = opts.tty ? progressBar() : undefined;
+      try {
+        const s = await scanLocalLocation(
+          { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
+          loc,
+          loc.uri,
+          {
+            rehash: opts.rehash,
+            onProgress: bar ? (p) => bar.update(p) : undefined,
+            onProblem: (p) => process.stderr.write(`vdfs scan: ${loc.name}/${p.path}: ${p.message}\n`),
+          },
+        );
+        for (const k of ['files', 'dirs', 'bytes', 'hashed', 'unchanged', 'errors'] as const) total[k] += s[k];
+      } finally {
+        bar?.stop();
+        release();
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  total.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return total;
+}
+
+export function registerScanCommand(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('scan [names...]')
+    .description('index locations: list every entry, hash new and changed files')
+    .option('--rehash', 'hash every file again, even unchanged ones')
+    .option('--json', 'print the summary as JSON')
+    .action(async (names: string[], o: { rehash?: boolean; json?: boolean }) => {
+      const home = openHome(g());
+      const s = await scanLocations(home, names, { rehash: o.rehash, tty: !o.json && !!process.stderr.isTTY });
+      if (o.json) printJson(s);
+      else
+        process.stdout.write(
+          `${s.files} files, ${s.dirs} dirs, ${formatSize(s.bytes)}; hashed ${s.hashed}, unchanged ${s.unchanged}, ` +
+            `${s.errors} problems, ${s.seconds.toFixed(2)} s\n`,
+        );
+      if (s.errors > 0) process.exitCode = 1;
+    });
+}

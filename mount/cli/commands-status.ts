@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { formatSize } from '../config';
+import type { Home } from '../home';
+import { openHome, type GlobalOpts } from './context';
+import { printJson, table } from './output';
+
+export interface StatusReport {
+  home: string;
+  node: { id: string; name: string };
+  locations: { name: string; kind: string; uri: string; online: boolean; readonly: boolean; files: number; dirs: number; bytes: number; unhashed: number; lastScan: string | null }[];
+  index: { entries: number; blobs: number; blobBytes: number; changes: number };
+  uploads: { pending: number; failed: number };
+}
+
+export function statusReport(home: Home): StatusReport {
+  const counts = new Map(
+    (home.db
+      .prepare(
+        `SELECT location_id AS id, sum(type = 'file') AS files, sum(type = 'dir') AS dirs, coalesce(sum(CASE WHEN type = 'file' THEN size END), 0) AS bytes,
+                sum(type = 'file' AND hash IS NULL) AS unhashed FROM entries GROUP BY location_id`,
+      )
+      .all() as { id: number; files: number; dirs: number; bytes: number; unhashed: number }[]).map((r) => [r.id, r]),
+  );
+  const q = (sql: string) => (home.db.prepare(sql).get() as { n: number }).n;
+  const blobs = home.blobs.stats();
+  return {
+    home: home.dir,
+    node: { id: home.nodeId, name: home.config.name },
+    locations: home.locations.list().map((l) => {
+      const c = counts.get(l.id);
+      return {
+        name: l.name, kind: l.kind, uri: l.uri, online: l.online, readonly: l.readonly,
+        files: c?.files ?? 0, dirs: c?.dirs ?? 0, bytes: c?.bytes ?? 0, unhashed: c?.unhashed ?? 0,
+        lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null,
+      };
+    }),
+    index: { entries: q('SELECT count(*) AS n FROM entries'), blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
+    uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
+  };
+}
+
+export function registerStatusCommand(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('status')
+    .description('locations, online state, index counts, queues')
+    .option('--json', 'print a JSON document')
+    .action((o: { json?: boolean }) => {
+      const r = statusReport(openHome(g()));
+      if (o.json) return printJson(r);
+      process.stdout.write(`node ${r.node.name} (${r.node.id.slice(0, 16)}), home ${r.home}\n\n`);
+      process.stdout.write(
+        table([
+          ['LOCATION', 'KIND', 'STATE', 'FILES', 'SIZE', 'UNHASHED', 'LAST SCAN'],
+          ...r.locations.map((l) => [l.name, l.kind, l.online ? 'online' : 'OFFLINE', String(l.files), formatSize(l.bytes), String(l.unhashed), l.lastScan ?? 'never']),
+        ]),
+      );
+      process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
+      process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
+    });
+}

@@ -1,0 +1,47 @@
+import { Command, CommanderError } from 'commander';
+import { isFsError } from '../../providers/fs-error';
+import { closeHome, type GlobalOpts } from './context';
+import { EXIT_CODES } from './exit-codes';
+import { registerIndexCommands } from './commands-index';
+import { registerQueryCommands } from './commands-query';
+import { registerScanCommand } from './commands-scan';
+import { registerStatusCommand } from './commands-status';
+
+function fail(err: unknown): never {
+  if (isFsError(err)) {
+    process.stderr.write(`vdfs: ${err.message.replace(/^[A-Z]+: /, '')}\n`);
+    process.exit(EXIT_CODES[err.code]);
+  }
+  const sqliteBusy = (err as { code?: string }).code === 'SQLITE_BUSY';
+  process.stderr.write(`vdfs: ${sqliteBusy ? 'the index is busy (another vdfs is writing); try again' : (err as Error).stack ?? String(err)}\n`);
+  process.exit(sqliteBusy ? EXIT_CODES.EBUSY : 1);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('vdfs')
+    .description('one virtual distributed filesystem over your disks, devices and cloud buckets')
+    .option('--home <dir>', 'the node state directory (default: $VDFS_HOME or ~/.local/share/vdfs)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .exitOverride()
+    .showHelpAfterError();
+  const g = () => program.opts<GlobalOpts>();
+  registerIndexCommands(program, g);
+  registerScanCommand(program, g);
+  registerQueryCommands(program, g);
+  registerStatusCommand(program, g);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    fail(err);
+  } finally {
+    closeHome();
+  }
+}
+
+// A closed pipe (vdfs ls | head) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); });
+
+if (require.main === module) void main(process.argv);

@@ -1,0 +1,66 @@
+import { FsError } from '../providers/fs-error';
+
+/** Settings kept in the home's config.json. Unknown keys are refused so typos surface. */
+export interface Config {
+  name: string;
+  blockSize: number;
+  'cache.maxSize': number;
+  'cache.memorySize': number;
+  'cache.dir': string;
+  'scan.interval': number;
+}
+
+export type ConfigKey = keyof Config;
+
+export const DEFAULT_BLOCK_SIZE = 1 << 20;
+
+export function defaultConfig(name: string): Config {
+  return {
+    name,
+    blockSize: DEFAULT_BLOCK_SIZE,
+    'cache.maxSize': 10 * 1024 ** 3,
+    'cache.memorySize': 64 * 1024 ** 2,
+    'cache.dir': '',
+    'scan.interval': 600,
+  };
+}
+
+const UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
+  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4,
+};
+
+/** Parses "10GiB", "512MiB", "1.5GB", "4096". Throws EINVAL. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new FsError('EINVAL', `cannot read ${JSON.stringify(text)} as a size (try 10GiB, 512MiB, 1000000)`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function formatSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
+  name: (v) => { if (!/^[\w.-]{1,64}$/.test(v)) throw new FsError('EINVAL', 'name: use 1-64 letters, digits, ".", "_" or "-"'); return v; },
+  blockSize: () => { throw new FsError('EINVAL', 'blockSize is set once when the home is created'); },
+  'cache.maxSize': (v) => parseSize(v),
+  'cache.memorySize': (v) => parseSize(v),
+  'cache.dir': (v) => v,
+  'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
+};
+
+export function isConfigKey(key: string): key is ConfigKey {
+  return Object.prototype.hasOwnProperty.call(PARSERS, key);
+}
+
+/** Returns a new config with `key` set from text. Throws EINVAL for an unknown key or bad value. */
+export function setConfigValue(cfg: Config, key: string, value: string): Config {
+  if (!isConfigKey(key)) throw new FsError('EINVAL', `unknown config key ${JSON.stringify(key)}; known: ${Object.keys(PARSERS).join(', ')}`);
+  return { ...cfg, [key]: PARSERS[key](value) };
+}

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { hostname, homedir } from 'node:os';
+import { join } from 'node:path';
+import { FsError } from '../providers/fs-error';
+import { BlobStore } from '../index/blobs';
+import { openDb, type Db } from '../index/db';
+import { EntryStore } from '../index/entries';
+import { LocationStore } from '../index/locations';
+import { defaultConfig, type Config } from './config';
+
+/** Where the home is: --home, then VDFS_HOME, then $XDG_DATA_HOME/vdfs, then ~/.local/share/vdfs. */
+export function resolveHomeDir(explicit?: string): string {
+  if (explicit) return explicit;
+  if (process.env.VDFS_HOME) return process.env.VDFS_HOME;
+  const xdg = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(xdg, 'vdfs');
+}
+
+/** Writes a file atomically and durably: temp file, fsync, rename. */
+export function writeFileDurable(file: string, data: string, mode = 0o644): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+/** One node's state directory: index.db, config.json, keys/, staging/, cache/. */
+export class Home {
+  readonly db: Db;
+  readonly entries: EntryStore;
+  readonly locations: LocationStore;
+  readonly blobs: BlobStore;
+  config: Config;
+
+  private constructor(readonly dir: string) {
+    this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
+    this.config = { ...defaultConfig(this.config.name), ...this.config };
+    this.db = openDb(join(dir, 'index.db'));
+    this.entries = new EntryStore(this.db);
+    this.locations = new LocationStore(this.db);
+    this.blobs = new BlobStore(this.db);
+  }
+
+  get cacheDir(): string {
+    return this.config['cache.dir'] || join(this.dir, 'cache');
+  }
+
+  get stagingDir(): string {
+    return join(this.dir, 'staging');
+  }
+
+  /** This node's id (SHA-256 of its certificate once keys exist). */
+  get nodeId(): string {
+    return (this.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string }).id;
+  }
+
+  static isInitialised(dir: string): boolean {
+    return existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'index.db'));
+  }
+
+  /** Opens an initialised home. Throws ENOENT with the command to run when it is not. */
+  static open(dir: string): Home {
+    if (!Home.isInitialised(dir)) throw new FsError('ENOENT', `no vdfs home at ${dir}: run \`vdfs init\` (or pass --home DIR / set VDFS_HOME)`);
+    return new Home(dir);
+  }
+
+  /** Creates the home (idempotent: an existing home keeps its config, a new name is applied). */
+  static init(dir: string, name?: string): { home: Home; created: boolean } {
+    const created = !Home.isInitialised(dir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'staging'), { recursive: true });
+    mkdirSync(join(dir, 'cache'), { recursive: true });
+    const cfgFile = join(dir, 'config.json');
+    if (!existsSync(cfgFile)) writeFileDurable(cfgFile, JSON.stringify(defaultConfig(name ?? hostname()), null, 2) + '\n');
+    else if (name) {
+      const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Config;
+      writeFileDurable(cfgFile, JSON.stringify({ ...cfg, name }, null, 2) + '\n');
+    }
+    const home = new Home(dir);
+    const self = home.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get();
+    if (!self) home.db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(randomBytes(32).toString('hex'), home.config.name);
+    else home.db.prepare('UPDATE nodes SET name = ? WHERE is_self = 1').run(home.config.name);
+    return { home, created };
+  }
+
+  saveConfig(cfg: Config): void {
+    writeFileDurable(join(this.dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    this.config = cfg;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

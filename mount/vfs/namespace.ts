@@ -1,0 +1,39 @@
+import { FsError } from '../../providers/fs-error';
+import { splitPath } from '../../providers/paths';
+import type { Entry } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import type { Home } from '../home';
+
+/** The reserved top-level name for virtual views (by-hash, ...). */
+export const VDFS_DIR = '.vdfs';
+
+/** What a virtual path names. */
+export type Resolved =
+  | { kind: 'root' }
+  | { kind: 'entry'; location: Location; entry: Entry; rel: string }
+  | { kind: 'virtual'; parts: string[] };
+
+/** Splits '/<location>/<rel>' into the location name and the relative path. Throws EINVAL. */
+export function splitVirtual(vpath: string): { location?: string; rel: string; parts: string[] } {
+  const parts = splitPath(vpath);
+  return { location: parts[0], rel: parts.slice(1).join('/'), parts };
+}
+
+export function virtualPath(location: string, rel: string): string {
+  return rel === '' ? `/${location}` : `/${location}/${rel}`;
+}
+
+/**
+ * Resolves a virtual path against the index. Throws ENOENT when nothing is there,
+ * EINVAL for a malformed path.
+ */
+export function resolveVirtual(home: Home, vpath: string): Resolved {
+  const { location, rel, parts } = splitVirtual(vpath);
+  if (!location) return { kind: 'root' };
+  if (location === VDFS_DIR) return { kind: 'virtual', parts: parts.slice(1) };
+  const loc = home.locations.find(location);
+  if (!loc) throw new FsError('ENOENT', `${vpath}: no location named ${JSON.stringify(location)}`);
+  const entry = home.entries.resolve(loc.id, rel);
+  if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index${loc.lastScan ? '' : ` (location ${loc.name} was never scanned: vdfs scan ${loc.name})`}`);
+  return { kind: 'entry', location: loc, entry, rel };
+}

@@ -1,0 +1,44 @@
+/**
+ * The one error type of vdfs. Every layer (providers, index, cache, vfs) throws
+ * FsError; each front end maps `code` once (FUSE: errno, WebDAV: HTTP status).
+ */
+export const FS_ERROR_CODES = [
+  'ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EROFS', 'EACCES', 'EPERM',
+  'EIO', 'EHOSTDOWN', 'ENOSPC', 'EXDEV', 'EINVAL', 'ENAMETOOLONG', 'EBADF',
+  'EBUSY', 'ELOOP', 'ENOTSUP', 'ENODATA', 'ETIMEDOUT', 'EFBIG', 'EMFILE', 'ENOSYS',
+] as const;
+
+export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
+
+export class FsError extends Error {
+  readonly code: FsErrorCode;
+  override readonly cause?: unknown;
+
+  constructor(code: FsErrorCode, message: string, cause?: unknown) {
+    super(`${code}: ${message}`);
+    this.name = 'FsError';
+    this.code = code;
+    this.cause = cause;
+  }
+}
+
+export function isFsError(err: unknown): err is FsError {
+  return err instanceof FsError;
+}
+
+const CODES = new Set<string>(FS_ERROR_CODES);
+
+/**
+ * Turns anything thrown by node:fs (or anything else) into an FsError.
+ * Unknown system errors become EIO so nothing escapes unmapped.
+ */
+export function toFsError(err: unknown, context: string): FsError {
+  if (err instanceof FsError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const msg = (err as Error | undefined)?.message ?? String(err);
+  if (code && CODES.has(code)) return new FsError(code as FsErrorCode, `${context}: ${msg}`, err);
+  if (code === 'EDQUOT') return new FsError('ENOSPC', `${context}: ${msg}`, err);
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
+    return new FsError('EHOSTDOWN', `${context}: ${msg}`, err);
+  return new FsError('EIO', `${context}: ${msg}`, err);
+}

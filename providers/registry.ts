@@ -1,0 +1,43 @@
+import { statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { FsError } from './fs-error';
+import type { LocationKind } from '../index/locations';
+import { LocalProvider } from './local/local-provider';
+import type { Provider } from './provider';
+
+export interface ParsedUri {
+  kind: LocationKind;
+  /** The canonical URI stored in the index. */
+  uri: string;
+}
+
+/** Recognises a location URI. Throws EINVAL with the accepted forms. */
+export function parseLocationUri(uri: string): ParsedUri {
+  if (isAbsolute(uri)) return { kind: 'local', uri: resolve(uri) };
+  const m = /^([a-z0-9]+):\/\//.exec(uri);
+  if (m && (m[1] === 's3' || m[1] === 'gdrive' || m[1] === 'peer')) return { kind: m[1], uri };
+  if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
+  throw new FsError('EINVAL', `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`);
+}
+
+/** Checks that a new location's source is usable now. Throws ENOENT, ENOTDIR, ENOTSUP. */
+export function checkNewLocation(p: ParsedUri): void {
+  if (p.kind !== 'local') throw new FsError('ENOTSUP', `${p.kind} locations are not supported yet`);
+  let st;
+  try {
+    st = statSync(p.uri);
+  } catch {
+    throw new FsError('ENOENT', `${p.uri} does not exist (create it, or plug in the drive that holds it)`);
+  }
+  if (!st.isDirectory()) throw new FsError('ENOTDIR', `${p.uri} is not a directory`);
+}
+
+/** The provider behind a location. Throws ENOTSUP for kinds this build cannot open. */
+export function openProvider(loc: { kind: LocationKind; uri: string; readonly: boolean }): Provider {
+  switch (loc.kind) {
+    case 'local':
+      return new LocalProvider(loc.uri, loc.readonly);
+    default:
+      throw new FsError('ENOTSUP', `${loc.kind} locations are not supported yet`);
+  }
+}
