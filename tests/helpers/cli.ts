@@ -1,0 +1,69 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const VDFS_BIN = join(ROOT, 'bin', 'vdfs');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json<T = unknown>(): T;
+}
+
+/** Runs the real `vdfs` CLI (the built dist/) in a child process with a hard timeout. */
+export function vdfs(home: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): RunResult {
+  const r = spawnSync(process.execPath, [VDFS_BIN, '--home', home, ...args], {
+    encoding: 'buffer',
+    timeout: opts.timeoutMs ?? 120_000,
+    input: opts.input,
+    env: { ...process.env, VDFS_HOME: '' },
+    maxBuffer: 1 << 30,
+  });
+  if (r.error) throw r.error;
+  const stdout = r.stdout.toString('utf8');
+  return {
+    code: r.status ?? -1,
+    stdout,
+    stderr: r.stderr.toString('utf8'),
+    json<T>() {
+      try {
+        return JSON.parse(stdout) as T;
+      } catch {
+        throw new Error(`vdfs ${args.join(' ')} did not print JSON (exit ${r.status}):\n${stdout}\n${r.stderr}`);
+      }
+    },
+  };
+}
+
+/** Like vdfs() but throws unless the exit status is 0. */
+export function vdfsOk(home: string, args: string[]): RunResult {
+  const r = vdfs(home, args);
+  if (r.code !== 0) throw new Error(`vdfs ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r;
+}
+
+/** A fresh temp directory, removed when the test ends. */
+export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'vdfs-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The BLAKE3 hash of a file according to Debian's b3sum (the oracle). */
+export function b3sum(file: string): string {
+  return execFileSync('b3sum', ['--no-names', file], { encoding: 'utf8' }).trim();
+}
+
+export function b3sumMany(files: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  if (files.length === 0) return out;
+  const text = execFileSync('b3sum', ['--', ...files], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    out.set(line.slice(66), line.slice(0, 64));
+  }
+  return out;
+}
