@@ -1,0 +1,101 @@
+import type { EntryType } from '../../providers/provider';
+
+/** Attributes of one node of the virtual namespace. */
+export interface Attr {
+  /** Stable while the daemon runs (FUSE inode number). */
+  ino: number;
+  type: EntryType;
+  /** Permission bits only (e.g. 0o644); the type is in `type`. */
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  atimeMs: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** BLAKE3-256 hex of the content when known. */
+  hash: string | null;
+  /** Strong validator (quoted, ready for an ETag header); changes whenever the content changes. */
+  etag: string;
+  /** Changes here fail with EROFS. */
+  readonly: boolean;
+}
+
+export interface DirEntry {
+  name: string;
+  attr: Attr;
+}
+
+export interface OpenFlags {
+  write?: boolean;
+  create?: boolean;
+  /** With create: fail with EEXIST when it exists (O_EXCL). */
+  exclusive?: boolean;
+  truncate?: boolean;
+  append?: boolean;
+  /** Permission bits for a created file. */
+  mode?: number;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+}
+
+/** A WebDAV dead property, stored in the index with its entry. `value` is the XML inner text/markup. */
+export interface DeadProp {
+  ns: string;
+  name: string;
+  value: string;
+}
+
+/**
+ * The filesystem core shared by every front end (FUSE, WebDAV, `vdfs cat`). Paths are
+ * virtual and absolute: '/', '/<location>/<rel>', '/.vdfs/by-hash/<hash>'.
+ *
+ * Every method throws FsError only: ENOENT (missing), ENOTDIR/EISDIR (wrong type),
+ * EEXIST, ENOTEMPTY, EROFS (read-only location or virtual view), EXDEV (rename across
+ * locations), EHOSTDOWN (no reachable replica; never a hang), EIO (verification or source
+ * failure), ENOSPC, EINVAL/ENAMETOOLONG (bad names), EBADF (unknown handle).
+ */
+export interface Vfs {
+  getattr(path: string): Promise<Attr>;
+  readdir(path: string): Promise<DirEntry[]>;
+  readlink(path: string): Promise<string>;
+  /** Opens (and with flags.create, creates) a file. Returns a handle for read/write/release. */
+  open(path: string, flags?: OpenFlags): Promise<number>;
+  /** Up to `length` bytes at `offset`; short only at end of file. */
+  read(fh: number, offset: number, length: number): Promise<Buffer>;
+  /** Writes all of `data` at `offset` (at the end with flags.append). Returns bytes written. */
+  write(fh: number, offset: number, data: Buffer): Promise<number>;
+  /** Makes written data visible to later opens (close-to-open). */
+  flush(fh: number): Promise<void>;
+  /** Makes written data durable: once this resolves it survives kill -9 and power loss. */
+  fsync(fh: number): Promise<void>;
+  /** Closes the handle (flushes first); the handle number may be reused afterwards. */
+  release(fh: number): Promise<void>;
+  truncate(path: string, size: number): Promise<void>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Atomic within a location, replacing a file or empty directory target; EXDEV across locations. */
+  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
+  /** `user.vdfs.hash`, `user.vdfs.replicas`. Throws ENODATA for an unknown name. */
+  getxattr(path: string, name: string): Promise<Buffer>;
+  listxattr(path: string): Promise<string[]>;
+  statfs(path: string): Promise<StatFs>;
+  /** Dead properties of an entry (WebDAV PROPPATCH/PROPFIND). */
+  getProps(path: string): Promise<DeadProp[]>;
+  /** Sets and removes dead properties atomically (all or nothing). */
+  patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void>;
+}
