@@ -6,6 +6,7 @@ import { registerIndexCommands } from './commands-index';
 import { registerQueryCommands } from './commands-query';
 import { registerScanCommand } from './commands-scan';
 import { registerStatusCommand } from './commands-status';
+import { registerMountCommands } from './commands-mount';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<void> {
   registerScanCommand(program, g);
   registerQueryCommands(program, g);
   registerStatusCommand(program, g);
+  registerMountCommands(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,0 +1,63 @@
+import { resolve, sep } from 'node:path';
+import type { Logger } from 'pino';
+import { FsError } from '../providers/fs-error';
+import type { Home } from './home';
+import { mountFuse, type FuseMount } from './fuse/fuse-mount';
+import { createVfs } from './vfs';
+import type { BlockStore } from './vfs/blob-reader';
+import type { VfsCore } from './vfs/vfs-core';
+
+export interface DaemonOptions {
+  mountpoint?: string;
+  allowOther?: boolean;
+  log: Logger;
+  blocks: BlockStore;
+}
+
+export interface Daemon {
+  vfs: VfsCore;
+  fuse?: FuseMount;
+  stop(): Promise<void>;
+}
+
+function inside(child: string, parent: string): boolean {
+  const c = resolve(child) + sep;
+  const p = resolve(parent) + sep;
+  return c.startsWith(p);
+}
+
+/**
+ * Starts the long-running part of vdfs: the VFS, and the FUSE mount when asked.
+ * Refuses a mount point that contains the home or a location (the daemon would do I/O on
+ * its own mount, which deadlocks in the kernel). Throws FsError EINVAL/EIO.
+ */
+export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  if (opts.mountpoint) {
+    const mp = opts.mountpoint;
+    if (inside(home.dir, mp) || inside(home.cacheDir, mp)) throw new FsError('EINVAL', `the mount point ${mp} contains the vdfs home ${home.dir}; pick another`);
+    for (const loc of home.locations.list()) {
+      if (loc.kind === 'local' && (inside(loc.uri, mp) || inside(mp, loc.uri)))
+        throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
+    }
+  }
+  const vfs = await createVfs(home, { blocks: opts.blocks });
+  let fuse: FuseMount | undefined;
+  try {
+    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
+  } catch (err) {
+    await vfs.close();
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    vfs,
+    fuse,
+    stop() {
+      stopping ??= (async () => {
+        await fuse?.unmount();
+        await vfs.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import { constants as C } from 'node:fs';
+import type { Logger } from 'pino';
+import { FsError } from '../../providers/fs-error';
+import type { Attr } from '../vfs/types';
+import type { VfsCore } from '../vfs/vfs-core';
+import { toErrno } from './errno';
+
+type Cb = (err: number, ...rest: unknown[]) => void;
+
+const TYPE_BITS = { file: C.S_IFREG, dir: C.S_IFDIR, symlink: C.S_IFLNK } as const;
+
+export function statOf(a: Attr): Record<string, number | Date> {
+  return {
+    mode: TYPE_BITS[a.type] | a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    nlink: a.nlink,
+    ino: a.ino,
+    blksize: 128 * 1024,
+    blocks: Math.ceil(a.size / 512),
+    atime: a.atimeMs,
+    mtime: a.mtimeMs,
+    ctime: a.ctimeMs,
+  } as unknown as Record<string, number | Date>;
+}
+
+/**
+ * fuse-native handlers over the VFS core. Every handler catches everything: an exception
+ * escaping into fuse-native kills the process and leaves a dead mount. Results and errors
+ * are mapped once, through errno.ts.
+ */
+export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any[]) => void> {
+  // Runs an async op and answers the kernel exactly once, whatever happens.
+  const run = (op: string, path: string, cb: Cb, fn: () => Promise<unknown[] | void>): void => {
+    let answered = false;
+    const answer = (err: number, ...rest: unknown[]) => {
+      if (answered) return;
+      answered = true;
+      try { cb(err, ...rest); } catch (e) { log.error({ err: e, op, path }, 'fuse callback failed'); }
+    };
+    try {
+      fn().then(
+        (rest) => answer(0, ...(rest ?? [])),
+        (err: unknown) => {
+          if (!(err instanceof FsError)) log.error({ err, op, path }, 'unexpected error in fuse op');
+          else if (err.code === 'EIO' || err.code === 'EHOSTDOWN') log.warn({ op, path, code: err.code }, err.message);
+          answer(toErrno(err));
+        },
+      );
+    } catch (err) {
+      log.error({ err, op, path }, 'fuse op threw');
+      answer(toErrno(err));
+    }
+  };
+
+  const openFlags = (flags: number) => {
+    const acc = flags & 3;
+    return {
+      write: acc === C.O_WRONLY || acc === C.O_RDWR,
+      truncate: (flags & C.O_TRUNC) !== 0,
+      append: (flags & C.O_APPEND) !== 0,
+      create: (flags & C.O_CREAT) !== 0,
+      exclusive: (flags & C.O_EXCL) !== 0,
+    };
+  };
+
+  return {
+    init: (cb: Cb) => cb(0),
+    getattr: (path: string, cb: Cb) => run('getattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
+    fgetattr: (path: string, _fd: number, cb: Cb) => run('fgetattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
+    access: (path: string, _mode: number, cb: Cb) => run('access', path, cb, async () => { await vfs.getattr(path); }),
+    statfs: (path: string, cb: Cb) =>
+      run('statfs', path, cb, async () => {
+        const s = await vfs.statfs(path);
+        const clamp = (n: number) => Math.min(n, 0xffffffff);
+        return [{ ...s, blocks: clamp(s.blocks), bfree: clamp(s.bfree), bavail: clamp(s.bavail), files: clamp(s.files), ffree: clamp(s.ffree), favail: clamp(s.ffree) }];
+      }),
+    readdir: (path: string, cb: Cb) =>
+      run('readdir', path, cb, async () => {
+        const list = await vfs.readdir(path);
+        return [list.map((d) => d.name), list.map((d) => statOf(d.attr))];
+      }),
+    readlink: (path: string, cb: Cb) => run('readlink', path, cb, async () => [await vfs.readlink(path)]),
+    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, async () => [await vfs.open(path, openFlags(flags))]),
+    create: (path: string, mode: number, cb: Cb) =>
+      run('create', path, cb, async () => [await vfs.open(path, { write: true, create: true, mode: mode & 0o7777 })]),
+    // read and write answer with the byte count in the first argument (fuse-native's convention).
+    read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      run('read', path, (err, n) => cb(err < 0 ? err : (n as number)), async () => [
+        await vfs.readInto(fd, len === buf.length ? buf : buf.subarray(0, len), pos),
+      ]),
+    write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      run('write', path, (err, n) => cb(err < 0 ? err : (n as number)), async () => [
+        await vfs.write(fd, pos, len === buf.length ? buf : buf.subarray(0, len)),
+      ]),
+    flush: (path: string, fd: number, cb: Cb) => run('flush', path, cb, () => vfs.flush(fd)),
+    // fuse-native passes (path, datasync, fd) here, unlike its README.
+    fsync: (path: string, _datasync: number, fd: number, cb: Cb) => run('fsync', path, cb, () => vfs.fsync(fd)),
+    fsyncdir: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
+    release: (path: string, fd: number, cb: Cb) => run('release', path, cb, () => vfs.release(fd)),
+    truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
+    ftruncate: (path: string, _fd: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.truncate(path, size)),
+    unlink: (path: string, cb: Cb) => run('unlink', path, cb, () => vfs.unlink(path)),
+    mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode & 0o7777)),
+    rmdir: (path: string, cb: Cb) => run('rmdir', path, cb, () => vfs.rmdir(path)),
+    rename: (src: string, dest: string, cb: Cb) => run('rename', src, cb, () => vfs.rename(src, dest)),
+    symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path)),
+    link: (_src: string, dest: string, cb: Cb) =>
+      run('link', dest, cb, async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); }),
+    chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
+    chown: (path: string, _uid: number, _gid: number, cb: Cb) => run('chown', path, cb, async () => { await vfs.getattr(path); }),
+    utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
+    getxattr: (path: string, name: string, _pos: number, cb: Cb) => run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]),
+    listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, async () => [await vfs.listxattr(path)]),
+    setxattr: (path: string, _name: string, _value: Buffer, _pos: number, _flags: number, cb: Cb) =>
+      run('setxattr', path, cb, async () => { throw new FsError('ENOTSUP', 'extended attributes cannot be set on vdfs'); }),
+    removexattr: (path: string, _name: string, cb: Cb) =>
+      run('removexattr', path, cb, async () => { throw new FsError('ENOTSUP', 'extended attributes cannot be removed on vdfs'); }),
+  };
+}

@@ -1,0 +1,48 @@
+import type { Entry } from '../../index/entries';
+import type { Attr } from './types';
+
+/** Inode numbers: small fixed ones for virtual nodes, entry id + ENTRY_INO_BASE for indexed entries. */
+export const INO_ROOT = 1;
+export const INO_VDFS = 2;
+export const INO_BY_HASH = 3;
+export const ENTRY_INO_BASE = 1024;
+
+const uid = process.getuid?.() ?? 0;
+const gid = process.getgid?.() ?? 0;
+const started = Date.now();
+
+export function dirAttr(ino: number, mtimeMs = started, readonly = true, mode = 0o755): Attr {
+  return {
+    ino, type: 'dir', mode, size: 0, mtimeMs, ctimeMs: mtimeMs, atimeMs: mtimeMs, nlink: 2, uid, gid,
+    hash: null, etag: `"d${ino}-${Math.floor(mtimeMs)}"`, readonly,
+  };
+}
+
+/** Strong validator: the content hash when known, else the source's version token. */
+export function etagOf(e: Pick<Entry, 'id' | 'hash' | 'version' | 'size' | 'mtimeSec' | 'mtimeNsec'>): string {
+  if (e.hash) return `"${e.hash}"`;
+  const v = (e.version ?? `${e.size}-${e.mtimeSec}.${e.mtimeNsec}`).replace(/[^\w.:-]/g, '_');
+  return `"v${e.id}-${v}"`;
+}
+
+/** Attr of an indexed entry, with live size/mtime of a file being written when given. */
+export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number }): Attr {
+  const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
+  const size = live?.size ?? e.size;
+  const mode = e.mode || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
+  return {
+    ino: e.id + ENTRY_INO_BASE,
+    type: e.type,
+    mode,
+    size: e.type === 'symlink' ? Buffer.byteLength(e.target ?? '') : size,
+    mtimeMs,
+    ctimeMs: mtimeMs,
+    atimeMs: mtimeMs,
+    nlink: e.type === 'dir' ? 2 : 1,
+    uid,
+    gid,
+    hash: live ? null : e.hash,
+    etag: live ? `"w${e.id}-${size}-${Math.floor(mtimeMs)}"` : etagOf(e),
+    readonly,
+  };
+}

@@ -1,0 +1,61 @@
+import type { FileHandle } from 'node:fs/promises';
+import { FsError } from '../../providers/fs-error';
+import type { Location } from '../../index/locations';
+import type { BlobReader } from './blob-reader';
+
+/** A real file of a local location, read and written directly. */
+export interface LocalHandle {
+  kind: 'local';
+  fd: FileHandle;
+  vpath: string;
+  location: Location;
+  rel: string;
+  entryId: number;
+  writable: boolean;
+  append: boolean;
+  dirty: boolean;
+}
+
+/** Content read block by block through the cache from any replica. */
+export interface BlobHandle {
+  kind: 'blob';
+  vpath: string;
+  reader: BlobReader;
+}
+
+export type Handle = LocalHandle | BlobHandle;
+
+/** Open handles by number. FUSE file handles are 32-bit, so numbers wrap and skip live ones. */
+export class HandleTable {
+  private readonly handles = new Map<number, Handle>();
+  private next = 1;
+
+  add(h: Handle): number {
+    while (this.handles.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0;
+    const fh = this.next;
+    this.next = (this.next + 1) >>> 0;
+    this.handles.set(fh, h);
+    return fh;
+  }
+
+  /** Throws EBADF for an unknown handle. */
+  get(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new FsError('EBADF', `no open handle ${fh}`);
+    return h;
+  }
+
+  delete(fh: number): Handle | undefined {
+    const h = this.handles.get(fh);
+    this.handles.delete(fh);
+    return h;
+  }
+
+  all(): IterableIterator<[number, Handle]> {
+    return this.handles.entries();
+  }
+
+  get size(): number {
+    return this.handles.size;
+  }
+}

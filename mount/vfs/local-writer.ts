@@ -1,0 +1,306 @@
+import { constants as C, promises as fsp } from 'node:fs';
+import { FsError, toFsError } from '../../providers/fs-error';
+import { checkName } from '../../providers/paths';
+import type { Entry, EntryFields } from '../../index/entries';
+import { HashPool } from '../../index/hash-pool';
+import type { Location } from '../../index/locations';
+import { entryFromStats } from '../../providers/local/local-provider';
+import type { LocalHandle } from './handles';
+import { splitVirtual, virtualPath } from './namespace';
+import type { OpenFlags } from './types';
+import type { VfsCore } from './vfs-core';
+
+interface Live {
+  size: number;
+  mtimeMs: number;
+  writers: number;
+}
+
+interface Target {
+  location: Location;
+  parent: Entry;
+  parentRel: string;
+  name: string;
+  rel: string;
+  existing?: Entry;
+}
+
+/**
+ * The write side for local locations: every change goes to the real file or directory
+ * first, then the index follows from what the filesystem reports (lstat), in one
+ * transaction with its change-log row. Files written through a handle are re-hashed off
+ * the event loop after close. Cloud locations (staging + upload queue) plug in here later.
+ */
+export class LocalWriter {
+  private readonly live = new Map<string, Live>();
+  private readonly pool = new HashPool(1);
+  private readonly rehashing = new Set<string>();
+
+  constructor(private readonly core: VfsCore) {}
+
+  private get home() {
+    return this.core.home;
+  }
+
+  liveAttr(vpath: string): { size: number; mtimeMs: number } | undefined {
+    return this.live.get(vpath);
+  }
+
+  /** Where a new or existing entry at `path` goes. Throws EROFS, ENOENT (parent), ENOTDIR, EINVAL. */
+  private target(path: string, what: string): Target {
+    const { location, parts } = splitVirtual(path);
+    if (!location || parts.length < 2) throw new FsError(location ? 'EBUSY' : 'EROFS', `${what} ${path}: locations are managed with vdfs location add/rm`);
+    const loc = this.home.locations.find(location);
+    if (!loc) throw new FsError(location === '.vdfs' ? 'EROFS' : 'ENOENT', `${what} ${path}: no location ${location}`);
+    const name = parts[parts.length - 1];
+    checkName(name);
+    const parentRel = parts.slice(1, -1).join('/');
+    const parent = this.home.entries.resolve(loc.id, parentRel);
+    if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
+    if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
+    if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
+    if (loc.kind !== 'local') throw new FsError('EROFS', `${what} ${path}: writing to ${loc.kind} locations is not supported yet`);
+    const rel = parentRel === '' ? name : `${parentRel}/${name}`;
+    return { location: loc, parent, parentRel, name, rel, existing: this.home.entries.child(parent.id, name) };
+  }
+
+  private real(t: { location: Location; rel: string }): string {
+    return this.core.providers.get(t.location).realPath(t.rel);
+  }
+
+  /**
+   * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
+   * The hash is kept only while the version (inode, size, mtime) is unchanged.
+   */
+  private refresh(loc: Location, rel: string): Promise<Entry | undefined> {
+    return this.refreshAbs(loc, rel, this.core.providers.get(loc).realPath(rel));
+  }
+
+  private async refreshAbs(loc: Location, rel: string, abs: string): Promise<Entry | undefined> {
+    let fields: EntryFields | undefined;
+    try {
+      const st = await fsp.lstat(abs, { bigint: true });
+      const target = st.isSymbolicLink() ? await fsp.readlink(abs) : undefined;
+      const pe = entryFromStats(rel.split('/').pop() ?? '', st, target);
+      if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `lstat ${rel}`);
+    }
+    const { entries, db } = this.home;
+    const result = db.transaction((): Entry | undefined => {
+      const existing = entries.resolve(loc.id, rel);
+      if (!fields) {
+        if (existing && existing.parentId !== null) entries.remove(existing, rel);
+        return undefined;
+      }
+      if (existing) {
+        if (existing.type !== fields.type) {
+          entries.remove(existing, rel);
+        } else {
+          const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
+          const f = { ...fields, hash: keep };
+          entries.update(existing, f, rel);
+          return { ...existing, ...f };
+        }
+      }
+      const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      const parent = entries.resolve(loc.id, parentRel);
+      if (!parent || parent.type !== 'dir') return undefined; // parent not indexed yet: the next scan adds both
+      const name = rel.slice(rel.lastIndexOf('/') + 1);
+      const id = entries.insert(loc.id, parent.id, name, fields, rel);
+      return entries.get(id);
+    }).immediate();
+    this.core.resolver.invalidate();
+    if (result?.type === 'file' && !result.hash) this.rehash(loc, rel, abs);
+    return result;
+  }
+
+  /** A real file was seen to differ from the index: bring the entry up to date soon. */
+  noteExternalChange(loc: Location, rel: string): void {
+    void this.refresh(loc, rel).catch(() => undefined);
+  }
+
+  private rehash(loc: Location, rel: string, abs: string): void {
+    const key = `${loc.id}:${rel}`;
+    if (this.rehashing.has(key)) return;
+    this.rehashing.add(key);
+    void this.pool
+      .hashFile(abs, this.home.config.blockSize)
+      .then((r) => {
+        if (r.changed) return;
+        const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
+        this.home.db.transaction(() => {
+          const e = this.home.entries.resolve(loc.id, rel);
+          if (!e || e.version !== version) return; // changed again; its own commit re-hashes
+          this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
+          this.home.entries.update(e, { ...e, hash: r.hash }, rel);
+        }).immediate();
+        this.core.resolver.invalidate();
+      })
+      .catch(() => undefined) // vanished or unreadable: the next scan reports it
+      .finally(() => this.rehashing.delete(key));
+  }
+
+  async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
+    const t = this.target(path, 'open');
+    if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);
+    if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
+    let mode = (flags.write || flags.truncate || flags.append ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW;
+    if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
+    if (flags.truncate) mode |= C.O_TRUNC;
+    if (flags.append) mode |= C.O_APPEND;
+    const abs = this.real(t);
+    const fd = await fsp.open(abs, mode, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    try {
+      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refreshAbs(t.location, t.rel, abs);
+      if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
+      const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
+      const st = await fd.stat();
+      const live = this.live.get(path);
+      this.live.set(path, { size: st.size, mtimeMs: st.mtimeMs, writers: (live?.writers ?? 0) + 1 });
+      return h;
+    } catch (err) {
+      await fd.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async write(h: LocalHandle, offset: number, data: Buffer): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await h.fd
+        .write(data, done, data.length - done, h.append ? null : offset + done)
+        .catch((err) => { throw toFsError(err, `write ${h.vpath}`); });
+      done += bytesWritten;
+    }
+    h.dirty = true;
+    const live = this.live.get(h.vpath);
+    if (live) {
+      live.size = h.append ? live.size + done : Math.max(live.size, offset + done);
+      live.mtimeMs = Date.now();
+    }
+    return done;
+  }
+
+  /** Brings the index up to date with a written file (on flush, fsync and close). */
+  async commit(h: LocalHandle, releasing: boolean): Promise<void> {
+    h.dirty = false;
+    if (!releasing) {
+      const st = await h.fd.stat();
+      const live = this.live.get(h.vpath);
+      if (live) { live.size = st.size; live.mtimeMs = st.mtimeMs; }
+    }
+    await this.refresh(h.location, h.rel);
+  }
+
+  closed(h: LocalHandle): void {
+    if (!h.writable) return;
+    const live = this.live.get(h.vpath);
+    if (live && --live.writers <= 0) this.live.delete(h.vpath);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    const t = this.target(path, 'truncate');
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such file`);
+    if (t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    await fsp.truncate(this.real(t), size).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+    const live = this.live.get(path);
+    if (live) { live.size = size; live.mtimeMs = Date.now(); }
+    await this.refresh(t.location, t.rel);
+  }
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    const t = this.target(path, 'mkdir');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    await fsp.mkdir(this.real(t), { mode }).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
+    await this.refresh(t.location, t.rel);
+  }
+
+  async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
+    const t = this.target(path, expect === 'dir' ? 'rmdir' : 'unlink');
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    const abs = this.real(t);
+    await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
+    });
+    await this.refresh(t.location, t.rel);
+  }
+
+  async rename(from: string, to: string, noReplace: boolean): Promise<void> {
+    const a = this.target(from, 'rename');
+    const b = this.target(to, 'rename');
+    if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
+    if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
+    if (a.rel === b.rel) return;
+    if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    const absA = this.real(a);
+    const absB = this.real(b);
+    if (noReplace) {
+      const exists = await fsp.lstat(absB).then(() => true, () => false);
+      if (exists || b.existing) throw new FsError('EEXIST', `${to} already exists`);
+    }
+    await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
+    const { entries, db } = this.home;
+    db.transaction(() => {
+      const moving = entries.get(a.existing!.id);
+      if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
+    }).immediate();
+    this.core.resolver.invalidate();
+    this.retargetHandles(from, to);
+    await this.refresh(b.location, b.rel);
+  }
+
+  /** Open handles and live sizes follow a renamed file or directory. */
+  private retargetHandles(from: string, to: string): void {
+    const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
+    for (const [, h] of this.core.handles.all()) {
+      if (h.kind !== 'local') continue;
+      const np = moved(h.vpath);
+      if (np) { h.vpath = np; h.rel = splitVirtual(np).rel; }
+    }
+    for (const [p, l] of [...this.live]) {
+      const np = moved(p);
+      if (np) { this.live.delete(p); this.live.set(np, l); }
+    }
+  }
+
+  async symlink(targetText: string, path: string): Promise<void> {
+    const t = this.target(path, 'symlink');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    await fsp.symlink(targetText, this.real(t)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
+    await this.refresh(t.location, t.rel);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const t = this.target(path, 'chmod');
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    await fsp.chmod(this.real(t), mode & 0o7777).catch((err) => { throw toFsError(err, `chmod ${path}`); });
+    await this.refresh(t.location, t.rel);
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    const t = this.target(path, 'utimens');
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    const abs = this.real(t);
+    await (t.existing.type === 'symlink' ? fsp.lutimes(abs, atimeMs / 1000, mtimeMs / 1000) : fsp.utimes(abs, atimeMs / 1000, mtimeMs / 1000)).catch((err) => {
+      throw toFsError(err, `utimens ${path}`);
+    });
+    const live = this.live.get(path);
+    if (live) live.mtimeMs = mtimeMs;
+    await this.refresh(t.location, t.rel);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** For callers that need the virtual path of a location-relative path. */
+  static vpath(loc: Location, rel: string): string {
+    return virtualPath(loc.name, rel);
+  }
+}

@@ -1,0 +1,262 @@
+import { constants as C, promises as fsp } from 'node:fs';
+import { FsError, toFsError } from '../../providers/fs-error';
+import type { Entry } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import { localVersion } from '../../providers/local/local-provider';
+import type { Home } from '../home';
+import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
+import { BlobReader, type BlockStore } from './blob-reader';
+import { HandleTable, type Handle, type LocalHandle } from './handles';
+import { LocalWriter } from './local-writer';
+import { VDFS_DIR, virtualPath, type Resolved } from './namespace';
+import { ProviderPool, Replicas } from './replicas';
+import { Resolver } from './resolver';
+import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+const XATTR_HASH = 'user.vdfs.hash';
+const XATTR_REPLICAS = 'user.vdfs.replicas';
+
+export interface VfsCoreOptions {
+  blocks: BlockStore;
+}
+
+/** The filesystem core: namespace, handles, read pipeline; writes go to LocalWriter. */
+export class VfsCore implements Vfs {
+  readonly resolver: Resolver;
+  readonly providers = new ProviderPool();
+  readonly replicas: Replicas;
+  readonly handles = new HandleTable();
+  readonly writer: LocalWriter;
+
+  constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
+    this.resolver = new Resolver(home);
+    this.replicas = new Replicas(home, this.providers);
+    this.writer = new LocalWriter(this);
+  }
+
+  resolve(path: string): Resolved {
+    return this.resolver.resolve(path);
+  }
+
+  /** Resolves to an indexed entry; the root and virtual views answer EROFS/ENOENT for `what`. */
+  resolveEntry(path: string, what: string): { location: Location; entry: Entry; rel: string } {
+    const r = this.resolve(path);
+    if (r.kind === 'entry') return r;
+    if (r.kind === 'root') throw new FsError('EROFS', `${what}: the root lists locations; add one with vdfs location add`);
+    throw new FsError('EROFS', `${what}: ${path} is a read-only view`);
+  }
+
+  async getattr(path: string): Promise<Attr> {
+    const r = this.resolve(path);
+    if (r.kind === 'root') return dirAttr(INO_ROOT);
+    if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
+    return entryAttr(r.entry, r.location.readonly, this.writer.liveAttr(path));
+  }
+
+  private virtualAttr(parts: string[], path: string): Attr {
+    if (parts.length === 0) return dirAttr(INO_VDFS);
+    if (parts[0] === 'by-hash' && parts.length === 1) return dirAttr(INO_BY_HASH);
+    if (parts[0] === 'by-hash' && parts.length === 2 && HASH_RE.test(parts[1])) {
+      const blob = this.home.blobs.get(parts[1]);
+      const e = blob ? this.home.entries.byHash(blob.hash).find((x) => x.type === 'file') : undefined;
+      if (blob && e) return { ...entryAttr(e, true), mode: 0o444 };
+    }
+    throw new FsError('ENOENT', `${path}: no such entry`);
+  }
+
+  async readdir(path: string): Promise<DirEntry[]> {
+    const r = this.resolve(path);
+    if (r.kind === 'root') {
+      const out: DirEntry[] = [{ name: VDFS_DIR, attr: dirAttr(INO_VDFS) }];
+      for (const loc of this.home.locations.list()) {
+        const root = this.home.entries.root(loc.id);
+        if (!root) continue; // never scanned: nothing to show yet
+        this.resolver.prime(`/${loc.name}`, { kind: 'entry', location: loc, entry: root, rel: '' });
+        out.push({ name: loc.name, attr: entryAttr(root, loc.readonly) });
+      }
+      return out;
+    }
+    if (r.kind === 'virtual') {
+      if (r.parts.length === 0) return [{ name: 'by-hash', attr: dirAttr(INO_BY_HASH) }];
+      if (r.parts.length === 1 && r.parts[0] === 'by-hash') return []; // open any blob by name; listing all would be huge
+      throw new FsError('ENOTDIR', `${path} is not a directory`);
+    }
+    if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    const base = path.endsWith('/') ? path.slice(0, -1) : path;
+    return this.home.entries.children(r.entry.id).map((child) => {
+      const childPath = `${base}/${child.name}`;
+      this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.writer.liveAttr(childPath)) };
+    });
+  }
+
+  async readlink(path: string): Promise<string> {
+    const r = this.resolve(path);
+    if (r.kind !== 'entry' || r.entry.type !== 'symlink') throw new FsError('EINVAL', `${path} is not a symlink`);
+    return r.entry.target ?? '';
+  }
+
+  async open(path: string, flags: OpenFlags = {}): Promise<number> {
+    if (flags.write || flags.create || flags.truncate) return this.handles.add(await this.writer.openForWrite(path, flags));
+    const r = this.resolve(path);
+    if (r.kind === 'root') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.kind === 'virtual') {
+      const hash = r.parts[0] === 'by-hash' && r.parts.length === 2 ? r.parts[1] : undefined;
+      if (!hash || !HASH_RE.test(hash)) throw new FsError(r.parts.length <= 1 ? 'EISDIR' : 'ENOENT', `${path}: cannot open`);
+      return this.handles.add({ kind: 'blob', vpath: path, reader: this.blobReader(hash, path) });
+    }
+    if (r.entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.entry.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink`);
+    const local = await this.openLocal(path, r.location, r.entry, r.rel);
+    if (local) return this.handles.add(local);
+    if (!r.entry.hash) throw new FsError('EHOSTDOWN', `${path}: its location ${r.location.name} is unreachable and its content was never hashed, so no other replica is known`);
+    return this.handles.add({ kind: 'blob', vpath: path, reader: this.blobReader(r.entry.hash, path) });
+  }
+
+  /** The real file, when its location is local and reachable; undefined when it is not. */
+  private async openLocal(path: string, loc: Location, entry: Entry, rel: string): Promise<LocalHandle | undefined> {
+    if (loc.kind !== 'local') return undefined;
+    const provider = this.providers.get(loc);
+    try {
+      const fd = await fsp.open(provider.realPath(rel), C.O_RDONLY | C.O_NOFOLLOW);
+      const st = await fd.stat({ bigint: true });
+      if (localVersion(st) !== entry.version) this.writer.noteExternalChange(loc, rel);
+      return { kind: 'local', fd, vpath: path, location: loc, rel, entryId: entry.id, writable: false, append: false, dirty: false };
+    } catch (err) {
+      const fe = toFsError(err, `open ${path}`);
+      if (fe.code !== 'ENOENT' && fe.code !== 'EACCES' && fe.code !== 'EIO') throw fe;
+      if (await provider.isOnline()) {
+        if (fe.code === 'ENOENT') this.writer.noteExternalChange(loc, rel);
+        if (fe.code !== 'ENOENT' || !entry.hash) throw fe;
+      } else if (loc.online) {
+        this.home.locations.setOnline(loc.id, false);
+        this.resolver.invalidate();
+      }
+      return undefined; // unreachable or gone: read another replica by hash
+    }
+  }
+
+  private blobReader(hash: string, path: string): BlobReader {
+    const blob = this.home.blobs.get(hash);
+    if (!blob) throw new FsError('ENOENT', `${path}: content ${hash.slice(0, 16)} is not known to the index`);
+    return new BlobReader(this.opts.blocks, blob, () => this.replicas.sources(hash));
+  }
+
+  async read(fh: number, offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    const n = await this.readInto(fh, buf, offset);
+    return n === length ? buf : buf.subarray(0, n);
+  }
+
+  /** Reads into the caller's buffer (FUSE hands us one): no extra copy on the direct path. */
+  async readInto(fh: number, buf: Buffer, offset: number): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
+    const h = this.handles.get(fh);
+    if (h.kind === 'local') {
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await h.fd.read(buf, got, buf.length - got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    }
+    const data = await h.reader.read(offset, buf.length);
+    data.copy(buf);
+    return data.length;
+  }
+
+  write(fh: number, offset: number, data: Buffer): Promise<number> {
+    return this.writer.write(this.localHandle(fh), offset, data);
+  }
+
+  private localHandle(fh: number): LocalHandle {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.writable) throw new FsError('EBADF', `handle ${fh} is not open for writing`);
+    return h;
+  }
+
+  async flush(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
+    if (h.kind === 'local' && h.dirty) await this.writer.commit(h, false);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
+    if (h.kind === 'local' && h.writable) {
+      await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath}`); });
+      if (h.dirty) await this.writer.commit(h, false);
+    }
+  }
+
+  async release(fh: number): Promise<void> {
+    const h: Handle | undefined = this.handles.delete(fh);
+    if (!h || h.kind !== 'local') return;
+    try {
+      if (h.dirty) await this.writer.commit(h, true);
+    } finally {
+      this.writer.closed(h);
+      await h.fd.close().catch(() => undefined);
+    }
+  }
+
+  truncate(path: string, size: number): Promise<void> { return this.writer.truncate(path, size); }
+  mkdir(path: string, mode?: number): Promise<void> { return this.writer.mkdir(path, mode ?? 0o755); }
+  rmdir(path: string): Promise<void> { return this.writer.remove(path, 'dir'); }
+  unlink(path: string): Promise<void> { return this.writer.remove(path, 'file'); }
+  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> { return this.writer.rename(from, to, opts?.noReplace ?? false); }
+  symlink(target: string, path: string): Promise<void> { return this.writer.symlink(target, path); }
+  chmod(path: string, mode: number): Promise<void> { return this.writer.chmod(path, mode); }
+  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> { return this.writer.utimens(path, atimeMs, mtimeMs); }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const attr = await this.getattr(path);
+    if (name === XATTR_HASH && attr.hash) return Buffer.from(attr.hash);
+    if (name === XATTR_REPLICAS && attr.hash) return Buffer.from(JSON.stringify(this.replicas.list(attr.hash)));
+    throw new FsError('ENODATA', `${path} has no attribute ${name}`);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const attr = await this.getattr(path);
+    return attr.hash ? [XATTR_HASH, XATTR_REPLICAS] : [];
+  }
+
+  async statfs(path: string): Promise<StatFs> {
+    let dir = this.home.dir;
+    try {
+      const r = this.resolve(path);
+      if (r.kind === 'entry' && r.location.kind === 'local') dir = r.location.uri;
+    } catch { /* statfs of the home for anything not resolvable */ }
+    const s = await fsp.statfs(dir).catch(() => fsp.statfs(this.home.dir));
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 };
+  }
+
+  async getProps(path: string): Promise<DeadProp[]> {
+    const r = this.resolve(path);
+    if (r.kind !== 'entry') return [];
+    return this.home.db.prepare('SELECT ns, name, value FROM props WHERE entry_id = ? ORDER BY ns, name').all(r.entry.id) as DeadProp[];
+  }
+
+  async patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void> {
+    const { entry } = this.resolveEntry(path, 'set properties');
+    const db = this.home.db;
+    db.transaction(() => {
+      const del = db.prepare('DELETE FROM props WHERE entry_id = ? AND ns = ? AND name = ?');
+      const put = db.prepare('INSERT INTO props (entry_id, ns, name, value) VALUES (?, ?, ?, ?) ON CONFLICT(entry_id, ns, name) DO UPDATE SET value = excluded.value');
+      for (const p of remove) del.run(entry.id, p.ns, p.name);
+      for (const p of set) put.run(entry.id, p.ns, p.name, p.value);
+    }).immediate();
+  }
+
+  /** Virtual path of an indexed entry. */
+  pathOfEntry(loc: Location, rel: string): string {
+    return virtualPath(loc.name, rel);
+  }
+
+  async close(): Promise<void> {
+    for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
+    await this.writer.close();
+    await this.providers.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { VDFS_BIN } from './cli';
+
+export interface RunningMount {
+  proc: ChildProcess;
+  mountpoint: string;
+  output(): string;
+  /** SIGTERM, wait for exit (hard timeout), then make sure nothing stays mounted. */
+  stop(): Promise<number | null>;
+  /** kill -9: leaves the mount dead, as a crash would. */
+  kill9(): Promise<void>;
+}
+
+export function isMounted(mountpoint: string): boolean {
+  const target = resolve(mountpoint);
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
+}
+
+function waitExit(proc: ChildProcess, ms: number): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
+  return new Promise((res) => {
+    const timer = setTimeout(() => res(null), ms);
+    proc.once('exit', (code) => { clearTimeout(timer); res(code); });
+  });
+}
+
+/**
+ * Starts `vdfs mount` in a child process and waits (hard timeout) until it says it is
+ * mounted. Register stop() in teardown: it always unmounts, even after a crash.
+ */
+export async function startMount(home: string, mountpoint: string, extra: string[] = [], timeoutMs = 20_000): Promise<RunningMount> {
+  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'mount', mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const m: RunningMount = {
+    proc,
+    mountpoint,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      let code = await waitExit(proc, 15_000);
+      if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); code = await waitExit(proc, 5_000); }
+      if (isMounted(mountpoint)) spawnSync('fusermount', ['-uz', mountpoint], { timeout: 10_000 });
+      return code;
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      await waitExit(proc, 5_000);
+    },
+  };
+  const started = Date.now();
+  while (!out.includes('vdfs mounted at')) {
+    if (proc.exitCode !== null || Date.now() - started > timeoutMs) {
+      await m.stop();
+      throw new Error(`vdfs mount did not come up (exit ${proc.exitCode}):\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return m;
+}
+
+/** Runs a command with a hard timeout (a hung mount must fail the test, not hang it). */
+export function sh(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8', maxBuffer: 1 << 28 });
+  return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+}
