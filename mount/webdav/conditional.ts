@@ -1,3 +1,4 @@
+import { etagOf } from './etag';
 import type { IncomingMessage } from 'node:http';
 import type { Attr } from '../vfs/types';
 import { HttpError } from './http-error';
@@ -22,7 +23,7 @@ function weakEq(a: string, b: string): boolean {
 export function checkPreconditions(req: IncomingMessage, attr: Attr | null, safe: boolean): 'not-modified' | undefined {
   const ifMatch = req.headers['if-match'];
   if (ifMatch !== undefined) {
-    const ok = attr !== null && (ifMatch.trim() === '*' || etagList(ifMatch).some((e) => strongEq(e, attr.etag)));
+    const ok = attr !== null && (ifMatch.trim() === '*' || etagList(ifMatch).some((e) => strongEq(e, etagOf(attr))));
     if (!ok) throw new HttpError(412, 'If-Match failed');
   } else {
     const ius = req.headers['if-unmodified-since'];
@@ -33,7 +34,7 @@ export function checkPreconditions(req: IncomingMessage, attr: Attr | null, safe
   }
   const inm = req.headers['if-none-match'];
   if (inm !== undefined) {
-    const match = attr !== null && (inm.trim() === '*' || etagList(inm).some((e) => weakEq(e, attr.etag)));
+    const match = attr !== null && (inm.trim() === '*' || etagList(inm).some((e) => weakEq(e, etagOf(attr))));
     if (match) {
       if (safe) return 'not-modified';
       throw new HttpError(412, 'If-None-Match failed');

@@ -1,3 +1,4 @@
+import { etagOf } from './etag';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Attr, Vfs } from '../vfs/types';
@@ -76,7 +77,7 @@ export async function checkIfHeader(ctx: Ctx, requestAttr: Attr | null): Promise
     const holds = list.conditions.every((c) => {
       let v: boolean;
       if (c.token !== undefined) v = ctx.locks.covering(path).some((l) => l.token === c.token);
-      else v = attr !== null && etagMatches(attr.etag, c.etag!);
+      else v = attr !== null && etagMatches(etagOf(attr), c.etag!);
       return c.not ? !v : v;
     });
     if (holds) return;

@@ -1,3 +1,4 @@
+import { etagOf } from './etag';
 import type { Attr, StatFs, Vfs } from '../vfs/types';
 import type { Lock, LockManager } from './locks';
 import type { PropOut } from './multistatus';
@@ -57,7 +58,7 @@ export async function liveProp(
     case 'getcontenttype':
       return isDir ? p('httpd/unix-directory') : p(escapeXml(contentTypeFor(path)));
     case 'getetag':
-      return p(escapeXml(attr.etag));
+      return p(escapeXml(etagOf(attr)));
     case 'getlastmodified':
       return p(httpDate(attr.mtimeMs));
     case 'resourcetype':

@@ -1,3 +1,4 @@
+import { etagOf } from '../etag';
 import type { Ctx } from '../context';
 import { checkIfHeader, header } from '../context';
 import { checkPreconditions } from '../conditional';
@@ -22,7 +23,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const attr = await vfs.getattr(path);
   await checkIfHeader(ctx, attr);
   const cond = checkPreconditions(req, attr, true);
-  const common: Record<string, string> = { ETag: attr.etag, 'Last-Modified': httpDate(attr.mtimeMs) };
+  const common: Record<string, string> = { ETag: etagOf(attr), 'Last-Modified': httpDate(attr.mtimeMs) };
   if (cond === 'not-modified') {
     res.writeHead(304, common);
     res.end();
@@ -40,7 +41,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const ifRange = header(req, 'if-range');
   if (range && ifRange !== undefined) {
     // If-Range: a strong ETag or a date; a mismatch means "send everything"
-    const same = ifRange.startsWith('"') || ifRange.startsWith('W/') ? ifRange === attr.etag : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
+    const same = ifRange.startsWith('"') || ifRange.startsWith('W/') ? ifRange === etagOf(attr) : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
     if (!same) range = null;
   }
   if (range === 'unsatisfiable') {

@@ -1,3 +1,4 @@
+import { etagOf } from '../etag';
 import { randomBytes } from 'node:crypto';
 import type { Ctx } from '../context';
 import { checkIfHeader, statOrNull } from '../context';
@@ -81,6 +82,6 @@ export async function handlePut(ctx: Ctx): Promise<void> {
     if (!renamed) await vfs.unlink(tmp).catch(() => undefined);
   }
   const now = await statOrNull(vfs, path);
-  res.writeHead(attr ? 204 : 201, { ...(now ? { ETag: now.etag } : {}), 'Content-Length': '0' });
+  res.writeHead(attr ? 204 : 201, { ...(now ? { ETag: etagOf(now) } : {}), 'Content-Length': '0' });
   res.end();
 }
