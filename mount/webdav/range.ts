@@ -25,8 +25,8 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const start = Number(a);
   let end = b === '' ? size - 1 : Number(b);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return null;
-  if (end < start) return null;
   if (start >= size) return 'unsatisfiable';
+  if (end < start) return null;
   if (end >= size) end = size - 1;
   return { start, end };
 }
