@@ -9,7 +9,7 @@ export interface RunningWebdav {
   url: string;
   port: number;
   home: string;
-  /** The real directory behind location `loc`. */
+  /** The real directory behind location `loc`; other locations are its siblings named after them. */
   locDir: string;
   output(): string;
   stop(): Promise<void>;
@@ -24,7 +24,7 @@ const SERVE = join(ROOT, 'dist', 'tests', 'helpers', 'webdav-serve.js');
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
-  opts: { seed?: (dir: string) => void; env?: Record<string, string> } = {},
+  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[] } = {},
 ): Promise<RunningWebdav> {
   const dir = tempDir(t, 'vdfs-webdav-');
   const home = join(dir, 'home');
@@ -33,6 +33,10 @@ export async function startWebdavServer(
   opts.seed?.(locDir);
   vdfsOk(home, ['init', '--name', 'webdav-test']);
   vdfsOk(home, ['location', 'add', 'loc', locDir]);
+  for (const name of opts.otherLocations ?? []) {
+    mkdirSync(join(dir, name));
+    vdfsOk(home, ['location', 'add', name, join(dir, name)]);
+  }
   vdfsOk(home, ['scan']);
   const proc = spawn(process.execPath, [SERVE, home, '127.0.0.1', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
