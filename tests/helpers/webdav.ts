@@ -105,3 +105,32 @@ export async function metric(port: number, name: string): Promise<number> {
   if (!line) throw new Error(`metric ${name} missing:\n${r.text}`);
   return Number(line.split(' ')[1]);
 }
+
+/**
+ * Sends bytes exactly as given over a raw TCP socket (no client-side URL normalisation)
+ * and resolves with everything the server answered before closing or `timeoutMs`.
+ */
+export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { connect } = require('node:net') as typeof import('node:net');
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    const done = () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(out);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    s.on('end', done);
+    s.on('error', done);
+    s.write(data);
+  });
+}
+
+/** Status code of a raw HTTP response ('' when none came). */
+export function rawStatus(resp: string): number {
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(resp);
+  return m ? Number(m[1]) : 0;
+}
