@@ -23,6 +23,7 @@ export interface DiskTierCounters {
 }
 
 const FLUSH_MS = 1000;
+const FLUSH_CHUNK = 500;
 
 /** A block's file name: BLAKE3 of the key, so any key (paths, colons) maps to a safe name. */
 function fileNameOf(key: string): string {
@@ -60,6 +61,7 @@ export class DiskTier {
   private seq = 0;
   private generation = 0;
   private closed = false;
+  private indexClosed = false;
 
   private constructor(
     readonly dir: string,
@@ -139,7 +141,7 @@ export class DiskTier {
     await this.lock.run(async () => {
       while (this.bytesOnDisk > this.maxBytes && (await this.evictOldest()));
     });
-    this.flush();
+    this.flush(Infinity);
   }
 
   /** Bytes of block files on disk (committed, or being deleted) plus space reserved for writes. */
@@ -304,22 +306,31 @@ export class DiskTier {
     }
   }
 
-  /** Writes pending recency/insert/delete changes to the index. Never throws (counts errors). */
-  flush(): void {
-    if (this.dirty.size === 0) return;
+  /**
+   * Writes pending recency/insert/delete changes to the index, at most `chunk` rows per
+   * synchronous SQLite transaction (~3.4 µs a row here), continuing on a later turn of the
+   * event loop so a big batch never stalls FUSE for long. Never throws (counts errors).
+   */
+  flush(chunk = FLUSH_CHUNK): void {
+    if (this.dirty.size === 0 || this.indexClosed) return;
     const upserts: IndexRow[] = [];
     const deletes: string[] = [];
+    const taken: string[] = [];
     for (const key of this.dirty) {
+      if (taken.length >= chunk) break;
+      taken.push(key);
       const e = this.entries.get(key);
       if (e) upserts.push({ key, ...e });
       else deletes.push(key);
     }
     try {
       this.index.apply(upserts, deletes);
-      this.dirty.clear();
+      for (const k of taken) this.dirty.delete(k);
     } catch {
       this.counters.indexErrors++; // kept dirty: retried on the next flush
+      return;
     }
+    if (this.dirty.size > 0 && !this.closed) setImmediate(() => this.flush());
   }
 
   /** Removes every block and index row. Throws FsError when the directory cannot be reset. */
@@ -349,7 +360,8 @@ export class DiskTier {
     clearInterval(this.timer);
     await Promise.allSettled([...this.writing.values()]);
     await this.lock.run(async () => undefined);
-    this.flush();
+    this.flush(Infinity);
+    this.indexClosed = true;
     this.index.close();
   }
 }
