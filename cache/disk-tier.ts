@@ -117,9 +117,14 @@ export class DiskTier {
     const byFile = new Map<string, IndexRow>();
     for (const r of rows) byFile.set(r.file, r);
     const present = new Set<string>();
-    const subdirs = await readdir(this.blocksDir);
+    const subdirs = await readdir(this.blocksDir, { withFileTypes: true });
     await Promise.all(
-      subdirs.map(async (sub) => {
+      subdirs.map(async (d) => {
+        const sub = d.name;
+        if (!d.isDirectory() || !/^[0-9a-f]{2}$/.test(sub)) {
+          await rm(join(this.blocksDir, sub), { recursive: true, force: true }); // not ours
+          return;
+        }
         const names = await readdir(join(this.blocksDir, sub)).catch(() => [] as string[]);
         this.madeDirs.add(sub);
         for (const name of names) {
@@ -254,8 +259,9 @@ export class DiskTier {
       this.counters.writeErrors++;
       return false;
     } finally {
-      this.reserved -= n;
+      // the temp file is gone before its reservation is released, so the limit holds on disk
       if (!renamed) await unlink(tmp).catch(() => undefined);
+      this.reserved -= n;
     }
   }
 

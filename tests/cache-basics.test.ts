@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import { FsError } from '../providers/fs-error';
@@ -132,4 +133,33 @@ t.test('clear removes everything, also across a restart', async (t) => {
   await c.close();
   c = await openCache(t, dir);
   t.match(c.stats(), { blocks: 1, bytes: BS }, 'only the block fetched after clear survives the restart');
+});
+
+t.test('cache-side disk trouble never fails a get: the block is returned, not stored', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir, { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  // replace the temp dir with a file: every block write now fails with ENOTDIR
+  rmSync(join(dir, 'tmp'), { recursive: true });
+  writeFileSync(join(dir, 'tmp'), 'in the way');
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.match(c.stats(), { writeErrors: 1, blocks: 0, bytes: 0 });
+  t.equal(filesUnder(join(dir, 'blocks')).length, 0);
+});
+
+t.test('clear() while a fetch is in flight: the late block is not left on disk unaccounted', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir, { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a, b] = src.addRandomBlob(2 * BS);
+  await c.get(b.key, src.fetcher(b.key), b.hash);
+  src.faults.delayMs = 30;
+  const pending = c.get(a.key, src.fetcher(a.key), a.hash);
+  await new Promise((r) => setTimeout(r, 5));
+  await c.clear();
+  t.same(await pending, a.data, 'the caller still gets its bytes');
+  t.equal(c.stats().bytes, blockBytesOnDisk(dir), 'counter and filesystem agree');
+  t.equal(c.stats().blocks, filesUnder(join(dir, 'blocks')).length);
+  t.equal(await c.peek(b.key), undefined, 'the block cached before clear is gone');
 });
