@@ -3,6 +3,11 @@ import type { Logger } from 'pino';
 import { FsError } from '../providers/fs-error';
 import type { Home } from './home';
 import { mountFuse, type FuseMount } from './fuse/fuse-mount';
+import { HashPool } from '../index/hash-pool';
+import { acquireScanLock } from '../index/scan-lock';
+import { scanLocalLocation } from '../index/scanner';
+import type { Location } from '../index/locations';
+import { LocationWatcher } from './watcher';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
@@ -48,16 +53,49 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     await vfs.close();
     throw err;
   }
+  const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
+  const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
+  watcher.start();
+  // The safety net behind inotify (missed events, changes while we were down).
+  const interval = home.config['scan.interval'];
+  const periodic = interval > 0
+    ? setInterval(() => {
+        for (const loc of home.locations.list()) {
+          if (loc.kind === 'local' && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+        }
+      }, interval * 1000)
+    : undefined;
+  periodic?.unref();
   let stopping: Promise<void> | undefined;
   return {
     vfs,
     fuse,
     stop() {
       stopping ??= (async () => {
+        watcher.stop();
+        if (periodic) clearInterval(periodic);
         await fuse?.unmount();
         await vfs.close();
       })();
       return stopping;
     },
   };
+}
+
+/** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
+async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<void> {
+  let release: () => void;
+  try {
+    release = acquireScanLock(home.dir, loc.name);
+  } catch {
+    return; // someone else is scanning it right now
+  }
+  const pool = new HashPool(1);
+  try {
+    await scanLocalLocation({ db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize }, loc, loc.uri);
+  } finally {
+    vfs.resolver.invalidate();
+    await pool.close();
+    release();
+  }
 }

@@ -1,16 +1,10 @@
 import type { Command } from 'commander';
 import { FsError } from '../../providers/fs-error';
 import { startDaemon } from '../daemon';
-import type { Home } from '../home';
+import { openBlockStore } from '../block-store';
 import { createLogger } from '../log';
-import type { BlockStore } from '../vfs/blob-reader';
 import { createVfs } from '../vfs';
 import { openHome, type GlobalOpts } from './context';
-
-/** The block store of a home. TEMPORARY until cache/ lands: fetches every miss. */
-async function openBlocks(_home: Home): Promise<BlockStore & { close(): Promise<void> }> {
-  return { get: (_key, fetch) => fetch(), close: async () => undefined };
-}
 
 function waitForSignal(): Promise<string> {
   return new Promise((res) => {
@@ -29,7 +23,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .action(async (mountpoint: string, o: { allowOther?: boolean }) => {
       const home = openHome(g());
       const log = createLogger(g().logLevel);
-      const blocks = await openBlocks(home);
+      const blocks = await openBlockStore(home);
       const daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, log, blocks });
       log.info({ mountpoint: daemon.fuse?.mountpoint, home: home.dir }, 'mounted; stop with Ctrl-C or SIGTERM');
       process.stdout.write(`vdfs mounted at ${daemon.fuse?.mountpoint}\n`);
@@ -51,7 +45,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
       if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', '--offset takes a whole number of bytes');
       if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0)) throw new FsError('EINVAL', '--length takes a whole number of bytes');
       const home = openHome(g());
-      const blocks = await openBlocks(home);
+      const blocks = await openBlockStore(home);
       const vfs = await createVfs(home, { blocks });
       const fh = await vfs.open(vpath);
       try {
