@@ -1,0 +1,88 @@
+import { etagOf } from '../etag';
+import type { Ctx } from '../context';
+import { checkIfHeader, header } from '../context';
+import { checkPreconditions } from '../conditional';
+import { contentTypeFor } from '../content-type';
+import { HttpError } from '../http-error';
+import { renderListing } from '../html-listing';
+import { isFinderJunk, isHiddenName } from '../junk';
+import { writeChunk } from '../multistatus';
+import { httpDate } from '../props';
+import { parseRange } from '../range';
+import { CHUNK, openCounted, releaseCounted } from '../tree';
+
+/**
+ * GET and HEAD. Files are streamed from `vfs.read` at the requested offset in 1 MiB
+ * chunks, with the next chunk read while the previous one is written (one read ahead),
+ * and the handle released when the client goes away. Collections get an HTML listing.
+ */
+export async function handleGet(ctx: Ctx): Promise<void> {
+  const { vfs, req, res, path } = ctx;
+  const head = req.method === 'HEAD';
+  if (isFinderJunk(path)) throw new HttpError(404, 'not stored');
+  const attr = await vfs.getattr(path);
+  await checkIfHeader(ctx, attr);
+  const cond = checkPreconditions(req, attr, true);
+  const common: Record<string, string> = { ETag: etagOf(attr), 'Last-Modified': httpDate(attr.mtimeMs) };
+  if (cond === 'not-modified') {
+    res.writeHead(304, common);
+    res.end();
+    return;
+  }
+  if (attr.type === 'dir') {
+    const entries = (await vfs.readdir(path)).filter((e) => !isHiddenName(e.name));
+    const body = Buffer.from(renderListing(path, entries), 'utf8');
+    res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(body.length) });
+    res.end(head ? undefined : body);
+    return;
+  }
+  const size = attr.size;
+  let range = parseRange(req.headers.range, size);
+  const ifRange = header(req, 'if-range');
+  if (range && ifRange !== undefined) {
+    // If-Range: a strong ETag or a date; a mismatch means "send everything"
+    const same = ifRange.startsWith('"') || ifRange.startsWith('W/') ? ifRange === etagOf(attr) : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
+    if (!same) range = null;
+  }
+  if (range === 'unsatisfiable') {
+    res.writeHead(416, { ...common, 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
+  const start = range ? range.start : 0;
+  const length = range ? range.end - range.start + 1 : size;
+  const headers: Record<string, string> = {
+    ...common,
+    'Content-Type': contentTypeFor(path),
+    'Content-Length': String(length),
+    'Accept-Ranges': 'bytes',
+  };
+  if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  res.writeHead(range ? 206 : 200, headers);
+  if (head || length === 0) {
+    res.end();
+    return;
+  }
+  const fh = await openCounted(vfs, ctx.handles, path);
+  try {
+    let off = start;
+    const end = start + length;
+    let next: Promise<Buffer> | null = vfs.read(fh, off, Math.min(CHUNK, end - off));
+    while (next) {
+      const buf: Buffer = await next;
+      next = null;
+      if (buf.length === 0) break; // the file shrank under us: the client sees a short body
+      off += buf.length;
+      if (off < end) next = vfs.read(fh, off, Math.min(CHUNK, end - off));
+      ctx.metrics.bytesOut += buf.length;
+      if (!(await writeChunk(res, buf))) {
+        if (next) await next.catch(() => undefined);
+        return; // client disconnected: the finally releases the handle
+      }
+    }
+    if (off < end) res.destroy(); // never end a short body as if it were complete
+    else res.end();
+  } finally {
+    await releaseCounted(vfs, ctx.handles, fh);
+  }
+}

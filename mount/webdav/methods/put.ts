@@ -1,0 +1,87 @@
+import { etagOf } from '../etag';
+import { randomBytes } from 'node:crypto';
+import type { Ctx } from '../context';
+import { checkIfHeader, statOrNull } from '../context';
+import { checkPreconditions } from '../conditional';
+import { HttpError } from '../http-error';
+import { isFinderJunk, PUT_TEMP_PREFIX } from '../junk';
+import { joinPath, parentPath } from '../paths';
+import { CHUNK, openCounted, releaseCounted } from '../tree';
+
+/** Drains and discards a request body (Finder junk, refused requests). */
+export async function drain(ctx: Ctx): Promise<void> {
+  for await (const _ of ctx.req as AsyncIterable<Buffer>) void _;
+}
+
+/**
+ * PUT, streamed: the body is written in ~1 MiB slices to a temporary name in the
+ * target's directory, fsynced, and renamed over the target only once the whole body has
+ * arrived (and matches Content-Length / X-Expected-Entity-Length). A client that
+ * disconnects mid-upload leaves the old content untouched and the temporary removed.
+ * Dead properties of a replaced file are carried over. 201 when created, 204 when replaced.
+ */
+export async function handlePut(ctx: Ctx): Promise<void> {
+  const { vfs, req, res, path } = ctx;
+  if (path === '/' || path.split('/').length < 3) throw new HttpError(405, 'PUT needs a path inside a location');
+  if (req.headers['content-range']) throw new HttpError(400, 'partial PUT (Content-Range) is not supported');
+  if (isFinderJunk(path)) {
+    await drain(ctx);
+    res.writeHead(201, { 'Content-Length': '0' });
+    res.end();
+    return;
+  }
+  const attr = await statOrNull(vfs, path);
+  await checkIfHeader(ctx, attr);
+  checkPreconditions(req, attr, false);
+  if (attr?.type === 'dir') throw new HttpError(405, 'PUT on a collection');
+  const parent = parentPath(path);
+  const pattr = await statOrNull(vfs, parent);
+  if (!pattr || pattr.type !== 'dir') throw new HttpError(409, 'parent collection does not exist');
+  ctx.locks.assertCanModify(path, ctx.tokens);
+  if (!attr) ctx.locks.assertCanModify(parent, ctx.tokens);
+  if (pattr.readonly || attr?.readonly) throw new HttpError(403, 'read-only location');
+
+  const expectedHeader = req.headers['content-length'] ?? req.headers['x-expected-entity-length'];
+  const expected = expectedHeader === undefined ? undefined : Number(expectedHeader);
+  if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 0)) throw new HttpError(400, 'bad entity length');
+
+  const tmp = joinPath(parent, `${PUT_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  const fh = await openCounted(vfs, ctx.handles, tmp, { write: true, create: true, exclusive: true, truncate: true, mode: attr?.mode ?? 0o644 });
+  let released = false;
+  let renamed = false;
+  try {
+    let off = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flushPending = async () => {
+      if (pendingBytes === 0) return;
+      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await vfs.write(fh, off, buf);
+      off += buf.length;
+    };
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      ctx.metrics.bytesIn += chunk.length;
+      if (pendingBytes >= CHUNK) await flushPending();
+    }
+    await flushPending();
+    if (!req.complete) throw new HttpError(400, 'request body ended early');
+    if (expected !== undefined && off !== expected) throw new HttpError(400, `body had ${off} bytes, expected ${expected}`);
+    await vfs.fsync(fh);
+    released = true;
+    await releaseCounted(vfs, ctx.handles, fh);
+    const props = attr ? await vfs.getProps(path).catch(() => []) : [];
+    await vfs.rename(tmp, path);
+    renamed = true;
+    if (props.length > 0) await vfs.patchProps(path, props, []);
+  } finally {
+    if (!released) await releaseCounted(vfs, ctx.handles, fh).catch(() => undefined);
+    if (!renamed) await vfs.unlink(tmp).catch(() => undefined);
+  }
+  const now = await statOrNull(vfs, path);
+  res.writeHead(attr ? 204 : 201, { ...(now ? { ETag: etagOf(now) } : {}), 'Content-Length': '0' });
+  res.end();
+}

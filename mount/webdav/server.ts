@@ -1,0 +1,191 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Vfs } from '../vfs/types';
+import { BasicAuth, type WebdavUser } from './auth';
+import { readIfHeader, type Ctx } from './context';
+import { HttpError, statusOf } from './http-error';
+import { LockManager } from './locks';
+import { Metrics } from './metrics';
+import { sendXml } from './multistatus';
+import { decodeRequestPath, isLoopbackAddress, isLoopbackHost } from './paths';
+import { DEFAULT_XML_LIMITS } from './xml';
+import { handleCopyMove } from './methods/copy-move';
+import { handleDelete } from './methods/delete';
+import { handleGet } from './methods/get';
+import { handleLock } from './methods/lock';
+import { handleMkcol } from './methods/mkcol';
+import { handleOptions } from './methods/options';
+import { handlePropfind } from './methods/propfind';
+import { handleProppatch } from './methods/proppatch';
+import { handlePut } from './methods/put';
+import { handleUnlock } from './methods/unlock';
+
+export interface WebdavOptions {
+  /** Address to bind; '127.0.0.1' unless the user asks for more (then users and tls are required). */
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  /** PEM strings. */
+  tls?: { cert: string; key: string };
+  /** Basic-auth users; `scrypt` comes from hashPassword() in mount/webdav/auth.ts. */
+  users?: WebdavUser[];
+  logger?: Logger;
+  /** Largest XML request body (PROPFIND, PROPPATCH, LOCK); default 1 MiB. PUT bodies are streamed and not limited by this. */
+  maxBodyBytes?: number;
+}
+
+export interface WebdavServer {
+  url: string;
+  port: number;
+  /** Stops accepting, ends idle connections, resolves when every request has finished. */
+  close(): Promise<void>;
+}
+
+/**
+ * Reserved URL prefix for the server's own endpoints. `~` is not allowed in location
+ * names ([A-Za-z0-9._-]+), so `/~vdfs/...` can never shadow a location.
+ */
+export const SERVICE_PREFIX = '/~vdfs/';
+
+type Handler = (ctx: Ctx) => Promise<void>;
+const HANDLERS: Record<string, Handler> = {
+  OPTIONS: handleOptions,
+  GET: handleGet,
+  HEAD: handleGet,
+  PUT: handlePut,
+  DELETE: handleDelete,
+  MKCOL: handleMkcol,
+  COPY: handleCopyMove,
+  MOVE: handleCopyMove,
+  PROPFIND: handlePropfind,
+  PROPPATCH: handleProppatch,
+  LOCK: handleLock,
+  UNLOCK: handleUnlock,
+};
+/** Methods HTTP defines that a WebDAV resource here does not allow: 405, not 501. */
+const NOT_ALLOWED = new Set(['POST', 'PATCH', 'TRACE', 'CONNECT', 'SEARCH', 'REPORT', 'ACL', 'MKCALENDAR', 'BIND', 'UNBIND', 'REBIND', 'VERSION-CONTROL', 'CHECKOUT', 'CHECKIN', 'UNCHECKOUT', 'MKWORKSPACE', 'UPDATE', 'LABEL', 'MERGE', 'BASELINE-CONTROL', 'MKACTIVITY', 'ORDERPATCH']);
+
+/**
+ * Starts the WebDAV front end over `vfs`. Throws Error (before listening) when binding a
+ * non-loopback address without users and TLS, and the listen error (EADDRINUSE,
+ * EACCES) when the port cannot be bound. Request-level errors never escape: each is
+ * answered with a status, or the connection is cut when the response had started.
+ */
+export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<WebdavServer> {
+  const host = opts.host || '127.0.0.1';
+  const loopback = isLoopbackAddress(host);
+  if (!loopback && !(opts.users && opts.users.length > 0)) throw new Error(`WebDAV on ${host} (not loopback) needs users configured (Basic auth with scrypt hashes)`);
+  if (!loopback && !opts.tls) throw new Error(`WebDAV on ${host} (not loopback) needs TLS: Windows and browsers send Basic auth passwords in clear text otherwise`);
+  const auth = opts.users && opts.users.length > 0 ? new BasicAuth(opts.users) : null;
+  const locks = new LockManager();
+  const metrics = new Metrics();
+  const handles = { open: 0 };
+  const log = opts.logger;
+  const maxBodyBytes = opts.maxBodyBytes ?? 1 << 20;
+  let inFlight = 0;
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const method = (req.method ?? '').toUpperCase();
+    inFlight++;
+    res.on('close', () => {
+      inFlight--;
+      metrics.observe(method, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    res.setHeader('Server', 'vdfs');
+    try {
+      // DNS rebinding: a browser tricked into talking to us sends a foreign Host
+      if (loopback && !isLoopbackHost(req.headers.host)) throw new HttpError(403, 'Host is not a loopback name');
+      const url = req.url ?? '/';
+      if (url === SERVICE_PREFIX + 'health' && (method === 'GET' || method === 'HEAD')) {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+        res.end(JSON.stringify({ ok: true, openHandles: handles.open, locks: locks.size }) + '\n');
+        return;
+      }
+      if (auth) {
+        const user = await auth.check(req.headers.authorization);
+        if (!user) throw new HttpError(401, 'authentication required', undefined, undefined, { 'WWW-Authenticate': 'Basic realm="vdfs", charset="UTF-8"' });
+      }
+      if (url === SERVICE_PREFIX + 'metrics' && (method === 'GET' || method === 'HEAD')) {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
+        res.end(metrics.render({ openHandles: handles.open, locks: locks.size, inFlight: inFlight - 1 }));
+        return;
+      }
+      const handler = HANDLERS[method];
+      if (!handler) {
+        if (NOT_ALLOWED.has(method)) throw new HttpError(405, `${method} is not allowed`, undefined, undefined, { Allow: Object.keys(HANDLERS).join(', ') });
+        throw new HttpError(501, `${method} is not implemented`);
+      }
+      const { vpath, trailingSlash } = decodeRequestPath(url === '*' && method === 'OPTIONS' ? '/' : url);
+      const { ifLists, tokens } = readIfHeader(req);
+      await handler({ vfs, locks, req, res, path: vpath, trailingSlash, ifLists, tokens, maxBodyBytes, xmlLimits: DEFAULT_XML_LIMITS, metrics, log, handles });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status >= 500) log?.error({ err, method, url: req.url }, 'webdav request failed');
+      else log?.debug({ method, url: req.url, status, msg: (err as Error).message }, 'webdav request refused');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
+      // Unread request bodies (refused PUTs, 413s) are not worth draining
+      if (!req.complete) headers['Connection'] = 'close';
+      if (err instanceof HttpError && err.condition) {
+        const inner = err.conditionXml ?? '';
+        sendXml(res, status, `<D:error xmlns:D="DAV:"><D:${err.condition}${inner ? `>${inner}</D:${err.condition}>` : '/>'}</D:error>`, headers);
+      } else {
+        const body = Buffer.from(`${status} ${(err as Error).message ?? ''}\n`.replace(/[^\x20-\x7e\n]/g, '?'));
+        res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(body.length) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      }
+      if (!req.complete) req.resume();
+    }
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    onRequest(req, res).catch((err) => {
+      log?.error({ err }, 'webdav handler crashed');
+      res.destroy();
+    });
+  };
+  const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createHttpServer(listener);
+  // Large uploads and downloads may take long: no overall request timeout, but headers must come quickly
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 30_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}/`;
+  log?.info({ url }, 'WebDAV serving');
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Give running transfers a moment, then cut them so close() always finishes
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 2000).unref();
+      }),
+  };
+}

@@ -1,0 +1,196 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { HttpError } from './http-error';
+
+export const DAV_NS = 'DAV:';
+
+/** One element of a request body with its namespace resolved. */
+export interface XElement {
+  ns: string;
+  local: string;
+  /** Non-namespace attributes, keyed `{ns}local` (ns empty for unprefixed), values decoded. */
+  attrs: Map<string, string>;
+  children: XNode[];
+}
+/** Text is kept raw (still entity-escaped) so dead property values round-trip byte for byte. */
+export type XNode = XElement | { text: string; cdata?: boolean };
+
+export function isElement(n: XNode): n is XElement {
+  return (n as XElement).local !== undefined;
+}
+
+export interface XmlLimits {
+  maxDepth: number;
+  maxNamespaces: number;
+}
+
+export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxNamespaces: 512 };
+
+const parser = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  // Entities and DTDs are never processed: the body was already refused if it had a
+  // DOCTYPE, and the five predefined entities are decoded by decodeEntities() below.
+  processEntities: false,
+  htmlEntities: false,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  cdataPropName: '#cdata',
+  commentPropName: '#comment',
+  ignorePiTags: true,
+  ignoreDeclaration: true,
+});
+
+/**
+ * Parses a WebDAV request body. Returns null for an empty body. Throws HttpError 400 for
+ * anything with a DOCTYPE or ENTITY declaration (billion laughs, XXE), malformed XML, an
+ * undeclared or illegally undeclared namespace prefix, nesting deeper than
+ * `limits.maxDepth`, or more than `limits.maxNamespaces` namespace declarations.
+ */
+export function parseXml(body: Buffer, limits: XmlLimits = DEFAULT_XML_LIMITS): XElement | null {
+  const text = body.toString('utf8');
+  if (text.trim() === '') return null;
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new HttpError(400, 'DTDs and entity declarations are refused');
+  prescan(text, limits);
+  const valid = XMLValidator.validate(text);
+  if (valid !== true) throw new HttpError(400, `malformed XML: ${valid.err.msg}`);
+  let raw: unknown[];
+  try {
+    raw = parser.parse(text) as unknown[];
+  } catch (err) {
+    throw new HttpError(400, `malformed XML: ${(err as Error).message}`);
+  }
+  const roots = raw.filter((n) => elementName(n as Record<string, unknown>) !== undefined);
+  if (roots.length !== 1) throw new HttpError(400, 'XML body must have exactly one root element');
+  return convert(roots[0] as Record<string, unknown>, new Map([['xml', 'http://www.w3.org/XML/1998/namespace']]), '', 0, limits);
+}
+
+/** Cheap linear checks before the real parser runs, so hostile nesting never reaches it. */
+function prescan(text: string, limits: XmlLimits): void {
+  let depth = 0;
+  let namespaces = 0;
+  const tag = /<(\/?)([^\s>/!?]*)[^>]*?(\/?)>/g;
+  for (let m = tag.exec(text); m; m = tag.exec(text)) {
+    if (m[0].startsWith('<!') || m[0].startsWith('<?')) continue;
+    namespaces += (m[0].match(/\sxmlns[:=]/g) ?? []).length;
+    if (m[1] === '/') depth--;
+    else if (m[3] !== '/') depth++;
+    if (depth > limits.maxDepth) throw new HttpError(400, `XML nested deeper than ${limits.maxDepth}`);
+  }
+  if (namespaces > limits.maxNamespaces) throw new HttpError(400, `more than ${limits.maxNamespaces} namespace declarations`);
+}
+
+function elementName(n: Record<string, unknown>): string | undefined {
+  return Object.keys(n).find((k) => k !== ':@' && !k.startsWith('#'));
+}
+
+function convert(n: Record<string, unknown>, scope: Map<string, string>, defaultNs: string, depth: number, limits: XmlLimits): XElement {
+  if (depth > limits.maxDepth) throw new HttpError(400, `XML nested deeper than ${limits.maxDepth}`);
+  const qname = elementName(n)!;
+  const rawAttrs = (n[':@'] ?? {}) as Record<string, string>;
+  let localScope = scope;
+  let ns = defaultNs;
+  const plain: [string, string][] = [];
+  for (const [k, v] of Object.entries(rawAttrs)) {
+    const name = k.slice(2);
+    const value = decodeEntities(String(v));
+    if (name === 'xmlns') ns = value;
+    else if (name.startsWith('xmlns:')) {
+      // Namespaces in XML 1.0: a prefix may not be bound to the empty name
+      if (value === '') throw new HttpError(400, `namespace prefix ${name.slice(6)} bound to an empty URI`);
+      if (localScope === scope) localScope = new Map(scope);
+      localScope.set(name.slice(6), value);
+    } else plain.push([name, value]);
+  }
+  const newDefault = ns;
+  const colon = qname.indexOf(':');
+  let local = qname;
+  if (colon >= 0) {
+    const prefix = qname.slice(0, colon);
+    local = qname.slice(colon + 1);
+    const bound = localScope.get(prefix);
+    if (bound === undefined) throw new HttpError(400, `undeclared namespace prefix ${prefix}`);
+    ns = bound;
+  }
+  const attrs = new Map<string, string>();
+  for (const [name, value] of plain) {
+    const c = name.indexOf(':');
+    if (c < 0) attrs.set(`{}${name}`, value);
+    else {
+      const bound = localScope.get(name.slice(0, c));
+      if (bound === undefined) throw new HttpError(400, `undeclared namespace prefix ${name.slice(0, c)}`);
+      attrs.set(`{${bound}}${name.slice(c + 1)}`, value);
+    }
+  }
+  const children: XNode[] = [];
+  for (const child of (n[qname] ?? []) as Record<string, unknown>[]) {
+    if ('#text' in child) children.push({ text: String(child['#text']) });
+    else if ('#cdata' in child) {
+      const parts = child['#cdata'] as { '#text': string }[];
+      children.push({ text: parts.map((p) => p['#text']).join(''), cdata: true });
+    } else if ('#comment' in child) continue;
+    else if (elementName(child) !== undefined) children.push(convert(child, localScope, newDefault, depth + 1, limits));
+  }
+  return { ns, local, attrs, children };
+}
+
+/** Decodes the predefined entities and character references; nothing else exists without a DTD. */
+export function decodeEntities(s: string): string {
+  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) => {
+    if (e === 'amp') return '&';
+    if (e === 'lt') return '<';
+    if (e === 'gt') return '>';
+    if (e === 'quot') return '"';
+    if (e === 'apos') return "'";
+    const cp = e[1] === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+    return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : '';
+  });
+}
+
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
+/** Concatenated decoded text of an element (for `<D:href>`, `<D:lockscope>`-style values). */
+export function textOf(el: XElement): string {
+  return el.children.map((c) => (isElement(c) ? textOf(c) : c.cdata ? c.text : decodeEntities(c.text))).join('');
+}
+
+export function childElements(el: XElement): XElement[] {
+  return el.children.filter(isElement);
+}
+
+export function findChild(el: XElement, ns: string, local: string): XElement | undefined {
+  return childElements(el).find((c) => c.ns === ns && c.local === local);
+}
+
+/**
+ * Serialises element content back to XML whose meaning does not depend on any outer
+ * declaration: every element carries its own default-namespace declaration where it
+ * changes, so the value can be embedded anywhere in a response. `inheritedDefault`
+ * is the default namespace in effect where the markup will be placed.
+ */
+export function serializeChildren(nodes: XNode[], inheritedDefault = ''): string {
+  let out = '';
+  for (const n of nodes) {
+    if (!isElement(n)) {
+      out += n.cdata ? escapeXml(n.text) : n.text;
+      continue;
+    }
+    let attrs = n.ns !== inheritedDefault ? ` xmlns="${escapeXml(n.ns)}"` : '';
+    let i = 0;
+    for (const [key, value] of n.attrs) {
+      const close = key.indexOf('}');
+      const ans = key.slice(1, close);
+      const local = key.slice(close + 1);
+      if (ans === '') attrs += ` ${local}="${escapeXml(value)}"`;
+      else {
+        const p = `a${i++}`;
+        attrs += ` xmlns:${p}="${escapeXml(ans)}" ${p}:${local}="${escapeXml(value)}"`;
+      }
+    }
+    out += n.children.length === 0 ? `<${n.local}${attrs}/>` : `<${n.local}${attrs}>${serializeChildren(n.children, n.ns)}</${n.local}>`;
+  }
+  return out;
+}

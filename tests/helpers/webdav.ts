@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { ROOT, tempDir, vdfsOk } from './cli';
+
+export interface RunningWebdav {
+  proc: ChildProcess;
+  url: string;
+  port: number;
+  home: string;
+  /** The real directory behind location `loc`; other locations are its siblings named after them. */
+  locDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const SERVE = join(ROOT, 'dist', 'tests', 'helpers', 'webdav-serve.js');
+
+/**
+ * A fresh home with one writable location `loc` (optionally seeded by `seed(dir)` and
+ * scanned), served over WebDAV by the real VFS in a child process on a free loopback
+ * port. stop() is registered in teardown and always kills the child.
+ */
+export async function startWebdavServer(
+  t: { teardown(fn: () => unknown): void },
+  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[] } = {},
+): Promise<RunningWebdav> {
+  const dir = tempDir(t, 'vdfs-webdav-');
+  const home = join(dir, 'home');
+  const locDir = join(dir, 'loc');
+  mkdirSync(locDir);
+  opts.seed?.(locDir);
+  vdfsOk(home, ['init', '--name', 'webdav-test']);
+  vdfsOk(home, ['location', 'add', 'loc', locDir]);
+  for (const name of opts.otherLocations ?? []) {
+    mkdirSync(join(dir, name));
+    vdfsOk(home, ['location', 'add', name, join(dir, name)]);
+  }
+  vdfsOk(home, ['scan']);
+  const proc = spawn(process.execPath, [SERVE, home, '127.0.0.1', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 8000);
+    await exited;
+    clearTimeout(timer);
+  };
+  t.teardown(stop);
+  const started = Date.now();
+  while (!out.includes('\n')) {
+    if (proc.exitCode !== null || Date.now() - started > 20_000) {
+      await stop();
+      throw new Error(`webdav server did not start (exit ${proc.exitCode}):\n${out}\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const { url, port } = JSON.parse(out.split('\n')[0]!) as { url: string; port: number };
+  return { proc, url, port, home, locDir, output: () => out + err, stop };
+}
+
+export interface DavResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  text: string;
+}
+
+/** One raw HTTP request (no client library between the test and the server). */
+export function dav(
+  port: number,
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+): Promise<DavResponse> {
+  return new Promise((resolve, reject) => {
+    const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body);
+    const req = request(
+      { host: '127.0.0.1', port, method, path, headers: { ...(body ? { 'Content-Length': String(body.length) } : {}), ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const b = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b, text: b.toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The server's /~vdfs/metrics value of a metric without labels. */
+export async function metric(port: number, name: string): Promise<number> {
+  const r = await dav(port, 'GET', '/~vdfs/metrics');
+  const line = r.text.split('\n').find((l) => l.startsWith(name + ' '));
+  if (!line) throw new Error(`metric ${name} missing:\n${r.text}`);
+  return Number(line.split(' ')[1]);
+}

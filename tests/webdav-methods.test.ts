@@ -1,0 +1,201 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { dav, metric, startWebdavServer } from './helpers/webdav';
+
+const BIG = randomBytes(3 * 1024 * 1024 + 12345);
+
+function seed(dir: string): void {
+  writeFileSync(join(dir, 'big.bin'), BIG);
+  writeFileSync(join(dir, 'hello.txt'), 'hello world\n');
+  mkdirSync(join(dir, 'docs'));
+  writeFileSync(join(dir, 'docs', '<b>x&y"q.txt'), 'escaped');
+}
+
+t.test('WebDAV methods against the real VFS', async (t) => {
+  const srv = await startWebdavServer(t, { seed, otherLocations: ['second'] });
+  const { port } = srv;
+
+  t.test('OPTIONS answers class 1 and 2 on any URL, with 200', async (t) => {
+    for (const path of ['/', '*', '/loc/', '/loc/nothing-here']) {
+      const r = await dav(port, 'OPTIONS', path);
+      t.equal(r.status, 200, path);
+      t.equal(r.headers['dav'], '1, 2');
+      t.equal(r.headers['ms-author-via'], 'DAV');
+      t.match(String(r.headers['allow']), /PROPFIND.*LOCK/);
+    }
+  });
+
+  t.test('GET, HEAD, byte ranges and 416', async (t) => {
+    const full = await dav(port, 'GET', '/loc/big.bin');
+    t.equal(full.status, 200);
+    t.ok(full.body.equals(BIG), 'whole body');
+    t.equal(full.headers['accept-ranges'], 'bytes');
+    const etag = String(full.headers['etag']);
+    t.match(etag, /^"[0-9a-f]{32}"$/, 'strong ETag from the content hash');
+    const mid = 1_500_000;
+    const r = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${mid}-${mid + (1 << 20) - 1}` } });
+    t.equal(r.status, 206);
+    t.equal(r.headers['content-range'], `bytes ${mid}-${mid + (1 << 20) - 1}/${BIG.length}`);
+    t.ok(r.body.equals(BIG.subarray(mid, mid + (1 << 20))), 'exact middle range');
+    const last = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: 'bytes=-7' } });
+    t.ok(last.body.equals(BIG.subarray(BIG.length - 7)), 'suffix range');
+    const lastByte = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${BIG.length - 1}-` } });
+    t.equal(lastByte.body.length, 1);
+    t.equal(lastByte.body[0], BIG[BIG.length - 1]);
+    const past = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${BIG.length}-` } });
+    t.equal(past.status, 416);
+    t.equal(past.headers['content-range'], `bytes */${BIG.length}`);
+    const head = await dav(port, 'HEAD', '/loc/big.bin');
+    t.equal(head.status, 200);
+    t.equal(head.headers['content-length'], String(BIG.length));
+    t.equal(head.body.length, 0);
+    t.equal((await dav(port, 'GET', '/loc/big.bin', { headers: { 'If-None-Match': etag } })).status, 304);
+    t.equal((await dav(port, 'GET', '/loc/big.bin', { headers: { 'If-Modified-Since': new Date(Date.now() + 60_000).toUTCString() } })).status, 304);
+    const ifRange = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: 'bytes=0-9', 'If-Range': '"stale"' } });
+    t.equal(ifRange.status, 200, 'If-Range mismatch sends everything');
+    t.equal((await dav(port, 'GET', '/loc/missing')).status, 404);
+    t.equal(await metric(port, 'vdfs_webdav_open_handles'), 0, 'no handle left open');
+  });
+
+  t.test('browser GET on a collection: HTML listing with escaped names', async (t) => {
+    const r = await dav(port, 'GET', '/loc/docs/');
+    t.equal(r.status, 200);
+    t.match(String(r.headers['content-type']), /text\/html/);
+    t.match(r.text, /&lt;b&gt;x&amp;y&quot;q\.txt/);
+    t.notMatch(r.text, /<b>x/);
+  });
+
+  t.test('PUT: chunked with X-Expected-Entity-Length (Finder), 201 then 204, gvfs If-Match', async (t) => {
+    const body = randomBytes(2 * 1024 * 1024 + 3);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/finder.bin', headers: { 'Transfer-Encoding': 'chunked', 'X-Expected-Entity-Length': String(body.length) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < body.length; i += 100_000) req.write(body.subarray(i, i + 100_000));
+      req.end();
+    });
+    t.equal(status, 201);
+    t.ok(readFileSync(join(srv.locDir, 'finder.bin')).equals(body), 'bytes on disk');
+    const again = await dav(port, 'PUT', '/loc/finder.bin', { body: 'v2' });
+    t.equal(again.status, 204);
+    const etag = String((await dav(port, 'HEAD', '/loc/finder.bin')).headers['etag']);
+    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v3', headers: { 'If-Match': etag } })).status, 204, 'gvfs replace with If-Match');
+    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v4', headers: { 'If-Match': etag } })).status, 412, 'stale ETag refused');
+    t.equal(readFileSync(join(srv.locDir, 'finder.bin'), 'utf8'), 'v3');
+    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v5', headers: { 'If-None-Match': '*' } })).status, 412);
+    const short = await dav(port, 'PUT', '/loc/short.bin', { body: 'abc', headers: { 'X-Expected-Entity-Length': '10', 'Transfer-Encoding': 'chunked' } });
+    t.equal(short.status, 400, 'a body shorter than announced is not stored');
+    t.notOk(existsSync(join(srv.locDir, 'short.bin')));
+    t.equal((await dav(port, 'PUT', '/loc/no/parent.txt', { body: 'x' })).status, 409);
+    t.equal((await dav(port, 'PUT', '/loc/docs', { body: 'x' })).status, 405);
+  });
+
+  t.test('Finder junk is never stored and answered without the index', async (t) => {
+    for (const name of ['._finder.bin', '.DS_Store']) {
+      t.equal((await dav(port, 'PUT', `/loc/${name}`, { body: 'junk' })).status, 201, `PUT ${name} accepted`);
+      t.notOk(existsSync(join(srv.locDir, name)), `${name} not on disk`);
+      t.equal((await dav(port, 'PROPFIND', `/loc/${name}`, { headers: { Depth: '0' } })).status, 404);
+      t.equal((await dav(port, 'GET', `/loc/${name}`)).status, 404);
+    }
+  });
+
+  t.test('PROPFIND: Depth 0/1, finite depth only, quota, Win32 PROPPATCH', async (t) => {
+    const inf = await dav(port, 'PROPFIND', '/loc/', { headers: { Depth: 'infinity' } });
+    t.equal(inf.status, 403);
+    t.match(inf.text, /propfind-finite-depth/);
+    const one = await dav(port, 'PROPFIND', '/loc/', { headers: { Depth: '1' } });
+    t.equal(one.status, 207);
+    t.match(one.text, /<D:href>\/loc\/big\.bin<\/D:href>/);
+    t.match(one.text, /<D:href>\/loc\/docs\/<\/D:href>/);
+    t.notMatch(one.text, /vdfs-put-/, 'no upload temporaries listed');
+    const q = await dav(port, 'PROPFIND', '/loc/', {
+      headers: { Depth: '0' },
+      body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/><D:getetag/><X:nope xmlns:X="urn:x"/></D:prop></D:propfind>',
+    });
+    t.equal(q.status, 207);
+    t.match(q.text, /<D:quota-available-bytes>\d+<\/D:quota-available-bytes>/);
+    t.match(q.text, /<D:quota-used-bytes>\d+<\/D:quota-used-bytes>/);
+    t.match(q.text, /404 Not Found/);
+    const win = await dav(port, 'PROPPATCH', '/loc/hello.txt', {
+      body: '<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>' +
+        '<Z:Win32CreationTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32CreationTime><Z:Win32LastAccessTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32LastAccessTime>' +
+        '<Z:Win32LastModifiedTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32LastModifiedTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>',
+    });
+    t.equal(win.status, 207);
+    t.notMatch(win.text, /HTTP\/1.1 [45]/, 'every Win32 property accepted');
+    const back = await dav(port, 'PROPFIND', '/loc/hello.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>' });
+    t.match(back.text, /Win32FileAttributes xmlns:R="urn:schemas-microsoft-com:">00000020</);
+    const prot = await dav(port, 'PROPPATCH', '/loc/hello.txt', { body: '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><D:foo>1</D:foo></D:prop></D:set></D:propertyupdate>' });
+    t.match(prot.text, /403 Forbidden/);
+    t.match(prot.text, /424 Failed Dependency/);
+    const after = await dav(port, 'PROPFIND', '/loc/hello.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop><D:foo/></D:prop></D:propfind>' });
+    t.match(after.text, /404 Not Found/, 'atomic: nothing stored when one property failed');
+  });
+
+  t.test('MKCOL, COPY, MOVE across locations (EXDEV fallback), Destination rules', async (t) => {
+    t.equal((await dav(port, 'MKCOL', '/loc/newdir/')).status, 201);
+    t.equal((await dav(port, 'MKCOL', '/loc/newdir/')).status, 405);
+    t.equal((await dav(port, 'MKCOL', '/loc/a/b/')).status, 409);
+    t.equal((await dav(port, 'MKCOL', '/loc/withbody/', { body: '<x/>' })).status, 415);
+    const dest = (p: string) => ({ Destination: `http://127.0.0.1:${port}${p}` });
+    t.equal((await dav(port, 'COPY', '/loc/big.bin', { headers: dest('/loc/newdir/copy.bin') })).status, 201);
+    t.ok(readFileSync(join(srv.locDir, 'newdir', 'copy.bin')).equals(BIG));
+    t.equal((await dav(port, 'COPY', '/loc/hello.txt', { headers: { ...dest('/loc/newdir/copy.bin'), Overwrite: 'F' } })).status, 412);
+    t.equal((await dav(port, 'MOVE', '/loc/newdir/', { headers: dest('/second/moved/') })).status, 201, 'MOVE across locations');
+    t.notOk(existsSync(join(srv.locDir, 'newdir')));
+    t.ok(readFileSync(join(srv.locDir, '..', 'second', 'moved', 'copy.bin')).equals(BIG));
+    t.equal((await dav(port, 'COPY', '/loc/hello.txt', { headers: { Destination: 'http://elsewhere.example/loc/x' } })).status, 502);
+    t.equal((await dav(port, 'COPY', '/loc/hello.txt', { headers: { Destination: '/loc/../../x' } })).status, 400);
+    t.equal((await dav(port, 'COPY', '/loc/hello.txt')).status, 400, 'no Destination');
+    t.equal((await dav(port, 'DELETE', '/second/moved/')).status, 204);
+    t.same(readdirSync(join(srv.locDir, '..', 'second')), []);
+  });
+
+  t.test('client disconnects mid-PUT and mid-GET leave no partial file and no handle', async (t) => {
+    writeFileSync(join(srv.locDir, 'keep.txt'), 'old content');
+    await dav(port, 'PUT', '/loc/keep.txt', { body: 'old content' });
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/keep.txt', headers: { 'Content-Length': String(10 << 20) } });
+      req.on('error', () => resolve());
+      req.write(randomBytes(3 << 20));
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300);
+    });
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/loc/big.bin' }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    let handles = -1;
+    for (let i = 0; i < 50 && handles !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      handles = await metric(port, 'vdfs_webdav_open_handles');
+    }
+    t.equal(handles, 0, 'handles released');
+    t.equal(readFileSync(join(srv.locDir, 'keep.txt'), 'utf8'), 'old content', 'old content kept');
+    t.same(readdirSync(srv.locDir).filter((n) => n.startsWith('.vdfs-put-')), [], 'no temporary left behind');
+    t.equal((await dav(port, 'GET', '/loc/hello.txt')).text, 'hello world\n', 'server still answers');
+  });
+
+  t.test('/~vdfs/health and /~vdfs/metrics', async (t) => {
+    const h = await dav(port, 'GET', '/~vdfs/health');
+    t.equal(h.status, 200);
+    t.equal(JSON.parse(h.text).ok, true);
+    const m = await dav(port, 'GET', '/~vdfs/metrics');
+    t.match(m.text, /vdfs_webdav_requests_total\{method="GET",status="206"\} \d+/);
+    t.match(m.text, /vdfs_webdav_request_seconds_count\{method="PROPFIND"\} \d+/);
+    t.ok((await metric(port, 'vdfs_webdav_sent_bytes_total')) >= BIG.length);
+  });
+});
