@@ -8,12 +8,15 @@ import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
+import { startWebdav, type WebdavServer } from './webdav/server';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
 
 export interface DaemonOptions {
   mountpoint?: string;
+  /** Serve WebDAV on this address too. */
+  webdav?: { host: string; port: number };
   allowOther?: boolean;
   log: Logger;
   blocks: BlockStore;
@@ -22,6 +25,7 @@ export interface DaemonOptions {
 export interface Daemon {
   vfs: VfsCore;
   fuse?: FuseMount;
+  webdav?: WebdavServer;
   stop(): Promise<void>;
 }
 
@@ -47,9 +51,12 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   }
   const vfs = await createVfs(home, { blocks: opts.blocks });
   let fuse: FuseMount | undefined;
+  let webdav: WebdavServer | undefined;
   try {
+    if (opts.webdav) webdav = await startWebdav(vfs, { ...opts.webdav, logger: opts.log });
     if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
   } catch (err) {
+    await webdav?.close().catch(() => undefined);
     await vfs.close();
     throw err;
   }
@@ -70,10 +77,12 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   return {
     vfs,
     fuse,
+    webdav,
     stop() {
       stopping ??= (async () => {
         watcher.stop();
         if (periodic) clearInterval(periodic);
+        await webdav?.close().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
       })();
