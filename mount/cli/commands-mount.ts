@@ -26,7 +26,7 @@ export function parseHostPort(text: string): { host: string; port: number } {
 interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string }
 
 /** Runs the daemon in the foreground until SIGINT/SIGTERM. */
-async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
+export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
   if (o.peer) throw new FsError('ENOTSUP', 'the peer server (--peer) is not built yet');
   const home = openHome(g);
   const log = createLogger(g.logLevel);

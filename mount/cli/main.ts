@@ -8,6 +8,7 @@ import { registerScanCommand } from './commands-scan';
 import { registerStatusCommand } from './commands-status';
 import { registerMountCommands } from './commands-mount';
 import { registerCacheCommands } from './commands-cache';
+import { registerUpCommand } from './commands-up';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<void> {
   registerStatusCommand(program, g);
   registerMountCommands(program, g);
   registerCacheCommands(program, g);
+  registerUpCommand(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {
