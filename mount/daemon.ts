@@ -3,12 +3,20 @@ import type { Logger } from 'pino';
 import { FsError } from '../providers/fs-error';
 import type { Home } from './home';
 import { mountFuse, type FuseMount } from './fuse/fuse-mount';
+import { HashPool } from '../index/hash-pool';
+import { acquireScanLock } from '../index/scan-lock';
+import { scanLocalLocation } from '../index/scanner';
+import type { Location } from '../index/locations';
+import { LocationWatcher } from './watcher';
+import { startWebdav, type WebdavServer } from './webdav/server';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
 
 export interface DaemonOptions {
   mountpoint?: string;
+  /** Serve WebDAV on this address too. */
+  webdav?: { host: string; port: number };
   allowOther?: boolean;
   log: Logger;
   blocks: BlockStore;
@@ -17,6 +25,7 @@ export interface DaemonOptions {
 export interface Daemon {
   vfs: VfsCore;
   fuse?: FuseMount;
+  webdav?: WebdavServer;
   stop(): Promise<void>;
 }
 
@@ -42,22 +51,60 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   }
   const vfs = await createVfs(home, { blocks: opts.blocks });
   let fuse: FuseMount | undefined;
+  let webdav: WebdavServer | undefined;
   try {
+    if (opts.webdav) webdav = await startWebdav(vfs, { ...opts.webdav, logger: opts.log });
     if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
   } catch (err) {
+    await webdav?.close().catch(() => undefined);
     await vfs.close();
     throw err;
   }
+  const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
+  const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
+  watcher.start();
+  // The safety net behind inotify (missed events, changes while we were down).
+  const interval = home.config['scan.interval'];
+  const periodic = interval > 0
+    ? setInterval(() => {
+        for (const loc of home.locations.list()) {
+          if (loc.kind === 'local' && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+        }
+      }, interval * 1000)
+    : undefined;
+  periodic?.unref();
   let stopping: Promise<void> | undefined;
   return {
     vfs,
     fuse,
+    webdav,
     stop() {
       stopping ??= (async () => {
+        watcher.stop();
+        if (periodic) clearInterval(periodic);
+        await webdav?.close().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
       })();
       return stopping;
     },
   };
+}
+
+/** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
+async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<void> {
+  let release: () => void;
+  try {
+    release = acquireScanLock(home.dir, loc.name);
+  } catch {
+    return; // someone else is scanning it right now
+  }
+  const pool = new HashPool(1);
+  try {
+    await scanLocalLocation({ db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize }, loc, loc.uri);
+  } finally {
+    vfs.resolver.invalidate();
+    await pool.close();
+    release();
+  }
 }

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { b3sum, tempDir, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { isMounted, sh, startMount } from './helpers/mount';
 
 function setup(t: Parameters<typeof tempDir>[0]) {
@@ -97,4 +97,43 @@ t.test('offline location: reads come from another replica; with none, EHOSTDOWN 
   t.match(r.stderr, /Host is down/, 'with EHOSTDOWN');
   t.ok(Date.now() - t0 < 10_000, 'promptly, not after a hang');
   t.match(sh('stat', ['-c', '%s', join(mnt, 'a', 'only-here.txt')]).stdout.trim(), '17', 'never shown as empty');
+});
+
+t.test('changes made directly in a location show in the mount within seconds; an unplugged drive goes offline and back', async (t) => {
+  const { dir, home, mnt } = setup(t);
+  const src = join(dir, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'old.txt'), 'old');
+  vdfsOk(home, ['location', 'add', 'src', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  mkdirSync(join(src, 'new-dir', 'nested'), { recursive: true });
+  writeFileSync(join(src, 'new-dir', 'nested', 'file.txt'), 'appeared');
+  let got = '';
+  for (let i = 0; i < 40 && got !== 'appeared'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    got = vdfs(home, ['cat', '/src/new-dir/nested/file.txt']).stdout;
+  }
+  t.equal(got, 'appeared', 'a file created outside the mount is indexed');
+  let hash: string | null = null;
+  for (let i = 0; i < 40 && !hash; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    hash = vdfs(home, ['stat', '/src/new-dir/nested/file.txt', '--json']).json<{ hash: string | null }>().hash;
+  }
+  t.equal(hash, b3sum(join(src, 'new-dir', 'nested', 'file.txt')), 'and hashed');
+  renameSync(src, `${src}.gone`);
+  let online = true;
+  for (let i = 0; i < 60 && online; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    online = vdfs(home, ['location', 'ls', '--json']).json<{ online: boolean }[]>()[0].online;
+  }
+  t.notOk(online, 'the location is marked offline');
+  t.match(sh('ls', [join(mnt, 'src')]).stdout, /old\.txt/, 'its tree stays visible');
+  renameSync(`${src}.gone`, src);
+  for (let i = 0; i < 60 && !online; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    online = vdfs(home, ['location', 'ls', '--json']).json<{ online: boolean }[]>()[0].online;
+  }
+  t.ok(online, 'and online again when it comes back');
 });

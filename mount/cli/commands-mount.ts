@@ -1,16 +1,10 @@
 import type { Command } from 'commander';
 import { FsError } from '../../providers/fs-error';
 import { startDaemon } from '../daemon';
-import type { Home } from '../home';
+import { openBlockStore } from '../block-store';
 import { createLogger } from '../log';
-import type { BlockStore } from '../vfs/blob-reader';
 import { createVfs } from '../vfs';
 import { openHome, type GlobalOpts } from './context';
-
-/** The block store of a home. TEMPORARY until cache/ lands: fetches every miss. */
-async function openBlocks(_home: Home): Promise<BlockStore & { close(): Promise<void> }> {
-  return { get: (_key, fetch) => fetch(), close: async () => undefined };
-}
 
 function waitForSignal(): Promise<string> {
   return new Promise((res) => {
@@ -21,23 +15,56 @@ function waitForSignal(): Promise<string> {
   });
 }
 
+/** Parses "[HOST:]PORT" (default host 127.0.0.1). Throws EINVAL. */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(?:\[?([^\]]*?)\]?:)?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new FsError('EINVAL', `cannot read ${JSON.stringify(text)} as [HOST:]PORT (e.g. 8080 or 127.0.0.1:8080)`);
+  return { host: m[1] || '127.0.0.1', port };
+}
+
+interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string }
+
+/** Runs the daemon in the foreground until SIGINT/SIGTERM. */
+export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
+  if (o.peer) throw new FsError('ENOTSUP', 'the peer server (--peer) is not built yet');
+  const home = openHome(g);
+  const log = createLogger(g.logLevel);
+  const blocks = await openBlockStore(home);
+  let daemon;
+  try {
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, log, blocks });
+  } catch (err) {
+    await blocks.close();
+    throw err;
+  }
+  if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}\n`);
+  if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
+  log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
+  const sig = await waitForSignal();
+  log.info({ signal: sig }, 'stopping');
+  await daemon.stop();
+  await blocks.close();
+  process.stdout.write(daemon.fuse ? 'vdfs unmounted\n' : 'vdfs stopped\n');
+}
+
 export function registerMountCommands(program: Command, g: () => GlobalOpts): void {
   program
     .command('mount <mountpoint>')
     .description('foreground daemon: FUSE mount of every location (plus WebDAV when asked)')
     .option('--allow-other', 'let other users in, the kernel checking file modes')
-    .action(async (mountpoint: string, o: { allowOther?: boolean }) => {
-      const home = openHome(g());
-      const log = createLogger(g().logLevel);
-      const blocks = await openBlocks(home);
-      const daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, log, blocks });
-      log.info({ mountpoint: daemon.fuse?.mountpoint, home: home.dir }, 'mounted; stop with Ctrl-C or SIGTERM');
-      process.stdout.write(`vdfs mounted at ${daemon.fuse?.mountpoint}\n`);
-      const sig = await waitForSignal();
-      log.info({ signal: sig }, 'stopping');
-      await daemon.stop();
-      await blocks.close();
-      process.stdout.write('vdfs unmounted\n');
+    .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
+    .option('--peer <[host:]port>', 'also serve paired peers')
+    .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
+
+  program
+    .command('serve')
+    .description('foreground daemon without FUSE: WebDAV and/or the peer server')
+    .option('--webdav <[host:]port>', 'serve WebDAV (default host 127.0.0.1)')
+    .option('--peer <[host:]port>', 'serve paired peers')
+    .action((o: DaemonCliOptions) => {
+      if (!o.webdav && !o.peer) throw new FsError('EINVAL', 'serve what? give --webdav [HOST:]PORT (and/or --peer [HOST:]PORT)');
+      return runDaemon(g(), undefined, o);
     });
 
   program
@@ -51,7 +78,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
       if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', '--offset takes a whole number of bytes');
       if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0)) throw new FsError('EINVAL', '--length takes a whole number of bytes');
       const home = openHome(g());
-      const blocks = await openBlocks(home);
+      const blocks = await openBlockStore(home);
       const vfs = await createVfs(home, { blocks });
       const fh = await vfs.open(vpath);
       try {

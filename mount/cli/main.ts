@@ -7,6 +7,8 @@ import { registerQueryCommands } from './commands-query';
 import { registerScanCommand } from './commands-scan';
 import { registerStatusCommand } from './commands-status';
 import { registerMountCommands } from './commands-mount';
+import { registerCacheCommands } from './commands-cache';
+import { registerUpCommand } from './commands-up';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -33,6 +35,8 @@ export async function main(argv: string[]): Promise<void> {
   registerQueryCommands(program, g);
   registerStatusCommand(program, g);
   registerMountCommands(program, g);
+  registerCacheCommands(program, g);
+  registerUpCommand(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,4 +1,4 @@
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { blake3Hex } from '../../cache/checksum';
 import { FsError, toFsError } from '../../providers/fs-error';
 import { blockHashAt, type Blob } from '../../index/blobs';
 
@@ -16,10 +16,6 @@ export interface ReplicaSource {
 
 const MAX_WINDOW_BLOCKS = 32;
 const MAX_PREFETCH_INFLIGHT = 4;
-
-export function blake3Hex(buf: Buffer): string {
-  return new Blake3Hasher().update(buf).digest('hex');
-}
 
 /**
  * Reads a blob by block through the block store, fetching misses from the first replica

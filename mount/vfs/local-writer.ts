@@ -6,7 +6,7 @@ import { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
 import { entryFromStats } from '../../providers/local/local-provider';
 import type { LocalHandle } from './handles';
-import { splitVirtual, virtualPath } from './namespace';
+import { splitVirtual } from './namespace';
 import type { OpenFlags } from './types';
 import type { VfsCore } from './vfs-core';
 
@@ -72,7 +72,7 @@ export class LocalWriter {
    * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
    * The hash is kept only while the version (inode, size, mtime) is unchanged.
    */
-  private refresh(loc: Location, rel: string): Promise<Entry | undefined> {
+  refresh(loc: Location, rel: string): Promise<Entry | undefined> {
     return this.refreshAbs(loc, rel, this.core.providers.get(loc).realPath(rel));
   }
 
@@ -297,10 +297,5 @@ export class LocalWriter {
 
   async close(): Promise<void> {
     await this.pool.close();
-  }
-
-  /** For callers that need the virtual path of a location-relative path. */
-  static vpath(loc: Location, rel: string): string {
-    return virtualPath(loc.name, rel);
   }
 }

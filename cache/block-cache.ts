@@ -1,0 +1,217 @@
+import { FsError, toFsError } from '../providers/fs-error';
+import { blake3Hex } from './checksum';
+import { DiskTier } from './disk-tier';
+import { MemoryTier, type MemoryBlock } from './memory-tier';
+import { SingleFlight } from './single-flight';
+
+/** Where and how big. */
+export interface BlockCacheOptions {
+  /** Directory holding the cache (`home.cacheDir`); created when missing. */
+  dir: string;
+  /** Hard limit for block files on disk (`cache.maxSize`). 0 disables the disk tier's storage. */
+  maxBytes: number;
+  /** Budget of the in-memory tier (`cache.memorySize`). 0 disables it. */
+  memoryBytes: number;
+}
+
+/** A cheap snapshot of the cache's counters. Never throws. */
+export interface BlockCacheStats {
+  /** Bytes of block files on disk, including space reserved for writes in flight. */
+  bytes: number;
+  /** Blocks on disk. */
+  blocks: number;
+  maxBytes: number;
+  /** The configured memory budget. */
+  memoryBytes: number;
+  /** Bytes held by the memory tier now. */
+  memoryUsed: number;
+  memoryBlocks: number;
+  /** Lookups served from memory or disk (get() only; peek() does not count). */
+  hits: number;
+  /** Of those, served from memory. */
+  memoryHits: number;
+  /** Lookups that had to fetch (= fetches started). */
+  misses: number;
+  /** get() calls that joined a lookup already in flight for the same key (single-flight). */
+  shared: number;
+  fetchedBytes: number;
+  evictions: number;
+  /** Blocks on disk found missing their expected hash, truncated or corrupt, and dropped. */
+  corruptDropped: number;
+  /** Fetched blocks that did not match their expected hash (returned as EIO, not cached). */
+  verifyFailures: number;
+  /** Blocks that could not be written to disk (returned anyway, not cached). */
+  writeErrors: number;
+  /** Keys being looked up or fetched now. */
+  inflight: number;
+}
+
+/**
+ * The block cache: a memory LRU in front of a bounded, persistent disk LRU, with
+ * single-flight fetching and BLAKE3 verification. See docs/cache.md.
+ *
+ * Buffers returned by get()/peek() may be shared with the memory tier and with other
+ * callers: treat them as read-only (copy before modifying).
+ */
+export class BlockCache {
+  private readonly flight = new SingleFlight<MemoryBlock>();
+  private readonly counts = { hits: 0, memoryHits: 0, misses: 0, shared: 0, fetchedBytes: 0, verifyFailures: 0 };
+  private closed = false;
+
+  private constructor(
+    private readonly opts: BlockCacheOptions,
+    private readonly memory: MemoryTier,
+    private readonly disk: DiskTier,
+  ) {}
+
+  /**
+   * Opens the cache in `opts.dir`, knowing at once every block cached by an earlier run and
+   * its recency. Throws FsError EINVAL for bad options, or the FsError of the directory
+   * (EACCES, ENOSPC, EIO...) when it cannot be used.
+   */
+  static async open(opts: BlockCacheOptions): Promise<BlockCache> {
+    for (const k of ['maxBytes', 'memoryBytes'] as const) {
+      if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) throw new FsError('EINVAL', `cache ${k} must be a whole number of bytes >= 0, got ${opts[k]}`);
+    }
+    if (!opts.dir) throw new FsError('EINVAL', 'cache dir is empty');
+    const disk = await DiskTier.open(opts.dir, opts.maxBytes);
+    return new BlockCache({ ...opts }, new MemoryTier(opts.memoryBytes), disk);
+  }
+
+  /**
+   * The block under `key`, from memory, else from disk (verified), else from `fetch`
+   * (verified against `expectedHash` when given, then cached). Concurrent calls for one key
+   * share one lookup and one fetch.
+   *
+   * key: `${hash}:${blockIndex}` for hashed content, or any other string (e.g.
+   * `v:${location}:${path}:${version}:${index}`) for content not hashed yet.
+   *
+   * Throws FsError: the fetch's error (non-FsErrors wrapped by `toFsError`, so a reset
+   * becomes EIO, a refused connection EHOSTDOWN); EIO when the fetched block does not match
+   * `expectedHash` (nothing is cached); EIO when the cache is closed. A failure is not
+   * remembered: the next get() fetches again. Cache-side disk trouble never fails a get().
+   */
+  async get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer> {
+    if (this.closed) throw new FsError('EIO', 'block cache is closed');
+    const m = this.memoryHit(key, expectedHash);
+    if (m) {
+      this.counts.hits++;
+      this.counts.memoryHits++;
+      return m.data;
+    }
+    if (this.flight.has(key)) this.counts.shared++;
+    const b = await this.flight.run(key, () => this.load(key, fetch, expectedHash));
+    if (expectedHash !== undefined && b.sum !== expectedHash) {
+      // joined a lookup made with another expectation: never hand out unverified bytes
+      throw new FsError('EIO', `block ${key}: content hash ${b.sum} is not the expected ${expectedHash}`);
+    }
+    return b.data;
+  }
+
+  /**
+   * The block under `key` when cached (memory, or disk verified like get()), else
+   * undefined. Never fetches; does not count as a hit or miss but does count as a use for
+   * LRU. Never throws except FsError EIO when the cache is closed.
+   */
+  async peek(key: string, expectedHash?: string): Promise<Buffer | undefined> {
+    if (this.closed) throw new FsError('EIO', 'block cache is closed');
+    const m = this.memoryHit(key, expectedHash);
+    if (m) return m.data;
+    const d = await this.disk.read(key, expectedHash);
+    if (!d) return undefined;
+    this.memory.set(key, d);
+    return d.data;
+  }
+
+  /**
+   * Inserts a block already obtained (e.g. a file read whole and hashed); it is hashed
+   * once here for its read-back checksum. Resolves when it is on disk (or found not
+   * storable: larger than maxBytes, or disk trouble). Throws FsError EIO when closed.
+   */
+  async put(key: string, data: Buffer): Promise<void> {
+    if (this.closed) throw new FsError('EIO', 'block cache is closed');
+    const b = { data, sum: blake3Hex(data) };
+    this.memory.set(key, b);
+    await this.disk.store(key, data, b.sum);
+  }
+
+  /** Counters; O(1). Never throws. */
+  stats(): BlockCacheStats {
+    const c = this.disk.counters;
+    return {
+      bytes: this.disk.bytes,
+      blocks: this.disk.count,
+      maxBytes: this.opts.maxBytes,
+      memoryBytes: this.opts.memoryBytes,
+      memoryUsed: this.memory.bytes,
+      memoryBlocks: this.memory.count,
+      ...this.counts,
+      evictions: c.evictions,
+      corruptDropped: c.corruptDropped,
+      writeErrors: c.writeErrors,
+      inflight: this.flight.size,
+    };
+  }
+
+  /** Keys on disk from least to most recently used. O(n); for diagnostics and tests. */
+  lruKeys(): string[] {
+    return this.disk.keys();
+  }
+
+  /** Removes every cached block, in memory and on disk. Throws FsError when the directory cannot be reset. */
+  async clear(): Promise<void> {
+    this.memory.clear();
+    await this.disk.clear();
+    this.memory.clear(); // anything loaded while the disk was being cleared
+  }
+
+  /**
+   * Waits for lookups in flight, persists LRU state and closes. Later calls throw EIO.
+   * Never throws.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.flight.drain();
+    await this.disk.close();
+    this.memory.clear();
+  }
+
+  private memoryHit(key: string, expectedHash?: string): MemoryBlock | undefined {
+    const m = this.memory.get(key);
+    if (!m) return undefined;
+    if (expectedHash !== undefined && m.sum !== expectedHash) {
+      this.memory.delete(key);
+      return undefined;
+    }
+    this.disk.touch(key);
+    return m;
+  }
+
+  private async load(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<MemoryBlock> {
+    const d = await this.disk.read(key, expectedHash);
+    if (d) {
+      this.counts.hits++;
+      this.memory.set(key, d);
+      return d;
+    }
+    this.counts.misses++;
+    let data: Buffer;
+    try {
+      data = await fetch();
+    } catch (err) {
+      throw toFsError(err, `fetch block ${key}`);
+    }
+    if (!Buffer.isBuffer(data)) throw new FsError('EIO', `fetch block ${key}: source returned ${typeof data}, not a Buffer`);
+    this.counts.fetchedBytes += data.length;
+    const sum = blake3Hex(data);
+    if (expectedHash !== undefined && sum !== expectedHash) {
+      this.counts.verifyFailures++;
+      throw new FsError('EIO', `block ${key} failed verification: got BLAKE3 ${sum}, expected ${expectedHash}`);
+    }
+    const b = { data, sum };
+    this.memory.set(key, b);
+    await this.disk.store(key, data, sum);
+    return b;
+  }
+}

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { homedir, tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { Home, resolveHomeDir } from '../home';
+import { checkLocationName } from '../../index/locations';
+import { checkNewLocation, parseLocationUri } from '../../providers/registry';
+import { closeHome, type GlobalOpts } from './context';
+import { runDaemon } from './commands-mount';
+import { scanLocations } from './commands-scan';
+
+function defaultMountpoint(): string {
+  const uid = process.getuid?.() ?? 0;
+  return process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'vdfs') : join(tmpdir(), `vdfs-${uid}`, 'mnt');
+}
+
+/** A location name from a folder name: the allowed characters only. */
+function nameFor(folder: string): string {
+  const n = basename(folder).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '') || 'home';
+  checkLocationName(n);
+  return n;
+}
+
+/** `vdfs up`: the quick start on embedded defaults — init, add the folder, scan, mount and serve. */
+export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('up [folder]')
+    .description('quick start: index FOLDER (default: your home), mount it and serve it over WebDAV')
+    .option('--mount <dir>', 'mount point', defaultMountpoint())
+    .option('--webdav <[host:]port>', 'WebDAV address', '127.0.0.1:8080')
+    .action(async (folder: string | undefined, o: { mount: string; webdav: string }) => {
+      const dir = resolveHomeDir(g().home);
+      const src = resolve(folder ?? homedir());
+      const { home } = Home.init(dir);
+      try {
+        const parsed = parseLocationUri(src);
+        checkNewLocation(parsed);
+        const existing = home.locations.list().find((l) => l.uri === parsed.uri);
+        const name = existing?.name ?? nameFor(src);
+        if (!existing) home.locations.add({ name, uri: parsed.uri, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} });
+        process.stdout.write(`Indexing ${src} as /${name} ...\n`);
+        const s = await scanLocations(home, [name], { tty: !!process.stderr.isTTY });
+        process.stdout.write(`${s.files} files, ${s.dirs} folders; ${s.hashed} hashed, ${s.unchanged} unchanged, ${s.errors} problems (${s.seconds.toFixed(1)} s)\n`);
+      } finally {
+        home.close();
+        closeHome();
+      }
+      await runDaemon({ ...g(), home: dir }, o.mount, { webdav: o.webdav });
+    });
+}

@@ -1,0 +1,165 @@
+import t from 'tap';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BlockCache } from '../cache/block-cache';
+import { FsError } from '../providers/fs-error';
+import { blockBytesOnDisk, filesUnder, TestBlockSource } from './helpers/test-provider';
+
+const BS = 64 * 1024;
+
+async function openCache(t: { teardown(fn: () => unknown): void }, dir: string, o: { maxBytes?: number; memoryBytes?: number } = {}): Promise<BlockCache> {
+  const c = await BlockCache.open({ dir, maxBytes: o.maxBytes ?? 64 * BS, memoryBytes: o.memoryBytes ?? 16 * BS });
+  t.teardown(() => c.close());
+  return c;
+}
+
+t.test('hit/miss accounting: miss, memory hit, disk hit after reopen', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const src = new TestBlockSource(BS);
+  const [a, b] = src.addRandomBlob(BS + 100);
+  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data, 'first get returns the bytes');
+  t.match(c.stats(), { hits: 0, memoryHits: 0, misses: 1, blocks: 1, bytes: BS, fetchedBytes: BS });
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.match(c.stats(), { hits: 1, memoryHits: 1, misses: 1 });
+  t.same(await c.get(b.key, src.fetcher(b.key)), b.data, 'short last block, no expected hash');
+  t.match(c.stats(), { misses: 2, blocks: 2, bytes: BS + 100, fetchedBytes: BS + 100 });
+  t.equal(src.fetches, 2);
+  await c.close();
+  await t.rejects(c.get(a.key, src.fetcher(a.key)), { code: 'EIO' }, 'closed cache refuses');
+
+  c = await openCache(t, dir, { memoryBytes: 0 });
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.same(await c.get(b.key, src.fetcher(b.key)), b.data);
+  t.match(c.stats(), { hits: 2, memoryHits: 0, misses: 0, fetchedBytes: 0 }, 'served from disk');
+  t.equal(src.fetches, 2, 'nothing refetched');
+});
+
+t.test('single-flight: 10 concurrent gets make one fetch and get the same bytes', async (t) => {
+  const c = await openCache(t, join(t.testdir(), 'cache'));
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  src.faults.delayMs = 50;
+  const got = await Promise.all(Array.from({ length: 10 }, () => c.get(a.key, src.fetcher(a.key), a.hash)));
+  t.equal(src.fetches, 1);
+  for (const g of got) t.same(g, a.data);
+  t.match(c.stats(), { misses: 1, shared: 9, inflight: 0, blocks: 1 });
+});
+
+t.test('failed fetch: waiters share the error, nothing cached, next get fetches again', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir);
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  src.faults.delayMs = 20;
+  src.faults.fail = 1;
+  src.faults.failCode = 'EHOSTDOWN';
+  const results = await Promise.allSettled(Array.from({ length: 3 }, () => c.get(a.key, src.fetcher(a.key), a.hash)));
+  t.equal(src.fetches, 1);
+  const errs = results.map((r) => (r.status === 'rejected' ? r.reason : undefined));
+  t.ok(errs[0] instanceof FsError);
+  t.equal((errs[0] as FsError).code, 'EHOSTDOWN');
+  t.equal(errs[1], errs[0], 'waiter gets the same error');
+  t.equal(errs[2], errs[0], 'waiter gets the same error');
+  t.match(c.stats(), { blocks: 0, bytes: 0, inflight: 0 });
+  t.equal(await c.peek(a.key), undefined, 'not cached');
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data, 'not poisoned');
+  t.equal(src.fetches, 2);
+
+  // a plain (non-FsError) failure from the source is wrapped
+  const [b] = src.addRandomBlob(100);
+  src.faults.throwPlain = 1;
+  const err = await c.get(b.key, src.fetcher(b.key)).catch((e: unknown) => e);
+  t.ok(err instanceof FsError, 'wrapped in FsError');
+  t.equal((err as FsError).code, 'EIO');
+  src.faults.throwPlain = 1;
+  src.faults.plainCode = 'ECONNREFUSED';
+  await t.rejects(c.get(b.key, src.fetcher(b.key)), { code: 'EHOSTDOWN' });
+  t.same(await c.get(b.key, src.fetcher(b.key)), b.data);
+});
+
+t.test('corrupt fetched block: EIO, nothing stored in memory or on disk', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir);
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  src.faults.corrupt = 1;
+  src.faults.delayMs = 10;
+  const r = await Promise.allSettled([c.get(a.key, src.fetcher(a.key), a.hash), c.get(a.key, src.fetcher(a.key), a.hash)]);
+  for (const x of r) t.match(x, { status: 'rejected', reason: { code: 'EIO' } });
+  t.match(c.stats(), { blocks: 0, bytes: 0, verifyFailures: 1, memoryBlocks: 0 });
+  t.equal(blockBytesOnDisk(dir), 0, 'no block bytes on disk');
+  t.equal(await c.peek(a.key), undefined);
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data, 'a clean refetch succeeds');
+  t.equal(blockBytesOnDisk(dir), BS);
+});
+
+t.test('put and peek; peek never fetches; expected hash mismatch is not returned', async (t) => {
+  const c = await openCache(t, join(t.testdir(), 'cache'), { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a, b] = src.addRandomBlob(2 * BS);
+  t.equal(await c.peek(a.key), undefined);
+  await c.put(a.key, a.data);
+  t.same(await c.peek(a.key), a.data);
+  t.same(await c.peek(a.key, a.hash), a.data);
+  t.equal(await c.peek(a.key, b.hash), undefined, 'content under the key does not match: dropped');
+  t.equal(c.stats().blocks, 0);
+  t.equal(src.fetches, 0);
+});
+
+t.test('a block larger than the whole limit is returned but not stored', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir, { maxBytes: BS - 1, memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.match(c.stats(), { blocks: 0, bytes: 0 });
+  t.equal(blockBytesOnDisk(dir), 0);
+});
+
+t.test('clear removes everything, also across a restart', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  const src = new TestBlockSource(BS);
+  const blocks = src.addRandomBlob(5 * BS);
+  for (const b of blocks) await c.get(b.key, src.fetcher(b.key), b.hash);
+  t.equal(filesUnder(join(dir, 'blocks')).length, 5);
+  await c.clear();
+  t.match(c.stats(), { blocks: 0, bytes: 0, memoryBlocks: 0 });
+  t.equal(filesUnder(join(dir, 'blocks')).length, 0, 'no block files left');
+  t.equal(await c.peek(blocks[0].key), undefined);
+  t.same(await c.get(blocks[0].key, src.fetcher(blocks[0].key), blocks[0].hash), blocks[0].data);
+  t.equal(src.fetches, 6, 'refetched after clear');
+  await c.close();
+  c = await openCache(t, dir);
+  t.match(c.stats(), { blocks: 1, bytes: BS }, 'only the block fetched after clear survives the restart');
+});
+
+t.test('cache-side disk trouble never fails a get: the block is returned, not stored', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir, { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  // replace the temp dir with a file: every block write now fails with ENOTDIR
+  rmSync(join(dir, 'tmp'), { recursive: true });
+  writeFileSync(join(dir, 'tmp'), 'in the way');
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.match(c.stats(), { writeErrors: 1, blocks: 0, bytes: 0 });
+  t.equal(filesUnder(join(dir, 'blocks')).length, 0);
+});
+
+t.test('clear() while a fetch is in flight: the late block is not left on disk unaccounted', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await openCache(t, dir, { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const [a, b] = src.addRandomBlob(2 * BS);
+  await c.get(b.key, src.fetcher(b.key), b.hash);
+  src.faults.delayMs = 30;
+  const pending = c.get(a.key, src.fetcher(a.key), a.hash);
+  await new Promise((r) => setTimeout(r, 5));
+  await c.clear();
+  t.same(await pending, a.data, 'the caller still gets its bytes');
+  t.equal(c.stats().bytes, blockBytesOnDisk(dir), 'counter and filesystem agree');
+  t.equal(c.stats().blocks, filesUnder(join(dir, 'blocks')).length);
+  t.equal(await c.peek(b.key), undefined, 'the block cached before clear is gone');
+});

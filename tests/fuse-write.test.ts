@@ -1,0 +1,130 @@
+import t from 'tap';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
+import { sh, startMount } from './helpers/mount';
+
+/** The same shell script run in the mount and in a plain directory must leave identical trees. */
+const SCRIPT = `
+set -e
+mkdir -p tree/sub/deeper
+printf 'hello world\\n' > tree/hello.txt
+head -c 3000000 /dev/urandom > tree/sub/random.bin
+cp -a tree copy
+rsync -a tree/ synced/
+mv copy/hello.txt copy/renamed.txt
+printf 'XYZ' | dd of=tree/hello.txt bs=1 seek=6 conv=notrunc status=none
+truncate -s 5 tree/sub/random.bin
+truncate -s 100 copy/renamed.txt
+ln -s hello.txt tree/link
+rm -r synced/sub
+mkdir repo && cd repo && git init -q && git config user.email t@t && git config user.name t
+printf 'v1\\n' > file && git add file && git commit -qm one
+printf 'v2\\n' >> file && git commit -qam two
+git log --oneline | wc -l > ../commits.txt
+`;
+
+/** b3sum of every file under a dir (sorted), excluding .git internals that embed times. */
+function treeHashes(root: string): string {
+  const r = sh('bash', ['-c', `cd ${JSON.stringify(root)} && find . -path ./repo/.git -prune -o -type f -print0 | sort -z | xargs -0 b3sum`]);
+  return r.stdout;
+}
+
+function listing(root: string): string {
+  return sh('bash', ['-c', `cd ${JSON.stringify(root)} && find . -path ./repo/.git -prune -o -type d -printf '%y %p\\n' -o -printf '%y %s %p %l\\n' | sort`]).stdout;
+}
+
+t.test('cp -a, rsync -a, mv, rm -r, in-place writes, truncate, symlinks and git behave as on a real directory', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const oracle = join(dir, 'oracle');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  mkdirSync(oracle);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'w', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+
+  const inMount = sh('bash', ['-c', SCRIPT], { cwd: join(mnt, 'w'), timeoutMs: 120_000 });
+  t.equal(inMount.code, 0, `script on the mount: ${inMount.stderr}`);
+  const inOracle = sh('bash', ['-c', SCRIPT], { cwd: oracle, timeoutMs: 120_000 });
+  t.equal(inOracle.code, 0);
+  t.equal(listing(join(mnt, 'w')), listing(oracle), 'same tree shape, file sizes and link targets as the real directory (directory sizes are filesystem-specific)');
+  t.equal(listing(src), listing(oracle), 'and the backing directory got it');
+  t.equal(readFileSync(join(src, 'tree/hello.txt'), 'utf8'), 'hello XYZld\n', 'in-place write at an offset');
+  t.equal(readFileSync(join(src, 'commits.txt'), 'utf8').trim(), '2', 'git committed twice');
+  t.equal(sh('git', ['-C', join(mnt, 'w', 'repo'), 'fsck', '--no-progress']).code, 0, 'git fsck is clean through the mount');
+  // content identical except random.bin and the git repo, which differ by design (random data / times)
+  const strip = (s: string) => s.split('\n').filter((l) => !l.includes('random.bin') && !l.includes('./repo/')).join('\n');
+  t.equal(strip(treeHashes(join(mnt, 'w'))).replace(/ +\.\//g, ' '), strip(treeHashes(oracle)).replace(/ +\.\//g, ' '), 'same content');
+
+  // The index follows: after close the new hash is shown within a few seconds.
+  let hash = '';
+  for (let i = 0; i < 50 && hash !== b3sum(join(src, 'tree/hello.txt')); i++) {
+    hash = vdfs(home, ['stat', '/w/tree/hello.txt', '--json']).json<{ hash: string }>().hash;
+    if (hash !== b3sum(join(src, 'tree/hello.txt'))) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(hash, b3sum(join(src, 'tree/hello.txt')), 'vdfs stat shows the new hash');
+});
+
+t.test('read-only locations answer EROFS; cross-location rename is EXDEV (mv falls back to copy)', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const ro = join(dir, 'ro');
+  const rw = join(dir, 'rw');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(ro);
+  mkdirSync(rw);
+  writeFileSync(join(ro, 'keep.txt'), 'original');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'ro', ro, '--readonly']);
+  vdfsOk(home, ['location', 'add', 'rw', rw]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  for (const cmd of [
+    `echo x > ${mnt}/ro/new.txt`,
+    `echo x >> ${mnt}/ro/keep.txt`,
+    `rm ${mnt}/ro/keep.txt`,
+    `mkdir ${mnt}/ro/d`,
+    `mv ${mnt}/ro/keep.txt ${mnt}/ro/moved.txt`,
+    `touch -d 2001-01-01 ${mnt}/ro/keep.txt`,
+  ]) {
+    const r = sh('bash', ['-c', cmd]);
+    t.not(r.code, 0, cmd);
+    t.match(r.stderr, /Read-only file system/, `${cmd}: EROFS`);
+  }
+  t.equal(readFileSync(join(ro, 'keep.txt'), 'utf8'), 'original', 'nothing changed');
+  writeFileSync(join(rw, 'a.txt'), 'move me');
+  vdfsOk(home, ['scan', 'rw']);
+  await new Promise((r) => setTimeout(r, 11_000)); // let the kernel's name cache (10 s) expire
+  const mv = sh('mv', [join(mnt, 'rw', 'a.txt'), join(mnt, 'ro', 'a.txt')]);
+  t.not(mv.code, 0, 'mv into a read-only location fails');
+  const mv2 = sh('bash', ['-c', `mkdir -p ${dir}/x && mv ${mnt}/rw/a.txt ${dir}/x/ && cat ${dir}/x/a.txt`]);
+  t.equal(mv2.stdout, 'move me', 'mv out of the mount (EXDEV, then copy) works');
+});
+
+t.test('an fsynced file survives kill -9 and reads back after restart', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'd', src]);
+  vdfsOk(home, ['scan']);
+  const m1 = await startMount(home, mnt);
+  t.teardown(() => m1.stop());
+  const data = randomBytes(5 * 1024 * 1024);
+  writeFileSync(join(dir, 'payload'), data);
+  const r = sh('dd', [`if=${join(dir, 'payload')}`, `of=${join(mnt, 'd', 'durable.bin')}`, 'bs=1M', 'conv=fsync', 'status=none']);
+  t.equal(r.code, 0, r.stderr);
+  await m1.kill9();
+  const m2 = await startMount(home, mnt);
+  t.teardown(() => m2.stop());
+  t.equal(sh('b3sum', ['--no-names', join(mnt, 'd', 'durable.bin')]).stdout.trim(), b3sum(join(dir, 'payload')), 'every acknowledged byte is there');
+});
