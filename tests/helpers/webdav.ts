@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { ROOT, tempDir, vdfsOk } from './cli';
+import { tempDir, VDFS_BIN, vdfsOk } from './cli';
 
 export interface RunningWebdav {
   proc: ChildProcess;
@@ -15,12 +15,10 @@ export interface RunningWebdav {
   stop(): Promise<void>;
 }
 
-const SERVE = join(ROOT, 'dist', 'tests', 'helpers', 'webdav-serve.js');
-
 /**
  * A fresh home with one writable location `loc` (optionally seeded by `seed(dir)` and
- * scanned), served over WebDAV by the real VFS in a child process on a free loopback
- * port. stop() is registered in teardown and always kills the child.
+ * scanned), served by the real daemon, `vdfs serve --webdav 127.0.0.1:0`, in a child
+ * process on a free loopback port. stop() is registered in teardown and always kills it.
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
@@ -38,7 +36,10 @@ export async function startWebdavServer(
     vdfsOk(home, ['location', 'add', name, join(dir, name)]);
   }
   vdfsOk(home, ['scan']);
-  const proc = spawn(process.execPath, [SERVE, home, '127.0.0.1', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, VDFS_HOME: '', ...opts.env },
+  });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -53,14 +54,17 @@ export async function startWebdavServer(
   };
   t.teardown(stop);
   const started = Date.now();
-  while (!out.includes('\n')) {
+  const ready = /vdfs serving WebDAV at (http:\/\/127\.0\.0\.1:(\d+)\/)/;
+  while (!ready.test(out)) {
     if (proc.exitCode !== null || Date.now() - started > 20_000) {
       await stop();
       throw new Error(`webdav server did not start (exit ${proc.exitCode}):\n${out}\n${err}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  const { url, port } = JSON.parse(out.split('\n')[0]!) as { url: string; port: number };
+  const m = ready.exec(out)!;
+  const url = m[1]!;
+  const port = Number(m[2]);
   return { proc, url, port, home, locDir, output: () => out + err, stop };
 }
 
