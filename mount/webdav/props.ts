@@ -36,16 +36,11 @@ const SUPPORTED_LOCK =
 
 /**
  * The value of one live DAV: property, or undefined when the resource does not have it
- * (getcontentlength on a collection). `statfs` is only consulted for quota properties.
+ * (getcontentlength on a collection) or it is not a live property. Synchronous, because
+ * a Depth 1 PROPFIND computes it tens of thousands of times; the quota properties need
+ * statfs and come from quotaProps() instead.
  */
-export async function liveProp(
-  name: string,
-  path: string,
-  attr: Attr,
-  locks: LockManager,
-  vfs: Vfs,
-  statfsCache: Map<string, StatFs>,
-): Promise<PropOut | undefined> {
+export function liveProp(name: string, path: string, attr: Attr, locks: LockManager): PropOut | undefined {
   const isDir = attr.type === 'dir';
   const p = (xml: string): PropOut => ({ ns: 'DAV:', name, xml });
   switch (name) {
@@ -67,18 +62,20 @@ export async function liveProp(
       return p(SUPPORTED_LOCK);
     case 'lockdiscovery':
       return p(locks.covering(path).map((l) => activeLockXml(l)).join(''));
-    case 'quota-available-bytes':
-    case 'quota-used-bytes': {
-      const key = path.split('/')[1] ?? '';
-      let fs = statfsCache.get(key);
-      if (!fs) {
-        fs = await vfs.statfs(path);
-        statfsCache.set(key, fs);
-      }
-      const v = name === 'quota-available-bytes' ? fs.bavail * fs.frsize : (fs.blocks - fs.bfree) * fs.frsize;
-      return p(String(Math.max(0, Math.floor(v))));
-    }
     default:
       return undefined;
   }
+}
+
+/** RFC 4331 quota of the location holding `path` (statfs once per location per request). */
+export async function quotaProp(name: string, path: string, vfs: Vfs, statfsCache: Map<string, StatFs>): Promise<PropOut | undefined> {
+  if (name !== 'quota-available-bytes' && name !== 'quota-used-bytes') return undefined;
+  const key = path.split('/')[1] ?? '';
+  let fs = statfsCache.get(key);
+  if (!fs) {
+    fs = await vfs.statfs(path);
+    statfsCache.set(key, fs);
+  }
+  const v = name === 'quota-available-bytes' ? fs.bavail * fs.frsize : (fs.blocks - fs.bfree) * fs.frsize;
+  return { ns: 'DAV:', name, xml: String(Math.max(0, Math.floor(v))) };
 }

@@ -11,6 +11,8 @@ import { httpDate } from '../props';
 import { parseRange } from '../range';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
 
+const READ_AHEAD = 2;
+
 /**
  * GET and HEAD. Files are streamed from `vfs.read` at the requested offset in 1 MiB
  * chunks, with the next chunk read while the previous one is written (one read ahead),
@@ -64,25 +66,36 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     return;
   }
   const fh = await openCounted(vfs, ctx.handles, path);
-  try {
-    let off = start;
-    const end = start + length;
-    let next: Promise<Buffer> | null = vfs.read(fh, off, Math.min(CHUNK, end - off));
-    while (next) {
-      const buf: Buffer = await next;
-      next = null;
-      if (buf.length === 0) break; // the file shrank under us: the client sees a short body
-      off += buf.length;
-      if (off < end) next = vfs.read(fh, off, Math.min(CHUNK, end - off));
-      ctx.metrics.bytesOut += buf.length;
-      if (!(await writeChunk(res, buf))) {
-        if (next) await next.catch(() => undefined);
-        return; // client disconnected: the finally releases the handle
-      }
+  // Reads run ahead of the socket by up to READ_AHEAD chunks; big transfers use bigger
+  // chunks (fewer syscalls and promise turns), a 1 MiB range stays one 1 MiB read.
+  const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;
+  const end = start + length;
+  const queue: Promise<Buffer>[] = [];
+  let nextOff = start;
+  const fill = () => {
+    while (queue.length < READ_AHEAD && nextOff < end) {
+      const n = Math.min(chunk, end - nextOff);
+      const p = vfs.read(fh, nextOff, n);
+      p.catch(() => undefined); // observed below; never an unhandled rejection
+      queue.push(p);
+      nextOff += n;
     }
-    if (off < end) res.destroy(); // never end a short body as if it were complete
+  };
+  try {
+    let sent = 0;
+    fill();
+    while (queue.length > 0) {
+      const buf = await queue.shift()!;
+      if (buf.length === 0) break; // the file shrank under us: the client sees a short body
+      sent += buf.length;
+      fill();
+      ctx.metrics.bytesOut += buf.length;
+      if (!(await writeChunk(res, buf))) return; // client went away: the finally releases the handle
+    }
+    if (sent < length) res.destroy(); // never end a short body as if it were complete
     else res.end();
   } finally {
+    await Promise.allSettled(queue);
     await releaseCounted(vfs, ctx.handles, fh);
   }
 }

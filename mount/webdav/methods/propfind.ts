@@ -5,7 +5,7 @@ import { HttpError } from '../http-error';
 import { isFinderJunk, isHiddenName } from '../junk';
 import { renderResponse, writeChunk, XML_HEAD, type PropOut } from '../multistatus';
 import { hrefFor, joinPath } from '../paths';
-import { ALLPROP_LIVE, LIVE_PROPS, liveProp, QUOTA_PROPS } from '../props';
+import { ALLPROP_LIVE, LIVE_PROPS, liveProp, QUOTA_PROPS, quotaProp } from '../props';
 import { childElements, DAV_NS, findChild, parseXml } from '../xml';
 
 type Request =
@@ -53,20 +53,21 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
       for (const d of dead) ok.push({ ns: d.ns, name: d.name });
     } else if (request.kind === 'allprop') {
       for (const n of ALLPROP_LIVE) {
-        const v = await liveProp(n, p, a, ctx.locks, vfs, statfsCache);
+        const v = liveProp(n, p, a, ctx.locks);
         if (v) ok.push(v);
       }
       for (const d of dead) ok.push({ ns: d.ns, name: d.name, xml: d.value });
       for (const inc of request.include) {
         if (inc.ns === DAV_NS && (QUOTA_PROPS as readonly string[]).includes(inc.name)) {
-          const v = await liveProp(inc.name, p, a, ctx.locks, vfs, statfsCache);
+          const v = await quotaProp(inc.name, p, vfs, statfsCache);
           if (v) ok.push(v);
         }
       }
     } else {
       for (const want of request.props) {
         let v: PropOut | undefined;
-        if (want.ns === DAV_NS && LIVE_PROPS.has(want.name)) v = await liveProp(want.name, p, a, ctx.locks, vfs, statfsCache).catch(() => undefined);
+        if (want.ns === DAV_NS && (QUOTA_PROPS as readonly string[]).includes(want.name)) v = await quotaProp(want.name, p, vfs, statfsCache).catch(() => undefined);
+        else if (want.ns === DAV_NS && LIVE_PROPS.has(want.name)) v = liveProp(want.name, p, a, ctx.locks);
         else {
           const d = dead.find((x) => x.ns === want.ns && x.name === want.name);
           if (d) v = { ns: d.ns, name: d.name, xml: d.value };
