@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { dav, metric, startWebdavServer } from './helpers/webdav';
@@ -92,6 +92,9 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal(short.status, 400, 'a body shorter than announced is not stored');
     t.notOk(existsSync(join(srv.locDir, 'short.bin')));
     t.equal((await dav(port, 'PUT', '/loc/no/parent.txt', { body: 'x' })).status, 409);
+    const oc = await dav(port, 'PUT', '/loc/oc.txt', { body: 'oc', headers: { 'X-OC-Mtime': '1700000000' } });
+    t.equal(oc.headers['x-oc-mtime'], 'accepted');
+    t.equal(statSync(join(srv.locDir, 'oc.txt')).mtimeMs, 1700000000_000, 'X-OC-Mtime applied');
     t.equal((await dav(port, 'PUT', '/loc/docs', { body: 'x' })).status, 405);
   });
 
@@ -130,6 +133,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.notMatch(win.text, /HTTP\/1.1 [45]/, 'every Win32 property accepted');
     const back = await dav(port, 'PROPFIND', '/loc/hello.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>' });
     t.match(back.text, /Win32FileAttributes xmlns:R="urn:schemas-microsoft-com:">00000020</);
+    t.equal(statSync(join(srv.locDir, 'hello.txt')).mtime.toISOString(), '2026-11-25T10:00:00.000Z', 'Win32LastModifiedTime applied');
     const prot = await dav(port, 'PROPPATCH', '/loc/hello.txt', { body: '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><D:foo>1</D:foo></D:prop></D:set></D:propertyupdate>' });
     t.match(prot.text, /403 Forbidden/);
     t.match(prot.text, /424 Failed Dependency/);

@@ -9,6 +9,20 @@ import { hrefFor } from '../paths';
 import { LIVE_PROPS } from '../props';
 import { childElements, DAV_NS, parseXml, serializeChildren } from '../xml';
 
+const MS_NS = 'urn:schemas-microsoft-com:';
+
+/**
+ * Windows sets a copied file's time with Win32LastModifiedTime (an HTTP date). It is kept
+ * as a dead property and also applied to the entry, best effort: the PROPPATCH has
+ * already succeeded and Windows must never see it fail over a time stamp.
+ */
+async function applyWin32Mtime(ctx: Ctx, set: DeadProp[]): Promise<void> {
+  const p = set.find((x) => x.ns === MS_NS && x.name === 'Win32LastModifiedTime');
+  const ms = p ? Date.parse(p.value.trim()) : NaN;
+  if (Number.isNaN(ms)) return;
+  await ctx.vfs.utimens(ctx.path, ms, ms).catch((err) => ctx.log?.debug({ err, path: ctx.path }, 'Win32LastModifiedTime not applied'));
+}
+
 const MAX_PROP_VALUE_BYTES = 64 * 1024;
 const MAX_PROPS_PER_REQUEST = 256;
 
@@ -60,5 +74,6 @@ export async function handleProppatch(ctx: Ctx): Promise<void> {
   const set = [...final.values()].filter((f) => f.op === 'set').map((f) => f.prop);
   const remove = [...final.values()].filter((f) => f.op === 'remove').map((f) => ({ ns: f.prop.ns, name: f.prop.name }));
   await vfs.patchProps(path, set, remove);
+  await applyWin32Mtime(ctx, set);
   sendXml(res, 207, `<D:multistatus xmlns:D="DAV:">${renderResponse(href, new Map([[200, order]]))}</D:multistatus>`);
 }

@@ -81,7 +81,14 @@ export async function handlePut(ctx: Ctx): Promise<void> {
     if (!released) await releaseCounted(vfs, ctx.handles, fh).catch(() => undefined);
     if (!renamed) await vfs.unlink(tmp).catch(() => undefined);
   }
+  const extra: Record<string, string> = {};
+  // rclone (owncloud/nextcloud vendors) sends the source mtime in seconds
+  const ocMtime = Number(req.headers['x-oc-mtime']);
+  if (req.headers['x-oc-mtime'] !== undefined && Number.isFinite(ocMtime) && ocMtime > 0) {
+    const ok = await vfs.utimens(path, ocMtime * 1000, ocMtime * 1000).then(() => true, () => false);
+    if (ok) extra['X-OC-Mtime'] = 'accepted';
+  }
   const now = await statOrNull(vfs, path);
-  res.writeHead(attr ? 204 : 201, { ...(now ? { ETag: etagOf(now) } : {}), 'Content-Length': '0' });
+  res.writeHead(attr ? 204 : 201, { ...extra, ...(now ? { ETag: etagOf(now) } : {}), 'Content-Length': '0' });
   res.end();
 }
