@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { b3sumMany, tempDir } from './helpers/cli';
 import { dav, metric, startWebdavServer } from './helpers/webdav';
@@ -33,8 +33,8 @@ function makeTree(root: string): void {
   writeFileSync(join(root, 'sub', 'deep', 'small.bin'), randomBytes(4097));
 }
 
-function run(cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, input: opts.input, cwd: opts.cwd, env: { ...process.env, RCLONE_CONFIG: '/dev/null' } });
+function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input, cwd: opts.cwd, env: { ...process.env, RCLONE_CONFIG: '/dev/null' } });
   if (r.error) throw new Error(`${cmd} could not run (is it installed?): ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout + r.stderr;
@@ -85,6 +85,38 @@ t.test('real clients copy trees in and out intact', async (t) => {
     const got = treeHashes(out);
     t.equal(got.get('big.bin'), want.get('big.bin'), 'big file round trip');
     t.equal(got.get('small.bin'), want.get('sub/deep/small.bin'), 'small file round trip');
+  });
+
+  t.test('davfs2 (kernel mount): cp -r in, umount uploads, remount, cp -r out', async (t) => {
+    // davfs2 needs root (or an fstab entry) and /dev/fuse; without them this test fails, it never skips
+    const mnt = join(work, 'davfs-mnt');
+    const conf = join(work, 'davfs-conf');
+    mkdirSync(mnt);
+    mkdirSync(join(conf, 'cache'), { recursive: true });
+    // mount.davfs drops privileges to the davfs2 user for its cache (mkdtemp makes 0700 dirs)
+    chmodSync(work, 0o755);
+    chmodSync(conf, 0o777);
+    chmodSync(join(conf, 'cache'), 0o777);
+    // buf_size 64: with the default 16 KiB every directory read fails with EINVAL on Linux >= 6.16
+    writeFileSync(join(conf, 'davfs2.conf'), `buf_size 64\nuse_locks 1\ncache_dir ${join(conf, 'cache')}\n`);
+    const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+    const mount = () => run('mount.davfs', ['-o', `conf=${join(conf, 'davfs2.conf')}`, `${srv.url}loc/`, mnt], { input: '\n\n', timeoutMs: 30_000 });
+    const umount = () => {
+      if (mounted()) run('umount', [mnt], { timeoutMs: 120_000 });
+    };
+    t.teardown(() => {
+      if (mounted()) spawnSync('umount', ['-l', mnt], { timeout: 30_000 });
+    });
+    mount();
+    t.ok(mounted(), 'mounted');
+    run('cp', ['-r', src, join(mnt, 'davfs-in')]);
+    umount(); // davfs2 uploads on close and finishes before umount returns
+    t.same(treeHashes(join(srv.locDir, 'davfs-in')), want, 'uploaded tree equals the source (b3sum)');
+    mount();
+    const back = join(work, 'davfs-out');
+    run('cp', ['-r', join(mnt, 'davfs-in'), back]);
+    umount();
+    t.same(treeHashes(back), want, 'downloaded tree equals the source (b3sum)');
   });
 
   t.test('afterwards: no handles held, server healthy', async (t) => {
