@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Home } from '../mount/home';
 import { createVfs } from '../mount/vfs';
@@ -15,6 +15,13 @@ t.test('paths never escape the namespace; hostile hosts and bodies are refused',
     seed: (dir) => {
       writeFileSync(join(dir, 'inside.txt'), 'inside');
       writeFileSync(join(dir, '..', 'secret.txt'), SECRET); // next to the location, outside it
+      mkdirSync(join(dir, 'sub'));
+      symlinkSync('../inside.txt', join(dir, 'sub', 'good-link'));
+      symlinkSync('../secret.txt', join(dir, 'escape-link'));
+      symlinkSync('../../secret.txt', join(dir, 'sub', 'escape-link2'));
+      symlinkSync(join(dir, '..', 'secret.txt'), join(dir, 'abs-link'));
+      symlinkSync('loop-b', join(dir, 'loop-a'));
+      symlinkSync('loop-a', join(dir, 'loop-b'));
     },
   });
   const { port } = srv;
@@ -36,6 +43,25 @@ t.test('paths never escape the namespace; hostile hosts and bodies are refused',
       }
     }
     t.equal(rawStatus(await get('/loc/inside.txt')), 200, 'the legitimate path still works');
+  });
+
+  t.test('symlinks: followed inside their location only', async (t) => {
+    const good = await dav(port, 'GET', '/loc/sub/good-link');
+    t.equal(good.status, 200);
+    t.equal(good.text, 'inside', 'a relative link inside the location serves its target');
+    for (const p of ['/loc/escape-link', '/loc/sub/escape-link2', '/loc/abs-link', '/loc/loop-a']) {
+      for (const method of ['GET', 'PROPFIND']) {
+        const r = await dav(port, method, p, { headers: { Depth: '0' } });
+        t.equal(r.status, 404, `${method} ${p}`);
+        t.notMatch(r.text, SECRET);
+      }
+    }
+    const list = await dav(port, 'PROPFIND', '/loc/', { headers: { Depth: '1' } });
+    t.notMatch(list.text, /escape-link|abs-link|loop-a/, 'escaping and dangling links are not listed');
+    const sub = await dav(port, 'PROPFIND', '/loc/sub/', { headers: { Depth: '1' } });
+    t.match(sub.text, /good-link<\/D:href>.*?<D:getcontentlength>6</s, 'a good link is listed as its target');
+    const html = await dav(port, 'GET', '/loc/');
+    t.notMatch(html.text, /escape-link|abs-link/);
   });
 
   t.test('traversal in Destination', async (t) => {

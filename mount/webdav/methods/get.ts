@@ -6,6 +6,9 @@ import { contentTypeFor } from '../content-type';
 import { HttpError } from '../http-error';
 import { renderListing } from '../html-listing';
 import { isFinderJunk, isHiddenName } from '../junk';
+import { followLink } from '../links';
+import { joinPath } from '../paths';
+import type { DirEntry } from '../../vfs/types';
 import { writeChunk } from '../multistatus';
 import { httpDate } from '../props';
 import { parseRange } from '../range';
@@ -22,7 +25,9 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const { vfs, req, res, path } = ctx;
   const head = req.method === 'HEAD';
   if (isFinderJunk(path)) throw new HttpError(404, 'not stored');
-  const attr = await vfs.getattr(path);
+  const linked = await followLink(vfs, path, await vfs.getattr(path));
+  if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
+  const { attr } = linked;
   await checkIfHeader(ctx, attr);
   const cond = checkPreconditions(req, attr, true);
   const common: Record<string, string> = { ETag: etagOf(attr), 'Last-Modified': httpDate(attr.mtimeMs) };
@@ -32,7 +37,12 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     return;
   }
   if (attr.type === 'dir') {
-    const entries = (await vfs.readdir(path)).filter((e) => !isHiddenName(e.name));
+    const entries: DirEntry[] = [];
+    for (const e of await vfs.readdir(linked.path)) {
+      if (isHiddenName(e.name) || isFinderJunk(e.name)) continue;
+      const f = await followLink(vfs, joinPath(linked.path, e.name), e.attr);
+      if (f) entries.push({ name: e.name, attr: f.attr });
+    }
     const body = Buffer.from(renderListing(path, entries), 'utf8');
     res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(body.length) });
     res.end(head ? undefined : body);
@@ -65,7 +75,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     res.end();
     return;
   }
-  const fh = await openCounted(vfs, ctx.handles, path);
+  const fh = await openCounted(vfs, ctx.handles, linked.path);
   // Reads run ahead of the socket by up to READ_AHEAD chunks; big transfers use bigger
   // chunks (fewer syscalls and promise turns), a 1 MiB range stays one 1 MiB read.
   const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;

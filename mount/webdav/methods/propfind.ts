@@ -3,6 +3,7 @@ import type { Ctx } from '../context';
 import { readDepth, readSmallBody } from '../context';
 import { HttpError } from '../http-error';
 import { isFinderJunk, isHiddenName } from '../junk';
+import { followLink } from '../links';
 import { renderResponse, writeChunk, XML_HEAD, type PropOut } from '../multistatus';
 import { hrefFor, joinPath } from '../paths';
 import { ALLPROP_LIVE, LIVE_PROPS, liveProp, QUOTA_PROPS, quotaProp } from '../props';
@@ -40,7 +41,9 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
   if (depth === 'infinity') throw new HttpError(403, 'Depth: infinity is not supported', 'propfind-finite-depth');
   const request = parseRequest(await readSmallBody(req, ctx.maxBodyBytes), ctx);
   if (isFinderJunk(path)) throw new HttpError(404, 'not stored'); // answered from memory, never from the index
-  const attr = await vfs.getattr(path);
+  const linked = await followLink(vfs, path, await vfs.getattr(path));
+  if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
+  const attr = linked.attr;
   const statfsCache = new Map<string, StatFs>();
   const wantsDead = request.kind !== 'prop' || request.props.some((p) => p.ns !== DAV_NS || !LIVE_PROPS.has(p.name));
 
@@ -80,13 +83,20 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
   };
 
   const first = await render(path, attr);
-  const children = depth === 1 && attr.type === 'dir' ? await vfs.readdir(path) : [];
+  const children = depth === 1 && attr.type === 'dir' ? await vfs.readdir(linked.path) : [];
   res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8' });
   if (!(await writeChunk(res, `${XML_HEAD}<D:multistatus xmlns:D="DAV:">\n${first}`))) return;
   let batch = '';
   for (const e of children) {
     if (isHiddenName(e.name) || isFinderJunk(e.name)) continue;
-    batch += await render(joinPath(path, e.name), e.attr);
+    const child = joinPath(path, e.name);
+    let a = e.attr;
+    if (a.type === 'symlink') {
+      const f = await followLink(vfs, joinPath(linked.path, e.name), a).catch(() => null);
+      if (!f) continue; // links that lead outside the location are not shown
+      a = f.attr;
+    }
+    batch += await render(child, a);
     if (batch.length >= 64 * 1024) {
       if (!(await writeChunk(res, batch))) return;
       batch = '';
