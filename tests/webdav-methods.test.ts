@@ -105,6 +105,15 @@ t.test('WebDAV methods against the real VFS', async (t) => {
       t.equal((await dav(port, 'PROPFIND', `/loc/${name}`, { headers: { Depth: '0' } })).status, 404);
       t.equal((await dav(port, 'GET', `/loc/${name}`)).status, 404);
     }
+    for (const marker of ['.ql_disablethumbnails', '.metadata_never_index']) {
+      const pf = await dav(port, 'PROPFIND', `/loc/${marker}`, { headers: { Depth: '0' } });
+      t.equal(pf.status, 207, `${marker} exists for Finder`);
+      t.match(pf.text, /<D:getcontentlength>0<\/D:getcontentlength>/);
+      const g = await dav(port, 'GET', `/loc/${marker}`);
+      t.equal(g.status, 200);
+      t.equal(g.body.length, 0);
+      t.notOk(existsSync(join(srv.locDir, marker)), 'virtual, not on disk');
+    }
   });
 
   t.test('PROPFIND: Depth 0/1, finite depth only, quota, Win32 PROPPATCH', async (t) => {

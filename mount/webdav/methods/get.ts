@@ -1,11 +1,11 @@
 import { etagOf } from '../etag';
 import type { Ctx } from '../context';
-import { checkIfHeader, header } from '../context';
+import { checkIfHeader, header, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
 import { contentTypeFor } from '../content-type';
 import { HttpError } from '../http-error';
 import { renderListing } from '../html-listing';
-import { isFinderJunk, isHiddenName } from '../junk';
+import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr } from '../junk';
 import { followLink } from '../links';
 import { joinPath } from '../paths';
 import type { DirEntry } from '../../vfs/types';
@@ -25,7 +25,8 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const { vfs, req, res, path } = ctx;
   const head = req.method === 'HEAD';
   if (isFinderJunk(path)) throw new HttpError(404, 'not stored');
-  const linked = await followLink(vfs, path, await vfs.getattr(path));
+  const found = isFinderMarker(path) ? await statOrNull(vfs, path) : await vfs.getattr(path);
+  const linked = found ? await followLink(vfs, path, found) : { path, attr: markerAttr() };
   if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
   const { attr } = linked;
   await checkIfHeader(ctx, attr);

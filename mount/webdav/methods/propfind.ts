@@ -1,8 +1,8 @@
 import type { Attr, DeadProp, StatFs } from '../../vfs/types';
 import type { Ctx } from '../context';
-import { readDepth, readSmallBody } from '../context';
+import { readDepth, readSmallBody, statOrNull } from '../context';
 import { HttpError } from '../http-error';
-import { isFinderJunk, isHiddenName } from '../junk';
+import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr } from '../junk';
 import { followLink } from '../links';
 import { renderResponse, writeChunk, XML_HEAD, type PropOut } from '../multistatus';
 import { hrefFor, joinPath } from '../paths';
@@ -41,14 +41,15 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
   if (depth === 'infinity') throw new HttpError(403, 'Depth: infinity is not supported', 'propfind-finite-depth');
   const request = parseRequest(await readSmallBody(req, ctx.maxBodyBytes), ctx);
   if (isFinderJunk(path)) throw new HttpError(404, 'not stored'); // answered from memory, never from the index
-  const linked = await followLink(vfs, path, await vfs.getattr(path));
+  const found = isFinderMarker(path) ? await statOrNull(vfs, path) : await vfs.getattr(path);
+  const linked = found ? await followLink(vfs, path, found) : { path, attr: markerAttr() };
   if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
   const attr = linked.attr;
   const statfsCache = new Map<string, StatFs>();
   const wantsDead = request.kind !== 'prop' || request.props.some((p) => p.ns !== DAV_NS || !LIVE_PROPS.has(p.name));
 
   const render = async (p: string, a: Attr): Promise<string> => {
-    const dead: DeadProp[] = wantsDead ? await vfs.getProps(p).catch(() => []) : [];
+    const dead: DeadProp[] = wantsDead && a.ino !== 0 ? await vfs.getProps(p).catch(() => []) : [];
     const ok: PropOut[] = [];
     const missing: PropOut[] = [];
     if (request.kind === 'propname') {
