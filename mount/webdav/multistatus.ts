@@ -46,9 +46,9 @@ export function renderStatusResponse(href: string, status: number): string {
 }
 
 /** Writes a chunk honouring backpressure; resolves false when the client went away. */
-export function writeChunk(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
+export function writeChunk(res: ServerResponse, chunk: string | Buffer, flushed?: () => void): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
-  if (res.write(chunk)) return Promise.resolve(true);
+  if (flushed ? res.write(chunk, () => flushed()) : res.write(chunk)) return Promise.resolve(true);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);

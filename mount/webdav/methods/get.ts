@@ -81,12 +81,25 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   // chunks (fewer syscalls and promise turns), a 1 MiB range stays one 1 MiB read.
   const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;
   const end = start + length;
-  const queue: Promise<Buffer>[] = [];
+  const pool = new BufferPool(chunk);
+  const readInto = readIntoOf(vfs);
+  const readAt = async (off: number, n: number): Promise<{ data: Buffer; owner?: Buffer }> => {
+    if (!readInto) return { data: await vfs.read(fh, off, n) };
+    const owner = pool.take();
+    try {
+      const got = await readInto(fh, owner.subarray(0, n), off);
+      return { data: owner.subarray(0, got), owner };
+    } catch (err) {
+      pool.give(owner);
+      throw err;
+    }
+  };
+  const queue: Promise<{ data: Buffer; owner?: Buffer }>[] = [];
   let nextOff = start;
   const fill = () => {
     while (queue.length < READ_AHEAD && nextOff < end) {
       const n = Math.min(chunk, end - nextOff);
-      const p = vfs.read(fh, nextOff, n);
+      const p = readAt(nextOff, n);
       p.catch(() => undefined); // observed below; never an unhandled rejection
       queue.push(p);
       nextOff += n;
@@ -96,17 +109,42 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     let sent = 0;
     fill();
     while (queue.length > 0) {
-      const buf = await queue.shift()!;
-      if (buf.length === 0) break; // the file shrank under us: the client sees a short body
-      sent += buf.length;
+      const { data, owner } = await queue.shift()!;
+      if (data.length === 0) break; // the file shrank under us: the client sees a short body
+      sent += data.length;
       fill();
-      ctx.metrics.bytesOut += buf.length;
-      if (!(await writeChunk(res, buf))) return; // client went away: the finally releases the handle
+      ctx.metrics.bytesOut += data.length;
+      // the buffer goes back to the pool once the socket has flushed it
+      if (!(await writeChunk(res, data, owner ? () => pool.give(owner) : undefined))) return; // client went away: the finally releases the handle
     }
     if (sent < length) res.destroy(); // never end a short body as if it were complete
     else res.end();
   } finally {
     await Promise.allSettled(queue);
     await releaseCounted(vfs, ctx.handles, fh);
+  }
+}
+
+type ReadInto = (fh: number, buf: Buffer, offset: number) => Promise<number>;
+
+/**
+ * VfsCore can read into a caller's buffer (FUSE uses it); when the VFS offers it, GET
+ * reuses a few buffers instead of allocating a new one per chunk, which keeps RSS flat
+ * while gigabytes stream out (fresh 4 MiB buffers are only reclaimed by a GC much later).
+ */
+function readIntoOf(vfs: Ctx['vfs']): ReadInto | undefined {
+  const f = (vfs as unknown as { readInto?: ReadInto }).readInto;
+  return typeof f === 'function' ? f.bind(vfs) : undefined;
+}
+
+/** A free list of equal-sized buffers for one transfer. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly size: number) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+  give(b: Buffer): void {
+    if (this.free.length < READ_AHEAD + 2) this.free.push(b);
   }
 }
