@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { FsError, toFsError } from '../providers/fs-error';
 import { entryFromStats } from '../providers/local/local-provider';
@@ -80,6 +80,20 @@ class TxBatcher {
   }
 }
 
+/** A path for messages whose last name is not UTF-8: invalid bytes shown as \xNN, never replaced. */
+export function joinRelRaw(parent: string, raw: Buffer): string {
+  let out = '';
+  let i = 0;
+  while (i < raw.length) {
+    // Take the longest prefix that decodes cleanly, escape one byte, go on.
+    let j = raw.length;
+    while (j > i && !Buffer.from(raw.subarray(i, j).toString('utf8'), 'utf8').equals(raw.subarray(i, j))) j--;
+    if (j > i) { out += raw.subarray(i, j).toString('utf8'); i = j; }
+    else { out += `\\x${raw[i].toString(16).padStart(2, '0')}`; i++; }
+  }
+  return parent === '' ? out : `${parent}/${out}`;
+}
+
 function fieldsFrom(e: ProviderEntry, hash: string | null): EntryFields {
   return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
 }
@@ -99,7 +113,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
 
   let rootStat: BigIntStats;
   try {
-    rootStat = lstatSync(rootPath, { bigint: true });
+    // stat, not lstat: the root itself may be a symlink (~/Photos -> /mnt/disk/Photos).
+    rootStat = statSync(rootPath, { bigint: true });
   } catch (err) {
     ctx.locations.setOnline(loc.id, false);
     throw new FsError('EHOSTDOWN', `location ${loc.name}: ${rootPath} is not reachable (${toFsError(err, 'stat').code}); its last indexed tree stays visible`);
@@ -121,9 +136,10 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   const jobs: HashJob[] = [];
   let unchanged = 0;
   let lastReport = 0;
-  const report = () => {
+  // Throttled to 10 per second; `force` for phase changes so callers see every phase.
+  const report = (force = false) => {
     const now = Date.now();
-    if (opts.onProgress && now - lastReport > 100) { lastReport = now; opts.onProgress({ ...p }); }
+    if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
   };
 
   try {
@@ -148,7 +164,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         const name = raw.toString('utf8');
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
         if (!Buffer.from(name, 'utf8').equals(raw)) {
-          problem(`${dir.rel}/${raw.toString('latin1')}`, 'name is not valid UTF-8; not indexed (rename it to include it)');
+          // The index, the JSON output and every front end speak UTF-8: such a name cannot
+          // round-trip, and silently replacing bytes would index a file that does not exist.
+          problem(joinRelRaw(dir.rel, raw), 'name is not valid UTF-8; not indexed (rename it, e.g. with convmv, to include it)');
           continue;
         }
         const abs = join(dir.abs, name);
@@ -192,7 +210,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     }
     tx.flush();
     p.phase = 'hash';
-    report();
+    report(true);
     const hashed = await hashAll(ctx, jobs, p, report, problem);
     ctx.locations.setLastScan(loc.id, Date.now());
     opts.onProgress?.({ ...p });
@@ -212,6 +230,14 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
   let flushTimer: NodeJS.Timeout | undefined;
   const scheduleFlush = () => { flushTimer ??= setTimeout(() => { flushTimer = undefined; tx.flush(); }, 200); };
 
+  // Deleted between listing and hashing: it is not there, so it leaves the index now
+  // rather than staying as an unhashed ghost until the next scan.
+  const gone = (job: HashJob) => {
+    ctx.entries.remove(job.entry, job.rel);
+    tx.tick();
+    p.files--;
+    p.bytes -= job.entry.size;
+  };
   const run = async (job: HashJob): Promise<void> => {
     for (;;) {
       job.attempts++;
@@ -220,6 +246,7 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
         r = await ctx.pool.hashFile(job.abs, ctx.blockSize);
       } catch (err) {
         if ((err as FsError).code !== 'ENOENT') problem(job.rel, toFsError(err, 'hash').message);
+        else gone(job);
         return;
       }
       const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
@@ -236,7 +263,7 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       }
       // Changed while (or since) it was listed: record what it is now and hash again.
       let st: BigIntStats;
-      try { st = lstatSync(job.abs, { bigint: true }); } catch { return; }
+      try { st = lstatSync(job.abs, { bigint: true }); } catch { gone(job); return; }
       if (!st.isFile()) return; // replaced by something else; the next scan sees it
       const pe = entryFromStats(job.entry.name, st)!;
       ctx.entries.update(job.entry, fieldsFrom(pe, null), job.rel);

@@ -27,7 +27,9 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .command('add <name> <uri>')
     .description('add a location: an absolute path (or s3://, gdrive://, peer:// later)')
     .option('--readonly', 'refuse every change with EROFS')
-    .option('--ignore <pattern...>', 'gitignore-style rules on top of the default OS-junk rules')
+    // Repeatable rather than variadic: a variadic option would swallow NAME and URI when
+    // it comes first (`location add --ignore '*.tmp' docs ~/docs`).
+    .option('--ignore <pattern>', 'a gitignore-style rule on top of the default OS-junk rules (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print a JSON document')
     .action((name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
       const home = openHome(g());
