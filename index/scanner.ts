@@ -143,7 +143,6 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   }
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
-  const jobs: HashJob[] = [];
   let unchanged = 0;
   let lastReport = 0;
   // Throttled to 10 per second; `force` for phase changes so callers see every phase.
@@ -152,6 +151,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
   };
   const noRules = rules.onlyDefaults;
+  const hasher = startHasher(ctx, tx, p, () => report(), problem);
+  let yieldAt = Date.now() + 50;
 
   try {
     const rootFields = fieldsFrom(entryFromStats('', rootStat)!, null);
@@ -237,7 +238,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             else {
               const mtimeSec = Number(st.mtimeNs / 1_000_000_000n);
               const mtimeNsec = Number(st.mtimeNs % 1_000_000_000n);
-              jobs.push({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec, mtimeNsec, mode, version, hash, target: null }, abs, rel, attempts: 0 });
+              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec, mtimeNsec, mode, version, hash, target: null }, abs, rel, attempts: 0 });
               p.toHashFiles++;
               p.toHashBytes += size;
             }
@@ -246,11 +247,16 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         if (opts.onProgress) report();
       }
       for (const [name, k] of known) { entries.remove(toEntry(k, loc.id), dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
+      // Let hash results in now and then: each one hands its worker the next file.
+      if (Date.now() >= yieldAt) {
+        await new Promise((r) => setImmediate(r));
+        yieldAt = Date.now() + 50;
+      }
     }
     tx.flush();
     p.phase = 'hash';
     report(true);
-    const hashed = await hashAll(ctx, jobs, p, report, problem);
+    const hashed = await hasher.finish();
     ctx.locations.setLastScan(loc.id, Date.now());
     opts.onProgress?.({ ...p });
     return {
@@ -258,15 +264,23 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     };
   } catch (err) {
+    hasher.cancel();
     tx.abort();
     throw err;
   }
 }
 
-async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void): Promise<number> {
+/**
+ * Hashes files as the walk finds them (so the workers start at once), sharing the walk's
+ * transaction batcher: one connection, one open transaction at a time.
+ */
+function startHasher(ctx: ScanContext, tx: TxBatcher, p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void) {
   let hashed = 0;
-  const tx = new TxBatcher(ctx.db);
+  let cancelled = false;
+  const running: Promise<void>[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
+  // While only hash results arrive, commit at least every 200 ms so a long scan's progress
+  // survives a kill and other readers see it.
   const scheduleFlush = () => { flushTimer ??= setTimeout(() => { flushTimer = undefined; tx.flush(); }, 200); };
 
   // Deleted between listing and hashing: it is not there, so it leaves the index now
@@ -283,7 +297,9 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       let r;
       try {
         r = await ctx.pool.hashFile(job.abs, ctx.blockSize);
+        if (cancelled) return;
       } catch (err) {
+        if (cancelled) return;
         if ((err as FsError).code !== 'ENOENT') problem(job.rel, toFsError(err, 'hash').message);
         else gone(job);
         return;
@@ -307,6 +323,7 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       const pe = entryFromStats(job.entry.name, st)!;
       ctx.entries.update(job.entry, fieldsFrom(pe, null), job.rel);
       tx.tick();
+      scheduleFlush();
       job.entry = { ...job.entry, ...fieldsFrom(pe, null) };
       if (job.attempts >= HASH_ATTEMPTS) {
         problem(job.rel, `changed while being hashed ${HASH_ATTEMPTS} times; left unhashed (scan again when it is quiet)`);
@@ -314,11 +331,21 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       }
     }
   };
-  try {
-    await Promise.all(jobs.map(run));
-  } finally {
-    if (flushTimer) clearTimeout(flushTimer);
-    tx.flush();
-  }
-  return hashed;
+  return {
+    add(job: HashJob): void { running.push(run(job)); },
+    /** After a failed walk: results still arriving are dropped, nothing more is written. */
+    cancel(): void {
+      cancelled = true;
+      if (flushTimer) clearTimeout(flushTimer);
+    },
+    async finish(): Promise<number> {
+      try {
+        await Promise.all(running);
+      } finally {
+        if (flushTimer) clearTimeout(flushTimer);
+        tx.flush();
+      }
+      return hashed;
+    },
+  };
 }

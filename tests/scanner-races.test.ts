@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { HashPool } from '../index/hash-pool';
@@ -9,13 +9,13 @@ import { b3sum, tempDir } from './helpers/cli';
 import { indexProblems } from './helpers/index-check';
 
 /** A real home, a real location and a real hash pool, scanned in this process so a test can act between phases. */
-function setup(t: Test) {
+function setup(t: Test, workers = 2) {
   const dir = tempDir(t);
   const src = join(dir, 'src');
   mkdirSync(src);
   const { home } = Home.init(join(dir, 'home'), 'races');
   const loc = home.db.transaction(() => home.locations.add({ name: 'main', uri: src, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} })).immediate();
-  const pool = new HashPool(2);
+  const pool = new HashPool(workers);
   t.teardown(async () => { await pool.close(); home.close(); });
   const problems: ScanProblem[] = [];
   const scan = (opts: ScanOptions = {}) =>
@@ -25,24 +25,29 @@ function setup(t: Test) {
 }
 
 t.test('files that vanish or change between listing and hashing', async (t) => {
-  const { src, home, scan, problems } = setup(t);
-  for (let i = 0; i < 20; i++) writeFileSync(join(src, `f${i}.txt`), `file ${i}`);
+  // One worker, busy first with 2 GiB of holes in the root (walked first), so the small files
+  // in sub/ are all listed and none hashed yet when the walk ends.
+  const { src, home, scan, problems } = setup(t, 1);
+  writeFileSync(join(src, 'holes.bin'), '');
+  truncateSync(join(src, 'holes.bin'), 2 * 1024 ** 3);
+  mkdirSync(join(src, 'sub'));
+  for (let i = 0; i < 20; i++) writeFileSync(join(src, 'sub', `f${i}.txt`), `file ${i}`);
   let acted = false;
   const s = await scan({
     onProgress: (p) => {
       if (p.phase !== 'hash' || acted) return;
       acted = true; // listed, not hashed yet: delete half, change one
-      for (let i = 0; i < 10; i++) rmSync(join(src, `f${i}.txt`));
-      appendFileSync(join(src, 'f15.txt'), ' and more');
+      for (let i = 0; i < 10; i++) rmSync(join(src, 'sub', `f${i}.txt`));
+      appendFileSync(join(src, 'sub', 'f15.txt'), ' and more');
     },
   });
   t.ok(acted, 'the scan reported the hash phase');
   t.same(problems, [], 'a vanished file is not a problem');
-  t.equal(s.files, 10, 'vanished files are not counted');
-  t.equal(s.hashed, 10);
-  t.same(home.entries.children(home.entries.root(1)!.id).map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(), 'vanished files left the index');
-  const e = home.entries.resolve(1, 'f15.txt')!;
-  t.equal(e.hash, b3sum(join(src, 'f15.txt')), 'the changed file is hashed as it is now');
+  t.equal(s.files, 11, 'vanished files are not counted');
+  t.equal(s.hashed, 11);
+  t.same(home.entries.children(home.entries.resolve(1, 'sub')!.id).map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(), 'vanished files left the index');
+  const e = home.entries.resolve(1, 'sub/f15.txt')!;
+  t.equal(e.hash, b3sum(join(src, 'sub', 'f15.txt')), 'the changed file is hashed as it is now');
   t.equal(e.size, 'file 15 and more'.length);
   t.same(indexProblems(home.dir), []);
 });
