@@ -93,15 +93,31 @@ export function joinRelRaw(parent: string, raw: Buffer): string {
   return parent === '' ? out : `${parent}/${out}`;
 }
 
-/** An indexed entry as a raw row, for the rescan comparison: see KNOWN_SQL. */
-type Known = [id: number, parentId: number | null, name: string, type: EntryType, version: string | null, mode: number, hash: string | null,
-  size: number, mtimeSec: number, mtimeNsec: number, target: string | null];
-const KNOWN_SQL = 'SELECT id, parent_id, name, type, version, mode, hash, size, mtime_sec, mtime_nsec, target FROM entries WHERE location_id = ?';
-const K_ID = 0, K_PARENT = 1, K_NAME = 2, K_TYPE = 3, K_VERSION = 4, K_MODE = 5, K_HASH = 6;
+/**
+ * What the index holds for one directory's children, for the rescan comparison. Loaded as one
+ * string per directory (SQLite's group_concat, NUL-separated: no file name holds a NUL) and
+ * split lazily: on a 100k-file rescan, materialising a row object per entry cost more than
+ * all the lstat calls.
+ */
+class KnownDir {
+  private readonly parts: string[];
+  /** name -> index of its first field in `parts`; removed as the walk sees each name. */
+  readonly left = new Map<string, number>();
 
-function toEntry(k: Known, locationId: number): Entry {
-  return { id: k[0], locationId, parentId: k[1], name: k[2], type: k[3], version: k[4], mode: k[5], hash: k[6], size: k[7], mtimeSec: k[8], mtimeNsec: k[9], target: k[10] };
+  constructor(packed: string) {
+    this.parts = packed.split('\0');
+    for (let i = 0; i < this.parts.length; i += KNOWN_FIELDS) this.left.set(this.parts[i], i);
+  }
+
+  type(i: number): string { return this.parts[i + 1]; }
+  version(i: number): string { return this.parts[i + 2]; }
+  mode(i: number): number { return Number(this.parts[i + 3]); }
+  id(i: number): number { return Number(this.parts[i + 4]); }
+  hashed(i: number): boolean { return this.parts[i + 5] === '1'; }
 }
+const KNOWN_FIELDS = 6;
+const KNOWN_SQL = `SELECT parent_id, group_concat(name || char(0) || type || char(0) || ifnull(version, '') || char(0) || mode || char(0) || id || char(0) || (hash IS NOT NULL), char(0))
+  FROM entries WHERE location_id = ? AND parent_id IS NOT NULL GROUP BY parent_id`;
 
 function fieldsFrom(e: ProviderEntry, hash: string | null): EntryFields {
   return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
@@ -133,14 +149,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
 
   // Load the location's whole tree once, as raw rows (no per-row objects): comparing in
   // memory beats a query per file, and on a 100k-file rescan this load is a third of the time.
-  const byParent = new Map<number, Map<string, Known>>();
-  let root: Entry | undefined;
-  for (const k of ctx.db.prepare(KNOWN_SQL).raw(true).iterate(loc.id) as IterableIterator<Known>) {
-    if (k[K_PARENT] === null) { root = toEntry(k, loc.id); continue; }
-    let m = byParent.get(k[K_PARENT]);
-    if (!m) byParent.set(k[K_PARENT], (m = new Map()));
-    m.set(k[K_NAME], k);
-  }
+  const packed = new Map<number, string>();
+  for (const [parentId, text] of ctx.db.prepare(KNOWN_SQL).raw(true).iterate(loc.id) as IterableIterator<[number, string]>) packed.set(parentId, text);
+  let root: Entry | undefined = entries.root(loc.id);
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
   let unchanged = 0;
@@ -185,7 +196,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         }
       }
       // What is left in `known` after the loop was deleted (or is now ignored).
-      const known = byParent.get(dir.id) ?? new Map<string, Known>();
+      const text = packed.get(dir.id);
+      const known = text === undefined ? undefined : new KnownDir(text);
+      packed.delete(dir.id);
       const prefix = dir.abs.endsWith('/') ? dir.abs : `${dir.abs}/`;
       for (const name of names) {
         if (invalid?.has(name)) continue;
@@ -204,28 +217,29 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         if (!(noRules ? rules.ignoresName(name) : rules.ignores(rel, type === 'dir'))) {
           const version = localVersion(st);
           const mode = Number(st.mode) & 0o7777;
-          const k = known.get(name);
-          if (k) known.delete(name);
+          const k = known?.left.get(name);
+          if (k !== undefined) known!.left.delete(name);
           let id: number;
           let hash: string | null = null;
-          if (k && k[K_TYPE] === type && k[K_VERSION] === version && k[K_MODE] === mode) {
+          if (k !== undefined && known!.type(k) === type && known!.version(k) === version && known!.mode(k) === mode) {
             // Unchanged (the common case on a rescan): no object, no readlink, no write.
-            id = k[K_ID];
-            hash = k[K_HASH];
+            id = known!.id(k);
+            hash = known!.hashed(k) ? 'known' : null;
           } else {
             let target: string | undefined;
             if (type === 'symlink') {
               try { target = readlinkSync(abs); } catch { continue; }
             }
             const pe = entryFromStats(name, st, target)!;
-            if (k && k[K_TYPE] !== type) { entries.remove(toEntry(k, loc.id), rel); tx.tick(); }
-            if (!k || k[K_TYPE] !== type) {
+            const old = k === undefined ? undefined : entries.get(known!.id(k));
+            if (old && old.type !== type) { entries.remove(old, rel); tx.tick(); }
+            if (!old || old.type !== type) {
               id = entries.insert(loc.id, dir.id, name, fieldsFrom(pe, null), rel);
             } else {
-              id = k[K_ID];
+              id = old.id;
               // Same content version, other mode: the hash stays valid.
-              if (type === 'file' && k[K_VERSION] === version) hash = k[K_HASH];
-              entries.update(toEntry(k, loc.id), fieldsFrom(pe, hash), rel);
+              if (type === 'file' && old.version === version) hash = old.hash;
+              entries.update(old, fieldsFrom(pe, hash), rel);
             }
             tx.tick();
           }
@@ -238,7 +252,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             else {
               const mtimeSec = Number(st.mtimeNs / 1_000_000_000n);
               const mtimeNsec = Number(st.mtimeNs % 1_000_000_000n);
-              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec, mtimeNsec, mode, version, hash, target: null }, abs, rel, attempts: 0 });
+              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec, mtimeNsec, mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
               p.toHashFiles++;
               p.toHashBytes += size;
             }
@@ -246,7 +260,12 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         }
         if (opts.onProgress) report();
       }
-      for (const [name, k] of known) { entries.remove(toEntry(k, loc.id), dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
+      if (known) {
+        for (const [name, k] of known.left) {
+          const old = entries.get(known.id(k));
+          if (old) { entries.remove(old, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
+        }
+      }
       // Let hash results in now and then: each one hands its worker the next file.
       if (Date.now() >= yieldAt) {
         await new Promise((r) => setImmediate(r));
