@@ -1,12 +1,13 @@
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../providers/fs-error';
-import { entryFromStats, entryTypeOf, localVersion } from '../providers/local/local-provider';
+import { entryFromStats } from '../providers/local/local-provider';
 import type { EntryType, ProviderEntry } from '../providers/provider';
 import type { BlobStore } from './blobs';
 import type { Db } from './db';
 import type { Entry, EntryFields, EntryStore } from './entries';
 import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
+import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 
 /** The `vdfs scan --json` summary (DESIGN.md). */
@@ -163,24 +164,18 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   };
   const noRules = rules.onlyDefaults;
   const hasher = startHasher(ctx, tx, p, () => report(), problem);
-  let yieldAt = Date.now() + 50;
+  const walker = new WalkPool();
 
   try {
     const rootFields = fieldsFrom(entryFromStats('', rootStat)!, null);
     if (!root) { root = entries.createRoot(loc.id, rootFields); tx.tick(); }
     else if (root.version !== rootFields.version || root.mode !== rootFields.mode) { entries.update(root, rootFields, ''); tx.tick(); }
 
-    const stack: { id: number; abs: string; rel: string }[] = [{ id: root.id, abs: rootPath, rel: '' }];
-    while (stack.length > 0) {
-      const dir = stack.pop()!;
+    // Directories are listed on worker threads (readdir + lstat), several at once; each
+    // listing is compared with the index here, on the main thread, as it arrives.
+    const processDir = (dir: { id: number; abs: string; rel: string }, l: DirListing) => {
       p.dirs++;
-      let names: string[];
-      try {
-        names = readdirSync(dir.abs);
-      } catch (err) {
-        problem(dir.rel || '.', `cannot list directory: ${toFsError(err, 'readdir').message}`);
-        continue; // keep what was indexed: an unreadable directory is not an empty one
-      }
+      const names = l.names;
       // Names are read as UTF-8 strings (fast); only a directory holding a U+FFFD is read
       // again as bytes, to tell real U+FFFD characters from bytes that are not UTF-8.
       let invalid: Set<string> | undefined;
@@ -195,28 +190,25 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
           problem(joinRelRaw(dir.rel, raw), 'name is not valid UTF-8; not indexed (rename it, e.g. with convmv, to include it)');
         }
       }
+      const errors = new Map(l.errors);
       // What is left in `known` after the loop was deleted (or is now ignored).
       const text = packed.get(dir.id);
       const known = text === undefined ? undefined : new KnownDir(text);
       packed.delete(dir.id);
       const prefix = dir.abs.endsWith('/') ? dir.abs : `${dir.abs}/`;
-      for (const name of names) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i];
         if (invalid?.has(name)) continue;
+        const code = l.types[i];
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+        if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
+        // Vanished between readdir and lstat (treated as deleted); fifo, socket, device (skipped).
+        if (code === T_GONE || code === T_OTHER) continue;
+        const type: EntryType = code === T_FILE ? 'file' : code === T_DIR ? 'dir' : 'symlink';
         const abs = prefix + name;
-        let st: BigIntStats | undefined;
-        try {
-          st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-        } catch (err) {
-          problem(rel, toFsError(err, 'lstat').message);
-          continue;
-        }
-        if (!st) continue; // vanished between readdir and lstat: treated as deleted
-        const type = entryTypeOf(st);
-        if (!type) continue; // fifo, socket, device
         if (!(noRules ? rules.ignoresName(name) : rules.ignores(rel, type === 'dir'))) {
-          const version = localVersion(st);
-          const mode = Number(st.mode) & 0o7777;
+          const version = l.versions[i];
+          const mode = l.modes[i];
           const k = known?.left.get(name);
           if (k !== undefined) known!.left.delete(name);
           let id: number;
@@ -226,39 +218,36 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             id = known!.id(k);
             hash = known!.hashed(k) ? 'known' : null;
           } else {
-            let target: string | undefined;
+            let target: string | null = null;
             if (type === 'symlink') {
               try { target = readlinkSync(abs); } catch { continue; }
             }
-            const pe = entryFromStats(name, st, target)!;
+            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target };
             const old = k === undefined ? undefined : entries.get(known!.id(k));
             if (old && old.type !== type) { entries.remove(old, rel); tx.tick(); }
             if (!old || old.type !== type) {
-              id = entries.insert(loc.id, dir.id, name, fieldsFrom(pe, null), rel);
+              id = entries.insert(loc.id, dir.id, name, fields, rel);
             } else {
               id = old.id;
               // Same content version, other mode: the hash stays valid.
               if (type === 'file' && old.version === version) hash = old.hash;
-              entries.update(old, fieldsFrom(pe, hash), rel);
+              entries.update(old, { ...fields, hash }, rel);
             }
             tx.tick();
           }
-          if (type === 'dir') stack.push({ id, abs, rel });
+          if (type === 'dir') schedule({ id, abs, rel });
           else if (type === 'file') {
-            const size = Number(st.size);
+            const size = l.sizes[i];
             p.files++;
             p.bytes += size;
             if (hash && !opts.rehash) unchanged++;
             else {
-              const mtimeSec = Number(st.mtimeNs / 1_000_000_000n);
-              const mtimeNsec = Number(st.mtimeNs % 1_000_000_000n);
-              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec, mtimeNsec, mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
+              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
               p.toHashFiles++;
               p.toHashBytes += size;
             }
           }
         }
-        if (opts.onProgress) report();
       }
       if (known) {
         for (const [name, k] of known.left) {
@@ -266,12 +255,29 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
           if (old) { entries.remove(old, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
         }
       }
-      // Let hash results in now and then: each one hands its worker the next file.
-      if (Date.now() >= yieldAt) {
-        await new Promise((r) => setImmediate(r));
-        yieldAt = Date.now() + 50;
-      }
+      if (opts.onProgress) report();
+    };
+
+    let active = 0;
+    let failure: unknown;
+    let walked!: () => void;
+    const allWalked = new Promise<void>((r) => (walked = r));
+    function schedule(dir: { id: number; abs: string; rel: string }): void {
+      active++;
+      walker
+        .list(dir.abs)
+        .then(
+          (l) => { if (failure === undefined) processDir(dir, l); },
+          // Keep what was indexed: an unreadable directory is not an empty one.
+          (err) => { if (failure === undefined) problem(dir.rel || '.', `cannot list directory: ${toFsError(err, 'readdir').message}`); },
+        )
+        .catch((err) => { failure ??= err; })
+        .finally(() => { if (--active === 0) walked(); });
     }
+    schedule({ id: root.id, abs: rootPath, rel: '' });
+    await allWalked;
+    if (failure !== undefined) throw failure;
+    await walker.close(); // free its threads for hashing
     tx.flush();
     p.phase = 'hash';
     report(true);
@@ -286,6 +292,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     hasher.cancel();
     tx.abort();
     throw err;
+  } finally {
+    await walker.close();
   }
 }
 
