@@ -1,11 +1,11 @@
 // The bench's world: generated data, the vdfs daemon and every baseline server, all torn down on exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { startMount, type RunningMount } from '../helpers/mount';
-import { vdfs } from '../helpers/cli';
+import { join } from 'node:path';
+import { startMount, vdfs, type RunningMount } from './vdfs-cli';
+import { isMounted } from './env-mounts';
 import { have, MiB, sh, shOk, sleep, type BenchOptions } from './lib';
 
 export interface Sizes { bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number }
@@ -198,10 +198,6 @@ export class Env {
   }
 }
 
-export function isMounted(mountpoint: string): boolean {
-  const target = resolve(mountpoint);
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
-}
 
 async function waitFor(ok: () => boolean, ms: number, dead: () => boolean, msg: () => string): Promise<void> {
   const t0 = Date.now();
