@@ -1,5 +1,6 @@
-// npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav] [--no-install]
+// npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav] [--no-install] [--save FILE.json]
 // Generates its own data, runs vdfs and every installed baseline interleaved, prints medians and ratios.
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem, release, hostname } from 'node:os';
 import { Env } from './env';
@@ -11,7 +12,7 @@ import { webdavBench } from './webdav';
 import { s3Bench } from './s3';
 import { formatTable } from './table';
 
-function parseArgs(argv: string[]): BenchOptions & { install: boolean } {
+function parseArgs(argv: string[]): BenchOptions & { install: boolean; save?: string } {
   const has = (f: string) => argv.includes(f);
   const val = (f: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : undefined; };
   const json = has('--json');
@@ -22,6 +23,7 @@ function parseArgs(argv: string[]): BenchOptions & { install: boolean } {
     quick, json, reps,
     only: val('--only')?.split(','),
     install: !has('--no-install'),
+    save: val('--save'),
     log: (m: string) => process.stderr.write(`${m}\n`),
   };
 }
@@ -52,6 +54,7 @@ function machine(env: Env, o: BenchOptions): Record<string, unknown> {
     apache: first('/usr/sbin/apache2 -v 2>/dev/null'),
     fio: first('fio --version 2>/dev/null'),
     b3sum: first('b3sum --version 2>/dev/null'),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     mode: o.quick ? 'quick' : 'full',
     reps: o.reps,
     sizes: env.sizes,
@@ -88,9 +91,11 @@ async function main(): Promise<number> {
     env.rcDav = await env.startRcloneDav(rcDavPort);
     if (wants('webdav')) env.apache = await env.startApache(apachePort, o.install).catch((err) => { env.notes.apache = `did not start: ${(err as Error).message.slice(0, 200)}`; o.log(env.notes.apache); return undefined; });
     o.log(`bench: servers up (${Math.round((Date.now() - t0) / 1000)} s)`);
-    if (wants('fuse')) results.push(...(await fuseBench(env, o)));
-    if (wants('cache')) results.push(...(await cacheBench(env, o)));
-    if (wants('webdav')) results.push(...(await webdavBench(env, o)));
+    const rssLog = (after: string) => o.log(`bench: vdfs daemon peak RSS after ${after}: ${Math.round(peakRssMB(env.vdfs!.pid) ?? 0)} MB`);
+    rssLog('start');
+    if (wants('fuse')) { results.push(...(await fuseBench(env, o))); rssLog('fuse'); }
+    if (wants('cache')) { results.push(...(await cacheBench(env, o))); rssLog('cache'); }
+    if (wants('webdav')) { results.push(...(await webdavBench(env, o))); rssLog('webdav'); }
     results.push(...s3Bench());
     const rss = peakRssMB(env.vdfs!.pid);
     const bases = [env.rcFull, env.rcOff, env.rcDav].filter((s) => s !== undefined).map((s) => ({ name: s!.name === 'rclone' ? 'rclone-webdav' : s!.name, value: peakRssMB(s!.pid) }));
@@ -106,6 +111,7 @@ async function main(): Promise<number> {
     if (Object.keys(env.notes).length) m.baselineNotes = env.notes;
     await env.cleanup();
     const clean = results.map(({ samples, ...r }) => (o.json ? r : { ...r, samples }));
+    if (o.save) writeFileSync(o.save, JSON.stringify({ machine: m, results }, null, 2) + '\n');
     if (o.json) process.stdout.write(JSON.stringify({ machine: m, results: clean }, null, 2) + '\n');
     else process.stdout.write(formatTable(m, results) + '\n');
   }
