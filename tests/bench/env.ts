@@ -4,8 +4,9 @@ import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFi
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMount, vdfs, type RunningMount } from './vdfs-cli';
-import { isMounted } from './env-mounts';
+import { vdfs } from '../helpers/cli';
+import { startMount, type RunningMount } from '../helpers/mount';
+import { isMounted } from '../helpers/mount';
 import { have, MiB, sh, shOk, sleep, type BenchOptions } from './lib';
 
 export interface Sizes { bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number }

@@ -1,7 +1,7 @@
 // scan.hash and scan.rescan: `vdfs scan` against b3sum and find, on the bench data, no daemon running.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { vdfs } from './vdfs-cli';
+import { vdfs } from '../helpers/cli';
 import { dropCaches, have, mbps, measure, sh, type BenchOptions, type Result } from './lib';
 import type { Env } from './env';
 
