@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
 
 export interface Blob {
@@ -29,10 +30,12 @@ export class BlobStore {
       | undefined;
   }
 
+  private putStmt?: Statement;
+
   put(b: Blob): void {
-    this.db
-      .prepare('INSERT INTO blobs (hash, size, block_size, block_hashes) VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING')
-      .run(b.hash, b.size, b.blockSize, b.blockHashes);
+    // Prepared once: a scan puts one blob per file.
+    this.putStmt ??= this.db.prepare('INSERT INTO blobs (hash, size, block_size, block_hashes) VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING');
+    this.putStmt.run(b.hash, b.size, b.blockSize, b.blockHashes);
   }
 
   /** Removes blobs that no entry refers to any more. Returns how many. */

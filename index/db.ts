@@ -21,7 +21,13 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('cache_size = -65536'); // 64 MiB page cache: point lookups dominate
   db.pragma('mmap_size = 268435456');
-  if (!opts.readonly) migrate(db);
+  try {
+    if (!opts.readonly) migrate(db);
+    else checkNotNewer(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
 
@@ -29,13 +35,25 @@ export function schemaVersion(db: Db): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-/** Applies every migration not yet applied. Throws EIO for an index newer than this code. */
-export function migrate(db: Db): void {
+/** Throws EIO when the index was written by a newer vdfs (a downgrade would corrupt it). */
+function checkNotNewer(db: Db): number {
   const current = schemaVersion(db);
   if (current > MIGRATIONS.length)
-    throw new FsError('EIO', `index schema ${current} is newer than this vdfs (${MIGRATIONS.length}); upgrade vdfs`);
-  for (let v = current; v < MIGRATIONS.length; v++) {
+    throw new FsError('EIO', `index ${db.name} has schema version ${current}, newer than this vdfs (${MIGRATIONS.length}); upgrade vdfs to open it`);
+  return current;
+}
+
+/**
+ * Applies every migration not yet applied, each in its own IMMEDIATE transaction so two
+ * processes opening a fresh home at once do not both run it. Throws EIO for an index newer
+ * than this code.
+ */
+export function migrate(db: Db): void {
+  if (checkNotNewer(db) === MIGRATIONS.length) return;
+  for (let v = 0; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
+      // Re-read under the write lock: another process may have migrated meanwhile.
+      if (schemaVersion(db) !== v) return;
       db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${v + 1}`);
     }).immediate();

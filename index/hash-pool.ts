@@ -33,6 +33,7 @@ parentPort.on('message', ({ id, path, blockSize }) => {
     whole.reset();
     const blocks = [];
     let size = 0;
+    let hex;
     for (;;) {
       let n = 0;
       while (n < blockSize) {
@@ -42,6 +43,16 @@ parentPort.on('message', ({ id, path, blockSize }) => {
       }
       if (n === 0) break;
       const chunk = buf.subarray(0, n);
+      if (size === 0 && n < blockSize) {
+        // A single-block file: its block hash is its hash; hashing it twice would double
+        // the cost of the thousands of small files in a typical tree.
+        whole.update(chunk);
+        const d = whole.digestBuffer();
+        blocks.push(d);
+        hex = d.toString('hex');
+        size = n;
+        break;
+      }
       whole.update(chunk);
       block.reset();
       block.update(chunk);
@@ -52,7 +63,7 @@ parentPort.on('message', ({ id, path, blockSize }) => {
     const after = fs.fstatSync(fd, { bigint: true });
     const changed = after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(size) !== after.size;
     const blockHashes = Buffer.concat(blocks);
-    parentPort.postMessage({ id, hash: whole.digest('hex'), blockHashes, size, ino: after.ino, mtimeNs: after.mtimeNs, changed });
+    parentPort.postMessage({ id, hash: hex ?? whole.digest('hex'), blockHashes, size, ino: after.ino, mtimeNs: after.mtimeNs, changed });
   } catch (err) {
     parentPort.postMessage({ id, error: { code: err.code, message: err.message } });
   } finally {
@@ -69,32 +80,39 @@ interface Job {
   reject: (e: FsError) => void;
 }
 
+/** Jobs queued in each worker at once, so a worker never waits for the main thread to hand it the next file. */
+const DEPTH = 4;
+
 /**
  * Hashes whole files (BLAKE3-256, identical to b3sum) and their per-block hashes in one
- * pass, on worker threads. hashFile throws FsError (ENOENT, EACCES, EINVAL, EIO).
+ * pass, on worker threads started on first use. hashFile throws FsError (ENOENT, EACCES,
+ * EINVAL, EIO).
  */
 export class HashPool {
   private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
   private readonly queue: Job[] = [];
-  private readonly running = new Map<Worker, Job>();
+  /** Jobs sent to each worker and not answered yet, oldest first (a worker answers in order). */
+  private readonly inflight = new Map<Worker, Job[]>();
   private nextId = 1;
   private closed = false;
 
-  constructor(size = Math.max(1, availableParallelism())) {
+  constructor(private readonly size = Math.max(1, availableParallelism())) {}
+
+  private start(): void {
     const blake = require.resolve('@napi-rs/blake-hash');
-    for (let i = 0; i < size; i++) {
+    for (let i = 0; i < this.size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { blake } });
       w.unref();
       w.on('message', (msg: { id: number; error?: { code?: string; message: string } } & FileHash) => this.done(w, msg));
       w.on('error', (err) => this.crashed(w, err));
       this.workers.push(w);
-      this.idle.push(w);
+      this.inflight.set(w, []);
     }
   }
 
   hashFile(path: string, blockSize: number): Promise<FileHash> {
     if (this.closed) return Promise.reject(new FsError('EIO', 'hash pool is closed'));
+    if (this.workers.length === 0) this.start();
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, path, blockSize, resolve, reject });
       this.pump();
@@ -102,24 +120,32 @@ export class HashPool {
   }
 
   get pending(): number {
-    return this.queue.length + this.running.size;
+    let n = this.queue.length;
+    for (const q of this.inflight.values()) n += q.length;
+    return n;
   }
 
   private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop()!;
+    while (this.queue.length > 0) {
+      let best: Worker | undefined;
+      for (const w of this.workers) {
+        const n = this.inflight.get(w)!.length;
+        if (n < DEPTH && (!best || n < this.inflight.get(best)!.length)) best = w;
+      }
+      if (!best) return;
       const job = this.queue.shift()!;
-      this.running.set(w, job);
-      w.ref();
-      w.postMessage({ id: job.id, path: job.path, blockSize: job.blockSize });
+      const q = this.inflight.get(best)!;
+      if (q.length === 0) best.ref();
+      q.push(job);
+      best.postMessage({ id: job.id, path: job.path, blockSize: job.blockSize });
     }
   }
 
   private done(w: Worker, msg: { id: number; error?: { code?: string; message: string } } & FileHash): void {
-    const job = this.running.get(w);
-    this.running.delete(w);
-    w.unref();
-    this.idle.push(w);
+    const q = this.inflight.get(w)!;
+    const i = q.findIndex((j) => j.id === msg.id);
+    const job = i >= 0 ? q.splice(i, 1)[0] : undefined;
+    if (q.length === 0) w.unref();
     if (job) {
       if (msg.error) job.reject(toFsError(Object.assign(new Error(msg.error.message), { code: msg.error.code }), `hash ${job.path}`));
       else job.resolve({ ...msg, blockHashes: Buffer.from(msg.blockHashes) });
@@ -128,9 +154,8 @@ export class HashPool {
   }
 
   private crashed(w: Worker, err: Error): void {
-    const job = this.running.get(w);
-    this.running.delete(w);
-    job?.reject(new FsError('EIO', `hash worker failed: ${err.message}`, err));
+    for (const job of this.inflight.get(w) ?? []) job.reject(new FsError('EIO', `hash worker failed: ${err.message}`, err));
+    this.inflight.delete(w);
     // A crashed worker is not reused; the pool keeps going with the others.
     const i = this.workers.indexOf(w);
     if (i >= 0) this.workers.splice(i, 1);

@@ -1,13 +1,13 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../providers/fs-error';
 import { entryFromStats } from '../providers/local/local-provider';
-import type { ProviderEntry } from '../providers/provider';
+import type { EntryType, ProviderEntry } from '../providers/provider';
 import type { BlobStore } from './blobs';
 import type { Db } from './db';
 import type { Entry, EntryFields, EntryStore } from './entries';
 import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
+import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 
 /** The `vdfs scan --json` summary (DESIGN.md). */
@@ -80,6 +80,46 @@ class TxBatcher {
   }
 }
 
+/** A path for messages whose last name is not UTF-8: invalid bytes shown as \xNN, never replaced. */
+export function joinRelRaw(parent: string, raw: Buffer): string {
+  let out = '';
+  let i = 0;
+  while (i < raw.length) {
+    // Take the longest prefix that decodes cleanly, escape one byte, go on.
+    let j = raw.length;
+    while (j > i && !Buffer.from(raw.subarray(i, j).toString('utf8'), 'utf8').equals(raw.subarray(i, j))) j--;
+    if (j > i) { out += raw.subarray(i, j).toString('utf8'); i = j; }
+    else { out += `\\x${raw[i].toString(16).padStart(2, '0')}`; i++; }
+  }
+  return parent === '' ? out : `${parent}/${out}`;
+}
+
+/**
+ * What the index holds for one directory's children, for the rescan comparison. Loaded as one
+ * string per directory (SQLite's group_concat, NUL-separated: no file name holds a NUL) and
+ * split lazily: on a 100k-file rescan, materialising a row object per entry cost more than
+ * all the lstat calls.
+ */
+class KnownDir {
+  private readonly parts: string[];
+  /** name -> index of its first field in `parts`; removed as the walk sees each name. */
+  readonly left = new Map<string, number>();
+
+  constructor(packed: string) {
+    this.parts = packed.split('\0');
+    for (let i = 0; i < this.parts.length; i += KNOWN_FIELDS) this.left.set(this.parts[i], i);
+  }
+
+  type(i: number): string { return this.parts[i + 1]; }
+  version(i: number): string { return this.parts[i + 2]; }
+  mode(i: number): number { return Number(this.parts[i + 3]); }
+  id(i: number): number { return Number(this.parts[i + 4]); }
+  hashed(i: number): boolean { return this.parts[i + 5] === '1'; }
+}
+const KNOWN_FIELDS = 6;
+const KNOWN_SQL = `SELECT parent_id, group_concat(name || char(0) || type || char(0) || ifnull(version, '') || char(0) || mode || char(0) || id || char(0) || (hash IS NOT NULL), char(0))
+  FROM entries WHERE location_id = ? AND parent_id IS NOT NULL GROUP BY parent_id`;
+
 function fieldsFrom(e: ProviderEntry, hash: string | null): EntryFields {
   return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
 }
@@ -99,7 +139,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
 
   let rootStat: BigIntStats;
   try {
-    rootStat = lstatSync(rootPath, { bigint: true });
+    // stat, not lstat: the root itself may be a symlink (~/Photos -> /mnt/disk/Photos).
+    rootStat = statSync(rootPath, { bigint: true });
   } catch (err) {
     ctx.locations.setOnline(loc.id, false);
     throw new FsError('EHOSTDOWN', `location ${loc.name}: ${rootPath} is not reachable (${toFsError(err, 'stat').code}); its last indexed tree stays visible`);
@@ -107,93 +148,140 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   if (!rootStat.isDirectory()) throw new FsError('ENOTDIR', `location ${loc.name}: ${rootPath} is not a directory`);
   ctx.locations.setOnline(loc.id, true);
 
-  // Load the location's whole tree once: comparing in memory beats a query per file.
-  const byParent = new Map<number, Map<string, Entry>>();
-  let root: Entry | undefined;
-  for (const e of entries.ofLocation(loc.id)) {
-    if (e.parentId === null) { root = e; continue; }
-    let m = byParent.get(e.parentId);
-    if (!m) byParent.set(e.parentId, (m = new Map()));
-    m.set(e.name, e);
-  }
+  // Load the location's whole tree once, as raw rows (no per-row objects): comparing in
+  // memory beats a query per file, and on a 100k-file rescan this load is a third of the time.
+  const packed = new Map<number, string>();
+  for (const [parentId, text] of ctx.db.prepare(KNOWN_SQL).raw(true).iterate(loc.id) as IterableIterator<[number, string]>) packed.set(parentId, text);
+  let root: Entry | undefined = entries.root(loc.id);
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
-  const jobs: HashJob[] = [];
   let unchanged = 0;
   let lastReport = 0;
-  const report = () => {
+  // Throttled to 10 per second; `force` for phase changes so callers see every phase.
+  const report = (force = false) => {
     const now = Date.now();
-    if (opts.onProgress && now - lastReport > 100) { lastReport = now; opts.onProgress({ ...p }); }
+    if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
   };
+  const noRules = rules.onlyDefaults;
+  const hasher = startHasher(ctx, tx, p, () => report(), problem);
+  const walker = new WalkPool();
 
   try {
     const rootFields = fieldsFrom(entryFromStats('', rootStat)!, null);
     if (!root) { root = entries.createRoot(loc.id, rootFields); tx.tick(); }
     else if (root.version !== rootFields.version || root.mode !== rootFields.mode) { entries.update(root, rootFields, ''); tx.tick(); }
 
-    const stack: { entry: Entry; abs: string; rel: string }[] = [{ entry: root, abs: rootPath, rel: '' }];
-    while (stack.length > 0) {
-      const dir = stack.pop()!;
+    // Directories are listed on worker threads (readdir + lstat), several at once; each
+    // listing is compared with the index here, on the main thread, as it arrives.
+    const processDir = (dir: { id: number; abs: string; rel: string }, l: DirListing) => {
       p.dirs++;
-      let names: Buffer[];
-      try {
-        names = readdirSync(dir.abs, { encoding: 'buffer' });
-      } catch (err) {
-        problem(dir.rel || '.', `cannot list directory: ${toFsError(err, 'readdir').message}`);
-        continue; // keep what was indexed: an unreadable directory is not an empty one
+      const names = l.names;
+      // Names are read as UTF-8 strings (fast); only a directory holding a U+FFFD is read
+      // again as bytes, to tell real U+FFFD characters from bytes that are not UTF-8.
+      let invalid: Set<string> | undefined;
+      if (names.some((n) => n.includes('\uFFFD'))) {
+        invalid = new Set();
+        for (const raw of readdirSync(dir.abs, { encoding: 'buffer' })) {
+          const name = raw.toString('utf8');
+          if (Buffer.from(name, 'utf8').equals(raw)) continue;
+          invalid.add(name);
+          // The index, the JSON output and every front end speak UTF-8: such a name cannot
+          // round-trip, and silently replacing bytes would index a file that does not exist.
+          problem(joinRelRaw(dir.rel, raw), 'name is not valid UTF-8; not indexed (rename it, e.g. with convmv, to include it)');
+        }
       }
-      const known = byParent.get(dir.entry.id) ?? new Map<string, Entry>();
-      const seen = new Set<string>();
-      for (const raw of names) {
-        const name = raw.toString('utf8');
+      const errors = new Map(l.errors);
+      // What is left in `known` after the loop was deleted (or is now ignored).
+      const text = packed.get(dir.id);
+      const known = text === undefined ? undefined : new KnownDir(text);
+      packed.delete(dir.id);
+      const prefix = dir.abs.endsWith('/') ? dir.abs : `${dir.abs}/`;
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i];
+        if (invalid?.has(name)) continue;
+        const code = l.types[i];
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
-        if (!Buffer.from(name, 'utf8').equals(raw)) {
-          problem(`${dir.rel}/${raw.toString('latin1')}`, 'name is not valid UTF-8; not indexed (rename it to include it)');
-          continue;
+        if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
+        // Vanished between readdir and lstat (treated as deleted); fifo, socket, device (skipped).
+        if (code === T_GONE || code === T_OTHER) continue;
+        const type: EntryType = code === T_FILE ? 'file' : code === T_DIR ? 'dir' : 'symlink';
+        const abs = prefix + name;
+        if (!(noRules ? rules.ignoresName(name) : rules.ignores(rel, type === 'dir'))) {
+          const version = l.versions[i];
+          const mode = l.modes[i];
+          const k = known?.left.get(name);
+          if (k !== undefined) known!.left.delete(name);
+          let id: number;
+          let hash: string | null = null;
+          if (k !== undefined && known!.type(k) === type && known!.version(k) === version && known!.mode(k) === mode) {
+            // Unchanged (the common case on a rescan): no object, no readlink, no write.
+            id = known!.id(k);
+            hash = known!.hashed(k) ? 'known' : null;
+          } else {
+            let target: string | null = null;
+            if (type === 'symlink') {
+              try { target = readlinkSync(abs); } catch { continue; }
+            }
+            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target };
+            const old = k === undefined ? undefined : entries.get(known!.id(k));
+            if (old && old.type !== type) { entries.remove(old, rel); tx.tick(); }
+            if (!old || old.type !== type) {
+              id = entries.insert(loc.id, dir.id, name, fields, rel);
+            } else {
+              id = old.id;
+              // Same content version, other mode: the hash stays valid.
+              if (type === 'file' && old.version === version) hash = old.hash;
+              entries.update(old, { ...fields, hash }, rel);
+            }
+            tx.tick();
+          }
+          if (type === 'dir') schedule({ id, abs, rel });
+          else if (type === 'file') {
+            const size = l.sizes[i];
+            p.files++;
+            p.bytes += size;
+            if (hash && !opts.rehash) unchanged++;
+            else {
+              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
+              p.toHashFiles++;
+              p.toHashBytes += size;
+            }
+          }
         }
-        const abs = join(dir.abs, name);
-        let st: BigIntStats;
-        let target: string | undefined;
-        try {
-          st = lstatSync(abs, { bigint: true });
-          if (st.isSymbolicLink()) target = readlinkSync(abs);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problem(rel, toFsError(err, 'lstat').message);
-          continue; // vanished between readdir and lstat: treat as deleted
-        }
-        const pe = entryFromStats(name, st, target);
-        if (!pe) continue; // fifo, socket, device
-        if (rules.ignores(rel, pe.type === 'dir')) continue;
-        seen.add(name);
-        let e = known.get(name);
-        if (e && e.type !== pe.type) { entries.remove(e, rel); tx.tick(); e = undefined; }
-        if (!e) {
-          const id = entries.insert(loc.id, dir.entry.id, name, fieldsFrom(pe, null), rel);
-          tx.tick();
-          e = { id, locationId: loc.id, parentId: dir.entry.id, name, ...fieldsFrom(pe, null) };
-        } else if (e.version !== pe.version || e.mode !== pe.mode || e.target !== (pe.target ?? null)) {
-          const keepHash = e.type === 'file' && e.version === pe.version ? e.hash : null;
-          entries.update(e, fieldsFrom(pe, keepHash), rel);
-          tx.tick();
-          e = { ...e, ...fieldsFrom(pe, keepHash) };
-        }
-        if (pe.type === 'dir') stack.push({ entry: e, abs, rel });
-        else if (pe.type === 'file') {
-          p.files++;
-          p.bytes += pe.size;
-          if (e.hash && !opts.rehash) unchanged++;
-          else { jobs.push({ entry: e, abs, rel, attempts: 0 }); p.toHashFiles++; p.toHashBytes += pe.size; }
-        }
-        report();
       }
-      for (const [name, e] of known) {
-        if (!seen.has(name)) { entries.remove(e, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
+      if (known) {
+        for (const [name, k] of known.left) {
+          const old = entries.get(known.id(k));
+          if (old) { entries.remove(old, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
+        }
       }
+      if (opts.onProgress) report();
+    };
+
+    let active = 0;
+    let failure: unknown;
+    let walked!: () => void;
+    const allWalked = new Promise<void>((r) => (walked = r));
+    function schedule(dir: { id: number; abs: string; rel: string }): void {
+      active++;
+      walker
+        .list(dir.abs)
+        .then(
+          (l) => { if (failure === undefined) processDir(dir, l); },
+          // Keep what was indexed: an unreadable directory is not an empty one.
+          (err) => { if (failure === undefined) problem(dir.rel || '.', `cannot list directory: ${toFsError(err, 'readdir').message}`); },
+        )
+        .catch((err) => { failure ??= err; })
+        .finally(() => { if (--active === 0) walked(); });
     }
+    schedule({ id: root.id, abs: rootPath, rel: '' });
+    await allWalked;
+    if (failure !== undefined) throw failure;
+    await walker.close(); // free its threads for hashing
     tx.flush();
     p.phase = 'hash';
-    report();
-    const hashed = await hashAll(ctx, jobs, p, report, problem);
+    report(true);
+    const hashed = await hasher.finish();
     ctx.locations.setLastScan(loc.id, Date.now());
     opts.onProgress?.({ ...p });
     return {
@@ -201,25 +289,46 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     };
   } catch (err) {
+    hasher.cancel();
     tx.abort();
     throw err;
+  } finally {
+    await walker.close();
   }
 }
 
-async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void): Promise<number> {
+/**
+ * Hashes files as the walk finds them (so the workers start at once), sharing the walk's
+ * transaction batcher: one connection, one open transaction at a time.
+ */
+function startHasher(ctx: ScanContext, tx: TxBatcher, p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void) {
   let hashed = 0;
-  const tx = new TxBatcher(ctx.db);
+  let cancelled = false;
+  const running: Promise<void>[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
+  // While only hash results arrive, commit at least every 200 ms so a long scan's progress
+  // survives a kill and other readers see it.
   const scheduleFlush = () => { flushTimer ??= setTimeout(() => { flushTimer = undefined; tx.flush(); }, 200); };
 
+  // Deleted between listing and hashing: it is not there, so it leaves the index now
+  // rather than staying as an unhashed ghost until the next scan.
+  const gone = (job: HashJob) => {
+    ctx.entries.remove(job.entry, job.rel);
+    tx.tick();
+    p.files--;
+    p.bytes -= job.entry.size;
+  };
   const run = async (job: HashJob): Promise<void> => {
     for (;;) {
       job.attempts++;
       let r;
       try {
         r = await ctx.pool.hashFile(job.abs, ctx.blockSize);
+        if (cancelled) return;
       } catch (err) {
+        if (cancelled) return;
         if ((err as FsError).code !== 'ENOENT') problem(job.rel, toFsError(err, 'hash').message);
+        else gone(job);
         return;
       }
       const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
@@ -236,11 +345,12 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       }
       // Changed while (or since) it was listed: record what it is now and hash again.
       let st: BigIntStats;
-      try { st = lstatSync(job.abs, { bigint: true }); } catch { return; }
+      try { st = lstatSync(job.abs, { bigint: true }); } catch { gone(job); return; }
       if (!st.isFile()) return; // replaced by something else; the next scan sees it
       const pe = entryFromStats(job.entry.name, st)!;
       ctx.entries.update(job.entry, fieldsFrom(pe, null), job.rel);
       tx.tick();
+      scheduleFlush();
       job.entry = { ...job.entry, ...fieldsFrom(pe, null) };
       if (job.attempts >= HASH_ATTEMPTS) {
         problem(job.rel, `changed while being hashed ${HASH_ATTEMPTS} times; left unhashed (scan again when it is quiet)`);
@@ -248,11 +358,21 @@ async function hashAll(ctx: ScanContext, jobs: HashJob[], p: ScanProgress, repor
       }
     }
   };
-  try {
-    await Promise.all(jobs.map(run));
-  } finally {
-    if (flushTimer) clearTimeout(flushTimer);
-    tx.flush();
-  }
-  return hashed;
+  return {
+    add(job: HashJob): void { running.push(run(job)); },
+    /** After a failed walk: results still arriving are dropped, nothing more is written. */
+    cancel(): void {
+      cancelled = true;
+      if (flushTimer) clearTimeout(flushTimer);
+    },
+    async finish(): Promise<number> {
+      try {
+        await Promise.all(running);
+      } finally {
+        if (flushTimer) clearTimeout(flushTimer);
+        tx.flush();
+      }
+      return hashed;
+    },
+  };
 }

@@ -11,12 +11,18 @@ export interface ParsedUri {
   uri: string;
 }
 
-/** Recognises a location URI. Throws EINVAL with the accepted forms. */
+/**
+ * Recognises a location URI: s3://, gdrive://, peer://, file://, or a local path (a relative
+ * one is taken from the current directory, as every shell tool does). Throws EINVAL with the
+ * accepted forms.
+ */
 export function parseLocationUri(uri: string): ParsedUri {
+  if (uri === '') throw new FsError('EINVAL', 'the location URI is empty');
   if (isAbsolute(uri)) return { kind: 'local', uri: resolve(uri) };
   const m = /^([a-z0-9]+):\/\//.exec(uri);
   if (m && (m[1] === 's3' || m[1] === 'gdrive' || m[1] === 'peer')) return { kind: m[1], uri };
   if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
+  if (!m) return { kind: 'local', uri: resolve(uri) };
   throw new FsError('EINVAL', `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`);
 }
 
@@ -26,7 +32,8 @@ export function checkNewLocation(p: ParsedUri): void {
   let st;
   try {
     st = statSync(p.uri);
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new FsError('EACCES', `${p.uri} cannot be reached: permission denied`);
     throw new FsError('ENOENT', `${p.uri} does not exist (create it, or plug in the drive that holds it)`);
   }
   if (!st.isDirectory()) throw new FsError('ENOTDIR', `${p.uri} is not a directory`);

@@ -5,6 +5,12 @@ import { FsError } from '../../providers/fs-error';
 import { formatSize, isConfigKey, setConfigValue } from '../config';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
+import type { Location } from '../../index/locations';
+
+/** The `--json` shape of a location, the same for `location add` and `location ls`. */
+function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; lastScan: string | null } {
+  return { name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, ignore: l.options.ignore ?? [], lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null };
+}
 
 /** init, location add|ls|rm, config get|set. */
 export function registerIndexCommands(program: Command, g: () => GlobalOpts): void {
@@ -27,7 +33,9 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .command('add <name> <uri>')
     .description('add a location: an absolute path (or s3://, gdrive://, peer:// later)')
     .option('--readonly', 'refuse every change with EROFS')
-    .option('--ignore <pattern...>', 'gitignore-style rules on top of the default OS-junk rules')
+    // Repeatable rather than variadic: a variadic option would swallow NAME and URI when
+    // it comes first (`location add --ignore '*.tmp' docs ~/docs`).
+    .option('--ignore <pattern>', 'a gitignore-style rule on top of the default OS-junk rules (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print a JSON document')
     .action((name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
       const home = openHome(g());
@@ -36,7 +44,7 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
       const added = home.db.transaction(() =>
         home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [] } }),
       ).immediate();
-      if (o.json) printJson(added);
+      if (o.json) printJson(locationJson(added));
       else process.stdout.write(`Added location ${added.name} -> ${added.uri}${added.readonly ? ' (read-only)' : ''}. Index it with: vdfs scan ${added.name}\n`);
     });
   loc
@@ -46,7 +54,7 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .action((o: { json?: boolean }) => {
       const home = openHome(g());
       const locs = home.locations.list();
-      if (o.json) return printJson(locs.map((l) => ({ name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null })));
+      if (o.json) return printJson(locs.map(locationJson));
       if (locs.length === 0) return void process.stdout.write('No locations yet. Add one: vdfs location add NAME /path/to/folder\n');
       process.stdout.write(table([['NAME', 'KIND', 'STATE', 'URI'], ...locs.map((l) => [l.name, l.kind, (l.online ? 'online' : 'offline') + (l.readonly ? ',ro' : ''), l.uri])]));
     });

@@ -3,11 +3,12 @@ import { SingleBar } from 'cli-progress';
 import { HashPool } from '../../index/hash-pool';
 import { acquireScanLock } from '../../index/scan-lock';
 import { scanLocalLocation, type ScanProgress, type ScanSummary } from '../../index/scanner';
-import { FsError } from '../../providers/fs-error';
+import { FsError, isFsError } from '../../providers/fs-error';
+import { EXIT_CODES } from './exit-codes';
 import { formatSize } from '../config';
 import type { Home } from '../home';
 import { openHome, type GlobalOpts } from './context';
-import { printJson } from './output';
+import { displayName, printJson } from './output';
 
 function progressBar(): { update(p: ScanProgress): void; stop(): void } {
   const bar = new SingleBar({
@@ -34,19 +35,31 @@ function progressBar(): { update(p: ScanProgress): void; stop(): void } {
   };
 }
 
-/** Scans the named locations (all local ones when none are named). Problems go to stderr. */
-export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; tty: boolean }): Promise<ScanSummary> {
+/** The outcome of `vdfs scan`: the summary, plus the first whole-location failure (for the exit code). */
+export interface ScanOutcome {
+  summary: ScanSummary;
+  failed?: FsError;
+}
+
+/**
+ * Scans the named locations (all local ones when none are named), one scan per home at a
+ * time. Problems with single entries go to stderr and are counted; a location that cannot
+ * be scanned at all (unplugged, not a directory) is reported and the others still run.
+ * Throws ENOENT (unknown location / none), EBUSY (another scan holds the lock).
+ */
+export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; tty: boolean }): Promise<ScanOutcome> {
   const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local');
   if (locs.length === 0) throw new FsError('ENOENT', 'no locations to scan: add one with `vdfs location add NAME /path`');
+  const release = acquireScanLock(home.dir, locs.map((l) => l.name).join(', '));
   const pool = new HashPool();
   const total: ScanSummary = { files: 0, dirs: 0, bytes: 0, hashed: 0, unchanged: 0, errors: 0, seconds: 0 };
+  let failed: FsError | undefined;
   const t0 = process.hrtime.bigint();
   try {
     for (const loc of locs) {
-      if (loc.kind !== 'local') throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
-      const release = acquireScanLock(home.dir, loc.name);
       const bar = opts.tty ? progressBar() : undefined;
       try {
+        if (loc.kind !== 'local') throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
         const s = await scanLocalLocation(
           { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
           loc,
@@ -54,20 +67,26 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
           {
             rehash: opts.rehash,
             onProgress: bar ? (p) => bar.update(p) : undefined,
-            onProblem: (p) => process.stderr.write(`vdfs scan: ${loc.name}/${p.path}: ${p.message}\n`),
+            onProblem: (p) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`),
           },
         );
         for (const k of ['files', 'dirs', 'bytes', 'hashed', 'unchanged', 'errors'] as const) total[k] += s[k];
+      } catch (err) {
+        if (!isFsError(err)) throw err;
+        bar?.stop();
+        process.stderr.write(`vdfs scan: ${loc.name}: ${err.message.replace(/^[A-Z]+: /, '')}\n`);
+        total.errors++;
+        failed ??= err;
       } finally {
         bar?.stop();
-        release();
       }
     }
   } finally {
     await pool.close();
+    release();
   }
   total.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  return total;
+  return { summary: total, failed };
 }
 
 export function registerScanCommand(program: Command, g: () => GlobalOpts): void {
@@ -78,13 +97,16 @@ export function registerScanCommand(program: Command, g: () => GlobalOpts): void
     .option('--json', 'print the summary as JSON')
     .action(async (names: string[], o: { rehash?: boolean; json?: boolean }) => {
       const home = openHome(g());
-      const s = await scanLocations(home, names, { rehash: o.rehash, tty: !o.json && !!process.stderr.isTTY });
+      const { summary: s, failed } = await scanLocations(home, names, { rehash: o.rehash, tty: !o.json && !!process.stderr.isTTY });
       if (o.json) printJson(s);
       else
         process.stdout.write(
           `${s.files} files, ${s.dirs} dirs, ${formatSize(s.bytes)}; hashed ${s.hashed}, unchanged ${s.unchanged}, ` +
             `${s.errors} problems, ${s.seconds.toFixed(2)} s\n`,
         );
-      if (s.errors > 0) process.exitCode = 1;
+      // A whole location failing exits with its code (EHOSTDOWN: 6, ...); problems with
+      // single entries exit 1. The summary is printed either way.
+      if (failed) process.exitCode = EXIT_CODES[failed.code];
+      else if (s.errors > 0) process.exitCode = 1;
     });
 }

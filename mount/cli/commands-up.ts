@@ -38,7 +38,8 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
         const name = existing?.name ?? nameFor(src);
         if (!existing) home.locations.add({ name, uri: parsed.uri, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} });
         process.stdout.write(`Indexing ${src} as /${name} ...\n`);
-        const s = await scanLocations(home, [name], { tty: !!process.stderr.isTTY });
+        const { summary: s, failed } = await scanLocations(home, [name], { tty: !!process.stderr.isTTY });
+        if (failed) throw failed;
         process.stdout.write(`${s.files} files, ${s.dirs} folders; ${s.hashed} hashed, ${s.unchanged} unchanged, ${s.errors} problems (${s.seconds.toFixed(1)} s)\n`);
       } finally {
         home.close();

@@ -111,7 +111,9 @@ export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
     chown: (path: string, _uid: number, _gid: number, cb: Cb) => run('chown', path, cb, async () => { await vfs.getattr(path); }),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
-    getxattr: (path: string, name: string, _pos: number, cb: Cb) => run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]),
+    // ls -l asks every file for security.selinux and POSIX ACLs: answer those without a lookup.
+    getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
+      name.startsWith('user.vdfs.') ? run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]) : cb(toErrno(new FsError('ENODATA', name))),
     listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, async () => [await vfs.listxattr(path)]),
     setxattr: (path: string, _name: string, _value: Buffer, _pos: number, _flags: number, cb: Cb) =>
       run('setxattr', path, cb, async () => { throw new FsError('ENOTSUP', 'extended attributes cannot be set on vdfs'); }),

@@ -49,7 +49,10 @@ export class LocalWriter {
   /** Where a new or existing entry at `path` goes. Throws EROFS, ENOENT (parent), ENOTDIR, EINVAL. */
   private target(path: string, what: string): Target {
     const { location, parts } = splitVirtual(path);
-    if (!location || parts.length < 2) throw new FsError(location ? 'EBUSY' : 'EROFS', `${what} ${path}: locations are managed with vdfs location add/rm`);
+    if (!location || parts.length < 2) {
+      const isLocation = !!location && !!this.home.locations.find(location);
+      throw new FsError(isLocation ? 'EBUSY' : 'EROFS', `${what} ${path}: the root lists locations; manage them with vdfs location add/rm`);
+    }
     const loc = this.home.locations.find(location);
     if (!loc) throw new FsError(location === '.vdfs' ? 'EROFS' : 'ENOENT', `${what} ${path}: no location ${location}`);
     const name = parts[parts.length - 1];

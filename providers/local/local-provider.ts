@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp, constants as C } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../fs-error';
 import { normalizeRel, splitPath } from '../paths';
@@ -38,6 +38,9 @@ export class LocalProvider implements Provider {
   readonly kind = 'local';
   readonly features: ProviderFeatures = { write: true, symlinks: true, localFiles: true };
 
+  /** The root with symlinks resolved, for the containment check; resolved on first use. */
+  private realRoot: string | undefined;
+
   constructor(readonly root: string, private readonly readonly = false) {}
 
   realPath(path: string): string {
@@ -59,9 +62,31 @@ export class LocalProvider implements Provider {
     return fe;
   }
 
+  /**
+   * The absolute path of `rel`, after checking that no directory on the way is a symlink
+   * (with `self`, the final component too). Symlinks are entries of the location, never
+   * followed: a link to /etc inside a location must not expose /etc. One realpath call;
+   * top-level names need none. Throws ENOTDIR for a path through a symlink, ENOENT, EHOSTDOWN.
+   */
+  private async inside(rel: string, self = false): Promise<string> {
+    const parts = rel === '' ? [] : rel.split('/');
+    const abs = join(this.root, ...parts);
+    const dirParts = self ? parts : parts.slice(0, -1);
+    if (dirParts.length === 0) return abs;
+    try {
+      this.realRoot ??= await fsp.realpath(this.root);
+      const real = await fsp.realpath(join(this.root, ...dirParts));
+      if (real !== join(this.realRoot, ...dirParts)) throw new FsError('ENOTDIR', `${rel} goes through a symlink; symlinks are not followed`);
+    } catch (err) {
+      this.realRoot = undefined; // the root may have been replaced (a drive re-plugged elsewhere)
+      throw await this.offlineOr(err, rel);
+    }
+    return abs;
+  }
+
   async stat(path: string): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
-    const abs = this.realPath(rel);
+    const abs = await this.inside(rel);
     try {
       const st = await fsp.lstat(abs, { bigint: true });
       const target = st.isSymbolicLink() ? await fsp.readlink(abs) : undefined;
@@ -75,21 +100,24 @@ export class LocalProvider implements Provider {
 
   async list(path: string): Promise<ProviderEntry[]> {
     const rel = normalizeRel(path);
-    const abs = this.realPath(rel);
+    const abs = await this.inside(rel, true);
     try {
       const names = await fsp.readdir(abs);
-      const out: ProviderEntry[] = [];
-      for (const name of names) {
+      const out: (ProviderEntry | undefined)[] = [];
+      const one = async (name: string): Promise<ProviderEntry | undefined> => {
         try {
           const st = await fsp.lstat(join(abs, name), { bigint: true });
           const target = st.isSymbolicLink() ? await fsp.readlink(join(abs, name)) : undefined;
-          const e = entryFromStats(name, st, target);
-          if (e) out.push(e);
+          return entryFromStats(name, st, target);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // vanished meanwhile: skip
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          return undefined; // vanished meanwhile: skip
         }
-      }
-      return out;
+      };
+      // lstat in small parallel batches: a 10k-entry directory (a WebDAV PROPFIND) would
+      // otherwise pay one thread-pool round trip per name, one after the other.
+      for (let i = 0; i < names.length; i += 32) out.push(...(await Promise.all(names.slice(i, i + 32).map(one))));
+      return out.filter((e): e is ProviderEntry => e !== undefined);
     } catch (err) {
       throw await this.offlineOr(err, `list ${rel}`);
     }
@@ -99,9 +127,10 @@ export class LocalProvider implements Provider {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
       throw new FsError('EINVAL', `bad range offset=${offset} length=${length}`);
     const rel = normalizeRel(path);
+    const abs = await this.inside(rel);
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(this.realPath(rel), C.O_RDONLY | C.O_NOFOLLOW);
+      fh = await fsp.open(abs, C.O_RDONLY | C.O_NOFOLLOW);
       if (opts?.version !== undefined) {
         const st = await fh.stat({ bigint: true });
         if (localVersion(st) !== opts.version) throw new FsError('EIO', `${rel} changed since it was indexed`);
@@ -122,18 +151,29 @@ export class LocalProvider implements Provider {
     }
   }
 
-  async readStream(path: string, _opts?: ReadOptions): Promise<Readable> {
+  async readStream(path: string, opts?: ReadOptions): Promise<Readable> {
     const rel = normalizeRel(path);
-    const fh = await fsp.open(this.realPath(rel), C.O_RDONLY | C.O_NOFOLLOW).catch(async (err) => {
+    const abs = await this.inside(rel);
+    const fh = await fsp.open(abs, C.O_RDONLY | C.O_NOFOLLOW).catch(async (err) => {
       throw await this.offlineOr(err, `read ${rel}`);
     });
+    try {
+      // Checked now: a stream that fails on its first read is an error the caller sees too late.
+      const st = await fh.stat({ bigint: true });
+      if (st.isDirectory()) throw new FsError('EISDIR', `${rel} is a directory`);
+      if (!st.isFile()) throw new FsError('EINVAL', `${rel} is not a regular file`);
+      if (opts?.version !== undefined && localVersion(st) !== opts.version) throw new FsError('EIO', `${rel} changed since it was indexed`);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw toFsError(err, `read ${rel}`);
+    }
     return createReadStream('', { fd: fh.fd, autoClose: false }).on('close', () => void fh.close().catch(() => undefined));
   }
 
   async readlink(path: string): Promise<string> {
     const rel = normalizeRel(path);
     try {
-      return await fsp.readlink(this.realPath(rel));
+      return await fsp.readlink(await this.inside(rel));
     } catch (err) {
       throw await this.offlineOr(err, `readlink ${rel}`);
     }
@@ -146,13 +186,14 @@ export class LocalProvider implements Provider {
   async putFile(path: string, sourceFile: string): Promise<ProviderEntry> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    const dest = this.realPath(rel);
+    const dest = await this.inside(rel);
     const tmp = `${dest}.vdfs-tmp-${process.pid}-${Date.now()}`;
     try {
       await fsp.copyFile(sourceFile, tmp);
       const fh = await fsp.open(tmp, 'r+');
       try { await fh.sync(); } finally { await fh.close(); }
       await fsp.rename(tmp, dest);
+      await this.syncDir(dest);
       return await this.stat(rel);
     } catch (err) {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
@@ -163,13 +204,15 @@ export class LocalProvider implements Provider {
   async mkdir(path: string): Promise<void> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    try { await fsp.mkdir(this.realPath(rel)); } catch (err) { throw await this.offlineOr(err, `mkdir ${rel}`); }
+    const abs = await this.inside(rel);
+    try { await fsp.mkdir(abs); } catch (err) { throw await this.offlineOr(err, `mkdir ${rel}`); }
   }
 
   async remove(path: string): Promise<void> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    const abs = this.realPath(rel);
+    if (rel === '') throw new FsError('EINVAL', 'the root of a location cannot be removed (use vdfs location rm)');
+    const abs = await this.inside(rel);
     try {
       const st = await fsp.lstat(abs);
       if (st.isDirectory()) await fsp.rmdir(abs); else await fsp.unlink(abs);
@@ -182,7 +225,20 @@ export class LocalProvider implements Provider {
     this.checkWritable();
     const a = normalizeRel(from);
     const b = normalizeRel(to);
-    try { await fsp.rename(this.realPath(a), this.realPath(b)); } catch (err) { throw await this.offlineOr(err, `rename ${a}`); }
+    if (a === '' || b === '') throw new FsError('EINVAL', 'the root of a location cannot be renamed');
+    const from_ = await this.inside(a);
+    const to_ = await this.inside(b);
+    try {
+      await fsp.rename(from_, to_);
+      await this.syncDir(to_);
+      if (dirname(from_) !== dirname(to_)) await this.syncDir(from_);
+    } catch (err) { throw await this.offlineOr(err, `rename ${a}`); }
+  }
+
+  /** fsyncs the directory holding `abs`, so a rename survives power loss. */
+  private async syncDir(abs: string): Promise<void> {
+    const dh = await fsp.open(dirname(abs), C.O_RDONLY | C.O_DIRECTORY);
+    try { await dh.sync(); } finally { await dh.close(); }
   }
 
   async close(): Promise<void> {}

@@ -1,9 +1,20 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const ROOT = resolve(__dirname, '..', '..');
+/** The repository root: the nearest folder up with bin/vdfs (works from sources and from dist/). */
+function repoRoot(): string {
+  let d = __dirname;
+  while (!existsSync(join(d, 'package.json')) || !existsSync(join(d, 'bin', 'vdfs'))) {
+    const up = dirname(d);
+    if (up === d) throw new Error('cannot find the repository root (bin/vdfs)');
+    d = up;
+  }
+  return d;
+}
+
+export const ROOT = repoRoot();
 export const VDFS_BIN = join(ROOT, 'bin', 'vdfs');
 
 export interface RunResult {

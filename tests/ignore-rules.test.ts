@@ -1,0 +1,33 @@
+import t from 'tap';
+import { IgnoreRules } from '../index/ignore-rules';
+
+t.test('the by-name fast path gives the same answers as the gitignore rules', async (t) => {
+  const rules = new IgnoreRules();
+  t.equal(rules.onlyDefaults, true);
+  t.equal(new IgnoreRules(['*.tmp']).onlyDefaults, false);
+  const names = ['.DS_Store', 'x.DS_Store', '.DS_Store.bak', 'Thumbs.db', 'thumbs.db', 'Thumbs.dbx', '._foo', '._', '_.foo', '.Trash-1000', '.Trash',
+    'lost+found', 'lost+found2', 'lostxfound', 'a.vdfs-tmp-1-2', '.vdfs-tmp-x', 'vdfs-tmp', 'normal.txt', '.hidden', 'line\nbreak', '._line\nbreak',
+    'Ünïcödé', '*', '[x]', '!important', '#hash', ' space', 'trailing ', 'back\\slash'];
+  for (const name of names) {
+    for (const dir of [false, true]) {
+      t.equal(rules.ignoresName(name), rules.ignores(name, dir), `${JSON.stringify(name)}${dir ? '/' : ''}`);
+      t.equal(rules.ignoresName(name), rules.ignores(`some/dir/${name}`, dir), `some/dir/${JSON.stringify(name)}${dir ? '/' : ''}`);
+    }
+  }
+  t.equal(rules.ignoresName('.DS_Store'), true, 'junk is ignored');
+  t.equal(rules.ignoresName('normal.txt'), false);
+});
+
+t.test('location rules: gitignore syntax on top of the defaults', async (t) => {
+  const rules = new IgnoreRules(['*.tmp', 'build/', '/top-only.txt', '!keep.tmp', 'docs/**/draft-*']);
+  t.equal(rules.ignores('a.tmp', false), true);
+  t.equal(rules.ignores('x/y/a.tmp', false), true, 'a bare glob matches at any depth');
+  t.equal(rules.ignores('keep.tmp', false), false, 'negation');
+  t.equal(rules.ignores('build', true), true, 'dir-only rule on a dir');
+  t.equal(rules.ignores('build', false), false, 'dir-only rule on a file');
+  t.equal(rules.ignores('top-only.txt', false), true, 'anchored rule at the root');
+  t.equal(rules.ignores('sub/top-only.txt', false), false, 'anchored rule not below');
+  t.equal(rules.ignores('docs/a/b/draft-1.md', false), true, '**');
+  t.equal(rules.ignores('.DS_Store', false), true, 'defaults still apply');
+  t.equal(rules.ignores('', true), false, 'the root is never ignored');
+});

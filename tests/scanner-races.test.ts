@@ -1,0 +1,74 @@
+import t, { type Test } from 'tap';
+import { appendFileSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { HashPool } from '../index/hash-pool';
+import { scanLocalLocation, type ScanOptions, type ScanProblem } from '../index/scanner';
+import { Home } from '../mount/home';
+import { b3sum, tempDir } from './helpers/cli';
+import { indexProblems } from './helpers/index-check';
+
+/** A real home, a real location and a real hash pool, scanned in this process so a test can act between phases. */
+function setup(t: Test, workers = 2) {
+  const dir = tempDir(t);
+  const src = join(dir, 'src');
+  mkdirSync(src);
+  const { home } = Home.init(join(dir, 'home'), 'races');
+  const loc = home.db.transaction(() => home.locations.add({ name: 'main', uri: src, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} })).immediate();
+  const pool = new HashPool(workers);
+  t.teardown(async () => { await pool.close(); home.close(); });
+  const problems: ScanProblem[] = [];
+  const scan = (opts: ScanOptions = {}) =>
+    scanLocalLocation({ db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
+      home.locations.get('main'), src, { onProblem: (p) => problems.push(p), ...opts });
+  return { dir, src, home, loc, scan, problems };
+}
+
+t.test('files that vanish or change between listing and hashing', async (t) => {
+  // One worker, busy first with 2 GiB of holes in the root (walked first), so the small files
+  // in sub/ are all listed and none hashed yet when the walk ends.
+  const { src, home, scan, problems } = setup(t, 1);
+  writeFileSync(join(src, 'holes.bin'), '');
+  truncateSync(join(src, 'holes.bin'), 2 * 1024 ** 3);
+  mkdirSync(join(src, 'sub'));
+  for (let i = 0; i < 20; i++) writeFileSync(join(src, 'sub', `f${i}.txt`), `file ${i}`);
+  let acted = false;
+  const s = await scan({
+    onProgress: (p) => {
+      if (p.phase !== 'hash' || acted) return;
+      acted = true; // listed, not hashed yet: delete half, change one
+      for (let i = 0; i < 10; i++) rmSync(join(src, 'sub', `f${i}.txt`));
+      appendFileSync(join(src, 'sub', 'f15.txt'), ' and more');
+    },
+  });
+  t.ok(acted, 'the scan reported the hash phase');
+  t.same(problems, [], 'a vanished file is not a problem');
+  t.equal(s.files, 11, 'vanished files are not counted');
+  t.equal(s.hashed, 11);
+  t.same(home.entries.children(home.entries.resolve(1, 'sub')!.id).map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(), 'vanished files left the index');
+  const e = home.entries.resolve(1, 'sub/f15.txt')!;
+  t.equal(e.hash, b3sum(join(src, 'sub', 'f15.txt')), 'the changed file is hashed as it is now');
+  t.equal(e.size, 'file 15 and more'.length);
+  t.same(indexProblems(home.dir), []);
+});
+
+t.test('a file that keeps changing while it is hashed is retried, then reported', async (t) => {
+  const { src, home, scan, problems } = setup(t);
+  writeFileSync(join(src, 'busy.log'), randomBytes(48 << 20)); // big enough that every hash overlaps a write
+  writeFileSync(join(src, 'quiet.txt'), 'quiet');
+  // A writer appending every 2 ms on the main thread, which is free while the workers hash.
+  const timer = setInterval(() => appendFileSync(join(src, 'busy.log'), 'line\n'), 2);
+  let s;
+  try { s = await scan(); } finally { clearInterval(timer); }
+  t.equal(s.errors, 1);
+  t.equal(problems.length, 1);
+  t.match(problems[0], { path: 'busy.log', message: /changed while being hashed 3 times/ });
+  t.equal(home.entries.resolve(1, 'busy.log')!.hash, null, 'left unhashed, never a hash of mixed content');
+  t.equal(home.entries.resolve(1, 'quiet.txt')!.hash, b3sum(join(src, 'quiet.txt')));
+  // Once quiet, the next scan hashes it.
+  problems.length = 0;
+  const s2 = await scan();
+  t.same([s2.errors, s2.hashed], [0, 1]);
+  t.equal(home.entries.resolve(1, 'busy.log')!.hash, b3sum(join(src, 'busy.log')));
+  t.same(indexProblems(home.dir), []);
+});
