@@ -15,7 +15,7 @@ function seed(dir: string): void {
 }
 
 t.test('WebDAV methods against the real VFS', async (t) => {
-  const srv = await startWebdavServer(t, { seed, otherLocations: ['second'] });
+  const srv = await startWebdavServer(t, { seed, otherLocations: ['second'], readonlyLocations: ['ro'] });
   const { port } = srv;
 
   t.test('OPTIONS answers class 1 and 2 on any URL, with 200', async (t) => {
@@ -202,6 +202,24 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal((await dav(port, 'GET', '/loc/hello.txt')).text, 'hello world\n', 'server still answers');
   });
 
+  t.test('read-only location: locks granted (Windows hangs otherwise), writes refused with 403', async (t) => {
+    const lockBody = '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>';
+    const lock = await dav(port, 'LOCK', '/ro/new.txt', { body: lockBody });
+    t.equal(lock.status, 200, 'lock granted on an unmapped URL, nothing created');
+    const token = String(lock.headers['lock-token']);
+    t.match(token, /^<opaquelocktoken:/);
+    t.equal((await dav(port, 'PUT', '/ro/new.txt', { body: 'x', headers: { If: `(${token})` } })).status, 403);
+    t.notOk(existsSync(join(srv.locDir, '..', 'ro', 'new.txt')));
+    t.equal((await dav(port, 'UNLOCK', '/ro/new.txt', { headers: { 'Lock-Token': token } })).status, 204);
+    const l2 = await dav(port, 'LOCK', '/ro/existing.txt', { body: lockBody });
+    t.equal(l2.status, 200, 'lock on an existing read-only file');
+    t.equal((await dav(port, 'PUT', '/ro/other.txt', { body: 'x' })).status, 403);
+    t.equal((await dav(port, 'MKCOL', '/ro/d/')).status, 403);
+    t.equal((await dav(port, 'DELETE', '/ro/existing.txt')).status, 423, 'without the token the lock answers first');
+    t.equal((await dav(port, 'DELETE', '/ro/existing.txt', { headers: { If: `(${String(l2.headers['lock-token'])})` } })).status, 403, 'with it, the read-only location refuses');
+    t.equal((await dav(port, 'GET', '/ro/existing.txt')).text, 'read only');
+  });
+
   t.test('/~vdfs/health and /~vdfs/metrics', async (t) => {
     const h = await dav(port, 'GET', '/~vdfs/health');
     t.equal(h.status, 200);
@@ -209,6 +227,8 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     const m = await dav(port, 'GET', '/~vdfs/metrics');
     t.match(m.text, /vdfs_webdav_requests_total\{method="GET",status="206"\} \d+/);
     t.match(m.text, /vdfs_webdav_request_seconds_count\{method="PROPFIND"\} \d+/);
+    t.match(m.text, /vdfs_webdav_request_seconds_bucket\{method="GET",le="\+Inf"\} \d+/);
+    t.match(m.text, /# TYPE vdfs_webdav_request_seconds histogram/);
     t.ok((await metric(port, 'vdfs_webdav_sent_bytes_total')) >= BIG.length);
   });
 });

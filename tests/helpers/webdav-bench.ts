@@ -45,7 +45,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < 10_000; i++) closeSync(openSync(join(dir, 'many', `file-${String(i).padStart(5, '0')}.txt`), 'w'));
       },
     });
-    const size = mib << 20;
+    const size = mib * 1024 * 1024;
     const get: number[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await timed(srv.port, 'GET', '/loc/large.bin', {});

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { tempDir, VDFS_BIN, vdfsOk } from './cli';
@@ -22,7 +22,7 @@ export interface RunningWebdav {
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
-  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[] } = {},
+  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[] } = {},
 ): Promise<RunningWebdav> {
   const dir = tempDir(t, 'vdfs-webdav-');
   const home = join(dir, 'home');
@@ -34,6 +34,11 @@ export async function startWebdavServer(
   for (const name of opts.otherLocations ?? []) {
     mkdirSync(join(dir, name));
     vdfsOk(home, ['location', 'add', name, join(dir, name)]);
+  }
+  for (const name of opts.readonlyLocations ?? []) {
+    mkdirSync(join(dir, name));
+    writeFileSync(join(dir, name, 'existing.txt'), 'read only');
+    vdfsOk(home, ['location', 'add', name, join(dir, name), '--readonly']);
   }
   vdfsOk(home, ['scan']);
   const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0'], {

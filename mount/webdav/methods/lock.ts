@@ -2,6 +2,7 @@ import type { Ctx } from '../context';
 import { checkIfHeader, readDepth, readSmallBody, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
 import { HttpError } from '../http-error';
+import { isFsError } from '../../../providers/fs-error';
 import { isFinderJunk } from '../junk';
 import type { LockScope } from '../locks';
 import { sendXml } from '../multistatus';
@@ -63,8 +64,12 @@ export async function handleLock(ctx: Ctx): Promise<void> {
       await releaseCounted(vfs, ctx.handles, fh);
       created = true;
     } catch (err) {
-      locks.remove(lock.token);
-      throw err;
+      // A read-only location: Windows hangs when a LOCK is refused, so the lock is granted
+      // on the unmapped URL (nothing is created) and the PUT that follows gets a clear 403.
+      if (!(isFsError(err) && (err.code === 'EROFS' || err.code === 'EACCES' || err.code === 'EPERM'))) {
+        locks.remove(lock.token);
+        throw err;
+      }
     }
   }
   sendXml(res, created || junk ? 201 : 200, `<D:prop xmlns:D="DAV:"><D:lockdiscovery>${activeLockXml(lock)}</D:lockdiscovery></D:prop>`, {
