@@ -1,5 +1,7 @@
 import t from 'tap';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Home } from '../mount/home';
 import { createVfs } from '../mount/vfs';
@@ -143,4 +145,24 @@ t.test('binding and authentication', async (t) => {
   t.equal(ok.text, 'authed');
   t.equal((await dav(srv.port, 'GET', '/~vdfs/metrics')).status, 401, 'metrics need auth too');
   t.equal((await dav(srv.port, 'GET', '/~vdfs/health')).status, 200, 'health does not');
+
+  // HTTPS with Basic auth, as a LAN share for Windows would run (self-signed cert from openssl)
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore', timeout: 60_000 });
+  const tls = await startWebdav(vfs, { host: '127.0.0.1', port: 0, users, tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } });
+  t.teardown(() => tls.close());
+  t.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+  const get = (auth?: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: tls.port, path: '/loc/f.txt', ca: readFileSync(cert), servername: 'localhost', headers: auth ? { Authorization: 'Basic ' + Buffer.from(auth).toString('base64') } : {} }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.equal((await get()).status, 401, 'https without credentials');
+  t.same(await get('ann:pw-ann'), { status: 200, body: 'authed' }, 'https with Basic auth');
 });
