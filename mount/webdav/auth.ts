@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 
 const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, keylen: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
-/** A user allowed in with Basic auth; `scrypt` is the output of hashPassword(). */
+/** A user allowed in with Basic auth; `scrypt` is the output of hashPassword(). Plain data: nothing here throws. */
 export interface WebdavUser {
   name: string;
   scrypt: string;

@@ -10,7 +10,11 @@ import { decodeRequestPath } from './paths';
 import type { XmlLimits } from './xml';
 import type { Metrics } from './metrics';
 
-/** Everything one request handler needs. Built once per request by server.ts. */
+/**
+ * Everything one request handler needs, built once per request by server.ts. Handlers
+ * taking a Ctx throw HttpError (protocol answers) or FsError (mapped through status.ts);
+ * server.ts turns both into a response, so nothing escapes a request.
+ */
 export interface Ctx {
   vfs: Vfs;
   locks: LockManager;

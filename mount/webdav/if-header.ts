@@ -1,5 +1,6 @@
 import { HttpError } from './http-error';
 
+/** One condition of an If list. Plain data (parseIfHeader throws for malformed input). */
 export interface IfCondition {
   not: boolean;
   /** A state token (lock token or any Coded-URL such as DAV:no-lock). */
@@ -8,6 +9,7 @@ export interface IfCondition {
   etag?: string;
 }
 
+/** One parenthesised list of an If header, with its resource tag. Plain data. */
 export interface IfList {
   /** Raw resource tag URL for tagged lists; null applies to the request URL. */
   resource: string | null;

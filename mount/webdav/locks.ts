@@ -4,6 +4,7 @@ import { hrefFor, isWithin } from './paths';
 
 export type LockScope = 'exclusive' | 'shared';
 
+/** One granted write lock. Plain data; LockManager throws HttpError 423/503 when granting fails. */
 export interface Lock {
   token: string;
   /** Virtual path the lock was taken on (its lock root). */
@@ -16,6 +17,7 @@ export interface Lock {
   expiresAt: number;
 }
 
+/** Caps on lock timeouts and counts. Plain data: nothing throws. */
 export interface LockLimits {
   /** Longest timeout granted; longer or Infinite requests are cut to this. */
   maxTimeoutSec: number;

@@ -4,7 +4,7 @@ import { escapeXml } from './xml';
 
 export const XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n';
 
-/** One property in a response: its namespace, name and already-serialised inner XML. */
+/** One property in a response: its namespace, name and already-serialised inner XML. Plain data: nothing throws. */
 export interface PropOut {
   ns: string;
   name: string;

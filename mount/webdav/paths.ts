@@ -1,6 +1,6 @@
 import { HttpError } from './http-error';
 
-/** A request path reduced to a virtual VFS path. */
+/** A request path reduced to a virtual VFS path (decodeRequestPath throws HttpError 400/414 instead of returning a bad one). */
 export interface RequestPath {
   /** '/' or '/<location>/<rel>' with no trailing slash. */
   vpath: string;

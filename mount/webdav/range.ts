@@ -1,4 +1,4 @@
-/** A satisfiable single range, inclusive end. */
+/** A satisfiable single range, inclusive end. Plain data: parseRange never throws. */
 export interface ByteRange {
   start: number;
   end: number;

@@ -22,6 +22,10 @@ import { handleProppatch } from './methods/proppatch';
 import { handlePut } from './methods/put';
 import { handleUnlock } from './methods/unlock';
 
+/**
+ * How to serve. startWebdav throws Error when `host` is not loopback and `users` or
+ * `tls` is missing, and the listen error (EADDRINUSE, EACCES) when binding fails.
+ */
 export interface WebdavOptions {
   /** Address to bind; '127.0.0.1' unless the user asks for more (then users and tls are required). */
   host: string;
@@ -36,6 +40,7 @@ export interface WebdavOptions {
   maxBodyBytes?: number;
 }
 
+/** A running server. `close()` never rejects: running transfers get 2 s, then their sockets are cut. */
 export interface WebdavServer {
   url: string;
   port: number;
@@ -155,6 +160,9 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 30_000;
+  // ...but a connection that sends or accepts nothing for 5 minutes is cut (slowloris)
+  server.setTimeout(300_000, (socket: Socket) => socket.destroy());
+  server.maxConnections = 1024;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);

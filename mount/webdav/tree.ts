@@ -2,7 +2,7 @@ import type { Attr, Vfs } from '../vfs/types';
 import { isHiddenName } from './junk';
 import { joinPath } from './paths';
 
-/** Counts VFS handles held by this server so /~vdfs/metrics can show leaks. */
+/** Counts VFS handles held by this server so /~vdfs/metrics can show leaks. Plain data: nothing throws. */
 export interface HandleCounter {
   open: number;
 }

@@ -3,7 +3,7 @@ import { HttpError } from './http-error';
 
 export const DAV_NS = 'DAV:';
 
-/** One element of a request body with its namespace resolved. */
+/** One element of a request body with its namespace resolved. Plain data (parseXml throws HttpError 400 for bad XML). */
 export interface XElement {
   ns: string;
   local: string;
@@ -18,6 +18,7 @@ export function isElement(n: XNode): n is XElement {
   return (n as XElement).local !== undefined;
 }
 
+/** Limits parseXml enforces (HttpError 400 beyond them). */
 export interface XmlLimits {
   maxDepth: number;
   maxNamespaces: number;
