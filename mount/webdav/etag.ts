@@ -8,6 +8,9 @@ import type { Attr } from '../vfs/types';
  * [etag])` at about 200 bytes, which a 66-character ETag overflows.
  */
 export function etagOf(attr: Attr): string {
-  const m = /^"([0-9a-f]{64})"$/.exec(attr.etag);
-  return m ? `"${m[1]!.slice(0, 32)}"` : attr.etag;
+  const e = attr.etag;
+  // called for every entry of a listing: a length check before the regex
+  return e.length === 66 && HASH_ETAG.test(e) ? `${e.slice(0, 33)}"` : e;
 }
+
+const HASH_ETAG = /^"[0-9a-f]{64}"$/;
