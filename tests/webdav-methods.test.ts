@@ -13,6 +13,7 @@ function seed(dir: string): void {
   writeFileSync(join(dir, '.vdfs-put-0123456789abcdef'), 'partial');
   utimesSync(join(dir, '.vdfs-put-0123456789abcdef'), new Date(Date.now() - 86400_000), new Date(Date.now() - 86400_000));
   writeFileSync(join(dir, 'hello.txt'), 'hello world\n');
+  writeFileSync(join(dir, 'caf\u00e9.txt'), 'nfc name'); // NFC, as Linux tools write it
   mkdirSync(join(dir, 'docs'));
   writeFileSync(join(dir, 'docs', '<b>x&y"q.txt'), 'escaped');
 }
@@ -61,6 +62,14 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal(ifRange.status, 200, 'If-Range mismatch sends everything');
     t.equal((await dav(port, 'GET', '/loc/missing')).status, 404);
     t.equal(await metric(port, 'vdfs_webdav_open_handles'), 0, 'no handle left open');
+  });
+
+  t.test('names sent in NFD (macOS) find files stored in NFC', async (t) => {
+    const nfd = encodeURIComponent('cafe\u0301.txt');
+    const r = await dav(port, 'GET', `/loc/${nfd}`);
+    t.equal(r.status, 200);
+    t.equal(r.text, 'nfc name');
+    t.equal((await dav(port, 'PROPFIND', `/loc/${nfd}`, { headers: { Depth: '0' } })).status, 207);
   });
 
   t.test('browser GET on a collection: HTML listing with escaped names', async (t) => {
