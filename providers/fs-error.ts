@@ -6,6 +6,8 @@ export const FS_ERROR_CODES = [
   'ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EROFS', 'EACCES', 'EPERM',
   'EIO', 'EHOSTDOWN', 'ENOSPC', 'EXDEV', 'EINVAL', 'ENAMETOOLONG', 'EBADF',
   'EBUSY', 'ELOOP', 'ENOTSUP', 'ENODATA', 'ETIMEDOUT', 'EFBIG', 'EMFILE', 'ENOSYS',
+  // The source's version is not the one a change was based on (If-Match failed): never overwrite.
+  'ESTALE',
 ] as const;
 
 export type FsErrorCode = (typeof FS_ERROR_CODES)[number];

@@ -28,6 +28,7 @@ export const ERRNO: Record<FsErrorCode, number> = {
   EFBIG: E.EFBIG,
   EMFILE: E.EMFILE,
   ENOSYS: E.ENOSYS,
+  ESTALE: E.ESTALE,
 };
 
 /** Negative errno for fuse-native callbacks. Anything that is not an FsError is EIO. */

@@ -31,6 +31,7 @@ export const STATUS_FOR_CODE: Record<FsErrorCode, number> = {
   EFBIG: 413,
   EMFILE: 503,
   ENOSYS: 501,
+  ESTALE: 412, // the resource changed since the version the change was based on
 };
 
 export const REASON: Record<number, string> = {
