@@ -38,7 +38,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.ok(full.body.equals(BIG), 'whole body');
     t.equal(full.headers['accept-ranges'], 'bytes');
     const etag = String(full.headers['etag']);
-    t.match(etag, /^"[0-9a-f]{32}"$/, 'strong ETag from the content hash');
+    t.match(etag, /^"[^"W/][^"]*"$/, 'a strong ETag');
     const mid = 1_500_000;
     const r = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${mid}-${mid + (1 << 20) - 1}` } });
     t.equal(r.status, 206);

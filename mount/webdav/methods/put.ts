@@ -1,30 +1,12 @@
 import { etagOf } from '../etag';
 import { randomBytes } from 'node:crypto';
 import type { Ctx } from '../context';
-import type { Attr } from '../../vfs/types';
 import { checkIfHeader, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
 import { HttpError } from '../http-error';
 import { isFinderJunk, PUT_TEMP_PREFIX } from '../junk';
 import { joinPath, parentPath } from '../paths';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
-
-/**
- * The attributes of a just-written file once the VFS has re-hashed it. Until then its
- * ETag is a provisional version tag that flips to the content hash a moment later
- * without the content changing, and a client that replaces the file with
- * `If-Match: <etag>` (gvfs, davfs2) would get a spurious 412. So PUT answers only when
- * the hash is known, waiting at most 5 s plus 1 s per 100 MB (then it answers anyway).
- */
-async function settledAttr(vfs: Ctx['vfs'], path: string): Promise<Attr | null> {
-  let attr = await statOrNull(vfs, path);
-  const deadline = Date.now() + 5000 + (attr ? attr.size / 100_000 : 0);
-  for (let wait = 2; attr && attr.type === 'file' && attr.hash === null && Date.now() < deadline; wait = Math.min(wait * 2, 100)) {
-    await new Promise((r) => setTimeout(r, wait));
-    attr = await statOrNull(vfs, path);
-  }
-  return attr;
-}
 
 /** Drains and discards a request body (Finder junk, refused requests). */
 export async function drain(ctx: Ctx): Promise<void> {
@@ -110,7 +92,7 @@ export async function handlePut(ctx: Ctx): Promise<void> {
     const ok = await vfs.utimens(path, ocMtime * 1000, ocMtime * 1000).then(() => true, () => false);
     if (ok) extra['X-OC-Mtime'] = 'accepted';
   }
-  const now = await settledAttr(vfs, path);
+  const now = await statOrNull(vfs, path);
   res.writeHead(attr ? 204 : 201, { ...extra, ...(now ? { ETag: etagOf(now) } : {}), 'Content-Length': '0' });
   res.end();
 }
