@@ -8,6 +8,8 @@ export interface Config {
   'cache.memorySize': number;
   'cache.dir': string;
   'scan.interval': number;
+  /** Seconds a staged file must stay unchanged before it is uploaded. */
+  'upload.delay': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -22,6 +24,7 @@ export function defaultConfig(name: string): Config {
     'cache.memorySize': 64 * 1024 ** 2,
     'cache.dir': '',
     'scan.interval': 600,
+    'upload.delay': 2,
   };
 }
 
@@ -53,6 +56,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'cache.memorySize': (v) => parseSize(v),
   'cache.dir': (v) => v,
   'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
+  'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 
 export function isConfigKey(key: string): key is ConfigKey {

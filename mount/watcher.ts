@@ -1,5 +1,6 @@
 import { promises as fsp, watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
+import { IgnoreRules } from '../index/ignore-rules';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
 import type { VfsCore } from './vfs/vfs-core';
@@ -34,6 +35,15 @@ export class LocationWatcher {
     this.poller.unref();
   }
 
+  private readonly ruleCache = new Map<number, IgnoreRules>();
+
+  /** The location's ignore rules: OS junk and our own temporaries never enter the index. */
+  private rules(loc: Location): IgnoreRules {
+    let r = this.ruleCache.get(loc.id);
+    if (!r) this.ruleCache.set(loc.id, (r = new IgnoreRules(loc.options.ignore)));
+    return r;
+  }
+
   private locals(): Location[] {
     return this.home.locations.list().filter((l) => l.kind === 'local');
   }
@@ -56,6 +66,8 @@ export class LocationWatcher {
   }
 
   private queue(loc: Location, rel: string): void {
+    const rules = this.rules(loc);
+    if (rel.split('/').some((_, i, parts) => rules.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1))) return;
     let set = this.pending.get(loc.id);
     if (!set) this.pending.set(loc.id, (set = new Set()));
     set.add(rel);
@@ -92,8 +104,11 @@ export class LocationWatcher {
     if (e?.type !== 'dir') return;
     const names = await fsp.readdir(`${loc.uri}/${rel}`).catch(() => [] as string[]);
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
+    const rules = this.rules(loc);
     for (const name of names) {
-      if (!known || !children.has(name)) await this.syncPath(loc, `${rel}/${name}`, budget);
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      if (rules.ignores(childRel, false)) continue;
+      if (!known || !children.has(name)) await this.syncPath(loc, childRel, budget);
     }
     for (const name of children) {
       if (!names.includes(name)) await this.vfs.writer.refresh(loc, `${rel}/${name}`);

@@ -100,7 +100,7 @@ export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any
     fsyncdir: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
     release: (path: string, fd: number, cb: Cb) => run('release', path, cb, () => vfs.release(fd)),
     truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
-    ftruncate: (path: string, _fd: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.truncate(path, size)),
+    ftruncate: (path: string, fd: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fd, size)),
     unlink: (path: string, cb: Cb) => run('unlink', path, cb, () => vfs.unlink(path)),
     mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode & 0o7777)),
     rmdir: (path: string, cb: Cb) => run('rmdir', path, cb, () => vfs.rmdir(path)),

@@ -26,6 +26,8 @@ export interface StagedHandle {
   stagingFile: string;
   /** The source's version this copy was based on; null when the file did not exist there. */
   baseVersion: string | null;
+  /** The queued staging file this copy started from (held back from upload while open). */
+  pinned?: string;
   writable: boolean;
   append: boolean;
   dirty: boolean;

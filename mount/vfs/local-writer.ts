@@ -206,6 +206,7 @@ export class LocalWriter {
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const abs = this.real(t);
+    await this.core.staged.queue.settle(t.location.id, t.rel);
     await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
@@ -226,6 +227,8 @@ export class LocalWriter {
       const exists = await fsp.lstat(absB).then(() => true, () => false);
       if (exists || b.existing) throw new FsError('EEXIST', `${to} already exists`);
     }
+    await this.core.staged.queue.settle(a.location.id, a.rel);
+    await this.core.staged.queue.settle(b.location.id, b.rel);
     const pendingOnly = !!this.core.staged.queue.pending(a.location.id, a.rel) && !(await fsp.lstat(absA).then(() => true, () => false));
     if (!pendingOnly) await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
     this.core.staged.queue.move(a.location.id, a.rel, b.rel, () => undefined);
@@ -243,7 +246,7 @@ export class LocalWriter {
   private retargetHandles(from: string, to: string): void {
     const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
     for (const [, h] of this.core.handles.all()) {
-      if (h.kind !== 'local') continue;
+      if (h.kind === 'blob') continue;
       const np = moved(h.vpath);
       if (np) { h.vpath = np; h.rel = splitVirtual(np).rel; }
     }

@@ -28,6 +28,8 @@ interface Live {
 export class StagedWriter {
   private readonly live = new Map<string, Live>();
   private readonly open = new Set<string>();
+  /** Staged files that open copies started from, by number of such copies. */
+  private readonly pinned = new Map<string, number>();
 
   constructor(private readonly core: VfsCore, readonly queue: UploadQueue) {}
 
@@ -39,9 +41,18 @@ export class StagedWriter {
     return this.live.get(vpath);
   }
 
-  /** Is a staging file still open for writing (not ready to upload)? */
+  /** Is a staging file still open for writing, or the base of an open copy (not ready to upload)? */
   isBusy(file: string): boolean {
-    return this.open.has(file);
+    return this.open.has(file) || this.pinned.has(file);
+  }
+
+  private unpin(file: string | undefined): void {
+    if (!file) return;
+    const n = (this.pinned.get(file) ?? 1) - 1;
+    if (n > 0) { this.pinned.set(file, n); return; }
+    this.pinned.delete(file);
+    // Replaced by a newer close while pinned: nothing needs it any more.
+    if (!this.open.has(file) && !this.queue.references(file)) void fsp.rm(file, { force: true }).catch(() => undefined);
   }
 
   private newStagingFile(): string {
@@ -55,7 +66,11 @@ export class StagedWriter {
     if (t.existing && t.existing.type !== 'file') throw new FsError('EPERM', `${path} is not a regular file`);
     if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);
     if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
+    // An upload of this file running right now finishes first; a queued one waits until this
+    // handle is closed (its bytes are our starting point, and our close replaces them).
+    await this.queue.settle(t.location.id, t.rel);
     const pending = this.queue.pending(t.location.id, t.rel);
+    if (pending) this.pinned.set(pending.staging_file, (this.pinned.get(pending.staging_file) ?? 0) + 1);
     const provider = this.core.providers.get(t.location);
     // The base is what the source holds now (the index may lag behind it), unless staged bytes
     // are already waiting: then the base stays the one they were made from.
@@ -78,10 +93,11 @@ export class StagedWriter {
       const st = await fd.stat();
       const live = this.live.get(path);
       this.live.set(path, { size: st.size, mtimeMs: Date.now(), writers: (live?.writers ?? 0) + 1 });
-      const h: StagedHandle = { kind: 'staged', fd, vpath: path, location: t.location, rel: t.rel, stagingFile: file, baseVersion, writable: true, append: !!flags.append, dirty: !t.existing || !!flags.truncate };
+      const h: StagedHandle = { kind: 'staged', fd, vpath: path, location: t.location, rel: t.rel, stagingFile: file, baseVersion, writable: true, append: !!flags.append, dirty: !t.existing || !!flags.truncate, pinned: pending?.staging_file };
       if (h.dirty) await this.commit(h, false); // a created or truncated file exists from now on
       return h;
     } catch (err) {
+      this.unpin(pending?.staging_file);
       this.open.delete(file);
       await fsp.rm(file, { force: true }).catch(() => undefined);
       throw toFsError(err, `open ${path}`);
@@ -148,7 +164,7 @@ export class StagedWriter {
       }
     }).immediate();
     this.core.resolver.invalidate();
-    if (replaced && !this.open.has(replaced)) await fsp.rm(replaced, { force: true }).catch(() => undefined);
+    if (replaced && !this.isBusy(replaced)) await fsp.rm(replaced, { force: true }).catch(() => undefined);
     if (releasing) this.queue.kick();
   }
 
@@ -159,10 +175,11 @@ export class StagedWriter {
       await h.fd.close().catch(() => undefined);
       if (h.writable) {
         this.open.delete(h.stagingFile);
+        this.unpin(h.pinned);
         const live = this.live.get(h.vpath);
         if (live && --live.writers <= 0) this.live.delete(h.vpath);
         // A copy that was never committed (opened, not written) or was replaced is not kept.
-        if (this.queue.pending(h.location.id, h.rel)?.staging_file !== h.stagingFile) await fsp.rm(h.stagingFile, { force: true }).catch(() => undefined);
+        if (!this.queue.references(h.stagingFile)) await fsp.rm(h.stagingFile, { force: true }).catch(() => undefined);
         this.queue.kick();
       }
     }

@@ -49,6 +49,7 @@ export class UploadQueue {
   private running?: Promise<void>;
   private stopped = false;
   private readonly retryAt = new Map<number, number>();
+  private inflight?: { locationId: number; path: string; done: Promise<void> };
 
   constructor(
     private readonly home: Home,
@@ -64,17 +65,31 @@ export class UploadQueue {
     return this.home.db.prepare("SELECT * FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending' ORDER BY id DESC LIMIT 1").get(locationId, rel) as UploadRow | undefined;
   }
 
+  /** Does a queued upload still need this staging file? */
+  references(stagingFile: string): boolean {
+    return !!this.home.db.prepare('SELECT 1 FROM uploads WHERE staging_file = ?').get(stagingFile);
+  }
+
   /** Records a staged file as acknowledged (call inside the transaction that updates its entry). */
   enqueue(locationId: number, rel: string, stagingFile: string, baseVersion: string | null): { id: number; replaced?: string } {
     const prev = this.pending(locationId, rel);
     if (prev) {
-      this.home.db.prepare('UPDATE uploads SET staging_file = ?, attempts = 0, last_error = NULL WHERE id = ?').run(stagingFile, prev.id);
+      this.home.db.prepare('UPDATE uploads SET staging_file = ?, attempts = 0, last_error = NULL, created_at = ? WHERE id = ?').run(stagingFile, Date.now(), prev.id);
       return { id: prev.id, replaced: prev.staging_file !== stagingFile ? prev.staging_file : undefined };
     }
     const info = this.home.db
       .prepare('INSERT INTO uploads (location_id, path, staging_file, base_version, state, created_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(locationId, rel, stagingFile, baseVersion, 'pending', Date.now());
     return { id: Number(info.lastInsertRowid) };
+  }
+
+  /**
+   * Waits for an upload of `rel` (or of anything under it) that is running right now, so a
+   * delete or rename that follows sees the uploaded file instead of racing with it.
+   */
+  async settle(locationId: number, rel: string): Promise<void> {
+    const f = this.inflight;
+    if (f && f.locationId === locationId && (f.path === rel || f.path.startsWith(`${rel}/`))) await f.done.catch(() => undefined);
   }
 
   /** The file was deleted: its pending uploads are dropped with their staging files. */
@@ -147,12 +162,19 @@ export class UploadQueue {
       const rows = (this.home.db.prepare("SELECT * FROM uploads WHERE state = 'pending' ORDER BY id").all() as UploadRow[]).filter(
         (r) => !this.busy(r.staging_file),
       );
-      const ready = rows.filter((r) => (this.retryAt.get(r.id) ?? 0) <= now);
-      for (const r of rows) if (!ready.includes(r)) nextRetry = Math.min(nextRetry, this.retryAt.get(r.id)!);
+      // A file is uploaded once it has been quiet for `upload.delay` (editors and build tools
+      // rewrite files several times in a row; each version need not travel).
+      const delay = this.home.config['upload.delay'] * 1000;
+      const dueAt = (r: UploadRow) => Math.max(this.retryAt.get(r.id) ?? 0, r.created_at + delay);
+      const ready = rows.filter((r) => dueAt(r) <= now);
+      for (const r of rows) if (!ready.includes(r)) nextRetry = Math.min(nextRetry, dueAt(r));
       if (ready.length === 0) break;
       for (const r of ready) {
         if (this.stopped) return;
-        await this.uploadOne(r);
+        const done = this.uploadOne(r);
+        this.inflight = { locationId: r.location_id, path: r.path, done };
+        await done;
+        this.inflight = undefined;
       }
     }
     if (nextRetry !== Infinity) this.kick(Math.max(50, nextRetry - Date.now()));
@@ -166,16 +188,27 @@ export class UploadQueue {
       const provider = this.providers.get(loc);
       let placed: ProviderEntry;
       let rel = r.path;
+      let conflict = false;
       try {
         placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version });
       } catch (err) {
         if ((err as FsError).code !== 'ESTALE') throw err;
         ({ placed, rel } = await this.keepAsConflict(loc, r));
+        conflict = true;
+      }
+      const row = this.home.db.prepare('SELECT staging_file, path FROM uploads WHERE id = ?').get(r.id) as { staging_file: string; path: string } | undefined;
+      if (!conflict && (!row || row.path !== r.path)) {
+        // Deleted or renamed while it was being uploaded: that change came later and wins.
+        await provider.remove(r.path).catch(() => undefined);
+        if (row) this.home.db.prepare('UPDATE uploads SET base_version = NULL WHERE id = ?').run(r.id);
+        await fsp.rm(r.staging_file, { force: true }).catch(() => undefined);
+        return;
       }
       this.home.db.transaction(() => {
         const still = this.home.db.prepare('SELECT staging_file FROM uploads WHERE id = ?').get(r.id) as { staging_file: string } | undefined;
         this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
-        this.setEntry(loc, rel, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null));
+        // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
+        if (conflict || still?.staging_file === r.staging_file) this.setEntry(loc, rel, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null));
         // A newer close replaced the staged file while we uploaded: keep its row for the next round.
         if (still?.staging_file === r.staging_file) this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
         else if (still) this.home.db.prepare('UPDATE uploads SET base_version = ? WHERE id = ?').run(rel === r.path ? placed.version : r.base_version, r.id);

@@ -238,6 +238,14 @@ export class VfsCore implements Vfs {
     }
   }
 
+  /** Truncates through an open handle: its own copy when staged, the real file when local. */
+  async ftruncate(fh: number, size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    const h = this.writable(fh);
+    if (h.kind === 'staged') return this.staged.truncateHandle(h, size);
+    return this.writer.truncate(h.vpath, size);
+  }
+
   truncate(path: string, size: number): Promise<void> {
     return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
   }
