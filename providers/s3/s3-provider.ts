@@ -9,8 +9,8 @@ import { FsError } from '../fs-error';
 import { baseName, normalizeRel, parentOf } from '../paths';
 import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
 import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
-import { bareEtag, dirEntry, fileEntry } from './s3-entries';
-import { listAll, listDir } from './s3-list';
+import { bareEtag, dirEntry, fileEntry, type RemoteObject } from './s3-entries';
+import { listAll, listDir, listPages } from './s3-list';
 import { DEFAULT_RETRY, retryableEio, withRetry, type RetryPolicy } from './s3-retry';
 import { verifiedBody } from './s3-verify';
 import type { S3Location } from './s3-uri';
@@ -341,6 +341,19 @@ export class S3Provider implements Provider {
     if (size > MAX_COPY) throw new FsError('EFBIG', `${what}: larger than 5 GiB, which S3 cannot copy in one request`);
     const source = `${this.loc.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`;
     return this.call(what, () => this.client.send(new CopyObjectCommand({ Bucket: this.loc.bucket, Key: toKey, CopySource: source })));
+  }
+
+  /**
+   * Every object under the location's prefix, page by page (1,000 keys per request), as
+   * relative keys: a `dir/` marker ends with '/'. Throws FsError (EHOSTDOWN, EACCES, EIO).
+   */
+  async *walk(): AsyncGenerator<RemoteObject> {
+    const what = `list s3://${this.loc.bucket}/${this.loc.prefix}`;
+    for await (const page of listPages(this, this.loc.prefix, undefined, what))
+      for (const o of page.Contents ?? []) {
+        const rel = (o.Key ?? '').slice(this.loc.prefix.length);
+        if (rel !== '') yield { rel, size: o.Size ?? 0, version: bareEtag(o.ETag), lastModified: o.LastModified };
+      }
   }
 
   async close(): Promise<void> {
