@@ -219,13 +219,14 @@ export class S3Provider implements Provider {
 
   /**
    * Uploads a local file as the object at `path` (multipart above the threshold). With
-   * `ifVersion`, refuses with ESTALE unless the object still has that ETag: If-Match goes to the
-   * server (AWS honours it on PUT), and a HEAD check before the upload covers services that
-   * ignore it (a change landing between that HEAD and the PUT is not caught there).
-   * A missing object with `ifVersion` set is also ESTALE. Throws EROFS, ENOENT (parent),
+   * `ifVersion` a string, refuses with ESTALE unless the object still has that ETag: If-Match goes
+   * to the server (AWS honours it on PUT), and a HEAD check before the upload covers services
+   * that ignore it (a change landing between that HEAD and the PUT is not caught there); a
+   * missing object is ESTALE too. With `ifVersion` null, only creates: ESTALE when something is
+   * there (HEAD, plus If-None-Match: * on the PUT). Throws EROFS, ENOENT (parent),
    * EISDIR, ENOTDIR, ESTALE, EHOSTDOWN, EIO.
    */
-  async putFile(path: string, sourceFile: string, opts: { ifVersion?: string } = {}): Promise<ProviderEntry> {
+  async putFile(path: string, sourceFile: string, opts: { ifVersion?: string | null } = {}): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
     const what = `upload ${rel}`;
     this.writable(what);
@@ -233,13 +234,15 @@ export class S3Provider implements Provider {
     await this.mustBeDir(parentOf(rel), what);
     const [keys, head] = await Promise.all([this.someKeys(rel, 1, what), this.head(rel, what)]);
     if (keys.length > 0) throw new FsError('EISDIR', `${what}: is a directory`);
-    if (opts.ifVersion !== undefined) {
+    if (opts.ifVersion === null && head) throw new FsError('ESTALE', `${what}: an object appeared there on the server (ETag ${bareEtag(head.ETag)})`);
+    if (typeof opts.ifVersion === 'string') {
       if (!head) throw new FsError('ESTALE', `${what}: the object was removed on the server since version ${opts.ifVersion}`);
       if (bareEtag(head.ETag) !== opts.ifVersion) throw new FsError('ESTALE', `${what}: the object changed on the server (ETag ${bareEtag(head.ETag)}, this change was based on ${opts.ifVersion})`);
     }
     const size = (await fsp.stat(sourceFile).catch((err) => { throw new FsError('ENOENT', `${what}: cannot read ${sourceFile}: ${(err as Error).message}`); })).size;
-    const IfMatch = opts.ifVersion !== undefined ? quoted(opts.ifVersion) : undefined;
-    const params = { Bucket: this.loc.bucket, Key: this.key(rel), IfMatch };
+    const IfMatch = typeof opts.ifVersion === 'string' ? quoted(opts.ifVersion) : undefined;
+    const IfNoneMatch = opts.ifVersion === null ? '*' : undefined;
+    const params = { Bucket: this.loc.bucket, Key: this.key(rel), IfMatch, IfNoneMatch };
     await this.call(what, async () => {
       if (size < this.multipartThreshold) {
         // A fresh stream per attempt: a retried PUT must send the body from its start.
