@@ -4,6 +4,8 @@ import { FsError } from './fs-error';
 import type { LocationKind } from '../index/locations';
 import { LocalProvider } from './local/local-provider';
 import type { Provider } from './provider';
+import { S3Provider } from './s3/s3-provider';
+import { formatS3Uri, parseS3Uri } from './s3/s3-uri';
 
 export interface ParsedUri {
   kind: LocationKind;
@@ -20,14 +22,21 @@ export function parseLocationUri(uri: string): ParsedUri {
   if (uri === '') throw new FsError('EINVAL', 'the location URI is empty');
   if (isAbsolute(uri)) return { kind: 'local', uri: resolve(uri) };
   const m = /^([a-z0-9]+):\/\//.exec(uri);
-  if (m && (m[1] === 's3' || m[1] === 'gdrive' || m[1] === 'peer')) return { kind: m[1], uri };
+  // s3: checked and canonicalised (explicit region, normalised prefix) so one bucket prefix is one location.
+  if (m && m[1] === 's3') return { kind: 's3', uri: formatS3Uri(parseS3Uri(uri)) };
+  if (m && (m[1] === 'gdrive' || m[1] === 'peer')) return { kind: m[1], uri };
   if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
   if (!m) return { kind: 'local', uri: resolve(uri) };
   throw new FsError('EINVAL', `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`);
 }
 
-/** Checks that a new location's source is usable now. Throws ENOENT, ENOTDIR, ENOTSUP. */
+/**
+ * Checks that a new location's source is usable now. Throws ENOENT, ENOTDIR, ENOTSUP. An S3
+ * location is only checked for form here (this check is synchronous): the bucket may be
+ * offline when it is added, like an unplugged drive, and `vdfs scan` reports what is wrong.
+ */
 export function checkNewLocation(p: ParsedUri): void {
+  if (p.kind === 's3') { parseS3Uri(p.uri); return; }
   if (p.kind !== 'local') throw new FsError('ENOTSUP', `${p.kind} locations are not supported yet`);
   let st;
   try {
@@ -44,6 +53,8 @@ export function openProvider(loc: { kind: LocationKind; uri: string; readonly: b
   switch (loc.kind) {
     case 'local':
       return new LocalProvider(loc.uri, loc.readonly);
+    case 's3':
+      return new S3Provider(parseS3Uri(loc.uri), { readonly: loc.readonly });
     default:
       throw new FsError('ENOTSUP', `${loc.kind} locations are not supported yet`);
   }

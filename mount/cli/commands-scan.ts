@@ -3,6 +3,8 @@ import { SingleBar } from 'cli-progress';
 import { HashPool } from '../../index/hash-pool';
 import { acquireScanLock } from '../../index/scan-lock';
 import { scanLocalLocation, type ScanProgress, type ScanSummary } from '../../index/scanner';
+import { isListable, scanRemoteLocation } from '../../index/remote-scan';
+import { openProvider } from '../../providers/registry';
 import { FsError, isFsError } from '../../providers/fs-error';
 import { EXIT_CODES } from './exit-codes';
 import { formatSize } from '../config';
@@ -47,8 +49,8 @@ export interface ScanOutcome {
  * be scanned at all (unplugged, not a directory) is reported and the others still run.
  * Throws ENOENT (unknown location / none), EBUSY (another scan holds the lock).
  */
-export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; tty: boolean }): Promise<ScanOutcome> {
-  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local');
+export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; hash?: boolean; tty: boolean }): Promise<ScanOutcome> {
+  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local' || l.kind === 's3');
   if (locs.length === 0) throw new FsError('ENOENT', 'no locations to scan: add one with `vdfs location add NAME /path`');
   const release = acquireScanLock(home.dir, locs.map((l) => l.name).join(', '));
   const pool = new HashPool();
@@ -59,17 +61,19 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
     for (const loc of locs) {
       const bar = opts.tty ? progressBar() : undefined;
       try {
-        if (loc.kind !== 'local') throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
-        const s = await scanLocalLocation(
-          { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
-          loc,
-          loc.uri,
-          {
-            rehash: opts.rehash,
-            onProgress: bar ? (p) => bar.update(p) : undefined,
-            onProblem: (p) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`),
-          },
-        );
+        const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize };
+        const onProblem = (p: { path: string; message: string }) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`);
+        let s: ScanSummary;
+        // Remote locations are indexed from their listing (no download unless --hash).
+        if (loc.kind !== 'local') {
+          const provider = openProvider(loc);
+          try {
+            if (!isListable(provider)) throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
+            s = await scanRemoteLocation(ctx, loc, provider, { rehash: opts.rehash, hash: opts.hash || opts.rehash, onProgress: bar ? (p) => bar.update(p) : undefined, onProblem });
+          } finally {
+            await provider.close();
+          }
+        } else s = await scanLocalLocation(ctx, loc, loc.uri, { rehash: opts.rehash, onProgress: bar ? (p) => bar.update(p) : undefined, onProblem });
         for (const k of ['files', 'dirs', 'bytes', 'hashed', 'unchanged', 'errors'] as const) total[k] += s[k];
       } catch (err) {
         if (!isFsError(err)) throw err;
@@ -94,10 +98,11 @@ export function registerScanCommand(program: Command, g: () => GlobalOpts): void
     .command('scan [names...]')
     .description('index locations: list every entry, hash new and changed files')
     .option('--rehash', 'hash every file again, even unchanged ones')
+    .option('--hash', 'for cloud locations: download and hash files not hashed yet (local files are always hashed)')
     .option('--json', 'print the summary as JSON')
-    .action(async (names: string[], o: { rehash?: boolean; json?: boolean }) => {
+    .action(async (names: string[], o: { rehash?: boolean; hash?: boolean; json?: boolean }) => {
       const home = openHome(g());
-      const { summary: s, failed } = await scanLocations(home, names, { rehash: o.rehash, tty: !o.json && !!process.stderr.isTTY });
+      const { summary: s, failed } = await scanLocations(home, names, { rehash: o.rehash, hash: o.hash, tty: !o.json && !!process.stderr.isTTY });
       if (o.json) printJson(s);
       else
         process.stdout.write(

@@ -1,6 +1,7 @@
 import { blake3Hex } from '../../cache/checksum';
 import { FsError, toFsError } from '../../providers/fs-error';
 import { blockHashAt, type Blob } from '../../index/blobs';
+import { BlockReader } from './block-reader';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
 export interface BlockStore {
@@ -14,63 +15,22 @@ export interface ReplicaSource {
   read(offset: number, length: number): Promise<Buffer>;
 }
 
-const MAX_WINDOW_BLOCKS = 32;
-const MAX_PREFETCH_INFLIGHT = 4;
-
 /**
  * Reads a blob by block through the block store, fetching misses from the first replica
  * that returns bytes matching the block's hash (failing over to the next one otherwise),
- * with a read-ahead window that grows while reads are sequential. One reader per open handle.
+ * with the read-ahead of BlockReader. One reader per open handle.
  */
-export class BlobReader {
-  private nextOffset = -1;
-  private window = 0;
-  private prefetchedTo = -1;
-  private prefetchInflight = 0;
-
+export class BlobReader extends BlockReader {
   constructor(
     private readonly store: BlockStore,
     private readonly blob: Blob,
     private readonly sources: () => ReplicaSource[],
-  ) {}
-
-  get size(): number {
-    return this.blob.size;
+  ) {
+    super(blob.size, blob.blockSize);
   }
 
   /** Throws EHOSTDOWN when no replica is reachable, EIO when none returns verified bytes. */
-  async read(offset: number, length: number): Promise<Buffer> {
-    const end = Math.min(offset + length, this.blob.size);
-    if (offset >= end) return Buffer.alloc(0);
-    const bs = this.blob.blockSize;
-    const first = Math.floor(offset / bs);
-    const last = Math.floor((end - 1) / bs);
-    this.trackSequential(offset, end, last);
-    const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.block(first + k)));
-    if (blocks.length === 1) return blocks[0].subarray(offset - first * bs, end - first * bs);
-    return Buffer.concat(blocks).subarray(offset - first * bs, end - first * bs);
-  }
-
-  private trackSequential(offset: number, end: number, lastBlock: number): void {
-    const sequential = offset === this.nextOffset;
-    this.nextOffset = end;
-    if (!sequential) {
-      this.window = 0;
-      return;
-    }
-    this.window = Math.min(Math.max(2, this.window * 2), MAX_WINDOW_BLOCKS);
-    const blocks = Math.ceil(this.blob.size / this.blob.blockSize);
-    const to = Math.min(lastBlock + this.window, blocks - 1);
-    for (let i = Math.max(lastBlock + 1, this.prefetchedTo + 1); i <= to && this.prefetchInflight < MAX_PREFETCH_INFLIGHT; i++) {
-      this.prefetchedTo = i;
-      this.prefetchInflight++;
-      this.block(i)
-        .catch(() => undefined) // a failed prefetch is retried by the real read
-        .finally(() => this.prefetchInflight--);
-    }
-  }
-
-  private block(i: number): Promise<Buffer> {
+  protected block(i: number): Promise<Buffer> {
     const expected = blockHashAt(this.blob, i);
     return this.store.get(`${this.blob.hash}:${i}`, () => this.fetchBlock(i, expected));
   }

@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { FsError } from '../../providers/fs-error';
 import type { Location } from '../../index/locations';
-import type { BlobReader } from './blob-reader';
+import type { BlockReader } from './block-reader';
 
 /** A real file of a local location, read and written directly. */
 export interface LocalHandle {
@@ -33,11 +33,11 @@ export interface StagedHandle {
   dirty: boolean;
 }
 
-/** Content read block by block through the cache from any replica. */
+/** Content read block by block through the cache: from any replica by hash, or one version of a remote object. */
 export interface BlobHandle {
   kind: 'blob';
   vpath: string;
-  reader: BlobReader;
+  reader: BlockReader;
 }
 
 export type Handle = LocalHandle | StagedHandle | BlobHandle;

@@ -9,6 +9,7 @@ import { localVersion } from '../../providers/local/local-provider';
 import type { Home } from '../home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { BlobReader, type BlockStore } from './blob-reader';
+import { VersionReader } from './version-reader';
 import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from './handles';
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
@@ -143,7 +144,11 @@ export class VfsCore implements Vfs {
     }
     const local = await this.openLocal(path, r.location, r.entry, r.rel);
     if (local) return this.handles.add(local);
-    if (!r.entry.hash) throw new FsError('EHOSTDOWN', `${path}: its location ${r.location.name} is unreachable and its content was never hashed, so no other replica is known`);
+    if (!r.entry.hash) {
+      const reader = this.versionReader(r.location, r.entry, r.rel, path);
+      if (reader) return this.handles.add({ kind: 'blob', vpath: path, reader });
+      throw new FsError('EHOSTDOWN', `${path}: its location ${r.location.name} is unreachable and its content was never hashed, so no other replica is known`);
+    }
     return this.handles.add({ kind: 'blob', vpath: path, reader: this.blobReader(r.entry.hash, path) });
   }
 
@@ -168,6 +173,22 @@ export class VfsCore implements Vfs {
       }
       return undefined; // unreachable or gone: read another replica by hash
     }
+  }
+
+  /**
+   * Content not hashed yet on a remote location (an S3 object indexed from its listing): read
+   * that exact version by ranged reads through the cache. Undefined for a local location (it
+   * was unreachable) or a kind this build cannot open.
+   */
+  private versionReader(loc: Location, entry: Entry, rel: string, path: string): VersionReader | undefined {
+    if (loc.kind === 'local' || !entry.version) return undefined;
+    try {
+      this.providers.get(loc);
+    } catch {
+      return undefined;
+    }
+    const content = { locationId: loc.id, rel, version: entry.version, size: entry.size, label: path };
+    return new VersionReader(this.opts.blocks, () => this.providers.get(loc), content, this.home.config.blockSize);
   }
 
   private blobReader(hash: string, path: string): BlobReader {

@@ -1,0 +1,258 @@
+import type { Readable } from 'node:stream';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { FsError, toFsError } from '../providers/fs-error';
+import { checkName, joinRel, parentOf, baseName } from '../providers/paths';
+import type { Provider } from '../providers/provider';
+import type { Entry, EntryFields } from './entries';
+import type { Location } from './locations';
+import type { ScanContext, ScanOptions, ScanProgress, ScanSummary } from './scanner';
+
+/** One object of a remote listing, relative to the location; a `dir/` marker ends with '/'. */
+export interface ListedObject {
+  rel: string;
+  size: number;
+  version: string;
+  lastModified?: Date;
+}
+
+/** A provider whose whole tree can be listed in a few paged requests (S3; not a directory walk). */
+export interface ListableProvider extends Provider {
+  /** Every object under the location. Throws FsError (EHOSTDOWN when unreachable). */
+  walk(): AsyncIterable<ListedObject>;
+}
+
+export function isListable(p: Provider): p is ListableProvider {
+  return typeof (p as Partial<ListableProvider>).walk === 'function';
+}
+
+export interface RemoteScanOptions extends ScanOptions {
+  /** Download and hash files whose hash is unknown (every file with `rehash`). */
+  hash?: boolean;
+}
+
+const BATCH = 5000;
+const HASH_CONCURRENCY = 2;
+const FILE_MODE = 0o644;
+const DIR_MODE = 0o755;
+
+interface Node {
+  fields: EntryFields;
+  /** Children by name, for directories. */
+  children?: Map<string, Node>;
+}
+
+function dirNode(): Node {
+  return { fields: { type: 'dir', size: 0, mtimeSec: 0, mtimeNsec: 0, mode: DIR_MODE, version: 'dir', hash: null, target: null }, children: new Map() };
+}
+
+function validPath(rel: string): boolean {
+  try {
+    for (const part of rel.split('/')) checkName(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds the directory tree a listing implies: prefixes become directories, `dir/` markers
+ * keep empty ones, a directory's mtime is its newest object's. A key that is both an object
+ * and a prefix shows as the directory (reported); keys that are no POSIX path (`a//b`, `..`)
+ * are reported and skipped.
+ */
+function buildTree(objects: ListedObject[], problem: (path: string, msg: string) => void): Node {
+  const root = dirNode();
+  const dirOf = (rel: string): Node | undefined => {
+    let cur = root;
+    if (rel === '') return cur;
+    for (const part of rel.split('/')) {
+      let next = cur.children!.get(part);
+      if (next && !next.children) {
+        problem(joinRel(parentOf(rel), part), 'is both an object and a prefix; the directory is shown');
+        next = undefined;
+      }
+      if (!next) { next = dirNode(); cur.children!.set(part, next); }
+      cur = next;
+    }
+    return cur;
+  };
+  for (const o of objects) {
+    const marker = o.rel.endsWith('/');
+    const rel = marker ? o.rel.slice(0, -1) : o.rel;
+    if (!validPath(rel)) { problem(o.rel, 'key is not a valid path (empty, "." or ".." component, or a name over 255 bytes); not indexed'); continue; }
+    const t = o.lastModified ? o.lastModified.getTime() : 0;
+    const fields: EntryFields = { type: 'file', size: o.size, mtimeSec: Math.floor(t / 1000), mtimeNsec: (t % 1000) * 1e6, mode: FILE_MODE, version: o.version, hash: null, target: null };
+    if (marker) { dirOf(rel); continue; }
+    const parent = dirOf(parentOf(rel))!;
+    const name = baseName(rel);
+    if (parent.children!.get(name)?.children) { problem(rel, 'is both an object and a prefix; the directory is shown'); continue; }
+    parent.children!.set(name, { fields });
+  }
+  // A directory's mtime: its newest descendant's (S3 has no directory times).
+  const settle = (n: Node): number => {
+    let max = 0;
+    for (const c of n.children!.values()) {
+      const m = c.children ? settle(c) : c.fields.mtimeSec * 1000 + c.fields.mtimeNsec / 1e6;
+      if (m > max) max = m;
+    }
+    n.fields.mtimeSec = Math.floor(max / 1000);
+    n.fields.mtimeNsec = Math.round(max % 1000) * 1e6;
+    return max;
+  };
+  settle(root);
+  return root;
+}
+
+/**
+ * Indexes a listable (remote) location from its listing: size, version (ETag) and mtime of
+ * every object, prefixes as directories; inserts, updates and removes entries through
+ * EntryStore (with the change log), in batched transactions. Nothing is downloaded unless
+ * `hash` is set: then files without a hash are streamed and hashed (BLAKE3 whole and per block,
+ * as b3sum), and a file whose version changed meanwhile is left unhashed. Throws EHOSTDOWN
+ * (the location is marked offline; its last indexed tree stays) or what the listing throws;
+ * problems with single objects go to `onProblem` and are counted.
+ */
+export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provider: ListableProvider, opts: RemoteScanOptions = {}): Promise<ScanSummary> {
+  const started = process.hrtime.bigint();
+  let problems = 0;
+  const problem = (path: string, message: string) => { problems++; opts.onProblem?.({ path, message }); };
+  const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = Date.now();
+    if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
+  };
+
+  const objects: ListedObject[] = [];
+  try {
+    for await (const o of provider.walk()) {
+      objects.push(o);
+      if (!o.rel.endsWith('/')) { p.files++; p.bytes += o.size; }
+      report();
+    }
+  } catch (err) {
+    const fe = toFsError(err, `scan ${loc.name}`);
+    if (fe.code === 'EHOSTDOWN') {
+      ctx.locations.setOnline(loc.id, false);
+      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message.replace(/^[A-Z]+: /, '')}; its last indexed tree stays visible`, err);
+    }
+    throw fe;
+  }
+  ctx.locations.setOnline(loc.id, true);
+  const tree = buildTree(objects, problem);
+  p.files = 0;
+  p.bytes = 0;
+
+  const { db, entries } = ctx;
+  let inTx = 0;
+  const tick = () => {
+    if (inTx === 0) db.exec('BEGIN IMMEDIATE');
+    if (++inTx >= BATCH) { db.exec('COMMIT'); inTx = 0; }
+  };
+  const flush = () => { if (inTx > 0) { db.exec('COMMIT'); inTx = 0; } };
+  const toHash: { id: number; rel: string; version: string; size: number }[] = [];
+  let unchanged = 0;
+
+  try {
+    let root: Entry | undefined = entries.root(loc.id);
+    if (!root) { tick(); root = entries.createRoot(loc.id, tree.fields); }
+    else if (root.mtimeSec !== tree.fields.mtimeSec || root.type !== 'dir') { tick(); entries.update(root, tree.fields, ''); }
+    const stack: { id: number; rel: string; node: Node }[] = [{ id: root.id, rel: '', node: tree }];
+    while (stack.length) {
+      const dir = stack.pop()!;
+      p.dirs++;
+      const known = new Map(entries.children(dir.id).map((e) => [e.name, e]));
+      for (const [name, node] of dir.node.children!) {
+        const rel = joinRel(dir.rel, name);
+        const old = known.get(name);
+        known.delete(name);
+        const f = node.fields;
+        let id: number;
+        let hash: string | null = null;
+        if (old && old.type === f.type && (f.type === 'dir' ? old.mtimeSec === f.mtimeSec : old.version === f.version && old.size === f.size)) {
+          id = old.id;
+          hash = old.hash;
+        } else if (old && old.type === f.type) {
+          tick();
+          // A directory keeps its row (its subtree hangs off it); a file's new version has no hash yet.
+          entries.update(old, f, rel);
+          id = old.id;
+        } else {
+          tick();
+          if (old) entries.remove(old, rel);
+          id = entries.insert(loc.id, dir.id, name, f, rel);
+        }
+        if (node.children) stack.push({ id, rel, node });
+        else {
+          p.files++;
+          p.bytes += f.size;
+          if (hash && !opts.rehash) unchanged++;
+          else if (opts.hash) { toHash.push({ id, rel, version: f.version!, size: f.size }); p.toHashFiles++; p.toHashBytes += f.size; }
+        }
+      }
+      for (const [name, old] of known) { tick(); entries.remove(old, joinRel(dir.rel, name)); }
+      report();
+    }
+    flush();
+  } catch (err) {
+    if (inTx > 0) db.exec('ROLLBACK');
+    throw err;
+  }
+
+  p.phase = 'hash';
+  report(true);
+  let hashed = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < toHash.length) {
+      const job = toHash[next++];
+      try {
+        const r = await hashStream(await provider.readStream(job.rel, { version: job.version }), ctx.blockSize, (n) => { p.hashedBytes += n; report(); });
+        if (r.size !== job.size) throw new FsError('EIO', `read ${r.size} bytes, the listing said ${job.size}`);
+        const cur = entries.get(job.id);
+        // Changed (or gone) in the index while downloading: that hash belongs to nothing.
+        if (!cur || cur.version !== job.version) continue;
+        db.transaction(() => {
+          ctx.blobs.put({ hash: r.hash, size: r.size, blockSize: ctx.blockSize, blockHashes: r.blockHashes });
+          entries.update(cur, { ...cur, hash: r.hash }, job.rel);
+        }).immediate();
+        hashed++;
+        p.hashedFiles++;
+      } catch (err) {
+        const fe = toFsError(err, 'hash');
+        problem(job.rel, fe.code === 'ESTALE' ? 'changed on the server while being hashed; left unhashed (scan again)' : `cannot hash: ${fe.message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, worker));
+  ctx.locations.setLastScan(loc.id, Date.now());
+  opts.onProgress?.({ ...p });
+  return { files: p.files, dirs: p.dirs, bytes: p.bytes, hashed, unchanged, errors: problems, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/**
+ * BLAKE3 of a stream, whole and per block of `blockSize` (32 bytes per block, concatenated),
+ * exactly as the local hasher and b3sum compute them. Throws what the stream throws.
+ */
+export async function hashStream(s: Readable, blockSize: number, onBytes?: (n: number) => void): Promise<{ hash: string; blockHashes: Buffer; size: number }> {
+  const whole = new Blake3Hasher();
+  const block = new Blake3Hasher();
+  const blocks: Buffer[] = [];
+  let inBlock = 0;
+  let size = 0;
+  for await (const chunk of s as AsyncIterable<Buffer>) {
+    let c = chunk;
+    whole.update(c);
+    size += c.length;
+    onBytes?.(c.length);
+    while (c.length > 0) {
+      const take = Math.min(c.length, blockSize - inBlock);
+      block.update(c.subarray(0, take));
+      inBlock += take;
+      c = c.subarray(take);
+      if (inBlock === blockSize) { blocks.push(block.digestBuffer()); block.reset(); inBlock = 0; }
+    }
+  }
+  if (inBlock > 0) blocks.push(block.digestBuffer());
+  return { hash: whole.digest('hex'), blockHashes: Buffer.concat(blocks), size };
+}
