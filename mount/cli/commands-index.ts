@@ -19,9 +19,9 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .description('create the home (idempotent)')
     .option('--name <name>', 'how peers see this node (default: the host name)')
     .option('--json', 'print a JSON document')
-    .action((o: { name?: string; json?: boolean }) => {
+    .action(async (o: { name?: string; json?: boolean }) => {
       const dir = resolveHomeDir(g().home);
-      const { home, created } = Home.init(dir, o.name);
+      const { home, created } = await Home.initWithKeys(dir, o.name);
       const out = { home: dir, name: home.config.name, node: home.nodeId, created };
       if (o.json) printJson(out);
       else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);
