@@ -180,4 +180,4 @@ export class ReplicaIndex {
   }
 }
 
-const DIR: WireEntry = { type: 'dir', size: 0, mtimeSec: 0, mtimeNsec: 0, mode: 0o40755, version: null, hash: null, target: null };
+const DIR: WireEntry = { type: 'dir', size: 0, mtimeSec: 0, mtimeNsec: 0, mode: 0o755, version: null, hash: null, target: null };

@@ -6,6 +6,7 @@ import { formatSize, isConfigKey, setConfigValue } from '../config';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 import type { Location } from '../../index/locations';
+import { addPeerLocation } from '../../providers/peer/replicator';
 
 /** The `--json` shape of a location, the same for `location add` and `location ls`. */
 function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; lastScan: string | null } {
@@ -37,10 +38,16 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     // it comes first (`location add --ignore '*.tmp' docs ~/docs`).
     .option('--ignore <pattern>', 'a gitignore-style rule on top of the default OS-junk rules (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print a JSON document')
-    .action((name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
+    .action(async (name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
       const home = openHome(g());
       const parsed = parseLocationUri(uri);
       checkNewLocation(parsed);
+      if (parsed.kind === 'peer') {
+        // Asks the peer now and backfills the tree: browsable at once, then a daemon follows the feed.
+        const { location, entries } = await addPeerLocation(home, await home.keys(), name, parsed.uri);
+        if (o.json) return printJson({ ...locationJson(location), entries });
+        return void process.stdout.write(`Added peer location ${location.name} -> ${location.uri} (${entries} entries, read-only); a running daemon keeps it up to date\n`);
+      }
       const added = home.db.transaction(() =>
         home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [] } }),
       ).immediate();

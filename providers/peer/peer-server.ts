@@ -246,6 +246,12 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
       // The file changed since it was indexed: refuse rather than send bytes that will not verify.
       if (st.size !== f.size) throw new FsError('ESTALE', `blob ${hash.slice(0, 16)} changed on disk since it was indexed`);
       const range = parseRange(req.headers.range, f.size);
+      if (range === 'unsatisfiable') {
+        res.writeHead(416, { 'content-range': `bytes */${f.size}`, 'content-length': 0 });
+        res.end();
+        await fh.close();
+        return;
+      }
       const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream', etag: `"${hash}"` };
       const length = range ? range.end - range.start + 1 : f.size;
       headers['content-length'] = length;
@@ -291,7 +297,7 @@ function intParam(v: string | null, min: number, max: number, what: string): num
 }
 
 /** One `bytes=` range (first-last, first-, or -suffix); several ranges are refused. Throws EINVAL. */
-export function parseRange(h: string | undefined, size: number): { start: number; end: number } | undefined {
+export function parseRange(h: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
   if (h === undefined) return undefined;
   const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(h.trim());
   if (!m || (m[1] === '' && m[2] === '')) throw new FsError('EINVAL', `unsupported Range ${JSON.stringify(h.slice(0, 80))}: one bytes=FIRST-LAST range only`);
@@ -304,6 +310,7 @@ export function parseRange(h: string | undefined, size: number): { start: number
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
-  if (start >= size || end < start) throw new FsError('EINVAL', `Range ${h} is outside the ${size}-byte blob`);
+  if (end < start && start < size) throw new FsError('EINVAL', `Range ${h} ends before it starts`);
+  if (start >= size) return 'unsatisfiable';
   return { start, end };
 }
