@@ -50,7 +50,7 @@ export class PairRateLimit {
  * fingerprint of the certificate it presented in this very handshake, and applies both sides'
  * shares. Throws EACCES (bad token), EINVAL (malformed request).
  */
-export function acceptPairing(db: Db, self: { id: string; name: string }, clientFp: string, body: unknown, observedAddr: string): PairAnswer {
+export function acceptPairing(db: Db, self: { id: string; name: string }, clientFp: string, body: unknown, _observedAddr: string): PairAnswer {
   const b = body as Partial<PairRequest>;
   if (typeof b?.token !== 'string' || typeof b.name !== 'string' || !Array.isArray(b.addresses) || !Array.isArray(b.shares))
     throw new FsError('EINVAL', 'malformed pairing request');
@@ -68,7 +68,6 @@ export function acceptPairing(db: Db, self: { id: string; name: string }, client
     const { shares } = store.consumeInvite(b.token!);
     store.upsert({ id: clientFp, name: uniqueName(store, name, clientFp), addresses });
     store.setShares(clientFp, [...new Set([...store.sharesOf(clientFp), ...shares])]);
-    void observedAddr;
     return { id: self.id, name: self.name, shares };
   }).immediate();
 }

@@ -220,9 +220,10 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
     }
     const cert = (req.socket as TLSSocket).getPeerCertificate(false);
     try {
-      const ans = acceptPairing(o.db, { id: o.keys.id, name: o.name }, fingerprintOfDer(cert.raw), body, addr);
+      const fp = fingerprintOfDer(cert.raw);
+      const ans = acceptPairing(o.db, { id: o.keys.id, name: o.name }, fp, body, addr);
       refreshPaired();
-      o.log.info({ peer: ans.id.slice(0, 16), remote: addr }, 'peer: paired');
+      o.log.info({ peer: fp.slice(0, 16), remote: addr }, 'peer: paired');
       sendJson(res, ans);
       // This connection was for pairing only: the new peer reconnects as a paired node.
       res.once('finish', () => req.socket.end());
