@@ -258,6 +258,7 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
       headers['content-length'] = length;
       if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${f.size}`;
       res.writeHead(range ? 206 : 200, headers);
+      o.log.debug({ peer: peer.slice(0, 16), hash: hash.slice(0, 16), start: range?.start ?? 0, length }, 'peer: blob served');
       if (req.method === 'HEAD' || length === 0) {
         res.end();
         await fh.close();

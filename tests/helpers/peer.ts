@@ -26,8 +26,8 @@ function waitExit(proc: ChildProcess, ms: number): Promise<void> {
  * Starts the real daemon `vdfs serve --peer 127.0.0.1:PORT` (port 0 = any) in a child process and
  * waits (hard timeout) for its "vdfs serving peers at URL" line. Register stop() in teardown.
  */
-export async function startPeerDaemon(home: string, opts: { port?: number; extra?: string[]; timeoutMs?: number } = {}): Promise<PeerDaemon> {
-  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'serve', '--peer', `127.0.0.1:${opts.port ?? 0}`, ...(opts.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startPeerDaemon(home: string, opts: { port?: number; extra?: string[]; logLevel?: string; timeoutMs?: number } = {}): Promise<PeerDaemon> {
+  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', opts.logLevel ?? 'info', 'serve', '--peer', `127.0.0.1:${opts.port ?? 0}`, ...(opts.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
