@@ -97,6 +97,25 @@ export class PeerClient {
     });
   }
 
+  /**
+   * One request whose body is consumed by `onData` as it arrives (nothing buffered): for whole
+   * blobs and measurements. Resolves with the status when the body has ended.
+   */
+  stream(path: string, onData: (chunk: Buffer) => void, o: PeerRequestOptions = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
+      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
+        res.on('data', onData);
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', fail);
+        res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
+      });
+      req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
+      req.on('error', fail);
+      req.end(o.body);
+    });
+  }
+
   /** GET/POST expecting JSON; a non-2xx answer throws the FsError the peer described. */
   async json<T>(path: string, o: PeerRequestOptions = {}): Promise<T> {
     const res = await this.request(path, { ...o, headers: { accept: 'application/json', ...(o.headers ?? {}) } });
