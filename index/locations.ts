@@ -6,6 +6,11 @@ export type LocationKind = 'local' | 's3' | 'gdrive' | 'peer';
 export interface LocationOptions {
   /** Extra gitignore-style rules, on top of the default OS-junk rules. */
   ignore?: string[];
+  /**
+   * Local locations only: stage writes and copy them into place after close (write-back, as
+   * cloud locations always do) instead of writing through. For slow or flaky disks (USB, NAS).
+   */
+  writeBack?: boolean;
 }
 
 export interface Location {

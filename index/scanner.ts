@@ -155,6 +155,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   let root: Entry | undefined = entries.root(loc.id);
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
+  const staged = new Set((ctx.db.prepare("SELECT path FROM uploads WHERE location_id = ? AND state = 'pending'").all(loc.id) as { path: string }[]).map((r) => r.path));
   let unchanged = 0;
   let lastReport = 0;
   // Throttled to 10 per second; `force` for phase changes so callers see every phase.
@@ -201,6 +202,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         if (invalid?.has(name)) continue;
         const code = l.types[i];
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+        // Staged bytes waiting for upload (write-back) are newer than the disk: leave their entry alone.
+        if (staged.has(rel)) { known?.left.delete(name); continue; }
         if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
         // Vanished between readdir and lstat (treated as deleted); fifo, socket, device (skipped).
         if (code === T_GONE || code === T_OTHER) continue;
@@ -251,6 +254,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       }
       if (known) {
         for (const [name, k] of known.left) {
+          if (staged.has(dir.rel === '' ? name : `${dir.rel}/${name}`)) continue;
           const old = entries.get(known.id(k));
           if (old) { entries.remove(old, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
         }

@@ -53,7 +53,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
     }
   }
-  const vfs = await createVfs(home, { blocks: opts.blocks });
+  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
   let peers: PeerServices | undefined;
@@ -80,6 +80,10 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       }, interval * 1000)
     : undefined;
   periodic?.unref();
+  // Changes made while no daemon was watching: one rescan at start, in the background.
+  for (const loc of home.locations.list()) {
+    if (loc.kind === 'local') void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'));
+  }
   let stopping: Promise<void> | undefined;
   return {
     vfs,

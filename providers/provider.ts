@@ -60,8 +60,12 @@ export interface Provider {
   readlink(path: string): Promise<string>;
   /** The absolute path of a real local file, when `features.localFiles`. Throws ENOTSUP otherwise. */
   realPath(path: string): string;
-  /** Replace (or create) a file with the content of a local file. Throws EROFS, ENOSPC, EIO. */
-  putFile(path: string, sourceFile: string, opts?: { ifVersion?: string }): Promise<ProviderEntry>;
+  /**
+   * Replace (or create) a file with the content of a local file. With `ifVersion` a string,
+   * only when the current version is that one; with `ifVersion` null, only when nothing is
+   * there; otherwise it throws ESTALE and changes nothing. Throws EROFS, ENOSPC, EIO, EHOSTDOWN.
+   */
+  putFile(path: string, sourceFile: string, opts?: { ifVersion?: string | null }): Promise<ProviderEntry>;
   /** Throws EEXIST, ENOENT (parent), EROFS. */
   mkdir(path: string): Promise<void>;
   /** Removes a file, symlink or empty directory. Throws ENOENT, ENOTEMPTY, EROFS. */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { dav, metric, startWebdavServer } from './helpers/webdav';
@@ -9,7 +9,11 @@ const BIG = randomBytes(3 * 1024 * 1024 + 12345);
 
 function seed(dir: string): void {
   writeFileSync(join(dir, 'big.bin'), BIG);
+  // what a daemon killed mid-PUT a day ago left behind
+  writeFileSync(join(dir, '.vdfs-put-0123456789abcdef'), 'partial');
+  utimesSync(join(dir, '.vdfs-put-0123456789abcdef'), new Date(Date.now() - 86400_000), new Date(Date.now() - 86400_000));
   writeFileSync(join(dir, 'hello.txt'), 'hello world\n');
+  writeFileSync(join(dir, 'caf\u00e9.txt'), 'nfc name'); // NFC, as Linux tools write it
   mkdirSync(join(dir, 'docs'));
   writeFileSync(join(dir, 'docs', '<b>x&y"q.txt'), 'escaped');
 }
@@ -34,7 +38,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.ok(full.body.equals(BIG), 'whole body');
     t.equal(full.headers['accept-ranges'], 'bytes');
     const etag = String(full.headers['etag']);
-    t.match(etag, /^"[0-9a-f]{32}"$/, 'strong ETag from the content hash');
+    t.match(etag, /^"[^"W/][^"]*"$/, 'a strong ETag');
     const mid = 1_500_000;
     const r = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${mid}-${mid + (1 << 20) - 1}` } });
     t.equal(r.status, 206);
@@ -58,6 +62,14 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal(ifRange.status, 200, 'If-Range mismatch sends everything');
     t.equal((await dav(port, 'GET', '/loc/missing')).status, 404);
     t.equal(await metric(port, 'vdfs_webdav_open_handles'), 0, 'no handle left open');
+  });
+
+  t.test('names sent in NFD (macOS) find files stored in NFC', async (t) => {
+    const nfd = encodeURIComponent('cafe\u0301.txt');
+    const r = await dav(port, 'GET', `/loc/${nfd}`);
+    t.equal(r.status, 200);
+    t.equal(r.text, 'nfc name');
+    t.equal((await dav(port, 'PROPFIND', `/loc/${nfd}`, { headers: { Depth: '0' } })).status, 207);
   });
 
   t.test('browser GET on a collection: HTML listing with escaped names', async (t) => {
@@ -88,6 +100,9 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v4', headers: { 'If-Match': etag } })).status, 412, 'stale ETag refused');
     t.equal(readFileSync(join(srv.locDir, 'finder.bin'), 'utf8'), 'v3');
     t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v5', headers: { 'If-None-Match': '*' } })).status, 412);
+    const lm = (await dav(port, 'HEAD', '/loc/finder.bin')).headers['last-modified'];
+    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v6', headers: { 'If-Unmodified-Since': new Date(Date.parse(String(lm)) - 3600_000).toUTCString() } })).status, 412, 'If-Unmodified-Since');
+    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v3', headers: { 'If-Unmodified-Since': String(lm) } })).status, 204);
     const short = await dav(port, 'PUT', '/loc/short.bin', { body: 'abc', headers: { 'X-Expected-Entity-Length': '10', 'Transfer-Encoding': 'chunked' } });
     t.equal(short.status, 400, 'a body shorter than announced is not stored');
     t.notOk(existsSync(join(srv.locDir, 'short.bin')));
@@ -125,6 +140,8 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.match(one.text, /<D:href>\/loc\/big\.bin<\/D:href>/);
     t.match(one.text, /<D:href>\/loc\/docs\/<\/D:href>/);
     t.notMatch(one.text, /vdfs-put-/, 'no upload temporaries listed');
+    for (let i = 0; i < 50 && existsSync(join(srv.locDir, '.vdfs-put-0123456789abcdef')); i++) await new Promise((r) => setTimeout(r, 50));
+    t.notOk(existsSync(join(srv.locDir, '.vdfs-put-0123456789abcdef')), 'a stale upload temporary is removed by a listing');
     const q = await dav(port, 'PROPFIND', '/loc/', {
       headers: { Depth: '0' },
       body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/><D:getetag/><X:nope xmlns:X="urn:x"/></D:prop></D:propfind>',

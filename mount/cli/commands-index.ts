@@ -9,8 +9,8 @@ import type { Location } from '../../index/locations';
 import { addPeerLocation } from '../../providers/peer/replicator';
 
 /** The `--json` shape of a location, the same for `location add` and `location ls`. */
-function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; lastScan: string | null } {
-  return { name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, ignore: l.options.ignore ?? [], lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null };
+function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; writeBack: boolean; lastScan: string | null } {
+  return { name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, ignore: l.options.ignore ?? [], writeBack: !!l.options.writeBack, lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null };
 }
 
 /** init, location add|ls|rm, config get|set. */
@@ -34,11 +34,12 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .command('add <name> <uri>')
     .description('add a location: an absolute path (or s3://, gdrive://, peer:// later)')
     .option('--readonly', 'refuse every change with EROFS')
+    .option('--write-back', 'local folders: stage writes and copy them into place after close (slow or flaky disks)')
     // Repeatable rather than variadic: a variadic option would swallow NAME and URI when
     // it comes first (`location add --ignore '*.tmp' docs ~/docs`).
     .option('--ignore <pattern>', 'a gitignore-style rule on top of the default OS-junk rules (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print a JSON document')
-    .action(async (name: string, uri: string, o: { readonly?: boolean; ignore?: string[]; json?: boolean }) => {
+    .action(async (name: string, uri: string, o: { readonly?: boolean; writeBack?: boolean; ignore?: string[]; json?: boolean }) => {
       const home = openHome(g());
       const parsed = parseLocationUri(uri);
       checkNewLocation(parsed);
@@ -49,7 +50,7 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
         return void process.stdout.write(`Added peer location ${location.name} -> ${location.uri} (${entries} entries, read-only); a running daemon keeps it up to date\n`);
       }
       const added = home.db.transaction(() =>
-        home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [] } }),
+        home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [], ...(o.writeBack ? { writeBack: true } : {}) } }),
       ).immediate();
       if (o.json) printJson(locationJson(added));
       else process.stdout.write(`Added location ${added.name} -> ${added.uri}${added.readonly ? ' (read-only)' : ''}. Index it with: vdfs scan ${added.name}\n`);

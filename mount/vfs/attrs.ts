@@ -18,9 +18,13 @@ export function dirAttr(ino: number, mtimeMs = started, readonly = true, mode = 
   };
 }
 
-/** Strong validator: the content hash when known, else the source's version token. */
-export function etagOf(e: Pick<Entry, 'id' | 'hash' | 'version' | 'size' | 'mtimeSec' | 'mtimeNsec'>): string {
-  if (e.hash) return `"${e.hash}"`;
+/**
+ * Strong validator from the entry and its source's version token (inode+size+mtime locally,
+ * ETag/revision remotely), which changes whenever the content may have. Not the content hash:
+ * that is computed after close, and an ETag that flipped when it arrived would make clients
+ * replacing files with If-Match (gvfs, davfs2) fail with 412 although nothing changed.
+ */
+export function etagOf(e: Pick<Entry, 'id' | 'version' | 'size' | 'mtimeSec' | 'mtimeNsec'>): string {
   const v = (e.version ?? `${e.size}-${e.mtimeSec}.${e.mtimeNsec}`).replace(/[^\w.:-]/g, '_');
   return `"v${e.id}-${v}"`;
 }

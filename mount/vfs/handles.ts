@@ -16,6 +16,21 @@ export interface LocalHandle {
   dirty: boolean;
 }
 
+/** A private copy under staging/ of a file of a cloud or write-back location. */
+export interface StagedHandle {
+  kind: 'staged';
+  fd: FileHandle;
+  vpath: string;
+  location: Location;
+  rel: string;
+  stagingFile: string;
+  /** The source's version this copy was based on; null when the file did not exist there. */
+  baseVersion: string | null;
+  writable: boolean;
+  append: boolean;
+  dirty: boolean;
+}
+
 /** Content read block by block through the cache from any replica. */
 export interface BlobHandle {
   kind: 'blob';
@@ -23,7 +38,7 @@ export interface BlobHandle {
   reader: BlobReader;
 }
 
-export type Handle = LocalHandle | BlobHandle;
+export type Handle = LocalHandle | StagedHandle | BlobHandle;
 
 /** Open handles by number. FUSE file handles are 32-bit, so numbers wrap and skip live ones. */
 export class HandleTable {

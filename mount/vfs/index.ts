@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Home } from '../home';
 import type { BlockStore } from './blob-reader';
 import { VfsCore } from './vfs-core';
@@ -6,7 +7,10 @@ export type { Vfs, Attr, DirEntry, OpenFlags, StatFs, DeadProp } from './types';
 export type { BlockStore } from './blob-reader';
 export { VfsCore } from './vfs-core';
 
-/** The filesystem core over an opened home. Content not on a reachable local disk goes through `blocks`. */
-export async function createVfs(home: Home, opts: { blocks: BlockStore }): Promise<VfsCore> {
-  return new VfsCore(home, { blocks: opts.blocks });
+/**
+ * The filesystem core over an opened home. Content not on a reachable local disk goes through
+ * `blocks`; with `uploads` the staged-write upload queue runs (the daemon's job).
+ */
+export async function createVfs(home: Home, opts: { blocks: BlockStore; log?: Logger; uploads?: boolean }): Promise<VfsCore> {
+  return new VfsCore(home, opts);
 }

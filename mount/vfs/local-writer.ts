@@ -1,12 +1,11 @@
 import { constants as C, promises as fsp } from 'node:fs';
 import { FsError, toFsError } from '../../providers/fs-error';
-import { checkName } from '../../providers/paths';
 import type { Entry, EntryFields } from '../../index/entries';
-import { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
 import { entryFromStats } from '../../providers/local/local-provider';
 import type { LocalHandle } from './handles';
 import { splitVirtual } from './namespace';
+import { resolveTarget, type Target } from './targets';
 import type { OpenFlags } from './types';
 import type { VfsCore } from './vfs-core';
 
@@ -16,14 +15,6 @@ interface Live {
   writers: number;
 }
 
-interface Target {
-  location: Location;
-  parent: Entry;
-  parentRel: string;
-  name: string;
-  rel: string;
-  existing?: Entry;
-}
 
 /**
  * The write side for local locations: every change goes to the real file or directory
@@ -33,7 +24,6 @@ interface Target {
  */
 export class LocalWriter {
   private readonly live = new Map<string, Live>();
-  private readonly pool = new HashPool(1);
   private readonly rehashing = new Set<string>();
 
   constructor(private readonly core: VfsCore) {}
@@ -46,25 +36,11 @@ export class LocalWriter {
     return this.live.get(vpath);
   }
 
-  /** Where a new or existing entry at `path` goes. Throws EROFS, ENOENT (parent), ENOTDIR, EINVAL. */
+  /** Local-disk targets only: other kinds go through the staged writer. */
   private target(path: string, what: string): Target {
-    const { location, parts } = splitVirtual(path);
-    if (!location || parts.length < 2) {
-      const isLocation = !!location && !!this.home.locations.find(location);
-      throw new FsError(isLocation ? 'EBUSY' : 'EROFS', `${what} ${path}: the root lists locations; manage them with vdfs location add/rm`);
-    }
-    const loc = this.home.locations.find(location);
-    if (!loc) throw new FsError(location === '.vdfs' ? 'EROFS' : 'ENOENT', `${what} ${path}: no location ${location}`);
-    const name = parts[parts.length - 1];
-    checkName(name);
-    const parentRel = parts.slice(1, -1).join('/');
-    const parent = this.home.entries.resolve(loc.id, parentRel);
-    if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
-    if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
-    if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
-    if (loc.kind !== 'local') throw new FsError('EROFS', `${what} ${path}: writing to ${loc.kind} locations is not supported yet`);
-    const rel = parentRel === '' ? name : `${parentRel}/${name}`;
-    return { location: loc, parent, parentRel, name, rel, existing: this.home.entries.child(parent.id, name) };
+    const t = resolveTarget(this.home, path, what);
+    if (t.location.kind !== 'local') throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
+    return t;
   }
 
   private real(t: { location: Location; rel: string }): string {
@@ -80,6 +56,8 @@ export class LocalWriter {
   }
 
   private async refreshAbs(loc: Location, rel: string, abs: string): Promise<Entry | undefined> {
+    // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
+    if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
     let fields: EntryFields | undefined;
     try {
       const st = await fsp.lstat(abs, { bigint: true });
@@ -127,7 +105,7 @@ export class LocalWriter {
     const key = `${loc.id}:${rel}`;
     if (this.rehashing.has(key)) return;
     this.rehashing.add(key);
-    void this.pool
+    void this.core.hashPool
       .hashFile(abs, this.home.config.blockSize)
       .then((r) => {
         if (r.changed) return;
@@ -231,6 +209,7 @@ export class LocalWriter {
     await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
+    await this.core.staged.queue.cancel(t.location.id, t.rel);
     await this.refresh(t.location, t.rel);
   }
 
@@ -247,7 +226,9 @@ export class LocalWriter {
       const exists = await fsp.lstat(absB).then(() => true, () => false);
       if (exists || b.existing) throw new FsError('EEXIST', `${to} already exists`);
     }
-    await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
+    const pendingOnly = !!this.core.staged.queue.pending(a.location.id, a.rel) && !(await fsp.lstat(absA).then(() => true, () => false));
+    if (!pendingOnly) await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
+    this.core.staged.queue.move(a.location.id, a.rel, b.rel, () => undefined);
     const { entries, db } = this.home;
     db.transaction(() => {
       const moving = entries.get(a.existing!.id);
@@ -298,7 +279,4 @@ export class LocalWriter {
     await this.refresh(t.location, t.rel);
   }
 
-  async close(): Promise<void> {
-    await this.pool.close();
-  }
 }

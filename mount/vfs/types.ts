@@ -73,6 +73,8 @@ export interface Vfs {
   open(path: string, flags?: OpenFlags): Promise<number>;
   /** Up to `length` bytes at `offset`; short only at end of file. */
   read(fh: number, offset: number, length: number): Promise<Buffer>;
+  /** Like read, into the caller's buffer (no allocation per call); resolves to the byte count. */
+  readInto(fh: number, buf: Buffer, offset: number): Promise<number>;
   /** Writes all of `data` at `offset` (at the end with flags.append). Returns bytes written. */
   write(fh: number, offset: number, data: Buffer): Promise<number>;
   /** Makes written data visible to later opens (close-to-open). */

@@ -1,4 +1,7 @@
 import { constants as C, promises as fsp } from 'node:fs';
+import type { Statement } from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { HashPool } from '../../index/hash-pool';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -6,9 +9,12 @@ import { localVersion } from '../../providers/local/local-provider';
 import type { Home } from '../home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { BlobReader, type BlockStore } from './blob-reader';
-import { HandleTable, type Handle, type LocalHandle } from './handles';
+import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from './handles';
 import { LocalWriter } from './local-writer';
-import { VDFS_DIR, virtualPath, type Resolved } from './namespace';
+import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
+import { StagedWriter } from './staged-writer';
+import { isStaged } from './targets';
+import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
 import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
@@ -19,6 +25,9 @@ const XATTR_REPLICAS = 'user.vdfs.replicas';
 
 export interface VfsCoreOptions {
   blocks: BlockStore;
+  log?: Logger;
+  /** Run the upload queue (the daemon does; one-shot commands such as `vdfs cat` do not). */
+  uploads?: boolean;
 }
 
 /** The filesystem core: namespace, handles, read pipeline; writes go to LocalWriter. */
@@ -28,11 +37,29 @@ export class VfsCore implements Vfs {
   readonly replicas: Replicas;
   readonly handles = new HandleTable();
   readonly writer: LocalWriter;
+  readonly staged: StagedWriter;
+  private propsStmt?: Statement;
+  /** Re-hashes written files off the event loop. */
+  readonly hashPool = new HashPool(1);
 
   constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
     this.resolver = new Resolver(home);
     this.replicas = new Replicas(home, this.providers);
     this.writer = new LocalWriter(this);
+    const queue = new UploadQueue(home, this.providers, this.hashPool, opts.log, (f) => this.staged.isBusy(f), () => this.resolver.invalidate());
+    this.staged = new StagedWriter(this, queue);
+    if (opts.uploads) queue.start();
+  }
+
+  /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
+  private stagedLocation(path: string): boolean {
+    const name = splitVirtual(path).location;
+    const loc = name ? this.home.locations.find(name) : undefined;
+    return !!loc && isStaged(loc);
+  }
+
+  private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
+    return this.writer.liveAttr(path) ?? this.staged.liveAttr(path);
   }
 
   resolve(path: string): Resolved {
@@ -51,7 +78,7 @@ export class VfsCore implements Vfs {
     const r = this.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.writer.liveAttr(path));
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path));
   }
 
   private virtualAttr(parts: string[], path: string): Attr {
@@ -87,7 +114,7 @@ export class VfsCore implements Vfs {
     return this.home.entries.children(r.entry.id).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.writer.liveAttr(childPath)) };
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath)) };
     });
   }
 
@@ -98,7 +125,9 @@ export class VfsCore implements Vfs {
   }
 
   async open(path: string, flags: OpenFlags = {}): Promise<number> {
-    if (flags.write || flags.create || flags.truncate) return this.handles.add(await this.writer.openForWrite(path, flags));
+    if (flags.write || flags.create || flags.truncate) {
+      return this.handles.add(await (this.stagedLocation(path) ? this.staged.openForWrite(path, flags) : this.writer.openForWrite(path, flags)));
+    }
     const r = this.resolve(path);
     if (r.kind === 'root') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.kind === 'virtual') {
@@ -108,6 +137,10 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.entry.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink`);
+    if (isStaged(r.location)) {
+      const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
+      if (pending) return this.handles.add(pending);
+    }
     const local = await this.openLocal(path, r.location, r.entry, r.rel);
     if (local) return this.handles.add(local);
     if (!r.entry.hash) throw new FsError('EHOSTDOWN', `${path}: its location ${r.location.name} is unreachable and its content was never hashed, so no other replica is known`);
@@ -153,7 +186,7 @@ export class VfsCore implements Vfs {
   async readInto(fh: number, buf: Buffer, offset: number): Promise<number> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
     const h = this.handles.get(fh);
-    if (h.kind === 'local') {
+    if (h.kind === 'local' || h.kind === 'staged') {
       let got = 0;
       while (got < buf.length) {
         const { bytesRead } = await h.fd.read(buf, got, buf.length - got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
@@ -168,18 +201,20 @@ export class VfsCore implements Vfs {
   }
 
   write(fh: number, offset: number, data: Buffer): Promise<number> {
-    return this.writer.write(this.localHandle(fh), offset, data);
+    const h = this.writable(fh);
+    return h.kind === 'staged' ? this.staged.write(h, offset, data) : this.writer.write(h, offset, data);
   }
 
-  private localHandle(fh: number): LocalHandle {
+  private writable(fh: number): LocalHandle | StagedHandle {
     const h = this.handles.get(fh);
-    if (h.kind !== 'local' || !h.writable) throw new FsError('EBADF', `handle ${fh} is not open for writing`);
+    if (h.kind === 'blob' || !h.writable) throw new FsError('EBADF', `handle ${fh} is not open for writing`);
     return h;
   }
 
   async flush(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (h.kind === 'local' && h.dirty) await this.writer.commit(h, false);
+    if (h.kind === 'staged' && h.dirty) await this.staged.commit(h, false);
   }
 
   async fsync(fh: number): Promise<void> {
@@ -188,11 +223,13 @@ export class VfsCore implements Vfs {
       await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath}`); });
       if (h.dirty) await this.writer.commit(h, false);
     }
+    if (h.kind === 'staged' && h.writable) await this.staged.commit(h, false);
   }
 
   async release(fh: number): Promise<void> {
     const h: Handle | undefined = this.handles.delete(fh);
-    if (!h || h.kind !== 'local') return;
+    if (!h || h.kind === 'blob') return;
+    if (h.kind === 'staged') return this.staged.release(h);
     try {
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
@@ -201,7 +238,9 @@ export class VfsCore implements Vfs {
     }
   }
 
-  truncate(path: string, size: number): Promise<void> { return this.writer.truncate(path, size); }
+  truncate(path: string, size: number): Promise<void> {
+    return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
+  }
   mkdir(path: string, mode?: number): Promise<void> { return this.writer.mkdir(path, mode ?? 0o755); }
   rmdir(path: string): Promise<void> { return this.writer.remove(path, 'dir'); }
   unlink(path: string): Promise<void> { return this.writer.remove(path, 'file'); }
@@ -235,7 +274,8 @@ export class VfsCore implements Vfs {
   async getProps(path: string): Promise<DeadProp[]> {
     const r = this.resolve(path);
     if (r.kind !== 'entry') return [];
-    return this.home.db.prepare('SELECT ns, name, value FROM props WHERE entry_id = ? ORDER BY ns, name').all(r.entry.id) as DeadProp[];
+    this.propsStmt ??= this.home.db.prepare('SELECT ns, name, value FROM props WHERE entry_id = ? ORDER BY ns, name');
+    return this.propsStmt.all(r.entry.id) as DeadProp[];
   }
 
   async patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void> {
@@ -256,7 +296,8 @@ export class VfsCore implements Vfs {
 
   async close(): Promise<void> {
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
-    await this.writer.close();
+    await this.staged.queue.close();
+    await this.hashPool.close();
     await this.providers.close();
   }
 }

@@ -14,6 +14,9 @@ export function isFinderJunk(path: string): boolean {
 /** Prefix of the temporary names PUT streams into before renaming over the target. */
 export const PUT_TEMP_PREFIX = '.vdfs-put-';
 
+/** An upload temporary whose last write is this old was abandoned by a crash (a live upload writes every second or so). */
+export const STALE_UPLOAD_MS = 6 * 3600_000;
+
 /** Names hidden from listings: in-flight uploads. */
 export function isHiddenName(name: string): boolean {
   return name.startsWith(PUT_TEMP_PREFIX);

@@ -89,3 +89,13 @@ export function isLoopbackHost(hostHeader: string | undefined): boolean {
 export function isLoopbackAddress(addr: string): boolean {
   return addr === 'localhost' || addr === '::1' || /^127\./.test(addr);
 }
+
+/**
+ * The Unicode normal forms of a path other than itself. macOS sends names in NFD while
+ * files made on Linux are usually NFC (and vice versa), so a name that does not resolve
+ * as sent is tried in the other form before answering 404.
+ */
+export function otherNormalForms(vpath: string): string[] {
+  if (/^[\x00-\x7f]*$/.test(vpath)) return [];
+  return [...new Set([vpath.normalize('NFC'), vpath.normalize('NFD')])].filter((p) => p !== vpath);
+}

@@ -4,12 +4,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Vfs } from '../vfs/types';
 import { BasicAuth, type WebdavUser } from './auth';
-import { readIfHeader, type Ctx } from './context';
+import { readIfHeader, statOrNull, type Ctx } from './context';
 import { HttpError, statusOf } from './http-error';
 import { LockManager } from './locks';
 import { Metrics } from './metrics';
 import { sendXml } from './multistatus';
-import { decodeRequestPath, isLoopbackAddress, isLoopbackHost } from './paths';
+import { decodeRequestPath, isLoopbackAddress, isLoopbackHost, otherNormalForms } from './paths';
 import { DEFAULT_XML_LIMITS } from './xml';
 import { handleCopyMove } from './methods/copy-move';
 import { handleDelete } from './methods/delete';
@@ -53,6 +53,14 @@ export interface WebdavServer {
  * names ([A-Za-z0-9._-]+), so `/~vdfs/...` can never shadow a location.
  */
 export const SERVICE_PREFIX = '/~vdfs/';
+
+/** The path as sent when it exists (or nothing matches); otherwise its NFC/NFD twin that exists. */
+async function matchNormalForm(vfs: Vfs, vpath: string): Promise<string> {
+  const others = otherNormalForms(vpath);
+  if (others.length === 0 || (await statOrNull(vfs, vpath).catch(() => null))) return vpath;
+  for (const p of others) if (await statOrNull(vfs, p).catch(() => null)) return p;
+  return vpath;
+}
 
 type Handler = (ctx: Ctx) => Promise<void>;
 const HANDLERS: Record<string, Handler> = {
@@ -123,7 +131,9 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
         if (NOT_ALLOWED.has(method)) throw new HttpError(405, `${method} is not allowed`, undefined, undefined, { Allow: Object.keys(HANDLERS).join(', ') });
         throw new HttpError(501, `${method} is not implemented`);
       }
-      const { vpath, trailingSlash } = decodeRequestPath(url === '*' && method === 'OPTIONS' ? '/' : url);
+      const decoded = decodeRequestPath(url === '*' && method === 'OPTIONS' ? '/' : url);
+      const vpath = await matchNormalForm(vfs, decoded.vpath);
+      const { trailingSlash } = decoded;
       const { ifLists, tokens } = readIfHeader(req);
       await handler({ vfs, locks, req, res, path: vpath, trailingSlash, ifLists, tokens, maxBodyBytes, xmlLimits: DEFAULT_XML_LIMITS, metrics, log, handles });
     } catch (err) {

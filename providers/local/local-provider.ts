@@ -183,7 +183,7 @@ export class LocalProvider implements Provider {
     if (this.readonly) throw new FsError('EROFS', `location ${this.root} is read-only`);
   }
 
-  async putFile(path: string, sourceFile: string): Promise<ProviderEntry> {
+  async putFile(path: string, sourceFile: string, opts?: { ifVersion?: string | null }): Promise<ProviderEntry> {
     this.checkWritable();
     const rel = normalizeRel(path);
     const dest = await this.inside(rel);
@@ -192,6 +192,13 @@ export class LocalProvider implements Provider {
       await fsp.copyFile(sourceFile, tmp);
       const fh = await fsp.open(tmp, 'r+');
       try { await fh.sync(); } finally { await fh.close(); }
+      if (opts?.ifVersion !== undefined) {
+        // Compare right before the rename: a change made in between is the small window a
+        // local filesystem without compare-and-swap leaves.
+        const current = await fsp.lstat(dest, { bigint: true }).then(localVersion, () => null);
+        if (current !== opts.ifVersion)
+          throw new FsError('ESTALE', `${rel} changed since it was opened (${current === null ? 'it was deleted' : 'another writer'}); not overwriting`);
+      }
       await fsp.rename(tmp, dest);
       await this.syncDir(dest);
       return await this.stat(rel);

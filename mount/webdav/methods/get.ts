@@ -82,12 +82,12 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;
   const end = start + length;
   const pool = new BufferPool(chunk);
-  const readInto = readIntoOf(vfs);
+  // Reusing a few buffers keeps RSS flat while gigabytes stream out (fresh 4 MiB buffers
+  // are only reclaimed by a GC much later).
   const readAt = async (off: number, n: number): Promise<{ data: Buffer; owner?: Buffer }> => {
-    if (!readInto) return { data: await vfs.read(fh, off, n) };
     const owner = pool.take();
     try {
-      const got = await readInto(fh, owner.subarray(0, n), off);
+      const got = await vfs.readInto(fh, owner.subarray(0, n), off);
       return { data: owner.subarray(0, got), owner };
     } catch (err) {
       pool.give(owner);
@@ -125,17 +125,6 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   }
 }
 
-type ReadInto = (fh: number, buf: Buffer, offset: number) => Promise<number>;
-
-/**
- * VfsCore can read into a caller's buffer (FUSE uses it); when the VFS offers it, GET
- * reuses a few buffers instead of allocating a new one per chunk, which keeps RSS flat
- * while gigabytes stream out (fresh 4 MiB buffers are only reclaimed by a GC much later).
- */
-function readIntoOf(vfs: Ctx['vfs']): ReadInto | undefined {
-  const f = (vfs as unknown as { readInto?: ReadInto }).readInto;
-  return typeof f === 'function' ? f.bind(vfs) : undefined;
-}
 
 /** A free list of equal-sized buffers for one transfer. */
 class BufferPool {

@@ -2,7 +2,7 @@ import type { Attr, DeadProp, StatFs } from '../../vfs/types';
 import type { Ctx } from '../context';
 import { readDepth, readSmallBody, statOrNull } from '../context';
 import { HttpError } from '../http-error';
-import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr } from '../junk';
+import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr, STALE_UPLOAD_MS } from '../junk';
 import { followLink } from '../links';
 import { renderResponse, writeChunk, XML_HEAD, type PropOut } from '../multistatus';
 import { hrefFor, joinPath } from '../paths';
@@ -89,7 +89,12 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
   if (!(await writeChunk(res, `${XML_HEAD}<D:multistatus xmlns:D="DAV:">\n${first}`))) return;
   let batch = '';
   for (const e of children) {
-    if (isHiddenName(e.name) || isFinderJunk(e.name)) continue;
+    if (isHiddenName(e.name)) {
+      // A daemon killed mid-PUT leaves its temporary behind; listings clean them up
+      if (e.attr.mtimeMs < Date.now() - STALE_UPLOAD_MS) vfs.unlink(joinPath(linked.path, e.name)).catch(() => undefined);
+      continue;
+    }
+    if (isFinderJunk(e.name)) continue;
     const child = joinPath(path, e.name);
     let a = e.attr;
     if (a.type === 'symlink') {

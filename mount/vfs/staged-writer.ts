@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { FsError, toFsError } from '../../providers/fs-error';
+import type { EntryFields } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import type { StagedHandle } from './handles';
+import type { OpenFlags } from './types';
+import { resolveTarget } from './targets';
+import type { UploadQueue } from './upload-queue';
+import type { VfsCore } from './vfs-core';
+
+interface Live {
+  size: number;
+  mtimeMs: number;
+  writers: number;
+}
+
+/**
+ * New content for locations that are not written through (cloud, write-back disks): a file
+ * opened for writing gets a private copy under the home's staging/; fsync and close make it
+ * durable (fdatasync, then the queue row and the entry in one SQLite commit) before they
+ * answer, and the upload queue copies it to the source afterwards. Until then reads of the
+ * file see the staged bytes.
+ */
+export class StagedWriter {
+  private readonly live = new Map<string, Live>();
+  private readonly open = new Set<string>();
+
+  constructor(private readonly core: VfsCore, readonly queue: UploadQueue) {}
+
+  private get home() {
+    return this.core.home;
+  }
+
+  liveAttr(vpath: string): { size: number; mtimeMs: number } | undefined {
+    return this.live.get(vpath);
+  }
+
+  /** Is a staging file still open for writing (not ready to upload)? */
+  isBusy(file: string): boolean {
+    return this.open.has(file);
+  }
+
+  private newStagingFile(): string {
+    return join(this.home.stagingDir, `${Date.now()}-${randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Opens a private copy: of the pending staged bytes, else of the source's content (unless truncating). */
+  async openForWrite(path: string, flags: OpenFlags): Promise<StagedHandle> {
+    const t = resolveTarget(this.home, path, 'open');
+    if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (t.existing && t.existing.type !== 'file') throw new FsError('EPERM', `${path} is not a regular file`);
+    if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);
+    if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
+    const pending = this.queue.pending(t.location.id, t.rel);
+    const provider = this.core.providers.get(t.location);
+    // The base is what the source holds now (the index may lag behind it), unless staged bytes
+    // are already waiting: then the base stays the one they were made from.
+    let baseVersion: string | null = pending ? pending.base_version : null;
+    if (!pending) baseVersion = await provider.stat(t.rel).then((st) => st.version, (err: FsError) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (t.existing && !pending && baseVersion === null && !flags.truncate) throw new FsError('ENOENT', `${path} was deleted at the source`);
+    const file = this.newStagingFile();
+    await fsp.mkdir(this.home.stagingDir, { recursive: true });
+    try {
+      if (t.existing && !flags.truncate) {
+        if (pending) await fsp.copyFile(pending.staging_file, file);
+        else await pipeline(await provider.readStream(t.rel, { version: baseVersion ?? undefined }), createWriteStream(file));
+      }
+      // O_APPEND on the copy too: on Linux a positioned write to an O_APPEND file appends.
+      const fd = await fsp.open(file, flags.append ? 'a+' : t.existing && !flags.truncate ? 'r+' : 'w+', 0o600);
+      this.open.add(file);
+      const st = await fd.stat();
+      const live = this.live.get(path);
+      this.live.set(path, { size: st.size, mtimeMs: Date.now(), writers: (live?.writers ?? 0) + 1 });
+      const h: StagedHandle = { kind: 'staged', fd, vpath: path, location: t.location, rel: t.rel, stagingFile: file, baseVersion, writable: true, append: !!flags.append, dirty: !t.existing || !!flags.truncate };
+      if (h.dirty) await this.commit(h, false); // a created or truncated file exists from now on
+      return h;
+    } catch (err) {
+      this.open.delete(file);
+      await fsp.rm(file, { force: true }).catch(() => undefined);
+      throw toFsError(err, `open ${path}`);
+    }
+  }
+
+  /** Reads of a file whose staged bytes are not uploaded yet come from the staging file. */
+  async openPendingForRead(loc: Location, rel: string, vpath: string): Promise<StagedHandle | undefined> {
+    const pending = this.queue.pending(loc.id, rel);
+    if (!pending) return undefined;
+    const fd = await fsp.open(pending.staging_file, 'r').catch(() => undefined);
+    if (!fd) return undefined; // uploaded and removed meanwhile: read the source
+    return { kind: 'staged', fd, vpath, location: loc, rel, stagingFile: pending.staging_file, baseVersion: pending.base_version, writable: false, append: false, dirty: false };
+  }
+
+  async write(h: StagedHandle, offset: number, data: Buffer): Promise<number> {
+    if (!h.writable) throw new FsError('EBADF', `${h.vpath} is not open for writing`);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await h.fd.write(data, done, data.length - done, h.append ? null : offset + done).catch((err) => {
+        throw toFsError(err, `write ${h.vpath} (staging)`);
+      });
+      done += bytesWritten;
+    }
+    h.dirty = true;
+    const live = this.live.get(h.vpath);
+    if (live) {
+      live.size = h.append ? live.size + done : Math.max(live.size, offset + done);
+      live.mtimeMs = Date.now();
+    }
+    return done;
+  }
+
+  async truncateHandle(h: StagedHandle, size: number): Promise<void> {
+    await h.fd.truncate(size).catch((err) => { throw toFsError(err, `truncate ${h.vpath}`); });
+    h.dirty = true;
+    const live = this.live.get(h.vpath);
+    if (live) { live.size = size; live.mtimeMs = Date.now(); }
+  }
+
+  /** Durable, then acknowledged: fdatasync the staged bytes, then one commit of queue row + entry. */
+  async commit(h: StagedHandle, releasing: boolean): Promise<void> {
+    h.dirty = false;
+    await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath} (staging)`); });
+    const st = await h.fd.stat();
+    const now = Date.now();
+    const { entries, db } = this.home;
+    let replaced: string | undefined;
+    db.transaction(() => {
+      const q = this.queue.enqueue(h.location.id, h.rel, h.stagingFile, h.baseVersion);
+      replaced = q.replaced;
+      const fields: EntryFields = {
+        type: 'file', size: st.size, mtimeSec: Math.floor(now / 1000), mtimeNsec: (now % 1000) * 1e6, mode: 0o644,
+        version: `staged:${q.id}:${st.size}:${now}`, hash: null, target: null,
+      };
+      const e = entries.resolve(h.location.id, h.rel);
+      if (e) entries.update(e, { ...fields, mode: e.mode || 0o644 }, h.rel);
+      else {
+        const parentRel = h.rel.includes('/') ? h.rel.slice(0, h.rel.lastIndexOf('/')) : '';
+        const parent = entries.resolve(h.location.id, parentRel);
+        if (!parent || parent.type !== 'dir') throw new FsError('ENOENT', `${h.vpath}: its directory was removed`);
+        entries.insert(h.location.id, parent.id, h.rel.slice(h.rel.lastIndexOf('/') + 1), fields, h.rel);
+      }
+    }).immediate();
+    this.core.resolver.invalidate();
+    if (replaced && !this.open.has(replaced)) await fsp.rm(replaced, { force: true }).catch(() => undefined);
+    if (releasing) this.queue.kick();
+  }
+
+  async release(h: StagedHandle): Promise<void> {
+    try {
+      if (h.dirty) await this.commit(h, true);
+    } finally {
+      await h.fd.close().catch(() => undefined);
+      if (h.writable) {
+        this.open.delete(h.stagingFile);
+        const live = this.live.get(h.vpath);
+        if (live && --live.writers <= 0) this.live.delete(h.vpath);
+        // A copy that was never committed (opened, not written) or was replaced is not kept.
+        if (this.queue.pending(h.location.id, h.rel)?.staging_file !== h.stagingFile) await fsp.rm(h.stagingFile, { force: true }).catch(() => undefined);
+        this.queue.kick();
+      }
+    }
+  }
+
+  /** truncate(path) on a staged location: a staged copy cut to size. */
+  async truncate(path: string, size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    const h = await this.openForWrite(path, { write: true });
+    try {
+      await this.truncateHandle(h, size);
+    } finally {
+      await this.release(h);
+    }
+  }
+}

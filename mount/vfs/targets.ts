@@ -1,0 +1,49 @@
+import { FsError } from '../../providers/fs-error';
+import { checkName } from '../../providers/paths';
+import type { Entry } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import type { Home } from '../home';
+import { splitVirtual } from './namespace';
+
+/** Where a new or existing entry of a change goes. */
+export interface Target {
+  location: Location;
+  parent: Entry;
+  parentRel: string;
+  name: string;
+  rel: string;
+  existing?: Entry;
+}
+
+/** Kinds whose content changes are staged and uploaded after close. */
+export const WRITABLE_REMOTE_KINDS = new Set(['s3', 'gdrive']);
+
+/** Writes to this location are staged in the home and uploaded after close (cloud, or a write-back disk). */
+export function isStaged(loc: Location): boolean {
+  return WRITABLE_REMOTE_KINDS.has(loc.kind) || (loc.kind === 'local' && !!loc.options.writeBack);
+}
+
+/**
+ * Resolves the target of a change. Throws EROFS (the root, /.vdfs, read-only or
+ * non-writable locations), EBUSY (a location root itself), ENOENT (parent), ENOTDIR,
+ * EINVAL/ENAMETOOLONG (bad name).
+ */
+export function resolveTarget(home: Home, path: string, what: string): Target {
+  const { location, parts } = splitVirtual(path);
+  if (!location || parts.length < 2) {
+    const isLocation = !!location && !!home.locations.find(location);
+    throw new FsError(isLocation ? 'EBUSY' : 'EROFS', `${what} ${path}: the root lists locations; manage them with vdfs location add/rm`);
+  }
+  const loc = home.locations.find(location);
+  if (!loc) throw new FsError(location === '.vdfs' ? 'EROFS' : 'ENOENT', `${what} ${path}: no location ${location}`);
+  const name = parts[parts.length - 1];
+  checkName(name);
+  const parentRel = parts.slice(1, -1).join('/');
+  const parent = home.entries.resolve(loc.id, parentRel);
+  if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
+  if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
+  if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
+  if (loc.kind !== 'local' && !WRITABLE_REMOTE_KINDS.has(loc.kind)) throw new FsError('EROFS', `${what} ${path}: ${loc.kind} locations are read-only`);
+  const rel = parentRel === '' ? name : `${parentRel}/${name}`;
+  return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
+}
