@@ -12,12 +12,15 @@ import { startWebdav, type WebdavServer } from './webdav/server';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
+import { startPeerServices, type PeerServices } from '../providers/peer/peer-daemon';
 
 export interface DaemonOptions {
   mountpoint?: string;
   /** Serve WebDAV on this address too. */
   webdav?: { host: string; port: number };
   allowOther?: boolean;
+  /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
+  peer?: { host: string; port: number };
   log: Logger;
   blocks: BlockStore;
 }
@@ -26,6 +29,7 @@ export interface Daemon {
   vfs: VfsCore;
   fuse?: FuseMount;
   webdav?: WebdavServer;
+  peers?: PeerServices;
   stop(): Promise<void>;
 }
 
@@ -52,11 +56,14 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
+  let peers: PeerServices | undefined;
   try {
+    peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
     if (opts.webdav) webdav = await startWebdav(vfs, { ...opts.webdav, logger: opts.log });
     if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
   } catch (err) {
     await webdav?.close().catch(() => undefined);
+    await peers?.stop().catch(() => undefined);
     await vfs.close();
     throw err;
   }
@@ -82,11 +89,13 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     vfs,
     fuse,
     webdav,
+    peers,
     stop() {
       stopping ??= (async () => {
         watcher.stop();
         if (periodic) clearInterval(periodic);
         await webdav?.close().catch(() => undefined);
+        await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
       })();

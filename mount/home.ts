@@ -8,6 +8,7 @@ import { openDb, type Db } from '../index/db';
 import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
 import { defaultConfig, type Config } from './config';
+import { ensureKeys, type NodeKeys } from './keys';
 
 /** Where the home is: --home, then VDFS_HOME, then $XDG_DATA_HOME/vdfs, then ~/.local/share/vdfs. */
 export function resolveHomeDir(explicit?: string): string {
@@ -88,6 +89,22 @@ export class Home {
     if (!self) home.db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(randomBytes(32).toString('hex'), home.config.name);
     else home.db.prepare('UPDATE nodes SET name = ? WHERE is_self = 1').run(home.config.name);
     return { home, created };
+  }
+
+  /**
+   * `init` plus the node's key pair and certificate (created when missing, so an existing home
+   * gets keys on its next init); the self node id becomes the certificate fingerprint.
+   * Throws what init throws, and EIO when the keys cannot be written.
+   */
+  static async initWithKeys(dir: string, name?: string): Promise<{ home: Home; created: boolean; keys: NodeKeys }> {
+    const r = Home.init(dir, name);
+    const keys = await ensureKeys(dir, r.home.db, r.home.config.name);
+    return { ...r, keys };
+  }
+
+  /** The node keys, created when missing (homes made before keys existed). Throws EIO. */
+  keys(): Promise<NodeKeys> {
+    return ensureKeys(this.dir, this.db, this.config.name);
   }
 
   saveConfig(cfg: Config): void {

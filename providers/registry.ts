@@ -6,6 +6,7 @@ import { LocalProvider } from './local/local-provider';
 import type { Provider } from './provider';
 import { S3Provider } from './s3/s3-provider';
 import { formatS3Uri, parseS3Uri } from './s3/s3-uri';
+import { PeerProvider, parsePeerUri, type PeerProviderContext } from './peer/peer-provider';
 
 export interface ParsedUri {
   kind: LocationKind;
@@ -37,6 +38,7 @@ export function parseLocationUri(uri: string): ParsedUri {
  */
 export function checkNewLocation(p: ParsedUri): void {
   if (p.kind === 's3') { parseS3Uri(p.uri); return; }
+  if (p.kind === 'peer') return void parsePeerUri(p.uri); // the peer itself is asked by addPeerLocation
   if (p.kind !== 'local') throw new FsError('ENOTSUP', `${p.kind} locations are not supported yet`);
   let st;
   try {
@@ -48,13 +50,19 @@ export function checkNewLocation(p: ParsedUri): void {
   if (!st.isDirectory()) throw new FsError('ENOTDIR', `${p.uri} is not a directory`);
 }
 
-/** The provider behind a location. Throws ENOTSUP for kinds this build cannot open. */
-export function openProvider(loc: { kind: LocationKind; uri: string; readonly: boolean }): Provider {
+/** What some providers need from the home (a peer provider: keys, paired nodes, the replicated tree). */
+export type ProviderContext = PeerProviderContext;
+
+/** The provider behind a location. Throws ENOTSUP for kinds this build cannot open (or a peer location without `ctx`). */
+export function openProvider(loc: { id?: number; kind: LocationKind; uri: string; readonly: boolean; ownerNode?: string }, ctx?: ProviderContext): Provider {
   switch (loc.kind) {
     case 'local':
       return new LocalProvider(loc.uri, loc.readonly);
     case 's3':
       return new S3Provider(parseS3Uri(loc.uri), { readonly: loc.readonly });
+    case 'peer':
+      if (!ctx) throw new FsError('ENOTSUP', `${loc.uri}: a peer location needs the home to be opened`);
+      return new PeerProvider(loc, ctx);
     default:
       throw new FsError('ENOTSUP', `${loc.kind} locations are not supported yet`);
   }

@@ -6,6 +6,7 @@ import { formatSize, isConfigKey, setConfigValue } from '../config';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 import type { Location } from '../../index/locations';
+import { addPeerLocation } from '../../providers/peer/replicator';
 
 /** The `--json` shape of a location, the same for `location add` and `location ls`. */
 function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; writeBack: boolean; lastScan: string | null } {
@@ -19,9 +20,9 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .description('create the home (idempotent)')
     .option('--name <name>', 'how peers see this node (default: the host name)')
     .option('--json', 'print a JSON document')
-    .action((o: { name?: string; json?: boolean }) => {
+    .action(async (o: { name?: string; json?: boolean }) => {
       const dir = resolveHomeDir(g().home);
-      const { home, created } = Home.init(dir, o.name);
+      const { home, created } = await Home.initWithKeys(dir, o.name);
       const out = { home: dir, name: home.config.name, node: home.nodeId, created };
       if (o.json) printJson(out);
       else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);
@@ -38,10 +39,16 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     // it comes first (`location add --ignore '*.tmp' docs ~/docs`).
     .option('--ignore <pattern>', 'a gitignore-style rule on top of the default OS-junk rules (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print a JSON document')
-    .action((name: string, uri: string, o: { readonly?: boolean; writeBack?: boolean; ignore?: string[]; json?: boolean }) => {
+    .action(async (name: string, uri: string, o: { readonly?: boolean; writeBack?: boolean; ignore?: string[]; json?: boolean }) => {
       const home = openHome(g());
       const parsed = parseLocationUri(uri);
       checkNewLocation(parsed);
+      if (parsed.kind === 'peer') {
+        // Asks the peer now and backfills the tree: browsable at once, then a daemon follows the feed.
+        const { location, entries } = await addPeerLocation(home, await home.keys(), name, parsed.uri);
+        if (o.json) return printJson({ ...locationJson(location), entries });
+        return void process.stdout.write(`Added peer location ${location.name} -> ${location.uri} (${entries} entries, read-only); a running daemon keeps it up to date\n`);
+      }
       const added = home.db.transaction(() =>
         home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [], ...(o.writeBack ? { writeBack: true } : {}) } }),
       ).immediate();

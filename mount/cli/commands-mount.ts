@@ -27,18 +27,18 @@ interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: strin
 
 /** Runs the daemon in the foreground until SIGINT/SIGTERM. */
 export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
-  if (o.peer) throw new FsError('ENOTSUP', 'the peer server (--peer) is not built yet');
   const home = openHome(g);
   const log = createLogger(g.logLevel);
   const blocks = await openBlockStore(home);
   let daemon;
   try {
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, log, blocks });
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();
     throw err;
   }
   if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}\n`);
+  if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
   log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
   const sig = await waitForSignal();

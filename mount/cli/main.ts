@@ -9,6 +9,7 @@ import { registerStatusCommand } from './commands-status';
 import { registerMountCommands } from './commands-mount';
 import { registerCacheCommands } from './commands-cache';
 import { registerUpCommand } from './commands-up';
+import { registerPeerCommands } from './commands-peer';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<void> {
   registerMountCommands(program, g);
   registerCacheCommands(program, g);
   registerUpCommand(program, g);
+  registerPeerCommands(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,6 +1,6 @@
 import type { Location } from '../../index/locations';
 import type { Provider } from '../../providers/provider';
-import { openProvider } from '../../providers/registry';
+import { openProvider, type ProviderContext } from '../../providers/registry';
 import type { Home } from '../home';
 import type { ReplicaSource } from './blob-reader';
 import { virtualPath } from './namespace';
@@ -9,11 +9,11 @@ import { virtualPath } from './namespace';
 export class ProviderPool {
   private readonly providers = new Map<number, Provider>();
 
-  /** Throws ENOTSUP for a location kind this build cannot open. */
-  get(loc: Location): Provider {
+  /** Throws ENOTSUP for a location kind this build cannot open. `ctx` is used on first open (peer locations need it). */
+  get(loc: Location, ctx?: ProviderContext): Provider {
     let p = this.providers.get(loc.id);
     if (!p) {
-      p = openProvider(loc);
+      p = openProvider(loc, ctx);
       this.providers.set(loc.id, p);
     }
     return p;
@@ -52,7 +52,7 @@ export class Replicas {
   sources(hash: string): ReplicaSource[] {
     return this.entriesOf(hash).map(({ loc, rel, version }) => ({
       label: virtualPath(loc.name, rel),
-      read: (offset: number, length: number) => this.providers.get(loc).readRange(rel, offset, length, { version: version ?? undefined }),
+      read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
     }));
   }
 

@@ -1,0 +1,104 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { generate } from 'selfsigned';
+import { FsError } from '../providers/fs-error';
+import type { Db } from '../index/db';
+
+/** This node's TLS identity: the key, the self-signed certificate and its fingerprint (the node id). */
+export interface NodeKeys {
+  /** PEM private key. */
+  key: string;
+  /** PEM certificate. */
+  cert: string;
+  /** SHA-256 of the certificate's DER, lower-case hex: the node id. */
+  id: string;
+}
+
+const KEY_FILE = 'node.key';
+
+/** temp + fsync + rename, created with `mode` from the start (a key must never be world-readable, even briefly). */
+function writePrivate(file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+const CERT_FILE = 'node.crt';
+
+/** SHA-256 (lower-case hex) of a certificate's DER bytes. */
+export function fingerprintOfDer(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+/** The node id of a PEM certificate. Throws EINVAL when it is not one. */
+export function fingerprintOfPem(pem: string): string {
+  try {
+    return fingerprintOfDer(new X509Certificate(pem).raw);
+  } catch (err) {
+    throw new FsError('EINVAL', `not a certificate: ${(err as Error).message}`, err);
+  }
+}
+
+/** The short, human form of a node id: the first 16 hex digits in groups of four. */
+export function shortId(id: string): string {
+  return id.slice(0, 16).match(/.{4}/g)!.join('-');
+}
+
+/** Reads the keys of a home, or undefined when it has none yet. Throws EIO for unreadable or broken files. */
+export function readKeys(homeDir: string): NodeKeys | undefined {
+  const dir = join(homeDir, 'keys');
+  if (!existsSync(join(dir, CERT_FILE)) || !existsSync(join(dir, KEY_FILE))) return undefined;
+  try {
+    const cert = readFileSync(join(dir, CERT_FILE), 'utf8');
+    const key = readFileSync(join(dir, KEY_FILE), 'utf8');
+    return { key, cert, id: fingerprintOfPem(cert) };
+  } catch (err) {
+    throw new FsError('EIO', `cannot read the node keys in ${dir}: ${(err as Error).message}`, err);
+  }
+}
+
+/**
+ * Creates the home's key pair and self-signed certificate when missing (EC P-256, valid 100
+ * years: the pairing pins the certificate itself, so expiry would only break pairings), and makes
+ * the self row of `nodes` carry the fingerprint (locations.owner_node follows by ON UPDATE
+ * CASCADE). Files are 0600 in a 0700 `keys/`. Throws EIO when the files cannot be written.
+ */
+export async function ensureKeys(homeDir: string, db: Db, name: string): Promise<NodeKeys> {
+  let keys = readKeys(homeDir);
+  if (!keys) {
+    const dir = join(homeDir, 'keys');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const now = new Date();
+    const pems = await generate([{ name: 'commonName', value: `vdfs ${name}`.slice(0, 64) }], {
+      keyType: 'ec', curve: 'P-256', algorithm: 'sha256',
+      notBeforeDate: new Date(now.getTime() - 86_400_000),
+      notAfterDate: new Date(now.getTime() + 100 * 365 * 86_400_000),
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      ],
+    });
+    try {
+      // The key first: a certificate without its key would be read back as "keys present".
+      writePrivate(join(dir, KEY_FILE), pems.private);
+      writePrivate(join(dir, CERT_FILE), pems.cert);
+      chmodSync(join(dir, KEY_FILE), 0o600);
+      chmodSync(join(dir, CERT_FILE), 0o600);
+    } catch (err) {
+      throw new FsError('EIO', `cannot write the node keys in ${dir}: ${(err as Error).message}`, err);
+    }
+    keys = { key: pems.private, cert: pems.cert, id: fingerprintOfPem(pems.cert) };
+  }
+  const self = db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string } | undefined;
+  if (!self) db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(keys.id, name);
+  else if (self.id !== keys.id) db.prepare('UPDATE nodes SET id = ? WHERE is_self = 1').run(keys.id);
+  return keys;
+}

@@ -1,0 +1,156 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { fingerprintOfDer, type NodeKeys } from '../../mount/keys';
+import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../fs-error';
+
+/** ALPN protocol of the pairing exchange: the only thing an unpaired certificate may do. */
+export const ALPN_PAIR = 'vdfs-pair/1';
+export const ALPN_PEER = 'http/1.1';
+
+export interface PeerResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface PeerRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  /** No byte for this long: EHOSTDOWN (a dead peer must fail over promptly). */
+  idleMs?: number;
+  signal?: AbortSignal;
+}
+
+const CODES = new Set<string>(FS_ERROR_CODES);
+
+/** Parses `https://HOST:PORT` (no path). Throws EINVAL. */
+export function parsePeerUrl(url: string): { host: string; port: number } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new FsError('EINVAL', `${JSON.stringify(url)} is not a peer address (https://HOST:PORT)`);
+  }
+  if (u.protocol !== 'https:' || !u.port || (u.pathname !== '/' && u.pathname !== '')) throw new FsError('EINVAL', `${JSON.stringify(url)} is not a peer address (https://HOST:PORT)`);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+}
+
+/**
+ * HTTPS to one peer, with mutual TLS: we present our certificate, and the peer's must have the
+ * pinned fingerprint — checked in the handshake callback, before the socket is handed to HTTP,
+ * so not one request byte reaches an impostor. Connections are kept alive and reused.
+ * Every method throws FsError: EHOSTDOWN (unreachable, reset, silent), EACCES (wrong
+ * fingerprint, or the peer refused us), or the code the peer answered with.
+ */
+export class PeerClient {
+  private readonly agent: http.Agent;
+  private readonly target: { host: string; port: number };
+
+  constructor(readonly url: string, readonly fingerprint: string, keys: NodeKeys, opts: { alpn?: string; connectMs?: number } = {}) {
+    this.target = parsePeerUrl(url);
+    const alpn = opts.alpn ?? ALPN_PEER;
+    const connectMs = opts.connectMs ?? 5000;
+    const fp = fingerprint.toLowerCase();
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 16, scheduling: 'lifo' });
+    // The callback form of createConnection lets us finish (and check) the handshake first.
+    (this.agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
+      const sock = tls.connect({
+        host: this.target.host, port: this.target.port, key: keys.key, cert: keys.cert,
+        ALPNProtocols: [alpn], rejectUnauthorized: false, servername: undefined,
+      });
+      const timer = setTimeout(() => sock.destroy(new FsError('EHOSTDOWN', `${url}: no TLS handshake within ${connectMs} ms`)), connectMs);
+      sock.once('secureConnect', () => {
+        clearTimeout(timer);
+        const cert = sock.getPeerCertificate(false);
+        const got = cert?.raw ? fingerprintOfDer(cert.raw) : '';
+        if (got !== fp) {
+          sock.destroy();
+          cb(new FsError('EACCES', `${url} presented certificate ${got.slice(0, 16) || '(none)'}…, not the paired ${fp.slice(0, 16)}…`));
+          return;
+        }
+        cb(null, sock);
+      });
+      sock.once('error', (err) => {
+        clearTimeout(timer);
+        cb(err);
+      });
+      return undefined;
+    };
+  }
+
+  /** One request; the whole body is buffered. */
+  request(path: string, o: PeerRequestOptions = {}): Promise<PeerResponse> {
+    return new Promise((resolve, reject) => {
+      const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
+      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', fail);
+        res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
+      });
+      req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
+      req.on('error', fail);
+      req.end(o.body);
+    });
+  }
+
+  /**
+   * One request whose body is consumed by `onData` as it arrives (nothing buffered): for whole
+   * blobs and measurements. Resolves with the status when the body has ended.
+   */
+  stream(path: string, onData: (chunk: Buffer) => void, o: PeerRequestOptions = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
+      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
+        res.on('data', onData);
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', fail);
+        res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
+      });
+      req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
+      req.on('error', fail);
+      req.end(o.body);
+    });
+  }
+
+  /** GET/POST expecting JSON; a non-2xx answer throws the FsError the peer described. */
+  async json<T>(path: string, o: PeerRequestOptions = {}): Promise<T> {
+    const res = await this.request(path, { ...o, headers: { accept: 'application/json', ...(o.headers ?? {}) } });
+    if (res.status < 200 || res.status > 299) throw errorOf(res, `${this.url}${path}`);
+    try {
+      return JSON.parse(res.body.toString('utf8')) as T;
+    } catch {
+      throw new FsError('EIO', `${this.url}${path}: the peer did not answer JSON`);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** The FsError a peer's error answer carries (`{"code": "ENOENT", "message": ...}`), else EIO. */
+export function errorOf(res: PeerResponse, what: string): FsError {
+  let code: FsErrorCode = res.status === 404 ? 'ENOENT' : res.status === 403 ? 'EACCES' : res.status === 429 ? 'EBUSY' : 'EIO';
+  let message = `HTTP ${res.status}`;
+  try {
+    const b = JSON.parse(res.body.toString('utf8')) as { code?: string; message?: string };
+    if (b.code && CODES.has(b.code)) code = b.code as FsErrorCode;
+    if (b.message) message = b.message;
+  } catch {
+    // not JSON: keep the status
+  }
+  return new FsError(code, `${what}: ${message}`);
+}
+
+function mapError(err: unknown, what: string): FsError {
+  if (err instanceof FsError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if ((err as Error).name === 'AbortError') return new FsError('EIO', `${what}: aborted`, err);
+  // Refused, reset, unreachable, a TLS alert from a peer that does not know us: the peer is not usable now.
+  const refusedTls = typeof code === 'string' && code.startsWith('ERR_SSL');
+  return new FsError(refusedTls ? 'EACCES' : 'EHOSTDOWN', `${what}: ${(err as Error).message}${code ? ` (${code})` : ''}`, err);
+}

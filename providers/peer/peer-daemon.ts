@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import { setMeta, getMeta } from '../../index/db';
+import type { Home } from '../../mount/home';
+import { readKeys } from '../../mount/keys';
+import { FsError } from '../fs-error';
+import { PeerReplication } from './replicator';
+import { startPeerServer, type PeerServer } from './peer-server';
+
+/** Where a running peer server listens: written at start so `vdfs peer invite` can print it. */
+const SERVER_KEY = 'peer.server';
+
+export interface PeerServices {
+  /** The peer server's URL, when one was asked for. */
+  url?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The daemon's peer side: the peer server when `listen` is given, and the replication of every
+ * peer location (whenever the home has keys). Throws EBUSY (address in use), EIO (keys).
+ */
+export async function startPeerServices(home: Home, opts: { listen?: { host: string; port: number }; log: Logger; changed: () => void }): Promise<PeerServices> {
+  let server: PeerServer | undefined;
+  const keys = opts.listen ? await home.keys() : readKeys(home.dir);
+  if (opts.listen && keys) {
+    server = await startPeerServer({ ...opts.listen, db: home.db, keys, name: home.config.name, log: opts.log });
+    setMeta(home.db, SERVER_KEY, JSON.stringify({ url: server.url, pid: process.pid }));
+  }
+  const replication = keys ? new PeerReplication(home, keys, opts.log, opts.changed) : undefined;
+  replication?.start();
+  return {
+    url: server?.url,
+    async stop() {
+      replication?.stop();
+      await server?.close();
+      try {
+        const cur = getMeta(home.db, SERVER_KEY);
+        if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) home.db.prepare('DELETE FROM meta WHERE key = ?').run(SERVER_KEY);
+      } catch { /* the index may be closing */ }
+    },
+  };
+}
+
+/** The URL of this home's running peer server. Throws EHOSTDOWN when none runs. */
+export function runningServerUrl(home: Home): string {
+  const cur = getMeta(home.db, SERVER_KEY);
+  if (cur) {
+    const { url, pid } = JSON.parse(cur) as { url: string; pid: number };
+    try {
+      process.kill(pid, 0);
+      return url;
+    } catch {
+      // its daemon is gone
+    }
+  }
+  throw new FsError('EHOSTDOWN', 'the peer server is not running: start it with `vdfs serve --peer [HOST:]PORT` (or `vdfs mount DIR --peer PORT`), or give --url');
+}

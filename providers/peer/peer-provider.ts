@@ -1,0 +1,146 @@
+import { Readable } from 'node:stream';
+import type { Db } from '../../index/db';
+import { readKeys } from '../../mount/keys';
+import { FsError } from '../fs-error';
+import { splitPath } from '../paths';
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
+import { PeerClient, errorOf } from './peer-client';
+
+/** What a peer provider needs besides its location: the home (keys, paired nodes, the replicated tree). */
+export interface PeerProviderContext {
+  homeDir: string;
+  db: Db;
+}
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+/** A peer that sends nothing for this long is treated as gone, so the reader fails over. */
+const IDLE_MS = 5000;
+
+interface Row { id: number; name: string; type: ProviderEntry['type']; size: number; mtime_sec: number; mtime_nsec: number; mode: number; version: string | null; hash: string | null; target: string | null }
+
+/** `peer://PEER/LOCATION` → its parts. Throws EINVAL. */
+export function parsePeerUri(uri: string): { peer: string; location: string } {
+  const m = /^peer:\/\/([^/]+)\/([A-Za-z0-9._-]+)\/?$/.exec(uri);
+  if (!m) throw new FsError('EINVAL', `${JSON.stringify(uri)} is not peer://PEER/LOCATION`);
+  return { peer: decodeURIComponent(m[1]), location: m[2] };
+}
+
+/**
+ * A location owned by a paired node. The tree is the replicated one in our index (so `stat`
+ * and `list` work offline); content is fetched from the owner **by hash** (`GET
+ * /v1/blobs/<hash>` with one Range), never by path. The read's `version` is the content hash
+ * (ReplicaIndex stores it so). Read-only: writes throw EROFS. Methods throw FsError as Provider says.
+ */
+export class PeerProvider implements Provider {
+  readonly kind = 'peer';
+  readonly features: ProviderFeatures = { write: false, symlinks: true, localFiles: false };
+  private client?: PeerClient;
+  private clientKey = '';
+
+  constructor(private readonly loc: { id?: number; uri: string; ownerNode?: string }, private readonly ctx: PeerProviderContext) {}
+
+  /** The client for the owner's current address (re-made when the address changes). Throws EHOSTDOWN, EACCES. */
+  private peer(): PeerClient {
+    const owner = this.loc.ownerNode;
+    const node = owner ? (this.ctx.db.prepare('SELECT id, addresses FROM nodes WHERE id = ? AND is_self = 0').get(owner) as { id: string; addresses: string } | undefined) : undefined;
+    if (!node) throw new FsError('EACCES', `${this.loc.uri}: its node is not paired any more`);
+    const url = (JSON.parse(node.addresses) as string[])[0];
+    if (!url) throw new FsError('EHOSTDOWN', `${this.loc.uri}: no known address for its node`);
+    const key = `${node.id}@${url}`;
+    if (!this.client || this.clientKey !== key) {
+      this.client?.close();
+      const keys = readKeys(this.ctx.homeDir);
+      if (!keys) throw new FsError('EACCES', 'this node has no keys yet: run vdfs init');
+      this.client = new PeerClient(url, node.id, keys);
+      this.clientKey = key;
+    }
+    return this.client;
+  }
+
+  async isOnline(): Promise<boolean> {
+    try {
+      await this.peer().json('/v1/node', { idleMs: 3000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private row(path: string): Row {
+    if (this.loc.id === undefined) throw new FsError('ENOENT', `${this.loc.uri}: not replicated`);
+    let cur = this.ctx.db.prepare('SELECT * FROM entries WHERE location_id = ? AND parent_id IS NULL').get(this.loc.id) as Row | undefined;
+    const child = this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? AND name = ?');
+    for (const part of splitPath(path)) {
+      if (!cur || cur.type !== 'dir') break;
+      cur = child.get(cur.id, part) as Row | undefined;
+    }
+    if (!cur) throw new FsError('ENOENT', `${path}: no such entry on ${this.loc.uri}`);
+    return cur;
+  }
+
+  private toEntry(r: Row): ProviderEntry {
+    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version ?? '', target: r.target ?? undefined, hash: r.hash ?? undefined };
+  }
+
+  async stat(path: string): Promise<ProviderEntry> {
+    return this.toEntry(this.row(path));
+  }
+
+  async list(path: string): Promise<ProviderEntry[]> {
+    const r = this.row(path);
+    if (r.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    return (this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? ORDER BY name').all(r.id) as Row[]).map((x) => this.toEntry(x));
+  }
+
+  async readRange(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new FsError('EINVAL', 'offset and length must be whole numbers ≥ 0');
+    let hash = opts.version;
+    let size: number | undefined;
+    if (!hash || !HASH_RE.test(hash)) {
+      const r = this.row(path);
+      if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+      if (!r.hash) throw new FsError('EIO', `${path}: its owner has not hashed it yet, and peers serve content by hash only`);
+      hash = r.hash;
+      size = r.size;
+    }
+    if (length === 0 || (size !== undefined && offset >= size)) return Buffer.alloc(0);
+    const res = await this.peer().request(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal });
+    if (res.status === 416) return Buffer.alloc(0); // at or past the end
+    if (res.status !== 206 && res.status !== 200) throw errorOf(res, `${this.loc.uri}/${path}`);
+    const body = res.status === 200 ? res.body.subarray(offset, offset + length) : res.body;
+    if (body.length > length) throw new FsError('EIO', `${this.loc.uri}/${path}: the peer sent more than asked`);
+    return body;
+  }
+
+  async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
+    const size = (await this.stat(path)).size;
+    const self = this;
+    return Readable.from((async function* () {
+      for (let off = 0; off < size; off += 1 << 20) yield await self.readRange(path, off, Math.min(1 << 20, size - off), opts);
+    })());
+  }
+
+  async readlink(path: string): Promise<string> {
+    const r = this.row(path);
+    if (r.type !== 'symlink') throw new FsError('EINVAL', `${path} is not a symlink`);
+    return r.target ?? '';
+  }
+
+  realPath(): string {
+    throw new FsError('ENOTSUP', 'a peer location has no local files');
+  }
+
+  private ro(): never {
+    throw new FsError('EROFS', `${this.loc.uri} is a peer location: read-only for now`);
+  }
+
+  async putFile(): Promise<ProviderEntry> { return this.ro(); }
+  async mkdir(): Promise<void> { this.ro(); }
+  async remove(): Promise<void> { this.ro(); }
+  async rename(): Promise<void> { this.ro(); }
+
+  async close(): Promise<void> {
+    this.client?.close();
+    this.client = undefined;
+  }
+}
