@@ -14,7 +14,8 @@ import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from '.
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
-import { isStaged } from './targets';
+import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
+import { RemoteWriter } from './remote-writer';
 import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
@@ -39,6 +40,7 @@ export class VfsCore implements Vfs {
   readonly handles = new HandleTable();
   readonly writer: LocalWriter;
   readonly staged: StagedWriter;
+  readonly remote = new RemoteWriter(this);
   private propsStmt?: Statement;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
@@ -270,13 +272,38 @@ export class VfsCore implements Vfs {
   truncate(path: string, size: number): Promise<void> {
     return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
   }
-  mkdir(path: string, mode?: number): Promise<void> { return this.writer.mkdir(path, mode ?? 0o755); }
-  rmdir(path: string): Promise<void> { return this.writer.remove(path, 'dir'); }
-  unlink(path: string): Promise<void> { return this.writer.remove(path, 'file'); }
-  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> { return this.writer.rename(from, to, opts?.noReplace ?? false); }
-  symlink(target: string, path: string): Promise<void> { return this.writer.symlink(target, path); }
-  chmod(path: string, mode: number): Promise<void> { return this.writer.chmod(path, mode); }
-  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> { return this.writer.utimens(path, atimeMs, mtimeMs); }
+  // Cloud locations change their namespace through the provider's API; everything else
+  // (local disks, write-back disks) through the real filesystem.
+  mkdir(path: string, mode?: number): Promise<void> {
+    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755);
+  }
+  rmdir(path: string): Promise<void> {
+    return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
+  }
+  unlink(path: string): Promise<void> {
+    return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
+  }
+  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
+    return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
+  }
+  async symlink(target: string, path: string): Promise<void> {
+    if (this.isRemote(path)) throw new FsError('ENOTSUP', `${path}: this location cannot store symlinks`);
+    return this.writer.symlink(target, path);
+  }
+  chmod(path: string, mode: number): Promise<void> {
+    return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
+  }
+  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.utimens(path, atimeMs, mtimeMs);
+    return this.remote.setMeta(path, 'utimens', { mtimeSec: Math.floor(mtimeMs / 1000), mtimeNsec: Math.round((mtimeMs % 1000) * 1e6) });
+  }
+
+  /** A path in a cloud location (not a disk on this machine). */
+  private isRemote(path: string): boolean {
+    const name = splitVirtual(path).location;
+    const loc = name ? this.home.locations.find(name) : undefined;
+    return !!loc && WRITABLE_REMOTE_KINDS.has(loc.kind);
+  }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     const attr = await this.getattr(path);

@@ -1,0 +1,106 @@
+import { FsError } from '../../providers/fs-error';
+import type { EntryFields } from '../../index/entries';
+import { resolveTarget, type Target } from './targets';
+import { fieldsOfProvider } from './upload-queue';
+import type { VfsCore } from './vfs-core';
+
+/**
+ * Namespace changes on cloud locations (S3, Drive), through the provider's API: content goes
+ * through staging (StagedWriter), but directories, deletes and renames are applied at once.
+ * Modes and times are kept in the index only (object stores have no such metadata); symlinks
+ * cannot be stored and are refused with ENOTSUP.
+ */
+export class RemoteWriter {
+  constructor(private readonly core: VfsCore) {}
+
+  private get home() {
+    return this.core.home;
+  }
+
+  private target(path: string, what: string): Target {
+    return resolveTarget(this.home, path, what);
+  }
+
+  private dirFields(): EntryFields {
+    const now = Date.now();
+    return { type: 'dir', size: 0, mtimeSec: Math.floor(now / 1000), mtimeNsec: (now % 1000) * 1e6, mode: 0o755, version: null, hash: null, target: null };
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const t = this.target(path, 'mkdir');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    await this.core.providers.get(t.location).mkdir(t.rel);
+    this.home.db.transaction(() => this.home.entries.insert(t.location.id, t.parent.id, t.name, this.dirFields(), t.rel)).immediate();
+    this.core.resolver.invalidate();
+  }
+
+  async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
+    const t = this.target(path, expect === 'dir' ? 'rmdir' : 'unlink');
+    const e = t.existing;
+    if (!e) throw new FsError('ENOENT', `${path}: no such entry`);
+    if (expect === 'dir' && e.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    if (expect === 'file' && e.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (e.type === 'dir' && this.home.entries.childCount(e.id) > 0) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+    const queue = this.core.staged.queue;
+    await queue.settle(t.location.id, t.rel);
+    await this.core.providers.get(t.location).remove(t.rel).catch((err: FsError) => {
+      if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
+    });
+    await queue.cancel(t.location.id, t.rel);
+    this.home.db.transaction(() => {
+      const still = this.home.entries.get(e.id);
+      if (still) this.home.entries.remove(still, t.rel);
+    }).immediate();
+    this.core.resolver.invalidate();
+  }
+
+  async rename(from: string, to: string, noReplace: boolean): Promise<void> {
+    const a = this.target(from, 'rename');
+    const b = this.target(to, 'rename');
+    if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
+    if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
+    if (a.rel === b.rel) return;
+    if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    if (b.existing) {
+      if (noReplace) throw new FsError('EEXIST', `${to} already exists`);
+      if (b.existing.type === 'dir' && a.existing.type !== 'dir') throw new FsError('EISDIR', `${to} is a directory`);
+      if (b.existing.type !== 'dir' && a.existing.type === 'dir') throw new FsError('ENOTDIR', `${to} is not a directory`);
+      if (b.existing.type === 'dir' && this.home.entries.childCount(b.existing.id) > 0) throw new FsError('ENOTEMPTY', `${to} is not empty`);
+    }
+    const queue = this.core.staged.queue;
+    await queue.settle(a.location.id, a.rel);
+    await queue.settle(b.location.id, b.rel);
+    const provider = this.core.providers.get(a.location);
+    const onlyStaged = await provider.stat(a.rel).then(() => false, (err: FsError) => {
+      if (err.code === 'ENOENT' && queue.pending(a.location.id, a.rel)) return true;
+      if (err.code === 'ENOENT' && a.existing!.type === 'dir') return true; // a directory of staged files only
+      throw err;
+    });
+    if (!onlyStaged) await provider.rename(a.rel, b.rel);
+    // Staged bytes follow the file; their base is what now sits at the new name (if anything).
+    const base = await provider.stat(b.rel).then((s) => s.version, () => null);
+    queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? base : undefined));
+    this.home.db.transaction(() => {
+      const moving = this.home.entries.get(a.existing!.id);
+      if (moving) this.home.entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
+      if (!onlyStaged && moving?.type === 'file' && !queue.pending(b.location.id, b.rel)) {
+        // The object was copied: its version (ETag) may differ at the new key.
+        void provider.stat(b.rel).then((st) => {
+          const e = this.home.entries.get(moving.id);
+          if (e) this.home.entries.update(e, fieldsOfProvider(st, e.hash), b.rel);
+          this.core.resolver.invalidate();
+        }, () => undefined);
+      }
+    }).immediate();
+    this.core.resolver.invalidate();
+  }
+
+  /** Modes and times live in the index only. */
+  async setMeta(path: string, what: string, change: Partial<Pick<EntryFields, 'mode' | 'mtimeSec' | 'mtimeNsec'>>): Promise<void> {
+    const t = this.target(path, what);
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    const e = t.existing;
+    this.home.db.transaction(() => this.home.entries.update(e, { ...e, ...change }, t.rel)).immediate();
+    this.core.resolver.invalidate();
+  }
+}
