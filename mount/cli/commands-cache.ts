@@ -8,7 +8,7 @@ import { openHome, type GlobalOpts } from './context';
 import { printJson } from './output';
 
 /** Bytes and files under the cache's block directory, measured on disk. */
-async function diskUsage(dir: string): Promise<{ bytes: number; blocks: number }> {
+export async function diskUsage(dir: string): Promise<{ bytes: number; blocks: number }> {
   let bytes = 0;
   let blocks = 0;
   for (const sub of await fsp.readdir(dir).catch(() => [] as string[])) {

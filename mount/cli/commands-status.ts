@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { diskUsage } from './commands-cache';
 import type { Command } from 'commander';
 import { formatSize } from '../config';
 import type { Home } from '../home';
@@ -44,8 +46,11 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
     .command('status')
     .description('locations, online state, index counts, queues')
     .option('--json', 'print a JSON document')
-    .action((o: { json?: boolean }) => {
-      const r = statusReport(openHome(g()));
+    .action(async (o: { json?: boolean }) => {
+      const home = openHome(g());
+      // Measured on disk: a running daemon owns the cache and its counters.
+      const cache = { dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], ...(await diskUsage(join(home.cacheDir, 'blocks'))) };
+      const r = { ...statusReport(home), cache };
       if (o.json) return printJson(r);
       process.stdout.write(`node ${r.node.name} (${r.node.id.slice(0, 16)}), home ${r.home}\n\n`);
       process.stdout.write(
@@ -56,5 +61,6 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       );
       process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
+      process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
     });
 }
