@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { ROOT } from './cli';
 
 export const FOLDER = 'application/vnd.google-apps.folder';
 export const GDOC = 'application/vnd.google-apps.document';
@@ -359,7 +360,7 @@ export interface DriveTestServer {
 
 /** Starts the server in a child process on a free loopback port (or `port`). Needs the built dist/. */
 export async function startDriveServer(port = 0): Promise<DriveTestServer> {
-  const script = join(__dirname, '..', '..', '..', 'dist', 'tests', 'helpers', 'drive-server.js');
+  const script = join(ROOT, 'dist', 'tests', 'helpers', 'drive-server.js');
   const real = __filename.endsWith('.js') ? __filename : script;
   const proc: ChildProcess = spawn(process.execPath, [real, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const bound = await new Promise<number>((resolve, reject) => {
