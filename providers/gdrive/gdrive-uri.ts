@@ -49,12 +49,12 @@ export function parseGdriveUri(uri: string): GdriveLocation {
     throw new FsError('EINVAL', `root ${JSON.stringify(rootUrl)} is not an http(s) URL`);
   }
   if (!rootUrl.endsWith('/')) rootUrl += '/';
-  const exports = { ...DEFAULT_EXPORTS };
+  const formats = { ...DEFAULT_EXPORTS };
   for (const pair of (q.get('export') ?? '').split(',').filter(Boolean)) {
     const [kind, ext] = pair.split(':');
     const type = `application/vnd.google-apps.${SHORT[kind] ?? kind}`;
     if (!ext || !EXPORT_TYPES[ext]) throw new FsError('EINVAL', `export ${JSON.stringify(pair)}: use KIND:EXT with EXT one of ${Object.keys(EXPORT_TYPES).join(', ')}`);
-    exports[type] = ext;
+    formats[type] = ext;
   }
-  return { folderId: m[1], rootUrl, exports };
+  return { folderId: m[1], rootUrl, exports: formats };
 }

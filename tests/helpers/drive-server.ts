@@ -109,7 +109,7 @@ function pick(obj: Record<string, unknown>, fields: string | null): Record<strin
   }
   parts.push(cur);
   for (const p of parts.map((s) => s.trim()).filter(Boolean)) {
-    const m = /^([A-Za-z]+)(?:\((.*)\))?$/.exec(p);
+    const m = /^([A-Za-z0-9]+)(?:\((.*)\))?$/.exec(p);
     if (!m || !(m[1] in obj)) continue;
     const v = obj[m[1]];
     out[m[1]] = m[2] === undefined ? v : Array.isArray(v) ? v.map((x) => pick(x as Record<string, unknown>, m[2])) : pick(v as Record<string, unknown>, m[2]);
