@@ -9,6 +9,7 @@ import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
 import { defaultConfig, type Config } from './config';
 import { ensureKeys, type NodeKeys } from './keys';
+import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
 
 /** Where the home is: --home, then VDFS_HOME, then $XDG_DATA_HOME/vdfs, then ~/.local/share/vdfs. */
 export function resolveHomeDir(explicit?: string): string {
@@ -40,6 +41,7 @@ export class Home {
   config: Config;
 
   private constructor(readonly dir: string) {
+    setGdriveHome(dir); // Drive providers find their tokens here (they are opened without the home)
     this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     this.config = { ...defaultConfig(this.config.name), ...this.config };
     this.db = openDb(join(dir, 'index.db'));

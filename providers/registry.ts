@@ -6,6 +6,8 @@ import { LocalProvider } from './local/local-provider';
 import type { Provider } from './provider';
 import { S3Provider } from './s3/s3-provider';
 import { formatS3Uri, parseS3Uri } from './s3/s3-uri';
+import { GdriveProvider } from './gdrive/gdrive-provider';
+import { parseGdriveUri } from './gdrive/gdrive-uri';
 import { PeerProvider, parsePeerUri, type PeerProviderContext } from './peer/peer-provider';
 
 export interface ParsedUri {
@@ -25,7 +27,8 @@ export function parseLocationUri(uri: string): ParsedUri {
   const m = /^([a-z0-9]+):\/\//.exec(uri);
   // s3: checked and canonicalised (explicit region, normalised prefix) so one bucket prefix is one location.
   if (m && m[1] === 's3') return { kind: 's3', uri: formatS3Uri(parseS3Uri(uri)) };
-  if (m && (m[1] === 'gdrive' || m[1] === 'peer')) return { kind: m[1], uri };
+  if (m && m[1] === 'gdrive') { parseGdriveUri(uri); return { kind: 'gdrive', uri }; }
+  if (m && m[1] === 'peer') return { kind: m[1], uri };
   if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
   if (!m) return { kind: 'local', uri: resolve(uri) };
   throw new FsError('EINVAL', `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`);
@@ -38,6 +41,7 @@ export function parseLocationUri(uri: string): ParsedUri {
  */
 export function checkNewLocation(p: ParsedUri): void {
   if (p.kind === 's3') { parseS3Uri(p.uri); return; }
+  if (p.kind === 'gdrive') { parseGdriveUri(p.uri); return; } // checked by `vdfs scan`, like S3
   if (p.kind === 'peer') return void parsePeerUri(p.uri); // the peer itself is asked by addPeerLocation
   if (p.kind !== 'local') throw new FsError('ENOTSUP', `${p.kind} locations are not supported yet`);
   let st;
@@ -60,6 +64,8 @@ export function openProvider(loc: { id?: number; kind: LocationKind; uri: string
       return new LocalProvider(loc.uri, loc.readonly);
     case 's3':
       return new S3Provider(parseS3Uri(loc.uri), { readonly: loc.readonly });
+    case 'gdrive':
+      return new GdriveProvider(parseGdriveUri(loc.uri), { readonly: loc.readonly });
     case 'peer':
       if (!ctx) throw new FsError('ENOTSUP', `${loc.uri}: a peer location needs the home to be opened`);
       return new PeerProvider(loc, ctx);

@@ -50,7 +50,7 @@ export interface ScanOutcome {
  * Throws ENOENT (unknown location / none), EBUSY (another scan holds the lock).
  */
 export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; hash?: boolean; tty: boolean }): Promise<ScanOutcome> {
-  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local' || l.kind === 's3');
+  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local' || l.kind === 's3' || l.kind === 'gdrive');
   if (locs.length === 0) throw new FsError('ENOENT', 'no locations to scan: add one with `vdfs location add NAME /path`');
   const release = acquireScanLock(home.dir, locs.map((l) => l.name).join(', '));
   const pool = new HashPool();

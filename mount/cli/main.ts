@@ -10,6 +10,7 @@ import { registerMountCommands } from './commands-mount';
 import { registerCacheCommands } from './commands-cache';
 import { registerUpCommand } from './commands-up';
 import { registerPeerCommands } from './commands-peer';
+import { registerAuthCommands } from './commands-auth';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<void> {
   registerCacheCommands(program, g);
   registerUpCommand(program, g);
   registerPeerCommands(program, g);
+  registerAuthCommands(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {
