@@ -79,7 +79,13 @@ t.test('a Drive folder is indexed, read byte-exact through the mount, follows re
   await drive.put('a.txt', 'changed on drive\n', { base: folder });
   await drive.put('new.txt', 'new on drive', { base: folder });
   await drive.trash('empty', folder);
+  await drive.counts(true);
   vdfsOk(home, ['scan', 'cloud']);
+  const inc = await drive.counts(true);
+  t.ok((inc['GET /drive/v3/changes'] ?? 0) >= 1, 'the rescan asks changes.list', { inc });
+  t.equal(inc['GET /drive/v3/files'], 1, 'and lists only the one folder that changed', { inc });
+  vdfsOk(home, ['scan', 'cloud']);
+  t.equal((await drive.counts(true))['GET /drive/v3/files'] ?? 0, 0, 'a rescan with no change lists nothing');
   const after = vdfsOk(home, ['ls', '/cloud', '--json']).json<LsItem[]>().map((e) => e.name);
   t.ok(after.includes('new.txt') && !after.includes('empty'), 'added and trashed files are seen', { after });
   t.equal(vdfsOk(home, ['cat', '/cloud/a.txt']).stdout, 'changed on drive\n', 'the changed content is read');

@@ -9,7 +9,8 @@ import { displayNames } from './gdrive-names';
 import { DEFAULT_RETRY, httpStatus, retryableEio, type RetryPolicy } from './gdrive-retry';
 import { resumableUpload } from './gdrive-upload';
 import { EXPORT_TYPES, type GdriveLocation } from './gdrive-uri';
-import { walkTree, type WalkedObject } from './gdrive-walk';
+import { walkIncremental } from './gdrive-changes';
+import type { WalkedObject } from './gdrive-walk';
 
 export interface GdriveProviderOptions {
   readonly?: boolean;
@@ -360,9 +361,9 @@ export class GdriveProvider implements Provider {
     this.forget();
   }
 
-  /** Every file and folder under the location (see gdrive-walk.ts). Throws FsError. */
+  /** Every file and folder under the location, incrementally through changes.list (gdrive-changes.ts). Throws FsError. */
   walk(): AsyncIterable<WalkedObject> {
-    return walkTree(this, `list gdrive://${this.loc.folderId}`);
+    return walkIncremental(this, `gdrive://${this.loc.folderId}?root=${this.loc.rootUrl}`, `list gdrive://${this.loc.folderId}`);
   }
 
   async close(): Promise<void> {

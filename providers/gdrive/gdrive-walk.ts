@@ -7,6 +7,9 @@ export interface WalkedObject {
   size: number;
   version: string;
   lastModified?: Date;
+  /** Drive ids of the entry and of the folder it was listed in (for incremental rescans). */
+  id?: string;
+  parent?: string;
 }
 
 /** Folders listed per files.list query: `'a' in parents or 'b' in parents ...` stays well under URL limits. */
@@ -20,10 +23,10 @@ const CONCURRENCY = 4;
  * folder as in listings; a folder reached twice (a shortcut to an ancestor) is not entered
  * again. Google files are exported to learn their size. Throws FsError.
  */
-export async function* walkTree(p: GdriveProvider, what: string): AsyncGenerator<WalkedObject> {
+export async function* walkTree(p: GdriveProvider, what: string, start: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }], recurse = true): AsyncGenerator<WalkedObject> {
   await p.resolve('', what); // reachability, and that the id exists
-  const seen = new Set<string>([p.loc.folderId]);
-  let level: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }];
+  const seen = new Set<string>([p.loc.folderId, ...start.map((s) => s.id)]);
+  let level = start;
   while (level.length > 0) {
     const batches: { id: string; rel: string }[][] = [];
     for (let i = 0; i < level.length; i += BATCH) batches.push(level.slice(i, i + BATCH));
@@ -47,9 +50,9 @@ export async function* walkTree(p: GdriveProvider, what: string): AsyncGenerator
             const e = await p.entry(n, what);
             const lastModified = new Date(e.mtimeSec * 1000 + e.mtimeNsec / 1e6);
             if (n.kind === 'dir') {
-              objs.push({ rel: `${rel}/`, size: 0, version: 'dir', lastModified });
-              if (!seen.has(n.id)) { seen.add(n.id); next.push({ id: n.id, rel }); }
-            } else objs.push({ rel, size: e.size, version: e.version, lastModified });
+              objs.push({ rel: `${rel}/`, size: 0, version: 'dir', lastModified, id: n.id, parent: d.id });
+              if (recurse && !seen.has(n.id)) { seen.add(n.id); next.push({ id: n.id, rel }); }
+            } else objs.push({ rel, size: e.size, version: e.version, lastModified, id: n.id, parent: d.id });
           }
         }
         out.push(objs);
