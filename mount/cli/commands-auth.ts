@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { runAuthFlow } from '../../providers/gdrive/gdrive-auth';
 import { DEFAULT_AUTH_URL, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, writeTokens } from '../../providers/gdrive/gdrive-tokens';
@@ -9,9 +8,14 @@ interface AuthOpts { accessToken?: string; refreshToken?: string; clientId: stri
 /** One line from stdin (the paste-the-code fallback); '' when stdin is closed. */
 function pasted(): Promise<string> {
   return new Promise((resolve) => {
-    const rl = createInterface({ input: process.stdin });
-    rl.once('line', (l) => { rl.close(); resolve(l); });
-    rl.once('close', () => resolve(''));
+    let buf = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    process.stdin.once('end', () => resolve(buf));
   });
 }
 
