@@ -28,6 +28,14 @@ interface Session { id: string; fileId?: string; meta: Partial<DFile>; parts: Bu
 // ---------------------------------------------------------------------------------------
 // The server (child process side).
 
+// Like Drive, md5 is computed once per content, not on every metadata request.
+const md5s = new WeakMap<Buffer, string>();
+function md5Of(b: Buffer): string {
+  let h = md5s.get(b);
+  if (!h) { h = createHash('md5').update(b).digest('hex'); md5s.set(b, h); }
+  return h;
+}
+
 class Drive {
   files = new Map<string, DFile>();
   changes: Change[] = [];
@@ -64,7 +72,7 @@ class Drive {
   }
   json(f: DFile): Record<string, unknown> {
     const o: Record<string, unknown> = { kind: 'drive#file', id: f.id, name: f.name, mimeType: f.mimeType, parents: f.parents, trashed: f.trashed, version: String(f.version), createdTime: f.createdTime, modifiedTime: f.modifiedTime };
-    if (f.content) { o.size = String(f.content.length); o.md5Checksum = createHash('md5').update(f.content).digest('hex'); o.headRevisionId = `r${f.version}`; }
+    if (f.content) { o.size = String(f.content.length); o.md5Checksum = md5Of(f.content); o.headRevisionId = `r${f.version}`; }
     if (f.shortcutDetails) o.shortcutDetails = f.shortcutDetails;
     return o;
   }
