@@ -2,7 +2,7 @@ import { constants as C, promises as fsp } from 'node:fs';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import { entryFromStats } from '../../providers/local/local-provider';
+import { entryFromStats, localVersion } from '../../providers/local/local-provider';
 import type { LocalHandle } from './handles';
 import { splitVirtual } from './namespace';
 import { resolveTarget, type Target } from './targets';
@@ -206,11 +206,15 @@ export class LocalWriter {
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const abs = this.real(t);
-    await this.core.staged.queue.settle(t.location.id, t.rel);
+    const queue = this.core.staged.queue;
+    await queue.settle(t.location.id, t.rel);
+    // Staged files not written to the disk yet still make their directory non-empty.
+    if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
     await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
-    await this.core.staged.queue.cancel(t.location.id, t.rel);
+    await queue.cancel(t.location.id, t.rel);
+    this.core.staged.detach(path);
     await this.refresh(t.location, t.rel);
   }
 
@@ -229,9 +233,17 @@ export class LocalWriter {
     }
     await this.core.staged.queue.settle(a.location.id, a.rel);
     await this.core.staged.queue.settle(b.location.id, b.rel);
-    const pendingOnly = !!this.core.staged.queue.pending(a.location.id, a.rel) && !(await fsp.lstat(absA).then(() => true, () => false));
+    const queue = this.core.staged.queue;
+    const versionAt = (abs: string) => fsp.lstat(abs, { bigint: true }).then(localVersion, () => null);
+    const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await versionAt(absA)) === null;
+    if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
     if (!pendingOnly) await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
-    this.core.staged.queue.move(a.location.id, a.rel, b.rel, () => undefined);
+    // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
+    // file follow it, based on what the disk holds at the new name when they only exist staged.
+    await queue.cancel(b.location.id, b.rel);
+    this.core.staged.detach(to);
+    const baseAtB = pendingOnly ? await versionAt(absB) : undefined;
+    queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
     const { entries, db } = this.home;
     db.transaction(() => {
       const moving = entries.get(a.existing!.id);

@@ -139,9 +139,17 @@ export class StagedWriter {
     if (live) { live.size = size; live.mtimeMs = Date.now(); }
   }
 
+  /** The file (or directory) at `path` was deleted or replaced: its open copies are detached. */
+  detach(path: string): void {
+    for (const [, h] of this.core.handles.all()) {
+      if (h.kind === 'staged' && h.writable && (h.vpath === path || h.vpath.startsWith(`${path}/`))) h.detached = true;
+    }
+  }
+
   /** Durable, then acknowledged: fdatasync the staged bytes, then one commit of queue row + entry. */
   async commit(h: StagedHandle, releasing: boolean): Promise<void> {
     h.dirty = false;
+    if (h.detached) return; // written after an unlink: goes nowhere, like on a local disk
     await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath} (staging)`); });
     const st = await h.fd.stat();
     const now = Date.now();
@@ -188,6 +196,13 @@ export class StagedWriter {
   /** truncate(path) on a staged location: a staged copy cut to size. */
   async truncate(path: string, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    // The kernel truncates an O_TRUNC open by path right after opening it: the open copies
+    // are what later writes and closes commit, so they are what must be cut.
+    const open = [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+    if (open.length > 0) {
+      for (const h of open) await this.truncateHandle(h, size);
+      return;
+    }
     const h = await this.openForWrite(path, { write: true });
     try {
       await this.truncateHandle(h, size);

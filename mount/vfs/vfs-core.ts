@@ -269,31 +269,31 @@ export class VfsCore implements Vfs {
     return this.writer.truncate(h.vpath, size);
   }
 
-  truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number): Promise<void> {
     return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
-  mkdir(path: string, mode?: number): Promise<void> {
+  async mkdir(path: string, mode?: number): Promise<void> {
     return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755);
   }
-  rmdir(path: string): Promise<void> {
+  async rmdir(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
   }
-  unlink(path: string): Promise<void> {
+  async unlink(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
   }
-  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
+  async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
   async symlink(target: string, path: string): Promise<void> {
     if (this.isRemote(path)) throw new FsError('ENOTSUP', `${path}: this location cannot store symlinks`);
     return this.writer.symlink(target, path);
   }
-  chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
-  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     if (!this.isRemote(path)) return this.writer.utimens(path, atimeMs, mtimeMs);
     return this.remote.setMeta(path, 'utimens', { mtimeSec: Math.floor(mtimeMs / 1000), mtimeNsec: Math.round((mtimeMs % 1000) * 1e6) });
   }
