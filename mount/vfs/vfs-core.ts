@@ -16,6 +16,7 @@ import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace'
 import { StagedWriter } from './staged-writer';
 import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
 import { RemoteWriter } from './remote-writer';
+import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
@@ -41,6 +42,8 @@ export class VfsCore implements Vfs {
   readonly writer: LocalWriter;
   readonly staged: StagedWriter;
   readonly remote = new RemoteWriter(this);
+  /** Sizes of files open for writing, shared by every writer. */
+  readonly live = new LiveSizes();
   private propsStmt?: Statement;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
@@ -62,7 +65,7 @@ export class VfsCore implements Vfs {
   }
 
   private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
-    return this.writer.liveAttr(path) ?? this.staged.liveAttr(path);
+    return this.live.get(path);
   }
 
   resolve(path: string): Resolved {
