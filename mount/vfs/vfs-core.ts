@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp } from 'node:fs';
+import { constants as C, promises as fsp, read } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
@@ -23,6 +23,11 @@ import { Resolver } from './resolver';
 import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** fs.read on the raw descriptor: the hot path of every FUSE read, without FileHandle's extra layer. */
+function pread(fd: number, buf: Buffer, at: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buf, at, buf.length - at, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
 const XATTR_HASH = 'user.vdfs.hash';
 const XATTR_REPLICAS = 'user.vdfs.replicas';
 
@@ -215,9 +220,9 @@ export class VfsCore implements Vfs {
     if (h.kind === 'local' || h.kind === 'staged') {
       let got = 0;
       while (got < buf.length) {
-        const { bytesRead } = await h.fd.read(buf, got, buf.length - got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
-        if (bytesRead === 0) break;
-        got += bytesRead;
+        const n = await pread(h.fd.fd, buf, got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
+        if (n === 0) break;
+        got += n;
       }
       return got;
     }
