@@ -10,6 +10,9 @@ export interface Config {
   'scan.interval': number;
   /** Seconds a staged file must stay unchanged before it is uploaded. */
   'upload.delay': number;
+  /** PEM files for WebDAV over TLS on a non-loopback address (default: the node's self-signed certificate). */
+  'webdav.tlsCert': string;
+  'webdav.tlsKey': string;
 }
 
 export type ConfigKey = keyof Config;
@@ -25,6 +28,8 @@ export function defaultConfig(name: string): Config {
     'cache.dir': '',
     'scan.interval': 600,
     'upload.delay': 2,
+    'webdav.tlsCert': '',
+    'webdav.tlsKey': '',
   };
 }
 
@@ -56,6 +61,8 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'cache.memorySize': (v) => parseSize(v),
   'cache.dir': (v) => v,
   'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
+  'webdav.tlsCert': (v) => v,
+  'webdav.tlsKey': (v) => v,
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

@@ -9,6 +9,7 @@ import { scanLocalLocation } from '../index/scanner';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { startWebdav, type WebdavServer } from './webdav/server';
+import { webdavAccess } from './webdav-access';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
@@ -29,6 +30,8 @@ export interface Daemon {
   vfs: VfsCore;
   fuse?: FuseMount;
   webdav?: WebdavServer;
+  /** SHA-256 fingerprint of the WebDAV certificate when it is the node's self-signed one. */
+  webdavFingerprint?: string;
   peers?: PeerServices;
   stop(): Promise<void>;
 }
@@ -56,10 +59,16 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
+  let webdavFingerprint: string | undefined;
   let peers: PeerServices | undefined;
   try {
     peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
-    if (opts.webdav) webdav = await startWebdav(vfs, { ...opts.webdav, logger: opts.log });
+    if (opts.webdav) {
+      const access = await webdavAccess(home, opts.webdav.host);
+      webdav = await startWebdav(vfs, { ...opts.webdav, users: access.users, tls: access.tls, logger: opts.log });
+      if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
+      webdavFingerprint = access.fingerprint;
+    }
     if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
   } catch (err) {
     await webdav?.close().catch(() => undefined);
@@ -89,6 +98,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     vfs,
     fuse,
     webdav,
+    webdavFingerprint,
     peers,
     stop() {
       stopping ??= (async () => {

@@ -1,9 +1,10 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { FsError } from '../providers/fs-error';
 import type { Db } from '../index/db';
+import { writeFileDurable } from './home';
 
 /** This node's TLS identity: the key, the self-signed certificate and its fingerprint (the node id). */
 export interface NodeKeys {
@@ -17,18 +18,6 @@ export interface NodeKeys {
 
 const KEY_FILE = 'node.key';
 
-/** temp + fsync + rename, created with `mode` from the start (a key must never be world-readable, even briefly). */
-function writePrivate(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}
 const CERT_FILE = 'node.crt';
 
 /** SHA-256 (lower-case hex) of a certificate's DER bytes. */
@@ -88,8 +77,8 @@ export async function ensureKeys(homeDir: string, db: Db, name: string): Promise
     });
     try {
       // The key first: a certificate without its key would be read back as "keys present".
-      writePrivate(join(dir, KEY_FILE), pems.private);
-      writePrivate(join(dir, CERT_FILE), pems.cert);
+      writeFileDurable(join(dir, KEY_FILE), pems.private, 0o600); // created 0600: a key is never world-readable, even briefly
+      writeFileDurable(join(dir, CERT_FILE), pems.cert, 0o600);
       chmodSync(join(dir, KEY_FILE), 0o600);
       chmodSync(join(dir, CERT_FILE), 0o600);
     } catch (err) {

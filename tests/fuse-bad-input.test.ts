@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
-import { sh, startMount } from './helpers/mount';
+import { mountWithOracle, sh, startMount } from './helpers/mount';
 
 /** Runs a bash snippet on the mount and on a plain directory; both must print the same. */
 function both(t: Test, mntRoot: string, oracle: string, script: string, label: string): void {
@@ -12,18 +12,7 @@ function both(t: Test, mntRoot: string, oracle: string, script: string, label: s
 }
 
 t.test('POSIX answers for awkward cases, as a local filesystem gives them', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const oracle = join(dir, 'oracle');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  mkdirSync(oracle);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'l', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { mnt, oracle } = await mountWithOracle(t, 'l');
   const root = join(mnt, 'l');
   both(t, root, oracle, `mkdir -p d/sub; touch d/sub/f; mkdir e; mv -T e d 2>&1; echo "rc=$?"; ls d`, 'rename over a non-empty directory fails (ENOTEMPTY)');
   both(t, root, oracle, `touch "$(printf 'x%.0s' {1..256})" 2>&1; echo "rc=$?"`, 'a name over 255 bytes is ENAMETOOLONG');

@@ -1,9 +1,8 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { promises as fsp, mkdirSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir, vdfsOk } from './helpers/cli';
-import { startMount } from './helpers/mount';
+import { mountWithOracle } from './helpers/mount';
 
 // Random operation sequences run on the mount and on a plain directory (the oracle, real
 // node:fs); every result and errno, and the final tree, must be the same.
@@ -82,21 +81,8 @@ async function tree(root: string, rel = ''): Promise<string[]> {
   return out;
 }
 
-// Write-back is not in this list yet: these sequences found stale reads after quick
-// truncate/rename/rewrite sequences on write-back locations (see docs/vfs.md, known gaps).
-for (const mode of ['write-through'] as const) t.test(`random operation sequences (${mode}): the mount behaves like a real directory`, async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const oracle = join(dir, 'oracle');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  mkdirSync(oracle);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'm', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+for (const mode of ['write-through', 'write-back'] as const) t.test(`random operation sequences (${mode}): the mount behaves like a real directory`, async (t) => {
+  const { mnt, oracle } = await mountWithOracle(t, 'm', mode === 'write-back' ? ['--write-back'] : []);
   let run = 0;
   let opsRun = 0;
   await fc.assert(

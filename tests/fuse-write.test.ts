@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
-import { sh, startMount } from './helpers/mount';
+import { mountWithOracle, sh, startMount } from './helpers/mount';
 
 /** The same shell script run in the mount and in a plain directory must leave identical trees. */
 const SCRIPT = `
@@ -36,18 +36,7 @@ function listing(root: string): string {
 }
 
 t.test('cp -a, rsync -a, mv, rm -r, in-place writes, truncate, symlinks and git behave as on a real directory', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const oracle = join(dir, 'oracle');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  mkdirSync(oracle);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'w', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { home, src, oracle, mnt } = await mountWithOracle(t, 'w');
 
   const inMount = sh('bash', ['-c', SCRIPT], { cwd: join(mnt, 'w'), timeoutMs: 120_000 });
   t.equal(inMount.code, 0, `script on the mount: ${inMount.stderr}`);

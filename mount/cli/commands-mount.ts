@@ -37,7 +37,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
     await blocks.close();
     throw err;
   }
-  if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}\n`);
+  if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
   log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');

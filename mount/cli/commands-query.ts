@@ -5,26 +5,13 @@ import type { Entry } from '../../index/entries';
 import type { Home } from '../home';
 import { formatSize } from '../config';
 import { resolveVirtual, virtualPath } from '../vfs/namespace';
+import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, isoTime, listing, printJson, table } from './output';
 
-export interface Replica {
-  location: string;
-  path: string;
-  node: string;
-  online: boolean;
-}
-
-/** Every entry holding `hash`, in any location of any node known to this index. */
-export function replicasOf(home: Home, hash: string): Replica[] {
-  const rows = home.db
-    .prepare(
-      `SELECT e.id, l.name AS location, l.online, n.name AS node FROM entries e
-       JOIN locations l ON l.id = e.location_id JOIN nodes n ON n.id = l.owner_node
-       WHERE e.hash = ? AND e.type = 'file' ORDER BY l.name, e.id`,
-    )
-    .all(hash) as { id: number; location: string; online: number; node: string }[];
-  return rows.map((r) => ({ location: r.location, path: virtualPath(r.location, home.entries.pathOf(r.id)), node: r.node, online: r.online !== 0 }));
+/** Every entry holding `hash`, in any location of any node known to this index (best replica first). */
+export function replicasOf(home: Home, hash: string): ReplicaInfo[] {
+  return new Replicas(home, new ProviderPool()).list(hash);
 }
 
 function vpathOf(home: Home, e: Entry): string {

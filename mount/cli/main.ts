@@ -9,6 +9,7 @@ import { registerStatusCommand } from './commands-status';
 import { registerMountCommands } from './commands-mount';
 import { registerCacheCommands } from './commands-cache';
 import { registerUpCommand } from './commands-up';
+import { registerWebdavCommands } from './commands-webdav';
 import { registerPeerCommands } from './commands-peer';
 import { registerAuthCommands } from './commands-auth';
 
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<void> {
   registerMountCommands(program, g);
   registerCacheCommands(program, g);
   registerUpCommand(program, g);
+  registerWebdavCommands(program, g);
   registerPeerCommands(program, g);
   registerAuthCommands(program, g);
   try {

@@ -28,6 +28,8 @@ export interface StagedHandle {
   baseVersion: string | null;
   /** The queued staging file this copy started from (held back from upload while open). */
   pinned?: string;
+  /** The file was deleted or replaced while open: later writes are not committed. */
+  detached?: boolean;
   writable: boolean;
   append: boolean;
   dirty: boolean;

@@ -2,18 +2,13 @@ import { constants as C, promises as fsp } from 'node:fs';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import { entryFromStats } from '../../providers/local/local-provider';
+import { entryFromStats, localVersion } from '../../providers/local/local-provider';
 import type { LocalHandle } from './handles';
+import { writeAll } from './live-sizes';
 import { splitVirtual } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { OpenFlags } from './types';
 import type { VfsCore } from './vfs-core';
-
-interface Live {
-  size: number;
-  mtimeMs: number;
-  writers: number;
-}
 
 
 /**
@@ -23,17 +18,12 @@ interface Live {
  * the event loop after close. Cloud locations (staging + upload queue) plug in here later.
  */
 export class LocalWriter {
-  private readonly live = new Map<string, Live>();
   private readonly rehashing = new Set<string>();
 
   constructor(private readonly core: VfsCore) {}
 
   private get home() {
     return this.core.home;
-  }
-
-  liveAttr(vpath: string): { size: number; mtimeMs: number } | undefined {
-    return this.live.get(vpath);
   }
 
   /** Local-disk targets only: other kinds go through the staged writer. */
@@ -138,8 +128,7 @@ export class LocalWriter {
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
       const st = await fd.stat();
-      const live = this.live.get(path);
-      this.live.set(path, { size: st.size, mtimeMs: st.mtimeMs, writers: (live?.writers ?? 0) + 1 });
+      this.core.live.opened(path, st.size, st.mtimeMs);
       return h;
     } catch (err) {
       await fd.close().catch(() => undefined);
@@ -149,19 +138,9 @@ export class LocalWriter {
 
   async write(h: LocalHandle, offset: number, data: Buffer): Promise<number> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await h.fd
-        .write(data, done, data.length - done, h.append ? null : offset + done)
-        .catch((err) => { throw toFsError(err, `write ${h.vpath}`); });
-      done += bytesWritten;
-    }
+    const done = await writeAll(h.fd, data, h.append ? null : offset, `write ${h.vpath}`);
     h.dirty = true;
-    const live = this.live.get(h.vpath);
-    if (live) {
-      live.size = h.append ? live.size + done : Math.max(live.size, offset + done);
-      live.mtimeMs = Date.now();
-    }
+    this.core.live.wrote(h.vpath, offset, done, h.append);
     return done;
   }
 
@@ -170,16 +149,14 @@ export class LocalWriter {
     h.dirty = false;
     if (!releasing) {
       const st = await h.fd.stat();
-      const live = this.live.get(h.vpath);
-      if (live) { live.size = st.size; live.mtimeMs = st.mtimeMs; }
+      this.core.live.set(h.vpath, st.size, st.mtimeMs);
     }
     await this.refresh(h.location, h.rel);
   }
 
   closed(h: LocalHandle): void {
     if (!h.writable) return;
-    const live = this.live.get(h.vpath);
-    if (live && --live.writers <= 0) this.live.delete(h.vpath);
+    this.core.live.closed(h.vpath);
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -188,8 +165,7 @@ export class LocalWriter {
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such file`);
     if (t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     await fsp.truncate(this.real(t), size).catch((err) => { throw toFsError(err, `truncate ${path}`); });
-    const live = this.live.get(path);
-    if (live) { live.size = size; live.mtimeMs = Date.now(); }
+    this.core.live.set(path, size);
     await this.refresh(t.location, t.rel);
   }
 
@@ -206,11 +182,15 @@ export class LocalWriter {
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const abs = this.real(t);
-    await this.core.staged.queue.settle(t.location.id, t.rel);
+    const queue = this.core.staged.queue;
+    await queue.settle(t.location.id, t.rel);
+    // Staged files not written to the disk yet still make their directory non-empty.
+    if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
     await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
-    await this.core.staged.queue.cancel(t.location.id, t.rel);
+    await queue.cancel(t.location.id, t.rel);
+    this.core.staged.detach(path);
     await this.refresh(t.location, t.rel);
   }
 
@@ -229,9 +209,17 @@ export class LocalWriter {
     }
     await this.core.staged.queue.settle(a.location.id, a.rel);
     await this.core.staged.queue.settle(b.location.id, b.rel);
-    const pendingOnly = !!this.core.staged.queue.pending(a.location.id, a.rel) && !(await fsp.lstat(absA).then(() => true, () => false));
+    const queue = this.core.staged.queue;
+    const versionAt = (abs: string) => fsp.lstat(abs, { bigint: true }).then(localVersion, () => null);
+    const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await versionAt(absA)) === null;
+    if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
     if (!pendingOnly) await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
-    this.core.staged.queue.move(a.location.id, a.rel, b.rel, () => undefined);
+    // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
+    // file follow it, based on what the disk holds at the new name when they only exist staged.
+    await queue.cancel(b.location.id, b.rel);
+    this.core.staged.detach(to);
+    const baseAtB = pendingOnly ? await versionAt(absB) : undefined;
+    queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
     const { entries, db } = this.home;
     db.transaction(() => {
       const moving = entries.get(a.existing!.id);
@@ -250,10 +238,7 @@ export class LocalWriter {
       const np = moved(h.vpath);
       if (np) { h.vpath = np; h.rel = splitVirtual(np).rel; }
     }
-    for (const [p, l] of [...this.live]) {
-      const np = moved(p);
-      if (np) { this.live.delete(p); this.live.set(np, l); }
-    }
+    this.core.live.moved(from, to);
   }
 
   async symlink(targetText: string, path: string): Promise<void> {
@@ -277,8 +262,7 @@ export class LocalWriter {
     await (t.existing.type === 'symlink' ? fsp.lutimes(abs, atimeMs / 1000, mtimeMs / 1000) : fsp.utimes(abs, atimeMs / 1000, mtimeMs / 1000)).catch((err) => {
       throw toFsError(err, `utimens ${path}`);
     });
-    const live = this.live.get(path);
-    if (live) live.mtimeMs = mtimeMs;
+    this.core.live.touched(path, mtimeMs);
     await this.refresh(t.location, t.rel);
   }
 

@@ -7,16 +7,11 @@ import { FsError, toFsError } from '../../providers/fs-error';
 import type { EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { StagedHandle } from './handles';
+import { writeAll } from './live-sizes';
 import type { OpenFlags } from './types';
 import { resolveTarget } from './targets';
 import type { UploadQueue } from './upload-queue';
 import type { VfsCore } from './vfs-core';
-
-interface Live {
-  size: number;
-  mtimeMs: number;
-  writers: number;
-}
 
 /**
  * New content for locations that are not written through (cloud, write-back disks): a file
@@ -26,7 +21,6 @@ interface Live {
  * file see the staged bytes.
  */
 export class StagedWriter {
-  private readonly live = new Map<string, Live>();
   private readonly open = new Set<string>();
   /** Staged files that open copies started from, by number of such copies. */
   private readonly pinned = new Map<string, number>();
@@ -35,10 +29,6 @@ export class StagedWriter {
 
   private get home() {
     return this.core.home;
-  }
-
-  liveAttr(vpath: string): { size: number; mtimeMs: number } | undefined {
-    return this.live.get(vpath);
   }
 
   /** Is a staging file still open for writing, or the base of an open copy (not ready to upload)? */
@@ -91,8 +81,7 @@ export class StagedWriter {
       const fd = await fsp.open(file, flags.append ? 'a+' : t.existing && !flags.truncate ? 'r+' : 'w+', 0o600);
       this.open.add(file);
       const st = await fd.stat();
-      const live = this.live.get(path);
-      this.live.set(path, { size: st.size, mtimeMs: Date.now(), writers: (live?.writers ?? 0) + 1 });
+      this.core.live.opened(path, st.size, Date.now());
       const h: StagedHandle = { kind: 'staged', fd, vpath: path, location: t.location, rel: t.rel, stagingFile: file, baseVersion, writable: true, append: !!flags.append, dirty: !t.existing || !!flags.truncate, pinned: pending?.staging_file };
       if (h.dirty) await this.commit(h, false); // a created or truncated file exists from now on
       return h;
@@ -116,32 +105,29 @@ export class StagedWriter {
   async write(h: StagedHandle, offset: number, data: Buffer): Promise<number> {
     if (!h.writable) throw new FsError('EBADF', `${h.vpath} is not open for writing`);
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await h.fd.write(data, done, data.length - done, h.append ? null : offset + done).catch((err) => {
-        throw toFsError(err, `write ${h.vpath} (staging)`);
-      });
-      done += bytesWritten;
-    }
+    const done = await writeAll(h.fd, data, h.append ? null : offset, `write ${h.vpath} (staging)`);
     h.dirty = true;
-    const live = this.live.get(h.vpath);
-    if (live) {
-      live.size = h.append ? live.size + done : Math.max(live.size, offset + done);
-      live.mtimeMs = Date.now();
-    }
+    this.core.live.wrote(h.vpath, offset, done, h.append);
     return done;
   }
 
   async truncateHandle(h: StagedHandle, size: number): Promise<void> {
     await h.fd.truncate(size).catch((err) => { throw toFsError(err, `truncate ${h.vpath}`); });
     h.dirty = true;
-    const live = this.live.get(h.vpath);
-    if (live) { live.size = size; live.mtimeMs = Date.now(); }
+    this.core.live.set(h.vpath, size);
+  }
+
+  /** The file (or directory) at `path` was deleted or replaced: its open copies are detached. */
+  detach(path: string): void {
+    for (const [, h] of this.core.handles.all()) {
+      if (h.kind === 'staged' && h.writable && (h.vpath === path || h.vpath.startsWith(`${path}/`))) h.detached = true;
+    }
   }
 
   /** Durable, then acknowledged: fdatasync the staged bytes, then one commit of queue row + entry. */
   async commit(h: StagedHandle, releasing: boolean): Promise<void> {
     h.dirty = false;
+    if (h.detached) return; // written after an unlink: goes nowhere, like on a local disk
     await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath} (staging)`); });
     const st = await h.fd.stat();
     const now = Date.now();
@@ -176,8 +162,7 @@ export class StagedWriter {
       if (h.writable) {
         this.open.delete(h.stagingFile);
         this.unpin(h.pinned);
-        const live = this.live.get(h.vpath);
-        if (live && --live.writers <= 0) this.live.delete(h.vpath);
+        this.core.live.closed(h.vpath);
         // A copy that was never committed (opened, not written) or was replaced is not kept.
         if (!this.queue.references(h.stagingFile)) await fsp.rm(h.stagingFile, { force: true }).catch(() => undefined);
         this.queue.kick();
@@ -188,6 +173,13 @@ export class StagedWriter {
   /** truncate(path) on a staged location: a staged copy cut to size. */
   async truncate(path: string, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    // The kernel truncates an O_TRUNC open by path right after opening it: the open copies
+    // are what later writes and closes commit, so they are what must be cut.
+    const open = [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+    if (open.length > 0) {
+      for (const h of open) await this.truncateHandle(h, size);
+      return;
+    }
     const h = await this.openForWrite(path, { write: true });
     try {
       await this.truncateHandle(h, size);

@@ -92,14 +92,22 @@ export class UploadQueue {
     if (f && f.locationId === locationId && (f.path === rel || f.path.startsWith(`${rel}/`))) await f.done.catch(() => undefined);
   }
 
-  /** The file was deleted: its pending uploads are dropped with their staging files. */
-  async cancel(locationId: number, rel: string): Promise<void> {
-    const rows = this.home.db
+  private rowsAt(locationId: number, rel: string): UploadRow[] {
+    return this.home.db
       .prepare('SELECT * FROM uploads WHERE location_id = ? AND (path = ? OR path LIKE ? ESCAPE \'\\\')')
       .all(locationId, rel, `${rel.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`) as UploadRow[];
-    for (const r of rows) {
+  }
+
+  /** Are staged files waiting under directory `rel`? */
+  hasUnder(locationId: number, rel: string): boolean {
+    return this.rowsAt(locationId, rel).some((r) => r.path !== rel);
+  }
+
+  /** The file was deleted: its pending uploads are dropped with their staging files (unless still open). */
+  async cancel(locationId: number, rel: string): Promise<void> {
+    for (const r of this.rowsAt(locationId, rel)) {
       this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
-      await fsp.rm(r.staging_file, { force: true });
+      if (!this.busy(r.staging_file)) await fsp.rm(r.staging_file, { force: true });
     }
   }
 

@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp } from 'node:fs';
+import { constants as C, promises as fsp, read } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
@@ -16,12 +16,18 @@ import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace'
 import { StagedWriter } from './staged-writer';
 import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
 import { RemoteWriter } from './remote-writer';
+import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
 import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** fs.read on the raw descriptor: the hot path of every FUSE read, without FileHandle's extra layer. */
+function pread(fd: number, buf: Buffer, at: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buf, at, buf.length - at, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
 const XATTR_HASH = 'user.vdfs.hash';
 const XATTR_REPLICAS = 'user.vdfs.replicas';
 
@@ -41,6 +47,8 @@ export class VfsCore implements Vfs {
   readonly writer: LocalWriter;
   readonly staged: StagedWriter;
   readonly remote = new RemoteWriter(this);
+  /** Sizes of files open for writing, shared by every writer. */
+  readonly live = new LiveSizes();
   private propsStmt?: Statement;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
@@ -62,7 +70,7 @@ export class VfsCore implements Vfs {
   }
 
   private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
-    return this.writer.liveAttr(path) ?? this.staged.liveAttr(path);
+    return this.live.get(path);
   }
 
   resolve(path: string): Resolved {
@@ -212,9 +220,9 @@ export class VfsCore implements Vfs {
     if (h.kind === 'local' || h.kind === 'staged') {
       let got = 0;
       while (got < buf.length) {
-        const { bytesRead } = await h.fd.read(buf, got, buf.length - got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
-        if (bytesRead === 0) break;
-        got += bytesRead;
+        const n = await pread(h.fd.fd, buf, got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
+        if (n === 0) break;
+        got += n;
       }
       return got;
     }
@@ -269,31 +277,31 @@ export class VfsCore implements Vfs {
     return this.writer.truncate(h.vpath, size);
   }
 
-  truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number): Promise<void> {
     return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
-  mkdir(path: string, mode?: number): Promise<void> {
+  async mkdir(path: string, mode?: number): Promise<void> {
     return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755);
   }
-  rmdir(path: string): Promise<void> {
+  async rmdir(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
   }
-  unlink(path: string): Promise<void> {
+  async unlink(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
   }
-  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
+  async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
   async symlink(target: string, path: string): Promise<void> {
     if (this.isRemote(path)) throw new FsError('ENOTSUP', `${path}: this location cannot store symlinks`);
     return this.writer.symlink(target, path);
   }
-  chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
-  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     if (!this.isRemote(path)) return this.writer.utimens(path, atimeMs, mtimeMs);
     return this.remote.setMeta(path, 'utimens', { mtimeSec: Math.floor(mtimeMs / 1000), mtimeNsec: Math.round((mtimeMs % 1000) * 1e6) });
   }

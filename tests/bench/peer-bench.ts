@@ -1,3 +1,4 @@
+// In `npm run bench` (family `peer`), or standalone:
 // node dist/tests/bench/peer-bench.js [--mib 256] [--entries 100000] [--runs 3]
 // peer.fetch: one blob fetched between two daemons on loopback (the raw endpoint, and `vdfs cat`
 // through B's block pipeline with verification) against a plain Node TLS stream of the same file,
@@ -11,11 +12,9 @@ import { vdfsOk } from '../helpers/cli';
 import { makeNode, pair, startPeerDaemon } from '../helpers/peer';
 import { PeerClient } from '../../providers/peer/peer-client';
 import { readKeys } from '../../mount/keys';
+import { ratio, round, type BenchOptions, type Result } from './lib';
 
 const arg = (f: string, d: number) => { const i = process.argv.indexOf(f); return i >= 0 ? Number(process.argv[i + 1]) : d; };
-const MIB = arg('--mib', 256);
-const ENTRIES = arg('--entries', 100_000);
-const RUNS = arg('--runs', 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const SERVER = `
@@ -37,21 +36,31 @@ async function plainTls(port: number, bytes: number): Promise<number> {
   return bytes / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function main(): Promise<void> {
+interface PeerFigures {
+  plain: number[];
+  raw: number[];
+  ranged: number[];
+  cat: number[];
+  rep: number[];
+  entries: number;
+  mib: number;
+}
+
+async function measurePeers(MIB: number, ENTRIES: number, RUNS: number, log: (m: string) => void): Promise<PeerFigures> {
   const dir = '/tmp/vdfs-peer-bench';
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const a = makeNode(dir, 'alpha', {}, 'big');
   execFileSync('sh', ['-c', `head -c ${MIB << 20} /dev/urandom > ${join(a.src, 'blob.bin')}`]);
   const tree = join(dir, 'tree');
-  process.stderr.write(`generating ${ENTRIES} files…\n`);
+  log(`peer: generating ${ENTRIES} files`);
   const perDir = 1000;
   for (let d = 0; d * perDir < ENTRIES; d++) {
     mkdirSync(join(tree, `d${d}`), { recursive: true });
     for (let f = 0; f < perDir && d * perDir + f < ENTRIES; f++) writeFileSync(join(tree, `d${d}`, `f${f}.txt`), `${d}/${f}\n`);
   }
   vdfsOk(a.home, ['location', 'add', 'tree', tree]);
-  process.stderr.write('scanning on A…\n');
+  log('peer: scanning on A');
   vdfsOk(a.home, ['scan']);
   const da = await startPeerDaemon(a.home);
   try {
@@ -114,14 +123,34 @@ async function main(): Promise<void> {
       vdfsOk(b.home, ['location', 'add', 'atree', 'peer://alpha/tree']);
       rep.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    const out = {
-      'peer.fetch': { unit: 'MB/s', mib: MIB, plainTls: median(plain), endpoint: median(raw), endpointRatio: median(raw) / median(plain), ranged1MiBx4: median(ranged), rangedRatio: median(ranged) / median(plain), pipelineCat: median(cat), pipelineRatio: median(cat) / median(plain), runs: { plain, raw, ranged, cat } },
-      'peer.replicate': { unit: 's', entries: ENTRIES + 1, seconds: median(rep), runs: rep },
-    };
-    console.log(JSON.stringify(out, null, 2));
+    return { plain, raw, ranged, cat, rep, entries: ENTRIES + 1, mib: MIB };
   } finally {
     await da.stop();
   }
 }
 
-void main().catch((err) => { console.error(err); process.exit(1); });
+/** peer.fetch (a blob between two daemons vs a plain Node TLS stream) and peer.replicate. */
+export async function peerBench(o: BenchOptions): Promise<Result[]> {
+  const f = await measurePeers(o.quick ? 128 : 256, o.quick ? 20_000 : 100_000, o.reps, o.log);
+  const fetch = median(f.raw);
+  const plain = median(f.plain);
+  return [
+    {
+      name: 'peer.fetch', unit: 'MB/s', better: 'higher', vdfs: round(fetch),
+      baselines: [{ name: 'node-tls', value: round(plain), ratio: ratio(fetch, plain, 'higher') }],
+      note: `${f.mib} MiB blob from node A's /v1/blobs to node B over mutual TLS on loopback; 1 MiB ranges x4 (the block pipeline's pattern) ${round(median(f.ranged))} MB/s; vdfs cat through B's verified block pipeline ${round(median(f.cat))} MB/s`,
+      samples: { vdfs: f.raw, 'node-tls': f.plain },
+    },
+    {
+      name: 'peer.replicate', unit: 's', better: 'lower', vdfs: round(median(f.rep)), baselines: [],
+      note: `vdfs location add of a peer location of ${f.entries} entries (snapshot + apply)`,
+      samples: { vdfs: f.rep },
+    },
+  ];
+}
+
+if (require.main === module) {
+  void measurePeers(arg('--mib', 256), arg('--entries', 100_000), arg('--runs', 3), (m) => process.stderr.write(`${m}\n`))
+    .then((f) => console.log(JSON.stringify(f, null, 2)))
+    .catch((err) => { console.error(err); process.exit(1); });
+}

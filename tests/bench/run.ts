@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav,s3] [--no-install] [--save FILE.json]
+// npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav,s3,peer] [--no-install] [--save FILE.json]
 // Generates its own data, runs vdfs and every installed baseline interleaved, prints medians and ratios.
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,6 +10,7 @@ import { fuseBench } from './fuse';
 import { cacheBench } from './cache';
 import { webdavBench } from './webdav';
 import { s3Bench } from './s3';
+import { peerBench } from './peer-bench';
 import { formatTable } from './table';
 
 function parseArgs(argv: string[]): BenchOptions & { install: boolean; save?: string } {
@@ -97,6 +98,7 @@ async function main(): Promise<number> {
     if (wants('cache')) { results.push(...(await cacheBench(env, o))); rssLog('cache'); }
     if (wants('webdav')) { results.push(...(await webdavBench(env, o))); rssLog('webdav'); }
     if (wants('s3')) results.push(...(await s3Bench(o)));
+    if (wants('peer')) results.push(...(await peerBench(o)));
     const rss = peakRssMB(env.vdfs!.pid);
     const bases = [env.rcFull, env.rcOff, env.rcDav].filter((s) => s !== undefined).map((s) => ({ name: s!.name === 'rclone' ? 'rclone-webdav' : s!.name, value: peakRssMB(s!.pid) }));
     results.push({

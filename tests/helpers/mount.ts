@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { VDFS_BIN } from './cli';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tempDir, VDFS_BIN, vdfsOk } from './cli';
 
 export interface RunningMount {
   proc: ChildProcess;
@@ -66,4 +66,25 @@ export async function startMount(home: string, mountpoint: string, extra: string
 export function sh(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8', maxBuffer: 1 << 28 });
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+}
+
+/** A fresh home with one empty location `name` (backed by `src`), mounted; `oracle` is a plain directory to compare with. */
+export async function mountWithOracle(
+  t: { teardown(fn: () => unknown): void },
+  name: string,
+  addArgs: string[] = [],
+): Promise<{ dir: string; home: string; src: string; oracle: string; mnt: string; m: RunningMount }> {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const oracle = join(dir, 'oracle');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  mkdirSync(oracle);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', name, src, ...addArgs]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  return { dir, home, src, oracle, mnt, m };
 }

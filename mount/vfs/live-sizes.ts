@@ -1,0 +1,68 @@
+import type { FileHandle } from 'node:fs/promises';
+import { toFsError } from '../../providers/fs-error';
+
+interface Live {
+  size: number;
+  mtimeMs: number;
+  writers: number;
+}
+
+/**
+ * Size and mtime of files open for writing, by virtual path: getattr answers from here
+ * while a writer is active (the index follows on flush/close). Shared by every writer so a
+ * rename moves them in one place.
+ */
+export class LiveSizes {
+  private readonly live = new Map<string, Live>();
+
+  get(vpath: string): { size: number; mtimeMs: number } | undefined {
+    return this.live.get(vpath);
+  }
+
+  opened(vpath: string, size: number, mtimeMs: number): void {
+    const l = this.live.get(vpath);
+    this.live.set(vpath, { size, mtimeMs, writers: (l?.writers ?? 0) + 1 });
+  }
+
+  wrote(vpath: string, offset: number, n: number, append: boolean): void {
+    const l = this.live.get(vpath);
+    if (!l) return;
+    l.size = append ? l.size + n : Math.max(l.size, offset + n);
+    l.mtimeMs = Date.now();
+  }
+
+  set(vpath: string, size: number, mtimeMs = Date.now()): void {
+    const l = this.live.get(vpath);
+    if (l) { l.size = size; l.mtimeMs = mtimeMs; }
+  }
+
+  touched(vpath: string, mtimeMs: number): void {
+    const l = this.live.get(vpath);
+    if (l) l.mtimeMs = mtimeMs;
+  }
+
+  closed(vpath: string): void {
+    const l = this.live.get(vpath);
+    if (l && --l.writers <= 0) this.live.delete(vpath);
+  }
+
+  /** A file or directory was renamed: entries at or below `from` move to `to`. */
+  moved(from: string, to: string): void {
+    for (const [p, l] of [...this.live]) {
+      const np = p === from ? to : p.startsWith(`${from}/`) ? to + p.slice(from.length) : undefined;
+      if (np) { this.live.delete(p); this.live.set(np, l); }
+    }
+  }
+}
+
+/** Writes all of `data` at `position` (null: at the end, for O_APPEND files). Throws FsError. */
+export async function writeAll(fd: FileHandle, data: Buffer, position: number | null, what: string): Promise<number> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fd.write(data, done, data.length - done, position === null ? null : position + done).catch((err) => {
+      throw toFsError(err, what);
+    });
+    done += bytesWritten;
+  }
+  return done;
+}
