@@ -151,6 +151,7 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
   };
   const flush = () => { if (inTx > 0) { db.exec('COMMIT'); inTx = 0; } };
   const toHash: { id: number; rel: string; version: string; size: number }[] = [];
+  const staged = new Set((db.prepare("SELECT path FROM uploads WHERE location_id = ? AND state = 'pending'").all(loc.id) as { path: string }[]).map((r) => r.path));
   let unchanged = 0;
 
   try {
@@ -166,6 +167,8 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
         const rel = joinRel(dir.rel, name);
         const old = known.get(name);
         known.delete(name);
+        // Staged bytes waiting for upload are newer than the listing: leave their entry alone.
+        if (staged.has(rel)) continue;
         const f = node.fields;
         let id: number;
         let hash: string | null = null;
@@ -190,7 +193,11 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
           else if (opts.hash) { toHash.push({ id, rel, version: f.version!, size: f.size }); p.toHashFiles++; p.toHashBytes += f.size; }
         }
       }
-      for (const [name, old] of known) { tick(); entries.remove(old, joinRel(dir.rel, name)); }
+      for (const [name, old] of known) {
+        if (staged.has(joinRel(dir.rel, name))) continue;
+        tick();
+        entries.remove(old, joinRel(dir.rel, name));
+      }
       report();
     }
     flush();

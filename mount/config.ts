@@ -8,6 +8,8 @@ export interface Config {
   'cache.memorySize': number;
   'cache.dir': string;
   'scan.interval': number;
+  /** Seconds between polls of cloud locations' listings while the daemon runs (0: never). */
+  'scan.remoteInterval': number;
   /** Seconds a staged file must stay unchanged before it is uploaded. */
   'upload.delay': number;
   /** PEM files for WebDAV over TLS on a non-loopback address (default: the node's self-signed certificate). */
@@ -28,6 +30,7 @@ export function defaultConfig(name: string): Config {
     'cache.dir': '',
     'scan.interval': 600,
     'upload.delay': 2,
+    'scan.remoteInterval': 120,
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
   };
@@ -61,6 +64,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'cache.memorySize': (v) => parseSize(v),
   'cache.dir': (v) => v,
   'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
+  'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },

@@ -6,6 +6,7 @@ import { mountFuse, type FuseMount } from './fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
+import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { startWebdav, type WebdavServer } from './webdav/server';
@@ -89,6 +90,17 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       }, interval * 1000)
     : undefined;
   periodic?.unref();
+  // Cloud locations have no inotify: their listing is polled (Drive answers from changes.list,
+  // so an unchanged drive costs one request).
+  const remoteInterval = home.config['scan.remoteInterval'];
+  const remotePoll = remoteInterval > 0
+    ? setInterval(() => {
+        for (const loc of home.locations.list()) {
+          if (loc.kind === 's3' || loc.kind === 'gdrive') void rescan(loc).catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'));
+        }
+      }, remoteInterval * 1000)
+    : undefined;
+  remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
   for (const loc of home.locations.list()) {
     if (loc.kind === 'local') void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'));
@@ -104,6 +116,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       stopping ??= (async () => {
         watcher.stop();
         if (periodic) clearInterval(periodic);
+        if (remotePoll) clearInterval(remotePoll);
         await webdav?.close().catch(() => undefined);
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
@@ -124,7 +137,12 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<
   }
   const pool = new HashPool(1);
   try {
-    await scanLocalLocation({ db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize }, loc, loc.uri);
+    const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize };
+    if (loc.kind === 'local') await scanLocalLocation(ctx, loc, loc.uri);
+    else {
+      const provider = vfs.providers.get(loc);
+      if (isListable(provider)) await scanRemoteLocation(ctx, loc, provider);
+    }
   } finally {
     vfs.resolver.invalidate();
     await pool.close();

@@ -97,10 +97,12 @@ export class PeerStore {
     if (!r) throw new FsError('ENOENT', `no location named ${JSON.stringify(name)} owned by this node (see: vdfs location ls)`);
   }
 
-  /** Creates an invitation: returns the token (128 random bits, base64url); only its hash is kept. */
+  /** Creates an invitation: returns the token (128 random bits, hex); only its hash is kept. */
   createInvite(shares: string[], ttlMs: number): { token: string; expires: number } {
     for (const n of shares) this.checkOwnLocation(n);
-    const token = randomBytes(16).toString('base64url');
+    // Hex, not base64url: a token starting with '-' would be read as an option by
+    // `vdfs peer pair URL CODE` (it happened in a test, 1 pairing in 64).
+    const token = randomBytes(16).toString('hex');
     const expires = Date.now() + ttlMs;
     this.db.transaction(() => {
       // Expired invitations are dropped whenever a new one is made.
