@@ -1,20 +1,11 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { FsError } from '../fs-error';
+import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../retry';
 
-/** How long a call may keep retrying. */
-export interface RetryPolicy {
-  /** No new attempt starts after this many ms since the first one. */
-  budgetMs: number;
-  /** First backoff; doubled per retry up to `maxDelayMs`, with full jitter. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** A refused connection means nothing listens there: give up after this long. */
-  refusedBudgetMs: number;
-}
+export { retryableEio, type RetryPolicy } from '../retry';
+
 
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8000, baseDelayMs: 150, maxDelayMs: 2000, refusedBudgetMs: 600 };
 
-type Kind = 'refused' | 'network' | 'throttled' | 'server' | 'fatal';
 
 const REFUSED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'EPROTO', 'UND_ERR_CLOSED']);
@@ -56,8 +47,8 @@ export function isUnreachable(err: unknown): boolean {
   return !!c && REFUSED.has(c);
 }
 
-function classify(err: unknown): Kind {
-  if (err instanceof FsError) return (err as { retryable?: boolean }).retryable ? 'network' : 'fatal';
+function classify(err: unknown): FailureKind {
+  if (err instanceof FsError) return isRetryableEio(err) ? 'network' : 'fatal';
   const c = sysCode(err);
   if (c && REFUSED.has(c)) return 'refused';
   if (c && NETWORK.has(c)) return 'network';
@@ -69,37 +60,10 @@ function classify(err: unknown): Kind {
   return 'fatal';
 }
 
-/** An EIO the retry loop may try again (a truncated body). */
-export function retryableEio(message: string): FsError {
-  return Object.assign(new FsError('EIO', message), { retryable: true as const });
+
+/** Retries Drive calls (429, 403 rate limits, 5xx, resets, truncated bodies); see withRetryFor. Throws FsError only. */
+export function withRetry<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>, map: (err: unknown) => FsError, signal?: AbortSignal): Promise<T> {
+  return withRetryFor(DRIVE_SERVICE, what, policy, attempt, map, signal);
 }
 
-/**
- * Runs `attempt` until it succeeds, fails in a way that will not change, or the budget is
- * spent. 429, 403 userRateLimitExceeded/rateLimitExceeded, 5xx, resets and truncated bodies
- * are retried with jittered exponential backoff. Gives up with EHOSTDOWN when the last
- * failure had no HTTP answer, EIO with Drive's words otherwise; anything else goes through
- * `map`. Throws FsError only.
- */
-export async function withRetry<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>, map: (err: unknown) => FsError, signal?: AbortSignal): Promise<T> {
-  const started = Date.now();
-  let delay = policy.baseDelayMs;
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      const kind = classify(err);
-      if (kind === 'fatal' || signal?.aborted) throw map(err);
-      const elapsed = Date.now() - started;
-      const wait = Math.random() * delay;
-      if (elapsed + wait > (kind === 'refused' ? policy.refusedBudgetMs : policy.budgetMs)) {
-        const msg = apiReason(err).message ?? (err as Error)?.message ?? String(err);
-        const secs = (elapsed / 1000).toFixed(1);
-        if (kind === 'refused' || kind === 'network') throw new FsError('EHOSTDOWN', `${what}: Google Drive unreachable after ${n} attempts in ${secs} s (${msg})`, err);
-        throw new FsError('EIO', `${what}: Google Drive still failing after ${n} attempts in ${secs} s (${kind === 'throttled' ? 'rate limited: ' : ''}${msg})`, err);
-      }
-      await sleep(wait);
-      delay = Math.min(delay * 2, policy.maxDelayMs);
-    }
-  }
-}
+const DRIVE_SERVICE = { name: 'Google Drive', classify, message: (err: unknown) => apiReason(err).message ?? (err as Error)?.message ?? String(err) };
