@@ -94,6 +94,11 @@ export class LocationStore {
     this.db.prepare('UPDATE locations SET online = ? WHERE id = ?').run(online ? 1 : 0, id);
   }
 
+  /** Makes a location read-only (every change refused with EROFS) or writable again. */
+  setReadonly(id: number, readonly: boolean): void {
+    this.db.prepare('UPDATE locations SET readonly = ? WHERE id = ?').run(readonly ? 1 : 0, id);
+  }
+
   setLastScan(id: number, at: number): void {
     this.db.prepare('UPDATE locations SET last_scan = ? WHERE id = ?').run(at, id);
   }

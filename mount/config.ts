@@ -15,6 +15,8 @@ export interface Config {
   /** PEM files for WebDAV over TLS on a non-loopback address (default: the node's self-signed certificate). */
   'webdav.tlsCert': string;
   'webdav.tlsKey': string;
+  /** Longest WebDAV lock, in seconds (Infinite requests get this); a depth-infinity lock on a whole location never outlives it. */
+  'webdav.lockTimeout': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -33,6 +35,7 @@ export function defaultConfig(name: string): Config {
     'scan.remoteInterval': 120,
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
+    'webdav.lockTimeout': 3600,
   };
 }
 
@@ -67,6 +70,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
+  'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

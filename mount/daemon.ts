@@ -10,6 +10,7 @@ import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { startWebdav, type WebdavServer } from './webdav/server';
+import { DEFAULT_LOCK_LIMITS } from './webdav/locks';
 import { webdavAccess } from './webdav-access';
 import { createVfs } from './vfs';
 import type { BlockStore } from './vfs/blob-reader';
@@ -20,6 +21,8 @@ export interface DaemonOptions {
   mountpoint?: string;
   /** Serve WebDAV on this address too. */
   webdav?: { host: string; port: number };
+  /** Loopback only: WebDAV without credentials (every local user and process gets in). */
+  webdavInsecureNoAuth?: boolean;
   allowOther?: boolean;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };
@@ -33,6 +36,8 @@ export interface Daemon {
   webdav?: WebdavServer;
   /** SHA-256 fingerprint of the WebDAV certificate when it is the node's self-signed one. */
   webdavFingerprint?: string;
+  /** The user name of the home credential (absent without auth). */
+  webdavUser?: string;
   peers?: PeerServices;
   stop(): Promise<void>;
 }
@@ -61,14 +66,17 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
   let webdavFingerprint: string | undefined;
+  let webdavUser: string | undefined;
   let peers: PeerServices | undefined;
   try {
     peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
     if (opts.webdav) {
-      const access = await webdavAccess(home, opts.webdav.host);
-      webdav = await startWebdav(vfs, { ...opts.webdav, users: access.users, tls: access.tls, logger: opts.log });
+      const access = await webdavAccess(home, opts.webdav.host, { insecureNoAuth: opts.webdavInsecureNoAuth });
+      webdav = await startWebdav(vfs, { ...opts.webdav, users: access.users, credential: access.credential, insecureNoAuth: access.insecureNoAuth, tls: access.tls, logger: opts.log, lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] } });
+      if (access.insecureNoAuth) opts.log.warn('WebDAV serves WITHOUT authentication: every local user and process can read and write the share');
       if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
       webdavFingerprint = access.fingerprint;
+      webdavUser = access.credential?.user;
     }
     if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
   } catch (err) {
@@ -111,6 +119,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     fuse,
     webdav,
     webdavFingerprint,
+    webdavUser,
     peers,
     stop() {
       stopping ??= (async () => {

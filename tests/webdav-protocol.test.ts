@@ -1,6 +1,7 @@
 import t from 'tap';
 import { FS_ERROR_CODES } from '../providers/fs-error';
-import { hashPassword, verifyPassword, BasicAuth } from '../mount/webdav/auth';
+import { hashPassword, verifyPassword } from '../mount/webdav/auth';
+import { Authenticator } from '../mount/webdav/authenticator';
 import { HttpError } from '../mount/webdav/http-error';
 import { parseIfHeader, submittedTokens } from '../mount/webdav/if-header';
 import { LockManager } from '../mount/webdav/locks';
@@ -131,14 +132,15 @@ t.test('passwords: scrypt hashes verify; Basic auth checks them', async (t) => {
   t.ok(await verifyPassword('s3cret', h));
   t.notOk(await verifyPassword('wrong', h));
   t.notOk(await verifyPassword('s3cret', 'garbage'));
-  const auth = new BasicAuth([{ name: 'ann', scrypt: h }]);
+  const auth = new Authenticator([{ name: 'ann', scrypt: h }], undefined);
   const basic = (s: string) => 'Basic ' + Buffer.from(s).toString('base64');
-  t.equal(await auth.check(basic('ann:s3cret')), 'ann');
-  t.equal(await auth.check(basic('ann:s3cret')), 'ann', 'cached');
-  t.equal(await auth.check(basic('ann:nope')), null);
-  t.equal(await auth.check(basic('bob:s3cret')), null);
-  t.equal(await auth.check(undefined), null);
-  t.equal(await auth.check('Bearer x'), null);
+  const check = (authorization: string | undefined) => auth.check({ authorization, method: 'GET', url: '/', address: '192.0.2.1' }).catch((e: HttpError) => e.status);
+  t.equal(await check(basic('ann:s3cret')), 'ann');
+  t.equal(await check(basic('ann:s3cret')), 'ann', 'cached');
+  t.equal(await check(basic('ann:nope')), 401);
+  t.equal(await check(basic('bob:s3cret')), 401);
+  t.equal(await check(undefined), 401);
+  t.equal(await check('Bearer x'), 401);
 });
 
 t.test('HTML listing escapes every name', async (t) => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ensureWebdavCredential } from '../webdav-access';
 import { Home, resolveHomeDir } from '../home';
 import { checkNewLocation, parseLocationUri } from '../../providers/registry';
 import { FsError } from '../../providers/fs-error';
@@ -23,6 +24,8 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     .action(async (o: { name?: string; json?: boolean }) => {
       const dir = resolveHomeDir(g().home);
       const { home, created } = await Home.initWithKeys(dir, o.name);
+      // The WebDAV login exists from the start, so no share is ever served without one
+      ensureWebdavCredential(home);
       const out = { home: dir, name: home.config.name, node: home.nodeId, created };
       if (o.json) printJson(out);
       else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);

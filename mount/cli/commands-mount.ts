@@ -23,7 +23,18 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
-interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string }
+interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; webdavInsecureNoAuth?: boolean }
+
+const NO_AUTH_HELP = 'INSECURE: serve WebDAV on loopback WITHOUT any password, so every local user, container and app can read and write the share';
+
+/** `http://user@host:port/`: the URL a client is given, with the user name in it. */
+export function withUser(url: string, user: string): string {
+  return url.replace(/^(https?:\/\/)/, `$1${encodeURIComponent(user)}@`);
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
 
 /** Runs the daemon in the foreground until SIGINT/SIGTERM. */
 export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
@@ -32,12 +43,17 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   const blocks = await openBlockStore(home);
   let daemon;
   try {
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();
     throw err;
   }
-  if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
+  if (daemon.webdav) {
+    process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
+    process.stdout.write(daemon.webdavUser
+      ? `WebDAV login: ${withUser(daemon.webdav.url, daemon.webdavUser)} (user ${daemon.webdavUser}; password: vdfs --home ${shellQuote(home.dir)} webdav credentials)\n`
+      : 'WebDAV has NO authentication (--webdav-insecure-no-auth): every local user and process can read and write the share\n');
+  }
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
   log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
@@ -54,6 +70,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .description('foreground daemon: FUSE mount of every location (plus WebDAV when asked)')
     .option('--allow-other', 'let other users in, the kernel checking file modes')
     .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
+    .option('--webdav-insecure-no-auth', NO_AUTH_HELP)
     .option('--peer <[host:]port>', 'also serve paired peers')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
@@ -61,6 +78,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .command('serve')
     .description('foreground daemon without FUSE: WebDAV and/or the peer server')
     .option('--webdav <[host:]port>', 'serve WebDAV (default host 127.0.0.1)')
+    .option('--webdav-insecure-no-auth', NO_AUTH_HELP)
     .option('--peer <[host:]port>', 'serve paired peers')
     .action((o: DaemonCliOptions) => {
       if (!o.webdav && !o.peer) throw new FsError('EINVAL', 'serve what? give --webdav [HOST:]PORT (and/or --peer [HOST:]PORT)');

@@ -5,6 +5,7 @@ import { Home, resolveHomeDir } from '../home';
 import { checkLocationName } from '../../index/locations';
 import { checkNewLocation, parseLocationUri } from '../../providers/registry';
 import { closeHome, type GlobalOpts } from './context';
+import { ensureWebdavCredential } from '../webdav-access';
 import { runDaemon } from './commands-mount';
 import { scanLocations } from './commands-scan';
 
@@ -20,23 +21,32 @@ function nameFor(folder: string): string {
   return n;
 }
 
-/** `vdfs up`: the quick start on embedded defaults — init, add the folder, scan, mount and serve. */
+/**
+ * `vdfs up`: the quick start on embedded defaults — init, add the folder (read-only unless
+ * --writable), scan, mount and serve over WebDAV with the home's credential.
+ */
 export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
   program
     .command('up [folder]')
     .description('quick start: index FOLDER (default: your home), mount it and serve it over WebDAV')
     .option('--mount <dir>', 'mount point', defaultMountpoint())
     .option('--webdav <[host:]port>', 'WebDAV address', '127.0.0.1:8080')
-    .action(async (folder: string | undefined, o: { mount: string; webdav: string }) => {
+    .option('--writable', 'share FOLDER read-write (default: read-only, so nothing reached through the share can change your files)')
+    .action(async (folder: string | undefined, o: { mount: string; webdav: string; writable?: boolean }) => {
       const dir = resolveHomeDir(g().home);
       const src = resolve(folder ?? homedir());
       const { home } = Home.init(dir);
+      const credential = ensureWebdavCredential(home);
       try {
         const parsed = parseLocationUri(src);
         checkNewLocation(parsed);
         const existing = home.locations.list().find((l) => l.uri === parsed.uri);
         const name = existing?.name ?? nameFor(src);
-        if (!existing) home.locations.add({ name, uri: parsed.uri, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} });
+        const readonly = !o.writable;
+        if (!existing) home.locations.add({ name, uri: parsed.uri, kind: 'local', ownerNode: home.nodeId, readonly, options: {} });
+        else if (existing.readonly !== readonly) home.locations.setReadonly(existing.id, readonly);
+        process.stdout.write(readonly ? `Sharing ${src} READ-ONLY (add --writable to allow changes)\n` : `Sharing ${src} read-write (--writable)\n`);
+        process.stdout.write(`WebDAV user: ${credential.user}; its password: vdfs${g().home ? ` --home ${dir}` : ''} webdav credentials\n`);
         process.stdout.write(`Indexing ${src} as /${name} ...\n`);
         const { summary: s, failed } = await scanLocations(home, [name], { tty: !!process.stderr.isTTY });
         if (failed) throw failed;

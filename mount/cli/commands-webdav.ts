@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { FsError } from '../../providers/fs-error';
 import { hashPassword } from '../webdav/auth';
-import { readWebdavUsers, writeWebdavUsers } from '../webdav-access';
+import { ensureWebdavCredential, readWebdavUsers, resetWebdavCredential, writeWebdavUsers } from '../webdav-access';
 import { openHome, type GlobalOpts } from './context';
 import { printJson } from './output';
 
@@ -23,9 +23,21 @@ async function readPassword(): Promise<string> {
   return pw;
 }
 
-/** `vdfs webdav user add|rm|ls`: who may use a WebDAV share bound beyond loopback. */
+/** `vdfs webdav credentials` and `vdfs webdav user add|rm|ls`: who may use the WebDAV share. */
 export function registerWebdavCommands(program: Command, g: () => GlobalOpts): void {
-  const user = program.command('webdav').description('WebDAV share settings').command('user').description('Basic-auth users (needed for any non-loopback address)');
+  const webdav = program.command('webdav').description('WebDAV share settings');
+  webdav
+    .command('credentials')
+    .description("show the home's WebDAV login (user vdfs and its generated password; Digest or Basic)")
+    .option('--reset', 'generate a new password (restart a running vdfs to apply)')
+    .option('--json', 'print a JSON document')
+    .action((o: { reset?: boolean; json?: boolean }) => {
+      const home = openHome(g());
+      const c = o.reset ? resetWebdavCredential(home) : ensureWebdavCredential(home);
+      if (o.json) printJson({ user: c.user, password: c.password });
+      else process.stdout.write(`user: ${c.user}\npassword: ${c.password}\n`);
+    });
+  const user = webdav.command('user').description('more Basic-auth users, accepted on every address (one is needed for a non-loopback address)');
   user
     .command('add <name>')
     .description('add or change a user; the password is read from the terminal or the first line of stdin')
@@ -54,6 +66,6 @@ export function registerWebdavCommands(program: Command, g: () => GlobalOpts): v
     .action((o: { json?: boolean }) => {
       const names = readWebdavUsers(openHome(g())).map((u) => u.name);
       if (o.json) printJson(names);
-      else process.stdout.write(names.length ? names.map((n) => `${n}\n`).join('') : 'No WebDAV users: the share is reachable on loopback only.\n');
+      else process.stdout.write(names.length ? names.map((n) => `${n}\n`).join('') : 'No WebDAV users: the share is reachable on loopback only, with `vdfs webdav credentials`.\n');
     });
 }

@@ -18,6 +18,8 @@ import type { Metrics } from './metrics';
 export interface Ctx {
   vfs: Vfs;
   locks: LockManager;
+  /** Who is asking, for per-principal caps: `user@client-address`. */
+  principal: string;
   req: IncomingMessage;
   res: ServerResponse;
   /** Virtual path of the request URL. */

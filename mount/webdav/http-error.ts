@@ -13,7 +13,7 @@ export class HttpError extends Error {
     message: string,
     readonly condition?: string,
     readonly conditionXml?: string,
-    readonly headers: Record<string, string> = {},
+    readonly headers: Record<string, string | string[]> = {},
   ) {
     super(message);
     this.name = 'HttpError';

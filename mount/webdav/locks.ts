@@ -15,6 +15,10 @@ export interface Lock {
   owner: string;
   timeoutSec: number;
   expiresAt: number;
+  /** Who took it (`user@address`), for the per-principal cap. */
+  principal: string;
+  /** A depth-infinity lock on a whole location never lives past this, refreshed or not. */
+  notAfter: number;
 }
 
 /** Caps on lock timeouts and counts. Plain data: nothing throws. */
@@ -23,9 +27,16 @@ export interface LockLimits {
   maxTimeoutSec: number;
   maxPerResource: number;
   maxTotal: number;
+  /** Locks one principal may hold at once (default 500): filling it leaves room for everyone else. */
+  maxPerPrincipal?: number;
 }
 
-export const DEFAULT_LOCK_LIMITS: LockLimits = { maxTimeoutSec: 3600, maxPerResource: 64, maxTotal: 10_000 };
+export const DEFAULT_LOCK_LIMITS: LockLimits = { maxTimeoutSec: 3600, maxPerResource: 64, maxTotal: 10_000, maxPerPrincipal: 500 };
+
+/** `/name`: a location root (or the namespace root), where a depth-infinity lock covers a whole location. */
+function isLocationRoot(path: string): boolean {
+  return path.lastIndexOf('/') === 0;
+}
 
 /**
  * WebDAV write locks, in memory. Locks are advisory state of this server process (as in
@@ -85,9 +96,10 @@ export class LockManager {
    * Grants a new lock. Throws HttpError 423 when it conflicts with an existing lock
    * (any exclusive, or an exclusive request against any lock, on the path, an
    * ancestor's infinity lock, or, for depth infinity, anything below), and 503 when
-   * the per-resource or total cap is reached.
+   * the per-resource, per-principal or total cap is reached. A depth-infinity lock on a
+   * location root expires after `maxTimeoutSec` however often it is refreshed.
    */
-  create(root: string, depth: 0 | 'infinity', scope: LockScope, owner: string, timeoutSec: number): Lock {
+  create(root: string, depth: 0 | 'infinity', scope: LockScope, owner: string, timeoutSec: number, principal = ''): Lock {
     this.expire();
     const related = [...this.covering(root), ...(depth === 'infinity' ? this.within(root).filter((l) => l.root !== root) : [])];
     const conflict = related.find((l) => l.scope === 'exclusive' || scope === 'exclusive');
@@ -95,14 +107,23 @@ export class LockManager {
     if (this.locks.size >= this.limits.maxTotal) throw new HttpError(503, 'too many locks on this server', undefined, undefined, { 'Retry-After': '60' });
     if ([...this.locks.values()].filter((l) => l.root === root).length >= this.limits.maxPerResource)
       throw new HttpError(503, `too many locks on ${root}`, undefined, undefined, { 'Retry-After': '60' });
-    const lock: Lock = { token: `opaquelocktoken:${randomUUID()}`, root, depth, scope, owner, timeoutSec, expiresAt: this.now() + timeoutSec * 1000 };
+    const perPrincipal = this.limits.maxPerPrincipal ?? Infinity;
+    let held = 0;
+    for (const l of this.locks.values()) if (l.principal === principal) held++;
+    if (held >= perPrincipal) throw new HttpError(503, `you hold ${held} locks already: unlock some first`, undefined, undefined, { 'Retry-After': '60' });
+    const t = this.now();
+    const timeout = Math.min(timeoutSec, this.limits.maxTimeoutSec);
+    const notAfter = depth === 'infinity' && isLocationRoot(root) ? t + this.limits.maxTimeoutSec * 1000 : Infinity;
+    const lock: Lock = { token: `opaquelocktoken:${randomUUID()}`, root, depth, scope, owner, timeoutSec: timeout, expiresAt: t + timeout * 1000, principal, notAfter };
     this.locks.set(lock.token, lock);
     return lock;
   }
 
+  /** Extends a lock by `timeoutSec` (capped), never past its `notAfter`. */
   refresh(lock: Lock, timeoutSec: number): void {
-    lock.timeoutSec = timeoutSec;
-    lock.expiresAt = this.now() + timeoutSec * 1000;
+    const t = this.now();
+    lock.expiresAt = Math.min(lock.notAfter, t + Math.min(timeoutSec, this.limits.maxTimeoutSec) * 1000);
+    lock.timeoutSec = Math.max(1, Math.ceil((lock.expiresAt - t) / 1000));
   }
 
   remove(token: string): boolean {

@@ -24,7 +24,7 @@ export class Metrics {
     for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) b[i]!++;
   }
 
-  render(gauges: { openHandles: number; locks: number; inFlight: number }): string {
+  render(gauges: { openHandles: number; locks: number; inFlight: number; scryptRuns: number }): string {
     const lines: string[] = [];
     lines.push('# HELP vdfs_webdav_requests_total WebDAV requests by method and status.', '# TYPE vdfs_webdav_requests_total counter');
     for (const [k, v] of this.requests) lines.push(`vdfs_webdav_requests_total{${k}} ${v}`);
@@ -41,6 +41,7 @@ export class Metrics {
     lines.push('# HELP vdfs_webdav_open_handles VFS handles held by WebDAV requests.', '# TYPE vdfs_webdav_open_handles gauge', `vdfs_webdav_open_handles ${gauges.openHandles}`);
     lines.push('# HELP vdfs_webdav_locks Active WebDAV locks.', '# TYPE vdfs_webdav_locks gauge', `vdfs_webdav_locks ${gauges.locks}`);
     lines.push('# HELP vdfs_webdav_requests_in_flight Requests being answered.', '# TYPE vdfs_webdav_requests_in_flight gauge', `vdfs_webdav_requests_in_flight ${gauges.inFlight}`);
+    lines.push('# HELP vdfs_webdav_password_checks_total scrypt password verifications run (this process).', '# TYPE vdfs_webdav_password_checks_total counter', `vdfs_webdav_password_checks_total ${gauges.scryptRuns}`);
     lines.push('# HELP vdfs_webdav_uptime_seconds Seconds since the server started.', '# TYPE vdfs_webdav_uptime_seconds gauge', `vdfs_webdav_uptime_seconds ${(Date.now() - this.started) / 1000}`);
     return lines.join('\n') + '\n';
   }

@@ -63,7 +63,7 @@ export function writeChunk(res: ServerResponse, chunk: string | Buffer, flushed?
 }
 
 /** Sends a complete small XML body. */
-export function sendXml(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+export function sendXml(res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void {
   const buf = Buffer.from(XML_HEAD + body, 'utf8');
   res.writeHead(status, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(buf.length), ...headers });
   res.end(buf);

@@ -3,10 +3,11 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Vfs } from '../vfs/types';
-import { BasicAuth, type WebdavUser } from './auth';
+import { scryptRuns, type WebdavUser } from './auth';
+import { Authenticator, type WebdavCredential } from './authenticator';
 import { readIfHeader, statOrNull, type Ctx } from './context';
 import { HttpError, statusOf } from './http-error';
-import { LockManager } from './locks';
+import { DEFAULT_LOCK_LIMITS, LockManager, type LockLimits } from './locks';
 import { Metrics } from './metrics';
 import { sendXml } from './multistatus';
 import { decodeRequestPath, isLoopbackAddress, isLoopbackHost, otherNormalForms } from './paths';
@@ -35,6 +36,12 @@ export interface WebdavOptions {
   tls?: { cert: string; key: string };
   /** Basic-auth users; `scrypt` comes from hashPassword() in mount/webdav/auth.ts. */
   users?: WebdavUser[];
+  /** The home's generated credential (Digest or Basic). */
+  credential?: WebdavCredential;
+  /** Loopback only: serve without any credentials. Every local user and process gets in. */
+  insecureNoAuth?: boolean;
+  /** Lock timeout and count caps (default DEFAULT_LOCK_LIMITS). */
+  lockLimits?: LockLimits;
   logger?: Logger;
   /** Largest XML request body (PROPFIND, PROPPATCH, LOCK); default 1 MiB. PUT bodies are streamed and not limited by this. */
   maxBodyBytes?: number;
@@ -89,10 +96,13 @@ const NOT_ALLOWED = new Set(['POST', 'PATCH', 'TRACE', 'CONNECT', 'SEARCH', 'REP
 export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<WebdavServer> {
   const host = opts.host || '127.0.0.1';
   const loopback = isLoopbackAddress(host);
-  if (!loopback && !(opts.users && opts.users.length > 0)) throw new Error(`WebDAV on ${host} (not loopback) needs users configured (Basic auth with scrypt hashes)`);
+  const users = opts.users ?? [];
+  if (!loopback && users.length === 0) throw new Error(`WebDAV on ${host} (not loopback) needs users configured (Basic auth with scrypt hashes)`);
   if (!loopback && !opts.tls) throw new Error(`WebDAV on ${host} (not loopback) needs TLS: Windows and browsers send Basic auth passwords in clear text otherwise`);
-  const auth = opts.users && opts.users.length > 0 ? new BasicAuth(opts.users) : null;
-  const locks = new LockManager();
+  if (!loopback && opts.insecureNoAuth) throw new Error(`WebDAV without authentication is refused on ${host}: loopback only`);
+  if (!opts.insecureNoAuth && users.length === 0 && !opts.credential) throw new Error('WebDAV needs credentials (a user or the home credential), even on loopback');
+  const auth = opts.insecureNoAuth ? null : new Authenticator(users, opts.credential);
+  const locks = new LockManager(opts.lockLimits ?? DEFAULT_LOCK_LIMITS);
   const metrics = new Metrics();
   const handles = { open: 0 };
   const log = opts.logger;
@@ -108,6 +118,9 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
       metrics.observe(method, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     res.setHeader('Server', 'vdfs');
+    // No response is ever sniffed into a script-running type; user content adds its own CSP
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Content-Security-Policy', "sandbox; default-src 'none'");
     try {
       // DNS rebinding: a browser tricked into talking to us sends a foreign Host
       if (loopback && !isLoopbackHost(req.headers.host)) throw new HttpError(403, 'Host is not a loopback name');
@@ -117,13 +130,10 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
         res.end(JSON.stringify({ ok: true, openHandles: handles.open, locks: locks.size }) + '\n');
         return;
       }
-      if (auth) {
-        const user = await auth.check(req.headers.authorization);
-        if (!user) throw new HttpError(401, 'authentication required', undefined, undefined, { 'WWW-Authenticate': 'Basic realm="vdfs", charset="UTF-8"' });
-      }
+      const principal = auth ? await auth.check({ authorization: req.headers.authorization, method, url, address: req.socket.remoteAddress ?? '' }) : '';
       if (url === SERVICE_PREFIX + 'metrics' && (method === 'GET' || method === 'HEAD')) {
         res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(metrics.render({ openHandles: handles.open, locks: locks.size, inFlight: inFlight - 1 }));
+        res.end(metrics.render({ openHandles: handles.open, locks: locks.size, inFlight: inFlight - 1, scryptRuns: scryptRuns.total }));
         return;
       }
       const handler = HANDLERS[method];
@@ -135,7 +145,7 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
       const vpath = await matchNormalForm(vfs, decoded.vpath);
       const { trailingSlash } = decoded;
       const { ifLists, tokens } = readIfHeader(req);
-      await handler({ vfs, locks, req, res, path: vpath, trailingSlash, ifLists, tokens, maxBodyBytes, xmlLimits: DEFAULT_XML_LIMITS, metrics, log, handles });
+      await handler({ vfs, locks, principal: `${principal}@${req.socket.remoteAddress ?? ''}`, req, res, path: vpath, trailingSlash, ifLists, tokens, maxBodyBytes, xmlLimits: DEFAULT_XML_LIMITS, metrics, log, handles });
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) log?.error({ err, method, url: req.url }, 'webdav request failed');
@@ -144,7 +154,7 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
         res.destroy();
         return;
       }
-      const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
+      const headers: Record<string, string | string[]> = err instanceof HttpError ? { ...err.headers } : {};
       // Unread request bodies (refused PUTs, 413s) are not worth draining
       if (!req.complete) headers['Connection'] = 'close';
       if (err instanceof HttpError && err.condition) {
@@ -182,7 +192,7 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
     // Requests Node's parser refused (bad syntax, unknown method, oversized headers)
     const line = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
     metrics.observe('OTHER', Number(line.slice(0, 3)), 0);
-    if (socket.writable) socket.end(`HTTP/1.1 ${line}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (socket.writable) socket.end(`HTTP/1.1 ${line}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tempDir, VDFS_BIN, vdfsOk } from './cli';
+import { registerWebdavLogin } from './webdav';
 
 export interface RunningMount {
   proc: ChildProcess;
@@ -59,6 +60,9 @@ export async function startMount(home: string, mountpoint: string, extra: string
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  // A mount that also serves WebDAV: helper requests to it carry the home's login
+  const dav = /vdfs serving WebDAV at https?:\/\/[^\s/]+:(\d+)\//.exec(out);
+  if (dav) registerWebdavLogin(Number(dav[1]), home);
   return m;
 }
 

@@ -4,6 +4,48 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { tempDir, VDFS_BIN, vdfsOk } from './cli';
 
+/** The home's generated WebDAV login, as `vdfs webdav credentials --json` prints it. */
+export interface WebdavLogin {
+  user: string;
+  password: string;
+}
+
+const logins = new Map<string, WebdavLogin>();
+const byPort = new Map<number, WebdavLogin>();
+
+/** The WebDAV login of a home (asked once through the CLI, as a user would). */
+export function webdavLogin(home: string): WebdavLogin {
+  let l = logins.get(home);
+  if (!l) logins.set(home, (l = vdfsOk(home, ['webdav', 'credentials', '--json']).json<WebdavLogin>()));
+  return l;
+}
+
+/**
+ * Makes every helper request to `port` (dav, metric, rawRequest) carry the login of
+ * `home`, so tests written against the share get credentials without asking for them.
+ */
+export function registerWebdavLogin(port: number, home: string): WebdavLogin {
+  const l = webdavLogin(home);
+  byPort.set(port, l);
+  return l;
+}
+
+/** `Basic ...` for the login registered for `port`; throws when none is. */
+export function authHeaderFor(port: number): string {
+  const l = byPort.get(port);
+  if (!l) throw new Error(`no WebDAV login registered for port ${port}: start the server through tests/helpers`);
+  return basicAuth(l.user, l.password);
+}
+
+export function basicAuth(user: string, password: string): string {
+  return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+}
+
+/** `http://user:password@host:port/...`: the URL curl and similar clients take. */
+export function urlWithLogin(url: string, l: WebdavLogin): string {
+  return url.replace(/^(https?:\/\/)/, `$1${encodeURIComponent(l.user)}:${encodeURIComponent(l.password)}@`);
+}
+
 export interface RunningWebdav {
   proc: ChildProcess;
   url: string;
@@ -11,6 +53,10 @@ export interface RunningWebdav {
   home: string;
   /** The real directory behind location `loc`; other locations are its siblings named after them. */
   locDir: string;
+  /** The home's generated login (helpers add it to their requests by themselves). */
+  login: WebdavLogin;
+  /** `url` with the login in it, for curl-style clients. */
+  authUrl: string;
   output(): string;
   stop(): Promise<void>;
 }
@@ -22,7 +68,7 @@ export interface RunningWebdav {
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
-  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[] } = {},
+  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[]; serveArgs?: string[] } = {},
 ): Promise<RunningWebdav> {
   const dir = tempDir(t, 'vdfs-webdav-');
   const home = join(dir, 'home');
@@ -41,7 +87,7 @@ export async function startWebdavServer(
     vdfsOk(home, ['location', 'add', name, join(dir, name), '--readonly']);
   }
   vdfsOk(home, ['scan']);
-  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0'], {
+  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0', ...(opts.serveArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, VDFS_HOME: '', ...opts.env },
   });
@@ -70,7 +116,8 @@ export async function startWebdavServer(
   const m = ready.exec(out)!;
   const url = m[1]!;
   const port = Number(m[2]);
-  return { proc, url, port, home, locDir, output: () => out + err, stop };
+  const login = registerWebdavLogin(port, home);
+  return { proc, url, port, home, locDir, login, authUrl: urlWithLogin(url, login), output: () => out + err, stop };
 }
 
 export interface DavResponse {
@@ -80,17 +127,23 @@ export interface DavResponse {
   text: string;
 }
 
-/** One raw HTTP request (no client library between the test and the server). */
+/**
+ * One raw HTTP request (no client library between the test and the server). It carries
+ * the login registered for `port` unless `anonymous` is set or the test gives its own
+ * Authorization header.
+ */
 export function dav(
   port: number,
   method: string,
   path: string,
-  opts: { headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+  opts: { headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; anonymous?: boolean } = {},
 ): Promise<DavResponse> {
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body);
+    const own = Object.keys(opts.headers ?? {}).some((k) => k.toLowerCase() === 'authorization');
+    const auth: Record<string, string> = !opts.anonymous && !own && byPort.has(port) ? { Authorization: authHeaderFor(port) } : {};
     const req = request(
-      { host: '127.0.0.1', port, method, path, headers: { ...(body ? { 'Content-Length': String(body.length) } : {}), ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 },
+      { host: '127.0.0.1', port, method, path, headers: { ...auth, ...(body ? { 'Content-Length': String(body.length) } : {}), ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -117,9 +170,11 @@ export async function metric(port: number, name: string): Promise<number> {
 
 /**
  * Sends bytes exactly as given over a raw TCP socket (no client-side URL normalisation)
- * and resolves with everything the server answered before closing or `timeoutMs`.
+ * and resolves with everything the server answered before closing or `timeoutMs`. The
+ * login registered for `port` is added after the request line when the request has none.
  */
-export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000, opts: { anonymous?: boolean } = {}): Promise<string> {
+  data = withRawLogin(port, data, opts.anonymous);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { connect } = require('node:net') as typeof import('node:net');
   return new Promise((resolve) => {
@@ -142,4 +197,20 @@ export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000
 export function rawStatus(resp: string): number {
   const m = /^HTTP\/1\.1 (\d{3})/.exec(resp);
   return m ? Number(m[1]) : 0;
+}
+
+/** Inserts `Authorization:` after the first CRLF of a raw request that has none. */
+function withRawLogin(port: number, data: string | Buffer, anonymous?: boolean): string | Buffer {
+  if (anonymous || !byPort.has(port)) return data;
+  const line = `Authorization: ${authHeaderFor(port)}\r\n`;
+  if (typeof data === 'string') {
+    const eol = data.indexOf('\r\n');
+    const end = data.indexOf('\r\n\r\n');
+    if (eol < 0 || /\r\nauthorization:/i.test(data.slice(0, end < 0 ? data.length : end))) return data;
+    return data.slice(0, eol + 2) + line + data.slice(eol + 2);
+  }
+  const eol = data.indexOf('\r\n');
+  const end = data.indexOf('\r\n\r\n');
+  if (eol < 0 || /\r\nauthorization:/i.test(data.subarray(0, end < 0 ? data.length : end).toString('latin1'))) return data;
+  return Buffer.concat([data.subarray(0, eol + 2), Buffer.from(line, 'latin1'), data.subarray(eol + 2)]);
 }

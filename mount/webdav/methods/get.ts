@@ -2,9 +2,9 @@ import { etagOf } from '../etag';
 import type { Ctx } from '../context';
 import { checkIfHeader, header, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
-import { contentTypeFor } from '../content-type';
+import { userContentHeaders } from '../content-type';
 import { HttpError } from '../http-error';
-import { renderListing } from '../html-listing';
+import { LISTING_CSP, renderListing } from '../html-listing';
 import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr } from '../junk';
 import { followLink } from '../links';
 import { joinPath } from '../paths';
@@ -45,7 +45,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
       if (f) entries.push({ name: e.name, attr: f.attr });
     }
     const body = Buffer.from(renderListing(path, entries), 'utf8');
-    res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(body.length) });
+    res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': LISTING_CSP, 'Content-Length': String(body.length) });
     res.end(head ? undefined : body);
     return;
   }
@@ -58,7 +58,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     if (!same) range = null;
   }
   if (range === 'unsatisfiable') {
-    res.writeHead(416, { ...common, 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
+    res.writeHead(416, { ...common, ...userContentHeaders(path), 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
     res.end();
     return;
   }
@@ -66,7 +66,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   const length = range ? range.end - range.start + 1 : size;
   const headers: Record<string, string> = {
     ...common,
-    'Content-Type': contentTypeFor(path),
+    ...userContentHeaders(path),
     'Content-Length': String(length),
     'Accept-Ranges': 'bytes',
   };

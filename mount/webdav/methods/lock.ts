@@ -57,7 +57,7 @@ export async function handleLock(ctx: Ctx): Promise<void> {
     if (!pattr || pattr.type !== 'dir') throw new HttpError(409, 'parent collection does not exist');
     ctx.locks.assertCanModify(parentPath(path), ctx.tokens);
   }
-  const lock = locks.create(path, depth === 0 ? 0 : 'infinity', scopeKid.local as LockScope, owner, timeout);
+  const lock = locks.create(path, depth === 0 ? 0 : 'infinity', scopeKid.local as LockScope, owner, timeout, ctx.principal);
   if (!attr && !junk) {
     try {
       const fh = await openCounted(vfs, ctx.handles, path, { write: true, create: true, exclusive: true, mode: 0o644 });
