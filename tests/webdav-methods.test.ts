@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { dav, metric, startWebdavServer } from './helpers/webdav';
+import { authHeaderFor, dav, metric, startWebdavServer } from './helpers/webdav';
 
 const BIG = randomBytes(3 * 1024 * 1024 + 12345);
 
@@ -83,7 +83,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
   t.test('PUT: chunked with X-Expected-Entity-Length (Finder), 201 then 204, gvfs If-Match', async (t) => {
     const body = randomBytes(2 * 1024 * 1024 + 3);
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/finder.bin', headers: { 'Transfer-Encoding': 'chunked', 'X-Expected-Entity-Length': String(body.length) } }, (res) => {
+      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/finder.bin', headers: { Authorization: authHeaderFor(port), 'Transfer-Encoding': 'chunked', 'X-Expected-Entity-Length': String(body.length) } }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
@@ -190,7 +190,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     writeFileSync(join(srv.locDir, 'keep.txt'), 'old content');
     await dav(port, 'PUT', '/loc/keep.txt', { body: 'old content' });
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/keep.txt', headers: { 'Content-Length': String(10 << 20) } });
+      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/keep.txt', headers: { Authorization: authHeaderFor(port), 'Content-Length': String(10 << 20) } });
       req.on('error', () => resolve());
       req.write(randomBytes(3 << 20));
       setTimeout(() => {
@@ -199,7 +199,7 @@ t.test('WebDAV methods against the real VFS', async (t) => {
       }, 300);
     });
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/loc/big.bin' }, (res) => {
+      const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/loc/big.bin', headers: { Authorization: authHeaderFor(port) } }, (res) => {
         res.once('data', () => {
           req.destroy();
           resolve();

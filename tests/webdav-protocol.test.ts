@@ -128,7 +128,7 @@ t.test('locks: conflicts, depth infinity, shared, caps, timeouts', async (t) => 
 
 t.test('passwords: scrypt hashes verify; Basic auth checks them', async (t) => {
   const h = await hashPassword('s3cret');
-  t.match(h, /^scrypt\$16384\$8\$1\$/);
+  t.match(h, /^scrypt\$16384\$8\$5\$/, 'OWASP parameters: N=2^14, r=8, p=5');
   t.ok(await verifyPassword('s3cret', h));
   t.notOk(await verifyPassword('wrong', h));
   t.notOk(await verifyPassword('s3cret', 'garbage'));

@@ -21,6 +21,7 @@ export interface AuthRequest {
 export const REALM = 'vdfs';
 const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 1000;
+const MAX_PENDING_PER_ADDRESS = 2;
 
 /**
  * Who may use the share: the home credential (Digest or Basic) and the `webdav user add`
@@ -36,6 +37,7 @@ export class Authenticator {
   private readonly throttle: AuthThrottle;
   private readonly gate = new ScryptGate(1, 16);
   private dummy: Promise<string> | undefined;
+  private readonly pending = new Map<string, number>();
 
   constructor(private readonly users: WebdavUser[], private readonly credential: WebdavCredential | undefined, limits: ThrottleLimits = DEFAULT_THROTTLE) {
     this.throttle = new AuthThrottle(limits);
@@ -72,12 +74,26 @@ export class Authenticator {
     const password = colon < 0 ? '' : decoded.slice(colon + 1);
     // The generated password is random (unguessable), so checking it costs nothing and is never throttled
     if (this.credential && name === this.credential.user && equal(password, this.credential.password)) return this.remember(key, name);
-    const wait = this.throttle.waitMs(r.address);
-    if (wait > 0) throw new HttpError(429, 'too many failed logins: wait and retry', undefined, undefined, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+    this.assertMayTry(r.address);
     const user = this.users.find((u) => u.name === name);
     // Unknown names pay for one scrypt too, so timing does not tell which names exist
     const stored = user?.scrypt ?? (await this.dummyHash());
-    const good = await this.gate.run(() => verifyPassword(password, stored));
+    // One address may have few checks waiting, so it cannot fill the queue for everyone
+    const pending = this.pending.get(r.address) ?? 0;
+    if (pending >= MAX_PENDING_PER_ADDRESS) throw tooMany(1000);
+    this.pending.set(r.address, pending + 1);
+    let good: boolean | null;
+    try {
+      good = await this.gate.run(async () => {
+        // Failures may have arrived while this one waited its turn
+        this.assertMayTry(r.address);
+        return verifyPassword(password, stored);
+      });
+    } finally {
+      const left = (this.pending.get(r.address) ?? 1) - 1;
+      if (left > 0) this.pending.set(r.address, left);
+      else this.pending.delete(r.address);
+    }
     if (good === null) throw new HttpError(503, 'too many logins being checked: retry', undefined, undefined, { 'Retry-After': '1' });
     if (!good || !user) {
       this.throttle.failed(r.address);
@@ -85,6 +101,12 @@ export class Authenticator {
     }
     this.throttle.succeeded(r.address);
     return this.remember(key, name);
+  }
+
+  /** Throws 429 while `address` (or everyone) must wait after failed logins. */
+  private assertMayTry(address: string): void {
+    const wait = this.throttle.waitMs(address);
+    if (wait > 0) throw tooMany(wait);
   }
 
   private remember(key: string, user: string): string {
@@ -101,6 +123,10 @@ export class Authenticator {
   private unauthorized(stale = false): HttpError {
     return new HttpError(401, 'authentication required', undefined, undefined, { 'WWW-Authenticate': this.challenges(stale) });
   }
+}
+
+function tooMany(waitMs: number): HttpError {
+  return new HttpError(429, 'too many failed logins: wait and retry', undefined, undefined, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
 }
 
 function equal(a: string, b: string): boolean {
