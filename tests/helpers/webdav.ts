@@ -68,7 +68,7 @@ export interface RunningWebdav {
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
-  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[]; serveArgs?: string[] } = {},
+  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[]; serveArgs?: string[]; beforeServe?: (home: string) => void } = {},
 ): Promise<RunningWebdav> {
   const dir = tempDir(t, 'vdfs-webdav-');
   const home = join(dir, 'home');
@@ -87,6 +87,7 @@ export async function startWebdavServer(
     vdfsOk(home, ['location', 'add', name, join(dir, name), '--readonly']);
   }
   vdfsOk(home, ['scan']);
+  opts.beforeServe?.(home);
   const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0', ...(opts.serveArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, VDFS_HOME: '', ...opts.env },
