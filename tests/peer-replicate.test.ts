@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { makeNode, pair, startPeerDaemon, waitFor } from './helpers/peer';
+import { authHeaderFor } from './helpers/webdav';
 
+/** GET with the login the mount helper registered for this WebDAV port. */
 function httpGet(url: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    get(url, (res) => {
+    get(url, { headers: { Authorization: authHeaderFor(Number(new URL(url).port)) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));

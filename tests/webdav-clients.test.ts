@@ -33,8 +33,8 @@ function makeTree(root: string): void {
   writeFileSync(join(root, 'sub', 'deep', 'small.bin'), randomBytes(4097));
 }
 
-function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input, cwd: opts.cwd, env: { ...process.env, RCLONE_CONFIG: '/dev/null' } });
+function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input, cwd: opts.cwd, env: { ...process.env, RCLONE_CONFIG: '/dev/null', ...opts.env } });
   if (r.error) throw new Error(`${cmd} could not run (is it installed?): ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout + r.stderr;
@@ -50,13 +50,14 @@ t.test('real clients copy trees in and out intact', async (t) => {
 
   t.test('rclone webdav backend (Depth 0/1 PROPFIND, PUT, MKCOL)', async (t) => {
     const remote = ':webdav:rclone-in';
-    const url = `--webdav-url=${srv.url}loc`;
-    run('rclone', ['copy', src, remote, url]);
+    const pass = run('rclone', ['obscure', srv.login.password]).trim();
+    const url = [`--webdav-url=${srv.url}loc`, `--webdav-user=${srv.login.user}`, `--webdav-pass=${pass}`];
+    run('rclone', ['copy', src, remote, ...url]);
     t.same(treeHashes(join(srv.locDir, 'rclone-in')), want, 'uploaded tree equals the source (b3sum)');
     const back = join(work, 'rclone-out');
-    run('rclone', ['copy', remote, back, url]);
+    run('rclone', ['copy', remote, back, ...url]);
     t.same(treeHashes(back), want, 'downloaded tree equals the source (b3sum)');
-    const check = run('rclone', ['check', src, remote, url, '--size-only']);
+    const check = run('rclone', ['check', src, remote, ...url, '--size-only']);
     t.match(check, /0 differences found/);
   });
 
@@ -79,7 +80,11 @@ t.test('real clients copy trees in and out intact', async (t) => {
       'quit',
       '',
     ].join('\n');
-    const log = run('cadaver', [`${srv.url}loc/`], { input: script, cwd: out });
+    // cadaver takes the login from ~/.netrc
+    const netrcHome = join(work, 'cadaver-home');
+    mkdirSync(netrcHome);
+    writeFileSync(join(netrcHome, '.netrc'), `machine 127.0.0.1 login ${srv.login.user} password ${srv.login.password}\n`, { mode: 0o600 });
+    const log = run('cadaver', [`${srv.url}loc/`], { input: script, cwd: out, env: { HOME: netrcHome } });
     t.notMatch(log, /failed/i, 'no cadaver command failed');
     t.match(log, /Value of colour is: blue/);
     const got = treeHashes(out);
@@ -100,7 +105,7 @@ t.test('real clients copy trees in and out intact', async (t) => {
     // buf_size 64: with the default 16 KiB every directory read fails with EINVAL on Linux >= 6.16
     writeFileSync(join(conf, 'davfs2.conf'), `buf_size 64\nuse_locks 1\ncache_dir ${join(conf, 'cache')}\n`);
     const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
-    const mount = () => run('mount.davfs', ['-o', `conf=${join(conf, 'davfs2.conf')}`, `${srv.url}loc/`, mnt], { input: '\n\n', timeoutMs: 30_000 });
+    const mount = () => run('mount.davfs', ['-o', `conf=${join(conf, 'davfs2.conf')}`, `${srv.url}loc/`, mnt], { input: `${srv.login.user}\n${srv.login.password}\n`, timeoutMs: 30_000 });
     const umount = () => {
       if (mounted()) run('umount', [mnt], { timeoutMs: 120_000 });
     };

@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import { startWebdavServer } from './helpers/webdav';
 
 /** Runs Debian's litmus with a hard timeout; resolves with everything it printed. */
-function runLitmus(url: string, cwd: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
+function runLitmus(url: string, user: string, password: string, cwd: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn('litmus', ['-k', url], { cwd, env: { ...process.env, TESTS: 'basic copymove props locks http' } });
+    const proc = spawn('litmus', ['-k', url, user, password], { cwd, env: { ...process.env, TESTS: 'basic copymove props locks http' } });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -23,7 +23,7 @@ function runLitmus(url: string, cwd: string, timeoutMs: number): Promise<{ code:
 
 t.test('litmus: all 104 tests of basic, copymove, props, locks and http pass, none skipped', async (t) => {
   const srv = await startWebdavServer(t);
-  const { code, out } = await runLitmus(`${srv.url}loc/`, srv.home, 240_000);
+  const { code, out } = await runLitmus(`${srv.url}loc/`, srv.login.user, srv.login.password, srv.home, 240_000);
   const suites = [...out.matchAll(/<- summary for `(\w+)': of (\d+) tests run: (\d+) passed, (\d+) failed/g)].map((m) => ({
     suite: m[1]!,
     run: Number(m[2]),
