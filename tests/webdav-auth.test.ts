@@ -240,3 +240,19 @@ t.test('`vdfs up` shares read-only unless --writable, and prints the URL with th
     }
   }
 });
+
+t.test('docker/compose.yml ships no default WebDAV password and fails clearly without one', async (t) => {
+  const compose = readFileSync(join(__dirname, '..', 'docker', 'compose.yml'), 'utf8');
+  t.notMatch(compose, /change-me|:-[^}]*}/, 'no default value for any variable');
+  for (const node of ['alpha', 'beta']) {
+    t.match(compose, new RegExp(`NODE_NAME: ${node}, WEBDAV_PASSWORD: "\\$\\{WEBDAV_PASSWORD:\\?[^}]+\\}"`), `${node}: compose refuses to start without WEBDAV_PASSWORD`);
+  }
+  // The container's own command refuses an empty or missing password too
+  const line = compose.split('\n').find((l) => l.includes('webdav user add'))!;
+  const expansion = /"(\$\$\{WEBDAV_PASSWORD:\?[^}]+\})"/.exec(line)![1]!.replace('$$', '$');
+  const missing = spawnSync('sh', ['-c', `printf '%s\\n' "${expansion}"`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  t.not(missing.status, 0, 'the shell stops without WEBDAV_PASSWORD');
+  t.match(missing.stderr, /set WEBDAV_PASSWORD/, 'and says what to set');
+  const given = spawnSync('sh', ['-c', `printf '%s\\n' "${expansion}"`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', WEBDAV_PASSWORD: 'a real secret' } });
+  t.equal(given.stdout, 'a real secret\n', 'and passes a given one to `vdfs webdav user add`');
+});

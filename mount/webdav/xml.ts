@@ -26,9 +26,11 @@ export interface XmlLimits {
   maxElements: number;
   /** Attributes on one element. */
   maxAttributes: number;
+  /** Entity and character references (`&amp;`...): each costs the parser far more than a byte. */
+  maxReferences: number;
 }
 
-export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxNamespaces: 512, maxElements: 10_000, maxAttributes: 64 };
+export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxNamespaces: 512, maxElements: 10_000, maxAttributes: 64, maxReferences: 20_000 };
 
 const parser = new XMLParser({
   preserveOrder: true,
@@ -52,7 +54,8 @@ const parser = new XMLParser({
  * anything with a DOCTYPE or ENTITY declaration (billion laughs, XXE), malformed XML, an
  * undeclared or illegally undeclared namespace prefix, nesting deeper than
  * `limits.maxDepth`, more than `limits.maxNamespaces` namespace declarations, more than
- * `limits.maxElements` elements or `limits.maxAttributes` attributes on one element.
+ * `limits.maxElements` elements (comments and PIs included), `limits.maxAttributes`
+ * attributes on one element or `limits.maxReferences` entity references.
  */
 export function parseXml(body: Buffer, limits: XmlLimits = DEFAULT_XML_LIMITS): XElement | null {
   const text = body.toString('utf8');
@@ -85,6 +88,9 @@ function prescan(text: string, limits: XmlLimits): void {
   while (i >= 0) {
     const next = text.charCodeAt(i + 1);
     let end: number;
+    // Comments, CDATA sections and PIs count as elements: each is a node for the parser
+    const isMarkup = next === 0x21 || next === 0x3f; /* ! ? */
+    if (isMarkup && ++elements > limits.maxElements) throw new HttpError(400, `more than ${limits.maxElements} elements`);
     if (text.startsWith('<!--', i)) end = closeOf(text, i + 4, '-->');
     else if (text.startsWith('<![CDATA[', i)) end = closeOf(text, i + 9, ']]>');
     else if (next === 0x3f /* ? */) end = closeOf(text, i + 2, '?>');
@@ -96,13 +102,17 @@ function prescan(text: string, limits: XmlLimits): void {
       const closing = next === 0x2f; /* / */
       const selfClosing = text.charCodeAt(end - 2) === 0x2f;
       namespaces += countNamespaceDecls(text, i + 1, end);
-      if (closing) depth--;
-      else if (!selfClosing) depth++;
+      if (closing && --depth < 0) throw new HttpError(400, 'malformed XML: a closing tag without its opening tag');
+      else if (!closing && !selfClosing) depth++;
       if (!closing && ++elements > limits.maxElements) throw new HttpError(400, `more than ${limits.maxElements} elements`);
       if (depth > limits.maxDepth) throw new HttpError(400, `XML nested deeper than ${limits.maxDepth}`);
       if (namespaces > limits.maxNamespaces) throw new HttpError(400, `more than ${limits.maxNamespaces} namespace declarations`);
     }
     i = text.indexOf('<', end);
+  }
+  let refs = 0;
+  for (let k = text.indexOf('&'); k >= 0; k = text.indexOf('&', k + 1)) {
+    if (++refs > limits.maxReferences) throw new HttpError(400, `more than ${limits.maxReferences} entity references`);
   }
 }
 
