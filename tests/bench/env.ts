@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { vdfs } from '../helpers/cli';
 import { startMount, type RunningMount } from '../helpers/mount';
 import { isMounted } from '../helpers/mount';
+import { urlWithLogin, webdavLogin } from '../helpers/webdav';
 import { have, MiB, sh, shOk, sleep, type BenchOptions } from './lib';
 
 export interface Sizes { bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number }
@@ -96,7 +97,8 @@ export class Env {
     const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
     this.onCleanup(async () => { await mount.stop(); });
     const m = /vdfs serving WebDAV at (\S+)/.exec(mount.output());
-    const url = (m ? m[1] : `http://127.0.0.1:${port}/`).replace(/\/?$/, '/');
+    // curl sends the login in the URL as Basic (the daemon caches accepted credentials)
+    const url = urlWithLogin((m ? m[1] : `http://127.0.0.1:${port}/`).replace(/\/?$/, '/'), webdavLogin(this.home));
     this.vdfs = { mount, url, mnt, pid: mount.proc.pid! };
   }
 

@@ -8,7 +8,7 @@ import { mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startWebdavServer } from './webdav';
+import { authHeaderFor, startWebdavServer } from './webdav';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -20,7 +20,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 function timed(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ ms: number; bytes: number; status: number }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const req = request({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { Authorization: authHeaderFor(port), ...headers }, agent }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('end', () => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, bytes, status: res.statusCode ?? 0 }));
