@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolve as resolvePath } from 'node:path';
 import { FsError } from '../../providers/fs-error';
 import { startDaemon } from '../daemon';
 import { openBlockStore } from '../block-store';
@@ -51,7 +52,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   if (daemon.webdav) {
     process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
     process.stdout.write(daemon.webdavUser
-      ? `WebDAV login: ${withUser(daemon.webdav.url, daemon.webdavUser)} (user ${daemon.webdavUser}; password: vdfs --home ${shellQuote(home.dir)} webdav credentials)\n`
+      ? `WebDAV login: ${withUser(daemon.webdav.url, daemon.webdavUser)} (user ${daemon.webdavUser}; password: vdfs --home ${shellQuote(resolvePath(home.dir))} webdav credentials)\n`
       : 'WebDAV has NO authentication (--webdav-insecure-no-auth): every local user and process can read and write the share\n');
   }
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
