@@ -4,13 +4,13 @@ import { AuthThrottle, DEFAULT_THROTTLE, type ThrottleLimits } from './auth-thro
 import { DigestAuth } from './digest';
 import { HttpError } from './http-error';
 
-/** The home's generated credential: its plain password is kept (0600) so Digest can work. */
+/** The home's generated credential: its plain password is kept (0600) so Digest can work. Plain data. */
 export interface WebdavCredential {
   user: string;
   password: string;
 }
 
-/** What one request presents. Plain data. */
+/** What one request presents (`url` as sent, for Digest's uri check). Plain data. */
 export interface AuthRequest {
   authorization: string | undefined;
   method: string;
