@@ -28,9 +28,14 @@ export interface XmlLimits {
   maxAttributes: number;
   /** Entity and character references (`&amp;`...): each costs the parser far more than a byte. */
   maxReferences: number;
+  /**
+   * Longest run of text between two tags, or attribute value, in characters: no request
+   * needs more than a dead property value (≤ 64 KiB), and long runs are the parser's slowest input.
+   */
+  maxText: number;
 }
 
-export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxNamespaces: 512, maxElements: 10_000, maxAttributes: 64, maxReferences: 20_000 };
+export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxNamespaces: 512, maxElements: 10_000, maxAttributes: 64, maxReferences: 20_000, maxText: 64 * 1024 };
 
 const parser = new XMLParser({
   preserveOrder: true,
@@ -55,7 +60,8 @@ const parser = new XMLParser({
  * undeclared or illegally undeclared namespace prefix, nesting deeper than
  * `limits.maxDepth`, more than `limits.maxNamespaces` namespace declarations, more than
  * `limits.maxElements` elements (comments and PIs included), `limits.maxAttributes`
- * attributes on one element or `limits.maxReferences` entity references.
+ * attributes on one element, `limits.maxReferences` entity references, or text runs and
+ * attribute values longer than `limits.maxText`.
  */
 export function parseXml(body: Buffer, limits: XmlLimits = DEFAULT_XML_LIMITS): XElement | null {
   const text = body.toString('utf8');
@@ -85,18 +91,21 @@ function prescan(text: string, limits: XmlLimits): void {
   let namespaces = 0;
   let elements = 0;
   let i = text.indexOf('<');
+  if ((i < 0 ? text.length : i) > limits.maxText) throw new HttpError(400, `a text run longer than ${limits.maxText} characters`);
   while (i >= 0) {
     const next = text.charCodeAt(i + 1);
     let end: number;
     // Comments, CDATA sections and PIs count as elements: each is a node for the parser
     const isMarkup = next === 0x21 || next === 0x3f; /* ! ? */
     if (isMarkup && ++elements > limits.maxElements) throw new HttpError(400, `more than ${limits.maxElements} elements`);
-    if (text.startsWith('<!--', i)) end = closeOf(text, i + 4, '-->');
-    else if (text.startsWith('<![CDATA[', i)) end = closeOf(text, i + 9, ']]>');
-    else if (next === 0x3f /* ? */) end = closeOf(text, i + 2, '?>');
-    else if (next === 0x21 /* ! */) throw new HttpError(400, 'malformed XML: markup declarations are refused');
-    else {
-      const tag = tagEnd(text, i + 1);
+    if (isMarkup) {
+      if (text.startsWith('<!--', i)) end = closeOf(text, i + 4, '-->');
+      else if (text.startsWith('<![CDATA[', i)) end = closeOf(text, i + 9, ']]>');
+      else if (next === 0x3f /* ? */) end = closeOf(text, i + 2, '?>');
+      else throw new HttpError(400, 'malformed XML: markup declarations are refused');
+      if (end - i > limits.maxText + 12) throw new HttpError(400, `a comment, CDATA section or PI longer than ${limits.maxText} characters`);
+    } else {
+      const tag = tagEnd(text, i + 1, limits.maxText);
       end = tag.end;
       if (tag.quoted > 2 * limits.maxAttributes) throw new HttpError(400, `more than ${limits.maxAttributes} attributes on one element`);
       const closing = next === 0x2f; /* / */
@@ -109,6 +118,7 @@ function prescan(text: string, limits: XmlLimits): void {
       if (namespaces > limits.maxNamespaces) throw new HttpError(400, `more than ${limits.maxNamespaces} namespace declarations`);
     }
     i = text.indexOf('<', end);
+    if ((i < 0 ? text.length : i) - end > limits.maxText) throw new HttpError(400, `a text run longer than ${limits.maxText} characters`);
   }
   let refs = 0;
   for (let k = text.indexOf('&'); k >= 0; k = text.indexOf('&', k + 1)) {
@@ -127,7 +137,7 @@ function closeOf(text: string, from: number, close: string): number {
  * Index just past the `>` ending a tag that starts at `from`, skipping quoted attribute
  * values, and the count of quote characters seen (two per attribute). `gt` only moves forward, so the whole scan stays linear.
  */
-function tagEnd(text: string, from: number): { end: number; quoted: number } {
+function tagEnd(text: string, from: number, maxValue: number): { end: number; quoted: number } {
   let j = from;
   let quoted = 0;
   let gt = text.indexOf('>', j);
@@ -139,6 +149,7 @@ function tagEnd(text: string, from: number): { end: number; quoted: number } {
     }
     const close = text.indexOf(text[q]!, q + 1);
     if (close < 0) throw new HttpError(400, 'malformed XML: an attribute value never ends');
+    if (close - q - 1 > maxValue) throw new HttpError(400, `an attribute value longer than ${maxValue} characters`);
     j = close + 1;
     quoted += 2;
     if (gt >= 0 && gt < j) gt = text.indexOf('>', j);
