@@ -4,6 +4,18 @@ import { IgnoreRules } from '../index/ignore-rules';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
 import type { VfsCore } from './vfs/vfs-core';
+import { fdPath, openDirBeneath } from '../providers/local/beneath';
+import { splitPath } from '../providers/paths';
+
+/** The names in directory `rel` of a location, opened without following symlinks on the way. */
+async function listBeneath(root: string, rel: string): Promise<string[]> {
+  const dh = await openDirBeneath(root, splitPath(rel), rel);
+  try {
+    return await fsp.readdir(fdPath(dh));
+  } finally {
+    await dh.close().catch(() => undefined);
+  }
+}
 
 const DEBOUNCE_MS = 150;
 const ONLINE_POLL_MS = 2000;
@@ -102,7 +114,7 @@ export class LocationWatcher {
     const known = this.home.entries.resolve(loc.id, rel);
     const e = await this.vfs.writer.refresh(loc, rel);
     if (e?.type !== 'dir') return;
-    const names = await fsp.readdir(`${loc.uri}/${rel}`).catch(() => [] as string[]);
+    const names = await listBeneath(loc.uri, rel).catch(() => [] as string[]);
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
     const rules = this.rules(loc);
     for (const name of names) {

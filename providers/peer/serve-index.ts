@@ -101,11 +101,11 @@ export class ServeIndex {
    * Where to read a blob for this peer: a file with that hash in a location shared with it.
    * Throws ENOENT otherwise (an unknown hash and an unshared one look the same).
    */
-  blobFile(peerId: string, hash: string): { root: string; rel: string; size: number } {
+  blobFile(peerId: string, hash: string): { root: string; rel: string; size: number; version: string | null } {
     const locs = this.sharedRows(peerId);
     if (locs.length === 0) throw new FsError('ENOENT', 'no such blob');
-    const e = this.db.prepare(`SELECT id, location_id AS loc, size FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT 1`)
-      .get(hash, JSON.stringify(locs.map((l) => l.id))) as { id: number; loc: number; size: number } | undefined;
+    const e = this.db.prepare(`SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT 1`)
+      .get(hash, JSON.stringify(locs.map((l) => l.id))) as { id: number; loc: number; size: number; version: string | null } | undefined;
     if (!e) throw new FsError('ENOENT', 'no such blob');
     const parts: string[] = [];
     let cur: { parent_id: number | null; name: string } | undefined = { parent_id: e.id, name: '' };
@@ -114,6 +114,6 @@ export class ServeIndex {
       cur = up.get(cur.parent_id) as { parent_id: number | null; name: string } | undefined;
       if (cur && cur.parent_id !== null) parts.push(cur.name);
     }
-    return { root: locs.find((l) => l.id === e.loc)!.uri, rel: parts.reverse().join('/'), size: e.size };
+    return { root: locs.find((l) => l.id === e.loc)!.uri, rel: parts.reverse().join('/'), size: e.size, version: e.version };
   }
 }
