@@ -7,6 +7,7 @@ import type { Db } from './db';
 import type { Entry, EntryFields, EntryStore } from './entries';
 import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
+import { stateRelsIn } from './state-paths';
 import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 
@@ -44,6 +45,8 @@ export interface ScanContext {
   locations: LocationStore;
   pool: HashPool;
   blockSize: number;
+  /** vdfs's own state folders (home, cache, staging): never indexed where a location holds them. */
+  statePaths?: readonly string[];
 }
 
 export interface ScanOptions {
@@ -136,6 +139,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   const problem = (path: string, message: string) => { problems.n++; opts.onProblem?.({ path, message }); };
   const rules = new IgnoreRules(loc.options.ignore);
   const { entries } = ctx;
+  // Skipped like ignored names: entries indexed there before are removed by this scan.
+  const hidden = new Set(stateRelsIn(rootPath, ctx.statePaths ?? []));
 
   let rootStat: BigIntStats;
   try {
@@ -202,6 +207,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         if (invalid?.has(name)) continue;
         const code = l.types[i];
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+        if (hidden.size > 0 && hidden.has(rel)) continue;
         // Staged bytes waiting for upload (write-back) are newer than the disk: leave their entry alone.
         if (staged.has(rel)) { known?.left.delete(name); continue; }
         if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }

@@ -7,6 +7,7 @@ import { BlobStore } from '../index/blobs';
 import { openDb, type Db } from '../index/db';
 import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
+import { HiddenRels } from '../index/state-paths';
 import { defaultConfig, type Config } from './config';
 import { ensureKeys, type NodeKeys } from './keys';
 import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
@@ -56,6 +57,18 @@ export class Home {
 
   get stagingDir(): string {
     return join(this.dir, 'staging');
+  }
+
+  /** Every folder holding vdfs state: never shown inside a location that contains it. */
+  get statePaths(): string[] {
+    return [this.dir, this.cacheDir, this.stagingDir];
+  }
+
+  private hiddenRels?: HiddenRels;
+
+  /** The state folders inside each location, by location root (see index/state-paths.ts). */
+  get hidden(): HiddenRels {
+    return (this.hiddenRels ??= new HiddenRels(this.statePaths));
   }
 
   /** This node's id (SHA-256 of its certificate once keys exist). */

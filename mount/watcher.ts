@@ -78,6 +78,8 @@ export class LocationWatcher {
   }
 
   private queue(loc: Location, rel: string): void {
+    // Our own writes to a home inside the location (index.db-wal, cache blocks): not indexed.
+    if (this.home.hidden.hides(loc.uri, rel)) return;
     const rules = this.rules(loc);
     if (rel.split('/').some((_, i, parts) => rules.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1))) return;
     let set = this.pending.get(loc.id);

@@ -42,7 +42,8 @@ export class LocalWriter {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
     let fields: EntryFields | undefined;
-    try {
+    // A vdfs state folder is "not there" for the index: an entry left from before is removed.
+    if (!this.home.hidden.hides(loc.uri, rel)) try {
       // lstat of the name inside its parent, opened without following symlinks: a path through
       // a swapped-in symlink is "not there" for the index, never the file outside.
       const pe = rel === '' ? entryFromStats('', await fsp.stat(loc.uri, { bigint: true })) : await withParent(loc.uri, rel, async (at, _d, name) => {

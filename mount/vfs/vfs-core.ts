@@ -7,6 +7,7 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
 import { openBeneath } from '../../providers/local/beneath';
+import { isHiddenRel } from '../../index/state-paths';
 import type { Home } from '../home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { BlobReader, type BlockStore } from './blob-reader';
@@ -123,7 +124,9 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
-    return this.home.entries.children(r.entry.id).map((child) => {
+    const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
+    const children = this.home.entries.children(r.entry.id);
+    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
       return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath)) };

@@ -22,6 +22,8 @@ export interface PeerServerOptions {
   keys: NodeKeys;
   name: string;
   log: Logger;
+  /** vdfs's own state folders (home, cache, staging): never served, even inside a shared location. */
+  statePaths?: readonly string[];
 }
 
 /** The running peer server. `close` ends every connection. */
@@ -51,7 +53,7 @@ type Who = { peer: string } | { pairing: true };
  */
 export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer> {
   const peers = new PeerStore(o.db);
-  const index = new ServeIndex(o.db);
+  const index = new ServeIndex(o.db, o.statePaths);
   const limiter = new PairRateLimit();
   const who = new WeakMap<object, Who>();
   const sockets = new Map<TLSSocket, string>();
