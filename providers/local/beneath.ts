@@ -48,10 +48,12 @@ export async function openDirBeneath(root: string, parts: readonly string[], rel
     try {
       next = await fsp.open(fdPath(dir, name), DIR_FLAGS);
     } catch (err) {
-      await dir.close().catch(() => undefined);
+      void dir.close().catch(() => undefined);
       throw swapped(err, rel);
     }
-    await dir.close().catch(() => undefined);
+    // Not awaited: the close of a directory fd cannot fail in a way that matters here, and
+    // waiting for it would add one thread-pool round trip per component.
+    void dir.close().catch(() => undefined);
     dir = next;
   }
   return dir;
