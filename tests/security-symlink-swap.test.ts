@@ -1,7 +1,9 @@
 import t from 'tap';
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { b3sum, tempDir, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { makeNode, pair, startPeerDaemon, tlsProbe } from './helpers/peer';
 import { dav, startWebdavServer } from './helpers/webdav';
@@ -118,4 +120,44 @@ t.test('peer: a blob whose directory was swapped for a symlink is not served fro
     undo();
     await until(async () => /^HTTP\/1\.1 200/.test(await get()), 'the blob to be served again');
   }
+});
+
+t.test('scan: a directory swapped for a symlink while the scan walks is never listed', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const outside = join(dir, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'OUTSIDE-NAME.txt'), SECRET);
+  mkdirSync(src);
+  const N = 20;
+  for (let i = 0; i < N; i++) {
+    mkdirSync(join(src, `d${i}`));
+    for (let j = 0; j < 20; j++) writeFileSync(join(src, `d${i}`, `f${j}.txt`), `${i}/${j}`);
+    symlinkSync(outside, join(src, `d${i}.link`));
+  }
+  vdfsOk(home, ['init', '--name', 'walk']);
+  vdfsOk(home, ['location', 'add', 'loc', src, '--ignore', '*.link', '--ignore', '*.real']);
+  // The attacker: each d<i> in turn becomes the link for 2 ms, then the real directory again.
+  const script = `
+    const fs = require('node:fs'); const p = (s) => ${JSON.stringify(src)} + '/' + s;
+    const spin = (ms) => { const t0 = process.hrtime.bigint(); while (process.hrtime.bigint() - t0 < BigInt(ms * 1e6)); };
+    for (;;) for (let i = 0; i < ${N}; i++) {
+      try { fs.renameSync(p('d' + i), p('d' + i + '.real')); fs.renameSync(p('d' + i + '.link'), p('d' + i)); spin(2);
+            fs.renameSync(p('d' + i), p('d' + i + '.link')); fs.renameSync(p('d' + i + '.real'), p('d' + i)); } catch {}
+    }`;
+  const attacker = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  t.teardown(() => { attacker.kill('SIGKILL'); });
+  const leaked: string[] = [];
+  for (let round = 0; round < 15 && leaked.length === 0; round++) {
+    const r = vdfs(home, ['scan']);
+    t.ok(r.code === 0 || r.code === 1, `scan ${round} ran (exit ${r.code})`);
+    const db = new Database(join(home, 'index.db'), { readonly: true });
+    try {
+      for (const row of db.prepare(`SELECT name FROM entries WHERE name = 'OUTSIDE-NAME.txt'`).all() as { name: string }[]) leaked.push(row.name);
+    } finally {
+      db.close();
+    }
+  }
+  t.same(leaked, [], 'no name from outside the location was ever indexed');
 });
