@@ -42,6 +42,9 @@ t.test('scan, index and CLI: state folders are skipped, old entries under them h
   t.not(st.code, 0, 'an old entry under the cache folder is not resolved any more');
   t.notMatch(st.stdout, /block\.bin/);
   t.equal(vdfs(home, ['stat', '/loc/ok.txt']).code, 0, 'other entries still are');
+  const byHash = vdfs(home, ['cat', `/.vdfs/by-hash/${b3sum(join(cache, 'old', 'block.bin'))}`]);
+  t.not(byHash.code, 0, 'nor is its content readable by hash');
+  t.notMatch(byHash.stdout, /cached bytes/);
   // ...and gone after the next scan.
   vdfsOk(home, ['scan']);
   t.same(indexed(home, ['shared-cache', 'old', 'block.bin']), [], 'the next scan removes it from the index');
