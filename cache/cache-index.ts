@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
+import { ensurePrivateFile } from '../providers/local/private-files';
 import { FsError } from '../providers/fs-error';
 
 /** One cached block as persisted: its key, file name, size, BLAKE3 hex and recency. */
@@ -54,6 +55,7 @@ export class CacheIndex {
   }
 
   private static tryOpen(file: string): CacheIndex {
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) ensurePrivateFile(f, f === file);
     const db = new Database(file, { timeout: 5_000 });
     try {
       db.pragma('journal_mode = WAL');

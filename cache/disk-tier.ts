@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { ensurePrivateDir, removeTree } from '../providers/local/private-files';
 import { join } from 'node:path';
 import { toFsError } from '../providers/fs-error';
 import { AsyncLock } from './async-lock';
@@ -92,13 +93,15 @@ export class DiskTier {
    */
   static async open(dir: string, maxBytes: number): Promise<DiskTier> {
     try {
-      await mkdir(dir, { recursive: true });
+      // A cache dir in a shared place: refused unless it is ours, and made 0700 so nobody else
+      // can plant links in it. Removal never follows a link either way.
+      ensurePrivateDir(dir);
       // leftovers of a crash: temp files of unfinished writes, the trash of an unfinished clear()
       for (const name of await readdir(dir)) {
-        if (name === 'tmp' || name.startsWith('trash-')) await rm(join(dir, name), { recursive: true, force: true });
+        if (name === 'tmp' || name.startsWith('trash-')) await removeTree(join(dir, name));
       }
-      await mkdir(join(dir, 'tmp'), { recursive: true });
-      await mkdir(join(dir, 'blocks'), { recursive: true });
+      await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+      await mkdir(join(dir, 'blocks'), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw toFsError(err, `cache dir ${dir}`);
     }
@@ -122,7 +125,7 @@ export class DiskTier {
       subdirs.map(async (d) => {
         const sub = d.name;
         if (!d.isDirectory() || !/^[0-9a-f]{2}$/.test(sub)) {
-          await rm(join(this.blocksDir, sub), { recursive: true, force: true }); // not ours
+          await removeTree(join(this.blocksDir, sub)); // not ours
           return;
         }
         const names = await readdir(join(this.blocksDir, sub)).catch(() => [] as string[]);
@@ -130,7 +133,7 @@ export class DiskTier {
         for (const name of names) {
           const row = byFile.get(name);
           if (row && name.slice(0, 2) === sub) present.add(name);
-          else await rm(join(this.blocksDir, sub, name), { recursive: true, force: true });
+          else await removeTree(join(this.blocksDir, sub, name));
         }
       }),
     );
@@ -238,10 +241,10 @@ export class DiskTier {
     let renamed = false;
     try {
       if (!this.madeDirs.has(sub)) {
-        await mkdir(join(this.blocksDir, sub), { recursive: true });
+        await mkdir(join(this.blocksDir, sub), { recursive: true, mode: 0o700 });
         this.madeDirs.add(sub);
       }
-      await writeFile(tmp, data);
+      await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
       await this.unlinking.get(file);
       if (gen !== this.generation || this.closed) return false;
       await rename(tmp, this.pathOf(file));
@@ -350,8 +353,8 @@ export class DiskTier {
       try {
         this.index.clear();
         await rename(this.blocksDir, trash);
-        await mkdir(this.blocksDir, { recursive: true });
-        await rm(trash, { recursive: true, force: true });
+        await mkdir(this.blocksDir, { recursive: true, mode: 0o700 });
+        await removeTree(trash);
       } catch (err) {
         throw toFsError(err, `clear cache ${this.dir}`);
       }

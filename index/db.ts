@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { FsError } from '../providers/fs-error';
+import { ensurePrivateFile } from '../providers/local/private-files';
 import { MIGRATIONS } from './migrations';
 
 export type Db = Database.Database;
@@ -12,6 +13,8 @@ export type Db = Database.Database;
 export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
   let db: Db;
   try {
+    // Created 0600 before SQLite opens it: SQLite gives -wal and -shm the mode of the database.
+    if (!opts.readonly) for (const f of [file, `${file}-wal`, `${file}-shm`]) ensurePrivateFile(f, f === file);
     db = new Database(file, { fileMustExist: false, readonly: opts.readonly ?? false, timeout: 10_000 });
   } catch (err) {
     throw new FsError('EIO', `cannot open index ${file}: ${(err as Error).message}`, err);

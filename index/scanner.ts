@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { promises as fsp, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../providers/fs-error';
 import { entryFromStats } from '../providers/local/local-provider';
 import type { EntryType, ProviderEntry } from '../providers/provider';
@@ -7,6 +7,8 @@ import type { Db } from './db';
 import type { Entry, EntryFields, EntryStore } from './entries';
 import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
+import { stateRelsIn } from './state-paths';
+import { withParent } from '../providers/local/beneath';
 import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 
@@ -44,6 +46,8 @@ export interface ScanContext {
   locations: LocationStore;
   pool: HashPool;
   blockSize: number;
+  /** vdfs's own state folders (home, cache, staging): never indexed where a location holds them. */
+  statePaths?: readonly string[];
 }
 
 export interface ScanOptions {
@@ -136,6 +140,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   const problem = (path: string, message: string) => { problems.n++; opts.onProblem?.({ path, message }); };
   const rules = new IgnoreRules(loc.options.ignore);
   const { entries } = ctx;
+  // Skipped like ignored names: entries indexed there before are removed by this scan.
+  const hidden = new Set(stateRelsIn(rootPath, ctx.statePaths ?? []));
 
   let rootStat: BigIntStats;
   try {
@@ -164,7 +170,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
   };
   const noRules = rules.onlyDefaults;
-  const hasher = startHasher(ctx, tx, p, () => report(), problem);
+  const hasher = startHasher(ctx, rootPath, tx, p, () => report(), problem);
   const walker = new WalkPool();
 
   try {
@@ -202,6 +208,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         if (invalid?.has(name)) continue;
         const code = l.types[i];
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+        if (hidden.size > 0 && hidden.has(rel)) continue;
         // Staged bytes waiting for upload (write-back) are newer than the disk: leave their entry alone.
         if (staged.has(rel)) { known?.left.delete(name); continue; }
         if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
@@ -238,7 +245,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             }
             tx.tick();
           }
-          if (type === 'dir') schedule({ id, abs, rel });
+          if (type === 'dir') schedule({ id, abs, rel, ino: version.slice(0, version.indexOf(':')) });
           else if (type === 'file') {
             const size = l.sizes[i];
             p.files++;
@@ -266,10 +273,10 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     let failure: unknown;
     let walked!: () => void;
     const allWalked = new Promise<void>((r) => (walked = r));
-    function schedule(dir: { id: number; abs: string; rel: string }): void {
+    function schedule(dir: { id: number; abs: string; rel: string; ino?: string }): void {
       active++;
       walker
-        .list(dir.abs)
+        .list(dir.abs, dir.ino)
         .then(
           (l) => { if (failure === undefined) processDir(dir, l); },
           // Keep what was indexed: an unreadable directory is not an empty one.
@@ -305,7 +312,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
  * Hashes files as the walk finds them (so the workers start at once), sharing the walk's
  * transaction batcher: one connection, one open transaction at a time.
  */
-function startHasher(ctx: ScanContext, tx: TxBatcher, p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void) {
+function startHasher(ctx: ScanContext, rootPath: string, tx: TxBatcher, p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void) {
   let hashed = 0;
   let cancelled = false;
   const running: Promise<void>[] = [];
@@ -347,9 +354,11 @@ function startHasher(ctx: ScanContext, tx: TxBatcher, p: ScanProgress, report: (
         report();
         return;
       }
-      // Changed while (or since) it was listed: record what it is now and hash again.
+      // Changed while (or since) it was listed: record what it is now and hash again. Looked
+      // up without following a symlink on the way: a directory swapped for a link to somewhere
+      // else must not make the scan record (and then hash) a file outside the location.
       let st: BigIntStats;
-      try { st = lstatSync(job.abs, { bigint: true }); } catch { gone(job); return; }
+      try { st = await withParent(rootPath, job.rel, (at) => fsp.lstat(at, { bigint: true })); } catch { gone(job); return; }
       if (!st.isFile()) return; // replaced by something else; the next scan sees it
       const pe = entryFromStats(job.entry.name, st)!;
       ctx.entries.update(job.entry, fieldsFrom(pe, null), job.rel);

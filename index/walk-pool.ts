@@ -25,19 +25,27 @@ export interface DirListing {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-parentPort.on('message', ({ id, dir }) => {
-  let names;
+parentPort.on('message', ({ id, dir, ino }) => {
+  // Below the root, the directory is opened without following a symlink and must be the one
+  // its parent's listing saw (same inode): a directory swapped for a link to somewhere else
+  // during the scan is never listed. Its entries are then read through the open fd.
+  let names, fd;
   try {
-    names = fs.readdirSync(dir);
+    const C = fs.constants;
+    fd = fs.openSync(dir, C.O_RDONLY | C.O_DIRECTORY | (ino === undefined ? 0 : C.O_NOFOLLOW));
+    if (ino !== undefined && String(fs.fstatSync(fd, { bigint: true }).ino) !== ino)
+      throw Object.assign(new Error('replaced by another directory or a symlink while being scanned; not followed'), { code: 'ENOTDIR' });
+    names = fs.readdirSync('/proc/self/fd/' + fd);
   } catch (err) {
-    parentPort.postMessage({ id, error: { code: err.code, message: err.message } });
+    if (fd !== undefined) fs.closeSync(fd);
+    parentPort.postMessage({ id, error: { code: err.code === 'ELOOP' ? 'ENOTDIR' : err.code, message: err.message } });
     return;
   }
   const n = names.length;
   const types = new Uint8Array(n), modes = new Int32Array(n), sizes = new Float64Array(n), mtimeSec = new Float64Array(n), mtimeNsec = new Int32Array(n);
   const versions = new Array(n).fill('');
   const errors = [];
-  const prefix = dir.endsWith('/') ? dir : dir + '/';
+  const prefix = '/proc/self/fd/' + fd + '/';
   for (let i = 0; i < n; i++) {
     let st;
     try {
@@ -55,11 +63,12 @@ parentPort.on('message', ({ id, dir }) => {
     mtimeSec[i] = Number(st.mtimeNs / 1000000000n);
     mtimeNsec[i] = Number(st.mtimeNs % 1000000000n);
   }
+  fs.closeSync(fd);
   parentPort.postMessage({ id, listing: { names, types, versions, modes, sizes, mtimeSec, mtimeNsec, errors } });
 });
 `;
 
-interface Job { id: number; dir: string; resolve: (l: DirListing) => void; reject: (e: FsError) => void }
+interface Job { id: number; dir: string; ino?: string; resolve: (l: DirListing) => void; reject: (e: FsError) => void }
 
 const DEPTH = 2;
 
@@ -76,10 +85,14 @@ export class WalkPool {
 
   constructor(private readonly size = Math.max(1, availableParallelism())) {}
 
-  list(dir: string): Promise<DirListing> {
+  /**
+   * `ino`: the inode the parent's listing saw for `dir` (all but the root); then `dir` is not
+   * followed if it is a symlink, and must still be that directory (else ENOTDIR).
+   */
+  list(dir: string, ino?: string): Promise<DirListing> {
     if (this.workers.length === 0) this.start();
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, dir, resolve, reject });
+      this.queue.push({ id: this.nextId++, dir, ino, resolve, reject });
       this.pump();
     });
   }
@@ -111,7 +124,7 @@ export class WalkPool {
       // Last in, first out: depth-first keeps the queue (and memory) small on wide trees.
       const job = this.queue.pop()!;
       this.inflight.get(best)!.push(job);
-      best.postMessage({ id: job.id, dir: job.dir });
+      best.postMessage({ id: job.id, dir: job.dir, ino: job.ino });
     }
   }
 

@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { ensurePrivateDir } from '../providers/local/private-files';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import type { Home } from './home';
@@ -21,7 +22,8 @@ function pidAlive(pid: number): boolean {
 
 /** Takes `cache.lock` in the cache dir; returns its holder's pid when a live process has it. */
 function lockCache(dir: string): { release(): void } | { holder: number } {
-  mkdirSync(dir, { recursive: true });
+  // Refuses a cache dir another user owns (they could plant links in it), makes ours 0700.
+  ensurePrivateDir(dir);
   const file = join(dir, 'cache.lock');
   for (let i = 0; i < 3; i++) {
     try {

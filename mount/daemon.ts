@@ -146,7 +146,7 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<
   }
   const pool = new HashPool(1);
   try {
-    const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize };
+    const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
     if (loc.kind === 'local') await scanLocalLocation(ctx, loc, loc.uri);
     else {
       const provider = vfs.providers.get(loc);

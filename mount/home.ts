@@ -7,6 +7,8 @@ import { BlobStore } from '../index/blobs';
 import { openDb, type Db } from '../index/db';
 import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
+import { HiddenRels } from '../index/state-paths';
+import { ensurePrivateDir, ensurePrivateFile } from '../providers/local/private-files';
 import { defaultConfig, type Config } from './config';
 import { ensureKeys, type NodeKeys } from './keys';
 import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
@@ -20,7 +22,7 @@ export function resolveHomeDir(explicit?: string): string {
 }
 
 /** Writes a file atomically and durably: temp file, fsync, rename. */
-export function writeFileDurable(file: string, data: string, mode = 0o644): void {
+export function writeFileDurable(file: string, data: string, mode = 0o600): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', mode);
   try {
@@ -30,6 +32,20 @@ export function writeFileDurable(file: string, data: string, mode = 0o644): void
     closeSync(fd);
   }
   renameSync(tmp, file);
+}
+
+/**
+ * Makes an existing home private (homes made before this were 0755 with 0644 files): the
+ * home, keys/, staging/ and the default cache/ become 0700, config.json and the keys 0600.
+ * index.db and its -wal/-shm are handled by openDb. Only what we own is changed; never throws
+ * for a missing part.
+ */
+function tightenHome(dir: string): void {
+  for (const d of [dir, join(dir, 'keys'), join(dir, 'staging'), join(dir, 'cache')]) {
+    if (existsSync(d)) ensurePrivateDir(d, false); // a home someone else owns (sudo): left alone
+  }
+  ensurePrivateFile(join(dir, 'config.json'));
+  for (const f of ['node.key', 'node.crt']) ensurePrivateFile(join(dir, 'keys', f));
 }
 
 /** One node's state directory: index.db, config.json, keys/, staging/, cache/. */
@@ -42,6 +58,7 @@ export class Home {
 
   private constructor(readonly dir: string) {
     setGdriveHome(dir); // Drive providers find their tokens here (they are opened without the home)
+    tightenHome(dir);
     this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     this.config = { ...defaultConfig(this.config.name), ...this.config };
     this.db = openDb(join(dir, 'index.db'));
@@ -56,6 +73,18 @@ export class Home {
 
   get stagingDir(): string {
     return join(this.dir, 'staging');
+  }
+
+  /** Every folder holding vdfs state: never shown inside a location that contains it. */
+  get statePaths(): string[] {
+    return [this.dir, this.cacheDir, this.stagingDir];
+  }
+
+  private hiddenRels?: HiddenRels;
+
+  /** The state folders inside each location, by location root (see index/state-paths.ts). */
+  get hidden(): HiddenRels {
+    return (this.hiddenRels ??= new HiddenRels(this.statePaths));
   }
 
   /** This node's id (SHA-256 of its certificate once keys exist). */
@@ -78,8 +107,8 @@ export class Home {
     const created = !Home.isInitialised(dir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
-    mkdirSync(join(dir, 'staging'), { recursive: true });
-    mkdirSync(join(dir, 'cache'), { recursive: true });
+    mkdirSync(join(dir, 'staging'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'cache'), { recursive: true, mode: 0o700 });
     const cfgFile = join(dir, 'config.json');
     if (!existsSync(cfgFile)) writeFileDurable(cfgFile, JSON.stringify(defaultConfig(name ?? hostname()), null, 2) + '\n');
     else if (name) {

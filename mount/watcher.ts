@@ -4,6 +4,18 @@ import { IgnoreRules } from '../index/ignore-rules';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
 import type { VfsCore } from './vfs/vfs-core';
+import { fdPath, openDirBeneath } from '../providers/local/beneath';
+import { splitPath } from '../providers/paths';
+
+/** The names in directory `rel` of a location, opened without following symlinks on the way. */
+async function listBeneath(root: string, rel: string): Promise<string[]> {
+  const dh = await openDirBeneath(root, splitPath(rel), rel);
+  try {
+    return await fsp.readdir(fdPath(dh));
+  } finally {
+    await dh.close().catch(() => undefined);
+  }
+}
 
 const DEBOUNCE_MS = 150;
 const ONLINE_POLL_MS = 2000;
@@ -66,6 +78,8 @@ export class LocationWatcher {
   }
 
   private queue(loc: Location, rel: string): void {
+    // Our own writes to a home inside the location (index.db-wal, cache blocks): not indexed.
+    if (this.home.hidden.hides(loc.uri, rel)) return;
     const rules = this.rules(loc);
     if (rel.split('/').some((_, i, parts) => rules.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1))) return;
     let set = this.pending.get(loc.id);
@@ -102,7 +116,7 @@ export class LocationWatcher {
     const known = this.home.entries.resolve(loc.id, rel);
     const e = await this.vfs.writer.refresh(loc, rel);
     if (e?.type !== 'dir') return;
-    const names = await fsp.readdir(`${loc.uri}/${rel}`).catch(() => [] as string[]);
+    const names = await listBeneath(loc.uri, rel).catch(() => [] as string[]);
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
     const rules = this.rules(loc);
     for (const name of names) {

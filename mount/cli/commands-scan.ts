@@ -61,7 +61,7 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
     for (const loc of locs) {
       const bar = opts.tty ? progressBar() : undefined;
       try {
-        const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize };
+        const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
         const onProblem = (p: { path: string; message: string }) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`);
         let s: ScanSummary;
         // Remote locations are indexed from their listing (no download unless --hash).

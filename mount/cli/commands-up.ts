@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { homedir, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { checkOwnedDir } from '../fuse/mountpoint';
 import { Home, resolveHomeDir } from '../home';
 import { checkLocationName } from '../../index/locations';
 import { checkNewLocation, parseLocationUri } from '../../providers/registry';
@@ -33,6 +34,9 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
     .option('--webdav <[host:]port>', 'WebDAV address', '127.0.0.1:8080')
     .option('--writable', 'share FOLDER read-write (default: read-only, so nothing reached through the share can change your files)')
     .action(async (folder: string | undefined, o: { mount: string; webdav: string; writable?: boolean }) => {
+      // The default mount point's parent in /tmp is ours alone: another user may have made
+      // /tmp/vdfs-$UID first. Checked before anything else happens.
+      if (o.mount === defaultMountpoint() && !process.env.XDG_RUNTIME_DIR) await checkOwnedDir(dirname(o.mount), 'mount point parent', true);
       const dir = resolveHomeDir(g().home);
       const src = resolve(folder ?? homedir());
       const { home } = Home.init(dir);

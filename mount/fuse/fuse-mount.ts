@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FsError } from '../../providers/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { fuseOps } from './fuse-ops';
+import { checkOwnedDir, recoverStaleMount } from './mountpoint';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
@@ -27,17 +26,6 @@ function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
 }
 
-/** Lazily unmounts whatever is at `mountpoint` (a mount left by a killed daemon). Never throws. */
-export function forceUnmount(mountpoint: string): Promise<void> {
-  return new Promise((res) => execFile('fusermount', ['-uz', mountpoint], () => res()));
-}
-
-/** Is something mounted there? Reads /proc/self/mountinfo, never touches the mount point itself. */
-export async function isMounted(mountpoint: string): Promise<boolean> {
-  const info = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const target = resolve(mountpoint);
-  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === target);
-}
 
 /**
  * Mounts the VFS with fuse-native: big_writes (128 KiB writes instead of 4 KiB),
@@ -47,11 +35,10 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
  */
 export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
   const mnt = resolve(mountpoint);
-  if (await isMounted(mnt)) {
-    opts.log.warn({ mountpoint: mnt }, 'a mount is already there (a daemon was killed?): unmounting it');
-    await forceUnmount(mnt);
-  }
-  await fsp.mkdir(mnt, { recursive: true }).catch(() => undefined);
+  // Only a vdfs mount of ours is detached (a daemon was killed); anything else is refused.
+  if ((await recoverStaleMount(mnt)) === 'recovered') opts.log.warn({ mountpoint: mnt }, 'a stale vdfs mount of ours was there (a daemon was killed?): detached it');
+  // A mount point another user made (or can write to, or swapped for a link) is refused.
+  await checkOwnedDir(mnt, 'mount point', true);
   const ttl = opts.attrTimeout ?? 10;
   const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
 
@@ -63,8 +50,9 @@ export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMoun
   }
 
   const fuse = new VdfsFuse(mnt, fuseOps(vfs, opts.log), {
-    force: true,
-    mkdir: true,
+    // Not fuse-native's own recovery: it runs `fusermount -uz` on any dead mount found there.
+    force: false,
+    mkdir: false,
     allowOther: !!opts.allowOther,
     // Slow sources must fail on our own timeouts first (EHOSTDOWN/EIO), not fuse-native's.
     timeout: { default: 30_000, read: 120_000, write: 120_000, release: 120_000, fsync: 120_000, flush: 120_000 },
@@ -84,7 +72,7 @@ export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMoun
         await callback((cb) => fuse.unmount(cb));
       } catch (err) {
         opts.log.warn({ err }, 'clean unmount failed; detaching lazily');
-        await forceUnmount(mnt);
+        await recoverStaleMount(mnt).catch(() => undefined);
       }
     },
   };

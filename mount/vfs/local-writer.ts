@@ -3,6 +3,7 @@ import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { entryFromStats, localVersion } from '../../providers/local/local-provider';
+import { fdPath, openBeneath, pathHandle, withParent } from '../../providers/local/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { splitVirtual } from './namespace';
@@ -33,29 +34,26 @@ export class LocalWriter {
     return t;
   }
 
-  private real(t: { location: Location; rel: string }): string {
-    return this.core.providers.get(t.location).realPath(t.rel);
-  }
-
   /**
    * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
    * The hash is kept only while the version (inode, size, mtime) is unchanged.
    */
-  refresh(loc: Location, rel: string): Promise<Entry | undefined> {
-    return this.refreshAbs(loc, rel, this.core.providers.get(loc).realPath(rel));
-  }
-
-  private async refreshAbs(loc: Location, rel: string, abs: string): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
     let fields: EntryFields | undefined;
-    try {
-      const st = await fsp.lstat(abs, { bigint: true });
-      const target = st.isSymbolicLink() ? await fsp.readlink(abs) : undefined;
-      const pe = entryFromStats(rel.split('/').pop() ?? '', st, target);
+    // A vdfs state folder is "not there" for the index: an entry left from before is removed.
+    if (!this.home.hidden.hides(loc.uri, rel)) try {
+      // lstat of the name inside its parent, opened without following symlinks: a path through
+      // a swapped-in symlink is "not there" for the index, never the file outside.
+      const pe = rel === '' ? entryFromStats('', await fsp.stat(loc.uri, { bigint: true })) : await withParent(loc.uri, rel, async (at, _d, name) => {
+        const st = await fsp.lstat(at, { bigint: true });
+        return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
+      });
       if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `lstat ${rel}`);
+      const code = toFsError(err, rel).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
     }
     const { entries, db } = this.home;
     const result = db.transaction((): Entry | undefined => {
@@ -82,7 +80,7 @@ export class LocalWriter {
       return entries.get(id);
     }).immediate();
     this.core.resolver.invalidate();
-    if (result?.type === 'file' && !result.hash) this.rehash(loc, rel, abs);
+    if (result?.type === 'file' && !result.hash) this.rehash(loc, rel);
     return result;
   }
 
@@ -91,12 +89,13 @@ export class LocalWriter {
     void this.refresh(loc, rel).catch(() => undefined);
   }
 
-  private rehash(loc: Location, rel: string, abs: string): void {
+  private rehash(loc: Location, rel: string): void {
     const key = `${loc.id}:${rel}`;
     if (this.rehashing.has(key)) return;
     this.rehashing.add(key);
-    void this.core.hashPool
-      .hashFile(abs, this.home.config.blockSize)
+    // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
+    // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
+    void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
         if (r.changed) return;
         const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
@@ -121,10 +120,9 @@ export class LocalWriter {
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
-    const abs = this.real(t);
-    const fd = await fsp.open(abs, mode, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    const fd = await openBeneath(t.location.uri, t.rel, mode, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
     try {
-      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refreshAbs(t.location, t.rel, abs);
+      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel);
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
       const st = await fd.stat();
@@ -164,7 +162,13 @@ export class LocalWriter {
     const t = this.target(path, 'truncate');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such file`);
     if (t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-    await fsp.truncate(this.real(t), size).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+    // O_NONBLOCK: a FIFO planted under the name must not block the open.
+    const fh = await openBeneath(t.location.uri, t.rel, C.O_WRONLY | C.O_NONBLOCK).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+    try {
+      await fh.truncate(size).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
     this.core.live.set(path, size);
     await this.refresh(t.location, t.rel);
   }
@@ -172,7 +176,7 @@ export class LocalWriter {
   async mkdir(path: string, mode: number): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await fsp.mkdir(this.real(t), { mode }).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
+    await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
     await this.refresh(t.location, t.rel);
   }
 
@@ -181,12 +185,11 @@ export class LocalWriter {
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-    const abs = this.real(t);
     const queue = this.core.staged.queue;
     await queue.settle(t.location.id, t.rel);
     // Staged files not written to the disk yet still make their directory non-empty.
     if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
-    await (expect === 'dir' ? fsp.rmdir(abs) : fsp.unlink(abs)).catch((err) => {
+    await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? fsp.rmdir(at) : fsp.unlink(at))).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
     await queue.cancel(t.location.id, t.rel);
@@ -201,24 +204,26 @@ export class LocalWriter {
     if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
     if (a.rel === b.rel) return;
     if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
-    const absA = this.real(a);
-    const absB = this.real(b);
+    const root = a.location.uri;
+    const lstatVersion = (rel: string) => withParent(root, rel, (at) => fsp.lstat(at, { bigint: true })).then(localVersion, () => null);
     if (noReplace) {
-      const exists = await fsp.lstat(absB).then(() => true, () => false);
+      const exists = (await lstatVersion(b.rel)) !== null;
       if (exists || b.existing) throw new FsError('EEXIST', `${to} already exists`);
     }
     await this.core.staged.queue.settle(a.location.id, a.rel);
     await this.core.staged.queue.settle(b.location.id, b.rel);
     const queue = this.core.staged.queue;
-    const versionAt = (abs: string) => fsp.lstat(abs, { bigint: true }).then(localVersion, () => null);
-    const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await versionAt(absA)) === null;
+    const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await lstatVersion(a.rel)) === null;
     if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
-    if (!pendingOnly) await fsp.rename(absA, absB).catch((err) => { throw toFsError(err, `rename ${from}`); });
+    if (!pendingOnly) {
+      // Both names inside their safely opened parents: no directory on either side is followed.
+      await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => { throw toFsError(err, `rename ${from}`); });
+    }
     // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
     // file follow it, based on what the disk holds at the new name when they only exist staged.
     await queue.cancel(b.location.id, b.rel);
     this.core.staged.detach(to);
-    const baseAtB = pendingOnly ? await versionAt(absB) : undefined;
+    const baseAtB = pendingOnly ? await lstatVersion(b.rel) : undefined;
     queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
     const { entries, db } = this.home;
     db.transaction(() => {
@@ -244,24 +249,41 @@ export class LocalWriter {
   async symlink(targetText: string, path: string): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await fsp.symlink(targetText, this.real(t)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
+    await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
     await this.refresh(t.location, t.rel);
+  }
+
+  /**
+   * Runs a by-path call that follows symlinks (chmod, utimes) on the inode at `t.rel` itself:
+   * an O_PATH handle opened without following anything, then the call on /proc/self/fd/N,
+   * which the kernel resolves to that inode. A symlink there is refused (EPERM): Linux has
+   * no modes on links, and following it is what the attack wants.
+   */
+  private async onInode(t: Target, what: string, fn: (p: string) => Promise<void>): Promise<void> {
+    const fh = await pathHandle(t.location.uri, t.rel).catch((err) => { throw toFsError(err, `${what} ${t.rel}`); });
+    try {
+      if ((await fh.stat()).isSymbolicLink()) throw new FsError('EPERM', `${what} ${t.rel}: it is a symlink`);
+      await fn(fdPath(fh)).catch((err) => { throw toFsError(err, `${what} ${t.rel}`); });
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   }
 
   async chmod(path: string, mode: number): Promise<void> {
     const t = this.target(path, 'chmod');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
-    await fsp.chmod(this.real(t), mode & 0o7777).catch((err) => { throw toFsError(err, `chmod ${path}`); });
+    await this.onInode(t, 'chmod', (p) => fsp.chmod(p, mode & 0o7777));
     await this.refresh(t.location, t.rel);
   }
 
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     const t = this.target(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
-    const abs = this.real(t);
-    await (t.existing.type === 'symlink' ? fsp.lutimes(abs, atimeMs / 1000, mtimeMs / 1000) : fsp.utimes(abs, atimeMs / 1000, mtimeMs / 1000)).catch((err) => {
-      throw toFsError(err, `utimens ${path}`);
-    });
+    if (t.existing.type === 'symlink') {
+      await withParent(t.location.uri, t.rel, (at) => fsp.lutimes(at, atimeMs / 1000, mtimeMs / 1000)).catch((err) => { throw toFsError(err, `utimens ${path}`); });
+    } else {
+      await this.onInode(t, 'utimens', (p) => fsp.utimes(p, atimeMs / 1000, mtimeMs / 1000));
+    }
     this.core.live.touched(path, mtimeMs);
     await this.refresh(t.location, t.rel);
   }

@@ -71,7 +71,7 @@ export class StagedWriter {
     });
     if (t.existing && !pending && baseVersion === null && !flags.truncate) throw new FsError('ENOENT', `${path} was deleted at the source`);
     const file = this.newStagingFile();
-    await fsp.mkdir(this.home.stagingDir, { recursive: true });
+    await fsp.mkdir(this.home.stagingDir, { recursive: true, mode: 0o700 });
     try {
       if (t.existing && !flags.truncate) {
         if (pending) await fsp.copyFile(pending.staging_file, file);

@@ -39,11 +39,12 @@ export function resolveTarget(home: Home, path: string, what: string): Target {
   const name = parts[parts.length - 1];
   checkName(name);
   const parentRel = parts.slice(1, -1).join('/');
-  const parent = home.entries.resolve(loc.id, parentRel);
+  const parent = loc.kind === 'local' && home.hidden.hides(loc.uri, parentRel) ? undefined : home.entries.resolve(loc.id, parentRel);
   if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
   if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
   if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
   if (loc.kind !== 'local' && !WRITABLE_REMOTE_KINDS.has(loc.kind)) throw new FsError('EROFS', `${what} ${path}: ${loc.kind} locations are read-only`);
   const rel = parentRel === '' ? name : `${parentRel}/${name}`;
+  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('EACCES', `${what} ${path}: reserved for vdfs's own state`);
   return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
 }

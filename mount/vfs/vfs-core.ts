@@ -6,6 +6,8 @@ import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
+import { openBeneath } from '../../providers/local/beneath';
+import { isHiddenRel } from '../../index/state-paths';
 import type { Home } from '../home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { BlobReader, type BlockStore } from './blob-reader';
@@ -122,7 +124,9 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
-    return this.home.entries.children(r.entry.id).map((child) => {
+    const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
+    const children = this.home.entries.children(r.entry.id);
+    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
       return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath)) };
@@ -167,8 +171,15 @@ export class VfsCore implements Vfs {
     if (loc.kind !== 'local') return undefined;
     const provider = this.providers.get(loc);
     try {
-      const fd = await fsp.open(provider.realPath(rel), C.O_RDONLY | C.O_NOFOLLOW);
+      // No symlink followed on the way (a directory swapped for a link after the scan).
+      const fd = await openBeneath(loc.uri, rel, C.O_RDONLY);
       const st = await fd.stat({ bigint: true });
+      if (!st.isFile()) {
+        await fd.close();
+        throw new FsError('ENOENT', `${path} is no longer a regular file on disk`);
+      }
+      // Another file than the indexed one (other inode, size or mtime): the index follows
+      // the disk; what is served is still that location's own file at that name.
       if (localVersion(st) !== entry.version) this.writer.noteExternalChange(loc, rel);
       return { kind: 'local', fd, vpath: path, location: loc, rel, entryId: entry.id, writable: false, append: false, dirty: false };
     } catch (err) {

@@ -1,9 +1,10 @@
 import { createReadStream, promises as fsp, constants as C } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../fs-error';
-import { normalizeRel, splitPath } from '../paths';
+import { normalizeRel, parentOf, splitPath } from '../paths';
+import { fdPath, openBeneath, openDirBeneath, withParent } from './beneath';
 import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
 
 export function entryTypeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType | undefined {
@@ -38,11 +39,9 @@ export class LocalProvider implements Provider {
   readonly kind = 'local';
   readonly features: ProviderFeatures = { write: true, symlinks: true, localFiles: true };
 
-  /** The root with symlinks resolved, for the containment check; resolved on first use. */
-  private realRoot: string | undefined;
-
   constructor(readonly root: string, private readonly readonly = false) {}
 
+  /** For display and for tools only: never open this path, it follows symlinks (see beneath.ts). */
   realPath(path: string): string {
     return join(this.root, ...splitPath(path));
   }
@@ -63,36 +62,35 @@ export class LocalProvider implements Provider {
   }
 
   /**
-   * The absolute path of `rel`, after checking that no directory on the way is a symlink
-   * (with `self`, the final component too). Symlinks are entries of the location, never
-   * followed: a link to /etc inside a location must not expose /etc. One realpath call;
-   * top-level names need none. Throws ENOTDIR for a path through a symlink, ENOENT, EHOSTDOWN.
+   * Opens `rel` without following a symlink anywhere inside the location (see beneath.ts):
+   * symlinks are entries of the location, never followed, so a link to /etc (or a directory
+   * swapped for one after the scan) never exposes /etc. Throws ENOTDIR, ELOOP, ENOENT, EACCES.
    */
-  private async inside(rel: string, self = false): Promise<string> {
-    const parts = rel === '' ? [] : rel.split('/');
-    const abs = join(this.root, ...parts);
-    const dirParts = self ? parts : parts.slice(0, -1);
-    if (dirParts.length === 0) return abs;
-    try {
-      this.realRoot ??= await fsp.realpath(this.root);
-      const real = await fsp.realpath(join(this.root, ...dirParts));
-      if (real !== join(this.realRoot, ...dirParts)) throw new FsError('ENOTDIR', `${rel} goes through a symlink; symlinks are not followed`);
-    } catch (err) {
-      this.realRoot = undefined; // the root may have been replaced (a drive re-plugged elsewhere)
-      throw await this.offlineOr(err, rel);
-    }
-    return abs;
+  open(rel: string, flags: number, mode?: number): Promise<fsp.FileHandle> {
+    return openBeneath(this.root, rel, flags, mode);
+  }
+
+  /** Runs `fn` on `rel`'s name inside its safely opened parent directory (see beneath.ts). */
+  withParent<T>(rel: string, fn: (at: string, dir: fsp.FileHandle, name: string) => Promise<T>): Promise<T> {
+    return withParent(this.root, rel, fn);
+  }
+
+  private async statAt(at: string, name: string): Promise<ProviderEntry> {
+    const st = await fsp.lstat(at, { bigint: true });
+    const target = st.isSymbolicLink() ? await fsp.readlink(at) : undefined;
+    const e = entryFromStats(name, st, target);
+    if (!e) throw new FsError('ENOTSUP', `${name} is not a file, directory or symlink`);
+    return e;
   }
 
   async stat(path: string): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
-    const abs = await this.inside(rel);
     try {
-      const st = await fsp.lstat(abs, { bigint: true });
-      const target = st.isSymbolicLink() ? await fsp.readlink(abs) : undefined;
-      const e = entryFromStats(rel.split('/').pop() ?? '', st, target);
-      if (!e) throw new FsError('ENOTSUP', `${rel} is not a file, directory or symlink`);
-      return e;
+      if (rel === '') {
+        const dh = await this.open('', C.O_RDONLY | C.O_DIRECTORY);
+        try { return entryFromStats('', await dh.stat({ bigint: true }))!; } finally { await dh.close(); }
+      }
+      return await this.withParent(rel, (at, _dir, name) => this.statAt(at, name));
     } catch (err) {
       throw await this.offlineOr(err, `stat ${rel}`);
     }
@@ -100,18 +98,19 @@ export class LocalProvider implements Provider {
 
   async list(path: string): Promise<ProviderEntry[]> {
     const rel = normalizeRel(path);
-    const abs = await this.inside(rel, true);
+    let dh: fsp.FileHandle | undefined;
     try {
-      const names = await fsp.readdir(abs);
+      dh = await openDirBeneath(this.root, splitPath(rel), rel);
+      const dir = dh;
+      const names = await fsp.readdir(fdPath(dir));
       const out: (ProviderEntry | undefined)[] = [];
       const one = async (name: string): Promise<ProviderEntry | undefined> => {
         try {
-          const st = await fsp.lstat(join(abs, name), { bigint: true });
-          const target = st.isSymbolicLink() ? await fsp.readlink(join(abs, name)) : undefined;
-          return entryFromStats(name, st, target);
+          return await this.statAt(fdPath(dir, name), name);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          return undefined; // vanished meanwhile: skip
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT' && !(err instanceof FsError && err.code === 'ENOTSUP')) throw err;
+          return undefined; // vanished meanwhile, or a fifo/socket/device: skip
         }
       };
       // lstat in small parallel batches: a 10k-entry directory (a WebDAV PROPFIND) would
@@ -120,6 +119,8 @@ export class LocalProvider implements Provider {
       return out.filter((e): e is ProviderEntry => e !== undefined);
     } catch (err) {
       throw await this.offlineOr(err, `list ${rel}`);
+    } finally {
+      await dh?.close().catch(() => undefined);
     }
   }
 
@@ -127,10 +128,9 @@ export class LocalProvider implements Provider {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
       throw new FsError('EINVAL', `bad range offset=${offset} length=${length}`);
     const rel = normalizeRel(path);
-    const abs = await this.inside(rel);
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(abs, C.O_RDONLY | C.O_NOFOLLOW);
+      fh = await this.open(rel, C.O_RDONLY);
       if (opts?.version !== undefined) {
         const st = await fh.stat({ bigint: true });
         if (localVersion(st) !== opts.version) throw new FsError('EIO', `${rel} changed since it was indexed`);
@@ -153,8 +153,7 @@ export class LocalProvider implements Provider {
 
   async readStream(path: string, opts?: ReadOptions): Promise<Readable> {
     const rel = normalizeRel(path);
-    const abs = await this.inside(rel);
-    const fh = await fsp.open(abs, C.O_RDONLY | C.O_NOFOLLOW).catch(async (err) => {
+    const fh = await this.open(rel, C.O_RDONLY).catch(async (err) => {
       throw await this.offlineOr(err, `read ${rel}`);
     });
     try {
@@ -173,7 +172,7 @@ export class LocalProvider implements Provider {
   async readlink(path: string): Promise<string> {
     const rel = normalizeRel(path);
     try {
-      return await fsp.readlink(await this.inside(rel));
+      return await this.withParent(rel, (at) => fsp.readlink(at));
     } catch (err) {
       throw await this.offlineOr(err, `readlink ${rel}`);
     }
@@ -186,24 +185,30 @@ export class LocalProvider implements Provider {
   async putFile(path: string, sourceFile: string, opts?: { ifVersion?: string | null }): Promise<ProviderEntry> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    const dest = await this.inside(rel);
-    const tmp = `${dest}.vdfs-tmp-${process.pid}-${Date.now()}`;
     try {
-      await fsp.copyFile(sourceFile, tmp);
-      const fh = await fsp.open(tmp, 'r+');
-      try { await fh.sync(); } finally { await fh.close(); }
-      if (opts?.ifVersion !== undefined) {
-        // Compare right before the rename: a change made in between is the small window a
-        // local filesystem without compare-and-swap leaves.
-        const current = await fsp.lstat(dest, { bigint: true }).then(localVersion, () => null);
-        if (current !== opts.ifVersion)
-          throw new FsError('ESTALE', `${rel} changed since it was opened (${current === null ? 'it was deleted' : 'another writer'}); not overwriting`);
-      }
-      await fsp.rename(tmp, dest);
-      await this.syncDir(dest);
+      await this.withParent(rel, async (dest, dir, name) => {
+        const tmp = fdPath(dir, `${name}.vdfs-tmp-${process.pid}-${Date.now()}`);
+        try {
+          // COPYFILE_EXCL (O_CREAT|O_EXCL): a name planted in the parent is never written through.
+          await fsp.copyFile(sourceFile, tmp, C.COPYFILE_EXCL);
+          const fh = await fsp.open(tmp, C.O_RDWR | C.O_NOFOLLOW);
+          try { await fh.sync(); } finally { await fh.close(); }
+          if (opts?.ifVersion !== undefined) {
+            // Compare right before the rename: a change made in between is the small window a
+            // local filesystem without compare-and-swap leaves.
+            const current = await fsp.lstat(dest, { bigint: true }).then(localVersion, () => null);
+            if (current !== opts.ifVersion)
+              throw new FsError('ESTALE', `${rel} changed since it was opened (${current === null ? 'it was deleted' : 'another writer'}); not overwriting`);
+          }
+          await fsp.rename(tmp, dest);
+          await dir.sync();
+        } catch (err) {
+          await fsp.unlink(tmp).catch(() => undefined);
+          throw err;
+        }
+      });
       return await this.stat(rel);
     } catch (err) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw await this.offlineOr(err, `put ${rel}`);
     }
   }
@@ -211,18 +216,18 @@ export class LocalProvider implements Provider {
   async mkdir(path: string): Promise<void> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    const abs = await this.inside(rel);
-    try { await fsp.mkdir(abs); } catch (err) { throw await this.offlineOr(err, `mkdir ${rel}`); }
+    try { await this.withParent(rel, (at) => fsp.mkdir(at)); } catch (err) { throw await this.offlineOr(err, `mkdir ${rel}`); }
   }
 
   async remove(path: string): Promise<void> {
     this.checkWritable();
     const rel = normalizeRel(path);
     if (rel === '') throw new FsError('EINVAL', 'the root of a location cannot be removed (use vdfs location rm)');
-    const abs = await this.inside(rel);
     try {
-      const st = await fsp.lstat(abs);
-      if (st.isDirectory()) await fsp.rmdir(abs); else await fsp.unlink(abs);
+      await this.withParent(rel, async (at) => {
+        const st = await fsp.lstat(at);
+        if (st.isDirectory()) await fsp.rmdir(at); else await fsp.unlink(at);
+      });
     } catch (err) {
       throw await this.offlineOr(err, `remove ${rel}`);
     }
@@ -233,20 +238,15 @@ export class LocalProvider implements Provider {
     const a = normalizeRel(from);
     const b = normalizeRel(to);
     if (a === '' || b === '') throw new FsError('EINVAL', 'the root of a location cannot be renamed');
-    const from_ = await this.inside(a);
-    const to_ = await this.inside(b);
     try {
-      await fsp.rename(from_, to_);
-      await this.syncDir(to_);
-      if (dirname(from_) !== dirname(to_)) await this.syncDir(from_);
+      await this.withParent(a, (atA, dirA) => this.withParent(b, async (atB, dirB) => {
+        await fsp.rename(atA, atB);
+        await dirB.sync();
+        if (parentOf(a) !== parentOf(b)) await dirA.sync();
+      }));
     } catch (err) { throw await this.offlineOr(err, `rename ${a}`); }
-  }
-
-  /** fsyncs the directory holding `abs`, so a rename survives power loss. */
-  private async syncDir(abs: string): Promise<void> {
-    const dh = await fsp.open(dirname(abs), C.O_RDONLY | C.O_DIRECTORY);
-    try { await dh.sync(); } finally { await dh.close(); }
   }
 
   async close(): Promise<void> {}
 }
+

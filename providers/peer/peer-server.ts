@@ -1,5 +1,4 @@
 import { constants as C, createReadStream, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +7,8 @@ import type { Logger } from 'pino';
 import type { Db } from '../../index/db';
 import { fingerprintOfDer, type NodeKeys } from '../../mount/keys';
 import { FsError, toFsError, type FsErrorCode } from '../fs-error';
-import { splitPath } from '../paths';
+import { openBeneath } from '../local/beneath';
+import { localVersion } from '../local/local-provider';
 import { ALPN_PAIR, ALPN_PEER } from './peer-client';
 import { acceptPairing, PairRateLimit } from './pairing';
 import { PeerStore } from './peer-store';
@@ -22,6 +22,8 @@ export interface PeerServerOptions {
   keys: NodeKeys;
   name: string;
   log: Logger;
+  /** vdfs's own state folders (home, cache, staging): never served, even inside a shared location. */
+  statePaths?: readonly string[];
 }
 
 /** The running peer server. `close` ends every connection. */
@@ -51,7 +53,7 @@ type Who = { peer: string } | { pairing: true };
  */
 export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer> {
   const peers = new PeerStore(o.db);
-  const index = new ServeIndex(o.db);
+  const index = new ServeIndex(o.db, o.statePaths);
   const limiter = new PairRateLimit();
   const who = new WeakMap<object, Who>();
   const sockets = new Map<TLSSocket, string>();
@@ -238,14 +240,16 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
     const f = index.blobFile(peer, hash);
     let fh;
     try {
-      fh = await fsp.open(join(f.root, ...splitPath(f.rel)), C.O_RDONLY | C.O_NOFOLLOW);
+      // Never through a symlink on the way: a directory swapped for one after the scan.
+      fh = await openBeneath(f.root, f.rel, C.O_RDONLY);
     } catch (err) {
       throw new FsError('ESTALE', `blob ${hash.slice(0, 16)} is indexed but its file cannot be opened: ${(err as Error).message}`);
     }
     try {
-      const st = await fh.stat();
-      // The file changed since it was indexed: refuse rather than send bytes that will not verify.
-      if (st.size !== f.size) throw new FsError('ESTALE', `blob ${hash.slice(0, 16)} changed on disk since it was indexed`);
+      const st = await fh.stat({ bigint: true });
+      // Not the indexed file (other inode, size or mtime): refuse rather than send bytes that
+      // may not be the content this hash names.
+      if (!st.isFile() || localVersion(st) !== f.version) throw new FsError('ESTALE', `blob ${hash.slice(0, 16)} changed on disk since it was indexed`);
       const range = parseRange(req.headers.range, f.size);
       if (range === 'unsatisfiable') {
         res.writeHead(416, { 'content-range': `bytes */${f.size}`, 'content-length': 0 });

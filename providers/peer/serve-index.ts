@@ -2,6 +2,7 @@ import type { Db } from '../../index/db';
 import { FsError } from '../fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from './protocol';
 import { PeerStore } from './peer-store';
+import { HiddenRels, isHiddenRel } from '../../index/state-paths';
 
 interface LocRow { id: number; name: string; uri: string; kind: string; created_at: number }
 
@@ -26,8 +27,11 @@ function wireBlob(r: { size: number; block_size: number | null; block_hashes: Bu
 export class ServeIndex {
   private readonly peers: PeerStore;
 
-  constructor(private readonly db: Db) {
+  private readonly hidden: HiddenRels;
+
+  constructor(private readonly db: Db, statePaths: readonly string[] = []) {
     this.peers = new PeerStore(db);
+    this.hidden = new HiddenRels(statePaths);
   }
 
   headSeq(): number {
@@ -68,7 +72,8 @@ export class ServeIndex {
         )
         SELECT t.path, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
         FROM t JOIN entries e ON e.id = t.id LEFT JOIN blobs b ON b.hash = e.hash ORDER BY t.depth`).all(l.id) as EntryRow[];
-      const lines = rows.map((r): SnapshotLine => {
+      const hidden = this.hidden.of(l.uri);
+      const lines = rows.filter((r) => !isHiddenRel(r.path, hidden)).map((r): SnapshotLine => {
         const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
         const b = wireBlob(r);
         if (b) line.blob = b;
@@ -86,7 +91,9 @@ export class ServeIndex {
       const rows = this.db.prepare(`SELECT c.seq, c.op, c.path, c.to_path, c.entry, b.size, b.block_size, b.block_hashes FROM changes c
         LEFT JOIN blobs b ON b.hash = json_extract(c.entry, '$.hash') WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`)
         .all(since, l.id, limit) as { seq: number; op: WireChange['op']; path: string; to_path: string | null; entry: string | null; size: number; block_size: number | null; block_hashes: Buffer | null }[];
-      const changes = rows.map((r): WireChange => {
+      const hidden = this.hidden.of(l.uri);
+      const visible = rows.filter((r) => !isHiddenRel(r.path, hidden) && !(r.to_path !== null && isHiddenRel(r.to_path, hidden)));
+      const changes = visible.map((r): WireChange => {
         const c: WireChange = { seq: r.seq, op: r.op, path: r.path, toPath: r.to_path, entry: r.entry ? (JSON.parse(r.entry) as WireEntry) : null };
         const b = wireBlob(r);
         if (b) c.blob = b;
@@ -101,19 +108,23 @@ export class ServeIndex {
    * Where to read a blob for this peer: a file with that hash in a location shared with it.
    * Throws ENOENT otherwise (an unknown hash and an unshared one look the same).
    */
-  blobFile(peerId: string, hash: string): { root: string; rel: string; size: number } {
+  blobFile(peerId: string, hash: string): { root: string; rel: string; size: number; version: string | null } {
     const locs = this.sharedRows(peerId);
     if (locs.length === 0) throw new FsError('ENOENT', 'no such blob');
-    const e = this.db.prepare(`SELECT id, location_id AS loc, size FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT 1`)
-      .get(hash, JSON.stringify(locs.map((l) => l.id))) as { id: number; loc: number; size: number } | undefined;
-    if (!e) throw new FsError('ENOENT', 'no such blob');
-    const parts: string[] = [];
-    let cur: { parent_id: number | null; name: string } | undefined = { parent_id: e.id, name: '' };
+    const candidates = this.db.prepare(`SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT 16`)
+      .all(hash, JSON.stringify(locs.map((l) => l.id))) as { id: number; loc: number; size: number; version: string | null }[];
     const up = this.db.prepare('SELECT parent_id, name FROM entries WHERE id = ?');
-    while (cur && cur.parent_id !== null) {
-      cur = up.get(cur.parent_id) as { parent_id: number | null; name: string } | undefined;
-      if (cur && cur.parent_id !== null) parts.push(cur.name);
+    for (const e of candidates) {
+      const parts: string[] = [];
+      let cur: { parent_id: number | null; name: string } | undefined = { parent_id: e.id, name: '' };
+      while (cur && cur.parent_id !== null) {
+        cur = up.get(cur.parent_id) as { parent_id: number | null; name: string } | undefined;
+        if (cur && cur.parent_id !== null) parts.push(cur.name);
+      }
+      const root = locs.find((l) => l.id === e.loc)!.uri;
+      const rel = parts.reverse().join('/');
+      if (!this.hidden.hides(root, rel)) return { root, rel, size: e.size, version: e.version };
     }
-    return { root: locs.find((l) => l.id === e.loc)!.uri, rel: parts.reverse().join('/'), size: e.size };
+    throw new FsError('ENOENT', 'no such blob');
   }
 }

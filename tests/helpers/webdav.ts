@@ -68,10 +68,22 @@ export interface RunningWebdav {
  */
 export async function startWebdavServer(
   t: { teardown(fn: () => unknown): void },
-  opts: { seed?: (dir: string) => void; env?: Record<string, string>; otherLocations?: string[]; readonlyLocations?: string[]; serveArgs?: string[]; beforeServe?: (home: string) => void } = {},
+  opts: {
+    seed?: (dir: string) => void;
+    env?: Record<string, string>;
+    otherLocations?: string[];
+    readonlyLocations?: string[];
+    serveArgs?: string[];
+    /** Runs just before the daemon starts (after the scan). */
+    beforeServe?: (home: string) => void;
+    /** Where the home goes (default: beside the location); e.g. inside `locDir`. */
+    homeDir?: (dir: string, locDir: string) => string;
+    /** Runs after init and location add, before the scan (config changes). */
+    afterInit?: (home: string, locDir: string) => void;
+  } = {},
 ): Promise<RunningWebdav> {
   const dir = tempDir(t, 'vdfs-webdav-');
-  const home = join(dir, 'home');
+  const home = opts.homeDir?.(dir, join(dir, 'loc')) ?? join(dir, 'home');
   const locDir = join(dir, 'loc');
   mkdirSync(locDir);
   opts.seed?.(locDir);
@@ -86,6 +98,7 @@ export async function startWebdavServer(
     writeFileSync(join(dir, name, 'existing.txt'), 'read only');
     vdfsOk(home, ['location', 'add', name, join(dir, name), '--readonly']);
   }
+  opts.afterInit?.(home, locDir);
   vdfsOk(home, ['scan']);
   opts.beforeServe?.(home);
   const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', 'warn', 'serve', '--webdav', '127.0.0.1:0', ...(opts.serveArgs ?? [])], {

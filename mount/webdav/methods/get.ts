@@ -71,12 +71,14 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     'Accept-Ranges': 'bytes',
   };
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  // Opened before the status line: a refusal (a path through a swapped-in symlink, a source
+  // gone) is an error answer, not a dropped connection.
+  const fh = head || length === 0 ? undefined : await openCounted(vfs, ctx.handles, linked.path);
   res.writeHead(range ? 206 : 200, headers);
-  if (head || length === 0) {
+  if (fh === undefined) {
     res.end();
     return;
   }
-  const fh = await openCounted(vfs, ctx.handles, linked.path);
   // Reads run ahead of the socket by up to READ_AHEAD chunks; big transfers use bigger
   // chunks (fewer syscalls and promise turns), a 1 MiB range stays one 1 MiB read.
   const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;

@@ -1,0 +1,97 @@
+import { constants as C, promises as fsp } from 'node:fs';
+import { FsError, toFsError } from '../fs-error';
+import { splitPath } from '../paths';
+
+/**
+ * Symlink-safe access to paths inside a local location (Linux).
+ *
+ * `join(root, rel)` follows a symlink in any directory on the way, so a directory swapped for
+ * a link to /root/.ssh between the scan and a read or write takes the operation out of the
+ * location (a time-of-check/time-of-use race no up-front check can close). Instead every
+ * directory component is opened with O_DIRECTORY|O_NOFOLLOW relative to the directory fd of
+ * its parent, addressed as `/proc/self/fd/N/name`: the kernel resolves the magic link
+ * `/proc/self/fd/N` to the open directory itself (never by name again), and O_NOFOLLOW
+ * refuses the one component looked up in it when it is a symlink. The operation then runs on
+ * the final name inside that open parent, so nothing on the way can be swapped.
+ *
+ * Only the root itself is opened by name and followed: a location root may be a symlink
+ * (~/Photos -> /mnt/disk/Photos). Every open runs on the libuv pool, off the JS thread.
+ */
+
+/** O_PATH (Linux): an fd naming an inode without opening it for I/O; fchmod/futimes need the /proc path. */
+export const O_PATH = 0o10000000;
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+/** `/proc/self/fd/N` or `/proc/self/fd/N/name`: an open fd as a path the kernel never re-resolves by name. */
+export function fdPath(fh: fsp.FileHandle, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fh.fd}` : `/proc/self/fd/${fh.fd}/${name}`;
+}
+
+function swapped(err: unknown, rel: string): FsError {
+  const code = (err as NodeJS.ErrnoException).code;
+  // ELOOP (a symlink where a directory was expected) is what the attack looks like: refuse it
+  // as "not a directory" so every front end answers like for any other non-directory.
+  if (code === 'ELOOP') return new FsError('ENOTDIR', `${rel} goes through a symlink; symlinks inside a location are never followed`, err);
+  return toFsError(err, rel);
+}
+
+/**
+ * Opens the directory `parts` (components, already checked) under `root`, without following
+ * a symlink anywhere below the root. Throws ENOTDIR (a symlink or file on the way), ENOENT,
+ * EACCES, EIO. The caller closes the handle.
+ */
+export async function openDirBeneath(root: string, parts: readonly string[], rel = parts.join('/')): Promise<fsp.FileHandle> {
+  let dir = await fsp.open(root, C.O_RDONLY | C.O_DIRECTORY).catch((err) => { throw toFsError(err, `open location root ${root}`); });
+  for (const name of parts) {
+    let next: fsp.FileHandle;
+    try {
+      next = await fsp.open(fdPath(dir, name), DIR_FLAGS);
+    } catch (err) {
+      void dir.close().catch(() => undefined);
+      throw swapped(err, rel);
+    }
+    // Not awaited: the close of a directory fd cannot fail in a way that matters here, and
+    // waiting for it would add one thread-pool round trip per component.
+    void dir.close().catch(() => undefined);
+    dir = next;
+  }
+  return dir;
+}
+
+/**
+ * Runs `fn` with the open parent directory of `rel` and the path of `rel`'s last component
+ * inside it (`/proc/self/fd/N/name`). Namespace operations that act on the name itself
+ * (mkdir, unlink, rmdir, rename, symlink, lstat, readlink, open with O_NOFOLLOW) are then
+ * safe. `rel` must not be the root. Throws what openDirBeneath throws, then what `fn` throws.
+ */
+export async function withParent<T>(root: string, rel: string, fn: (at: string, dir: fsp.FileHandle, name: string) => Promise<T>): Promise<T> {
+  const parts = splitPath(rel);
+  if (parts.length === 0) throw new FsError('EINVAL', 'the root of a location has no parent inside it');
+  const name = parts[parts.length - 1];
+  const dir = await openDirBeneath(root, parts.slice(0, -1), rel);
+  try {
+    return await fn(fdPath(dir, name), dir, name);
+  } finally {
+    await dir.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Opens `rel` under `root` with `flags` (O_NOFOLLOW is always added; O_CREAT creates it in
+ * the safely opened parent). The root itself ('' ) opens as a directory. Throws ENOTDIR for a
+ * symlink on the way, ELOOP when `rel` itself is a symlink, ENOENT, EACCES, EISDIR, EIO.
+ */
+export async function openBeneath(root: string, rel: string, flags: number, mode = 0o644): Promise<fsp.FileHandle> {
+  if (splitPath(rel).length === 0) return openDirBeneath(root, []);
+  return withParent(root, rel, (at) => fsp.open(at, flags | C.O_NOFOLLOW, mode).catch((err) => { throw toFsError(err, `open ${rel}`); }));
+}
+
+/**
+ * An O_PATH handle on `rel` itself (a symlink is not followed: the handle names the link).
+ * For chmod and utimes, which have no "no-follow" form that works on Linux files: run them on
+ * fdPath(handle) after checking what it is. Throws like openBeneath.
+ */
+export function pathHandle(root: string, rel: string): Promise<fsp.FileHandle> {
+  return openBeneath(root, rel, O_PATH);
+}
