@@ -14,6 +14,8 @@ export interface PeerLocationOptions {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+/** What of a peer's `mode` we keep: rwx for owner, group and others. */
+export const PEER_MODE_MASK = 0o777;
 const TYPES = new Set(['file', 'dir', 'symlink']);
 
 /** Throws EIO naming what is wrong: the peer is not trusted to send well-formed data. */
@@ -69,7 +71,9 @@ export class ReplicaIndex {
   }
 
   private fields(e: WireEntry): Record<string, unknown> {
-    return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.type === 'file' ? e.hash : null, hash: e.hash, target: e.target };
+    // Permission bits only: no setuid/setgid/sticky from another node, and the file type is our
+    // own `type` column, never bits of the peer's mode (FUSE ORs the two).
+    return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode & PEER_MODE_MASK, version: e.type === 'file' ? e.hash : null, hash: e.hash, target: e.target };
   }
 
   private putBlob(b: WireBlob | undefined, e: WireEntry): void {
