@@ -15,6 +15,11 @@ export interface Config {
   /** PEM files for WebDAV over TLS on a non-loopback address (default: the node's self-signed certificate). */
   'webdav.tlsCert': string;
   'webdav.tlsKey': string;
+  /**
+   * Seconds the peer port gives a connection to finish its TLS handshake, and then each request
+   * (headers and body); also its keep-alive idle limit. A client that stalls longer is cut off.
+   */
+  'peer.requestTimeout': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -33,6 +38,7 @@ export function defaultConfig(name: string): Config {
     'scan.remoteInterval': 120,
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
+    'peer.requestTimeout': 30,
   };
 }
 
@@ -67,6 +73,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
+  'peer.requestTimeout': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0.5 || n > 300) throw new FsError('EINVAL', 'peer.requestTimeout: seconds from 0.5 to 300'); return n; },
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

@@ -10,6 +10,9 @@ interface EntryRow {
   version: string | null; hash: string | null; target: string | null; block_size: number | null; block_hashes: Buffer | null;
 }
 
+/** A change page stops growing past this many bytes (readers refuse pages over PEER_MAX_PAGE_BYTES). */
+const PAGE_BYTES = 8 * 1024 * 1024;
+
 export function epochOf(l: { id: number; created_at: number }): string {
   return `${l.id}.${l.created_at}`;
 }
@@ -86,14 +89,20 @@ export class ServeIndex {
       const rows = this.db.prepare(`SELECT c.seq, c.op, c.path, c.to_path, c.entry, b.size, b.block_size, b.block_hashes FROM changes c
         LEFT JOIN blobs b ON b.hash = json_extract(c.entry, '$.hash') WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`)
         .all(since, l.id, limit) as { seq: number; op: WireChange['op']; path: string; to_path: string | null; entry: string | null; size: number; block_size: number | null; block_hashes: Buffer | null }[];
-      const changes = rows.map((r): WireChange => {
+      // Pages are bounded in bytes too (block lists of huge files are big), so a reader can
+      // refuse oversized answers: at least one change, then stop past PAGE_BYTES.
+      const changes: WireChange[] = [];
+      let bytes = 0;
+      for (const r of rows) {
+        if (changes.length > 0 && bytes > PAGE_BYTES) break;
         const c: WireChange = { seq: r.seq, op: r.op, path: r.path, toPath: r.to_path, entry: r.entry ? (JSON.parse(r.entry) as WireEntry) : null };
         const b = wireBlob(r);
         if (b) c.blob = b;
-        return c;
-      });
-      const more = rows.length === limit;
-      return { epoch: epochOf(l), changes, next: more ? rows[rows.length - 1].seq : Math.max(head, since), more };
+        bytes += (r.entry?.length ?? 0) + r.path.length + (r.to_path?.length ?? 0) + (b?.blockHashes.length ?? 0) + 100;
+        changes.push(c);
+      }
+      const more = rows.length === limit || changes.length < rows.length;
+      return { epoch: epochOf(l), changes, next: more ? changes[changes.length - 1].seq : Math.max(head, since), more };
     })();
   }
 
