@@ -39,19 +39,21 @@ const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 
 export class Replicas {
   constructor(private readonly home: Home, private readonly providers: ProviderPool) {}
 
-  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null }[] {
+  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; size: number }[] {
     const locs = new Map(this.home.locations.list().map((l) => [l.id, l]));
     return this.home.entries
       .byHash(hash)
       .filter((e) => e.type === 'file' && locs.has(e.locationId))
-      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version }))
+      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size }))
       .sort((a, b) => (KIND_RANK[a.loc.kind] ?? 9) - (KIND_RANK[b.loc.kind] ?? 9) || Number(b.loc.online) - Number(a.loc.online));
   }
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
   sources(hash: string): ReplicaSource[] {
-    return this.entriesOf(hash).map(({ loc, rel, version }) => ({
+    return this.entriesOf(hash).map(({ loc, rel, version, size }) => ({
       label: virtualPath(loc.name, rel),
+      locationId: loc.id,
+      size,
       read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
     }));
   }
