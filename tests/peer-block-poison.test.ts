@@ -95,3 +95,37 @@ t.test('a peer advertising fake multi-block hashes for content this node has loc
     t.not(b3sum(out), b3sum(join(dir, 'evil')), "never the attacker's");
   }
 });
+
+t.test("blocks read against one peer's own list are never served for that hash once a trusted list exists", async (t) => {
+  const dir = tempDir(t);
+  const good = randomBytes(SIZE);
+  const evil = randomBytes(SIZE);
+  writeFileSync(join(dir, 'good'), good);
+  writeFileSync(join(dir, 'evil'), evil);
+  const H = b3sum(join(dir, 'good'));
+  const m = hostileNode(dir, H, evil);
+  const dm = await startPeerDaemon(m.home);
+  t.teardown(() => dm.stop());
+  const v = makeNode(dir, 'victor');
+  pair(m.home, v.home, ['docs']);
+  vdfsOk(v.home, ['location', 'add', 'mdocs', 'peer://mallory/docs']);
+  const mnt = join(dir, 'mnt');
+  const out = join(dir, 'out');
+  // Only the hostile node has "H": reading it reads that node's own file (its list, its bytes),
+  // and fills this node's block cache.
+  let mv = await startMount(v.home, mnt);
+  spawnSync('cp', [join(mnt, 'mdocs', 'pop.bin'), out], { timeout: 60_000 });
+  await mv.stop();
+  t.ok(Number(vdfsOk(v.home, ['cache', 'stats', '--json']).json<{ blocks: number }>().blocks) > 0, 'the cache holds blocks of it');
+  // The real content arrives locally: its list, computed here, now decides.
+  const mine = join(dir, 'mine');
+  mkdirSync(mine);
+  writeFileSync(join(mine, 'same.bin'), good);
+  vdfsOk(v.home, ['location', 'add', 'mine', mine]);
+  vdfsOk(v.home, ['scan', 'mine']);
+  mv = await startMount(v.home, mnt);
+  t.teardown(() => mv.stop());
+  const cp = spawnSync('cp', [join(mnt, 'mdocs', 'pop.bin'), out], { timeout: 60_000 });
+  t.equal(cp.status, 0, `read again (${cp.stderr.toString().trim()})`);
+  t.equal(b3sum(out), H, 'the real bytes: the cached blocks of the peer-only read are not reused');
+});
