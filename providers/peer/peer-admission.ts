@@ -28,6 +28,10 @@ export function sourceKey(addr: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
+function connKey(sock: Socket): string {
+  return `${sock.remoteAddress}|${sock.remotePort}`;
+}
+
 /**
  * Admission control for the peer port, before authentication: a per-source cap (further
  * connections from that source are refused at once) and a global cap where the oldest
@@ -36,8 +40,11 @@ export function sourceKey(addr: string | undefined): string {
  * in. A connection leaves the count when it closes or proves to be a paired node. Never throws.
  */
 export class Admission {
-  /** Insertion order = age: the first one is the oldest. */
-  private readonly pending = new Map<Socket, string>();
+  /**
+   * By `address:port` (the same on the TCP socket and on the TLS socket wrapping it), insertion
+   * order = age: the first one is the oldest.
+   */
+  private readonly pending = new Map<string, { sock: Socket; source: string }>();
   private readonly bySource = new Map<string, number>();
 
   constructor(private readonly limits: AdmissionLimits = DEFAULT_ADMISSION) {}
@@ -51,24 +58,25 @@ export class Admission {
       return false;
     }
     while (this.pending.size >= this.limits.total) {
-      const oldest = this.pending.keys().next().value as Socket;
+      const oldest = this.pending.values().next().value!.sock;
       this.release(oldest);
       oldest.destroy();
     }
-    this.pending.set(sock, key);
+    this.pending.set(connKey(sock), { sock, source: key });
     this.bySource.set(key, n + 1);
     sock.once('close', () => this.release(sock));
     return true;
   }
 
-  /** The connection proved to be a paired node's: it no longer counts. */
+  /** The connection (its TCP or its TLS socket) proved to be a paired node's: it no longer counts. */
   release(sock: Socket): void {
-    const key = this.pending.get(sock);
-    if (key === undefined) return;
-    this.pending.delete(sock);
-    const n = (this.bySource.get(key) ?? 1) - 1;
-    if (n <= 0) this.bySource.delete(key);
-    else this.bySource.set(key, n);
+    const k = connKey(sock);
+    const p = this.pending.get(k);
+    if (p === undefined) return;
+    this.pending.delete(k);
+    const n = (this.bySource.get(p.source) ?? 1) - 1;
+    if (n <= 0) this.bySource.delete(p.source);
+    else this.bySource.set(p.source, n);
   }
 
   /** Unauthenticated connections held now. */

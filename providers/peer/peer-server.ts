@@ -108,7 +108,7 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
     const cert = sock.getPeerCertificate(false);
     const fp = cert?.raw ? fingerprintOfDer(cert.raw) : '';
     if (fp && (paired.has(fp) || refreshPaired().has(fp))) {
-      admission.release((sock as unknown as { _parent?: Socket })._parent ?? sock);
+      admission.release(sock);
       who.set(sock, { peer: fp });
       sockets.set(sock, fp);
       sock.once('close', () => sockets.delete(sock));
