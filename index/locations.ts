@@ -1,5 +1,6 @@
 import { FsError } from '../providers/fs-error';
 import type { Db } from './db';
+import { forgetLocationGrants } from './share-records';
 
 export type LocationKind = 'local' | 's3' | 'gdrive' | 'peer';
 
@@ -80,6 +81,7 @@ export class LocationStore {
     return this.byId(Number(info.lastInsertRowid))!;
   }
 
+  /** Forgets a location, its entries, and every share and pending invitation naming it. Throws ENOENT. */
   remove(name: string): void {
     const loc = this.get(name);
     this.db.transaction(() => {
@@ -87,6 +89,7 @@ export class LocationStore {
       this.db.prepare('DELETE FROM entries WHERE location_id = ? AND parent_id IS NOT NULL').run(loc.id);
       this.db.prepare('DELETE FROM entries WHERE location_id = ?').run(loc.id);
       this.db.prepare('DELETE FROM locations WHERE id = ?').run(loc.id);
+      forgetLocationGrants(this.db, loc.name);
     }).immediate();
   }
 

@@ -91,4 +91,22 @@ export const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   );
   `,
+  // 2: what another node says is only trusted as far as it can be checked (issue 12).
+  //    blobs.trusted = 1: the block hashes were computed here from the bytes (or are self-checking:
+  //    one block). Lists a peer sent for multi-block content are kept per source in
+  //    peer_block_lists and verify only that source's bytes. Rows that may have come from a
+  //    peer before this migration lose their trust; peers' modes keep their permission bits only.
+  `
+  ALTER TABLE blobs ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1;
+  UPDATE blobs SET trusted = 0 WHERE length(block_hashes) > 32
+    AND hash IN (SELECT e.hash FROM entries e JOIN locations l ON l.id = e.location_id WHERE l.kind = 'peer' AND e.hash IS NOT NULL);
+  CREATE TABLE peer_block_lists (
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    block_size INTEGER NOT NULL,
+    block_hashes BLOB NOT NULL,
+    PRIMARY KEY (location_id, hash)
+  );
+  UPDATE entries SET mode = mode & 511 WHERE location_id IN (SELECT id FROM locations WHERE kind = 'peer');
+  `,
 ];

@@ -14,6 +14,8 @@ export interface PeerLocationOptions {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+/** What of a peer's `mode` we keep: rwx for owner, group and others. */
+export const PEER_MODE_MASK = 0o777;
 const TYPES = new Set(['file', 'dir', 'symlink']);
 
 /** Throws EIO naming what is wrong: the peer is not trusted to send well-formed data. */
@@ -69,17 +71,20 @@ export class ReplicaIndex {
   }
 
   private fields(e: WireEntry): Record<string, unknown> {
-    return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.type === 'file' ? e.hash : null, hash: e.hash, target: e.target };
+    // Permission bits only: no setuid/setgid/sticky from another node, and the file type is our
+    // own `type` column, never bits of the peer's mode (FUSE ORs the two).
+    return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode & PEER_MODE_MASK, version: e.type === 'file' ? e.hash : null, hash: e.hash, target: e.target };
   }
 
-  private putBlob(b: WireBlob | undefined, e: WireEntry): void {
+  private putBlob(locId: number, b: WireBlob | undefined, e: WireEntry): void {
     if (!b || !e.hash) return;
     const hashes = Buffer.from(b.blockHashes, 'base64');
     const ok = Number.isSafeInteger(b.blockSize) && b.blockSize > 0 && b.size === e.size && hashes.length === HASH_BYTES * blockCount(b.size, b.blockSize)
       // A one-block blob's block hash is its hash: a peer cannot make us trust a wrong one.
       && (blockCount(b.size, b.blockSize) !== 1 || hashes.toString('hex') === e.hash);
     if (!ok) throw new FsError('EIO', `the peer sent inconsistent block hashes for ${e.hash.slice(0, 16)}`);
-    this.blobs.put({ hash: e.hash, size: b.size, blockSize: b.blockSize, blockHashes: hashes });
+    // Kept for this location only: a peer never defines how content read elsewhere is verified.
+    this.blobs.putFromPeer(locId, { hash: e.hash, size: b.size, blockSize: b.blockSize, blockHashes: hashes });
   }
 
   /** Replaces the whole replicated tree by a snapshot, in one transaction. */
@@ -87,6 +92,7 @@ export class ReplicaIndex {
     this.db.transaction(() => {
       this.s.clearChildren.run(locId);
       this.s.clearAll.run(locId);
+      this.blobs.forgetPeerLists(locId);
       const ids = new Map<string, number>();
       for (const l of lines) {
         const e = checkEntry(l.entry, l.path);
@@ -99,7 +105,7 @@ export class ReplicaIndex {
           if (p === undefined) throw new FsError('EIO', `the peer sent ${JSON.stringify(rel)} before its directory`);
           parent = p;
         } else if (e.type !== 'dir') throw new FsError('EIO', 'the peer sent a root that is not a directory');
-        this.putBlob(l.blob, e);
+        this.putBlob(locId, l.blob, e);
         const id = Number(this.s.insert.run({ loc: locId, parent, name: parts.at(-1) ?? '', ...this.fields(e) }).lastInsertRowid);
         ids.set(rel, id);
       }
@@ -113,7 +119,7 @@ export class ReplicaIndex {
       for (const c of page.changes) {
         if (c.op === 'put') {
           const e = checkEntry(c.entry, c.path);
-          this.putBlob(c.blob, e);
+          this.putBlob(locId, c.blob, e);
           this.put(locId, c.path, e);
         } else if (c.op === 'delete') {
           const id = this.resolve(locId, c.path);

@@ -17,6 +17,11 @@ export interface Config {
   'webdav.tlsKey': string;
   /** Longest WebDAV lock, in seconds (Infinite requests get this); a depth-infinity lock on a whole location never outlives it. */
   'webdav.lockTimeout': number;
+  /**
+   * Seconds the peer port gives a connection to finish its TLS handshake, and then each request
+   * (headers and body); also its keep-alive idle limit. A client that stalls longer is cut off.
+   */
+  'peer.requestTimeout': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -36,6 +41,7 @@ export function defaultConfig(name: string): Config {
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
     'webdav.lockTimeout': 3600,
+    'peer.requestTimeout': 30,
   };
 }
 
@@ -71,6 +77,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
   'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },
+  'peer.requestTimeout': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0.5 || n > 300) throw new FsError('EINVAL', 'peer.requestTimeout: seconds from 0.5 to 300'); return n; },
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

@@ -33,7 +33,8 @@ export function etagOf(e: Pick<Entry, 'id' | 'version' | 'size' | 'mtimeSec' | '
 export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number }): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
-  const mode = e.mode || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
+  // Never file-type bits from the index: the front ends add those from `type`.
+  const mode = (e.mode & 0o7777) || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
   return {
     ino: e.id + ENTRY_INO_BASE,
     type: e.type,

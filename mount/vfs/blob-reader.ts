@@ -1,6 +1,7 @@
 import { blake3Hex } from '../../cache/checksum';
 import { FsError, toFsError } from '../../providers/fs-error';
-import { blockHashAt, type Blob } from '../../index/blobs';
+import { HASH_BYTES, type Blob } from '../../index/blobs';
+import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
 import { BlockReader } from './block-reader';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
@@ -12,6 +13,10 @@ export interface BlockStore {
 /** One place the content can be read from. `read` throws FsError (EHOSTDOWN when unreachable). */
 export interface ReplicaSource {
   label: string;
+  /** The location it is read from (to find the block list that location's owner sent). */
+  locationId?: number;
+  /** Its size as indexed there (defaults to the blob's). */
+  size?: number;
   read(offset: number, length: number): Promise<Buffer>;
 }
 
@@ -19,24 +24,64 @@ export interface ReplicaSource {
  * Reads a blob by block through the block store, fetching misses from the first replica
  * that returns bytes matching the block's hash (failing over to the next one otherwise),
  * with the read-ahead of BlockReader. One reader per open handle.
+ *
+ * Block hashes decide which bytes are right, so where they come from matters: a trusted list
+ * (computed here) checks every source, and blocks are cached under `HASH:i`. A blob known only
+ * from peers is settled first: when every source sent the same list, blocks are read lazily
+ * against it and cached under a key naming that list (so it never vouches for anyone else's
+ * bytes); when the lists differ (or a source has none), the whole blob is read from one
+ * source after another until one hashes to the blob's hash, and the block hashes computed from
+ * those bytes are adopted as trusted.
  */
 export class BlobReader extends BlockReader {
+  private blob: Blob;
+  private list: Buffer;
+  private keyPrefix: string;
+  private settling?: Promise<void>;
+
   constructor(
     private readonly store: BlockStore,
-    private readonly blob: Blob,
+    blob: Blob,
     private readonly sources: () => ReplicaSource[],
+    private readonly trust?: BlobTrust,
   ) {
     super(blob.size, blob.blockSize);
+    this.blob = blob;
+    this.list = blob.blockHashes;
+    this.keyPrefix = blob.hash;
   }
 
   /** Throws EHOSTDOWN when no replica is reachable, EIO when none returns verified bytes. */
-  protected block(i: number): Promise<Buffer> {
-    const expected = blockHashAt(this.blob, i);
-    return this.store.get(`${this.blob.hash}:${i}`, () => this.fetchBlock(i, expected));
+  protected async block(i: number): Promise<Buffer> {
+    if (this.blob.trusted === false) {
+      this.settling ??= this.settle().catch((err: unknown) => {
+        this.settling = undefined; // the next read tries again
+        throw err;
+      });
+      await this.settling;
+    }
+    const expected = this.list.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES).toString('hex');
+    return this.store.get(`${this.keyPrefix}:${i}`, () => this.fetchBlock(i, expected));
+  }
+
+  private async settle(): Promise<void> {
+    const sources = this.sources();
+    const agreed = agreedList(sources, this.trust?.lists(this.blob.hash) ?? new Map(), this.blockSize);
+    if (agreed) {
+      this.list = agreed.blockHashes;
+      this.keyPrefix = `${this.blob.hash}~${blake3Hex(agreed.blockHashes).slice(0, 32)}`;
+      return;
+    }
+    const { blob, blocks } = await verifyWhole(this.blob, sources);
+    this.trust?.adopt(blob);
+    this.blob = blob;
+    this.list = blob.blockHashes;
+    this.keyPrefix = blob.hash;
+    for (const [i, b] of (blocks ?? []).entries()) await this.store.get(`${blob.hash}:${i}`, async () => b).catch(() => undefined);
   }
 
   private async fetchBlock(i: number, expected: string): Promise<Buffer> {
-    const bs = this.blob.blockSize;
+    const bs = this.blockSize;
     const offset = i * bs;
     const length = Math.min(bs, this.blob.size - offset);
     const failures: string[] = [];

@@ -39,12 +39,12 @@ const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 
 export class Replicas {
   constructor(private readonly home: Home, private readonly providers: ProviderPool) {}
 
-  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null }[] {
+  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; size: number }[] {
     const locs = new Map(this.home.locations.list().map((l) => [l.id, l]));
     return this.home.entries
       .byHash(hash)
       .filter((e) => e.type === 'file' && locs.has(e.locationId))
-      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version }))
+      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size }))
       // An entry left in the index under a vdfs state folder (until the next scan removes it)
       // is no replica: /.vdfs/by-hash must not read the home through it.
       .filter((r) => r.loc.kind !== 'local' || !this.home.hidden.hides(r.loc.uri, r.rel))
@@ -53,8 +53,10 @@ export class Replicas {
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
   sources(hash: string): ReplicaSource[] {
-    return this.entriesOf(hash).map(({ loc, rel, version }) => ({
+    return this.entriesOf(hash).map(({ loc, rel, version, size }) => ({
       label: virtualPath(loc.name, rel),
+      locationId: loc.id,
+      size,
       read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
     }));
   }

@@ -10,6 +10,7 @@ import { openBeneath } from '../../providers/local/beneath';
 import { isHiddenRel } from '../../index/state-paths';
 import type { Home } from '../home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
+import type { Blob } from '../../index/blobs';
 import { BlobReader, type BlockStore } from './blob-reader';
 import { VersionReader } from './version-reader';
 import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from './handles';
@@ -215,7 +216,8 @@ export class VfsCore implements Vfs {
   private blobReader(hash: string, path: string): BlobReader {
     const blob = this.home.blobs.get(hash);
     if (!blob) throw new FsError('ENOENT', `${path}: content ${hash.slice(0, 16)} is not known to the index`);
-    return new BlobReader(this.opts.blocks, blob, () => this.replicas.sources(hash));
+    const trust = { lists: (h: string) => this.home.blobs.peerLists(h), adopt: (b: Blob) => this.home.blobs.put(b) };
+    return new BlobReader(this.opts.blocks, blob, () => this.replicas.sources(hash), trust);
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { auth as gauth } from '@googleapis/drive';
 import { FsError } from '../fs-error';
+import { requireTokenSafeUrl } from './gdrive-uri';
 import { readTokens, writeTokens, type GdriveTokens } from './gdrive-tokens';
 
 /** google-auth-library's OAuth2 client, through @googleapis/drive (it is not a direct dependency). */
@@ -16,6 +17,7 @@ const FIX = 'run `vdfs auth gdrive` to authorise vdfs again';
  */
 export function authClient(dir?: string): OAuth2Client {
   const t = readTokens(dir);
+  requireTokenSafeUrl(t.token_url, 'the stored token_url');
   const client = new gauth.OAuth2({
     clientId: t.client_id,
     clientSecret: t.client_secret,

@@ -33,6 +33,25 @@ export interface GdriveLocation {
   exports: Record<string, string>;
 }
 
+/**
+ * Throws EINVAL unless `url` may carry a Drive token: https, or plain http to this machine's
+ * loopback (the test servers). Plain http to any other host would hand the bearer token (or
+ * the refresh token) to whoever is on the path.
+ */
+export function requireTokenSafeUrl(url: string, what: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new FsError('EINVAL', `${what} ${JSON.stringify(url)} is not an http(s) URL`);
+  }
+  if (u.protocol === 'https:') return;
+  if (u.protocol !== 'http:') throw new FsError('EINVAL', `${what} ${JSON.stringify(url)} is not an http(s) URL`);
+  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (!loopback) throw new FsError('EINVAL', `${what} ${JSON.stringify(url)} must use https: plain http is only allowed to loopback (the Drive token would travel in clear)`);
+}
+
 const FORM = 'gdrive://FOLDER_ID[?root=URL&export=doc:docx,sheet:xlsx,slides:pdf]';
 
 /** Parses a gdrive:// URI. Throws EINVAL for anything else (unknown parameters too: a typo must not pass silently). */
@@ -42,12 +61,7 @@ export function parseGdriveUri(uri: string): GdriveLocation {
   const q = new URLSearchParams(m[2] ?? '');
   for (const k of q.keys()) if (k !== 'root' && k !== 'export') throw new FsError('EINVAL', `unknown parameter ${JSON.stringify(k)} in ${uri} (${FORM})`);
   let rootUrl = q.get('root') ?? 'https://www.googleapis.com/';
-  try {
-    const u = new URL(rootUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
-  } catch {
-    throw new FsError('EINVAL', `root ${JSON.stringify(rootUrl)} is not an http(s) URL`);
-  }
+  requireTokenSafeUrl(rootUrl, 'root');
   if (!rootUrl.endsWith('/')) rootUrl += '/';
   const formats = { ...DEFAULT_EXPORTS };
   for (const pair of (q.get('export') ?? '').split(',').filter(Boolean)) {

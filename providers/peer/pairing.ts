@@ -19,29 +19,30 @@ export function parseInviteCode(code: string): { token: string; fingerprint: str
 }
 
 /**
- * Limits pairing attempts: a few failures per source address per minute, and a global cap, so
- * guessing a 128-bit token is hopeless even for a patient attacker (and the log shows it).
+ * Limits failed pairing attempts per source (an IPv4 address or an IPv6 /64, see sourceKey):
+ * a few per minute, so guessing a 128-bit token is hopeless even for a patient attacker (and
+ * the log shows it). There is deliberately no global cap: one that strangers can fill lets
+ * anyone on the network block every real pairing.
  */
 export class PairRateLimit {
   private readonly failures = new Map<string, number[]>();
-  private global: number[] = [];
 
-  constructor(private readonly perAddress = 5, private readonly total = 30, private readonly windowMs = 60_000) {}
+  constructor(private readonly perSource = 5, private readonly windowMs = 60_000) {}
 
-  /** Whether `addr` may try now. */
-  allowed(addr: string): boolean {
+  /** Whether `source` may try now. */
+  allowed(source: string): boolean {
     const now = Date.now();
-    this.global = this.global.filter((t) => now - t < this.windowMs);
-    const mine = (this.failures.get(addr) ?? []).filter((t) => now - t < this.windowMs);
-    this.failures.set(addr, mine);
-    return mine.length < this.perAddress && this.global.length < this.total;
+    const mine = (this.failures.get(source) ?? []).filter((t) => now - t < this.windowMs);
+    if (mine.length === 0) this.failures.delete(source);
+    else this.failures.set(source, mine);
+    return mine.length < this.perSource;
   }
 
-  failed(addr: string): void {
+  failed(source: string): void {
     const now = Date.now();
-    this.failures.set(addr, [...(this.failures.get(addr) ?? []), now]);
-    this.global.push(now);
-    if (this.failures.size > 10_000) this.failures.clear(); // bounded memory under a flood
+    // Bounded memory under a flood from many sources: forget the longest-known one.
+    if (!this.failures.has(source) && this.failures.size >= 10_000) this.failures.delete(this.failures.keys().next().value as string);
+    this.failures.set(source, [...(this.failures.get(source) ?? []), now].slice(-this.perSource));
   }
 }
 

@@ -20,10 +20,14 @@ export interface PeerRequestOptions {
   body?: Buffer | string;
   /** No byte for this long: EHOSTDOWN (a dead peer must fail over promptly). */
   idleMs?: number;
+  /** request(): a longer answer is cut off with EFBIG (default MAX_ANSWER_BYTES). */
+  maxBytes?: number;
   signal?: AbortSignal;
 }
 
 const CODES = new Set<string>(FS_ERROR_CODES);
+/** What a buffered answer may weigh by default: JSON answers are small (change pages stop at 8 MiB). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** Parses `https://HOST:PORT` (no path). Throws EINVAL. */
 export function parsePeerUrl(url: string): { host: string; port: number } {
@@ -80,13 +84,24 @@ export class PeerClient {
     };
   }
 
-  /** One request; the whole body is buffered. */
+  /** One request; the whole body is buffered, up to `o.maxBytes` (then EFBIG: a peer cannot make us hold gigabytes). */
   request(path: string, o: PeerRequestOptions = {}): Promise<PeerResponse> {
+    const max = o.maxBytes ?? MAX_ANSWER_BYTES;
     return new Promise((resolve, reject) => {
       const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
       const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let size = 0;
+        const tooBig = () => {
+          fail(new FsError('EFBIG', `${this.url}${path}: the peer's answer is larger than ${max} bytes; refused`));
+          req.destroy();
+        };
+        if (Number(res.headers['content-length'] ?? 0) > max) return tooBig();
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > max) return tooBig();
+          chunks.push(c);
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on('error', fail);
         res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));

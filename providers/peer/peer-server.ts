@@ -1,7 +1,7 @@
 import { constants as C, createReadStream, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Db } from '../../index/db';
@@ -10,6 +10,7 @@ import { FsError, toFsError, type FsErrorCode } from '../fs-error';
 import { openBeneath } from '../local/beneath';
 import { localVersion } from '../local/local-provider';
 import { ALPN_PAIR, ALPN_PEER } from './peer-client';
+import { Admission, sourceKey, type AdmissionLimits } from './peer-admission';
 import { acceptPairing, PairRateLimit } from './pairing';
 import { PeerStore } from './peer-store';
 import type { NodeInfo } from './protocol';
@@ -24,6 +25,13 @@ export interface PeerServerOptions {
   log: Logger;
   /** vdfs's own state folders (home, cache, staging): never served, even inside a shared location. */
   statePaths?: readonly string[];
+  /**
+   * Milliseconds a connection may take to finish its TLS handshake, and then each request's
+   * headers and body (`peer.requestTimeout`; default 30 s). Also the keep-alive idle limit.
+   */
+  requestTimeoutMs?: number;
+  /** Connection caps before authentication (default DEFAULT_ADMISSION). */
+  admission?: AdmissionLimits;
 }
 
 /** The running peer server. `close` ends every connection. */
@@ -37,6 +45,9 @@ const MAX_URL = 2048;
 const MAX_PAIR_BODY = 16 * 1024;
 const MAX_WAIT_S = 30;
 const MAX_LIMIT = 5000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** All connections, paired ones included: far below the usual 1024 descriptors a process gets. */
+const MAX_CONNECTIONS = 512;
 
 const STATUS: Partial<Record<FsErrorCode, number>> = {
   ENOENT: 404, EACCES: 403, EPERM: 403, EINVAL: 400, ENAMETOOLONG: 414, EBUSY: 429, ESTALE: 409, ENOTSUP: 501, EHOSTDOWN: 503, EFBIG: 413,
@@ -62,18 +73,44 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
   refreshPaired();
   const lastTouch = new Map<string, number>();
 
+  const admission = new Admission(o.admission);
+  // Nobody gets to hold a socket without finishing what it started: the TLS handshake, then
+  // each request (headers and body; a long-poll or a blob stream is the *response*, not covered).
+  const stallMs = o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const server = https.createServer({
     key: o.keys.key, cert: o.keys.cert, requestCert: true, rejectUnauthorized: false,
     ALPNProtocols: [ALPN_PEER, ALPN_PAIR], maxHeaderSize: 8192, minVersion: 'TLSv1.3',
+    handshakeTimeout: stallMs,
+    // How often Node checks the header/request timers (default 30 s would double the limit).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(stallMs / 4))),
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 0; // long-polls and big blob streams; idle sockets are timed out below
-  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = stallMs;
+  server.requestTimeout = stallMs;
+  server.keepAliveTimeout = stallMs;
+  // No byte either way for this long, even mid-response: a long-poll answers within MAX_WAIT_S.
+  server.timeout = MAX_WAIT_S * 1000 + stallMs;
+  server.maxConnections = MAX_CONNECTIONS;
+
+  server.prependListener('connection', (sock: Socket) => {
+    if (!admission.admit(sock)) o.log.warn({ remote: sock.remoteAddress }, 'peer: refused a connection: too many unauthenticated connections from this source');
+  });
+
+  // Node's header timer starts at the first byte: a client that finishes the handshake and
+  // then says nothing is cut off here.
+  const firstRequest = new WeakMap<object, NodeJS.Timeout>();
+  server.on('secureConnection', (sock: TLSSocket) => {
+    if (sock.destroyed) return;
+    const timer = setTimeout(() => sock.destroy(), stallMs);
+    timer.unref();
+    firstRequest.set(sock, timer);
+    sock.once('close', () => clearTimeout(timer));
+  });
 
   server.prependListener('secureConnection', (sock: TLSSocket) => {
     const cert = sock.getPeerCertificate(false);
     const fp = cert?.raw ? fingerprintOfDer(cert.raw) : '';
     if (fp && (paired.has(fp) || refreshPaired().has(fp))) {
+      admission.release(sock);
       who.set(sock, { peer: fp });
       sockets.set(sock, fp);
       sock.once('close', () => sockets.delete(sock));
@@ -154,6 +191,7 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    clearTimeout(firstRequest.get(req.socket));
     const w = who.get(req.socket);
     if (!w) return void req.socket.destroy();
     const peer = 'peer' in w ? w.peer : undefined;
@@ -165,6 +203,11 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
         return handlePair(req, res);
       }
       if (!paired.has(peer!)) throw new FsError('EACCES', 'not paired');
+      // Every other endpoint is a GET/HEAD: a body is refused (and the connection closed) unread.
+      if (req.headers['transfer-encoding'] || Number(req.headers['content-length'] ?? 0) > 0) {
+        res.shouldKeepAlive = false;
+        throw new FsError('EFBIG', 'this endpoint takes no request body');
+      }
       const now = Date.now();
       if (now - (lastTouch.get(peer!) ?? 0) > 10_000) {
         lastTouch.set(peer!, now);
@@ -204,10 +247,12 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
   });
 
   async function handlePair(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const addr = req.socket.remoteAddress ?? '?';
+    const addr = sourceKey(req.socket.remoteAddress);
+    res.shouldKeepAlive = false; // one pairing attempt per connection
     if (!limiter.allowed(addr)) throw new FsError('EBUSY', 'too many pairing attempts; wait a minute');
     const chunks: Buffer[] = [];
     let size = 0;
+    if (Number(req.headers['content-length'] ?? 0) > MAX_PAIR_BODY) throw new FsError('EFBIG', 'pairing request too large');
     for await (const c of req as AsyncIterable<Buffer>) {
       size += c.length;
       if (size > MAX_PAIR_BODY) throw new FsError('EFBIG', 'pairing request too large');

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../../index/db';
+import { INVITE_PREFIX, SHARE_KEY } from '../../index/share-records';
 import { FsError } from '../fs-error';
 
 /** A paired node, as `nodes` records it. */
@@ -21,8 +22,6 @@ interface Invite {
   shares: string[];
 }
 
-const SHARE_KEY = (id: string) => `peer.share.${id}`;
-const INVITE_PREFIX = 'peer.invite.';
 
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');

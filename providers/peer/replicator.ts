@@ -24,9 +24,12 @@ export function clientFor(node: PeerNode, keys: NodeKeys): PeerClient {
   return new PeerClient(url, node.id, keys);
 }
 
+/** A snapshot is one string in the end: V8's limit (~512 MiB) bounds it; say so clearly instead. */
+export const MAX_SNAPSHOT_BYTES = 500 * 1024 * 1024;
+
 /** Fetches a consistent snapshot of a shared location. Throws what the client throws, EIO for a malformed answer. */
 export async function fetchSnapshot(client: PeerClient, name: string): Promise<{ header: SnapshotHeader; lines: SnapshotLine[] }> {
-  const res = await client.request(`/v1/snapshot?location=${encodeURIComponent(name)}`, { idleMs: 30_000 });
+  const res = await client.request(`/v1/snapshot?location=${encodeURIComponent(name)}`, { idleMs: 30_000, maxBytes: MAX_SNAPSHOT_BYTES });
   if (res.status !== 200) throw errorOf(res, `${client.url} snapshot of ${name}`);
   const text = res.body.toString('utf8');
   const rows = text.split('\n');

@@ -11,6 +11,9 @@ interface EntryRow {
   version: string | null; hash: string | null; target: string | null; block_size: number | null; block_hashes: Buffer | null;
 }
 
+/** A change page stops growing past this many bytes (readers refuse pages over PEER_MAX_PAGE_BYTES). */
+const PAGE_BYTES = 8 * 1024 * 1024;
+
 export function epochOf(l: { id: number; created_at: number }): string {
   return `${l.id}.${l.created_at}`;
 }
@@ -92,15 +95,26 @@ export class ServeIndex {
         LEFT JOIN blobs b ON b.hash = json_extract(c.entry, '$.hash') WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`)
         .all(since, l.id, limit) as { seq: number; op: WireChange['op']; path: string; to_path: string | null; entry: string | null; size: number; block_size: number | null; block_hashes: Buffer | null }[];
       const hidden = this.hidden.of(l.uri);
-      const visible = rows.filter((r) => !isHiddenRel(r.path, hidden) && !(r.to_path !== null && isHiddenRel(r.to_path, hidden)));
-      const changes = visible.map((r): WireChange => {
+      // Pages are bounded in bytes too (block lists of huge files are big), so a reader can
+      // refuse oversized answers: at least one change, then stop past PAGE_BYTES. Changes under
+      // vdfs state folders are skipped but still move the page forward (`last`).
+      const changes: WireChange[] = [];
+      let bytes = 0;
+      let last = since;
+      let consumed = 0;
+      for (const r of rows) {
+        if (changes.length > 0 && bytes > PAGE_BYTES) break;
+        consumed++;
+        last = r.seq;
+        if (isHiddenRel(r.path, hidden) || (r.to_path !== null && isHiddenRel(r.to_path, hidden))) continue;
         const c: WireChange = { seq: r.seq, op: r.op, path: r.path, toPath: r.to_path, entry: r.entry ? (JSON.parse(r.entry) as WireEntry) : null };
         const b = wireBlob(r);
         if (b) c.blob = b;
-        return c;
-      });
-      const more = rows.length === limit;
-      return { epoch: epochOf(l), changes, next: more ? rows[rows.length - 1].seq : Math.max(head, since), more };
+        bytes += (r.entry?.length ?? 0) + r.path.length + (r.to_path?.length ?? 0) + (b?.blockHashes.length ?? 0) + 100;
+        changes.push(c);
+      }
+      const more = rows.length === limit || consumed < rows.length;
+      return { epoch: epochOf(l), changes, next: more ? last : Math.max(head, since), more };
     })();
   }
 
