@@ -2,7 +2,7 @@ import { resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { FsError } from '../providers/fs-error';
 import type { Home } from './home';
-import { mountFuse, type FuseMount } from './fuse/fuse-mount';
+import { mountFuse, type FuseBackend, type FuseMount } from './fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
@@ -21,6 +21,8 @@ export interface DaemonOptions {
   /** Serve WebDAV on this address too. */
   webdav?: { host: string; port: number };
   allowOther?: boolean;
+  /** FUSE front end: the native addon (default when it loads) or fuse-native. */
+  fuseBackend?: FuseBackend;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };
   log: Logger;
@@ -70,7 +72,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
       webdavFingerprint = access.fingerprint;
     }
-    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
+    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, log: opts.log });
   } catch (err) {
     await webdav?.close().catch(() => undefined);
     await peers?.stop().catch(() => undefined);

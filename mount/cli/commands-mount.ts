@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FsError } from '../../providers/fs-error';
 import { startDaemon } from '../daemon';
+import type { FuseBackend } from '../fuse/fuse-mount';
 import { openBlockStore } from '../block-store';
 import { createLogger } from '../log';
 import { createVfs } from '../vfs';
@@ -23,7 +24,13 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
-interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string }
+export interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; fuseBackend?: string }
+
+/** Checks --fuse-backend. Throws EINVAL. */
+export function parseBackend(v: string | undefined): FuseBackend | undefined {
+  if (v === undefined || v === 'native' || v === 'compat') return v;
+  throw new FsError('EINVAL', `--fuse-backend takes native or compat, not ${JSON.stringify(v)}`);
+}
 
 /** Runs the daemon in the foreground until SIGINT/SIGTERM. */
 export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o: DaemonCliOptions): Promise<void> {
@@ -32,7 +39,8 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   const blocks = await openBlockStore(home);
   let daemon;
   try {
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
+    const fuseBackend = parseBackend(o.fuseBackend);
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();
     throw err;
@@ -41,7 +49,8 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
   log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
-  const sig = await waitForSignal();
+  // Stop on a signal, or when the mount was removed from outside (fusermount -u, eject).
+  const sig = await Promise.race([waitForSignal(), ...(daemon.fuse ? [daemon.fuse.closed.then(() => 'unmounted')] : [])]);
   log.info({ signal: sig }, 'stopping');
   await daemon.stop();
   await blocks.close();
@@ -55,6 +64,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--allow-other', 'let other users in, the kernel checking file modes')
     .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
     .option('--peer <[host:]port>', 'also serve paired peers')
+    .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
   program

@@ -5,7 +5,7 @@ import { Home, resolveHomeDir } from '../home';
 import { checkLocationName } from '../../index/locations';
 import { checkNewLocation, parseLocationUri } from '../../providers/registry';
 import { closeHome, type GlobalOpts } from './context';
-import { runDaemon } from './commands-mount';
+import { parseBackend, runDaemon } from './commands-mount';
 import { scanLocations } from './commands-scan';
 
 function defaultMountpoint(): string {
@@ -27,7 +27,9 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
     .description('quick start: index FOLDER (default: your home), mount it and serve it over WebDAV')
     .option('--mount <dir>', 'mount point', defaultMountpoint())
     .option('--webdav <[host:]port>', 'WebDAV address', '127.0.0.1:8080')
-    .action(async (folder: string | undefined, o: { mount: string; webdav: string }) => {
+    .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
+    .action(async (folder: string | undefined, o: { mount: string; webdav: string; fuseBackend?: string }) => {
+      parseBackend(o.fuseBackend);
       const dir = resolveHomeDir(g().home);
       const src = resolve(folder ?? homedir());
       const { home } = Home.init(dir);
@@ -45,6 +47,6 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
         home.close();
         closeHome();
       }
-      await runDaemon({ ...g(), home: dir }, o.mount, { webdav: o.webdav });
+      await runDaemon({ ...g(), home: dir }, o.mount, { webdav: o.webdav, fuseBackend: o.fuseBackend });
     });
 }

@@ -231,6 +231,17 @@ export class VfsCore implements Vfs {
     return data.length;
   }
 
+  /**
+   * The descriptor a front end may pread directly for this handle, bypassing readInto: a
+   * real file opened read-only (a local location, or a staged copy). Undefined for content
+   * read through the cache and for handles open for writing (their writer may swap files).
+   * The descriptor stays valid until release(fh). Throws EBADF for an unknown handle.
+   */
+  nativeReadFd(fh: number): number | undefined {
+    const h = this.handles.get(fh);
+    return (h.kind === 'local' || h.kind === 'staged') && !h.writable ? h.fd.fd : undefined;
+  }
+
   write(fh: number, offset: number, data: Buffer): Promise<number> {
     const h = this.writable(fh);
     return h.kind === 'staged' ? this.staged.write(h, offset, data) : this.writer.write(h, offset, data);

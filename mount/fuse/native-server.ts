@@ -1,0 +1,165 @@
+import type { Logger } from 'pino';
+import { FsError } from '../../providers/fs-error';
+import type { VfsCore } from '../vfs/vfs-core';
+import { toErrno } from './errno';
+import { InodeTable } from './inode-table';
+import type { NativeFuse, NativeSession } from './native-addon';
+import { HANDLERS, type OpContext } from './native-ops';
+import { IN_HEADER, INIT, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
+
+export interface ServerOptions {
+  /** Seconds the kernel caches names and attributes. */
+  entryTtl: number;
+  attrTtl: number;
+  /** Seconds the kernel remembers that a name does not exist. */
+  negativeTtl: number;
+  log: Logger;
+}
+
+const MAX_IO = 1 << 20;
+const EINTR = 4;
+/** Ops without side effects: an INTERRUPT may answer them EINTR while the VFS still works on them. */
+const INTERRUPTIBLE = new Set<number>([OP.LOOKUP, OP.GETATTR, OP.READ, OP.OPENDIR, OP.READDIR, OP.READDIRPLUS, OP.READLINK, OP.GETXATTR, OP.LISTXATTR, OP.STATFS]);
+
+/**
+ * Answers kernel FUSE requests handed over by the addon's reader threads: INIT, the node
+ * table (FORGET), INTERRUPT, and every other op through HANDLERS over the path-based VFS.
+ * Every request is answered exactly once whatever happens; nothing thrown here escapes.
+ */
+export class FuseServer {
+  readonly inodes = new InodeTable();
+  readonly ctx: OpContext;
+  private session?: NativeSession;
+  /** unique -> answered flag of requests in progress, for INTERRUPT. */
+  private readonly inflight = new Map<number, { op: number; answered: boolean }>();
+  private initDone!: () => void;
+  readonly initialized = new Promise<void>((res) => (this.initDone = res));
+  private closedDone!: () => void;
+  /** Resolves when the kernel ends the connection (unmounted from outside, or aborted). */
+  readonly closed = new Promise<void>((res) => (this.closedDone = res));
+
+  constructor(private readonly addon: NativeFuse, vfs: VfsCore, private readonly opts: ServerOptions) {
+    this.ctx = {
+      vfs, inodes: this.inodes, entryTtl: opts.entryTtl, attrTtl: opts.attrTtl, negativeTtl: opts.negativeTtl,
+      dirs: new Map(), nextDir: 1,
+      registerFd: (fh, fd) => { if (this.session) addon.registerFd(this.session, fh, fd); },
+      unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
+    };
+  }
+
+  start(fd: number, threads: number): NativeSession {
+    this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
+    return this.session;
+  }
+
+  private send(buf: Buffer): void {
+    if (!this.session) return;
+    const r = this.addon.reply(this.session, buf);
+    if (r < 0 && r !== -2 && r !== -9) this.opts.log.debug({ errno: -r }, 'writing a FUSE reply failed');
+  }
+
+  /** Called by the addon for each request; null when the kernel closed the connection. */
+  onRequest(req: Buffer | null): void {
+    if (req === null) {
+      this.closedDone();
+      return;
+    }
+    try {
+      this.dispatch(req);
+    } catch (err) {
+      this.opts.log.error({ err }, 'FUSE request could not be handled');
+      try { this.send(errorReply(req, 5)); } catch { /* nothing more to do */ }
+    }
+  }
+
+  private dispatch(req: Buffer): void {
+    const h = parseHeader(req);
+    switch (h.opcode) {
+      case OP.INIT: return this.init(req);
+      case OP.FORGET: return this.inodes.forget(h.nodeid, u64(req, IN_HEADER));
+      case OP.BATCH_FORGET: {
+        const count = req.readUInt32LE(IN_HEADER);
+        for (let i = 0, off = IN_HEADER + 8; i < count && off + 16 <= req.length; i++, off += 16) this.inodes.forget(u64(req, off), u64(req, off + 8));
+        return;
+      }
+      case OP.INTERRUPT: return this.interrupt(u64(req, IN_HEADER));
+      case OP.DESTROY: return this.send(replyBuffer(req, 0));
+    }
+    const handler = HANDLERS[h.opcode];
+    if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
+    const state = { op: h.opcode, answered: false };
+    this.inflight.set(h.unique, state);
+    const answer = (buf: Buffer | null) => {
+      this.inflight.delete(h.unique);
+      if (state.answered) return;
+      state.answered = true;
+      if (buf) this.send(buf);
+    };
+    handler(this.ctx, h, req).then(answer, (err: unknown) => {
+      if (!(err instanceof FsError)) this.opts.log.error({ err, op: h.opcode }, 'unexpected error in FUSE op');
+      else if (err.code === 'EIO' || err.code === 'EHOSTDOWN') this.opts.log.warn({ op: h.opcode, code: err.code }, err.message);
+      try { answer(errorReply(req, toErrno(err))); } catch (e) { this.opts.log.error({ err: e }, 'FUSE error reply failed'); }
+    });
+  }
+
+  private interrupt(unique: number): void {
+    const state = this.inflight.get(unique);
+    if (!state || state.answered || !INTERRUPTIBLE.has(state.op)) return;
+    state.answered = true;
+    this.inflight.delete(unique);
+    const out = Buffer.alloc(16);
+    out.writeUInt32LE(16, 0);
+    out.writeInt32LE(-EINTR, 4);
+    w64(out, 8, unique);
+    this.send(out);
+  }
+
+  private init(req: Buffer): void {
+    const major = req.readUInt32LE(IN_HEADER);
+    const minor = req.readUInt32LE(IN_HEADER + 4);
+    const maxReadahead = req.readUInt32LE(IN_HEADER + 8);
+    const kflags = req.readUInt32LE(IN_HEADER + 12);
+    const out = replyBuffer(req, 64);
+    out.fill(0, 16);
+    out.writeUInt32LE(7, 16);
+    out.writeUInt32LE(Math.min(minor, 38), 20);
+    if (major !== 7) {
+      this.opts.log.error({ major }, 'kernel FUSE protocol is not 7.x');
+      this.send(errorReply(req, 71)); // EPROTO
+      return;
+    }
+    const want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+      | INIT.ASYNC_DIO | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
+    out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
+    out.writeUInt32LE((kflags & want) >>> 0, 28);
+    out.writeUInt16LE(64, 32); // max_background
+    out.writeUInt16LE(48, 34); // congestion_threshold
+    out.writeUInt32LE(MAX_IO, 36); // max_write
+    out.writeUInt32LE(1, 40); // time_gran (ns)
+    out.writeUInt16LE(MAX_IO / 4096, 44); // max_pages
+    this.send(out);
+    this.opts.log.debug({ minor, flags: (kflags & want).toString(16) }, 'FUSE connection initialised');
+    this.initDone();
+  }
+
+  /** Drops the kernel's cached attributes and pages of a node (no-op when the kernel has none). */
+  invalidateNode(nodeid: number): void {
+    if (!this.session) return;
+    const p = Buffer.alloc(24);
+    w64(p, 0, nodeid);
+    p.writeBigInt64LE(0n, 8);
+    p.writeBigInt64LE(-1n, 16);
+    this.addon.notify(this.session, notification(NOTIFY.INVAL_INODE, p));
+  }
+
+  /** Drops the kernel's cached name `name` in directory node `parent`. */
+  invalidateEntry(parent: number, name: string): void {
+    if (!this.session) return;
+    const nb = Buffer.from(name);
+    const p = Buffer.alloc(16 + nb.length + 1);
+    w64(p, 0, parent);
+    p.writeUInt32LE(nb.length, 8);
+    nb.copy(p, 16);
+    this.addon.notify(this.session, notification(NOTIFY.INVAL_ENTRY, p));
+  }
+}
