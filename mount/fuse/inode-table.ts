@@ -1,4 +1,5 @@
 import { FsError } from '../../providers/fs-error';
+import type { Attr } from '../vfs/types';
 
 /** One name the kernel holds a reference to. */
 export interface FuseNode {
@@ -11,6 +12,9 @@ export interface FuseNode {
   lookups: number;
   /** Validator seen at the last open: the kernel may keep its page cache when it did not change. */
   openEtag?: string;
+  /** The name was unlinked while the kernel still holds the node (an open file): fstat answers from `last`. */
+  unlinked?: boolean;
+  last?: Attr;
 }
 
 export const ROOT_ID = 1;
@@ -79,6 +83,7 @@ export class InodeTable {
   remove(parent: FuseNode, name: string): void {
     const n = parent.children?.get(name);
     if (!n) return;
+    n.unlinked = true;
     this.detach(n);
     this.prune(n);
   }

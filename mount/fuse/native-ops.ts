@@ -4,7 +4,7 @@ import type { Attr, DirEntry } from '../vfs/types';
 import type { VfsCore } from '../vfs/vfs-core';
 import type { FuseNode, InodeTable } from './inode-table';
 import {
-  ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, GETATTR_FH, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
+  ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
   cstr, direntSize, errorReply, direntType, replyBuffer, u64, w64, writeAttr, writeDirent, writeEntry, writeValid, type InHeader,
 } from './proto';
 
@@ -51,6 +51,7 @@ function empty(req: Buffer): Buffer {
 async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: string, extra = 0): Promise<[Buffer, FuseNode]> {
   const a = await ctx.vfs.getattr(ctx.inodes.childPath(parent, name));
   const node = ctx.inodes.lookup(parent, name);
+  node.last = a;
   return [entryReply(ctx, req, node, a, extra), node];
 }
 
@@ -170,8 +171,15 @@ export const HANDLERS: Record<number, Handler> = {
     }
   },
   /* GETATTR */ 3: async (ctx, h, req) => {
-    void GETATTR_FH; // the handle and the node name the same file; the path answers both
-    return attrReply(ctx, req, await ctx.vfs.getattr(nodePath(ctx, h)));
+    const node = ctx.inodes.get(h.nodeid);
+    try {
+      node.last = await ctx.vfs.getattr(ctx.inodes.pathOf(node));
+    } catch (err) {
+      // fstat of a file unlinked while open: the last attributes, with no links.
+      if (!(err instanceof FsError) || err.code !== 'ENOENT' || !node.unlinked || !node.last) throw err;
+      node.last = { ...node.last, nlink: 0 };
+    }
+    return attrReply(ctx, req, node.last);
   },
   /* SETATTR */ 4: setattr,
   /* READLINK */ 5: async (ctx, h, req) => {
