@@ -48,7 +48,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   if (daemon.webdav) process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
-  log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
+  log.info({ mountpoint: daemon.fuse?.mountpoint, fuseBackend: daemon.fuse?.backend, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
   // Stop on a signal, or when the mount was removed from outside (fusermount -u, eject).
   const sig = await Promise.race([waitForSignal(), ...(daemon.fuse ? [daemon.fuse.closed.then(() => 'unmounted')] : [])]);
   log.info({ signal: sig }, 'stopping');

@@ -35,6 +35,10 @@ export class InodeTable {
     return this.byId.size;
   }
 
+  nodes(): IterableIterator<FuseNode> {
+    return this.byId.values();
+  }
+
   /** Throws ESTALE for an id the kernel should no longer have. */
   get(id: number): FuseNode {
     const n = this.byId.get(id);

@@ -44,6 +44,7 @@ export async function mountNative(addon: NativeFuse, vfs: VfsCore, mnt: string, 
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    server.stop();
     if (root) addon.unmount(mnt);
     else await new Promise<void>((res) => execFile('fusermount', ['-uz', mnt], () => res()));
     abortConnection(conn);

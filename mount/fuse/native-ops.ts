@@ -1,8 +1,9 @@
 import { constants as C } from 'node:fs';
 import { FsError } from '../../providers/fs-error';
 import type { Attr, DirEntry } from '../vfs/types';
+import { splitVirtual } from '../vfs/namespace';
 import type { VfsCore } from '../vfs/vfs-core';
-import type { FuseNode, InodeTable } from './inode-table';
+import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
 import {
   ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
   cstr, direntSize, errorReply, direntType, replyBuffer, u64, w64, writeAttr, writeDirent, writeEntry, writeValid, type InHeader,
@@ -21,6 +22,8 @@ export interface OpContext {
   /** A read-only local handle's descriptor may be read natively from now on. */
   registerFd(fh: number, fd: number): void;
   unregisterFd(fh: number): void;
+  /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
+  stats(): Record<string, number | string>;
 }
 
 /** Answers one request: a whole reply buffer, or null when the kernel expects no reply. Throws FsError. */
@@ -28,6 +31,12 @@ export type Handler = (ctx: OpContext, h: InHeader, req: Buffer) => Promise<Buff
 
 const B = IN_HEADER;
 const ERANGE = 34;
+const XATTR_FUSE = 'user.vdfs.fuse';
+const ENXIO = 6;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+/** Bytes per COPY_FILE_RANGE request (the reply counts in 32 bits; callers loop). */
+const COPY_MAX = 64 << 20;
 
 function entryReply(ctx: OpContext, req: Buffer, node: FuseNode, a: Attr, extra = 0): Buffer {
   const out = replyBuffer(req, ENTRY_OUT + extra);
@@ -266,10 +275,11 @@ export const HANDLERS: Record<number, Handler> = {
   /* SETXATTR */ 21: ENOSYS,
   /* GETXATTR */ 22: async (ctx, h, req) => {
     const [name] = cstr(req, B + 8);
+    if (h.nodeid === ROOT_ID && name === XATTR_FUSE) return xattrReply(req, Buffer.from(JSON.stringify(ctx.stats())));
     return xattrReply(req, await ctx.vfs.getxattr(nodePath(ctx, h), name));
   },
   /* LISTXATTR */ 23: async (ctx, h, req) => {
-    const names = await ctx.vfs.listxattr(nodePath(ctx, h));
+    const names = h.nodeid === ROOT_ID ? [XATTR_FUSE] : await ctx.vfs.listxattr(nodePath(ctx, h));
     return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')));
   },
   /* REMOVEXATTR */ 24: ENOSYS,
@@ -302,9 +312,56 @@ export const HANDLERS: Record<number, Handler> = {
       throw err;
     }
   },
+  /* FALLOCATE */ 43: async (ctx, _h, req) => {
+    const fh = u64(req, B);
+    const end = u64(req, B + 8) + u64(req, B + 16);
+    if (req.readUInt32LE(B + 24) !== 0) throw new FsError('ENOTSUP', 'fallocate: only plain allocation (mode 0) is supported');
+    // Reserving space is the source's business; what callers rely on is the size.
+    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(fh).vpath)).size;
+    if (end > size) await ctx.vfs.ftruncate(fh, end);
+    return empty(req);
+  },
   /* READDIRPLUS */ 44: (ctx, h, req) => readdirReply(ctx, h, req, true),
   /* RENAME2 */ 45: (ctx, h, req) => rename(ctx, h, req, u64(req, B), req.readUInt32LE(B + 8), B + 16),
+  /* LSEEK */ 46: async (ctx, _h, req) => {
+    // Handles the addon could not lseek natively (content read through the cache): all data, no holes.
+    const offset = u64(req, B + 8);
+    const whence = req.readUInt32LE(B + 16);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL', `lseek whence ${whence}`);
+    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(u64(req, B)).vpath)).size;
+    if (offset >= size) return errorReply(req, ENXIO);
+    const out = replyBuffer(req, 8);
+    w64(out, 16, whence === SEEK_DATA ? offset : size);
+    return out;
+  },
+  /* COPY_FILE_RANGE */ 47: copyFileRange,
 };
+
+/** A copy inside the daemon, chunk by chunk, between two handles of one location (no trip through the caller). */
+async function copyFileRange(ctx: OpContext, _h: InHeader, req: Buffer): Promise<Buffer> {
+  const fhIn = u64(req, B);
+  const fhOut = u64(req, B + 24);
+  let offIn = u64(req, B + 8);
+  let offOut = u64(req, B + 32);
+  const len = Math.min(u64(req, B + 40), COPY_MAX);
+  const from = splitVirtual(ctx.vfs.handles.get(fhIn).vpath).location;
+  const to = splitVirtual(ctx.vfs.handles.get(fhOut).vpath).location;
+  if (!from || from !== to) throw new FsError('EXDEV', 'copy_file_range across locations: the kernel copies through the caller');
+  const buf = Buffer.allocUnsafe(Math.min(len, 1 << 20));
+  let done = 0;
+  while (done < len) {
+    const n = await ctx.vfs.readInto(fhIn, buf.subarray(0, Math.min(buf.length, len - done)), offIn);
+    if (n === 0) break;
+    await ctx.vfs.write(fhOut, offOut, buf.subarray(0, n));
+    done += n;
+    offIn += n;
+    offOut += n;
+  }
+  const out = replyBuffer(req, 8);
+  out.writeUInt32LE(done, 16);
+  out.writeUInt32LE(0, 20);
+  return out;
+}
 
 async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, flags: number, namesAt: number): Promise<Buffer> {
   const parent = ctx.inodes.get(h.nodeid);

@@ -3,6 +3,7 @@ import { FsError } from '../../providers/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';
 import { InodeTable } from './inode-table';
+import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from './native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
 import { IN_HEADER, INIT, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
@@ -30,6 +31,7 @@ export class FuseServer {
   readonly inodes = new InodeTable();
   readonly ctx: OpContext;
   private session?: NativeSession;
+  private invalidator?: Invalidator;
   /** unique -> answered flag of requests in progress, for INTERRUPT. */
   private readonly inflight = new Map<number, { op: number; answered: boolean }>();
   private initDone!: () => void;
@@ -44,12 +46,19 @@ export class FuseServer {
       dirs: new Map(), nextDir: 1,
       registerFd: (fh, fd) => { if (this.session) addon.registerFd(this.session, fh, fd); },
       unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
+      stats: () => ({ backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, ...(this.session ? addon.stats(this.session) : {}) }),
     };
   }
 
   start(fd: number, threads: number): NativeSession {
     this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
+    this.invalidator = new Invalidator(this.ctx.vfs, this.inodes, this);
     return this.session;
+  }
+
+  /** No more notifications (the session is about to stop). */
+  stop(): void {
+    this.invalidator?.stop();
   }
 
   private send(buf: Buffer): void {

@@ -27,11 +27,14 @@ function waitExit(proc: ChildProcess, ms: number): Promise<number | null> {
 }
 
 /**
- * The FUSE backend the tests mount with: native unless VDFS_TEST_FUSE_BACKEND=compat. Asked
- * for explicitly, so a native addon that did not build fails the tests instead of falling back.
+ * The FUSE backend the tests mount with: native unless VDFS_TEST_FUSE_BACKEND=compat (or
+ * =default: no --fuse-backend at all). Asked for explicitly, so a native addon that did not
+ * build fails the tests instead of falling back.
  */
-export function testBackend(): 'native' | 'compat' {
-  return process.env.VDFS_TEST_FUSE_BACKEND === 'compat' ? 'compat' : 'native';
+export function testBackend(): string[] {
+  const b = process.env.VDFS_TEST_FUSE_BACKEND;
+  if (b === 'default') return [];
+  return ['--fuse-backend', b === 'compat' ? 'compat' : 'native'];
 }
 
 /**
@@ -39,7 +42,7 @@ export function testBackend(): 'native' | 'compat' {
  * mounted. Register stop() in teardown: it always unmounts, even after a crash.
  */
 export async function startMount(home: string, mountpoint: string, extra: string[] = [], timeoutMs = 20_000): Promise<RunningMount> {
-  const backend = extra.includes('--fuse-backend') ? [] : ['--fuse-backend', testBackend()];
+  const backend = extra.includes('--fuse-backend') ? [] : testBackend();
   const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'mount', mountpoint, ...backend, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -85,3 +85,19 @@ int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, u
   *result = (got > 0 || err == 0) ? (ssize_t)got : err;
   return 1;
 }
+
+int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  int found = 0;
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) {
+      off_t o = lseek(n->fd, (off_t)offset, whence);
+      *result = o < 0 ? -errno : (int64_t)o;
+      found = 1;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return found;
+}

@@ -28,4 +28,6 @@ void registry_remove(struct fd_registry *r, uint64_t fh);
  * Returns 1 and sets *result (bytes or -errno) when fh was registered, 0 otherwise.
  */
 int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
+/* SEEK_DATA/SEEK_HOLE (or any whence) on a registered descriptor; same return convention. */
+int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result);
 #endif

@@ -110,6 +110,22 @@ static int try_native_getxattr(struct session *s, struct fuse_in_header *h) {
   return 1;
 }
 
+/* LSEEK (SEEK_DATA/SEEK_HOLE) of a registered descriptor: the real file knows its holes. */
+static int try_native_lseek(struct session *s, struct fuse_in_header *h) {
+  struct fuse_lseek_in *in = (struct fuse_lseek_in *)(h + 1);
+  int64_t res;
+  if (!registry_lseek(&s->reg, in->fh, (int64_t)in->offset, (int)in->whence, &res)) return 0;
+  if (res < 0) {
+    reply_error(s, h->unique, (int)-res);
+    return 1;
+  }
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_lseek_out), .unique = h->unique};
+  struct fuse_lseek_out lo = {.offset = (uint64_t)res};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &lo, .iov_len = sizeof lo}};
+  write_all(s->fd, iov, 2);
+  return 1;
+}
+
 static void hand_to_js(struct session *s, const char *buf, size_t len) {
   char *copy = malloc(len);
   if (!copy) {
@@ -155,6 +171,7 @@ static void *reader_main(void *arg) {
     struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
     if (h->opcode == FUSE_READ && (size_t)n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) continue;
     if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) continue;
+    if (h->opcode == FUSE_LSEEK && (size_t)n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) continue;
     hand_to_js(s, in_buf, (size_t)n);
   }
   free(in_buf);
