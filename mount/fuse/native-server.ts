@@ -138,7 +138,8 @@ export class FuseServer {
       return;
     }
     const want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
-      | INIT.ASYNC_DIO | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
+      // Not ASYNC_DIO: a synchronous O_DIRECT read then waits uninterruptibly and a signal cannot stop it.
+      | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
     out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
     out.writeUInt32LE((kflags & want) >>> 0, 28);
     out.writeUInt16LE(64, 32); // max_background
