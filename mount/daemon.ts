@@ -23,6 +23,8 @@ export interface DaemonOptions {
   allowOther?: boolean;
   /** FUSE front end: the native addon (default when it loads) or fuse-native. */
   fuseBackend?: FuseBackend;
+  /** Native backend: kernel passthrough for read-only opens of local files (default true). */
+  passthrough?: boolean;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };
   log: Logger;
@@ -72,7 +74,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
       webdavFingerprint = access.fingerprint;
     }
-    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, log: opts.log });
+    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
   } catch (err) {
     await webdav?.close().catch(() => undefined);
     await peers?.stop().catch(() => undefined);

@@ -24,7 +24,7 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
-export interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; fuseBackend?: string }
+export interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; fuseBackend?: string; passthrough?: boolean }
 
 /** Checks --fuse-backend. Throws EINVAL. */
 export function parseBackend(v: string | undefined): FuseBackend | undefined {
@@ -40,7 +40,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   let daemon;
   try {
     const fuseBackend = parseBackend(o.fuseBackend);
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, passthrough: o.passthrough, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();
     throw err;
@@ -65,6 +65,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
     .option('--peer <[host:]port>', 'also serve paired peers')
     .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
+    .option('--no-passthrough', 'native backend: never hand local files to the kernel (FUSE passthrough)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
   program

@@ -22,6 +22,8 @@ export interface FuseMountOptions {
   attrTimeout?: number;
   /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
   backend?: FuseBackend;
+  /** Native backend: kernel passthrough for read-only opens of local files when possible (default true). */
+  passthrough?: boolean;
   /** Reader threads of the native backend. */
   threads?: number;
   log: Logger;

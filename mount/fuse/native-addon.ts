@@ -23,6 +23,10 @@ export interface NativeFuse {
   registerFd(s: NativeSession, fh: number, fd: number): number;
   /** Returns once no native read uses the descriptor any more (then it may be closed). */
   unregisterFd(s: NativeSession, fh: number): number;
+  /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
+  backingOpen(s: NativeSession, fd: number): number;
+  /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */
+  backingClose(s: NativeSession, id: number): number;
   /** Whether the session keeps Node's event loop alive. */
   setRef(s: NativeSession, ref: boolean): void;
   stats(s: NativeSession): { nativeReads: number; jsRequests: number };

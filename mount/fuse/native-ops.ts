@@ -22,6 +22,10 @@ export interface OpContext {
   /** A read-only local handle's descriptor may be read natively from now on. */
   registerFd(fh: number, fd: number): void;
   unregisterFd(fh: number): void;
+  /** A backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
+  openBacking(fh: number, fd: number): number | undefined;
+  /** Drops the backing id of fh, if any. */
+  closeBacking(fh: number): void;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
 }
@@ -75,16 +79,16 @@ export function openFlags(flags: number): { write: boolean; truncate: boolean; a
   };
 }
 
-function openReply(req: Buffer, fh: number, openFlagsOut: number): Buffer {
+function openReply(req: Buffer, fh: number, openFlagsOut: number, backingId = 0): Buffer {
   const out = replyBuffer(req, 16);
   w64(out, 16, fh);
   out.writeUInt32LE(openFlagsOut, 24);
-  out.writeUInt32LE(0, 28);
+  out.writeInt32LE(backingId, 28);
   return out;
 }
 
 /** Opens and decides on the page cache: kept when the content did not change since the last open. */
-async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: number): Promise<[number, number]> {
+async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: number): Promise<[number, number, number]> {
   const o = openFlags(flags);
   const fh = await ctx.vfs.open(path, o);
   let keep = 0;
@@ -94,8 +98,11 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
     node.openEtag = o.write || o.truncate ? undefined : a.etag;
   } catch { /* attributes gone meanwhile: no cache */ }
   const fd = ctx.vfs.nativeReadFd(fh);
-  if (fd !== undefined) ctx.registerFd(fh, fd);
-  return [fh, keep];
+  if (fd === undefined) return [fh, keep, 0];
+  ctx.registerFd(fh, fd);
+  // Passthrough: the kernel reads the local file itself; the registered descriptor stays as the fallback.
+  const backing = ctx.openBacking(fh, fd);
+  return backing === undefined ? [fh, keep, 0] : [fh, FOPEN.PASSTHROUGH, backing];
 }
 
 async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
@@ -237,8 +244,8 @@ export const HANDLERS: Record<number, Handler> = {
   /* LINK */ 13: async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); },
   /* OPEN */ 14: async (ctx, h, req) => {
     const node = ctx.inodes.get(h.nodeid);
-    const [fh, flags] = await openFile(ctx, node, ctx.inodes.pathOf(node), req.readUInt32LE(B));
-    return openReply(req, fh, flags);
+    const [fh, flags, backing] = await openFile(ctx, node, ctx.inodes.pathOf(node), req.readUInt32LE(B));
+    return openReply(req, fh, flags, backing);
   },
   /* READ */ 15: async (ctx, _h, req) => {
     const size = req.readUInt32LE(B + 16);
@@ -267,6 +274,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* RELEASE */ 18: async (ctx, _h, req) => {
     const fh = u64(req, B);
+    ctx.closeBacking(fh);
     ctx.unregisterFd(fh);
     await ctx.vfs.release(fh);
     return empty(req);

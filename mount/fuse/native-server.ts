@@ -6,7 +6,7 @@ import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from './native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
-import { IN_HEADER, INIT, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
+import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
 export interface ServerOptions {
   /** Seconds the kernel caches names and attributes. */
@@ -14,6 +14,8 @@ export interface ServerOptions {
   attrTtl: number;
   /** Seconds the kernel remembers that a name does not exist. */
   negativeTtl: number;
+  /** Use kernel passthrough for read-only opens of local files when the kernel and privileges allow. */
+  passthrough: boolean;
   log: Logger;
 }
 
@@ -34,6 +36,10 @@ export class FuseServer {
   private invalidator?: Invalidator;
   /** unique -> answered flag of requests in progress, for INTERRUPT. */
   private readonly inflight = new Map<number, { op: number; answered: boolean }>();
+  /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
+  private passthrough = false;
+  private passthroughOpens = 0;
+  private readonly backing = new Map<number, number>();
   private initDone!: () => void;
   readonly initialized = new Promise<void>((res) => (this.initDone = res));
   private closedDone!: () => void;
@@ -46,7 +52,17 @@ export class FuseServer {
       dirs: new Map(), nextDir: 1,
       registerFd: (fh, fd) => { if (this.session) addon.registerFd(this.session, fh, fd); },
       unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
-      stats: () => ({ backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, ...(this.session ? addon.stats(this.session) : {}) }),
+      openBacking: (fh, fd) => this.openBacking(fh, fd),
+      closeBacking: (fh) => {
+        const id = this.backing.get(fh);
+        if (id === undefined || !this.session) return;
+        this.backing.delete(fh);
+        addon.backingClose(this.session, id);
+      },
+      stats: () => ({
+        backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, passthrough: this.passthrough ? 1 : 0,
+        passthroughOpens: this.passthroughOpens, ...(this.session ? addon.stats(this.session) : {}),
+      }),
     };
   }
 
@@ -111,6 +127,18 @@ export class FuseServer {
     });
   }
 
+  private openBacking(fh: number, fd: number): number | undefined {
+    if (!this.passthrough || !this.session) return undefined;
+    const id = this.addon.backingOpen(this.session, fd);
+    if (id < 0) {
+      this.opts.log.debug({ errno: -id }, 'passthrough refused for this file; reading it natively');
+      return undefined;
+    }
+    this.backing.set(fh, id);
+    this.passthroughOpens++;
+    return id;
+  }
+
   private interrupt(unique: number): void {
     const state = this.inflight.get(unique);
     if (!state || state.answered || !INTERRUPTIBLE.has(state.op)) return;
@@ -128,10 +156,13 @@ export class FuseServer {
     const minor = req.readUInt32LE(IN_HEADER + 4);
     const maxReadahead = req.readUInt32LE(IN_HEADER + 8);
     const kflags = req.readUInt32LE(IN_HEADER + 12);
+    const kflags2 = kflags & INIT.INIT_EXT ? req.readUInt32LE(IN_HEADER + 16) : 0;
+    // Passthrough needs protocol 7.40 (where open_out carries the backing id) and CAP_SYS_ADMIN.
+    this.passthrough = this.opts.passthrough && minor >= 40 && (kflags2 & INIT2.PASSTHROUGH) !== 0 && process.getuid?.() === 0;
     const out = replyBuffer(req, 64);
     out.fill(0, 16);
     out.writeUInt32LE(7, 16);
-    out.writeUInt32LE(Math.min(minor, 38), 20);
+    out.writeUInt32LE(Math.min(minor, this.passthrough ? 40 : 38), 20);
     if (major !== 7) {
       this.opts.log.error({ major }, 'kernel FUSE protocol is not 7.x');
       this.send(errorReply(req, 71)); // EPROTO
@@ -141,14 +172,18 @@ export class FuseServer {
       // Not ASYNC_DIO: a synchronous O_DIRECT read then waits uninterruptibly and a signal cannot stop it.
       | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
     out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
-    out.writeUInt32LE((kflags & want) >>> 0, 28);
+    out.writeUInt32LE(((kflags & want) | (this.passthrough ? INIT.INIT_EXT : 0)) >>> 0, 28);
+    if (this.passthrough) {
+      out.writeUInt32LE(INIT2.PASSTHROUGH, 48); // flags2
+      out.writeUInt32LE(1, 52); // max_stack_depth: backing files on ordinary filesystems
+    }
     out.writeUInt16LE(64, 32); // max_background
     out.writeUInt16LE(48, 34); // congestion_threshold
     out.writeUInt32LE(MAX_IO, 36); // max_write
     out.writeUInt32LE(1, 40); // time_gran (ns)
     out.writeUInt16LE(MAX_IO / 4096, 44); // max_pages
     this.send(out);
-    this.opts.log.debug({ minor, flags: (kflags & want).toString(16) }, 'FUSE connection initialised');
+    this.opts.log.info({ minor, passthrough: this.passthrough }, 'FUSE connection initialised');
     this.initDone();
   }
 

@@ -21,7 +21,9 @@ export const INIT = {
   PARALLEL_DIROPS: 1 << 18, MAX_PAGES: 1 << 22, CACHE_SYMLINKS: 1 << 23, INIT_EXT: 1 << 30,
 } as const;
 
-export const FOPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_DIR: 8 } as const;
+export const FOPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_DIR: 8, PASSTHROUGH: 128 } as const;
+/** flags2 bits of INIT (7.36+), i.e. the 64-bit flags shifted right by 32. */
+export const INIT2 = { PASSTHROUGH: 1 << 5 } as const;
 
 /** SETATTR valid bits. */
 export const FATTR = {

@@ -24,6 +24,17 @@
 #include "fd-registry.h"
 #include "mounting.h"
 
+#include <sys/ioctl.h>
+
+/* Passthrough (kernel 7.40, Linux 6.9): not in Debian 12's linux/fuse.h (7.38), so defined here. */
+struct vdfs_backing_map {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+#define VDFS_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct vdfs_backing_map)
+#define VDFS_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
 #define MAX_THREADS 16
 #define MAX_IO (1024 * 1024)
 #define IN_BUF_SIZE (MAX_IO + 64 * 1024)
@@ -393,6 +404,31 @@ static napi_value js_unregister_fd(napi_env env, napi_callback_info info) {
   return make_int(env, 0);
 }
 
+/* backingOpen(session, fd) -> backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
+static napi_value js_backing_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  struct vdfs_backing_map map = {.fd = fd};
+  int id = ioctl(s->fd, VDFS_DEV_IOC_BACKING_OPEN, &map);
+  return make_int(env, id < 0 ? -errno : id);
+}
+
+/* backingClose(session, id) -> 0 or -errno. */
+static napi_value js_backing_close(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint32_t id;
+  CHECK(napi_get_value_uint32(env, argv[1], &id));
+  if (s->stopped) return make_int(env, -EBADF);
+  return make_int(env, ioctl(s->fd, VDFS_DEV_IOC_BACKING_CLOSE, &id) < 0 ? -errno : 0);
+}
+
 /* setRef(session, bool): whether the session keeps the event loop alive. */
 static napi_value js_set_ref(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -464,6 +500,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("registerFd", js_register_fd);
   EXPORT("unregisterFd", js_unregister_fd);
   EXPORT("setRef", js_set_ref);
+  EXPORT("backingOpen", js_backing_open);
+  EXPORT("backingClose", js_backing_close);
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
   return exports;
