@@ -23,7 +23,7 @@ export interface DaemonOptions {
   allowOther?: boolean;
   /** FUSE front end: the native addon (default when it loads) or fuse-native. */
   fuseBackend?: FuseBackend;
-  /** Native backend: kernel passthrough for read-only opens of local files (default true). */
+  /** Native backend: kernel passthrough for read-only opens of local files (default false). */
   passthrough?: boolean;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };

@@ -91,6 +91,26 @@ t.test('changes on the disk reach the kernel caches at once (invalidation), neve
   t.ok(await until(() => sh('stat', [join(mnt, 'l', 'gone.txt')]).code !== 0, 5000), 'a name deleted on the disk is gone from the mount before the entry timeout');
 });
 
+t.test('a change in a bucket reaches the kernel caches with the next poll', async (t) => {
+  const s3 = await startS3Server();
+  t.teardown(() => s3.cleanup());
+  await s3.put('q/obj.txt', 'version one\n');
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const mnt = join(dir, 'mnt');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/q/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['scan']);
+  vdfsOk(home, ['config', 'set', 'scan.remoteInterval', '1']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'cloud', 'obj.txt');
+  t.equal(sh('cat', [f]).stdout, 'version one\n');
+  await s3.put('q/obj.txt', 'version two, longer\n');
+  // The poll runs every second; attributes are cached for 10 s: well before that means the kernel was told.
+  t.ok(await until(() => sh('cat', [f]).stdout === 'version two, longer\n', 7000), 'the new object shows through the mount');
+});
+
 t.test('a read stalled on a remote is interrupted by a signal within 1 s', async (t) => {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());

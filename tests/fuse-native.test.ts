@@ -36,22 +36,42 @@ t.test('vdfs mount uses the native backend by default', async (t) => {
   const prev = process.env.VDFS_TEST_FUSE_BACKEND;
   process.env.VDFS_TEST_FUSE_BACKEND = 'default';
   t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
-  const { mnt, src, m } = await mountWithOracle(t, 'l');
-  t.match(m.output(), /"fuseBackend":"native"/, 'the daemon says which backend it mounted with');
+  const { mnt, m } = await mountWithOracle(t, 'l');
+  t.ok(await until(() => m.output().includes('"fuseBackend":"native"'), 5000), 'the daemon says which backend it mounted with');
   t.equal(fuseStats(mnt).backend, 'native');
-  // As root on Linux >= 6.9 a local file opened read-only is read by the kernel itself (passthrough).
-  const data = randomBytes(3 * 1024 * 1024 + 17);
-  writeFileSync(join(src, 'local.bin'), data);
-  t.ok(await until(() => sh('ls', [join(mnt, 'l')]).stdout.includes('local.bin'), 15_000), 'the watcher indexed the new file');
-  const before = fuseStats(mnt);
-  t.equal(sh('b3sum', ['--no-names', join(mnt, 'l', 'local.bin')]).stdout.trim(), b3sum(join(src, 'local.bin')), 'content through the mount');
-  const after = fuseStats(mnt);
-  t.equal(after.passthrough, 1, 'passthrough negotiated (root, kernel >= 6.9)');
-  t.ok(after.passthroughOpens > before.passthroughOpens, 'the open was handed to the kernel');
-  t.equal(after.nativeReads, before.nativeReads, 'no read reached the daemon');
+  t.equal(fuseStats(mnt).passthrough, 0, 'no passthrough unless asked');
 });
 
-t.test('without passthrough, local reads are answered by pread in the addon, not in JS', async (t) => {
+t.test('with --passthrough (root, Linux >= 6.9) the kernel reads local files itself; a writer meanwhile gets EBUSY', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  writeFileSync(join(src, 'local.bin'), randomBytes(3 * 1024 * 1024 + 17));
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt, ['--passthrough']);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'l', 'local.bin');
+  const before = fuseStats(mnt);
+  t.equal(before.passthrough, 1, 'passthrough negotiated');
+  t.equal(sh('b3sum', ['--no-names', f]).stdout.trim(), b3sum(join(src, 'local.bin')), 'content through the mount');
+  const after = fuseStats(mnt);
+  t.ok(after.passthroughOpens > before.passthroughOpens, 'the open was handed to the kernel');
+  t.equal(after.nativeReads, before.nativeReads, 'no read reached the daemon');
+  // Two readers at once share one backing file (the kernel wants one per inode).
+  const two = sh('bash', ['-c', `exec 3<"${f}" 4<"${f}"; b3sum --no-names <&3; b3sum --no-names <&4; exec 3<&- 4<&-`]);
+  t.equal(two.stdout.trim().split('\n').length, 2, two.stderr);
+  t.ok(two.stdout.trim().split('\n').every((l) => l === b3sum(join(src, 'local.bin'))), 'both byte-exact');
+  const busy = sh('bash', ['-c', `exec 3<"${f}"; echo x >> "${f}"; echo rc=$?; exec 3<&-`]);
+  t.match(busy.stdout, /rc=1/, 'a writer while it is open for passthrough reading fails');
+  t.match(busy.stderr, /busy/i, 'with EBUSY');
+  t.equal(sh('bash', ['-c', `echo x >> "${f}"`]).code, 0, 'and writing works once the readers closed');
+});
+
+t.test('local reads are answered by pread in the addon, not in JS', async (t) => {
   const dir = tempDir(t);
   const home = join(dir, 'home');
   const src = join(dir, 'src');
@@ -61,7 +81,7 @@ t.test('without passthrough, local reads are answered by pread in the addon, not
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'l', src]);
   vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt, ['--no-passthrough']);
+  const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   const before = fuseStats(mnt);
   t.equal(before.passthrough, 0);
@@ -76,7 +96,7 @@ t.test('compat smoke: the fuse-native backend still reads, writes, lists and ren
   process.env.VDFS_TEST_FUSE_BACKEND = 'compat';
   t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
   const { mnt, src, m } = await mountWithOracle(t, 'c');
-  t.match(m.output(), /"fuseBackend":"compat"/);
+  t.ok(await until(() => m.output().includes('"fuseBackend":"compat"'), 5000), 'mounted with the compat backend');
   const root = join(mnt, 'c');
   const data = randomBytes(300_000);
   writeFileSync(join(root, 'w.bin'), data);

@@ -65,7 +65,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
     .option('--peer <[host:]port>', 'also serve paired peers')
     .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
-    .option('--no-passthrough', 'native backend: never hand local files to the kernel (FUSE passthrough)')
+    .option('--passthrough', 'native backend, root, Linux >= 6.9: the kernel reads local files opened read-only itself (a writer opening such a file meanwhile gets EBUSY)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
   program

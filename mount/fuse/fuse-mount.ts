@@ -22,7 +22,7 @@ export interface FuseMountOptions {
   attrTimeout?: number;
   /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
   backend?: FuseBackend;
-  /** Native backend: kernel passthrough for read-only opens of local files when possible (default true). */
+  /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
   passthrough?: boolean;
   /** Reader threads of the native backend. */
   threads?: number;

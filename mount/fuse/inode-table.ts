@@ -15,6 +15,13 @@ export interface FuseNode {
   /** The name was unlinked while the kernel still holds the node (an open file): fstat answers from `last`. */
   unlinked?: boolean;
   last?: Attr;
+  /**
+   * Kernel io modes of the open files (see docs/fuse.md, Passthrough): the kernel refuses (EIO)
+   * a passthrough open while a cached one is open and vice versa, and wants one backing file
+   * per inode, so concurrent passthrough opens share `backing`.
+   */
+  cachedOpens?: number;
+  backing?: { id: number; opens: number };
 }
 
 export const ROOT_ID = 1;

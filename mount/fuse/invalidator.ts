@@ -9,6 +9,7 @@ export interface KernelNotifier {
 }
 
 const DEBOUNCE_MS = 50;
+const MAX_DELAY_MS = 5000;
 const YIELD_EVERY = 512;
 
 /**
@@ -16,13 +17,16 @@ const YIELD_EVERY = 512;
  * rescan, peer change feed, cloud poll, a WebDAV or FUSE write), every node the kernel holds
  * is checked against the index; a changed one gets INVAL_INODE (attributes and cached pages
  * dropped), a vanished name INVAL_ENTRY. The sweep costs one resolver lookup per node the
- * kernel holds, and the kernel holds only what it caches.
+ * kernel holds (the kernel holds only what it caches); sweeps are spaced by ten times the
+ * last one's duration (at most 5 s), so they never take more than a tenth of the JS thread
+ * while a busy writer keeps changing the index.
  */
 export class Invalidator {
   private timer?: NodeJS.Timeout;
   private running = false;
   private again = false;
   private stopped = false;
+  private lastDurationMs = 0;
 
   constructor(private readonly vfs: VfsCore, private readonly inodes: InodeTable, private readonly kernel: KernelNotifier) {
     vfs.resolver.onChange(() => this.schedule());
@@ -37,13 +41,15 @@ export class Invalidator {
     if (this.stopped) return;
     if (this.running) { this.again = true; return; }
     if (this.timer) return;
-    this.timer = setTimeout(() => { this.timer = undefined; void this.sweep(); }, DEBOUNCE_MS);
+    const delay = Math.min(MAX_DELAY_MS, Math.max(DEBOUNCE_MS, 10 * this.lastDurationMs));
+    this.timer = setTimeout(() => { this.timer = undefined; void this.sweep(); }, delay);
     this.timer.unref();
   }
 
   /** One pass over the nodes; never throws. */
   async sweep(): Promise<void> {
     this.running = true;
+    const started = Date.now();
     try {
       let i = 0;
       for (const node of [...this.inodes.nodes()]) {
@@ -66,6 +72,7 @@ export class Invalidator {
         }
       }
     } finally {
+      this.lastDurationMs = Date.now() - started;
       this.running = false;
       if (this.again) { this.again = false; this.schedule(); }
     }

@@ -37,7 +37,7 @@ export async function mountNative(addon: NativeFuse, vfs: VfsCore, mnt: string, 
     throw new FsError('EIO', `cannot mount at ${mnt}: ${(err as Error).message}`, err);
   }
   const ttl = opts.attrTimeout ?? 10;
-  const server = new FuseServer(addon, vfs, { entryTtl: ttl, attrTtl: ttl, negativeTtl: 1, passthrough: opts.passthrough ?? true, log: opts.log });
+  const server = new FuseServer(addon, vfs, { entryTtl: ttl, attrTtl: ttl, negativeTtl: 1, passthrough: opts.passthrough ?? false, log: opts.log });
   const session = server.start(fd, opts.threads ?? DEFAULT_THREADS);
   const conn = await connectionOf(mnt);
   let stopped = false;

@@ -22,10 +22,11 @@ export interface OpContext {
   /** A read-only local handle's descriptor may be read natively from now on. */
   registerFd(fh: number, fd: number): void;
   unregisterFd(fh: number): void;
-  /** A backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
-  openBacking(fh: number, fd: number): number | undefined;
-  /** Drops the backing id of fh, if any. */
-  closeBacking(fh: number): void;
+  /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
+  openBacking(fd: number): number | undefined;
+  closeBacking(id: number): void;
+  /** The node of each open file handle, with the io mode it was opened in. */
+  openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
 }
@@ -98,11 +99,45 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
     node.openEtag = o.write || o.truncate ? undefined : a.etag;
   } catch { /* attributes gone meanwhile: no cache */ }
   const fd = ctx.vfs.nativeReadFd(fh);
-  if (fd === undefined) return [fh, keep, 0];
-  ctx.registerFd(fh, fd);
-  // Passthrough: the kernel reads the local file itself; the registered descriptor stays as the fallback.
-  const backing = ctx.openBacking(fh, fd);
-  return backing === undefined ? [fh, keep, 0] : [fh, FOPEN.PASSTHROUGH, backing];
+  if (fd !== undefined) ctx.registerFd(fh, fd);
+  // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
+  // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
+  if (fd !== undefined && !node.cachedOpens) {
+    if (!node.backing) {
+      const id = ctx.openBacking(fd);
+      if (id !== undefined) node.backing = { id, opens: 0 };
+    }
+    if (node.backing) {
+      node.backing.opens++;
+      ctx.openFiles.set(fh, { node, passthrough: true });
+      return [fh, FOPEN.PASSTHROUGH, node.backing.id];
+    }
+  }
+  if (node.backing) {
+    await ctx.vfs.release(fh).catch(() => undefined);
+    ctx.unregisterFd(fh);
+    throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
+  }
+  noteCached(ctx, fh, node);
+  return [fh, keep, 0];
+}
+
+function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
+  node.cachedOpens = (node.cachedOpens ?? 0) + 1;
+  ctx.openFiles.set(fh, { node, passthrough: false });
+}
+
+/** Forgets the io mode of a released handle; the node's backing file goes with its last passthrough open. */
+function releaseOpen(ctx: OpContext, fh: number): void {
+  const open = ctx.openFiles.get(fh);
+  if (!open) return;
+  ctx.openFiles.delete(fh);
+  const { node } = open;
+  if (!open.passthrough) node.cachedOpens = Math.max(0, (node.cachedOpens ?? 1) - 1);
+  else if (node.backing && --node.backing.opens <= 0) {
+    ctx.closeBacking(node.backing.id);
+    node.backing = undefined;
+  }
 }
 
 async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
@@ -274,7 +309,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* RELEASE */ 18: async (ctx, _h, req) => {
     const fh = u64(req, B);
-    ctx.closeBacking(fh);
+    releaseOpen(ctx, fh);
     ctx.unregisterFd(fh);
     await ctx.vfs.release(fh);
     return empty(req);
@@ -310,6 +345,8 @@ export const HANDLERS: Record<number, Handler> = {
     const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777 });
     try {
       const [out, node] = await created(ctx, req, parent, name, 16);
+      if (node.backing) throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough`);
+      noteCached(ctx, fh, node);
       w64(out, 16 + ENTRY_OUT, fh);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);

@@ -39,7 +39,6 @@ export class FuseServer {
   /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
   private passthrough = false;
   private passthroughOpens = 0;
-  private readonly backing = new Map<number, number>();
   private initDone!: () => void;
   readonly initialized = new Promise<void>((res) => (this.initDone = res));
   private closedDone!: () => void;
@@ -52,13 +51,9 @@ export class FuseServer {
       dirs: new Map(), nextDir: 1,
       registerFd: (fh, fd) => { if (this.session) addon.registerFd(this.session, fh, fd); },
       unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
-      openBacking: (fh, fd) => this.openBacking(fh, fd),
-      closeBacking: (fh) => {
-        const id = this.backing.get(fh);
-        if (id === undefined || !this.session) return;
-        this.backing.delete(fh);
-        addon.backingClose(this.session, id);
-      },
+      openBacking: (fd) => this.openBacking(fd),
+      closeBacking: (id) => { if (this.session) addon.backingClose(this.session, id); },
+      openFiles: new Map(),
       stats: () => ({
         backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, passthrough: this.passthrough ? 1 : 0,
         passthroughOpens: this.passthroughOpens, ...(this.session ? addon.stats(this.session) : {}),
@@ -127,14 +122,13 @@ export class FuseServer {
     });
   }
 
-  private openBacking(fh: number, fd: number): number | undefined {
+  private openBacking(fd: number): number | undefined {
     if (!this.passthrough || !this.session) return undefined;
     const id = this.addon.backingOpen(this.session, fd);
     if (id < 0) {
       this.opts.log.debug({ errno: -id }, 'passthrough refused for this file; reading it natively');
       return undefined;
     }
-    this.backing.set(fh, id);
     this.passthroughOpens++;
     return id;
   }
