@@ -72,10 +72,15 @@ export class FuseServer {
     this.invalidator?.stop();
   }
 
+  /** Writes a reply; never throws (an exception here would escape a promise callback). */
   private send(buf: Buffer): void {
     if (!this.session) return;
-    const r = this.addon.reply(this.session, buf);
-    if (r < 0 && r !== -2 && r !== -9) this.opts.log.debug({ errno: -r }, 'writing a FUSE reply failed');
+    try {
+      const r = this.addon.reply(this.session, buf);
+      if (r < 0 && r !== -2 && r !== -9) this.opts.log.debug({ errno: -r }, 'writing a FUSE reply failed');
+    } catch (err) {
+      this.opts.log.error({ err }, 'writing a FUSE reply threw');
+    }
   }
 
   /** Called by the addon for each request; null when the kernel closed the connection. */
