@@ -19,8 +19,8 @@ export interface NativeFuse {
   reply(s: NativeSession, buf: Buffer): number;
   /** Queues a kernel notification, written from the addon's own thread. */
   notify(s: NativeSession, buf: Buffer): number;
-  /** READs of `fh` are answered by pread(fd) in the reader threads from now on. */
-  registerFd(s: NativeSession, fh: number, fd: number): number;
+  /** READs of `fh` are answered by pread(fd) in the reader threads from now on, and WRITEs by pwrite when `writable`. */
+  registerFd(s: NativeSession, fh: number, fd: number, writable: boolean): number;
   /** Returns once no native read uses the descriptor any more (then it may be closed). */
   unregisterFd(s: NativeSession, fh: number): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
@@ -29,7 +29,7 @@ export interface NativeFuse {
   backingClose(s: NativeSession, id: number): number;
   /** Whether the session keeps Node's event loop alive. */
   setRef(s: NativeSession, ref: boolean): void;
-  stats(s: NativeSession): { nativeReads: number; jsRequests: number };
+  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number };
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

@@ -19,8 +19,8 @@ export interface OpContext {
   /** Directory listings taken at OPENDIR, served by READDIR(PLUS) offsets. */
   dirs: Map<number, DirEntry[]>;
   nextDir: number;
-  /** A read-only local handle's descriptor may be read natively from now on. */
-  registerFd(fh: number, fd: number): void;
+  /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
+  registerFd(fh: number, fd: number, writable: boolean): void;
   unregisterFd(fh: number): void;
   /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
   openBacking(fd: number): number | undefined;
@@ -99,7 +99,8 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
     node.openEtag = o.write || o.truncate ? undefined : a.etag;
   } catch { /* attributes gone meanwhile: no cache */ }
   const fd = ctx.vfs.nativeReadFd(fh);
-  if (fd !== undefined) ctx.registerFd(fh, fd);
+  if (fd !== undefined) ctx.registerFd(fh, fd, false);
+  registerWriter(ctx, fh);
   // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
   // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
   if (fd !== undefined && !node.cachedOpens) {
@@ -120,6 +121,12 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   }
   noteCached(ctx, fh, node);
   return [fh, keep, 0];
+}
+
+/** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
+function registerWriter(ctx: OpContext, fh: number): void {
+  const wfd = ctx.vfs.nativeWriteFd(fh);
+  if (wfd !== undefined) ctx.registerFd(fh, wfd, true);
 }
 
 function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
@@ -351,6 +358,7 @@ export const HANDLERS: Record<number, Handler> = {
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
       node.openEtag = undefined;
+      registerWriter(ctx, fh);
       return out;
     } catch (err) {
       await ctx.vfs.release(fh).catch(() => undefined);

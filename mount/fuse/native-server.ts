@@ -20,6 +20,8 @@ export interface ServerOptions {
 }
 
 const MAX_IO = 1 << 20;
+/** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
+const NATIVE_WROTE = 0x40000001;
 const EINTR = 4;
 /** Ops without side effects: an INTERRUPT may answer them EINTR while the VFS still works on them. */
 const INTERRUPTIBLE = new Set<number>([OP.LOOKUP, OP.GETATTR, OP.READ, OP.OPENDIR, OP.READDIR, OP.READDIRPLUS, OP.READLINK, OP.GETXATTR, OP.LISTXATTR, OP.STATFS]);
@@ -49,7 +51,7 @@ export class FuseServer {
     this.ctx = {
       vfs, inodes: this.inodes, entryTtl: opts.entryTtl, attrTtl: opts.attrTtl, negativeTtl: opts.negativeTtl,
       dirs: new Map(), nextDir: 1,
-      registerFd: (fh, fd) => { if (this.session) addon.registerFd(this.session, fh, fd); },
+      registerFd: (fh, fd, writable) => { if (this.session) addon.registerFd(this.session, fh, fd, writable); },
       unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
       openBacking: (fd) => this.openBacking(fd),
       closeBacking: (id) => { if (this.session) addon.backingClose(this.session, id); },
@@ -108,6 +110,13 @@ export class FuseServer {
         return;
       }
       case OP.INTERRUPT: return this.interrupt(u64(req, IN_HEADER));
+      case NATIVE_WROTE:
+        try {
+          this.ctx.vfs.noteWritten(u64(req, IN_HEADER), u64(req, IN_HEADER + 8), req.readUInt32LE(IN_HEADER + 16));
+        } catch (err) {
+          this.opts.log.error({ err }, 'bookkeeping of a native write failed');
+        }
+        return;
       case OP.DESTROY: return this.send(replyBuffer(req, 0));
     }
     const handler = HANDLERS[h.opcode];

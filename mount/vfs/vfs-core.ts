@@ -242,6 +242,23 @@ export class VfsCore implements Vfs {
     return (h.kind === 'local' || h.kind === 'staged') && !h.writable ? h.fd.fd : undefined;
   }
 
+  /**
+   * The descriptor a front end may pwrite directly for this handle instead of calling write():
+   * a real file open for writing at explicit offsets (local, or a staged copy; not O_APPEND).
+   * After each such write the front end calls noteWritten. Throws EBADF for an unknown handle.
+   */
+  nativeWriteFd(fh: number): number | undefined {
+    const h = this.handles.get(fh);
+    return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
+  }
+
+  /** Bookkeeping of a write done on nativeWriteFd (what write() does after writing). Throws EBADF. */
+  noteWritten(fh: number, offset: number, n: number): void {
+    const h = this.writable(fh);
+    h.dirty = true;
+    this.live.wrote(h.vpath, offset, n, h.append);
+  }
+
   write(fh: number, offset: number, data: Buffer): Promise<number> {
     const h = this.writable(fh);
     return h.kind === 'staged' ? this.staged.write(h, offset, data) : this.writer.write(h, offset, data);

@@ -26,7 +26,7 @@ void registry_destroy(struct fd_registry *r) {
   pthread_rwlock_unlock(&r->lock);
 }
 
-int registry_put(struct fd_registry *r, uint64_t fh, int fd) {
+int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable) {
   struct reg_node *n = malloc(sizeof *n);
   if (!n) return -ENOMEM;
   unsigned b = bucket_of(fh);
@@ -34,6 +34,7 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd) {
   for (struct reg_node **p = &r->buckets[b]; *p; p = &(*p)->next) {
     if ((*p)->fh == fh) {
       (*p)->fd = fd;
+      (*p)->writable = writable;
       pthread_rwlock_unlock(&r->lock);
       free(n);
       return 0;
@@ -41,6 +42,7 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd) {
   }
   n->fh = fh;
   n->fd = fd;
+  n->writable = writable;
   n->next = r->buckets[b];
   r->buckets[b] = n;
   pthread_rwlock_unlock(&r->lock);
@@ -100,4 +102,28 @@ int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whenc
   }
   pthread_rwlock_unlock(&r->lock);
   return found;
+}
+
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, ssize_t *result) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  int fd = -1;
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) { fd = n->writable ? n->fd : -1; break; }
+  }
+  if (fd < 0) {
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+  }
+  size_t done = 0;
+  ssize_t err = 0;
+  while (done < size) {
+    ssize_t n = pwrite(fd, data + done, size - done, (off_t)(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = -errno; break; }
+    done += (size_t)n;
+  }
+  pthread_rwlock_unlock(&r->lock);
+  *result = (done > 0 || err == 0) ? (ssize_t)done : err;
+  return 1;
 }

@@ -55,6 +55,7 @@ struct session {
   atomic_int closed_reported;
   atomic_ullong native_reads;
   atomic_ullong js_requests;
+  atomic_ullong native_writes;
   struct fd_registry reg;
   /* notifications */
   pthread_mutex_t nmu;
@@ -137,6 +138,9 @@ static int try_native_lseek(struct session *s, struct fuse_in_header *h) {
   return 1;
 }
 
+/* Opcode of the note "this many bytes were written natively at fh/offset" handed to JS. */
+#define VDFS_OP_WROTE 0x40000001u
+
 static void hand_to_js(struct session *s, const char *buf, size_t len) {
   char *copy = malloc(len);
   if (!copy) {
@@ -149,6 +153,36 @@ static void hand_to_js(struct session *s, const char *buf, size_t len) {
     reply_error(s, ((struct fuse_in_header *)buf)->unique, EIO);
     free(copy);
   }
+}
+
+/*
+ * WRITE to a descriptor registered writable: pwrite here. JS is told (for the handle's dirty
+ * flag and live size) before the kernel gets the reply, so any later request JS sees comes
+ * after its bookkeeping.
+ */
+static int try_native_write(struct session *s, struct fuse_in_header *h, size_t n) {
+  struct fuse_write_in *in = (struct fuse_write_in *)(h + 1);
+  size_t head = sizeof *h + sizeof *in;
+  if (n < head || n - head < in->size) return 0;
+  ssize_t done;
+  if (!registry_pwrite(&s->reg, in->fh, (const char *)(in + 1), in->size, in->offset, &done)) return 0;
+  if (done < 0) {
+    reply_error(s, h->unique, (int)-done);
+    return 1;
+  }
+  char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in)];
+  memcpy(note, h, sizeof note);
+  struct fuse_in_header *nh = (struct fuse_in_header *)note;
+  nh->opcode = VDFS_OP_WROTE;
+  nh->len = sizeof note;
+  ((struct fuse_write_in *)(nh + 1))->size = (uint32_t)done;
+  hand_to_js(s, note, sizeof note);
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_write_out), .unique = h->unique};
+  struct fuse_write_out wo = {.size = (uint32_t)done};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &wo, .iov_len = sizeof wo}};
+  write_all(s->fd, iov, 2);
+  atomic_fetch_add(&s->native_writes, 1);
+  return 1;
 }
 
 static void report_closed(struct session *s) {
@@ -181,6 +215,7 @@ static void *reader_main(void *arg) {
     if ((size_t)n < sizeof(struct fuse_in_header)) continue;
     struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
     if (h->opcode == FUSE_READ && (size_t)n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) continue;
+    if (h->opcode == FUSE_WRITE && try_native_write(s, h, (size_t)n)) continue;
     if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) continue;
     if (h->opcode == FUSE_LSEEK && (size_t)n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) continue;
     hand_to_js(s, in_buf, (size_t)n);
@@ -379,17 +414,19 @@ static int get_u64(napi_env env, napi_value v, uint64_t *out) {
   return 1;
 }
 
-/* registerFd(session, fh, fd): READs of fh are answered by pread(fd) from now on. */
+/* registerFd(session, fh, fd, writable): READs (and WRITEs when writable) of fh are answered by pread/pwrite(fd) from now on. */
 static napi_value js_register_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  bool writable;
+  CHECK(napi_get_value_bool(env, argv[3], &writable));
   struct session *s = get_session(env, argv[0]);
   if (!s) return NULL;
   uint64_t fh;
   int32_t fd;
   if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
   CHECK(napi_get_value_int32(env, argv[2], &fd));
-  return make_int(env, registry_put(&s->reg, fh, fd));
+  return make_int(env, registry_put(&s->reg, fh, fd, writable));
 }
 
 /* unregisterFd(session, fh): returns once no native read uses the descriptor any more. */
@@ -453,6 +490,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_create_object(env, &o);
   napi_set_named_property(env, o, "nativeReads", make_int(env, (int64_t)atomic_load(&s->native_reads)));
   napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
+  napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
   return o;
 }
 
