@@ -234,7 +234,7 @@ export class VfsCore implements Vfs {
   /**
    * The descriptor a front end may pread directly for this handle, bypassing readInto: a
    * real file opened read-only (a local location, or a staged copy). Undefined for content
-   * read through the cache and for handles open for writing (their writer may swap files).
+   * read through the cache and for handles open for writing (see nativeWriteFd).
    * The descriptor stays valid until release(fh). Throws EBADF for an unknown handle.
    */
   nativeReadFd(fh: number): number | undefined {
