@@ -2,7 +2,7 @@ import { resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { FsError } from '../providers/fs-error';
 import type { Home } from './home';
-import { mountFuse, type FuseMount } from './fuse/fuse-mount';
+import { mountFuse, type FuseBackend, type FuseMount } from './fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
@@ -24,6 +24,10 @@ export interface DaemonOptions {
   /** Loopback only: WebDAV without credentials (every local user and process gets in). */
   webdavInsecureNoAuth?: boolean;
   allowOther?: boolean;
+  /** FUSE front end: the native addon (default when it loads) or fuse-native. */
+  fuseBackend?: FuseBackend;
+  /** Native backend: kernel passthrough for read-only opens of local files (default false). */
+  passthrough?: boolean;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };
   log: Logger;
@@ -78,7 +82,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       webdavFingerprint = access.fingerprint;
       webdavUser = access.credential?.user;
     }
-    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, log: opts.log });
+    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
   } catch (err) {
     await webdav?.close().catch(() => undefined);
     await peers?.stop().catch(() => undefined);

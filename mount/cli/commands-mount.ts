@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
 import { FsError } from '../../providers/fs-error';
 import { startDaemon } from '../daemon';
+import type { FuseBackend } from '../fuse/fuse-mount';
 import { openBlockStore } from '../block-store';
 import { createLogger } from '../log';
 import { createVfs } from '../vfs';
@@ -24,13 +25,19 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
-interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; webdavInsecureNoAuth?: boolean }
+export interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; webdavInsecureNoAuth?: boolean; fuseBackend?: string; passthrough?: boolean }
 
 const NO_AUTH_HELP = 'INSECURE: serve WebDAV on loopback WITHOUT any password, so every local user, container and app can read and write the share';
 
 /** `http://user@host:port/`: the URL a client is given, with the user name in it. */
 export function withUser(url: string, user: string): string {
   return url.replace(/^(https?:\/\/)/, `$1${encodeURIComponent(user)}@`);
+}
+
+/** Checks --fuse-backend. Throws EINVAL. */
+export function parseBackend(v: string | undefined): FuseBackend | undefined {
+  if (v === undefined || v === 'native' || v === 'compat') return v;
+  throw new FsError('EINVAL', `--fuse-backend takes native or compat, not ${JSON.stringify(v)}`);
 }
 
 function shellQuote(s: string): string {
@@ -44,7 +51,8 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   const blocks = await openBlockStore(home);
   let daemon;
   try {
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
+    const fuseBackend = parseBackend(o.fuseBackend);
+    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, passthrough: o.passthrough, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();
     throw err;
@@ -57,8 +65,9 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   }
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);
-  log.info({ mountpoint: daemon.fuse?.mountpoint, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
-  const sig = await waitForSignal();
+  log.info({ mountpoint: daemon.fuse?.mountpoint, fuseBackend: daemon.fuse?.backend, webdav: daemon.webdav?.url, home: home.dir }, 'running; stop with Ctrl-C or SIGTERM');
+  // Stop on a signal, or when the mount was removed from outside (fusermount -u, eject).
+  const sig = await Promise.race([waitForSignal(), ...(daemon.fuse ? [daemon.fuse.closed.then(() => 'unmounted')] : [])]);
   log.info({ signal: sig }, 'stopping');
   await daemon.stop();
   await blocks.close();
@@ -73,6 +82,8 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--webdav <[host:]port>', 'also serve WebDAV (default host 127.0.0.1)')
     .option('--webdav-insecure-no-auth', NO_AUTH_HELP)
     .option('--peer <[host:]port>', 'also serve paired peers')
+    .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
+    .option('--passthrough', 'native backend, root, Linux >= 6.9: the kernel reads local files opened read-only itself (a writer opening such a file meanwhile gets EBUSY)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
   program

@@ -7,7 +7,7 @@ import { checkLocationName } from '../../index/locations';
 import { checkNewLocation, parseLocationUri } from '../../providers/registry';
 import { closeHome, type GlobalOpts } from './context';
 import { ensureWebdavCredential } from '../webdav-access';
-import { runDaemon } from './commands-mount';
+import { parseBackend, runDaemon } from './commands-mount';
 import { scanLocations } from './commands-scan';
 
 function defaultMountpoint(): string {
@@ -33,7 +33,9 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
     .option('--mount <dir>', 'mount point', defaultMountpoint())
     .option('--webdav <[host:]port>', 'WebDAV address', '127.0.0.1:8080')
     .option('--writable', 'share FOLDER read-write (default: read-only, so nothing reached through the share can change your files)')
-    .action(async (folder: string | undefined, o: { mount: string; webdav: string; writable?: boolean }) => {
+    .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
+    .action(async (folder: string | undefined, o: { mount: string; webdav: string; writable?: boolean; fuseBackend?: string }) => {
+      parseBackend(o.fuseBackend);
       // The default mount point's parent in /tmp is ours alone: another user may have made
       // /tmp/vdfs-$UID first. Checked before anything else happens.
       if (o.mount === defaultMountpoint() && !process.env.XDG_RUNTIME_DIR) await checkOwnedDir(dirname(o.mount), 'mount point parent', true);
@@ -59,6 +61,6 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
         home.close();
         closeHome();
       }
-      await runDaemon({ ...g(), home: dir }, o.mount, { webdav: o.webdav });
+      await runDaemon({ ...g(), home: dir }, o.mount, { webdav: o.webdav, fuseBackend: o.fuseBackend });
     });
 }

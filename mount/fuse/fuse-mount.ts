@@ -3,22 +3,39 @@ import type { Logger } from 'pino';
 import { FsError } from '../../providers/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { fuseOps } from './fuse-ops';
-import { checkOwnedDir, recoverStaleMount } from './mountpoint';
+import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';
+import { loadNativeFuse } from './native-addon';
+import { mountNative } from './native-mount';
+import type { FuseServer } from './native-server';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => any;
 
+export type FuseBackend = 'native' | 'compat';
+
 export interface FuseMountOptions {
   allowOther?: boolean;
   /** Seconds the kernel may cache attributes and names (external changes show after this). */
   attrTimeout?: number;
+  /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
+  backend?: FuseBackend;
+  /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
+  passthrough?: boolean;
+  /** Reader threads of the native backend. */
+  threads?: number;
   log: Logger;
 }
 
 export interface FuseMount {
   mountpoint: string;
+  backend: FuseBackend;
+  /** Resolves when the mount went away without unmount() (removed from outside). */
+  closed: Promise<void>;
+  /** The native backend's request server (node table, kernel invalidations). */
+  server?: FuseServer;
+  /** Unmounts; never throws. */
   unmount(): Promise<void>;
 }
 
@@ -28,10 +45,9 @@ function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void
 
 
 /**
- * Mounts the VFS with fuse-native: big_writes (128 KiB writes instead of 4 KiB),
- * auto_cache (the kernel keeps pages of a file whose mtime/size did not change),
- * attribute/entry caching, and recovery of a stale mount at start.
- * Throws FsError EBUSY/EIO when the mount fails.
+ * Mounts the VFS with the chosen backend: the native addon by default, fuse-native when asked
+ * or when the addon cannot load (with a warning). Recovers a stale mount left by a killed
+ * daemon first. Throws FsError EBUSY/EIO when the mount fails.
  */
 export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
   const mnt = resolve(mountpoint);
@@ -39,6 +55,32 @@ export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMoun
   if ((await recoverStaleMount(mnt)) === 'recovered') opts.log.warn({ mountpoint: mnt }, 'a stale vdfs mount of ours was there (a daemon was killed?): detached it');
   // A mount point another user made (or can write to, or swapped for a link) is refused.
   await checkOwnedDir(mnt, 'mount point', true);
+  if (opts.backend !== 'compat') {
+    const { addon, error } = loadNativeFuse();
+    if (addon) return mountNative(addon, vfs, mnt, opts);
+    if (opts.backend === 'native') throw new FsError('EIO', `--fuse-backend native: ${error?.message}`);
+    opts.log.warn({ err: error?.message }, 'the native FUSE backend is not available: using the compat backend (fuse-native); run .ci/setup to build it');
+  }
+  return mountCompat(vfs, mnt, opts);
+}
+
+/** Polls /proc/self/mountinfo: fuse-native says nothing when the mount is removed from outside. */
+function watchMounted(mnt: string, isUnmounting: () => boolean): Promise<void> {
+  return new Promise((res) => {
+    const timer = setInterval(() => {
+      if (isUnmounting()) { clearInterval(timer); return; }
+      void mountAt(mnt).then((m) => { if (!m && !isUnmounting()) { clearInterval(timer); res(); } });
+    }, 500);
+    timer.unref();
+  });
+}
+
+/**
+ * Mounts the VFS with fuse-native: big_writes (128 KiB writes instead of 4 KiB),
+ * auto_cache (the kernel keeps pages of a file whose mtime/size did not change),
+ * attribute/entry caching. Throws FsError EBUSY/EIO when the mount fails.
+ */
+async function mountCompat(vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const ttl = opts.attrTimeout ?? 10;
   const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
 
@@ -65,6 +107,8 @@ export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMoun
   let unmounted = false;
   return {
     mountpoint: mnt,
+    backend: 'compat',
+    closed: watchMounted(mnt, () => unmounted),
     async unmount() {
       if (unmounted) return;
       unmounted = true;

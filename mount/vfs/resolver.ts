@@ -16,6 +16,7 @@ export class Resolver {
   private readonly cache = new LRUCache<string, Cached>({ max: 200_000 });
   private readonly dataVersion: Statement;
   private lastVersion = -1;
+  private readonly listeners: (() => void)[] = [];
 
   constructor(private readonly home: Home) {
     this.dataVersion = home.db.prepare('PRAGMA data_version').pluck();
@@ -26,6 +27,7 @@ export class Resolver {
     const v = this.dataVersion.get() as number;
     if (v !== this.lastVersion) {
       this.cache.clear();
+      if (this.lastVersion !== -1) this.notify();
       this.lastVersion = v;
     }
     let r = this.cache.get(vpath);
@@ -49,5 +51,17 @@ export class Resolver {
 
   invalidate(): void {
     this.cache.clear();
+    this.notify();
+  }
+
+  /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private notify(): void {
+    for (const fn of this.listeners) {
+      try { fn(); } catch { /* a listener's failure is not the resolver's */ }
+    }
   }
 }

@@ -244,6 +244,34 @@ export class VfsCore implements Vfs {
     return data.length;
   }
 
+  /**
+   * The descriptor a front end may pread directly for this handle, bypassing readInto: a
+   * real file opened read-only (a local location, or a staged copy). Undefined for content
+   * read through the cache and for handles open for writing (see nativeWriteFd).
+   * The descriptor stays valid until release(fh). Throws EBADF for an unknown handle.
+   */
+  nativeReadFd(fh: number): number | undefined {
+    const h = this.handles.get(fh);
+    return (h.kind === 'local' || h.kind === 'staged') && !h.writable ? h.fd.fd : undefined;
+  }
+
+  /**
+   * The descriptor a front end may pwrite directly for this handle instead of calling write():
+   * a real file open for writing at explicit offsets (local, or a staged copy; not O_APPEND).
+   * After each such write the front end calls noteWritten. Throws EBADF for an unknown handle.
+   */
+  nativeWriteFd(fh: number): number | undefined {
+    const h = this.handles.get(fh);
+    return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
+  }
+
+  /** Bookkeeping of a write done on nativeWriteFd (what write() does after writing). Throws EBADF. */
+  noteWritten(fh: number, offset: number, n: number): void {
+    const h = this.writable(fh);
+    h.dirty = true;
+    this.live.wrote(h.vpath, offset, n, h.append);
+  }
+
   write(fh: number, offset: number, data: Buffer): Promise<number> {
     const h = this.writable(fh);
     return h.kind === 'staged' ? this.staged.write(h, offset, data) : this.writer.write(h, offset, data);

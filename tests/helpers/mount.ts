@@ -28,11 +28,23 @@ function waitExit(proc: ChildProcess, ms: number): Promise<number | null> {
 }
 
 /**
+ * The FUSE backend the tests mount with: native unless VDFS_TEST_FUSE_BACKEND=compat (or
+ * =default: no --fuse-backend at all). Asked for explicitly, so a native addon that did not
+ * build fails the tests instead of falling back.
+ */
+export function testBackend(): string[] {
+  const b = process.env.VDFS_TEST_FUSE_BACKEND;
+  if (b === 'default') return [];
+  return ['--fuse-backend', b === 'compat' ? 'compat' : 'native'];
+}
+
+/**
  * Starts `vdfs mount` in a child process and waits (hard timeout) until it says it is
  * mounted. Register stop() in teardown: it always unmounts, even after a crash.
  */
 export async function startMount(home: string, mountpoint: string, extra: string[] = [], timeoutMs = 20_000): Promise<RunningMount> {
-  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'mount', mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const backend = extra.includes('--fuse-backend') ? [] : testBackend();
+  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'mount', mountpoint, ...backend, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

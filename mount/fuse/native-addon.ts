@@ -1,0 +1,60 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Opaque handle of a running session in the addon. */
+export type NativeSession = { readonly __session: unique symbol };
+
+/**
+ * The vdfs FUSE addon (mount/fuse/native, built by node-gyp in .ci/setup). Every function
+ * throws a TypeError on bad arguments; mount throws an Error with `errno` when mounting fails.
+ */
+export interface NativeFuse {
+  /** Mounts and returns the /dev/fuse descriptor: mount(2) as root, fusermount's fd passing otherwise. */
+  mount(mountpoint: string, fsname: string, allowOther: boolean, viaFusermount: boolean): number;
+  /** umount2(MNT_DETACH); 0 or -errno. */
+  unmount(mountpoint: string): number;
+  /** Starts `threads` reader threads; onRequest gets each request not answered natively, null once the kernel ends the connection. */
+  start(fd: number, threads: number, onRequest: (req: Buffer | null) => void): NativeSession;
+  /** Writes one whole reply; 0 or -errno (-ENOENT: the request was interrupted or aborted meanwhile). */
+  reply(s: NativeSession, buf: Buffer): number;
+  /** Queues a kernel notification, written from the addon's own thread. */
+  notify(s: NativeSession, buf: Buffer): number;
+  /** READs of `fh` are answered by pread(fd) in the reader threads from now on, and WRITEs by pwrite when `writable`. */
+  registerFd(s: NativeSession, fh: number, fd: number, writable: boolean): number;
+  /** Returns once no native read uses the descriptor any more (then it may be closed). */
+  unregisterFd(s: NativeSession, fh: number): number;
+  /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
+  backingOpen(s: NativeSession, fd: number): number;
+  /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */
+  backingClose(s: NativeSession, id: number): number;
+  /** Whether the session keeps Node's event loop alive. */
+  setRef(s: NativeSession, ref: boolean): void;
+  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number };
+  /** Joins the reader threads and closes the device. Idempotent. */
+  stop(s: NativeSession): void;
+}
+
+/** Where the built addon is, from the sources (tap) or from dist/. */
+export function addonCandidates(): string[] {
+  const rel = join('mount', 'fuse', 'native', 'build', 'Release', 'vdfs_fuse.node');
+  return [resolve(__dirname, '..', '..', rel), resolve(__dirname, '..', '..', '..', rel)];
+}
+
+let cached: { addon?: NativeFuse; error?: Error } | undefined;
+
+/** Loads the addon once; returns the error (never throws) when it is missing or cannot load. */
+export function loadNativeFuse(): { addon?: NativeFuse; error?: Error } {
+  if (cached) return cached;
+  const file = addonCandidates().find((f) => existsSync(f));
+  if (!file) {
+    cached = { error: new Error(`the native FUSE addon is not built (looked for ${addonCandidates()[0]}; run .ci/setup)`) };
+    return cached;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    cached = { addon: require(file) as NativeFuse };
+  } catch (err) {
+    cached = { error: new Error(`the native FUSE addon at ${file} does not load: ${(err as Error).message}`) };
+  }
+  return cached;
+}

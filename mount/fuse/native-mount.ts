@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { promises as fsp, writeFileSync } from 'node:fs';
+import { FsError } from '../../providers/fs-error';
+import type { VfsCore } from '../vfs/vfs-core';
+import type { FuseMount, FuseMountOptions } from './fuse-mount';
+import type { NativeFuse } from './native-addon';
+import { FuseServer } from './native-server';
+
+/** Two reader threads: measured best on 2 cores (see docs/fuse.md). */
+const DEFAULT_THREADS = 2;
+const INIT_TIMEOUT_MS = 10_000;
+
+/** The kernel's connection number (for /sys/fs/fuse/connections/N/abort): the minor of the mount's device. */
+async function connectionOf(mnt: string): Promise<string | undefined> {
+  const info = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const line = info.split('\n').reverse().find((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === mnt);
+  return line?.split(' ')[2]?.split(':')[1];
+}
+
+/** Aborting the connection fails every request still pending and wakes anything blocked on it. Root only; never throws. */
+function abortConnection(conn: string | undefined): void {
+  if (!conn) return;
+  try { writeFileSync(`/sys/fs/fuse/connections/${conn}/abort`, '1'); } catch { /* gone already, or not root */ }
+}
+
+/**
+ * Mounts the VFS through the vdfs FUSE addon (kernel protocol over /dev/fuse). `mnt` is
+ * absolute, exists, and nothing is mounted there. Resolves once the kernel's INIT is
+ * answered. Throws FsError EIO when mounting fails.
+ */
+export async function mountNative(addon: NativeFuse, vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
+  const root = process.getuid?.() === 0;
+  let fd: number;
+  try {
+    fd = addon.mount(mnt, 'vdfs', !!opts.allowOther, !root);
+  } catch (err) {
+    throw new FsError('EIO', `cannot mount at ${mnt}: ${(err as Error).message}`, err);
+  }
+  const ttl = opts.attrTimeout ?? 10;
+  const server = new FuseServer(addon, vfs, { entryTtl: ttl, attrTtl: ttl, negativeTtl: 1, passthrough: opts.passthrough ?? false, log: opts.log });
+  const session = server.start(fd, opts.threads ?? DEFAULT_THREADS);
+  const conn = await connectionOf(mnt);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    server.stop();
+    if (root) addon.unmount(mnt);
+    else await new Promise<void>((res) => execFile('fusermount', ['-uz', mnt], () => res()));
+    abortConnection(conn);
+    addon.stop(session);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const initTimeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new FsError('EIO', `the kernel did not start the FUSE session at ${mnt} within ${INIT_TIMEOUT_MS / 1000} s`)), INIT_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([server.initialized, initTimeout]);
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  // The kernel ended the connection by itself (fusermount -u, umount -l, eject): release the device.
+  const closed = server.closed.then(async () => {
+    if (!stopped) opts.log.warn({ mountpoint: mnt }, 'the mount was removed from outside');
+    await stop();
+  });
+  return { mountpoint: mnt, backend: 'native', closed, server, unmount: stop };
+}

@@ -1,0 +1,430 @@
+import { constants as C } from 'node:fs';
+import { FsError } from '../../providers/fs-error';
+import type { Attr, DirEntry } from '../vfs/types';
+import { splitVirtual } from '../vfs/namespace';
+import type { VfsCore } from '../vfs/vfs-core';
+import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
+import {
+  ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
+  cstr, direntSize, errorReply, direntType, replyBuffer, u64, w64, writeAttr, writeDirent, writeEntry, writeValid, type InHeader,
+} from './proto';
+
+/** What the request handlers share: the VFS, the node table, cache times and open directories. */
+export interface OpContext {
+  vfs: VfsCore;
+  inodes: InodeTable;
+  entryTtl: number;
+  attrTtl: number;
+  negativeTtl: number;
+  /** Directory listings taken at OPENDIR, served by READDIR(PLUS) offsets. */
+  dirs: Map<number, DirEntry[]>;
+  nextDir: number;
+  /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
+  registerFd(fh: number, fd: number, writable: boolean): void;
+  unregisterFd(fh: number): void;
+  /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
+  openBacking(fd: number): number | undefined;
+  closeBacking(id: number): void;
+  /** The node of each open file handle, with the io mode it was opened in. */
+  openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
+  /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
+  stats(): Record<string, number | string>;
+}
+
+/** Answers one request: a whole reply buffer, or null when the kernel expects no reply. Throws FsError. */
+export type Handler = (ctx: OpContext, h: InHeader, req: Buffer) => Promise<Buffer | null>;
+
+const B = IN_HEADER;
+const ERANGE = 34;
+const XATTR_FUSE = 'user.vdfs.fuse';
+const ENXIO = 6;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+/** Bytes per COPY_FILE_RANGE request (the reply counts in 32 bits; callers loop). */
+const COPY_MAX = 64 << 20;
+
+function entryReply(ctx: OpContext, req: Buffer, node: FuseNode, a: Attr, extra = 0): Buffer {
+  const out = replyBuffer(req, ENTRY_OUT + extra);
+  writeEntry(out, 16, node.id, ctx.inodes.generation, a, ctx.entryTtl, ctx.attrTtl);
+  return out;
+}
+
+function attrReply(ctx: OpContext, req: Buffer, a: Attr): Buffer {
+  const out = replyBuffer(req, ATTR_OUT);
+  writeValid(out, 16, 24, ctx.attrTtl);
+  out.writeUInt32LE(0, 28);
+  writeAttr(out, 32, a);
+  return out;
+}
+
+function empty(req: Buffer): Buffer {
+  return replyBuffer(req, 0);
+}
+
+/** Looks a new name up after creating it, adding the kernel's reference. */
+async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: string, extra = 0): Promise<[Buffer, FuseNode]> {
+  const a = await ctx.vfs.getattr(ctx.inodes.childPath(parent, name));
+  const node = ctx.inodes.lookup(parent, name);
+  node.last = a;
+  return [entryReply(ctx, req, node, a, extra), node];
+}
+
+export function openFlags(flags: number): { write: boolean; truncate: boolean; append: boolean; create: boolean; exclusive: boolean } {
+  const acc = flags & 3;
+  return {
+    write: acc === C.O_WRONLY || acc === C.O_RDWR,
+    truncate: (flags & C.O_TRUNC) !== 0,
+    append: (flags & C.O_APPEND) !== 0,
+    create: (flags & C.O_CREAT) !== 0,
+    exclusive: (flags & C.O_EXCL) !== 0,
+  };
+}
+
+function openReply(req: Buffer, fh: number, openFlagsOut: number, backingId = 0): Buffer {
+  const out = replyBuffer(req, 16);
+  w64(out, 16, fh);
+  out.writeUInt32LE(openFlagsOut, 24);
+  out.writeInt32LE(backingId, 28);
+  return out;
+}
+
+/** Opens and decides on the page cache: kept when the content did not change since the last open. */
+async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: number): Promise<[number, number, number]> {
+  const o = openFlags(flags);
+  const fh = await ctx.vfs.open(path, o);
+  let keep = 0;
+  try {
+    const a = await ctx.vfs.getattr(path);
+    if (!o.write && !o.truncate && node.openEtag === a.etag) keep = FOPEN.KEEP_CACHE;
+    node.openEtag = o.write || o.truncate ? undefined : a.etag;
+  } catch { /* attributes gone meanwhile: no cache */ }
+  const fd = ctx.vfs.nativeReadFd(fh);
+  if (fd !== undefined) ctx.registerFd(fh, fd, false);
+  registerWriter(ctx, fh);
+  // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
+  // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
+  if (fd !== undefined && !node.cachedOpens) {
+    if (!node.backing) {
+      const id = ctx.openBacking(fd);
+      if (id !== undefined) node.backing = { id, opens: 0 };
+    }
+    if (node.backing) {
+      node.backing.opens++;
+      ctx.openFiles.set(fh, { node, passthrough: true });
+      return [fh, FOPEN.PASSTHROUGH, node.backing.id];
+    }
+  }
+  if (node.backing) {
+    await ctx.vfs.release(fh).catch(() => undefined);
+    ctx.unregisterFd(fh);
+    throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
+  }
+  noteCached(ctx, fh, node);
+  return [fh, keep, 0];
+}
+
+/** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
+function registerWriter(ctx: OpContext, fh: number): void {
+  const wfd = ctx.vfs.nativeWriteFd(fh);
+  if (wfd !== undefined) ctx.registerFd(fh, wfd, true);
+}
+
+function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
+  node.cachedOpens = (node.cachedOpens ?? 0) + 1;
+  ctx.openFiles.set(fh, { node, passthrough: false });
+}
+
+/** Forgets the io mode of a released handle; the node's backing file goes with its last passthrough open. */
+function releaseOpen(ctx: OpContext, fh: number): void {
+  const open = ctx.openFiles.get(fh);
+  if (!open) return;
+  ctx.openFiles.delete(fh);
+  const { node } = open;
+  if (!open.passthrough) node.cachedOpens = Math.max(0, (node.cachedOpens ?? 1) - 1);
+  else if (node.backing && --node.backing.opens <= 0) {
+    ctx.closeBacking(node.backing.id);
+    node.backing = undefined;
+  }
+}
+
+async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
+  const path = ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
+  const valid = req.readUInt32LE(B);
+  const fh = u64(req, B + 8);
+  if (valid & FATTR.MODE) await ctx.vfs.chmod(path, req.readUInt32LE(B + 68) & 0o7777);
+  if (valid & (FATTR.UID | FATTR.GID)) {
+    const cur = await ctx.vfs.getattr(path);
+    const uidChange = (valid & FATTR.UID) !== 0 && req.readUInt32LE(B + 76) !== cur.uid;
+    const gidChange = (valid & FATTR.GID) !== 0 && req.readUInt32LE(B + 80) !== cur.gid;
+    if (uidChange || gidChange) throw new FsError('EPERM', `${path}: changing the owner is not supported; files belong to the daemon's user`);
+  }
+  if (valid & FATTR.SIZE) {
+    const size = u64(req, B + 16);
+    if (valid & FATTR.FH) await ctx.vfs.ftruncate(fh, size);
+    else await ctx.vfs.truncate(path, size);
+  }
+  if (valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
+    const cur = await ctx.vfs.getattr(path);
+    const now = Date.now();
+    const time = (secOff: number, nsecOff: number) => u64(req, secOff) * 1000 + req.readUInt32LE(nsecOff) / 1e6;
+    const atime = valid & FATTR.ATIME_NOW ? now : valid & FATTR.ATIME ? time(B + 32, B + 56) : cur.atimeMs;
+    const mtime = valid & FATTR.MTIME_NOW ? now : valid & FATTR.MTIME ? time(B + 40, B + 60) : cur.mtimeMs;
+    await ctx.vfs.utimens(path, atime, mtime);
+  }
+  return attrReply(ctx, req, await ctx.vfs.getattr(path));
+}
+
+async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: boolean): Promise<Buffer> {
+  const list = ctx.dirs.get(u64(req, B));
+  if (!list) throw new FsError('EBADF', 'directory handle is not open');
+  const start = u64(req, B + 8);
+  const size = req.readUInt32LE(B + 16);
+  const out = replyBuffer(req, size);
+  const dir = ctx.inodes.get(h.nodeid);
+  let at = 16;
+  for (let i = start; i < list.length; i++) {
+    const { name, attr } = list[i];
+    const nameBuf = Buffer.from(name);
+    const need = direntSize(nameBuf.length) + (plus ? ENTRY_OUT : 0);
+    if (at + need > out.length) break;
+    if (plus) {
+      writeEntry(out, at, ctx.inodes.lookup(dir, name).id, ctx.inodes.generation, attr, ctx.entryTtl, ctx.attrTtl);
+      at += ENTRY_OUT;
+    }
+    at += writeDirent(out, at, attr.ino, i + 1, nameBuf, direntType(attr));
+  }
+  out.writeUInt32LE(at, 0);
+  return out.subarray(0, at);
+}
+
+function xattrReply(req: Buffer, data: Buffer): Buffer {
+  const size = req.readUInt32LE(B);
+  if (size === 0) {
+    const out = replyBuffer(req, 8);
+    out.writeUInt32LE(data.length, 16);
+    out.writeUInt32LE(0, 20);
+    return out;
+  }
+  if (data.length > size) return errorReply(req, ERANGE);
+  const out = replyBuffer(req, data.length);
+  data.copy(out, 16);
+  return out;
+}
+
+const nodePath = (ctx: OpContext, h: InHeader) => ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
+const ENOSYS: Handler = async () => { throw new FsError('ENOSYS', 'not implemented'); };
+
+/** The handlers by opcode. Anything missing is answered ENOSYS by the server. */
+export const HANDLERS: Record<number, Handler> = {
+  /* LOOKUP */ 1: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const [name] = cstr(req, B);
+    try {
+      return (await created(ctx, req, parent, name))[0];
+    } catch (err) {
+      if (!(err instanceof FsError) || err.code !== 'ENOENT' || ctx.negativeTtl <= 0) throw err;
+      const out = replyBuffer(req, ENTRY_OUT);
+      writeEntry(out, 16, 0, 0, null, ctx.negativeTtl, 0);
+      return out;
+    }
+  },
+  /* GETATTR */ 3: async (ctx, h, req) => {
+    const node = ctx.inodes.get(h.nodeid);
+    try {
+      node.last = await ctx.vfs.getattr(ctx.inodes.pathOf(node));
+    } catch (err) {
+      // fstat of a file unlinked while open: the last attributes, with no links.
+      if (!(err instanceof FsError) || err.code !== 'ENOENT' || !node.unlinked || !node.last) throw err;
+      node.last = { ...node.last, nlink: 0 };
+    }
+    return attrReply(ctx, req, node.last);
+  },
+  /* SETATTR */ 4: setattr,
+  /* READLINK */ 5: async (ctx, h, req) => {
+    const target = Buffer.from(await ctx.vfs.readlink(nodePath(ctx, h)));
+    const out = replyBuffer(req, target.length);
+    target.copy(out, 16);
+    return out;
+  },
+  /* SYMLINK */ 6: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const [name, next] = cstr(req, B);
+    const [target] = cstr(req, next);
+    await ctx.vfs.symlink(target, ctx.inodes.childPath(parent, name));
+    return (await created(ctx, req, parent, name))[0];
+  },
+  /* MKNOD */ 8: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const mode = req.readUInt32LE(B);
+    const [name] = cstr(req, B + 16);
+    if ((mode & C.S_IFMT) !== C.S_IFREG) throw new FsError('EPERM', `${name}: vdfs cannot create special files (FIFOs, devices, sockets)`);
+    const fh = await ctx.vfs.open(ctx.inodes.childPath(parent, name), { write: true, create: true, exclusive: true, mode: mode & 0o7777 });
+    await ctx.vfs.release(fh);
+    return (await created(ctx, req, parent, name))[0];
+  },
+  /* MKDIR */ 9: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const [name] = cstr(req, B + 8);
+    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777);
+    return (await created(ctx, req, parent, name))[0];
+  },
+  /* UNLINK */ 10: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const [name] = cstr(req, B);
+    await ctx.vfs.unlink(ctx.inodes.childPath(parent, name));
+    ctx.inodes.remove(parent, name);
+    return empty(req);
+  },
+  /* RMDIR */ 11: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const [name] = cstr(req, B);
+    await ctx.vfs.rmdir(ctx.inodes.childPath(parent, name));
+    ctx.inodes.remove(parent, name);
+    return empty(req);
+  },
+  /* RENAME */ 12: (ctx, h, req) => rename(ctx, h, req, u64(req, B), 0, B + 8),
+  /* LINK */ 13: async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); },
+  /* OPEN */ 14: async (ctx, h, req) => {
+    const node = ctx.inodes.get(h.nodeid);
+    const [fh, flags, backing] = await openFile(ctx, node, ctx.inodes.pathOf(node), req.readUInt32LE(B));
+    return openReply(req, fh, flags, backing);
+  },
+  /* READ */ 15: async (ctx, _h, req) => {
+    const size = req.readUInt32LE(B + 16);
+    const out = replyBuffer(req, size);
+    const n = await ctx.vfs.readInto(u64(req, B), out.subarray(16, 16 + size), u64(req, B + 8));
+    out.writeUInt32LE(16 + n, 0);
+    return out.subarray(0, 16 + n);
+  },
+  /* WRITE */ 16: async (ctx, _h, req) => {
+    const size = req.readUInt32LE(B + 16);
+    const n = await ctx.vfs.write(u64(req, B), u64(req, B + 8), req.subarray(B + 40, B + 40 + size));
+    const out = replyBuffer(req, 8);
+    out.writeUInt32LE(n, 16);
+    out.writeUInt32LE(0, 20);
+    return out;
+  },
+  /* STATFS */ 17: async (ctx, h, req) => {
+    const s = await ctx.vfs.statfs(nodePath(ctx, h));
+    const out = replyBuffer(req, 80);
+    out.fill(0, 16);
+    [s.blocks, s.bfree, s.bavail, s.files, s.ffree].forEach((v, i) => w64(out, 16 + i * 8, v));
+    out.writeUInt32LE(s.bsize, 56);
+    out.writeUInt32LE(s.namemax, 60);
+    out.writeUInt32LE(s.frsize, 64);
+    return out;
+  },
+  /* RELEASE */ 18: async (ctx, _h, req) => {
+    const fh = u64(req, B);
+    releaseOpen(ctx, fh);
+    ctx.unregisterFd(fh);
+    await ctx.vfs.release(fh);
+    return empty(req);
+  },
+  /* FSYNC */ 20: async (ctx, _h, req) => { await ctx.vfs.fsync(u64(req, B)); return empty(req); },
+  /* SETXATTR */ 21: ENOSYS,
+  /* GETXATTR */ 22: async (ctx, h, req) => {
+    const [name] = cstr(req, B + 8);
+    if (h.nodeid === ROOT_ID && name === XATTR_FUSE) return xattrReply(req, Buffer.from(JSON.stringify(ctx.stats())));
+    return xattrReply(req, await ctx.vfs.getxattr(nodePath(ctx, h), name));
+  },
+  /* LISTXATTR */ 23: async (ctx, h, req) => {
+    const names = h.nodeid === ROOT_ID ? [XATTR_FUSE] : await ctx.vfs.listxattr(nodePath(ctx, h));
+    return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')));
+  },
+  /* REMOVEXATTR */ 24: ENOSYS,
+  /* FLUSH */ 25: async (ctx, _h, req) => { await ctx.vfs.flush(u64(req, B)); return empty(req); },
+  /* OPENDIR */ 27: async (ctx, h, req) => {
+    const list = await ctx.vfs.readdir(nodePath(ctx, h));
+    const fh = ctx.nextDir++;
+    ctx.dirs.set(fh, list);
+    return openReply(req, fh, 0);
+  },
+  /* READDIR */ 28: (ctx, h, req) => readdirReply(ctx, h, req, false),
+  /* RELEASEDIR */ 29: async (ctx, _h, req) => { ctx.dirs.delete(u64(req, B)); return empty(req); },
+  /* FSYNCDIR */ 30: async (_ctx, _h, req) => empty(req),
+  /* CREATE */ 35: async (ctx, h, req) => {
+    const parent = ctx.inodes.get(h.nodeid);
+    const flags = req.readUInt32LE(B);
+    const mode = req.readUInt32LE(B + 4);
+    const [name] = cstr(req, B + 16);
+    const path = ctx.inodes.childPath(parent, name);
+    const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777 });
+    try {
+      const [out, node] = await created(ctx, req, parent, name, 16);
+      if (node.backing) throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough`);
+      noteCached(ctx, fh, node);
+      w64(out, 16 + ENTRY_OUT, fh);
+      out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
+      out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
+      node.openEtag = undefined;
+      registerWriter(ctx, fh);
+      return out;
+    } catch (err) {
+      await ctx.vfs.release(fh).catch(() => undefined);
+      throw err;
+    }
+  },
+  /* FALLOCATE */ 43: async (ctx, _h, req) => {
+    const fh = u64(req, B);
+    const end = u64(req, B + 8) + u64(req, B + 16);
+    if (req.readUInt32LE(B + 24) !== 0) throw new FsError('ENOTSUP', 'fallocate: only plain allocation (mode 0) is supported');
+    // Reserving space is the source's business; what callers rely on is the size.
+    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(fh).vpath)).size;
+    if (end > size) await ctx.vfs.ftruncate(fh, end);
+    return empty(req);
+  },
+  /* READDIRPLUS */ 44: (ctx, h, req) => readdirReply(ctx, h, req, true),
+  /* RENAME2 */ 45: (ctx, h, req) => rename(ctx, h, req, u64(req, B), req.readUInt32LE(B + 8), B + 16),
+  /* LSEEK */ 46: async (ctx, _h, req) => {
+    // Handles the addon could not lseek natively (content read through the cache): all data, no holes.
+    const offset = u64(req, B + 8);
+    const whence = req.readUInt32LE(B + 16);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL', `lseek whence ${whence}`);
+    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(u64(req, B)).vpath)).size;
+    if (offset >= size) return errorReply(req, ENXIO);
+    const out = replyBuffer(req, 8);
+    w64(out, 16, whence === SEEK_DATA ? offset : size);
+    return out;
+  },
+  /* COPY_FILE_RANGE */ 47: copyFileRange,
+};
+
+/** A copy inside the daemon, chunk by chunk, between two handles of one location (no trip through the caller). */
+async function copyFileRange(ctx: OpContext, _h: InHeader, req: Buffer): Promise<Buffer> {
+  const fhIn = u64(req, B);
+  const fhOut = u64(req, B + 24);
+  let offIn = u64(req, B + 8);
+  let offOut = u64(req, B + 32);
+  const len = Math.min(u64(req, B + 40), COPY_MAX);
+  const from = splitVirtual(ctx.vfs.handles.get(fhIn).vpath).location;
+  const to = splitVirtual(ctx.vfs.handles.get(fhOut).vpath).location;
+  if (!from || from !== to) throw new FsError('EXDEV', 'copy_file_range across locations: the kernel copies through the caller');
+  const buf = Buffer.allocUnsafe(Math.min(len, 1 << 20));
+  let done = 0;
+  while (done < len) {
+    const n = await ctx.vfs.readInto(fhIn, buf.subarray(0, Math.min(buf.length, len - done)), offIn);
+    if (n === 0) break;
+    await ctx.vfs.write(fhOut, offOut, buf.subarray(0, n));
+    done += n;
+    offIn += n;
+    offOut += n;
+  }
+  const out = replyBuffer(req, 8);
+  out.writeUInt32LE(done, 16);
+  out.writeUInt32LE(0, 20);
+  return out;
+}
+
+async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, flags: number, namesAt: number): Promise<Buffer> {
+  const parent = ctx.inodes.get(h.nodeid);
+  const newParent = ctx.inodes.get(newdir);
+  const [name, next] = cstr(req, namesAt);
+  const [newName] = cstr(req, next);
+  if (flags & ~RENAME_NOREPLACE) {
+    throw new FsError('EINVAL', flags & RENAME_EXCHANGE ? 'RENAME_EXCHANGE is not supported by vdfs locations' : `rename flags ${flags} are not supported`);
+  }
+  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0 });
+  ctx.inodes.rename(parent, name, newParent, newName);
+  return empty(req);
+}

@@ -1,0 +1,218 @@
+import type { Logger } from 'pino';
+import { FsError } from '../../providers/fs-error';
+import type { VfsCore } from '../vfs/vfs-core';
+import { toErrno } from './errno';
+import { InodeTable } from './inode-table';
+import { Invalidator } from './invalidator';
+import type { NativeFuse, NativeSession } from './native-addon';
+import { HANDLERS, type OpContext } from './native-ops';
+import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
+
+export interface ServerOptions {
+  /** Seconds the kernel caches names and attributes. */
+  entryTtl: number;
+  attrTtl: number;
+  /** Seconds the kernel remembers that a name does not exist. */
+  negativeTtl: number;
+  /** Use kernel passthrough for read-only opens of local files when the kernel and privileges allow. */
+  passthrough: boolean;
+  log: Logger;
+}
+
+const MAX_IO = 1 << 20;
+/** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
+const NATIVE_WROTE = 0x40000001;
+const EINTR = 4;
+/** Ops without side effects: an INTERRUPT may answer them EINTR while the VFS still works on them. */
+const INTERRUPTIBLE = new Set<number>([OP.LOOKUP, OP.GETATTR, OP.READ, OP.OPENDIR, OP.READDIR, OP.READDIRPLUS, OP.READLINK, OP.GETXATTR, OP.LISTXATTR, OP.STATFS]);
+
+/**
+ * Answers kernel FUSE requests handed over by the addon's reader threads: INIT, the node
+ * table (FORGET), INTERRUPT, and every other op through HANDLERS over the path-based VFS.
+ * Every request is answered exactly once whatever happens; nothing thrown here escapes.
+ */
+export class FuseServer {
+  readonly inodes = new InodeTable();
+  readonly ctx: OpContext;
+  private session?: NativeSession;
+  private invalidator?: Invalidator;
+  /** unique -> answered flag of requests in progress, for INTERRUPT. */
+  private readonly inflight = new Map<number, { op: number; answered: boolean }>();
+  /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
+  private passthrough = false;
+  private passthroughOpens = 0;
+  private initDone!: () => void;
+  readonly initialized = new Promise<void>((res) => (this.initDone = res));
+  private closedDone!: () => void;
+  /** Resolves when the kernel ends the connection (unmounted from outside, or aborted). */
+  readonly closed = new Promise<void>((res) => (this.closedDone = res));
+
+  constructor(private readonly addon: NativeFuse, vfs: VfsCore, private readonly opts: ServerOptions) {
+    this.ctx = {
+      vfs, inodes: this.inodes, entryTtl: opts.entryTtl, attrTtl: opts.attrTtl, negativeTtl: opts.negativeTtl,
+      dirs: new Map(), nextDir: 1,
+      registerFd: (fh, fd, writable) => { if (this.session) addon.registerFd(this.session, fh, fd, writable); },
+      unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
+      openBacking: (fd) => this.openBacking(fd),
+      closeBacking: (id) => { if (this.session) addon.backingClose(this.session, id); },
+      openFiles: new Map(),
+      stats: () => ({
+        backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, passthrough: this.passthrough ? 1 : 0,
+        passthroughOpens: this.passthroughOpens, ...(this.session ? addon.stats(this.session) : {}),
+      }),
+    };
+  }
+
+  start(fd: number, threads: number): NativeSession {
+    this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
+    this.invalidator = new Invalidator(this.ctx.vfs, this.inodes, this);
+    return this.session;
+  }
+
+  /** No more notifications (the session is about to stop). */
+  stop(): void {
+    this.invalidator?.stop();
+  }
+
+  /** Writes a reply; never throws (an exception here would escape a promise callback). */
+  private send(buf: Buffer): void {
+    if (!this.session) return;
+    try {
+      const r = this.addon.reply(this.session, buf);
+      if (r < 0 && r !== -2 && r !== -9) this.opts.log.debug({ errno: -r }, 'writing a FUSE reply failed');
+    } catch (err) {
+      this.opts.log.error({ err }, 'writing a FUSE reply threw');
+    }
+  }
+
+  /** Called by the addon for each request; null when the kernel closed the connection. */
+  onRequest(req: Buffer | null): void {
+    if (req === null) {
+      this.closedDone();
+      return;
+    }
+    try {
+      this.dispatch(req);
+    } catch (err) {
+      this.opts.log.error({ err }, 'FUSE request could not be handled');
+      try { this.send(errorReply(req, 5)); } catch { /* nothing more to do */ }
+    }
+  }
+
+  private dispatch(req: Buffer): void {
+    const h = parseHeader(req);
+    switch (h.opcode) {
+      case OP.INIT: return this.init(req);
+      case OP.FORGET: return this.inodes.forget(h.nodeid, u64(req, IN_HEADER));
+      case OP.BATCH_FORGET: {
+        const count = req.readUInt32LE(IN_HEADER);
+        for (let i = 0, off = IN_HEADER + 8; i < count && off + 16 <= req.length; i++, off += 16) this.inodes.forget(u64(req, off), u64(req, off + 8));
+        return;
+      }
+      case OP.INTERRUPT: return this.interrupt(u64(req, IN_HEADER));
+      case NATIVE_WROTE:
+        try {
+          this.ctx.vfs.noteWritten(u64(req, IN_HEADER), u64(req, IN_HEADER + 8), req.readUInt32LE(IN_HEADER + 16));
+        } catch (err) {
+          this.opts.log.error({ err }, 'bookkeeping of a native write failed');
+        }
+        return;
+      case OP.DESTROY: return this.send(replyBuffer(req, 0));
+    }
+    const handler = HANDLERS[h.opcode];
+    if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
+    const state = { op: h.opcode, answered: false };
+    this.inflight.set(h.unique, state);
+    const answer = (buf: Buffer | null) => {
+      this.inflight.delete(h.unique);
+      if (state.answered) return;
+      state.answered = true;
+      if (buf) this.send(buf);
+    };
+    handler(this.ctx, h, req).then(answer, (err: unknown) => {
+      if (!(err instanceof FsError)) this.opts.log.error({ err, op: h.opcode }, 'unexpected error in FUSE op');
+      else if (err.code === 'EIO' || err.code === 'EHOSTDOWN') this.opts.log.warn({ op: h.opcode, code: err.code }, err.message);
+      try { answer(errorReply(req, toErrno(err))); } catch (e) { this.opts.log.error({ err: e }, 'FUSE error reply failed'); }
+    });
+  }
+
+  private openBacking(fd: number): number | undefined {
+    if (!this.passthrough || !this.session) return undefined;
+    const id = this.addon.backingOpen(this.session, fd);
+    if (id < 0) {
+      this.opts.log.debug({ errno: -id }, 'passthrough refused for this file; reading it natively');
+      return undefined;
+    }
+    this.passthroughOpens++;
+    return id;
+  }
+
+  private interrupt(unique: number): void {
+    const state = this.inflight.get(unique);
+    if (!state || state.answered || !INTERRUPTIBLE.has(state.op)) return;
+    state.answered = true;
+    this.inflight.delete(unique);
+    const out = Buffer.alloc(16);
+    out.writeUInt32LE(16, 0);
+    out.writeInt32LE(-EINTR, 4);
+    w64(out, 8, unique);
+    this.send(out);
+  }
+
+  private init(req: Buffer): void {
+    const major = req.readUInt32LE(IN_HEADER);
+    const minor = req.readUInt32LE(IN_HEADER + 4);
+    const maxReadahead = req.readUInt32LE(IN_HEADER + 8);
+    const kflags = req.readUInt32LE(IN_HEADER + 12);
+    const kflags2 = kflags & INIT.INIT_EXT ? req.readUInt32LE(IN_HEADER + 16) : 0;
+    // Passthrough needs protocol 7.40 (where open_out carries the backing id) and CAP_SYS_ADMIN.
+    this.passthrough = this.opts.passthrough && minor >= 40 && (kflags2 & INIT2.PASSTHROUGH) !== 0 && process.getuid?.() === 0;
+    const out = replyBuffer(req, 64);
+    out.fill(0, 16);
+    out.writeUInt32LE(7, 16);
+    out.writeUInt32LE(Math.min(minor, this.passthrough ? 40 : 38), 20);
+    if (major !== 7) {
+      this.opts.log.error({ major }, 'kernel FUSE protocol is not 7.x');
+      this.send(errorReply(req, 71)); // EPROTO
+      return;
+    }
+    const want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+      // Not ASYNC_DIO: a synchronous O_DIRECT read then waits uninterruptibly and a signal cannot stop it.
+      | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
+    out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
+    out.writeUInt32LE(((kflags & want) | (this.passthrough ? INIT.INIT_EXT : 0)) >>> 0, 28);
+    if (this.passthrough) {
+      out.writeUInt32LE(INIT2.PASSTHROUGH, 48); // flags2
+      out.writeUInt32LE(1, 52); // max_stack_depth: backing files on ordinary filesystems
+    }
+    out.writeUInt16LE(64, 32); // max_background
+    out.writeUInt16LE(48, 34); // congestion_threshold
+    out.writeUInt32LE(MAX_IO, 36); // max_write
+    out.writeUInt32LE(1, 40); // time_gran (ns)
+    out.writeUInt16LE(MAX_IO / 4096, 44); // max_pages
+    this.send(out);
+    this.opts.log.info({ minor, passthrough: this.passthrough }, 'FUSE connection initialised');
+    this.initDone();
+  }
+
+  /** Drops the kernel's cached attributes and pages of a node (no-op when the kernel has none). */
+  invalidateNode(nodeid: number): void {
+    if (!this.session) return;
+    const p = Buffer.alloc(24);
+    w64(p, 0, nodeid);
+    p.writeBigInt64LE(0n, 8);
+    p.writeBigInt64LE(-1n, 16);
+    this.addon.notify(this.session, notification(NOTIFY.INVAL_INODE, p));
+  }
+
+  /** Drops the kernel's cached name `name` in directory node `parent`. */
+  invalidateEntry(parent: number, name: string): void {
+    if (!this.session) return;
+    const nb = Buffer.from(name);
+    const p = Buffer.alloc(16 + nb.length + 1);
+    w64(p, 0, parent);
+    p.writeUInt32LE(nb.length, 8);
+    nb.copy(p, 16);
+    this.addon.notify(this.session, notification(NOTIFY.INVAL_ENTRY, p));
+  }
+}

@@ -1,0 +1,129 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "fd-registry.h"
+
+static unsigned bucket_of(uint64_t fh) {
+  return (unsigned)((fh * 0x9E3779B97F4A7C15ull) >> 54) % REGISTRY_BUCKETS;
+}
+
+void registry_init(struct fd_registry *r) {
+  pthread_rwlock_init(&r->lock, NULL);
+  for (int i = 0; i < REGISTRY_BUCKETS; i++) r->buckets[i] = NULL;
+}
+
+void registry_destroy(struct fd_registry *r) {
+  pthread_rwlock_wrlock(&r->lock);
+  for (int i = 0; i < REGISTRY_BUCKETS; i++) {
+    struct reg_node *n = r->buckets[i];
+    while (n) {
+      struct reg_node *next = n->next;
+      free(n);
+      n = next;
+    }
+    r->buckets[i] = NULL;
+  }
+  pthread_rwlock_unlock(&r->lock);
+}
+
+int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable) {
+  struct reg_node *n = malloc(sizeof *n);
+  if (!n) return -ENOMEM;
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_wrlock(&r->lock);
+  for (struct reg_node **p = &r->buckets[b]; *p; p = &(*p)->next) {
+    if ((*p)->fh == fh) {
+      (*p)->fd = fd;
+      (*p)->writable = writable;
+      pthread_rwlock_unlock(&r->lock);
+      free(n);
+      return 0;
+    }
+  }
+  n->fh = fh;
+  n->fd = fd;
+  n->writable = writable;
+  n->next = r->buckets[b];
+  r->buckets[b] = n;
+  pthread_rwlock_unlock(&r->lock);
+  return 0;
+}
+
+void registry_remove(struct fd_registry *r, uint64_t fh) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_wrlock(&r->lock);
+  for (struct reg_node **p = &r->buckets[b]; *p; p = &(*p)->next) {
+    if ((*p)->fh == fh) {
+      struct reg_node *dead = *p;
+      *p = dead->next;
+      free(dead);
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+}
+
+int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  int fd = -1;
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) { fd = n->fd; break; }
+  }
+  if (fd < 0) {
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+  }
+  size_t got = 0;
+  ssize_t err = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, buf + got, size - got, (off_t)(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = -errno; break; }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  pthread_rwlock_unlock(&r->lock);
+  *result = (got > 0 || err == 0) ? (ssize_t)got : err;
+  return 1;
+}
+
+int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  int found = 0;
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) {
+      off_t o = lseek(n->fd, (off_t)offset, whence);
+      *result = o < 0 ? -errno : (int64_t)o;
+      found = 1;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return found;
+}
+
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, ssize_t *result) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  int fd = -1;
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) { fd = n->writable ? n->fd : -1; break; }
+  }
+  if (fd < 0) {
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+  }
+  size_t done = 0;
+  ssize_t err = 0;
+  while (done < size) {
+    ssize_t n = pwrite(fd, data + done, size - done, (off_t)(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = -errno; break; }
+    done += (size_t)n;
+  }
+  pthread_rwlock_unlock(&r->lock);
+  *result = (done > 0 || err == 0) ? (ssize_t)done : err;
+  return 1;
+}

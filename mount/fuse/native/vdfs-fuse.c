@@ -1,0 +1,548 @@
+/*
+ * vdfs FUSE binding: speaks the kernel protocol over /dev/fuse. Native reader threads take
+ * requests off the device; reads of registered local descriptors and xattr names vdfs never
+ * has are answered right there, everything else is handed to JS through a threadsafe
+ * function (non-blocking calls, unbounded queue: a blocking call from a full queue can
+ * deadlock against the JS thread). JS answers by writing whole replies through reply().
+ * Kernel notifications go through their own thread: an invalidation written from a thread
+ * that the kernel is waiting on for another reply could deadlock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <node_api.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "fd-registry.h"
+#include "mounting.h"
+
+#include <sys/ioctl.h>
+
+/* Passthrough (kernel 7.40, Linux 6.9): not in Debian 12's linux/fuse.h (7.38), so defined here. */
+struct vdfs_backing_map {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+#define VDFS_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct vdfs_backing_map)
+#define VDFS_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+#define MAX_THREADS 16
+#define MAX_IO (1024 * 1024)
+#define IN_BUF_SIZE (MAX_IO + 64 * 1024)
+
+struct notify_msg {
+  struct notify_msg *next;
+  size_t len;
+  char data[];
+};
+
+struct session {
+  int fd;
+  int efd;
+  int nthreads;
+  pthread_t threads[MAX_THREADS];
+  napi_threadsafe_function tsfn;
+  atomic_int stopping;
+  atomic_int closed_reported;
+  atomic_ullong native_reads;
+  atomic_ullong js_requests;
+  atomic_ullong native_writes;
+  struct fd_registry reg;
+  /* notifications */
+  pthread_mutex_t nmu;
+  pthread_cond_t ncv;
+  struct notify_msg *nhead, *ntail;
+  int nstop;
+  int notify_fd;
+  pthread_t nthread;
+  int stopped;
+};
+
+/* Marks "the kernel ended the connection" in the JS queue. */
+static char CLOSED_MARK;
+
+#define CHECK(call)                                                  \
+  do {                                                               \
+    if ((call) != napi_ok) {                                         \
+      napi_throw_error(env, NULL, "vdfs-fuse: N-API call failed: " #call); \
+      return NULL;                                                   \
+    }                                                                \
+  } while (0)
+
+static int write_all(int fd, const struct iovec *iov, int cnt) {
+  for (;;) {
+    ssize_t n = writev(fd, iov, cnt);
+    if (n >= 0) return 0;
+    if (errno == EINTR) continue;
+    return -errno;
+  }
+}
+
+static void reply_error(struct session *s, uint64_t unique, int err) {
+  struct fuse_out_header out = {.len = sizeof out, .error = -err, .unique = unique};
+  struct iovec iov = {.iov_base = &out, .iov_len = sizeof out};
+  write_all(s->fd, &iov, 1);
+}
+
+/* A READ of a registered descriptor: pread here, reply here, JS never sees it. */
+static int try_native_read(struct session *s, struct fuse_in_header *h, char *out_buf) {
+  struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
+  size_t size = in->size > MAX_IO ? MAX_IO : in->size;
+  ssize_t got;
+  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got)) return 0;
+  struct fuse_out_header out = {.unique = h->unique};
+  if (got < 0) {
+    out.len = sizeof out;
+    out.error = (int32_t)got;
+    got = 0;
+  } else {
+    out.len = sizeof out + (uint32_t)got;
+  }
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = out_buf, .iov_len = (size_t)got}};
+  write_all(s->fd, iov, got > 0 ? 2 : 1);
+  atomic_fetch_add(&s->native_reads, 1);
+  return 1;
+}
+
+/* getxattr of anything but user.vdfs.* (ls asks every file for ACLs and security labels). */
+static int try_native_getxattr(struct session *s, struct fuse_in_header *h) {
+  const char *name = (const char *)(h + 1) + sizeof(struct fuse_getxattr_in);
+  if (h->len <= sizeof *h + sizeof(struct fuse_getxattr_in)) return 0;
+  if (strncmp(name, "user.vdfs.", 10) == 0) return 0;
+  reply_error(s, h->unique, ENODATA);
+  return 1;
+}
+
+/* LSEEK (SEEK_DATA/SEEK_HOLE) of a registered descriptor: the real file knows its holes. */
+static int try_native_lseek(struct session *s, struct fuse_in_header *h) {
+  struct fuse_lseek_in *in = (struct fuse_lseek_in *)(h + 1);
+  int64_t res;
+  if (!registry_lseek(&s->reg, in->fh, (int64_t)in->offset, (int)in->whence, &res)) return 0;
+  if (res < 0) {
+    reply_error(s, h->unique, (int)-res);
+    return 1;
+  }
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_lseek_out), .unique = h->unique};
+  struct fuse_lseek_out lo = {.offset = (uint64_t)res};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &lo, .iov_len = sizeof lo}};
+  write_all(s->fd, iov, 2);
+  return 1;
+}
+
+/* Opcode of the note "this many bytes were written natively at fh/offset" handed to JS. */
+#define VDFS_OP_WROTE 0x40000001u
+
+static void hand_to_js(struct session *s, const char *buf, size_t len) {
+  char *copy = malloc(len);
+  if (!copy) {
+    reply_error(s, ((struct fuse_in_header *)buf)->unique, ENOMEM);
+    return;
+  }
+  memcpy(copy, buf, len);
+  atomic_fetch_add(&s->js_requests, 1);
+  if (napi_call_threadsafe_function(s->tsfn, copy, napi_tsfn_nonblocking) != napi_ok) {
+    reply_error(s, ((struct fuse_in_header *)buf)->unique, EIO);
+    free(copy);
+  }
+}
+
+/*
+ * WRITE to a descriptor registered writable: pwrite here. JS is told (for the handle's dirty
+ * flag and live size) before the kernel gets the reply, so any later request JS sees comes
+ * after its bookkeeping.
+ */
+static int try_native_write(struct session *s, struct fuse_in_header *h, size_t n) {
+  struct fuse_write_in *in = (struct fuse_write_in *)(h + 1);
+  size_t head = sizeof *h + sizeof *in;
+  if (n < head || n - head < in->size) return 0;
+  ssize_t done;
+  if (!registry_pwrite(&s->reg, in->fh, (const char *)(in + 1), in->size, in->offset, &done)) return 0;
+  if (done < 0) {
+    reply_error(s, h->unique, (int)-done);
+    return 1;
+  }
+  char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in)];
+  memcpy(note, h, sizeof note);
+  struct fuse_in_header *nh = (struct fuse_in_header *)note;
+  nh->opcode = VDFS_OP_WROTE;
+  nh->len = sizeof note;
+  ((struct fuse_write_in *)(nh + 1))->size = (uint32_t)done;
+  hand_to_js(s, note, sizeof note);
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_write_out), .unique = h->unique};
+  struct fuse_write_out wo = {.size = (uint32_t)done};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &wo, .iov_len = sizeof wo}};
+  write_all(s->fd, iov, 2);
+  atomic_fetch_add(&s->native_writes, 1);
+  return 1;
+}
+
+static void report_closed(struct session *s) {
+  if (atomic_exchange(&s->closed_reported, 1)) return;
+  if (atomic_load(&s->stopping)) return;
+  napi_call_threadsafe_function(s->tsfn, &CLOSED_MARK, napi_tsfn_nonblocking);
+}
+
+static void *reader_main(void *arg) {
+  struct session *s = arg;
+  char *in_buf = malloc(IN_BUF_SIZE);
+  char *out_buf = malloc(MAX_IO);
+  if (!in_buf || !out_buf) {
+    free(in_buf);
+    free(out_buf);
+    return NULL;
+  }
+  struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->efd, .events = POLLIN}};
+  while (!atomic_load(&s->stopping)) {
+    int pr = poll(pfd, 2, -1);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr < 0 || (pfd[1].revents & POLLIN) || atomic_load(&s->stopping)) break;
+    ssize_t n = read(s->fd, in_buf, IN_BUF_SIZE);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR || errno == ENOENT) continue;
+      if (errno == ENODEV) report_closed(s);
+      else fprintf(stderr, "vdfs-fuse: read /dev/fuse: %s\n", strerror(errno));
+      break;
+    }
+    if ((size_t)n < sizeof(struct fuse_in_header)) continue;
+    struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
+    if (h->opcode == FUSE_READ && (size_t)n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) continue;
+    if (h->opcode == FUSE_WRITE && try_native_write(s, h, (size_t)n)) continue;
+    if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) continue;
+    if (h->opcode == FUSE_LSEEK && (size_t)n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) continue;
+    hand_to_js(s, in_buf, (size_t)n);
+  }
+  free(in_buf);
+  free(out_buf);
+  return NULL;
+}
+
+static void *notify_main(void *arg) {
+  struct session *s = arg;
+  pthread_mutex_lock(&s->nmu);
+  for (;;) {
+    while (!s->nhead && !s->nstop) pthread_cond_wait(&s->ncv, &s->nmu);
+    if (s->nstop) break;
+    struct notify_msg *m = s->nhead;
+    s->nhead = m->next;
+    if (!s->nhead) s->ntail = NULL;
+    pthread_mutex_unlock(&s->nmu);
+    struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
+    write_all(s->notify_fd, &iov, 1); /* ENOENT: the kernel did not cache it; nothing to do */
+    free(m);
+    pthread_mutex_lock(&s->nmu);
+  }
+  while (s->nhead) {
+    struct notify_msg *m = s->nhead;
+    s->nhead = m->next;
+    free(m);
+  }
+  pthread_mutex_unlock(&s->nmu);
+  close(s->notify_fd);
+  /* The session itself is freed by stop(); this thread is joined there unless stuck. */
+  return NULL;
+}
+
+static void free_request(napi_env env, void *data, void *hint) { free(data); }
+
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  if (!env) {
+    if (data != &CLOSED_MARK) free(data);
+    return;
+  }
+  napi_value arg, undef;
+  napi_get_undefined(env, &undef);
+  if (data == &CLOSED_MARK) {
+    napi_get_null(env, &arg);
+  } else {
+    uint32_t len = ((struct fuse_in_header *)data)->len;
+    if (napi_create_external_buffer(env, len, data, free_request, NULL, &arg) != napi_ok) {
+      void *unused;
+      napi_create_buffer_copy(env, len, data, &unused, &arg);
+      free(data);
+    }
+  }
+  if (napi_call_function(env, undef, cb, 1, &arg, NULL) == napi_pending_exception) {
+    /* Never let an exception escape into Node here: it would kill the daemon and leave a dead mount. */
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    fprintf(stderr, "vdfs-fuse: exception in request handler (ignored)\n");
+  }
+}
+
+static struct session *get_session(napi_env env, napi_value v) {
+  struct session *s = NULL;
+  if (napi_get_value_external(env, v, (void **)&s) != napi_ok || !s) {
+    napi_throw_type_error(env, NULL, "vdfs-fuse: not a session");
+    return NULL;
+  }
+  return s;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "vdfs-fuse: missing arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value make_int(napi_env env, int64_t v) {
+  napi_value r;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+
+/* mount(mountpoint, fsname, allowOther, viaFusermount) -> fd; throws with .errno */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  char mnt[4096], fsname[64], err[512] = "";
+  bool allow_other = false, via_fusermount = false;
+  CHECK(napi_get_value_string_utf8(env, argv[0], mnt, sizeof mnt, NULL));
+  CHECK(napi_get_value_string_utf8(env, argv[1], fsname, sizeof fsname, NULL));
+  CHECK(napi_get_value_bool(env, argv[2], &allow_other));
+  CHECK(napi_get_value_bool(env, argv[3], &via_fusermount));
+  int fd = via_fusermount ? mount_fusermount(mnt, fsname, allow_other, err, sizeof err)
+                          : mount_direct(mnt, fsname, allow_other, err, sizeof err);
+  if (fd < 0) {
+    napi_value msg, e;
+    napi_create_string_utf8(env, err, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &e);
+    napi_set_named_property(env, e, "errno", make_int(env, -fd));
+    napi_throw(env, e);
+    return NULL;
+  }
+  return make_int(env, fd);
+}
+
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char mnt[4096];
+  CHECK(napi_get_value_string_utf8(env, argv[0], mnt, sizeof mnt, NULL));
+  return make_int(env, unmount_detach(mnt));
+}
+
+/* start(fd, threads, onRequest(buf|null)) -> session */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd, nthreads;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &nthreads));
+  if (nthreads < 1) nthreads = 1;
+  if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+  struct session *s = calloc(1, sizeof *s);
+  if (!s) { napi_throw_error(env, NULL, "vdfs-fuse: out of memory"); return NULL; }
+  s->fd = fd;
+  s->nthreads = nthreads;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  s->notify_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  registry_init(&s->reg);
+  pthread_mutex_init(&s->nmu, NULL);
+  pthread_cond_init(&s->ncv, NULL);
+  napi_value name;
+  napi_create_string_utf8(env, "vdfs-fuse", NAPI_AUTO_LENGTH, &name);
+  if (s->efd < 0 || s->notify_fd < 0 ||
+      napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &s->tsfn) != napi_ok) {
+    napi_throw_error(env, NULL, "vdfs-fuse: cannot start the session");
+    return NULL;
+  }
+  pthread_create(&s->nthread, NULL, notify_main, s);
+  for (int i = 0; i < nthreads; i++) pthread_create(&s->threads[i], NULL, reader_main, s);
+  napi_value ext;
+  CHECK(napi_create_external(env, s, NULL, NULL, &ext));
+  return ext;
+}
+
+/* reply(session, buf) -> 0 or -errno (ENOENT: the request was interrupted or aborted). */
+static napi_value js_reply(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  void *data;
+  size_t len;
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  if (s->stopped) return make_int(env, -EBADF);
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  return make_int(env, write_all(s->fd, &iov, 1));
+}
+
+/* notify(session, buf): queued to the notification thread. */
+static napi_value js_notify(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  void *data;
+  size_t len;
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  struct notify_msg *m = malloc(sizeof *m + len);
+  if (!m) return make_int(env, -ENOMEM);
+  m->next = NULL;
+  m->len = len;
+  memcpy(m->data, data, len);
+  pthread_mutex_lock(&s->nmu);
+  if (s->nstop) {
+    free(m);
+  } else {
+    if (s->ntail) s->ntail->next = m;
+    else s->nhead = m;
+    s->ntail = m;
+    pthread_cond_signal(&s->ncv);
+  }
+  pthread_mutex_unlock(&s->nmu);
+  return make_int(env, 0);
+}
+
+static int get_u64(napi_env env, napi_value v, uint64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0) return 0;
+  *out = (uint64_t)d;
+  return 1;
+}
+
+/* registerFd(session, fh, fd, writable): READs (and WRITEs when writable) of fh are answered by pread/pwrite(fd) from now on. */
+static napi_value js_register_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  bool writable;
+  CHECK(napi_get_value_bool(env, argv[3], &writable));
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  int32_t fd;
+  if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
+  CHECK(napi_get_value_int32(env, argv[2], &fd));
+  return make_int(env, registry_put(&s->reg, fh, fd, writable));
+}
+
+/* unregisterFd(session, fh): returns once no native read uses the descriptor any more. */
+static napi_value js_unregister_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
+  registry_remove(&s->reg, fh);
+  return make_int(env, 0);
+}
+
+/* backingOpen(session, fd) -> backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
+static napi_value js_backing_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  struct vdfs_backing_map map = {.fd = fd};
+  int id = ioctl(s->fd, VDFS_DEV_IOC_BACKING_OPEN, &map);
+  return make_int(env, id < 0 ? -errno : id);
+}
+
+/* backingClose(session, id) -> 0 or -errno. */
+static napi_value js_backing_close(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint32_t id;
+  CHECK(napi_get_value_uint32(env, argv[1], &id));
+  if (s->stopped) return make_int(env, -EBADF);
+  return make_int(env, ioctl(s->fd, VDFS_DEV_IOC_BACKING_CLOSE, &id) < 0 ? -errno : 0);
+}
+
+/* setRef(session, bool): whether the session keeps the event loop alive. */
+static napi_value js_set_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  bool ref;
+  CHECK(napi_get_value_bool(env, argv[1], &ref));
+  if (!s->stopped) {
+    if (ref) napi_ref_threadsafe_function(env, s->tsfn);
+    else napi_unref_threadsafe_function(env, s->tsfn);
+  }
+  return NULL;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  napi_value o;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "nativeReads", make_int(env, (int64_t)atomic_load(&s->native_reads)));
+  napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
+  napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
+  return o;
+}
+
+/*
+ * stop(session): wakes and joins the reader threads, stops the notification thread and
+ * closes the device (which aborts the connection once nothing else holds it). Idempotent.
+ */
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s || s->stopped) return NULL;
+  atomic_store(&s->stopping, 1);
+  uint64_t one = 1;
+  ssize_t ignored = write(s->efd, &one, sizeof one);
+  (void)ignored;
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
+  pthread_mutex_lock(&s->nmu);
+  s->nstop = 1;
+  pthread_cond_signal(&s->ncv);
+  pthread_mutex_unlock(&s->nmu);
+  /* A notification stuck in the kernel must not hang shutdown: leave that thread behind. */
+  pthread_detach(s->nthread);
+  s->stopped = 1;
+  napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+  close(s->fd);
+  close(s->efd);
+  /* The session struct is kept (a few KiB): the detached notification thread may still read it. */
+  return NULL;
+}
+
+#define EXPORT(name, fn)                                               \
+  do {                                                                 \
+    napi_value f;                                                      \
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);   \
+    napi_set_named_property(env, exports, name, f);                    \
+  } while (0)
+
+static napi_value init(napi_env env, napi_value exports) {
+  EXPORT("mount", js_mount);
+  EXPORT("unmount", js_unmount);
+  EXPORT("start", js_start);
+  EXPORT("reply", js_reply);
+  EXPORT("notify", js_notify);
+  EXPORT("registerFd", js_register_fd);
+  EXPORT("unregisterFd", js_unregister_fd);
+  EXPORT("setRef", js_set_ref);
+  EXPORT("backingOpen", js_backing_open);
+  EXPORT("backingClose", js_backing_close);
+  EXPORT("stats", js_stats);
+  EXPORT("stop", js_stop);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

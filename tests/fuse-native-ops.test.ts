@@ -1,0 +1,158 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { b3sum, tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
+import { startFaultProxy } from './helpers/fault-proxy';
+import { mountWithOracle, sh, startMount } from './helpers/mount';
+import { startS3Server } from './helpers/s3-server';
+
+/** Runs a Python snippet (for syscalls the shell tools do not expose) in `cwd`; stdout or "ERR <errno name>". */
+function py(cwd: string, code: string): string {
+  const r = sh('python3', ['-c', `import os, ctypes, errno, sys\ntry:\n${code.replace(/^/gm, '    ')}\nexcept OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))`], { cwd });
+  return (r.stdout + r.stderr).trim();
+}
+
+const RENAMEAT2 = (flags: number) => `libc = ctypes.CDLL(None, use_errno=True)
+r = libc.renameat2(-100, b'a', -100, b'b', ${flags})
+print('ok' if r == 0 else 'ERR ' + errno.errorcode[ctypes.get_errno()])`;
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, copy_file_range', async (t) => {
+  const { mnt, src, oracle } = await mountWithOracle(t, 'l');
+  const root = join(mnt, 'l');
+  for (const dir of [root, oracle]) {
+    writeFileSync(join(dir, 'a'), 'A');
+    writeFileSync(join(dir, 'b'), 'B');
+  }
+  t.equal(py(root, RENAMEAT2(1)), py(oracle, RENAMEAT2(1)), 'RENAME_NOREPLACE over an existing name: EEXIST on both');
+  t.equal(py(root, RENAMEAT2(1)), 'ERR EEXIST');
+  for (const dir of [root, oracle]) sh('rm', [join(dir, 'b')]);
+  t.equal(py(root, RENAMEAT2(1)), 'ok', 'RENAME_NOREPLACE to a free name works');
+  t.equal(readFileSync(join(src, 'b'), 'utf8'), 'A', 'and moved the file on the disk');
+  writeFileSync(join(root, 'a'), 'A2');
+  t.equal(py(root, RENAMEAT2(2)), 'ERR EINVAL', 'RENAME_EXCHANGE: refused (EINVAL), nothing swapped');
+  t.equal(readFileSync(join(src, 'a'), 'utf8'), 'A2');
+
+  t.equal(sh('fallocate', ['-l', '1048576', join(root, 'fa')]).code, 0, 'fallocate (mode 0) works');
+  t.equal(sh('stat', ['-c', '%s', join(root, 'fa')]).stdout.trim(), '1048576', 'and sets the size');
+  t.match(sh('fallocate', ['-p', '-o', '0', '-l', '4096', join(root, 'fa')]).stderr, /not supported|unsupported/, 'punching holes: EOPNOTSUPP');
+
+  // A sparse file on the disk: SEEK_DATA/SEEK_HOLE through the mount give the disk's answers.
+  const seek = `fd = os.open('sparse', os.O_RDONLY)\nprint(os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 8 << 20, os.SEEK_DATA))`;
+  sh('bash', ['-c', 'truncate -s 8M sparse && printf data >> sparse && printf head | dd of=sparse conv=notrunc status=none'], { cwd: src });
+  t.ok(await until(() => sh('stat', ['-c', '%s', join(root, 'sparse')]).stdout.trim() === String((8 << 20) + 4), 15_000), 'indexed');
+  t.equal(py(root, seek), py(src, seek), 'SEEK_DATA/SEEK_HOLE as on the disk');
+  t.equal(py(root, `fd = os.open('sparse', os.O_RDONLY)\nos.lseek(fd, 9 << 20, os.SEEK_DATA)`), 'ERR ENXIO', 'past the end: ENXIO');
+
+  const data = randomBytes(3 * 1024 * 1024 + 5);
+  writeFileSync(join(root, 'big'), data);
+  const copy = `fi = os.open('big', os.O_RDONLY)\nfo = os.open('copy', os.O_WRONLY | os.O_CREAT, 0o644)\nn = 0\nwhile True:\n    c = os.copy_file_range(fi, fo, 1 << 30)\n    if c == 0: break\n    n += c\nos.close(fo)\nprint(n)`;
+  t.equal(py(root, copy), String(data.length), 'copy_file_range copied everything');
+  t.equal(b3sum(join(src, 'copy')), b3sum(join(src, 'big')), 'byte-exact');
+});
+
+t.test('chown and xattrs answer honestly', async (t) => {
+  const { mnt } = await mountWithOracle(t, 'l');
+  const f = join(mnt, 'l', 'f');
+  writeFileSync(f, 'x');
+  t.match(sh('chown', ['12345', f]).stderr, /Operation not permitted/, 'changing the owner: EPERM, not a silent success');
+  t.equal(sh('stat', ['-c', '%u', f]).stdout.trim(), String(process.getuid!()), 'owner unchanged');
+  t.equal(sh('chown', [String(process.getuid!()), f]).code, 0, 'chown to the current owner is a no-op that succeeds');
+  t.match(sh('setfattr', ['-n', 'user.x', '-v', '1', f]).stderr, /not supported/, 'setxattr: EOPNOTSUPP');
+  t.match(sh('setfattr', ['-n', 'user.y', '-v', '1', f]).stderr, /not supported/, 'and again (the kernel remembers ENOSYS)');
+  t.equal(sh('getfattr', ['-n', 'security.selinux', f]).code, 1, 'unknown attribute: ENODATA');
+});
+
+t.test('changes on the disk reach the kernel caches at once (invalidation), never stale bytes', async (t) => {
+  const { mnt, src } = await mountWithOracle(t, 'l');
+  const f = join(mnt, 'l', 'grow.txt');
+  writeFileSync(join(src, 'grow.txt'), 'first\n');
+  t.ok(await until(() => sh('cat', [f]).stdout === 'first\n', 15_000), 'visible');
+  t.equal(sh('cat', [f]).stdout, 'first\n', 'cached by the kernel now (attributes for 10 s)');
+  appendFileSync(join(src, 'grow.txt'), 'second\n');
+  const t0 = Date.now();
+  // Attributes are cached for 10 s: seeing the new size well before means the kernel was told.
+  t.ok(await until(() => sh('cat', [f]).stdout === 'first\nsecond\n', 5000), `the appended bytes show (${Date.now() - t0} ms, attr timeout 10 s)`);
+  writeFileSync(join(src, 'grow.txt'), 'FIRST\nSECOND\n'); // same size, other bytes
+  t.ok(await until(() => sh('cat', [f]).stdout === 'FIRST\nSECOND\n', 5000), 'a same-size rewrite shows, no stale pages');
+  writeFileSync(join(src, 'gone.txt'), 'x');
+  t.ok(await until(() => sh('cat', [join(mnt, 'l', 'gone.txt')]).stdout === 'x', 15_000));
+  sh('rm', [join(src, 'gone.txt')]);
+  t.ok(await until(() => sh('stat', [join(mnt, 'l', 'gone.txt')]).code !== 0, 5000), 'a name deleted on the disk is gone from the mount before the entry timeout');
+});
+
+t.test('a change in a bucket reaches the kernel caches with the next poll', async (t) => {
+  const s3 = await startS3Server();
+  t.teardown(() => s3.cleanup());
+  await s3.put('q/obj.txt', 'version one\n');
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const mnt = join(dir, 'mnt');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/q/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['scan']);
+  vdfsOk(home, ['config', 'set', 'scan.remoteInterval', '1']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'cloud', 'obj.txt');
+  t.equal(sh('cat', [f]).stdout, 'version one\n');
+  await s3.put('q/obj.txt', 'version two, longer\n');
+  // The poll runs every second; attributes are cached for 10 s: well before that means the kernel was told.
+  t.ok(await until(() => sh('cat', [f]).stdout === 'version two, longer\n', 7000), 'the new object shows through the mount');
+});
+
+t.test('a read stalled on a remote is interrupted by a signal within 1 s', async (t) => {
+  const s3 = await startS3Server();
+  t.teardown(() => s3.cleanup());
+  const proxy = await startFaultProxy(s3.endpoint);
+  t.teardown(() => proxy.close());
+  await s3.put('p/slow.bin', randomBytes(1 << 20));
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const mnt = join(dir, 'mnt');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/p/?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
+  // Not vdfsOk: a synchronous child would block this process, and the proxy with it.
+  const scan = spawn(process.execPath, [VDFS_BIN, '--home', home, 'scan'], { stdio: 'ignore' });
+  t.equal(await new Promise((r) => scan.once('exit', r)), 0, 'scanned through the proxy');
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  proxy.inject({ kind: 'delay', ms: 30_000 }, { times: Infinity, match: (req) => req.method === 'GET' && (req.url ?? '').includes('slow.bin') });
+  // O_DIRECT: the read waits for the daemon's answer in the caller (no page lock), so the kernel
+  // sends INTERRUPT on a caught signal; the caller's handler then sees EINTR.
+  const code = `import os, signal, errno, sys
+def stop(*a):
+    raise InterruptedError()
+signal.signal(signal.SIGINT, stop)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+print('reading', flush=True)
+try:
+    os.read(fd, 4096)
+    print('read')
+except InterruptedError:
+    print('EINTR')
+except OSError as e:
+    print('ERR', errno.errorcode.get(e.errno))`;
+  const reader = spawn('python3', ['-c', code, join(mnt, 'cloud', 'slow.bin')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { reader.kill('SIGKILL'); });
+  let out = '';
+  reader.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  reader.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  t.ok(await until(() => proxy.stats.faulted > 0, 15_000), 'the read is stalled at the remote');
+  const t0 = Date.now();
+  reader.kill('SIGINT');
+  t.ok(await until(() => reader.exitCode !== null || reader.signalCode !== null, 1000), `the reader ended within 1 s (${Date.now() - t0} ms)`);
+  t.match(out, /EINTR/, `interrupted, not answered: ${out}`);
+  proxy.clear();
+  t.equal(sh('ls', [join(mnt, 'cloud')]).stdout.trim(), 'slow.bin', 'the daemon still answers');
+});

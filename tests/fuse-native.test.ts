@@ -1,0 +1,185 @@
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadNativeFuse } from '../mount/fuse/native-addon';
+import { b3sum, tempDir, vdfsOk } from './helpers/cli';
+import { isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
+
+/** Polls `cond` every 20 ms up to `ms`; returns whether it came true. */
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+const exited = (m: RunningMount) => m.proc.exitCode !== null || m.proc.signalCode !== null;
+
+interface FuseStats { backend: string; nodes: number; nativeReads: number; nativeWrites: number; jsRequests: number; passthrough: number; passthroughOpens: number }
+
+function fuseStats(mnt: string): FuseStats {
+  const r = sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]);
+  return JSON.parse(r.stdout) as FuseStats;
+}
+
+t.test('the native FUSE addon is built and loads (run .ci/setup)', async (t) => {
+  const { addon, error } = loadNativeFuse();
+  t.ok(addon, error?.message ?? 'loaded');
+  t.type(addon?.start, 'function');
+});
+
+t.test('vdfs mount uses the native backend by default', async (t) => {
+  const prev = process.env.VDFS_TEST_FUSE_BACKEND;
+  process.env.VDFS_TEST_FUSE_BACKEND = 'default';
+  t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
+  const { mnt, m } = await mountWithOracle(t, 'l');
+  t.ok(await until(() => m.output().includes('"fuseBackend":"native"'), 5000), 'the daemon says which backend it mounted with');
+  t.equal(fuseStats(mnt).backend, 'native');
+  t.equal(fuseStats(mnt).passthrough, 0, 'no passthrough unless asked');
+});
+
+t.test('with --passthrough (root, Linux >= 6.9) the kernel reads local files itself; a writer meanwhile gets EBUSY', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  writeFileSync(join(src, 'local.bin'), randomBytes(3 * 1024 * 1024 + 17));
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt, ['--passthrough']);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'l', 'local.bin');
+  const before = fuseStats(mnt);
+  t.equal(before.passthrough, 1, 'passthrough negotiated');
+  t.equal(sh('b3sum', ['--no-names', f]).stdout.trim(), b3sum(join(src, 'local.bin')), 'content through the mount');
+  const after = fuseStats(mnt);
+  t.ok(after.passthroughOpens > before.passthroughOpens, 'the open was handed to the kernel');
+  t.equal(after.nativeReads, before.nativeReads, 'no read reached the daemon');
+  // Two readers at once share one backing file (the kernel wants one per inode).
+  const two = sh('bash', ['-c', `exec 3<"${f}" 4<"${f}"; b3sum --no-names <&3; b3sum --no-names <&4; exec 3<&- 4<&-`]);
+  t.equal(two.stdout.trim().split('\n').length, 2, two.stderr);
+  t.ok(two.stdout.trim().split('\n').every((l) => l === b3sum(join(src, 'local.bin'))), 'both byte-exact');
+  const busy = sh('bash', ['-c', `exec 3<"${f}"; echo x >> "${f}"; echo rc=$?; exec 3<&-`]);
+  t.match(busy.stdout, /rc=1/, 'a writer while it is open for passthrough reading fails');
+  t.match(busy.stderr, /busy/i, 'with EBUSY');
+  t.equal(sh('bash', ['-c', `echo x >> "${f}"`]).code, 0, 'and writing works once the readers closed');
+});
+
+t.test('local reads and writes are answered by pread/pwrite in the addon, not in JS', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  writeFileSync(join(src, 'local.bin'), randomBytes(2 * 1024 * 1024 + 3));
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const before = fuseStats(mnt);
+  t.equal(before.passthrough, 0);
+  t.equal(sh('b3sum', ['--no-names', join(mnt, 'l', 'local.bin')]).stdout.trim(), b3sum(join(src, 'local.bin')), 'content through the mount');
+  const after = fuseStats(mnt);
+  t.ok(after.nativeReads > before.nativeReads, `reads answered natively (${after.nativeReads - before.nativeReads})`);
+  t.ok(after.jsRequests - before.jsRequests < 20, `few requests reached JS (${after.jsRequests - before.jsRequests}: lookup, open, release...)`);
+  // Writes at explicit offsets go to the real file by pwrite in the addon; the index still learns the content.
+  const payload = randomBytes(5 * 1024 * 1024 + 9);
+  const tmp = join(dir, 'payload.bin');
+  writeFileSync(tmp, payload);
+  t.equal(sh('dd', [`if=${tmp}`, `of=${join(mnt, 'l', 'written.bin')}`, 'bs=1M', 'conv=fsync', 'status=none']).code, 0);
+  const wrote = fuseStats(mnt);
+  t.ok(wrote.nativeWrites >= 5, `writes answered natively (${wrote.nativeWrites})`);
+  t.equal(b3sum(join(src, 'written.bin')), b3sum(tmp), 'byte-exact on the disk');
+  t.equal(sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'l', 'written.bin')]).stdout, b3sum(tmp), 'and the index has its hash');
+});
+
+t.test('compat smoke: the fuse-native backend still reads, writes, lists and renames', async (t) => {
+  const prev = process.env.VDFS_TEST_FUSE_BACKEND;
+  process.env.VDFS_TEST_FUSE_BACKEND = 'compat';
+  t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
+  const { mnt, src, m } = await mountWithOracle(t, 'c');
+  t.ok(await until(() => m.output().includes('"fuseBackend":"compat"'), 5000), 'mounted with the compat backend');
+  const root = join(mnt, 'c');
+  const data = randomBytes(300_000);
+  writeFileSync(join(root, 'w.bin'), data);
+  t.ok(readFileSync(join(src, 'w.bin')).equals(data), 'written through the mount, on the disk');
+  mkdirSync(join(root, 'd'));
+  t.equal(sh('mv', [join(root, 'w.bin'), join(root, 'd', 'moved.bin')]).code, 0);
+  t.same(readdirSync(join(root, 'd')), ['moved.bin']);
+  t.equal(sh('b3sum', ['--no-names', join(root, 'd', 'moved.bin')]).stdout.trim(), b3sum(join(src, 'd', 'moved.bin')));
+  t.equal(sh('rm', ['-r', join(root, 'd')]).code, 0);
+  t.same(readdirSync(src), [], 'removed on the disk');
+});
+
+/** A shell loop hammering the mount with reads and writes until killed. */
+function load(root: string): ChildProcess {
+  const script = 'while true; do dd if=/dev/zero of=w.bin bs=1M count=64 status=none; cat w.bin r.bin > /dev/null; done';
+  return spawn('bash', ['-c', script], { cwd: root, stdio: 'ignore', detached: true });
+}
+
+t.test('SIGTERM during heavy I/O unmounts and exits within 2 s', async (t) => {
+  const { mnt, src, m } = await mountWithOracle(t, 'l');
+  writeFileSync(join(src, 'r.bin'), randomBytes(8 << 20));
+  t.ok(await until(() => sh('ls', [join(mnt, 'l')]).stdout.includes('r.bin'), 15_000));
+  const io = load(join(mnt, 'l'));
+  t.teardown(() => { try { process.kill(-io.pid!, 'SIGKILL'); } catch { /* gone */ } });
+  await new Promise((r) => setTimeout(r, 1500)); // let the load run (not a synchronisation)
+  const t0 = Date.now();
+  m.proc.kill('SIGTERM');
+  t.ok(await until(() => exited(m), 2000), `exited within 2 s (${Date.now() - t0} ms)`);
+  t.equal(m.proc.exitCode, 0, 'exit status 0');
+  t.notOk(isMounted(mnt), 'nothing left mounted');
+});
+
+for (const how of [['fusermount', '-u'], ['umount', '-l']]) {
+  t.test(`a mount removed from outside (${how.join(' ')}) ends the daemon within 2 s`, async (t) => {
+    const { mnt, m } = await mountWithOracle(t, 'l');
+    t.equal(sh('ls', [join(mnt, 'l')]).code, 0);
+    const t0 = Date.now();
+    const r = sh(how[0], [how[1], mnt]);
+    t.equal(r.code, 0, r.stderr);
+    t.ok(await until(() => exited(m), 2000), `exited within 2 s (${Date.now() - t0} ms)`);
+    t.equal(m.proc.exitCode, 0, 'exit status 0');
+    t.match(m.output(), /removed from outside/);
+  });
+}
+
+t.test('kill -9 leaves a dead mount that the next start recovers', async (t) => {
+  const { home, mnt, src, m } = await mountWithOracle(t, 'l');
+  writeFileSync(join(src, 'f.txt'), 'survives');
+  t.ok(await until(() => sh('cat', [join(mnt, 'l', 'f.txt')]).stdout === 'survives', 15_000));
+  await m.kill9();
+  t.ok(isMounted(mnt), 'the dead mount is still there');
+  const m2 = await startMount(home, mnt);
+  t.teardown(() => m2.stop());
+  t.equal(sh('cat', [join(mnt, 'l', 'f.txt')]).stdout, 'survives', 'recovered');
+});
+
+t.test('the node table stays bounded: the kernel forgets nodes after drop_caches', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  for (let d = 0; d < 20; d++) {
+    mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 250; f++) writeFileSync(join(src, `d${d}`, `f${f}`), '');
+  }
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const walk = sh('find', [mnt, '-printf', '%s %T@\n']);
+  t.equal(walk.stdout.split('\n').filter(Boolean).length, 1 + 1 + 1 + 20 + 5000 + 1, 'walked every entry');
+  const after = fuseStats(mnt).nodes;
+  t.ok(after >= 5000, `the walk made the kernel hold nodes (${after})`);
+  writeFileSync('/proc/sys/vm/drop_caches', '2');
+  t.ok(await until(() => fuseStats(mnt).nodes < 100, 10_000), `forgotten after drop_caches (${fuseStats(mnt).nodes} left)`);
+});
