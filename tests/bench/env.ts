@@ -236,7 +236,9 @@ export class Env {
     const url = `http://127.0.0.1:${port}/`;
     const server: Server = { name: 'apache', pid: proc.pid, url, stop: () => stopProc(proc) };
     this.onCleanup(() => server.stop());
-    await waitFor(() => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}big/`).stdout !== '000', 20_000, () => proc.exitCode !== null, () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`);
+    const status = () => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}${this.bigRel}`).stdout;
+    await waitFor(() => status() !== '000', 20_000, () => proc.exitCode !== null, () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`);
+    if (status() !== '200') throw new Error(`apache answers ${status()} for ${this.bigRel}: its worker (www-data) must be able to read ${this.data} and every folder above it (${sh(`tail -3 ${dir}/error.log`).stdout.trim()})`);
     return server;
   }
 }

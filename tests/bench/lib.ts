@@ -172,7 +172,9 @@ export function summarize(o: BenchOptions, spec: Spec, order: string[], samples:
   const withheld = spec.cache === 'cold' && !cold;
   const med = (name: string) => (withheld ? null : median(samples[name] ?? []));
   const [v, ...bases] = order;
-  const vdfs = med(v);
+  // Ratios from the published (rounded) medians, so that a reader can recompute them.
+  const rv = med(v);
+  const vdfs = rv === null ? null : round(rv);
   const res: Result = {
     name: spec.name,
     unit: spec.unit,
@@ -180,11 +182,12 @@ export function summarize(o: BenchOptions, spec: Spec, order: string[], samples:
     cache: spec.cache,
     ...(spec.durability ? { durability: spec.durability } : {}),
     ...(spec.cache === 'cold' ? { cacheDropped: cold } : {}),
-    vdfs: vdfs === null ? null : round(vdfs),
+    vdfs,
     samples: samples[v] ?? [],
     baselines: bases.map((b) => {
-      const value = med(b);
-      const out: Baseline = { name: b, value: value === null ? null : round(value), ratio: ratio(vdfs, value, spec.better), samples: samples[b] ?? [] };
+      const m = med(b);
+      const value = m === null ? null : round(m);
+      const out: Baseline = { name: b, value, ratio: ratio(vdfs, value, spec.better), samples: samples[b] ?? [] };
       if (notes[b]) out.note = notes[b];
       return out;
     }),
