@@ -70,7 +70,8 @@ npm run build && node dist/tests/bench/report.js --quick docs/bench-quick.json -
 \`--json\` prints the JSON document on stdout (use \`npm run -s\`), otherwise a Markdown table;
 \`--size tiny\` is a seconds-long smoke run of every figure (its values mean nothing); \`--reps N\`
 (default 3), \`--only scan,fuse,cache,webdav,s3,peer,rss\`, \`--skip rclone,apache\`,
-\`--no-install\` (do not \`apt-get install apache2-bin\`). Run as root. Progress goes to stderr.
+\`--no-install\` (do not \`apt-get install apache2-bin\`); \`VDFS_BENCH_DIR\` chooses where the data goes
+(default the system temp folder; its filesystem is in the JSON). Run as root. Progress goes to stderr.
 Everything the bench starts is stopped and unmounted on exit, on error and on SIGINT/SIGTERM.
 The code is in \`tests/bench/\`; this page and the README table are written by
 \`tests/bench/report.ts\` from the JSON files: edit the JSON's producer, not this page.`;

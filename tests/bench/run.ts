@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { cpus, totalmem, release, hostname } from 'node:os';
 import { ROOT } from '../helpers/cli';
 import { Env } from './env';
-import { canDropCaches, failures, requireTools, round, sh, TOOLS, type BenchOptions, type Result, type SizeName } from './lib';
+import { canDropCaches, failures, have, requireTools, round, sh, TOOLS, type BenchOptions, type Result, type SizeName } from './lib';
 import { scanBench } from './scan';
 import { fuseBench } from './fuse';
 import { cacheBench } from './cache';
@@ -111,6 +111,10 @@ async function families(env: Env, o: RunOptions, results: Result[]): Promise<voi
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   requireTools({ ...TOOLS, fincore: 'util-linux', ...(o.skip.includes('rclone') ? {} : { rclone: 'rclone' }) });
+  const wantsApache = (!o.only || o.only.includes('webdav')) && !o.skip.includes('apache');
+  if (wantsApache && !have('/usr/sbin/apache2') && !(o.install && process.getuid?.() === 0 && have('apt-get'))) {
+    throw new Error('missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does), run as root to let the bench install it, or leave it out with --skip apache');
+  }
   const drop = canDropCaches();
   if (!drop.ok) o.log(`bench: WARNING: cannot drop the kernel caches (${drop.why}); every cold figure will be withheld (null). Run as root.`);
   const env = new Env(o, o.skip);
