@@ -150,4 +150,10 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => process.exit(code), (err) => { process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`); process.exit(1); });
+/** Errors of the user's setup (a missing tool, a bad option) are told plainly, without a stack. */
+const plain = (m: string) => /^(missing tool|--)/.test(m);
+main().then((code) => process.exit(code), (err) => {
+  const e = err as Error;
+  process.stderr.write(`bench failed: ${plain(e.message) ? e.message : (e.stack ?? e)}\n`);
+  process.exit(1);
+});
