@@ -3,7 +3,7 @@
 // are generated from it. Values at this size mean nothing; only shape and consistency are checked.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './helpers/cli';
 import { FIGURE_NAMES } from './bench/figures';
@@ -76,4 +76,17 @@ t.test('a cold figure whose caches were not dropped is withheld, not printed war
   const w = summarize(o, { name: 'x.cold', unit: 's', better: 'lower', cache: 'cold' }, ['vdfs', 'local'], { vdfs: [1, 2, 3], local: [2, 3, 4] }, {}, true);
   t.equal(w.vdfs, 2);
   t.equal(w.baselines[0].ratio, 1.5);
+});
+
+t.test('a missing tool stops the bench before it starts, naming the tool and its package', async (t) => {
+  const bin = tempDir(t);
+  // Everything the bench checks for except fio, found through a PATH of symlinks.
+  for (const b of ['bash', 'sh', 'curl', 'dd', 'b3sum', 'git', 'tar', 'find', 'fusermount', 'fincore', 'rclone']) {
+    const p = spawnSync('bash', ['-c', `command -v ${b}`], { encoding: 'utf8' }).stdout.trim();
+    if (p) symlinkSync(p, join(bin, b));
+  }
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tests', 'bench', 'run.js'), '--size', 'tiny', '--json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: bin } });
+  t.equal(r.status, 1, 'exit 1');
+  t.match(r.stderr, /missing tools: fio \(Debian package fio\)/, 'names fio and its package');
+  t.equal(r.stdout, '', 'no JSON: nothing was measured');
 });
