@@ -1,14 +1,7 @@
 // cache.reread: a file read through the vdfs block cache, the second time, with the kernel's page cache dropped.
 import { join } from 'node:path';
-import { dropCaches, mbps, measure, shOk, type BenchOptions, type Result, type Target } from './lib';
+import { ddRead as dd, dropCaches, measure, type BenchOptions, type Result, type Target } from './lib';
 import type { Env } from './env';
-
-function dd(file: string, bytes: number): number {
-  const r = shOk(`dd if=${file} of=/dev/null bs=1M 2>&1`, { timeoutMs: 600_000 });
-  const got = /^(\d+) bytes/m.exec(r.stdout);
-  if (!got || Number(got[1]) !== bytes) throw new Error(`dd read ${got?.[1]} bytes of ${bytes}`);
-  return mbps(bytes, r.seconds);
-}
 
 /**
  * Reads of a local location's file go straight to the real file, so the block cache is
@@ -28,7 +21,7 @@ export async function cacheBench(env: Env, o: BenchOptions): Promise<Result[]> {
     const f = join(env.rcFull.mnt!, env.bigRel);
     targets.push({ name: 'rclone-full', run: (rep) => { if (rep === 0) dd(f, big); dropCaches(); return dd(f, big); } });
   }
-  const r = await measure(o, { name: 'cache.reread', unit: 'MB/s', better: 'higher', note: `dd of /.vdfs/by-hash/<hash> of the ${env.sizes.bigMiB} MiB file, second read, after drop_caches (block cache on disk); rclone-full: its VFS cache; local: cold disk` }, targets);
+  const r = await measure(o, { name: 'cache.reread', unit: 'MB/s', better: 'higher', cache: 'cold', note: `dd of /.vdfs/by-hash/<hash> of the ${env.sizes.bigMiB} MiB file, second read, after drop_caches (block cache on disk); rclone-full: its VFS cache; local: cold disk` }, targets);
   r.note += `; first (filling) read through the block cache: ${Math.round(fill)} MB/s`;
   return [r];
 }

@@ -7,13 +7,29 @@ import { join } from 'node:path';
 import { vdfs } from '../helpers/cli';
 import { startMount, type RunningMount } from '../helpers/mount';
 import { isMounted } from '../helpers/mount';
-import { urlWithLogin, webdavLogin } from '../helpers/webdav';
-import { have, MiB, sh, shOk, sleep, type BenchOptions } from './lib';
+import { webdavLogin } from '../helpers/webdav';
+import { have, MiB, sh, shOk, sleep, type BenchOptions, type SizeName } from './lib';
 
-export interface Sizes { bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number }
+/** The data of one run. `parallelMiB` is per reader (4 readers); `photoKiB` per photo. */
+export interface Sizes {
+  bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number;
+  untarFiles: number; gitFiles: number; photos: number; photoKiB: number; parallelMiB: number; randSecs: number;
+  s3SeqMiB: number; s3TtfbMiB: number; peerMiB: number; peerEntries: number;
+}
 
-export const QUICK: Sizes = { bigMiB: 512, treeDirs: 20, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 512 };
-export const FULL: Sizes = { bigMiB: 2048, treeDirs: 100, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 1024 };
+/** For the harness test: every figure, in seconds rather than minutes; the values mean nothing. */
+export const TINY: Sizes = { bigMiB: 16, treeDirs: 2, treeFilesPerDir: 100, treeFileBytes: 4096, dirEntries: 200, writeMiB: 16, untarFiles: 300, gitFiles: 300, photos: 30, photoKiB: 128, parallelMiB: 8, randSecs: 1, s3SeqMiB: 8, s3TtfbMiB: 16, peerMiB: 8, peerEntries: 500 };
+export const QUICK: Sizes = { bigMiB: 512, treeDirs: 20, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 512, untarFiles: 20_000, gitFiles: 10_000, photos: 1000, photoKiB: 256, parallelMiB: 128, randSecs: 5, s3SeqMiB: 64, s3TtfbMiB: 256, peerMiB: 128, peerEntries: 20_000 };
+export const FULL: Sizes = { bigMiB: 2048, treeDirs: 100, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 1024, untarFiles: 20_000, gitFiles: 10_000, photos: 1000, photoKiB: 1024, parallelMiB: 512, randSecs: 15, s3SeqMiB: 256, s3TtfbMiB: 1024, peerMiB: 256, peerEntries: 100_000 };
+export const SIZES: Record<SizeName, Sizes> = { tiny: TINY, quick: QUICK, full: FULL };
+
+/**
+ * The FUSE cache timeouts every mount gets, so that no figure is a cache setting: vdfs mounts
+ * with attr_timeout = entry_timeout = 10 s (mount/fuse/fuse-mount.ts) and keeps directory
+ * listings until its watcher sees a change; rclone gets the same attribute timeout and a
+ * directory cache that outlives the run.
+ */
+export const RCLONE_CACHE_FLAGS = ['--attr-timeout', '10s', '--dir-cache-time', '1h'];
 
 export interface Server { name: string; pid?: number; mnt?: string; url?: string; stop(): Promise<void> }
 
@@ -23,16 +39,19 @@ export class Env {
   readonly home: string;
   readonly sizes: Sizes;
   bigHash = '';
-  vdfs?: { mount: RunningMount; url: string; mnt: string; pid: number };
+  vdfs?: { mount: RunningMount; url: string; mnt: string; pid: number; auth: { user: string; pass: string } };
   rcOff?: Server;
   rcFull?: Server;
   rcDav?: Server;
   apache?: Server;
   readonly notes: Record<string, string> = {};
+  /** Baselines left out on purpose (--skip rclone,apache). */
+  readonly skip: Set<string>;
   private cleanups: Array<() => Promise<void> | void> = [];
 
-  constructor(private readonly o: BenchOptions) {
-    this.sizes = o.quick ? QUICK : FULL;
+  constructor(private readonly o: BenchOptions, skip: string[] = []) {
+    this.sizes = SIZES[o.size];
+    this.skip = new Set(skip);
     this.root = mkdtempSync(join(process.env.VDFS_BENCH_DIR ?? tmpdir(), 'vdfs-bench-'));
     chmodSync(this.root, 0o755); // Apache's worker (www-data) must reach the data
     this.data = join(this.root, 'data');
@@ -53,10 +72,14 @@ export class Env {
   get bigRel(): string { return 'big/big.bin'; }
   get bigBytes(): number { return this.sizes.bigMiB * MiB; }
   get treeFiles(): number { return this.sizes.treeDirs * this.sizes.treeFilesPerDir; }
+  /** The tarball fuse.untar unpacks (outside every served folder). */
+  get tarball(): string { return join(this.root, 'untar.tar'); }
+  /** The vdfs locations (one per served folder; `wb` is where baselines write, not a location). */
+  static readonly LOCATIONS = ['big', 'tree', 'dir10k', 'w', 'par', 'photos', 'repo'];
 
   generate(): void {
     const s = this.sizes;
-    for (const d of ['big', 'tree', 'dir10k', 'w', 'wb']) mkdirSync(join(this.data, d), { recursive: true });
+    for (const d of [...Env.LOCATIONS, 'wb']) mkdirSync(join(this.data, d), { recursive: true });
     chmodSync(join(this.data, 'wb'), 0o777);
     // Incompressible content, written in 8 MiB chunks of fresh random bytes.
     const fd = openSync(join(this.data, this.bigRel), 'w');
@@ -74,6 +97,24 @@ export class Env {
       }
     }
     for (let i = 0; i < s.dirEntries; i++) writeFileSync(join(this.data, 'dir10k', `entry-${String(i).padStart(5, '0')}.txt`), `entry ${i}\n`);
+    for (let i = 0; i < 4; i++) randomFile(join(this.data, 'par', `p${i}.bin`), s.parallelMiB * MiB);
+    for (let i = 0; i < s.photos; i++) randomFile(join(this.data, 'photos', `IMG_${String(i).padStart(4, '0')}.jpg`), s.photoKiB * 1024);
+    const src = join(this.root, 'untar-src');
+    sourceTree(src, s.untarFiles);
+    shOk(`tar cf ${this.tarball} -C ${src} .`);
+    rmSync(src, { recursive: true, force: true });
+    this.makeRepo(join(this.data, 'repo'), s.gitFiles);
+  }
+
+  /**
+   * A committed git repository of `files` source files. Stat checks are minimal and the
+   * files are dated in the past, so that one index is clean through every mount (inode
+   * numbers differ per mount) and `git status` never has to re-hash racily clean files.
+   */
+  private makeRepo(dir: string, files: number): void {
+    sourceTree(dir, files);
+    const cfg = 'git -c init.defaultBranch=main init -q && git config user.email bench@vdfs && git config user.name bench && git config core.checkStat minimal && git config core.trustctime false && git config gc.auto 0 && git config core.untrackedCache false';
+    shOk(`${cfg} && find . -path ./.git -prune -o -exec touch -h -d 2020-01-01T00:00:00 {} + && git add -A && git commit -qm tree && git status --porcelain`, { cwd: dir, timeoutMs: 600_000 });
   }
 
   /** A vdfs home with one local location per data folder, scanned (hashes the data). */
@@ -84,7 +125,7 @@ export class Env {
       return r;
     };
     ok(['init', '--name', 'bench']);
-    for (const d of ['big', 'tree', 'dir10k', 'w']) ok(['location', 'add', d, join(this.data, d)]);
+    for (const d of Env.LOCATIONS) ok(['location', 'add', d, join(this.data, d)]);
     ok(['scan', '--json']);
     const st = vdfs(this.home, ['stat', '--json', `/${this.bigRel}`]);
     this.bigHash = st.code === 0 ? (st.json<{ hash: string }>().hash ?? '') : '';
@@ -97,9 +138,8 @@ export class Env {
     const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
     this.onCleanup(async () => { await mount.stop(); });
     const m = /vdfs serving WebDAV at (\S+)/.exec(mount.output());
-    // curl sends the login in the URL as Basic (the daemon caches accepted credentials)
-    const url = urlWithLogin((m ? m[1] : `http://127.0.0.1:${port}/`).replace(/\/?$/, '/'), webdavLogin(this.home));
-    this.vdfs = { mount, url, mnt, pid: mount.proc.pid! };
+    const url = (m ? m[1] : `http://127.0.0.1:${port}/`).replace(/\/?$/, '/');
+    this.vdfs = { mount, url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
   }
 
   /** Stops and restarts the vdfs daemon (its block cache stays on disk). */
@@ -108,7 +148,13 @@ export class Env {
     const mnt = join(this.root, 'mnt-vdfs');
     const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
     this.onCleanup(async () => { await mount.stop(); });
-    this.vdfs = { mount, url: this.vdfs!.url, mnt, pid: mount.proc.pid! };
+    this.vdfs = { mount, url: this.vdfs!.url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
+  }
+
+  /** The home's WebDAV login (the share asks for it on loopback too). */
+  webdavAuth(): { user: string; pass: string } {
+    const l = webdavLogin(this.home);
+    return { user: l.user, pass: l.password };
   }
 
   clearVdfsCache(): void {
@@ -119,13 +165,13 @@ export class Env {
   }
 
   async startRcloneMount(mode: 'off' | 'full'): Promise<Server | undefined> {
-    if (!have('rclone')) { this.notes.rclone = 'rclone not installed'; return undefined; }
+    if (this.skip.has('rclone')) return undefined;
     const mnt = join(this.root, `mnt-rclone-${mode}`);
     mkdirSync(mnt, { recursive: true });
     const cacheDir = join(this.root, `rclone-cache-${mode}`);
     const start = async (): Promise<{ proc: ChildProcess }> => {
       rmSync(cacheDir, { recursive: true, force: true });
-      const proc = spawn('rclone', ['mount', this.data, mnt, '--config', join(this.root, 'rclone.conf'), '--vfs-cache-mode', mode, '--cache-dir', cacheDir, '--vfs-cache-max-size', '20G'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const proc = spawn('rclone', ['mount', this.data, mnt, '--config', join(this.root, 'rclone.conf'), '--vfs-cache-mode', mode, '--cache-dir', cacheDir, '--vfs-cache-max-size', '20G', ...RCLONE_CACHE_FLAGS], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       await waitFor(() => isMounted(mnt), 20_000, () => proc.exitCode !== null, () => `rclone mount (${mode}) did not come up: ${err}`);
@@ -144,7 +190,7 @@ export class Env {
   }
 
   async startRcloneDav(port: number): Promise<Server | undefined> {
-    if (!have('rclone')) return undefined;
+    if (this.skip.has('rclone')) return undefined;
     const proc = spawn('rclone', ['serve', 'webdav', this.data, '--addr', `127.0.0.1:${port}`, '--config', join(this.root, 'rclone.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -155,14 +201,15 @@ export class Env {
     return server;
   }
 
-  /** Apache mod_dav on loopback with a temporary config; installs Debian's apache2 when allowed. */
+  /** Apache mod_dav on loopback with a temporary config; installs Debian's apache2-bin when allowed. */
   async startApache(port: number, install: boolean): Promise<Server | undefined> {
+    if (this.skip.has('apache')) return undefined;
     const bin = '/usr/sbin/apache2';
     if (!have(bin) && install && process.getuid?.() === 0 && have('apt-get')) {
-      this.o.log('installing Debian apache2 for the mod_dav baseline (--no-install to skip)');
-      sh('DEBIAN_FRONTEND=noninteractive apt-get install -y apache2', { timeoutMs: 300_000 });
+      this.o.log('installing Debian apache2-bin for the mod_dav baseline (--no-install not to)');
+      sh('DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin', { timeoutMs: 300_000 });
     }
-    if (!have(bin)) { this.notes.apache = 'baseline not installed (Debian apache2)'; return undefined; }
+    if (!have(bin)) throw new Error('missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does) or leave it out with --skip apache');
     const mods = '/usr/lib/apache2/modules';
     const dir = join(this.root, 'apache');
     mkdirSync(dir);
@@ -196,11 +243,32 @@ export class Env {
     const url = `http://127.0.0.1:${port}/`;
     const server: Server = { name: 'apache', pid: proc.pid, url, stop: () => stopProc(proc) };
     this.onCleanup(() => server.stop());
-    await waitFor(() => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}big/`).stdout !== '000', 20_000, () => proc.exitCode !== null, () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`);
+    const status = () => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}${this.bigRel}`).stdout;
+    await waitFor(() => status() !== '000', 20_000, () => proc.exitCode !== null, () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`);
+    if (status() !== '200') throw new Error(`apache answers ${status()} for ${this.bigRel}: its worker (www-data) must be able to read ${this.data} and every folder above it (${sh(`tail -3 ${dir}/error.log`).stdout.trim()})`);
     return server;
   }
 }
 
+
+/** A file of `bytes` fresh random bytes (incompressible), written in chunks of up to 8 MiB. */
+function randomFile(file: string, bytes: number): void {
+  const fd = openSync(file, 'w');
+  try {
+    for (let n = 0; n < bytes; n += 8 * MiB) writeSync(fd, randomBytes(Math.min(8 * MiB, bytes - n)));
+  } finally { closeSync(fd); }
+}
+
+/** `files` small text files (200 B to 8 KiB, fixed by their number) in a two-level tree, 20 per folder, like a source tree. */
+export function sourceTree(root: string, files: number): void {
+  for (let i = 0; i < files; i++) {
+    const dir = join(root, `mod${String(Math.floor(i / 400)).padStart(3, '0')}`, `pkg${String(Math.floor(i / 20) % 20).padStart(2, '0')}`);
+    if (i % 20 === 0) mkdirSync(dir, { recursive: true });
+    const size = 200 + ((i * 7919) % 8000);
+    const line = `// file ${i}: ${'x'.repeat(60)}\n`;
+    writeFileSync(join(dir, `file${String(i).padStart(5, '0')}.c`), line.repeat(Math.ceil(size / line.length)).slice(0, size));
+  }
+}
 
 async function waitFor(ok: () => boolean, ms: number, dead: () => boolean, msg: () => string): Promise<void> {
   const t0 = Date.now();

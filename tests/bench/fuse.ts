@@ -1,28 +1,39 @@
-// fuse.*: the same commands on the vdfs mount, on local disk and on rclone mounts (cache off and full).
+// fuse.* reads: the same commands on the vdfs mount, on local disk and on rclone mounts (cache
+// off and full), every target in the same cache state. Writes and user workloads: fuse-work.ts.
 import { join } from 'node:path';
-import { dropCaches, have, mbps, MiB, measure, sh, shOk, type BenchOptions, type Result, type Target } from './lib';
+import { ddRead, dropCaches, dropFilePages, measure, sh, shOk, type BenchOptions, type Result, type Target } from './lib';
 import type { Env } from './env';
+import { fuseWorkBench } from './fuse-work';
 
-interface Root { name: string; dir: string; writeDir: string; coldPrep?: () => Promise<void> }
+/** A FUSE target (or local disk): where to read, where to write, and where written bytes end up. */
+export interface Root { name: string; dir: string; writeDir: string; finalDir: string; coldPrep?: () => Promise<void> }
 
 export function fuseRoots(env: Env): Root[] {
-  const roots: Root[] = [{ name: 'vdfs', dir: env.vdfs!.mnt, writeDir: join(env.vdfs!.mnt, 'w') }, { name: 'local', dir: env.data, writeDir: join(env.data, 'wb') }];
-  if (env.rcOff) roots.push({ name: 'rclone-off', dir: env.rcOff.mnt!, writeDir: join(env.rcOff.mnt!, 'wb') });
+  const wb = join(env.data, 'wb');
+  const roots: Root[] = [
+    { name: 'vdfs', dir: env.vdfs!.mnt, writeDir: join(env.vdfs!.mnt, 'w'), finalDir: join(env.data, 'w') },
+    { name: 'local', dir: env.data, writeDir: wb, finalDir: wb },
+  ];
+  if (env.rcOff) roots.push({ name: 'rclone-off', dir: env.rcOff.mnt!, writeDir: join(env.rcOff.mnt!, 'wb'), finalDir: wb });
   if (env.rcFull) {
     const full = env.rcFull as typeof env.rcFull & { restart(): Promise<void> };
-    roots.push({ name: 'rclone-full', dir: full.mnt!, writeDir: join(full.mnt!, 'wb'), coldPrep: () => full.restart() });
+    roots.push({ name: 'rclone-full', dir: full.mnt!, writeDir: join(full.mnt!, 'wb'), finalDir: wb, coldPrep: () => full.restart() });
   }
   return roots;
 }
 
-const targets = (roots: Root[], run: (r: Root, rep: number) => Promise<number | null> | number | null): Target[] =>
+export const targets = (roots: Root[], run: (r: Root, rep: number) => Promise<number | null> | number | null): Target[] =>
   roots.map((r) => ({ name: r.name, run: (rep: number) => run(r, rep) }));
 
-function dd(file: string, bytes: number): number {
-  const r = shOk(`dd if=${file} of=/dev/null bs=1M 2>&1`, { timeoutMs: 600_000 });
-  const got = /^(\d+) bytes/m.exec(r.stdout);
-  if (!got || Number(got[1]) !== bytes) throw new Error(`dd read ${got?.[1]} bytes of ${bytes}: ${r.stdout.slice(-300)}`);
-  return mbps(bytes, r.seconds);
+/** Kernel page-cache pages of a file still resident (fincore), to prove a drop worked. */
+function residentBytes(file: string): number {
+  return Number(shOk(`fincore -b -n -o RES ${file}`).stdout.trim());
+}
+
+function fio(file: string, secs: number, extra: string): number {
+  const res = sh(`fio --name=rr --filename=${file} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --runtime=${secs} --time_based --output-format=json ${extra}`, { timeoutMs: (secs + 120) * 1000 });
+  if (res.code !== 0) throw new Error(`fio: ${res.stderr.slice(-300)}`);
+  return (JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> }).jobs[0].read.iops;
 }
 
 export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
@@ -30,33 +41,44 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
   const big = env.bigBytes;
   const out: Result[] = [];
   const size = `${env.sizes.bigMiB} MiB`;
+  const bigOf = (r: Root) => join(r.dir, env.bigRel);
 
-  out.push(await measure(o, { name: 'fuse.seqread.cold', unit: 'MB/s', better: 'higher', note: `dd bs=1M of a ${size} file after drop_caches (rclone full: fresh cache dir)` },
-    targets(roots, async (r) => { if (r.coldPrep) await r.coldPrep(); dropCaches(); return dd(join(r.dir, env.bigRel), big); })));
+  out.push(await measure(o, { name: 'fuse.seqread.cold', unit: 'MB/s', better: 'higher', cache: 'cold', note: `dd bs=1M of a ${size} file after drop_caches (rclone full: restarted with an empty cache dir)` },
+    targets(roots, async (r) => { if (r.coldPrep) await r.coldPrep(); dropCaches(); return ddRead(bigOf(r), big); })));
 
-  out.push(await measure(o, { name: 'fuse.seqread.warm', unit: 'MB/s', better: 'higher', note: `dd bs=1M of the same ${size} file, read once just before` },
-    targets(roots, (r) => { dd(join(r.dir, env.bigRel), big); return dd(join(r.dir, env.bigRel), big); })));
+  out.push(await measure(o, { name: 'fuse.seqread.warm.pagecache', unit: 'MB/s', better: 'higher', cache: 'warm', note: `dd bs=1M of the same ${size} file, read through the same target just before; whatever each target leaves in the kernel page cache counts (vdfs keeps it across opens, rclone drops it)` },
+    targets(roots, (r) => { ddRead(bigOf(r), big); return ddRead(bigOf(r), big); })));
 
-  const secs = o.quick ? 5 : 15;
-  if (have('fio')) {
-    out.push(await measure(o, { name: 'fuse.randread', unit: 'IOPS', better: 'higher', note: `fio randread bs=4k iodepth=1 psync direct=1, ${secs} s on the ${size} file (local: direct to the device; FUSE servers read their backing file from the page cache)` },
-      targets(roots, (r) => {
-        const res = sh(`fio --name=rr --filename=${join(r.dir, env.bigRel)} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --direct=1 --runtime=${secs} --time_based --output-format=json`, { timeoutMs: (secs + 60) * 1000 });
-        if (res.code !== 0) throw new Error(`fio: ${res.stderr.slice(-300)}`);
-        return (JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> }).jobs[0].read.iops;
-      })));
-  }
-
-  out.push(await measure(o, { name: 'fuse.stat', unit: 's', better: 'lower', note: `find -printf '%s %T@' over ${env.treeFiles} files in ${env.sizes.treeDirs} dirs, warm (second of two runs)` },
+  out.push(await measure(o, { name: 'fuse.seqread.warm.served', unit: 'MB/s', better: 'higher', cache: 'warm', note: `the same read with the file's own page-cache pages dropped first (fadvise DONTNEED, checked with fincore): every byte goes through the server, whose backing file is warm; local: a warm re-read of that backing file` },
     targets(roots, (r) => {
-      const cmd = `find ${join(r.dir, 'tree')} -printf '%s %T@\\n' | wc -l`;
-      shOk(cmd);
-      const res = shOk(cmd);
-      if (Number(res.stdout.trim()) !== env.treeFiles + env.sizes.treeDirs + 1) throw new Error(`find saw ${res.stdout.trim()} entries`);
-      return res.seconds;
+      ddRead(bigOf(r), big);
+      if (r.name !== 'local') {
+        dropFilePages(bigOf(r));
+        const left = residentBytes(bigOf(r));
+        if (left > 0) throw new Error(`${left} bytes of the file stayed in the page cache after fadvise DONTNEED`);
+      }
+      return ddRead(bigOf(r), big);
     })));
 
-  out.push(await measure(o, { name: 'fuse.readdir', unit: 's', better: 'lower', note: `ls -l of a ${env.sizes.dirEntries}-entry directory after drop_caches (the servers' own in-memory caches stay warm)` },
+  const secs = env.sizes.randSecs;
+  const fioNote = `fio randread bs=4k iodepth=1 psync (buffered, fadvise random), ${secs} s on the ${size} file`;
+  out.push(await measure(o, { name: 'fuse.randread.cold', unit: 'IOPS', better: 'higher', cache: 'cold', note: `${fioNote}, after drop_caches on every target (rclone full: restarted with an empty cache dir)` },
+    targets(roots, async (r) => { if (r.coldPrep) await r.coldPrep(); dropCaches(); return fio(bigOf(r), secs, '--direct=0 --invalidate=1'); })));
+  out.push(await measure(o, { name: 'fuse.randread.warm', unit: 'IOPS', better: 'higher', cache: 'warm', note: `${fioNote}, the file read whole through the same target just before and not invalidated` },
+    targets(roots, (r) => { ddRead(bigOf(r), big); return fio(bigOf(r), secs, '--direct=0 --invalidate=0'); })));
+
+  const findCmd = (r: Root) => `find ${join(r.dir, 'tree')} -printf '%s %T@\\n' | wc -l`;
+  const findOk = (res: { stdout: string; seconds: number }) => {
+    if (Number(res.stdout.trim()) !== env.treeFiles + env.sizes.treeDirs + 1) throw new Error(`find saw ${res.stdout.trim()} entries`);
+    return res.seconds;
+  };
+  const same = 'every mount with 10 s attr/entry timeouts (rclone --attr-timeout 10s --dir-cache-time 1h)';
+  out.push(await measure(o, { name: 'fuse.stat.cold', unit: 's', better: 'lower', cache: 'cold', note: `find -printf '%s %T@' over ${env.treeFiles} files in ${env.sizes.treeDirs} dirs after drop_caches (the servers' own in-memory caches stay warm); ${same}` },
+    targets(roots, (r) => { dropCaches(); return findOk(shOk(findCmd(r))); })));
+  out.push(await measure(o, { name: 'fuse.stat.warm', unit: 's', better: 'lower', cache: 'warm', note: `the same find, second of two back-to-back runs; ${same}` },
+    targets(roots, (r) => { shOk(findCmd(r)); return findOk(shOk(findCmd(r))); })));
+
+  out.push(await measure(o, { name: 'fuse.readdir', unit: 's', better: 'lower', cache: 'cold', note: `ls -l of a ${env.sizes.dirEntries}-entry directory after drop_caches (the servers' own in-memory caches stay warm)` },
     targets(roots, (r) => {
       dropCaches();
       const res = shOk(`ls -l ${join(r.dir, 'dir10k')} | wc -l`);
@@ -64,17 +86,6 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
       return res.seconds;
     })));
 
-  const wMiB = env.sizes.writeMiB;
-  out.push(await measure(o, { name: 'fuse.write', unit: 'MB/s', better: 'higher', note: `dd if=/dev/zero bs=1M count=${wMiB} conv=fsync into a new file, then rm` },
-    targets(roots, (r, rep) => {
-      const file = join(r.writeDir, `write-${r.name}-${rep}.bin`);
-      try {
-        const res = shOk(`dd if=/dev/zero of=${file} bs=1M count=${wMiB} conv=fsync 2>&1`, { timeoutMs: 600_000 });
-        return mbps(wMiB * MiB, res.seconds);
-      } finally {
-        sh(`rm -f ${file}`, { timeoutMs: 60_000 });
-        sh('sleep 1'); // let vdfs re-hash the closed file before the next target runs
-      }
-    })));
+  out.push(...(await fuseWorkBench(env, o, roots)));
   return out;
 }

@@ -1,22 +1,33 @@
-// Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians.
+// Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians, tools.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 
 export type Better = 'higher' | 'lower';
+/** "cold": the kernel's page, dentry and inode caches were dropped before every timed sample. */
+export type CacheState = 'cold' | 'warm';
 
-export interface Baseline { name: string; value: number | null; ratio: number | null; note?: string }
+export interface Baseline { name: string; value: number | null; ratio: number | null; samples: number[]; note?: string }
+/**
+ * One figure, in the published JSON shape. `samples` are vdfs's raw samples, each baseline
+ * carries its own. `cacheDropped` is recorded on every cold figure: false means the drop
+ * failed and every value of the figure is withheld (null).
+ */
 export interface Result {
   name: string;
   unit: string;
   better: Better;
+  cache: CacheState;
+  /** Writes only: when a sample's clock stops (e.g. "fsync'd on the server", "in its final place"). */
+  durability?: string;
+  cacheDropped?: boolean;
   vdfs: number | null;
+  samples: number[];
   baselines: Baseline[];
   note?: string;
-  /** Raw samples per target, for the curious (kept out of the table). */
-  samples?: Record<string, number[]>;
 }
 
-export interface BenchOptions { quick: boolean; json: boolean; reps: number; only?: string[]; log: (msg: string) => void }
+export type SizeName = 'tiny' | 'quick' | 'full';
+export interface BenchOptions { size: SizeName; quick: boolean; json: boolean; reps: number; only?: string[]; log: (msg: string) => void }
 
 export const MiB = 1 << 20;
 
@@ -43,15 +54,15 @@ export function round(x: number, digits = 3): number {
 export interface ShResult { code: number | null; stdout: string; stderr: string; seconds: number }
 
 /** Runs a command (through bash when given one string) with a hard timeout; measures wall time. */
-export function sh(cmd: string, opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): ShResult {
+export function sh(cmd: string, opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): ShResult {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('bash', ['-c', cmd], { timeout: opts.timeoutMs ?? 300_000, encoding: 'utf8', maxBuffer: 1 << 28, input: opts.input, env: opts.env ?? process.env });
+  const r = spawnSync('bash', ['-c', cmd], { timeout: opts.timeoutMs ?? 300_000, encoding: 'utf8', maxBuffer: 1 << 28, input: opts.input, env: opts.env ?? process.env, cwd: opts.cwd });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), seconds };
 }
 
 /** Like sh() but throws on a non-zero exit or a timeout. */
-export function shOk(cmd: string, opts: { timeoutMs?: number; input?: string } = {}): ShResult {
+export function shOk(cmd: string, opts: { timeoutMs?: number; input?: string; cwd?: string } = {}): ShResult {
   const r = sh(cmd, opts);
   if (r.code !== 0) throw new Error(`command failed (exit ${r.code}): ${cmd}\n${r.stderr.slice(-2000)}`);
   return r;
@@ -61,17 +72,40 @@ export function have(bin: string): boolean {
   return sh(`command -v ${bin}`).code === 0;
 }
 
-let dropWarned = false;
-/** Drops the kernel page, dentry and inode caches (needs root). */
+/** Every tool the bench runs, with the Debian package that has it (`.ci/setup` installs them). */
+export const TOOLS: Record<string, string> = {
+  curl: 'curl', fio: 'fio', dd: 'coreutils', b3sum: 'b3sum', git: 'git', tar: 'tar', find: 'findutils', fusermount: 'fuse',
+};
+
+/** Throws one clear error naming every missing tool and how to get it. */
+export function requireTools(tools: Record<string, string>): void {
+  const missing = Object.entries(tools).filter(([bin]) => !have(bin));
+  if (missing.length === 0) return;
+  const list = missing.map(([bin, pkg]) => `${bin} (Debian package ${pkg})`).join(', ');
+  throw new Error(`missing tools: ${list}. Install them (bash .ci/setup does), or leave the baseline out with --skip NAME where one is optional (rclone, apache)`);
+}
+
+/** Every attempt to drop the caches, so that measure() can tell whether a cold sample was cold. */
+const drops = { ok: 0, failed: 0, why: '' };
+
+/** Drops the kernel page, dentry and inode caches (needs root). Returns false when it could not. */
 export function dropCaches(): boolean {
   try {
     sh('sync', { timeoutMs: 60_000 });
     writeFileSync('/proc/sys/vm/drop_caches', '3');
+    drops.ok++;
     return true;
-  } catch {
-    if (!dropWarned) { dropWarned = true; process.stderr.write('bench: cannot drop the page cache (not root?): "cold" figures are warm\n'); }
+  } catch (err) {
+    drops.failed++;
+    drops.why = (err as Error).message.split('\n')[0];
     return false;
   }
+}
+
+/** Whether this process can drop the caches at all (checked once, at start). */
+export function canDropCaches(): { ok: boolean; why: string } {
+  const ok = dropCaches();
+  return { ok, why: ok ? '' : drops.why };
 }
 
 /** Peak resident set (VmHWM) of a process, in MB; null when it is gone. */
@@ -84,53 +118,98 @@ export function peakRssMB(pid: number | undefined): number | null {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Polls `ok` every 50 ms until it holds; throws `what` after `ms`. Used to wait for bytes to land. */
+export async function until(ok: () => boolean, ms: number, what: () => string): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what()}`);
+    await sleep(50);
+  }
+}
+
 /** One target of a measurement: vdfs or a baseline. `run` returns the measured value (or null: not available). */
 export interface Target { name: string; run: (rep: number) => Promise<number | null> | number | null; note?: string }
 
+export interface Spec { name: string; unit: string; better: Better; cache: CacheState; durability?: string; note?: string }
+
+/** Every target failure of the run, so that the runner can fail at the end (never a silent gap). */
+export const failures: string[] = [];
+
 /**
  * Runs every target once per repetition, interleaved (A B C A B C ...), and reduces each
- * target to its median. The first target must be vdfs.
+ * target to its median. The first target must be vdfs. On a cold figure every target must
+ * drop the caches (dropCaches()) during each of its samples; when one could not, the whole
+ * figure is withheld: values null, cacheDropped false, the samples kept for the curious.
  */
-export async function measure(o: BenchOptions, spec: { name: string; unit: string; better: Better; note?: string }, targets: Target[], reps = o.reps): Promise<Result> {
+export async function measure(o: BenchOptions, spec: Spec, targets: Target[], reps = o.reps): Promise<Result> {
   const samples: Record<string, number[]> = {};
   const notes: Record<string, string> = {};
+  let cold = true;
   for (const t of targets) { samples[t.name] = []; if (t.note) notes[t.name] = t.note; }
   for (let rep = 0; rep < reps; rep++) {
     for (const t of targets) {
+      const before = { ...drops };
       try {
         const v = await t.run(rep);
         if (v !== null && Number.isFinite(v)) samples[t.name].push(v);
       } catch (err) {
-        notes[t.name] = `failed: ${(err as Error).message.split('\n')[0].slice(0, 200)}`;
+        const msg = (err as Error).message.split('\n')[0].slice(0, 200);
+        notes[t.name] = `failed: ${msg}`;
+        failures.push(`${spec.name} ${t.name}: ${msg}`);
         o.log(`  ${spec.name} ${t.name} rep ${rep + 1}: ${(err as Error).message.split('\n').slice(0, 3).join(' | ')}`);
       }
+      if (spec.cache === 'cold' && (drops.failed > before.failed || drops.ok === before.ok)) cold = false;
     }
   }
-  const [v, ...bases] = targets;
-  const vdfs = median(samples[v.name]);
+  return summarize(o, spec, targets.map((t) => t.name), samples, notes, cold);
+}
+
+/**
+ * Reduces raw samples (target name -> samples, vdfs first in `order`) to a Result. Also used
+ * for a second figure read off the same runs (e.g. "accepted" beside "in its final place").
+ */
+export function summarize(o: BenchOptions, spec: Spec, order: string[], samples: Record<string, number[]>, notes: Record<string, string> = {}, cold = true): Result {
+  const withheld = spec.cache === 'cold' && !cold;
+  const med = (name: string) => (withheld ? null : median(samples[name] ?? []));
+  const [v, ...bases] = order;
+  // Ratios from the published (rounded) medians, so that a reader can recompute them.
+  const rv = med(v);
+  const vdfs = rv === null ? null : round(rv);
   const res: Result = {
     name: spec.name,
     unit: spec.unit,
     better: spec.better,
-    vdfs: vdfs === null ? null : round(vdfs),
+    cache: spec.cache,
+    ...(spec.durability ? { durability: spec.durability } : {}),
+    ...(spec.cache === 'cold' ? { cacheDropped: cold } : {}),
+    vdfs,
+    samples: samples[v] ?? [],
     baselines: bases.map((b) => {
-      const value = median(samples[b.name]);
-      const out: Baseline = { name: b.name, value: value === null ? null : round(value), ratio: ratio(vdfs, value, spec.better) };
-      if (notes[b.name]) out.note = notes[b.name];
+      const m = med(b);
+      const value = m === null ? null : round(m);
+      const out: Baseline = { name: b, value, ratio: ratio(vdfs, value, spec.better), samples: samples[b] ?? [] };
+      if (notes[b]) out.note = notes[b];
       return out;
     }),
-    samples,
   };
-  const note = [spec.note, notes[v.name]].filter(Boolean).join('; ');
+  const note = [withheld ? `NOT COLD, figure withheld: the kernel caches could not be dropped (${drops.why || 'a target did not drop them'}); run as root` : '', spec.note, notes[v]].filter(Boolean).join('; ');
   if (note) res.note = note;
-  o.log(`  ${spec.name}: vdfs ${res.vdfs} ${spec.unit}; ${res.baselines.map((b) => `${b.name} ${b.value} (x${b.ratio})`).join(', ')}`);
+  o.log(`  ${spec.name}: vdfs ${res.vdfs} ${spec.unit}; ${res.baselines.map((b) => `${b.name} ${b.value} (x${b.ratio})`).join(', ')}${withheld ? ' [NOT COLD: withheld]' : ''}`);
   return res;
-}
-
-/** A result that cannot be measured yet: every value null, with a note saying why. */
-export function unavailable(name: string, unit: string, better: Better, note: string, baselines: string[]): Result {
-  return { name, unit, better, vdfs: null, baselines: baselines.map((b) => ({ name: b, value: null, ratio: null, note })), note };
 }
 
 /** MB/s (10^6 bytes per second) from bytes and seconds. */
 export const mbps = (bytes: number, seconds: number) => bytes / 1e6 / seconds;
+
+/** dd of a whole file to /dev/null; checks the byte count, returns MB/s. */
+export function ddRead(file: string, bytes: number): number {
+  const r = shOk(`dd if=${file} of=/dev/null bs=1M 2>&1`, { timeoutMs: 600_000 });
+  const got = /^(\d+) bytes/m.exec(r.stdout);
+  if (!got || Number(got[1]) !== bytes) throw new Error(`dd read ${got?.[1]} bytes of ${bytes}: ${r.stdout.slice(-300)}`);
+  return mbps(bytes, r.seconds);
+}
+
+/** Drops one file's pages from the kernel page cache (POSIX_FADV_DONTNEED through dd), nothing else. */
+export function dropFilePages(file: string): void {
+  shOk(`dd if=${file} iflag=nocache count=0 status=none`);
+}

@@ -1,30 +1,41 @@
-// npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav,s3,peer] [--no-install] [--save FILE.json]
-// Generates its own data, runs vdfs and every installed baseline interleaved, prints medians and ratios.
+// npm run bench [-- --quick | --size tiny|quick|full] [--json] [--save FILE.json] [--svg FILE.svg]
+//   [--reps N] [--only scan,fuse,cache,webdav,s3,peer,rss] [--skip rclone,apache] [--no-install]
+// Generates its own data, runs vdfs and every baseline interleaved, prints medians and ratios.
+// A missing tool fails the run before it starts; a failed measurement fails it at the end.
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem, release, hostname } from 'node:os';
+import { ROOT } from '../helpers/cli';
 import { Env } from './env';
-import { peakRssMB, round, sh, type BenchOptions, type Result } from './lib';
+import { canDropCaches, failures, have, requireTools, round, sh, TOOLS, type BenchOptions, type Result, type SizeName } from './lib';
 import { scanBench } from './scan';
 import { fuseBench } from './fuse';
 import { cacheBench } from './cache';
 import { webdavBench } from './webdav';
 import { s3Bench } from './s3';
 import { peerBench } from './peer-bench';
+import { rssBench } from './rss';
 import { formatTable } from './table';
+import { renderSvg, type BenchDoc } from './report-svg';
 
-function parseArgs(argv: string[]): BenchOptions & { install: boolean; save?: string } {
+const FAMILIES = ['scan', 'fuse', 'cache', 'webdav', 's3', 'peer', 'rss'];
+
+interface RunOptions extends BenchOptions { install: boolean; save?: string; svg?: string; skip: string[] }
+
+function parseArgs(argv: string[]): RunOptions {
   const has = (f: string) => argv.includes(f);
   const val = (f: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : undefined; };
-  const json = has('--json');
-  const quick = has('--quick');
+  const size = (val('--size') ?? (has('--quick') ? 'quick' : 'full')) as SizeName;
+  if (!['tiny', 'quick', 'full'].includes(size)) throw new Error('--size takes tiny, quick or full');
   const reps = Number(val('--reps') ?? 3);
   if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps takes a whole number >= 1');
+  const only = val('--only')?.split(',');
+  for (const f of only ?? []) if (!FAMILIES.includes(f)) throw new Error(`--only: no family ${f} (${FAMILIES.join(', ')})`);
+  const skip = val('--skip')?.split(',') ?? [];
+  for (const s of skip) if (!['rclone', 'apache'].includes(s)) throw new Error(`--skip takes rclone and/or apache, not ${s}`);
   return {
-    quick, json, reps,
-    only: val('--only')?.split(','),
-    install: !has('--no-install'),
-    save: val('--save'),
+    size, quick: size !== 'full', json: has('--json'), reps, only, skip,
+    install: !has('--no-install'), save: val('--save'), svg: val('--svg'),
     log: (m: string) => process.stderr.write(`${m}\n`),
   };
 }
@@ -37,7 +48,13 @@ function freePort(): Promise<number> {
   });
 }
 
-function machine(env: Env, o: BenchOptions): Record<string, unknown> {
+/** The commit measured, "+dirty" when the tree has uncommitted changes to tracked files. */
+function commit(): string {
+  const head = sh(`git -C ${ROOT} rev-parse HEAD`).stdout.trim() || 'unknown';
+  return sh(`git -C ${ROOT} status --porcelain --untracked-files=no`).stdout.trim() ? `${head}+dirty` : head;
+}
+
+function machine(env: Env, o: RunOptions, drop: { ok: boolean; why: string }): Record<string, unknown> {
   const first = (cmd: string) => sh(cmd).stdout.split('\n')[0].trim() || null;
   let fuseNative: string | null = null;
   try { fuseNative = (require('fuse-native/package.json') as { version: string }).version; } catch { /* not installed */ }
@@ -48,25 +65,59 @@ function machine(env: Env, o: BenchOptions): Record<string, unknown> {
     cpu: cpus()[0]?.model ?? null,
     cpus: cpus().length,
     memGiB: round(totalmem() / 2 ** 30, 1),
+    filesystem: first(`findmnt -n -o FSTYPE,SOURCE,OPTIONS -T ${env.root}`),
     disk: first(`df -h --output=source,fstype,size ${env.root} | tail -1`),
     node: process.version,
     fuseNative,
-    rclone: first('rclone version 2>/dev/null'),
-    apache: first('/usr/sbin/apache2 -v 2>/dev/null'),
+    rclone: o.skip.includes('rclone') ? 'skipped' : first('rclone version 2>/dev/null'),
+    apache: o.skip.includes('apache') ? 'skipped' : first('/usr/sbin/apache2 -v 2>/dev/null'),
     fio: first('fio --version 2>/dev/null'),
     b3sum: first('b3sum --version 2>/dev/null'),
+    git: first('git --version'),
+    curl: first('curl --version'),
+    cacheDrop: drop.ok ? 'ok' : `failed: ${drop.why}`,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    mode: o.quick ? 'quick' : 'full',
+    mode: o.size,
     reps: o.reps,
     sizes: env.sizes,
     date: new Date().toISOString(),
-    note: 'shared machine: medians of interleaved runs; trust the ratios more than the absolute figures',
   };
+}
+
+async function families(env: Env, o: RunOptions, results: Result[]): Promise<void> {
+  const wants = (f: string) => !o.only || o.only.includes(f);
+  const t0 = Date.now();
+  o.log(`bench: ${o.size} run in ${env.root}, ${o.reps} interleaved repetitions`);
+  env.generate();
+  o.log(`bench: data generated (${Math.round((Date.now() - t0) / 1000)} s); indexing with vdfs scan`);
+  env.setupHome();
+  if (wants('scan')) results.push(...(await scanBench(env, o)));
+  const [davPort, rcDavPort, apachePort, rssVdfs, rssRclone] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  await env.startVdfs(davPort);
+  env.rcOff = await env.startRcloneMount('off');
+  env.rcFull = await env.startRcloneMount('full');
+  env.rcDav = await env.startRcloneDav(rcDavPort);
+  if (wants('webdav')) env.apache = await env.startApache(apachePort, o.install);
+  o.log(`bench: servers up (${Math.round((Date.now() - t0) / 1000)} s)`);
+  if (wants('fuse')) results.push(...(await fuseBench(env, o)));
+  if (wants('cache')) results.push(...(await cacheBench(env, o)));
+  if (wants('webdav')) results.push(...(await webdavBench(env, o)));
+  if (wants('s3')) results.push(...(await s3Bench(o)));
+  if (wants('peer')) results.push(...(await peerBench(o)));
+  if (wants('rss')) results.push(...(await rssBench(env, o, { vdfs: rssVdfs, rclone: rssRclone })));
+  o.log(`bench: done in ${Math.round((Date.now() - t0) / 1000)} s`);
 }
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
-  const env = new Env(o);
+  requireTools({ ...TOOLS, fincore: 'util-linux', ...(o.skip.includes('rclone') ? {} : { rclone: 'rclone' }) });
+  const wantsApache = (!o.only || o.only.includes('webdav')) && !o.skip.includes('apache');
+  if (wantsApache && !have('/usr/sbin/apache2') && !(o.install && process.getuid?.() === 0 && have('apt-get'))) {
+    throw new Error('missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does), run as root to let the bench install it, or leave it out with --skip apache');
+  }
+  const drop = canDropCaches();
+  if (!drop.ok) o.log(`bench: WARNING: cannot drop the kernel caches (${drop.why}); every cold figure will be withheld (null). Run as root.`);
+  const env = new Env(o, o.skip);
   let stopping = false;
   const onSignal = (sig: string) => {
     if (stopping) return;
@@ -76,48 +127,33 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
-  const wants = (f: string) => !o.only || o.only.includes(f);
   const results: Result[] = [];
-  const t0 = Date.now();
+  let error: unknown;
   try {
-    o.log(`bench: ${o.quick ? 'quick' : 'full'} run in ${env.root}, ${o.reps} interleaved repetitions`);
-    env.generate();
-    o.log(`bench: data generated (${Math.round((Date.now() - t0) / 1000)} s); indexing with vdfs scan`);
-    env.setupHome();
-    if (wants('scan')) results.push(...(await scanBench(env, o)));
-    const [davPort, rcDavPort, apachePort] = [await freePort(), await freePort(), await freePort()];
-    await env.startVdfs(davPort);
-    env.rcOff = await env.startRcloneMount('off');
-    env.rcFull = await env.startRcloneMount('full');
-    env.rcDav = await env.startRcloneDav(rcDavPort);
-    if (wants('webdav')) env.apache = await env.startApache(apachePort, o.install).catch((err) => { env.notes.apache = `did not start: ${(err as Error).message.slice(0, 200)}`; o.log(env.notes.apache); return undefined; });
-    o.log(`bench: servers up (${Math.round((Date.now() - t0) / 1000)} s)`);
-    const rssLog = (after: string) => o.log(`bench: vdfs daemon peak RSS after ${after}: ${Math.round(peakRssMB(env.vdfs!.pid) ?? 0)} MB`);
-    rssLog('start');
-    if (wants('fuse')) { results.push(...(await fuseBench(env, o))); rssLog('fuse'); }
-    if (wants('cache')) { results.push(...(await cacheBench(env, o))); rssLog('cache'); }
-    if (wants('webdav')) { results.push(...(await webdavBench(env, o))); rssLog('webdav'); }
-    if (wants('s3')) results.push(...(await s3Bench(o)));
-    if (wants('peer')) results.push(...(await peerBench(o)));
-    const rss = peakRssMB(env.vdfs!.pid);
-    const bases = [env.rcFull, env.rcOff, env.rcDav].filter((s) => s !== undefined).map((s) => ({ name: s!.name === 'rclone' ? 'rclone-webdav' : s!.name, value: peakRssMB(s!.pid) }));
-    results.push({
-      name: 'daemon.rss', unit: 'MB', better: 'lower', vdfs: rss === null ? null : round(rss),
-      baselines: bases.map((b) => ({ name: b.name, value: b.value === null ? null : round(b.value), ratio: rss && b.value ? round(b.value / rss, 2) : null })),
-      note: 'peak RSS (VmHWM) over the whole run; the vdfs daemon served FUSE and WebDAV at once, each rclone process one front end (rclone-full restarted for each cold read)',
-    });
-    if (env.notes.apache) o.log(`bench: apache: ${env.notes.apache}`);
-    o.log(`bench: done in ${Math.round((Date.now() - t0) / 1000)} s`);
+    await families(env, o, results);
+  } catch (err) {
+    error = err;
   } finally {
-    const m = machine(env, o);
-    if (Object.keys(env.notes).length) m.baselineNotes = env.notes;
+    const doc: BenchDoc = { commit: commit(), machine: machine(env, o, drop), results };
+    if (Object.keys(env.notes).length) doc.machine.baselineNotes = env.notes;
     await env.cleanup();
-    const clean = results.map(({ samples, ...r }) => (o.json ? r : { ...r, samples }));
-    if (o.save) writeFileSync(o.save, JSON.stringify({ machine: m, results }, null, 2) + '\n');
-    if (o.json) process.stdout.write(JSON.stringify({ machine: m, results: clean }, null, 2) + '\n');
-    else process.stdout.write(formatTable(m, results) + '\n');
+    if (o.save) writeFileSync(o.save, JSON.stringify(doc, null, 2) + '\n');
+    if (o.svg) writeFileSync(o.svg, renderSvg(doc));
+    if (o.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    else process.stdout.write(formatTable(doc) + '\n');
+  }
+  if (error) throw error;
+  if (failures.length) {
+    o.log(`bench: ${failures.length} measurement(s) failed:\n  ${failures.join('\n  ')}`);
+    return 1;
   }
   return 0;
 }
 
-main().then((code) => process.exit(code), (err) => { process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`); process.exit(1); });
+/** Errors of the user's setup (a missing tool, a bad option) are told plainly, without a stack. */
+const plain = (m: string) => /^(missing tool|--)/.test(m);
+main().then((code) => process.exit(code), (err) => {
+  const e = err as Error;
+  process.stderr.write(`bench failed: ${plain(e.message) ? e.message : (e.stack ?? e)}\n`);
+  process.exit(1);
+});

@@ -15,6 +15,7 @@ import { vdfsOk } from '../helpers/cli';
 import { startMount, type RunningMount } from '../helpers/mount';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 import { dropCaches, mbps, measure, MiB, shOk, type BenchOptions, type Result } from './lib';
+import { SIZES } from './env';
 
 async function makeObject(s3: S3TestServer, dir: string, key: string, bytes: number): Promise<void> {
   const file = join(dir, key);
@@ -59,8 +60,8 @@ function ddMBps(file: string): number {
 
 export async function s3Bench(o: BenchOptions): Promise<Result[]> {
   const dir = mkdtempSync(join(tmpdir(), 'vdfs-bench-s3-'));
-  const seqBytes = (o.quick ? 64 : 256) * MiB;
-  const ttfbBytes = (o.quick ? 256 : 1024) * MiB;
+  const seqBytes = SIZES[o.size].s3SeqMiB * MiB;
+  const ttfbBytes = SIZES[o.size].s3TtfbMiB * MiB;
   const s3 = await startS3Server('bench');
   let m: RunningMount | undefined;
   const home = join(dir, 'home');
@@ -78,23 +79,23 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
     const cold = async () => { await unmount(); vdfsOk(home, ['cache', 'clear']); dropCaches(); await mount(); };
 
     const results: Result[] = [];
-    results.push(await measure(o, { name: 's3.seqread.cold', unit: 'MB/s', better: 'higher', note: `${seqBytes / MiB} MiB object, dd bs=1M through the FUSE mount (block cache cleared) vs the SDK streaming GetObject, same s3rver` }, [
+    results.push(await measure(o, { name: 's3.seqread.cold', unit: 'MB/s', better: 'higher', cache: 'cold', note: `${seqBytes / MiB} MiB object, dd bs=1M through the FUSE mount (block cache cleared) vs the SDK streaming GetObject, same s3rver; drop_caches before every target (s3rver's files too)` }, [
       { name: 'vdfs', run: async () => { await cold(); return ddMBps(join(mnt, 'cloud', 'seq.bin')); } },
-      { name: 'aws-sdk', run: () => rawStream(s3, 'seq.bin') },
+      { name: 'aws-sdk', run: () => { dropCaches(); return rawStream(s3, 'seq.bin'); } },
     ]));
     // Distinct 1 MiB blocks per sample, so every vdfs read is a cache miss.
     const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % Math.floor(ttfbBytes / MiB)) * MiB + 12345);
     let k = 0;
     await cold();
-    results.push(await measure(o, { name: 's3.ttfb', unit: 'ms', better: 'lower', note: `4 KiB pread at a random offset of a cold ${ttfbBytes / MiB} MiB object through the mount vs one 4 KiB ranged GetObject` }, [
-      { name: 'vdfs', run: () => { const off = offsets[k++ % offsets.length]; return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off); } },
-      { name: 'aws-sdk', run: () => rawRange(s3, 'ttfb.bin', offsets[(k + 17) % offsets.length]) },
+    results.push(await measure(o, { name: 's3.ttfb', unit: 'ms', better: 'lower', cache: 'cold', note: `4 KiB pread at a random offset of a ${ttfbBytes / MiB} MiB object through the mount (a block not in the block cache) vs one 4 KiB ranged GetObject; drop_caches before every sample` }, [
+      { name: 'vdfs', run: () => { const off = offsets[k++ % offsets.length]; dropCaches(); return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off); } },
+      { name: 'aws-sdk', run: () => { dropCaches(); return rawRange(s3, 'ttfb.bin', offsets[(k + 17) % offsets.length]); } },
     ], Math.max(o.reps, 9)));
     // Fill the cache, then read again with the server stopped: only the block cache can answer.
     await cold();
     ddMBps(join(mnt, 'cloud', 'seq.bin'));
     await s3.stop();
-    results.push(await measure(o, { name: 's3.reread.cached', unit: 'MB/s', better: 'higher', note: 'dd bs=1M of the same object again, fresh mount, page cache dropped, S3 server stopped (every byte from the block cache) vs dd of a local file' }, [
+    results.push(await measure(o, { name: 's3.reread.cached', unit: 'MB/s', better: 'higher', cache: 'cold', note: 'dd bs=1M of the same object again, fresh mount, page cache dropped, S3 server stopped (every byte from the block cache) vs dd of a local file' }, [
       { name: 'vdfs', run: async () => { await unmount(); dropCaches(); await mount(); return ddMBps(join(mnt, 'cloud', 'seq.bin')); } },
       { name: 'local-disk', run: () => { const f = join(dir, 'local.bin'); if (k >= 0) { writeFileSync(f, randomBytes(seqBytes)); k = -1; } dropCaches(); return ddMBps(f); } },
     ]));
@@ -109,6 +110,6 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
 if (require.main === module) {
   const args = process.argv.slice(2);
   const reps = Number(args[args.indexOf('--reps') + 1] || 3);
-  const o: BenchOptions = { quick: args.includes('--quick'), json: false, reps: args.includes('--reps') ? reps : 3, log: (msg) => process.stderr.write(`${msg}\n`) };
-  s3Bench(o).then((r) => { process.stdout.write(JSON.stringify(r.map(({ samples, ...x }) => ({ ...x, samples })), null, 2) + '\n'); process.exit(0); }, (err) => { process.stderr.write(`${(err as Error).stack}\n`); process.exit(1); });
+  const o: BenchOptions = { size: args.includes('--quick') ? 'quick' : 'full', quick: args.includes('--quick'), json: false, reps: args.includes('--reps') ? reps : 3, log: (msg) => process.stderr.write(`${msg}\n`) };
+  s3Bench(o).then((r) => { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); process.exit(0); }, (err) => { process.stderr.write(`${(err as Error).stack}\n`); process.exit(1); });
 }

@@ -2,7 +2,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { vdfs } from '../helpers/cli';
-import { dropCaches, have, mbps, measure, sh, type BenchOptions, type Result } from './lib';
+import { dropCaches, mbps, measure, sh, type BenchOptions, type Result } from './lib';
 import type { Env } from './env';
 
 export async function scanBench(env: Env, o: BenchOptions): Promise<Result[]> {
@@ -26,12 +26,11 @@ export async function scanBench(env: Env, o: BenchOptions): Promise<Result[]> {
   const out: Result[] = [];
 
   out.push(await measure(o, {
-    name: 'scan.hash', unit: 'MB/s', better: 'higher',
+    name: 'scan.hash', unit: 'MB/s', better: 'higher', cache: 'cold',
     note: `first scan of ${env.treeFiles} small files + one ${env.sizes.bigMiB} MiB file, cold page cache, fresh home; wall time of the whole vdfs process`,
   }, [
     { name: 'vdfs', run: () => { freshHome(); dropCaches(); const { s, summary } = vdfsScan(); if (summary.hashed < env.treeFiles) throw new Error(`hashed only ${summary.hashed}`); return mbps(bytes, s); } },
     { name: 'b3sum', run: () => {
-      if (!have('b3sum')) return null;
       dropCaches();
       const r = sh(`find ${dirs.join(' ')} -type f -print0 | xargs -0 -n 4096 b3sum > /dev/null`, { timeoutMs: 900_000 });
       if (r.code !== 0) throw new Error(r.stderr);
@@ -43,7 +42,7 @@ export async function scanBench(env: Env, o: BenchOptions): Promise<Result[]> {
   freshHome();
   vdfsScan();
   out.push(await measure(o, {
-    name: 'scan.rescan', unit: 's', better: 'lower',
+    name: 'scan.rescan', unit: 's', better: 'lower', cache: 'warm',
     note: `rescan of ${env.treeFiles + 1} unchanged files, warm`,
   }, [
     { name: 'vdfs', run: () => { const { s, summary } = vdfsScan(); if (summary.hashed > 0) throw new Error(`rescan re-hashed ${summary.hashed} files`); return s; } },
