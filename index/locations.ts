@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import { FsError } from '../providers/fs-error';
 import type { Db } from './db';
 import { forgetLocationGrants } from './share-records';
@@ -48,19 +49,26 @@ export function checkLocationName(name: string): void {
 
 /** Locations of this node's index. Throws FsError EEXIST / ENOENT / EINVAL. */
 export class LocationStore {
-  constructor(private readonly db: Db) {}
+  // find/byId run on every path resolution: prepared once, not per call.
+  private readonly byName: Statement;
+  private readonly byIdStmt: Statement;
+
+  constructor(private readonly db: Db) {
+    this.byName = db.prepare('SELECT * FROM locations WHERE name = ?');
+    this.byIdStmt = db.prepare('SELECT * FROM locations WHERE id = ?');
+  }
 
   list(): Location[] {
     return (this.db.prepare('SELECT * FROM locations ORDER BY name').all() as Row[]).map(fromRow);
   }
 
   find(name: string): Location | undefined {
-    const r = this.db.prepare('SELECT * FROM locations WHERE name = ?').get(name) as Row | undefined;
+    const r = this.byName.get(name) as Row | undefined;
     return r ? fromRow(r) : undefined;
   }
 
   byId(id: number): Location | undefined {
-    const r = this.db.prepare('SELECT * FROM locations WHERE id = ?').get(id) as Row | undefined;
+    const r = this.byIdStmt.get(id) as Row | undefined;
     return r ? fromRow(r) : undefined;
   }
 

@@ -2,11 +2,12 @@ import { constants as C, promises as fsp } from 'node:fs';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
+import { relaxedTransaction } from '../../index/db';
 import { entryFromStats, localVersion } from '../../providers/local/local-provider';
 import { fdPath, openBeneath, pathHandle, withParent } from '../../providers/local/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
-import { splitVirtual } from './namespace';
+import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { OpenFlags } from './types';
 import type { VfsCore } from './vfs-core';
@@ -56,8 +57,10 @@ export class LocalWriter {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
     }
     const { entries, db } = this.home;
-    const result = db.transaction((): Entry | undefined => {
+    let wasDir = false;
+    const result = relaxedTransaction(db, (): Entry | undefined => {
       const existing = entries.resolve(loc.id, rel);
+      wasDir = existing?.type === 'dir';
       if (!fields) {
         if (existing && existing.parentId !== null) entries.remove(existing, rel);
         return undefined;
@@ -78,8 +81,9 @@ export class LocalWriter {
       const name = rel.slice(rel.lastIndexOf('/') + 1);
       const id = entries.insert(loc.id, parent.id, name, fields, rel);
       return entries.get(id);
-    }).immediate();
-    this.core.resolver.invalidate();
+    });
+    // Only this path changed, unless a directory went away or became something else.
+    this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
     if (result?.type === 'file' && !result.hash) this.rehash(loc, rel);
     return result;
   }
@@ -99,13 +103,13 @@ export class LocalWriter {
       .then((r) => {
         if (r.changed) return;
         const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
-        this.home.db.transaction(() => {
+        relaxedTransaction(this.home.db, () => {
           const e = this.home.entries.resolve(loc.id, rel);
           if (!e || e.version !== version) return; // changed again; its own commit re-hashes
           this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
           this.home.entries.update(e, { ...e, hash: r.hash }, rel);
-        }).immediate();
-        this.core.resolver.invalidate();
+        });
+        this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
       })
       .catch(() => undefined) // vanished or unreadable: the next scan reports it
       .finally(() => this.rehashing.delete(key));

@@ -2,6 +2,7 @@ import { constants as C, promises as fsp, read } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
+import { syncIndex } from '../../index/db';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -294,6 +295,7 @@ export class VfsCore implements Vfs {
     if (h.kind === 'local' && h.writable) {
       await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath}`); });
       if (h.dirty) await this.writer.commit(h, false);
+      syncIndex(this.home.db); // the entry is as durable as the bytes
     }
     if (h.kind === 'staged' && h.writable) await this.staged.commit(h, false);
   }

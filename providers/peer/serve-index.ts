@@ -1,4 +1,4 @@
-import type { Db } from '../../index/db';
+import { syncIndex, type Db } from '../../index/db';
 import { FsError } from '../fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from './protocol';
 import { PeerStore } from './peer-store';
@@ -64,6 +64,7 @@ export class ServeIndex {
   /** The whole tree of a shared location at one instant, parents before children, with the change seq it reflects. */
   snapshot(peerId: string, name: string): { header: SnapshotHeader; lines: SnapshotLine[] } {
     const l = this.shared(peerId, name);
+    syncIndex(this.db); // nothing leaves the node that a power loss could take back
     // One read transaction: the tree and the sequence number describe the same instant.
     return this.db.transaction(() => {
       const seq = this.headSeq();
@@ -89,6 +90,7 @@ export class ServeIndex {
   /** Changes of a shared location after `since`, in order, at most `limit`. */
   changes(peerId: string, name: string, since: number, limit: number): ChangesPage {
     const l = this.shared(peerId, name);
+    syncIndex(this.db); // nothing leaves the node that a power loss could take back
     return this.db.transaction(() => {
       const head = this.headSeq();
       const rows = this.db.prepare(`SELECT c.seq, c.op, c.path, c.to_path, c.entry, b.size, b.block_size, b.block_hashes FROM changes c
