@@ -17,6 +17,10 @@ export interface Config {
   'webdav.tlsKey': string;
   /** Longest WebDAV lock, in seconds (Infinite requests get this); a depth-infinity lock on a whole location never outlives it. */
   'webdav.lockTimeout': number;
+  /** Distinct locations every file's content should be on; `vdfs copies` lists what has fewer. */
+  'copies.min': number;
+  /** Limit of the pinned area of the cache (content kept on this device, never evicted). */
+  'cache.pinnedMax': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -36,6 +40,8 @@ export function defaultConfig(name: string): Config {
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
     'webdav.lockTimeout': 3600,
+    'copies.min': 2,
+    'cache.pinnedMax': 10 * 1024 ** 3,
   };
 }
 
@@ -71,6 +77,8 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
   'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },
+  'copies.min': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 100) throw new FsError('EINVAL', 'copies.min: a whole number of copies, 1 to 100'); return n; },
+  'cache.pinnedMax': (v) => parseSize(v),
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

@@ -3,6 +3,7 @@ import { diskUsage } from './commands-cache';
 import type { Command } from 'commander';
 import { formatSize } from '../config';
 import type { Home } from '../home';
+import { copiesReport, copiesSummaryLine, type CopiesReport } from '../copies';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 
@@ -12,6 +13,12 @@ export interface StatusReport {
   locations: { name: string; kind: string; uri: string; online: boolean; readonly: boolean; files: number; dirs: number; bytes: number; unhashed: number; lastScan: string | null }[];
   index: { entries: number; blobs: number; blobBytes: number; changes: number };
   uploads: { pending: number; failed: number };
+  /** The copies report without paths (vdfs copies --json has them). */
+  copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
+}
+
+function withoutPaths(r: CopiesReport): StatusReport['copies'] {
+  return { ...r, groups: r.groups.map(({ paths: _paths, ...gr }) => gr) };
 }
 
 export function statusReport(home: Home): StatusReport {
@@ -38,6 +45,7 @@ export function statusReport(home: Home): StatusReport {
     }),
     index: { entries: q('SELECT count(*) AS n FROM entries'), blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
     uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
+    copies: withoutPaths(copiesReport(home, { paths: false })),
   };
 }
 
@@ -61,6 +69,7 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       );
       process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
+      process.stdout.write(copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) + '\n');
       process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
     });
 }

@@ -12,6 +12,7 @@ import { registerUpCommand } from './commands-up';
 import { registerWebdavCommands } from './commands-webdav';
 import { registerPeerCommands } from './commands-peer';
 import { registerAuthCommands } from './commands-auth';
+import { registerSafetyCommands } from './commands-safety';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
   registerWebdavCommands(program, g);
   registerPeerCommands(program, g);
   registerAuthCommands(program, g);
+  registerSafetyCommands(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

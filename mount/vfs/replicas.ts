@@ -1,4 +1,5 @@
 import type { Location } from '../../index/locations';
+import { VerifiedStore } from '../../index/verified';
 import type { Provider } from '../../providers/provider';
 import { openProvider, type ProviderContext } from '../../providers/registry';
 import type { Home } from '../home';
@@ -25,11 +26,16 @@ export class ProviderPool {
   }
 }
 
+/** One replica as `vdfs whereis`/`stat` and the `user.vdfs.replicas` xattr show it. */
 export interface ReplicaInfo {
   location: string;
   path: string;
   node: string;
   online: boolean;
+  /** ISO time the location was last reachable (now when online); null when never recorded. */
+  lastSeen: string | null;
+  /** ISO time `vdfs fsck` last read this replica back and found its content intact; null: never. */
+  lastVerified: string | null;
 }
 
 /** Cheapest first: a local disk, then (later) LAN peers, then cloud. */
@@ -37,14 +43,18 @@ const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 
 
 /** Finds every place a blob can be read from. */
 export class Replicas {
-  constructor(private readonly home: Home, private readonly providers: ProviderPool) {}
+  private readonly verified: VerifiedStore;
 
-  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null }[] {
+  constructor(private readonly home: Home, private readonly providers: ProviderPool) {
+    this.verified = new VerifiedStore(home.db);
+  }
+
+  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; id: number }[] {
     const locs = new Map(this.home.locations.list().map((l) => [l.id, l]));
     return this.home.entries
       .byHash(hash)
       .filter((e) => e.type === 'file' && locs.has(e.locationId))
-      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version }))
+      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, id: e.id }))
       .sort((a, b) => (KIND_RANK[a.loc.kind] ?? 9) - (KIND_RANK[b.loc.kind] ?? 9) || Number(b.loc.online) - Number(a.loc.online));
   }
 
@@ -58,6 +68,14 @@ export class Replicas {
 
   list(hash: string): ReplicaInfo[] {
     const nodes = new Map((this.home.db.prepare('SELECT id, name FROM nodes').all() as { id: string; name: string }[]).map((n) => [n.id, n.name]));
-    return this.entriesOf(hash).map(({ loc, rel }) => ({ location: loc.name, path: virtualPath(loc.name, rel), node: nodes.get(loc.ownerNode) ?? loc.ownerNode, online: loc.online }));
+    const now = new Date().toISOString();
+    return this.entriesOf(hash).map(({ loc, rel, id }) => {
+      const v = this.verified.get(id, hash);
+      return {
+        location: loc.name, path: virtualPath(loc.name, rel), node: nodes.get(loc.ownerNode) ?? loc.ownerNode, online: loc.online,
+        lastSeen: loc.online ? now : loc.lastSeen !== null ? new Date(loc.lastSeen).toISOString() : null,
+        lastVerified: v?.ok ? new Date(v.at).toISOString() : null,
+      };
+    });
   }
 }
