@@ -88,6 +88,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
   const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
+  vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   // The safety net behind inotify (missed events, changes while we were down).
   const interval = home.config['scan.interval'];
   const periodic = interval > 0

@@ -5,6 +5,7 @@ import { formatSize } from '../config';
 import type { Home } from '../home';
 import { copiesReport, copiesSummaryLine, type CopiesReport } from '../copies';
 import { openHome, type GlobalOpts } from './context';
+import { openPins } from './commands-pin';
 import { printJson, table } from './output';
 
 export interface StatusReport {
@@ -58,7 +59,11 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       const home = openHome(g());
       // Measured on disk: a running daemon owns the cache and its counters.
       const cache = { dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], ...(await diskUsage(join(home.cacheDir, 'blocks'))) };
-      const r = { ...statusReport(home), cache };
+      const p = openPins(home);
+      const pr = p.pins.report();
+      await p.close();
+      const pins = { pins: pr.pins.length, bytes: pr.bytes, fetchedBytes: pr.fetchedBytes, maxBytes: pr.maxBytes };
+      const r = { ...statusReport(home), cache, pins };
       if (o.json) return printJson(r);
       process.stdout.write(`node ${r.node.name} (${r.node.id.slice(0, 16)}), home ${r.home}\n\n`);
       process.stdout.write(
@@ -71,5 +76,6 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
       process.stdout.write(copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) + '\n');
       process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
+      process.stdout.write(`pins: ${pins.pins}, ${formatSize(pins.fetchedBytes)} of ${formatSize(pins.bytes)} on this device, limit ${formatSize(pins.maxBytes)} (vdfs pin --list)\n`);
     });
 }

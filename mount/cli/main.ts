@@ -13,6 +13,7 @@ import { registerWebdavCommands } from './commands-webdav';
 import { registerPeerCommands } from './commands-peer';
 import { registerAuthCommands } from './commands-auth';
 import { registerSafetyCommands } from './commands-safety';
+import { registerPinCommands } from './commands-pin';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -45,6 +46,7 @@ export async function main(argv: string[]): Promise<void> {
   registerPeerCommands(program, g);
   registerAuthCommands(program, g);
   registerSafetyCommands(program, g);
+  registerPinCommands(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { Location } from '../../index/locations';
 import { VerifiedStore } from '../../index/verified';
+import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../providers/provider';
 import { openProvider, type ProviderContext } from '../../providers/registry';
 import type { Home } from '../home';
@@ -45,7 +46,8 @@ const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 
 export class Replicas {
   private readonly verified: VerifiedStore;
 
-  constructor(private readonly home: Home, private readonly providers: ProviderPool) {
+  /** `pinned`: the pinned area of the cache, read before any location when it holds the blob. */
+  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
     this.verified = new VerifiedStore(home.db);
   }
 
@@ -60,6 +62,12 @@ export class Replicas {
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
   sources(hash: string): ReplicaSource[] {
+    const pinned: ReplicaSource[] = this.pinned?.has(hash) ? [{ label: 'pinned area', read: (offset, length) => this.pinned!.read(hash, offset, length) }] : [];
+    return [...pinned, ...this.locationSources(hash)];
+  }
+
+  /** Readers for the replicas in locations only (what the pinner fetches from), best first. */
+  locationSources(hash: string): ReplicaSource[] {
     return this.entriesOf(hash).map(({ loc, rel, version }) => ({
       label: virtualPath(loc.name, rel),
       read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
