@@ -74,22 +74,21 @@ export class PinnedArea {
   }
 
   /**
-   * Writes a blob from its blocks, in order, each already verified by the caller: to a temp
-   * file, fsynced, renamed into place. Throws FsError (ENOSPC, EIO, or what `block` throws);
-   * nothing is left behind on failure.
+   * Writes a blob that `fill` produces by calling `write` with its bytes in order (each block
+   * already verified by the caller): to a temp file, fsynced, renamed into place. Throws
+   * FsError (ENOSPC, EIO, or what `fill` throws); nothing is left behind on failure.
    */
-  async store(hash: string, blocks: number, block: (i: number) => Promise<Buffer>): Promise<void> {
+  async store(hash: string, fill: (write: (data: Buffer) => Promise<void>) => Promise<void>): Promise<void> {
     if (!HASH_RE.test(hash)) throw new FsError('EINVAL', `bad hash ${hash}`);
     mkdirSync(join(this.dir, 'tmp'), { recursive: true });
     const tmp = join(this.dir, 'tmp', `${hash}.${randomBytes(6).toString('hex')}`);
     const fh = await open(tmp, 'w');
     try {
       let at = 0;
-      for (let i = 0; i < blocks; i++) {
-        const b = await block(i);
+      await fill(async (b) => {
         await fh.write(b, 0, b.length, at);
         at += b.length;
-      }
+      });
       await fh.datasync();
       await fh.close();
       await mkdir(join(this.dir, hash.slice(0, 2)), { recursive: true });

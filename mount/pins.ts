@@ -1,14 +1,12 @@
 import type { Logger } from 'pino';
-import { blake3Hex } from '../cache/checksum';
 import type { PinnedArea } from '../cache/pinned-area';
-import { blockCount, blockHashAt } from '../index/blobs';
 import type { Entry } from '../index/entries';
 import type { Location } from '../index/locations';
 import { PinStore, type Pin } from '../index/pins';
 import { filesUnder } from '../index/subtree';
 import { FsError } from '../providers/fs-error';
 import type { Home } from './home';
-import { BlobReader } from './vfs/blob-reader';
+import { fetchVerified } from './vfs/verified-fetch';
 import { virtualPath } from './vfs/namespace';
 import type { Replicas } from './vfs/replicas';
 
@@ -181,28 +179,10 @@ export class Pins {
   private async fetch(hash: string, onBytes: (n: number) => void): Promise<void> {
     const blob = this.home.blobs.get(hash);
     if (!blob) throw new FsError('ENOENT', `content ${hash.slice(0, 16)} is not known to the index`);
-    // Straight from the locations: a pin must not push other content out of the LRU tier.
-    // Blocks read ahead are held here until written (at most the read-ahead window).
-    const ahead = new Map<string, Promise<Buffer>>();
-    const store = {
-      get(key: string, fetch: () => Promise<Buffer>): Promise<Buffer> {
-        let p = ahead.get(key);
-        if (!p) {
-          p = fetch();
-          ahead.set(key, p);
-          p.catch(() => ahead.delete(key));
-        }
-        return p;
-      },
-    };
-    const reader = new BlobReader(store, blob, () => this.replicas.locationSources(hash));
-    await this.area.store(hash, blockCount(blob.size, blob.blockSize), async (i) => {
-      const b = await reader.read(i * blob.blockSize, blob.blockSize);
-      ahead.delete(`${hash}:${i}`);
-      if (blake3Hex(b) !== blockHashAt(blob, i)) throw new FsError('EIO', `block ${i} of ${hash.slice(0, 16)} failed verification`);
+    await this.area.store(hash, (write) => fetchVerified(blob, () => this.replicas.locationSources(hash), async (_i, b) => {
+      await write(b);
       onBytes(b.length);
-      return b;
-    });
+    }));
   }
 
   /** Keeps pins fetched in the background (the daemon's job): a sync every `intervalMs`. */

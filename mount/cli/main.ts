@@ -14,6 +14,7 @@ import { registerPeerCommands } from './commands-peer';
 import { registerAuthCommands } from './commands-auth';
 import { registerSafetyCommands } from './commands-safety';
 import { registerPinCommands } from './commands-pin';
+import { registerFsckCommand } from './commands-fsck';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -47,6 +48,7 @@ export async function main(argv: string[]): Promise<void> {
   registerAuthCommands(program, g);
   registerSafetyCommands(program, g);
   registerPinCommands(program, g);
+  registerFsckCommand(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {
