@@ -15,6 +15,7 @@ import { registerAuthCommands } from './commands-auth';
 import { registerSafetyCommands } from './commands-safety';
 import { registerPinCommands } from './commands-pin';
 import { registerFsckCommand } from './commands-fsck';
+import { registerCopyCommand } from './commands-copy';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -49,6 +50,7 @@ export async function main(argv: string[]): Promise<void> {
   registerSafetyCommands(program, g);
   registerPinCommands(program, g);
   registerFsckCommand(program, g);
+  registerCopyCommand(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -10,7 +10,7 @@ import { BlobReader, type ReplicaSource } from './blob-reader';
  * EHOSTDOWN when no source is reachable, EIO when none returns verified bytes, or what
  * `onBlock` throws.
  */
-export async function fetchVerified(blob: Blob, sources: () => ReplicaSource[], onBlock: (i: number, data: Buffer) => Promise<void>): Promise<void> {
+export async function fetchVerified(blob: Blob, sources: () => ReplicaSource[], onBlock: (i: number, data: Buffer) => Promise<void>, fromBlock = 0): Promise<void> {
   // Blocks read ahead are held here until consumed (at most the read-ahead window).
   const ahead = new Map<string, Promise<Buffer>>();
   const store = {
@@ -26,7 +26,7 @@ export async function fetchVerified(blob: Blob, sources: () => ReplicaSource[], 
   };
   const reader = new BlobReader(store, blob, sources);
   const n = blockCount(blob.size, blob.blockSize);
-  for (let i = 0; i < n; i++) {
+  for (let i = fromBlock; i < n; i++) {
     const b = await reader.read(i * blob.blockSize, blob.blockSize);
     ahead.delete(`${blob.hash}:${i}`);
     if (blake3Hex(b) !== blockHashAt(blob, i)) throw new FsError('EIO', `block ${i} of ${blob.hash.slice(0, 16)} failed verification`);
