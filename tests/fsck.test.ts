@@ -53,6 +53,10 @@ t.test('fsck finds a flipped byte and a missing file, --repair restores both fro
   const w = vdfsOk(home, ['whereis', '/a/d/rot.bin', '--json']).json<Whereis>();
   t.ok(w.replicas.every((r) => r.lastVerified !== null), 'whereis shows when each replica was verified');
 
+  // Bounded I/O: 3 MiB at --rate 1 cannot take less than about 3 s (a lower bound: the machine may be slower).
+  const slow = vdfsOk(home, ['fsck', '/a/d/rot.bin', '--rate', '1', '--json']).json<FsckReport & { seconds: number }>();
+  t.ok(slow.seconds >= 2.5, `--rate 1 MiB/s read 3 MiB in ${slow.seconds} s`);
+
   flipByte(join(a, 'd', 'rot.bin'), 2 * (1 << 20) + 5);
   rmSync(join(a, 'gone.bin'));
   writeFileSync(join(a, 'edited.bin'), Buffer.concat([edited, Buffer.from('an edit')]));

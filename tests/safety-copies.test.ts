@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { startS3Server } from './helpers/s3-server';
+import { makeNode, pair, startPeerDaemon, waitFor } from './helpers/peer';
 
 interface Replica { location: string; path: string; node: string; online: boolean; lastSeen: string | null; lastVerified: string | null }
 interface Whereis { path: string; hash: string | null; size: number; replicas: Replica[] }
@@ -94,4 +95,35 @@ t.test('whereis and copies across two local locations and S3, with one location 
   t.equal(vdfs(home, ['whereis', '/a/sub', '--json']).code, 3, 'a folder is refused with a clear error');
   t.equal(vdfs(home, ['whereis', '/a/nope', '--json']).code, 3, 'a missing path is ENOENT');
   t.equal(vdfs(home, ['config', 'set', 'copies.min', '0']).code, 2, 'copies.min must be >= 1');
+});
+
+t.test('whereis and copies count a paired peer\'s location, and show it offline with its last-seen time when it goes away', async (t) => {
+  const dir = tempDir(t);
+  const shared = randomBytes(40_000);
+  const a = makeNode(dir, 'alpha', { 'shared.bin': shared, 'alpha-only.bin': randomBytes(3000) });
+  const b = makeNode(dir, 'beta', { 'sub/shared-here.bin': shared, 'beta-only.bin': randomBytes(2000) });
+  const da = await startPeerDaemon(a.home);
+  t.teardown(() => da.stop());
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const w = vdfsOk(b.home, ['whereis', '/docs/sub/shared-here.bin', '--json']).json<Whereis>();
+  t.same(w.replicas.map((r) => [r.path, r.node, r.online]), [['/docs/sub/shared-here.bin', 'beta', true], ['/adocs/shared.bin', 'alpha', true]], 'the peer\'s replica, on node alpha, local disk first');
+  vdfsOk(b.home, ['config', 'set', 'copies.min', '2']);
+  let c = vdfsOk(b.home, ['copies', '--json']).json<Copies>();
+  t.same(c.histogram, { '1': 2, '2': 2, '3+': 0 });
+  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.paths]).sort(), [['adocs', ['/adocs/alpha-only.bin']], ['docs', ['/docs/beta-only.bin']]]);
+
+  // B's daemon follows A; A goes away.
+  const db = await startPeerDaemon(b.home);
+  t.teardown(() => db.stop());
+  await da.stop();
+  const offAt = await waitFor(() => vdfsOk(b.home, ['location', 'ls', '--json']).json<{ name: string; online: boolean }[]>().find((l) => l.name === 'adocs')?.online === false, 20_000, 200);
+  t.ok(offAt >= 0, 'the peer location is marked offline');
+  const w2 = vdfsOk(b.home, ['whereis', '/docs/sub/shared-here.bin', '--json']).json<Whereis>();
+  const ra = w2.replicas.find((r) => r.location === 'adocs')!;
+  t.equal(ra.online, false, 'whereis shows the peer replica offline');
+  t.ok(ra.lastSeen && Date.now() - Date.parse(ra.lastSeen) < 60_000, `with when it was last seen (${ra.lastSeen})`);
+  c = vdfsOk(b.home, ['copies', '--json']).json<Copies>();
+  const g = c.groups.find((x) => x.locations[0].name === 'adocs')!;
+  t.same([g.locations[0].online, g.locations[0].lastSeen], [false, ra.lastSeen], 'copies shows the peer offline, last seen then');
 });
