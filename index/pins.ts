@@ -22,6 +22,12 @@ export class PinStore {
     return this.db.prepare('INSERT INTO pins (location_id, path, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(locationId, path, Date.now()).changes > 0;
   }
 
+  /** Changes whenever the pins or any entry change (the change log's head and the pin ids): the pinner skips a pass when it is the same. */
+  signature(): string {
+    const r = this.db.prepare('SELECT (SELECT coalesce(max(seq), 0) FROM changes) AS seq, (SELECT coalesce(group_concat(id), \'\') FROM pins) AS ids').get() as { seq: number; ids: string };
+    return `${r.seq}:${r.ids}`;
+  }
+
   /** Removes a pin; true when there was one. */
   remove(locationId: number, path: string): boolean {
     return this.db.prepare('DELETE FROM pins WHERE location_id = ? AND path = ?').run(locationId, path).changes > 0;

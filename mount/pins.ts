@@ -47,7 +47,7 @@ interface Wanted {
 export class Pins {
   readonly store: PinStore;
   private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private running?: Promise<void>;
 
   constructor(
     private readonly home: Home,
@@ -187,8 +187,21 @@ export class Pins {
 
   /** Keeps pins fetched in the background (the daemon's job): a sync every `intervalMs`. */
   start(intervalMs = 2000): void {
+    let seen = '';
+    let retryAt = 0;
     const tick = () => {
-      this.running ??= this.sync().finally(() => { this.running = undefined; });
+      if (this.running) return;
+      // A pass only when the index or the pins changed, or to retry what failed (every 30 s).
+      const sig = this.store.signature();
+      if (sig === seen && (retryAt === 0 || Date.now() < retryAt)) return;
+      this.running = this.sync()
+        .then((r) => {
+          seen = sig;
+          retryAt = r.failed.length > 0 ? Date.now() + 30_000 : 0;
+          if (r.fetched > 0) this.log?.info({ fetched: r.fetched }, 'pinned content fetched');
+        })
+        .catch(() => undefined)
+        .finally(() => { this.running = undefined; });
     };
     tick();
     this.timer = setInterval(tick, intervalMs);
