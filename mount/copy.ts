@@ -8,7 +8,7 @@ import type { Entry, EntryFields } from '../index/entries';
 import type { Location } from '../index/locations';
 import { FsError, isFsError } from '../providers/fs-error';
 import { joinRel, splitPath } from '../providers/paths';
-import type { ProviderEntry } from '../providers/provider';
+import type { Provider, ProviderEntry } from '../providers/provider';
 import type { Home } from './home';
 import { virtualPath } from './vfs/namespace';
 import type { ProviderPool, Replicas } from './vfs/replicas';
@@ -22,6 +22,8 @@ export interface CopyReport {
   size: number;
   /** The best source (first tried; later ones are used when it fails or returns bad blocks). */
   source: string | null;
+  /** The target's provider copied its own object (S3 CopyObject of the indexed version): nothing was fetched. */
+  serverSide: boolean;
   dryRun: boolean;
   /** The target already holds this content: nothing was written. */
   alreadyThere: boolean;
@@ -55,7 +57,7 @@ export class Copier {
     if (!blob) throw new FsError('ENOENT', `content ${e.hash.slice(0, 16)} is not known to the index`);
     const rel = joinRel(splitPath(dir).join('/'), e.name);
     const to = virtualPath(target.name, rel);
-    const report: CopyReport = { from: virtualPath(src.location.name, src.rel), to, hash: e.hash, size: e.size, source: null, dryRun: !!opts.dryRun, alreadyThere: false, resumedBytes: 0, fetchedBytes: 0 };
+    const report: CopyReport = { from: virtualPath(src.location.name, src.rel), to, hash: e.hash, size: e.size, source: null, dryRun: !!opts.dryRun, serverSide: false, alreadyThere: false, resumedBytes: 0, fetchedBytes: 0 };
     if (!this.home.entries.root(target.id)) throw new FsError('ENOENT', `location ${target.name} was never scanned: vdfs scan ${target.name}`);
     if (target.readonly) throw new FsError('EROFS', `location ${target.name} is read-only`);
     const existing = this.home.entries.resolve(target.id, rel);
@@ -63,15 +65,20 @@ export class Copier {
       if (existing.hash === e.hash) return { ...report, alreadyThere: true };
       throw new FsError('EEXIST', `${to} already exists with other content; pick another folder (--to ${target.name}:DIR)`);
     }
-    const sources = this.replicas.sources(e.hash).filter((s) => !s.label.startsWith(`/${target.name}/`) && s.label !== `/${target.name}`);
-    report.source = sources[0]?.label ?? null;
+    const sources = this.replicas.sources(e.hash);
+    const provider = this.providers.get(target, { homeDir: this.home.dir, db: this.home.db });
+    const sameSource = provider.copyFile ? this.home.entries.byHash(e.hash).find((x) => x.locationId === target.id && x.type === 'file' && x.version) : undefined;
+    report.source = sameSource ? virtualPath(target.name, this.home.entries.pathOf(sameSource.id)) : sources[0]?.label ?? null;
+    report.serverSide = !!sameSource;
     if (opts.dryRun) return report;
+    if (sameSource && (await this.serverSideCopy(provider, target, sameSource, rel, e.hash))) return report;
+    report.serverSide = false;
+    report.source = sources[0]?.label ?? null;
     const part = await this.partFile(blob, target, rel);
     const fromBlock = await this.verifiedPrefix(part, blob);
     report.resumedBytes = Math.min(fromBlock * blob.blockSize, blob.size);
     await this.fetchInto(part, blob, fromBlock, () => sources, report, opts);
     await this.checkWhole(part, blob);
-    const provider = this.providers.get(target, { homeDir: this.home.dir, db: this.home.db });
     await this.ensureDirs(target, rel);
     let put: ProviderEntry;
     try {
@@ -83,6 +90,22 @@ export class Copier {
     this.index(target, rel, { type: 'file', size: put.size, mtimeSec: put.mtimeSec, mtimeNsec: put.mtimeNsec, mode: put.mode, version: put.version, hash: e.hash, target: null });
     await fsp.rm(part, { force: true });
     return report;
+  }
+
+  /**
+   * The provider copies its own object (S3 CopyObject) while it is still the indexed version,
+   * so the copy is that content without a byte through vdfs. False when it cannot (too big,
+   * changed meanwhile, ...): the caller streams instead, and reports the real error if any.
+   */
+  private async serverSideCopy(provider: Provider, target: Location, from: Entry, rel: string, hash: string): Promise<boolean> {
+    try {
+      await this.ensureDirs(target, rel);
+      const put = await provider.copyFile!(this.home.entries.pathOf(from.id), rel, { fromVersion: from.version! });
+      this.index(target, rel, { type: 'file', size: put.size, mtimeSec: put.mtimeSec, mtimeNsec: put.mtimeNsec, mode: put.mode, version: put.version, hash, target: null });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The partial file of this copy, the same across runs (so a killed copy resumes). */

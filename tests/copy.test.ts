@@ -9,7 +9,7 @@ import { startS3Server } from './helpers/s3-server';
 import { blake3Hex } from '../cache/checksum';
 
 const MiB = 1 << 20;
-interface CopyReport { from: string; to: string; hash: string; size: number; source: string | null; dryRun: boolean; alreadyThere: boolean; resumedBytes: number; fetchedBytes: number }
+interface CopyReport { from: string; to: string; hash: string; size: number; source: string | null; dryRun: boolean; serverSide: boolean; alreadyThere: boolean; resumedBytes: number; fetchedBytes: number }
 interface Whereis { replicas: { path: string }[] }
 
 t.test('copy --to another local location and to S3: verified, indexed, dry run, resumed after kill -9', async (t) => {
@@ -32,7 +32,7 @@ t.test('copy --to another local location and to S3: verified, indexed, dry run, 
   vdfsOk(home, ['scan']);
 
   const dry = vdfsOk(home, ['copy', '/a/big.bin', '--to', 'b:backup/2026', '--dry-run', '--json']).json<CopyReport>();
-  t.match(dry, { from: '/a/big.bin', to: '/b/backup/2026/big.bin', hash, dryRun: true, source: '/a/big.bin', fetchedBytes: 0 });
+  t.match(dry, { from: '/a/big.bin', to: '/b/backup/2026/big.bin', hash, dryRun: true, serverSide: false, source: '/a/big.bin', fetchedBytes: 0 });
   t.notOk(existsSync(join(b, 'backup')), 'a dry run writes nothing');
 
   const local = vdfsOk(home, ['copy', '/a/big.bin', '--to', 'b:backup/2026', '--json']).json<CopyReport>();
@@ -69,6 +69,12 @@ t.test('copy --to another local location and to S3: verified, indexed, dry run, 
   w = vdfsOk(home, ['whereis', '/a/big.bin', '--json']).json<Whereis>();
   t.same(w.replicas.map((r) => r.path).sort(), ['/a/big.bin', '/b/backup/2026/big.bin', '/cloud/photos/big.bin'], 'the S3 replica is indexed');
   t.same(readdirSync(partDir), [], 'no partial file left');
+  // Within the bucket: S3 copies its own object (CopyObject of the indexed version), no bytes through vdfs.
+  const server = vdfsOk(home, ['copy', '/cloud/photos/big.bin', '--to', 'cloud:archive', '--json']).json<CopyReport & { serverSide: boolean }>();
+  t.match(server, { to: '/cloud/archive/big.bin', serverSide: true, fetchedBytes: 0, source: '/cloud/photos/big.bin' });
+  const copied = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: 'p/archive/big.bin' }));
+  t.equal(blake3Hex(Buffer.from(await copied.Body!.transformToByteArray())), hash, 'the server-side copy is byte-exact');
+  t.equal(vdfsOk(home, ['whereis', '/a/big.bin', '--json']).json<Whereis>().replicas.length, 4, 'and indexed');
   const c = vdfsOk(home, ['copies', '/a/big.bin', '--json']).json<{ histogram: Record<string, number> }>();
   t.equal(c.histogram['3+'], 1, 'copies counts three locations');
   t.equal(vdfs(home, ['copy', '/a/big.bin', '--to', 'nope']).code, 3, 'an unknown location: ENOENT');
