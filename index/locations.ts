@@ -25,11 +25,13 @@ export interface Location {
   online: boolean;
   options: LocationOptions;
   lastScan: number | null;
+  /** When the location was last seen reachable (ms; set as its online state changes). Null: never recorded. */
+  lastSeen: number | null;
 }
 
 interface Row {
   id: number; name: string; uri: string; kind: LocationKind; owner_node: string;
-  readonly: number; online: number; options: string; last_scan: number | null;
+  readonly: number; online: number; options: string; last_scan: number | null; last_seen?: number | null;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+$/;
@@ -38,6 +40,7 @@ function fromRow(r: Row): Location {
   return {
     id: r.id, name: r.name, uri: r.uri, kind: r.kind, ownerNode: r.owner_node,
     readonly: r.readonly !== 0, online: r.online !== 0, options: JSON.parse(r.options) as LocationOptions, lastScan: r.last_scan,
+    lastSeen: r.last_seen ?? null,
   };
 }
 
@@ -101,8 +104,9 @@ export class LocationStore {
     }).immediate();
   }
 
+  /** Records the online state; either way the location was seen (or last seen) now. */
   setOnline(id: number, online: boolean): void {
-    this.db.prepare('UPDATE locations SET online = ? WHERE id = ?').run(online ? 1 : 0, id);
+    this.db.prepare('UPDATE locations SET online = ?, last_seen = ? WHERE id = ?').run(online ? 1 : 0, Date.now(), id);
   }
 
   /** Makes a location read-only (every change refused with EROFS) or writable again. */

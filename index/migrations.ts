@@ -109,4 +109,24 @@ export const MIGRATIONS: readonly string[] = [
   );
   UPDATE entries SET mode = mode & 511 WHERE location_id IN (SELECT id FROM locations WHERE kind = 'peer');
   `,
+  // 3: safety features (issue 18): when each location was last seen, pins (available offline),
+  //    and when each entry's content was last verified by fsck.
+  `
+  ALTER TABLE locations ADD COLUMN last_seen INTEGER;
+
+  CREATE TABLE pins (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,                -- relative path in the location ('' for its root)
+    created_at INTEGER NOT NULL,
+    UNIQUE (location_id, path)
+  );
+
+  CREATE TABLE verified (
+    entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,                -- the content that was verified (stale once the entry changes)
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL
+  );
+  `,
 ];

@@ -22,6 +22,10 @@ export interface Config {
    * (headers and body); also its keep-alive idle limit. A client that stalls longer is cut off.
    */
   'peer.requestTimeout': number;
+  /** Distinct locations every file's content should be on; `vdfs copies` lists what has fewer. */
+  'copies.min': number;
+  /** Limit of the pinned area of the cache (content kept on this device, never evicted). */
+  'cache.pinnedMax': number;
 }
 
 export type ConfigKey = keyof Config;
@@ -42,6 +46,8 @@ export function defaultConfig(name: string): Config {
     'webdav.tlsKey': '',
     'webdav.lockTimeout': 3600,
     'peer.requestTimeout': 30,
+    'copies.min': 2,
+    'cache.pinnedMax': 10 * 1024 ** 3,
   };
 }
 
@@ -78,6 +84,8 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'webdav.tlsKey': (v) => v,
   'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },
   'peer.requestTimeout': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0.5 || n > 300) throw new FsError('EINVAL', 'peer.requestTimeout: seconds from 0.5 to 300'); return n; },
+  'copies.min': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 100) throw new FsError('EINVAL', 'copies.min: a whole number of copies, 1 to 100'); return n; },
+  'cache.pinnedMax': (v) => parseSize(v),
   'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
 };
 

@@ -13,6 +13,8 @@ import { startWebdav, type WebdavServer } from './webdav/server';
 import { DEFAULT_LOCK_LIMITS } from './webdav/locks';
 import { webdavAccess } from './webdav-access';
 import { createVfs } from './vfs';
+import { renderStatusPage, STATUS_PAGE_CSP } from './status-page';
+import type { OpenedBlockStore } from './block-store';
 import type { BlockStore } from './vfs/blob-reader';
 import type { VfsCore } from './vfs/vfs-core';
 import { startPeerServices, type PeerServices } from '../providers/peer/peer-daemon';
@@ -76,7 +78,11 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
     if (opts.webdav) {
       const access = await webdavAccess(home, opts.webdav.host, { insecureNoAuth: opts.webdavInsecureNoAuth });
-      webdav = await startWebdav(vfs, { ...opts.webdav, users: access.users, credential: access.credential, insecureNoAuth: access.insecureNoAuth, tls: access.tls, logger: opts.log, lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] } });
+      const statusPage = () => ({
+        type: 'text/html; charset=utf-8', csp: STATUS_PAGE_CSP,
+        body: renderStatusPage(home, { cache: 'cache' in opts.blocks ? (opts.blocks as OpenedBlockStore).cache?.stats() : undefined, pins: vfs.pins }),
+      });
+      webdav = await startWebdav(vfs, { ...opts.webdav, statusPage, users: access.users, credential: access.credential, insecureNoAuth: access.insecureNoAuth, tls: access.tls, logger: opts.log, lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] } });
       if (access.insecureNoAuth) opts.log.warn('WebDAV serves WITHOUT authentication: every local user and process can read and write the share');
       if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
       webdavFingerprint = access.fingerprint;
@@ -92,6 +98,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
   const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
+  vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   // The safety net behind inotify (missed events, changes while we were down).
   const interval = home.config['scan.interval'];
   const periodic = interval > 0

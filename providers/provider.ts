@@ -66,6 +66,13 @@ export interface Provider {
    * there; otherwise it throws ESTALE and changes nothing. Throws EROFS, ENOSPC, EIO, EHOSTDOWN.
    */
   putFile(path: string, sourceFile: string, opts?: { ifVersion?: string | null }): Promise<ProviderEntry>;
+  /**
+   * Optional: a server-side copy within this source (no bytes through vdfs). Only creates
+   * (ESTALE when something is at `to`); copies `from` only while it is still `fromVersion`
+   * (ESTALE otherwise), so the copy is exactly the indexed content. Throws EFBIG when the
+   * source cannot copy it in one request (callers stream instead), EROFS, ENOENT, EHOSTDOWN, EIO.
+   */
+  copyFile?(from: string, to: string, opts: { fromVersion: string }): Promise<ProviderEntry>;
   /** Throws EEXIST, ENOENT (parent), EROFS. */
   mkdir(path: string): Promise<void>;
   /** Removes a file, symlink or empty directory. Throws ENOENT, ENOTEMPTY, EROFS. */

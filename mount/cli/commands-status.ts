@@ -3,7 +3,9 @@ import { diskUsage } from './commands-cache';
 import type { Command } from 'commander';
 import { formatSize } from '../config';
 import type { Home } from '../home';
+import { copiesReport, copiesSummaryLine, type CopiesReport } from '../copies';
 import { openHome, type GlobalOpts } from './context';
+import { openPins } from './commands-pin';
 import { printJson, table } from './output';
 
 export interface StatusReport {
@@ -12,6 +14,12 @@ export interface StatusReport {
   locations: { name: string; kind: string; uri: string; online: boolean; readonly: boolean; files: number; dirs: number; bytes: number; unhashed: number; lastScan: string | null }[];
   index: { entries: number; blobs: number; blobBytes: number; changes: number };
   uploads: { pending: number; failed: number };
+  /** The copies report without paths (vdfs copies --json has them). */
+  copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
+}
+
+function withoutPaths(r: CopiesReport): StatusReport['copies'] {
+  return { ...r, groups: r.groups.map(({ paths: _paths, ...gr }) => gr) };
 }
 
 export function statusReport(home: Home): StatusReport {
@@ -38,6 +46,7 @@ export function statusReport(home: Home): StatusReport {
     }),
     index: { entries: q('SELECT count(*) AS n FROM entries'), blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
     uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
+    copies: withoutPaths(copiesReport(home, { paths: false })),
   };
 }
 
@@ -50,7 +59,11 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       const home = openHome(g());
       // Measured on disk: a running daemon owns the cache and its counters.
       const cache = { dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], ...(await diskUsage(join(home.cacheDir, 'blocks'))) };
-      const r = { ...statusReport(home), cache };
+      const p = openPins(home);
+      const pr = p.pins.report();
+      await p.close();
+      const pins = { pins: pr.pins.length, bytes: pr.bytes, fetchedBytes: pr.fetchedBytes, maxBytes: pr.maxBytes };
+      const r = { ...statusReport(home), cache, pins };
       if (o.json) return printJson(r);
       process.stdout.write(`node ${r.node.name} (${r.node.id.slice(0, 16)}), home ${r.home}\n\n`);
       process.stdout.write(
@@ -61,6 +74,8 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       );
       process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
+      process.stdout.write(copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) + '\n');
       process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
+      process.stdout.write(`pins: ${pins.pins}, ${formatSize(pins.fetchedBytes)} of ${formatSize(pins.bytes)} on this device, limit ${formatSize(pins.maxBytes)} (vdfs pin --list)\n`);
     });
 }

@@ -12,6 +12,10 @@ import { registerUpCommand } from './commands-up';
 import { registerWebdavCommands } from './commands-webdav';
 import { registerPeerCommands } from './commands-peer';
 import { registerAuthCommands } from './commands-auth';
+import { registerSafetyCommands } from './commands-safety';
+import { registerPinCommands } from './commands-pin';
+import { registerFsckCommand } from './commands-fsck';
+import { registerCopyCommand } from './commands-copy';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
@@ -43,6 +47,10 @@ export async function main(argv: string[]): Promise<void> {
   registerWebdavCommands(program, g);
   registerPeerCommands(program, g);
   registerAuthCommands(program, g);
+  registerSafetyCommands(program, g);
+  registerPinCommands(program, g);
+  registerFsckCommand(program, g);
+  registerCopyCommand(program, g);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,4 +1,6 @@
 import type { Location } from '../../index/locations';
+import { VerifiedStore } from '../../index/verified';
+import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../providers/provider';
 import { openProvider, type ProviderContext } from '../../providers/registry';
 import type { Home } from '../home';
@@ -25,11 +27,16 @@ export class ProviderPool {
   }
 }
 
+/** One replica as `vdfs whereis`/`stat` and the `user.vdfs.replicas` xattr show it. */
 export interface ReplicaInfo {
   location: string;
   path: string;
   node: string;
   online: boolean;
+  /** ISO time the location was last reachable (now when online); null when never recorded. */
+  lastSeen: string | null;
+  /** ISO time `vdfs fsck` last read this replica back and found its content intact; null: never. */
+  lastVerified: string | null;
 }
 
 /** Cheapest first: a local disk, then (later) LAN peers, then cloud. */
@@ -37,14 +44,19 @@ const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 
 
 /** Finds every place a blob can be read from. */
 export class Replicas {
-  constructor(private readonly home: Home, private readonly providers: ProviderPool) {}
+  private readonly verified: VerifiedStore;
 
-  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; size: number }[] {
+  /** `pinned`: the pinned area of the cache, read before any location when it holds the blob. */
+  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
+    this.verified = new VerifiedStore(home.db);
+  }
+
+  private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; size: number; id: number }[] {
     const locs = new Map(this.home.locations.list().map((l) => [l.id, l]));
     return this.home.entries
       .byHash(hash)
       .filter((e) => e.type === 'file' && locs.has(e.locationId))
-      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size }))
+      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size, id: e.id }))
       // An entry left in the index under a vdfs state folder (until the next scan removes it)
       // is no replica: /.vdfs/by-hash must not read the home through it.
       .filter((r) => r.loc.kind !== 'local' || !this.home.hidden.hides(r.loc.uri, r.rel))
@@ -53,6 +65,12 @@ export class Replicas {
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
   sources(hash: string): ReplicaSource[] {
+    const pinned: ReplicaSource[] = this.pinned?.has(hash) ? [{ label: 'pinned area', read: (offset, length) => this.pinned!.read(hash, offset, length) }] : [];
+    return [...pinned, ...this.locationSources(hash)];
+  }
+
+  /** Readers for the replicas in locations only (what the pinner fetches from), best first. */
+  locationSources(hash: string): ReplicaSource[] {
     return this.entriesOf(hash).map(({ loc, rel, version, size }) => ({
       label: virtualPath(loc.name, rel),
       locationId: loc.id,
@@ -63,6 +81,14 @@ export class Replicas {
 
   list(hash: string): ReplicaInfo[] {
     const nodes = new Map((this.home.db.prepare('SELECT id, name FROM nodes').all() as { id: string; name: string }[]).map((n) => [n.id, n.name]));
-    return this.entriesOf(hash).map(({ loc, rel }) => ({ location: loc.name, path: virtualPath(loc.name, rel), node: nodes.get(loc.ownerNode) ?? loc.ownerNode, online: loc.online }));
+    const now = new Date().toISOString();
+    return this.entriesOf(hash).map(({ loc, rel, id }) => {
+      const v = this.verified.get(id, hash);
+      return {
+        location: loc.name, path: virtualPath(loc.name, rel), node: nodes.get(loc.ownerNode) ?? loc.ownerNode, online: loc.online,
+        lastSeen: loc.online ? now : loc.lastSeen !== null ? new Date(loc.lastSeen).toISOString() : null,
+        lastVerified: v?.ok ? new Date(v.at).toISOString() : null,
+      };
+    });
   }
 }

@@ -92,7 +92,7 @@ export interface Vfs {
   symlink(target: string, path: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
-  /** `user.vdfs.hash`, `user.vdfs.replicas`. Throws ENODATA for an unknown name. */
+  /** `user.vdfs.hash`, `user.vdfs.replicas`, `user.vdfs.pinned` (pinned paths only). Throws ENODATA for an unknown name. */
   getxattr(path: string, name: string): Promise<Buffer>;
   listxattr(path: string): Promise<string[]>;
   statfs(path: string): Promise<StatFs>;

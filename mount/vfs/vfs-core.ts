@@ -24,6 +24,8 @@ import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
+import { PinnedArea } from '../../cache/pinned-area';
+import { Pins } from '../pins';
 import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -34,6 +36,7 @@ function pread(fd: number, buf: Buffer, at: number, position: number): Promise<n
 }
 const XATTR_HASH = 'user.vdfs.hash';
 const XATTR_REPLICAS = 'user.vdfs.replicas';
+const XATTR_PINNED = 'user.vdfs.pinned';
 
 export interface VfsCoreOptions {
   blocks: BlockStore;
@@ -47,6 +50,8 @@ export class VfsCore implements Vfs {
   readonly resolver: Resolver;
   readonly providers = new ProviderPool();
   readonly replicas: Replicas;
+  /** Pins (available offline); the daemon runs their background fetching. */
+  readonly pins: Pins;
   readonly handles = new HandleTable();
   readonly writer: LocalWriter;
   readonly staged: StagedWriter;
@@ -59,7 +64,9 @@ export class VfsCore implements Vfs {
 
   constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
     this.resolver = new Resolver(home);
-    this.replicas = new Replicas(home, this.providers);
+    const pinned = new PinnedArea(home.cacheDir);
+    this.replicas = new Replicas(home, this.providers, pinned);
+    this.pins = new Pins(home, pinned, this.replicas, opts.log);
     this.writer = new LocalWriter(this);
     const queue = new UploadQueue(home, this.providers, this.hashPool, opts.log, (f) => this.staged.isBusy(f), () => this.resolver.invalidate());
     this.staged = new StagedWriter(this, queue);
@@ -360,12 +367,19 @@ export class VfsCore implements Vfs {
     const attr = await this.getattr(path);
     if (name === XATTR_HASH && attr.hash) return Buffer.from(attr.hash);
     if (name === XATTR_REPLICAS && attr.hash) return Buffer.from(JSON.stringify(this.replicas.list(attr.hash)));
+    const pinned = name === XATTR_PINNED ? this.pinnedXattr(path) : undefined;
+    if (pinned !== undefined) return Buffer.from(pinned);
     throw new FsError('ENODATA', `${path} has no attribute ${name}`);
   }
 
   async listxattr(path: string): Promise<string[]> {
     const attr = await this.getattr(path);
-    return attr.hash ? [XATTR_HASH, XATTR_REPLICAS] : [];
+    return [...(attr.hash ? [XATTR_HASH, XATTR_REPLICAS] : []), ...(this.pinnedXattr(path) !== undefined ? [XATTR_PINNED] : [])];
+  }
+
+  private pinnedXattr(path: string): string | undefined {
+    const r = this.resolve(path);
+    return r.kind === 'entry' ? this.pins.xattr(r.location, r.rel, r.entry) : undefined;
   }
 
   async statfs(path: string): Promise<StatFs> {
@@ -402,6 +416,7 @@ export class VfsCore implements Vfs {
   }
 
   async close(): Promise<void> {
+    await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
     await this.hashPool.close();

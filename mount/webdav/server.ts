@@ -45,6 +45,8 @@ export interface WebdavOptions {
   logger?: Logger;
   /** Largest XML request body (PROPFIND, PROPPATCH, LOCK); default 1 MiB. PUT bodies are streamed and not limited by this. */
   maxBodyBytes?: number;
+  /** The status page at GET /~vdfs/ (behind the same auth); none when absent. Throws nothing the server cannot map (500). */
+  statusPage?: () => { type: string; csp: string; body: string };
 }
 
 /** A running server. `close()` never rejects: running transfers get 2 s, then their sockets are cut. */
@@ -131,6 +133,12 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
         return;
       }
       const principal = auth ? await auth.check({ authorization: req.headers.authorization, method, url, address: req.socket.remoteAddress ?? '' }) : '';
+      if (url === SERVICE_PREFIX && (method === 'GET' || method === 'HEAD') && opts.statusPage) {
+        const page = opts.statusPage();
+        res.writeHead(200, { 'Content-Type': page.type, 'Content-Security-Policy': page.csp, 'Cache-Control': 'no-store', 'Content-Length': String(Buffer.byteLength(page.body)) });
+        res.end(method === 'HEAD' ? undefined : page.body);
+        return;
+      }
       if (url === SERVICE_PREFIX + 'metrics' && (method === 'GET' || method === 'HEAD')) {
         res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
         res.end(metrics.render({ openHandles: handles.open, locks: locks.size, inFlight: inFlight - 1, scryptRuns: scryptRuns.total }));

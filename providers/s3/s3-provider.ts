@@ -256,6 +256,24 @@ export class S3Provider implements Provider {
     return fileEntry(baseName(rel), after.ContentLength ?? size, after.ETag, after.LastModified);
   }
 
+  /** CopyObject with CopySourceIfMatch: the copy is exactly `fromVersion` (see Provider.copyFile). */
+  async copyFile(from: string, to: string, opts: { fromVersion: string }): Promise<ProviderEntry> {
+    const [src, dst] = [normalizeRel(from), normalizeRel(to)];
+    const what = `copy ${src} to ${dst}`;
+    this.writable(what);
+    await this.mustBeDir(parentOf(dst), what);
+    const [head, there] = await Promise.all([this.head(src, what), this.head(dst, what)]);
+    if (!head) throw new FsError('ENOENT', `${what}: ${src} is gone`);
+    if (bareEtag(head.ETag) !== opts.fromVersion) throw new FsError('ESTALE', `${what}: ${src} changed on the server`);
+    if (there) throw new FsError('ESTALE', `${what}: an object is already at ${dst}`);
+    if ((head.ContentLength ?? 0) > MAX_COPY) throw new FsError('EFBIG', `${what}: larger than 5 GiB, which S3 cannot copy in one request`);
+    const source = `${this.loc.bucket}/${this.key(src).split('/').map(encodeURIComponent).join('/')}`;
+    await this.call(what, () => this.client.send(new CopyObjectCommand({ Bucket: this.loc.bucket, Key: this.key(dst), CopySource: source, CopySourceIfMatch: quoted(opts.fromVersion) })));
+    const after = await this.head(dst, what);
+    if (!after) throw new FsError('EIO', `${what}: the object is missing right after the copy`);
+    return fileEntry(baseName(dst), after.ContentLength ?? 0, after.ETag, after.LastModified);
+  }
+
   async mkdir(path: string): Promise<void> {
     const rel = normalizeRel(path);
     const what = `mkdir ${rel}`;
