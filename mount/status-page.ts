@@ -2,14 +2,11 @@ import { PeerStore } from '../providers/peer/peer-store';
 import { formatSize } from './config';
 import type { Home } from './home';
 import type { Pins } from './pins';
+import { esc } from './webdav/html-listing';
 import { statusReport } from './cli/commands-status';
 
 /** The status page's own policy: a static page (sandboxed, no script), inline styles only. */
 export const STATUS_PAGE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
 
 function when(ms: number | null): string {
   return ms === null ? 'never' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';

@@ -4,6 +4,7 @@ import { FsError } from '../../providers/fs-error';
 import type { Attr } from '../vfs/types';
 import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';
+import { openFlags } from './open-flags';
 
 type Cb = (err: number, ...rest: unknown[]) => void;
 
@@ -52,17 +53,6 @@ export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any
       log.error({ err, op, path }, 'fuse op threw');
       answer(toErrno(err));
     }
-  };
-
-  const openFlags = (flags: number) => {
-    const acc = flags & 3;
-    return {
-      write: acc === C.O_WRONLY || acc === C.O_RDWR,
-      truncate: (flags & C.O_TRUNC) !== 0,
-      append: (flags & C.O_APPEND) !== 0,
-      create: (flags & C.O_CREAT) !== 0,
-      exclusive: (flags & C.O_EXCL) !== 0,
-    };
   };
 
   return {

@@ -4,6 +4,7 @@ import type { Attr, DirEntry } from '../vfs/types';
 import { splitVirtual } from '../vfs/namespace';
 import type { VfsCore } from '../vfs/vfs-core';
 import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
+import { openFlags } from './open-flags';
 import {
   ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
   cstr, direntSize, errorReply, direntType, replyBuffer, u64, w64, writeAttr, writeDirent, writeEntry, writeValid, type InHeader,
@@ -69,16 +70,6 @@ async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: stri
   return [entryReply(ctx, req, node, a, extra), node];
 }
 
-export function openFlags(flags: number): { write: boolean; truncate: boolean; append: boolean; create: boolean; exclusive: boolean } {
-  const acc = flags & 3;
-  return {
-    write: acc === C.O_WRONLY || acc === C.O_RDWR,
-    truncate: (flags & C.O_TRUNC) !== 0,
-    append: (flags & C.O_APPEND) !== 0,
-    create: (flags & C.O_CREAT) !== 0,
-    exclusive: (flags & C.O_EXCL) !== 0,
-  };
-}
 
 function openReply(req: Buffer, fh: number, openFlagsOut: number, backingId = 0): Buffer {
   const out = replyBuffer(req, 16);

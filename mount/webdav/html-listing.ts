@@ -17,7 +17,8 @@ function preview(href: string, path: string): string {
   return '';
 }
 
-function esc(s: string): string {
+/** HTML-escapes text and attribute values. */
+export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
