@@ -1,3 +1,4 @@
+// npm run bench -- --scale [--files N]   (tests/bench/scale.ts)
 // npm run bench [-- --quick] [--json] [--reps N] [--only scan,fuse,cache,webdav,s3,peer] [--no-install] [--save FILE.json]
 // Generates its own data, runs vdfs and every installed baseline interleaved, prints medians and ratios.
 import { writeFileSync } from 'node:fs';
@@ -65,6 +66,11 @@ function machine(env: Env, o: BenchOptions): Record<string, unknown> {
 }
 
 async function main(): Promise<number> {
+  // The scale bench (issue 19) is its own script with its own options.
+  if (process.argv.includes('--scale')) {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, [`${__dirname}/scale.js`, ...process.argv.slice(2).filter((a) => a !== '--scale')], { stdio: 'inherit' }).status ?? 1;
+  }
   const o = parseArgs(process.argv.slice(2));
   const env = new Env(o);
   let stopping = false;
