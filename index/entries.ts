@@ -80,6 +80,13 @@ export class EntryStore {
     return this.s.ofLocation.all(locationId) as Entry[];
   }
 
+  /** Every non-root entry's id, location and name, streamed (one row in memory at a time). */
+  *iterateNames(): IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>> {
+    // A second connection-level statement may run while this one iterates (better-sqlite3
+    // allows reads during iteration), so callers can resolve paths as they go.
+    yield* this.db.prepare('SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL').iterate() as IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>>;
+  }
+
   byHash(hash: string): Entry[] {
     return this.s.byHash.all(hash) as Entry[];
   }

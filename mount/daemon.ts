@@ -9,6 +9,7 @@ import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
+import { removeDaemonPid, writeDaemonPid } from './memory';
 import { startWebdav, type WebdavServer } from './webdav/server';
 import { DEFAULT_LOCK_LIMITS } from './webdav/locks';
 import { webdavAccess } from './webdav-access';
@@ -85,6 +86,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     await vfs.close();
     throw err;
   }
+  writeDaemonPid(home.dir);
   const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
   const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
@@ -130,6 +132,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
+        removeDaemonPid(home.dir);
       })();
       return stopping;
     },
