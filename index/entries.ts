@@ -45,6 +45,7 @@ export class EntryStore {
       children: p(`SELECT ${COLS} FROM entries WHERE parent_id = ? ORDER BY name`),
       ofLocation: p(`SELECT ${COLS} FROM entries WHERE location_id = ?`),
       byHash: p(`SELECT ${COLS} FROM entries WHERE hash = ? ORDER BY location_id, id`),
+      childDirs: p(`SELECT id, name FROM entries WHERE parent_id = ? AND type = 'dir' ORDER BY name`),
       childCount: p('SELECT count(*) AS n FROM entries WHERE parent_id = ?'),
       insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
                  VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
@@ -70,6 +71,11 @@ export class EntryStore {
 
   children(parentId: number): Entry[] {
     return this.s.children.all(parentId) as Entry[];
+  }
+
+  /** The sub-directories of a directory: id and name only. */
+  childDirs(parentId: number): { id: number; name: string }[] {
+    return this.s.childDirs.all(parentId) as { id: number; name: string }[];
   }
 
   childCount(parentId: number): number {

@@ -87,8 +87,9 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     throw err;
   }
   writeDaemonPid(home.dir);
-  const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
-  const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
+  // After a rescan, directories it indexed get their inotify watches (within the budget).
+  const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
+  const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   // The safety net behind inotify (missed events, changes while we were down).
   const interval = home.config['scan.interval'];
