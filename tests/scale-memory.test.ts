@@ -78,7 +78,8 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let daemon: { pid: number; rss: number; peakRss: number } | null = null;
+  type DaemonMemory = { pid: number; rss: number; peakRss: number } | null;
+  let daemon: DaemonMemory = null as DaemonMemory;
   const deadline = Date.now() + 60_000;
   // Ready when it has watched the live location: a file made there reaches the index.
   mkdirSync(join(live, 'a', 'b'), { recursive: true });
@@ -87,7 +88,7 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
     if (child.exitCode !== null) throw new Error(`daemon exited: ${err}`);
     if (Date.now() > deadline) throw new Error(`daemon did not index the new file: ${err}`);
     const r = spawnSync(process.execPath, [VDFS_BIN, '--home', home, 'status', '--json'], { encoding: 'utf8', timeout: 30_000 });
-    const s = JSON.parse(r.stdout) as { locations: { name: string; files: number }[]; memory: { daemon: typeof daemon } };
+    const s = JSON.parse(r.stdout) as { locations: { name: string; files: number }[]; memory: { daemon: DaemonMemory } };
     daemon = s.memory.daemon;
     if (daemon && s.locations.find((l) => l.name === 'live')?.files === 1) break;
     await new Promise((res) => setTimeout(res, 200));

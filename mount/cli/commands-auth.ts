@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runAuthFlow } from '../../providers/gdrive/gdrive-auth';
+import type { runAuthFlow as RunAuthFlow } from '../../providers/gdrive/gdrive-auth';
 import { DEFAULT_AUTH_URL, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, writeTokens } from '../../providers/gdrive/gdrive-tokens';
 import { openHome, type GlobalOpts } from './context';
 
@@ -35,7 +35,7 @@ export function registerAuthCommands(program: Command, g: () => GlobalOpts): voi
       const home = openHome(g());
       const tokens = o.accessToken
         ? { access_token: o.accessToken, refresh_token: o.refreshToken, client_id: o.clientId, client_secret: o.clientSecret, token_url: o.tokenUrl }
-        : await runAuthFlow({
+        : await (require('../../providers/gdrive/gdrive-auth') as { runAuthFlow: typeof RunAuthFlow }).runAuthFlow({
             clientId: o.clientId, clientSecret: o.clientSecret, authUrl: o.authUrl, tokenUrl: o.tokenUrl,
             show: (url) => process.stdout.write(`Open this URL in a browser and allow access:\n\n  ${url}\n\nOn another machine: after allowing, paste the address the browser ends up on (or the code) here.\n`),
             paste: pasted,
