@@ -53,6 +53,9 @@ export class EntryStore {
                  version=@version, hash=@hash, target=@target WHERE id=@id`),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       remove: p('DELETE FROM entries WHERE id = ?'),
+      // Shares live in meta as peer.share.<node> = JSON array of location names (providers/peer/peer-store.ts).
+      shared: p(`SELECT 1 FROM locations WHERE id = ? AND name IN
+                 (SELECT j.value FROM meta m, json_each(m.value) j WHERE m.key >= 'peer.share.' AND m.key < 'peer.share/')`).pluck(),
       log: p('INSERT INTO changes (location_id, op, path, to_path, entry, at) VALUES (?, ?, ?, ?, ?, ?)'),
     };
   }
@@ -153,7 +156,15 @@ export class EntryStore {
     this.log(entry.locationId, 'move', fromPath, toPath, null);
   }
 
+  /**
+   * The change log exists for peers following a location, and a peer starts from a snapshot
+   * (every entry, at the log's head) when it is first shared: changes of a location shared with
+   * no peer are never read, so they are not written (half of a million-file index). Checked at
+   * each write, inside the write's transaction: a share committed before it is seen, and a
+   * snapshot taken after a share includes every write committed before it.
+   */
   private log(locationId: number, op: 'put' | 'delete' | 'move', path: string, toPath: string | null, fields: EntryFields | null): void {
+    if (this.s.shared.get(locationId) === undefined) return;
     this.s.log.run(locationId, op, path, toPath, fields ? JSON.stringify(fieldsOf(fields)) : null, Date.now());
   }
 }
