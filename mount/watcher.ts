@@ -170,12 +170,14 @@ export class LocationWatcher {
   private async syncPath(loc: Location, rel: string, budget: { n: number }): Promise<void> {
     if (this.stopped || ++budget.n > MAX_SUBTREE) return;
     const known = this.home.entries.resolve(loc.id, rel);
+    // Watched before it is indexed: a file made in a new folder right after the folder shows
+    // up in the index is an event of that watch, never lost in between.
+    if (!known || known.type === 'dir') this.watchDir(loc, rel);
     const e = await this.vfs.writer.refresh(loc, rel);
     if (e?.type !== 'dir') {
-      this.unwatchDir(loc.id, rel); // removed, or replaced by a file
+      this.unwatchDir(loc.id, rel); // removed, or not a directory
       return;
     }
-    this.watchDir(loc, rel);
     const names = await listBeneath(loc.uri, rel).catch(() => [] as string[]);
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
     const rules = this.rules(loc);

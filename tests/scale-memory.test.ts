@@ -94,6 +94,25 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
     await new Promise((res) => setTimeout(res, 200));
   }
   t.equal(daemon!.pid, child.pid, 'status reports the running daemon');
+  // Live through the per-directory watches (the periodic rescan is 600 s away): a new folder
+  // two levels down, then a file in it, reach the index.
+  const listed = (vpath: string): string[] | undefined => {
+    const r = spawnSync(process.execPath, [VDFS_BIN, '--home', home, 'ls', vpath, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    return r.status === 0 ? (JSON.parse(r.stdout) as { name: string }[]).map((e) => e.name) : undefined;
+  };
+  const waitFor = async (what: string, ok: () => boolean) => {
+    const end = Date.now() + 20_000;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`${what} did not reach the index within 20 s`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
+  mkdirSync(join(live, 'a', 'b', 'c'));
+  // The folder is indexed (and watched) first: then the file is an event inside the new folder.
+  await waitFor('a new sub-folder', () => listed('/live/a/b')?.includes('c') ?? false);
+  writeFileSync(join(live, 'a', 'b', 'c', 'deep.txt'), 'y');
+  await waitFor('a file in a new sub-folder', () => listed('/live/a/b/c')?.includes('deep.txt') ?? false);
+  t.pass('a file made in a new sub-folder reached the index through the watcher');
   t.ok(daemon!.peakRss / 2 ** 20 < DAEMON_RSS_MB, `daemon peak RSS ${(daemon!.peakRss / 2 ** 20).toFixed(0)} MB < ${DAEMON_RSS_MB} MB with ${TOTAL} entries`);
   child.kill('SIGTERM');
   await new Promise((res) => child.once('exit', res));
