@@ -10,7 +10,15 @@ export type Db = Database.Database;
  * acknowledged commit survives power loss, foreign keys on, migrations applied.
  * Throws FsError EIO when the file cannot be opened or is from a newer vdfs.
  */
-export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
+/** Memory SQLite may use for one connection (config `index.cacheSize`, `index.mmapSize`). */
+export interface DbMemory {
+  cacheBytes: number;
+  mmapBytes: number;
+}
+
+export const DEFAULT_DB_MEMORY: DbMemory = { cacheBytes: 16 * 1024 ** 2, mmapBytes: 0 };
+
+export function openDb(file: string, opts: { readonly?: boolean; memory?: DbMemory } = {}): Db {
   let db: Db;
   try {
     // Created 0600 before SQLite opens it: SQLite gives -wal and -shm the mode of the database.
@@ -22,8 +30,10 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
   if (!opts.readonly) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
-  db.pragma('cache_size = -65536'); // 64 MiB page cache: point lookups dominate
-  db.pragma('mmap_size = 268435456');
+  // Byte limits, not a share of the index: a million-entry index must not grow the process.
+  const mem = opts.memory ?? DEFAULT_DB_MEMORY;
+  db.pragma(`cache_size = -${Math.max(64, Math.floor(mem.cacheBytes / 1024))}`);
+  db.pragma(`mmap_size = ${Math.max(0, Math.floor(mem.mmapBytes))}`);
   try {
     if (!opts.readonly) migrate(db);
     else checkNotNewer(db);

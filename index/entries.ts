@@ -45,6 +45,7 @@ export class EntryStore {
       children: p(`SELECT ${COLS} FROM entries WHERE parent_id = ? ORDER BY name`),
       ofLocation: p(`SELECT ${COLS} FROM entries WHERE location_id = ?`),
       byHash: p(`SELECT ${COLS} FROM entries WHERE hash = ? ORDER BY location_id, id`),
+      childDirs: p(`SELECT id, name FROM entries WHERE parent_id = ? AND type = 'dir' ORDER BY name`),
       childCount: p('SELECT count(*) AS n FROM entries WHERE parent_id = ?'),
       insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
                  VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
@@ -52,6 +53,9 @@ export class EntryStore {
                  version=@version, hash=@hash, target=@target WHERE id=@id`),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       remove: p('DELETE FROM entries WHERE id = ?'),
+      // Shares live in meta as peer.share.<node> = JSON array of location names (providers/peer/peer-store.ts).
+      shared: p(`SELECT 1 FROM locations WHERE id = ? AND name IN
+                 (SELECT j.value FROM meta m, json_each(m.value) j WHERE m.key >= 'peer.share.' AND m.key < 'peer.share/')`).pluck(),
       log: p('INSERT INTO changes (location_id, op, path, to_path, entry, at) VALUES (?, ?, ?, ?, ?, ?)'),
     };
   }
@@ -72,12 +76,24 @@ export class EntryStore {
     return this.s.children.all(parentId) as Entry[];
   }
 
+  /** The sub-directories of a directory: id and name only. */
+  childDirs(parentId: number): { id: number; name: string }[] {
+    return this.s.childDirs.all(parentId) as { id: number; name: string }[];
+  }
+
   childCount(parentId: number): number {
     return (this.s.childCount.get(parentId) as { n: number }).n;
   }
 
   ofLocation(locationId: number): Entry[] {
     return this.s.ofLocation.all(locationId) as Entry[];
+  }
+
+  /** Every non-root entry's id, location and name, streamed (one row in memory at a time). */
+  *iterateNames(): IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>> {
+    // A second connection-level statement may run while this one iterates (better-sqlite3
+    // allows reads during iteration), so callers can resolve paths as they go.
+    yield* this.db.prepare('SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL').iterate() as IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>>;
   }
 
   byHash(hash: string): Entry[] {
@@ -140,7 +156,15 @@ export class EntryStore {
     this.log(entry.locationId, 'move', fromPath, toPath, null);
   }
 
+  /**
+   * The change log exists for peers following a location, and a peer starts from a snapshot
+   * (every entry, at the log's head) when it is first shared: changes of a location shared with
+   * no peer are never read, so they are not written (half of a million-file index). Checked at
+   * each write, inside the write's transaction: a share committed before it is seen, and a
+   * snapshot taken after a share includes every write committed before it.
+   */
   private log(locationId: number, op: 'put' | 'delete' | 'move', path: string, toPath: string | null, fields: EntryFields | null): void {
+    if (this.s.shared.get(locationId) === undefined) return;
     this.s.log.run(locationId, op, path, toPath, fields ? JSON.stringify(fieldsOf(fields)) : null, Date.now());
   }
 }

@@ -129,4 +129,44 @@ export const MIGRATIONS: readonly string[] = [
     ok INTEGER NOT NULL
   );
   `,
+  // 4 (issue 19, scale): per-location counters kept by
+  //    triggers, so `vdfs status` reads one row per location instead of scanning a million
+  //    entries. A cascade (a removed directory, a removed location) fires the delete trigger
+  //    for every row it removes, so the counters stay exact.
+  `
+  CREATE TABLE location_stats (
+    location_id INTEGER PRIMARY KEY,
+    entries INTEGER NOT NULL DEFAULT 0,
+    files INTEGER NOT NULL DEFAULT 0,
+    dirs INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    unhashed INTEGER NOT NULL DEFAULT 0
+  );
+  INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+    SELECT location_id, count(*), sum(type = 'file'), sum(type = 'dir'), coalesce(sum(CASE WHEN type = 'file' THEN size END), 0), sum(type = 'file' AND hash IS NULL)
+    FROM entries GROUP BY location_id;
+  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+  END;
+  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  CREATE TRIGGER location_stats_gone AFTER DELETE ON locations BEGIN
+    DELETE FROM location_stats WHERE location_id = old.id;
+  END;
+  `,
 ];

@@ -1,3 +1,4 @@
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { promises as fsp, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../providers/fs-error';
 import { entryFromStats } from '../providers/local/local-provider';
@@ -66,6 +67,15 @@ interface HashJob {
 
 const BATCH = 5000;
 const HASH_ATTEMPTS = 3;
+/**
+ * Files listed and not hashed yet, at most: past it the walk waits for the hashers, so a
+ * first scan of millions of files holds a bounded queue, not one job per file.
+ */
+const HASH_BACKLOG = 20_000;
+/** Directory listings asked of the walk pool at once (each one is a whole directory in memory). */
+const WALK_INFLIGHT = 8;
+/** BLAKE3 of no bytes: an empty file needs no read (and no worker round trip) to be hashed. */
+export const EMPTY_HASH = new Blake3Hasher().digest('hex');
 
 /** Groups index writes into transactions of BATCH changes (each commit is fsynced). */
 class TxBatcher {
@@ -99,10 +109,11 @@ export function joinRelRaw(parent: string, raw: Buffer): string {
 }
 
 /**
- * What the index holds for one directory's children, for the rescan comparison. Loaded as one
- * string per directory (SQLite's group_concat, NUL-separated: no file name holds a NUL) and
- * split lazily: on a 100k-file rescan, materialising a row object per entry cost more than
- * all the lstat calls.
+ * What the index holds for one directory's children, for the rescan comparison. Read when the
+ * directory's listing arrives, as one string (SQLite's group_concat, NUL-separated: no file
+ * name holds a NUL) split lazily: materialising a row object per entry cost more than all the
+ * lstat calls, and reading one directory at a time keeps the scan's memory bounded by the
+ * largest directory, not by the tree.
  */
 class KnownDir {
   private readonly parts: string[];
@@ -121,8 +132,8 @@ class KnownDir {
   hashed(i: number): boolean { return this.parts[i + 5] === '1'; }
 }
 const KNOWN_FIELDS = 6;
-const KNOWN_SQL = `SELECT parent_id, group_concat(name || char(0) || type || char(0) || ifnull(version, '') || char(0) || mode || char(0) || id || char(0) || (hash IS NOT NULL), char(0))
-  FROM entries WHERE location_id = ? AND parent_id IS NOT NULL GROUP BY parent_id`;
+const KNOWN_SQL = `SELECT group_concat(name || char(0) || type || char(0) || ifnull(version, '') || char(0) || mode || char(0) || id || char(0) || (hash IS NOT NULL), char(0))
+  FROM entries WHERE parent_id = ?`;
 
 function fieldsFrom(e: ProviderEntry, hash: string | null): EntryFields {
   return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
@@ -154,10 +165,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   if (!rootStat.isDirectory()) throw new FsError('ENOTDIR', `location ${loc.name}: ${rootPath} is not a directory`);
   ctx.locations.setOnline(loc.id, true);
 
-  // Load the location's whole tree once, as raw rows (no per-row objects): comparing in
-  // memory beats a query per file, and on a 100k-file rescan this load is a third of the time.
-  const packed = new Map<number, string>();
-  for (const [parentId, text] of ctx.db.prepare(KNOWN_SQL).raw(true).iterate(loc.id) as IterableIterator<[number, string]>) packed.set(parentId, text);
+  const knownOf = ctx.db.prepare(KNOWN_SQL).pluck();
+  let emptyBlob = false;
+  let emptyHashed = 0;
   let root: Entry | undefined = entries.root(loc.id);
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
@@ -199,9 +209,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       }
       const errors = new Map(l.errors);
       // What is left in `known` after the loop was deleted (or is now ignored).
-      const text = packed.get(dir.id);
-      const known = text === undefined ? undefined : new KnownDir(text);
-      packed.delete(dir.id);
+      const text = knownOf.get(dir.id) as string | null;
+      const known = text === null ? undefined : new KnownDir(text);
       const prefix = dir.abs.endsWith('/') ? dir.abs : `${dir.abs}/`;
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
@@ -223,6 +232,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
           if (k !== undefined) known!.left.delete(name);
           let id: number;
           let hash: string | null = null;
+          let fresh = false;
           if (k !== undefined && known!.type(k) === type && known!.version(k) === version && known!.mode(k) === mode) {
             // Unchanged (the common case on a rescan): no object, no readlink, no write.
             id = known!.id(k);
@@ -232,7 +242,16 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             if (type === 'symlink') {
               try { target = readlinkSync(abs); } catch { continue; }
             }
-            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target };
+            // An empty file's hash is known without reading it: one index write, no hash job.
+            // (Written to since the lstat? Then its version moved, and the next scan hashes it.)
+            if (type === 'file' && l.sizes[i] === 0 && !opts.rehash) {
+              hash = EMPTY_HASH;
+              fresh = true;
+              emptyHashed++;
+              p.hashedFiles++;
+              if (!emptyBlob) { ctx.blobs.put({ hash, size: 0, blockSize: ctx.blockSize, blockHashes: Buffer.alloc(0) }); emptyBlob = true; }
+            }
+            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash, target };
             const old = k === undefined ? undefined : entries.get(known!.id(k));
             if (old && old.type !== type) { entries.remove(old, rel); tx.tick(); }
             if (!old || old.type !== type) {
@@ -240,7 +259,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             } else {
               id = old.id;
               // Same content version, other mode: the hash stays valid.
-              if (type === 'file' && old.version === version) hash = old.hash;
+              if (type === 'file' && old.version === version) hash = old.hash ?? hash;
               entries.update(old, { ...fields, hash }, rel);
             }
             tx.tick();
@@ -250,7 +269,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             const size = l.sizes[i];
             p.files++;
             p.bytes += size;
-            if (hash && !opts.rehash) unchanged++;
+            if (fresh) { /* an empty file, hashed above */ }
+            else if (hash && !opts.rehash) unchanged++;
             else {
               hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
               p.toHashFiles++;
@@ -269,11 +289,22 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       if (opts.onProgress) report();
     };
 
+    // Directories found and not listed yet wait here (last in, first out: depth-first keeps
+    // this small); at most WALK_INFLIGHT are being listed, and none while the hash backlog is full.
+    type Dir = { id: number; abs: string; rel: string; ino?: string };
+    const waiting: Dir[] = [];
     let active = 0;
     let failure: unknown;
     let walked!: () => void;
     const allWalked = new Promise<void>((r) => (walked = r));
-    function schedule(dir: { id: number; abs: string; rel: string; ino?: string }): void {
+    function schedule(dir: Dir): void {
+      waiting.push(dir);
+    }
+    function pump(): void {
+      while (active < WALK_INFLIGHT && waiting.length > 0 && (hasher.backlog < HASH_BACKLOG || failure !== undefined)) list(waiting.pop()!);
+      if (active === 0 && (waiting.length === 0 || failure !== undefined)) walked();
+    }
+    function list(dir: Dir): void {
       active++;
       walker
         .list(dir.abs, dir.ino)
@@ -283,16 +314,18 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
           (err) => { if (failure === undefined) problem(dir.rel || '.', `cannot list directory: ${toFsError(err, 'readdir').message}`); },
         )
         .catch((err) => { failure ??= err; })
-        .finally(() => { if (--active === 0) walked(); });
+        .finally(() => { active--; pump(); });
     }
+    hasher.onDrain(pump);
     schedule({ id: root.id, abs: rootPath, rel: '' });
+    pump();
     await allWalked;
     if (failure !== undefined) throw failure;
     await walker.close(); // free its threads for hashing
     tx.flush();
     p.phase = 'hash';
     report(true);
-    const hashed = await hasher.finish();
+    const hashed = (await hasher.finish()) + emptyHashed;
     ctx.locations.setLastScan(loc.id, Date.now());
     opts.onProgress?.({ ...p });
     return {
@@ -315,7 +348,16 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
 function startHasher(ctx: ScanContext, rootPath: string, tx: TxBatcher, p: ScanProgress, report: () => void, problem: (path: string, msg: string) => void) {
   let hashed = 0;
   let cancelled = false;
-  const running: Promise<void>[] = [];
+  let backlog = 0;
+  let failed: unknown;
+  let drained: (() => void) | undefined;
+  let idle: (() => void) | undefined;
+  // Every job's result promise is dropped once counted: nothing per file outlives its hash.
+  const settle = () => {
+    backlog--;
+    if (backlog < HASH_BACKLOG / 2) drained?.();
+    if (backlog === 0) idle?.();
+  };
   let flushTimer: NodeJS.Timeout | undefined;
   // While only hash results arrive, commit at least every 200 ms so a long scan's progress
   // survives a kill and other readers see it.
@@ -372,7 +414,14 @@ function startHasher(ctx: ScanContext, rootPath: string, tx: TxBatcher, p: ScanP
     }
   };
   return {
-    add(job: HashJob): void { running.push(run(job)); },
+    add(job: HashJob): void {
+      backlog++;
+      // An index write that fails (disk full) fails the scan, at finish().
+      run(job).catch((err) => { failed ??= err; }).finally(settle);
+    },
+    get backlog(): number { return backlog; },
+    /** Called when the backlog falls below half its bound (the walk may go on). */
+    onDrain(f: () => void): void { drained = f; },
     /** After a failed walk: results still arriving are dropped, nothing more is written. */
     cancel(): void {
       cancelled = true;
@@ -380,7 +429,8 @@ function startHasher(ctx: ScanContext, rootPath: string, tx: TxBatcher, p: ScanP
     },
     async finish(): Promise<number> {
       try {
-        await Promise.all(running);
+        if (backlog > 0) await new Promise<void>((r) => (idle = r));
+        if (failed !== undefined) throw failed;
       } finally {
         if (flushTimer) clearTimeout(flushTimer);
         tx.flush();

@@ -7,6 +7,12 @@ export interface Config {
   'cache.maxSize': number;
   'cache.memorySize': number;
   'cache.dir': string;
+  /** SQLite page cache of the index, bytes (per open connection). */
+  'index.cacheSize': number;
+  /** Bytes of index.db SQLite may map into memory (0: read through the page cache only). Counts in RSS. */
+  'index.mmapSize': number;
+  /** Byte budget of the daemon's path -> entry cache (the resolver's LRU). */
+  'resolver.cacheSize': number;
   'scan.interval': number;
   /** Seconds between polls of cloud locations' listings while the daemon runs (0: never). */
   'scan.remoteInterval': number;
@@ -39,6 +45,9 @@ export function defaultConfig(name: string): Config {
     'cache.maxSize': 10 * 1024 ** 3,
     'cache.memorySize': 64 * 1024 ** 2,
     'cache.dir': '',
+    'index.cacheSize': 16 * 1024 ** 2,
+    'index.mmapSize': 0,
+    'resolver.cacheSize': 16 * 1024 ** 2,
     'scan.interval': 600,
     'upload.delay': 2,
     'scan.remoteInterval': 120,
@@ -78,6 +87,9 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'cache.maxSize': (v) => parseSize(v),
   'cache.memorySize': (v) => parseSize(v),
   'cache.dir': (v) => v,
+  'index.cacheSize': (v) => parseSize(v),
+  'index.mmapSize': (v) => parseSize(v),
+  'resolver.cacheSize': (v) => parseSize(v),
   'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
   'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
   'webdav.tlsCert': (v) => v,

@@ -9,6 +9,7 @@ import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
+import { removeDaemonPid, writeDaemonPid } from './memory';
 import { startWebdav, type WebdavServer } from './webdav/server';
 import { DEFAULT_LOCK_LIMITS } from './webdav/locks';
 import { webdavAccess } from './webdav-access';
@@ -95,8 +96,10 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     await vfs.close();
     throw err;
   }
-  const rescan = (loc: Location) => rescanLocation(home, vfs, loc);
-  const watcher = new LocationWatcher(home, vfs, opts.log, rescan);
+  writeDaemonPid(home.dir);
+  // After a rescan, directories it indexed get their inotify watches (within the budget).
+  const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
+  const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   // The safety net behind inotify (missed events, changes while we were down).
@@ -141,6 +144,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
+        removeDaemonPid(home.dir);
       })();
       return stopping;
     },

@@ -61,7 +61,7 @@ export class Home {
     tightenHome(dir);
     this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     this.config = { ...defaultConfig(this.config.name), ...this.config };
-    this.db = openDb(join(dir, 'index.db'));
+    this.db = openDb(join(dir, 'index.db'), { memory: { cacheBytes: this.config['index.cacheSize'], mmapBytes: this.config['index.mmapSize'] } });
     this.entries = new EntryStore(this.db);
     this.locations = new LocationStore(this.db);
     this.blobs = new BlobStore(this.db);

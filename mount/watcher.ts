@@ -18,17 +18,30 @@ async function listBeneath(root: string, rel: string): Promise<string[]> {
 }
 
 const DEBOUNCE_MS = 150;
+/**
+ * inotify watches this daemon takes at most, over every location (the kernel's default
+ * fs.inotify.max_user_watches is 8192 on older systems, ~1M on newer ones, shared by every
+ * program of the user). Directories past the budget are covered by the periodic rescan
+ * (`scan.interval`); see docs/scale.md.
+ */
+export const MAX_WATCHES = 4096;
 const ONLINE_POLL_MS = 2000;
 const MAX_SUBTREE = 20_000;
 
 /**
- * Keeps the index of local locations live while the daemon runs: inotify (recursive
- * fs.watch) events are debounced per path and each changed path is brought in line with
- * the disk (new directories with their whole subtree); roots are polled so a drive that
- * disappears is marked offline and one that comes back online again, then rescanned.
+ * Keeps the index of local locations live while the daemon runs: one inotify watch per
+ * directory (non-recursive fs.watch), taken breadth-first from the index up to MAX_WATCHES
+ * in all, so the top of every tree is live and a million folders do not exhaust the kernel's
+ * watches (Node's recursive watch would also hold every path in memory). Events are debounced
+ * per path and each changed path is brought in line with the disk (new directories with their
+ * whole subtree, and a watch while the budget lasts); deeper changes wait for the periodic
+ * rescan. Roots are polled so a drive that disappears is marked offline and one that comes
+ * back online again, then rescanned.
  */
 export class LocationWatcher {
-  private readonly watchers = new Map<number, FSWatcher>();
+  /** location id -> relative directory path -> its watch. */
+  private readonly watchers = new Map<number, Map<string, FSWatcher>>();
+  private watchCount = 0;
   private readonly pending = new Map<number, Set<string>>();
   private timer?: NodeJS.Timeout;
   private poller?: NodeJS.Timeout;
@@ -60,21 +73,64 @@ export class LocationWatcher {
     return this.home.locations.list().filter((l) => l.kind === 'local');
   }
 
-  private watchLocation(loc: Location): void {
-    if (this.watchers.has(loc.id) || this.stopped) return;
-    try {
-      const w = watch(loc.uri, { recursive: true, persistent: false }, (_event, name) => {
-        if (typeof name === 'string') this.queue(loc, name);
-      });
-      w.on('error', (err) => {
-        this.log.warn({ location: loc.name, err: err.message }, 'watch stopped');
-        w.close();
-        this.watchers.delete(loc.id);
-      });
-      this.watchers.set(loc.id, w);
-    } catch (err) {
-      this.log.warn({ location: loc.name, err: (err as Error).message }, 'cannot watch location; relying on periodic rescans');
+  /**
+   * Watches the location's directories, breadth-first from the index, while the budget lasts.
+   * Called again after each rescan: directories the scan indexed get their watches then.
+   */
+  watchLocation(loc: Location): void {
+    if (this.stopped) return;
+    if (!this.watchers.has(loc.id)) this.watchers.set(loc.id, new Map());
+    const mine = this.watchers.get(loc.id)!;
+    const root = this.home.entries.root(loc.id);
+    if (!mine.has('') && !this.watchDir(loc, '')) return;
+    if (!root) return;
+    // The queue holds at most MAX_WATCHES directories: the walk stops with the budget.
+    let level: { id: number; rel: string }[] = [{ id: root.id, rel: '' }];
+    while (level.length > 0 && this.watchCount < MAX_WATCHES) {
+      const next: { id: number; rel: string }[] = [];
+      for (const d of level) {
+        for (const c of this.home.entries.childDirs(d.id)) {
+          if (this.watchCount >= MAX_WATCHES) break;
+          const rel = d.rel === '' ? c.name : `${d.rel}/${c.name}`;
+          if (this.home.hidden.hides(loc.uri, rel)) continue;
+          if (mine.has(rel) || this.watchDir(loc, rel)) next.push({ id: c.id, rel });
+        }
+      }
+      level = next;
     }
+    if (this.watchCount >= MAX_WATCHES) this.log.debug({ location: loc.name, watches: MAX_WATCHES }, 'watch budget reached; deeper folders are kept up to date by the periodic rescan');
+  }
+
+  /** One non-recursive watch on directory `rel`; false when over budget or it cannot be watched. */
+  private watchDir(loc: Location, rel: string): boolean {
+    const mine = this.watchers.get(loc.id);
+    if (!mine || this.stopped || mine.has(rel) || this.watchCount >= MAX_WATCHES) return false;
+    try {
+      const w = watch(rel === '' ? loc.uri : `${loc.uri}/${rel}`, { persistent: false }, (_event, name) => {
+        if (typeof name === 'string') this.queue(loc, rel === '' ? name : `${rel}/${name}`);
+      });
+      w.on('error', () => this.unwatchDir(loc.id, rel));
+      mine.set(rel, w);
+      this.watchCount++;
+      return true;
+    } catch (err) {
+      if (rel === '') this.log.warn({ location: loc.name, err: (err as Error).message }, 'cannot watch location; relying on periodic rescans');
+      return false;
+    }
+  }
+
+  private unwatchDir(locId: number, rel: string): void {
+    const mine = this.watchers.get(locId);
+    const w = mine?.get(rel);
+    if (!w) return;
+    w.close();
+    mine!.delete(rel);
+    this.watchCount--;
+  }
+
+  private unwatchLocation(locId: number): void {
+    for (const rel of [...(this.watchers.get(locId)?.keys() ?? [])]) this.unwatchDir(locId, rel);
+    this.watchers.delete(locId);
   }
 
   private queue(loc: Location, rel: string): void {
@@ -114,8 +170,14 @@ export class LocationWatcher {
   private async syncPath(loc: Location, rel: string, budget: { n: number }): Promise<void> {
     if (this.stopped || ++budget.n > MAX_SUBTREE) return;
     const known = this.home.entries.resolve(loc.id, rel);
+    // Watched before it is indexed: a file made in a new folder right after the folder shows
+    // up in the index is an event of that watch, never lost in between.
+    if (!known || known.type === 'dir') this.watchDir(loc, rel);
     const e = await this.vfs.writer.refresh(loc, rel);
-    if (e?.type !== 'dir') return;
+    if (e?.type !== 'dir') {
+      this.unwatchDir(loc.id, rel); // removed, or not a directory
+      return;
+    }
     const names = await listBeneath(loc.uri, rel).catch(() => [] as string[]);
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
     const rules = this.rules(loc);
@@ -139,10 +201,7 @@ export class LocationWatcher {
       if (online) {
         this.watchLocation(loc);
         void this.rescan(loc).catch((err) => this.log.warn({ location: loc.name, err: (err as Error).message }, 'rescan failed'));
-      } else {
-        this.watchers.get(loc.id)?.close();
-        this.watchers.delete(loc.id);
-      }
+      } else this.unwatchLocation(loc.id);
     }
   }
 
@@ -150,7 +209,6 @@ export class LocationWatcher {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.poller) clearInterval(this.poller);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
+    for (const id of [...this.watchers.keys()]) this.unwatchLocation(id);
   }
 }

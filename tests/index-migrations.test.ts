@@ -14,7 +14,7 @@ function temp(t: Test): string {
   return dir;
 }
 
-const TABLES = ['blobs', 'changes', 'entries', 'locations', 'meta', 'nodes', 'peer_block_lists', 'pins', 'props', 'uploads', 'verified'];
+const TABLES = ['blobs', 'changes', 'entries', 'location_stats', 'locations', 'meta', 'nodes', 'peer_block_lists', 'pins', 'props', 'uploads', 'verified'];
 
 function tables(db: Database.Database): string[] {
   return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
@@ -108,4 +108,44 @@ t.test('the CLI reports a newer index with an exit code and what to do', async (
   t.match(r.stderr, /newer than this vdfs.*upgrade vdfs/);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   t.equal(r.stdout, '', 'nothing on stdout');
+});
+
+/** The per-location counters, recomputed the slow way from entries. */
+function recount(db: Database.Database): unknown[] {
+  return db.prepare(`SELECT location_id, count(*) AS entries, sum(type = 'file') AS files, sum(type = 'dir') AS dirs,
+    coalesce(sum(CASE WHEN type = 'file' THEN size END), 0) AS bytes, sum(type = 'file' AND hash IS NULL) AS unhashed
+    FROM entries GROUP BY location_id ORDER BY location_id`).all();
+}
+const stats = (db: Database.Database) => db.prepare('SELECT location_id, entries, files, dirs, bytes, unhashed FROM location_stats WHERE entries > 0 ORDER BY location_id').all();
+
+t.test('location counters: filled from an old-schema index, kept exact by inserts, updates, moves and cascades', async (t) => {
+  const file = join(temp(t), 'index.db');
+  const stepOf = MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE location_stats'));
+  t.ok(stepOf > 0, 'the counters come from a later migration');
+  // A home as the previous vdfs left it: every migration before the counters, with entries.
+  const old = new Database(file);
+  for (let v = 0; v < stepOf; v++) { old.exec(MIGRATIONS[v]); old.pragma(`user_version = ${v + 1}`); }
+  old.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
+    INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0), ('b', '/y', 'local', 'n1', 0);
+    INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir'), (2, 2, NULL, '', 'dir');
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (3, 1, 1, 'f', 'file', 10, 'h'), (4, 1, 1, 'g', 'file', 5, NULL), (5, 1, 1, 'd', 'dir', 0, NULL);
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (6, 1, 5, 'x', 'file', 7, NULL), (7, 2, 2, 'y', 'file', 3, 'h');`);
+  old.close();
+  const db = openDb(file);
+  t.equal(schemaVersion(db), MIGRATIONS.length);
+  t.same(stats(db), recount(db), 'counters filled from the existing entries');
+  t.same((db.prepare('SELECT files, bytes, unhashed FROM location_stats WHERE location_id = 1').get()), { files: 3, bytes: 22, unhashed: 2 });
+  db.exec(`INSERT INTO entries (location_id, parent_id, name, type, size) VALUES (1, 5, 'z', 'file', 100)`);
+  t.same(stats(db), recount(db), 'after an insert');
+  db.exec(`UPDATE entries SET hash = 'k', size = 8 WHERE id = 4`);
+  t.same(stats(db), recount(db), 'after a hash and size update');
+  db.exec(`UPDATE entries SET type = 'dir', size = 0 WHERE id = 3`);
+  t.same(stats(db), recount(db), 'after a type change');
+  db.exec(`DELETE FROM entries WHERE id = 5`);
+  t.same(stats(db), recount(db), 'after removing a directory (its children go by cascade)');
+  t.equal((db.prepare('SELECT files FROM location_stats WHERE location_id = 1').get() as { files: number }).files, 1, 'the cascade was counted');
+  db.exec('DELETE FROM locations WHERE id = 2');
+  t.same(stats(db), recount(db), 'after removing a location');
+  t.equal((db.prepare('SELECT count(*) AS n FROM location_stats WHERE location_id = 2').get() as { n: number }).n, 0, 'its counters are gone');
+  db.close();
 });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { FsError } from '../../providers/fs-error';
 import { requireTokenSafeUrl } from '../../providers/gdrive/gdrive-uri';
-import { runAuthFlow } from '../../providers/gdrive/gdrive-auth';
+import type { runAuthFlow as RunAuthFlow } from '../../providers/gdrive/gdrive-auth';
 import { DEFAULT_AUTH_URL, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, writeTokens } from '../../providers/gdrive/gdrive-tokens';
 import { openHome, type GlobalOpts } from './context';
 
@@ -81,7 +81,7 @@ export function registerAuthCommands(program: Command, g: () => GlobalOpts): voi
       if (refreshToken !== undefined && accessToken === undefined) throw new FsError('EINVAL', 'a refresh token needs --access-token or --access-token-file');
       const tokens = accessToken
         ? { access_token: accessToken, refresh_token: refreshToken, client_id: o.clientId, client_secret: o.clientSecret, token_url: o.tokenUrl }
-        : await runAuthFlow({
+        : await (require('../../providers/gdrive/gdrive-auth') as { runAuthFlow: typeof RunAuthFlow }).runAuthFlow({
             clientId: o.clientId, clientSecret: o.clientSecret, authUrl: o.authUrl, tokenUrl: o.tokenUrl,
             show: (url) => process.stdout.write(`Open this URL in a browser and allow access:\n\n  ${url}\n\nOn another machine: after allowing, paste the address the browser ends up on (or the code) here.\n`),
             paste: pasted,

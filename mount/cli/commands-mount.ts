@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
 import { FsError } from '../../providers/fs-error';
-import { startDaemon } from '../daemon';
+import type { startDaemon as StartDaemon } from '../daemon';
 import type { FuseBackend } from '../fuse/fuse-mount';
 import { openBlockStore } from '../block-store';
 import { createLogger } from '../log';
@@ -52,6 +52,8 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   let daemon;
   try {
     const fuseBackend = parseBackend(o.fuseBackend);
+    // Loaded here: the daemon brings FUSE, WebDAV and the peer server, which other commands never use.
+    const { startDaemon } = require('../daemon') as { startDaemon: typeof StartDaemon };
     daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, passthrough: o.passthrough, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();

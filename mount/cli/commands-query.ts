@@ -14,7 +14,7 @@ export function replicasOf(home: Home, hash: string): ReplicaInfo[] {
   return new Replicas(home, new ProviderPool()).list(hash);
 }
 
-function vpathOf(home: Home, e: Entry): string {
+function vpathOf(home: Home, e: Pick<Entry, 'id' | 'locationId'>): string {
   return virtualPath(home.locations.byId(e.locationId)!.name, home.entries.pathOf(e.id));
 }
 
@@ -69,14 +69,12 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
       const home = openHome(g());
       if (!o.hash && !o.name) throw new FsError('EINVAL', 'give --hash HASH and/or --name GLOB');
       if (o.hash && !/^[0-9a-f]{64}$/.test(o.hash.toLowerCase())) throw new FsError('EINVAL', '--hash takes 64 hex digits (what b3sum prints)');
-      let rows: Entry[];
-      if (o.hash) rows = home.entries.byHash(o.hash.toLowerCase());
-      else rows = home.db.prepare(`SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL`).all() as Entry[];
-      if (o.name) {
-        const isMatch = picomatch(o.name, { dot: true });
-        rows = rows.filter((e) => isMatch(e.name));
-      }
-      const paths = rows.map((e) => vpathOf(home, e)).sort();
+      // Streamed: only the matches are held (and sorted), never the whole index.
+      const rows: Iterable<Pick<Entry, 'id' | 'locationId' | 'name'>> = o.hash ? home.entries.byHash(o.hash.toLowerCase()) : home.entries.iterateNames();
+      const isMatch = o.name ? picomatch(o.name, { dot: true }) : () => true;
+      const paths: string[] = [];
+      for (const e of rows) if (isMatch(e.name)) paths.push(vpathOf(home, e));
+      paths.sort();
       if (o.json) return printJson(paths);
       process.stdout.write(paths.map((p) => displayName(p) + '\n').join(''));
     });

@@ -7,6 +7,7 @@ import { copiesReport, copiesSummaryLine, type CopiesReport } from '../copies';
 import { openHome, type GlobalOpts } from './context';
 import { openPins } from './commands-pin';
 import { printJson, table } from './output';
+import { daemonMemory, memoryBudget, processMemory, type MemoryBudget } from '../memory';
 
 export interface StatusReport {
   home: string;
@@ -16,6 +17,8 @@ export interface StatusReport {
   uploads: { pending: number; failed: number };
   /** The copies report without paths (vdfs copies --json has them). */
   copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
+  /** Configured cache budgets (bytes), this command's own RSS, and the running daemon's. */
+  memory: { budget: MemoryBudget; status: { rss: number; peakRss: number } | null; daemon: { pid: number; rss: number; peakRss: number } | null };
 }
 
 function withoutPaths(r: CopiesReport): StatusReport['copies'] {
@@ -23,14 +26,13 @@ function withoutPaths(r: CopiesReport): StatusReport['copies'] {
 }
 
 export function statusReport(home: Home): StatusReport {
+  // Counters kept by triggers (index/migrations.ts): one row per location, whatever the index size.
   const counts = new Map(
     (home.db
-      .prepare(
-        `SELECT location_id AS id, sum(type = 'file') AS files, sum(type = 'dir') AS dirs, coalesce(sum(CASE WHEN type = 'file' THEN size END), 0) AS bytes,
-                sum(type = 'file' AND hash IS NULL) AS unhashed FROM entries GROUP BY location_id`,
-      )
-      .all() as { id: number; files: number; dirs: number; bytes: number; unhashed: number }[]).map((r) => [r.id, r]),
+      .prepare('SELECT location_id AS id, entries, files, dirs, bytes, unhashed FROM location_stats')
+      .all() as { id: number; entries: number; files: number; dirs: number; bytes: number; unhashed: number }[]).map((r) => [r.id, r]),
   );
+  const entries = [...counts.values()].reduce((n, c) => n + c.entries, 0);
   const q = (sql: string) => (home.db.prepare(sql).get() as { n: number }).n;
   const blobs = home.blobs.stats();
   return {
@@ -44,9 +46,10 @@ export function statusReport(home: Home): StatusReport {
         lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null,
       };
     }),
-    index: { entries: q('SELECT count(*) AS n FROM entries'), blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
+    index: { entries, blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
     uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
     copies: withoutPaths(copiesReport(home, { paths: false })),
+    memory: { budget: memoryBudget(home.config), status: processMemory(process.pid), daemon: daemonMemory(home.dir) },
   };
 }
 
@@ -75,6 +78,12 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
       process.stdout.write(copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) + '\n');
+      const mem = r.memory;
+      process.stdout.write(
+        `memory: caches at most ${formatSize(mem.budget.total)} (index ${formatSize(mem.budget.indexCache)} + mmap ${formatSize(mem.budget.indexMmap)}, paths ${formatSize(mem.budget.resolverCache)}, blocks ${formatSize(mem.budget.blockMemory)}); ` +
+          (mem.daemon ? `daemon ${mem.daemon.pid} ${formatSize(mem.daemon.rss)} resident (peak ${formatSize(mem.daemon.peakRss)})` : 'no daemon running') +
+          (mem.status ? `; this command ${formatSize(mem.status.rss)}` : '') + '\n',
+      );
       process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
       process.stdout.write(`pins: ${pins.pins}, ${formatSize(pins.fetchedBytes)} of ${formatSize(pins.bytes)} on this device, limit ${formatSize(pins.maxBytes)} (vdfs pin --list)\n`);
     });

@@ -8,6 +8,16 @@ import { resolveVirtual, type Resolved } from './namespace';
 type Cached = Resolved | FsError;
 
 /**
+ * Estimated heap bytes of one cached path: V8 keeps the key and the strings of the entry
+ * (two bytes a character at worst) plus about 400 bytes of objects. An estimate on the high
+ * side, so `resolver.cacheSize` is a ceiling.
+ */
+export function cachedBytes(vpath: string, r: Cached): number {
+  const strings = vpath.length + (r instanceof FsError ? r.message.length : r.kind === 'entry' ? r.rel.length + r.entry.name.length + (r.entry.version?.length ?? 0) + (r.entry.hash?.length ?? 0) + (r.entry.target?.length ?? 0) : 0);
+  return 400 + 2 * strings;
+}
+
+/**
  * Virtual path -> index entry, with an in-memory LRU in front of SQLite. The whole cache is
  * dropped when another connection (a CLI scan) commits (`PRAGMA data_version` moves) and
  * when our own writers call invalidate(); a writer that changed one entry drops just that
@@ -16,13 +26,20 @@ type Cached = Resolved | FsError;
  * names over and over. Keys are canonical ('/loc/a/b'), so one path has one cache entry.
  */
 export class Resolver {
-  private readonly cache = new LRUCache<string, Cached>({ max: 200_000 });
+  private readonly cache: LRUCache<string, Cached>;
   private readonly dataVersion: Statement;
   private lastVersion = -1;
   private readonly listeners: (() => void)[] = [];
 
-  constructor(private readonly home: Home) {
+  /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
+  constructor(private readonly home: Home, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
+    this.cache = new LRUCache<string, Cached>({ maxSize: Math.max(4096, maxBytes), sizeCalculation: (v, k) => cachedBytes(k, v) });
     this.dataVersion = home.db.prepare('PRAGMA data_version').pluck();
+  }
+
+  /** Estimated bytes held now, and entries. */
+  get usage(): { bytes: number; entries: number } {
+    return { bytes: this.cache.calculatedSize, entries: this.cache.size };
   }
 
   /** Throws ENOENT/EINVAL like resolveVirtual. */

@@ -2,6 +2,7 @@
 //   [--reps N] [--only scan,fuse,cache,webdav,s3,peer,rss] [--skip rclone,apache] [--no-install]
 // Generates its own data, runs vdfs and every baseline interleaved, prints medians and ratios.
 // A missing tool fails the run before it starts; a failed measurement fails it at the end.
+// npm run bench -- --scale [--files N]   (the million-file bench: tests/bench/scale.ts)
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem, release, hostname } from 'node:os';
@@ -109,6 +110,11 @@ async function families(env: Env, o: RunOptions, results: Result[]): Promise<voi
 }
 
 async function main(): Promise<number> {
+  // The scale bench (issue 19) is its own script with its own options.
+  if (process.argv.includes('--scale')) {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, [`${__dirname}/scale.js`, ...process.argv.slice(2).filter((a) => a !== '--scale')], { stdio: 'inherit' }).status ?? 1;
+  }
   const o = parseArgs(process.argv.slice(2));
   requireTools({ ...TOOLS, fincore: 'util-linux', ...(o.skip.includes('rclone') ? {} : { rclone: 'rclone' }) });
   const wantsApache = (!o.only || o.only.includes('webdav')) && !o.skip.includes('apache');
