@@ -21,15 +21,27 @@ export function filesUnder(db: Db, entryId: number): SubtreeFile[] {
     .all(entryId) as SubtreeFile[];
 }
 
-/** Every file entry of every location. */
-export function allFiles(db: Db): SubtreeFile[] {
-  return db.prepare(`SELECT id, location_id AS locationId, hash, size FROM entries WHERE type = 'file'`).all() as SubtreeFile[];
+/** A non-empty file and the distinct locations (ids, ascending) holding its content. */
+export interface FileCopies {
+  id: number;
+  locationId: number;
+  size: number;
+  /** Content not hashed yet is known only where it was listed: then just `locationId`. */
+  holders: number[];
 }
 
-/** For each hashed content: the distinct locations holding a file with it. */
-export function locationsByHash(db: Db): Map<string, number[]> {
-  const rows = db
-    .prepare(`SELECT hash, group_concat(DISTINCT location_id) AS locs FROM entries WHERE type = 'file' AND hash IS NOT NULL GROUP BY hash`)
-    .all() as { hash: string; locs: string }[];
-  return new Map(rows.map((r) => [r.hash, r.locs.split(',').map(Number)]));
+/**
+ * Streams every non-empty file (at or below `scopeEntryId` when given) with the locations
+ * holding its content, one row at a time: memory stays flat however big the index is.
+ */
+export function* fileCopies(db: Db, scopeEntryId?: number): IterableIterator<FileCopies> {
+  const holders = `(SELECT group_concat(DISTINCT x.location_id) FROM entries x WHERE x.hash = f.hash AND x.type = 'file')`;
+  const rows = scopeEntryId === undefined
+    ? db.prepare(`SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f WHERE f.type = 'file' AND f.size > 0`).iterate()
+    : db.prepare(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
+        SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f JOIN sub ON f.id = sub.id WHERE f.type = 'file' AND f.size > 0`).iterate(scopeEntryId);
+  for (const r of rows as IterableIterator<{ id: number; locationId: number; size: number; locs: string | null }>) {
+    const holders = r.locs ? r.locs.split(',').map(Number).sort((a, b) => a - b) : [r.locationId];
+    yield { id: r.id, locationId: r.locationId, size: r.size, holders };
+  }
 }

@@ -1,4 +1,4 @@
-import { allFiles, filesUnder, locationsByHash, type SubtreeFile } from '../index/subtree';
+import { fileCopies } from '../index/subtree';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
 import { virtualPath } from './vfs/namespace';
@@ -41,37 +41,39 @@ function locationJson(l: Location, now: string): CopiesLocation {
 /**
  * Counts the distinct locations holding each non-empty file's content (the block cache and
  * pins do not count: both are copies on this device that vdfs may drop) and groups the files
- * under `copies.min` by the locations that hold them. `scopeEntryId` limits the files looked
- * at (their replicas anywhere still count). Throws only SQLite errors.
+ * under `copies.min` by the locations that hold them. `scope` limits the files looked at
+ * (their replicas anywhere still count). Streams the index: without `paths` its memory does
+ * not grow with the number of files (`vdfs status` runs it on every call). Throws only
+ * SQLite errors.
  */
 export function copiesReport(home: Home, opts: { scope?: { entryId: number; vpath: string }; paths?: boolean; min?: number } = {}): CopiesReport {
   const min = opts.min ?? home.config['copies.min'];
-  const files: SubtreeFile[] = (opts.scope ? filesUnder(home.db, opts.scope.entryId) : allFiles(home.db)).filter((f) => f.size > 0);
-  const byHash = locationsByHash(home.db);
   const locs = new Map(home.locations.list().map((l) => [l.id, l]));
   const now = new Date().toISOString();
   const histogram = { '1': 0, '2': 0, '3+': 0 };
-  const groups = new Map<string, { ids: number[]; files: SubtreeFile[] }>();
-  for (const f of files) {
-    // Content not hashed yet is known only where it was listed.
-    const ids = (f.hash ? byHash.get(f.hash) : undefined) ?? [f.locationId];
-    const n = ids.length;
+  const groups = new Map<string, { ids: number[]; files: number; bytes: number; fileIds: { id: number; locationId: number }[] }>();
+  let files = 0;
+  for (const f of fileCopies(home.db, opts.scope?.entryId)) {
+    files++;
+    const n = f.holders.length;
     histogram[n >= 3 ? '3+' : n === 2 ? '2' : '1']++;
     if (n >= min) continue;
-    const key = [...ids].sort((a, b) => a - b).join(',');
+    const key = f.holders.join(',');
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { ids: [...ids].sort((a, b) => a - b), files: [] }));
-    g.files.push(f);
+    if (!g) groups.set(key, (g = { ids: f.holders, files: 0, bytes: 0, fileIds: [] }));
+    g.files++;
+    g.bytes += f.size;
+    if (opts.paths !== false) g.fileIds.push({ id: f.id, locationId: f.locationId });
   }
   const out: CopiesGroup[] = [...groups.values()].map((g) => ({
     locations: g.ids.map((id) => locs.get(id)).filter((l): l is Location => !!l).map((l) => locationJson(l, now)),
-    files: g.files.length,
-    bytes: g.files.reduce((s, f) => s + f.size, 0),
-    paths: opts.paths === false ? [] : g.files.map((f) => virtualPath(locs.get(f.locationId)?.name ?? '?', home.entries.pathOf(f.id))).sort(),
+    files: g.files,
+    bytes: g.bytes,
+    paths: g.fileIds.map((f) => virtualPath(locs.get(f.locationId)?.name ?? '?', home.entries.pathOf(f.id))).sort(),
   }));
   out.sort((a, b) => b.files - a.files || a.locations.map((l) => l.name).join().localeCompare(b.locations.map((l) => l.name).join()));
   return {
-    min, scope: opts.scope?.vpath ?? '/', files: files.length, histogram,
+    min, scope: opts.scope?.vpath ?? '/', files, histogram,
     under: { files: out.reduce((s, g) => s + g.files, 0), bytes: out.reduce((s, g) => s + g.bytes, 0) },
     groups: out,
   };
