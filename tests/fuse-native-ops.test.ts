@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { b3sum, tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, VDFS_BIN, vdfsOk, until } from './helpers/cli';
 import { startFaultProxy } from './helpers/fault-proxy';
 import { mountWithOracle, sh, startMount } from './helpers/mount';
 import { startS3Server } from './helpers/s3-server';
@@ -18,14 +18,6 @@ const RENAMEAT2 = (flags: number) => `libc = ctypes.CDLL(None, use_errno=True)
 r = libc.renameat2(-100, b'a', -100, b'b', ${flags})
 print('ok' if r == 0 else 'ERR ' + errno.errorcode[ctypes.get_errno()])`;
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, copy_file_range', async (t) => {
   const { mnt, src, oracle } = await mountWithOracle(t, 'l');

@@ -4,18 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNativeFuse } from '../mount/fuse/native-addon';
-import { b3sum, tempDir, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, vdfsOk, until } from './helpers/cli';
 import { isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
 
 /** Polls `cond` every 20 ms up to `ms`; returns whether it came true. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 const exited = (m: RunningMount) => m.proc.exitCode !== null || m.proc.signalCode !== null;
 

@@ -4,7 +4,7 @@ import { createHash, scryptSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { tempDir, vdfs, vdfsOk, VDFS_BIN } from './helpers/cli';
+import { tempDir, until, vdfs, vdfsOk, VDFS_BIN } from './helpers/cli';
 import { isMounted } from './helpers/mount';
 import { basicAuth, dav, metric, registerWebdavLogin, startWebdavServer, webdavLogin } from './helpers/webdav';
 
@@ -50,6 +50,7 @@ t.test('loopback is no exception: every request needs the home credential or an 
   t.equal(login.user, 'vdfs');
   t.ok(login.password.length >= 20, 'a long random password');
   t.equal(JSON.parse(readFileSync(credFile, 'utf8')).password, login.password, '`vdfs webdav credentials` shows it');
+  await until(() => srv.output().includes('WebDAV login:'), 5000); // printed just after the URL
   t.match(srv.output(), /WebDAV login: http:\/\/vdfs@127\.0\.0\.1:\d+\/ \(user vdfs; password: vdfs --home \S+ webdav credentials\)/, 'the daemon says how to log in');
 
   // The attack of the issue: another local user or app writes through the share

@@ -78,3 +78,13 @@ export function b3sumMany(files: string[]): Map<string, string> {
   }
   return out;
 }
+
+/** Polls `cond` every 20 ms until it holds or `ms` pass; resolves with its last answer. */
+export async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
