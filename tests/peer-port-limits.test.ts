@@ -161,14 +161,16 @@ t.test("a hostile paired peer's oversized change page is refused with a clear er
   const line = vdfsOk(a.home, ['peer', 'invite', '--share', 'docs']).stdout.trim().split(' ');
   vdfsOk(b.home, ['peer', 'pair', line[3], line[4]]);
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
-  // A's change log gains one 70 MB change (a hostile node writes whatever it likes there).
+  const db2 = await startPeerDaemon(b.home);
+  t.teardown(() => db2.stop());
+  // Once B holds A's tree, A's change log gains one 70 MB change (a hostile node writes
+  // whatever it likes there); B must refuse the page it then pulls.
+  t.ok((await waitFor(() => /snapshot applied/.test(db2.output()), 30_000)) >= 0, 'B replicated A first');
   const db = new Database(join(a.home, 'index.db'));
   const loc = (db.prepare("SELECT id FROM locations WHERE name = 'docs'").get() as { id: number }).id;
   const entry = { type: 'symlink', size: 0, mtimeSec: 0, mtimeNsec: 0, mode: 0o777, version: null, hash: null, target: 'x'.repeat(70 * 1024 * 1024) };
   db.prepare("INSERT INTO changes (location_id, op, path, to_path, entry, at) VALUES (?, 'put', 'huge', NULL, ?, 0)").run(loc, JSON.stringify(entry));
   db.close();
-  const db2 = await startPeerDaemon(b.home);
-  t.teardown(() => db2.stop());
   t.ok((await waitFor(() => /larger than \d+ bytes/.test(db2.output()), 30_000)) >= 0, 'B refuses the page, saying why');
   t.match(db2.output(), /EFBIG|larger than/, 'with EFBIG');
   t.equal(db2.proc.exitCode, null, 'B is still running');
