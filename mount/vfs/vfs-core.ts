@@ -23,7 +23,15 @@ import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
-import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
+import { DiskStats, type DiskStat } from './disk-stats';
+import { withParent } from '../../providers/local/beneath';
+
+/** Milliseconds since the epoch as an exact-as-possible TimeSet. */
+function msTime(ms: number): { sec: number; nsec: number } {
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6))) };
+}
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -52,6 +60,8 @@ export class VfsCore implements Vfs {
   readonly remote = new RemoteWriter(this);
   /** Sizes of files open for writing, shared by every writer. */
   readonly live = new LiveSizes();
+  /** Owners, link counts, atime and ctime of local entries, as their disk last said. */
+  readonly disk = new DiskStats();
   private propsStmt?: Statement;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
@@ -92,7 +102,22 @@ export class VfsCore implements Vfs {
     const r = this.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path));
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel));
+  }
+
+  /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
+  private async diskStat(loc: Location, entry: Entry, rel: string): Promise<DiskStat | undefined> {
+    if (loc.kind !== 'local') return undefined;
+    const known = this.disk.get(entry.id);
+    if (known) return known;
+    try {
+      const st = rel === '' ? await fsp.stat(loc.uri, { bigint: true }) : await withParent(loc.uri, rel, (at) => fsp.lstat(at, { bigint: true }));
+      if (localVersion(st) !== entry.version && entry.type === 'file') return undefined; // changed meanwhile: the index catches up first
+      this.disk.set(entry.id, st);
+      return this.disk.get(entry.id);
+    } catch {
+      return undefined; // unreachable or gone: the index's view
+    }
   }
 
   private virtualAttr(parts: string[], path: string): Attr {
@@ -130,7 +155,7 @@ export class VfsCore implements Vfs {
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath)) };
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id)) };
     });
   }
 
@@ -323,8 +348,8 @@ export class VfsCore implements Vfs {
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
-  async mkdir(path: string, mode?: number): Promise<void> {
-    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755);
+  async mkdir(path: string, mode?: number, owner?: Caller): Promise<void> {
+    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner);
   }
   async rmdir(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
@@ -335,16 +360,39 @@ export class VfsCore implements Vfs {
   async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
-  async symlink(target: string, path: string): Promise<void> {
-    if (this.isRemote(path)) throw new FsError('ENOTSUP', `${path}: this location cannot store symlinks`);
-    return this.writer.symlink(target, path);
+  async symlink(target: string, path: string, owner?: Caller): Promise<void> {
+    if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
+    return this.writer.symlink(target, path, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.utimens(path, atimeMs, mtimeMs);
-    return this.remote.setMeta(path, 'utimens', { mtimeSec: Math.floor(mtimeMs / 1000), mtimeNsec: Math.round((mtimeMs % 1000) * 1e6) });
+    return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
+  }
+  async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.setTimes(path, atime, mtime);
+    // Cloud sources keep one time, the mtime.
+    if (mtime === 'omit') return;
+    const m = mtime === 'now' ? msTime(Date.now()) : mtime;
+    return this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+  }
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.chown(path, uid, gid);
+    // No owners there: stat shows the daemon's user; a change to anything else is refused.
+    const a = await this.getattr(path);
+    if ((uid === -1 || uid === a.uid) && (gid === -1 || gid === a.gid)) return;
+    throw new FsError('EPERM', `${path}: this location keeps no owners; its files belong to the daemon's user`);
+  }
+  async link(from: string, to: string): Promise<void> {
+    if (this.isRemote(from) || this.isRemote(to) || this.stagedLocation(from)) {
+      throw new FsError('EPERM', `${from}: this location cannot store hard links (link(2) answers EPERM on such filesystems)`);
+    }
+    return this.writer.link(from, to);
+  }
+  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
+    if (this.isRemote(path) || this.stagedLocation(path)) throw new FsError('EPERM', `${path}: this location cannot store special files`);
+    return this.writer.mknod(path, mode, rdev, owner);
   }
 
   /** A path in a cloud location (not a disk on this machine). */

@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+
+/** A second, unprivileged user for the tests that compare permission checks (nobody/nogroup). */
+export const OTHER_USER = { uid: 65534, gid: 65534 };
+
+/** One entry of a snapshot: the whole lstat, the content hash of files, the target of symlinks. */
+export interface SnapEntry {
+  type: number; mode: number; nlink: number; uid: number; gid: number;
+  /** Nanoseconds since the epoch, as decimal strings (beyond 2^53). */
+  atime: string; mtime: string; ctime: string; ino: number;
+  size?: number; sha?: string; target?: string;
+}
+
+/**
+ * A python process applying filesystem operations under `root` (tests/helpers/posix-ops.py),
+ * as root or, with `as`, as that user through setpriv: the same syscalls as the tools use
+ * (utimensat flags, renameat2, link, mkfifo, fallocate, copy_file_range, lseek).
+ */
+export class PosixOps {
+  private readonly proc: ChildProcess;
+  private readonly pending: ((line: string) => void)[] = [];
+
+  constructor(root: string, as?: { uid: number; gid: number }) {
+    const script = join(__dirname, 'posix-ops.py');
+    const cmd = as ? ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', 'python3', script, root] : ['python3', script, root];
+    this.proc = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: this.proc.stdout! }).on('line', (l) => this.pending.shift()?.(l));
+  }
+
+  /** Runs one operation; the result ("ok", a value, or an errno name). Hard timeout: a hung mount fails. */
+  run(op: Record<string, unknown>, timeoutMs = 20_000): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timeout: ${JSON.stringify(op)}`)), timeoutMs);
+      this.pending.push((line) => { clearTimeout(timer); resolve((JSON.parse(line) as { r: unknown }).r); });
+      this.proc.stdin!.write(JSON.stringify(op) + '\n');
+    });
+  }
+
+  snap(p: string): Promise<Record<string, SnapEntry>> {
+    return this.run({ op: 'snap', p }) as Promise<Record<string, SnapEntry>>;
+  }
+
+  close(): void {
+    this.proc.stdin!.end();
+  }
+}
