@@ -382,12 +382,7 @@ export const HANDLERS: Record<number, Handler> = {
     }
   },
   /* FALLOCATE */ 43: async (ctx, _h, req) => {
-    const fh = u64(req, B);
-    const end = u64(req, B + 8) + u64(req, B + 16);
-    if (req.readUInt32LE(B + 24) !== 0) throw new FsError('ENOTSUP', 'fallocate: only plain allocation (mode 0) is supported');
-    // Reserving space is the source's business; what callers rely on is the size.
-    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(fh).vpath)).size;
-    if (end > size) await ctx.vfs.ftruncate(fh, end);
+    await ctx.vfs.fallocate(u64(req, B), req.readUInt32LE(B + 24), u64(req, B + 8), u64(req, B + 16));
     return empty(req);
   },
   /* READDIRPLUS */ 44: (ctx, h, req) => readdirReply(ctx, h, req, true),

@@ -49,4 +49,13 @@ export function mknodAt(at: string, mode: number, rdev: number, context: string)
   if (rc < 0) throw fromErrno(rc, context);
 }
 
+/** fallocate(2) on a descriptor, any mode the disk supports; false when the addon is not built. Throws FsError. */
+export function fallocateFd(fd: number, mode: number, offset: number, len: number, context: string): boolean {
+  const addon = loadNativeFuse().addon as { fallocate?: (fd: number, m: number, o: number, l: number) => number } | undefined;
+  if (!addon?.fallocate) return false;
+  const rc = addon.fallocate(fd, mode, offset, len);
+  if (rc < 0) throw fromErrno(rc, context);
+  return true;
+}
+
 export const S_ISGID = 0o2000;

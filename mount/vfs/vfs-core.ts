@@ -25,6 +25,7 @@ import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
 import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
+import { fallocateFd } from './posix-calls';
 import { withParent } from '../../providers/local/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
@@ -333,6 +334,25 @@ export class VfsCore implements Vfs {
       this.writer.closed(h);
       await h.fd.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * fallocate on an open handle. Local and staged files: the disk's own call (any mode it
+   * supports: KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE), so SEEK_DATA/SEEK_HOLE answer as on the disk.
+   * Content read through the cache: mode 0 only, by extending the size. Throws FsError
+   * (ENOTSUP for a mode that cannot be honoured, EBADF, ENOSPC).
+   */
+  async fallocate(fh: number, mode: number, offset: number, len: number): Promise<void> {
+    const h = this.writable(fh);
+    const end = offset + len;
+    if (fallocateFd(h.fd.fd, mode, offset, len, `fallocate ${h.vpath}`)) {
+      h.dirty = true;
+      const st = await h.fd.stat();
+      this.live.set(h.vpath, st.size, st.mtimeMs);
+      return;
+    }
+    if (mode !== 0) throw new FsError('ENOTSUP', 'fallocate: only plain allocation (mode 0) is supported');
+    if (end > (await this.getattr(h.vpath)).size) await this.ftruncate(fh, end);
   }
 
   /** Truncates through an open handle: its own copy when staged, the real file when local. */

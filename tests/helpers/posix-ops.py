@@ -82,6 +82,8 @@ def run(root, o):
     elif k == "seek":
         fd = os.open(p, os.O_RDONLY)
         try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                return "dir"  # seek offsets of directories are the filesystem's own cookies
             # SEEK_DATA: both answer "data here"; SEEK_HOLE may be the end or an earlier hole
             # (the filesystem decides), so only "a hole at or before the end" is compared.
             r = os.lseek(fd, o["off"], os.SEEK_DATA if o["whence"] == "data" else os.SEEK_HOLE)

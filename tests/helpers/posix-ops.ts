@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** A second, unprivileged user for the tests that compare permission checks (nobody/nogroup). */
 export const OTHER_USER = { uid: 65534, gid: 65534 };
@@ -23,10 +24,15 @@ export class PosixOps {
   private readonly pending: ((line: string) => void)[] = [];
 
   constructor(root: string, as?: { uid: number; gid: number }) {
-    const script = join(__dirname, 'posix-ops.py');
-    const cmd = as ? ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', 'python3', script, root] : ['python3', script, root];
+    // The source as an argument: the other user may not be able to read the test tree.
+    const script = readFileSync(join(__dirname, 'posix-ops.py'), 'utf8');
+    // The system python: a per-user shim (pyenv) on PATH may be unreadable to the other user.
+    const py = [existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', '-c', script, root];
+    const cmd = as ? ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', ...py] : py;
     this.proc = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.proc.stdout! }).on('line', (l) => this.pending.shift()?.(l));
+    this.proc.stdin!.on('error', () => undefined); // an exited helper fails the pending call below
+    this.proc.on('exit', (code) => { for (const p of this.pending.splice(0)) p(JSON.stringify({ r: `helper exited (${code})` })); });
   }
 
   /** Runs one operation; the result ("ok", a value, or an errno name). Hard timeout: a hung mount fails. */

@@ -73,10 +73,26 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return ret_int(env, rc);
 }
 
+/* fallocate(fd, mode, offset, len): the disk's own allocation, holes and zero ranges. 0 or -errno. */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return NULL;
+  int32_t fd, mode;
+  int64_t off, len;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &mode) != napi_ok
+      || napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fallocate(fd, mode, offset, len) takes numbers");
+    return NULL;
+  }
+  return ret_int(env, fallocate(fd, mode, off, len) < 0 ? -errno : 0);
+}
+
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
   napi_set_named_property(env, exports, "utimens", f);
   napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
   napi_set_named_property(env, exports, "mknod", f);
+  napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
+  napi_set_named_property(env, exports, "fallocate", f);
 }
