@@ -52,3 +52,41 @@ export class PosixOps {
     this.proc.stdin!.end();
   }
 }
+
+const FAR = { before: BigInt(1_700_000_000) * 1_000_000_000n, after: BigInt(1_990_000_000) * 1_000_000_000n };
+const explicit = (v: string) => BigInt(v) < FAR.before || BigInt(v) > FAR.after;
+
+/**
+ * Times: a time far from now on the real side was set explicitly, and the mount must show
+ * exactly it. Otherwise times are "now" at slightly different moments on the two sides, so
+ * what is compared is whether they changed in a step: a time the real filesystem left alone
+ * must not move on the mount either (a re-hash or a refresh touching times shows up here).
+ */
+function compareTimes(path: string, got: SnapEntry, want: SnapEntry, prevGot?: SnapEntry, prevWant?: SnapEntry): string | undefined {
+  for (const k of ['atime', 'mtime'] as const) {
+    if (explicit(want[k]) && got[k] !== want[k]) return `${path} ${k}: mount ${got[k]}, real ${want[k]} (set explicitly)`;
+  }
+  if (!prevGot || !prevWant || prevGot.type !== got.type || prevWant.ino !== want.ino) return undefined;
+  for (const k of ['mtime', 'ctime'] as const) {
+    if (prevWant[k] === want[k] && prevGot[k] !== got[k]) return `${path} ${k} changed on the mount (${prevGot[k]} -> ${got[k]}) but not on the real filesystem`;
+  }
+  return undefined;
+}
+
+export function compareSnaps(got: Record<string, SnapEntry>, want: Record<string, SnapEntry>, prevGot: Record<string, SnapEntry>, prevWant: Record<string, SnapEntry>): string | undefined {
+  const names = Object.keys(want).sort();
+  if (JSON.stringify(Object.keys(got).sort()) !== JSON.stringify(names)) return `names: mount ${Object.keys(got).sort()}, real ${names}`;
+  const groups = (s: Record<string, SnapEntry>) => JSON.stringify(names.map((p) => names.filter((q) => s[q].ino === s[p].ino)));
+  if (groups(got) !== groups(want)) return `hard-link groups differ: mount ${groups(got)}, real ${groups(want)}`;
+  for (const p of names) {
+    const g = got[p];
+    const w = want[p];
+    for (const k of ['type', 'mode', 'nlink', 'uid', 'gid', 'size', 'sha', 'target'] as const) {
+      if (g[k] !== w[k]) return `${p} ${k}: mount ${JSON.stringify(g[k])}, real ${JSON.stringify(w[k])}`;
+    }
+    const times = compareTimes(p, g, w, prevGot[p], prevWant[p]);
+    if (times) return times;
+  }
+  return undefined;
+}
+
