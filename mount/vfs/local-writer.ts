@@ -9,7 +9,7 @@ import { writeAll } from './live-sizes';
 import { splitVirtual } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
-import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
+import { setTimesAt, S_ISGID } from './posix-calls';
 import type { VfsCore } from './vfs-core';
 
 
@@ -288,16 +288,6 @@ export class LocalWriter {
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
     await this.adopt(t, undefined, owner);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
-  }
-
-  /** mknod: FIFOs, sockets, devices (root only, as on the disk). Not indexed: see docs/vfs.md. */
-  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
-    const t = this.target(path, 'mknod');
-    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await withParent(t.location.uri, t.rel, async (at) => mknodAt(at, mode, rdev, `mknod ${path}`));
-    await this.adopt(t, mode & 0o7777, owner);
     await this.refresh(t.location, t.rel);
     await this.refreshParent(t.location, t.rel);
   }

@@ -38,17 +38,6 @@ export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, con
   await fsp.lutimes(at, sec(atime, st.atimeMs), sec(mtime, st.mtimeMs)).catch((err) => { throw toFsError(err, context); });
 }
 
-/** mknod(2) on `at` (FIFO, socket, device). Throws FsError; ENOSYS when the addon is not built. */
-export function mknodAt(at: string, mode: number, rdev: number, context: string): void {
-  const addon = loadNativeFuse().addon as { mknod?: (p: string, m: number, maj: number, min: number) => number } | undefined;
-  if (!addon?.mknod) throw new FsError('ENOSYS', `${context}: special files need the native addon (run .ci/setup)`);
-  // Linux dev_t encoding (the kernel's new_encode_dev, as FUSE sends it).
-  const major = (rdev >>> 8) & 0xfff;
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-  const rc = addon.mknod(at, mode, major, minor);
-  if (rc < 0) throw fromErrno(rc, context);
-}
-
 /** fallocate(2) on a descriptor, any mode the disk supports; false when the addon is not built. Throws FsError. */
 export function fallocateFd(fd: number, mode: number, offset: number, len: number, context: string): boolean {
   const addon = loadNativeFuse().addon as { fallocate?: (fd: number, m: number, o: number, l: number) => number } | undefined;

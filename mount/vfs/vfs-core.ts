@@ -410,10 +410,7 @@ export class VfsCore implements Vfs {
     }
     return this.writer.link(from, to);
   }
-  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
-    if (this.isRemote(path) || this.stagedLocation(path)) throw new FsError('EPERM', `${path}: this location cannot store special files`);
-    return this.writer.mknod(path, mode, rdev, owner);
-  }
+
 
   /** A path in a cloud location (not a disk on this machine). */
   private isRemote(path: string): boolean {
