@@ -34,12 +34,12 @@ export function etagOf(e: Pick<Entry, 'id' | 'version' | 'size' | 'mtimeSec' | '
 }
 
 /** Attr of an indexed entry, with live size/mtime of a file being written when given. */
-export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number }, disk?: DiskStat): Attr {
+export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint }, disk?: DiskStat): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
   const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
   if (!disk) return a;
-  const mtime = live ? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
+  const mtime = live ? live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
   const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
   a.ns = { atime: disk.atimeNs, mtime, ctime };

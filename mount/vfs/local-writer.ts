@@ -147,9 +147,20 @@ export class LocalWriter {
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
-    const fd = await openBeneath(t.location.uri, t.rel, mode, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    const open = (m: number) => openBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    // Only a file this open really made gets the caller's owner and mode: one already on the
+    // disk but not indexed yet (the watcher is behind) keeps its own, as open(2) would.
+    let made = false;
+    let fd: Awaited<ReturnType<typeof open>> | undefined;
+    if (!t.existing && flags.create && !flags.exclusive) {
+      fd = await open(mode | C.O_EXCL).then((f) => { made = true; return f; }, (err: FsError) => { if (err.code === 'EEXIST') return undefined; throw err; });
+    }
+    if (!fd) {
+      fd = await open(mode);
+      made = !t.existing && !!flags.exclusive;
+    }
     try {
-      if (!t.existing && flags.create) await this.adopt(t, flags.mode, flags.owner);
+      if (made) await this.adopt(t, flags.mode, flags.owner);
       const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel);
       if (!t.existing) await this.refreshParent(t.location, t.rel);
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
@@ -366,7 +377,10 @@ export class LocalWriter {
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
     else await withParent(t.location.uri, t.rel, (at) => setTimesAt(at, atime, mtime, `utimens ${path}`));
-    if (mtime !== 'omit') this.core.live.touched(path, mtime === 'now' ? Date.now() : mtime.sec * 1000 + mtime.nsec / 1e6);
+    if (mtime !== 'omit') {
+      if (mtime === 'now') this.core.live.touched(path, Date.now());
+      else this.core.live.touched(path, mtime.sec * 1000 + mtime.nsec / 1e6, BigInt(mtime.sec) * 1_000_000_000n + BigInt(mtime.nsec));
+    }
     await this.refresh(t.location, t.rel);
   }
 
