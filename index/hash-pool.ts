@@ -27,7 +27,14 @@ parentPort.on('message', ({ id, path, blockSize }) => {
   let fd;
   try {
     if (buf.length !== blockSize) buf = Buffer.allocUnsafe(blockSize);
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NOATIME: hashing after close must not change the times the writer set (EPERM when
+    // neither owner nor root: then plain).
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NOATIME || 0));
+    } catch (e) {
+      if (e.code !== 'EPERM') throw e;
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    }
     const before = fs.fstatSync(fd, { bigint: true });
     if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
     whole.reset();

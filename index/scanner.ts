@@ -252,7 +252,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
               if (!emptyBlob) { ctx.blobs.put({ hash, size: 0, blockSize: ctx.blockSize, blockHashes: Buffer.alloc(0) }); emptyBlob = true; }
             }
             const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash, target };
-            const old = k === undefined ? undefined : entries.get(known!.id(k));
+            // Not in the snapshot of the directory but in the index now: a write through the
+            // mount added it while this walk ran. It is updated, never inserted twice (EEXIST).
+            const old = k === undefined ? entries.child(dir.id, name) : entries.get(known!.id(k));
             if (old && old.type !== type) { entries.remove(old, rel); tx.tick(); }
             if (!old || old.type !== type) {
               id = entries.insert(loc.id, dir.id, name, fields, rel);

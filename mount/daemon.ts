@@ -125,7 +125,12 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
   for (const loc of home.locations.list()) {
-    if (loc.kind === 'local') void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'));
+    if (loc.kind === 'local') {
+      void rescan(loc).then(
+        () => opts.log.info({ location: loc.name }, 'start-up rescan done'),
+        (err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
+      );
+    }
   }
   let stopping: Promise<void> | undefined;
   return {

@@ -99,7 +99,9 @@ export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any
     link: (_src: string, dest: string, cb: Cb) =>
       run('link', dest, cb, async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); }),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
-    chown: (path: string, _uid: number, _gid: number, cb: Cb) => run('chown', path, cb, async () => { await vfs.getattr(path); }),
+    // The disk's chown on local locations (no caller here: fuse-native's high-level API runs it as the daemon).
+    chown: (path: string, uid: number, gid: number, cb: Cb) =>
+      run('chown', path, cb, () => vfs.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
     // ls -l asks every file for security.selinux and POSIX ACLs: answer those without a lookup.
     getxattr: (path: string, name: string, _pos: number, cb: Cb) =>

@@ -22,6 +22,10 @@ export interface FuseNode {
    */
   cachedOpens?: number;
   backing?: { id: number; opens: number };
+  /** The other names of a hard-linked file (the kernel has one inode, so one node, for all of them). */
+  aliases?: { parent: FuseNode; name: string }[];
+  /** The attribute inode number of a hard-linked file: lookups of its other names find this node. */
+  linkedIno?: number;
 }
 
 export const ROOT_ID = 1;
@@ -36,6 +40,8 @@ export class InodeTable {
   readonly generation = 1;
   readonly root: FuseNode = { id: ROOT_ID, name: '', parent: null, children: null, lookups: 1 };
   private readonly byId = new Map<number, FuseNode>([[ROOT_ID, this.root]]);
+  /** Hard-linked files by attribute inode number. */
+  private readonly byLinkedIno = new Map<number, FuseNode>();
   private nextId = ROOT_ID + 1;
 
   get size(): number {
@@ -70,16 +76,55 @@ export class InodeTable {
     return parent.children?.get(name);
   }
 
-  /** The child node (created when new) with one more kernel reference. */
-  lookup(parent: FuseNode, name: string): FuseNode {
+  /**
+   * The child node (created when new) with one more kernel reference. `linkedIno` (the attribute
+   * inode of a file with several links): another name of a node already known becomes one more
+   * name of that node, as the kernel has one inode for all of them.
+   */
+  lookup(parent: FuseNode, name: string, linkedIno?: number): FuseNode {
     let n = parent.children?.get(name);
+    if (!n && linkedIno !== undefined) {
+      n = this.byLinkedIno.get(linkedIno);
+      if (n) {
+        (n.aliases ??= []).push({ parent, name });
+        (parent.children ??= new Map()).set(name, n);
+      }
+    }
     if (!n) {
       n = { id: this.nextId++, name, parent, children: null, lookups: 0 };
       (parent.children ??= new Map()).set(name, n);
       this.byId.set(n.id, n);
     }
+    if (linkedIno !== undefined && n.linkedIno === undefined) {
+      n.linkedIno = linkedIno;
+      this.byLinkedIno.set(linkedIno, n);
+    }
     n.lookups++;
     return n;
+  }
+
+  /** A node the kernel knows got a second name: its other names now find it by `ino`. */
+  adoptLinked(n: FuseNode, ino: number): void {
+    n.linkedIno = ino;
+    this.byLinkedIno.set(ino, n);
+  }
+
+  /** Drops one name of a node with several; false when `name` is its only (primary) name. */
+  private dropName(n: FuseNode, parent: FuseNode, name: string): boolean {
+    if (!n.aliases?.length) return false;
+    if (parent.children?.get(name) === n) {
+      parent.children.delete(name);
+      if (parent.children.size === 0) parent.children = null;
+    }
+    const i = n.aliases.findIndex((a) => a.parent === parent && a.name === name);
+    if (i >= 0) n.aliases.splice(i, 1);
+    else {
+      // The primary name goes: the first alias becomes the path of the node.
+      const next = n.aliases.shift()!;
+      n.parent = next.parent;
+      n.name = next.name;
+    }
+    return true;
   }
 
   /** The kernel dropped `count` references. */
@@ -94,6 +139,7 @@ export class InodeTable {
   remove(parent: FuseNode, name: string): void {
     const n = parent.children?.get(name);
     if (!n) return;
+    if (this.dropName(n, parent, name)) return;
     n.unlinked = true;
     this.detach(n);
     this.prune(n);
@@ -102,8 +148,14 @@ export class InodeTable {
   /** Moves a name; a node that was at the target is detached. */
   rename(parent: FuseNode, name: string, newParent: FuseNode, newName: string): void {
     const n = parent.children?.get(name);
+    if (n && newParent.children?.get(newName) === n) return; // two names of one file: rename(2) does nothing
     this.remove(newParent, newName);
     if (!n) return;
+    if (this.dropName(n, parent, name)) {
+      n.aliases!.push({ parent: newParent, name: newName });
+      (newParent.children ??= new Map()).set(newName, n);
+      return;
+    }
     this.detach(n);
     n.name = newName;
     n.parent = newParent;
@@ -134,6 +186,9 @@ export class InodeTable {
     while (c && c !== this.root && c.lookups === 0 && !c.children) {
       const parent: FuseNode | null = c.parent;
       this.byId.delete(c.id);
+      if (c.linkedIno !== undefined && this.byLinkedIno.get(c.linkedIno) === c) this.byLinkedIno.delete(c.linkedIno);
+      for (const a of c.aliases ?? []) if (a.parent.children?.get(a.name) === c) a.parent.children.delete(a.name);
+      c.aliases = undefined;
       this.detach(c);
       c.parent = null;
       c = parent;

@@ -97,6 +97,12 @@ export function errorReply(req: Buffer, errno: number): Buffer {
   return out;
 }
 
+function writeNs(buf: Buffer, secOff: number, nsecOff: number, ns: bigint): void {
+  const sec = ns >= 0n ? ns / 1_000_000_000n : (ns - 999_999_999n) / 1_000_000_000n;
+  buf.writeBigInt64LE(sec, secOff);
+  buf.writeUInt32LE(Number(ns - sec * 1_000_000_000n), nsecOff);
+}
+
 function writeTime(buf: Buffer, secOff: number, nsecOff: number, ms: number): void {
   const sec = Math.floor(ms / 1000);
   const nsec = Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6)));
@@ -117,9 +123,15 @@ export function writeAttr(buf: Buffer, off: number, a: Attr): void {
   w64(buf, off, a.ino);
   w64(buf, off + 8, a.size);
   w64(buf, off + 16, Math.ceil(a.size / 512));
-  writeTime(buf, off + 24, off + 48, a.atimeMs);
-  writeTime(buf, off + 32, off + 52, a.mtimeMs);
-  writeTime(buf, off + 40, off + 56, a.ctimeMs);
+  if (a.ns) {
+    writeNs(buf, off + 24, off + 48, a.ns.atime);
+    writeNs(buf, off + 32, off + 52, a.ns.mtime);
+    writeNs(buf, off + 40, off + 56, a.ns.ctime);
+  } else {
+    writeTime(buf, off + 24, off + 48, a.atimeMs);
+    writeTime(buf, off + 32, off + 52, a.mtimeMs);
+    writeTime(buf, off + 40, off + 56, a.ctimeMs);
+  }
   buf.writeUInt32LE(fileMode(a), off + 60);
   buf.writeUInt32LE(a.nlink, off + 64);
   buf.writeUInt32LE(a.uid >>> 0, off + 68);

@@ -1,5 +1,9 @@
 import type { Entry } from '../../index/entries';
 import type { Attr } from './types';
+import type { DiskStat } from './disk-stats';
+
+/** Inode numbers of files with several names (hard links): one per disk inode, above every entry id. */
+const LINKED_INO_BASE = 2 ** 50;
 
 /** Inode numbers: small fixed ones for virtual nodes, entry id + ENTRY_INO_BASE for indexed entries. */
 export const INO_ROOT = 1;
@@ -30,9 +34,27 @@ export function etagOf(e: Pick<Entry, 'id' | 'version' | 'size' | 'mtimeSec' | '
 }
 
 /** Attr of an indexed entry, with live size/mtime of a file being written when given. */
-export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number }): Attr {
+export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint }, disk?: DiskStat): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
+  const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
+  if (!disk) return a;
+  const mtime = live ? live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
+  // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
+  const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
+  a.ns = { atime: disk.atimeNs, mtime, ctime };
+  a.mode = e.mode & 0o7777; // a disk's mode 000 is 000, not "unknown"
+  a.atimeMs = Number(disk.atimeNs / 1000n) / 1000;
+  a.ctimeMs = Number(ctime / 1000n) / 1000;
+  a.uid = disk.uid;
+  a.gid = disk.gid;
+  a.nlink = disk.nlink;
+  if (e.type === 'dir') a.size = disk.size;
+  if (disk.nlink > 1 && e.type !== 'dir') a.ino = LINKED_INO_BASE + Number(disk.ino % BigInt(LINKED_INO_BASE));
+  return a;
+}
+
+function indexAttr(e: Entry, readonly: boolean, mtimeMs: number, size: number, live: boolean): Attr {
   // Never file-type bits from the index: the front ends add those from `type`.
   const mode = (e.mode & 0o7777) || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
   return {

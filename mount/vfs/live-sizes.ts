@@ -4,6 +4,8 @@ import { toFsError } from '../../providers/fs-error';
 interface Live {
   size: number;
   mtimeMs: number;
+  /** The exact mtime a utimens set while open (futimens by touch), until the next write. */
+  mtimeNs?: bigint;
   writers: number;
 }
 
@@ -15,7 +17,7 @@ interface Live {
 export class LiveSizes {
   private readonly live = new Map<string, Live>();
 
-  get(vpath: string): { size: number; mtimeMs: number } | undefined {
+  get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint } | undefined {
     return this.live.get(vpath);
   }
 
@@ -29,16 +31,17 @@ export class LiveSizes {
     if (!l) return;
     l.size = append ? l.size + n : Math.max(l.size, offset + n);
     l.mtimeMs = Date.now();
+    l.mtimeNs = undefined;
   }
 
   set(vpath: string, size: number, mtimeMs = Date.now()): void {
     const l = this.live.get(vpath);
-    if (l) { l.size = size; l.mtimeMs = mtimeMs; }
+    if (l) { l.size = size; l.mtimeMs = mtimeMs; l.mtimeNs = undefined; }
   }
 
-  touched(vpath: string, mtimeMs: number): void {
+  touched(vpath: string, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
-    if (l) l.mtimeMs = mtimeMs;
+    if (l) { l.mtimeMs = mtimeMs; l.mtimeNs = mtimeNs; }
   }
 
   closed(vpath: string): void {

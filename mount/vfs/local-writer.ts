@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp } from 'node:fs';
+import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../../providers/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -9,7 +9,8 @@ import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
-import type { OpenFlags } from './types';
+import type { Caller, OpenFlags, TimeSet } from './types';
+import { setTimesAt, S_ISGID } from './posix-calls';
 import type { VfsCore } from './vfs-core';
 
 
@@ -39,16 +40,17 @@ export class LocalWriter {
    * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
    * The hash is kept only while the version (inode, size, mtime) is unchanged.
    */
-  async refresh(loc: Location, rel: string): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
     let fields: EntryFields | undefined;
+    let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
     if (!this.home.hidden.hides(loc.uri, rel)) try {
       // lstat of the name inside its parent, opened without following symlinks: a path through
       // a swapped-in symlink is "not there" for the index, never the file outside.
-      const pe = rel === '' ? entryFromStats('', await fsp.stat(loc.uri, { bigint: true })) : await withParent(loc.uri, rel, async (at, _d, name) => {
-        const st = await fsp.lstat(at, { bigint: true });
+      const pe = rel === '' ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true }))) : await withParent(loc.uri, rel, async (at, _d, name) => {
+        const st = (disk = await fsp.lstat(at, { bigint: true }));
         return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
       });
       if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null };
@@ -63,6 +65,7 @@ export class LocalWriter {
       wasDir = existing?.type === 'dir';
       if (!fields) {
         if (existing && existing.parentId !== null) entries.remove(existing, rel);
+        if (existing) this.core.disk.delete(existing.id);
         return undefined;
       }
       if (existing) {
@@ -84,8 +87,32 @@ export class LocalWriter {
     });
     // Only this path changed, unless a directory went away or became something else.
     this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
+    if (result && disk) {
+      this.core.disk.set(result.id, disk);
+      // Hard links: the other names of this file changed with it (mode, times, size, links).
+      if (siblings && disk.nlink > 1n) await this.refreshSiblings(loc, result.id, disk);
+    }
     if (result?.type === 'file' && !result.hash) this.rehash(loc, rel);
     return result;
+  }
+
+  /** Refreshes the other known names of the disk file `st` (entries whose last lstat had its inode). */
+  private async refreshSiblings(loc: Location, except: number, st: { dev: bigint; ino: bigint }): Promise<void> {
+    for (const id of this.core.disk.sameFile(st.dev, st.ino)) {
+      if (id === except) continue;
+      const e = this.home.entries.get(id);
+      if (!e || e.locationId !== loc.id) { this.core.disk.delete(id); continue; }
+      await this.refresh(loc, this.home.entries.pathOf(id), false).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The directory holding `rel` after a name in it came or went: its mtime, ctime and link
+   * count changed on the disk (lstat, kept in the disk stats; the index keeps no directory times).
+   */
+  async refreshParent(loc: Location, rel: string): Promise<void> {
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    await this.refresh(loc, parentRel, false).catch(() => undefined);
   }
 
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
@@ -124,9 +151,22 @@ export class LocalWriter {
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
-    const fd = await openBeneath(t.location.uri, t.rel, mode, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    const open = (m: number) => openBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    // Only a file this open really made gets the caller's owner and mode: one already on the
+    // disk but not indexed yet (the watcher is behind) keeps its own, as open(2) would.
+    let made = false;
+    let fd: Awaited<ReturnType<typeof open>> | undefined;
+    if (!t.existing && flags.create && !flags.exclusive) {
+      fd = await open(mode | C.O_EXCL).then((f) => { made = true; return f; }, (err: FsError) => { if (err.code === 'EEXIST') return undefined; throw err; });
+    }
+    if (!fd) {
+      fd = await open(mode);
+      made = !t.existing && !!flags.exclusive;
+    }
     try {
+      if (made) await this.adopt(t, flags.mode, flags.owner);
       const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel);
+      if (!t.existing) await this.refreshParent(t.location, t.rel);
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
       const st = await fd.stat();
@@ -177,11 +217,13 @@ export class LocalWriter {
     await this.refresh(t.location, t.rel);
   }
 
-  async mkdir(path: string, mode: number): Promise<void> {
+  async mkdir(path: string, mode: number, owner?: Caller): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
+    await this.adopt(t, mode, owner);
     await this.refresh(t.location, t.rel);
+    await this.refreshParent(t.location, t.rel);
   }
 
   async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
@@ -193,12 +235,16 @@ export class LocalWriter {
     await queue.settle(t.location.id, t.rel);
     // Staged files not written to the disk yet still make their directory non-empty.
     if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+    const linked = this.core.disk.get(t.existing.id);
     await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? fsp.rmdir(at) : fsp.unlink(at))).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
     });
     await queue.cancel(t.location.id, t.rel);
     this.core.staged.detach(path);
     await this.refresh(t.location, t.rel);
+    await this.refreshParent(t.location, t.rel);
+    // The file's other names lost a link (and their ctime changed).
+    if (linked && linked.nlink > 1) await this.refreshSiblings(t.location, t.existing.id, linked);
   }
 
   async rename(from: string, to: string, noReplace: boolean): Promise<void> {
@@ -237,6 +283,8 @@ export class LocalWriter {
     this.core.resolver.invalidate();
     this.retargetHandles(from, to);
     await this.refresh(b.location, b.rel);
+    await this.refreshParent(a.location, a.rel);
+    await this.refreshParent(b.location, b.rel);
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */
@@ -250,11 +298,58 @@ export class LocalWriter {
     this.core.live.moved(from, to);
   }
 
-  async symlink(targetText: string, path: string): Promise<void> {
+  async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
+    await this.adopt(t, undefined, owner);
     await this.refresh(t.location, t.rel);
+    await this.refreshParent(t.location, t.rel);
+  }
+
+  /** link(2) inside one location: both names in their safely opened parents; the source is never followed. */
+  async link(from: string, to: string): Promise<void> {
+    const a = this.target(from, 'link');
+    const b = this.target(to, 'link');
+    if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
+    if (a.location.id !== b.location.id) throw new FsError('EXDEV', `link across locations (${a.location.name} -> ${b.location.name})`);
+    if (a.existing.type === 'dir') throw new FsError('EPERM', `${from} is a directory: directories cannot be hard-linked`);
+    if (b.existing) throw new FsError('EEXIST', `${to} already exists`);
+    const root = a.location.uri;
+    await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => { throw toFsError(err, `link ${from}`); });
+    await this.refresh(b.location, b.rel);
+    await this.refresh(a.location, a.rel);
+    await this.refreshParent(b.location, b.rel);
+  }
+
+  /**
+   * A name just created through the mount gets what the disk would give the caller: their
+   * uid, their gid (or the directory's when it is setgid), and exactly the permission bits
+   * asked for (the caller's umask was applied by the kernel; the daemon's own must not be).
+   * Ownership changes need root: a daemon run by a user creates files as that user.
+   */
+  private async adopt(t: Target, mode: number | undefined, owner: Caller | undefined): Promise<void> {
+    const root = t.location.uri;
+    const me = process.getuid?.() ?? 0;
+    const fh = await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); });
+    try {
+      let st = await fh.stat();
+      if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
+        const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
+        const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
+        const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
+        if (st.isSymbolicLink()) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
+        else await fsp.chown(fdPath(fh), owner.uid, gid);
+        st = await fh.stat();
+      }
+      if (mode === undefined || st.isSymbolicLink()) return;
+      const want = (mode & 0o7777) | (st.isDirectory() ? st.mode & S_ISGID : 0);
+      if ((st.mode & 0o7777) !== want) await fsp.chmod(fdPath(fh), want);
+    } catch (err) {
+      throw toFsError(err, `create ${t.rel}`);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   }
 
   /**
@@ -280,15 +375,26 @@ export class LocalWriter {
     await this.refresh(t.location, t.rel);
   }
 
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  /** utimensat without following a symlink at the name (its own times), exact to the nanosecond. */
+  async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
     const t = this.target(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
-    if (t.existing.type === 'symlink') {
-      await withParent(t.location.uri, t.rel, (at) => fsp.lutimes(at, atimeMs / 1000, mtimeMs / 1000)).catch((err) => { throw toFsError(err, `utimens ${path}`); });
-    } else {
-      await this.onInode(t, 'utimens', (p) => fsp.utimes(p, atimeMs / 1000, mtimeMs / 1000));
+    if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
+    else await withParent(t.location.uri, t.rel, (at) => setTimesAt(at, atime, mtime, `utimens ${path}`));
+    if (mtime !== 'omit') {
+      if (mtime === 'now') this.core.live.touched(path, Date.now());
+      else this.core.live.touched(path, mtime.sec * 1000 + mtime.nsec / 1e6, BigInt(mtime.sec) * 1_000_000_000n + BigInt(mtime.nsec));
     }
-    this.core.live.touched(path, mtimeMs);
+    await this.refresh(t.location, t.rel);
+  }
+
+  /** lchown (-1 keeps an id): the disk decides who may (root; the owner to one of their groups). */
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const t = this.target(path, 'chown');
+    if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    const run = (p: string) => fsp.lchown(p, uid, gid).catch((err) => { throw toFsError(err, `chown ${path}`); });
+    if (t.rel === '') await run(`${t.location.uri}/.`);
+    else await withParent(t.location.uri, t.rel, run);
     await this.refresh(t.location, t.rel);
   }
 

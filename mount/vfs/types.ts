@@ -20,6 +20,21 @@ export interface Attr {
   etag: string;
   /** Changes here fail with EROFS. */
   readonly: boolean;
+  /**
+   * Exact times in nanoseconds since the epoch, when the source keeps them (a local disk):
+   * the front ends prefer these to the millisecond floats above, which cannot hold every
+   * nanosecond.
+   */
+  ns?: { atime: bigint; mtime: bigint; ctime: bigint };
+}
+
+/** A time to set: exact (seconds and nanoseconds), 'now', or 'omit' (left as it is). */
+export type TimeSet = { sec: number; nsec: number } | 'now' | 'omit';
+
+/** Who asks (the FUSE request's uid/gid): what is created belongs to them, like on the disk. */
+export interface Caller {
+  uid: number;
+  gid: number;
 }
 
 export interface DirEntry {
@@ -34,8 +49,10 @@ export interface OpenFlags {
   exclusive?: boolean;
   truncate?: boolean;
   append?: boolean;
-  /** Permission bits for a created file. */
+  /** Permission bits for a created file (the caller's umask already applied). */
   mode?: number;
+  /** Owner of a created file (default: the daemon's user). */
+  owner?: Caller;
 }
 
 export interface StatFs {
@@ -84,14 +101,20 @@ export interface Vfs {
   /** Closes the handle (flushes first); the handle number may be reused afterwards. */
   release(fh: number): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
-  mkdir(path: string, mode?: number): Promise<void>;
+  mkdir(path: string, mode?: number, owner?: Caller): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   /** Atomic within a location, replacing a file or empty directory target; EXDEV across locations. */
   rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void>;
-  symlink(target: string, path: string): Promise<void>;
+  symlink(target: string, path: string, owner?: Caller): Promise<void>;
+  /** A hard link `to` naming the file `from` (local locations; EPERM where the source has none, EXDEV across locations). */
+  link(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
+  /** utimensat: exact nanoseconds, UTIME_NOW, UTIME_OMIT. Cloud and peer locations keep the mtime only. */
+  setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void>;
+  /** lchown; -1 keeps that id. Local locations only (EPERM elsewhere, unless nothing changes). */
+  chown(path: string, uid: number, gid: number): Promise<void>;
   /** `user.vdfs.hash`, `user.vdfs.replicas`, `user.vdfs.pinned` (pinned paths only). Throws ENODATA for an unknown name. */
   getxattr(path: string, name: string): Promise<Buffer>;
   listxattr(path: string): Promise<string[]>;

@@ -26,7 +26,16 @@ import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from '../pins';
-import type { Attr, DeadProp, DirEntry, OpenFlags, StatFs, Vfs } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
+import { DiskStats, type DiskStat } from './disk-stats';
+import { fallocateFd } from './posix-calls';
+import { withParent } from '../../providers/local/beneath';
+
+/** Milliseconds since the epoch as an exact-as-possible TimeSet. */
+function msTime(ms: number): { sec: number; nsec: number } {
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6))) };
+}
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -58,6 +67,8 @@ export class VfsCore implements Vfs {
   readonly remote = new RemoteWriter(this);
   /** Sizes of files open for writing, shared by every writer. */
   readonly live = new LiveSizes();
+  /** Owners, link counts, atime and ctime of local entries, as their disk last said. */
+  readonly disk = new DiskStats();
   private propsStmt?: Statement;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
@@ -100,7 +111,22 @@ export class VfsCore implements Vfs {
     const r = this.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path));
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel));
+  }
+
+  /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
+  private async diskStat(loc: Location, entry: Entry, rel: string): Promise<DiskStat | undefined> {
+    if (loc.kind !== 'local') return undefined;
+    const known = this.disk.get(entry.id);
+    if (known) return known;
+    try {
+      const st = rel === '' ? await fsp.stat(loc.uri, { bigint: true }) : await withParent(loc.uri, rel, (at) => fsp.lstat(at, { bigint: true }));
+      if (localVersion(st) !== entry.version && entry.type === 'file') return undefined; // changed meanwhile: the index catches up first
+      this.disk.set(entry.id, st);
+      return this.disk.get(entry.id);
+    } catch {
+      return undefined; // unreachable or gone: the index's view
+    }
   }
 
   private virtualAttr(parts: string[], path: string): Attr {
@@ -138,7 +164,7 @@ export class VfsCore implements Vfs {
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath)) };
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id)) };
     });
   }
 
@@ -319,6 +345,25 @@ export class VfsCore implements Vfs {
     }
   }
 
+  /**
+   * fallocate on an open handle. Local and staged files: the disk's own call (any mode it
+   * supports: KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE), so SEEK_DATA/SEEK_HOLE answer as on the disk.
+   * Content read through the cache: mode 0 only, by extending the size. Throws FsError
+   * (ENOTSUP for a mode that cannot be honoured, EBADF, ENOSPC).
+   */
+  async fallocate(fh: number, mode: number, offset: number, len: number): Promise<void> {
+    const h = this.writable(fh);
+    const end = offset + len;
+    if (fallocateFd(h.fd.fd, mode, offset, len, `fallocate ${h.vpath}`)) {
+      h.dirty = true;
+      const st = await h.fd.stat();
+      this.live.set(h.vpath, st.size, st.mtimeMs);
+      return;
+    }
+    if (mode !== 0) throw new FsError('ENOTSUP', 'fallocate: only plain allocation (mode 0) is supported');
+    if (end > (await this.getattr(h.vpath)).size) await this.ftruncate(fh, end);
+  }
+
   /** Truncates through an open handle: its own copy when staged, the real file when local. */
   async ftruncate(fh: number, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
@@ -332,8 +377,8 @@ export class VfsCore implements Vfs {
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
-  async mkdir(path: string, mode?: number): Promise<void> {
-    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755);
+  async mkdir(path: string, mode?: number, owner?: Caller): Promise<void> {
+    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner);
   }
   async rmdir(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
@@ -344,17 +389,37 @@ export class VfsCore implements Vfs {
   async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
-  async symlink(target: string, path: string): Promise<void> {
-    if (this.isRemote(path)) throw new FsError('ENOTSUP', `${path}: this location cannot store symlinks`);
-    return this.writer.symlink(target, path);
+  async symlink(target: string, path: string, owner?: Caller): Promise<void> {
+    if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
+    return this.writer.symlink(target, path, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.utimens(path, atimeMs, mtimeMs);
-    return this.remote.setMeta(path, 'utimens', { mtimeSec: Math.floor(mtimeMs / 1000), mtimeNsec: Math.round((mtimeMs % 1000) * 1e6) });
+    return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
   }
+  async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.setTimes(path, atime, mtime);
+    // Cloud sources keep one time, the mtime.
+    if (mtime === 'omit') return;
+    const m = mtime === 'now' ? msTime(Date.now()) : mtime;
+    return this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+  }
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.chown(path, uid, gid);
+    // No owners there: stat shows the daemon's user; a change to anything else is refused.
+    const a = await this.getattr(path);
+    if ((uid === -1 || uid === a.uid) && (gid === -1 || gid === a.gid)) return;
+    throw new FsError('EPERM', `${path}: this location keeps no owners; its files belong to the daemon's user`);
+  }
+  async link(from: string, to: string): Promise<void> {
+    if (this.isRemote(from) || this.isRemote(to) || this.stagedLocation(from)) {
+      throw new FsError('EPERM', `${from}: this location cannot store hard links (link(2) answers EPERM on such filesystems)`);
+    }
+    return this.writer.link(from, to);
+  }
+
 
   /** A path in a cloud location (not a disk on this machine). */
   private isRemote(path: string): boolean {

@@ -89,6 +89,7 @@ export async function mountWithOracle(
   t: { teardown(fn: () => unknown): void },
   name: string,
   addArgs: string[] = [],
+  mountArgs: string[] = [],
 ): Promise<{ dir: string; home: string; src: string; oracle: string; mnt: string; m: RunningMount }> {
   const dir = tempDir(t);
   const home = join(dir, 'home');
@@ -100,7 +101,7 @@ export async function mountWithOracle(
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', name, src, ...addArgs]);
   vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
+  const m = await startMount(home, mnt, mountArgs);
   t.teardown(() => m.stop());
   return { dir, home, src, oracle, mnt, m };
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "fd-registry.h"
 #include "mounting.h"
+#include "posix-calls.h"
 
 #include <sys/ioctl.h>
 
@@ -542,6 +543,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("backingClose", js_backing_close);
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
+  posix_calls_export(env, exports);
   return exports;
 }
 

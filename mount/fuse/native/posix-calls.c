@@ -1,0 +1,98 @@
+/*
+ * The few POSIX calls Node has no form of (nanosecond utimensat with UTIME_NOW/UTIME_OMIT,
+ * mknod): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
+ * following symlinks. Synchronous on the JS thread: metadata-only calls on an open parent.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include "posix-calls.h"
+
+static char *get_path(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *p = malloc(len + 1);
+  if (!p) return NULL;
+  napi_get_value_string_utf8(env, v, p, len + 1, &len);
+  return p;
+}
+
+static napi_value ret_int(napi_env env, int v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
+static int args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "wrong number of arguments");
+    return 0;
+  }
+  return 1;
+}
+
+/* utimensat(path, aSec, aNsec, mSec, mNsec) with AT_SYMLINK_NOFOLLOW; nsec may be UTIME_NOW/UTIME_OMIT. 0 or -errno. */
+static napi_value js_utimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, 5, argv)) return NULL;
+  int64_t v[4];
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "times must be numbers");
+      return NULL;
+    }
+  }
+  char *p = get_path(env, argv[0]);
+  if (!p) { napi_throw_type_error(env, NULL, "path must be a string"); return NULL; }
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  int rc = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+  free(p);
+  return ret_int(env, rc);
+}
+
+/* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return NULL;
+  uint32_t mode, maj, min;
+  if (napi_get_value_uint32(env, argv[1], &mode) != napi_ok || napi_get_value_uint32(env, argv[2], &maj) != napi_ok
+      || napi_get_value_uint32(env, argv[3], &min) != napi_ok) {
+    napi_throw_type_error(env, NULL, "mode and device must be numbers");
+    return NULL;
+  }
+  char *p = get_path(env, argv[0]);
+  if (!p) { napi_throw_type_error(env, NULL, "path must be a string"); return NULL; }
+  int rc = mknod(p, (mode_t)mode, makedev(maj, min)) < 0 ? -errno : 0;
+  free(p);
+  return ret_int(env, rc);
+}
+
+/* fallocate(fd, mode, offset, len): the disk's own allocation, holes and zero ranges. 0 or -errno. */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return NULL;
+  int32_t fd, mode;
+  int64_t off, len;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &mode) != napi_ok
+      || napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fallocate(fd, mode, offset, len) takes numbers");
+    return NULL;
+  }
+  return ret_int(env, fallocate(fd, mode, off, len) < 0 ? -errno : 0);
+}
+
+void posix_calls_export(napi_env env, napi_value exports) {
+  napi_value f;
+  napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
+  napi_set_named_property(env, exports, "utimens", f);
+  napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
+  napi_set_named_property(env, exports, "mknod", f);
+  napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
+  napi_set_named_property(env, exports, "fallocate", f);
+}

@@ -1,0 +1,50 @@
+import { promises as fsp } from 'node:fs';
+import { constants } from 'node:os';
+import { loadNativeFuse } from '../fuse/native-addon';
+import { FsError, toFsError } from '../../providers/fs-error';
+import type { TimeSet } from './types';
+
+/** UTIME_NOW / UTIME_OMIT (Linux) as the tv_nsec of a utimensat timespec. */
+const UTIME_NOW = (1 << 30) - 1;
+const UTIME_OMIT = (1 << 30) - 2;
+
+const NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+
+function fromErrno(rc: number, context: string): FsError {
+  const code = NAMES.get(-rc) ?? 'EIO';
+  return toFsError(Object.assign(new Error(`${code}`), { code }), context);
+}
+
+function spec(t: TimeSet): [number, number] {
+  if (t === 'now') return [0, UTIME_NOW];
+  if (t === 'omit') return [0, UTIME_OMIT];
+  return [t.sec, t.nsec];
+}
+
+/**
+ * utimensat(AT_SYMLINK_NOFOLLOW) on `at` (a `/proc/self/fd/N/name` path from withParent):
+ * nanoseconds, 'now' and 'omit' exactly, through the native addon. Without the addon, Node's
+ * lutimes (microseconds; 'omit' re-reads the current time first). Throws FsError.
+ */
+export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, context: string): Promise<void> {
+  const addon = loadNativeFuse().addon as { utimens?: (p: string, a: number, an: number, m: number, mn: number) => number } | undefined;
+  if (addon?.utimens) {
+    const rc = addon.utimens(at, ...spec(atime), ...spec(mtime));
+    if (rc < 0) throw fromErrno(rc, context);
+    return;
+  }
+  const st = await fsp.lstat(at).catch((err) => { throw toFsError(err, context); });
+  const sec = (t: TimeSet, cur: number) => (t === 'now' ? Date.now() / 1000 : t === 'omit' ? cur / 1000 : t.sec + t.nsec / 1e9);
+  await fsp.lutimes(at, sec(atime, st.atimeMs), sec(mtime, st.mtimeMs)).catch((err) => { throw toFsError(err, context); });
+}
+
+/** fallocate(2) on a descriptor, any mode the disk supports; false when the addon is not built. Throws FsError. */
+export function fallocateFd(fd: number, mode: number, offset: number, len: number, context: string): boolean {
+  const addon = loadNativeFuse().addon as { fallocate?: (fd: number, m: number, o: number, l: number) => number } | undefined;
+  if (!addon?.fallocate) return false;
+  const rc = addon.fallocate(fd, mode, offset, len);
+  if (rc < 0) throw fromErrno(rc, context);
+  return true;
+}
+
+export const S_ISGID = 0o2000;

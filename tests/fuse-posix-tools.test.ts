@@ -1,0 +1,98 @@
+import t from 'tap';
+import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, lutimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers/cli';
+import { mountWithOracle, sh } from './helpers/mount';
+import { compareSnaps, PosixOps } from './helpers/posix-ops';
+
+// The tools people copy and back up with, run into a local location through the mount and
+// into a real directory of the same disk: the results must have the same whole lstat (modes,
+// owners, link counts, sizes, contents) and exactly the times the tools set.
+
+/** A tree with what those tools carry over: odd modes, other owners, old times, links. */
+function sourceTree(root: string): void {
+  mkdirSync(join(root, 'd/e'), { recursive: true });
+  writeFileSync(join(root, 'plain.txt'), 'hello\n');
+  writeFileSync(join(root, 'd/exec.sh'), '#!/bin/sh\necho hi\n');
+  writeFileSync(join(root, 'd/e/big.bin'), Buffer.alloc(300_000, 7));
+  chmodSync(join(root, 'd/exec.sh'), 0o4750);
+  chmodSync(join(root, 'd/e'), 0o2770);
+  chownSync(join(root, 'plain.txt'), 1234, 5678);
+  chownSync(join(root, 'd/exec.sh'), 4321, 0);
+  linkSync(join(root, 'plain.txt'), join(root, 'd/hard.txt'));
+  symlinkSync('../plain.txt', join(root, 'd/link'));
+  lutimesSync(join(root, 'd/link'), 1_100_000_000.25, 1_200_000_000.5);
+  utimesSync(join(root, 'plain.txt'), 1_300_000_000.123456, 1_400_000_000.654321);
+  utimesSync(join(root, 'd/exec.sh'), 1_350_000_000, 1_450_000_000);
+  utimesSync(join(root, 'd/e/big.bin'), 1_360_000_000, 1_460_000_000);
+  for (const d of ['d/e', 'd', '']) utimesSync(join(root, d), 1_000_000_000 + d.length, 1_500_000_000 + d.length);
+}
+
+t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through the mount as on the disk', async (t) => {
+  const { mnt, oracle } = await mountWithOracle(t, 'm', [], ['--allow-other']);
+  const src = join(tempDir(t), 'tree');
+  mkdirSync(src);
+  sourceTree(src);
+  const tarball = join(tempDir(t), 'tree.tar');
+  t.equal(sh('tar', ['-cf', tarball, '-C', src, '.']).code, 0, 'tarball made');
+  const onMount = new PosixOps(join(mnt, 'm'));
+  const onDisk = new PosixOps(oracle);
+  t.teardown(() => { onMount.close(); onDisk.close(); });
+  const tools: [string, (dst: string) => string[][]][] = [
+    ['cp-a', (dst) => [['cp', '-a', `${src}/.`, dst]]],
+    ['cp-p', (dst) => [['cp', '-p', join(src, 'plain.txt'), join(dst, 'plain.txt')]]],
+    ['rsync', (dst) => [['rsync', '-aH', `${src}/`, `${dst}/`]]],
+    ['tar', (dst) => [['tar', '-xpf', tarball, '-C', dst]]],
+  ];
+  for (const [name, cmds] of tools) {
+    for (const root of [join(mnt, 'm'), oracle]) {
+      mkdirSync(join(root, name));
+      for (const c of cmds(join(root, name))) {
+        const r = sh(c[0], c.slice(1));
+        t.equal(r.code, 0, `${name} into ${root === oracle ? 'the disk' : 'the mount'}: ${r.stderr}`);
+      }
+    }
+    const diff = compareSnaps(await onMount.snap(name), await onDisk.snap(name), {}, {});
+    t.equal(diff, undefined, `${name}: the same whole lstat and exactly the times set`);
+  }
+  // A second rsync finds nothing to copy (times and sizes kept exactly).
+  const again = sh('rsync', ['-aH', '--itemize-changes', `${src}/`, `${join(mnt, 'm', 'rsync')}/`]);
+  t.equal(again.code, 0);
+  t.equal(again.stdout.trim(), '', 'the second rsync -a copies nothing');
+
+  // touch -a / -m with explicit times: only that time changes, exactly.
+  const f = join(mnt, 'm', 'cp-p', 'plain.txt');
+  t.equal(sh('touch', ['-a', '-d', '@1500000000.111111111', f]).code, 0);
+  t.equal(sh('touch', ['-m', '-d', '@1600000000.222222222', f]).code, 0);
+  for (const p of [f, join(mnt, '..', 'src', 'cp-p', 'plain.txt')]) {
+    t.equal(sh('stat', ['-c', '%.9X %.9Y', p]).stdout.trim(), '1500000000.111111111 1600000000.222222222',
+      `touch -a/-m kept each time to the nanosecond (${p.includes('/src/') ? 'disk' : 'mount'})`);
+  }
+  // python's os.utime (floats)
+  t.equal(sh('python3', ['-c', `import os; os.utime(${JSON.stringify(f)}, (1.90e9, 1.95e9)); s=os.stat(${JSON.stringify(f)}); print(s.st_atime, s.st_mtime)`]).stdout.trim(), '1900000000.0 1950000000.0', 'os.utime keeps both times');
+});
+
+t.test('git clone and commit in the mount: a clean status, the same files as on the disk', async (t) => {
+  const { mnt, oracle } = await mountWithOracle(t, 'm');
+  const repo = join(tempDir(t), 'repo');
+  mkdirSync(repo);
+  sourceTree(repo);
+  const git = (cwd: string, ...args: string[]) => sh('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', '-c', 'safe.directory=*', ...args], { cwd });
+  t.equal(git(repo, 'init', '-q').code, 0);
+  t.equal(git(repo, 'add', '-A').code, 0);
+  t.equal(git(repo, 'commit', '-qm', 'one').code, 0);
+  for (const root of [join(mnt, 'm'), oracle]) {
+    const r = git(root, 'clone', '-q', repo, 'clone');
+    t.equal(r.code, 0, `clone: ${r.stderr}`);
+    writeFileSync(join(root, 'clone', 'new.txt'), 'new\n');
+    t.equal(git(join(root, 'clone'), 'add', 'new.txt').code, 0);
+    t.equal(git(join(root, 'clone'), 'commit', '-qm', 'two').code, 0);
+    t.equal(git(join(root, 'clone'), 'status', '--porcelain').stdout, '', 'clean after commit');
+    t.equal(git(join(root, 'clone'), 'fsck', '--no-progress').code, 0, 'fsck');
+  }
+  const onMount = new PosixOps(join(mnt, 'm'));
+  const onDisk = new PosixOps(oracle);
+  t.teardown(() => { onMount.close(); onDisk.close(); });
+  const strip = (s: Record<string, import('./helpers/posix-ops').SnapEntry>) => Object.fromEntries(Object.entries(s).filter(([p]) => !p.startsWith('.git')));
+  t.equal(compareSnaps(strip(await onMount.snap('clone')), strip(await onDisk.snap('clone')), {}, {}), undefined, 'the checked-out files match');
+});

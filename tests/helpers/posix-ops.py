@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Applies filesystem operations read as JSON lines on stdin under the directory argv[1]; answers
+one JSON line each: the result ("ok", a value, or the errno name) and, for "snap", the full lstat
+and content hash of every entry. Used by tests/fuse-posix-model.test.ts on a mount and on a
+real directory, run as root or as another user (setpriv), so both sides see the same caller."""
+import ctypes, errno, hashlib, json, os, stat, sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+
+def check(rc):
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def data(n, seed):
+    return bytes((i * 131 + seed * 7) & 0xFF for i in range(n))
+
+
+def utimens(p, a, m, nofollow):
+    ts = (Timespec * 2)(Timespec(*a), Timespec(*m))
+    check(libc.utimensat(AT_FDCWD, p.encode(), ts, 0x100 if nofollow else 0))
+
+
+def run(root, o):
+    p = os.path.join(root, o.get("p", ""))
+    to = os.path.join(root, o["to"]) if "to" in o else None
+    k = o["op"]
+    if k == "write":
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, o.get("mode", 0o666))
+        try: os.write(fd, data(o["n"], o["seed"]))
+        finally: os.close(fd)
+    elif k == "append":
+        with open(p, "ab") as f: f.write(data(o["n"], o["seed"]))
+    elif k == "writeAt":
+        fd = os.open(p, os.O_WRONLY)
+        try: os.pwrite(fd, data(o["n"], o["seed"]), o["at"])
+        finally: os.close(fd)
+    elif k == "read":
+        with open(p, "rb") as f: return hashlib.sha256(f.read()).hexdigest()[:16]
+    elif k == "mkdir": os.mkdir(p, o["mode"])
+    elif k == "rmdir": os.rmdir(p)
+    elif k == "unlink": os.unlink(p)
+    elif k == "rename": os.rename(p, to)
+    elif k == "rename2":
+        check(libc.renameat2(AT_FDCWD, p.encode(), AT_FDCWD, to.encode(), o["flags"]))
+    elif k == "truncate": os.truncate(p, o["size"])
+    elif k == "chmod": os.chmod(p, o["mode"])
+    elif k == "chown": os.lchown(p, o["uid"], o["gid"])
+    elif k == "utimens":
+        t = lambda v: (0, UTIME_NOW) if v == "now" else (0, UTIME_OMIT) if v == "omit" else tuple(v)
+        utimens(p, t(o["a"]), t(o["m"]), o.get("nofollow", True))
+    elif k == "link": os.link(p, to, follow_symlinks=False)
+    elif k == "symlink": os.symlink(o["target"], p)
+    elif k == "mkfifo": os.mkfifo(p, o["mode"])
+    elif k == "fallocate":
+        fd = os.open(p, os.O_WRONLY)
+        try: os.posix_fallocate(fd, o["off"], o["len"])
+        finally: os.close(fd)
+    elif k == "copy":
+        src = os.open(p, os.O_RDONLY)
+        try:
+            dst = os.open(to, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                done = 0
+                while done < o["len"]:
+                    n = os.copy_file_range(src, dst, o["len"] - done, o["off"] + done, o["at"] + done)
+                    if n == 0: break
+                    done += n
+                return done
+            finally: os.close(dst)
+        finally: os.close(src)
+    elif k == "seek":
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                return "dir"  # seek offsets of directories are the filesystem's own cookies
+            # SEEK_DATA: both answer "data here"; SEEK_HOLE may be the end or an earlier hole
+            # (the filesystem decides), so only "a hole at or before the end" is compared.
+            r = os.lseek(fd, o["off"], os.SEEK_DATA if o["whence"] == "data" else os.SEEK_HOLE)
+            return r if o["whence"] == "data" else ("hole<=end" if r <= os.fstat(fd).st_size else r)
+        finally: os.close(fd)
+    elif k == "readdir": return sorted(os.listdir(p))
+    elif k == "umask": os.umask(o["mask"])
+    elif k == "snap": return snap(p)
+    else: raise ValueError(k)
+    return "ok"
+
+
+def snap(root):
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in sorted(dirs + files):
+            full = os.path.join(dirpath, n)
+            s = os.lstat(full)
+            e = {"type": stat.S_IFMT(s.st_mode), "mode": stat.S_IMODE(s.st_mode), "nlink": s.st_nlink,
+                 "uid": s.st_uid, "gid": s.st_gid, "atime": str(s.st_atime_ns), "mtime": str(s.st_mtime_ns), "ctime": str(s.st_ctime_ns), "ino": s.st_ino}
+            if stat.S_ISREG(s.st_mode):
+                e["size"] = s.st_size
+                with open(full, "rb") as f: e["sha"] = hashlib.sha256(f.read()).hexdigest()[:16]
+            elif stat.S_ISLNK(s.st_mode):
+                e["size"] = s.st_size
+                e["target"] = os.readlink(full)
+            out[os.path.relpath(full, root)] = e
+    return out
+
+
+def main():
+    root = sys.argv[1]
+    for line in sys.stdin:
+        o = json.loads(line)
+        try:
+            r = {"r": run(root, o)}
+        except OSError as e:
+            r = {"r": errno.errorcode.get(e.errno, str(e.errno))}
+        except Exception as e:  # a bug in the op itself: said, never hidden
+            r = {"r": "ERR " + repr(e)}
+        sys.stdout.write(json.dumps(r) + "\n")
+        sys.stdout.flush()
+
+
+main()
