@@ -89,7 +89,10 @@ t.test('local reads and writes are answered by pread/pwrite in the addon, not in
   const wrote = fuseStats(mnt);
   t.ok(wrote.nativeWrites >= 5, `writes answered natively (${wrote.nativeWrites})`);
   t.equal(b3sum(join(src, 'written.bin')), b3sum(tmp), 'byte-exact on the disk');
-  t.equal(sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'l', 'written.bin')]).stdout, b3sum(tmp), 'and the index has its hash');
+  // The hash is computed after close, off the FUSE path: wait for it rather than race it.
+  const hashOf = () => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'l', 'written.bin')]).stdout;
+  await until(() => hashOf() === b3sum(tmp), 20_000);
+  t.equal(hashOf(), b3sum(tmp), 'and the index has its hash');
 });
 
 t.test('compat smoke: the fuse-native backend still reads, writes, lists and renames', async (t) => {

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { FsError } from '../../providers/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import type { FuseMount, FuseMountOptions } from './fuse-mount';
@@ -17,10 +17,24 @@ async function connectionOf(mnt: string): Promise<string | undefined> {
   return line?.split(' ')[2]?.split(':')[1];
 }
 
+const FUSECTL = '/sys/fs/fuse/connections';
+
+/**
+ * Mounts fusectl where the kernel expects it, if nothing did (systemd does; a bare machine or
+ * a container may not): without it a connection cannot be aborted, and a notification stuck
+ * in the kernel keeps the daemon from ever exiting. Root only; never throws.
+ */
+function ensureFusectl(): void {
+  try {
+    if (readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === FUSECTL)) return;
+    execFileSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore', timeout: 5000 });
+  } catch { /* not root, or no fusectl: shutdown then relies on closing the device */ }
+}
+
 /** Aborting the connection fails every request still pending and wakes anything blocked on it. Root only; never throws. */
 function abortConnection(conn: string | undefined): void {
   if (!conn) return;
-  try { writeFileSync(`/sys/fs/fuse/connections/${conn}/abort`, '1'); } catch { /* gone already, or not root */ }
+  try { writeFileSync(`${FUSECTL}/${conn}/abort`, '1'); } catch { /* gone already, or not root */ }
 }
 
 /**
@@ -30,6 +44,7 @@ function abortConnection(conn: string | undefined): void {
  */
 export async function mountNative(addon: NativeFuse, vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const root = process.getuid?.() === 0;
+  if (root) ensureFusectl();
   let fd: number;
   try {
     fd = addon.mount(mnt, 'vdfs', !!opts.allowOther, !root);
