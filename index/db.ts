@@ -93,6 +93,9 @@ const unsynced = new WeakSet<Db>();
  * slower. Throws what `fn` throws.
  */
 export function relaxedTransaction<T>(db: Db, fn: () => T): T {
+  // Inside an open transaction (a rescan holding one across its batches) the pragma may not
+  // change: join it as a savepoint; that transaction's own commit decides durability.
+  if (db.inTransaction) return db.transaction(fn).immediate();
   db.pragma('synchronous = NORMAL');
   try {
     return db.transaction(fn).immediate();

@@ -75,7 +75,8 @@ t.test('a change at the source while a file is open for writing produces a confl
   const r = sh('bash', ['-c', `exec 3<>${JSON.stringify(f)}; echo "changed elsewhere" > ${JSON.stringify(join(src, 'existing.txt'))}; echo "ours" >&3; exec 3>&-`]);
   t.equal(r.code, 0, r.stderr);
   let copies: string[] = [];
-  await until('the conflict copy', () => (copies = readdirSync(src).filter((n) => n.includes('(conflict '))).length === 1);
+  // The copy is written under a temporary name and renamed into place: wait for the final name.
+  await until('the conflict copy', () => (copies = readdirSync(src).filter((n) => n.includes('(conflict ') && !n.includes('.vdfs-tmp-'))).length === 1);
   t.match(copies[0], /^existing \(conflict \d{4}-\d\d-\d\d stager\)\.txt$/, 'named after the date and the node');
   t.equal(readFileSync(join(src, 'existing.txt'), 'utf8'), 'changed elsewhere\n', 'the newer remote version is kept');
   t.equal(readFileSync(join(src, copies[0]), 'utf8'), 'ours\nnal\n', 'our version is in the copy (ours written over the start of the original)');
