@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { b3sum, tempDir, VDFS_BIN, vdfsOk, until } from './helpers/cli';
 import { startFaultProxy } from './helpers/fault-proxy';
 import { mountWithOracle, sh, startMount } from './helpers/mount';
+import { makeNode, pair, startPeerDaemon } from './helpers/peer';
 import { startS3Server } from './helpers/s3-server';
 
 /** Runs a Python snippet (for syscalls the shell tools do not expose) in `cwd`; stdout or "ERR <errno name>". */
@@ -82,7 +83,9 @@ t.test('changes on the disk reach the kernel caches at once (invalidation), neve
   appendFileSync(join(src, 'grow.txt'), 'second\n');
   const t0 = Date.now();
   // Attributes are cached for 10 s: seeing the new size well before means the kernel was told.
-  t.ok(await until(() => sh('cat', [f]).stdout === 'first\nsecond\n', 5000), `the appended bytes show (${Date.now() - t0} ms, attr timeout 10 s)`);
+  // stat is answered from the kernel's attribute cache alone: only an invalidation shows the new size early.
+  const size = () => sh('stat', ['-c', '%s', f]).stdout.trim();
+  t.ok(await until(() => size() === '13' && sh('cat', [f]).stdout === 'first\nsecond\n', 5000), `the appended bytes show (${Date.now() - t0} ms, attr timeout 10 s)`);
   writeFileSync(join(src, 'grow.txt'), 'FIRST\nSECOND\n'); // same size, other bytes
   t.ok(await until(() => sh('cat', [f]).stdout === 'FIRST\nSECOND\n', 5000), 'a same-size rewrite shows, no stale pages');
   writeFileSync(join(src, 'gone.txt'), 'x');
@@ -108,7 +111,29 @@ t.test('a change in a bucket reaches the kernel caches with the next poll', asyn
   t.equal(sh('cat', [f]).stdout, 'version one\n');
   await s3.put('q/obj.txt', 'version two, longer\n');
   // The poll runs every second; attributes are cached for 10 s: well before that means the kernel was told.
-  t.ok(await until(() => sh('cat', [f]).stdout === 'version two, longer\n', 7000), 'the new object shows through the mount');
+  // stat alone reads the kernel's attribute cache: the new size before 10 s means an invalidation.
+  t.ok(await until(() => sh('stat', ['-c', '%s', f]).stdout.trim() === '20' && sh('cat', [f]).stdout === 'version two, longer\n', 7000), 'the new object shows through the mount');
+});
+
+t.test("a change on a peer reaches B's kernel caches through its change feed, never stale bytes", async (t) => {
+  const dir = tempDir(t);
+  const a = makeNode(dir, 'alpha', { 'note.txt': 'version one\n' });
+  const da = await startPeerDaemon(a.home);
+  t.teardown(() => da.stop());
+  const b = makeNode(dir, 'beta');
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const m = await startMount(b.home, join(dir, 'mnt'));
+  t.teardown(() => m.stop());
+  const f = join(dir, 'mnt', 'adocs', 'note.txt');
+  t.equal(sh('cat', [f]).stdout, 'version one\n', "B reads A's file; the kernel now caches it (attributes for 10 s)");
+  writeFileSync(join(a.src, 'note.txt'), 'version two, longer\n');
+  const t0 = Date.now();
+  // A's watcher, its change feed and B's replication take well under the 10 s attribute
+  // timeout: seeing the new bytes before it means B's kernel was told, not that it expired.
+  // stat is answered from the kernel's attribute cache alone: only an invalidation shows the new size early.
+  const seen = () => sh('stat', ['-c', '%s', f]).stdout.trim() === '20' && sh('cat', [f]).stdout === 'version two, longer\n';
+  t.ok(await until(seen, 8000), `the new size and bytes show through B's mount (${Date.now() - t0} ms)`);
 });
 
 t.test('a read stalled on a remote is interrupted by a signal within 1 s', async (t) => {
