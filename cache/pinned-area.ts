@@ -3,6 +3,7 @@ import { open, rename, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FsError, toFsError } from '../providers/fs-error';
+import { readFully } from '../providers/local/read-fully';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -60,14 +61,7 @@ export class PinnedArea {
       throw toFsError(err, `pinned ${hash.slice(0, 16)}`);
     }
     try {
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return buf.subarray(0, got);
+      return await readFully(fh, offset, length);
     } finally {
       await fh.close();
     }

@@ -3,6 +3,7 @@ import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../fs-error';
+import { readFully } from './read-fully';
 import { normalizeRel, parentOf, splitPath } from '../paths';
 import { fdPath, openBeneath, openDirBeneath, withParent } from './beneath';
 import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
@@ -135,15 +136,7 @@ export class LocalProvider implements Provider {
         const st = await fh.stat({ bigint: true });
         if (localVersion(st) !== opts.version) throw new FsError('EIO', `${rel} changed since it was indexed`);
       }
-      if (length === 0) return Buffer.alloc(0);
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return got === length ? buf : buf.subarray(0, got);
+      return await readFully(fh, offset, length);
     } catch (err) {
       throw await this.offlineOr(err, `read ${rel}`);
     } finally {

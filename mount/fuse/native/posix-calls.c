@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include "napi-args.h"
 #include "posix-calls.h"
 
 static char *get_path(napi_env env, napi_value v) {
@@ -22,25 +23,10 @@ static char *get_path(napi_env env, napi_value v) {
   return p;
 }
 
-static napi_value ret_int(napi_env env, int v) {
-  napi_value r;
-  napi_create_int32(env, v, &r);
-  return r;
-}
-
-static int args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, "wrong number of arguments");
-    return 0;
-  }
-  return 1;
-}
-
 /* utimensat(path, aSec, aNsec, mSec, mNsec) with AT_SYMLINK_NOFOLLOW; nsec may be UTIME_NOW/UTIME_OMIT. 0 or -errno. */
 static napi_value js_utimens(napi_env env, napi_callback_info info) {
   napi_value argv[5];
-  if (!args(env, info, 5, argv)) return NULL;
+  if (!get_args(env, info, 5, argv)) return NULL;
   int64_t v[4];
   for (int i = 0; i < 4; i++) {
     if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
@@ -53,13 +39,13 @@ static napi_value js_utimens(napi_env env, napi_callback_info info) {
   struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
   int rc = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
   free(p);
-  return ret_int(env, rc);
+  return make_int(env, rc);
 }
 
 /* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  if (!args(env, info, 4, argv)) return NULL;
+  if (!get_args(env, info, 4, argv)) return NULL;
   uint32_t mode, maj, min;
   if (napi_get_value_uint32(env, argv[1], &mode) != napi_ok || napi_get_value_uint32(env, argv[2], &maj) != napi_ok
       || napi_get_value_uint32(env, argv[3], &min) != napi_ok) {
@@ -70,13 +56,13 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   if (!p) { napi_throw_type_error(env, NULL, "path must be a string"); return NULL; }
   int rc = mknod(p, (mode_t)mode, makedev(maj, min)) < 0 ? -errno : 0;
   free(p);
-  return ret_int(env, rc);
+  return make_int(env, rc);
 }
 
 /* fallocate(fd, mode, offset, len): the disk's own allocation, holes and zero ranges. 0 or -errno. */
 static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  if (!args(env, info, 4, argv)) return NULL;
+  if (!get_args(env, info, 4, argv)) return NULL;
   int32_t fd, mode;
   int64_t off, len;
   if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &mode) != napi_ok
@@ -84,7 +70,7 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "fallocate(fd, mode, offset, len) takes numbers");
     return NULL;
   }
-  return ret_int(env, fallocate(fd, mode, off, len) < 0 ? -errno : 0);
+  return make_int(env, fallocate(fd, mode, off, len) < 0 ? -errno : 0);
 }
 
 void posix_calls_export(napi_env env, napi_value exports) {

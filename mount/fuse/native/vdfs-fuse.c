@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "fd-registry.h"
 #include "mounting.h"
+#include "napi-args.h"
 #include "posix-calls.h"
 
 #include <sys/ioctl.h>
@@ -288,20 +289,7 @@ static struct session *get_session(napi_env env, napi_value v) {
   return s;
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, "vdfs-fuse: missing arguments");
-    return 0;
-  }
-  return 1;
-}
 
-static napi_value make_int(napi_env env, int64_t v) {
-  napi_value r;
-  napi_create_int64(env, v, &r);
-  return r;
-}
 
 /* mount(mountpoint, fsname, allowOther, viaFusermount) -> fd; throws with .errno */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
