@@ -1,4 +1,4 @@
-import { FsError, toFsError } from '../providers/fs-error';
+import { FsError, toFsError } from '../core/fs-error';
 import { blake3Hex } from './checksum';
 import { DiskTier } from './disk-tier';
 import { MemoryTier, type MemoryBlock } from './memory-tier';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
-import { ensurePrivateFile } from '../providers/local/private-files';
-import { FsError } from '../providers/fs-error';
+import { ensurePrivateFile } from '../core/private-files';
+import { FsError } from '../core/fs-error';
 
 /** One cached block as persisted: its key, file name, size, BLAKE3 hex and recency. */
 export interface IndexRow {

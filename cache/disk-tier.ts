@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { ensurePrivateDir, removeTree } from '../providers/local/private-files';
+import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { join } from 'node:path';
-import { toFsError } from '../providers/fs-error';
+import { toFsError } from '../core/fs-error';
 import { AsyncLock } from './async-lock';
 import { CacheIndex, type IndexRow } from './cache-index';
 import { blake3Hex } from './checksum';

@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { open, rename, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FsError, toFsError } from '../providers/fs-error';
-import { readFully } from '../providers/local/read-fully';
+import { FsError, toFsError } from '../core/fs-error';
+import { readFully } from '../core/read-fully';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { FsError } from '../providers/fs-error';
-import { ensurePrivateFile } from '../providers/local/private-files';
+import { FsError } from '../core/fs-error';
+import { ensurePrivateFile } from '../core/private-files';
 import { MIGRATIONS } from './migrations';
 
 export type Db = Database.Database;

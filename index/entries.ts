@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
-import { FsError } from '../providers/fs-error';
-import { splitPath } from '../providers/paths';
-import type { EntryType } from '../providers/provider';
+import { FsError } from '../core/fs-error';
+import { splitPath } from '../core/paths';
+import type { EntryType } from '../core/provider';
 import type { Db } from './db';
 
 export interface Entry {
@@ -53,7 +53,7 @@ export class EntryStore {
                  version=@version, hash=@hash, target=@target WHERE id=@id`),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       remove: p('DELETE FROM entries WHERE id = ?'),
-      // Shares live in meta as peer.share.<node> = JSON array of location names (providers/peer/peer-store.ts).
+      // Shares live in meta as peer.share.<node> = JSON array of location names (index/peer-store.ts).
       shared: p(`SELECT 1 FROM locations WHERE id = ? AND name IN
                  (SELECT j.value FROM meta m, json_each(m.value) j WHERE m.key >= 'peer.share.' AND m.key < 'peer.share/')`).pluck(),
       log: p('INSERT INTO changes (location_id, op, path, to_path, entry, at) VALUES (?, ?, ?, ?, ?, ?)'),

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FsError, toFsError } from '../providers/fs-error';
+import { FsError, toFsError } from '../core/fs-error';
 
 export interface FileHash {
   hash: string;

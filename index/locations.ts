@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import type { Db } from './db';
 import { forgetLocationGrants } from './share-records';
 

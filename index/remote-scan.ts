@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { FsError, toFsError } from '../providers/fs-error';
-import { checkName, joinRel, parentOf, baseName } from '../providers/paths';
-import type { Provider } from '../providers/provider';
+import { FsError, toFsError } from '../core/fs-error';
+import { checkName, joinRel, parentOf, baseName } from '../core/paths';
+import type { Provider } from '../core/provider';
 import type { Entry, EntryFields } from './entries';
 import type { Location } from './locations';
 import type { ScanContext, ScanOptions, ScanProgress, ScanSummary } from './scanner';

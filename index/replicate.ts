@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
-import { FsError } from '../providers/fs-error';
-import { splitPath } from '../providers/paths';
+import { FsError } from '../core/fs-error';
+import { splitPath } from '../core/paths';
 import type { ChangesPage, SnapshotHeader, SnapshotLine, WireBlob, WireEntry } from '../providers/peer/protocol';
 import { blockCount, HASH_BYTES, type BlobStore } from './blobs';
 import type { Db } from './db';

@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 
 function alive(pid: number): boolean {
   try {

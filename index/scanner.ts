@@ -1,15 +1,15 @@
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { promises as fsp, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
-import { FsError, toFsError } from '../providers/fs-error';
+import { FsError, toFsError } from '../core/fs-error';
 import { entryFromStats } from '../providers/local/local-provider';
-import type { EntryType, ProviderEntry } from '../providers/provider';
+import type { EntryType, ProviderEntry } from '../core/provider';
 import type { BlobStore } from './blobs';
 import type { Db } from './db';
 import type { Entry, EntryFields, EntryStore } from './entries';
 import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
 import { stateRelsIn } from './state-paths';
-import { withParent } from '../providers/local/beneath';
+import { withParent } from '../core/beneath';
 import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FsError, toFsError } from '../providers/fs-error';
+import { FsError, toFsError } from '../core/fs-error';
 
 /** Type codes of `DirListing.types`. */
 export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5;

@@ -2,7 +2,7 @@ import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import { blockBytesOnDisk, filesUnder, TestBlockSource } from './helpers/test-provider';
 
 const BS = 64 * 1024;

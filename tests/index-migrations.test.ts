@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, openDb, schemaVersion } from '../index/db';
 import { MIGRATIONS } from '../index/migrations';
-import { isFsError } from '../providers/fs-error';
+import { isFsError } from '../core/fs-error';
 import { vdfs, vdfsOk } from './helpers/cli';
 
 function temp(t: Test): string {

@@ -8,7 +8,7 @@ import { BlockCache } from '../cache/block-cache';
 import { hashStream } from '../index/remote-scan';
 import { BlobReader } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
-import { isFsError, type FsErrorCode } from '../providers/fs-error';
+import { isFsError, type FsErrorCode } from '../core/fs-error';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';

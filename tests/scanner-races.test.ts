@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { HashPool } from '../index/hash-pool';
 import { scanLocalLocation, type ScanOptions, type ScanProblem } from '../index/scanner';
-import { Home } from '../mount/home';
+import { Home } from '../app/home';
 import { b3sum, tempDir } from './helpers/cli';
 import { indexProblems } from './helpers/index-check';
 

@@ -3,8 +3,8 @@ import { mkdirSync, openSync, renameSync, statSync, utimesSync, writeFileSync, w
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
-import { Home } from '../mount/home';
-import { openBlockStore } from '../mount/block-store';
+import { Home } from '../app/home';
+import { openBlockStore } from '../app/block-store';
 import { createVfs } from '../mount/vfs';
 import { blake3Hex } from '../cache/checksum';
 

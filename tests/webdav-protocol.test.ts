@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FS_ERROR_CODES } from '../providers/fs-error';
+import { FS_ERROR_CODES } from '../core/fs-error';
 import { hashPassword, verifyPassword } from '../mount/webdav/auth';
 import { Authenticator } from '../mount/webdav/authenticator';
 import { HttpError } from '../mount/webdav/http-error';

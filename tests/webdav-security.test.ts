@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { Home } from '../mount/home';
+import { Home } from '../app/home';
 import { createVfs } from '../mount/vfs';
 import { hashPassword } from '../mount/webdav/auth';
 import { startWebdav } from '../mount/webdav/server';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import { requireTokenSafeUrl } from '../../providers/gdrive/gdrive-uri';
 import type { runAuthFlow as RunAuthFlow } from '../../providers/gdrive/gdrive-auth';
 import { DEFAULT_AUTH_URL, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, writeTokens } from '../../providers/gdrive/gdrive-tokens';

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { FsError } from '../../providers/fs-error';
-import { openBlockStore } from '../block-store';
-import { formatSize } from '../config';
+import { FsError } from '../../core/fs-error';
+import { openBlockStore } from '../../app/block-store';
+import { formatSize } from '../../app/config';
 import { openHome, type GlobalOpts } from './context';
 import { printJson } from './output';
 

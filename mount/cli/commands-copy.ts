@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { PinnedArea } from '../../cache/pinned-area';
 import { checkLocationName } from '../../index/locations';
-import { FsError } from '../../providers/fs-error';
-import { formatSize } from '../config';
-import { Copier } from '../copy';
+import { FsError } from '../../core/fs-error';
+import { formatSize } from '../../app/config';
+import { Copier } from '../../app/copy';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { PinnedArea } from '../../cache/pinned-area';
-import { FsError } from '../../providers/fs-error';
-import { formatSize } from '../config';
-import { Fsck } from '../fsck';
+import { FsError } from '../../core/fs-error';
+import { formatSize } from '../../app/config';
+import { Fsck } from '../../app/fsck';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';

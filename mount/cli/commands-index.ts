@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
-import { ensureWebdavCredential } from '../webdav-access';
-import { Home, resolveHomeDir } from '../home';
-import { checkNewLocation, parseLocationUri } from '../../providers/registry';
-import { FsError } from '../../providers/fs-error';
-import { formatSize, isConfigKey, setConfigValue } from '../config';
+import { ensureWebdavCredential } from '../../app/webdav-access';
+import { Home, resolveHomeDir } from '../../app/home';
+import { checkNewLocation, parseLocationUri } from '../../app/provider-registry';
+import { FsError } from '../../core/fs-error';
+import { formatSize, isConfigKey, setConfigValue } from '../../app/config';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 import type { Location } from '../../index/locations';
-import { addPeerLocation } from '../../providers/peer/replicator';
+import { addPeerLocation } from '../../app/peer/replicator';
 
 /** The `--json` shape of a location, the same for `location add` and `location ls`. */
 function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; writeBack: boolean; lastScan: string | null } {

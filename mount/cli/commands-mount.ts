@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
-import { FsError } from '../../providers/fs-error';
-import type { startDaemon as StartDaemon } from '../daemon';
+import { FsError } from '../../core/fs-error';
+import type { startDaemon as StartDaemon } from '../../app/daemon';
 import type { FuseBackend } from '../fuse/fuse-mount';
-import { openBlockStore } from '../block-store';
-import { createLogger } from '../log';
+import { openBlockStore } from '../../app/block-store';
+import { createLogger } from '../../core/log';
 import { createVfs } from '../vfs';
 import { openHome, type GlobalOpts } from './context';
 
@@ -53,7 +53,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
   try {
     const fuseBackend = parseBackend(o.fuseBackend);
     // Loaded here: the daemon brings FUSE, WebDAV and the peer server, which other commands never use.
-    const { startDaemon } = require('../daemon') as { startDaemon: typeof StartDaemon };
+    const { startDaemon } = require('../../app/daemon') as { startDaemon: typeof StartDaemon };
     daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, passthrough: o.passthrough, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
   } catch (err) {
     await blocks.close();

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import { parsePeerUrl } from '../../providers/peer/peer-client';
-import { runningServerUrl } from '../../providers/peer/peer-daemon';
-import { PeerStore, type PeerNode } from '../../providers/peer/peer-store';
-import { inviteCode, pairWith } from '../../providers/peer/pairing';
-import { clientFor } from '../../providers/peer/replicator';
-import { shortId, type NodeKeys } from '../keys';
+import { runningServerUrl } from '../../app/peer/peer-daemon';
+import { PeerStore, type PeerNode } from '../../index/peer-store';
+import { inviteCode, pairWith } from '../../app/peer/pairing';
+import { clientFor } from '../../app/peer/replicator';
+import { shortId, type NodeKeys } from '../../app/keys';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 

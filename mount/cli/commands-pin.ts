@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { PinnedArea } from '../../cache/pinned-area';
 import type { Location } from '../../index/locations';
-import { FsError } from '../../providers/fs-error';
-import { formatSize } from '../config';
-import type { Home } from '../home';
-import { Pins } from '../pins';
+import { FsError } from '../../core/fs-error';
+import { formatSize } from '../../app/config';
+import type { Home } from '../../app/home';
+import { Pins } from '../../app/pins';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import picomatch from 'picomatch';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
-import type { Home } from '../home';
-import { formatSize } from '../config';
+import type { Home } from '../../app/home';
+import { formatSize } from '../../app/config';
 import { resolveVirtual, virtualPath } from '../vfs/namespace';
 import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';

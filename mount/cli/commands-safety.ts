@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { FsError } from '../../providers/fs-error';
-import { formatSize } from '../config';
-import { copiesReport } from '../copies';
-import type { Home } from '../home';
+import { FsError } from '../../core/fs-error';
+import { formatSize } from '../../app/config';
+import { copiesReport } from '../../app/copies';
+import type { Home } from '../../app/home';
 import { resolveVirtual, virtualPath } from '../vfs/namespace';
 import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
 

@@ -4,11 +4,11 @@ import { HashPool } from '../../index/hash-pool';
 import { acquireScanLock } from '../../index/scan-lock';
 import { scanLocalLocation, type ScanProgress, type ScanSummary } from '../../index/scanner';
 import { isListable, scanRemoteLocation } from '../../index/remote-scan';
-import { openProvider } from '../../providers/registry';
-import { FsError, isFsError } from '../../providers/fs-error';
+import { openProvider } from '../../app/provider-registry';
+import { FsError, isFsError } from '../../core/fs-error';
 import { EXIT_CODES } from './exit-codes';
-import { formatSize } from '../config';
-import type { Home } from '../home';
+import { formatSize } from '../../app/config';
+import type { Home } from '../../app/home';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, printJson } from './output';
 

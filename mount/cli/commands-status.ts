@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { diskUsage } from './commands-cache';
 import type { Command } from 'commander';
-import { formatSize } from '../config';
-import type { Home } from '../home';
-import { copiesReport, copiesSummaryLine, type CopiesReport } from '../copies';
+import { formatSize } from '../../app/config';
+import type { Home } from '../../app/home';
+import { copiesReport, copiesSummaryLine, type CopiesReport } from '../../app/copies';
 import { openHome, type GlobalOpts } from './context';
 import { openPins } from './commands-pin';
 import { printJson, table } from './output';
-import { daemonMemory, memoryBudget, processMemory, type MemoryBudget } from '../memory';
+import { daemonMemory, memoryBudget, processMemory, type MemoryBudget } from '../../app/memory';
 
 export interface StatusReport {
   home: string;

@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkOwnedDir } from '../fuse/mountpoint';
-import { Home, resolveHomeDir } from '../home';
+import { Home, resolveHomeDir } from '../../app/home';
 import { checkLocationName } from '../../index/locations';
-import { checkNewLocation, parseLocationUri } from '../../providers/registry';
+import { checkNewLocation, parseLocationUri } from '../../app/provider-registry';
 import { closeHome, type GlobalOpts } from './context';
-import { ensureWebdavCredential } from '../webdav-access';
+import { ensureWebdavCredential } from '../../app/webdav-access';
 import { parseBackend, runDaemon } from './commands-mount';
 import { scanLocations } from './commands-scan';
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import { hashPassword } from '../webdav/auth';
-import { ensureWebdavCredential, readWebdavUsers, resetWebdavCredential, writeWebdavUsers } from '../webdav-access';
+import { ensureWebdavCredential, readWebdavUsers, resetWebdavCredential, writeWebdavUsers } from '../../app/webdav-access';
 import { openHome, type GlobalOpts } from './context';
 import { printJson } from './output';
 

@@ -1,4 +1,4 @@
-import { Home, resolveHomeDir } from '../home';
+import { Home, resolveHomeDir } from '../../app/home';
 
 /** Options every command sees (commander's globals). */
 export interface GlobalOpts {

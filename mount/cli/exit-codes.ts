@@ -1,4 +1,4 @@
-import type { FsErrorCode } from '../../providers/fs-error';
+import type { FsErrorCode } from '../../core/fs-error';
 
 /** Process exit status per error code: scripts can tell "not found" from "busy" from "bad input". */
 export const EXIT_CODES: Record<FsErrorCode, number> = {

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { isFsError } from '../../providers/fs-error';
+import { isFsError } from '../../core/fs-error';
 import { closeHome, type GlobalOpts } from './context';
 import { EXIT_CODES } from './exit-codes';
 import { registerIndexCommands } from './commands-index';

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { FsErrorCode } from '../../providers/fs-error';
+import type { FsErrorCode } from '../../core/fs-error';
 
 const E = constants.errno;
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { fuseOps } from './fuse-ops';
 import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';

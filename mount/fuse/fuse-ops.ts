@@ -1,6 +1,6 @@
 import { constants as C } from 'node:fs';
 import type { Logger } from 'pino';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { Attr } from '../vfs/types';
 import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';

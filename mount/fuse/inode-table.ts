@@ -1,4 +1,4 @@
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { Attr } from '../vfs/types';
 
 /** One name the kernel holds a reference to. */

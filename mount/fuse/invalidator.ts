@@ -1,4 +1,4 @@
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import type { InodeTable } from './inode-table';
 

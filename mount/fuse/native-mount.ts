@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import type { FuseMount, FuseMountOptions } from './fuse-mount';
 import type { NativeFuse } from './native-addon';

@@ -1,5 +1,5 @@
 import { constants as C } from 'node:fs';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { Attr, Caller, DirEntry, TimeSet } from '../vfs/types';
 import { splitVirtual } from '../vfs/namespace';
 import type { VfsCore } from '../vfs/vfs-core';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';
 import { InodeTable } from './inode-table';

@@ -1,5 +1,5 @@
 import { blake3Hex } from '../../cache/checksum';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
 import { BlockReader } from './block-reader';

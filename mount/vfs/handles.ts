@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { Location } from '../../index/locations';
 import type { BlockReader } from './block-reader';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Home } from '../home';
+import type { Home } from '../../app/home';
 import type { BlockStore } from './blob-reader';
 import { VfsCore } from './vfs-core';
 

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { toFsError } from '../../providers/fs-error';
+import { toFsError } from '../../core/fs-error';
 
 interface Live {
   size: number;

@@ -1,10 +1,10 @@
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
 import { entryFromStats, localVersion } from '../../providers/local/local-provider';
-import { fdPath, openBeneath, pathHandle, withParent } from '../../providers/local/beneath';
+import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';

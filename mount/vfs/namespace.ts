@@ -1,8 +1,8 @@
-import { FsError } from '../../providers/fs-error';
-import { splitPath } from '../../providers/paths';
+import { FsError } from '../../core/fs-error';
+import { splitPath } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../home';
+import type { Home } from '../../app/home';
 
 /** The reserved top-level name for virtual views (by-hash, ...). */
 export const VDFS_DIR = '.vdfs';

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { constants } from 'node:os';
 import { loadNativeFuse } from '../fuse/native-addon';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import type { TimeSet } from './types';
 
 /** UTIME_NOW / UTIME_OMIT (Linux) as the tv_nsec of a utimensat timespec. */

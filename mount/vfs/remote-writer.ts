@@ -1,4 +1,4 @@
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
 import { resolveTarget, type Target } from './targets';
 import { fieldsOfProvider } from './upload-queue';

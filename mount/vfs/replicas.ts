@@ -1,9 +1,9 @@
 import type { Location } from '../../index/locations';
 import { VerifiedStore } from '../../index/verified';
 import type { PinnedArea } from '../../cache/pinned-area';
-import type { Provider } from '../../providers/provider';
-import { openProvider, type ProviderContext } from '../../providers/registry';
-import type { Home } from '../home';
+import type { Provider } from '../../core/provider';
+import { openProvider, type ProviderContext } from '../../app/provider-registry';
+import type { Home } from '../../app/home';
 import type { ReplicaSource } from './blob-reader';
 import { virtualPath } from './namespace';
 

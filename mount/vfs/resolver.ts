@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Statement } from 'better-sqlite3';
-import { FsError } from '../../providers/fs-error';
-import type { Home } from '../home';
-import { splitPath } from '../../providers/paths';
+import { FsError } from '../../core/fs-error';
+import type { Home } from '../../app/home';
+import { splitPath } from '../../core/paths';
 import { resolveVirtual, type Resolved } from './namespace';
 
 type Cached = Resolved | FsError;

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { StagedHandle } from './handles';

@@ -1,8 +1,8 @@
-import { FsError } from '../../providers/fs-error';
-import { checkName } from '../../providers/paths';
+import { FsError } from '../../core/fs-error';
+import { checkName } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../home';
+import type { Home } from '../../app/home';
 import { splitVirtual } from './namespace';
 
 /** Where a new or existing entry of a change goes. */

@@ -1,4 +1,4 @@
-import type { EntryType } from '../../providers/provider';
+import type { EntryType } from '../../core/provider';
 
 /** Attributes of one node of the virtual namespace. */
 export interface Attr {

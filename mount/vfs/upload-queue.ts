@@ -1,12 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
 import type { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
-import type { ProviderEntry } from '../../providers/provider';
-import type { Home } from '../home';
+import type { ProviderEntry } from '../../core/provider';
+import type { Home } from '../../app/home';
 import type { ProviderPool } from './replicas';
 
 export interface UploadRow {

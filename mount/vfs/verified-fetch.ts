@@ -1,6 +1,6 @@
 import { blake3Hex } from '../../cache/checksum';
 import { blockCount, blockHashAt, type Blob } from '../../index/blobs';
-import { FsError } from '../../providers/fs-error';
+import { FsError } from '../../core/fs-error';
 import { BlobReader, type ReplicaSource } from './blob-reader';
 
 /**

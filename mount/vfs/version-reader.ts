@@ -1,5 +1,5 @@
-import { FsError, toFsError } from '../../providers/fs-error';
-import type { Provider } from '../../providers/provider';
+import { FsError, toFsError } from '../../core/fs-error';
+import type { Provider } from '../../core/provider';
 import type { BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
 

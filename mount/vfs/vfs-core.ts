@@ -3,13 +3,13 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
 import { syncIndex } from '../../index/db';
-import { FsError, toFsError } from '../../providers/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
-import { openBeneath } from '../../providers/local/beneath';
+import { openBeneath } from '../../core/beneath';
 import { isHiddenRel } from '../../index/state-paths';
-import type { Home } from '../home';
+import type { Home } from '../../app/home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import type { Blob } from '../../index/blobs';
 import { BlobReader, type BlockStore } from './blob-reader';
@@ -25,11 +25,11 @@ import { UploadQueue } from './upload-queue';
 import { ProviderPool, Replicas } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
-import { Pins } from '../pins';
+import { Pins } from '../../app/pins';
 import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
 import { fallocateFd } from './posix-calls';
-import { withParent } from '../../providers/local/beneath';
+import { withParent } from '../../core/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
 function msTime(ms: number): { sec: number; nsec: number } {

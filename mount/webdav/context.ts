@@ -2,7 +2,7 @@ import { etagOf } from './etag';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Attr, Vfs } from '../vfs/types';
-import { isFsError } from '../../providers/fs-error';
+import { isFsError } from '../../core/fs-error';
 import { HttpError } from './http-error';
 import { parseIfHeader, submittedTokens, type IfList } from './if-header';
 import type { LockManager } from './locks';

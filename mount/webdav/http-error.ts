@@ -1,4 +1,4 @@
-import { isFsError } from '../../providers/fs-error';
+import { isFsError } from '../../core/fs-error';
 import { STATUS_FOR_CODE } from './status';
 
 /**

@@ -1,4 +1,4 @@
-import type { FsErrorCode } from '../../providers/fs-error';
+import type { FsErrorCode } from '../../core/fs-error';
 
 /**
  * The one mapping from FsError codes to HTTP status at the WebDAV edge. A

@@ -1,5 +1,5 @@
 import { drive, type drive_v3 } from '@googleapis/drive';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 import { authClient, authError, type OAuth2Client } from './gdrive-auth';
 import { apiReason, DEFAULT_RETRY, httpStatus, isUnreachable, withRetry, type RetryPolicy } from './gdrive-retry';
 

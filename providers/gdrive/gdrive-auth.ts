@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { auth as gauth } from '@googleapis/drive';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 import { requireTokenSafeUrl } from './gdrive-uri';
 import { readTokens, writeTokens, type GdriveTokens } from './gdrive-tokens';
 

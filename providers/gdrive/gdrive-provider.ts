@@ -1,9 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { FsError } from '../fs-error';
-import { baseName, normalizeRel, parentOf, splitPath } from '../paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
+import { FsError } from '../../core/fs-error';
+import { baseName, normalizeRel, parentOf, splitPath } from '../../core/paths';
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 import { DriveApi, driveError, FOLDER, GOOGLE_PREFIX, SHORTCUT, type DriveFile } from './gdrive-api';
 import { displayNames } from './gdrive-names';
 import { DEFAULT_RETRY, httpStatus, retryableEio, type RetryPolicy } from './gdrive-retry';

@@ -1,7 +1,7 @@
-import { FsError } from '../fs-error';
-import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../retry';
+import { FsError } from '../../core/fs-error';
+import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
 
-export { retryableEio, type RetryPolicy } from '../retry';
+export { retryableEio, type RetryPolicy } from '../../core/retry';
 
 
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8000, baseDelayMs: 150, maxDelayMs: 2000, refusedBudgetMs: 600 };

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 
 /** What `vdfs auth gdrive` stores (in the vdfs home, mode 0600). */
 export interface GdriveTokens {

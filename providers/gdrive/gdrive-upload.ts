@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 import { FILE_FIELDS, type DriveApi, type DriveFile } from './gdrive-api';
 import { httpStatus, retryableEio } from './gdrive-retry';
 

@@ -1,4 +1,4 @@
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 
 /** Export formats by extension, for Google Docs editors files (which have no bytes of their own). */
 export const EXPORT_TYPES: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { joinRel } from '../paths';
+import { joinRel } from '../../core/paths';
 import type { GdriveProvider, Node } from './gdrive-provider';
 
 /** One entry of a whole-tree listing, relative to the location; a folder ends with '/'. */

@@ -2,11 +2,11 @@ import { createReadStream, promises as fsp, constants as C } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { FsError, toFsError } from '../fs-error';
-import { readFully } from './read-fully';
-import { normalizeRel, parentOf, splitPath } from '../paths';
-import { fdPath, openBeneath, openDirBeneath, withParent } from './beneath';
-import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
+import { FsError, toFsError } from '../../core/fs-error';
+import { readFully } from '../../core/read-fully';
+import { normalizeRel, parentOf, splitPath } from '../../core/paths';
+import { fdPath, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
+import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 
 export function entryTypeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType | undefined {
   if (st.isFile()) return 'file';

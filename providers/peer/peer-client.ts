@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { fingerprintOfDer, type NodeKeys } from '../../mount/keys';
-import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../fs-error';
+import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
+import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 
 /** ALPN protocol of the pairing exchange: the only thing an unpaired certificate may do. */
 export const ALPN_PAIR = 'vdfs-pair/1';

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import type { Db } from '../../index/db';
-import { readKeys } from '../../mount/keys';
-import { FsError } from '../fs-error';
-import { splitPath } from '../paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
+import { readKeys } from '../../app/keys';
+import { FsError } from '../../core/fs-error';
+import { splitPath } from '../../core/paths';
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 import { PeerClient, errorOf } from './peer-client';
 
 /** What a peer provider needs besides its location: the home (keys, paired nodes, the replicated tree). */

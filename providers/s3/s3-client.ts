@@ -1,7 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 import type { S3Location } from './s3-uri';
 
 /** Per-request timeouts. */

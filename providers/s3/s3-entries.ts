@@ -1,4 +1,4 @@
-import type { ProviderEntry } from '../provider';
+import type { ProviderEntry } from '../../core/provider';
 
 const FILE_MODE = 0o644;
 const DIR_MODE = 0o755;

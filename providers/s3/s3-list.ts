@@ -1,6 +1,6 @@
 import { ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
-import { checkName } from '../paths';
-import type { ProviderEntry } from '../provider';
+import { checkName } from '../../core/paths';
+import type { ProviderEntry } from '../../core/provider';
 import { dirEntry, fileEntry } from './s3-entries';
 import type { S3Provider } from './s3-provider';
 

@@ -5,9 +5,9 @@ import {
   ListObjectsV2Command, PutObjectCommand, type HeadObjectCommandOutput, type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { FsError } from '../fs-error';
-import { baseName, normalizeRel, parentOf } from '../paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../provider';
+import { FsError } from '../../core/fs-error';
+import { baseName, normalizeRel, parentOf } from '../../core/paths';
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
 import { bareEtag, dirEntry, fileEntry, type RemoteObject } from './s3-entries';
 import { listAll, listDir, listPages } from './s3-list';

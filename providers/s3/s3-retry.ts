@@ -1,7 +1,7 @@
-import { FsError } from '../fs-error';
-import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../retry';
+import { FsError } from '../../core/fs-error';
+import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
 
-export { retryableEio, type RetryPolicy } from '../retry';
+export { retryableEio, type RetryPolicy } from '../../core/retry';
 
 
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 5000, baseDelayMs: 100, maxDelayMs: 1000, refusedBudgetMs: 600 };

@@ -1,4 +1,4 @@
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 
 /** Where an S3 location lives: `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`. */
 export interface S3Location {

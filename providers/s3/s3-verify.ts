@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { FsError } from '../fs-error';
+import { FsError } from '../../core/fs-error';
 
 /** A single-part upload's ETag is the MD5 of its bytes (multipart ETags end in `-N`; SSE-KMS ones are opaque). */
 const MD5_ETAG = /^[0-9a-f]{32}$/;

@@ -11,7 +11,7 @@ import { generate } from 'selfsigned';
 import { VDFS_BIN, vdfs, vdfsOk } from '../helpers/cli';
 import { makeNode, pair, startPeerDaemon } from '../helpers/peer';
 import { PeerClient } from '../../providers/peer/peer-client';
-import { readKeys } from '../../mount/keys';
+import { readKeys } from '../../app/keys';
 import { dropCaches, mbps, measure, shOk, type BenchOptions, type Result } from './lib';
 import { SIZES } from './env';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Test } from 'tap';
-import { isFsError, type FsErrorCode } from '../../providers/fs-error';
-import type { Provider, ProviderEntry } from '../../providers/provider';
+import { isFsError, type FsErrorCode } from '../../core/fs-error';
+import type { Provider, ProviderEntry } from '../../core/provider';
 
 /** What `seed` can put at a path: file content, a symlink, or an (empty) directory. */
 export type SeedItem = Buffer | string | { symlink: string } | { dir: true };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsError, type FsErrorCode } from '../../providers/fs-error';
+import { FsError, type FsErrorCode } from '../../core/fs-error';
 import { blake3Hex } from '../../cache/checksum';
 
 /** Faults the source injects, consumed one fetch at a time. */

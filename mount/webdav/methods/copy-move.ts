@@ -1,7 +1,7 @@
 import type { Ctx } from '../context';
 import { checkIfHeader, header, readDepth, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
-import { isFsError } from '../../../providers/fs-error';
+import { isFsError } from '../../../core/fs-error';
 import { HttpError } from '../http-error';
 import { isFinderJunk } from '../junk';
 import { decodeRequestPath, isWithin, parentPath } from '../paths';

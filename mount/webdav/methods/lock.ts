@@ -2,7 +2,7 @@ import type { Ctx } from '../context';
 import { checkIfHeader, readDepth, readSmallBody, statOrNull } from '../context';
 import { checkPreconditions } from '../conditional';
 import { HttpError } from '../http-error';
-import { isFsError } from '../../../providers/fs-error';
+import { isFsError } from '../../../core/fs-error';
 import { isFinderJunk } from '../junk';
 import type { LockScope } from '../locks';
 import { sendXml } from '../multistatus';

@@ -3,12 +3,12 @@ import type { BlobStore } from '../../index/blobs';
 import type { Db } from '../../index/db';
 import type { LocationStore, Location } from '../../index/locations';
 import { ReplicaIndex, type PeerLocationOptions } from '../../index/replicate';
-import type { NodeKeys } from '../../mount/keys';
-import { FsError } from '../fs-error';
-import { errorOf, PeerClient } from './peer-client';
-import { parsePeerUri } from './peer-provider';
-import { PeerStore, type PeerNode } from './peer-store';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine } from './protocol';
+import type { NodeKeys } from '../keys';
+import { FsError } from '../../core/fs-error';
+import { errorOf, PeerClient } from '../../providers/peer/peer-client';
+import { parsePeerUri } from '../../providers/peer/peer-provider';
+import { PeerStore, type PeerNode } from '../../index/peer-store';
+import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine } from '../../providers/peer/protocol';
 
 /** The parts of a home replication needs. */
 export interface ReplicationHome {

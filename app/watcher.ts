@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import { IgnoreRules } from '../index/ignore-rules';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
-import type { VfsCore } from './vfs/vfs-core';
-import { fdPath, openDirBeneath } from '../providers/local/beneath';
-import { splitPath } from '../providers/paths';
+import type { VfsCore } from '../mount/vfs/vfs-core';
+import { fdPath, openDirBeneath } from '../core/beneath';
+import { splitPath } from '../core/paths';
 
 /** The names in directory `rel` of a location, opened without following symlinks on the way. */
 async function listBeneath(root: string, rel: string): Promise<string[]> {

@@ -1,8 +1,8 @@
 import { resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import type { Home } from './home';
-import { mountFuse, type FuseBackend, type FuseMount } from './fuse/fuse-mount';
+import { mountFuse, type FuseBackend, type FuseMount } from '../mount/fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
@@ -10,15 +10,15 @@ import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
-import { startWebdav, type WebdavServer } from './webdav/server';
-import { DEFAULT_LOCK_LIMITS } from './webdav/locks';
+import { startWebdav, type WebdavServer } from '../mount/webdav/server';
+import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
-import { createVfs } from './vfs';
+import { createVfs } from '../mount/vfs';
 import { renderStatusPage, STATUS_PAGE_CSP } from './status-page';
 import type { OpenedBlockStore } from './block-store';
-import type { BlockStore } from './vfs/blob-reader';
-import type { VfsCore } from './vfs/vfs-core';
-import { startPeerServices, type PeerServices } from '../providers/peer/peer-daemon';
+import type { BlockStore } from '../mount/vfs/blob-reader';
+import type { VfsCore } from '../mount/vfs/vfs-core';
+import { startPeerServices, type PeerServices } from './peer/peer-daemon';
 
 export interface DaemonOptions {
   mountpoint?: string;

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { setMeta, getMeta } from '../../index/db';
-import type { Home } from '../../mount/home';
-import { readKeys } from '../../mount/keys';
-import { FsError } from '../fs-error';
+import type { Home } from '../home';
+import { readKeys } from '../keys';
+import { FsError } from '../../core/fs-error';
 import { PeerReplication } from './replicator';
-import { startPeerServer, type PeerServer } from './peer-server';
+import { startPeerServer, type PeerServer } from '../../mount/peer-server/peer-server';
 
 /** Where a running peer server listens: written at start so `vdfs peer invite` can print it. */
 const SERVER_KEY = 'peer.server';

@@ -1,9 +1,9 @@
-import { ensurePrivateDir } from '../providers/local/private-files';
+import { ensurePrivateDir } from '../core/private-files';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import type { Home } from './home';
-import type { BlockStore } from './vfs/blob-reader';
+import type { BlockStore } from '../mount/vfs/blob-reader';
 
 export interface OpenedBlockStore extends BlockStore {
   /** The cache, when this process owns it; undefined when another vdfs process does. */

@@ -1,7 +1,7 @@
 import { syncIndex, type Db } from '../../index/db';
-import { FsError } from '../fs-error';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from './protocol';
-import { PeerStore } from './peer-store';
+import { FsError } from '../../core/fs-error';
+import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
+import { PeerStore } from '../../index/peer-store';
 import { HiddenRels, isHiddenRel } from '../../index/state-paths';
 
 interface LocRow { id: number; name: string; uri: string; kind: string; created_at: number }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Db } from '../../index/db';
-import { INVITE_PREFIX, SHARE_KEY } from '../../index/share-records';
-import { FsError } from '../fs-error';
+import type { Db } from './db';
+import { INVITE_PREFIX, SHARE_KEY } from './share-records';
+import { FsError } from '../core/fs-error';
 
 /** A paired node, as `nodes` records it. */
 export interface PeerNode {

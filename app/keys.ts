@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { generate as Generate } from 'selfsigned';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import type { Db } from '../index/db';
 import { writeFileDurable } from './home';
 

@@ -6,12 +6,12 @@ import { fieldsOf, type Entry } from '../index/entries';
 import type { Location } from '../index/locations';
 import { filesUnder } from '../index/subtree';
 import { VerifiedStore } from '../index/verified';
-import { FsError, toFsError } from '../providers/fs-error';
+import { FsError, toFsError } from '../core/fs-error';
 import { localVersion } from '../providers/local/local-provider';
 import type { Home } from './home';
-import { virtualPath } from './vfs/namespace';
-import type { ProviderPool, Replicas } from './vfs/replicas';
-import { fetchVerified } from './vfs/verified-fetch';
+import { virtualPath } from '../mount/vfs/namespace';
+import type { ProviderPool, Replicas } from '../mount/vfs/replicas';
+import { fetchVerified } from '../mount/vfs/verified-fetch';
 
 const CHUNK = 1 << 20;
 

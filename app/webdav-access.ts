@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import type { Home } from './home';
 import { writeFileDurable } from './home';
 import { ensureKeys } from './keys';
-import type { WebdavUser } from './webdav/auth';
-import type { WebdavCredential } from './webdav/authenticator';
-import { isLoopbackAddress } from './webdav/paths';
+import type { WebdavUser } from '../mount/webdav/auth';
+import type { WebdavCredential } from '../mount/webdav/authenticator';
+import { isLoopbackAddress } from '../mount/webdav/paths';
 
 const USERS_FILE = 'webdav-users.json';
 const CREDENTIAL_FILE = 'webdav-credential.json';

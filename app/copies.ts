@@ -1,7 +1,7 @@
 import { fileCopies } from '../index/subtree';
 import type { Location } from '../index/locations';
 import type { Home } from './home';
-import { virtualPath } from './vfs/namespace';
+import { virtualPath } from '../mount/vfs/namespace';
 
 /** A location as the copies report shows it. */
 export interface CopiesLocation {

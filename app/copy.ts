@@ -6,13 +6,13 @@ import { blake3Hex } from '../cache/checksum';
 import { blockCount, blockHashAt, type Blob } from '../index/blobs';
 import type { Entry, EntryFields } from '../index/entries';
 import type { Location } from '../index/locations';
-import { FsError, isFsError } from '../providers/fs-error';
-import { joinRel, splitPath } from '../providers/paths';
-import type { Provider, ProviderEntry } from '../providers/provider';
+import { FsError, isFsError } from '../core/fs-error';
+import { joinRel, splitPath } from '../core/paths';
+import type { Provider, ProviderEntry } from '../core/provider';
 import type { Home } from './home';
-import { virtualPath } from './vfs/namespace';
-import type { ProviderPool, Replicas } from './vfs/replicas';
-import { fetchVerified } from './vfs/verified-fetch';
+import { virtualPath } from '../mount/vfs/namespace';
+import type { ProviderPool, Replicas } from '../mount/vfs/replicas';
+import { fetchVerified } from '../mount/vfs/verified-fetch';
 
 /** The `vdfs copy --json` document. */
 export interface CopyReport {

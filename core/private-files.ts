@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, constants as C, lstatSync, mkdirSync, openSync, promises as fsp, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { FsError, toFsError } from '../fs-error';
+import { FsError, toFsError } from './fs-error';
 import { fdPath } from './beneath';
 
 /**

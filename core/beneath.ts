@@ -1,6 +1,6 @@
 import { constants as C, promises as fsp } from 'node:fs';
-import { FsError, toFsError } from '../fs-error';
-import { splitPath } from '../paths';
+import { FsError, toFsError } from './fs-error';
+import { splitPath } from './paths';
 
 /**
  * Symlink-safe access to paths inside a local location (Linux).

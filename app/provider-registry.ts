@@ -1,12 +1,12 @@
 import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { FsError } from './fs-error';
+import { FsError } from '../core/fs-error';
 import type { LocationKind } from '../index/locations';
-import { LocalProvider } from './local/local-provider';
-import type { Provider } from './provider';
-import { formatS3Uri, parseS3Uri } from './s3/s3-uri';
-import { parseGdriveUri } from './gdrive/gdrive-uri';
-import { PeerProvider, parsePeerUri, type PeerProviderContext } from './peer/peer-provider';
+import { LocalProvider } from '../providers/local/local-provider';
+import type { Provider } from '../core/provider';
+import { formatS3Uri, parseS3Uri } from '../providers/s3/s3-uri';
+import { parseGdriveUri } from '../providers/gdrive/gdrive-uri';
+import { PeerProvider, parsePeerUri, type PeerProviderContext } from '../providers/peer/peer-provider';
 
 export interface ParsedUri {
   kind: LocationKind;
@@ -63,11 +63,11 @@ export function openProvider(loc: { id?: number; kind: LocationKind; uri: string
     // The cloud SDKs load on first use: they are most of the CLI's start-up time (0.3 s of
     // `vdfs status`), and most commands on most homes never open one.
     case 's3': {
-      const { S3Provider } = require('./s3/s3-provider') as typeof import('./s3/s3-provider');
+      const { S3Provider } = require('../providers/s3/s3-provider') as typeof import('../providers/s3/s3-provider');
       return new S3Provider(parseS3Uri(loc.uri), { readonly: loc.readonly });
     }
     case 'gdrive': {
-      const { GdriveProvider } = require('./gdrive/gdrive-provider') as typeof import('./gdrive/gdrive-provider');
+      const { GdriveProvider } = require('../providers/gdrive/gdrive-provider') as typeof import('../providers/gdrive/gdrive-provider');
       return new GdriveProvider(parseGdriveUri(loc.uri), { readonly: loc.readonly });
     }
     case 'peer':

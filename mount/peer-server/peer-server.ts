@@ -5,15 +5,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Db } from '../../index/db';
-import { fingerprintOfDer, type NodeKeys } from '../../mount/keys';
-import { FsError, toFsError, type FsErrorCode } from '../fs-error';
-import { openBeneath } from '../local/beneath';
-import { localVersion } from '../local/local-provider';
-import { ALPN_PAIR, ALPN_PEER } from './peer-client';
+import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
+import { FsError, toFsError, type FsErrorCode } from '../../core/fs-error';
+import { openBeneath } from '../../core/beneath';
+import { localVersion } from '../../providers/local/local-provider';
+import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
 import { Admission, sourceKey, type AdmissionLimits } from './peer-admission';
-import { acceptPairing, PairRateLimit } from './pairing';
-import { PeerStore } from './peer-store';
-import type { NodeInfo } from './protocol';
+import { acceptPairing, PairRateLimit } from '../../app/peer/pairing';
+import { PeerStore } from '../../index/peer-store';
+import type { NodeInfo } from '../../providers/peer/protocol';
 import { ServeIndex } from './serve-index';
 
 export interface PeerServerOptions {

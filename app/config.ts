@@ -1,4 +1,4 @@
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 
 /** Settings kept in the home's config.json. Unknown keys are refused so typos surface. */
 export interface Config {

@@ -4,11 +4,11 @@ import type { Entry } from '../index/entries';
 import type { Location } from '../index/locations';
 import { PinStore, type Pin } from '../index/pins';
 import { filesUnder } from '../index/subtree';
-import { FsError } from '../providers/fs-error';
+import { FsError } from '../core/fs-error';
 import type { Home } from './home';
-import { fetchVerified } from './vfs/verified-fetch';
-import { virtualPath } from './vfs/namespace';
-import type { Replicas } from './vfs/replicas';
+import { fetchVerified } from '../mount/vfs/verified-fetch';
+import { virtualPath } from '../mount/vfs/namespace';
+import type { Replicas } from '../mount/vfs/replicas';
 
 /** One pin as `vdfs pin --list --json` shows it. */
 export interface PinState {
