@@ -1,3 +1,5 @@
+import { REFUSED_CODES } from './net-codes';
+
 /**
  * The one error type of vdfs. Every layer (providers, index, cache, vfs) throws
  * FsError; each front end maps `code` once (FUSE: errno, WebDAV: HTTP status).
@@ -40,7 +42,6 @@ export function toFsError(err: unknown, context: string): FsError {
   const msg = (err as Error | undefined)?.message ?? String(err);
   if (code && CODES.has(code)) return new FsError(code as FsErrorCode, `${context}: ${msg}`, err);
   if (code === 'EDQUOT') return new FsError('ENOSPC', `${context}: ${msg}`, err);
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
-    return new FsError('EHOSTDOWN', `${context}: ${msg}`, err);
+  if (code && REFUSED_CODES.has(code)) return new FsError('EHOSTDOWN', `${context}: ${msg}`, err);
   return new FsError('EIO', `${context}: ${msg}`, err);
 }
