@@ -134,7 +134,7 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
     const fe = toFsError(err, `scan ${loc.name}`);
     if (fe.code === 'EHOSTDOWN') {
       ctx.locations.setOnline(loc.id, false);
-      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message.replace(/^[A-Z]+: /, '')}; its last indexed tree stays visible`, err);
+      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message}; its last indexed tree stays visible`, err);
     }
     throw fe;
   }
