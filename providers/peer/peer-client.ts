@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
+import { codeOfPeerStatus } from './peer-status';
 
 /** ALPN protocol of the pairing exchange: the only thing an unpaired certificate may do. */
 export const ALPN_PAIR = 'vdfs-pair/1';
@@ -149,7 +150,7 @@ export class PeerClient {
 
 /** The FsError a peer's error answer carries (`{"code": "ENOENT", "message": ...}`), else EIO. */
 export function errorOf(res: PeerResponse, what: string): FsError {
-  let code: FsErrorCode = res.status === 404 ? 'ENOENT' : res.status === 403 ? 'EACCES' : res.status === 429 ? 'EBUSY' : 'EIO';
+  let code: FsErrorCode = codeOfPeerStatus(res.status);
   let message = `HTTP ${res.status}`;
   try {
     const b = JSON.parse(res.body.toString('utf8')) as { code?: string; message?: string };
