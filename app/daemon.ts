@@ -10,6 +10,7 @@ import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
+import { publishSwallowed } from './error-report';
 import { startWebdav, type WebdavServer } from '../mount/webdav/server';
 import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
@@ -97,6 +98,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     throw err;
   }
   writeDaemonPid(home.dir);
+  const stopPublishing = publishSwallowed(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
@@ -149,6 +151,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
+        stopPublishing();
         removeDaemonPid(home.dir);
       })();
       return stopping;

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { FS_ERROR_CODES } from '../core/fs-error';
 import { codeOfPeerStatus, PEER_STATUS } from '../providers/peer/peer-status';
 import { errorOf } from '../providers/peer/peer-client';
-import { tempDir } from './helpers/cli';
-import { makeNode, pair, startPeerDaemon, tlsProbe } from './helpers/peer';
+import { tempDir, vdfsOk } from './helpers/cli';
+import { makeNode, pair, startPeerDaemon, tlsProbe, waitFor } from './helpers/peer';
 
 t.test('the peer status table: every code has a status the client reads back to a code with that status', async (t) => {
   for (const code of FS_ERROR_CODES) {
@@ -45,4 +45,24 @@ t.test('a real peer server answers ESTALE as 409 with its code, and a body-less 
   t.equal(errorOf({ status, headers: {}, body: Buffer.alloc(0) }, 'HEAD').code, 'ESTALE', 'the client reads a body-less 409 as ESTALE');
   t.match(await ask('GET'), /^HTTP\/1\.1 409/, 'the server is still up');
   t.match(da.output(), /"status":409[\s\S]*"code":"ESTALE"|"code":"ESTALE"[\s\S]*"status":409/, 'and it logged the refusal with status and code');
+});
+
+t.test('a peer that goes away: the follower logs and counts its failed replication rounds, visible in vdfs status --json', async (t) => {
+  const dir = tempDir(t);
+  const a = makeNode(dir, 'alpha', { 'x.txt': 'x\n' });
+  const b = makeNode(dir, 'beta');
+  const da = await startPeerDaemon(a.home);
+  t.teardown(() => da.stop());
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const db = await startPeerDaemon(b.home);
+  t.teardown(() => db.stop());
+  type Status = { errors: { swallowed: Record<string, number> | null; daemonPid: number | null } };
+  const status = () => vdfsOk(b.home, ['status', '--json']).json<Status>();
+  t.ok((await waitFor(() => status().errors.daemonPid === db.proc.pid, 10_000)) >= 0, 'the daemon publishes its counts');
+  t.notOk(status().errors.swallowed?.['peer replication'], 'no failure while A is up');
+  await da.stop();
+  t.ok((await waitFor(() => (status().errors.swallowed?.['peer replication'] ?? 0) >= 1, 20_000)) >= 0, 'failed rounds are counted once A is gone');
+  t.match(db.output(), /peer replication failed: .*EHOSTDOWN|"code":"EHOSTDOWN"[^\n]*peer replication failed/, 'and logged with their code');
+  t.equal(db.proc.exitCode, null, 'the follower stays up');
 });

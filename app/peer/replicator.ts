@@ -5,6 +5,7 @@ import type { LocationStore, Location } from '../../index/locations';
 import { ReplicaIndex, type PeerLocationOptions } from '../../index/replicate';
 import type { NodeKeys } from '../keys';
 import { FsError } from '../../core/fs-error';
+import { noteSwallowed } from '../../core/swallowed';
 import { errorOf, PeerClient } from '../../providers/peer/peer-client';
 import { parsePeerUri } from '../../providers/peer/peer-provider';
 import { PeerStore, type PeerNode } from '../../index/peer-store';
@@ -103,7 +104,9 @@ export class PeerReplication {
     let locs: Location[];
     try {
       locs = this.home.locations.list().filter((l) => l.kind === 'peer');
-    } catch {
+    } catch (err) {
+      // A busy index: the next round, two seconds later, tries again.
+      noteSwallowed(this.log, 'peer replication: listing peer locations', err, {}, 'debug');
       return;
     }
     const ids = new Set(locs.map((l) => l.id));
@@ -122,7 +125,10 @@ export class PeerReplication {
         this.home.locations.setOnline(loc.id, online);
         this.changed();
       }
-    } catch { /* busy: next time */ }
+    } catch (err) {
+      // A busy index: the state is set again on the next page or failure.
+      noteSwallowed(this.log, 'peer replication: recording online state', err, { location: loc.name }, 'debug');
+    }
   }
 
   private async follow(loc: Location, signal: AbortSignal): Promise<void> {
@@ -156,7 +162,7 @@ export class PeerReplication {
       } catch (err) {
         if (signal.aborted || this.stopped) break;
         this.setOnline(loc, false);
-        this.log.warn({ location: loc.name, err: (err as Error).message }, 'peer replication: will retry');
+        noteSwallowed(this.log, 'peer replication', err, { location: loc.name, retryMs: backoff });
         await new Promise((r) => setTimeout(r, backoff).unref());
         backoff = Math.min(backoff * 2, 10_000);
       }

@@ -8,6 +8,7 @@ import { openHome, type GlobalOpts } from './context';
 import { openPins } from './commands-pin';
 import { printJson, table } from './output';
 import { daemonMemory, memoryBudget, processMemory, type MemoryBudget } from '../../app/memory';
+import { daemonSwallowed } from '../../app/error-report';
 
 export interface StatusReport {
   home: string;
@@ -19,10 +20,20 @@ export interface StatusReport {
   copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
   /** Configured cache budgets (bytes), this command's own RSS, and the running daemon's. */
   memory: { budget: MemoryBudget; status: { rss: number; peakRss: number } | null; daemon: { pid: number; rss: number; peakRss: number } | null };
+  /**
+   * Errors the last daemon caught, logged and went on from (a busy index on a timer, a failed
+   * re-hash, a peer that went away), counted by what failed; null when no daemon has run.
+   */
+  errors: { swallowed: Record<string, number> | null; daemonPid: number | null };
 }
 
 function withoutPaths(r: CopiesReport): StatusReport['copies'] {
   return { ...r, groups: r.groups.map(({ paths: _paths, ...gr }) => gr) };
+}
+
+function errorsReport(dir: string): StatusReport['errors'] {
+  const d = daemonSwallowed(dir);
+  return { swallowed: d?.counts ?? null, daemonPid: d?.pid ?? null };
 }
 
 export function statusReport(home: Home): StatusReport {
@@ -50,6 +61,7 @@ export function statusReport(home: Home): StatusReport {
     uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
     copies: withoutPaths(copiesReport(home, { paths: false })),
     memory: { budget: memoryBudget(home.config), status: processMemory(process.pid), daemon: daemonMemory(home.dir) },
+    errors: errorsReport(home.dir),
   };
 }
 

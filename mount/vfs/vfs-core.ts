@@ -84,6 +84,11 @@ export class VfsCore implements Vfs {
     if (opts.uploads) queue.start();
   }
 
+  /** The daemon's logger (undefined in-process without one): for failures handled off the caller's path. */
+  get log(): Logger | undefined {
+    return this.opts.log;
+  }
+
   /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
   private stagedLocation(path: string): boolean {
     const name = splitVirtual(path).location;
