@@ -105,6 +105,7 @@ t.test('an upload that lands after its file was renamed: the leftover is deleted
   await until('the renamed file to be uploaded under its new name', async () => (await keys(s3)).includes('w/c.bin'));
   t.equal(blake3Hex(await object(s3, 'w/c.bin')), blake3Hex(b), 'c.bin holds b\'s bytes');
   await s2.close();
+  t.equal(vdfsOk(home, ['status', '--json']).json<{ uploads: { remoteDeletes: number } }>().uploads.remoteDeletes, 1, 'vdfs status shows the delete still owed after the daemon stopped');
 
   // After a restart with the bucket reachable again, the owed delete is done.
   proxy.clear();
