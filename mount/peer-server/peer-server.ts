@@ -13,8 +13,8 @@ import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
 import { Admission, sourceKey, type AdmissionLimits } from './peer-admission';
 import { acceptPairing, PairRateLimit } from '../../app/peer/pairing';
 import { PeerStore } from '../../index/peer-store';
-import type { NodeInfo } from '../../providers/peer/protocol';
-import { ServeIndex } from './serve-index';
+import type { NodeInfo, SnapshotEnd } from '../../providers/peer/protocol';
+import { ServeIndex, type SnapshotStream } from './serve-index';
 
 export interface PeerServerOptions {
   host: string;
@@ -218,15 +218,7 @@ export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer>
       if (req.method === 'GET' && p === '/v1/node') return sendJson(res, { id: o.keys.id, name: o.name, protocol: 1 } satisfies NodeInfo);
       if (req.method === 'GET' && p === '/v1/locations') return sendJson(res, index.locations(peer!));
       if (req.method === 'GET' && p === '/v1/snapshot') {
-        const snap = index.snapshot(peer!, q.get('location') ?? '');
-        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-        res.write(JSON.stringify(snap.header) + '\n');
-        // In chunks, respecting back-pressure: a 100k-entry tree is tens of MB.
-        for (let i = 0; i < snap.lines.length; i += 2000) {
-          const text = snap.lines.slice(i, i + 2000).map((l) => JSON.stringify(l)).join('\n') + '\n';
-          if (!res.write(text)) await new Promise((r) => res.once('drain', r));
-        }
-        return void res.end();
+        return sendSnapshot(res, index.snapshot(peer!, q.get('location') ?? ''));
       }
       if (req.method === 'GET' && p === '/v1/changes') {
         const name = q.get('location') ?? '';
@@ -364,4 +356,39 @@ export function parseRange(h: string | undefined, size: number): { start: number
   if (end < start && start < size) throw new FsError('EINVAL', `Range ${h} ends before it starts`);
   if (start >= size) return 'unsatisfiable';
   return { start, end };
+}
+
+/**
+ * Writes a snapshot as NDJSON while its rows are read: header, entries in chunks of about
+ * 256 KiB (waiting for the socket to drain, so a slow peer holds the cursor, not memory),
+ * then the end line with the count. Stops when the peer goes away; always closes the stream.
+ */
+async function sendSnapshot(res: ServerResponse, snap: SnapshotStream): Promise<void> {
+  try {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.write(JSON.stringify(snap.header) + '\n');
+    let count = 0;
+    let text = '';
+    for (const line of snap.lines) {
+      text += JSON.stringify(line) + '\n';
+      count++;
+      if (text.length < 256 * 1024) continue;
+      if (res.destroyed) return;
+      const ok = res.write(text);
+      text = '';
+      if (!ok) await drainOrClose(res);
+    }
+    if (res.destroyed) return;
+    res.end(text + JSON.stringify({ end: true, count } satisfies SnapshotEnd) + '\n');
+  } finally {
+    snap.close();
+  }
+}
+
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

@@ -1,4 +1,4 @@
-import { syncIndex, type Db } from '../../index/db';
+import { openDb, syncIndex, type Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
 import { PeerStore } from '../../index/peer-store';
@@ -7,8 +7,45 @@ import { HiddenRels, isHiddenRel } from '../../index/state-paths';
 interface LocRow { id: number; name: string; uri: string; kind: string; created_at: number }
 
 interface EntryRow {
-  path: string; type: WireEntry['type']; size: number; mtime_sec: number; mtime_nsec: number; mode: number;
+  id: number; name: string; type: WireEntry['type']; size: number; mtime_sec: number; mtime_nsec: number; mode: number;
   version: string | null; hash: string | null; target: string | null; block_size: number | null; block_hashes: Buffer | null;
+}
+
+/** A snapshot being sent: its header, its lines (read lazily), and the connection to close. */
+export interface SnapshotStream {
+  header: SnapshotHeader;
+  lines: Generator<SnapshotLine>;
+  close(): void;
+}
+
+/**
+ * A location's entries, depth first: each directory's children in one query (one cursor open
+ * at a time), sub-directories visited after; a state folder is skipped with its subtree.
+ */
+function* snapshotLines(rdb: Db, rootId: number | undefined, hidden: string[]): Generator<SnapshotLine> {
+  if (rootId === undefined) return;
+  const cols = `e.id, e.name, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
+    FROM entries e LEFT JOIN blobs b ON b.hash = e.hash`;
+  const one = rdb.prepare(`SELECT ${cols} WHERE e.id = ?`);
+  const children = rdb.prepare(`SELECT ${cols} WHERE e.parent_id = ?`);
+  yield lineOf('', one.get(rootId) as EntryRow);
+  const dirs: { id: number; path: string }[] = [{ id: rootId, path: '' }];
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!;
+    for (const r of children.iterate(dir.id) as IterableIterator<EntryRow>) {
+      const path = dir.path === '' ? r.name : `${dir.path}/${r.name}`;
+      if (hidden.length > 0 && isHiddenRel(path, hidden)) continue;
+      if (r.type === 'dir') dirs.push({ id: r.id, path });
+      yield lineOf(path, r);
+    }
+  }
+}
+
+function lineOf(path: string, r: EntryRow): SnapshotLine {
+  const line: SnapshotLine = { path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
+  const b = wireBlob(r);
+  if (b) line.blob = b;
+  return line;
 }
 
 /** A change page stops growing past this many bytes (readers refuse pages over PEER_MAX_PAGE_BYTES). */
@@ -61,30 +98,26 @@ export class ServeIndex {
     return l;
   }
 
-  /** The whole tree of a shared location at one instant, parents before children, with the change seq it reflects. */
-  snapshot(peerId: string, name: string): { header: SnapshotHeader; lines: SnapshotLine[] } {
+  /**
+   * The whole tree of a shared location at one instant, parents before children, with the
+   * change seq it reflects; streamed. The rows are read as the caller iterates `lines`, on a
+   * connection of their own holding one read transaction (WAL: writers go on meanwhile), so
+   * the owner holds one directory's cursor and the directories still to visit, never the tree.
+   * The caller must `close()` it (also when the peer goes away mid-way).
+   */
+  snapshot(peerId: string, name: string): SnapshotStream {
     const l = this.shared(peerId, name);
     syncIndex(this.db); // nothing leaves the node that a power loss could take back
-    // One read transaction: the tree and the sequence number describe the same instant.
-    return this.db.transaction(() => {
-      const seq = this.headSeq();
-      const rows = this.db.prepare(`
-        WITH RECURSIVE t(id, path, depth) AS (
-          SELECT id, '', 0 FROM entries WHERE location_id = ? AND parent_id IS NULL
-          UNION ALL
-          SELECT e.id, CASE WHEN t.path = '' THEN e.name ELSE t.path || '/' || e.name END, t.depth + 1 FROM entries e JOIN t ON e.parent_id = t.id
-        )
-        SELECT t.path, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
-        FROM t JOIN entries e ON e.id = t.id LEFT JOIN blobs b ON b.hash = e.hash ORDER BY t.depth`).all(l.id) as EntryRow[];
-      const hidden = this.hidden.of(l.uri);
-      const lines = rows.filter((r) => !isHiddenRel(r.path, hidden)).map((r): SnapshotLine => {
-        const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
-        const b = wireBlob(r);
-        if (b) line.blob = b;
-        return line;
-      });
-      return { header: { location: l.name, epoch: epochOf(l), seq, count: lines.length }, lines };
-    })();
+    const rdb = openDb(this.db.name, { readonly: true });
+    try {
+      rdb.exec('BEGIN'); // the tree and the sequence number describe the same instant
+      const seq = (rdb.prepare('SELECT coalesce(max(seq), 0) AS s FROM changes').get() as { s: number }).s;
+      const root = rdb.prepare('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL').pluck().get(l.id) as number | undefined;
+      return { header: { location: l.name, epoch: epochOf(l), seq }, lines: snapshotLines(rdb, root, this.hidden.of(l.uri)), close: () => rdb.close() };
+    } catch (err) {
+      rdb.close();
+      throw err;
+    }
   }
 
   /** Changes of a shared location after `since`, in order, at most `limit`. */
