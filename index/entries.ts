@@ -143,8 +143,14 @@ export class EntryStore {
 
   /** Adds a child. Throws EEXIST when the name is taken. */
   insert(locationId: number, parentId: number, name: string, fields: EntryFields, path: string): number {
-    if (this.child(parentId, name)) throw new FsError('EEXIST', `${path} already exists in the index`);
-    const id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+    let id: number;
+    try {
+      id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+    } catch (err) {
+      // entries_child is unique: asking first would cost a lookup per insert (a first scan's millions).
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EEXIST', `${path} already exists in the index`);
+      throw err;
+    }
     this.log(locationId, 'put', path, null, fields);
     return id;
   }

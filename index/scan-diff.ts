@@ -2,7 +2,8 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import type { EntryType } from '../core/provider';
-import type { EntryFields } from './entries';
+import type { FsError } from '../core/fs-error';
+import type { Entry, EntryFields } from './entries';
 import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, type DirListing } from './dir-list';
 import type { IgnoreRules } from './ignore-rules';
 import type { Location } from './locations';
@@ -172,12 +173,21 @@ export class DirDiff {
     const fresh = type === 'file' && l.sizes[i] === 0 && !this.run.opts.rehash;
     if (fresh) hash = this.emptyHash();
     const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash, target };
-    // Not in the snapshot of the directory but in the index now: a write through the
-    // mount added it while this walk ran. It is updated, never inserted twice (EEXIST).
-    const old = knownId === undefined ? entries.child(s.dir.id, s.name) : entries.get(knownId);
     const tx = this.run.tx;
-    if (old && old.type !== type) { tx.tick(); entries.remove(old, s.rel); }
     tx.tick();
+    let old: Entry | undefined;
+    if (knownId === undefined) {
+      // New (the common case on a first scan): one insert, no lookup first.
+      try {
+        return { id: entries.insert(this.loc.id, s.dir.id, s.name, fields, s.rel), hash, fresh };
+      } catch (err) {
+        if ((err as FsError).code !== 'EEXIST') throw err;
+        // Not in the snapshot of the directory but in the index now: a write through the
+        // mount added it while this walk ran. It is updated, never inserted twice.
+        old = entries.child(s.dir.id, s.name);
+      }
+    } else old = entries.get(knownId);
+    if (old && old.type !== type) { tx.tick(); entries.remove(old, s.rel); }
     if (!old || old.type !== type) return { id: entries.insert(this.loc.id, s.dir.id, s.name, fields, s.rel), hash, fresh };
     // Same content version, other mode: the hash stays valid.
     if (type === 'file' && old.version === fields.version) hash = old.hash ?? hash;
