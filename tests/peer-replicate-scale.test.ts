@@ -4,11 +4,11 @@
 // reads rows as it writes them, the receiver applies lines in batches as they arrive (a
 // buffered snapshot of 400k entries is > 100 MB of JSON text plus a row object per entry).
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
+import { tempDir, VDFS_BIN, vdfs, vdfsOk } from './helpers/cli';
 import { makeNode, pair, startPeerDaemon } from './helpers/peer';
 
 const FOLDERS = Number(process.env.VDFS_SCALE_FOLDERS ?? 400);
@@ -24,11 +24,12 @@ function peakRssMB(pid: number): number {
   return Number(m[1]) / 1024;
 }
 
-t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, in bounded memory on both sides`, async (t) => {
-  const dir = tempDir(t);
-  const a = makeNode(dir, 'alpha', { 'x.txt': 'x' });
-  // The synthetic tree is in the index only: its folder goes away so no rescan removes it
-  // (the location is offline; its index is still shared).
+/**
+ * Fills the `docs` location of node `a` with `folders` × PER_FOLDER files, directly in SQLite.
+ * The tree is in the index only: its folder goes away so no rescan removes it (the location
+ * is offline; its index is still shared). Returns the location's entry count.
+ */
+function synthetic(a: { home: string; src: string }, folders: number): number {
   rmSync(a.src, { recursive: true });
   const db = new Database(join(a.home, 'index.db'));
   const loc = db.prepare("SELECT id FROM locations WHERE name = 'docs'").pluck().get() as number;
@@ -37,13 +38,20 @@ t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, 
     const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, mode, version) VALUES (?, ?, ?, 'dir', 493, ?)");
     const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, ?)");
     let n = 0;
-    for (let d = 0; d < FOLDERS; d++) {
+    for (let d = 0; d < folders; d++) {
       const id = Number(dirIns.run(loc, root, `d${d}`, `${n}:0:0`).lastInsertRowid);
       for (let f = 0; f < PER_FOLDER; f++, n++) fileIns.run(loc, id, `IMG_${f}.jpg`, f, `${n}:${f}:0`, n.toString(16).padStart(64, '0'));
     }
   })();
   const total = db.prepare('SELECT count(*) FROM entries WHERE location_id = ?').pluck().get(loc) as number;
   db.close();
+  return total;
+}
+
+t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, in bounded memory on both sides`, async (t) => {
+  const dir = tempDir(t);
+  const a = makeNode(dir, 'alpha', { 'x.txt': 'x' });
+  const total = synthetic(a, FOLDERS);
   t.equal(total, FOLDERS * (PER_FOLDER + 1) + 2, 'the synthetic index: root, x.txt, folders, files');
 
   const da = await startPeerDaemon(a.home, { timeoutMs: 60_000 });
@@ -75,3 +83,38 @@ t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, 
   t.same([img.size, img.hash], [7, n.toString(16).padStart(64, '0')], 'a file keeps its size and hash');
   t.match(da.output(), /vdfs serving peers/);
 });
+
+t.test('an owner that dies half-way through a snapshot leaves no half tree behind', async (t) => {
+  const dir = tempDir(t);
+  const a = makeNode(dir, 'alpha', { 'x.txt': 'x' });
+  synthetic(a, 100);
+  const da = await startPeerDaemon(a.home, { timeoutMs: 60_000 });
+  t.teardown(() => da.stop());
+  const b = makeNode(dir, 'beta');
+  pair(a.home, b.home, ['docs']);
+  // Some batches are written on B (the snapshot is being applied as it streams): then A dies.
+  const bdb = new Database(join(b.home, 'index.db'), { readonly: true, fileMustExist: true });
+  t.teardown(() => bdb.close());
+  const arrived = () => bdb.prepare("SELECT count(*) FROM entries e JOIN locations l ON l.id = e.location_id WHERE l.name = 'adocs'").pluck().get() as number;
+  const all = () => bdb.prepare('SELECT count(*) FROM entries').pluck().get() as number;
+  const before = all();
+  const add = spawn(process.execPath, [VDFS_BIN, '--home', b.home, 'location', 'add', 'adocs', 'peer://alpha/docs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  add.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => add.once('exit', (code) => r(code)));
+  t.teardown(() => { if (add.exitCode === null) add.kill('SIGKILL'); });
+  const deadline = Date.now() + 120_000;
+  while (arrived() === 0) {
+    if (add.exitCode !== null) throw new Error(`location add ended before A was killed: ${err}`);
+    if (Date.now() > deadline) throw new Error('no snapshot batch arrived on B within 120 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const partial = arrived();
+  await da.kill9();
+  const code = await exited;
+  t.not(code, 0, `location add fails when the owner dies (had ${partial} entries): ${err.trim()}`);
+  t.match(err, /EHOSTDOWN|EIO|closed the connection|cut off/, 'saying the peer went away');
+  t.notOk(vdfs(b.home, ['location', 'ls', '--json']).stdout.includes('adocs'), 'the half-received location is gone');
+  t.equal(all(), before, 'and none of its entries stay in the index');
+});
+
