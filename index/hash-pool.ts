@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 import type { DirListing } from './dir-list';
 import type { FileHash } from './file-hash';
@@ -24,8 +25,13 @@ const SCRIPT = join(__dirname, `scan-worker${extname(__filename)}`);
 export class HashPool {
   private readonly pool: WorkerPool<ScanJobs>;
 
-  constructor(size?: number) {
-    this.pool = new WorkerPool<ScanJobs>(SCRIPT, size);
+  /**
+   * `hashThreads` hash at once (default: one per core); directory listings may use up to
+   * `listThreads` (default: one per core), so a daemon that hashes on one thread still walks
+   * on every core.
+   */
+  constructor(hashThreads = Math.max(1, availableParallelism()), listThreads = Math.max(1, availableParallelism())) {
+    this.pool = new WorkerPool<ScanJobs>(SCRIPT, Math.max(hashThreads, listThreads), hashThreads);
   }
 
   hashFile(path: string, blockSize: number): Promise<FileHash> {

@@ -34,12 +34,18 @@ export class WorkerPool<J extends JobKinds<J>> {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
+  /** Workers started so far (a crashed one is not replaced). */
+  private started = 0;
 
-  constructor(private readonly script: string, private readonly size = Math.max(1, availableParallelism())) {}
+  /**
+   * `size` threads at most; queued (not urgent) jobs run on the first `queuedSize` only, so
+   * a daemon can hash on one core while its rescans list on all. Threads start when needed.
+   */
+  constructor(private readonly script: string, private readonly size = Math.max(1, availableParallelism()), private readonly queuedSize = size) {}
 
   run<K extends keyof J & string>(kind: K, req: J[K]['req'], o: { urgent?: boolean } = {}): Promise<J[K]['res']> {
     if (this.closed) return Promise.reject(new FsError('EIO', 'worker pool is closed'));
-    if (this.workers.length === 0) this.start();
+    this.grow(o.urgent ? this.size : Math.min(this.size, this.queuedSize));
     return new Promise((resolve, reject) => {
       const job: Job = { msg: { id: this.nextId++, kind, req }, resolve: resolve as (r: never) => void, reject };
       (o.urgent ? this.urgent : this.queue).push(job);
@@ -54,8 +60,8 @@ export class WorkerPool<J extends JobKinds<J>> {
     return n;
   }
 
-  private start(): void {
-    for (let i = 0; i < this.size; i++) {
+  private grow(want: number): void {
+    for (; this.started < want; this.started++) {
       const w = new Worker(this.script);
       w.unref();
       w.on('message', (m: JobAnswer) => this.done(w, m));
@@ -67,14 +73,15 @@ export class WorkerPool<J extends JobKinds<J>> {
 
   private pump(): void {
     while (this.urgent.length + this.queue.length > 0) {
+      const urgent = this.urgent.length > 0;
       let best: Worker | undefined;
-      for (const w of this.workers) {
+      for (const w of urgent ? this.workers : this.workers.slice(0, this.queuedSize)) {
         const n = this.inflight.get(w)!.length;
         if (n < DEPTH && (!best || n < this.inflight.get(best)!.length)) best = w;
       }
       if (!best) return;
       // Urgent ones last in, first out: a depth-first walk keeps its queue (and memory) small.
-      const job = this.urgent.length > 0 ? this.urgent.pop()! : this.queue.shift()!;
+      const job = urgent ? this.urgent.pop()! : this.queue.shift()!;
       const q = this.inflight.get(best)!;
       if (q.length === 0) best.ref();
       q.push(job);

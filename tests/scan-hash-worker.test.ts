@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HashPool } from '../index/hash-pool';
@@ -88,4 +88,17 @@ t.test('the same pool lists directories (lstat, no symlink followed)', async (t)
   t.equal(l.types[byName.get('l')!], T_SYMLINK);
   await t.rejects(pool.list(join(dir, 'l'), '1'), { code: 'ENOTDIR' }, 'a symlink below the root is not listed');
   await t.rejects(pool.list(join(dir, 'nope')), { code: 'ENOENT' });
+});
+
+t.test('with one hashing thread, a listing does not wait behind a long hash', async (t) => {
+  const dir = tempDir(t);
+  const pool = new HashPool(1, 2); // the daemon's pool: hashes on one core, lists on two
+  t.teardown(() => pool.close());
+  writeFileSync(join(dir, 'holes.bin'), '');
+  truncateSync(join(dir, 'holes.bin'), 1024 ** 3);
+  const order: string[] = [];
+  const hashes = [0, 1].map(() => pool.hashFile(join(dir, 'holes.bin'), BS).then(() => order.push('hash')));
+  const listed = pool.list(dir).then(() => order.push('list'));
+  await Promise.all([...hashes, listed]);
+  t.equal(order[0], 'list', `the listing came first (${order.join(', ')})`);
 });

@@ -25,10 +25,10 @@ function setup(t: Test, workers = 2) {
 }
 
 t.test('files that vanish or change between listing and hashing', async (t) => {
-  // One worker for listing and hashing, busy first with 8 files of 256 MiB of holes in the root
-  // (listed first): 4 are sent to the worker, 4 wait in the pool's queue. The listing of sub/
-  // goes before them (the walk comes first) but the hash jobs of its small files queue after
-  // them, so they are all listed and none hashed yet when the walk ends.
+  // One hashing worker, busy first with 8 files of 256 MiB of holes in the root (listed
+  // first): 4 are sent to it, 4 wait in the pool's queue. The listing of sub/ goes before them
+  // (the walk comes first), the hash jobs of its small files queue after them, so they are all
+  // listed and none hashed yet when the walk ends.
   const { src, home, scan, problems } = setup(t, 1);
   for (let i = 0; i < 8; i++) {
     writeFileSync(join(src, `holes${i}.bin`), '');
