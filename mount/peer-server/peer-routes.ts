@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { PeerStore } from '../../index/peer-store';
-import type { NodeInfo } from '../../providers/peer/protocol';
+import type { NodeInfo, SnapshotEnd } from '../../providers/peer/protocol';
 import type { ChangeFeed } from './change-feed';
 import { serveBlob } from './peer-blobs';
 import type { PeerGate } from './peer-gate';
@@ -14,8 +14,8 @@ import type { ServeIndex } from './serve-index';
 const MAX_URL = 2048;
 export const MAX_WAIT_S = 30;
 const MAX_LIMIT = 5000;
-/** Snapshot lines per write: a 100k-entry tree is tens of MB, sent in pieces with back-pressure. */
-const SNAPSHOT_CHUNK = 2000;
+/** Snapshot bytes per write: a 1M-entry tree is hundreds of MB, sent in pieces with back-pressure. */
+const SNAPSHOT_PIECE = 256 * 1024;
 /** A peer's last_seen is written at most this often. */
 const TOUCH_MS = 10_000;
 
@@ -88,16 +88,40 @@ async function route(r: PeerRoutes, req: IncomingMessage, res: ServerResponse, p
   throw new FsError('ENOENT', `no such endpoint ${req.method} ${p.slice(0, 100)} (content is served by hash only)`);
 }
 
-/** `GET /v1/snapshot?location=NAME`: NDJSON, a header line then one line per entry. */
+/**
+ * `GET /v1/snapshot?location=NAME`: NDJSON written while its rows are read: the header, entries
+ * in pieces of about 256 KiB (waiting for the socket to drain, so a slow peer holds the cursor,
+ * not memory), then the end line with the count. Stops when the peer goes away; always closes.
+ */
 async function sendSnapshot(r: PeerRoutes, res: ServerResponse, peer: string, location: string): Promise<void> {
   const snap = r.index.snapshot(peer, location);
-  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-  res.write(JSON.stringify(snap.header) + '\n');
-  for (let i = 0; i < snap.lines.length; i += SNAPSHOT_CHUNK) {
-    const text = snap.lines.slice(i, i + SNAPSHOT_CHUNK).map((l) => JSON.stringify(l)).join('\n') + '\n';
-    if (!res.write(text)) await new Promise((done) => res.once('drain', done));
+  try {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.write(JSON.stringify(snap.header) + '\n');
+    let count = 0;
+    let text = '';
+    for (const line of snap.lines) {
+      text += JSON.stringify(line) + '\n';
+      count++;
+      if (text.length < SNAPSHOT_PIECE) continue;
+      if (res.destroyed) return;
+      const ok = res.write(text);
+      text = '';
+      if (!ok) await drainOrClose(res);
+    }
+    if (res.destroyed) return;
+    res.end(text + JSON.stringify({ end: true, count } satisfies SnapshotEnd) + '\n');
+  } finally {
+    snap.close();
   }
-  res.end();
+}
+
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** `GET /v1/changes?location=&since=&limit=&wait=`: a page of changes, long-polling up to `wait` s when there are none. */

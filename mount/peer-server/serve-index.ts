@@ -2,7 +2,7 @@ import type { Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
 import { PeerStore } from '../../index/peer-store';
-import { ServeQueries, type OwnLocationRow } from '../../index/serve-queries';
+import { ServeQueries, type OwnLocationRow, type TreeRow } from '../../index/serve-queries';
 import { HiddenRels, isHiddenRel } from '../../index/state-paths';
 
 /** A change page stops growing past this many bytes (readers refuse pages over PEER_MAX_PAGE_BYTES). */
@@ -10,6 +10,22 @@ const PAGE_BYTES = 8 * 1024 * 1024;
 
 export function epochOf(l: { id: number; created_at: number }): string {
   return `${l.id}.${l.created_at}`;
+}
+
+/** A snapshot being sent: its header, its lines (read lazily), and the connection to close. */
+export interface SnapshotStream {
+  header: SnapshotHeader;
+  lines: Generator<SnapshotLine>;
+  close(): void;
+}
+
+function* linesOf(rows: Iterable<TreeRow>): Generator<SnapshotLine> {
+  for (const r of rows) {
+    const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
+    const b = wireBlob(r);
+    if (b) line.blob = b;
+    yield line;
+  }
 }
 
 function wireBlob(r: { size: number; block_size: number | null; block_hashes: Buffer | null }): WireBlob | undefined {
@@ -52,22 +68,16 @@ export class ServeIndex {
     return l;
   }
 
-  /** The whole tree of a shared location at one instant, parents before children, with the change seq it reflects. */
-  snapshot(peerId: string, name: string): { header: SnapshotHeader; lines: SnapshotLine[] } {
+  /**
+   * The whole tree of a shared location at one instant, parents before children, with the
+   * change seq it reflects; streamed (see `ServeQueries.openTree`): the owner never holds the
+   * tree. The caller must `close()` it (also when the peer goes away mid-way).
+   */
+  snapshot(peerId: string, name: string): SnapshotStream {
     const l = this.shared(peerId, name);
-    // One read transaction: the tree and the sequence number describe the same instant.
-    return this.q.durableSnapshot(() => {
-      const seq = this.headSeq();
-      const rows = this.q.tree(l.id);
-      const hidden = this.hidden.of(l.uri);
-      const lines = rows.filter((r) => !isHiddenRel(r.path, hidden)).map((r): SnapshotLine => {
-        const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
-        const b = wireBlob(r);
-        if (b) line.blob = b;
-        return line;
-      });
-      return { header: { location: l.name, epoch: epochOf(l), seq, count: lines.length }, lines };
-    });
+    const hidden = this.hidden.of(l.uri);
+    const t = this.q.openTree(l.id, (path) => hidden.length > 0 && isHiddenRel(path, hidden));
+    return { header: { location: l.name, epoch: epochOf(l), seq: t.seq }, lines: linesOf(t.rows), close: t.close };
   }
 
   /** Changes of a shared location after `since`, in order, at most `limit`. */
