@@ -14,6 +14,12 @@ import { setTimesAt, S_ISGID } from './posix-calls';
 import type { VfsCore } from './vfs-core';
 
 
+/** True when the index entry already says what the disk says (applying it would write nothing). */
+function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
+  if (!e || !f) return !e && !f;
+  return e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target;
+}
+
 /**
  * The write side for local locations: every change goes to the real file or directory
  * first, then the index follows from what the filesystem reports (lstat), in one
@@ -38,11 +44,58 @@ export class LocalWriter {
 
   /**
    * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
-   * The hash is kept only while the version (inode, size, mtime) is unchanged.
+   * The hash is kept only while the version (inode, size, mtime) is unchanged. With
+   * `parent`, the directory holding `rel` is brought up to date in the same commit (a name in
+   * it came or went): one commit per created file instead of two.
    */
-  async refresh(loc: Location, rel: string, siblings = true): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
-    if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
+    if (this.core.staged.queue.pending(loc.id, rel)) {
+      if (parent) await this.refreshParent(loc, rel);
+      return this.home.entries.resolve(loc.id, rel);
+    }
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    const [self, up] = await Promise.all([this.probe(loc, rel), parent && rel !== '' ? this.probe(loc, parentRel).catch(() => undefined) : undefined]);
+    const { entries } = this.home;
+    // The parent's lookup walks from the root; the child is then one query. Inside the write
+    // transaction both are read again by id (another process may have committed meanwhile).
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const lookup = (dirId?: number) => {
+      const dir = rel === '' ? undefined : dirId === undefined ? entries.resolve(loc.id, parentRel) : entries.get(dirId) ?? entries.resolve(loc.id, parentRel);
+      return { dir, entry: rel === '' ? entries.root(loc.id) : dir?.type === 'dir' ? entries.child(dir.id, name) : undefined };
+    };
+    let { dir: upEntry, entry: existing } = lookup();
+    let r: { entry?: Entry; wasDir: boolean; changed: boolean } = { wasDir: false, changed: false };
+    let upChanged = false;
+    const apply = () => {
+      if (up) upChanged = this.apply(loc, parentRel, up, upEntry, undefined).changed;
+      r = this.apply(loc, rel, self, existing, upEntry);
+    };
+    // Nothing differs from the index (a chown to the same owner, a flush without new bytes):
+    // no commit (apply then only reads).
+    if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
+    else relaxedTransaction(this.home.db, () => {
+      ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
+      apply();
+    });
+    const result = r.entry;
+    const wasDir = r.wasDir;
+    // Only this path changed, unless a directory went away or became something else.
+    this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
+    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
+    const entry = result as Entry | undefined;
+    if (entry && self.disk) {
+      this.core.disk.set(entry.id, self.disk);
+      // Hard links: the other names of this file changed with it (mode, times, size, links).
+      if (siblings && self.disk.nlink > 1n) await this.refreshSiblings(loc, entry.id, self.disk);
+    }
+    if (up?.disk && upEntry) this.core.disk.set(upEntry.id, up.disk);
+    if (entry?.type === 'file' && !entry.hash) this.rehash(loc, rel);
+    return entry;
+  }
+
+  /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
+  private async probe(loc: Location, rel: string): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
@@ -58,42 +111,34 @@ export class LocalWriter {
       const code = toFsError(err, rel).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
     }
-    const { entries, db } = this.home;
-    let wasDir = false;
-    const result = relaxedTransaction(db, (): Entry | undefined => {
-      const existing = entries.resolve(loc.id, rel);
-      wasDir = existing?.type === 'dir';
-      if (!fields) {
-        if (existing && existing.parentId !== null) entries.remove(existing, rel);
-        if (existing) this.core.disk.delete(existing.id);
-        return undefined;
-      }
-      if (existing) {
-        if (existing.type !== fields.type) {
-          entries.remove(existing, rel);
-        } else {
-          const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
-          const f = { ...fields, hash: keep };
-          entries.update(existing, f, rel);
-          return { ...existing, ...f };
-        }
-      }
-      const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-      const parent = entries.resolve(loc.id, parentRel);
-      if (!parent || parent.type !== 'dir') return undefined; // parent not indexed yet: the next scan adds both
-      const name = rel.slice(rel.lastIndexOf('/') + 1);
-      const id = entries.insert(loc.id, parent.id, name, fields, rel);
-      return entries.get(id);
-    });
-    // Only this path changed, unless a directory went away or became something else.
-    this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
-    if (result && disk) {
-      this.core.disk.set(result.id, disk);
-      // Hard links: the other names of this file changed with it (mode, times, size, links).
-      if (siblings && disk.nlink > 1n) await this.refreshSiblings(loc, result.id, disk);
+    return { fields, disk };
+  }
+
+  /** The index side of refresh, inside the caller's transaction (or alone when it writes nothing). */
+  private apply(loc: Location, rel: string, probed: { fields?: EntryFields }, existing: Entry | undefined, parent: Entry | undefined): { entry?: Entry; wasDir: boolean; changed: boolean } {
+    const { entries } = this.home;
+    const fields = probed.fields;
+    const wasDir = existing?.type === 'dir';
+    if (!fields) {
+      if (existing && existing.parentId !== null) entries.remove(existing, rel);
+      if (existing) this.core.disk.delete(existing.id);
+      return { wasDir, changed: !!existing };
     }
-    if (result?.type === 'file' && !result.hash) this.rehash(loc, rel);
-    return result;
+    if (existing) {
+      if (existing.type !== fields.type) {
+        entries.remove(existing, rel);
+      } else {
+        if (same(existing, fields)) return { entry: existing, wasDir, changed: false };
+        const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
+        const f = { ...fields, hash: keep };
+        entries.update(existing, f, rel);
+        return { entry: { ...existing, ...f }, wasDir, changed: true };
+      }
+    }
+    if (!parent || parent.type !== 'dir') return { wasDir, changed: !!existing }; // parent not indexed yet: the next scan adds both
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const id = entries.insert(loc.id, parent.id, name, fields, rel);
+    return { entry: entries.get(id), wasDir, changed: true };
   }
 
   /** Refreshes the other known names of the disk file `st` (entries whose last lstat had its inode). */
@@ -165,8 +210,7 @@ export class LocalWriter {
     }
     try {
       if (made) await this.adopt(t, flags.mode, flags.owner);
-      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel);
-      if (!t.existing) await this.refreshParent(t.location, t.rel);
+      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel, true, !t.existing);
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
       const st = await fd.stat();
@@ -222,8 +266,7 @@ export class LocalWriter {
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
     await this.adopt(t, mode, owner);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
   }
 
   async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
@@ -241,8 +284,7 @@ export class LocalWriter {
     });
     await queue.cancel(t.location.id, t.rel);
     this.core.staged.detach(path);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
     // The file's other names lost a link (and their ctime changed).
     if (linked && linked.nlink > 1) await this.refreshSiblings(t.location, t.existing.id, linked);
   }
@@ -282,9 +324,8 @@ export class LocalWriter {
     }).immediate();
     this.core.resolver.invalidate();
     this.retargetHandles(from, to);
-    await this.refresh(b.location, b.rel);
+    await this.refresh(b.location, b.rel, true, true);
     await this.refreshParent(a.location, a.rel);
-    await this.refreshParent(b.location, b.rel);
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */
@@ -303,8 +344,7 @@ export class LocalWriter {
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
     await this.adopt(t, undefined, owner);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
   }
 
   /** link(2) inside one location: both names in their safely opened parents; the source is never followed. */
@@ -317,9 +357,8 @@ export class LocalWriter {
     if (b.existing) throw new FsError('EEXIST', `${to} already exists`);
     const root = a.location.uri;
     await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => { throw toFsError(err, `link ${from}`); });
-    await this.refresh(b.location, b.rel);
+    await this.refresh(b.location, b.rel, true, true);
     await this.refresh(a.location, a.rel);
-    await this.refreshParent(b.location, b.rel);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
@@ -50,6 +51,7 @@ export class UploadQueue {
   private stopped = false;
   private readonly retryAt = new Map<number, number>();
   private inflight?: { locationId: number; path: string; done: Promise<void> };
+  private pendingStmt?: Statement;
 
   constructor(
     private readonly home: Home,
@@ -62,7 +64,9 @@ export class UploadQueue {
   ) {}
 
   pending(locationId: number, rel: string): UploadRow | undefined {
-    return this.home.db.prepare("SELECT * FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending' ORDER BY id DESC LIMIT 1").get(locationId, rel) as UploadRow | undefined;
+    // Asked on every refresh of a written file: prepared once.
+    this.pendingStmt ??= this.home.db.prepare("SELECT * FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending' ORDER BY id DESC LIMIT 1");
+    return this.pendingStmt.get(locationId, rel) as UploadRow | undefined;
   }
 
   /** Does a queued upload still need this staging file? */
