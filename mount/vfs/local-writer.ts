@@ -3,6 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
+import type { FileHash } from '../../index/hash-pool';
 import { entryFromStats, localVersion } from '../../providers/local/local-provider';
 import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
@@ -15,6 +16,9 @@ import type { VfsCore } from './vfs-core';
 
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
+/** How long computed hashes wait to be committed together. */
+const HASH_COMMIT_MS = 20;
+
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
   if (!e || !f) return !e && !f;
   return e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target;
@@ -28,6 +32,9 @@ function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
  */
 export class LocalWriter {
   private readonly rehashing = new Set<string>();
+  private readonly rehashAgain = new Set<string>();
+  private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
+  private hashedTimer?: NodeJS.Timeout;
 
   constructor(private readonly core: VfsCore) {}
 
@@ -165,26 +172,60 @@ export class LocalWriter {
     void this.refresh(loc, rel).catch(() => undefined);
   }
 
+  /**
+   * Hashes a written file in the hash pool, off the event loop. Not while the file is still
+   * open for writing (its bytes are not final: closed() asks again), and a request made while
+   * one runs runs again after it. Results are committed in groups (see commitHashes).
+   */
   private rehash(loc: Location, rel: string): void {
+    if (this.core.live.get(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
-    if (this.rehashing.has(key)) return;
+    if (this.rehashing.has(key)) { this.rehashAgain.add(key); return; }
     this.rehashing.add(key);
     // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
     void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
-        if (r.changed) return;
-        const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
-        relaxedTransaction(this.home.db, () => {
-          const e = this.home.entries.resolve(loc.id, rel);
-          if (!e || e.version !== version) return; // changed again; its own commit re-hashes
-          this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
-          this.home.entries.update(e, { ...e, hash: r.hash }, rel);
-        });
-        this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
+        if (!r.changed) this.hashed.push({ loc, rel, r });
+        if (!this.hashedTimer) {
+          this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
+          this.hashedTimer.unref();
+        }
       })
       .catch(() => undefined) // vanished or unreadable: the next scan reports it
-      .finally(() => this.rehashing.delete(key));
+      .finally(() => {
+        this.rehashing.delete(key);
+        if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
+      });
+  }
+
+  /**
+   * Commits the hashes computed in the last few milliseconds in one transaction (a commit per
+   * file was a large part of a `tar x` into the mount). A hash is derived data: a crash before
+   * its commit only means the next scan computes it again.
+   */
+  commitHashes(): void {
+    if (this.hashedTimer) clearTimeout(this.hashedTimer);
+    this.hashedTimer = undefined;
+    const done = this.hashed.splice(0);
+    if (done.length === 0 || !this.home.db.open) return;
+    try {
+      this.commitHashed(done);
+    } catch {
+      // The index is busy or closing: these files are re-hashed by the next scan.
+    }
+  }
+
+  private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
+    relaxedTransaction(this.home.db, () => {
+      for (const { loc, rel, r } of done) {
+        const e = this.home.entries.resolve(loc.id, rel);
+        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue; // changed again; its own commit re-hashes
+        this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
+        this.home.entries.update(e, { ...e, hash: r.hash }, rel);
+      }
+    });
+    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
   }
 
   async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
@@ -243,6 +284,10 @@ export class LocalWriter {
   closed(h: LocalHandle): void {
     if (!h.writable) return;
     this.core.live.closed(h.vpath);
+    // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
+    if (this.core.live.get(h.vpath)) return;
+    const e = this.home.entries.resolve(h.location.id, h.rel);
+    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.rehash(h.location, h.rel);
   }
 
   async truncate(path: string, size: number): Promise<void> {

@@ -29,7 +29,7 @@ export class Resolver {
   private readonly cache: LRUCache<string, Cached>;
   private readonly dataVersion: Statement;
   private lastVersion = -1;
-  private readonly listeners: ((path?: string) => void)[] = [];
+  private readonly listeners: (() => void)[] = [];
 
   /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
   constructor(private readonly home: Home, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
@@ -108,20 +108,17 @@ export class Resolver {
       const prefix = `${key}/`;
       for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
     }
-    this.notify(subtree ? undefined : key);
+    this.notify();
   }
 
-  /**
-   * Calls `fn` (synchronously; keep it cheap) whenever the index may have changed: with the
-   * one canonical path that changed, or with no path when the extent is not known.
-   */
-  onChange(fn: (path?: string) => void): void {
+  /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
+  onChange(fn: () => void): void {
     this.listeners.push(fn);
   }
 
-  private notify(path?: string): void {
+  private notify(): void {
     for (const fn of this.listeners) {
-      try { fn(path); } catch { /* a listener's failure is not the resolver's */ }
+      try { fn(); } catch { /* a listener's failure is not the resolver's */ }
     }
   }
 }

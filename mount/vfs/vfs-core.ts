@@ -485,6 +485,7 @@ export class VfsCore implements Vfs {
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
+    this.writer.commitHashes();
     await this.hashPool.close();
     await this.providers.close();
   }
