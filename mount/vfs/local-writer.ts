@@ -1,4 +1,5 @@
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -250,11 +251,13 @@ export class LocalWriter {
       made = !t.existing && !!flags.exclusive;
     }
     try {
-      if (made) await this.adopt(t, flags.mode, flags.owner);
-      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel, true, !t.existing);
+      if (made) await this.adopt(t, flags.mode, flags.owner, fd);
+      const refreshed = !(t.existing && !flags.create && !flags.truncate);
+      const entry = refreshed ? await this.refresh(t.location, t.rel, true, !t.existing) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
-      const st = await fd.stat();
+      // Just refreshed: the entry is what the disk said after this open (no second fstat).
+      const st = refreshed && entry.type === 'file' ? { size: entry.size, mtimeMs: entry.mtimeSec * 1000 + entry.mtimeNsec / 1e6 } : await fd.stat();
       this.core.live.opened(path, st.size, st.mtimeMs);
       return h;
     } catch (err) {
@@ -412,10 +415,11 @@ export class LocalWriter {
    * asked for (the caller's umask was applied by the kernel; the daemon's own must not be).
    * Ownership changes need root: a daemon run by a user creates files as that user.
    */
-  private async adopt(t: Target, mode: number | undefined, owner: Caller | undefined): Promise<void> {
+  private async adopt(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle): Promise<void> {
     const root = t.location.uri;
     const me = process.getuid?.() ?? 0;
-    const fh = await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); });
+    // A file just created: its own open descriptor names the inode (no second open by name).
+    const fh = made ?? (await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); }));
     try {
       let st = await fh.stat();
       if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
@@ -432,7 +436,7 @@ export class LocalWriter {
     } catch (err) {
       throw toFsError(err, `create ${t.rel}`);
     } finally {
-      await fh.close().catch(() => undefined);
+      if (!made) await fh.close().catch(() => undefined);
     }
   }
 
