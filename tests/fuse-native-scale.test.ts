@@ -81,9 +81,12 @@ t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries 
   const walked = rssMiB(pid);
   t.ok(held > DIRS, `the walk made the kernel hold nodes (${held})`);
   t.ok(held <= 1 + 1 + DIRS + DIRS * PER_DIR, `never more nodes than names (${held})`);
-  // What a held node costs the daemon: its table entry and last attributes, not a listing copy.
-  const perNode = ((walked - before) * 1024 * 1024) / held;
-  t.ok(perNode < 2048, `about ${Math.round(perNode)} bytes of RSS per held node (${before.toFixed(0)} -> ${walked.toFixed(0)} MiB for ${held} nodes)`);
+  // What the walk cost the daemon, per name walked: a node table entry and its last attributes
+  // at most (the kernel may hold every one of them), not a copy of each listing. Per walked
+  // name, not per node held at the end: the kernel forgets nodes during the walk (memory
+  // pressure, another process's drop_caches) while RSS keeps its peak.
+  const perName = ((walked - before) * 1024 * 1024) / (DIRS * PER_DIR);
+  t.ok(perName < 1024, `about ${Math.round(perName)} bytes of RSS per walked name (${before.toFixed(0)} -> ${walked.toFixed(0)} MiB; ${held} nodes held at the end)`);
 
   writeFileSync('/proc/sys/vm/drop_caches', '2');
   t.ok(await until(() => fuseNodes(mnt) < 100, 120_000), `forgotten after drop_caches (${fuseNodes(mnt)} left)`);
