@@ -24,7 +24,6 @@ export interface DiskTierCounters {
 }
 
 const FLUSH_MS = 1000;
-const WRITE_DELAY_MS = Number(process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS ?? 0) || 0;
 const FLUSH_CHUNK = 500;
 
 /** A block's file name: BLAKE3 of the key, so any key (paths, colons) maps to a safe name. */
@@ -231,8 +230,9 @@ export class DiskTier {
   }
 
   private async doStore(key: string, data: Buffer, sum: string): Promise<boolean> {
-    // Test hook: a slow cache disk (tests/cache-write-behind). Never set outside tests.
-    if (WRITE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
+    // Test hook: a slow cache disk (tests/s3-stream.test.ts). Never set outside tests.
+    const delay = Number(process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS ?? 0);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const gen = this.generation;
     const old = this.entries.get(key);
     if (old) await this.remove(key, old); // same key, other content: replace
