@@ -62,7 +62,10 @@ export abstract class BlockReader {
     if (!sequential) {
       this.window = 0;
       this.streamedTo = -1;
-      const d = end - offset <= SMALL_READ && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
+      // A read covering a whole block (a small file read whole) takes the block path: the same
+      // request, and the block is then verified and cached.
+      const wholeBlock = offset === first * bs && (end === (first + 1) * bs || end === this.size);
+      const d = end - offset <= SMALL_READ && !wholeBlock && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
       if (d) {
         try {
           return await d;
