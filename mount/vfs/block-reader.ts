@@ -45,6 +45,11 @@ export abstract class BlockReader {
     return undefined;
   }
 
+  /** Whether a failed `direct` read is worth trying again through `block` (another replica may answer). */
+  protected retryAfterDirect(_err: unknown): boolean {
+    return true;
+  }
+
   /** True when block `i` is in the cache now (no fetch needed). */
   protected cached(_i: number): boolean {
     return false;
@@ -69,8 +74,9 @@ export abstract class BlockReader {
       if (d) {
         try {
           return await d;
-        } catch {
+        } catch (err) {
           // the block path tries every replica, and says why when none works
+          if (!this.retryAfterDirect(err)) throw err;
         }
       }
     } else {

@@ -48,29 +48,33 @@ const VERSION_CHECKED = new Set(['s3', 'gdrive']);
 /**
  * Measured cost of reading from each location: moving averages of the time to the answer and
  * of throughput, from the reads themselves. Replicas are ranked by the expected time of a
- * 1 MiB read (latency + 1 MiB / throughput); a location never measured keeps its kind's rank,
- * ahead of measured remote ones only when its kind is cheaper (a local disk). Never throws.
+ * 1 MiB read (latency + 1 MiB / throughput). A location not measured yet is ranked by its
+ * kind, but ahead of measured ones of its own kind, so that it gets measured. Never throws.
  */
-export class ReplicaStats {
-  private readonly m = new Map<number, { latencyMs: number; bytesPerMs: number }>();
+/** 100 MB/s, until a location's throughput is measured. */
+const ASSUMED_BYTES_PER_MS = 100_000;
 
-  /** One read of `bytes` that took `ms` in all. */
+export class ReplicaStats {
+  private readonly m = new Map<number, { latencyMs?: number; bytesPerMs?: number }>();
+
+  /** One read of `bytes` that took `ms` in all (0 bytes: the time to a stream's answer). */
   record(locationId: number, bytes: number, ms: number): void {
-    const latency = bytes <= 64 * 1024 ? ms : undefined;
-    const rate = bytes > 64 * 1024 ? bytes / Math.max(ms, 0.05) : undefined;
-    const cur = this.m.get(locationId);
-    if (!cur) {
-      this.m.set(locationId, { latencyMs: latency ?? ms / 2, bytesPerMs: rate ?? bytes / Math.max(ms, 0.05) });
-      return;
-    }
-    if (latency !== undefined) cur.latencyMs = 0.7 * cur.latencyMs + 0.3 * latency;
-    if (rate !== undefined) cur.bytesPerMs = 0.7 * cur.bytesPerMs + 0.3 * rate;
+    const cur = this.m.get(locationId) ?? {};
+    const ewma = (old: number | undefined, v: number) => (old === undefined ? v : 0.7 * old + 0.3 * v);
+    if (bytes <= 64 * 1024) cur.latencyMs = ewma(cur.latencyMs, ms);
+    else cur.bytesPerMs = ewma(cur.bytesPerMs, bytes / Math.max(ms, 0.05));
+    this.m.set(locationId, cur);
   }
 
-  /** Expected ms for a 1 MiB read; undefined when never measured. */
+  /**
+   * Expected ms for a 1 MiB read; undefined when never measured. Throughput not measured yet
+   * counts as ASSUMED_BYTES_PER_MS; latency not measured yet as 0 (a throughput sample
+   * includes its request's latency).
+   */
   cost(locationId: number): number | undefined {
     const s = this.m.get(locationId);
-    return s ? s.latencyMs + (1024 * 1024) / Math.max(s.bytesPerMs, 1e-3) : undefined;
+    if (!s) return undefined;
+    return (s.latencyMs ?? 0) + (1024 * 1024) / Math.max(s.bytesPerMs ?? ASSUMED_BYTES_PER_MS, 1e-3);
   }
 }
 
@@ -84,17 +88,16 @@ function rank(a: { loc: Location }, b: { loc: Location }): number {
   if (a.loc.kind === 'local' || b.loc.kind === 'local') return ka - kb;
   const [ca, cb] = [replicaStats.cost(a.loc.id), replicaStats.cost(b.loc.id)];
   if (ca !== undefined && cb !== undefined) return ca - cb;
+  // One measured, one not, same kind: the unmeasured one is tried (a few reads measure it).
+  if (ka === kb && (ca === undefined) !== (cb === undefined)) return ca === undefined ? -1 : 1;
   return ka - kb;
 }
 
-async function timed<T extends Buffer | Readable>(locationId: number, bytes: number, run: () => Promise<T>): Promise<T> {
+async function timed<T extends Buffer | Readable>(locationId: number, run: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
   const r = await run();
-  if (Buffer.isBuffer(r)) replicaStats.record(locationId, r.length, performance.now() - t0);
-  else if (bytes > 0) {
-    // a stream: its throughput counts once it has ended
-    r.once('end', () => replicaStats.record(locationId, bytes, performance.now() - t0));
-  }
+  // A stream counts for its time to the answer (its consumer stops it at the window's end).
+  replicaStats.record(locationId, Buffer.isBuffer(r) ? r.length : 0, performance.now() - t0);
   return r;
 }
 
@@ -142,8 +145,8 @@ export class Replicas {
         locationId: loc.id,
         size,
         versionChecked: VERSION_CHECKED.has(loc.kind) && version !== null,
-        read: (offset: number, length: number) => timed(loc.id, length, () => provider().readRange(rel, offset, length, opts)),
-        stream: canStream ? (offset: number, length: number) => timed(loc.id, length, () => provider().readRangeStream!(rel, offset, length, opts)) : undefined,
+        read: (offset: number, length: number) => timed(loc.id, () => provider().readRange(rel, offset, length, opts)),
+        stream: canStream ? (offset: number, length: number) => timed(loc.id, () => provider().readRangeStream!(rel, offset, length, opts)) : undefined,
       };
     });
   }

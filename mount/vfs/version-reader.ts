@@ -48,6 +48,11 @@ export class VersionReader extends BlockReader {
     return this.store.has?.(this.key(i)) ?? false;
   }
 
+  /** One source: only a transient error (EIO) is worth a second try, never ESTALE or EHOSTDOWN. */
+  protected override retryAfterDirect(err: unknown): boolean {
+    return err instanceof FsError && err.code === 'EIO';
+  }
+
   /** A ranged read of that exact version (If-Match), uncached. */
   protected override direct(offset: number, length: number): Promise<Buffer> {
     const c = this.content;
