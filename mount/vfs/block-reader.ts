@@ -103,24 +103,37 @@ export abstract class BlockReader {
     return false;
   }
 
-  /** Starts the next window when the reader is within half a window of the end of what is streamed. */
+  /**
+   * Starts the next window when the reader is within half a window of the end of what is
+   * read ahead: runs of blocks not cached are streamed (one request per run), cached blocks
+   * are loaded from the cache ahead of the reader.
+   */
   private planAhead(first: number, last: number): void {
     this.window = Math.min(Math.max(1, this.window * 2), MAX_WINDOW_BLOCKS);
     const blocks = Math.ceil(this.size / this.blockSize);
     if (this.streamedTo >= last && this.streamedTo - last >= this.window / 2) return;
-    let from = Math.max(first, this.streamedTo + 1);
-    while (from < blocks && (this.pending.has(from) || this.cached(from))) from++;
+    const from = Math.max(first, this.streamedTo + 1);
     const want = Math.min(Math.max(last, from + this.window - 1), blocks - 1);
-    if (from > want) return;
-    let to = from;
-    while (to < want && !this.pending.has(to + 1) && !this.cached(to + 1)) to++;
-    this.streamedTo = to;
-    const streamed = this.streamBlocks(from, to);
-    for (let i = from; i <= to; i++) {
-      const p = streamed ? streamed[i - from] : this.block(i);
-      p.catch(() => undefined); // a failed read-ahead is retried by the real read
-      this.pending.set(i, p);
+    for (let i = from; i <= want; ) {
+      if (this.pending.has(i)) {
+        i++;
+      } else if (this.cached(i)) {
+        this.hold(i, this.block(i));
+        i++;
+      } else {
+        let to = i;
+        while (to < want && !this.pending.has(to + 1) && !this.cached(to + 1)) to++;
+        const streamed = this.streamBlocks(i, to);
+        for (let k = i; k <= to; k++) this.hold(k, streamed ? streamed[k - i] : this.block(k));
+        i = to + 1;
+      }
     }
+    this.streamedTo = Math.max(this.streamedTo, want);
+  }
+
+  private hold(i: number, p: Promise<Buffer>): void {
+    p.catch(() => undefined); // a failed read-ahead is retried by the real read
+    this.pending.set(i, p);
   }
 
   /** Forgets blocks the reader has moved past, and the oldest when too many are held. */
