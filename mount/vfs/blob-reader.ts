@@ -4,7 +4,7 @@ import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
 import type { Readable } from 'node:stream';
 import { BlockReader } from './block-reader';
-import { streamWindow } from './window-stream';
+import { deferred, streamWindow } from './window-stream';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
 export interface BlockStore {
@@ -26,7 +26,7 @@ export interface ReplicaSource {
   stream?(offset: number, length: number): Promise<Readable>;
   /**
    * True when `read` checks the version the index holds (S3 ETag, Drive version), so a small
-   * read may be served from it without its block's hash (docs/vfs.md "Small random reads").
+   * read may be served from it without its block's hash (docs/read-pipeline.md).
    */
   versionChecked?: boolean;
 }
@@ -166,10 +166,4 @@ export class BlobReader extends BlockReader {
     if (failures.length === 0) throw new FsError('EHOSTDOWN', `no reachable replica of ${this.blob.hash.slice(0, 16)}`);
     throw new FsError(allDown ? 'EHOSTDOWN' : 'EIO', `block ${i} of ${this.blob.hash.slice(0, 16)}: ${failures.join('; ')}`);
   }
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T | Promise<T>) => void } {
-  let resolve!: (v: T | Promise<T>) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
 }

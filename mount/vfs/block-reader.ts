@@ -62,7 +62,9 @@ export abstract class BlockReader {
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    const sequential = offset === this.nextOffset;
+    // The kernel sends read-ahead reads of one stream out of order now and then: a read near the
+    // last one, in a block already read ahead, does not break the pattern.
+    const sequential = offset === this.nextOffset || (this.window > 0 && this.pending.has(first) && Math.abs(offset - this.nextOffset) <= 4 * bs);
     this.nextOffset = end;
     if (!sequential) {
       this.window = 0;
@@ -112,7 +114,8 @@ export abstract class BlockReader {
     this.window = Math.min(Math.max(1, this.window * 2), MAX_WINDOW_BLOCKS);
     const blocks = Math.ceil(this.size / this.blockSize);
     if (this.streamedTo >= last && this.streamedTo - last >= this.window / 2) return;
-    const from = Math.max(first, this.streamedTo + 1);
+    let from = Math.max(first, this.streamedTo + 1);
+    while (from < blocks && this.pending.has(from)) from++;
     const want = Math.min(Math.max(last, from + this.window - 1), blocks - 1);
     for (let i = from; i <= want; ) {
       if (this.pending.has(i)) {

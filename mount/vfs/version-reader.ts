@@ -2,7 +2,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Provider } from '../../core/provider';
 import type { BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
-import { streamWindow } from './window-stream';
+import { deferred, streamWindow } from './window-stream';
 
 /** Content whose hash is not known yet: one version of one path of one location. */
 export interface VersionedContent {
@@ -71,11 +71,7 @@ export class VersionReader extends BlockReader {
     if (!p.readRangeStream) return undefined;
     const c = this.content;
     const open = (offset: number, length: number) => p.readRangeStream!(c.rel, offset, length, { version: c.version });
-    const waiters = Array.from({ length: last - first + 1 }, () => {
-      let resolve!: (v: Buffer | Promise<Buffer>) => void;
-      const promise = new Promise<Buffer>((r) => (resolve = r));
-      return { promise, resolve };
-    });
+    const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
     const deliver = (i: number, data: Buffer) => {
       waiters[i - first].resolve(data);
       void this.store.get(this.key(i), async () => data).catch(() => undefined);

@@ -69,3 +69,10 @@ export async function streamWindow(
   }
   return i;
 }
+
+/** A promise and its resolve, for blocks a window hands over later. */
+export function deferred<T>(): { promise: Promise<T>; resolve: (v: T | Promise<T>) => void } {
+  let resolve!: (v: T | Promise<T>) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
