@@ -133,6 +133,24 @@ export class PeerClient {
     });
   }
 
+  /**
+   * One request whose answer is handed over once its headers arrive, the body unread (for
+   * streamed read-ahead windows). The body stream fails with EHOSTDOWN when the peer goes
+   * silent for `idleMs` or closes mid-answer.
+   */
+  open(path: string, o: PeerRequestOptions = {}): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const what = `${this.url}${path}`;
+      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
+        res.on('aborted', () => res.destroy(new FsError('EHOSTDOWN', `${what}: the peer closed the connection mid-response`)));
+        resolve(res);
+      });
+      req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${what}: no answer within ${o.idleMs ?? 15_000} ms`)));
+      req.on('error', (err) => reject(mapError(err, what)));
+      req.end(o.body);
+    });
+  }
+
   /** GET/POST expecting JSON; a non-2xx answer throws the FsError the peer described. */
   async json<T>(path: string, o: PeerRequestOptions = {}): Promise<T> {
     const res = await this.request(path, { ...o, headers: { accept: 'application/json', ...(o.headers ?? {}) } });
