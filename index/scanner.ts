@@ -10,7 +10,7 @@ import type { HashPool } from './hash-pool';
 import { IgnoreRules } from './ignore-rules';
 import { stateRelsIn } from './state-paths';
 import { withParent } from '../core/beneath';
-import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, WalkPool, type DirListing } from './walk-pool';
+import { T_BLOCKDEV, T_CHARDEV, T_DIR, T_ERROR, T_FIFO, T_FILE, T_GONE, T_OTHER, T_SOCKET, T_SYMLINK, WalkPool, type DirListing } from './walk-pool';
 import type { Location, LocationStore } from './locations';
 
 /** The `vdfs scan --json` summary (DESIGN.md). */
@@ -136,8 +136,13 @@ const KNOWN_SQL = `SELECT group_concat(name || char(0) || type || char(0) || ifn
   FROM entries WHERE parent_id = ?`;
 
 function fieldsFrom(e: ProviderEntry, hash: string | null): EntryFields {
-  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
+  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null, rdev: e.rdev ?? null };
 }
+
+/** Entry type of each walk-pool type code (T_GONE, T_OTHER and T_ERROR have none). */
+const TYPE_OF_CODE: Partial<Record<number, EntryType>> = {
+  [T_FILE]: 'file', [T_DIR]: 'dir', [T_SYMLINK]: 'symlink', [T_FIFO]: 'fifo', [T_SOCKET]: 'socket', [T_CHARDEV]: 'chardev', [T_BLOCKDEV]: 'blockdev',
+};
 
 /**
  * Brings the index of one local location in line with its directory: new, changed and
@@ -221,9 +226,9 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
         // Staged bytes waiting for upload (write-back) are newer than the disk: leave their entry alone.
         if (staged.has(rel)) { known?.left.delete(name); continue; }
         if (code === T_ERROR) { problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
-        // Vanished between readdir and lstat (treated as deleted); fifo, socket, device (skipped).
+        // Vanished between readdir and lstat (treated as deleted), or a type no entry has.
         if (code === T_GONE || code === T_OTHER) continue;
-        const type: EntryType = code === T_FILE ? 'file' : code === T_DIR ? 'dir' : 'symlink';
+        const type = TYPE_OF_CODE[code]!;
         const abs = prefix + name;
         if (!(noRules ? rules.ignoresName(name) : rules.ignores(rel, type === 'dir'))) {
           const version = l.versions[i];
@@ -251,7 +256,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
               p.hashedFiles++;
               if (!emptyBlob) { ctx.blobs.put({ hash, size: 0, blockSize: ctx.blockSize, blockHashes: Buffer.alloc(0) }); emptyBlob = true; }
             }
-            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash, target };
+            const rdev = type === 'chardev' || type === 'blockdev' ? l.rdevs[i] : null;
+            const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash, target, rdev };
             // Not in the snapshot of the directory but in the index now: a write through the
             // mount added it while this walk ran. It is updated, never inserted twice (EEXIST).
             const old = k === undefined ? entries.child(dir.id, name) : entries.get(known!.id(k));
@@ -274,7 +280,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
             if (fresh) { /* an empty file, hashed above */ }
             else if (hash && !opts.rehash) unchanged++;
             else {
-              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target: null }, abs, rel, attempts: 0 });
+              hasher.add({ entry: { id, locationId: loc.id, parentId: dir.id, name, type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode, version, hash: null, target: null, rdev: null }, abs, rel, attempts: 0 });
               p.toHashFiles++;
               p.toHashBytes += size;
             }

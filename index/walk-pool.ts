@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { FsError, toFsError } from '../core/fs-error';
 
 /** Type codes of `DirListing.types`. */
-export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5;
+export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5, T_FIFO = 6, T_SOCKET = 7, T_CHARDEV = 8, T_BLOCKDEV = 9;
 
 /** One directory as the walker saw it: names, and per name what `lstat` said. */
 export interface DirListing {
@@ -15,6 +15,8 @@ export interface DirListing {
   sizes: Float64Array;
   mtimeSec: Float64Array;
   mtimeNsec: Int32Array;
+  /** st_rdev of device nodes (0 for everything else). */
+  rdevs: Float64Array;
   /** For T_ERROR names: [index, message]. */
   errors: [number, string][];
 }
@@ -42,7 +44,7 @@ parentPort.on('message', ({ id, dir, ino }) => {
     return;
   }
   const n = names.length;
-  const types = new Uint8Array(n), modes = new Int32Array(n), sizes = new Float64Array(n), mtimeSec = new Float64Array(n), mtimeNsec = new Int32Array(n);
+  const types = new Uint8Array(n), modes = new Int32Array(n), sizes = new Float64Array(n), mtimeSec = new Float64Array(n), mtimeNsec = new Int32Array(n), rdevs = new Float64Array(n);
   const versions = new Array(n).fill('');
   const errors = [];
   const prefix = '/proc/self/fd/' + fd + '/';
@@ -56,7 +58,9 @@ parentPort.on('message', ({ id, dir, ino }) => {
       continue;
     }
     if (!st) { types[i] = ${T_GONE}; continue; }
-    types[i] = st.isFile() ? ${T_FILE} : st.isDirectory() ? ${T_DIR} : st.isSymbolicLink() ? ${T_SYMLINK} : ${T_OTHER};
+    types[i] = st.isFile() ? ${T_FILE} : st.isDirectory() ? ${T_DIR} : st.isSymbolicLink() ? ${T_SYMLINK} : st.isFIFO() ? ${T_FIFO}
+      : st.isSocket() ? ${T_SOCKET} : st.isCharacterDevice() ? ${T_CHARDEV} : st.isBlockDevice() ? ${T_BLOCKDEV} : ${T_OTHER};
+    if (types[i] === ${T_CHARDEV} || types[i] === ${T_BLOCKDEV}) rdevs[i] = Number(st.rdev);
     versions[i] = st.ino + ':' + st.size + ':' + st.mtimeNs;
     modes[i] = Number(st.mode) & 0o7777;
     sizes[i] = Number(st.size);
@@ -64,7 +68,7 @@ parentPort.on('message', ({ id, dir, ino }) => {
     mtimeNsec[i] = Number(st.mtimeNs % 1000000000n);
   }
   fs.closeSync(fd);
-  parentPort.postMessage({ id, listing: { names, types, versions, modes, sizes, mtimeSec, mtimeNsec, errors } });
+  parentPort.postMessage({ id, listing: { names, types, versions, modes, sizes, mtimeSec, mtimeNsec, rdevs, errors } });
 });
 `;
 

@@ -1,3 +1,4 @@
+import { isSpecial } from '../../core/provider';
 import { syncIndex, type Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
@@ -77,7 +78,8 @@ export class ServeIndex {
         SELECT t.path, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
         FROM t JOIN entries e ON e.id = t.id LEFT JOIN blobs b ON b.hash = e.hash ORDER BY t.depth`).all(l.id) as EntryRow[];
       const hidden = this.hidden.of(l.uri);
-      const lines = rows.filter((r) => !isHiddenRel(r.path, hidden)).map((r): SnapshotLine => {
+      // Special files (FIFOs, sockets, devices) mean something only on this machine: never sent (docs/vfs.md).
+      const lines = rows.filter((r) => !isSpecial(r.type) && !isHiddenRel(r.path, hidden)).map((r): SnapshotLine => {
         const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
         const b = wireBlob(r);
         if (b) line.blob = b;

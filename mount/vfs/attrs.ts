@@ -66,6 +66,7 @@ function indexAttr(e: Entry, readonly: boolean, mtimeMs: number, size: number, l
     ctimeMs: mtimeMs,
     atimeMs: mtimeMs,
     nlink: e.type === 'dir' ? 2 : 1,
+    ...(e.rdev !== null && e.rdev !== undefined ? { rdev: e.rdev } : {}),
     uid,
     gid,
     hash: live ? null : e.hash,

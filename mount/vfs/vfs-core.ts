@@ -18,7 +18,8 @@ import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from '.
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
-import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
+import { isStaged, resolveTarget, WRITABLE_REMOTE_KINDS } from './targets';
+import { isSpecial, typeOfModeBits } from '../../core/provider';
 import { RemoteWriter } from './remote-writer';
 import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
@@ -187,6 +188,9 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.entry.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink`);
+    // The kernel opens FIFOs and devices of the mount itself; anyone else asking (WebDAV, vdfs
+    // cat) would block on a FIFO or read a device: they have no content to serve.
+    if (isSpecial(r.entry.type)) throw new FsError('EPERM', `${path} is a ${r.entry.type}: it has no content to read`);
     if (isStaged(r.location)) {
       const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
       if (pending) return this.handles.add(pending);
@@ -392,6 +396,16 @@ export class VfsCore implements Vfs {
   async symlink(target: string, path: string, owner?: Caller): Promise<void> {
     if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
     return this.writer.symlink(target, path, owner);
+  }
+  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
+    const type = typeOfModeBits(mode);
+    if (type === 'file') return this.release(await this.open(path, { write: true, create: true, exclusive: true, mode: mode & 0o7777, owner }));
+    if (!type || !isSpecial(type)) throw new FsError('EINVAL', `mknod ${path}: mode ${mode.toString(8)} is not a file, FIFO, socket or device`);
+    const t = resolveTarget(this.home, path, 'mknod');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    // Only a disk written through keeps them: a cloud object or a staged upload has no such type.
+    if (isStaged(t.location)) throw new FsError('EPERM', `${path}: ${t.location.kind === 'local' ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
+    return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
