@@ -173,9 +173,13 @@ export const MIGRATIONS: readonly string[] = [
   //    devices) are entries: the type CHECK allows them and `rdev` keeps a device's number.
   //    SQLite cannot change a CHECK in place, so the table is rebuilt under the same ids. With
   //    foreign keys on, dropping the old table cascades to props and verified: their rows are
-  //    kept aside and put back. Indexes and the location_stats triggers (migration 4, same
-  //    text) went with the old table and are made again; the counters are unchanged.
+  //    kept aside and put back. The location_stats triggers (migration 4, same text) are
+  //    dropped first and made again, with the indexes; the counters are unchanged.
   `
+  -- First: the old table's cascade (children deleted while it is dropped) would fire them.
+  DROP TRIGGER location_stats_insert;
+  DROP TRIGGER location_stats_delete;
+  DROP TRIGGER location_stats_update;
   CREATE TEMP TABLE m5_props AS SELECT * FROM props;
   CREATE TEMP TABLE m5_verified AS SELECT * FROM verified;
 
