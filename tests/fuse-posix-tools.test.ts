@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, lutimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './helpers/cli';
@@ -29,7 +29,7 @@ function sourceTree(root: string): void {
 }
 
 /** Special files those tools carry over too (cp -a, rsync -a's -D, tar): a FIFO, a socket, devices. */
-function specialFiles(t: { equal(a: unknown, b: unknown, m?: string): void }, root: string): void {
+function specialFiles(t: Test, root: string): void {
   const make = (args: string[]) => t.equal(sh(args[0], args.slice(1)).code, 0, args.join(' '));
   make(['mkfifo', '-m', '0640', join(root, 'd/pipe')]);
   make(['mknod', '-m', '0600', join(root, 'd/e/null'), 'c', '1', '3']);

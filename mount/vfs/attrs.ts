@@ -38,7 +38,11 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
   const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
-  if (!disk) return a;
+  if (!disk) {
+    // The index's mtime to the nanosecond (the float above cannot hold every one); shown for all three.
+    if (!live) { const m = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec); a.ns = { atime: m, mtime: m, ctime: m }; }
+    return a;
+  }
   const mtime = live ? live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
   const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;

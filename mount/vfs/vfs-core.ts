@@ -7,7 +7,8 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
-import { openBeneath } from '../../core/beneath';
+import { fdPath, openBeneath, openDirBeneath } from '../../core/beneath';
+import { splitPath } from '../../core/paths';
 import { isHiddenRel } from '../../index/state-paths';
 import type { Home } from '../../app/home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
@@ -130,6 +131,30 @@ export class VfsCore implements Vfs {
     }
   }
 
+  /**
+   * lstat, once, the children of a local directory the disk stats do not know yet (entries
+   * indexed by a scan, never looked up): a listing (READDIRPLUS hands the kernel every child's
+   * attributes) then shows the disk's owners, link counts, atime and ctime, not the daemon's.
+   * Through the listed directory's fd, without following symlinks; failures leave the index's view.
+   */
+  private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
+    const unknown = children.filter((c) => !this.disk.get(c.id));
+    if (unknown.length === 0) return;
+    const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
+    if (!dh) return;
+    try {
+      for (let i = 0; i < unknown.length; i += 64) {
+        await Promise.all(unknown.slice(i, i + 64).map(async (c) => {
+          const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
+          // A file changed since it was indexed: the index catches up first (as in diskStat).
+          if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.disk.set(c.id, st);
+        }));
+      }
+    } finally {
+      await dh.close().catch(() => undefined);
+    }
+  }
+
   private virtualAttr(parts: string[], path: string): Attr {
     if (parts.length === 0) return dirAttr(INO_VDFS);
     if (parts[0] === 'by-hash' && parts.length === 1) return dirAttr(INO_BY_HASH);
@@ -162,6 +187,7 @@ export class VfsCore implements Vfs {
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
     const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
     const children = this.home.entries.children(r.entry.id);
+    if (r.location.kind === 'local') await this.primeDiskStats(r.location, r.rel, children);
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
