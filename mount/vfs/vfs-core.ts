@@ -113,7 +113,7 @@ export class VfsCore implements Vfs {
     const r = this.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel));
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), r.location.kind === 'local');
   }
 
   /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
@@ -191,7 +191,7 @@ export class VfsCore implements Vfs {
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id)) };
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id), r.location.kind === 'local') };
     });
   }
 
