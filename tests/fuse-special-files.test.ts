@@ -6,6 +6,7 @@ import { tempDir, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { makeNode, pair, startPeerDaemon, waitFor } from './helpers/peer';
 import { startS3Server } from './helpers/s3-server';
+import { startDriveServer } from './helpers/drive-server';
 import { authHeaderFor } from './helpers/webdav';
 
 // FIFOs, sockets and device nodes of a local location (issue 16): indexed by the scan and the
@@ -144,7 +145,7 @@ t.test('the compat backend (fuse-native) makes and shows special files too', asy
   t.equal(statLines(join(mnt, 'm'), names), statLines(src, names), 'and look the same through the compat mount');
 });
 
-t.test('where special files cannot be kept: write-back folders and S3 answer EPERM; peers never see them', async (t) => {
+t.test('where special files cannot be kept: write-back folders, S3 and Drive answer EPERM; peers never see them', async (t) => {
   const dir = tempDir(t);
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());
@@ -155,11 +156,17 @@ t.test('where special files cannot be kept: write-back folders and S3 answer EPE
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'wb', wb, '--write-back']);
   vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/q/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  const drive = await startDriveServer();
+  t.teardown(() => drive.stop());
+  const folder = await drive.mkdir('f');
+  await drive.put('x.txt', Buffer.from('x'), { base: folder });
+  vdfsOk(home, ['auth', 'gdrive', '--access-token', drive.token, '--refresh-token', drive.refreshToken, '--token-url', `${drive.root}token`, '--client-id', 'test-client']);
+  vdfsOk(home, ['location', 'add', 'gd', `gdrive://${folder}?root=${encodeURIComponent(drive.root)}`]);
   vdfsOk(home, ['scan']);
   const mnt = join(dir, 'mnt');
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
-  for (const loc of ['wb', 'cloud']) {
+  for (const loc of ['wb', 'cloud', 'gd']) {
     t.equal(errnoOf(`os.mkfifo(${JSON.stringify(join(mnt, loc, 'f'))})`), 'EPERM', `${loc}: mkfifo is EPERM`);
     t.equal(errnoOf(`os.mknod(${JSON.stringify(join(mnt, loc, 's'))}, stat.S_IFSOCK | 0o644)`), 'EPERM', `${loc}: a socket is EPERM`);
     t.equal(errnoOf(`os.mknod(${JSON.stringify(join(mnt, loc, 'c'))}, stat.S_IFCHR | 0o644, os.makedev(1, 3))`), 'EPERM', `${loc}: a device is EPERM`);
