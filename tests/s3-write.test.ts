@@ -109,4 +109,14 @@ t.test('touch and chmod right after a write survive its upload (S3 keeps neither
   // And a touch while nothing is pending is kept too.
   t.equal(sh('touch', ['-m', '-d', '@1600000000', f]).code, 0);
   t.equal(sh('stat', ['-c', '%Y', f]).stdout.trim(), '1600000000');
+  // cp -p sets the times on the open copy, before closing it: they survive the close and the upload.
+  const orig = join(dir, 'orig.txt');
+  writeFileSync(orig, 'kept times\n');
+  sh('touch', ['-m', '-d', '@1400000000.5', orig]);
+  const copy = join(mnt, 'cloud', 'copy.txt');
+  t.equal(sh('cp', ['-p', orig, copy]).code, 0);
+  t.equal(sh('stat', ['-c', '%.9Y', copy]).stdout.trim(), '1400000000.500000000', 'cp -p: the source time at once');
+  await until('the second upload', async () => (await getObject(s3, 't/copy.txt'))?.toString() === 'kept times\n');
+  await until('its hash in the index', () => vdfs(home, ['stat', '/cloud/copy.txt', '--json']).json<{ hash: string | null }>().hash !== null);
+  t.equal(sh('stat', ['-c', '%.9Y', copy]).stdout.trim(), '1400000000.500000000', 'cp -p: and after the upload');
 });

@@ -444,7 +444,10 @@ export class VfsCore implements Vfs {
     // Cloud sources keep one time, the mtime.
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
-    return this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+    await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+    // A handle open for writing (touch opens the file, cp -p sets times before close): its live
+    // mtime is what getattr shows until close, and what the close commits.
+    this.live.touched(path, m.sec * 1000 + m.nsec / 1e6, mtime === 'now' ? undefined : BigInt(m.sec) * 1_000_000_000n + BigInt(m.nsec));
   }
   async chown(path: string, uid: number, gid: number): Promise<void> {
     if (!this.isRemote(path)) return this.writer.chown(path, uid, gid);
