@@ -1,6 +1,30 @@
 import type { Readable } from 'node:stream';
 
-export type EntryType = 'file' | 'dir' | 'symlink';
+/**
+ * What an entry is. `fifo`, `socket`, `chardev` and `blockdev` are the disk's special files:
+ * they have no content (never hashed, read, uploaded or sent to peers) and exist only on local
+ * locations (docs/vfs.md, POSIX fidelity).
+ */
+export type EntryType = 'file' | 'dir' | 'symlink' | SpecialType;
+export type SpecialType = 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+export const SPECIAL_TYPES: readonly SpecialType[] = ['fifo', 'socket', 'chardev', 'blockdev'];
+
+/** A FIFO, socket or device node: an entry with no content. */
+export function isSpecial(type: string): type is SpecialType {
+  return type === 'fifo' || type === 'socket' || type === 'chardev' || type === 'blockdev';
+}
+
+/** The file-type bits (S_IFMT) of each entry type. */
+export const TYPE_MODE_BITS: Record<EntryType, number> = {
+  file: 0o100000, dir: 0o040000, symlink: 0o120000, fifo: 0o010000, socket: 0o140000, chardev: 0o020000, blockdev: 0o060000,
+};
+
+/** The entry type of a mode's S_IFMT bits, or undefined for bits no entry type has. */
+export function typeOfModeBits(mode: number): EntryType | undefined {
+  const bits = mode & 0o170000;
+  return (Object.keys(TYPE_MODE_BITS) as EntryType[]).find((t) => TYPE_MODE_BITS[t] === bits);
+}
 
 /** What a provider knows about one entry. Paths are relative POSIX paths; '' is the root. */
 export interface ProviderEntry {
@@ -15,6 +39,8 @@ export interface ProviderEntry {
   version: string;
   /** Symlink target, for symlinks. */
   target?: string;
+  /** Device number (st_rdev, as Linux encodes it) of a character or block device. */
+  rdev?: number;
   /** Content hash when the source already knows it (a peer, a re-hashed local file). */
   hash?: string;
 }

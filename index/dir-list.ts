@@ -1,7 +1,7 @@
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync } from 'node:fs';
 
 /** Type codes of `DirListing.types`. */
-export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5;
+export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5, T_FIFO = 6, T_SOCKET = 7, T_CHARDEV = 8, T_BLOCKDEV = 9;
 
 /** One directory as the walker saw it: names, and per name what `lstat` said. */
 export interface DirListing {
@@ -13,6 +13,8 @@ export interface DirListing {
   sizes: Float64Array;
   mtimeSec: Float64Array;
   mtimeNsec: Int32Array;
+  /** st_rdev of device nodes (0 for everything else). */
+  rdevs: Float64Array;
   /** For T_ERROR names: [index, message]. */
   errors: [number, string][];
 }
@@ -50,7 +52,7 @@ function statAll(prefix: string, names: string[]): DirListing {
   const n = names.length;
   const l: DirListing = {
     names, types: new Uint8Array(n), versions: new Array<string>(n).fill(''), modes: new Int32Array(n), sizes: new Float64Array(n),
-    mtimeSec: new Float64Array(n), mtimeNsec: new Int32Array(n), errors: [],
+    mtimeSec: new Float64Array(n), mtimeNsec: new Int32Array(n), rdevs: new Float64Array(n), errors: [],
   };
   for (let i = 0; i < n; i++) {
     let st;
@@ -62,7 +64,9 @@ function statAll(prefix: string, names: string[]): DirListing {
       continue;
     }
     if (!st) { l.types[i] = T_GONE; continue; }
-    l.types[i] = st.isFile() ? T_FILE : st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_SYMLINK : T_OTHER;
+    l.types[i] = st.isFile() ? T_FILE : st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_SYMLINK : st.isFIFO() ? T_FIFO
+      : st.isSocket() ? T_SOCKET : st.isCharacterDevice() ? T_CHARDEV : st.isBlockDevice() ? T_BLOCKDEV : T_OTHER;
+    if (l.types[i] === T_CHARDEV || l.types[i] === T_BLOCKDEV) l.rdevs[i] = Number(st.rdev);
     l.versions[i] = `${st.ino}:${st.size}:${st.mtimeNs}`;
     l.modes[i] = Number(st.mode) & 0o7777;
     l.sizes[i] = Number(st.size);

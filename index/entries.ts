@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { FsError } from '../core/fs-error';
 import { splitPath } from '../core/paths';
-import type { EntryType } from '../core/provider';
+import { isSpecial, type EntryType } from '../core/provider';
 import type { Db } from './db';
 
 export interface Entry {
@@ -17,15 +17,17 @@ export interface Entry {
   version: string | null;
   hash: string | null;
   target: string | null;
+  /** Device number of a chardev or blockdev (Linux encoding); null otherwise. */
+  rdev: number | null;
 }
 
-/** The fields of an entry that a change sets. */
-export type EntryFields = Pick<Entry, 'type' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'mode' | 'version' | 'hash' | 'target'>;
+/** The fields of an entry that a change sets (`rdev` only for devices: absent means null). */
+export type EntryFields = Pick<Entry, 'type' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'mode' | 'version' | 'hash' | 'target'> & { rdev?: number | null };
 
-const COLS = 'id, location_id AS locationId, parent_id AS parentId, name, type, size, mtime_sec AS mtimeSec, mtime_nsec AS mtimeNsec, mode, version, hash, target';
+const COLS = 'id, location_id AS locationId, parent_id AS parentId, name, type, size, mtime_sec AS mtimeSec, mtime_nsec AS mtimeNsec, mode, version, hash, target, rdev';
 
-export function fieldsOf(e: EntryFields): EntryFields {
-  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash: e.hash, target: e.target };
+export function fieldsOf(e: EntryFields): EntryFields & { rdev: number | null } {
+  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash: e.hash, target: e.target, rdev: e.rdev ?? null };
 }
 
 /**
@@ -47,10 +49,10 @@ export class EntryStore {
       byHash: p(`SELECT ${COLS} FROM entries WHERE hash = ? ORDER BY location_id, id`),
       childDirs: p(`SELECT id, name FROM entries WHERE parent_id = ? AND type = 'dir' ORDER BY name`),
       childCount: p('SELECT count(*) AS n FROM entries WHERE parent_id = ?'),
-      insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
-                 VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
+      insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target, rdev)
+                 VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target, @rdev)`),
       update: p(`UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode,
-                 version=@version, hash=@hash, target=@target WHERE id=@id`),
+                 version=@version, hash=@hash, target=@target, rdev=@rdev WHERE id=@id`),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       remove: p('DELETE FROM entries WHERE id = ?'),
       // Shares live in meta as peer.share.<node> = JSON array of location names (index/peer-store.ts).
@@ -151,19 +153,21 @@ export class EntryStore {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EEXIST', `${path} already exists in the index`);
       throw err;
     }
-    this.log(locationId, 'put', path, null, fields);
+    if (!isSpecial(fields.type)) this.log(locationId, 'put', path, null, fields);
     return id;
   }
 
   update(entry: Entry, fields: EntryFields, path: string): void {
     this.s.update.run({ id: entry.id, ...fieldsOf(fields) });
-    this.log(entry.locationId, 'put', path, null, fields);
+    // A name that became a special file is gone for peers (see log()).
+    if (!isSpecial(fields.type)) this.log(entry.locationId, 'put', path, null, fields);
+    else if (!isSpecial(entry.type)) this.log(entry.locationId, 'delete', path, null, null);
   }
 
   /** Removes an entry and (by cascade) everything below it. */
   remove(entry: Entry, path: string): void {
     this.s.remove.run(entry.id);
-    this.log(entry.locationId, 'delete', path, null, null);
+    if (!isSpecial(entry.type)) this.log(entry.locationId, 'delete', path, null, null);
   }
 
   /** Moves/renames an entry, replacing an existing target entry. One row update for a whole subtree. */
@@ -171,7 +175,9 @@ export class EntryStore {
     const existing = this.child(newParentId, newName);
     if (existing && existing.id !== entry.id) this.s.remove.run(existing.id);
     this.s.move.run(newParentId, newName, entry.id);
-    this.log(entry.locationId, 'move', fromPath, toPath, null);
+    if (!isSpecial(entry.type)) this.log(entry.locationId, 'move', fromPath, toPath, null);
+    // A special file moved over a name peers know: that name is gone for them.
+    else if (existing && !isSpecial(existing.type)) this.log(entry.locationId, 'delete', toPath, null, null);
   }
 
   /**
@@ -180,6 +186,8 @@ export class EntryStore {
    * no peer are never read, so they are not written (half of a million-file index). Checked at
    * each write, inside the write's transaction: a share committed before it is seen, and a
    * snapshot taken after a share includes every write committed before it.
+   * Special files (FIFOs, sockets, devices) are never logged: they mean something only on
+   * this machine (a rendezvous, a device number), so peers never see them (docs/vfs.md).
    */
   private log(locationId: number, op: 'put' | 'delete' | 'move', path: string, toPath: string | null, fields: EntryFields | null): void {
     if (this.s.shared.get(locationId) === undefined) return;

@@ -185,4 +185,70 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX remote_deletes_path ON remote_deletes (location_id, path);
   `,
+  // 6 (issue 16): special files of local locations (FIFOs, sockets, character and block
+  //    devices) are entries: the type CHECK allows them and `rdev` keeps a device's number.
+  //    SQLite cannot change a CHECK in place, so the table is rebuilt under the same ids. With
+  //    foreign keys on, dropping the old table cascades to props and verified: their rows are
+  //    kept aside and put back. The location_stats triggers (migration 4, same text) are
+  //    dropped first and made again, with the indexes; the counters are unchanged.
+  `
+  -- First: the old table's cascade (children deleted while it is dropped) would fire them.
+  DROP TRIGGER location_stats_insert;
+  DROP TRIGGER location_stats_delete;
+  DROP TRIGGER location_stats_update;
+  CREATE TEMP TABLE m6_props AS SELECT * FROM props;
+  CREATE TEMP TABLE m6_verified AS SELECT * FROM verified;
+
+  CREATE TABLE entries_v6 (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES entries_v6(id) ON DELETE CASCADE, -- NULL for a location's root
+    name TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev')),
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_sec INTEGER NOT NULL DEFAULT 0,
+    mtime_nsec INTEGER NOT NULL DEFAULT 0,
+    mode INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER,
+    gid INTEGER,
+    version TEXT,                      -- inode:size:mtime locally, ETag/revision remotely
+    hash TEXT,                         -- BLAKE3-256 hex of the content, NULL while unknown
+    target TEXT,                       -- symlink target
+    rdev INTEGER                       -- device number of a chardev or blockdev (Linux encoding)
+  );
+  INSERT INTO entries_v6 (id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target)
+    SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id;
+  DROP TABLE entries;
+  ALTER TABLE entries_v6 RENAME TO entries;
+  CREATE UNIQUE INDEX entries_child ON entries(parent_id, name);
+  CREATE UNIQUE INDEX entries_root ON entries(location_id) WHERE parent_id IS NULL;
+  CREATE INDEX entries_hash ON entries(hash) WHERE hash IS NOT NULL;
+  CREATE INDEX entries_location ON entries(location_id);
+
+  INSERT INTO props SELECT * FROM m6_props;
+  INSERT INTO verified SELECT * FROM m6_verified;
+  DROP TABLE m6_props;
+  DROP TABLE m6_verified;
+
+  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+  END;
+  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  `,
 ];

@@ -4,12 +4,17 @@ import type { Statement } from 'better-sqlite3';
 import type { EntryType } from '../core/provider';
 import type { FsError } from '../core/fs-error';
 import type { Entry, EntryFields } from './entries';
-import { T_DIR, T_ERROR, T_FILE, T_GONE, T_OTHER, type DirListing } from './dir-list';
+import { T_BLOCKDEV, T_CHARDEV, T_DIR, T_ERROR, T_FIFO, T_FILE, T_GONE, T_OTHER, T_SOCKET, T_SYMLINK, type DirListing } from './dir-list';
 import type { IgnoreRules } from './ignore-rules';
 import type { Location } from './locations';
 import type { HashJob } from './scan-hash';
 import type { ScanRun } from './scan-types';
 import type { WalkDir } from './scan-walk';
+
+/** Entry type of each listing type code (T_GONE, T_OTHER and T_ERROR have none). */
+const TYPE_OF_CODE: Partial<Record<number, EntryType>> = {
+  [T_FILE]: 'file', [T_DIR]: 'dir', [T_SYMLINK]: 'symlink', [T_FIFO]: 'fifo', [T_SOCKET]: 'socket', [T_CHARDEV]: 'chardev', [T_BLOCKDEV]: 'blockdev',
+};
 
 /** BLAKE3 of no bytes: an empty file needs no read (and no worker round trip) to be hashed. */
 export const EMPTY_HASH = new Blake3Hasher().digest('hex');
@@ -110,9 +115,9 @@ export class DirDiff {
       if (this.hidden.size > 0 && this.hidden.has(rel)) continue;
       if (this.staged.has(rel)) { known?.left.delete(name); continue; }
       if (code === T_ERROR) { this.run.problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
-      // Vanished between readdir and lstat (treated as deleted); fifo, socket, device (skipped).
+      // Vanished between readdir and lstat (treated as deleted), or a type no entry has.
       if (code === T_GONE || code === T_OTHER) continue;
-      const type: EntryType = code === T_FILE ? 'file' : code === T_DIR ? 'dir' : 'symlink';
+      const type = TYPE_OF_CODE[code]!;
       if (this.rules.onlyDefaults ? this.rules.ignoresName(name) : this.rules.ignores(rel, type === 'dir')) continue;
       this.child({ dir, l, i, name, rel, type, known }, prefix + name);
     }
@@ -172,7 +177,8 @@ export class DirDiff {
     // (Written to since the lstat? Then its version moved, and the next scan hashes it.)
     const fresh = type === 'file' && l.sizes[i] === 0 && !this.run.opts.rehash;
     if (fresh) hash = this.emptyHash();
-    const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash, target };
+    const rdev = type === 'chardev' || type === 'blockdev' ? l.rdevs[i] : null;
+    const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash, target, rdev };
     const tx = this.run.tx;
     tx.tick();
     let old: Entry | undefined;
@@ -213,7 +219,7 @@ export class DirDiff {
     p.bytes += size;
     if (fresh) return; // an empty file, hashed already
     if (hash && !this.run.opts.rehash) { this.unchanged++; return; }
-    const entry = { id, locationId: this.loc.id, parentId: s.dir.id, name: s.name, type: s.type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash: null, target: null };
+    const entry = { id, locationId: this.loc.id, parentId: s.dir.id, name: s.name, type: s.type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash: null, target: null, rdev: null };
     this.sinks.hash({ entry, abs, rel: s.rel, attempts: 0 });
     p.toHashFiles++;
     p.toHashBytes += size;

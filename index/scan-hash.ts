@@ -23,7 +23,7 @@ const HASH_ATTEMPTS = 3;
 export const HASH_BACKLOG = 20_000;
 
 export function fieldsOf(e: ProviderEntry, hash: string | null): EntryFields {
-  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null };
+  return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null, rdev: e.rdev ?? null };
 }
 
 /**

@@ -5,7 +5,7 @@ import { mountWithOracle } from './helpers/mount';
 import { compareSnaps, OTHER_USER, PosixOps, type SnapEntry } from './helpers/posix-ops';
 
 // Random sequences of the calls tools make (utimensat with each flag, chmod, chown, link,
-// mkfifo, renameat2, truncate, fallocate, copy_file_range, lseek, ...) run on a local location
+// mkfifo, mknod of sockets and devices, renameat2, truncate, fallocate, copy_file_range, lseek, ...) run on a local location
 // through the mount and on a real directory of the same disk, as root and as another user
 // (--allow-other). After every step the answers must match, and so must the whole lstat of
 // every entry: type, mode, link count, owner, group, size, content, symlink target, which
@@ -38,6 +38,9 @@ function opArb(uid: number): fc.Arbitrary<Record<string, unknown>> {
     fc.record({ op: fc.constant('utimens'), p: name, a: timeArb, m: timeArb }),
     fc.record({ op: fc.constant('link'), p: name, to: name }),
     fc.record({ op: fc.constant('symlink'), p: name, target: fc.constantFrom('a', 'd1/x', '../b') }),
+    fc.record({ op: fc.constant('mkfifo'), p: name, mode: fc.constantFrom(0o644, 0o600, 0o666) }),
+    // Sockets always; devices as root only (the other user gets EPERM on both sides).
+    fc.record({ op: fc.constant('mknod'), p: name, kind: fc.constantFrom('sock', 'chr', 'blk', 'fifo'), mode: fc.constantFrom(0o644, 0o600), major: fc.constantFrom(1, 7, 300), minor: fc.constantFrom(3, 0, 70_000) }),
     fc.record({ op: fc.constant('fallocate'), p: name, off: fc.integer({ min: 0, max: 100_000 }), len: fc.integer({ min: 1, max: 100_000 }) }),
     fc.record({ op: fc.constant('copy'), p: name, to: name, off: fc.integer({ min: 0, max: 50_000 }), at: fc.integer({ min: 0, max: 50_000 }), len: fc.integer({ min: 0, max: 80_000 }) }),
     fc.record({ op: fc.constant('seek'), p: name, off: fc.integer({ min: 0, max: 100_000 }), whence: fc.constantFrom('data', 'hole') }),

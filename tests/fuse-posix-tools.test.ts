@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, lutimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './helpers/cli';
@@ -28,11 +28,26 @@ function sourceTree(root: string): void {
   for (const d of ['d/e', 'd', '']) utimesSync(join(root, d), 1_000_000_000 + d.length, 1_500_000_000 + d.length);
 }
 
+/** Special files those tools carry over too (cp -a, rsync -a's -D, tar): a FIFO, a socket, devices. */
+function specialFiles(t: Test, root: string): void {
+  const make = (args: string[]) => t.equal(sh(args[0], args.slice(1)).code, 0, args.join(' '));
+  make(['mkfifo', '-m', '0640', join(root, 'd/pipe')]);
+  make(['mknod', '-m', '0600', join(root, 'd/e/null'), 'c', '1', '3']);
+  make(['mknod', '-m', '0660', join(root, 'blk'), 'b', '7', '300']);
+  make(['python3', '-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(join(root, 'sock'))})`]);
+  chownSync(join(root, 'd/pipe'), 1234, 5678);
+  utimesSync(join(root, 'd/pipe'), 1_310_000_000, 1_410_000_000);
+  utimesSync(join(root, 'blk'), 1_320_000_000, 1_420_000_000);
+  // The directories' own times again (the new names changed them).
+  for (const d of ['d/e', 'd', '']) utimesSync(join(root, d), 1_000_000_000 + d.length, 1_500_000_000 + d.length);
+}
+
 t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through the mount as on the disk', async (t) => {
   const { mnt, oracle } = await mountWithOracle(t, 'm', [], ['--allow-other']);
   const src = join(tempDir(t), 'tree');
   mkdirSync(src);
   sourceTree(src);
+  specialFiles(t, src);
   const tarball = join(tempDir(t), 'tree.tar');
   t.equal(sh('tar', ['-cf', tarball, '-C', src, '.']).code, 0, 'tarball made');
   const onMount = new PosixOps(join(mnt, 'm'));
@@ -52,8 +67,13 @@ t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through
         t.equal(r.code, 0, `${name} into ${root === oracle ? 'the disk' : 'the mount'}: ${r.stderr}`);
       }
     }
-    const diff = compareSnaps(await onMount.snap(name), await onDisk.snap(name), {}, {});
+    const snap = await onMount.snap(name);
+    const diff = compareSnaps(snap, await onDisk.snap(name), {}, {});
     t.equal(diff, undefined, `${name}: the same whole lstat and exactly the times set`);
+    if (name !== 'cp-p') {
+      t.same([snap['d/pipe']?.type, snap['d/e/null']?.type, snap['d/e/null']?.rdev, snap['blk']?.type, snap['sock']?.type ?? 'none'],
+        [0o010000, 0o020000, 259, 0o060000, name === 'tar' ? 'none' : 0o140000], `${name}: the FIFO and the devices (and the socket, but tar skips those) came through the mount`);
+    }
   }
   // A second rsync finds nothing to copy (times and sizes kept exactly).
   const again = sh('rsync', ['-aH', '--itemize-changes', `${src}/`, `${join(mnt, 'm', 'rsync')}/`]);

@@ -35,7 +35,8 @@ t.test('migrations run from an empty database, in order, to the latest version',
   db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'f', 'file')").run();
   t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'f', 'file')").run(), /UNIQUE/, 'names are unique per directory');
   t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, NULL, '', 'dir')").run(), /UNIQUE/, 'one root per location');
-  t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'g', 'fifo')").run(), /CHECK/, 'type is checked');
+  t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'g', 'pipe')").run(), /CHECK/, 'type is checked');
+  for (const type of ['fifo', 'socket', 'chardev', 'blockdev']) db.prepare("INSERT INTO entries (location_id, parent_id, name, type, rdev) VALUES (1, 1, ?, ?, 259)").run(`s-${type}`, type);
   db.prepare('DELETE FROM locations WHERE id = 1').run();
   t.equal((db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n, 0, 'removing a location cascades to its entries');
   db.close();
@@ -147,5 +148,55 @@ t.test('location counters: filled from an old-schema index, kept exact by insert
   db.exec('DELETE FROM locations WHERE id = 2');
   t.same(stats(db), recount(db), 'after removing a location');
   t.equal((db.prepare('SELECT count(*) AS n FROM location_stats WHERE location_id = 2').get() as { n: number }).n, 0, 'its counters are gone');
+  db.close();
+});
+
+t.test('migration 6 (special files): a home made by the previous schema keeps every entry, property, verification and counter', async (t) => {
+  const file = join(temp(t), 'index.db');
+  const step = MIGRATIONS.findIndex((m) => m.includes('entries_v6'));
+  t.equal(step, 5, 'migration 6 rebuilds the entries table');
+  // A home as the previous vdfs left it (foreign keys on, as openDb runs): entries in a tree,
+  // WebDAV properties, fsck verifications, counters.
+  const old = new Database(file);
+  old.pragma('foreign_keys = ON');
+  for (let v = 0; v < step; v++) { old.exec(MIGRATIONS[v]); old.pragma(`user_version = ${v + 1}`); }
+  old.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
+    INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0);
+    INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir');
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash) VALUES
+      (5, 1, 1, 'd', 'dir', 0, 10, 11, 493, 7, 8, '1:0:10', NULL), (9, 1, 5, 'f', 'file', 3, 12, 13, 420, 7, 8, '2:3:12', 'h1');
+    INSERT INTO entries (id, location_id, parent_id, name, type, target, version) VALUES (12, 1, 1, 'l', 'symlink', 'd/f', '3:3:1');
+    INSERT INTO props (entry_id, ns, name, value) VALUES (9, 'DAV:', 'x', 'v'), (5, 'urn:y', 'z', 'w');
+    INSERT INTO verified (entry_id, hash, at, ok) VALUES (9, 'h1', 100, 1);`);
+  const before = {
+    entries: old.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(),
+    props: old.prepare('SELECT * FROM props ORDER BY entry_id, ns').all(),
+    verified: old.prepare('SELECT * FROM verified').all(),
+    stats: stats(old),
+  };
+  old.close();
+
+  const db = openDb(file);
+  t.equal(schemaVersion(db), MIGRATIONS.length);
+  t.same(db.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(), before.entries, 'every entry kept, same ids');
+  t.same(db.prepare('SELECT * FROM props ORDER BY entry_id, ns').all(), before.props, 'WebDAV properties kept (not lost to the cascade)');
+  t.same(db.prepare('SELECT * FROM verified').all(), before.verified, 'fsck verifications kept');
+  t.same(stats(db), before.stats, 'counters unchanged');
+  t.same(db.pragma('foreign_key_check'), [], 'no dangling reference');
+  t.same(db.pragma('integrity_check', { simple: true }), 'ok');
+  t.same(tables(db), TABLES, 'no table left over');
+  const idx = (db.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'entries' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  t.same(idx, ['entries', 'entries_child', 'entries_hash', 'entries_location', 'entries_root', 'location_stats_delete', 'location_stats_insert', 'location_stats_update'], 'indexes and triggers made again');
+  // The new types, with a device number; the counters, cascades and uniqueness still work.
+  db.prepare("INSERT INTO entries (location_id, parent_id, name, type, rdev) VALUES (1, 5, 'null', 'chardev', 259)").run();
+  db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 5, 'p', 'fifo')").run();
+  t.equal((db.prepare("SELECT rdev FROM entries WHERE name = 'null'").get() as { rdev: number }).rdev, 259);
+  t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 5, 'p', 'fifo')").run(), /UNIQUE/);
+  t.same(stats(db), recount(db), 'counters follow inserts of the new types');
+  db.prepare('DELETE FROM entries WHERE id = 5').run();
+  t.equal((db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n, 2, 'removing a directory cascades to its children (self reference renamed)');
+  t.equal((db.prepare('SELECT count(*) AS n FROM props').get() as { n: number }).n, 0, 'and to their properties');
+  t.equal((db.prepare('SELECT count(*) AS n FROM verified').get() as { n: number }).n, 0, 'and to their verifications');
+  t.same(stats(db), recount(db), 'counters after the cascade');
   db.close();
 });

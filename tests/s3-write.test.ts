@@ -84,3 +84,39 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
   t.equal((await getObject(s3, copies[0]))?.toString(), 'ours\nnal\n', 'our version is kept in the copy');
   await until('the copy in the index', () => vdfs(home, ['ls', '/cloud', '--json']).json<{ name: string }[]>().some((e) => e.name === copies[0].slice(2)));
 });
+
+t.test('touch and chmod right after a write survive its upload (S3 keeps neither: the index does)', async (t) => {
+  const s3 = await startS3Server('vdfs-test', 0, { laxSignatures: true });
+  t.teardown(() => s3.cleanup());
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const mnt = join(dir, 'mnt');
+  vdfsOk(home, ['init', '--name', 'writer']);
+  vdfsOk(home, ['config', 'set', 'upload.delay', '1']);
+  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/t?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['scan', 'cloud']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'cloud', 'note.txt');
+  // What cp -p and rsync -a do: write, close, then set the times and the mode.
+  const r = sh('sh', ['-c', 'echo hello > "$1" && touch -m -d @1500000000.123456789 "$1" && chmod 600 "$1"', 'sh', f]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(sh('stat', ['-c', '%.9Y %a', f]).stdout.trim(), '1500000000.123456789 600', 'before the upload');
+  await until('the upload', async () => (await getObject(s3, 't/note.txt'))?.toString() === 'hello\n');
+  await until('the hash in the index', () => vdfs(home, ['stat', '/cloud/note.txt', '--json']).json<{ hash: string | null }>().hash !== null);
+  t.equal(vdfs(home, ['stat', '/cloud/note.txt', '--json']).json<{ mtime: string }>().mtime, '2017-07-14T02:40:00.123Z', 'the index kept the time set after the write');
+  t.equal(sh('stat', ['-c', '%.9Y %a', f]).stdout.trim(), '1500000000.123456789 600', 'after the upload: the time (to the nanosecond) and the mode set after the write');
+  // And a touch while nothing is pending is kept too.
+  t.equal(sh('touch', ['-m', '-d', '@1600000000', f]).code, 0);
+  t.equal(sh('stat', ['-c', '%Y', f]).stdout.trim(), '1600000000');
+  // cp -p sets the times on the open copy, before closing it: they survive the close and the upload.
+  const orig = join(dir, 'orig.txt');
+  writeFileSync(orig, 'kept times\n');
+  sh('touch', ['-m', '-d', '@1400000000.5', orig]);
+  const copy = join(mnt, 'cloud', 'copy.txt');
+  t.equal(sh('cp', ['-p', orig, copy]).code, 0);
+  t.equal(sh('stat', ['-c', '%.9Y', copy]).stdout.trim(), '1400000000.500000000', 'cp -p: the source time at once');
+  await until('the second upload', async () => (await getObject(s3, 't/copy.txt'))?.toString() === 'kept times\n');
+  await until('its hash in the index', () => vdfs(home, ['stat', '/cloud/copy.txt', '--json']).json<{ hash: string | null }>().hash !== null);
+  t.equal(sh('stat', ['-c', '%.9Y', copy]).stdout.trim(), '1400000000.500000000', 'cp -p: and after the upload');
+});

@@ -10,6 +10,9 @@ import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, isoTime, listing, printJson, table } from './output';
 
+/** ls -l's first letter of each entry type. */
+const TYPE_LETTER: Record<string, string> = { dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' };
+
 /** Every entry holding `hash`, in any location of any node known to this index (best replica first). */
 export function replicasOf(home: Home, hash: string): ReplicaInfo[] {
   return new Replicas(home, new ProviderPool()).list(hash);
@@ -37,7 +40,7 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
         items = r.entry.type === 'dir' ? home.entries.children(r.entry.id).map(listing) : [listing(r.entry)];
       } else throw new FsError('ENOTSUP', 'the /.vdfs views are served by the mount (vdfs mount)');
       if (o.json) return printJson(items);
-      process.stdout.write(table(items.map((i) => [i.type === 'dir' ? 'd' : i.type === 'symlink' ? 'l' : '-', String(i.size), i.mtime, displayName(i.name) + (i.type === 'dir' ? '/' : '')])));
+      process.stdout.write(table(items.map((i) => [TYPE_LETTER[i.type] ?? '-', String(i.size), i.mtime, displayName(i.name) + (i.type === 'dir' ? '/' : '')])));
     });
 
   program

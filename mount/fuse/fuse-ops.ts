@@ -1,6 +1,6 @@
-import { constants as C } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
+import { TYPE_MODE_BITS } from '../../core/provider';
 import type { Attr } from '../vfs/types';
 import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';
@@ -8,11 +8,10 @@ import { openFlags } from './open-flags';
 
 type Cb = (err: number, ...rest: unknown[]) => void;
 
-const TYPE_BITS = { file: C.S_IFREG, dir: C.S_IFDIR, symlink: C.S_IFLNK } as const;
-
 export function statOf(a: Attr): Record<string, number | Date> {
   return {
-    mode: TYPE_BITS[a.type] | a.mode,
+    mode: TYPE_MODE_BITS[a.type] | a.mode,
+    rdev: a.rdev ?? 0,
     uid: a.uid,
     gid: a.gid,
     size: a.size,
@@ -95,6 +94,8 @@ export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any
     mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode & 0o7777)),
     rmdir: (path: string, cb: Cb) => run('rmdir', path, cb, () => vfs.rmdir(path)),
     rename: (src: string, dest: string, cb: Cb) => run('rename', src, cb, () => vfs.rename(src, dest)),
+    // libfuse 2 passes dev_t; fuse-native hands it over as a number (Linux's 32-bit encoding for real devices).
+    mknod: (path: string, mode: number, dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, dev)),
     symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path)),
     link: (_src: string, dest: string, cb: Cb) =>
       run('link', dest, cb, async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); }),

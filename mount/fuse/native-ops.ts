@@ -1,4 +1,3 @@
-import { constants as C } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { Attr, Caller, DirEntry, TimeSet } from '../vfs/types';
 import { splitVirtual } from '../vfs/namespace';
@@ -250,13 +249,11 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* MKNOD */ 8: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
+    // fuse_mknod_in: mode (type bits included), rdev (new_encode_dev), umask (already applied).
     const mode = req.readUInt32LE(B);
+    const rdev = req.readUInt32LE(B + 4);
     const [name] = cstr(req, B + 16);
-    const path = ctx.inodes.childPath(parent, name);
-    // FIFOs, sockets and devices cannot be kept by the index yet (docs/vfs.md): refused before
-    // anything is made on the disk.
-    if ((mode & C.S_IFMT) !== C.S_IFREG) throw new FsError('EPERM', `${name}: vdfs cannot keep special files (FIFOs, sockets, devices) yet`);
-    await ctx.vfs.release(await ctx.vfs.open(path, { write: true, create: true, exclusive: true, mode: mode & 0o7777, owner: callerOf(h) }));
+    await ctx.vfs.mknod(ctx.inodes.childPath(parent, name), mode, rdev, callerOf(h));
     return (await created(ctx, req, parent, name))[0];
   },
   /* MKDIR */ 9: async (ctx, h, req) => {

@@ -2,6 +2,7 @@
  * The kernel FUSE protocol (linux/fuse.h, 7.38 layout) as vdfs speaks it: opcodes, flags,
  * and encoders for the reply structures. Little-endian, as on every Linux vdfs runs on.
  */
+import { TYPE_MODE_BITS } from '../../core/provider';
 import type { Attr } from '../vfs/types';
 
 export const OP = {
@@ -42,8 +43,8 @@ export const ENTRY_OUT = 40 + ATTR_SIZE;
 export const ATTR_OUT = 16 + ATTR_SIZE;
 export const DIRENT_HEADER = 24;
 
-const S_IF = { file: 0o100000, dir: 0o040000, symlink: 0o120000 } as const;
-const DT = { file: 8, dir: 4, symlink: 10 } as const;
+/** DT_* of each entry type (dirent d_type). */
+const DT = { file: 8, dir: 4, symlink: 10, fifo: 1, socket: 12, chardev: 2, blockdev: 6 } as const;
 const TWO32 = 2 ** 32;
 
 /** The fields of fuse_in_header vdfs uses. */
@@ -111,7 +112,7 @@ function writeTime(buf: Buffer, secOff: number, nsecOff: number, ms: number): vo
 }
 
 export function fileMode(a: Attr): number {
-  return S_IF[a.type] | (a.mode & 0o7777);
+  return TYPE_MODE_BITS[a.type] | (a.mode & 0o7777);
 }
 
 export function direntType(a: Attr): number {
@@ -136,7 +137,8 @@ export function writeAttr(buf: Buffer, off: number, a: Attr): void {
   buf.writeUInt32LE(a.nlink, off + 64);
   buf.writeUInt32LE(a.uid >>> 0, off + 68);
   buf.writeUInt32LE(a.gid >>> 0, off + 72);
-  buf.writeUInt32LE(0, off + 76);
+  // Linux's 32-bit device encoding (new_encode_dev), which glibc's st_rdev is for every real device.
+  buf.writeUInt32LE((a.rdev ?? 0) >>> 0, off + 76);
   buf.writeUInt32LE(128 * 1024, off + 80);
   buf.writeUInt32LE(0, off + 84);
 }

@@ -1,3 +1,4 @@
+import { isSpecial } from '../../core/provider';
 import type { Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
 import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
@@ -21,6 +22,8 @@ export interface SnapshotStream {
 
 function* linesOf(rows: Iterable<TreeRow>): Generator<SnapshotLine> {
   for (const r of rows) {
+    // Special files (FIFOs, sockets, devices) mean something only on this machine: never sent (docs/vfs.md).
+    if (isSpecial(r.type)) continue;
     const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
     const b = wireBlob(r);
     if (b) line.blob = b;

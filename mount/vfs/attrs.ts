@@ -2,7 +2,7 @@ import type { Entry } from '../../index/entries';
 import type { Attr } from './types';
 import type { DiskStat } from './disk-stats';
 
-/** Inode numbers of files with several names (hard links): one per disk inode, above every entry id. */
+/** Inode numbers of local non-directories (one per disk inode, so hard links share it), above every entry id. */
 const LINKED_INO_BASE = 2 ** 50;
 
 /** Inode numbers: small fixed ones for virtual nodes, entry id + ENTRY_INO_BASE for indexed entries. */
@@ -33,12 +33,30 @@ export function etagOf(e: Pick<Entry, 'id' | 'version' | 'size' | 'mtimeSec' | '
   return `"v${e.id}-${v}"`;
 }
 
-/** Attr of an indexed entry, with live size/mtime of a file being written when given. */
-export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint }, disk?: DiskStat): Attr {
+/** The disk inode of a local entry: from its last lstat, else from its version token (`ino:size:mtime`). */
+function diskInoOf(e: Entry, disk?: DiskStat): bigint | undefined {
+  if (disk) return disk.ino;
+  const m = e.version ? /^(\d+):\d+:\d+$/.exec(e.version) : null;
+  return m ? BigInt(m[1]) : undefined;
+}
+
+/**
+ * Attr of an indexed entry, with live size/mtime of a file being written when given. `local`:
+ * the entry is on a local disk, so anything but a directory shows the disk's inode (above every
+ * entry id), whatever its link count: an inode number that changed when a second name came or
+ * went would make tar, rsync -H and du see another file.
+ */
+export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint }, disk?: DiskStat, local = false): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
   const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
-  if (!disk) return a;
+  const ino = local && e.type !== 'dir' ? diskInoOf(e, disk) : undefined;
+  if (ino !== undefined) a.ino = LINKED_INO_BASE + Number(ino % BigInt(LINKED_INO_BASE));
+  if (!disk) {
+    // The index's mtime to the nanosecond (the float above cannot hold every one); shown for all three.
+    if (!live) { const m = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec); a.ns = { atime: m, mtime: m, ctime: m }; }
+    return a;
+  }
   const mtime = live ? live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
   const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
@@ -50,7 +68,7 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
   a.gid = disk.gid;
   a.nlink = disk.nlink;
   if (e.type === 'dir') a.size = disk.size;
-  if (disk.nlink > 1 && e.type !== 'dir') a.ino = LINKED_INO_BASE + Number(disk.ino % BigInt(LINKED_INO_BASE));
+  if (!local && disk.nlink > 1 && e.type !== 'dir') a.ino = LINKED_INO_BASE + Number(disk.ino % BigInt(LINKED_INO_BASE));
   return a;
 }
 
@@ -66,6 +84,7 @@ function indexAttr(e: Entry, readonly: boolean, mtimeMs: number, size: number, l
     ctimeMs: mtimeMs,
     atimeMs: mtimeMs,
     nlink: e.type === 'dir' ? 2 : 1,
+    ...(e.rdev !== null && e.rdev !== undefined ? { rdev: e.rdev } : {}),
     uid,
     gid,
     hash: live ? null : e.hash,

@@ -13,7 +13,7 @@ import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
-import { setTimesAt, S_ISGID } from './posix-calls';
+import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
 import type { VfsCore } from './vfs-core';
 
 
@@ -115,7 +115,7 @@ export class LocalWriter {
         const st = (disk = await fsp.lstat(at, { bigint: true }));
         return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
       });
-      if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null };
+      if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null, rdev: pe.rdev ?? null };
     } catch (err) {
       const code = toFsError(err, rel).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
@@ -236,6 +236,8 @@ export class LocalWriter {
   async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
     const t = this.target(path, 'open');
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    // The kernel opens a FIFO or device of the mount itself; an open from WebDAV would block or write a device.
+    if (t.existing && t.existing.type !== 'file' && t.existing.type !== 'symlink') throw new FsError('EPERM', `${path} is a ${t.existing.type}: it has no content to write`);
     if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);
     if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
     let mode = (flags.write || flags.truncate || flags.append ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW;
@@ -397,6 +399,20 @@ export class LocalWriter {
     await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
     await this.adopt(t, undefined, owner);
     await this.refresh(t.location, t.rel, true, true);
+  }
+
+  /**
+   * mknod(2) of a FIFO, socket or device node (`mode` holds the type bits, `rdev` the device
+   * number) inside the safely opened parent; then owner and mode as for any created name. The
+   * kernel checked the caller may (CAP_MKNOD for devices); the disk checks again.
+   */
+  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
+    const t = this.target(path, 'mknod');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    await withParent(t.location.uri, t.rel, async (at) => mknodAt(at, mode, rdev, `mknod ${path}`));
+    await this.adopt(t, mode & 0o7777, owner);
+    await this.refresh(t.location, t.rel);
+    await this.refreshParent(t.location, t.rel);
   }
 
   /** link(2) inside one location: both names in their safely opened parents; the source is never followed. */

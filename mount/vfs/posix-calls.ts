@@ -39,6 +39,23 @@ export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, con
   await fsp.lutimes(at, sec(atime, st.atimeMs), sec(mtime, st.mtimeMs)).catch((err) => { throw toFsError(err, context); });
 }
 
+/** Major and minor of a device number as Linux encodes it (new_encode_dev; glibc's st_rdev agrees for every real device). */
+export function devParts(rdev: number): [number, number] {
+  return [(rdev >>> 8) & 0xfff, (rdev & 0xff) | ((rdev >>> 12) & 0xfff00)];
+}
+
+/**
+ * mknod(2) at `at` (a `/proc/self/fd/N/name` path from withParent): a FIFO, socket or device
+ * node, as `mode`'s type bits say. Node has no mknod, so it needs the native addon: without it
+ * EPERM (as on a filesystem that cannot make special files). Throws FsError (EEXIST, EPERM, ...).
+ */
+export function mknodAt(at: string, mode: number, rdev: number, context: string): void {
+  const addon = loadNativeFuse().addon as { mknod?: (p: string, mode: number, maj: number, min: number) => number } | undefined;
+  if (!addon?.mknod) throw new FsError('EPERM', `${context}: special files need vdfs's native addon, which is not built (mount/fuse/native/build.sh)`);
+  const rc = addon.mknod(at, mode >>> 0, ...devParts(rdev));
+  if (rc < 0) throw fromErrno(rc, context);
+}
+
 /** fallocate(2) on a descriptor, any mode the disk supports; false when the addon is not built. Throws FsError. */
 export function fallocateFd(fd: number, mode: number, offset: number, len: number, context: string): boolean {
   const addon = loadNativeFuse().addon as { fallocate?: (fd: number, m: number, o: number, l: number) => number } | undefined;

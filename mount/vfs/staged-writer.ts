@@ -131,13 +131,16 @@ export class StagedWriter {
     await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath} (staging)`); });
     const st = await h.fd.stat();
     const now = Date.now();
+    // A time set by utimens since the last write (cp -p and rsync set times before close) is kept.
+    const setNs = this.core.live.get(h.vpath)?.mtimeNs;
+    const mtime = setNs !== undefined ? { sec: Number(setNs / 1_000_000_000n), nsec: Number(setNs % 1_000_000_000n) } : { sec: Math.floor(now / 1000), nsec: (now % 1000) * 1e6 };
     const { entries, db } = this.home;
     let replaced: string | undefined;
     db.transaction(() => {
       const q = this.queue.enqueue(h.location.id, h.rel, h.stagingFile, h.baseVersion);
       replaced = q.replaced;
       const fields: EntryFields = {
-        type: 'file', size: st.size, mtimeSec: Math.floor(now / 1000), mtimeNsec: (now % 1000) * 1e6, mode: 0o644,
+        type: 'file', size: st.size, mtimeSec: mtime.sec, mtimeNsec: mtime.nsec, mode: 0o644,
         version: `staged:${q.id}:${st.size}:${now}`, hash: null, target: null,
       };
       const e = entries.resolve(h.location.id, h.rel);

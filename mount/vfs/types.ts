@@ -7,6 +7,8 @@ export interface Attr {
   type: EntryType;
   /** Permission bits only (e.g. 0o644); the type is in `type`. */
   mode: number;
+  /** Device number (st_rdev) of a chardev or blockdev. */
+  rdev?: number;
   size: number;
   mtimeMs: number;
   ctimeMs: number;
@@ -107,6 +109,13 @@ export interface Vfs {
   /** Atomic within a location, replacing a file or empty directory target; EXDEV across locations. */
   rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void>;
   symlink(target: string, path: string, owner?: Caller): Promise<void>;
+  /**
+   * mknod(2): `mode` holds the type bits and permissions, `rdev` a device's number (Linux
+   * encoding). A regular file is created empty; FIFOs, sockets and devices only on local
+   * folders written through (EPERM on cloud and write-back locations, EROFS on peers); EINVAL
+   * for a directory or symlink type; EEXIST.
+   */
+  mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void>;
   /** A hard link `to` naming the file `from` (local locations; EPERM where the source has none, EXDEV across locations). */
   link(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;

@@ -11,6 +11,7 @@ import type { Home } from '../../app/home';
 import type { ProviderPool } from './replicas';
 import { UploadStore, type UploadRow } from '../../index/upload-store';
 import { RemoteDeletes } from './remote-deletes';
+import { WRITABLE_REMOTE_KINDS } from './targets';
 
 export type { UploadRow } from '../../index/upload-store';
 
@@ -202,7 +203,7 @@ export class UploadQueue {
         const still = this.store.current(r.id);
         this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
         // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
-        if (conflict || still?.staging_file === r.staging_file) this.setEntry(loc, rel, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null));
+        if (conflict || still?.staging_file === r.staging_file) this.setEntry(loc, rel, this.keepIndexMeta(loc, rel, conflict, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null)));
         // A newer close replaced the staged file while we uploaded: keep its row for the next round.
         if (still?.staging_file === r.staging_file) this.store.remove(r.id);
         else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
@@ -269,6 +270,18 @@ export class UploadQueue {
       }
     }
     throw new FsError('EIO', `no free conflict-copy name for ${r.path}`);
+  }
+
+  /**
+   * A cloud source keeps no mode and no chosen mtime: those live in the index (set at close, by
+   * chmod or touch since, even while this upload ran). The uploaded object's own time and mode
+   * must not take them back (a `touch` right after a write was lost). Write-back disks keep
+   * what the disk says; a conflict copy is a new entry.
+   */
+  private keepIndexMeta(loc: Location, rel: string, conflict: boolean, fields: EntryFields): EntryFields {
+    if (conflict || !WRITABLE_REMOTE_KINDS.has(loc.kind)) return fields;
+    const cur = this.home.entries.resolve(loc.id, rel);
+    return cur?.type === 'file' ? { ...fields, mtimeSec: cur.mtimeSec, mtimeNsec: cur.mtimeNsec, mode: cur.mode || fields.mode } : fields;
   }
 
   private setEntry(loc: Location, rel: string, fields: EntryFields): void {

@@ -7,7 +7,8 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
-import { openBeneath } from '../../core/beneath';
+import { fdPath, openBeneath, openDirBeneath } from '../../core/beneath';
+import { splitPath } from '../../core/paths';
 import { isHiddenRel } from '../../index/state-paths';
 import type { Home } from '../../app/home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
@@ -18,7 +19,8 @@ import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from '.
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
-import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
+import { isStaged, resolveTarget, WRITABLE_REMOTE_KINDS } from './targets';
+import { isSpecial, typeOfModeBits } from '../../core/provider';
 import { RemoteWriter } from './remote-writer';
 import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
@@ -117,7 +119,7 @@ export class VfsCore implements Vfs {
     const r = this.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel));
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), r.location.kind === 'local');
   }
 
   /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
@@ -132,6 +134,30 @@ export class VfsCore implements Vfs {
       return this.disk.get(entry.id);
     } catch {
       return undefined; // unreachable or gone: the index's view
+    }
+  }
+
+  /**
+   * lstat, once, the children of a local directory the disk stats do not know yet (entries
+   * indexed by a scan, never looked up): a listing (READDIRPLUS hands the kernel every child's
+   * attributes) then shows the disk's owners, link counts, atime and ctime, not the daemon's.
+   * Through the listed directory's fd, without following symlinks; failures leave the index's view.
+   */
+  private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
+    const unknown = children.filter((c) => !this.disk.get(c.id));
+    if (unknown.length === 0) return;
+    const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
+    if (!dh) return;
+    try {
+      for (let i = 0; i < unknown.length; i += 64) {
+        await Promise.all(unknown.slice(i, i + 64).map(async (c) => {
+          const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
+          // A file changed since it was indexed: the index catches up first (as in diskStat).
+          if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.disk.set(c.id, st);
+        }));
+      }
+    } finally {
+      await dh.close().catch(() => undefined);
     }
   }
 
@@ -167,10 +193,11 @@ export class VfsCore implements Vfs {
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
     const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
     const children = this.home.entries.children(r.entry.id);
+    if (r.location.kind === 'local') await this.primeDiskStats(r.location, r.rel, children);
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
       this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id)) };
+      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id), r.location.kind === 'local') };
     });
   }
 
@@ -193,6 +220,9 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.entry.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink`);
+    // The kernel opens FIFOs and devices of the mount itself; anyone else asking (WebDAV, vdfs
+    // cat) would block on a FIFO or read a device: they have no content to serve.
+    if (isSpecial(r.entry.type)) throw new FsError('EPERM', `${path} is a ${r.entry.type}: it has no content to read`);
     if (isStaged(r.location)) {
       const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
       if (pending) return this.handles.add(pending);
@@ -399,6 +429,16 @@ export class VfsCore implements Vfs {
     if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
     return this.writer.symlink(target, path, owner);
   }
+  async mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void> {
+    const type = typeOfModeBits(mode);
+    if (type === 'file') return this.release(await this.open(path, { write: true, create: true, exclusive: true, mode: mode & 0o7777, owner }));
+    if (!type || !isSpecial(type)) throw new FsError('EINVAL', `mknod ${path}: mode ${mode.toString(8)} is not a file, FIFO, socket or device`);
+    const t = resolveTarget(this.home, path, 'mknod');
+    if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
+    // Only a disk written through keeps them: a cloud object or a staged upload has no such type.
+    if (isStaged(t.location)) throw new FsError('EPERM', `${path}: ${t.location.kind === 'local' ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
+    return this.writer.mknod(path, mode, rdev, owner);
+  }
   async chmod(path: string, mode: number): Promise<void> {
     return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
@@ -410,7 +450,10 @@ export class VfsCore implements Vfs {
     // Cloud sources keep one time, the mtime.
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
-    return this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+    await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+    // A handle open for writing (touch opens the file, cp -p sets times before close): its live
+    // mtime is what getattr shows until close, and what the close commits.
+    this.live.touched(path, m.sec * 1000 + m.nsec / 1e6, mtime === 'now' ? undefined : BigInt(m.sec) * 1_000_000_000n + BigInt(m.nsec));
   }
   async chown(path: string, uid: number, gid: number): Promise<void> {
     if (!this.isRemote(path)) return this.writer.chown(path, uid, gid);

@@ -8,11 +8,18 @@ import { normalizeRel, parentOf, splitPath } from '../../core/paths';
 import { fdPath, fsyncFd, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
 import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 
-export function entryTypeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType | undefined {
+type TypeTests = { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean };
+
+/** The entry type of what lstat saw (special files included: they are entries of local locations). */
+export function entryTypeOf(st: TypeTests): EntryType | undefined {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
-  return undefined; // sockets, fifos, devices are not indexed
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return undefined;
 }
 
 /** The version token of a local file: inode, size and mtime in ns. */
@@ -32,6 +39,7 @@ export function entryFromStats(name: string, st: BigIntStats, target?: string): 
     mode: Number(st.mode) & 0o7777,
     version: localVersion(st),
     target,
+    ...(type === 'chardev' || type === 'blockdev' ? { rdev: Number(st.rdev) } : {}),
   };
 }
 

@@ -12,12 +12,14 @@ export interface SnapEntry {
   /** Nanoseconds since the epoch, as decimal strings (beyond 2^53). */
   atime: string; mtime: string; ctime: string; ino: number;
   size?: number; sha?: string; target?: string;
+  /** Device number of character and block devices. */
+  rdev?: number;
 }
 
 /**
  * A python process applying filesystem operations under `root` (tests/helpers/posix-ops.py),
  * as root or, with `as`, as that user through setpriv: the same syscalls as the tools use
- * (utimensat flags, renameat2, link, mkfifo, fallocate, copy_file_range, lseek).
+ * (utimensat flags, renameat2, link, mkfifo, mknod, fallocate, copy_file_range, lseek).
  */
 export class PosixOps {
   private readonly proc: ChildProcess;
@@ -81,7 +83,7 @@ export function compareSnaps(got: Record<string, SnapEntry>, want: Record<string
   for (const p of names) {
     const g = got[p];
     const w = want[p];
-    for (const k of ['type', 'mode', 'nlink', 'uid', 'gid', 'size', 'sha', 'target'] as const) {
+    for (const k of ['type', 'mode', 'nlink', 'uid', 'gid', 'size', 'sha', 'target', 'rdev'] as const) {
       if (g[k] !== w[k]) return `${p} ${k}: mount ${JSON.stringify(g[k])}, real ${JSON.stringify(w[k])}`;
     }
     const times = compareTimes(p, g, w, prevGot[p], prevWant[p]);

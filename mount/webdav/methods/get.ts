@@ -49,6 +49,8 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     res.end(head ? undefined : body);
     return;
   }
+  // A FIFO, socket or device node has no content: not an empty file (a copy would lose what it is).
+  if (attr.type !== 'file') throw new HttpError(403, `${path} is a ${attr.type}: it has no content to serve`);
   const size = attr.size;
   let range = parseRange(req.headers.range, size);
   const ifRange = header(req, 'if-range');
