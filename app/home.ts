@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import { FsError } from '../core/fs-error';
@@ -9,6 +9,7 @@ import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
 import { HiddenRels } from '../index/state-paths';
 import { ensurePrivateDir, ensurePrivateFile } from '../core/private-files';
+import { writeFileDurable } from '../core/durable-file';
 import { defaultConfig, type Config } from './config';
 import { ensureKeys, type NodeKeys } from './keys';
 import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
@@ -19,19 +20,6 @@ export function resolveHomeDir(explicit?: string): string {
   if (process.env.VDFS_HOME) return process.env.VDFS_HOME;
   const xdg = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
   return join(xdg, 'vdfs');
-}
-
-/** Writes a file atomically and durably: temp file, fsync, rename. */
-export function writeFileDurable(file: string, data: string, mode = 0o600): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
 }
 
 /**

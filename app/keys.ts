@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { generate as Generate } from 'selfsigned';
 import { FsError } from '../core/fs-error';
 import type { Db } from '../index/db';
-import { writeFileDurable } from './home';
+import { writeFileDurable } from '../core/durable-file';
 
 /** This node's TLS identity: the key, the self-signed certificate and its fingerprint (the node id). */
 export interface NodeKeys {

@@ -4,7 +4,7 @@ import type { NodeKeys } from '../keys';
 import { FsError } from '../../core/fs-error';
 import { ALPN_PAIR, PeerClient, parsePeerUrl } from '../../providers/peer/peer-client';
 import { PeerStore } from '../../index/peer-store';
-import type { PairAnswer, PairRequest } from '../../providers/peer/protocol';
+import type { PairAnswer, PairRequest } from '../../core/peer-protocol';
 
 /** `TOKEN#FINGERPRINT`: what `vdfs peer invite` prints after the URL. */
 export function inviteCode(token: string, fingerprint: string): string {

@@ -8,7 +8,7 @@ import { FsError } from '../../core/fs-error';
 import { errorOf, PeerClient } from '../../providers/peer/peer-client';
 import { parsePeerUri } from '../../providers/peer/peer-provider';
 import { PeerStore, type PeerNode } from '../../index/peer-store';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine } from '../../providers/peer/protocol';
+import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine } from '../../core/peer-protocol';
 
 /** The parts of a home replication needs. */
 export interface ReplicationHome {

@@ -4,7 +4,7 @@ import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import { fuseOps } from './fuse-ops';
 import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';
-import { loadNativeFuse } from './native-addon';
+import { loadNativeFuse } from '../../core/native-addon';
 import { mountNative } from './native-mount';
 import type { FuseServer } from './native-server';
 

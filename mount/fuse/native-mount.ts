@@ -3,7 +3,7 @@ import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { VfsCore } from '../vfs/vfs-core';
 import type { FuseMount, FuseMountOptions } from './fuse-mount';
-import type { NativeFuse } from './native-addon';
+import type { NativeFuse } from '../../core/native-addon';
 import { FuseServer } from './native-server';
 
 /** Two reader threads: measured best on 2 cores (see docs/fuse.md). */

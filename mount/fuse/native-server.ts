@@ -4,7 +4,7 @@ import type { VfsCore } from '../vfs/vfs-core';
 import { toErrno } from './errno';
 import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
-import type { NativeFuse, NativeSession } from './native-addon';
+import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 

@@ -13,7 +13,7 @@ import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
 import { Admission, sourceKey, type AdmissionLimits } from './peer-admission';
 import { acceptPairing, PairRateLimit } from '../../app/peer/pairing';
 import { PeerStore } from '../../index/peer-store';
-import type { NodeInfo } from '../../providers/peer/protocol';
+import type { NodeInfo } from '../../core/peer-protocol';
 import { ServeIndex } from './serve-index';
 
 export interface PeerServerOptions {

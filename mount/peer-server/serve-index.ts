@@ -1,6 +1,6 @@
 import { syncIndex, type Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
+import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../core/peer-protocol';
 import { PeerStore } from '../../index/peer-store';
 import { HiddenRels, isHiddenRel } from '../../index/state-paths';
 
