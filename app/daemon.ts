@@ -14,6 +14,7 @@ import { startWebdav, type WebdavServer } from '../mount/webdav/server';
 import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
 import { createVfs } from '../mount/vfs';
+import { providerOpener } from './provider-registry';
 import { renderStatusPage, STATUS_PAGE_CSP } from './status-page';
 import type { OpenedBlockStore } from './block-store';
 import type { BlockStore } from '../mount/vfs/blob-reader';
@@ -69,7 +70,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
     }
   }
-  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true });
+  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providerOpener(home) });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
   let webdavFingerprint: string | undefined;

@@ -164,7 +164,7 @@ export class Fsck {
   private async readRemote(loc: Location, e: Entry, rel: string): Promise<Found> {
     const h = new Blake3Hasher();
     try {
-      const p = this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db });
+      const p = this.providers.get(loc);
       for (let at = 0; at < e.size; at += CHUNK) {
         const b = await p.readRange(rel, at, Math.min(CHUNK, e.size - at), { version: e.version ?? undefined });
         h.update(b);

@@ -11,8 +11,8 @@ import { HiddenRels } from '../index/state-paths';
 import { ensurePrivateDir, ensurePrivateFile } from '../core/private-files';
 import { writeFileDurable } from '../core/durable-file';
 import { defaultConfig, type Config } from './config';
-import { ensureKeys, type NodeKeys } from './keys';
-import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
+import { ensureKeys } from './keys';
+import type { NodeKeys } from '../core/node-identity';
 
 /** Where the home is: --home, then VDFS_HOME, then $XDG_DATA_HOME/vdfs, then ~/.local/share/vdfs. */
 export function resolveHomeDir(explicit?: string): string {
@@ -45,7 +45,6 @@ export class Home {
   config: Config;
 
   private constructor(readonly dir: string) {
-    setGdriveHome(dir); // Drive providers find their tokens here (they are opened without the home)
     tightenHome(dir);
     this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     this.config = { ...defaultConfig(this.config.name), ...this.config };

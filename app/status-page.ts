@@ -1,7 +1,7 @@
 import { PeerStore } from '../index/peer-store';
 import { formatSize } from './config';
 import type { Home } from './home';
-import type { Pins } from './pins';
+import type { Pins } from '../mount/vfs/pins';
 import { esc } from '../mount/webdav/html-listing';
 import { statusReport } from './status';
 

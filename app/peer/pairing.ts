@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Db } from '../../index/db';
-import type { NodeKeys } from '../keys';
+import type { NodeKeys } from '../../core/node-identity';
 import { FsError } from '../../core/fs-error';
 import { ALPN_PAIR, PeerClient, parsePeerUrl } from '../../providers/peer/peer-client';
 import { PeerStore } from '../../index/peer-store';

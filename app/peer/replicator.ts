@@ -3,7 +3,7 @@ import type { BlobStore } from '../../index/blobs';
 import type { Db } from '../../index/db';
 import type { LocationStore, Location } from '../../index/locations';
 import { ReplicaIndex, type PeerLocationOptions } from '../../index/replicate';
-import type { NodeKeys } from '../keys';
+import type { NodeKeys } from '../../core/node-identity';
 import { FsError } from '../../core/fs-error';
 import { errorOf, PeerClient } from '../../providers/peer/peer-client';
 import { parsePeerUri } from '../../providers/peer/peer-provider';

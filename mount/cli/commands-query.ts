@@ -6,12 +6,13 @@ import type { Home } from '../../app/home';
 import { formatSize } from '../../app/config';
 import { resolveVirtual, virtualPath } from '../vfs/namespace';
 import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
+import { providerOpener } from '../../app/provider-registry';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, isoTime, listing, printJson, table } from './output';
 
 /** Every entry holding `hash`, in any location of any node known to this index (best replica first). */
 export function replicasOf(home: Home, hash: string): ReplicaInfo[] {
-  return new Replicas(home, new ProviderPool()).list(hash);
+  return new Replicas(home, new ProviderPool(providerOpener(home))).list(hash);
 }
 
 function vpathOf(home: Home, e: Pick<Entry, 'id' | 'locationId'>): string {

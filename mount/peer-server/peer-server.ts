@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Db } from '../../index/db';
-import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
+import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, toFsError, type FsErrorCode } from '../../core/fs-error';
 import { openBeneath } from '../../core/beneath';
 import { localVersion } from '../../providers/local/local-provider';

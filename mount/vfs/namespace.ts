@@ -2,7 +2,7 @@ import { FsError } from '../../core/fs-error';
 import { splitPath } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 
 /** The reserved top-level name for virtual views (by-hash, ...). */
 export const VDFS_DIR = '.vdfs';
@@ -27,7 +27,7 @@ export function virtualPath(location: string, rel: string): string {
  * Resolves a virtual path against the index. Throws ENOENT when nothing is there,
  * EINVAL for a malformed path.
  */
-export function resolveVirtual(home: Home, vpath: string): Resolved {
+export function resolveVirtual(home: VfsHome, vpath: string): Resolved {
   const { location, rel, parts } = splitVirtual(vpath);
   if (!location) return { kind: 'root' };
   if (location === VDFS_DIR) return { kind: 'virtual', parts: parts.slice(1) };

@@ -2,20 +2,27 @@ import type { Location } from '../../index/locations';
 import { VerifiedStore } from '../../index/verified';
 import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../core/provider';
-import { openProvider, type ProviderContext } from '../../app/provider-registry';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import type { ReplicaSource } from './blob-reader';
 import { virtualPath } from './namespace';
+
+/**
+ * Opens the provider of a location (app/provider-registry.ts `providerOpener` is one: the VFS
+ * never names a concrete provider). Throws ENOTSUP for a kind this build cannot open.
+ */
+export type OpenProvider = (loc: Location) => Provider;
 
 /** One provider instance per location, opened on first use. */
 export class ProviderPool {
   private readonly providers = new Map<number, Provider>();
 
-  /** Throws ENOTSUP for a location kind this build cannot open. `ctx` is used on first open (peer locations need it). */
-  get(loc: Location, ctx?: ProviderContext): Provider {
+  constructor(private readonly open: OpenProvider) {}
+
+  /** Throws what the opener throws (ENOTSUP for a location kind this build cannot open). */
+  get(loc: Location): Provider {
     let p = this.providers.get(loc.id);
     if (!p) {
-      p = openProvider(loc, ctx);
+      p = this.open(loc);
       this.providers.set(loc.id, p);
     }
     return p;
@@ -47,7 +54,7 @@ export class Replicas {
   private readonly verified: VerifiedStore;
 
   /** `pinned`: the pinned area of the cache, read before any location when it holds the blob. */
-  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
+  constructor(private readonly home: VfsHome, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
     this.verified = new VerifiedStore(home.db);
   }
 
@@ -75,7 +82,7 @@ export class Replicas {
       label: virtualPath(loc.name, rel),
       locationId: loc.id,
       size,
-      read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
+      read: (offset: number, length: number) => this.providers.get(loc).readRange(rel, offset, length, { version: version ?? undefined }),
     }));
   }
 

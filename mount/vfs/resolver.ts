@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Statement } from 'better-sqlite3';
 import { FsError } from '../../core/fs-error';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import { splitPath } from '../../core/paths';
 import { resolveVirtual, type Resolved } from './namespace';
 
@@ -32,7 +32,7 @@ export class Resolver {
   private readonly listeners: (() => void)[] = [];
 
   /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
-  constructor(private readonly home: Home, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
+  constructor(private readonly home: VfsHome, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
     this.cache = new LRUCache<string, Cached>({ maxSize: Math.max(4096, maxBytes), sizeCalculation: (v, k) => cachedBytes(k, v) });
     this.dataVersion = home.db.prepare('PRAGMA data_version').pluck();
   }

@@ -2,7 +2,7 @@ import { FsError } from '../../core/fs-error';
 import { checkName } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import { splitVirtual } from './namespace';
 
 /** Where a new or existing entry of a change goes. */
@@ -28,7 +28,7 @@ export function isStaged(loc: Location): boolean {
  * non-writable locations), EBUSY (a location root itself), ENOENT (parent), ENOTDIR,
  * EINVAL/ENAMETOOLONG (bad name).
  */
-export function resolveTarget(home: Home, path: string, what: string): Target {
+export function resolveTarget(home: VfsHome, path: string, what: string): Target {
   const { location, parts } = splitVirtual(path);
   if (!location || parts.length < 2) {
     const isLocation = !!location && !!home.locations.find(location);

@@ -6,7 +6,7 @@ import type { EntryFields } from '../../index/entries';
 import type { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
 import type { ProviderEntry } from '../../core/provider';
-import type { Home } from '../../app/home';
+import type { VfsHome as Home } from './vfs-home';
 import type { ProviderPool } from './replicas';
 
 export interface UploadRow {

@@ -9,7 +9,7 @@ import type { Location } from '../../index/locations';
 import { localVersion } from '../../providers/local/local-provider';
 import { openBeneath } from '../../core/beneath';
 import { isHiddenRel } from '../../index/state-paths';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import type { Blob } from '../../index/blobs';
 import { BlobReader, type BlockStore } from './blob-reader';
@@ -22,10 +22,10 @@ import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
 import { RemoteWriter } from './remote-writer';
 import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
-import { ProviderPool, Replicas } from './replicas';
+import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
-import { Pins } from '../../app/pins';
+import { Pins } from './pins';
 import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
 import { fallocateFd } from './posix-calls';
@@ -52,12 +52,14 @@ export interface VfsCoreOptions {
   log?: Logger;
   /** Run the upload queue (the daemon does; one-shot commands such as `vdfs cat` do not). */
   uploads?: boolean;
+  /** Opens a location's provider (the application's registry: the VFS names no concrete provider). */
+  openProvider: OpenProvider;
 }
 
 /** The filesystem core: namespace, handles, read pipeline; writes go to LocalWriter. */
 export class VfsCore implements Vfs {
   readonly resolver: Resolver;
-  readonly providers = new ProviderPool();
+  readonly providers: ProviderPool;
   readonly replicas: Replicas;
   /** Pins (available offline); the daemon runs their background fetching. */
   readonly pins: Pins;
@@ -73,7 +75,8 @@ export class VfsCore implements Vfs {
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
 
-  constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
+  constructor(readonly home: VfsHome, private readonly opts: VfsCoreOptions) {
+    this.providers = new ProviderPool(opts.openProvider);
     this.resolver = new Resolver(home);
     const pinned = new PinnedArea(home.cacheDir);
     this.replicas = new Replicas(home, this.providers, pinned);
