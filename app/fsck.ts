@@ -7,7 +7,7 @@ import type { Location } from '../index/locations';
 import { filesUnder } from '../index/subtree';
 import { VerifiedStore } from '../index/verified';
 import { FsError, toFsError } from '../core/fs-error';
-import { localVersion } from '../providers/local/local-provider';
+import { localVersion } from '../core/local-stat';
 import type { Home } from './home';
 import { virtualPath } from '../mount/vfs/namespace';
 import type { ProviderPool, Replicas } from '../mount/vfs/replicas';

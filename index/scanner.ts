@@ -1,7 +1,7 @@
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { promises as fsp, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../core/fs-error';
-import { entryFromStats } from '../providers/local/local-provider';
+import { entryFromStats } from '../core/local-stat';
 import type { EntryType, ProviderEntry } from '../core/provider';
 import type { BlobStore } from './blobs';
 import type { Db } from './db';

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
-import type { VfsCore } from '../vfs/vfs-core';
+import type { KernelVfs } from '../vfs/types';
 import { fuseOps } from './fuse-ops';
 import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';
 import { loadNativeFuse } from '../../core/native-addon';
@@ -49,7 +49,7 @@ function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void
  * or when the addon cannot load (with a warning). Recovers a stale mount left by a killed
  * daemon first. Throws FsError EBUSY/EIO when the mount fails.
  */
-export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
+export async function mountFuse(vfs: KernelVfs, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
   const mnt = resolve(mountpoint);
   // Only a vdfs mount of ours is detached (a daemon was killed); anything else is refused.
   if ((await recoverStaleMount(mnt)) === 'recovered') opts.log.warn({ mountpoint: mnt }, 'a stale vdfs mount of ours was there (a daemon was killed?): detached it');
@@ -80,7 +80,7 @@ function watchMounted(mnt: string, isUnmounting: () => boolean): Promise<void> {
  * auto_cache (the kernel keeps pages of a file whose mtime/size did not change),
  * attribute/entry caching. Throws FsError EBUSY/EIO when the mount fails.
  */
-async function mountCompat(vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
+async function mountCompat(vfs: KernelVfs, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const ttl = opts.attrTimeout ?? 10;
   const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
 

@@ -8,7 +8,7 @@ import type { Db } from '../../index/db';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, toFsError, type FsErrorCode } from '../../core/fs-error';
 import { openBeneath } from '../../core/beneath';
-import { localVersion } from '../../providers/local/local-provider';
+import { localVersion } from '../../core/local-stat';
 import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
 import { Admission, sourceKey, type AdmissionLimits } from './peer-admission';
 import { acceptPairing, PairRateLimit } from '../../app/peer/pairing';

@@ -3,7 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
-import { entryFromStats, localVersion } from '../../providers/local/local-provider';
+import { entryFromStats, localVersion } from '../../core/local-stat';
 import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';

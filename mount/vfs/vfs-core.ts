@@ -6,7 +6,7 @@ import { syncIndex } from '../../index/db';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import { localVersion } from '../../providers/local/local-provider';
+import { localVersion } from '../../core/local-stat';
 import { openBeneath } from '../../core/beneath';
 import { isHiddenRel } from '../../index/state-paths';
 import type { VfsHome } from './vfs-home';
@@ -26,7 +26,7 @@ import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
-import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
 import { fallocateFd } from './posix-calls';
 import { withParent } from '../../core/beneath';
@@ -57,7 +57,7 @@ export interface VfsCoreOptions {
 }
 
 /** The filesystem core: namespace, handles, read pipeline; writes go to LocalWriter. */
-export class VfsCore implements Vfs {
+export class VfsCore implements KernelVfs {
   readonly resolver: Resolver;
   readonly providers: ProviderPool;
   readonly replicas: Replicas;
@@ -300,6 +300,14 @@ export class VfsCore implements Vfs {
   nativeWriteFd(fh: number): number | undefined {
     const h = this.handles.get(fh);
     return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
+  }
+
+  handlePath(fh: number): string {
+    return this.handles.get(fh).vpath;
+  }
+
+  onChange(fn: () => void): void {
+    this.resolver.onChange(fn);
   }
 
   /** Bookkeeping of a write done on nativeWriteFd (what write() does after writing). Throws EBADF. */

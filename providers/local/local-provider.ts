@@ -1,39 +1,12 @@
 import { createReadStream, promises as fsp, constants as C } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { readFully } from '../../core/read-fully';
 import { normalizeRel, parentOf, splitPath } from '../../core/paths';
 import { fdPath, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
-import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
-
-export function entryTypeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  return undefined; // sockets, fifos, devices are not indexed
-}
-
-/** The version token of a local file: inode, size and mtime in ns. */
-export function localVersion(st: BigIntStats): string {
-  return `${st.ino}:${st.size}:${st.mtimeNs}`;
-}
-
-export function entryFromStats(name: string, st: BigIntStats, target?: string): ProviderEntry | undefined {
-  const type = entryTypeOf(st);
-  if (!type) return undefined;
-  return {
-    name,
-    type,
-    size: type === 'dir' ? 0 : Number(st.size),
-    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-    mode: Number(st.mode) & 0o7777,
-    version: localVersion(st),
-    target,
-  };
-}
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import { entryFromStats, localVersion } from '../../core/local-stat';
 
 /** A directory on this machine. */
 export class LocalProvider implements Provider {
