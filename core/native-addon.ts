@@ -54,7 +54,6 @@ export function loadNativeFuse(): { addon?: NativeFuse; error?: Error } {
     return cached;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     cached = { addon: require(file) as NativeFuse };
   } catch (err) {
     cached = { error: new Error(`the native FUSE addon at ${file} does not load: ${(err as Error).message}`) };

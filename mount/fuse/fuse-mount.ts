@@ -10,7 +10,6 @@ import type { FuseServer } from './native-server';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => any;
 
 export type FuseBackend = 'native' | 'compat';

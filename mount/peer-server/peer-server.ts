@@ -1,4 +1,4 @@
-import { constants as C, createReadStream, promises as fsp } from 'node:fs';
+import { constants as C, createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';

@@ -138,9 +138,9 @@ export class PeerProvider implements Provider {
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const size = (await this.stat(path)).size;
-    const self = this;
+    const chunk = (off: number) => this.readRange(path, off, Math.min(1 << 20, size - off), opts);
     return Readable.from((async function* () {
-      for (let off = 0; off < size; off += 1 << 20) yield await self.readRange(path, off, Math.min(1 << 20, size - off), opts);
+      for (let off = 0; off < size; off += 1 << 20) yield await chunk(off);
     })());
   }
 

@@ -14,7 +14,6 @@ import { sh, startMount } from '../helpers/mount';
 import { startDriveServer } from '../helpers/drive-server';
 import { GdriveProvider } from '../../providers/gdrive/gdrive-provider';
 import { authClient } from '../../providers/gdrive/gdrive-auth';
-import { writeTokens } from '../../providers/gdrive/gdrive-tokens';
 import { parseGdriveUri } from '../../providers/gdrive/gdrive-uri';
 
 const MiB = 1 << 20;
