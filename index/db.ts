@@ -115,3 +115,13 @@ export function syncIndex(db: Db): void {
   unsynced.delete(db);
   setMeta(db, 'synced-at', String(Date.now()));
 }
+
+/**
+ * A cheap reader of SQLite's `data_version`: it changes whenever another connection (the
+ * scanner in another process, `vdfs location rm`) commits. Cache holders compare it on every
+ * use. The returned function throws SqliteError when the database is closed.
+ */
+export function dataVersionReader(db: Db): () => number {
+  const stmt = db.prepare('PRAGMA data_version').pluck();
+  return () => stmt.get() as number;
+}

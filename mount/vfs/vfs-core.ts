@@ -1,7 +1,7 @@
 import { constants as C, promises as fsp, read } from 'node:fs';
-import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
+import { PropStore } from '../../index/props';
 import { syncIndex } from '../../index/db';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
@@ -71,7 +71,7 @@ export class VfsCore implements KernelVfs {
   readonly live = new LiveSizes();
   /** Owners, link counts, atime and ctime of local entries, as their disk last said. */
   readonly disk = new DiskStats();
-  private propsStmt?: Statement;
+  private propStore?: PropStore;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
 
@@ -471,19 +471,14 @@ export class VfsCore implements KernelVfs {
   async getProps(path: string): Promise<DeadProp[]> {
     const r = this.resolve(path);
     if (r.kind !== 'entry') return [];
-    this.propsStmt ??= this.home.db.prepare('SELECT ns, name, value FROM props WHERE entry_id = ? ORDER BY ns, name');
-    return this.propsStmt.all(r.entry.id) as DeadProp[];
+    this.propStore ??= new PropStore(this.home.db);
+    return this.propStore.of(r.entry.id);
   }
 
   async patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void> {
     const { entry } = this.resolveEntry(path, 'set properties');
-    const db = this.home.db;
-    db.transaction(() => {
-      const del = db.prepare('DELETE FROM props WHERE entry_id = ? AND ns = ? AND name = ?');
-      const put = db.prepare('INSERT INTO props (entry_id, ns, name, value) VALUES (?, ?, ?, ?) ON CONFLICT(entry_id, ns, name) DO UPDATE SET value = excluded.value');
-      for (const p of remove) del.run(entry.id, p.ns, p.name);
-      for (const p of set) put.run(entry.id, p.ns, p.name, p.value);
-    }).immediate();
+    this.propStore ??= new PropStore(this.home.db);
+    this.propStore.patch(entry.id, set, remove);
   }
 
   /** Virtual path of an indexed entry. */
