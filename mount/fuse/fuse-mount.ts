@@ -6,37 +6,13 @@ import { fuseOps } from './fuse-ops';
 import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';
 import { loadNativeFuse } from '../../core/native-addon';
 import { mountNative } from './native-mount';
-import type { FuseServer } from './native-server';
+import type { FuseMount, FuseMountOptions } from './mount-options';
+
+export type { FuseBackend, FuseMount, FuseMountOptions } from './mount-options';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
 const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => any;
-
-export type FuseBackend = 'native' | 'compat';
-
-export interface FuseMountOptions {
-  allowOther?: boolean;
-  /** Seconds the kernel may cache attributes and names (external changes show after this). */
-  attrTimeout?: number;
-  /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
-  backend?: FuseBackend;
-  /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
-  passthrough?: boolean;
-  /** Reader threads of the native backend. */
-  threads?: number;
-  log: Logger;
-}
-
-export interface FuseMount {
-  mountpoint: string;
-  backend: FuseBackend;
-  /** Resolves when the mount went away without unmount() (removed from outside). */
-  closed: Promise<void>;
-  /** The native backend's request server (node table, kernel invalidations). */
-  server?: FuseServer;
-  /** Unmounts; never throws. */
-  unmount(): Promise<void>;
-}
 
 function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));

@@ -2,7 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { KernelVfs } from '../vfs/types';
-import type { FuseMount, FuseMountOptions } from './fuse-mount';
+import type { FuseMount, FuseMountOptions } from './mount-options';
 import type { NativeFuse } from '../../core/native-addon';
 import { FuseServer } from './native-server';
 

@@ -2,6 +2,9 @@ import { blake3Hex } from '../../cache/checksum';
 import { FsError, toFsError } from '../../core/fs-error';
 import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
+import type { ReplicaSource } from './replica-source';
+
+export type { ReplicaSource } from './replica-source';
 import { BlockReader } from './block-reader';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
@@ -10,15 +13,6 @@ export interface BlockStore {
   get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
 }
 
-/** One place the content can be read from. `read` throws FsError (EHOSTDOWN when unreachable). */
-export interface ReplicaSource {
-  label: string;
-  /** The location it is read from (to find the block list that location's owner sent). */
-  locationId?: number;
-  /** Its size as indexed there (defaults to the blob's). */
-  size?: number;
-  read(offset: number, length: number): Promise<Buffer>;
-}
 
 /**
  * Reads a blob by block through the block store, fetching misses from the first replica

@@ -11,7 +11,7 @@ import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { setTimesAt, S_ISGID } from './posix-calls';
-import type { VfsCore } from './vfs-core';
+import type { WriterHost } from './writer-host';
 
 
 /**
@@ -23,7 +23,7 @@ import type { VfsCore } from './vfs-core';
 export class LocalWriter {
   private readonly rehashing = new Set<string>();
 
-  constructor(private readonly core: VfsCore) {}
+  constructor(private readonly core: WriterHost) {}
 
   private get home() {
     return this.core.home;

@@ -1,0 +1,26 @@
+import type { HashPool } from '../../index/hash-pool';
+import type { DiskStats } from './disk-stats';
+import type { HandleTable } from './handles';
+import type { LiveSizes } from './live-sizes';
+import type { ProviderPool } from './replicas';
+import type { Resolver } from './resolver';
+import type { UploadQueue } from './upload-queue';
+import type { VfsHome } from './vfs-home';
+
+/**
+ * The state of the VFS its writers share (VfsCore is one): the writers (local, staged, remote)
+ * take this instead of VfsCore, so the core and its writers do not import each other.
+ */
+export interface WriterHost {
+  readonly home: VfsHome;
+  readonly resolver: Resolver;
+  readonly providers: ProviderPool;
+  readonly handles: HandleTable;
+  /** Sizes of files open for writing, shared by every writer. */
+  readonly live: LiveSizes;
+  /** Owners, link counts and times of local entries, as their disk last said. */
+  readonly disk: DiskStats;
+  readonly hashPool: HashPool;
+  /** The staged writer's upload queue, and dropping a path's staged state (the local writer replaces it). */
+  readonly staged: { readonly queue: UploadQueue; detach(path: string): void };
+}
