@@ -8,6 +8,7 @@ import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
+import type { Provider } from '../core/provider';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
 import { startWebdav, type WebdavServer } from '../mount/webdav/server';
@@ -62,15 +63,16 @@ function inside(child: string, parent: string): boolean {
  * its own mount, which deadlocks in the kernel). Throws FsError EINVAL/EIO.
  */
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  const providers = providerOpener(home);
   if (opts.mountpoint) {
     const mp = opts.mountpoint;
     if (inside(home.dir, mp) || inside(home.cacheDir, mp)) throw new FsError('EINVAL', `the mount point ${mp} contains the vdfs home ${home.dir}; pick another`);
     for (const loc of home.locations.list()) {
-      if (loc.kind === 'local' && (inside(loc.uri, mp) || inside(mp, loc.uri)))
+      if (hasLocalFiles(providers, loc) && (inside(loc.uri, mp) || inside(mp, loc.uri)))
         throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
     }
   }
-  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providerOpener(home) });
+  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
   let webdavFingerprint: string | undefined;
@@ -99,7 +101,8 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   }
   writeDaemonPid(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
-  const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
+  const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
+  const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (local(loc)) watcher.watchLocation(loc); });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
@@ -108,7 +111,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const periodic = interval > 0
     ? setInterval(() => {
         for (const loc of home.locations.list()) {
-          if (loc.kind === 'local' && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+          if (local(loc) && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
         }
       }, interval * 1000)
     : undefined;
@@ -119,14 +122,14 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const remotePoll = remoteInterval > 0
     ? setInterval(() => {
         for (const loc of home.locations.list()) {
-          if (loc.kind === 's3' || loc.kind === 'gdrive') void rescan(loc).catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'));
+          if (polled(vfs, loc)) void rescan(loc).catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'));
         }
       }, remoteInterval * 1000)
     : undefined;
   remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
   for (const loc of home.locations.list()) {
-    if (loc.kind === 'local') {
+    if (local(loc)) {
       void rescan(loc).then(
         () => opts.log.info({ location: loc.name }, 'start-up rescan done'),
         (err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
@@ -157,6 +160,28 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   };
 }
 
+/** Whether the location's source is files on this machine (capabilities, not the kind); false when it cannot be opened. */
+function hasLocalFiles(open: (loc: Location) => Provider, loc: Location): boolean {
+  let p: Provider;
+  try {
+    p = open(loc);
+  } catch {
+    return false;
+  }
+  void p.close().catch(() => undefined); // opened for this check only
+  return p.features.localFiles;
+}
+
+/** A cloud location whose listing the daemon polls (no inotify there); false when it cannot be opened. */
+function polled(vfs: VfsCore, loc: Location): boolean {
+  try {
+    const p = vfs.providers.get(loc);
+    return !p.features.localFiles && isListable(p);
+  } catch {
+    return false;
+  }
+}
+
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
 async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<void> {
   let release: () => void;
@@ -168,11 +193,9 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<
   const pool = new HashPool(1);
   try {
     const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
-    if (loc.kind === 'local') await scanLocalLocation(ctx, loc, loc.uri);
-    else {
-      const provider = vfs.providers.get(loc);
-      if (isListable(provider)) await scanRemoteLocation(ctx, loc, provider);
-    }
+    const provider = vfs.providers.get(loc);
+    if (provider.features.localFiles) await scanLocalLocation(ctx, loc, loc.uri);
+    else if (isListable(provider)) await scanRemoteLocation(ctx, loc, provider);
   } finally {
     vfs.resolver.invalidate();
     await pool.close();

@@ -31,8 +31,8 @@ export class LocalWriter {
 
   /** Local-disk targets only: other kinds go through the staged writer. */
   private target(path: string, what: string): Target {
-    const t = resolveTarget(this.home, path, what);
-    if (t.location.kind !== 'local') throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
+    const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
     return t;
   }
 

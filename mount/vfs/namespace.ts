@@ -34,7 +34,7 @@ export function resolveVirtual(home: VfsHome, vpath: string): Resolved {
   const loc = home.locations.find(location);
   if (!loc) throw new FsError('ENOENT', `${vpath}: no location named ${JSON.stringify(location)}`);
   // vdfs's own state (home, cache, staging) inside a location is not part of it.
-  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
+  if (home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
   const entry = home.entries.resolve(loc.id, rel);
   if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index${loc.lastScan ? '' : ` (location ${loc.name} was never scanned: vdfs scan ${loc.name})`}`);
   return { kind: 'entry', location: loc, entry, rel };

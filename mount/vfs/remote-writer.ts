@@ -18,7 +18,7 @@ export class RemoteWriter {
   }
 
   private target(path: string, what: string): Target {
-    return resolveTarget(this.home, path, what);
+    return resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
   }
 
   private dirFields(): EntryFields {

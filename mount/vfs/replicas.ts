@@ -66,7 +66,7 @@ export class Replicas {
       .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size, id: e.id }))
       // An entry left in the index under a vdfs state folder (until the next scan removes it)
       // is no replica: /.vdfs/by-hash must not read the home through it.
-      .filter((r) => r.loc.kind !== 'local' || !this.home.hidden.hides(r.loc.uri, r.rel))
+      .filter((r) => !this.home.hidden.hides(r.loc.uri, r.rel))
       .sort((a, b) => (KIND_RANK[a.loc.kind] ?? 9) - (KIND_RANK[b.loc.kind] ?? 9) || Number(b.loc.online) - Number(a.loc.online));
   }
 

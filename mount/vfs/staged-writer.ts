@@ -51,7 +51,7 @@ export class StagedWriter {
 
   /** Opens a private copy: of the pending staged bytes, else of the source's content (unless truncating). */
   async openForWrite(path: string, flags: OpenFlags): Promise<StagedHandle> {
-    const t = resolveTarget(this.home, path, 'open');
+    const t = resolveTarget(this.home, path, 'open', (l) => this.core.featuresOf(l));
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (t.existing && t.existing.type !== 'file') throw new FsError('EPERM', `${path} is not a regular file`);
     if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);

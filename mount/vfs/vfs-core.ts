@@ -18,7 +18,8 @@ import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from '.
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
-import { isStaged, WRITABLE_REMOTE_KINDS } from './targets';
+import { isStaged, isWritableRemote } from './targets';
+import type { ProviderFeatures } from '../../core/provider';
 import { RemoteWriter } from './remote-writer';
 import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
@@ -38,6 +39,7 @@ function msTime(ms: number): { sec: number; nsec: number } {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
 
 /** fs.read on the raw descriptor: the hot path of every FUSE read, without FileHandle's extra layer. */
 function pread(fd: number, buf: Buffer, at: number, position: number): Promise<number> {
@@ -87,11 +89,28 @@ export class VfsCore implements KernelVfs {
     if (opts.uploads) queue.start();
   }
 
+  /**
+   * What the location's provider supports: capabilities decide, never the kind string. A kind
+   * this build cannot open supports nothing (its reads fail with the opener's error).
+   */
+  featuresOf(loc: Location): ProviderFeatures {
+    try {
+      return this.providers.get(loc).features;
+    } catch {
+      return NO_FEATURES;
+    }
+  }
+
+  /** Has real files on this machine (the fast path reads and writes them directly). */
+  private isLocal(loc: Location): boolean {
+    return this.featuresOf(loc).localFiles;
+  }
+
   /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
   private stagedLocation(path: string): boolean {
     const name = splitVirtual(path).location;
     const loc = name ? this.home.locations.find(name) : undefined;
-    return !!loc && isStaged(loc);
+    return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
   private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
@@ -119,7 +138,7 @@ export class VfsCore implements KernelVfs {
 
   /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
   private async diskStat(loc: Location, entry: Entry, rel: string): Promise<DiskStat | undefined> {
-    if (loc.kind !== 'local') return undefined;
+    if (!this.isLocal(loc)) return undefined;
     const known = this.disk.get(entry.id);
     if (known) return known;
     try {
@@ -162,7 +181,7 @@ export class VfsCore implements KernelVfs {
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
-    const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
+    const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
       const childPath = `${base}/${child.name}`;
@@ -190,7 +209,7 @@ export class VfsCore implements KernelVfs {
     }
     if (r.entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.entry.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink`);
-    if (isStaged(r.location)) {
+    if (isStaged(r.location, this.featuresOf(r.location))) {
       const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
       if (pending) return this.handles.add(pending);
     }
@@ -206,7 +225,7 @@ export class VfsCore implements KernelVfs {
 
   /** The real file, when its location is local and reachable; undefined when it is not. */
   private async openLocal(path: string, loc: Location, entry: Entry, rel: string): Promise<LocalHandle | undefined> {
-    if (loc.kind !== 'local') return undefined;
+    if (!this.isLocal(loc)) return undefined;
     const provider = this.providers.get(loc);
     try {
       // No symlink followed on the way (a directory swapped for a link after the scan).
@@ -240,7 +259,7 @@ export class VfsCore implements KernelVfs {
    * was unreachable) or a kind this build cannot open.
    */
   private versionReader(loc: Location, entry: Entry, rel: string, path: string): VersionReader | undefined {
-    if (loc.kind === 'local' || !entry.version) return undefined;
+    if (!entry.version || this.isLocal(loc)) return undefined;
     try {
       this.providers.get(loc);
     } catch {
@@ -436,7 +455,7 @@ export class VfsCore implements KernelVfs {
   private isRemote(path: string): boolean {
     const name = splitVirtual(path).location;
     const loc = name ? this.home.locations.find(name) : undefined;
-    return !!loc && WRITABLE_REMOTE_KINDS.has(loc.kind);
+    return !!loc && isWritableRemote(this.featuresOf(loc));
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -462,7 +481,7 @@ export class VfsCore implements KernelVfs {
     let dir = this.home.dir;
     try {
       const r = this.resolve(path);
-      if (r.kind === 'entry' && r.location.kind === 'local') dir = r.location.uri;
+      if (r.kind === 'entry' && this.isLocal(r.location)) dir = r.location.uri;
     } catch { /* statfs of the home for anything not resolvable */ }
     const s = await fsp.statfs(dir).catch(() => fsp.statfs(this.home.dir));
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 };

@@ -6,6 +6,8 @@ import type { ProviderPool } from './replicas';
 import type { Resolver } from './resolver';
 import type { UploadQueue } from './upload-queue';
 import type { VfsHome } from './vfs-home';
+import type { Location } from '../../index/locations';
+import type { ProviderFeatures } from '../../core/provider';
 
 /**
  * The state of the VFS its writers share (VfsCore is one): the writers (local, staged, remote)
@@ -21,6 +23,8 @@ export interface WriterHost {
   /** Owners, link counts and times of local entries, as their disk last said. */
   readonly disk: DiskStats;
   readonly hashPool: HashPool;
+  /** What the location's provider supports (nothing for a kind this build cannot open); never throws. */
+  featuresOf(loc: Location): ProviderFeatures;
   /** The staged writer's upload queue, and dropping a path's staged state (the local writer replaces it). */
   readonly staged: { readonly queue: UploadQueue; detach(path: string): void };
 }
