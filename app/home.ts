@@ -7,6 +7,7 @@ import { BlobStore } from '../index/blobs';
 import { openDb, type Db } from '../index/db';
 import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
+import { NodeStore } from '../index/nodes';
 import { HiddenRels } from '../index/state-paths';
 import { ensurePrivateDir, ensurePrivateFile } from '../core/private-files';
 import { writeFileDurable } from '../core/durable-file';
@@ -76,7 +77,9 @@ export class Home {
 
   /** This node's id (SHA-256 of its certificate once keys exist). */
   get nodeId(): string {
-    return (this.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string }).id;
+    const id = new NodeStore(this.db).selfId();
+    if (id === undefined) throw new FsError('EIO', `${this.dir}: the index has no self node row (run vdfs init)`);
+    return id;
   }
 
   static isInitialised(dir: string): boolean {
@@ -103,9 +106,7 @@ export class Home {
       writeFileDurable(cfgFile, JSON.stringify({ ...cfg, name }, null, 2) + '\n');
     }
     const home = new Home(dir);
-    const self = home.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get();
-    if (!self) home.db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(randomBytes(32).toString('hex'), home.config.name);
-    else home.db.prepare('UPDATE nodes SET name = ? WHERE is_self = 1').run(home.config.name);
+    new NodeStore(home.db).ensureSelf(randomBytes(32).toString('hex'), home.config.name);
     return { home, created };
   }
 

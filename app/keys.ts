@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { generate as Generate } from 'selfsigned';
 import { FsError } from '../core/fs-error';
 import type { Db } from '../index/db';
+import { NodeStore } from '../index/nodes';
 import { writeFileDurable } from '../core/durable-file';
 import { fingerprintOfPem, type NodeKeys } from '../core/node-identity';
 
@@ -59,8 +60,6 @@ export async function ensureKeys(homeDir: string, db: Db, name: string): Promise
     }
     keys = { key: pems.private, cert: pems.cert, id: fingerprintOfPem(pems.cert) };
   }
-  const self = db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string } | undefined;
-  if (!self) db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(keys.id, name);
-  else if (self.id !== keys.id) db.prepare('UPDATE nodes SET id = ? WHERE is_self = 1').run(keys.id);
+  new NodeStore(db).setSelfId(keys.id, name);
   return keys;
 }

@@ -82,6 +82,10 @@ export function setMeta(db: Db, key: string, value: string): void {
   db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
 }
 
+export function deleteMeta(db: Db, key: string): void {
+  db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+}
+
 // Connections with relaxed commits (synchronous=NORMAL) that no FULL commit has covered yet.
 const unsynced = new WeakSet<Db>();
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { setMeta, getMeta } from '../../index/db';
+import { deleteMeta, setMeta, getMeta } from '../../index/db';
 import type { Home } from '../home';
 import { readKeys } from '../keys';
 import { FsError } from '../../core/fs-error';
@@ -35,7 +35,7 @@ export async function startPeerServices(home: Home, opts: { listen?: { host: str
       await server?.close();
       try {
         const cur = getMeta(home.db, SERVER_KEY);
-        if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) home.db.prepare('DELETE FROM meta WHERE key = ?').run(SERVER_KEY);
+        if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) deleteMeta(home.db, SERVER_KEY);
       } catch { /* the index may be closing */ }
     },
   };

@@ -1,5 +1,6 @@
 import type { Location } from '../../index/locations';
 import { VerifiedStore } from '../../index/verified';
+import { NodeStore } from '../../index/nodes';
 import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../core/provider';
 import type { VfsHome } from './vfs-home';
@@ -87,7 +88,7 @@ export class Replicas {
   }
 
   list(hash: string): ReplicaInfo[] {
-    const nodes = new Map((this.home.db.prepare('SELECT id, name FROM nodes').all() as { id: string; name: string }[]).map((n) => [n.id, n.name]));
+    const nodes = new NodeStore(this.home.db).names();
     const now = new Date().toISOString();
     return this.entriesOf(hash).map(({ loc, rel, id }) => {
       const v = this.verified.get(id, hash);
