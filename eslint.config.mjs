@@ -20,8 +20,6 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'warn',
       // `catch {}` with a comment saying why is the project's style for best-effort cleanup.
       'no-empty': ['error', { allowEmptyCatch: true }],
-      // Paths and names are checked for control characters on purpose (paths.ts, xml.ts).
-      'no-control-regex': 'off',
       'no-constant-condition': ['error', { checkLoops: false }],
       'prefer-const': 'error',
       eqeqeq: ['error', 'always', { null: 'ignore' }],

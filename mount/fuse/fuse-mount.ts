@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
 import type { KernelVfs } from '../vfs/types';
 import { fuseOps } from './fuse-ops';
