@@ -95,16 +95,27 @@ export class Fsck {
     return rep;
   }
 
+  /** Whether the location's provider has real files here (capabilities, not the kind); false when it cannot be opened. */
+  private isLocal(loc: Location): boolean {
+    try {
+      return this.providers.get(loc).features.localFiles;
+    } catch {
+      return false;
+    }
+  }
+
   private async checkOne(loc: Location, e: Entry, rel: string): Promise<FsckItem> {
     const path = virtualPath(loc.name, rel);
-    const found = loc.kind === 'local' ? await this.readLocal(loc, e, rel) : await this.readRemote(loc, e, rel);
+    // Files on this machine are read and repaired in place; other sources are read through their provider.
+    const local = this.isLocal(loc);
+    const found = local ? await this.readLocal(loc, e, rel) : await this.readRemote(loc, e, rel);
     if (found.status === 'ok') {
       this.verified.record(e.id, e.hash!, true);
       return { path, status: 'ok', repaired: false };
     }
     if (found.status === 'rot') this.verified.record(e.id, e.hash!, false);
     const item: FsckItem = { path, status: found.status, repaired: false, detail: found.detail };
-    if (this.opts.repair && loc.kind === 'local' && (found.status === 'rot' || found.status === 'missing')) {
+    if (this.opts.repair && local && (found.status === 'rot' || found.status === 'missing')) {
       try {
         const outcome = await this.repairLocal(loc, e, rel, found.status === 'rot' ? found.version! : null);
         if (outcome === 'changed') return { path, status: 'changed', repaired: false, detail: 'changed while fsck ran: an edit, left alone (rescan it)' };
