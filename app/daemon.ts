@@ -11,6 +11,7 @@ import type { Location } from '../index/locations';
 import type { Provider } from '../core/provider';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
+import { publishSwallowed } from './error-report';
 import { startWebdav, type WebdavServer } from '../mount/webdav/server';
 import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
@@ -100,6 +101,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     throw err;
   }
   writeDaemonPid(home.dir);
+  const stopPublishing = publishSwallowed(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
   const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (local(loc)) watcher.watchLocation(loc); });
@@ -153,6 +155,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
+        stopPublishing();
         removeDaemonPid(home.dir);
       })();
       return stopping;

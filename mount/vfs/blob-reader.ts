@@ -1,5 +1,5 @@
 import { blake3Hex } from '../../cache/checksum';
-import { FsError, toFsError } from '../../core/fs-error';
+import { describeError, FsError, toFsError } from '../../core/fs-error';
 import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
 import type { ReplicaSource } from './replica-source';
@@ -89,7 +89,7 @@ export class BlobReader extends BlockReader {
       } catch (err) {
         const fe = toFsError(err, src.label);
         if (fe.code !== 'EHOSTDOWN') allDown = false;
-        failures.push(fe.message);
+        failures.push(describeError(fe));
       }
     }
     if (failures.length === 0) throw new FsError('EHOSTDOWN', `no reachable replica of ${this.blob.hash.slice(0, 16)}`);

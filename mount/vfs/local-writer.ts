@@ -1,5 +1,6 @@
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../../core/fs-error';
+import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
@@ -102,7 +103,7 @@ export class LocalWriter {
       if (id === except) continue;
       const e = this.home.entries.get(id);
       if (!e || e.locationId !== loc.id) { this.core.disk.delete(id); continue; }
-      await this.refresh(loc, this.home.entries.pathOf(id), false).catch(() => undefined);
+      await this.refresh(loc, this.home.entries.pathOf(id), false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing another name of a file', err, { location: loc.name }, 'debug'));
     }
   }
 
@@ -112,12 +113,12 @@ export class LocalWriter {
    */
   async refreshParent(loc: Location, rel: string): Promise<void> {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    await this.refresh(loc, parentRel, false).catch(() => undefined);
+    await this.refresh(loc, parentRel, false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'));
   }
 
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
   noteExternalChange(loc: Location, rel: string): void {
-    void this.refresh(loc, rel).catch(() => undefined);
+    void this.refresh(loc, rel).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a changed file', err, { location: loc.name, path: rel }));
   }
 
   private rehash(loc: Location, rel: string): void {
@@ -138,7 +139,9 @@ export class LocalWriter {
         });
         this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
       })
-      .catch(() => undefined) // vanished or unreadable: the next scan reports it
+      // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
+      // the file without a hash until the next scan, so it is logged and counted.
+      .catch((err: FsError) => noteSwallowed(this.core.log, 'local writer: re-hash after close', err, { location: loc.name, path: rel }, err?.code === 'ENOENT' ? 'debug' : 'warn'))
       .finally(() => this.rehashing.delete(key));
   }
 

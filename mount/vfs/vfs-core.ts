@@ -89,6 +89,11 @@ export class VfsCore implements KernelVfs {
     if (opts.uploads) queue.start();
   }
 
+  /** The daemon's logger (undefined in-process without one): for failures handled off the caller's path. */
+  get log(): Logger | undefined {
+    return this.opts.log;
+  }
+
   /**
    * What the location's provider supports: capabilities decide, never the kind string. A kind
    * this build cannot open supports nothing (its reads fail with the opener's error).

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { HashPool } from '../../index/hash-pool';
 import type { DiskStats } from './disk-stats';
 import type { HandleTable } from './handles';
@@ -23,6 +24,8 @@ export interface WriterHost {
   /** Owners, link counts and times of local entries, as their disk last said. */
   readonly disk: DiskStats;
   readonly hashPool: HashPool;
+  /** The daemon's logger (undefined in-process without one): for failures handled off the caller's path. */
+  readonly log: Logger | undefined;
   /** What the location's provider supports (nothing for a kind this build cannot open); never throws. */
   featuresOf(loc: Location): ProviderFeatures;
   /** The staged writer's upload queue, and dropping a path's staged state (the local writer replaces it). */
