@@ -29,7 +29,7 @@ import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
 import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
-import { fallocateFd } from './posix-calls';
+import { fallocateFd, installNativeDirOpener } from './posix-calls';
 import { withParent } from '../../core/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
@@ -78,6 +78,7 @@ export class VfsCore implements KernelVfs {
   readonly hashPool = new HashPool(1);
 
   constructor(readonly home: VfsHome, private readonly opts: VfsCoreOptions) {
+    installNativeDirOpener();
     this.providers = new ProviderPool(opts.openProvider);
     this.resolver = new Resolver(home);
     const pinned = new PinnedArea(home.cacheDir);
@@ -514,6 +515,7 @@ export class VfsCore implements KernelVfs {
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
+    this.writer.commitHashes();
     await this.hashPool.close();
     await this.providers.close();
   }
