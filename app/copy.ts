@@ -66,7 +66,7 @@ export class Copier {
       throw new FsError('EEXIST', `${to} already exists with other content; pick another folder (--to ${target.name}:DIR)`);
     }
     const sources = this.replicas.sources(e.hash);
-    const provider = this.providers.get(target, { homeDir: this.home.dir, db: this.home.db });
+    const provider = this.providers.get(target);
     const sameSource = provider.copyFile ? this.home.entries.byHash(e.hash).find((x) => x.locationId === target.id && x.type === 'file' && x.version) : undefined;
     report.source = sameSource ? virtualPath(target.name, this.home.entries.pathOf(sameSource.id)) : sources[0]?.label ?? null;
     report.serverSide = !!sameSource;
@@ -180,7 +180,7 @@ export class Copier {
 
   /** Creates (through the provider) and indexes the folders leading to `rel`. */
   private async ensureDirs(target: Location, rel: string): Promise<void> {
-    const provider = this.providers.get(target, { homeDir: this.home.dir, db: this.home.db });
+    const provider = this.providers.get(target);
     const parts = splitPath(rel).slice(0, -1);
     let cur = '';
     for (const name of parts) {

@@ -8,6 +8,7 @@ import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
+import type { Provider } from '../core/provider';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
 import { publishSwallowed } from './error-report';
@@ -15,6 +16,7 @@ import { startWebdav, type WebdavServer } from '../mount/webdav/server';
 import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
 import { createVfs } from '../mount/vfs';
+import { providerOpener } from './provider-registry';
 import { renderStatusPage, STATUS_PAGE_CSP } from './status-page';
 import type { OpenedBlockStore } from './block-store';
 import type { BlockStore } from '../mount/vfs/blob-reader';
@@ -67,15 +69,16 @@ const REMOTE_TICK_MS = 1000;
 const S3_SECONDS_PER_PAGE = 10;
 
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  const providers = providerOpener(home);
   if (opts.mountpoint) {
     const mp = opts.mountpoint;
     if (inside(home.dir, mp) || inside(home.cacheDir, mp)) throw new FsError('EINVAL', `the mount point ${mp} contains the vdfs home ${home.dir}; pick another`);
     for (const loc of home.locations.list()) {
-      if (loc.kind === 'local' && (inside(loc.uri, mp) || inside(mp, loc.uri)))
+      if (hasLocalFiles(providers, loc) && (inside(loc.uri, mp) || inside(mp, loc.uri)))
         throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
     }
   }
-  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true });
+  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });
   let fuse: FuseMount | undefined;
   let webdav: WebdavServer | undefined;
   let webdavFingerprint: string | undefined;
@@ -105,7 +108,8 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   writeDaemonPid(home.dir);
   const stopPublishing = publishSwallowed(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
-  const rescan = (loc: Location, onListed?: (files: number) => void) => rescanLocation(home, vfs, loc, onListed).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
+  const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
+  const rescan = (loc: Location, onListed?: (files: number) => void) => rescanLocation(home, vfs, loc, onListed).then(() => { if (local(loc)) watcher.watchLocation(loc); });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
@@ -114,7 +118,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const periodic = interval > 0
     ? setInterval(() => {
         for (const loc of home.locations.list()) {
-          if (loc.kind === 'local' && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+          if (local(loc) && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
         }
       }, interval * 1000)
     : undefined;
@@ -132,7 +136,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     ? setInterval(() => {
         const now = Date.now();
         for (const loc of home.locations.list()) {
-          if (loc.kind !== 's3' && loc.kind !== 'gdrive') continue;
+          if (!polled(vfs, loc)) continue;
           if (pollEvery(loc, 0) <= 0 || (nextPoll.get(loc.id) ?? 0) > now) continue;
           nextPoll.set(loc.id, Infinity); // one poll at a time per location
           let files = 0;
@@ -145,7 +149,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
   for (const loc of home.locations.list()) {
-    if (loc.kind === 'local') {
+    if (local(loc)) {
       void rescan(loc).then(
         () => opts.log.info({ location: loc.name }, 'start-up rescan done'),
         (err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
@@ -177,6 +181,28 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   };
 }
 
+/** Whether the location's source is files on this machine (capabilities, not the kind); false when it cannot be opened. */
+function hasLocalFiles(open: (loc: Location) => Provider, loc: Location): boolean {
+  let p: Provider;
+  try {
+    p = open(loc);
+  } catch {
+    return false;
+  }
+  void p.close().catch(() => undefined); // opened for this check only
+  return p.features.localFiles;
+}
+
+/** A cloud location whose listing the daemon polls (no inotify there); false when it cannot be opened. */
+function polled(vfs: VfsCore, loc: Location): boolean {
+  try {
+    const p = vfs.providers.get(loc);
+    return !p.features.localFiles && isListable(p);
+  } catch {
+    return false;
+  }
+}
+
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
 async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?: (files: number) => void): Promise<void> {
   let release: () => void;
@@ -188,11 +214,9 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
   const pool = new HashPool(1);
   try {
     const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
-    if (loc.kind === 'local') await scanLocalLocation(ctx, loc, loc.uri);
-    else {
-      const provider = vfs.providers.get(loc);
-      if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);
-    }
+    const provider = vfs.providers.get(loc);
+    if (provider.features.localFiles) await scanLocalLocation(ctx, loc, loc.uri);
+    else if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);
   } finally {
     vfs.resolver.invalidate();
     await pool.close();

@@ -7,7 +7,7 @@ import type { Location } from '../index/locations';
 import { filesUnder } from '../index/subtree';
 import { VerifiedStore } from '../index/verified';
 import { FsError, toFsError } from '../core/fs-error';
-import { localVersion } from '../providers/local/local-provider';
+import { localVersion } from '../core/local-stat';
 import type { Home } from './home';
 import { virtualPath } from '../mount/vfs/namespace';
 import type { ProviderPool, Replicas } from '../mount/vfs/replicas';
@@ -95,16 +95,27 @@ export class Fsck {
     return rep;
   }
 
+  /** Whether the location's provider has real files here (capabilities, not the kind); false when it cannot be opened. */
+  private isLocal(loc: Location): boolean {
+    try {
+      return this.providers.get(loc).features.localFiles;
+    } catch {
+      return false;
+    }
+  }
+
   private async checkOne(loc: Location, e: Entry, rel: string): Promise<FsckItem> {
     const path = virtualPath(loc.name, rel);
-    const found = loc.kind === 'local' ? await this.readLocal(loc, e, rel) : await this.readRemote(loc, e, rel);
+    // Files on this machine are read and repaired in place; other sources are read through their provider.
+    const local = this.isLocal(loc);
+    const found = local ? await this.readLocal(loc, e, rel) : await this.readRemote(loc, e, rel);
     if (found.status === 'ok') {
       this.verified.record(e.id, e.hash!, true);
       return { path, status: 'ok', repaired: false };
     }
     if (found.status === 'rot') this.verified.record(e.id, e.hash!, false);
     const item: FsckItem = { path, status: found.status, repaired: false, detail: found.detail };
-    if (this.opts.repair && loc.kind === 'local' && (found.status === 'rot' || found.status === 'missing')) {
+    if (this.opts.repair && local && (found.status === 'rot' || found.status === 'missing')) {
       try {
         const outcome = await this.repairLocal(loc, e, rel, found.status === 'rot' ? found.version! : null);
         if (outcome === 'changed') return { path, status: 'changed', repaired: false, detail: 'changed while fsck ran: an edit, left alone (rescan it)' };
@@ -164,7 +175,7 @@ export class Fsck {
   private async readRemote(loc: Location, e: Entry, rel: string): Promise<Found> {
     const h = new Blake3Hasher();
     try {
-      const p = this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db });
+      const p = this.providers.get(loc);
       for (let at = 0; at < e.size; at += CHUNK) {
         const b = await p.readRange(rel, at, Math.min(CHUNK, e.size - at), { version: e.version ?? undefined });
         h.update(b);

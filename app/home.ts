@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import { FsError } from '../core/fs-error';
@@ -7,11 +7,13 @@ import { BlobStore } from '../index/blobs';
 import { openDb, type Db } from '../index/db';
 import { EntryStore } from '../index/entries';
 import { LocationStore } from '../index/locations';
+import { NodeStore } from '../index/nodes';
 import { HiddenRels } from '../index/state-paths';
 import { ensurePrivateDir, ensurePrivateFile } from '../core/private-files';
+import { writeFileDurable } from '../core/durable-file';
 import { defaultConfig, type Config } from './config';
-import { ensureKeys, type NodeKeys } from './keys';
-import { setGdriveHome } from '../providers/gdrive/gdrive-tokens';
+import { ensureKeys } from './keys';
+import type { NodeKeys } from '../core/node-identity';
 
 /** Where the home is: --home, then VDFS_HOME, then $XDG_DATA_HOME/vdfs, then ~/.local/share/vdfs. */
 export function resolveHomeDir(explicit?: string): string {
@@ -19,19 +21,6 @@ export function resolveHomeDir(explicit?: string): string {
   if (process.env.VDFS_HOME) return process.env.VDFS_HOME;
   const xdg = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
   return join(xdg, 'vdfs');
-}
-
-/** Writes a file atomically and durably: temp file, fsync, rename. */
-export function writeFileDurable(file: string, data: string, mode = 0o600): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
 }
 
 /**
@@ -57,7 +46,6 @@ export class Home {
   config: Config;
 
   private constructor(readonly dir: string) {
-    setGdriveHome(dir); // Drive providers find their tokens here (they are opened without the home)
     tightenHome(dir);
     this.config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     this.config = { ...defaultConfig(this.config.name), ...this.config };
@@ -89,7 +77,9 @@ export class Home {
 
   /** This node's id (SHA-256 of its certificate once keys exist). */
   get nodeId(): string {
-    return (this.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string }).id;
+    const id = new NodeStore(this.db).selfId();
+    if (id === undefined) throw new FsError('EIO', `${this.dir}: the index has no self node row (run vdfs init)`);
+    return id;
   }
 
   static isInitialised(dir: string): boolean {
@@ -116,9 +106,7 @@ export class Home {
       writeFileDurable(cfgFile, JSON.stringify({ ...cfg, name }, null, 2) + '\n');
     }
     const home = new Home(dir);
-    const self = home.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get();
-    if (!self) home.db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(randomBytes(32).toString('hex'), home.config.name);
-    else home.db.prepare('UPDATE nodes SET name = ? WHERE is_self = 1').run(home.config.name);
+    new NodeStore(home.db).ensureSelf(randomBytes(32).toString('hex'), home.config.name);
     return { home, created };
   }
 

@@ -1,43 +1,15 @@
-import { createHash, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { generate as Generate } from 'selfsigned';
 import { FsError } from '../core/fs-error';
 import type { Db } from '../index/db';
-import { writeFileDurable } from './home';
-
-/** This node's TLS identity: the key, the self-signed certificate and its fingerprint (the node id). */
-export interface NodeKeys {
-  /** PEM private key. */
-  key: string;
-  /** PEM certificate. */
-  cert: string;
-  /** SHA-256 of the certificate's DER, lower-case hex: the node id. */
-  id: string;
-}
+import { NodeStore } from '../index/nodes';
+import { writeFileDurable } from '../core/durable-file';
+import { fingerprintOfPem, type NodeKeys } from '../core/node-identity';
 
 const KEY_FILE = 'node.key';
 
 const CERT_FILE = 'node.crt';
-
-/** SHA-256 (lower-case hex) of a certificate's DER bytes. */
-export function fingerprintOfDer(der: Buffer): string {
-  return createHash('sha256').update(der).digest('hex');
-}
-
-/** The node id of a PEM certificate. Throws EINVAL when it is not one. */
-export function fingerprintOfPem(pem: string): string {
-  try {
-    return fingerprintOfDer(new X509Certificate(pem).raw);
-  } catch (err) {
-    throw new FsError('EINVAL', `not a certificate: ${(err as Error).message}`, err);
-  }
-}
-
-/** The short, human form of a node id: the first 16 hex digits in groups of four. */
-export function shortId(id: string): string {
-  return id.slice(0, 16).match(/.{4}/g)!.join('-');
-}
 
 /** Reads the keys of a home, or undefined when it has none yet. Throws EIO for unreadable or broken files. */
 export function readKeys(homeDir: string): NodeKeys | undefined {
@@ -88,8 +60,6 @@ export async function ensureKeys(homeDir: string, db: Db, name: string): Promise
     }
     keys = { key: pems.private, cert: pems.cert, id: fingerprintOfPem(pems.cert) };
   }
-  const self = db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string } | undefined;
-  if (!self) db.prepare('INSERT INTO nodes (id, name, is_self) VALUES (?, ?, 1)').run(keys.id, name);
-  else if (self.id !== keys.id) db.prepare('UPDATE nodes SET id = ? WHERE is_self = 1').run(keys.id);
+  new NodeStore(db).setSelfId(keys.id, name);
   return keys;
 }

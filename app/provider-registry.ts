@@ -6,7 +6,11 @@ import { LocalProvider } from '../providers/local/local-provider';
 import type { Provider } from '../core/provider';
 import { formatS3Uri, parseS3Uri } from '../providers/s3/s3-uri';
 import { parseGdriveUri } from '../providers/gdrive/gdrive-uri';
-import { PeerProvider, parsePeerUri, type PeerProviderContext } from '../providers/peer/peer-provider';
+import { PeerProvider, parsePeerUri } from '../providers/peer/peer-provider';
+import type { Db } from '../index/db';
+import type { EntryStore } from '../index/entries';
+import { PeerStore } from '../index/peer-store';
+import { readKeys } from './keys';
 
 export interface ParsedUri {
   kind: LocationKind;
@@ -52,11 +56,23 @@ export function checkNewLocation(p: ParsedUri): void {
   if (!st.isDirectory()) throw new FsError('ENOTDIR', `${p.uri} is not a directory`);
 }
 
-/** What some providers need from the home (a peer provider: keys, paired nodes, the replicated tree). */
-export type ProviderContext = PeerProviderContext;
+/**
+ * The opened home, as far as providers need it (app/home.ts `Home` is one): a Drive provider
+ * keeps its tokens and listing snapshots in `dir`; a peer provider reads the keys from `dir`,
+ * the owner's address from `db` and the replicated tree from `entries`. Each provider gets only
+ * its part, as a context object, and never looks for the home itself.
+ */
+export interface ProviderContext {
+  readonly dir: string;
+  readonly db: Db;
+  readonly entries: EntryStore;
+}
 
-/** The provider behind a location. Throws ENOTSUP for kinds this build cannot open (or a peer location without `ctx`). */
-export function openProvider(loc: { id?: number; kind: LocationKind; uri: string; readonly: boolean; ownerNode?: string }, ctx?: ProviderContext): Provider {
+/** A location as openProvider needs it. */
+export type OpenableLocation = { id?: number; kind: LocationKind; uri: string; readonly: boolean; ownerNode?: string };
+
+/** The provider behind a location. Throws ENOTSUP for kinds this build cannot open. */
+export function openProvider(loc: OpenableLocation, ctx: ProviderContext): Provider {
   switch (loc.kind) {
     case 'local':
       return new LocalProvider(loc.uri, loc.readonly);
@@ -68,12 +84,18 @@ export function openProvider(loc: { id?: number; kind: LocationKind; uri: string
     }
     case 'gdrive': {
       const { GdriveProvider } = require('../providers/gdrive/gdrive-provider') as typeof import('../providers/gdrive/gdrive-provider');
-      return new GdriveProvider(parseGdriveUri(loc.uri), { readonly: loc.readonly });
+      return new GdriveProvider(parseGdriveUri(loc.uri), { readonly: loc.readonly, homeDir: ctx.dir });
     }
-    case 'peer':
-      if (!ctx) throw new FsError('ENOTSUP', `${loc.uri}: a peer location needs the home to be opened`);
-      return new PeerProvider(loc, ctx);
+    case 'peer': {
+      const peers = new PeerStore(ctx.db);
+      return new PeerProvider(loc, { keys: () => readKeys(ctx.dir), peerAddresses: (id) => peers.addressesOf(id), tree: ctx.entries });
+    }
     default:
       throw new FsError('ENOTSUP', `${loc.kind} locations are not supported yet`);
   }
+}
+
+/** openProvider bound to one home: what the VFS's ProviderPool is given. */
+export function providerOpener(ctx: ProviderContext): (loc: OpenableLocation) => Provider {
+  return (loc) => openProvider(loc, ctx);
 }

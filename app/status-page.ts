@@ -1,9 +1,9 @@
 import { PeerStore } from '../index/peer-store';
 import { formatSize } from './config';
 import type { Home } from './home';
-import type { Pins } from './pins';
+import type { Pins } from '../mount/vfs/pins';
 import { esc } from '../mount/webdav/html-listing';
-import { statusReport } from '../mount/cli/commands-status';
+import { statusReport } from './status';
 
 /** The status page's own policy: a static page (sandboxed, no script), inline styles only. */
 export const STATUS_PAGE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";

@@ -71,7 +71,7 @@ export class LocationWatcher {
   }
 
   private locals(): Location[] {
-    return this.home.locations.list().filter((l) => l.kind === 'local');
+    return this.home.locations.list().filter((l) => this.vfs.featuresOf(l).localFiles);
   }
 
   /**

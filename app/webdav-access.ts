@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsError } from '../core/fs-error';
 import type { Home } from './home';
-import { writeFileDurable } from './home';
+import { writeFileDurable } from '../core/durable-file';
 import { ensureKeys } from './keys';
 import type { WebdavUser } from '../mount/webdav/auth';
 import type { WebdavCredential } from '../mount/webdav/authenticator';

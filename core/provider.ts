@@ -52,6 +52,11 @@ export interface ProviderFeatures {
   symlinks: boolean;
   /** Has real files on this machine that can be opened directly (see `realPath`). */
   localFiles: boolean;
+  /**
+   * `readRange` with `ReadOptions.version` refuses bytes of another version (S3 ETag, Drive
+   * version), so a small read can be served without its block's hash (docs/read-pipeline.md).
+   */
+  versionedReads?: boolean;
 }
 
 export interface ReadOptions {

@@ -82,6 +82,10 @@ export function setMeta(db: Db, key: string, value: string): void {
   db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
 }
 
+export function deleteMeta(db: Db, key: string): void {
+  db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+}
+
 // Connections with relaxed commits (synchronous=NORMAL) that no FULL commit has covered yet.
 const unsynced = new WeakSet<Db>();
 
@@ -124,4 +128,14 @@ export function syncIndex(db: Db): void {
   if (!unsynced.has(db)) return;
   unsynced.delete(db);
   setMeta(db, 'synced-at', String(Date.now()));
+}
+
+/**
+ * A cheap reader of SQLite's `data_version`: it changes whenever another connection (the
+ * scanner in another process, `vdfs location rm`) commits. Cache holders compare it on every
+ * use. The returned function throws SqliteError when the database is closed.
+ */
+export function dataVersionReader(db: Db): () => number {
+  const stmt = db.prepare('PRAGMA data_version').pluck();
+  return () => stmt.get() as number;
 }

@@ -47,6 +47,12 @@ export class PeerStore {
     return this.list().find((p) => p.id === id);
   }
 
+  /** The addresses of the paired node with this id (one row read, for every peer read), or undefined. */
+  addressesOf(id: string): string[] | undefined {
+    const r = this.db.prepare('SELECT addresses FROM nodes WHERE id = ? AND is_self = 0').get(id) as { addresses: string } | undefined;
+    return r ? (JSON.parse(r.addresses) as string[]) : undefined;
+  }
+
   /** A peer by name, full id, short id or id prefix (≥ 8 hex digits). Throws ENOENT, EINVAL when ambiguous. */
   find(ref: string): PeerNode {
     const peers = this.list();

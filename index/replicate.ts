@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { FsError } from '../core/fs-error';
 import { splitPath } from '../core/paths';
-import type { ChangesPage, SnapshotHeader, SnapshotLine, WireBlob, WireEntry } from '../providers/peer/protocol';
+import type { ChangesPage, SnapshotHeader, SnapshotLine, WireBlob, WireEntry } from '../core/peer-protocol';
 import { blockCount, HASH_BYTES, type BlobStore } from './blobs';
 import type { Db } from './db';
 

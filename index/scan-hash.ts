@@ -1,7 +1,7 @@
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import { toFsError, type FsError } from '../core/fs-error';
 import { withParent } from '../core/beneath';
-import { entryFromStats } from '../providers/local/local-provider';
+import { entryFromStats } from '../core/local-stat';
 import type { ProviderEntry } from '../core/provider';
 import type { Entry, EntryFields } from './entries';
 import type { FileHash } from './file-hash';

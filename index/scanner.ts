@@ -1,6 +1,6 @@
 import { statSync, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../core/fs-error';
-import { entryFromStats } from '../providers/local/local-provider';
+import { entryFromStats } from '../core/local-stat';
 import type { Entry } from './entries';
 import { IgnoreRules } from './ignore-rules';
 import type { Location } from './locations';

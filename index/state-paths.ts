@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 /**
  * vdfs's own state folders (the home, a separately configured cache.dir, staging/) must never
@@ -24,6 +24,7 @@ function real(p: string): string {
  * state folder is refused when it is added, not hidden whole). Throws nothing.
  */
 export function stateRelsIn(root: string, statePaths: readonly string[]): string[] {
+  if (!isAbsolute(root)) return []; // a cloud or peer location's URI: no local folder can be inside it
   const r = real(root);
   const out: string[] = [];
   for (const p of statePaths) {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { appendFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, vdfsOk } from './helpers/cli';
 
 interface Item { name: string; type: string; size: number; mtime: string; hash: string | null }
 interface Summary { files: number; dirs: number; bytes: number; hashed: number; unchanged: number; errors: number; seconds: number }

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNativeFuse } from '../mount/fuse/native-addon';
+import { loadNativeFuse } from '../core/native-addon';
 import { b3sum, tempDir, vdfsOk, until } from './helpers/cli';
 import { isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
 

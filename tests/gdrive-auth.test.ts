@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tempDir, vdfsOk, VDFS_BIN } from './helpers/cli';
 import { startDriveServer } from './helpers/drive-server';
 import { GdriveProvider } from '../providers/gdrive/gdrive-provider';
-import { setGdriveHome, writeTokens } from '../providers/gdrive/gdrive-tokens';
+import { writeTokens } from '../providers/gdrive/gdrive-tokens';
 import { parseGdriveUri } from '../providers/gdrive/gdrive-uri';
 import { displayNames } from '../providers/gdrive/gdrive-names';
 
@@ -58,16 +58,15 @@ t.test('an expired access token is refreshed and stored; a revoked one is EACCES
   t.teardown(() => drive.stop());
   const home = tempDir(t);
   writeTokens({ access_token: 'expired', refresh_token: drive.refreshToken, client_id: 'c', token_url: `${drive.root}token` }, home);
-  setGdriveHome(home);
   const folder = await drive.mkdir('f');
   await drive.put('a.txt', 'abc', { base: folder });
-  const p = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`));
+  const p = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
   t.teardown(() => p.close());
   t.equal((await p.readRange('a.txt', 0, 10)).toString(), 'abc', 'works after a refresh');
   await new Promise((r) => setTimeout(r, 100));
   t.match(JSON.parse(readFileSync(join(home, 'gdrive', 'token.json'), 'utf8')).access_token, /^tok-/, 'the refreshed token is stored');
   await drive.revoke();
-  const p2 = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`));
+  const p2 = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
   t.teardown(() => p2.close());
   await t.rejects(p2.stat('a.txt'), { code: 'EACCES', message: /vdfs auth gdrive/ });
 });

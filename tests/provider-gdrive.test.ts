@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GdriveProvider } from '../providers/gdrive/gdrive-provider';
-import { setGdriveHome, writeTokens } from '../providers/gdrive/gdrive-tokens';
+import { writeTokens } from '../providers/gdrive/gdrive-tokens';
 import { parseGdriveUri } from '../providers/gdrive/gdrive-uri';
 import { providerConformance } from './helpers/provider-conformance';
 import { startDriveServer } from './helpers/drive-server';
@@ -14,10 +14,9 @@ providerConformance(t, 'gdrive', async ({ readonly }) => {
   const drive = await startDriveServer();
   const home = mkdtempSync(join(tmpdir(), 'vdfs-gdrive-conf-'));
   writeTokens({ access_token: drive.token, refresh_token: drive.refreshToken, client_id: 'test-client', token_url: `${drive.root}token` }, home);
-  setGdriveHome(home);
   const folder = await drive.mkdir('loc');
   await drive.put('outside-the-folder.txt', 'not part of the location');
-  const provider = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { readonly, retry: { budgetMs: 1500 } });
+  const provider = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { readonly, retry: { budgetMs: 1500 }, homeDir: home });
   return {
     provider,
     async seed(files) {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { providerOpener } from '../app/provider-registry';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
@@ -41,7 +42,7 @@ t.test('the replica that answers faster is read from, although it is listed seco
   await vdfsAsync(homeDir, ['scan', '--hash']);
   const home = Home.open(homeDir);
   const blocks = await openBlockStore(home);
-  const vfs = await createVfs(home, { blocks });
+  const vfs = await createVfs(home, { blocks, openProvider: providerOpener(home) });
   t.teardown(async () => { await vfs.close(); await blocks.close(); home.close(); });
   const st = JSON.parse(await vdfsAsync(homeDir, ['stat', '/aslow/f.bin', '--json'])) as { replicas: { path: string }[] };
   t.same(st.replicas.map((r) => r.path), ['/aslow/f.bin', '/bfast/f.bin'], 'by location order, the slow one comes first');

@@ -11,6 +11,7 @@ import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { Home } from '../app/home';
 import { openBlockStore } from '../app/block-store';
 import { createVfs } from '../mount/vfs';
+import { providerOpener } from '../app/provider-registry';
 import { UploadStore } from '../index/upload-store';
 import { blake3Hex } from '../cache/checksum';
 
@@ -55,7 +56,7 @@ async function setup(t: Parameters<typeof tempDir>[0], uploadDelay: number): Pro
 async function openVfs(home: string) {
   const h = Home.open(home);
   const blocks = await openBlockStore(h);
-  const vfs = await createVfs(h, { blocks, uploads: true });
+  const vfs = await createVfs(h, { blocks, uploads: true, openProvider: providerOpener(h) });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -6,6 +6,7 @@ import { b3sum, tempDir, vdfsOk } from './helpers/cli';
 import { Home } from '../app/home';
 import { openBlockStore } from '../app/block-store';
 import { createVfs } from '../mount/vfs';
+import { providerOpener } from '../app/provider-registry';
 import { blake3Hex } from '../cache/checksum';
 
 /** The VFS core in-process, without the kernel: real home, real block cache, real files. */
@@ -21,7 +22,7 @@ async function open(t: Parameters<typeof tempDir>[0], layout: Record<string, Rec
   vdfsOk(home, ['scan']);
   const h = Home.open(home);
   const blocks = await openBlockStore(h);
-  const vfs = await createVfs(h, { blocks });
+  const vfs = await createVfs(h, { blocks, openProvider: providerOpener(h) });
   t.teardown(async () => { await vfs.close(); await blocks.close(); h.close(); });
   return { dir, vfs, blocks, home: h };
 }

@@ -5,6 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Home } from '../app/home';
 import { createVfs } from '../mount/vfs';
+import { providerOpener } from '../app/provider-registry';
 import { hashPassword } from '../mount/webdav/auth';
 import { startWebdav } from '../mount/webdav/server';
 import { tempDir, vdfsOk } from './helpers/cli';
@@ -124,7 +125,7 @@ t.test('binding and authentication', async (t) => {
   vdfsOk(homeDir, ['location', 'add', 'loc', join(dir, 'loc')]);
   vdfsOk(homeDir, ['scan']);
   const home = Home.open(homeDir);
-  const vfs = await createVfs(home, { blocks: { get: (_k, fetch) => fetch() } });
+  const vfs = await createVfs(home, { blocks: { get: (_k, fetch) => fetch() }, openProvider: providerOpener(home) });
   t.teardown(async () => {
     await vfs.close();
     home.close();

@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
 import type { Db } from '../../index/db';
-import type { NodeKeys } from '../keys';
+import type { NodeKeys } from '../../core/node-identity';
 import { FsError } from '../../core/fs-error';
 import { ALPN_PAIR, PeerClient, parsePeerUrl } from '../../providers/peer/peer-client';
 import { PeerStore } from '../../index/peer-store';
-import type { PairAnswer, PairRequest } from '../../providers/peer/protocol';
+import type { PairAnswer, PairRequest } from '../../core/peer-protocol';
 
 /** `TOKEN#FINGERPRINT`: what `vdfs peer invite` prints after the URL. */
 export function inviteCode(token: string, fingerprint: string): string {

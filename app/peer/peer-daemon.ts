@@ -1,6 +1,6 @@
 import { noteSwallowed } from '../../core/swallowed';
 import type { Logger } from 'pino';
-import { setMeta, getMeta } from '../../index/db';
+import { deleteMeta, setMeta, getMeta } from '../../index/db';
 import type { Home } from '../home';
 import { readKeys } from '../keys';
 import { FsError } from '../../core/fs-error';
@@ -36,7 +36,7 @@ export async function startPeerServices(home: Home, opts: { listen?: { host: str
       await server?.close();
       try {
         const cur = getMeta(home.db, SERVER_KEY);
-        if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) home.db.prepare('DELETE FROM meta WHERE key = ?').run(SERVER_KEY);
+        if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) deleteMeta(home.db, SERVER_KEY);
       } catch (err) {
         // The index may be closing: a stale address whose pid is gone is ignored by its readers.
         noteSwallowed(opts.log, 'peer server: clearing its address at stop', err, {}, 'debug');

@@ -3,13 +3,13 @@ import type { BlobStore } from '../../index/blobs';
 import type { Db } from '../../index/db';
 import type { LocationStore, Location } from '../../index/locations';
 import { ReplicaIndex, type PeerLocationOptions, type SnapshotWriter } from '../../index/replicate';
-import type { NodeKeys } from '../keys';
+import type { NodeKeys } from '../../core/node-identity';
 import { FsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import { errorOf, PeerClient } from '../../providers/peer/peer-client';
 import { parsePeerUri } from '../../providers/peer/peer-provider';
 import { PeerStore, type PeerNode } from '../../index/peer-store';
-import type { ChangesPage, SharedLocation, SnapshotEnd, SnapshotHeader, SnapshotLine } from '../../providers/peer/protocol';
+import type { ChangesPage, SharedLocation, SnapshotEnd, SnapshotHeader, SnapshotLine } from '../../core/peer-protocol';
 
 /** The parts of a home replication needs. */
 export interface ReplicationHome {

@@ -6,6 +6,7 @@ import { formatSize } from '../../app/config';
 import { Copier } from '../../app/copy';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
+import { providerOpener } from '../../app/provider-registry';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, printJson } from './output';
 
@@ -28,7 +29,7 @@ export function registerCopyCommand(program: Command, g: () => GlobalOpts): void
       const target = home.locations.get(name);
       const r = resolveVirtual(home, vpath);
       if (r.kind !== 'entry') throw new FsError('EINVAL', `${vpath}: give a file inside a location`);
-      const pool = new ProviderPool();
+      const pool = new ProviderPool(providerOpener(home));
       const area = new PinnedArea(home.cacheDir);
       const tty = !o.json && !!process.stderr.isTTY;
       try {

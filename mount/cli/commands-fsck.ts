@@ -5,6 +5,7 @@ import { formatSize } from '../../app/config';
 import { Fsck } from '../../app/fsck';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
+import { providerOpener } from '../../app/provider-registry';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, printJson } from './output';
 
@@ -24,7 +25,7 @@ export function registerFsckCommand(program: Command, g: () => GlobalOpts): void
         if (r.kind !== 'entry') throw new FsError('EINVAL', `${v}: give a location name or a path inside one`);
         return { location: r.location, entry: r.entry, vpath: v };
       });
-      const pool = new ProviderPool();
+      const pool = new ProviderPool(providerOpener(home));
       const area = new PinnedArea(home.cacheDir);
       try {
         const rep = await new Fsck(home, pool, new Replicas(home, pool, area), { repair: !!o.repair, rateBytes: rate * 1024 * 1024 }).run(scope);

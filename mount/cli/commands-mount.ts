@@ -6,6 +6,7 @@ import type { FuseBackend } from '../fuse/fuse-mount';
 import { openBlockStore } from '../../app/block-store';
 import { createLogger } from '../../core/log';
 import { createVfs } from '../vfs';
+import { providerOpener } from '../../app/provider-registry';
 import { openHome, type GlobalOpts } from './context';
 
 function waitForSignal(): Promise<string> {
@@ -111,7 +112,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
       if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0)) throw new FsError('EINVAL', '--length takes a whole number of bytes');
       const home = openHome(g());
       const blocks = await openBlockStore(home);
-      const vfs = await createVfs(home, { blocks });
+      const vfs = await createVfs(home, { blocks, openProvider: providerOpener(home) });
       const fh = await vfs.open(vpath);
       try {
         let pos = offset;

@@ -5,7 +5,7 @@ import { runningServerUrl } from '../../app/peer/peer-daemon';
 import { PeerStore, type PeerNode } from '../../index/peer-store';
 import { inviteCode, pairWith } from '../../app/peer/pairing';
 import { clientFor } from '../../app/peer/replicator';
-import { shortId, type NodeKeys } from '../../app/keys';
+import { shortId, type NodeKeys } from '../../core/node-identity';
 import { openHome, type GlobalOpts } from './context';
 import { printJson, table } from './output';
 

@@ -4,15 +4,16 @@ import type { Location } from '../../index/locations';
 import { FsError } from '../../core/fs-error';
 import { formatSize } from '../../app/config';
 import type { Home } from '../../app/home';
-import { Pins } from '../../app/pins';
+import { Pins } from '../vfs/pins';
 import { resolveVirtual } from '../vfs/namespace';
 import { ProviderPool, Replicas } from '../vfs/replicas';
+import { providerOpener } from '../../app/provider-registry';
 import { openHome, type GlobalOpts } from './context';
 import { displayName, printJson, table } from './output';
 
 /** Pins over the home, for one command; close() closes its providers. */
 export function openPins(home: Home): { pins: Pins; close(): Promise<void> } {
-  const pool = new ProviderPool();
+  const pool = new ProviderPool(providerOpener(home));
   const area = new PinnedArea(home.cacheDir);
   return { pins: new Pins(home, area, new Replicas(home, pool, area)), close: () => pool.close() };
 }

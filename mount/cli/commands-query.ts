@@ -5,17 +5,43 @@ import { FsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Home } from '../../app/home';
 import { formatSize } from '../../app/config';
-import { resolveVirtual, virtualPath } from '../vfs/namespace';
+import { virtualPath } from '../vfs/namespace';
 import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
+import { createVfs, type Attr, type BlockStore, type Vfs } from '../vfs';
+import { providerOpener } from '../../app/provider-registry';
+import { splitPath } from '../../core/paths';
 import { openHome, type GlobalOpts } from './context';
-import { displayName, isoTime, listing, printJson, table } from './output';
+import { displayName, printJson, table } from './output';
 
 /** ls -l's first letter of each entry type. */
 const TYPE_LETTER: Record<string, string> = { dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' };
 
 /** Every entry holding `hash`, in any location of any node known to this index (best replica first). */
 export function replicasOf(home: Home, hash: string): ReplicaInfo[] {
-  return new Replicas(home, new ProviderPool()).list(hash);
+  return new Replicas(home, new ProviderPool(providerOpener(home))).list(hash);
+}
+
+/** ls and stat read no content: a block store that never caches (and is never asked). */
+const NO_CACHE: BlockStore = { get: (_key, fetch) => fetch() };
+
+/** Runs `fn` on the same Vfs the mount serves, then closes it. */
+async function withVfs<T>(home: Home, fn: (vfs: Vfs) => Promise<T>): Promise<T> {
+  const vfs = await createVfs(home, { blocks: NO_CACHE, openProvider: providerOpener(home) });
+  try {
+    return await fn(vfs);
+  } finally {
+    await vfs.close();
+  }
+}
+
+/** Exact modification time as ISO-8601 (milliseconds, like the index shows it). */
+function mtimeOf(a: Attr): string {
+  return new Date(a.ns ? Number(a.ns.mtime / 1_000_000n) : Math.floor(a.mtimeMs)).toISOString();
+}
+
+/** The `vdfs ls --json` shape of one entry. */
+function item(name: string, a: Attr): { name: string; type: string; size: number; mtime: string; hash: string | null } {
+  return { name, type: a.type, size: a.size, mtime: mtimeOf(a), hash: a.hash };
 }
 
 function vpathOf(home: Home, e: Pick<Entry, 'id' | 'locationId'>): string {
@@ -27,18 +53,15 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
     .command('ls [vpath]')
     .description('list a directory of the virtual namespace (/ lists locations)')
     .option('--json', 'print a JSON document')
-    .action((vpath: string | undefined, o: { json?: boolean }) => {
+    .action(async (vpath: string | undefined, o: { json?: boolean }) => {
       const home = openHome(g());
-      const r = resolveVirtual(home, vpath ?? '/');
-      let items: ReturnType<typeof listing>[];
-      if (r.kind === 'root') {
-        items = home.locations.list().map((l) => {
-          const root = home.entries.root(l.id);
-          return { name: l.name, type: 'dir', size: 0, mtime: root ? isoTime(root.mtimeSec, root.mtimeNsec) : new Date(0).toISOString(), hash: null };
-        });
-      } else if (r.kind === 'entry') {
-        items = r.entry.type === 'dir' ? home.entries.children(r.entry.id).map(listing) : [listing(r.entry)];
-      } else throw new FsError('ENOTSUP', 'the /.vdfs views are served by the mount (vdfs mount)');
+      // Through the Vfs, so the listing is the mount's: state folders hidden, live sizes, /.vdfs.
+      const path = `/${splitPath(vpath ?? '/').join('/')}`;
+      const items = await withVfs(home, async (vfs) => {
+        const a = await vfs.getattr(path);
+        if (a.type !== 'dir') return [item(splitPath(path).at(-1) ?? '', a)];
+        return (await vfs.readdir(path)).map((d) => item(d.name, d.attr));
+      });
       if (o.json) return printJson(items);
       process.stdout.write(table(items.map((i) => [TYPE_LETTER[i.type] ?? '-', String(i.size), i.mtime, displayName(i.name) + (i.type === 'dir' ? '/' : '')])));
     });
@@ -47,15 +70,21 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
     .command('stat <vpath>')
     .description('show one entry with every replica of its content')
     .option('--json', 'print a JSON document')
-    .action((vpath: string, o: { json?: boolean }) => {
+    .action(async (vpath: string, o: { json?: boolean }) => {
       const home = openHome(g());
-      const r = resolveVirtual(home, vpath);
-      if (r.kind !== 'entry') throw new FsError('EINVAL', `${vpath} is not an entry of a location`);
-      const e = r.entry;
-      const path = virtualPath(r.location.name, r.rel);
-      const replicas = e.hash ? replicasOf(home, e.hash)
-        : e.type === 'file' ? [{ location: r.location.name, path, node: home.config.name, online: r.location.online }] : [];
-      const out = { path, type: e.type, size: e.size, mtime: isoTime(e.mtimeSec, e.mtimeNsec), hash: e.hash, replicas };
+      const parts = splitPath(vpath);
+      if (parts.length === 0 || parts[0] === '.vdfs') throw new FsError('EINVAL', `${vpath} is not an entry of a location`);
+      const path = `/${parts.join('/')}`;
+      const { e, replicas } = await withVfs(home, async (vfs) => {
+        const a = await vfs.getattr(path);
+        // Every replica of hashed content (the mount's user.vdfs.replicas); an unhashed file is only itself.
+        const loc = home.locations.find(parts[0]);
+        const reps: Pick<ReplicaInfo, 'location' | 'path' | 'node' | 'online'>[] = a.hash
+          ? (JSON.parse((await vfs.getxattr(path, 'user.vdfs.replicas')).toString('utf8')) as ReplicaInfo[])
+          : a.type === 'file' && loc ? [{ location: loc.name, path, node: home.config.name, online: loc.online }] : [];
+        return { e: a, replicas: reps };
+      });
+      const out = { path, type: e.type, size: e.size, mtime: mtimeOf(e), hash: e.hash, replicas };
       if (o.json) return printJson(out);
       process.stdout.write(
         `${path}\n  type ${e.type}, ${e.size} bytes (${formatSize(e.size)}), modified ${out.mtime}\n  hash ${e.hash ?? '(not hashed yet)'}\n` +

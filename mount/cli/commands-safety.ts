@@ -5,6 +5,7 @@ import { copiesReport } from '../../app/copies';
 import type { Home } from '../../app/home';
 import { resolveVirtual, virtualPath } from '../vfs/namespace';
 import { ProviderPool, Replicas, type ReplicaInfo } from '../vfs/replicas';
+import { providerOpener } from '../../app/provider-registry';
 
 import { openHome, type GlobalOpts } from './context';
 import { displayName, printJson } from './output';
@@ -24,7 +25,7 @@ export function whereis(home: Home, vpath: string): WhereisReport {
   const e = r.entry;
   if (e.type !== 'file') throw new FsError('EISDIR', `${vpath} is a ${e.type}: whereis takes a file (for a folder: vdfs copies ${vpath})`);
   const path = virtualPath(r.location.name, r.rel);
-  if (e.hash) return { path, hash: e.hash, size: e.size, replicas: new Replicas(home, new ProviderPool()).list(e.hash) };
+  if (e.hash) return { path, hash: e.hash, size: e.size, replicas: new Replicas(home, new ProviderPool(providerOpener(home))).list(e.hash) };
   // Not hashed yet: only the entry itself is known to hold it.
   const l = r.location;
   return {

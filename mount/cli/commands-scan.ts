@@ -66,7 +66,7 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
         let s: ScanSummary;
         // Remote locations are indexed from their listing (no download unless --hash).
         if (loc.kind !== 'local') {
-          const provider = openProvider(loc);
+          const provider = openProvider(loc, home);
           try {
             if (!isListable(provider)) throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
             s = await scanRemoteLocation(ctx, loc, provider, { rehash: opts.rehash, hash: opts.hash || opts.rehash, onProgress: bar ? (p) => bar.update(p) : undefined, onProblem });

@@ -1,18 +1,5 @@
-import type { Entry } from '../../index/entries';
-
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-}
-
-export function isoTime(sec: number, nsec: number): string {
-  return new Date(sec * 1000 + Math.floor(nsec / 1e6)).toISOString();
-}
-
-/** The `vdfs ls --json` shape of one entry. */
-export function listing(e: Pick<Entry, 'name' | 'type' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'hash'>): {
-  name: string; type: string; size: number; mtime: string; hash: string | null;
-} {
-  return { name: e.name, type: e.type, size: e.size, mtime: isoTime(e.mtimeSec, e.mtimeNsec), hash: e.hash };
 }
 
 /** Left-aligned columns for human output. */

@@ -1,43 +1,17 @@
 import { resolve } from 'node:path';
-import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
-import type { VfsCore } from '../vfs/vfs-core';
+import type { KernelVfs } from '../vfs/types';
 import { fuseOps } from './fuse-ops';
 import { checkOwnedDir, mountAt, recoverStaleMount } from './mountpoint';
-import { loadNativeFuse } from './native-addon';
+import { loadNativeFuse } from '../../core/native-addon';
 import { mountNative } from './native-mount';
-import type { FuseServer } from './native-server';
+import type { FuseMount, FuseMountOptions } from './mount-options';
+
+export type { FuseBackend, FuseMount, FuseMountOptions } from './mount-options';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => any;
-
-export type FuseBackend = 'native' | 'compat';
-
-export interface FuseMountOptions {
-  allowOther?: boolean;
-  /** Seconds the kernel may cache attributes and names (external changes show after this). */
-  attrTimeout?: number;
-  /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
-  backend?: FuseBackend;
-  /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
-  passthrough?: boolean;
-  /** Reader threads of the native backend. */
-  threads?: number;
-  log: Logger;
-}
-
-export interface FuseMount {
-  mountpoint: string;
-  backend: FuseBackend;
-  /** Resolves when the mount went away without unmount() (removed from outside). */
-  closed: Promise<void>;
-  /** The native backend's request server (node table, kernel invalidations). */
-  server?: FuseServer;
-  /** Unmounts; never throws. */
-  unmount(): Promise<void>;
-}
 
 function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
@@ -49,7 +23,7 @@ function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void
  * or when the addon cannot load (with a warning). Recovers a stale mount left by a killed
  * daemon first. Throws FsError EBUSY/EIO when the mount fails.
  */
-export async function mountFuse(vfs: VfsCore, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
+export async function mountFuse(vfs: KernelVfs, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
   const mnt = resolve(mountpoint);
   // Only a vdfs mount of ours is detached (a daemon was killed); anything else is refused.
   if ((await recoverStaleMount(mnt)) === 'recovered') opts.log.warn({ mountpoint: mnt }, 'a stale vdfs mount of ours was there (a daemon was killed?): detached it');
@@ -80,7 +54,7 @@ function watchMounted(mnt: string, isUnmounting: () => boolean): Promise<void> {
  * auto_cache (the kernel keeps pages of a file whose mtime/size did not change),
  * attribute/entry caching. Throws FsError EBUSY/EIO when the mount fails.
  */
-async function mountCompat(vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
+async function mountCompat(vfs: KernelVfs, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const ttl = opts.attrTimeout ?? 10;
   const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
 

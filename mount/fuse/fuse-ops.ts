@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
 import { TYPE_MODE_BITS } from '../../core/provider';
-import type { Attr } from '../vfs/types';
-import type { VfsCore } from '../vfs/vfs-core';
+import type { Attr, KernelVfs } from '../vfs/types';
 import { toErrno } from './errno';
 import { openFlags } from './open-flags';
 
@@ -30,7 +29,7 @@ export function statOf(a: Attr): Record<string, number | Date> {
  * escaping into fuse-native kills the process and leaves a dead mount. Results and errors
  * are mapped once, through errno.ts.
  */
-export function fuseOps(vfs: VfsCore, log: Logger): Record<string, (...args: any[]) => void> {
+export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: any[]) => void> {
   // Runs an async op and answers the kernel exactly once, whatever happens.
   const run = (op: string, path: string, cb: Cb, fn: () => Promise<unknown[] | void>): void => {
     let answered = false;

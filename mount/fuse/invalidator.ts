@@ -1,5 +1,5 @@
 import { FsError } from '../../core/fs-error';
-import type { VfsCore } from '../vfs/vfs-core';
+import type { KernelVfs } from '../vfs/types';
 import type { InodeTable } from './inode-table';
 
 /** What the invalidator needs from the server: the two kernel notifications. */
@@ -28,8 +28,8 @@ export class Invalidator {
   private stopped = false;
   private lastDurationMs = 0;
 
-  constructor(private readonly vfs: VfsCore, private readonly inodes: InodeTable, private readonly kernel: KernelNotifier) {
-    vfs.resolver.onChange(() => this.schedule());
+  constructor(private readonly vfs: KernelVfs, private readonly inodes: InodeTable, private readonly kernel: KernelNotifier) {
+    vfs.onChange(() => this.schedule());
   }
 
   stop(): void {

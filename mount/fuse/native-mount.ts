@@ -1,9 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
-import type { VfsCore } from '../vfs/vfs-core';
-import type { FuseMount, FuseMountOptions } from './fuse-mount';
-import type { NativeFuse } from './native-addon';
+import type { KernelVfs } from '../vfs/types';
+import type { FuseMount, FuseMountOptions } from './mount-options';
+import type { NativeFuse } from '../../core/native-addon';
 import { FuseServer } from './native-server';
 
 /** Two reader threads: measured best on 2 cores (see docs/fuse.md). */
@@ -42,7 +42,7 @@ function abortConnection(conn: string | undefined): void {
  * absolute, exists, and nothing is mounted there. Resolves once the kernel's INIT is
  * answered. Throws FsError EIO when mounting fails.
  */
-export async function mountNative(addon: NativeFuse, vfs: VfsCore, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
+export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const root = process.getuid?.() === 0;
   if (root) ensureFusectl();
   let fd: number;

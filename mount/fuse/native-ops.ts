@@ -1,7 +1,6 @@
 import { FsError } from '../../core/fs-error';
-import type { Attr, Caller, DirEntry, TimeSet } from '../vfs/types';
-import { splitVirtual } from '../vfs/namespace';
-import type { VfsCore } from '../vfs/vfs-core';
+import { splitPath } from '../../core/paths';
+import type { Attr, Caller, DirEntry, KernelVfs, TimeSet } from '../vfs/types';
 import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
 import { openFlags } from './open-flags';
 import {
@@ -11,7 +10,7 @@ import {
 
 /** What the request handlers share: the VFS, the node table, cache times and open directories. */
 export interface OpContext {
-  vfs: VfsCore;
+  vfs: KernelVfs;
   inodes: InodeTable;
   entryTtl: number;
   attrTtl: number;
@@ -382,7 +381,7 @@ export const HANDLERS: Record<number, Handler> = {
     const offset = u64(req, B + 8);
     const whence = req.readUInt32LE(B + 16);
     if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL', `lseek whence ${whence}`);
-    const size = (await ctx.vfs.getattr(ctx.vfs.handles.get(u64(req, B)).vpath)).size;
+    const size = (await ctx.vfs.getattr(ctx.vfs.handlePath(u64(req, B)))).size;
     if (offset >= size) return errorReply(req, ENXIO);
     const out = replyBuffer(req, 8);
     w64(out, 16, whence === SEEK_DATA ? offset : size);
@@ -398,8 +397,8 @@ async function copyFileRange(ctx: OpContext, _h: InHeader, req: Buffer): Promise
   let offIn = u64(req, B + 8);
   let offOut = u64(req, B + 32);
   const len = Math.min(u64(req, B + 40), COPY_MAX);
-  const from = splitVirtual(ctx.vfs.handles.get(fhIn).vpath).location;
-  const to = splitVirtual(ctx.vfs.handles.get(fhOut).vpath).location;
+  const from = splitPath(ctx.vfs.handlePath(fhIn))[0];
+  const to = splitPath(ctx.vfs.handlePath(fhOut))[0];
   if (!from || from !== to) throw new FsError('EXDEV', 'copy_file_range across locations: the kernel copies through the caller');
   const buf = Buffer.allocUnsafe(Math.min(len, 1 << 20));
   let done = 0;

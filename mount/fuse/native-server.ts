@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
-import type { VfsCore } from '../vfs/vfs-core';
+import type { KernelVfs } from '../vfs/types';
 import { toErrno } from './errno';
 import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
-import type { NativeFuse, NativeSession } from './native-addon';
+import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
@@ -47,7 +47,7 @@ export class FuseServer {
   /** Resolves when the kernel ends the connection (unmounted from outside, or aborted). */
   readonly closed = new Promise<void>((res) => (this.closedDone = res));
 
-  constructor(private readonly addon: NativeFuse, vfs: VfsCore, private readonly opts: ServerOptions) {
+  constructor(private readonly addon: NativeFuse, vfs: KernelVfs, private readonly opts: ServerOptions) {
     this.ctx = {
       vfs, inodes: this.inodes, entryTtl: opts.entryTtl, attrTtl: opts.attrTtl, negativeTtl: opts.negativeTtl,
       dirs: new Map(), nextDir: 1,

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { openBeneath } from '../../core/beneath';
 import { FsError } from '../../core/fs-error';
 import { parseRangeHeader, type ByteRange } from '../../core/http-range';
-import { localVersion } from '../../providers/local/local-provider';
+import { localVersion } from '../../core/local-stat';
 import type { ServeIndex } from './serve-index';
 
 const HASH_RE = /^[0-9a-f]{64}$/;

@@ -2,7 +2,7 @@ import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { fingerprintOfDer } from '../../app/keys';
+import { fingerprintOfDer } from '../../core/node-identity';
 import { noteSwallowed } from '../../core/swallowed';
 import type { PeerStore } from '../../index/peer-store';
 import { ALPN_PAIR } from '../../providers/peer/peer-client';

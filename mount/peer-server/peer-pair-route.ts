@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { fingerprintOfDer } from '../../app/keys';
+import { fingerprintOfDer } from '../../core/node-identity';
 import { acceptPairing, type PairRateLimit } from '../../app/peer/pairing';
 import { FsError } from '../../core/fs-error';
 import type { Db } from '../../index/db';

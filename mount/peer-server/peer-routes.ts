@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { PeerStore } from '../../index/peer-store';
-import type { NodeInfo, SnapshotEnd } from '../../providers/peer/protocol';
+import type { NodeInfo, SnapshotEnd } from '../../core/peer-protocol';
 import type { ChangeFeed } from './change-feed';
 import { serveBlob } from './peer-blobs';
 import type { PeerGate } from './peer-gate';

@@ -2,7 +2,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Db } from '../../index/db';
-import type { NodeKeys } from '../../app/keys';
+import type { NodeKeys } from '../../core/node-identity';
 import { FsError, toFsError } from '../../core/fs-error';
 import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
 import type { AdmissionLimits } from './peer-admission';

@@ -1,7 +1,7 @@
 import { isSpecial } from '../../core/provider';
 import type { Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../providers/peer/protocol';
+import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../core/peer-protocol';
 import { PeerStore } from '../../index/peer-store';
 import { ServeQueries, type OwnLocationRow, type TreeRow } from '../../index/serve-queries';
 import { HiddenRels, isHiddenRel } from '../../index/state-paths';

@@ -2,7 +2,7 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { blake3Hex } from '../../cache/checksum';
 import { blockCount, type Blob, type BlockList } from '../../index/blobs';
 import { describeError, FsError, toFsError } from '../../core/fs-error';
-import type { ReplicaSource } from './blob-reader';
+import type { ReplicaSource } from './replica-source';
 
 /** What the reader needs to settle an untrusted blob (VfsCore wires it to the index). */
 export interface BlobTrust {

@@ -6,7 +6,7 @@ import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
 import type { FileHash } from '../../index/hash-pool';
-import { entryFromStats, localVersion } from '../../providers/local/local-provider';
+import { entryFromStats, localVersion } from '../../core/local-stat';
 import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
@@ -14,7 +14,7 @@ import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
-import type { VfsCore } from './vfs-core';
+import type { WriterHost } from './writer-host';
 
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
@@ -38,7 +38,7 @@ export class LocalWriter {
   private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
   private hashedTimer?: NodeJS.Timeout;
 
-  constructor(private readonly core: VfsCore) {}
+  constructor(private readonly core: WriterHost) {}
 
   private get home() {
     return this.core.home;
@@ -46,8 +46,8 @@ export class LocalWriter {
 
   /** Local-disk targets only: other kinds go through the staged writer. */
   private target(path: string, what: string): Target {
-    const t = resolveTarget(this.home, path, what);
-    if (t.location.kind !== 'local') throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
+    const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
     return t;
   }
 

@@ -2,7 +2,7 @@ import { FsError } from '../../core/fs-error';
 import { splitPath } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 
 /** The reserved top-level name for virtual views (by-hash, ...). */
 export const VDFS_DIR = '.vdfs';
@@ -27,14 +27,14 @@ export function virtualPath(location: string, rel: string): string {
  * Resolves a virtual path against the index. Throws ENOENT when nothing is there,
  * EINVAL for a malformed path.
  */
-export function resolveVirtual(home: Home, vpath: string): Resolved {
+export function resolveVirtual(home: VfsHome, vpath: string): Resolved {
   const { location, rel, parts } = splitVirtual(vpath);
   if (!location) return { kind: 'root' };
   if (location === VDFS_DIR) return { kind: 'virtual', parts: parts.slice(1) };
   const loc = home.locations.find(location);
   if (!loc) throw new FsError('ENOENT', `${vpath}: no location named ${JSON.stringify(location)}`);
   // vdfs's own state (home, cache, staging) inside a location is not part of it.
-  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
+  if (home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
   const entry = home.entries.resolve(loc.id, rel);
   if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index${loc.lastScan ? '' : ` (location ${loc.name} was never scanned: vdfs scan ${loc.name})`}`);
   return { kind: 'entry', location: loc, entry, rel };
@@ -45,11 +45,11 @@ export function resolveVirtual(home: Home, vpath: string): Resolved {
  * from the location root). Same answers as resolveVirtual of the joined path: throws ENOENT
  * when nothing is there (or the parent is not a directory), EINVAL for a malformed name.
  */
-export function resolveChild(home: Home, parent: Resolved, name: string, vpath: string): Resolved {
+export function resolveChild(home: VfsHome, parent: Resolved, name: string, vpath: string): Resolved {
   if (parent.kind !== 'entry') return resolveVirtual(home, vpath);
   const loc = parent.location;
   const rel = parent.rel === '' ? name : `${parent.rel}/${name}`;
-  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
+  if (home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
   const entry = parent.entry.type === 'dir' ? home.entries.child(parent.entry.id, name) : undefined;
   if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index`);
   return { kind: 'entry', location: loc, entry, rel };

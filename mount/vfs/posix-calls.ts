@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { constants } from 'node:os';
-import { loadNativeFuse } from '../fuse/native-addon';
+import { loadNativeFuse } from '../../core/native-addon';
 import { FsError, toFsError } from '../../core/fs-error';
 import { useNativeDirOpener } from '../../core/beneath';
 import type { TimeSet } from './types';

@@ -2,7 +2,7 @@ import { FsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
 import { resolveTarget, type Target } from './targets';
 import { fieldsOfProvider } from './upload-queue';
-import type { VfsCore } from './vfs-core';
+import type { WriterHost } from './writer-host';
 
 /**
  * Namespace changes on cloud locations (S3, Drive), through the provider's API: content goes
@@ -11,14 +11,14 @@ import type { VfsCore } from './vfs-core';
  * cannot be stored and are refused with ENOTSUP.
  */
 export class RemoteWriter {
-  constructor(private readonly core: VfsCore) {}
+  constructor(private readonly core: WriterHost) {}
 
   private get home() {
     return this.core.home;
   }
 
   private target(path: string, what: string): Target {
-    return resolveTarget(this.home, path, what);
+    return resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
   }
 
   private dirFields(): EntryFields {

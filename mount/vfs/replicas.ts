@@ -1,22 +1,30 @@
 import type { Location } from '../../index/locations';
 import { VerifiedStore } from '../../index/verified';
+import { NodeStore } from '../../index/nodes';
 import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../core/provider';
-import { openProvider, type ProviderContext } from '../../app/provider-registry';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import type { Readable } from 'node:stream';
 import type { ReplicaSource } from './blob-reader';
 import { virtualPath } from './namespace';
+
+/**
+ * Opens the provider of a location (app/provider-registry.ts `providerOpener` is one: the VFS
+ * never names a concrete provider). Throws ENOTSUP for a kind this build cannot open.
+ */
+export type OpenProvider = (loc: Location) => Provider;
 
 /** One provider instance per location, opened on first use. */
 export class ProviderPool {
   private readonly providers = new Map<number, Provider>();
 
-  /** Throws ENOTSUP for a location kind this build cannot open. `ctx` is used on first open (peer locations need it). */
-  get(loc: Location, ctx?: ProviderContext): Provider {
+  constructor(private readonly open: OpenProvider) {}
+
+  /** Throws what the opener throws (ENOTSUP for a location kind this build cannot open). */
+  get(loc: Location): Provider {
     let p = this.providers.get(loc.id);
     if (!p) {
-      p = openProvider(loc, ctx);
+      p = this.open(loc);
       this.providers.set(loc.id, p);
     }
     return p;
@@ -42,8 +50,6 @@ export interface ReplicaInfo {
 
 /** Before anything is measured, cheapest first: a local disk, then LAN peers, then cloud. */
 const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 };
-/** Kinds whose reads check the version the index holds (ETag, Drive version): see ReplicaSource.versionChecked. */
-const VERSION_CHECKED = new Set(['s3', 'gdrive']);
 
 /**
  * Measured cost of reading from each location: moving averages of the time to the answer and
@@ -106,7 +112,7 @@ export class Replicas {
   private readonly verified: VerifiedStore;
 
   /** `pinned`: the pinned area of the cache, read before any location when it holds the blob. */
-  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
+  constructor(private readonly home: VfsHome, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
     this.verified = new VerifiedStore(home.db);
   }
 
@@ -118,7 +124,7 @@ export class Replicas {
       .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size, id: e.id }))
       // An entry left in the index under a vdfs state folder (until the next scan removes it)
       // is no replica: /.vdfs/by-hash must not read the home through it.
-      .filter((r) => r.loc.kind !== 'local' || !this.home.hidden.hides(r.loc.uri, r.rel))
+      .filter((r) => !this.home.hidden.hides(r.loc.uri, r.rel))
       .sort(rank);
   }
 
@@ -130,13 +136,14 @@ export class Replicas {
 
   /** Readers for the replicas in locations only (what the pinner fetches from), best first. */
   locationSources(hash: string): ReplicaSource[] {
-    const ctx = { homeDir: this.home.dir, db: this.home.db };
     return this.entriesOf(hash).map(({ loc, rel, version, size }) => {
       const opts = { version: version ?? undefined };
-      const provider = () => this.providers.get(loc, ctx);
+      const provider = () => this.providers.get(loc);
       let canStream = false;
+      let versionedReads = false;
       try {
         canStream = provider().readRangeStream !== undefined;
+        versionedReads = provider().features.versionedReads === true;
       } catch {
         // a kind this build cannot open: its reads say so
       }
@@ -144,7 +151,7 @@ export class Replicas {
         label: virtualPath(loc.name, rel),
         locationId: loc.id,
         size,
-        versionChecked: VERSION_CHECKED.has(loc.kind) && version !== null,
+        versionChecked: versionedReads && version !== null,
         read: (offset: number, length: number) => timed(loc.id, () => provider().readRange(rel, offset, length, opts)),
         stream: canStream ? (offset: number, length: number) => timed(loc.id, () => provider().readRangeStream!(rel, offset, length, opts)) : undefined,
       };
@@ -152,7 +159,7 @@ export class Replicas {
   }
 
   list(hash: string): ReplicaInfo[] {
-    const nodes = new Map((this.home.db.prepare('SELECT id, name FROM nodes').all() as { id: string; name: string }[]).map((n) => [n.id, n.name]));
+    const nodes = new NodeStore(this.home.db).names();
     const now = new Date().toISOString();
     return this.entriesOf(hash).map(({ loc, rel, id }) => {
       const v = this.verified.get(id, hash);

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import type { Statement } from 'better-sqlite3';
 import { FsError } from '../../core/fs-error';
-import type { Home } from '../../app/home';
+import { dataVersionReader } from '../../index/db';
+import type { VfsHome } from './vfs-home';
 import { splitPath } from '../../core/paths';
 import { resolveChild, resolveVirtual, VDFS_DIR, type Resolved } from './namespace';
 
@@ -27,14 +27,14 @@ export function cachedBytes(vpath: string, r: Cached): number {
  */
 export class Resolver {
   private readonly cache: LRUCache<string, Cached>;
-  private readonly dataVersion: Statement;
+  private readonly dataVersion: () => number;
   private lastVersion = -1;
   private readonly listeners: (() => void)[] = [];
 
   /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
-  constructor(private readonly home: Home, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
+  constructor(private readonly home: VfsHome, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
     this.cache = new LRUCache<string, Cached>({ maxSize: Math.max(4096, maxBytes), sizeCalculation: (v, k) => cachedBytes(k, v) });
-    this.dataVersion = home.db.prepare('PRAGMA data_version').pluck();
+    this.dataVersion = dataVersionReader(home.db);
   }
 
   /** Estimated bytes held now, and entries. */
@@ -44,7 +44,7 @@ export class Resolver {
 
   /** Throws ENOENT/EINVAL like resolveVirtual. */
   resolve(vpath: string): Resolved {
-    const v = this.dataVersion.get() as number;
+    const v = this.dataVersion();
     if (v !== this.lastVersion) {
       this.cache.clear();
       if (this.lastVersion !== -1) this.notify();

@@ -11,7 +11,7 @@ import { writeAll } from './live-sizes';
 import type { OpenFlags } from './types';
 import { resolveTarget } from './targets';
 import type { UploadQueue } from './upload-queue';
-import type { VfsCore } from './vfs-core';
+import type { WriterHost } from './writer-host';
 
 /**
  * New content for locations that are not written through (cloud, write-back disks): a file
@@ -25,7 +25,7 @@ export class StagedWriter {
   /** Staged files that open copies started from, by number of such copies. */
   private readonly pinned = new Map<string, number>();
 
-  constructor(private readonly core: VfsCore, readonly queue: UploadQueue) {}
+  constructor(private readonly core: WriterHost, readonly queue: UploadQueue) {}
 
   private get home() {
     return this.core.home;
@@ -51,7 +51,7 @@ export class StagedWriter {
 
   /** Opens a private copy: of the pending staged bytes, else of the source's content (unless truncating). */
   async openForWrite(path: string, flags: OpenFlags): Promise<StagedHandle> {
-    const t = resolveTarget(this.home, path, 'open');
+    const t = resolveTarget(this.home, path, 'open', (l) => this.core.featuresOf(l));
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (t.existing && t.existing.type !== 'file') throw new FsError('EPERM', `${path} is not a regular file`);
     if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);

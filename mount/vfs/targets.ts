@@ -2,7 +2,8 @@ import { FsError } from '../../core/fs-error';
 import { checkName } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
+import type { ProviderFeatures } from '../../core/provider';
 import { splitVirtual } from './namespace';
 
 /** Where a new or existing entry of a change goes. */
@@ -15,20 +16,22 @@ export interface Target {
   existing?: Entry;
 }
 
-/** Kinds whose content changes are staged and uploaded after close. */
-export const WRITABLE_REMOTE_KINDS = new Set(['s3', 'gdrive']);
+/** A writable source without files on this machine (a cloud bucket or drive): its changes are staged and uploaded. */
+export function isWritableRemote(f: ProviderFeatures): boolean {
+  return f.write && !f.localFiles;
+}
 
 /** Writes to this location are staged in the home and uploaded after close (cloud, or a write-back disk). */
-export function isStaged(loc: Location): boolean {
-  return WRITABLE_REMOTE_KINDS.has(loc.kind) || (loc.kind === 'local' && !!loc.options.writeBack);
+export function isStaged(loc: Location, f: ProviderFeatures): boolean {
+  return isWritableRemote(f) || (f.localFiles && !!loc.options.writeBack);
 }
 
 /**
  * Resolves the target of a change. Throws EROFS (the root, /.vdfs, read-only or
  * non-writable locations), EBUSY (a location root itself), ENOENT (parent), ENOTDIR,
- * EINVAL/ENAMETOOLONG (bad name).
+ * EINVAL/ENAMETOOLONG (bad name). `featuresOf` says what the location's provider supports.
  */
-export function resolveTarget(home: Home, path: string, what: string): Target {
+export function resolveTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures): Target {
   const { location, parts } = splitVirtual(path);
   if (!location || parts.length < 2) {
     const isLocation = !!location && !!home.locations.find(location);
@@ -39,12 +42,13 @@ export function resolveTarget(home: Home, path: string, what: string): Target {
   const name = parts[parts.length - 1];
   checkName(name);
   const parentRel = parts.slice(1, -1).join('/');
-  const parent = loc.kind === 'local' && home.hidden.hides(loc.uri, parentRel) ? undefined : home.entries.resolve(loc.id, parentRel);
+  const parent = home.hidden.hides(loc.uri, parentRel) ? undefined : home.entries.resolve(loc.id, parentRel);
   if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
   if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
   if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
-  if (loc.kind !== 'local' && !WRITABLE_REMOTE_KINDS.has(loc.kind)) throw new FsError('EROFS', `${what} ${path}: ${loc.kind} locations are read-only`);
+  const f = featuresOf(loc);
+  if (!f.localFiles && !isWritableRemote(f)) throw new FsError('EROFS', `${what} ${path}: ${loc.kind} locations are read-only`);
   const rel = parentRel === '' ? name : `${parentRel}/${name}`;
-  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('EACCES', `${what} ${path}: reserved for vdfs's own state`);
+  if (home.hidden.hides(loc.uri, rel)) throw new FsError('EACCES', `${what} ${path}: reserved for vdfs's own state`);
   return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
 }

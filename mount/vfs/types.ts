@@ -133,3 +133,28 @@ export interface Vfs {
   /** Sets and removes dead properties atomically (all or nothing). */
   patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void>;
 }
+
+/**
+ * What the FUSE front end needs beyond `Vfs` (VfsCore is one): the descriptors it may answer
+ * reads and writes with in its own threads, the handle's path, and a signal when the index
+ * changes (for kernel cache invalidation). Methods throw FsError (EBADF for an unknown handle).
+ */
+export interface KernelVfs extends Vfs {
+  /**
+   * The descriptor a front end may pread directly for this handle, bypassing readInto (a real
+   * file opened read-only); undefined otherwise. Valid until release(fh).
+   */
+  nativeReadFd(fh: number): number | undefined;
+  /** The descriptor a front end may pwrite directly instead of calling write(); then it calls noteWritten. */
+  nativeWriteFd(fh: number): number | undefined;
+  /** Bookkeeping of a write done on nativeWriteFd. */
+  noteWritten(fh: number, offset: number, n: number): void;
+  /** Truncates through an open handle: its own copy when staged, the real file when local. */
+  ftruncate(fh: number, size: number): Promise<void>;
+  /** fallocate(2) on an open handle (ENOTSUP for a mode the content cannot honour). */
+  fallocate(fh: number, mode: number, offset: number, len: number): Promise<void>;
+  /** The virtual path the handle was opened on. */
+  handlePath(fh: number): string;
+  /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
+  onChange(fn: () => void): void;
+}

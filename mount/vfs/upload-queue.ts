@@ -7,11 +7,11 @@ import type { EntryFields } from '../../index/entries';
 import type { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
 import type { ProviderEntry } from '../../core/provider';
-import type { Home } from '../../app/home';
+import type { VfsHome as Home } from './vfs-home';
 import type { ProviderPool } from './replicas';
 import { UploadStore, type UploadRow } from '../../index/upload-store';
 import { RemoteDeletes } from './remote-deletes';
-import { WRITABLE_REMOTE_KINDS } from './targets';
+import { isWritableRemote } from './targets';
 
 export type { UploadRow } from '../../index/upload-store';
 
@@ -279,7 +279,7 @@ export class UploadQueue {
    * what the disk says; a conflict copy is a new entry.
    */
   private keepIndexMeta(loc: Location, rel: string, conflict: boolean, fields: EntryFields): EntryFields {
-    if (conflict || !WRITABLE_REMOTE_KINDS.has(loc.kind)) return fields;
+    if (conflict || !isWritableRemote(this.providers.get(loc).features)) return fields;
     const cur = this.home.entries.resolve(loc.id, rel);
     return cur?.type === 'file' ? { ...fields, mtimeSec: cur.mtimeSec, mtimeNsec: cur.mtimeNsec, mode: cur.mode || fields.mode } : fields;
   }

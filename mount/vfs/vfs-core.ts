@@ -1,16 +1,16 @@
 import { constants as C, promises as fsp, read } from 'node:fs';
-import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
+import { PropStore } from '../../index/props';
 import { syncIndex } from '../../index/db';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import { localVersion } from '../../providers/local/local-provider';
+import { localVersion } from '../../core/local-stat';
 import { fdPath, openBeneath, openDirBeneath } from '../../core/beneath';
 import { splitPath } from '../../core/paths';
 import { isHiddenRel } from '../../index/state-paths';
-import type { Home } from '../../app/home';
+import type { VfsHome } from './vfs-home';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import type { Blob } from '../../index/blobs';
 import { BlobReader, type BlockStore } from './blob-reader';
@@ -19,16 +19,16 @@ import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from '.
 import { LocalWriter } from './local-writer';
 import { splitVirtual, VDFS_DIR, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
-import { isStaged, resolveTarget, WRITABLE_REMOTE_KINDS } from './targets';
-import { isSpecial, typeOfModeBits } from '../../core/provider';
+import { isStaged, isWritableRemote, resolveTarget } from './targets';
+import { isSpecial, typeOfModeBits, type ProviderFeatures } from '../../core/provider';
 import { RemoteWriter } from './remote-writer';
 import { LiveSizes } from './live-sizes';
 import { UploadQueue } from './upload-queue';
-import { ProviderPool, Replicas } from './replicas';
+import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
-import { Pins } from '../../app/pins';
-import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
+import { Pins } from './pins';
+import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
 import { fallocateFd, installNativeDirOpener } from './posix-calls';
 import { withParent } from '../../core/beneath';
@@ -40,6 +40,7 @@ function msTime(ms: number): { sec: number; nsec: number } {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
 
 /** fs.read on the raw descriptor: the hot path of every FUSE read, without FileHandle's extra layer. */
 function pread(fd: number, buf: Buffer, at: number, position: number): Promise<number> {
@@ -54,12 +55,14 @@ export interface VfsCoreOptions {
   log?: Logger;
   /** Run the upload queue (the daemon does; one-shot commands such as `vdfs cat` do not). */
   uploads?: boolean;
+  /** Opens a location's provider (the application's registry: the VFS names no concrete provider). */
+  openProvider: OpenProvider;
 }
 
 /** The filesystem core: namespace, handles, read pipeline; writes go to LocalWriter. */
-export class VfsCore implements Vfs {
+export class VfsCore implements KernelVfs {
   readonly resolver: Resolver;
-  readonly providers = new ProviderPool();
+  readonly providers: ProviderPool;
   readonly replicas: Replicas;
   /** Pins (available offline); the daemon runs their background fetching. */
   readonly pins: Pins;
@@ -71,12 +74,13 @@ export class VfsCore implements Vfs {
   readonly live = new LiveSizes();
   /** Owners, link counts, atime and ctime of local entries, as their disk last said. */
   readonly disk = new DiskStats();
-  private propsStmt?: Statement;
+  private propStore?: PropStore;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
 
-  constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
+  constructor(readonly home: VfsHome, private readonly opts: VfsCoreOptions) {
     installNativeDirOpener();
+    this.providers = new ProviderPool(opts.openProvider);
     this.resolver = new Resolver(home);
     const pinned = new PinnedArea(home.cacheDir);
     this.replicas = new Replicas(home, this.providers, pinned);
@@ -92,11 +96,28 @@ export class VfsCore implements Vfs {
     return this.opts.log;
   }
 
+  /**
+   * What the location's provider supports: capabilities decide, never the kind string. A kind
+   * this build cannot open supports nothing (its reads fail with the opener's error).
+   */
+  featuresOf(loc: Location): ProviderFeatures {
+    try {
+      return this.providers.get(loc).features;
+    } catch {
+      return NO_FEATURES;
+    }
+  }
+
+  /** Has real files on this machine (the fast path reads and writes them directly). */
+  private isLocal(loc: Location): boolean {
+    return this.featuresOf(loc).localFiles;
+  }
+
   /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
   private stagedLocation(path: string): boolean {
     const name = splitVirtual(path).location;
     const loc = name ? this.home.locations.find(name) : undefined;
-    return !!loc && isStaged(loc);
+    return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
   private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
@@ -124,7 +145,7 @@ export class VfsCore implements Vfs {
 
   /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
   private async diskStat(loc: Location, entry: Entry, rel: string): Promise<DiskStat | undefined> {
-    if (loc.kind !== 'local') return undefined;
+    if (!this.isLocal(loc)) return undefined;
     const known = this.disk.get(entry.id);
     if (known) return known;
     try {
@@ -191,7 +212,7 @@ export class VfsCore implements Vfs {
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
-    const hidden = r.location.kind === 'local' ? this.home.hidden.of(r.location.uri) : [];
+    const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     if (r.location.kind === 'local') await this.primeDiskStats(r.location, r.rel, children);
     return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
@@ -223,7 +244,7 @@ export class VfsCore implements Vfs {
     // The kernel opens FIFOs and devices of the mount itself; anyone else asking (WebDAV, vdfs
     // cat) would block on a FIFO or read a device: they have no content to serve.
     if (isSpecial(r.entry.type)) throw new FsError('EPERM', `${path} is a ${r.entry.type}: it has no content to read`);
-    if (isStaged(r.location)) {
+    if (isStaged(r.location, this.featuresOf(r.location))) {
       const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
       if (pending) return this.handles.add(pending);
     }
@@ -239,7 +260,7 @@ export class VfsCore implements Vfs {
 
   /** The real file, when its location is local and reachable; undefined when it is not. */
   private async openLocal(path: string, loc: Location, entry: Entry, rel: string): Promise<LocalHandle | undefined> {
-    if (loc.kind !== 'local') return undefined;
+    if (!this.isLocal(loc)) return undefined;
     const provider = this.providers.get(loc);
     try {
       // No symlink followed on the way (a directory swapped for a link after the scan).
@@ -273,7 +294,7 @@ export class VfsCore implements Vfs {
    * was unreachable) or a kind this build cannot open.
    */
   private versionReader(loc: Location, entry: Entry, rel: string, path: string): VersionReader | undefined {
-    if (loc.kind === 'local' || !entry.version) return undefined;
+    if (!entry.version || this.isLocal(loc)) return undefined;
     try {
       this.providers.get(loc);
     } catch {
@@ -333,6 +354,14 @@ export class VfsCore implements Vfs {
   nativeWriteFd(fh: number): number | undefined {
     const h = this.handles.get(fh);
     return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
+  }
+
+  handlePath(fh: number): string {
+    return this.handles.get(fh).vpath;
+  }
+
+  onChange(fn: () => void): void {
+    this.resolver.onChange(fn);
   }
 
   /** Bookkeeping of a write done on nativeWriteFd (what write() does after writing). Throws EBADF. */
@@ -433,10 +462,10 @@ export class VfsCore implements Vfs {
     const type = typeOfModeBits(mode);
     if (type === 'file') return this.release(await this.open(path, { write: true, create: true, exclusive: true, mode: mode & 0o7777, owner }));
     if (!type || !isSpecial(type)) throw new FsError('EINVAL', `mknod ${path}: mode ${mode.toString(8)} is not a file, FIFO, socket or device`);
-    const t = resolveTarget(this.home, path, 'mknod');
+    const t = resolveTarget(this.home, path, 'mknod', (l) => this.featuresOf(l));
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     // Only a disk written through keeps them: a cloud object or a staged upload has no such type.
-    if (isStaged(t.location)) throw new FsError('EPERM', `${path}: ${t.location.kind === 'local' ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
+    if (isStaged(t.location, this.featuresOf(t.location))) throw new FsError('EPERM', `${path}: ${this.featuresOf(t.location).localFiles ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
@@ -474,7 +503,7 @@ export class VfsCore implements Vfs {
   private isRemote(path: string): boolean {
     const name = splitVirtual(path).location;
     const loc = name ? this.home.locations.find(name) : undefined;
-    return !!loc && WRITABLE_REMOTE_KINDS.has(loc.kind);
+    return !!loc && isWritableRemote(this.featuresOf(loc));
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -500,7 +529,7 @@ export class VfsCore implements Vfs {
     let dir = this.home.dir;
     try {
       const r = this.resolve(path);
-      if (r.kind === 'entry' && r.location.kind === 'local') dir = r.location.uri;
+      if (r.kind === 'entry' && this.isLocal(r.location)) dir = r.location.uri;
     } catch { /* statfs of the home for anything not resolvable */ }
     const s = await fsp.statfs(dir).catch(() => fsp.statfs(this.home.dir));
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 };
@@ -509,19 +538,14 @@ export class VfsCore implements Vfs {
   async getProps(path: string): Promise<DeadProp[]> {
     const r = this.resolve(path);
     if (r.kind !== 'entry') return [];
-    this.propsStmt ??= this.home.db.prepare('SELECT ns, name, value FROM props WHERE entry_id = ? ORDER BY ns, name');
-    return this.propsStmt.all(r.entry.id) as DeadProp[];
+    this.propStore ??= new PropStore(this.home.db);
+    return this.propStore.of(r.entry.id);
   }
 
   async patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void> {
     const { entry } = this.resolveEntry(path, 'set properties');
-    const db = this.home.db;
-    db.transaction(() => {
-      const del = db.prepare('DELETE FROM props WHERE entry_id = ? AND ns = ? AND name = ?');
-      const put = db.prepare('INSERT INTO props (entry_id, ns, name, value) VALUES (?, ?, ?, ?) ON CONFLICT(entry_id, ns, name) DO UPDATE SET value = excluded.value');
-      for (const p of remove) del.run(entry.id, p.ns, p.name);
-      for (const p of set) put.run(entry.id, p.ns, p.name, p.value);
-    }).immediate();
+    this.propStore ??= new PropStore(this.home.db);
+    this.propStore.patch(entry.id, set, remove);
   }
 
   /** Virtual path of an indexed entry. */

@@ -41,6 +41,7 @@ export function decodeRequestPath(target: string): RequestPath {
       throw new HttpError(400, 'malformed percent-encoding in request path');
     }
     if (seg === '.' || seg === '..' || /[/\\\0]/.test(seg)) throw new HttpError(400, `refused path segment ${JSON.stringify(seg)}`);
+    // eslint-disable-next-line no-control-regex -- refusing control characters is the point
     if (/[\u0000-\u001f\u007f]/.test(seg)) throw new HttpError(400, 'control character in path');
     segments.push(seg);
   }
@@ -96,6 +97,7 @@ export function isLoopbackAddress(addr: string): boolean {
  * as sent is tried in the other form before answering 404.
  */
 export function otherNormalForms(vpath: string): string[] {
+  // eslint-disable-next-line no-control-regex -- plain ASCII, control characters included
   if (/^[\x00-\x7f]*$/.test(vpath)) return [];
   return [...new Set([vpath.normalize('NFC'), vpath.normalize('NFD')])].filter((p) => p !== vpath);
 }

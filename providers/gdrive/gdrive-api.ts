@@ -36,8 +36,9 @@ export class DriveApi {
   readonly drive: drive_v3.Drive;
   readonly auth: OAuth2Client;
 
-  constructor(readonly rootUrl: string, readonly retry: RetryPolicy = DEFAULT_RETRY) {
-    this.auth = authClient();
+  /** `homeDir`: the vdfs home whose gdrive/ holds the tokens (tokenFile's default without it). */
+  constructor(readonly rootUrl: string, readonly retry: RetryPolicy = DEFAULT_RETRY, homeDir?: string) {
+    this.auth = authClient(homeDir);
     this.drive = drive({ version: 'v3', auth: this.auth, rootUrl, ...NO_RETRY });
   }
 

@@ -2,23 +2,23 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FOLDER } from './gdrive-api';
-import type { GdriveProvider } from './gdrive-provider';
+import type { DriveTree } from './gdrive-node';
 import { tokenFile } from './gdrive-tokens';
 import { walkTree, type WalkedObject } from './gdrive-walk';
 
 /** The last whole-tree listing and the changes.list token taken just before it. */
 interface Snapshot { uri: string; token: string; objects: (Omit<WalkedObject, 'lastModified'> & { lastModified?: number })[] }
 
-function stateFile(uri: string): string {
-  return join(dirname(tokenFile()), `state-${createHash('sha256').update(uri).digest('hex').slice(0, 16)}.json`);
+function stateFile(homeDir: string | undefined, uri: string): string {
+  return join(dirname(tokenFile(homeDir)), `state-${createHash('sha256').update(uri).digest('hex').slice(0, 16)}.json`);
 }
 
-function load(uri: string): Snapshot | undefined {
-  try { const s = JSON.parse(readFileSync(stateFile(uri), 'utf8')) as Snapshot; return s.uri === uri ? s : undefined; } catch { return undefined; }
+function load(homeDir: string | undefined, uri: string): Snapshot | undefined {
+  try { const s = JSON.parse(readFileSync(stateFile(homeDir, uri), 'utf8')) as Snapshot; return s.uri === uri ? s : undefined; } catch { return undefined; }
 }
 
-function save(s: Snapshot): void {
-  const f = stateFile(s.uri);
+function save(homeDir: string | undefined, s: Snapshot): void {
+  const f = stateFile(homeDir, s.uri);
   mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
   writeFileSync(`${f}.tmp`, JSON.stringify(s), { mode: 0o600 });
   renameSync(`${f}.tmp`, f);
@@ -36,8 +36,8 @@ const freeze = (o: WalkedObject): Snapshot['objects'][number] => ({ ...o, lastMo
  * The snapshot is the provider's own view, so a scan that fails after it was saved loses
  * nothing: the next scan compares the same snapshot with the index. Throws FsError.
  */
-export async function* walkIncremental(p: GdriveProvider, uri: string, what: string): AsyncGenerator<WalkedObject> {
-  const snap = load(uri);
+export async function* walkIncremental(p: DriveTree, homeDir: string | undefined, uri: string, what: string): AsyncGenerator<WalkedObject> {
+  const snap = load(homeDir, uri);
   const token = await p.api.startPageToken(what);
   let objects: WalkedObject[] | undefined;
   if (snap) {
@@ -66,6 +66,6 @@ export async function* walkIncremental(p: GdriveProvider, uri: string, what: str
     objects = [];
     for await (const o of walkTree(p, what)) objects.push(o);
   }
-  save({ uri, token, objects: objects.map(freeze) });
+  save(homeDir, { uri, token, objects: objects.map(freeze) });
   yield* objects;
 }

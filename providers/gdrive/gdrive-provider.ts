@@ -11,23 +11,18 @@ import { resumableUpload } from './gdrive-upload';
 import { EXPORT_TYPES, type GdriveLocation } from './gdrive-uri';
 import { walkIncremental } from './gdrive-changes';
 import type { WalkedObject } from './gdrive-walk';
+import type { Node } from './gdrive-node';
 
 export interface GdriveProviderOptions {
   readonly?: boolean;
   retry?: Partial<RetryPolicy>;
   /** How long a folder's listing is reused to resolve paths to ids (ms). Metadata is always fetched fresh for stat. */
   folderTtlMs?: number;
-}
-
-/** One child as vdfs sees it: a shortcut is its target with the shortcut's name. */
-export interface Node {
-  /** The id to read from (a shortcut's target). */
-  id: string;
-  /** The id of the entry itself in its folder (the shortcut), for rename and remove. */
-  selfId: string;
-  name: string;
-  kind: 'dir' | 'file' | 'doc';
-  file: DriveFile;
+  /**
+   * The vdfs home: its gdrive/ holds the tokens and the listing snapshots of incremental
+   * scans. Given by whoever opens the provider, so the provider never looks for the home.
+   */
+  homeDir?: string;
 }
 
 const FILE_MODE = 0o644;
@@ -70,14 +65,14 @@ export class GdriveProvider implements Provider {
   private readonly folderTtlMs: number;
 
   constructor(readonly loc: GdriveLocation, private readonly opts: GdriveProviderOptions = {}) {
-    this.features = { write: !opts.readonly, symlinks: false, localFiles: false };
+    this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.folderTtlMs = opts.folderTtlMs ?? 5000;
   }
 
   /** The client, made on first use: opening a provider must not fail when no token is stored yet. Throws EACCES. */
   get api(): DriveApi {
-    this.apiInstance ??= new DriveApi(this.loc.rootUrl, this.retry);
+    this.apiInstance ??= new DriveApi(this.loc.rootUrl, this.retry, this.opts.homeDir);
     return this.apiInstance;
   }
 
@@ -420,7 +415,7 @@ export class GdriveProvider implements Provider {
 
   /** Every file and folder under the location, incrementally through changes.list (gdrive-changes.ts). Throws FsError. */
   walk(): AsyncIterable<WalkedObject> {
-    return walkIncremental(this, `gdrive://${this.loc.folderId}?root=${this.loc.rootUrl}`, `list gdrive://${this.loc.folderId}`);
+    return walkIncremental(this, this.opts.homeDir, `gdrive://${this.loc.folderId}?root=${this.loc.rootUrl}`, `list gdrive://${this.loc.folderId}`);
   }
 
   async close(): Promise<void> {

@@ -20,18 +20,12 @@ export const DEFAULT_AUTH_URL = 'https://accounts.google.com/o/oauth2/v2/auth';
 /** vdfs's installed-app client id; override with --client-id or VDFS_GDRIVE_CLIENT_ID. */
 export const DEFAULT_CLIENT_ID = process.env.VDFS_GDRIVE_CLIENT_ID || 'vdfs-installed-app.apps.googleusercontent.com';
 
-let homeDir: string | undefined;
-
 /**
- * Tells Drive providers which vdfs home holds the tokens. The Home sets it when opened,
- * because providers are opened in many places that do not carry the home along.
+ * Where the tokens of the vdfs home `dir` are: `<dir>/gdrive/token.json`. Without `dir` (a
+ * provider opened outside a home), VDFS_HOME, then the default home.
  */
-export function setGdriveHome(dir: string): void {
-  homeDir = dir;
-}
-
 export function tokenFile(dir?: string): string {
-  const home = dir ?? homeDir ?? process.env.VDFS_HOME ?? join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'vdfs');
+  const home = dir ?? process.env.VDFS_HOME ?? join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'vdfs');
   return join(home, 'gdrive', 'token.json');
 }
 

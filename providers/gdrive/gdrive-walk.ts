@@ -1,5 +1,5 @@
 import { joinRel } from '../../core/paths';
-import type { GdriveProvider, Node } from './gdrive-provider';
+import type { DriveTree, Node } from './gdrive-node';
 
 /** One entry of a whole-tree listing, relative to the location; a folder ends with '/'. */
 export interface WalkedObject {
@@ -23,7 +23,7 @@ const CONCURRENCY = 4;
  * folder as in listings; a folder reached twice (a shortcut to an ancestor) is not entered
  * again. Google files are exported to learn their size. Throws FsError.
  */
-export async function* walkTree(p: GdriveProvider, what: string, start: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }], recurse = true): AsyncGenerator<WalkedObject> {
+export async function* walkTree(p: DriveTree, what: string, start: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }], recurse = true): AsyncGenerator<WalkedObject> {
   await p.resolve('', what); // reachability, and that the id exists
   const seen = new Set<string>([p.loc.folderId, ...start.map((s) => s.id)]);
   let level = start;

@@ -1,47 +1,12 @@
 import { createReadStream, promises as fsp, constants as C } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { readFully } from '../../core/read-fully';
 import { normalizeRel, parentOf, splitPath } from '../../core/paths';
 import { fdPath, fsyncFd, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
-import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
-
-type TypeTests = { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean };
-
-/** The entry type of what lstat saw (special files included: they are entries of local locations). */
-export function entryTypeOf(st: TypeTests): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return undefined;
-}
-
-/** The version token of a local file: inode, size and mtime in ns. */
-export function localVersion(st: BigIntStats): string {
-  return `${st.ino}:${st.size}:${st.mtimeNs}`;
-}
-
-export function entryFromStats(name: string, st: BigIntStats, target?: string): ProviderEntry | undefined {
-  const type = entryTypeOf(st);
-  if (!type) return undefined;
-  return {
-    name,
-    type,
-    size: type === 'dir' ? 0 : Number(st.size),
-    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-    mode: Number(st.mode) & 0o7777,
-    version: localVersion(st),
-    target,
-    ...(type === 'chardev' || type === 'blockdev' ? { rdev: Number(st.rdev) } : {}),
-  };
-}
+import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import { entryFromStats, localVersion } from '../../core/local-stat';
 
 /** A directory on this machine. */
 export class LocalProvider implements Provider {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
+import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 import { codeOfPeerStatus } from './peer-status';
 

@@ -1,22 +1,47 @@
 import { Readable } from 'node:stream';
-import type { Db } from '../../index/db';
-import { readKeys } from '../../app/keys';
 import { FsError } from '../../core/fs-error';
 import { splitPath } from '../../core/paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import type { NodeKeys } from '../../core/node-identity';
 import { PeerClient, errorOf } from './peer-client';
 
-/** What a peer provider needs besides its location: the home (keys, paired nodes, the replicated tree). */
+/** One entry of the replicated tree, as the index keeps it (index/entries.ts `Entry` is one). */
+export interface ReplicatedEntry {
+  id: number;
+  name: string;
+  type: EntryType;
+  size: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  mode: number;
+  version: string | null;
+  hash: string | null;
+  target: string | null;
+}
+
+/**
+ * What a peer provider needs from the node that opens it, given instead of reaching into the
+ * home: this node's keys, the paired owner's address, and the replicated tree (index/entries.ts
+ * `EntryStore` is one). Each may throw what the index throws (SqliteError) or, for keys, EIO.
+ */
 export interface PeerProviderContext {
-  homeDir: string;
-  db: Db;
+  /** This node's TLS identity; undefined before `vdfs init` made keys. */
+  keys(): NodeKeys | undefined;
+  /** The addresses of a paired node (the first is where it was last seen); undefined when not paired. */
+  peerAddresses(nodeId: string): string[] | undefined;
+  /** The replicated tree of peer locations. */
+  readonly tree: {
+    root(locationId: number): ReplicatedEntry | undefined;
+    child(parentId: number, name: string): ReplicatedEntry | undefined;
+    /** Ordered by name. */
+    children(parentId: number): ReplicatedEntry[];
+  };
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 /** A peer that sends nothing for this long is treated as gone, so the reader fails over. */
 const IDLE_MS = 5000;
 
-interface Row { id: number; name: string; type: ProviderEntry['type']; size: number; mtime_sec: number; mtime_nsec: number; mode: number; version: string | null; hash: string | null; target: string | null }
 
 /** `peer://PEER/LOCATION` → its parts. Throws EINVAL. */
 export function parsePeerUri(uri: string): { peer: string; location: string } {
@@ -42,13 +67,13 @@ export class PeerProvider implements Provider {
   /** The owner's addresses, the one that last answered first. Throws EACCES (not paired), EHOSTDOWN (none known). */
   private addresses(): { nodeId: string; urls: string[] } {
     const owner = this.loc.ownerNode;
-    const node = owner ? (this.ctx.db.prepare('SELECT id, addresses FROM nodes WHERE id = ? AND is_self = 0').get(owner) as { id: string; addresses: string } | undefined) : undefined;
-    if (!node) throw new FsError('EACCES', `${this.loc.uri}: its node is not paired any more`);
-    const urls = (JSON.parse(node.addresses) as string[]).filter((u) => typeof u === 'string' && u);
+    const addresses = owner ? this.ctx.peerAddresses(owner) : undefined;
+    if (!owner || !addresses) throw new FsError('EACCES', `${this.loc.uri}: its node is not paired any more`);
+    const urls = addresses.filter((u) => typeof u === 'string' && u);
     if (urls.length === 0) throw new FsError('EHOSTDOWN', `${this.loc.uri}: no known address for its node`);
     const good = urls.indexOf(this.goodUrl);
     if (good > 0) urls.unshift(...urls.splice(good, 1));
-    return { nodeId: node.id, urls };
+    return { nodeId: owner, urls };
   }
 
   /** The client for one address of the owner (kept while it is used). Throws EACCES without keys. */
@@ -56,7 +81,7 @@ export class PeerProvider implements Provider {
     const key = `${nodeId}@${url}`;
     let c = this.clients.get(key);
     if (!c) {
-      const keys = readKeys(this.ctx.homeDir);
+      const keys = this.ctx.keys();
       if (!keys) throw new FsError('EACCES', 'this node has no keys yet: run vdfs init');
       c = new PeerClient(url, nodeId, keys);
       this.clients.set(key, c);
@@ -93,20 +118,19 @@ export class PeerProvider implements Provider {
     }
   }
 
-  private row(path: string): Row {
+  private row(path: string): ReplicatedEntry {
     if (this.loc.id === undefined) throw new FsError('ENOENT', `${this.loc.uri}: not replicated`);
-    let cur = this.ctx.db.prepare('SELECT * FROM entries WHERE location_id = ? AND parent_id IS NULL').get(this.loc.id) as Row | undefined;
-    const child = this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? AND name = ?');
+    let cur = this.ctx.tree.root(this.loc.id);
     for (const part of splitPath(path)) {
       if (!cur || cur.type !== 'dir') break;
-      cur = child.get(cur.id, part) as Row | undefined;
+      cur = this.ctx.tree.child(cur.id, part);
     }
     if (!cur) throw new FsError('ENOENT', `${path}: no such entry on ${this.loc.uri}`);
     return cur;
   }
 
-  private toEntry(r: Row): ProviderEntry {
-    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version ?? '', target: r.target ?? undefined, hash: r.hash ?? undefined };
+  private toEntry(r: ReplicatedEntry): ProviderEntry {
+    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, mode: r.mode, version: r.version ?? '', target: r.target ?? undefined, hash: r.hash ?? undefined };
   }
 
   async stat(path: string): Promise<ProviderEntry> {
@@ -116,7 +140,7 @@ export class PeerProvider implements Provider {
   async list(path: string): Promise<ProviderEntry[]> {
     const r = this.row(path);
     if (r.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    return (this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? ORDER BY name').all(r.id) as Row[]).map((x) => this.toEntry(x));
+    return this.ctx.tree.children(r.id).map((x) => this.toEntry(x));
   }
 
   /** The content hash to ask for (the read's version, else the entry's). Throws EINVAL, EISDIR, ENOENT, EIO (not hashed). */
@@ -166,9 +190,9 @@ export class PeerProvider implements Provider {
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const size = (await this.stat(path)).size;
-    const self = this;
+    const chunk = (off: number) => this.readRange(path, off, Math.min(1 << 20, size - off), opts);
     return Readable.from((async function* () {
-      for (let off = 0; off < size; off += 1 << 20) yield await self.readRange(path, off, Math.min(1 << 20, size - off), opts);
+      for (let off = 0; off < size; off += 1 << 20) yield await chunk(off);
     })());
   }
 

@@ -54,7 +54,7 @@ export class S3Provider implements Provider {
   private readonly multipartThreshold: number;
 
   constructor(readonly loc: S3Location, private readonly opts: S3ProviderOptions = {}) {
-    this.features = { write: !opts.readonly, symlinks: false, localFiles: false };
+    this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.client = createS3Client(loc, { ...DEFAULT_TIMEOUTS, ...opts.timeouts });
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;

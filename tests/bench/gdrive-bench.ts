@@ -14,7 +14,6 @@ import { sh, startMount } from '../helpers/mount';
 import { startDriveServer } from '../helpers/drive-server';
 import { GdriveProvider } from '../../providers/gdrive/gdrive-provider';
 import { authClient } from '../../providers/gdrive/gdrive-auth';
-import { setGdriveHome, writeTokens } from '../../providers/gdrive/gdrive-tokens';
 import { parseGdriveUri } from '../../providers/gdrive/gdrive-uri';
 
 const MiB = 1 << 20;
@@ -27,7 +26,6 @@ async function main(): Promise<void> {
     const home = join(dir, 'home');
     vdfsOk(home, ['init']);
     vdfsOk(home, ['auth', 'gdrive', '--access-token', drive.token, '--refresh-token', drive.refreshToken, '--token-url', `${drive.root}token`]);
-    setGdriveHome(home);
     const folder = await drive.mkdir('bench');
     const size = 64 * MiB;
     await drive.put('big.bin', randomBytes(size), { base: folder });
@@ -71,7 +69,7 @@ async function main(): Promise<void> {
         pageToken = r.data.nextPageToken ?? undefined;
       } while (pageToken);
       rawList.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      const p = new GdriveProvider(parseGdriveUri(`gdrive://${many}?root=${encodeURIComponent(drive.root)}`));
+      const p = new GdriveProvider(parseGdriveUri(`gdrive://${many}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
       t0 = process.hrtime.bigint();
       let w = 0;
       const { walkTree } = await import('../../providers/gdrive/gdrive-walk');

@@ -1,15 +1,15 @@
-import { noteSwallowed } from '../core/swallowed';
+import { noteSwallowed } from '../../core/swallowed';
 import type { Logger } from 'pino';
-import type { PinnedArea } from '../cache/pinned-area';
-import type { Entry } from '../index/entries';
-import type { Location } from '../index/locations';
-import { PinStore, type Pin } from '../index/pins';
-import { filesUnder } from '../index/subtree';
-import { FsError } from '../core/fs-error';
-import type { Home } from './home';
-import { fetchVerified } from '../mount/vfs/verified-fetch';
-import { virtualPath } from '../mount/vfs/namespace';
-import type { Replicas } from '../mount/vfs/replicas';
+import type { PinnedArea } from '../../cache/pinned-area';
+import type { Entry } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import { PinStore, type Pin } from '../../index/pins';
+import { filesUnder } from '../../index/subtree';
+import { FsError } from '../../core/fs-error';
+import type { VfsHome } from './vfs-home';
+import { fetchVerified } from './verified-fetch';
+import { virtualPath } from './namespace';
+import type { Replicas } from './replicas';
 
 /** One pin as `vdfs pin --list --json` shows it. */
 export interface PinState {
@@ -51,7 +51,7 @@ export class Pins {
   private running?: Promise<void>;
 
   constructor(
-    private readonly home: Home,
+    private readonly home: VfsHome,
     readonly area: PinnedArea,
     private readonly replicas: Replicas,
     private readonly log?: Logger,

@@ -2,7 +2,7 @@
  * The peer protocol's JSON shapes (version 1, under `/v1/`). Both sides import these, so a
  * change here is a protocol change: add fields, never change or remove one.
  */
-import type { EntryType } from '../../core/provider';
+import type { EntryType } from './provider';
 
 /** `GET /v1/node`. */
 export interface NodeInfo {

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 export type NativeSession = { readonly __session: unique symbol };
 
 /**
- * The vdfs FUSE addon (mount/fuse/native, built by node-gyp in .ci/setup). Every function
+ * The vdfs FUSE addon (C sources in mount/fuse/native, built by node-gyp in .ci/setup). Every function
  * throws a TypeError on bad arguments; mount throws an Error with `errno` when mounting fails.
  */
 export interface NativeFuse {
@@ -34,10 +34,13 @@ export interface NativeFuse {
   stop(s: NativeSession): void;
 }
 
-/** Where the built addon is, from the sources (tap) or from dist/. */
+/**
+ * Where the built addon is, from the sources (tap) or from dist/. It lives in core/ because two
+ * layers use it: the FUSE front end (mount/fuse) and the VFS's POSIX calls (mount/vfs/posix-calls).
+ */
 export function addonCandidates(): string[] {
   const rel = join('mount', 'fuse', 'native', 'build', 'Release', 'vdfs_fuse.node');
-  return [resolve(__dirname, '..', '..', rel), resolve(__dirname, '..', '..', '..', rel)];
+  return [resolve(__dirname, '..', rel), resolve(__dirname, '..', '..', rel)];
 }
 
 let cached: { addon?: NativeFuse; error?: Error } | undefined;
@@ -51,7 +54,6 @@ export function loadNativeFuse(): { addon?: NativeFuse; error?: Error } {
     return cached;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     cached = { addon: require(file) as NativeFuse };
   } catch (err) {
     cached = { error: new Error(`the native FUSE addon at ${file} does not load: ${(err as Error).message}`) };

@@ -1,0 +1,28 @@
+import type { Logger } from 'pino';
+import type { FuseServer } from './native-server';
+
+export type FuseBackend = 'native' | 'compat';
+
+export interface FuseMountOptions {
+  allowOther?: boolean;
+  /** Seconds the kernel may cache attributes and names (external changes show after this). */
+  attrTimeout?: number;
+  /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
+  backend?: FuseBackend;
+  /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
+  passthrough?: boolean;
+  /** Reader threads of the native backend. */
+  threads?: number;
+  log: Logger;
+}
+
+export interface FuseMount {
+  mountpoint: string;
+  backend: FuseBackend;
+  /** Resolves when the mount went away without unmount() (removed from outside). */
+  closed: Promise<void>;
+  /** The native backend's request server (node table, kernel invalidations). */
+  server?: FuseServer;
+  /** Unmounts; never throws. */
+  unmount(): Promise<void>;
+}

@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { HashPool } from '../../index/hash-pool';
+import type { DiskStats } from './disk-stats';
+import type { HandleTable } from './handles';
+import type { LiveSizes } from './live-sizes';
+import type { ProviderPool } from './replicas';
+import type { Resolver } from './resolver';
+import type { UploadQueue } from './upload-queue';
+import type { VfsHome } from './vfs-home';
+import type { Location } from '../../index/locations';
+import type { ProviderFeatures } from '../../core/provider';
+
+/**
+ * The state of the VFS its writers share (VfsCore is one): the writers (local, staged, remote)
+ * take this instead of VfsCore, so the core and its writers do not import each other.
+ */
+export interface WriterHost {
+  readonly home: VfsHome;
+  readonly resolver: Resolver;
+  readonly providers: ProviderPool;
+  readonly handles: HandleTable;
+  /** Sizes of files open for writing, shared by every writer. */
+  readonly live: LiveSizes;
+  /** Owners, link counts and times of local entries, as their disk last said. */
+  readonly disk: DiskStats;
+  readonly hashPool: HashPool;
+  /** The daemon's logger (undefined in-process without one): for failures handled off the caller's path. */
+  readonly log: Logger | undefined;
+  /** What the location's provider supports (nothing for a kind this build cannot open); never throws. */
+  featuresOf(loc: Location): ProviderFeatures;
+  /** The staged writer's upload queue, and dropping a path's staged state (the local writer replaces it). */
+  readonly staged: { readonly queue: UploadQueue; detach(path: string): void };
+}
