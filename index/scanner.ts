@@ -172,6 +172,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
   const tx = new TxBatcher(ctx.db);
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
   const staged = new Set((ctx.db.prepare("SELECT path FROM uploads WHERE location_id = ? AND state = 'pending'").all(loc.id) as { path: string }[]).map((r) => r.path));
+  // Writes staged while the scan runs are newer than the disk too: asked again before a removal.
+  const stagedNow = ctx.db.prepare("SELECT 1 FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending'");
   let unchanged = 0;
   let lastReport = 0;
   // Throttled to 10 per second; `force` for phase changes so callers see every phase.
@@ -283,7 +285,8 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
       }
       if (known) {
         for (const [name, k] of known.left) {
-          if (staged.has(dir.rel === '' ? name : `${dir.rel}/${name}`)) continue;
+          const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+          if (staged.has(rel) || stagedNow.get(loc.id, rel)) continue;
           const old = entries.get(known.id(k));
           if (old) { entries.remove(old, dir.rel === '' ? name : `${dir.rel}/${name}`); tx.tick(); }
         }

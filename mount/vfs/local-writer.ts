@@ -61,6 +61,8 @@ export class LocalWriter {
     const { entries, db } = this.home;
     let wasDir = false;
     const result = relaxedTransaction(db, (): Entry | undefined => {
+      // Again inside the transaction: a write may have been staged while the lstat ran.
+      if (this.core.staged.queue.pending(loc.id, rel)) return entries.resolve(loc.id, rel);
       const existing = entries.resolve(loc.id, rel);
       wasDir = existing?.type === 'dir';
       if (!fields) {
