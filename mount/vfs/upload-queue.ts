@@ -221,9 +221,9 @@ export class UploadQueue {
         if (still?.staging_file === r.staging_file) this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
         else if (still) this.home.db.prepare('UPDATE uploads SET base_version = ? WHERE id = ?').run(rel === r.path ? placed.version : r.base_version, r.id);
       }).immediate();
+      this.changed(); // before any await: an open now must see the uploaded version, not the staged one
       this.retryAt.delete(r.id);
       await fsp.rm(r.staging_file, { force: true }).catch(() => undefined);
-      this.changed();
       this.log?.info({ location: loc.name, path: rel }, 'uploaded');
     } catch (err) {
       const fe = toFsError(err, `upload ${loc.name}/${r.path}`);
