@@ -333,7 +333,10 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
       const a = `${k.loc}/${rel}`;
       const b = join(oracle, rel);
       await fsp.mkdir(b);
-      if (k.ownerDir) await fsp.mkdir(join(k.ownerDir, rel));
+      if (k.ownerDir) {
+        await fsp.mkdir(join(k.ownerDir, rel));
+        if (!(await pollUntil(async () => (await k.vfs.getattr(a)).type === 'dir', 20_000))) throw new Error(`${a} made on the owner did not show through the Vfs in 20 s`);
+      }
       else await withTimeout(k.vfs.mkdir(a, dirMode()), 'mkdir');
       for (const op of ops) {
         compared++;
@@ -345,7 +348,16 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
           const ok = refused === 'EROFS' || (!/^(ok|d|f|l)/.test(want) && refused === want);
           if (!ok) throw new Error(`${describe(op)}: a peer location answered ${refused}, expected EROFS (the oracle: ${want})`);
           got = await applyFs(join(k.ownerDir, rel), op, k.caps);
-          if (!(await pollUntil(async () => JSON.stringify(await vfsTree(k.vfs, a)) === JSON.stringify(await fsTree(b)), 20_000))) {
+          const shown = async () => {
+            if (JSON.stringify(await vfsTree(k.vfs, a)) !== JSON.stringify(await fsTree(b))) return false;
+            // Modes and times too: stat of the names the change touched.
+            for (const p of op.op === 'rename' ? [op.p, op.to] : [op.p]) {
+              const st: Op = { op: 'stat', p };
+              if ((await applyVfs(k.vfs, a, st, k.caps)) !== (await applyFs(b, st, k.caps))) return false;
+            }
+            return true;
+          };
+          if (!(await pollUntil(shown, 20_000))) {
             throw new Error(`${describe(op)}: the owner's change did not show through the Vfs in 20 s:\nvfs    ${(await vfsTree(k.vfs, a).catch((e) => [String(e)])).join('\n       ')}\noracle ${(await fsTree(b)).join('\n       ')}`);
           }
         } else {
