@@ -71,7 +71,9 @@ export class PeerProvider implements Provider {
     let cur = this.ctx.db.prepare('SELECT * FROM entries WHERE location_id = ? AND parent_id IS NULL').get(this.loc.id) as Row | undefined;
     const child = this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? AND name = ?');
     for (const part of splitPath(path)) {
-      if (!cur || cur.type !== 'dir') break;
+      if (!cur) break;
+      // Like a disk: a path through a file or a symlink (never followed) is ENOTDIR.
+      if (cur.type !== 'dir') throw new FsError('ENOTDIR', `${path}: ${cur.name} is not a directory`);
       cur = child.get(cur.id, part) as Row | undefined;
     }
     if (!cur) throw new FsError('ENOENT', `${path}: no such entry on ${this.loc.uri}`);
@@ -79,7 +81,9 @@ export class PeerProvider implements Provider {
   }
 
   private toEntry(r: Row): ProviderEntry {
-    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version ?? '', target: r.target ?? undefined, hash: r.hash ?? undefined };
+    // Directories and symlinks carry no version in the replicated tree: their mtime stands in.
+    const version = r.version ?? `m${r.mtime_sec}.${r.mtime_nsec}`;
+    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version, target: r.target ?? undefined, hash: r.hash ?? undefined };
   }
 
   async stat(path: string): Promise<ProviderEntry> {
@@ -99,6 +103,7 @@ export class PeerProvider implements Provider {
     if (!hash || !HASH_RE.test(hash)) {
       const r = this.row(path);
       if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+      if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
       if (!r.hash) throw new FsError('EIO', `${path}: its owner has not hashed it yet, and peers serve content by hash only`);
       hash = r.hash;
       size = r.size;
@@ -113,7 +118,10 @@ export class PeerProvider implements Provider {
   }
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
-    const size = (await this.stat(path)).size;
+    const r = this.row(path);
+    if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
+    const size = r.size;
     const self = this;
     return Readable.from((async function* () {
       for (let off = 0; off < size; off += 1 << 20) yield await self.readRange(path, off, Math.min(1 << 20, size - off), opts);
