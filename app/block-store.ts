@@ -50,10 +50,12 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
   const lock = lockCache(home.cacheDir);
   if ('holder' in lock) return { get: (_key, fetch) => fetch(), close: async () => undefined };
   try {
-    const cache = await BlockCache.open({ dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], memoryBytes: home.config['cache.memorySize'] });
+    // Write-behind: a reader never waits for the cache disk (at most 32 MiB queued, then blocks go uncached).
+    const cache = await BlockCache.open({ dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], memoryBytes: home.config['cache.memorySize'], writeQueueBytes: 32 * 1024 * 1024 });
     return {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
+      has: (key) => cache.has(key),
       async close() {
         await cache.close();
         lock.release();

@@ -14,8 +14,13 @@ export interface Config {
   /** Byte budget of the daemon's path -> entry cache (the resolver's LRU). */
   'resolver.cacheSize': number;
   'scan.interval': number;
-  /** Seconds between polls of cloud locations' listings while the daemon runs (0: never). */
+  /**
+   * Seconds between polls of S3 locations' listings while the daemon runs (0: never); stretched
+   * to 10 s per 1,000 keys of the last listing, so a big bucket costs at most one LIST per 10 s.
+   */
   'scan.remoteInterval': number;
+  /** Seconds between polls of Drive locations (changes.list: one request when nothing changed; 0: never). */
+  'scan.driveInterval': number;
   /** Seconds a staged file must stay unchanged before it is uploaded. */
   'upload.delay': number;
   /** PEM files for WebDAV over TLS on a non-loopback address (default: the node's self-signed certificate). */
@@ -51,6 +56,7 @@ export function defaultConfig(name: string): Config {
     'scan.interval': 600,
     'upload.delay': 2,
     'scan.remoteInterval': 120,
+    'scan.driveInterval': 60,
     'webdav.tlsCert': '',
     'webdav.tlsKey': '',
     'webdav.lockTimeout': 3600,
@@ -92,6 +98,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'resolver.cacheSize': (v) => parseSize(v),
   'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
   'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
+  'scan.driveInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.driveInterval: seconds, 0 to disable'); return n; },
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
   'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },

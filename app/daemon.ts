@@ -10,6 +10,7 @@ import { isListable, scanRemoteLocation } from '../index/remote-scan';
 import type { Location } from '../index/locations';
 import { LocationWatcher } from './watcher';
 import { removeDaemonPid, writeDaemonPid } from './memory';
+import { publishSwallowed } from './error-report';
 import { startWebdav, type WebdavServer } from '../mount/webdav/server';
 import { DEFAULT_LOCK_LIMITS } from '../mount/webdav/locks';
 import { webdavAccess } from './webdav-access';
@@ -60,6 +61,11 @@ function inside(child: string, parent: string): boolean {
  * Refuses a mount point that contains the home or a location (the daemon would do I/O on
  * its own mount, which deadlocks in the kernel). Throws FsError EINVAL/EIO.
  */
+/** How often remote locations are checked for a poll that is due. */
+const REMOTE_TICK_MS = 1000;
+/** An S3 poll's interval is at least this many seconds per 1,000 keys listed last time. */
+const S3_SECONDS_PER_PAGE = 10;
+
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
   if (opts.mountpoint) {
     const mp = opts.mountpoint;
@@ -97,8 +103,9 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     throw err;
   }
   writeDaemonPid(home.dir);
+  const stopPublishing = publishSwallowed(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
-  const rescan = (loc: Location) => rescanLocation(home, vfs, loc).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
+  const rescan = (loc: Location, onListed?: (files: number) => void) => rescanLocation(home, vfs, loc, onListed).then(() => { if (loc.kind === 'local') watcher.watchLocation(loc); });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
@@ -112,15 +119,28 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       }, interval * 1000)
     : undefined;
   periodic?.unref();
-  // Cloud locations have no inotify: their listing is polled (Drive answers from changes.list,
-  // so an unchanged drive costs one request).
-  const remoteInterval = home.config['scan.remoteInterval'];
-  const remotePoll = remoteInterval > 0
+  // Cloud locations have no inotify: their listing is polled (docs/vfs.md "Freshness"). Drive
+  // answers from changes.list, so an unchanged drive costs one request: every
+  // `scan.driveInterval` s. An S3 poll lists the whole prefix (one request per 1,000 keys):
+  // every `scan.remoteInterval` s, stretched to S3_SECONDS_PER_PAGE per page of the last
+  // listing so a big bucket costs at most one LIST request per 10 s. Changes found reach the
+  // kernel's caches through the resolver's invalidation (mount/fuse/invalidator.ts).
+  const nextPoll = new Map<number, number>();
+  const pollEvery = (loc: Location, files: number) =>
+    loc.kind === 'gdrive' ? home.config['scan.driveInterval'] : Math.max(home.config['scan.remoteInterval'], S3_SECONDS_PER_PAGE * Math.ceil(files / 1000));
+  const remotePoll = home.config['scan.remoteInterval'] > 0 || home.config['scan.driveInterval'] > 0
     ? setInterval(() => {
+        const now = Date.now();
         for (const loc of home.locations.list()) {
-          if (loc.kind === 's3' || loc.kind === 'gdrive') void rescan(loc).catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'));
+          if (loc.kind !== 's3' && loc.kind !== 'gdrive') continue;
+          if (pollEvery(loc, 0) <= 0 || (nextPoll.get(loc.id) ?? 0) > now) continue;
+          nextPoll.set(loc.id, Infinity); // one poll at a time per location
+          let files = 0;
+          void rescan(loc, (n) => (files = n))
+            .catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'))
+            .finally(() => nextPoll.set(loc.id, Date.now() + pollEvery(loc, files) * 1000));
         }
-      }, remoteInterval * 1000)
+      }, REMOTE_TICK_MS)
     : undefined;
   remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
@@ -149,6 +169,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         await peers?.stop().catch(() => undefined);
         await fuse?.unmount();
         await vfs.close();
+        stopPublishing();
         removeDaemonPid(home.dir);
       })();
       return stopping;
@@ -157,7 +178,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
 }
 
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
-async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<void> {
+async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?: (files: number) => void): Promise<void> {
   let release: () => void;
   try {
     release = acquireScanLock(home.dir, loc.name);
@@ -170,7 +191,7 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location): Promise<
     if (loc.kind === 'local') await scanLocalLocation(ctx, loc, loc.uri);
     else {
       const provider = vfs.providers.get(loc);
-      if (isListable(provider)) await scanRemoteLocation(ctx, loc, provider);
+      if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);
     }
   } finally {
     vfs.resolver.invalidate();

@@ -1,3 +1,4 @@
+import { noteSwallowed } from '../core/swallowed';
 import type { Logger } from 'pino';
 import type { PinnedArea } from '../cache/pinned-area';
 import type { Entry } from '../index/entries';
@@ -200,7 +201,8 @@ export class Pins {
           retryAt = r.failed.length > 0 ? Date.now() + 30_000 : 0;
           if (r.fetched > 0) this.log?.info({ fetched: r.fetched }, 'pinned content fetched');
         })
-        .catch(() => undefined)
+        // Not marked as seen: the next tick tries again.
+        .catch((err) => noteSwallowed(this.log, 'pins: fetching pinned content', err))
         .finally(() => { this.running = undefined; });
     };
     tick();

@@ -1,3 +1,4 @@
+import { noteSwallowed } from '../core/swallowed';
 import { promises as fsp, watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import { IgnoreRules } from '../index/ignore-rules';
@@ -178,7 +179,14 @@ export class LocationWatcher {
       this.unwatchDir(loc.id, rel); // removed, or not a directory
       return;
     }
-    const names = await listBeneath(loc.uri, rel).catch(() => [] as string[]);
+    let names: string[];
+    try {
+      names = await listBeneath(loc.uri, rel);
+    } catch (err) {
+      // An unreadable listing is not an empty directory: its children stay as indexed.
+      noteSwallowed(this.log, 'watcher: listing a changed directory', err, { location: loc.name, rel });
+      return;
+    }
     const children = new Set(this.home.entries.children(e.id).map((c) => c.name));
     const rules = this.rules(loc);
     for (const name of names) {

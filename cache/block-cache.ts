@@ -12,6 +12,13 @@ export interface BlockCacheOptions {
   maxBytes: number;
   /** Budget of the in-memory tier (`cache.memorySize`). 0 disables it. */
   memoryBytes: number;
+  /**
+   * Write-behind: when > 0, a fetched block is handed to the caller as soon as it is verified
+   * and written to disk in the background, with at most this many bytes queued; a block that
+   * finds the queue full is not stored (counted in `writeSkips`), so a slow cache disk never
+   * slows a reader. 0 (the default): get() resolves once the block is on disk.
+   */
+  writeQueueBytes?: number;
 }
 
 /** A cheap snapshot of the cache's counters. Never throws. */
@@ -44,6 +51,10 @@ export interface BlockCacheStats {
   writeErrors: number;
   /** Keys being looked up or fetched now. */
   inflight: number;
+  /** Bytes waiting in the write-behind queue now. */
+  writeQueued: number;
+  /** Fetched blocks not stored because the write-behind queue was full. */
+  writeSkips: number;
 }
 
 /**
@@ -55,7 +66,9 @@ export interface BlockCacheStats {
  */
 export class BlockCache {
   private readonly flight = new SingleFlight<MemoryBlock>();
-  private readonly counts = { hits: 0, memoryHits: 0, misses: 0, shared: 0, fetchedBytes: 0, verifyFailures: 0 };
+  private readonly counts = { hits: 0, memoryHits: 0, misses: 0, shared: 0, fetchedBytes: 0, verifyFailures: 0, writeSkips: 0 };
+  private readonly behind = new Set<Promise<unknown>>();
+  private queuedBytes = 0;
   private closed = false;
 
   private constructor(
@@ -150,7 +163,19 @@ export class BlockCache {
       corruptDropped: c.corruptDropped,
       writeErrors: c.writeErrors,
       inflight: this.flight.size,
+      writeQueued: this.queuedBytes,
+      writeSkips: this.counts.writeSkips,
     };
+  }
+
+  /** True when `key` is in memory or on disk now (not read back, not counted as a use). Never throws. */
+  has(key: string): boolean {
+    return this.memory.get(key) !== undefined || this.disk.has(key);
+  }
+
+  /** Resolves when every write-behind store queued so far has finished. Never rejects. */
+  async settled(): Promise<void> {
+    while (this.behind.size > 0) await Promise.allSettled([...this.behind]);
   }
 
   /** Keys on disk from least to most recently used. O(n); for diagnostics and tests. */
@@ -173,6 +198,7 @@ export class BlockCache {
     if (this.closed) return;
     this.closed = true;
     await this.flight.drain();
+    await this.settled();
     await this.disk.close();
     this.memory.clear();
   }
@@ -211,7 +237,23 @@ export class BlockCache {
     }
     const b = { data, sum };
     this.memory.set(key, b);
-    await this.disk.store(key, data, sum);
+    const queue = this.opts.writeQueueBytes ?? 0;
+    if (queue <= 0) await this.disk.store(key, data, sum);
+    else this.storeBehind(key, data, sum, queue);
     return b;
+  }
+
+  /** Queues a disk store without waiting for it; skips it when `limit` bytes are already queued. */
+  private storeBehind(key: string, data: Buffer, sum: string, limit: number): void {
+    if (this.queuedBytes + data.length > limit) {
+      this.counts.writeSkips++;
+      return;
+    }
+    this.queuedBytes += data.length;
+    const p: Promise<unknown> = this.disk.store(key, data, sum).finally(() => {
+      this.queuedBytes -= data.length;
+      this.behind.delete(p);
+    });
+    this.behind.add(p);
   }
 }

@@ -230,6 +230,9 @@ export class DiskTier {
   }
 
   private async doStore(key: string, data: Buffer, sum: string): Promise<boolean> {
+    // Test hook: a slow cache disk (tests/s3-stream.test.ts). Never set outside tests.
+    const delay = Number(process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS ?? 0);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const gen = this.generation;
     const old = this.entries.get(key);
     if (old) await this.remove(key, old); // same key, other content: replace

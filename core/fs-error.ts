@@ -1,3 +1,5 @@
+import { REFUSED_CODES } from './net-codes';
+
 /**
  * The one error type of vdfs. Every layer (providers, index, cache, vfs) throws
  * FsError; each front end maps `code` once (FUSE: errno, WebDAV: HTTP status).
@@ -12,16 +14,32 @@ export const FS_ERROR_CODES = [
 
 export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
 
+/**
+ * `code` says what went wrong (the front ends map it), `message` says where and why in words
+ * for a person, without the code; `cause` is the underlying error. They are kept apart so no
+ * edge has to strip a code out of a message: print `describeError(err)` where both belong in one line.
+ */
 export class FsError extends Error {
   readonly code: FsErrorCode;
   override readonly cause?: unknown;
 
   constructor(code: FsErrorCode, message: string, cause?: unknown) {
-    super(`${code}: ${message}`);
+    super(message);
     this.name = 'FsError';
     this.code = code;
     this.cause = cause;
   }
+
+  /** `ENOENT: message`: what `${err}` shows (the stack and `.message` hold the words only). */
+  override toString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** `CODE: message` for an FsError, the message for anything else: for logs and reports that show one line. */
+export function describeError(err: unknown): string {
+  if (err instanceof FsError) return err.toString();
+  return (err as Error | undefined)?.message ?? String(err);
 }
 
 export function isFsError(err: unknown): err is FsError {
@@ -40,7 +58,6 @@ export function toFsError(err: unknown, context: string): FsError {
   const msg = (err as Error | undefined)?.message ?? String(err);
   if (code && CODES.has(code)) return new FsError(code as FsErrorCode, `${context}: ${msg}`, err);
   if (code === 'EDQUOT') return new FsError('ENOSPC', `${context}: ${msg}`, err);
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
-    return new FsError('EHOSTDOWN', `${context}: ${msg}`, err);
+  if (code && REFUSED_CODES.has(code)) return new FsError('EHOSTDOWN', `${context}: ${msg}`, err);
   return new FsError('EIO', `${context}: ${msg}`, err);
 }

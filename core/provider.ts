@@ -54,6 +54,14 @@ export interface Provider {
    * Throws EINVAL for a negative offset or length, EISDIR for a directory.
    */
   readRange(path: string, offset: number, length: number, opts?: ReadOptions): Promise<Buffer>;
+  /**
+   * Optional: bytes [offset, offset + length) as one stream from one request (read-ahead
+   * windows). Throws like readRange before the first byte (ESTALE when `opts.version` is no
+   * longer the content's). The stream may end short or fail midway (EIO, EHOSTDOWN) when the
+   * connection is cut: callers count bytes and ask again for the rest. It may also run past
+   * `length` on servers that widen ranges: callers stop at `length` and destroy it.
+   */
+  readRangeStream?(path: string, offset: number, length: number, opts?: ReadOptions): Promise<Readable>;
   /** The whole content as a stream (used for hashing and copying). */
   readStream(path: string, opts?: ReadOptions): Promise<Readable>;
   /** Symlink target. Throws EINVAL when not a symlink. */

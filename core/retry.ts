@@ -1,5 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FsError } from './fs-error';
+import { NETWORK_CODES, REFUSED_CODES } from './net-codes';
+
+export { NETWORK_CODES, REFUSED_CODES } from './net-codes';
 
 /** How long a call to a remote service may keep retrying. */
 export interface RetryPolicy {
@@ -10,6 +13,12 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** A refused connection means "nothing listens there": give up after this long, not the full budget. */
   refusedBudgetMs: number;
+}
+
+/** 'refused' or 'network' for a code in REFUSED_CODES / NETWORK_CODES, else undefined. */
+export function networkFailure(code: string | undefined): 'refused' | 'network' | undefined {
+  if (!code) return undefined;
+  return REFUSED_CODES.has(code) ? 'refused' : NETWORK_CODES.has(code) ? 'network' : undefined;
 }
 
 /** How a failure should be treated: retried (with which budget), or passed through. */

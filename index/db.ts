@@ -96,13 +96,23 @@ export function relaxedTransaction<T>(db: Db, fn: () => T): T {
   // Inside an open transaction (a rescan holding one across its batches) the pragma may not
   // change: join it as a savepoint; that transaction's own commit decides durability.
   if (db.inTransaction) return db.transaction(fn).immediate();
-  db.pragma('synchronous = NORMAL');
+  const sync = syncPragmas(db);
+  sync.normal.run();
   try {
     return db.transaction(fn).immediate();
   } finally {
-    db.pragma('synchronous = FULL');
+    sync.full.run();
     unsynced.add(db);
   }
+}
+
+// Prepared once per connection: db.pragma() prepares its statement on every call, and a
+// relaxed commit runs two of them per written file.
+const pragmas = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
+function syncPragmas(db: Db): { normal: Database.Statement; full: Database.Statement } {
+  let p = pragmas.get(db);
+  if (!p) pragmas.set(db, (p = { normal: db.prepare('PRAGMA synchronous = NORMAL'), full: db.prepare('PRAGMA synchronous = FULL') }));
+  return p;
 }
 
 /**

@@ -96,6 +96,18 @@ export class EntryStore {
     yield* this.db.prepare('SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL').iterate() as IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>>;
   }
 
+  /**
+   * Groups of files with the same content, the most space wasted first (size × extra copies),
+   * streamed: SQLite groups and sorts on its own temporary store, one group is in memory at a
+   * time. Empty files only with `includeEmpty`.
+   */
+  duplicateGroups(includeEmpty: boolean): IterableIterator<{ hash: string; size: number; n: number }> {
+    return this.db.prepare(
+      `SELECT hash, max(size) AS size, count(*) AS n FROM entries WHERE type = 'file' AND hash IS NOT NULL ${includeEmpty ? '' : 'AND size > 0'}
+       GROUP BY hash HAVING count(*) > 1 ORDER BY max(size) * (count(*) - 1) DESC`,
+    ).iterate() as IterableIterator<{ hash: string; size: number; n: number }>;
+  }
+
   byHash(hash: string): Entry[] {
     return this.s.byHash.all(hash) as Entry[];
   }
@@ -131,8 +143,14 @@ export class EntryStore {
 
   /** Adds a child. Throws EEXIST when the name is taken. */
   insert(locationId: number, parentId: number, name: string, fields: EntryFields, path: string): number {
-    if (this.child(parentId, name)) throw new FsError('EEXIST', `${path} already exists in the index`);
-    const id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+    let id: number;
+    try {
+      id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+    } catch (err) {
+      // entries_child is unique: asking first would cost a lookup per insert (a first scan's millions).
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EEXIST', `${path} already exists in the index`);
+      throw err;
+    }
     this.log(locationId, 'put', path, null, fields);
     return id;
   }

@@ -169,4 +169,20 @@ export const MIGRATIONS: readonly string[] = [
     DELETE FROM location_stats WHERE location_id = old.id;
   END;
   `,
+  // 5 (issue 14): deletes owed at a cloud source. An upload that lands at a name the file has
+  //    already left (deleted or renamed while it was uploading) must be removed there; when the
+  //    source is unreachable that is retried from here, across restarts. Only `version` is
+  //    deleted: a newer object at that name is never touched.
+  `
+  CREATE TABLE remote_deletes (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    version TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX remote_deletes_path ON remote_deletes (location_id, path);
+  `,
 ];

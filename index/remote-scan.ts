@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { FsError, toFsError } from '../core/fs-error';
 import { checkName, joinRel, parentOf, baseName } from '../core/paths';
 import type { Provider } from '../core/provider';
+import { BlockHasher, type BlockHashes } from './block-hasher';
 import type { Entry, EntryFields } from './entries';
 import type { Location } from './locations';
-import type { ScanContext, ScanOptions, ScanProgress, ScanSummary } from './scanner';
+import type { ScanContext, ScanOptions, ScanProgress, ScanSummary } from './scan-types';
+import { TxBatcher } from './tx-batcher';
 
 /** One object of a remote listing, relative to the location; a `dir/` marker ends with '/'. */
 export interface ListedObject {
@@ -134,7 +135,7 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
     const fe = toFsError(err, `scan ${loc.name}`);
     if (fe.code === 'EHOSTDOWN') {
       ctx.locations.setOnline(loc.id, false);
-      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message.replace(/^[A-Z]+: /, '')}; its last indexed tree stays visible`, err);
+      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message}; its last indexed tree stays visible`, err);
     }
     throw fe;
   }
@@ -144,12 +145,8 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
   p.bytes = 0;
 
   const { db, entries } = ctx;
-  let inTx = 0;
-  const tick = () => {
-    if (inTx === 0) db.exec('BEGIN IMMEDIATE');
-    if (++inTx >= BATCH) { db.exec('COMMIT'); inTx = 0; }
-  };
-  const flush = () => { if (inTx > 0) { db.exec('COMMIT'); inTx = 0; } };
+  const tx = new TxBatcher(db, BATCH);
+  const tick = () => tx.tick();
   const toHash: { id: number; rel: string; version: string; size: number }[] = [];
   const staged = new Set((db.prepare("SELECT path FROM uploads WHERE location_id = ? AND state = 'pending'").all(loc.id) as { path: string }[]).map((r) => r.path));
   let unchanged = 0;
@@ -200,9 +197,9 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
       }
       report();
     }
-    flush();
+    tx.flush();
   } catch (err) {
-    if (inTx > 0) db.exec('ROLLBACK');
+    tx.abort();
     throw err;
   }
 
@@ -241,25 +238,11 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
  * BLAKE3 of a stream, whole and per block of `blockSize` (32 bytes per block, concatenated),
  * exactly as the local hasher and b3sum compute them. Throws what the stream throws.
  */
-export async function hashStream(s: Readable, blockSize: number, onBytes?: (n: number) => void): Promise<{ hash: string; blockHashes: Buffer; size: number }> {
-  const whole = new Blake3Hasher();
-  const block = new Blake3Hasher();
-  const blocks: Buffer[] = [];
-  let inBlock = 0;
-  let size = 0;
+export async function hashStream(s: Readable, blockSize: number, onBytes?: (n: number) => void): Promise<BlockHashes> {
+  const h = new BlockHasher(blockSize);
   for await (const chunk of s as AsyncIterable<Buffer>) {
-    let c = chunk;
-    whole.update(c);
-    size += c.length;
-    onBytes?.(c.length);
-    while (c.length > 0) {
-      const take = Math.min(c.length, blockSize - inBlock);
-      block.update(c.subarray(0, take));
-      inBlock += take;
-      c = c.subarray(take);
-      if (inBlock === blockSize) { blocks.push(block.digestBuffer()); block.reset(); inBlock = 0; }
-    }
+    h.update(chunk);
+    onBytes?.(chunk.length);
   }
-  if (inBlock > 0) blocks.push(block.digestBuffer());
-  return { hash: whole.digest('hex'), blockHashes: Buffer.concat(blocks), size };
+  return h.digest();
 }

@@ -11,6 +11,11 @@ export interface PeerLocationOptions {
   location: string;
   /** The owner's epoch of that location (see SharedLocation.epoch). */
   epoch?: string;
+  /**
+   * The process streaming the location's first snapshot (`vdfs location add`): while it is
+   * alive, a running daemon leaves the location alone instead of starting a second snapshot.
+   */
+  receiving?: number;
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -42,6 +47,7 @@ export class ReplicaIndex {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       root: p('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL'),
+      isDir: p("SELECT type = 'dir' FROM entries WHERE id = ?").pluck(),
       child: p('SELECT id, type FROM entries WHERE parent_id = ? AND name = ?'),
       insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
                  VALUES (@loc, @parent, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
@@ -53,6 +59,11 @@ export class ReplicaIndex {
       seq: p('SELECT remote_seq AS seq, options FROM locations WHERE id = ?'),
       setSeq: p('UPDATE locations SET remote_seq = ?, options = ? WHERE id = ?'),
     };
+  }
+
+  /** Runs `fn` in one immediate write transaction. */
+  transaction(fn: () => void): void {
+    this.db.transaction(fn).immediate();
   }
 
   /** The last applied sequence and the epoch it belongs to. */
@@ -67,6 +78,7 @@ export class ReplicaIndex {
     const r = this.s.seq.get(locId) as { options: string };
     const opts = JSON.parse(r.options) as { peer?: PeerLocationOptions };
     opts.peer = { ...(opts.peer ?? { location: '' }), epoch };
+    delete opts.peer.receiving;
     this.s.setSeq.run(seq, JSON.stringify(opts), locId);
   }
 
@@ -87,30 +99,58 @@ export class ReplicaIndex {
     this.blobs.putFromPeer(locId, { hash: e.hash, size: b.size, blockSize: b.blockSize, blockHashes: hashes });
   }
 
-  /** Replaces the whole replicated tree by a snapshot, in one transaction. */
-  applySnapshot(locId: number, header: SnapshotHeader, lines: SnapshotLine[]): void {
+  /**
+   * Starts replacing the replicated tree by a snapshot that arrives line by line: clears the
+   * tree and forgets the starting point (so a snapshot cut off half-way is never followed by
+   * the change feed: the next attempt starts over). See SnapshotWriter.
+   */
+  beginSnapshot(locId: number, header: SnapshotHeader): SnapshotWriter {
+    if (typeof header?.seq !== 'number' || typeof header.epoch !== 'string') throw new FsError('EIO', 'the peer sent a malformed snapshot header');
     this.db.transaction(() => {
       this.s.clearChildren.run(locId);
       this.s.clearAll.run(locId);
       this.blobs.forgetPeerLists(locId);
-      const ids = new Map<string, number>();
-      for (const l of lines) {
-        const e = checkEntry(l.entry, l.path);
-        const parts = splitPath(l.path);
-        const rel = parts.join('/');
-        if (ids.has(rel)) throw new FsError('EIO', `the peer sent ${JSON.stringify(rel)} twice`);
-        let parent: number | null = null;
-        if (parts.length > 0) {
-          const p = ids.get(parts.slice(0, -1).join('/'));
-          if (p === undefined) throw new FsError('EIO', `the peer sent ${JSON.stringify(rel)} before its directory`);
-          parent = p;
-        } else if (e.type !== 'dir') throw new FsError('EIO', 'the peer sent a root that is not a directory');
-        this.putBlob(locId, l.blob, e);
-        const id = Number(this.s.insert.run({ loc: locId, parent, name: parts.at(-1) ?? '', ...this.fields(e) }).lastInsertRowid);
-        ids.set(rel, id);
-      }
-      this.setState(locId, header.seq, header.epoch);
+      const opts = JSON.parse((this.s.seq.get(locId) as { options: string }).options) as { peer?: PeerLocationOptions };
+      if (opts.peer) delete opts.peer.epoch;
+      this.s.setSeq.run(0, JSON.stringify(opts), locId);
     }).immediate();
+    return new SnapshotWriter(this, locId, header);
+  }
+
+  /** Writes one snapshot line (parents come first). Throws EIO for a malformed or misplaced line. */
+  writeSnapshotLine(locId: number, l: SnapshotLine, parentOf: (dir: string) => number | undefined): { rel: string; id: number; dir: boolean } {
+    const e = checkEntry(l?.entry, l?.path);
+    if (typeof l.path !== 'string') throw new FsError('EIO', 'the peer sent a snapshot line without a path');
+    const parts = splitPath(l.path);
+    const rel = parts.join('/');
+    let parent: number | null = null;
+    if (parts.length > 0) {
+      const p = parentOf(parts.slice(0, -1).join('/'));
+      if (p === undefined) throw new FsError('EIO', `the peer sent ${JSON.stringify(rel)} before its directory`);
+      parent = p;
+    } else if (e.type !== 'dir') throw new FsError('EIO', 'the peer sent a root that is not a directory');
+    this.putBlob(locId, l.blob, e);
+    const name = parts.at(-1) ?? '';
+    try {
+      const id = Number(this.s.insert.run({ loc: locId, parent, name, ...this.fields(e) }).lastInsertRowid);
+      return { rel, id, dir: e.type === 'dir' };
+    } catch (err) {
+      // entries_child / entries_root are unique: a second line for one path.
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EIO', `the peer sent ${JSON.stringify(rel)} twice`);
+      throw err;
+    }
+  }
+
+  /** A directory of a replicated location by path (for a snapshot line whose parent is no longer remembered). */
+  dirId(locId: number, rel: string): number | undefined {
+    const id = this.resolve(locId, rel);
+    if (id === undefined) return undefined;
+    return (this.s.isDir.get(id) as number | undefined) === 1 ? id : undefined;
+  }
+
+  /** Records how far the location is replicated: after a complete snapshot, or a page of changes. */
+  finishSnapshot(locId: number, header: SnapshotHeader): void {
+    this.db.transaction(() => this.setState(locId, header.seq, header.epoch)).immediate();
   }
 
   /** Applies one page of changes in order and records `page.next`, in one transaction. */
@@ -187,3 +227,50 @@ export class ReplicaIndex {
 }
 
 const DIR: WireEntry = { type: 'dir', size: 0, mtimeSec: 0, mtimeNsec: 0, mode: 0o755, version: null, hash: null, target: null };
+
+/** Snapshot lines written per transaction: large enough for throughput, small enough not to hold the index for long. */
+const SNAPSHOT_BATCH = 5000;
+/** Directory ids remembered by path while a snapshot streams in; others are looked up in the index. */
+const DIR_MEMORY = 10_000;
+
+/**
+ * Applies a snapshot as its lines arrive, in transactions of SNAPSHOT_BATCH lines: memory is
+ * one batch and a bounded map of directory ids, whatever the tree's size. The location's
+ * starting point (seq, epoch) is written only by `end`, once the count matches. `add` and
+ * `end` throw FsError EIO for a malformed, misplaced, duplicated or missing line.
+ */
+export class SnapshotWriter {
+  private readonly batch: SnapshotLine[] = [];
+  private readonly dirs = new Map<string, number>();
+  /** Lines written so far. */
+  count = 0;
+
+  constructor(private readonly replica: ReplicaIndex, private readonly locId: number, readonly header: SnapshotHeader) {}
+
+  add(line: SnapshotLine): void {
+    this.batch.push(line);
+    if (this.batch.length >= SNAPSHOT_BATCH) this.flush();
+  }
+
+  /** The end line said `count` entries were sent: checks it and records the starting point. */
+  end(count: number): void {
+    this.flush();
+    if (count !== this.count) throw new FsError('EIO', `the peer's snapshot ended after ${this.count} entries, it announced ${count}`);
+    this.replica.finishSnapshot(this.locId, this.header);
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const lines = this.batch.splice(0);
+    this.replica.transaction(() => {
+      for (const l of lines) {
+        const w = this.replica.writeSnapshotLine(this.locId, l, (dir) => this.dirs.get(dir) ?? this.replica.dirId(this.locId, dir));
+        if (!w.dir) continue;
+        if (this.dirs.size >= DIR_MEMORY) this.dirs.delete(this.dirs.keys().next().value!);
+        this.dirs.set(w.rel, w.id);
+      }
+    });
+    this.count += lines.length;
+  }
+}
+

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, until, vdfs, vdfsOk } from './helpers/cli';
 import { mountWithOracle, sh, startMount } from './helpers/mount';
 
 /** The same shell script run in the mount and in a plain directory must leave identical trees. */
@@ -131,4 +131,40 @@ t.test('an fsynced file survives kill -9 and reads back after restart', async (t
   const m2 = await startMount(home, mnt);
   t.teardown(() => m2.stop());
   t.equal(sh('b3sum', ['--no-names', join(mnt, 'd', 'durable.bin')]).stdout.trim(), b3sum(join(dir, 'payload')), 'every acknowledged byte is there');
+});
+
+t.test('files unpacked by tar x and closed survive kill -9 right after, and get their hashes back', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  const tree = join(dir, 'tree');
+  mkdirSync(src);
+  const names: string[] = [];
+  for (let d = 0; d < 4; d++) {
+    mkdirSync(join(tree, `d${d}`), { recursive: true });
+    for (let f = 0; f < 50; f++) {
+      writeFileSync(join(tree, `d${d}`, `f${f}`), randomBytes(100 + ((d * 50 + f) * 37) % 5000));
+      names.push(`d${d}/f${f}`);
+    }
+  }
+  const tarball = join(dir, 'tree.tar');
+  t.equal(sh('tar', ['cf', tarball, '-C', tree, '.']).code, 0);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'd', src]);
+  vdfsOk(home, ['scan']);
+  const m1 = await startMount(home, mnt);
+  t.teardown(() => m1.stop());
+  mkdirSync(join(mnt, 'd', 'x'));
+  const r = sh('tar', ['xf', tarball, '-C', join(mnt, 'd', 'x')]);
+  t.equal(r.code, 0, r.stderr);
+  // Killed as soon as tar has closed its last file: hashes may not be committed yet.
+  await m1.kill9();
+  const m2 = await startMount(home, mnt);
+  t.teardown(() => m2.stop());
+  const want = new Map(names.map((n) => [n, b3sum(join(tree, n))]));
+  const bad = names.filter((n) => sh('b3sum', ['--no-names', join(mnt, 'd', 'x', n)]).stdout.trim() !== want.get(n));
+  t.same(bad, [], `every closed file is there with its bytes (${names.length})`);
+  const hashOf = (n: string) => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'd', 'x', n)]).stdout.trim();
+  t.ok(await until(() => names.every((n) => hashOf(n) === want.get(n)), 60_000), 'every file gets its hash (the start-up rescan computes the ones not committed)');
 });

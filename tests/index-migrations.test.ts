@@ -14,7 +14,7 @@ function temp(t: Test): string {
   return dir;
 }
 
-const TABLES = ['blobs', 'changes', 'entries', 'location_stats', 'locations', 'meta', 'nodes', 'peer_block_lists', 'pins', 'props', 'uploads', 'verified'];
+const TABLES = ['blobs', 'changes', 'entries', 'location_stats', 'locations', 'meta', 'nodes', 'peer_block_lists', 'pins', 'props', 'remote_deletes', 'uploads', 'verified'];
 
 function tables(db: Database.Database): string[] {
   return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);

@@ -51,7 +51,8 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
     let n = 0;
     const folder = (name: string, files: number) => {
       const id = Number(dirIns.run(loc, root, name, `${n}:0:0`).lastInsertRowid);
-      for (let f = 0; f < files; f++, n++) fileIns.run(loc, id, `file-${f}.jpg`, f, `${n}:${f}:0`, hash(n));
+      // Files come in pairs of one content (2n, 2n+1): `vdfs dupes` has ~200,000 groups to stream.
+      for (let f = 0; f < files; f++, n++) fileIns.run(loc, id, `file-${f}.jpg`, f, `${n}:${f}:0`, hash(n >> 1));
     };
     for (let d = 0; d < FOLDERS; d++) folder(`d${d}`, PER_FOLDER);
     folder('wide', WIDE);
@@ -72,6 +73,14 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
   const find = maxRssMB(['--home', home, 'find', '--name', 'file-999.jpg']);
   t.equal(find.stdout.split('\n').filter(Boolean).length, FOLDERS + 1, 'find --name streams the index and finds one per folder');
   t.ok(find.mb < CLI_RSS_MB, `find over ${TOTAL} entries max RSS ${find.mb.toFixed(0)} MB < ${CLI_RSS_MB} MB`);
+
+  const dupes = maxRssMB(['--home', home, 'dupes', '--json']);
+  const groups = JSON.parse(dupes.stdout) as { hash: string; size: number; paths: string[] }[];
+  // Every pair is a group, but for the pairs holding an empty file (one per folder: empty files are left out).
+  t.equal(groups.length, TOTAL / 2 - (FOLDERS + 1), 'dupes finds every pair of identical files');
+  t.ok(groups.every((gr) => gr.paths.length === 2 && gr.paths[0].replace(/\d+\.jpg$/, '') === gr.paths[1].replace(/\d+\.jpg$/, '')), 'each group is the two files of one folder');
+  t.ok(groups[0].size >= groups[groups.length - 1].size, 'the most space wasted first');
+  t.ok(dupes.mb < CLI_RSS_MB, `dupes of ${groups.length} groups max RSS ${dupes.mb.toFixed(0)} MB < ${CLI_RSS_MB} MB`);
 
   // A real daemon: start-up (rescans, watches), then idle; its RSS read back through `vdfs status`.
   const child = spawn(process.execPath, [VDFS_BIN, '--home', home, 'serve', '--webdav', '127.0.0.1:0', '--webdav-insecure-no-auth'], { stdio: ['ignore', 'ignore', 'pipe'] });

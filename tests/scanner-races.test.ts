@@ -25,11 +25,15 @@ function setup(t: Test, workers = 2) {
 }
 
 t.test('files that vanish or change between listing and hashing', async (t) => {
-  // One worker, busy first with 2 GiB of holes in the root (walked first), so the small files
-  // in sub/ are all listed and none hashed yet when the walk ends.
+  // One hashing worker, busy first with 8 files of 256 MiB of holes in the root (listed
+  // first): 4 are sent to it, 4 wait in the pool's queue. The listing of sub/ goes before them
+  // (the walk comes first), the hash jobs of its small files queue after them, so they are all
+  // listed and none hashed yet when the walk ends.
   const { src, home, scan, problems } = setup(t, 1);
-  writeFileSync(join(src, 'holes.bin'), '');
-  truncateSync(join(src, 'holes.bin'), 2 * 1024 ** 3);
+  for (let i = 0; i < 8; i++) {
+    writeFileSync(join(src, `holes${i}.bin`), '');
+    truncateSync(join(src, `holes${i}.bin`), 256 * 1024 ** 2);
+  }
   mkdirSync(join(src, 'sub'));
   for (let i = 0; i < 20; i++) writeFileSync(join(src, 'sub', `f${i}.txt`), `file ${i}`);
   let acted = false;
@@ -43,8 +47,8 @@ t.test('files that vanish or change between listing and hashing', async (t) => {
   });
   t.ok(acted, 'the scan reported the hash phase');
   t.same(problems, [], 'a vanished file is not a problem');
-  t.equal(s.files, 11, 'vanished files are not counted');
-  t.equal(s.hashed, 11);
+  t.equal(s.files, 18, 'vanished files are not counted');
+  t.equal(s.hashed, 18);
   t.same(home.entries.children(home.entries.resolve(1, 'sub')!.id).map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(), 'vanished files left the index');
   const e = home.entries.resolve(1, 'sub/f15.txt')!;
   t.equal(e.hash, b3sum(join(src, 'sub', 'f15.txt')), 'the changed file is hashed as it is now');

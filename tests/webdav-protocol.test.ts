@@ -6,7 +6,7 @@ import { HttpError } from '../mount/webdav/http-error';
 import { parseIfHeader, submittedTokens } from '../mount/webdav/if-header';
 import { LockManager } from '../mount/webdav/locks';
 import { decodeRequestPath, hrefFor, isLoopbackHost } from '../mount/webdav/paths';
-import { parseRange } from '../mount/webdav/range';
+import { parseRange, parseRangeHeader } from '../core/http-range';
 import { STATUS_FOR_CODE } from '../mount/webdav/status';
 import { parseXml, serializeChildren, findChild, DAV_NS } from '../mount/webdav/xml';
 import { renderListing } from '../mount/webdav/html-listing';
@@ -81,6 +81,10 @@ t.test('single byte ranges', async (t) => {
   t.equal(parseRange('items=0-1', 100), null);
   t.equal(parseRange(undefined, 100), null);
   t.equal(parseRange('bytes=99999999999999999999-', 100), null);
+  // The peer edge reads the same parser strictly: what WebDAV ignores is 'invalid' there.
+  for (const bad of ['bytes=5-1', 'bytes=0-1,5-6', 'items=0-1', 'bytes=-', 'bytes=99999999999999999999-']) t.equal(parseRangeHeader(bad, 100), 'invalid', bad);
+  t.equal(parseRangeHeader(undefined, 100), null);
+  t.same(parseRangeHeader('bytes=99-', 100), { start: 99, end: 99 }, 'the last byte');
 });
 
 t.test('XML: namespaces resolved, DTDs and bombs refused, values round-trip', async (t) => {

@@ -1,3 +1,4 @@
+import { noteSwallowed } from '../../core/swallowed';
 import type { Logger } from 'pino';
 import { setMeta, getMeta } from '../../index/db';
 import type { Home } from '../home';
@@ -36,7 +37,10 @@ export async function startPeerServices(home: Home, opts: { listen?: { host: str
       try {
         const cur = getMeta(home.db, SERVER_KEY);
         if (cur && (JSON.parse(cur) as { pid: number }).pid === process.pid) home.db.prepare('DELETE FROM meta WHERE key = ?').run(SERVER_KEY);
-      } catch { /* the index may be closing */ }
+      } catch (err) {
+        // The index may be closing: a stale address whose pid is gone is ignored by its readers.
+        noteSwallowed(opts.log, 'peer server: clearing its address at stop', err, {}, 'debug');
+      }
     },
   };
 }

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Command } from 'commander';
 import picomatch from 'picomatch';
 import { FsError } from '../../core/fs-error';
@@ -84,21 +85,27 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
     .description('groups of files with identical content')
     .option('--include-empty', 'also group empty files')
     .option('--json', 'print a JSON document')
-    .action((o: { includeEmpty?: boolean; json?: boolean }) => {
+    .action(async (o: { includeEmpty?: boolean; json?: boolean }) => {
       const home = openHome(g());
-      const groups = home.db
-        .prepare(
-          `SELECT hash, max(size) AS size, count(*) AS n FROM entries WHERE type = 'file' AND hash IS NOT NULL ${o.includeEmpty ? '' : 'AND size > 0'}
-           GROUP BY hash HAVING count(*) > 1 ORDER BY max(size) * (count(*) - 1) DESC`,
-        )
-        .all() as { hash: string; size: number; n: number }[];
-      const out = groups.map((gr) => ({
-        hash: gr.hash,
-        size: gr.size,
-        paths: home.entries.byHash(gr.hash).filter((e) => e.type === 'file').map((e) => vpathOf(home, e)).sort(),
-      }));
-      if (o.json) return printJson(out);
-      if (out.length === 0) return void process.stdout.write('No duplicates.\n');
-      for (const d of out) process.stdout.write(`${d.hash} ${formatSize(d.size)} x${d.paths.length}\n${d.paths.map((p) => `  ${displayName(p)}\n`).join('')}`);
+      // Streamed, one group at a time, waiting for stdout to drain (a pipe to a slow reader
+      // would otherwise queue the whole answer in memory).
+      let n = 0;
+      let text = '';
+      for (const gr of home.entries.duplicateGroups(!!o.includeEmpty)) {
+        const d = { hash: gr.hash, size: gr.size, paths: home.entries.byHash(gr.hash).filter((e) => e.type === 'file').map((e) => vpathOf(home, e)).sort() };
+        if (o.json) text += `${n === 0 ? '[\n' : ',\n'}${JSON.stringify(d)}`;
+        else text += `${d.hash} ${formatSize(d.size)} x${d.paths.length}\n${d.paths.map((p) => `  ${displayName(p)}\n`).join('')}`;
+        n++;
+        if (text.length > 64 * 1024) { await writeOut(text); text = ''; }
+      }
+      if (o.json) text += n === 0 ? '[]\n' : '\n]\n';
+      else if (n === 0) text += 'No duplicates.\n';
+      await writeOut(text);
     });
 }
+
+/** Writes to stdout and waits for it to drain when its buffer is full. */
+async function writeOut(text: string): Promise<void> {
+  if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+}
+

@@ -78,7 +78,7 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
       } catch (err) {
         if (!isFsError(err)) throw err;
         bar?.stop();
-        process.stderr.write(`vdfs scan: ${loc.name}: ${err.message.replace(/^[A-Z]+: /, '')}\n`);
+        process.stderr.write(`vdfs scan: ${loc.name}: ${err.message}\n`);
         total.errors++;
         failed ??= err;
       } finally {

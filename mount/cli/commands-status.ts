@@ -8,21 +8,34 @@ import { openHome, type GlobalOpts } from './context';
 import { openPins } from './commands-pin';
 import { printJson, table } from './output';
 import { daemonMemory, memoryBudget, processMemory, type MemoryBudget } from '../../app/memory';
+import { daemonSwallowed } from '../../app/error-report';
+import { UploadStore } from '../../index/upload-store';
 
 export interface StatusReport {
   home: string;
   node: { id: string; name: string };
   locations: { name: string; kind: string; uri: string; online: boolean; readonly: boolean; files: number; dirs: number; bytes: number; unhashed: number; lastScan: string | null }[];
   index: { entries: number; blobs: number; blobBytes: number; changes: number };
-  uploads: { pending: number; failed: number };
+  /** `remoteDeletes`: leftover uploads still to delete at their source (docs/vfs.md, staged writes). */
+  uploads: { pending: number; failed: number; remoteDeletes: number };
   /** The copies report without paths (vdfs copies --json has them). */
   copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
   /** Configured cache budgets (bytes), this command's own RSS, and the running daemon's. */
   memory: { budget: MemoryBudget; status: { rss: number; peakRss: number } | null; daemon: { pid: number; rss: number; peakRss: number } | null };
+  /**
+   * Errors the last daemon caught, logged and went on from (a busy index on a timer, a failed
+   * re-hash, a peer that went away), counted by what failed; null when no daemon has run.
+   */
+  errors: { swallowed: Record<string, number> | null; daemonPid: number | null };
 }
 
 function withoutPaths(r: CopiesReport): StatusReport['copies'] {
   return { ...r, groups: r.groups.map(({ paths: _paths, ...gr }) => gr) };
+}
+
+function errorsReport(dir: string): StatusReport['errors'] {
+  const d = daemonSwallowed(dir);
+  return { swallowed: d?.counts ?? null, daemonPid: d?.pid ?? null };
 }
 
 export function statusReport(home: Home): StatusReport {
@@ -47,9 +60,10 @@ export function statusReport(home: Home): StatusReport {
       };
     }),
     index: { entries, blobs: blobs.blobs, blobBytes: blobs.bytes, changes: q('SELECT coalesce(max(seq), 0) AS n FROM changes') },
-    uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'") },
+    uploads: { pending: q("SELECT count(*) AS n FROM uploads WHERE state = 'pending'"), failed: q("SELECT count(*) AS n FROM uploads WHERE state = 'failed'"), remoteDeletes: new UploadStore(home.db).remoteDeleteCount() },
     copies: withoutPaths(copiesReport(home, { paths: false })),
     memory: { budget: memoryBudget(home.config), status: processMemory(process.pid), daemon: daemonMemory(home.dir) },
+    errors: errorsReport(home.dir),
   };
 }
 

@@ -19,7 +19,7 @@ import { registerCopyCommand } from './commands-copy';
 
 function fail(err: unknown): never {
   if (isFsError(err)) {
-    process.stderr.write(`vdfs: ${err.message.replace(/^[A-Z]+: /, '')}\n`);
+    process.stderr.write(`vdfs: ${err.message}\n`);
     process.exit(EXIT_CODES[err.code]);
   }
   const sqliteBusy = (err as { code?: string }).code === 'SQLITE_BUSY';

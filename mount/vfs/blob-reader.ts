@@ -1,13 +1,17 @@
 import { blake3Hex } from '../../cache/checksum';
-import { FsError, toFsError } from '../../core/fs-error';
+import { describeError, FsError, toFsError } from '../../core/fs-error';
 import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
+import type { Readable } from 'node:stream';
 import { BlockReader } from './block-reader';
+import { deferred, streamWindow } from './window-stream';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
 export interface BlockStore {
   /** Returns the cached block or runs `fetch` once for all concurrent callers. Throws what fetch throws. */
   get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
+  /** True when `key` is cached now. Never throws. Absent: nothing is known to be cached. */
+  has?(key: string): boolean;
 }
 
 /** One place the content can be read from. `read` throws FsError (EHOSTDOWN when unreachable). */
@@ -18,6 +22,13 @@ export interface ReplicaSource {
   /** Its size as indexed there (defaults to the blob's). */
   size?: number;
   read(offset: number, length: number): Promise<Buffer>;
+  /** Bytes [offset, offset+length) as one stream (see Provider.readRangeStream), when the source can. */
+  stream?(offset: number, length: number): Promise<Readable>;
+  /**
+   * True when `read` checks the version the index holds (S3 ETag, Drive version), so a small
+   * read may be served from it without its block's hash (docs/read-pipeline.md).
+   */
+  versionChecked?: boolean;
 }
 
 /**
@@ -38,6 +49,7 @@ export class BlobReader extends BlockReader {
   private list: Buffer;
   private keyPrefix: string;
   private settling?: Promise<void>;
+  private settled = false;
 
   constructor(
     private readonly store: BlockStore,
@@ -60,8 +72,53 @@ export class BlobReader extends BlockReader {
       });
       await this.settling;
     }
-    const expected = this.list.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES).toString('hex');
-    return this.store.get(`${this.keyPrefix}:${i}`, () => this.fetchBlock(i, expected));
+    return this.store.get(`${this.keyPrefix}:${i}`, () => this.fetchBlock(i, this.expected(i)));
+  }
+
+  private expected(i: number): string {
+    return this.list.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES).toString('hex');
+  }
+
+  protected override cached(i: number): boolean {
+    return (this.blob.trusted !== false || this.settled) && (this.store.has?.(`${this.keyPrefix}:${i}`) ?? false);
+  }
+
+  /** From the best source when it checks versions (S3, Drive); never from a peer (its bytes need the hash). */
+  protected override direct(offset: number, length: number): Promise<Buffer> | undefined {
+    const best = this.sources()[0];
+    if (!best?.versionChecked || (best.size ?? this.blob.size) !== this.blob.size) return undefined;
+    return best.read(offset, length).then((b) => {
+      if (b.length !== Math.min(length, this.blob.size - offset)) throw new FsError('EIO', `${best.label}: short read`);
+      return b;
+    });
+  }
+
+  /**
+   * One stream from the best source that can stream; each block is checked against its hash
+   * as it completes, then handed over and cached (in the background). A block that fails its
+   * hash, or that the stream did not deliver, is fetched from the other sources.
+   */
+  protected override streamBlocks(first: number, last: number): Promise<Buffer>[] | undefined {
+    if (this.blob.trusted === false && !this.settled) return undefined;
+    const src = this.sources()[0];
+    if (!src?.stream || (src.size ?? this.blob.size) !== this.blob.size) return undefined;
+    const open = src.stream.bind(src);
+    const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
+    const prefix = this.keyPrefix;
+    const deliver = (i: number, data: Buffer) => {
+      const w = waiters[i - first];
+      if (blake3Hex(data) !== this.expected(i)) {
+        w.resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i), src.label)));
+        return;
+      }
+      w.resolve(data);
+      void this.store.get(`${prefix}:${i}`, async () => data).catch(() => undefined);
+    };
+    // Blocks the stream did not deliver (cut for good, refused) are fetched one by one, every source tried.
+    void streamWindow(open, this.blob.size, this.blockSize, first, last, deliver, () => undefined).then((next) => {
+      for (let i = next; i <= last; i++) waiters[i - first].resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i))));
+    });
+    return waiters.map((w) => w.promise);
   }
 
   private async settle(): Promise<void> {
@@ -70,6 +127,7 @@ export class BlobReader extends BlockReader {
     if (agreed) {
       this.list = agreed.blockHashes;
       this.keyPrefix = `${this.blob.hash}~${blake3Hex(agreed.blockHashes).slice(0, 32)}`;
+      this.settled = true;
       return;
     }
     const { blob, blocks } = await verifyWhole(this.blob, sources);
@@ -77,16 +135,23 @@ export class BlobReader extends BlockReader {
     this.blob = blob;
     this.list = blob.blockHashes;
     this.keyPrefix = blob.hash;
+    this.settled = true;
     for (const [i, b] of (blocks ?? []).entries()) await this.store.get(`${blob.hash}:${i}`, async () => b).catch(() => undefined);
   }
 
-  private async fetchBlock(i: number, expected: string): Promise<Buffer> {
+  /** Block `i` from the first source (other than `skip`, which just failed it) whose bytes hash to `expected`. */
+  private async fetchBlock(i: number, expected: string, skip?: string): Promise<Buffer> {
     const bs = this.blockSize;
     const offset = i * bs;
     const length = Math.min(bs, this.blob.size - offset);
     const failures: string[] = [];
     let allDown = true;
     for (const src of this.sources()) {
+      if (src.label === skip) {
+        failures.push(`${src.label}: block ${i} failed in its stream`);
+        allDown = false;
+        continue;
+      }
       try {
         const buf = await src.read(offset, length);
         if (buf.length === length && blake3Hex(buf) === expected) return buf;
@@ -95,7 +160,7 @@ export class BlobReader extends BlockReader {
       } catch (err) {
         const fe = toFsError(err, src.label);
         if (fe.code !== 'EHOSTDOWN') allDown = false;
-        failures.push(fe.message);
+        failures.push(describeError(fe));
       }
     }
     if (failures.length === 0) throw new FsError('EHOSTDOWN', `no reachable replica of ${this.blob.hash.slice(0, 16)}`);

@@ -1,7 +1,7 @@
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { blake3Hex } from '../../cache/checksum';
 import { blockCount, type Blob, type BlockList } from '../../index/blobs';
-import { FsError, toFsError } from '../../core/fs-error';
+import { describeError, FsError, toFsError } from '../../core/fs-error';
 import type { ReplicaSource } from './blob-reader';
 
 /** What the reader needs to settle an untrusted blob (VfsCore wires it to the index). */
@@ -53,7 +53,7 @@ export async function verifyWhole(blob: Blob, sources: ReplicaSource[]): Promise
     } catch (err) {
       const fe = toFsError(err, src.label);
       if (fe.code !== 'EHOSTDOWN') allDown = false;
-      failures.push(fe.message);
+      failures.push(describeError(fe));
       continue;
     }
     allDown = false;

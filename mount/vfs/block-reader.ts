@@ -1,22 +1,59 @@
-const MAX_WINDOW_BLOCKS = 32;
-const MAX_PREFETCH_INFLIGHT = 4;
+/** Read-ahead windows ramp 1, 2, 4, 8 blocks while reads stay sequential. */
+const MAX_WINDOW_BLOCKS = 8;
+/** A read this small at a place the reader was not expected is served by a ranged read of just its bytes, when allowed. */
+export const SMALL_READ = 128 * 1024;
+/** Blocks held for this handle (streamed ahead, not yet read past): at most two windows and the reader's own. */
+const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
 
 /**
- * Reads fixed-size blocks of one piece of content and serves byte ranges from them, with a
- * read-ahead window that starts at 2 blocks and doubles up to 32 while reads are sequential
- * (at most 4 prefetches in flight). Subclasses say how a block is obtained (through the block
- * cache, verified or keyed by version). One reader per open handle.
+ * Reads fixed-size blocks of one piece of content and serves byte ranges from them. See
+ * docs/vfs.md "Read pipeline".
+ *
+ * - A small read at an unexpected offset (the first read of a handle, a seek) is served by
+ *   `direct`, a ranged read of just those bytes, when the subclass allows it (version-checked
+ *   sources) and the blocks are not cached: a 4 KiB random read costs a 4 KiB request.
+ * - Sequential reads start read-ahead windows of 1, 2, 4, then 8 blocks (mountpoint-s3's
+ *   ramp). Each window is one streamed request (`streamBlocks`), cut into blocks handed to
+ *   waiting readers as each completes; the next window starts when half of the current one
+ *   is left, so at most two are in flight. Subclasses without streaming fetch the window's
+ *   blocks one by one (`block`).
+ * One reader per open handle.
  */
 export abstract class BlockReader {
   private nextOffset = -1;
   private window = 0;
-  private prefetchedTo = -1;
-  private prefetchInflight = 0;
+  private streamedTo = -1;
+  private readonly pending = new Map<number, Promise<Buffer>>();
 
   constructor(readonly size: number, readonly blockSize: number) {}
 
-  /** Block `i`, whole (the last one may be short). Throws FsError. */
+  /** Block `i`, whole (the last one may be short), through the cache. Throws FsError. */
   protected abstract block(i: number): Promise<Buffer>;
+
+  /**
+   * Blocks `first`..`last` fetched as one stream: one promise per block, each settling as
+   * its block arrives (verified or version-checked, and handed to the cache). Undefined when
+   * this content cannot be streamed now (the caller then uses `block`). Promises reject with
+   * what `block` throws.
+   */
+  protected streamBlocks(_first: number, _last: number): Promise<Buffer>[] | undefined {
+    return undefined;
+  }
+
+  /** Bytes [offset, offset+length) read directly from a version-checked source, uncached; undefined when not allowed. */
+  protected direct(_offset: number, _length: number): Promise<Buffer> | undefined {
+    return undefined;
+  }
+
+  /** Whether a failed `direct` read is worth trying again through `block` (another replica may answer). */
+  protected retryAfterDirect(_err: unknown): boolean {
+    return true;
+  }
+
+  /** True when block `i` is in the cache now (no fetch needed). */
+  protected cached(_i: number): boolean {
+    return false;
+  }
 
   /** Up to `length` bytes from `offset`, short only at the end. Throws what `block` throws. */
   async read(offset: number, length: number): Promise<Buffer> {
@@ -25,28 +62,89 @@ export abstract class BlockReader {
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    this.trackSequential(offset, end, last);
-    const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.block(first + k)));
+    // The kernel sends read-ahead reads of one stream out of order now and then: a read near the
+    // last one, in a block already read ahead, does not break the pattern.
+    const sequential = offset === this.nextOffset || (this.window > 0 && this.pending.has(first) && Math.abs(offset - this.nextOffset) <= 4 * bs);
+    this.nextOffset = end;
+    if (!sequential) {
+      this.window = 0;
+      this.streamedTo = -1;
+      // A read covering a whole block (a small file read whole) takes the block path: the same
+      // request, and the block is then verified and cached.
+      const wholeBlock = offset === first * bs && (end === (first + 1) * bs || end === this.size);
+      const d = end - offset <= SMALL_READ && !wholeBlock && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
+      if (d) {
+        try {
+          return await d;
+        } catch (err) {
+          // the block path tries every replica, and says why when none works
+          if (!this.retryAfterDirect(err)) throw err;
+        }
+      }
+    } else {
+      this.planAhead(first, last);
+    }
+    const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
+    this.prune(first);
     if (blocks.length === 1) return blocks[0].subarray(offset - first * bs, end - first * bs);
     return Buffer.concat(blocks).subarray(offset - first * bs, end - first * bs);
   }
 
-  private trackSequential(offset: number, end: number, lastBlock: number): void {
-    const sequential = offset === this.nextOffset;
-    this.nextOffset = end;
-    if (!sequential) {
-      this.window = 0;
-      return;
-    }
-    this.window = Math.min(Math.max(2, this.window * 2), MAX_WINDOW_BLOCKS);
+  private blockOf(i: number): Promise<Buffer> {
+    const p = this.pending.get(i);
+    if (!p) return this.block(i);
+    // a block that failed in a window is fetched again the ordinary way (every replica)
+    return p.catch(() => {
+      this.pending.delete(i);
+      return this.block(i);
+    });
+  }
+
+  private haveAny(first: number, last: number): boolean {
+    for (let i = first; i <= last; i++) if (this.pending.has(i) || this.cached(i)) return true;
+    return false;
+  }
+
+  /**
+   * Starts the next window when the reader is within half a window of the end of what is
+   * read ahead: runs of blocks not cached are streamed (one request per run), cached blocks
+   * are loaded from the cache ahead of the reader.
+   */
+  private planAhead(first: number, last: number): void {
+    this.window = Math.min(Math.max(1, this.window * 2), MAX_WINDOW_BLOCKS);
     const blocks = Math.ceil(this.size / this.blockSize);
-    const to = Math.min(lastBlock + this.window, blocks - 1);
-    for (let i = Math.max(lastBlock + 1, this.prefetchedTo + 1); i <= to && this.prefetchInflight < MAX_PREFETCH_INFLIGHT; i++) {
-      this.prefetchedTo = i;
-      this.prefetchInflight++;
-      this.block(i)
-        .catch(() => undefined) // a failed prefetch is retried by the real read
-        .finally(() => this.prefetchInflight--);
+    if (this.streamedTo >= last && this.streamedTo - last >= this.window / 2) return;
+    let from = Math.max(first, this.streamedTo + 1);
+    while (from < blocks && this.pending.has(from)) from++;
+    const want = Math.min(Math.max(last, from + this.window - 1), blocks - 1);
+    for (let i = from; i <= want; ) {
+      if (this.pending.has(i)) {
+        i++;
+      } else if (this.cached(i)) {
+        this.hold(i, this.block(i));
+        i++;
+      } else {
+        let to = i;
+        while (to < want && !this.pending.has(to + 1) && !this.cached(to + 1)) to++;
+        const streamed = this.streamBlocks(i, to);
+        for (let k = i; k <= to; k++) this.hold(k, streamed ? streamed[k - i] : this.block(k));
+        i = to + 1;
+      }
+    }
+    this.streamedTo = Math.max(this.streamedTo, want);
+  }
+
+  private hold(i: number, p: Promise<Buffer>): void {
+    p.catch(() => undefined); // a failed read-ahead is retried by the real read
+    this.pending.set(i, p);
+  }
+
+  /** Forgets blocks the reader has moved past, and the oldest when too many are held. */
+  private prune(first: number): void {
+    for (const i of this.pending.keys()) if (i < first) this.pending.delete(i);
+    while (this.pending.size > MAX_PENDING) {
+      const oldest = Math.min(...this.pending.keys());
+      this.pending.delete(oldest);
     }
   }
 }

@@ -1,8 +1,11 @@
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { FsError, toFsError } from '../../core/fs-error';
+import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { relaxedTransaction } from '../../index/db';
+import type { FileHash } from '../../index/hash-pool';
 import { entryFromStats, localVersion } from '../../providers/local/local-provider';
 import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
@@ -14,6 +17,15 @@ import { setTimesAt, S_ISGID } from './posix-calls';
 import type { VfsCore } from './vfs-core';
 
 
+/** True when the index entry already says what the disk says (applying it would write nothing). */
+/** How long computed hashes wait to be committed together. */
+const HASH_COMMIT_MS = 20;
+
+function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
+  if (!e || !f) return !e && !f;
+  return e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target;
+}
+
 /**
  * The write side for local locations: every change goes to the real file or directory
  * first, then the index follows from what the filesystem reports (lstat), in one
@@ -22,6 +34,9 @@ import type { VfsCore } from './vfs-core';
  */
 export class LocalWriter {
   private readonly rehashing = new Set<string>();
+  private readonly rehashAgain = new Set<string>();
+  private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
+  private hashedTimer?: NodeJS.Timeout;
 
   constructor(private readonly core: VfsCore) {}
 
@@ -38,11 +53,60 @@ export class LocalWriter {
 
   /**
    * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
-   * The hash is kept only while the version (inode, size, mtime) is unchanged.
+   * The hash is kept only while the version (inode, size, mtime) is unchanged. With
+   * `parent`, the directory holding `rel` is brought up to date in the same commit (a name in
+   * it came or went): one commit per created file instead of two.
    */
-  async refresh(loc: Location, rel: string, siblings = true): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
-    if (this.core.staged.queue.pending(loc.id, rel)) return this.home.entries.resolve(loc.id, rel);
+    if (this.core.staged.queue.pending(loc.id, rel)) {
+      if (parent) await this.refreshParent(loc, rel);
+      return this.home.entries.resolve(loc.id, rel);
+    }
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    const [self, up] = await Promise.all([this.probe(loc, rel), parent && rel !== '' ? this.probe(loc, parentRel).catch(() => undefined) : undefined]);
+    const { entries } = this.home;
+    // The parent's lookup walks from the root; the child is then one query. Inside the write
+    // transaction both are read again by id (another process may have committed meanwhile).
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const lookup = (dirId?: number) => {
+      const dir = rel === '' ? undefined : dirId === undefined ? entries.resolve(loc.id, parentRel) : entries.get(dirId) ?? entries.resolve(loc.id, parentRel);
+      return { dir, entry: rel === '' ? entries.root(loc.id) : dir?.type === 'dir' ? entries.child(dir.id, name) : undefined };
+    };
+    let { dir: upEntry, entry: existing } = lookup();
+    let r: { entry?: Entry; wasDir: boolean; changed: boolean } = { wasDir: false, changed: false };
+    let upChanged = false;
+    const apply = () => {
+      if (up) upChanged = this.apply(loc, parentRel, up, upEntry, undefined).changed;
+      r = this.apply(loc, rel, self, existing, upEntry);
+    };
+    // Nothing differs from the index (a chown to the same owner, a flush without new bytes):
+    // no commit (apply then only reads).
+    if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
+    else relaxedTransaction(this.home.db, () => {
+      ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
+      // Again inside the transaction: a write may have been staged while the disk was probed.
+      if (this.core.staged.queue.pending(loc.id, rel)) { r = { entry: existing, wasDir: false, changed: false }; return; }
+      apply();
+    });
+    const result = r.entry;
+    const wasDir = r.wasDir;
+    // Only this path changed, unless a directory went away or became something else.
+    this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
+    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
+    const entry = result as Entry | undefined;
+    if (entry && self.disk) {
+      this.core.disk.set(entry.id, self.disk);
+      // Hard links: the other names of this file changed with it (mode, times, size, links).
+      if (siblings && self.disk.nlink > 1n) await this.refreshSiblings(loc, entry.id, self.disk);
+    }
+    if (up?.disk && upEntry) this.core.disk.set(upEntry.id, up.disk);
+    if (entry?.type === 'file' && !entry.hash) this.rehash(loc, rel);
+    return entry;
+  }
+
+  /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
+  private async probe(loc: Location, rel: string): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
@@ -58,44 +122,34 @@ export class LocalWriter {
       const code = toFsError(err, rel).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
     }
-    const { entries, db } = this.home;
-    let wasDir = false;
-    const result = relaxedTransaction(db, (): Entry | undefined => {
-      // Again inside the transaction: a write may have been staged while the lstat ran.
-      if (this.core.staged.queue.pending(loc.id, rel)) return entries.resolve(loc.id, rel);
-      const existing = entries.resolve(loc.id, rel);
-      wasDir = existing?.type === 'dir';
-      if (!fields) {
-        if (existing && existing.parentId !== null) entries.remove(existing, rel);
-        if (existing) this.core.disk.delete(existing.id);
-        return undefined;
-      }
-      if (existing) {
-        if (existing.type !== fields.type) {
-          entries.remove(existing, rel);
-        } else {
-          const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
-          const f = { ...fields, hash: keep };
-          entries.update(existing, f, rel);
-          return { ...existing, ...f };
-        }
-      }
-      const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-      const parent = entries.resolve(loc.id, parentRel);
-      if (!parent || parent.type !== 'dir') return undefined; // parent not indexed yet: the next scan adds both
-      const name = rel.slice(rel.lastIndexOf('/') + 1);
-      const id = entries.insert(loc.id, parent.id, name, fields, rel);
-      return entries.get(id);
-    });
-    // Only this path changed, unless a directory went away or became something else.
-    this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
-    if (result && disk) {
-      this.core.disk.set(result.id, disk);
-      // Hard links: the other names of this file changed with it (mode, times, size, links).
-      if (siblings && disk.nlink > 1n) await this.refreshSiblings(loc, result.id, disk);
+    return { fields, disk };
+  }
+
+  /** The index side of refresh, inside the caller's transaction (or alone when it writes nothing). */
+  private apply(loc: Location, rel: string, probed: { fields?: EntryFields }, existing: Entry | undefined, parent: Entry | undefined): { entry?: Entry; wasDir: boolean; changed: boolean } {
+    const { entries } = this.home;
+    const fields = probed.fields;
+    const wasDir = existing?.type === 'dir';
+    if (!fields) {
+      if (existing && existing.parentId !== null) entries.remove(existing, rel);
+      if (existing) this.core.disk.delete(existing.id);
+      return { wasDir, changed: !!existing };
     }
-    if (result?.type === 'file' && !result.hash) this.rehash(loc, rel);
-    return result;
+    if (existing) {
+      if (existing.type !== fields.type) {
+        entries.remove(existing, rel);
+      } else {
+        if (same(existing, fields)) return { entry: existing, wasDir, changed: false };
+        const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
+        const f = { ...fields, hash: keep };
+        entries.update(existing, f, rel);
+        return { entry: { ...existing, ...f }, wasDir, changed: true };
+      }
+    }
+    if (!parent || parent.type !== 'dir') return { wasDir, changed: !!existing }; // parent not indexed yet: the next scan adds both
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const id = entries.insert(loc.id, parent.id, name, fields, rel);
+    return { entry: entries.get(id), wasDir, changed: true };
   }
 
   /** Refreshes the other known names of the disk file `st` (entries whose last lstat had its inode). */
@@ -104,7 +158,7 @@ export class LocalWriter {
       if (id === except) continue;
       const e = this.home.entries.get(id);
       if (!e || e.locationId !== loc.id) { this.core.disk.delete(id); continue; }
-      await this.refresh(loc, this.home.entries.pathOf(id), false).catch(() => undefined);
+      await this.refresh(loc, this.home.entries.pathOf(id), false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing another name of a file', err, { location: loc.name }, 'debug'));
     }
   }
 
@@ -114,34 +168,71 @@ export class LocalWriter {
    */
   async refreshParent(loc: Location, rel: string): Promise<void> {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    await this.refresh(loc, parentRel, false).catch(() => undefined);
+    await this.refresh(loc, parentRel, false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'));
   }
 
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
   noteExternalChange(loc: Location, rel: string): void {
-    void this.refresh(loc, rel).catch(() => undefined);
+    void this.refresh(loc, rel).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a changed file', err, { location: loc.name, path: rel }));
   }
 
+  /**
+   * Hashes a written file in the hash pool, off the event loop. Not while the file is still
+   * open for writing (its bytes are not final: closed() asks again), and a request made while
+   * one runs runs again after it. Results are committed in groups (see commitHashes).
+   */
   private rehash(loc: Location, rel: string): void {
+    if (this.core.live.get(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
-    if (this.rehashing.has(key)) return;
+    if (this.rehashing.has(key)) { this.rehashAgain.add(key); return; }
     this.rehashing.add(key);
     // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
     void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
-        if (r.changed) return;
-        const version = `${r.ino}:${r.size}:${r.mtimeNs}`;
-        relaxedTransaction(this.home.db, () => {
-          const e = this.home.entries.resolve(loc.id, rel);
-          if (!e || e.version !== version) return; // changed again; its own commit re-hashes
-          this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
-          this.home.entries.update(e, { ...e, hash: r.hash }, rel);
-        });
-        this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
+        if (!r.changed) this.hashed.push({ loc, rel, r });
+        if (!this.hashedTimer) {
+          this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
+          this.hashedTimer.unref();
+        }
       })
-      .catch(() => undefined) // vanished or unreadable: the next scan reports it
-      .finally(() => this.rehashing.delete(key));
+      // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
+      // the file without a hash until the next scan, so it is logged and counted.
+      .catch((err: FsError) => noteSwallowed(this.core.log, 'local writer: re-hash after close', err, { location: loc.name, path: rel }, err?.code === 'ENOENT' ? 'debug' : 'warn'))
+      .finally(() => {
+        this.rehashing.delete(key);
+        if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
+      });
+  }
+
+  /**
+   * Commits the hashes computed in the last few milliseconds in one transaction (a commit per
+   * file was a large part of a `tar x` into the mount). A hash is derived data: a crash before
+   * its commit only means the next scan computes it again.
+   */
+  commitHashes(): void {
+    if (this.hashedTimer) clearTimeout(this.hashedTimer);
+    this.hashedTimer = undefined;
+    const done = this.hashed.splice(0);
+    if (done.length === 0 || !this.home.db.open) return;
+    try {
+      this.commitHashed(done);
+    } catch (err) {
+      // The index is busy or closing: these files are re-hashed by the next scan.
+      noteSwallowed(this.core.log, 'local writer: committing hashes', err, { files: done.length });
+    }
+  }
+
+  private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
+    relaxedTransaction(this.home.db, () => {
+      for (const { loc, rel, r } of done) {
+        const e = this.home.entries.resolve(loc.id, rel);
+        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue; // changed again; its own commit re-hashes
+        this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
+        this.home.entries.update(e, { ...e, hash: r.hash }, rel);
+      }
+    });
+    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
   }
 
   async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
@@ -166,12 +257,13 @@ export class LocalWriter {
       made = !t.existing && !!flags.exclusive;
     }
     try {
-      if (made) await this.adopt(t, flags.mode, flags.owner);
-      const entry = t.existing && !flags.create && !flags.truncate ? t.existing : await this.refresh(t.location, t.rel);
-      if (!t.existing) await this.refreshParent(t.location, t.rel);
+      if (made) await this.adopt(t, flags.mode, flags.owner, fd);
+      const refreshed = !(t.existing && !flags.create && !flags.truncate);
+      const entry = refreshed ? await this.refresh(t.location, t.rel, true, !t.existing) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
-      const st = await fd.stat();
+      // Just refreshed: the entry is what the disk said after this open (no second fstat).
+      const st = refreshed && entry.type === 'file' ? { size: entry.size, mtimeMs: entry.mtimeSec * 1000 + entry.mtimeNsec / 1e6 } : await fd.stat();
       this.core.live.opened(path, st.size, st.mtimeMs);
       return h;
     } catch (err) {
@@ -201,6 +293,10 @@ export class LocalWriter {
   closed(h: LocalHandle): void {
     if (!h.writable) return;
     this.core.live.closed(h.vpath);
+    // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
+    if (this.core.live.get(h.vpath)) return;
+    const e = this.home.entries.resolve(h.location.id, h.rel);
+    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.rehash(h.location, h.rel);
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -224,8 +320,7 @@ export class LocalWriter {
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
     await this.adopt(t, mode, owner);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
   }
 
   async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
@@ -243,8 +338,7 @@ export class LocalWriter {
     });
     await queue.cancel(t.location.id, t.rel);
     this.core.staged.detach(path);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
     // The file's other names lost a link (and their ctime changed).
     if (linked && linked.nlink > 1) await this.refreshSiblings(t.location, t.existing.id, linked);
   }
@@ -284,9 +378,8 @@ export class LocalWriter {
     }).immediate();
     this.core.resolver.invalidate();
     this.retargetHandles(from, to);
-    await this.refresh(b.location, b.rel);
+    await this.refresh(b.location, b.rel, true, true);
     await this.refreshParent(a.location, a.rel);
-    await this.refreshParent(b.location, b.rel);
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */
@@ -305,8 +398,7 @@ export class LocalWriter {
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
     await this.adopt(t, undefined, owner);
-    await this.refresh(t.location, t.rel);
-    await this.refreshParent(t.location, t.rel);
+    await this.refresh(t.location, t.rel, true, true);
   }
 
   /** link(2) inside one location: both names in their safely opened parents; the source is never followed. */
@@ -319,9 +411,8 @@ export class LocalWriter {
     if (b.existing) throw new FsError('EEXIST', `${to} already exists`);
     const root = a.location.uri;
     await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => { throw toFsError(err, `link ${from}`); });
-    await this.refresh(b.location, b.rel);
+    await this.refresh(b.location, b.rel, true, true);
     await this.refresh(a.location, a.rel);
-    await this.refreshParent(b.location, b.rel);
   }
 
   /**
@@ -330,10 +421,11 @@ export class LocalWriter {
    * asked for (the caller's umask was applied by the kernel; the daemon's own must not be).
    * Ownership changes need root: a daemon run by a user creates files as that user.
    */
-  private async adopt(t: Target, mode: number | undefined, owner: Caller | undefined): Promise<void> {
+  private async adopt(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle): Promise<void> {
     const root = t.location.uri;
     const me = process.getuid?.() ?? 0;
-    const fh = await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); });
+    // A file just created: its own open descriptor names the inode (no second open by name).
+    const fh = made ?? (await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); }));
     try {
       let st = await fh.stat();
       if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
@@ -350,7 +442,7 @@ export class LocalWriter {
     } catch (err) {
       throw toFsError(err, `create ${t.rel}`);
     } finally {
-      await fh.close().catch(() => undefined);
+      if (!made) await fh.close().catch(() => undefined);
     }
   }
 

@@ -39,3 +39,18 @@ export function resolveVirtual(home: Home, vpath: string): Resolved {
   if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index${loc.lastScan ? '' : ` (location ${loc.name} was never scanned: vdfs scan ${loc.name})`}`);
   return { kind: 'entry', location: loc, entry, rel };
 }
+
+/**
+ * Resolves `name` inside an already resolved `parent` (one index query instead of a walk
+ * from the location root). Same answers as resolveVirtual of the joined path: throws ENOENT
+ * when nothing is there (or the parent is not a directory), EINVAL for a malformed name.
+ */
+export function resolveChild(home: Home, parent: Resolved, name: string, vpath: string): Resolved {
+  if (parent.kind !== 'entry') return resolveVirtual(home, vpath);
+  const loc = parent.location;
+  const rel = parent.rel === '' ? name : `${parent.rel}/${name}`;
+  if (loc.kind === 'local' && home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
+  const entry = parent.entry.type === 'dir' ? home.entries.child(parent.entry.id, name) : undefined;
+  if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index`);
+  return { kind: 'entry', location: loc, entry, rel };
+}

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { constants } from 'node:os';
 import { loadNativeFuse } from '../fuse/native-addon';
 import { FsError, toFsError } from '../../core/fs-error';
+import { useNativeDirOpener } from '../../core/beneath';
 import type { TimeSet } from './types';
 
 /** UTIME_NOW / UTIME_OMIT (Linux) as the tv_nsec of a utimensat timespec. */
@@ -45,6 +46,12 @@ export function fallocateFd(fd: number, mode: number, offset: number, len: numbe
   const rc = addon.fallocate(fd, mode, offset, len);
   if (rc < 0) throw fromErrno(rc, context);
   return true;
+}
+
+/** Makes withParent open parents by one native openat2 when the addon has it (else nothing changes). */
+export function installNativeDirOpener(): void {
+  const addon = loadNativeFuse().addon as { openDirBeneath?: (root: string, rel: string) => number } | undefined;
+  if (addon?.openDirBeneath) useNativeDirOpener(addon.openDirBeneath);
 }
 
 export const S_ISGID = 0o2000;

@@ -4,6 +4,7 @@ import type { PinnedArea } from '../../cache/pinned-area';
 import type { Provider } from '../../core/provider';
 import { openProvider, type ProviderContext } from '../../app/provider-registry';
 import type { Home } from '../../app/home';
+import type { Readable } from 'node:stream';
 import type { ReplicaSource } from './blob-reader';
 import { virtualPath } from './namespace';
 
@@ -39,8 +40,66 @@ export interface ReplicaInfo {
   lastVerified: string | null;
 }
 
-/** Cheapest first: a local disk, then (later) LAN peers, then cloud. */
+/** Before anything is measured, cheapest first: a local disk, then LAN peers, then cloud. */
 const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 };
+/** Kinds whose reads check the version the index holds (ETag, Drive version): see ReplicaSource.versionChecked. */
+const VERSION_CHECKED = new Set(['s3', 'gdrive']);
+
+/**
+ * Measured cost of reading from each location: moving averages of the time to the answer and
+ * of throughput, from the reads themselves. Replicas are ranked by the expected time of a
+ * 1 MiB read (latency + 1 MiB / throughput). A location not measured yet is ranked by its
+ * kind, but ahead of measured ones of its own kind, so that it gets measured. Never throws.
+ */
+/** 100 MB/s, until a location's throughput is measured. */
+const ASSUMED_BYTES_PER_MS = 100_000;
+
+export class ReplicaStats {
+  private readonly m = new Map<number, { latencyMs?: number; bytesPerMs?: number }>();
+
+  /** One read of `bytes` that took `ms` in all (0 bytes: the time to a stream's answer). */
+  record(locationId: number, bytes: number, ms: number): void {
+    const cur = this.m.get(locationId) ?? {};
+    const ewma = (old: number | undefined, v: number) => (old === undefined ? v : 0.7 * old + 0.3 * v);
+    if (bytes <= 64 * 1024) cur.latencyMs = ewma(cur.latencyMs, ms);
+    else cur.bytesPerMs = ewma(cur.bytesPerMs, bytes / Math.max(ms, 0.05));
+    this.m.set(locationId, cur);
+  }
+
+  /**
+   * Expected ms for a 1 MiB read; undefined when never measured. Throughput not measured yet
+   * counts as ASSUMED_BYTES_PER_MS; latency not measured yet as 0 (a throughput sample
+   * includes its request's latency).
+   */
+  cost(locationId: number): number | undefined {
+    const s = this.m.get(locationId);
+    if (!s) return undefined;
+    return (s.latencyMs ?? 0) + (1024 * 1024) / Math.max(s.bytesPerMs ?? ASSUMED_BYTES_PER_MS, 1e-3);
+  }
+}
+
+/** The process's measurements (shared by every reader). */
+export const replicaStats = new ReplicaStats();
+
+function rank(a: { loc: Location }, b: { loc: Location }): number {
+  const online = Number(b.loc.online) - Number(a.loc.online);
+  if (online !== 0) return online;
+  const [ka, kb] = [KIND_RANK[a.loc.kind] ?? 9, KIND_RANK[b.loc.kind] ?? 9];
+  if (a.loc.kind === 'local' || b.loc.kind === 'local') return ka - kb;
+  const [ca, cb] = [replicaStats.cost(a.loc.id), replicaStats.cost(b.loc.id)];
+  if (ca !== undefined && cb !== undefined) return ca - cb;
+  // One measured, one not, same kind: the unmeasured one is tried (a few reads measure it).
+  if (ka === kb && (ca === undefined) !== (cb === undefined)) return ca === undefined ? -1 : 1;
+  return ka - kb;
+}
+
+async function timed<T extends Buffer | Readable>(locationId: number, run: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const r = await run();
+  // A stream counts for its time to the answer (its consumer stops it at the window's end).
+  replicaStats.record(locationId, Buffer.isBuffer(r) ? r.length : 0, performance.now() - t0);
+  return r;
+}
 
 /** Finds every place a blob can be read from. */
 export class Replicas {
@@ -60,7 +119,7 @@ export class Replicas {
       // An entry left in the index under a vdfs state folder (until the next scan removes it)
       // is no replica: /.vdfs/by-hash must not read the home through it.
       .filter((r) => r.loc.kind !== 'local' || !this.home.hidden.hides(r.loc.uri, r.rel))
-      .sort((a, b) => (KIND_RANK[a.loc.kind] ?? 9) - (KIND_RANK[b.loc.kind] ?? 9) || Number(b.loc.online) - Number(a.loc.online));
+      .sort(rank);
   }
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
@@ -71,12 +130,25 @@ export class Replicas {
 
   /** Readers for the replicas in locations only (what the pinner fetches from), best first. */
   locationSources(hash: string): ReplicaSource[] {
-    return this.entriesOf(hash).map(({ loc, rel, version, size }) => ({
-      label: virtualPath(loc.name, rel),
-      locationId: loc.id,
-      size,
-      read: (offset: number, length: number) => this.providers.get(loc, { homeDir: this.home.dir, db: this.home.db }).readRange(rel, offset, length, { version: version ?? undefined }),
-    }));
+    const ctx = { homeDir: this.home.dir, db: this.home.db };
+    return this.entriesOf(hash).map(({ loc, rel, version, size }) => {
+      const opts = { version: version ?? undefined };
+      const provider = () => this.providers.get(loc, ctx);
+      let canStream = false;
+      try {
+        canStream = provider().readRangeStream !== undefined;
+      } catch {
+        // a kind this build cannot open: its reads say so
+      }
+      return {
+        label: virtualPath(loc.name, rel),
+        locationId: loc.id,
+        size,
+        versionChecked: VERSION_CHECKED.has(loc.kind) && version !== null,
+        read: (offset: number, length: number) => timed(loc.id, () => provider().readRange(rel, offset, length, opts)),
+        stream: canStream ? (offset: number, length: number) => timed(loc.id, () => provider().readRangeStream!(rel, offset, length, opts)) : undefined,
+      };
+    });
   }
 
   list(hash: string): ReplicaInfo[] {

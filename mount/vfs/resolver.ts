@@ -3,7 +3,7 @@ import type { Statement } from 'better-sqlite3';
 import { FsError } from '../../core/fs-error';
 import type { Home } from '../../app/home';
 import { splitPath } from '../../core/paths';
-import { resolveVirtual, type Resolved } from './namespace';
+import { resolveChild, resolveVirtual, VDFS_DIR, type Resolved } from './namespace';
 
 type Cached = Resolved | FsError;
 
@@ -54,7 +54,7 @@ export class Resolver {
     let r = key === undefined ? undefined : this.cache.get(key);
     if (r === undefined) {
       try {
-        r = resolveVirtual(this.home, vpath);
+        r = key === undefined ? resolveVirtual(this.home, vpath) : this.fromParent(key);
       } catch (err) {
         if (!(err instanceof FsError) || err.code !== 'ENOENT') throw err;
         r = err;
@@ -63,6 +63,25 @@ export class Resolver {
     }
     if (r instanceof FsError) throw r;
     return r;
+  }
+
+  /**
+   * A miss below a location root: the parent through the cache (itself resolved the same way
+   * when missing), then one child query. A walk from the root per miss cost a query per
+   * component for every name a `tar x` created. Throws like resolveVirtual.
+   */
+  private fromParent(key: string): Resolved {
+    const cut = key.lastIndexOf('/');
+    // '/', '/loc' and anything under /.vdfs: resolveVirtual directly.
+    if (cut <= 0 || key.startsWith(`/${VDFS_DIR}/`)) return resolveVirtual(this.home, key);
+    let parent: Resolved;
+    try {
+      parent = this.resolve(key.slice(0, cut));
+    } catch (err) {
+      if (err instanceof FsError && err.code === 'ENOENT') throw new FsError('ENOENT', `${key}: not in the index`);
+      throw err;
+    }
+    return resolveChild(this.home, parent, key.slice(cut + 1), key);
   }
 
   /** Seeds the cache (readdir knows every child: the kernel will look each one up next). */

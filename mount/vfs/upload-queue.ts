@@ -1,26 +1,18 @@
 import { promises as fsp } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { FsError, toFsError } from '../../core/fs-error';
+import { describeError, FsError, toFsError } from '../../core/fs-error';
+import { noteSwallowed } from '../../core/swallowed';
 import type { EntryFields } from '../../index/entries';
 import type { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
 import type { ProviderEntry } from '../../core/provider';
 import type { Home } from '../../app/home';
 import type { ProviderPool } from './replicas';
+import { UploadStore, type UploadRow } from '../../index/upload-store';
+import { RemoteDeletes } from './remote-deletes';
 
-export interface UploadRow {
-  id: number;
-  location_id: number;
-  path: string;
-  staging_file: string;
-  /** The source's version the change was based on; null: the file did not exist there. */
-  base_version: string | null;
-  state: 'pending' | 'failed';
-  attempts: number;
-  last_error: string | null;
-  created_at: number;
-}
+export type { UploadRow } from '../../index/upload-store';
 
 const MAX_BACKOFF_MS = 60_000;
 
@@ -50,6 +42,8 @@ export class UploadQueue {
   private stopped = false;
   private readonly retryAt = new Map<number, number>();
   private inflight?: { locationId: number; path: string; done: Promise<void> };
+  private readonly store: UploadStore;
+  private readonly deletes: RemoteDeletes;
 
   constructor(
     private readonly home: Home,
@@ -59,28 +53,32 @@ export class UploadQueue {
     /** Staging files still open for writing are not uploaded yet. */
     private readonly busy: (stagingFile: string) => boolean,
     private readonly changed: () => void,
-  ) {}
+  ) {
+    this.store = new UploadStore(home.db);
+    this.deletes = new RemoteDeletes(this.store, (id) => home.locations.byId(id), providers, log);
+  }
 
   pending(locationId: number, rel: string): UploadRow | undefined {
-    return this.home.db.prepare("SELECT * FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending' ORDER BY id DESC LIMIT 1").get(locationId, rel) as UploadRow | undefined;
+    return this.store.pending(locationId, rel);
   }
 
   /** Does a queued upload still need this staging file? */
   references(stagingFile: string): boolean {
-    return !!this.home.db.prepare('SELECT 1 FROM uploads WHERE staging_file = ?').get(stagingFile);
+    return this.store.references(stagingFile);
   }
 
   /** Records a staged file as acknowledged (call inside the transaction that updates its entry). */
   enqueue(locationId: number, rel: string, stagingFile: string, baseVersion: string | null): { id: number; replaced?: string } {
     const prev = this.pending(locationId, rel);
     if (prev) {
-      this.home.db.prepare('UPDATE uploads SET staging_file = ?, attempts = 0, last_error = NULL, created_at = ? WHERE id = ?').run(stagingFile, Date.now(), prev.id);
+      this.store.restage(prev.id, stagingFile, Date.now());
       return { id: prev.id, replaced: prev.staging_file !== stagingFile ? prev.staging_file : undefined };
     }
-    const info = this.home.db
-      .prepare('INSERT INTO uploads (location_id, path, staging_file, base_version, state, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(locationId, rel, stagingFile, baseVersion, 'pending', Date.now());
-    return { id: Number(info.lastInsertRowid) };
+    // A new file where a leftover upload of ours is still owed a delete: replace that object
+    // instead of meeting it as somebody else's (which would make a conflict copy).
+    const owed = baseVersion === null ? this.store.remoteDeleteAt(locationId, rel) : undefined;
+    if (owed) this.store.remoteDeleteDone(owed.id);
+    return { id: this.store.insert(locationId, rel, stagingFile, owed ? owed.version : baseVersion, Date.now()) };
   }
 
   /**
@@ -89,41 +87,35 @@ export class UploadQueue {
    */
   async settle(locationId: number, rel: string): Promise<void> {
     const f = this.inflight;
+    // The upload's own failure is logged and retried by uploadOne; here only its end matters.
     if (f && f.locationId === locationId && (f.path === rel || f.path.startsWith(`${rel}/`))) await f.done.catch(() => undefined);
-  }
-
-  private rowsAt(locationId: number, rel: string): UploadRow[] {
-    return this.home.db
-      .prepare('SELECT * FROM uploads WHERE location_id = ? AND (path = ? OR path LIKE ? ESCAPE \'\\\')')
-      .all(locationId, rel, `${rel.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`) as UploadRow[];
   }
 
   /** Are staged files waiting under directory `rel`? */
   hasUnder(locationId: number, rel: string): boolean {
-    return this.rowsAt(locationId, rel).some((r) => r.path !== rel);
+    return this.store.at(locationId, rel).some((r) => r.path !== rel);
   }
 
   /** The file was deleted: its pending uploads are dropped with their staging files (unless still open). */
   async cancel(locationId: number, rel: string): Promise<void> {
-    for (const r of this.rowsAt(locationId, rel)) {
-      this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
+    for (const r of this.store.at(locationId, rel)) {
+      this.store.remove(r.id);
       if (!this.busy(r.staging_file)) await fsp.rm(r.staging_file, { force: true });
     }
   }
 
   /** A file or directory was renamed: its pending uploads follow it. */
   move(locationId: number, from: string, to: string, newBase: (rel: string) => string | null | undefined): void {
-    const rows = this.home.db.prepare('SELECT * FROM uploads WHERE location_id = ?').all(locationId) as UploadRow[];
-    for (const r of rows) {
+    for (const r of this.store.ofLocation(locationId)) {
       const np = r.path === from ? to : r.path.startsWith(`${from}/`) ? to + r.path.slice(from.length) : undefined;
       if (np === undefined) continue;
       const base = newBase(np);
-      this.home.db.prepare('UPDATE uploads SET path = ?, base_version = ? WHERE id = ?').run(np, base === undefined ? r.base_version : base, r.id);
+      this.store.move(r.id, np, base === undefined ? r.base_version : base);
     }
   }
 
-  counts(): { pending: number; failed: number } {
-    return this.home.db.prepare("SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM uploads").get() as { pending: number; failed: number };
+  counts(): { pending: number; failed: number; remoteDeletes: number } {
+    return { ...this.store.counts(), remoteDeletes: this.store.remoteDeleteCount() };
   }
 
   /**
@@ -131,7 +123,7 @@ export class UploadQueue {
    * answer) and are removed; rows whose staging file is gone are marked failed and reported.
    */
   async recover(): Promise<void> {
-    const rows = this.home.db.prepare('SELECT * FROM uploads').all() as UploadRow[];
+    const rows = this.store.all();
     const known = new Set(rows.map((r) => r.staging_file));
     for (const f of await fsp.readdir(this.home.stagingDir).catch(() => [] as string[])) {
       const file = join(this.home.stagingDir, f);
@@ -142,7 +134,7 @@ export class UploadQueue {
     }
     for (const r of rows) {
       if (r.state === 'pending' && !(await fsp.stat(r.staging_file).then(() => true, () => false))) {
-        this.home.db.prepare("UPDATE uploads SET state = 'failed', last_error = ? WHERE id = ?").run('staging file missing', r.id);
+        this.store.markFailed(r.id, 'staging file missing');
         this.log?.error({ path: r.path }, 'a queued upload lost its staged file');
       }
     }
@@ -167,9 +159,9 @@ export class UploadQueue {
     for (;;) {
       if (this.stopped) return;
       const now = Date.now();
-      const rows = (this.home.db.prepare("SELECT * FROM uploads WHERE state = 'pending' ORDER BY id").all() as UploadRow[]).filter(
-        (r) => !this.busy(r.staging_file),
-      );
+      // Deletes owed at a source first: a new upload of the same name must not meet the leftover.
+      nextRetry = Math.min(nextRetry, await this.deletes.runDue(() => this.stopped));
+      const rows = this.store.due().filter((r) => !this.busy(r.staging_file));
       // A file is uploaded once it has been quiet for `upload.delay` (editors and build tools
       // rewrite files several times in a row; each version need not travel).
       const delay = this.home.config['upload.delay'] * 1000;
@@ -190,7 +182,7 @@ export class UploadQueue {
 
   private async uploadOne(r: UploadRow): Promise<void> {
     const loc = this.home.locations.byId(r.location_id);
-    if (!loc) { this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id); return; }
+    if (!loc) { this.store.remove(r.id); return; }
     try {
       const h = await this.pool.hashFile(r.staging_file, this.home.config.blockSize);
       const provider = this.providers.get(loc);
@@ -204,53 +196,72 @@ export class UploadQueue {
         ({ placed, rel } = await this.keepAsConflict(loc, r));
         conflict = true;
       }
-      const row = this.home.db.prepare('SELECT staging_file, path FROM uploads WHERE id = ?').get(r.id) as { staging_file: string; path: string } | undefined;
-      if (!conflict && (!row || row.path !== r.path)) {
-        // Deleted or renamed while it was being uploaded: that change came later and wins.
-        await provider.remove(r.path).catch(() => undefined);
-        if (row) this.home.db.prepare('UPDATE uploads SET base_version = NULL WHERE id = ?').run(r.id);
-        await fsp.rm(r.staging_file, { force: true }).catch(() => undefined);
-        return;
-      }
+      const row = this.store.current(r.id);
+      if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed, row);
       this.home.db.transaction(() => {
-        const still = this.home.db.prepare('SELECT staging_file FROM uploads WHERE id = ?').get(r.id) as { staging_file: string } | undefined;
+        const still = this.store.current(r.id);
         this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
         // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
         if (conflict || still?.staging_file === r.staging_file) this.setEntry(loc, rel, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null));
         // A newer close replaced the staged file while we uploaded: keep its row for the next round.
-        if (still?.staging_file === r.staging_file) this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
-        else if (still) this.home.db.prepare('UPDATE uploads SET base_version = ? WHERE id = ?').run(rel === r.path ? placed.version : r.base_version, r.id);
+        if (still?.staging_file === r.staging_file) this.store.remove(r.id);
+        else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
       }).immediate();
       this.changed(); // before any await: an open now must see the uploaded version, not the staged one
       this.retryAt.delete(r.id);
-      await fsp.rm(r.staging_file, { force: true }).catch(() => undefined);
+      await this.dropStaged(r.staging_file);
       this.log?.info({ location: loc.name, path: rel }, 'uploaded');
     } catch (err) {
       const fe = toFsError(err, `upload ${loc.name}/${r.path}`);
       const attempts = r.attempts + 1;
-      this.home.db.prepare('UPDATE uploads SET attempts = ?, last_error = ? WHERE id = ?').run(attempts, fe.message, r.id);
+      this.store.recordAttempt(r.id, attempts, describeError(fe));
       const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)) * (0.5 + Math.random() / 2);
       this.retryAt.set(r.id, Date.now() + wait);
       this.log?.warn({ location: loc.name, path: r.path, code: fe.code, attempts }, `upload failed, retrying in ${Math.round(wait / 1000)} s: ${fe.message}`);
     }
   }
 
-  /** The source changed since the file was opened: upload ours beside it and re-read theirs. */
+  /**
+   * The file was deleted or renamed while it was uploading: that change came later and wins.
+   * What landed at the old name is owed a delete (persisted, retried while the source is
+   * unreachable); a renamed file keeps its row and staged bytes for the next round, at its
+   * new name and based on nothing there.
+   */
+  private async landedElsewhere(loc: Location, r: UploadRow, placed: ProviderEntry, row: { staging_file: string } | undefined): Promise<void> {
+    if (row) this.store.setBase(r.id, null);
+    this.retryAt.delete(r.id);
+    await this.deletes.owe(loc, r.path, placed.version);
+    if (!this.store.references(r.staging_file) && !this.busy(r.staging_file)) await this.dropStaged(r.staging_file);
+  }
+
+  /** Removes a staging file nothing needs any more (a leftover is also removed by the next start's recover()). */
+  private async dropStaged(file: string): Promise<void> {
+    await fsp.rm(file, { force: true }).catch((err) => noteSwallowed(this.log, 'upload queue: removing a staging file', err, { file }));
+  }
+
+  /**
+   * The source changed since the file was opened: upload ours beside it and re-read theirs.
+   * Theirs is read first: only ENOENT means it was deleted; any other failure (the source
+   * unreachable) throws before anything is placed, and the whole upload is retried later.
+   */
   private async keepAsConflict(loc: Location, r: UploadRow): Promise<{ placed: ProviderEntry; rel: string }> {
     const provider = this.providers.get(loc);
+    const theirs = await provider.stat(r.path).catch((err: FsError) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
     for (let n = 1; n < 100; n++) {
       const rel = conflictName(r.path, this.home.config.name, n);
       try {
         const placed = await provider.putFile(rel, r.staging_file, { ifVersion: null });
         this.log?.warn({ location: loc.name, path: r.path, copy: rel }, 'the file changed at the source while it was being edited here: kept our version as a conflict copy');
-        const theirs = await provider.stat(r.path).catch(() => undefined);
         this.home.db.transaction(() => {
           if (theirs) this.setEntry(loc, r.path, fieldsOfProvider(theirs, null));
           else {
             const e = this.home.entries.resolve(loc.id, r.path);
             if (e) this.home.entries.remove(e, r.path);
           }
-          this.home.db.prepare('DELETE FROM uploads WHERE id = ?').run(r.id);
+          this.store.remove(r.id);
         }).immediate();
         return { placed, rel };
       } catch (err) {

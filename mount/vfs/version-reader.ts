@@ -2,6 +2,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Provider } from '../../core/provider';
 import type { BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
+import { deferred, streamWindow } from './window-stream';
 
 /** Content whose hash is not known yet: one version of one path of one location. */
 export interface VersionedContent {
@@ -33,10 +34,63 @@ export class VersionReader extends BlockReader {
     super(content.size, blockSize);
   }
 
+  private key(i: number): string {
+    const c = this.content;
+    return `v:${c.locationId}:${c.rel}:${c.version}:${i}`;
+  }
+
   /** Throws EHOSTDOWN (unreachable), ESTALE (changed at the source: rescan), EIO. */
   protected block(i: number): Promise<Buffer> {
+    return this.store.get(this.key(i), () => this.fetch(i));
+  }
+
+  protected override cached(i: number): boolean {
+    return this.store.has?.(this.key(i)) ?? false;
+  }
+
+  /** One source: only a transient error (EIO) is worth a second try, never ESTALE or EHOSTDOWN. */
+  protected override retryAfterDirect(err: unknown): boolean {
+    return err instanceof FsError && err.code === 'EIO';
+  }
+
+  /** A ranged read of that exact version (If-Match), uncached. */
+  protected override direct(offset: number, length: number): Promise<Buffer> {
     const c = this.content;
-    return this.store.get(`v:${c.locationId}:${c.rel}:${c.version}:${i}`, () => this.fetch(i));
+    return this.provider().readRange(c.rel, offset, length, { version: c.version }).then((buf) => {
+      if (buf.length !== length) throw new FsError('EIO', `${c.label}: got ${buf.length} bytes at ${offset}, expected ${length}`);
+      return buf;
+    }, (err) => { throw this.mapError(err); });
+  }
+
+  /**
+   * One ranged request of that exact version for the window, cut into blocks (each handed
+   * over and cached as it completes); blocks it did not deliver are fetched one by one.
+   */
+  protected override streamBlocks(first: number, last: number): Promise<Buffer>[] | undefined {
+    const p = this.provider();
+    if (!p.readRangeStream) return undefined;
+    const c = this.content;
+    const open = (offset: number, length: number) => p.readRangeStream!(c.rel, offset, length, { version: c.version });
+    const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
+    const deliver = (i: number, data: Buffer) => {
+      waiters[i - first].resolve(data);
+      void this.store.get(this.key(i), async () => data).catch(() => undefined);
+    };
+    let why: FsError | undefined;
+    void streamWindow(open, c.size, this.blockSize, first, last, deliver, (err) => (why = err)).then((next) => {
+      for (let i = next; i <= last; i++) {
+        // The version changed: every block says so (never bytes of another version).
+        waiters[i - first].resolve(why?.code === 'ESTALE' ? Promise.reject(this.mapError(why)) : this.block(i));
+      }
+    });
+    return waiters.map((w) => w.promise);
+  }
+
+  private mapError(err: unknown): FsError {
+    const c = this.content;
+    const fe = toFsError(err, c.label);
+    if (fe.code === 'ESTALE') return new FsError('ESTALE', `${c.label}: changed at its source since it was indexed; run vdfs scan to see the new version`, err);
+    return fe;
   }
 
   private async fetch(i: number): Promise<Buffer> {
@@ -47,9 +101,7 @@ export class VersionReader extends BlockReader {
     try {
       buf = await this.provider().readRange(c.rel, offset, length, { version: c.version });
     } catch (err) {
-      const fe = toFsError(err, c.label);
-      if (fe.code === 'ESTALE') throw new FsError('ESTALE', `${c.label}: changed at its source since it was indexed; run vdfs scan to see the new version`, err);
-      throw fe;
+      throw this.mapError(err);
     }
     // The index's size is the version's size: anything else is a damaged answer, never cached.
     if (buf.length !== length) throw new FsError('EIO', `${c.label}: block ${i}: got ${buf.length} bytes, expected ${length}`);

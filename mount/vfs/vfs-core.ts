@@ -28,7 +28,7 @@ import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from '../../app/pins';
 import type { Attr, Caller, DeadProp, DirEntry, OpenFlags, StatFs, TimeSet, Vfs } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
-import { fallocateFd } from './posix-calls';
+import { fallocateFd, installNativeDirOpener } from './posix-calls';
 import { withParent } from '../../core/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
@@ -74,6 +74,7 @@ export class VfsCore implements Vfs {
   readonly hashPool = new HashPool(1);
 
   constructor(readonly home: Home, private readonly opts: VfsCoreOptions) {
+    installNativeDirOpener();
     this.resolver = new Resolver(home);
     const pinned = new PinnedArea(home.cacheDir);
     this.replicas = new Replicas(home, this.providers, pinned);
@@ -82,6 +83,11 @@ export class VfsCore implements Vfs {
     const queue = new UploadQueue(home, this.providers, this.hashPool, opts.log, (f) => this.staged.isBusy(f), () => this.resolver.invalidate());
     this.staged = new StagedWriter(this, queue);
     if (opts.uploads) queue.start();
+  }
+
+  /** The daemon's logger (undefined in-process without one): for failures handled off the caller's path. */
+  get log(): Logger | undefined {
+    return this.opts.log;
   }
 
   /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
@@ -488,6 +494,7 @@ export class VfsCore implements Vfs {
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
+    this.writer.commitHashes();
     await this.hashPool.close();
     await this.providers.close();
   }

@@ -279,6 +279,30 @@ export class GdriveProvider implements Provider {
     }, opts.signal);
   }
 
+  /**
+   * One ranged download (`alt=media`, Range) of the file as it is now (ESTALE when its version
+   * is not `opts.version`), the body handed over as it arrives (see Provider.readRangeStream).
+   * Google Docs exports and servers that ignore Range are answered from a buffered readRange.
+   */
+  async readRangeStream(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Readable> {
+    const rel = normalizeRel(path);
+    checkRange(offset, length);
+    const what = `read ${rel} [${offset}+${length}]`;
+    const n = await this.readable(rel, opts, what);
+    const size = n.kind === 'doc' ? 0 : Number(n.file.size ?? 0);
+    if (n.kind === 'doc') return Readable.from([await this.readRange(path, offset, length, opts)]);
+    if (length === 0 || offset >= size) return Readable.from([]);
+    const end = Math.min(offset + length, size) - 1;
+    const r = await this.api.call(what, () => this.api.drive.files.get({ fileId: n.id, alt: 'media', supportsAllDrives: true }, { retry: false, responseType: 'stream', headers: { Range: `bytes=${offset}-${end}` }, signal: opts.signal }));
+    const body = r.data as unknown as Readable;
+    if (r.status === 206) {
+      body.on('error', () => undefined); // the consumer sees the cut as an early end or its own error
+      return body;
+    }
+    body.destroy();
+    return Readable.from([await this.readRange(path, offset, length, opts)]);
+  }
+
   /** The whole content; the stream fails with EIO when it ends short of the size Drive reported. */
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const rel = normalizeRel(path);

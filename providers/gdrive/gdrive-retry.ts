@@ -1,5 +1,5 @@
 import { FsError } from '../../core/fs-error';
-import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
+import { isRetryableEio, networkFailure, REFUSED_CODES, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
 
 export { retryableEio, type RetryPolicy } from '../../core/retry';
 
@@ -7,8 +7,6 @@ export { retryableEio, type RetryPolicy } from '../../core/retry';
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8000, baseDelayMs: 150, maxDelayMs: 2000, refusedBudgetMs: 600 };
 
 
-const REFUSED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'EPROTO', 'UND_ERR_CLOSED']);
 const THROTTLE_REASONS = new Set(['userRateLimitExceeded', 'rateLimitExceeded']);
 
 interface ApiErr {
@@ -44,14 +42,13 @@ function sysCode(err: unknown): string | undefined {
 /** Whether the failure got no answer because nothing listens (refused, unknown host). */
 export function isUnreachable(err: unknown): boolean {
   const c = sysCode(err);
-  return !!c && REFUSED.has(c);
+  return !!c && REFUSED_CODES.has(c);
 }
 
 function classify(err: unknown): FailureKind {
   if (err instanceof FsError) return isRetryableEio(err) ? 'network' : 'fatal';
-  const c = sysCode(err);
-  if (c && REFUSED.has(c)) return 'refused';
-  if (c && NETWORK.has(c)) return 'network';
+  const net = networkFailure(sysCode(err));
+  if (net) return net;
   const s = httpStatus(err);
   if (s === 429) return 'throttled';
   if (s === 403 && THROTTLE_REASONS.has(apiReason(err).reason ?? '')) return 'throttled';

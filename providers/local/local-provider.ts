@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { readFully } from '../../core/read-fully';
 import { normalizeRel, parentOf, splitPath } from '../../core/paths';
-import { fdPath, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
+import { fdPath, fsyncFd, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
 import type { EntryType, Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
 
 export function entryTypeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType | undefined {
@@ -72,7 +72,7 @@ export class LocalProvider implements Provider {
   }
 
   /** Runs `fn` on `rel`'s name inside its safely opened parent directory (see beneath.ts). */
-  withParent<T>(rel: string, fn: (at: string, dir: fsp.FileHandle, name: string) => Promise<T>): Promise<T> {
+  withParent<T>(rel: string, fn: (at: string, dirFd: number, name: string) => Promise<T>): Promise<T> {
     return withParent(this.root, rel, fn);
   }
 
@@ -197,7 +197,7 @@ export class LocalProvider implements Provider {
               throw new FsError('ESTALE', `${rel} changed since it was opened (${current === null ? 'it was deleted' : 'another writer'}); not overwriting`);
           }
           await fsp.rename(tmp, dest);
-          await dir.sync();
+          await fsyncFd(dir);
         } catch (err) {
           await fsp.unlink(tmp).catch(() => undefined);
           throw err;
@@ -237,8 +237,8 @@ export class LocalProvider implements Provider {
     try {
       await this.withParent(a, (atA, dirA) => this.withParent(b, async (atB, dirB) => {
         await fsp.rename(atA, atB);
-        await dirB.sync();
-        if (parentOf(a) !== parentOf(b)) await dirA.sync();
+        await fsyncFd(dirB);
+        if (parentOf(a) !== parentOf(b)) await fsyncFd(dirA);
       }));
     } catch (err) { throw await this.offlineOr(err, `rename ${a}`); }
   }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../app/keys';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
+import { codeOfPeerStatus } from './peer-status';
 
 /** ALPN protocol of the pairing exchange: the only thing an unpaired certificate may do. */
 export const ALPN_PAIR = 'vdfs-pair/1';
@@ -114,19 +115,38 @@ export class PeerClient {
 
   /**
    * One request whose body is consumed by `onData` as it arrives (nothing buffered): for whole
-   * blobs and measurements. Resolves with the status when the body has ended.
+   * blobs, snapshots and measurements. Resolves with the status when the body has ended.
+   * `onData` must not throw: abort through `o.signal` instead.
    */
-  stream(path: string, onData: (chunk: Buffer) => void, o: PeerRequestOptions = {}): Promise<number> {
+  stream(path: string, onData: (chunk: Buffer, status: number) => void, o: PeerRequestOptions = {}): Promise<number> {
     return new Promise((resolve, reject) => {
       const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
       const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
-        res.on('data', onData);
+        res.on('data', (c: Buffer) => onData(c, res.statusCode ?? 0));
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', fail);
         res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
       });
       req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
       req.on('error', fail);
+      req.end(o.body);
+    });
+  }
+
+  /**
+   * One request whose answer is handed over once its headers arrive, the body unread (for
+   * streamed read-ahead windows). The body stream fails with EHOSTDOWN when the peer goes
+   * silent for `idleMs` or closes mid-answer.
+   */
+  open(path: string, o: PeerRequestOptions = {}): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const what = `${this.url}${path}`;
+      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
+        res.on('aborted', () => res.destroy(new FsError('EHOSTDOWN', `${what}: the peer closed the connection mid-response`)));
+        resolve(res);
+      });
+      req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${what}: no answer within ${o.idleMs ?? 15_000} ms`)));
+      req.on('error', (err) => reject(mapError(err, what)));
       req.end(o.body);
     });
   }
@@ -149,7 +169,7 @@ export class PeerClient {
 
 /** The FsError a peer's error answer carries (`{"code": "ENOENT", "message": ...}`), else EIO. */
 export function errorOf(res: PeerResponse, what: string): FsError {
-  let code: FsErrorCode = res.status === 404 ? 'ENOENT' : res.status === 403 ? 'EACCES' : res.status === 429 ? 'EBUSY' : 'EIO';
+  let code: FsErrorCode = codeOfPeerStatus(res.status);
   let message = `HTTP ${res.status}`;
   try {
     const b = JSON.parse(res.body.toString('utf8')) as { code?: string; message?: string };

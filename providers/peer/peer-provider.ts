@@ -34,32 +34,59 @@ export function parsePeerUri(uri: string): { peer: string; location: string } {
 export class PeerProvider implements Provider {
   readonly kind = 'peer';
   readonly features: ProviderFeatures = { write: false, symlinks: true, localFiles: false };
-  private client?: PeerClient;
-  private clientKey = '';
+  private readonly clients = new Map<string, PeerClient>();
+  private goodUrl = '';
 
   constructor(private readonly loc: { id?: number; uri: string; ownerNode?: string }, private readonly ctx: PeerProviderContext) {}
 
-  /** The client for the owner's current address (re-made when the address changes). Throws EHOSTDOWN, EACCES. */
-  private peer(): PeerClient {
+  /** The owner's addresses, the one that last answered first. Throws EACCES (not paired), EHOSTDOWN (none known). */
+  private addresses(): { nodeId: string; urls: string[] } {
     const owner = this.loc.ownerNode;
     const node = owner ? (this.ctx.db.prepare('SELECT id, addresses FROM nodes WHERE id = ? AND is_self = 0').get(owner) as { id: string; addresses: string } | undefined) : undefined;
     if (!node) throw new FsError('EACCES', `${this.loc.uri}: its node is not paired any more`);
-    const url = (JSON.parse(node.addresses) as string[])[0];
-    if (!url) throw new FsError('EHOSTDOWN', `${this.loc.uri}: no known address for its node`);
-    const key = `${node.id}@${url}`;
-    if (!this.client || this.clientKey !== key) {
-      this.client?.close();
+    const urls = (JSON.parse(node.addresses) as string[]).filter((u) => typeof u === 'string' && u);
+    if (urls.length === 0) throw new FsError('EHOSTDOWN', `${this.loc.uri}: no known address for its node`);
+    const good = urls.indexOf(this.goodUrl);
+    if (good > 0) urls.unshift(...urls.splice(good, 1));
+    return { nodeId: node.id, urls };
+  }
+
+  /** The client for one address of the owner (kept while it is used). Throws EACCES without keys. */
+  private clientFor(nodeId: string, url: string): PeerClient {
+    const key = `${nodeId}@${url}`;
+    let c = this.clients.get(key);
+    if (!c) {
       const keys = readKeys(this.ctx.homeDir);
       if (!keys) throw new FsError('EACCES', 'this node has no keys yet: run vdfs init');
-      this.client = new PeerClient(url, node.id, keys);
-      this.clientKey = key;
+      c = new PeerClient(url, nodeId, keys);
+      this.clients.set(key, c);
     }
-    return this.client;
+    return c;
+  }
+
+  /**
+   * Runs `fn` against the owner's addresses in turn (the last one that answered first), moving
+   * on when one is unreachable (EHOSTDOWN). Throws the last address's error, or what `fn` throws.
+   */
+  private async withPeer<T>(fn: (c: PeerClient) => Promise<T>): Promise<T> {
+    const { nodeId, urls } = this.addresses();
+    let last: unknown;
+    for (const url of urls) {
+      try {
+        const r = await fn(this.clientFor(nodeId, url));
+        this.goodUrl = url;
+        return r;
+      } catch (err) {
+        if (!(err instanceof FsError) || err.code !== 'EHOSTDOWN') throw err;
+        last = err;
+      }
+    }
+    throw last;
   }
 
   async isOnline(): Promise<boolean> {
     try {
-      await this.peer().json('/v1/node', { idleMs: 3000 });
+      await this.withPeer((c) => c.json('/v1/node', { idleMs: 3000 }));
       return true;
     } catch {
       return false;
@@ -96,25 +123,50 @@ export class PeerProvider implements Provider {
     return (this.ctx.db.prepare('SELECT * FROM entries WHERE parent_id = ? ORDER BY name').all(r.id) as Row[]).map((x) => this.toEntry(x));
   }
 
-  async readRange(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Buffer> {
+  /** The content hash to ask for (the read's version, else the entry's). Throws EINVAL, EISDIR, ENOENT, EIO (not hashed). */
+  private hashOf(path: string, offset: number, length: number, opts: ReadOptions): { hash: string; size?: number } {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new FsError('EINVAL', 'offset and length must be whole numbers ≥ 0');
-    let hash = opts.version;
-    let size: number | undefined;
-    if (!hash || !HASH_RE.test(hash)) {
-      const r = this.row(path);
-      if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-      if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
-      if (!r.hash) throw new FsError('EIO', `${path}: its owner has not hashed it yet, and peers serve content by hash only`);
-      hash = r.hash;
-      size = r.size;
-    }
+    if (opts.version && HASH_RE.test(opts.version)) return { hash: opts.version };
+    const r = this.row(path);
+    if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
+    if (!r.hash) throw new FsError('EIO', `${path}: its owner has not hashed it yet, and peers serve content by hash only`);
+    return { hash: r.hash, size: r.size };
+  }
+
+  async readRange(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Buffer> {
+    const { hash, size } = this.hashOf(path, offset, length, opts);
     if (length === 0 || (size !== undefined && offset >= size)) return Buffer.alloc(0);
-    const res = await this.peer().request(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal });
+    const res = await this.withPeer((c) => c.request(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
     if (res.status === 416) return Buffer.alloc(0); // at or past the end
     if (res.status !== 206 && res.status !== 200) throw errorOf(res, `${this.loc.uri}/${path}`);
     const body = res.status === 200 ? res.body.subarray(offset, offset + length) : res.body;
     if (body.length > length) throw new FsError('EIO', `${this.loc.uri}/${path}: the peer sent more than asked`);
     return body;
+  }
+
+  /**
+   * One ranged GET of the blob, its body handed over as it arrives (see
+   * Provider.readRangeStream). The bytes are the peer's word only: readers check every block
+   * against its hash.
+   */
+  async readRangeStream(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Readable> {
+    const { hash, size } = this.hashOf(path, offset, length, opts);
+    if (length === 0 || (size !== undefined && offset >= size)) return Readable.from([]);
+    const what = `${this.loc.uri}/${path}`;
+    const res = await this.withPeer((c) => c.open(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
+    if (res.statusCode === 206) return res;
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > 64 * 1024) break; // an error answer is small; anything else is not worth holding
+      chunks.push(c);
+    }
+    res.destroy();
+    if (res.statusCode === 416) return Readable.from([]);
+    if (res.statusCode === 200) return Readable.from([await this.readRange(path, offset, length, opts)]);
+    throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }, what);
   }
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
@@ -148,7 +200,7 @@ export class PeerProvider implements Provider {
   async rename(): Promise<void> { this.ro(); }
 
   async close(): Promise<void> {
-    this.client?.close();
-    this.client = undefined;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
   }
 }

@@ -47,11 +47,19 @@ export interface SnapshotLine {
   blob?: WireBlob;
 }
 
-/** The first line of `GET /v1/snapshot`: everything up to `seq` is in it. */
+/**
+ * The first line of `GET /v1/snapshot`: everything up to `seq` is in it. The entries follow
+ * as they are read (the owner never holds the tree), so their count comes last (SnapshotEnd).
+ */
 export interface SnapshotHeader {
   location: string;
   epoch: string;
   seq: number;
+}
+
+/** The last line of `GET /v1/snapshot`: how many entry lines came before it. Without it the answer was cut off. */
+export interface SnapshotEnd {
+  end: true;
   count: number;
 }
 

@@ -1,5 +1,5 @@
 import { createReadStream, promises as fsp } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
   ListObjectsV2Command, PutObjectCommand, type HeadObjectCommandOutput, type S3Client,
@@ -193,6 +193,37 @@ export class S3Provider implements Provider {
       // Some servers read "bytes=0-0" as "from 0 to the end": keep what was asked for.
       return want > length ? buf.subarray(0, length) : buf;
     }, opts.signal);
+  }
+
+  /**
+   * One ranged GetObject of `length` bytes from `offset` (If-Match `opts.version`), its body
+   * handed over as it arrives (see Provider.readRangeStream). A server that ignores Range is
+   * answered with a buffered readRange.
+   */
+  async readRangeStream(path: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Readable> {
+    const rel = normalizeRel(path);
+    checkRange(offset, length);
+    if (rel === '') throw new FsError('EISDIR', 'readRangeStream of the root');
+    if (length === 0) return Readable.from([]);
+    const what = `read ${rel} [${offset}+${length}]`;
+    const out = await this.call(what, async () => {
+      try {
+        return await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
+      } catch (err) {
+        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return undefined;
+        throw err;
+      }
+    }, opts.signal);
+    if (!out) return Readable.from([]);
+    const body = out.Body as Readable;
+    const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
+    if (cr && Number(cr[1]) === offset && (cr[3] === '*' || offset < Number(cr[3]))) {
+      body.on('error', () => undefined); // the consumer sees the cut as an early end or its own error
+      return body;
+    }
+    body?.destroy?.();
+    if (cr && cr[3] !== '*' && offset >= Number(cr[3])) return Readable.from([]);
+    return Readable.from([await this.readRange(path, offset, length, opts)]);
   }
 
   /**

@@ -1,15 +1,11 @@
 import { FsError } from '../../core/fs-error';
-import { isRetryableEio, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
+import { isRetryableEio, networkFailure, withRetryFor, type FailureKind, type RetryPolicy } from '../../core/retry';
 
 export { retryableEio, type RetryPolicy } from '../../core/retry';
 
 
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 5000, baseDelayMs: 100, maxDelayMs: 1000, refusedBudgetMs: 600 };
 
-
-// Node/undici/smithy spell "the network failed" in several ways.
-const REFUSED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'EPROTO']);
 
 function status(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
@@ -19,8 +15,8 @@ function status(err: unknown): number | undefined {
 function classify(err: unknown): FailureKind {
   if (err instanceof FsError) return err.code === 'EHOSTDOWN' ? 'network' : isRetryableEio(err) ? 'network' : 'fatal';
   const e = err as { code?: string; name?: string; message?: string; $retryable?: unknown };
-  if (e?.code && REFUSED.has(e.code)) return 'refused';
-  if (e?.code && NETWORK.has(e.code)) return 'network';
+  const net = networkFailure(e?.code);
+  if (net) return net;
   if (e?.name === 'TimeoutError' || e?.name === 'RequestTimeout' || e?.name === 'AbortError' && !(e as { $userAbort?: boolean }).$userAbort) return 'network';
   const s = status(err);
   if (s === 429 || s === 503 || e?.name === 'SlowDown' || e?.name === 'Throttling' || e?.name === 'ThrottlingException') return 'throttled';

@@ -32,6 +32,7 @@ export const FIGURES: Figure[] = [
   F('webdav', 'webdav.browse.warm', 'the same folder opened again right away.'),
   F('s3', 's3.seqread.cold', 'reading an S3 object through the mount with an empty block cache, against the AWS SDK streaming it from the same server; caches dropped before every target.'),
   F('s3', 's3.ttfb', 'time to the first 4 KiB at a random offset of an S3 object not in the block cache, against one ranged GetObject.'),
+  F('s3', 's3.smallfiles', 'opening a folder of photos kept in S3: 100 KiB files read whole by 8 parallel readers through the mount with an empty block cache, against the AWS SDK doing the same with 8 concurrent GetObjects.'),
   F('s3', 's3.reread.cached', 'the S3 object read again with the server stopped: every byte from the block cache, against a cold local read.'),
   F('peer', 'peer.fetch', 'what a user on node B gets reading a file of paired node A: `vdfs cat` through B\'s verified block pipeline, against a plain TLS stream and A\'s raw blob endpoint.'),
   F('peer', 'peer.replicate', 'adding a peer location of many entries (snapshot and apply).'),

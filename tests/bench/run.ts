@@ -5,7 +5,7 @@
 // npm run bench -- --scale [--files N]   (the million-file bench: tests/bench/scale.ts)
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, totalmem, release, hostname } from 'node:os';
+import { cpus, totalmem, release, hostname, loadavg } from 'node:os';
 import { ROOT } from '../helpers/cli';
 import { Env } from './env';
 import { canDropCaches, failures, have, requireTools, round, sh, TOOLS, type BenchOptions, type Result, type SizeName } from './lib';
@@ -134,13 +134,17 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   const results: Result[] = [];
+  // Other work on the machine skews every figure: its 1-minute load average is sampled through the run.
+  const loads: number[] = [loadavg()[0]];
+  const loadTimer = setInterval(() => loads.push(loadavg()[0]), 30_000).unref();
   let error: unknown;
   try {
     await families(env, o, results);
   } catch (err) {
     error = err;
   } finally {
-    const doc: BenchDoc = { commit: commit(), machine: machine(env, o, drop), results };
+    clearInterval(loadTimer);
+    const doc: BenchDoc = { commit: commit(), machine: { ...machine(env, o, drop), load: loadSummary(loads) }, results };
     if (Object.keys(env.notes).length) doc.machine.baselineNotes = env.notes;
     await env.cleanup();
     if (o.save) writeFileSync(o.save, JSON.stringify(doc, null, 2) + '\n');
@@ -163,3 +167,9 @@ main().then((code) => process.exit(code), (err) => {
   process.stderr.write(`bench failed: ${plain(e.message) ? e.message : (e.stack ?? e)}\n`);
   process.exit(1);
 });
+
+/** min, median and max of the 1-minute load average samples (the machine has `cpus` cores). */
+function loadSummary(loads: number[]): { min: number; median: number; max: number } {
+  const s = [...loads].sort((a, b) => a - b);
+  return { min: round(s[0], 1), median: round(s[Math.floor(s.length / 2)], 1), max: round(s[s.length - 1], 1) };
+}

@@ -2,9 +2,11 @@
 // FUSE mount, against the raw SDK talking to the same server in the same run.
 //   s3.seqread.cold   MB/s of a cold sequential read (dd bs=1M) vs GetObject streamed whole
 //   s3.ttfb           ms for a 4 KiB read at a random offset of a cold object vs one ranged GetObject
+//   s3.smallfiles     MB/s reading N x 100 KiB objects whole, 8 parallel readers through the mount vs 8 concurrent GetObjects
 //   s3.reread.cached  MB/s re-reading from the block cache (server stopped, page cache dropped)
 // Standalone: npx tsc -p . && node dist/tests/bench/s3.js [--quick] [--reps N]
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { createWriteStream, mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +43,31 @@ async function rawRange(s3: S3TestServer, key: string, offset: number): Promise<
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+const SMALL_BYTES = 100 * 1024;
+const SMALL_PARALLEL = 8;
+
+/** Runs `fn` over 0..n-1 with `width` workers; MB/s of `bytes` each. */
+async function parallelMBps(n: number, width: number, bytes: number, fn: (i: number) => Promise<number>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  let next = 0;
+  let total = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) {
+      const got = await fn(next++);
+      if (got !== bytes) throw new Error(`read ${got} bytes of a ${bytes}-byte file`);
+      total += got;
+    }
+  }));
+  return mbps(total, Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+async function rawGet(s3: S3TestServer, key: string): Promise<number> {
+  const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  let n = 0;
+  for await (const c of out.Body as AsyncIterable<Buffer>) n += c.length;
+  return n;
+}
+
 /** One 4 KiB pread at `offset` of a file on the mount (this process is not the daemon: no deadlock). */
 function mountPread(file: string, offset: number): number {
   const fd = openSync(file, 'r');
@@ -70,6 +97,9 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
     o.log(`bench: s3: uploading ${seqBytes / MiB} MiB + ${ttfbBytes / MiB} MiB to s3rver`);
     await makeObject(s3, dir, 'seq.bin', seqBytes);
     await makeObject(s3, dir, 'ttfb.bin', ttfbBytes);
+    const smallCount = SIZES[o.size].s3SmallFiles;
+    const smallKey = (i: number) => `small/p${String(i).padStart(5, '0')}.jpg`;
+    await parallelMBps(smallCount, 16, SMALL_BYTES, async (i) => { await s3.put(smallKey(i), randomBytes(SMALL_BYTES)); return SMALL_BYTES; });
     vdfsOk(home, ['init', '--name', 'bench-s3']);
     vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
     vdfsOk(home, ['scan', 'cloud']);
@@ -91,6 +121,10 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
       { name: 'vdfs', run: () => { const off = offsets[k++ % offsets.length]; dropCaches(); return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off); } },
       { name: 'aws-sdk', run: () => { dropCaches(); return rawRange(s3, 'ttfb.bin', offsets[(k + 17) % offsets.length]); } },
     ], Math.max(o.reps, 9)));
+    results.push(await measure(o, { name: 's3.smallfiles', unit: 'MB/s', better: 'higher', cache: 'cold', note: `${smallCount} objects of 100 KiB read whole, ${SMALL_PARALLEL} parallel readers through the mount (block cache cleared, fresh mount) vs the SDK with ${SMALL_PARALLEL} concurrent GetObjects; drop_caches before every target` }, [
+      { name: 'vdfs', run: async () => { await cold(); return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, async (i) => (await readFile(join(mnt, 'cloud', smallKey(i)))).length); } },
+      { name: 'aws-sdk', run: () => { dropCaches(); return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, (i) => rawGet(s3, smallKey(i))); } },
+    ]));
     // Fill the cache, then read again with the server stopped: only the block cache can answer.
     await cold();
     ddMBps(join(mnt, 'cloud', 'seq.bin'));

@@ -71,7 +71,7 @@ function main(): void {
   let found = 0;
   const findName = timeMs(() => { for (const e of entries.iterateNames()) if (isMatch(e.name)) found++; });
   if (found !== FOLDERS) throw new Error(`find by name found ${found}`);
-  // What a newly paired peer costs the owner: the snapshot query of mount/peer-server/serve-index.ts.
+  // What a newly paired peer costs the owner: the snapshot query of index/serve-queries.ts.
   let rows = 0;
   const snapshot = timeMs(() => {
     for (const _ of db.prepare(`WITH RECURSIVE t(id, path) AS (

@@ -5,7 +5,9 @@ const fmt = (v: number | null) => (v === null ? 'n/a' : String(v));
 
 export function machineLine(doc: BenchDoc): string {
   const m = doc.machine;
-  return `${m.os}, kernel ${m.kernel}, ${m.cpus}× ${m.cpu}, ${m.memGiB} GiB RAM, ${m.filesystem ?? m.disk}, node ${m.node}, ${m.rclone}, ${m.apache}; ${m.mode} run, ${m.reps} reps, ${m.date}, commit ${doc.commit.slice(0, 12)}`;
+  const load = m.load as { min: number; median: number; max: number } | undefined;
+  const busy = load ? `, load average ${load.min}–${load.max} (median ${load.median}) on ${m.cpus} cores during the run` : '';
+  return `${m.os}, kernel ${m.kernel}, ${m.cpus}× ${m.cpu}, ${m.memGiB} GiB RAM, ${m.filesystem ?? m.disk}, node ${m.node}, ${m.rclone}, ${m.apache}; ${m.mode} run, ${m.reps} reps, ${m.date}, commit ${doc.commit.slice(0, 12)}${busy}`;
 }
 
 /** One row per figure: its cache state, durability, vdfs's median and every baseline's with its ratio. */

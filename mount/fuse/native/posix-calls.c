@@ -1,15 +1,20 @@
 /*
  * The few POSIX calls Node has no form of (nanosecond utimensat with UTIME_NOW/UTIME_OMIT,
- * mknod): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
- * following symlinks. Synchronous on the JS thread: metadata-only calls on an open parent.
+ * mknod, openat2): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
+ * following symlinks. Synchronous on the JS thread: metadata-only calls on an open parent
+ * (openDirBeneath: a path walk of a local location, answered from the dentry cache).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <stdlib.h>
+#include <linux/openat2.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include "napi-args.h"
 #include "posix-calls.h"
@@ -73,6 +78,51 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   return make_int(env, fallocate(fd, mode, off, len) < 0 ? -errno : 0);
 }
 
+/* Component by component with O_NOFOLLOW: kernels without openat2 (before 5.6). */
+static int open_dir_walk(int dir, char *rel) {
+  int cur = dir;
+  for (char *save = NULL, *part = strtok_r(rel, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+    int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    if (cur != dir) close(cur);
+    if (next < 0) return -err;
+    cur = next;
+  }
+  return cur == dir ? dup(dir) : cur;
+}
+
+/*
+ * openDirBeneath(root, rel): the directory `rel` under `root` without following any symlink
+ * below the root (the root itself is followed: a location may be a link). One openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS instead of one open per component. The fd (O_CLOEXEC;
+ * the caller closes it) or -errno: ELOOP for a symlink on the way, ENOTDIR, ENOENT, EACCES.
+ */
+static napi_value js_open_dir_beneath(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *root = get_path(env, argv[0]);
+  char *rel = root ? get_path(env, argv[1]) : NULL;
+  if (!root || !rel) { free(root); napi_throw_type_error(env, NULL, "root and rel must be strings"); return NULL; }
+  int rc, dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) rc = -errno;
+  else if (rel[0] == 0) rc = dir;
+  else {
+    struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    rc = -EAGAIN;
+    /* EAGAIN: a concurrent rename on the way (the kernel asks to retry). */
+    for (int i = 0; i < 8 && rc == -EAGAIN; i++) {
+      long fd = syscall(SYS_openat2, dir, rel, &how, sizeof how);
+      rc = fd < 0 ? -errno : (int)fd;
+    }
+    if (rc == -ENOSYS) rc = open_dir_walk(dir, rel);
+    close(dir);
+  }
+  free(root);
+  free(rel);
+  return make_int(env, rc);
+}
+
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
@@ -81,4 +131,6 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "mknod", f);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
   napi_set_named_property(env, exports, "fallocate", f);
+  napi_create_function(env, "openDirBeneath", NAPI_AUTO_LENGTH, js_open_dir_beneath, NULL, &f);
+  napi_set_named_property(env, exports, "openDirBeneath", f);
 }

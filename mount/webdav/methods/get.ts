@@ -11,7 +11,7 @@ import { joinPath } from '../paths';
 import type { DirEntry } from '../../vfs/types';
 import { writeChunk } from '../multistatus';
 import { httpDate } from '../props';
-import { parseRange } from '../range';
+import { parseRange } from '../../../core/http-range';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
 
 const READ_AHEAD = 2;

@@ -1,0 +1,58 @@
+import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
+import { BlockHasher, type BlockHashes } from './block-hasher';
+
+/** What hashing one local file found: its hashes and what fstat said after the read. */
+export interface FileHash extends BlockHashes {
+  ino: bigint;
+  mtimeNs: bigint;
+  /** The file changed (size or mtime) while it was read: the hash may be of mixed content. */
+  changed: boolean;
+}
+
+/** One worker's reusable state: a hasher and a read buffer of one block. */
+export class FileHasher {
+  private hasher: BlockHasher | undefined;
+  private buf = Buffer.alloc(0);
+
+  /**
+   * Hashes a regular file block by block with blocking reads (this runs on a worker thread).
+   * Never follows a symlink. Throws the system error (ENOENT, EACCES, ELOOP), or EINVAL for
+   * something that is not a regular file.
+   */
+  hash(path: string, blockSize: number): FileHash {
+    if (this.hasher?.blockSize !== blockSize) { this.hasher = new BlockHasher(blockSize); this.buf = Buffer.allocUnsafe(blockSize); }
+    const h = this.hasher;
+    h.reset();
+    const fd = openNoAtime(path);
+    try {
+      const before = fstatSync(fd, { bigint: true });
+      if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+      let pos = 0;
+      for (;;) {
+        const n = readSync(fd, this.buf, 0, blockSize, pos);
+        if (n === 0) break;
+        h.update(this.buf.subarray(0, n));
+        pos += n;
+      }
+      const after = fstatSync(fd, { bigint: true });
+      const r = h.digest();
+      const changed = after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(r.size) !== after.size;
+      return { ...r, ino: after.ino, mtimeNs: after.mtimeNs, changed };
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * O_NOATIME: hashing after close must not change the times the writer set (EPERM when
+ * neither owner nor root: then plain).
+ */
+function openNoAtime(path: string): number {
+  try {
+    return openSync(path, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    return openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+  }
+}

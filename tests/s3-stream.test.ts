@@ -1,0 +1,235 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { BlockCache } from '../cache/block-cache';
+import { hashStream } from '../index/remote-scan';
+import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
+import { VersionReader } from '../mount/vfs/version-reader';
+import { S3Provider } from '../providers/s3/s3-provider';
+import { b3sum, tempDir } from './helpers/cli';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
+import { startS3Server, type S3TestServer } from './helpers/s3-server';
+
+// Streamed read-ahead windows (#17) against a real s3rver, through a fault proxy that records
+// every GET's Range header. Readers read the way FUSE does: 128 KiB at a time, in order.
+
+const MiB = 1 << 20;
+const READ = 128 * 1024;
+const data = randomBytes(12 * MiB + 777);
+const isGet = (req: IncomingMessage) => req.method === 'GET' && !req.url!.includes('list-type');
+
+let s3: S3TestServer;
+const proxies: FaultProxy[] = [];
+const ranges = new Map<FaultProxy, string[]>();
+let hash: { hash: string; blockHashes: Buffer; size: number };
+
+async function provider(): Promise<{ p: S3Provider; proxy: FaultProxy; seen: string[] }> {
+  const proxy = await startFaultProxy(s3.endpoint);
+  const seen: string[] = [];
+  proxies.push(proxy);
+  ranges.set(proxy, seen);
+  const p = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: proxy.endpoint, region: 'us-east-1' }, { retry: { budgetMs: 3000 }, timeouts: { idleMs: 1500, connectMs: 1000 } });
+  return { p, proxy, seen };
+}
+
+/** Watches requests without faulting them: a match function that records and declines. */
+function watch(proxy: FaultProxy, seen: string[]): void {
+  proxy.clear();
+  proxy.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) seen.push(String(req.headers.range ?? '')); return false; } });
+}
+
+function s3Source(label: string, p: S3Provider, version: string): ReplicaSource {
+  return {
+    label, size: data.length, versionChecked: true,
+    read: (o, n) => p.readRange('obj.bin', o, n, { version }),
+    stream: (o, n) => p.readRangeStream('obj.bin', o, n, { version }),
+  };
+}
+
+async function readAll(r: { read(o: number, n: number): Promise<Buffer> }, size: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let o = 0; o < size; o += READ) parts.push(Buffer.from(await r.read(o, READ)));
+  return Buffer.concat(parts);
+}
+
+function sameAsB3sum(dir: string, got: Buffer, name: string): [string, string] {
+  const f = join(dir, name);
+  writeFileSync(f, got);
+  return [b3sum(f), b3sum(join(dir, 'orig'))];
+}
+
+t.before(async () => {
+  s3 = await startS3Server();
+  await s3.put('obj.bin', data);
+  const { p } = await provider();
+  hash = await hashStream(await p.readStream('obj.bin'), MiB);
+  await p.close();
+});
+t.teardown(async () => { for (const p of proxies) await p.close(); await s3?.cleanup(); });
+
+function origIn(t: { teardown(fn: () => void): void }): string {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'orig'), data);
+  return dir;
+}
+
+t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests than blocks, ramping up', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  watch(proxy, seen);
+  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  seen.length = 0;
+  const got = await readAll(r, data.length);
+  const [a, b] = sameAsB3sum(dir, got, 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  const blocks = Math.ceil(data.length / MiB);
+  t.ok(seen.length < blocks / 2, `${seen.length} GETs for ${blocks} blocks`, { seen });
+  t.match(seen[0], /^bytes=0-131071$/, 'the first read of a handle is a small request of just its bytes');
+  const sizes = seen.slice(1).map((s) => { const m = /bytes=(\d+)-(\d+)/.exec(s)!; return Number(m[2]) - Number(m[1]) + 1; });
+  t.ok(sizes.some((n) => n >= 4 * MiB), 'windows ramp up to several blocks', { sizes });
+  await cache.settled();
+  t.ok(cache.stats().blocks >= blocks - 1, 'streamed blocks were cached behind the reader');
+});
+
+t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a corrupt byte mid-window is refetched from the other replica', async (t) => {
+  const dir = origIn(t);
+  const a = await provider();
+  const b = await provider();
+  t.teardown(() => a.p.close());
+  t.teardown(() => b.p.close());
+  const st = await a.p.stat('obj.bin');
+  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const blob = { hash: hash.hash, size: data.length, blockSize: MiB, blockHashes: hash.blockHashes };
+  const sources = () => [s3Source('a/obj.bin', a.p, st.version), s3Source('b/obj.bin', b.p, st.version)];
+
+  watch(a.proxy, a.seen);
+  const random = new BlobReader(cache, blob, sources);
+  a.seen.length = 0;
+  const at = 7 * MiB + 12345;
+  t.ok((await random.read(at, 4096)).equals(data.subarray(at, at + 4096)), '4 KiB random read: exact bytes');
+  t.same(a.seen, [`bytes=${at}-${at + 4095}`], 'served by one 4 KiB ranged GET (If-Match the indexed ETag)');
+  t.notOk(cache.has(`${hash.hash}:7`), 'an unverified small read is never cached');
+
+  // The first window of 4+ blocks streamed from A gets one byte flipped in the middle of its body.
+  a.proxy.clear();
+  a.seen.length = 0;
+  let bad = -1;
+  a.proxy.inject({ kind: 'flip' }, { times: 1, match: (req) => {
+    if (!isGet(req)) return false;
+    a.seen.push(String(req.headers.range));
+    const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range));
+    const len = m ? Number(m[2]) - Number(m[1]) + 1 : 0;
+    if (len < 4 * MiB) return false;
+    bad = Math.floor((Number(m![1]) + (len >> 1)) / MiB);
+    return true;
+  } });
+  watch(b.proxy, b.seen);
+  b.seen.length = 0;
+  const r = new BlobReader(cache, blob, sources);
+  const parts: Buffer[] = [];
+  for (let o = 0; o < data.length; o += READ) {
+    parts.push(Buffer.from(await r.read(o, READ)));
+  }
+  const [x, y] = sameAsB3sum(dir, Buffer.concat(parts), 'got');
+  t.equal(x, y, 'b3sum of every byte read = b3sum of the object');
+  t.ok(bad > 0, `a window was corrupted in block ${bad}`, { seen: a.seen });
+  t.ok(b.seen.includes(`bytes=${bad * MiB}-${(bad + 1) * MiB - 1}`), 'the corrupt block was fetched again from the other replica', { seen: b.seen });
+  t.equal(b.seen.length, 1, 'and only that block');
+  t.equal(cache.stats().verifyFailures, 0, 'no bad block reached the cache');
+});
+
+t.test('a stream cut halfway resumes from the exact byte it stopped at', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  // The first multi-block window is cut after 1.5 MiB of its body.
+  const cut = MiB + MiB / 2;
+  let cutAt = -1;
+  proxy.clear();
+  proxy.inject({ kind: 'truncate', bytes: cut }, { times: 1, match: (req) => {
+    if (!isGet(req)) return false;
+    const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range))!;
+    if (Number(m[2]) - Number(m[1]) + 1 < 2 * MiB) return false;
+    cutAt = Number(m[1]) + cut;
+    return true;
+  } });
+  proxy.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) seen.push(String(req.headers.range)); return false; } });
+  seen.length = 0;
+  const got = await readAll(r, data.length);
+  const [a, b] = sameAsB3sum(dir, got, 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  t.ok(cutAt > 0, 'a window was cut');
+  t.ok(seen.some((s) => s.startsWith(`bytes=${cutAt}-`)), `the next request starts at byte ${cutAt}`, { seen });
+});
+
+function diskBytes(dir: string): number {
+  let n = 0;
+  for (const sub of readdirSync(dir)) for (const f of readdirSync(join(dir, sub))) n += statSync(join(dir, sub, f)).size;
+  return n;
+}
+
+t.test('the cache limit holds while windows stream (measured on disk)', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const limit = 3 * MiB;
+  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  let peak = 0;
+  const parts: Buffer[] = [];
+  for (let o = 0; o < data.length; o += READ) {
+    parts.push(Buffer.from(await r.read(o, READ)));
+    peak = Math.max(peak, diskBytes(join(dir, 'cache', 'blocks')));
+  }
+  await cache.settled();
+  peak = Math.max(peak, diskBytes(join(dir, 'cache', 'blocks')));
+  t.ok(Buffer.concat(parts).equals(data), 'exact bytes');
+  t.ok(peak <= limit, `block files peaked at ${peak} bytes on disk, limit ${limit}`);
+  t.ok(cache.stats().evictions > 0, 'the cache evicted to stay under the limit');
+});
+
+t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const delay = 1500;
+  process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS = String(delay);
+  t.teardown(() => { delete process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS; });
+  // Sequential 128 KiB reads (streamed windows), or whole blocks read backwards (one fetch each).
+  const timeRead = async (queue: number, name: string, backwards: boolean) => {
+    const cache = await BlockCache.open({ dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
+    const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+    const t0 = Date.now();
+    const parts: Buffer[] = [];
+    if (backwards) for (let i = 3; i >= 0; i--) parts.unshift(Buffer.from(await r.read(i * MiB, MiB)));
+    else parts.push(await readAll(r, 4 * MiB));
+    const ms = Date.now() - t0;
+    const stats = cache.stats();
+    await cache.close();
+    return { ms, got: Buffer.concat(parts), stats };
+  };
+  for (const backwards of [false, true]) {
+    const how = backwards ? 'whole blocks backwards' : 'sequential 128 KiB reads';
+    const behind = await timeRead(2 * MiB, `c-${backwards}`, backwards);
+    t.ok(behind.got.equals(data.subarray(0, 4 * MiB)), `${how}: exact bytes`);
+    t.ok(behind.ms < delay, `${how}: 4 MiB read in ${behind.ms} ms while each cache write takes ${delay} ms`);
+    t.ok(behind.stats.writeSkips >= 1, `${how}: blocks beyond the 2 MiB queue were not cached rather than waited for`);
+  }
+  // With the reader waiting for the disk (queue 0), the same block reads are slow: the checks above can fail.
+  const inline = await timeRead(0, 'c-inline', true);
+  t.ok(inline.ms >= delay, `with write-behind off, whole blocks backwards take ${inline.ms} ms`);
+});
