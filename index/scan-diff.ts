@@ -96,7 +96,11 @@ export class DirDiff {
     private readonly sinks: DiffSinks,
   ) {
     this.knownOf = run.ctx.db.prepare(KNOWN_SQL).pluck();
+    this.stagedNow = run.ctx.db.prepare("SELECT 1 FROM uploads WHERE location_id = ? AND path = ? AND state = 'pending'").pluck();
   }
+
+  /** Writes staged while the scan runs are newer than the disk too: asked again before a removal. */
+  private readonly stagedNow: Statement;
 
   /** One directory's listing against the index. */
   apply(dir: WalkDir, l: DirListing): void {
@@ -230,7 +234,7 @@ export class DirDiff {
     const { entries } = this.run.ctx;
     for (const [name, k] of known.left) {
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
-      if (this.staged.has(rel)) continue;
+      if (this.staged.has(rel) || this.stagedNow.get(this.loc.id, rel) !== undefined) continue;
       const old = entries.get(known.id(k));
       if (old) { this.run.tx.tick(); entries.remove(old, rel); }
     }

@@ -155,8 +155,11 @@ t.test('clear() while a fetch is in flight: the late block is not left on disk u
   const [a, b] = src.addRandomBlob(2 * BS);
   await c.get(b.key, src.fetcher(b.key), b.hash);
   src.faults.delayMs = 30;
-  const pending = c.get(a.key, src.fetcher(a.key), a.hash);
-  await new Promise((r) => setTimeout(r, 5));
+  const fetchA = src.fetcher(a.key);
+  let fetching = false;
+  const pending = c.get(a.key, () => { fetching = true; return fetchA(); }, a.hash);
+  // Really in flight: the fetch has started (and is delayed 30 ms by the source).
+  while (!fetching) await new Promise((r) => setImmediate(r));
   await c.clear();
   t.same(await pending, a.data, 'the caller still gets its bytes');
   t.equal(c.stats().bytes, blockBytesOnDisk(dir), 'counter and filesystem agree');

@@ -63,8 +63,10 @@ t.test('an expired access token is refreshed and stored; a revoked one is EACCES
   const p = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
   t.teardown(() => p.close());
   t.equal((await p.readRange('a.txt', 0, 10)).toString(), 'abc', 'works after a refresh');
-  await new Promise((r) => setTimeout(r, 100));
-  t.match(JSON.parse(readFileSync(join(home, 'gdrive', 'token.json'), 'utf8')).access_token, /^tok-/, 'the refreshed token is stored');
+  // Stored after the refresh: poll the file itself, not a guessed 100 ms.
+  const stored = () => { try { return String((JSON.parse(readFileSync(join(home, 'gdrive', 'token.json'), 'utf8')) as { access_token?: string }).access_token); } catch { return ''; } };
+  for (const end = Date.now() + 10_000; !/^tok-/.test(stored()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  t.match(stored(), /^tok-/, 'the refreshed token is stored');
   await drive.revoke();
   const p2 = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
   t.teardown(() => p2.close());

@@ -61,7 +61,8 @@ t.test('three nodes: killing A mid-read completes the read from C', async (t) =>
   let pos = readSync(fd, got, 0, 1 << 20, 0);
   t.equal(pos, 1 << 20, 'the first MiB came (from A, the first replica)');
   t.notMatch(dc.output(), /blob served/, 'C has served nothing yet');
-  await new Promise((r) => setTimeout(r, 200));
+  // A has logged serving the first block before it dies (a condition, not a guess with a sleep).
+  t.ok((await waitFor(() => /blob served/.test(da.output()), 10_000, 20)) >= 0, 'A logged serving a block');
   t.comment(`A served ${da.output().split('blob served').length - 1} blocks before it died`);
   await da.kill9();
   try {

@@ -32,7 +32,7 @@ async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20
 }
 
 t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act on it; a concurrent remote change becomes a conflict copy', async (t) => {
-  const s3 = await startS3Server('vdfs-test', 0, { laxSignatures: true });
+  const s3 = await startS3Server('vdfs-test', 0);
   t.teardown(() => s3.cleanup());
   await s3.put('w/existing.txt', 'original\n');
   const dir = tempDir(t);
@@ -86,7 +86,7 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
 });
 
 t.test('touch and chmod right after a write survive its upload (S3 keeps neither: the index does)', async (t) => {
-  const s3 = await startS3Server('vdfs-test', 0, { laxSignatures: true });
+  const s3 = await startS3Server('vdfs-test', 0);
   t.teardown(() => s3.cleanup());
   const dir = tempDir(t);
   const home = join(dir, 'home');

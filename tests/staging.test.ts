@@ -57,7 +57,8 @@ t.test('an fsynced staged write survives kill -9 and is uploaded after restart',
   writeFileSync(payload, randomBytes(1024 * 1024 + 3));
   const dd = sh('dd', [`if=${payload}`, `of=${join(mnt, 'wb', 'durable.bin')}`, 'bs=64k', 'conv=fsync', 'status=none']);
   t.equal(dd.code, 0, dd.stderr);
-  await new Promise((r) => setTimeout(r, 500));
+  // The real condition: the daemon tried to upload and the disk refused (its log says so).
+  await until('a refused upload attempt', () => /upload failed, retrying/.test(m1.output()));
   t.notOk(existsSync(join(src, 'durable.bin')), 'not uploaded yet (the disk refuses it)');
   await m1.kill9();
   t.equal(sh('chattr', ['-i', src]).code, 0);

@@ -38,7 +38,7 @@ async function object(s3: S3TestServer, key: string): Promise<Buffer> {
 
 /** A home with one S3 location `cloud` (prefix w/) reached through a fault proxy. */
 async function setup(t: Parameters<typeof tempDir>[0], uploadDelay: number): Promise<{ home: string; s3: S3TestServer; proxy: FaultProxy }> {
-  const s3 = await startS3Server('vdfs-test', 0, { laxSignatures: true }); // conflict copies have '(' in their names
+  const s3 = await startS3Server('vdfs-test', 0); // signatures checked, '(' in conflict copies' names included (see helpers/s3-server.ts)
   t.teardown(() => s3.cleanup());
   const proxy = await startFaultProxy(s3.endpoint);
   t.teardown(() => proxy.close());

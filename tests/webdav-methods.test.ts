@@ -193,10 +193,14 @@ t.test('WebDAV methods against the real VFS', async (t) => {
       const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/keep.txt', headers: { Authorization: authHeaderFor(port), 'Content-Length': String(10 << 20) } });
       req.on('error', () => resolve());
       req.write(randomBytes(3 << 20));
-      setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 300);
+      // Cut off once the server is really writing the body (its temporary file exists), not after a guessed 300 ms.
+      const cut = () => { req.destroy(); resolve(); };
+      const started = Date.now();
+      const poll = () => {
+        if (readdirSync(srv.locDir).some((n) => n.startsWith('.vdfs-put-')) || Date.now() - started > 10_000) cut();
+        else setTimeout(poll, 5);
+      };
+      poll();
     });
     await new Promise<void>((resolve) => {
       const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/loc/big.bin', headers: { Authorization: authHeaderFor(port) } }, (res) => {

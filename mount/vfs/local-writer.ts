@@ -85,6 +85,8 @@ export class LocalWriter {
     if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
     else relaxedTransaction(this.home.db, () => {
       ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
+      // Again inside the transaction: a write may have been staged while the disk was probed.
+      if (this.core.staged.queue.pending(loc.id, rel)) { r = { entry: existing, wasDir: false, changed: false }; return; }
       apply();
     });
     const result = r.entry;

@@ -42,11 +42,14 @@ export class RemoteWriter {
     if (expect === 'file' && e.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (e.type === 'dir' && this.home.entries.childCount(e.id) > 0) throw new FsError('ENOTEMPTY', `${path} is not empty`);
     const queue = this.core.staged.queue;
+    // Dropped from the queue first, then the upload in flight (if any) is waited for: an upload
+    // starting between our delete and the cancel would put the object back.
+    await queue.settle(t.location.id, t.rel);
+    await queue.cancel(t.location.id, t.rel);
     await queue.settle(t.location.id, t.rel);
     await this.core.providers.get(t.location).remove(t.rel).catch((err: FsError) => {
       if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
     });
-    await queue.cancel(t.location.id, t.rel);
     this.home.db.transaction(() => {
       const still = this.home.entries.get(e.id);
       if (still) this.home.entries.remove(still, t.rel);

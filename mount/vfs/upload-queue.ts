@@ -208,9 +208,9 @@ export class UploadQueue {
         if (still?.staging_file === r.staging_file) this.store.remove(r.id);
         else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
       }).immediate();
+      this.changed(); // before any await: an open now must see the uploaded version, not the staged one
       this.retryAt.delete(r.id);
       await this.dropStaged(r.staging_file);
-      this.changed();
       this.log?.info({ location: loc.name, path: rel }, 'uploaded');
     } catch (err) {
       const fe = toFsError(err, `upload ${loc.name}/${r.path}`);

@@ -232,7 +232,7 @@ export class VfsCore implements KernelVfs {
     if (flags.write || flags.create || flags.truncate) {
       return this.handles.add(await (this.stagedLocation(path) ? this.staged.openForWrite(path, flags) : this.writer.openForWrite(path, flags)));
     }
-    const r = this.resolve(path);
+    let r = this.resolve(path);
     if (r.kind === 'root') throw new FsError('EISDIR', `${path} is a directory`);
     if (r.kind === 'virtual') {
       const hash = r.parts[0] === 'by-hash' && r.parts.length === 2 ? r.parts[1] : undefined;
@@ -247,6 +247,10 @@ export class VfsCore implements KernelVfs {
     if (isStaged(r.location, this.featuresOf(r.location))) {
       const pending = await this.staged.openPendingForRead(r.location, r.rel, path);
       if (pending) return this.handles.add(pending);
+      // Uploaded (or moved) while we looked: the entry now names the source's version.
+      const now = this.resolve(path);
+      if (now.kind !== 'entry' || now.entry.type !== 'file') throw new FsError('ENOENT', `${path}: removed while it was being opened`);
+      r = now;
     }
     const local = await this.openLocal(path, r.location, r.entry, r.rel);
     if (local) return this.handles.add(local);

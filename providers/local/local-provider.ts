@@ -157,8 +157,11 @@ export class LocalProvider implements Provider {
         try {
           // COPYFILE_EXCL (O_CREAT|O_EXCL): a name planted in the parent is never written through.
           await fsp.copyFile(sourceFile, tmp, C.COPYFILE_EXCL);
+          // The copy has the source file's mode (a private staging file: 0600). A put replaces
+          // content, not metadata: the file keeps its mode, and a new one gets a new file's.
+          const mode = await fsp.lstat(dest).then((s) => (s.isFile() ? s.mode & 0o7777 : undefined), () => undefined) ?? 0o666 & ~process.umask();
           const fh = await fsp.open(tmp, C.O_RDWR | C.O_NOFOLLOW);
-          try { await fh.sync(); } finally { await fh.close(); }
+          try { await fh.chmod(mode); await fh.sync(); } finally { await fh.close(); }
           if (opts?.ifVersion !== undefined) {
             // Compare right before the rename: a change made in between is the small window a
             // local filesystem without compare-and-swap leaves.

@@ -122,7 +122,9 @@ export class PeerProvider implements Provider {
     if (this.loc.id === undefined) throw new FsError('ENOENT', `${this.loc.uri}: not replicated`);
     let cur = this.ctx.tree.root(this.loc.id);
     for (const part of splitPath(path)) {
-      if (!cur || cur.type !== 'dir') break;
+      if (!cur) break;
+      // Like a disk: a path through a file or a symlink (never followed) is ENOTDIR.
+      if (cur.type !== 'dir') throw new FsError('ENOTDIR', `${path}: ${cur.name} is not a directory`);
       cur = this.ctx.tree.child(cur.id, part);
     }
     if (!cur) throw new FsError('ENOENT', `${path}: no such entry on ${this.loc.uri}`);
@@ -130,7 +132,9 @@ export class PeerProvider implements Provider {
   }
 
   private toEntry(r: ReplicatedEntry): ProviderEntry {
-    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, mode: r.mode, version: r.version ?? '', target: r.target ?? undefined, hash: r.hash ?? undefined };
+    // Directories and symlinks carry no version in the replicated tree: their mtime stands in.
+    const version = r.version ?? `m${r.mtimeSec}.${r.mtimeNsec}`;
+    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, mode: r.mode, version, target: r.target ?? undefined, hash: r.hash ?? undefined };
   }
 
   async stat(path: string): Promise<ProviderEntry> {
@@ -149,6 +153,7 @@ export class PeerProvider implements Provider {
     if (opts.version && HASH_RE.test(opts.version)) return { hash: opts.version };
     const r = this.row(path);
     if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
     if (!r.hash) throw new FsError('EIO', `${path}: its owner has not hashed it yet, and peers serve content by hash only`);
     return { hash: r.hash, size: r.size };
   }
@@ -189,7 +194,10 @@ export class PeerProvider implements Provider {
   }
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
-    const size = (await this.stat(path)).size;
+    const r = this.row(path);
+    if (r.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
+    const size = r.size;
     const chunk = (off: number) => this.readRange(path, off, Math.min(1 << 20, size - off), opts);
     return Readable.from((async function* () {
       for (let off = 0; off < size; off += 1 << 20) yield await chunk(off);

@@ -17,6 +17,12 @@ export interface ConformanceFixture {
   seed(files: Record<string, SeedItem>): Promise<void>;
   /** Makes the source unreachable (move the root away, stop the server, kill the peer). */
   unreachable(): Promise<void>;
+  /**
+   * stat and list keep answering from a copy of the tree while the source is unreachable (a
+   * peer location: its tree is replicated into our index, and a location that goes offline
+   * stays browsable by design); content reads still fail with EHOSTDOWN.
+   */
+  offlineTree?: boolean;
   /** Frees everything, including the provider. Must not throw after `unreachable`. */
   cleanup(): Promise<void>;
 }
@@ -216,8 +222,13 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
     t.equal(await p.isOnline(), true, 'online at first');
     await f.unreachable();
     t.equal(await p.isOnline(), false, 'offline after');
-    await rejectsWith(t, () => p.stat('hello.txt'), 'EHOSTDOWN', 'stat when unreachable');
-    await rejectsWith(t, () => p.list(''), 'EHOSTDOWN', 'list when unreachable');
+    if (f.offlineTree) {
+      t.match(await p.stat('hello.txt'), { type: 'file', size: 12 }, 'stat answers from the copy of the tree');
+      t.same((await p.list('')).map((e) => e.name).sort(), ['big.bin', 'dir', 'empty', 'emptydir', 'hello.txt', 'Ünïcödé 日本語.txt'].sort(), 'list answers from the copy of the tree');
+    } else {
+      await rejectsWith(t, () => p.stat('hello.txt'), 'EHOSTDOWN', 'stat when unreachable');
+      await rejectsWith(t, () => p.list(''), 'EHOSTDOWN', 'list when unreachable');
+    }
     await rejectsWith(t, () => p.readRange('hello.txt', 0, 1), 'EHOSTDOWN', 'readRange when unreachable');
   });
 
