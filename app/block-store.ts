@@ -51,7 +51,12 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
   if ('holder' in lock) return { get: (_key, fetch) => fetch(), close: async () => undefined };
   try {
     // Write-behind: a reader never waits for the cache disk (at most 32 MiB queued, then blocks go uncached).
-    const cache = await BlockCache.open({ dir: home.cacheDir, maxBytes: home.config['cache.maxSize'], memoryBytes: home.config['cache.memorySize'], writeQueueBytes: 32 * 1024 * 1024 });
+    const cache = await BlockCache.open({
+      dir: home.cacheDir,
+      maxBytes: home.config['cache.maxSize'],
+      memoryBytes: home.config['cache.memorySize'],
+      writeQueueBytes: 32 * 1024 * 1024,
+    });
     return {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),

@@ -67,8 +67,20 @@ export function defaultConfig(name: string): Config {
 }
 
 const UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
-  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4,
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
 };
 
 /** Parses "10GiB", "512MiB", "1.5GB", "4096". Throws EINVAL. */
@@ -83,29 +95,65 @@ export function formatSize(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
-  name: (v) => { if (!/^[\w.-]{1,64}$/.test(v)) throw new FsError('EINVAL', 'name: use 1-64 letters, digits, ".", "_" or "-"'); return v; },
-  blockSize: () => { throw new FsError('EINVAL', 'blockSize is set once when the home is created'); },
+  name: (v) => {
+    if (!/^[\w.-]{1,64}$/.test(v)) throw new FsError('EINVAL', 'name: use 1-64 letters, digits, ".", "_" or "-"');
+    return v;
+  },
+  blockSize: () => {
+    throw new FsError('EINVAL', 'blockSize is set once when the home is created');
+  },
   'cache.maxSize': (v) => parseSize(v),
   'cache.memorySize': (v) => parseSize(v),
   'cache.dir': (v) => v,
   'index.cacheSize': (v) => parseSize(v),
   'index.mmapSize': (v) => parseSize(v),
   'resolver.cacheSize': (v) => parseSize(v),
-  'scan.interval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable'); return n; },
-  'scan.remoteInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable'); return n; },
-  'scan.driveInterval': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.driveInterval: seconds, 0 to disable'); return n; },
+  'scan.interval': (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable');
+    return n;
+  },
+  'scan.remoteInterval': (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.remoteInterval: seconds, 0 to disable');
+    return n;
+  },
+  'scan.driveInterval': (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.driveInterval: seconds, 0 to disable');
+    return n;
+  },
   'webdav.tlsCert': (v) => v,
   'webdav.tlsKey': (v) => v,
-  'webdav.lockTimeout': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400'); return n; },
-  'peer.requestTimeout': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0.5 || n > 300) throw new FsError('EINVAL', 'peer.requestTimeout: seconds from 0.5 to 300'); return n; },
-  'copies.min': (v) => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 1 || n > 100) throw new FsError('EINVAL', 'copies.min: a whole number of copies, 1 to 100'); return n; },
+  'webdav.lockTimeout': (v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new FsError('EINVAL', 'webdav.lockTimeout: whole seconds, 1 to 86400');
+    return n;
+  },
+  'peer.requestTimeout': (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0.5 || n > 300) throw new FsError('EINVAL', 'peer.requestTimeout: seconds from 0.5 to 300');
+    return n;
+  },
+  'copies.min': (v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 100) throw new FsError('EINVAL', 'copies.min: a whole number of copies, 1 to 100');
+    return n;
+  },
   'cache.pinnedMax': (v) => parseSize(v),
-  'upload.delay': (v) => { const n = Number(v); if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400'); return n; },
+  'upload.delay': (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 86400) throw new FsError('EINVAL', 'upload.delay: seconds from 0 to 86400');
+    return n;
+  },
 };
 
 export function isConfigKey(key: string): key is ConfigKey {

@@ -66,14 +66,27 @@ export function copiesReport(home: Home, opts: { scope?: { entryId: number; vpat
     if (opts.paths !== false) g.fileIds.push({ id: f.id, locationId: f.locationId });
   }
   const out: CopiesGroup[] = [...groups.values()].map((g) => ({
-    locations: g.ids.map((id) => locs.get(id)).filter((l): l is Location => !!l).map((l) => locationJson(l, now)),
+    locations: g.ids
+      .map((id) => locs.get(id))
+      .filter((l): l is Location => !!l)
+      .map((l) => locationJson(l, now)),
     files: g.files,
     bytes: g.bytes,
     paths: g.fileIds.map((f) => virtualPath(locs.get(f.locationId)?.name ?? '?', home.entries.pathOf(f.id))).sort(),
   }));
-  out.sort((a, b) => b.files - a.files || a.locations.map((l) => l.name).join().localeCompare(b.locations.map((l) => l.name).join()));
+  out.sort(
+    (a, b) =>
+      b.files - a.files ||
+      a.locations
+        .map((l) => l.name)
+        .join()
+        .localeCompare(b.locations.map((l) => l.name).join()),
+  );
   return {
-    min, scope: opts.scope?.vpath ?? '/', files, histogram,
+    min,
+    scope: opts.scope?.vpath ?? '/',
+    files,
+    histogram,
     under: { files: out.reduce((s, g) => s + g.files, 0), bytes: out.reduce((s, g) => s + g.bytes, 0) },
     groups: out,
   };
@@ -82,8 +95,9 @@ export function copiesReport(home: Home, opts: { scope?: { entryId: number; vpat
 /** The one line `vdfs status` prints. */
 export function copiesSummaryLine(r: CopiesReport, formatSize: (n: number) => string): string {
   const h = r.histogram;
-  const head = r.under.files === 0
-    ? `all ${r.files} files have at least ${r.min} copies`
-    : `${r.under.files} of ${r.files} files (${formatSize(r.under.bytes)}) have fewer than ${r.min} copies (see vdfs copies)`;
+  const head =
+    r.under.files === 0
+      ? `all ${r.files} files have at least ${r.min} copies`
+      : `${r.under.files} of ${r.files} files (${formatSize(r.under.bytes)}) have fewer than ${r.min} copies (see vdfs copies)`;
   return `copies: ${head}; 1 copy: ${h['1']}, 2: ${h['2']}, 3+: ${h['3+']}`;
 }

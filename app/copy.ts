@@ -47,17 +47,33 @@ export interface CopyOptions {
  * target), EHOSTDOWN/EIO (no good source), what the provider's putFile throws.
  */
 export class Copier {
-  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly replicas: Replicas) {}
+  constructor(
+    private readonly home: Home,
+    private readonly providers: ProviderPool,
+    private readonly replicas: Replicas,
+  ) {}
 
   async copy(src: { location: Location; entry: Entry; rel: string }, target: Location, dir: string, opts: CopyOptions = {}): Promise<CopyReport> {
     const e = src.entry;
     if (e.type !== 'file') throw new FsError('EISDIR', `${virtualPath(src.location.name, src.rel)} is a ${e.type}: copy takes a file`);
-    if (!e.hash) throw new FsError('EINVAL', `${virtualPath(src.location.name, src.rel)} is not hashed yet, so a copy could not be verified: vdfs scan ${src.location.name} --hash`);
+    if (!e.hash)
+      throw new FsError('EINVAL', `${virtualPath(src.location.name, src.rel)} is not hashed yet, so a copy could not be verified: vdfs scan ${src.location.name} --hash`);
     const blob = this.home.blobs.get(e.hash);
     if (!blob) throw new FsError('ENOENT', `content ${e.hash.slice(0, 16)} is not known to the index`);
     const rel = joinRel(splitPath(dir).join('/'), e.name);
     const to = virtualPath(target.name, rel);
-    const report: CopyReport = { from: virtualPath(src.location.name, src.rel), to, hash: e.hash, size: e.size, source: null, dryRun: !!opts.dryRun, serverSide: false, alreadyThere: false, resumedBytes: 0, fetchedBytes: 0 };
+    const report: CopyReport = {
+      from: virtualPath(src.location.name, src.rel),
+      to,
+      hash: e.hash,
+      size: e.size,
+      source: null,
+      dryRun: !!opts.dryRun,
+      serverSide: false,
+      alreadyThere: false,
+      resumedBytes: 0,
+      fetchedBytes: 0,
+    };
     if (!this.home.entries.root(target.id)) throw new FsError('ENOENT', `location ${target.name} was never scanned: vdfs scan ${target.name}`);
     if (target.readonly) throw new FsError('EROFS', `location ${target.name} is read-only`);
     const existing = this.home.entries.resolve(target.id, rel);
@@ -68,7 +84,7 @@ export class Copier {
     const sources = this.replicas.sources(e.hash);
     const provider = this.providers.get(target);
     const sameSource = provider.copyFile ? this.home.entries.byHash(e.hash).find((x) => x.locationId === target.id && x.type === 'file' && x.version) : undefined;
-    report.source = sameSource ? virtualPath(target.name, this.home.entries.pathOf(sameSource.id)) : sources[0]?.label ?? null;
+    report.source = sameSource ? virtualPath(target.name, this.home.entries.pathOf(sameSource.id)) : (sources[0]?.label ?? null);
     report.serverSide = !!sameSource;
     if (opts.dryRun) return report;
     if (sameSource && (await this.serverSideCopy(provider, target, sameSource, rel, e.hash))) return report;
@@ -140,16 +156,21 @@ export class Copier {
     try {
       await fh.truncate(Math.min(fromBlock * blob.blockSize, blob.size));
       opts.progress?.(report.resumedBytes, blob.size);
-      await fetchVerified(blob, sources, async (i, b) => {
-        await fh.write(b, 0, b.length, i * blob.blockSize);
-        report.fetchedBytes += b.length;
-        opts.progress?.(report.resumedBytes + report.fetchedBytes, blob.size);
-        const rate = opts.rateBytes ?? 0;
-        if (rate > 0) {
-          const aheadMs = (report.fetchedBytes / rate) * 1000 - Number(process.hrtime.bigint() - t0) / 1e6;
-          if (aheadMs > 1) await new Promise((r) => setTimeout(r, aheadMs));
-        }
-      }, fromBlock);
+      await fetchVerified(
+        blob,
+        sources,
+        async (i, b) => {
+          await fh.write(b, 0, b.length, i * blob.blockSize);
+          report.fetchedBytes += b.length;
+          opts.progress?.(report.resumedBytes + report.fetchedBytes, blob.size);
+          const rate = opts.rateBytes ?? 0;
+          if (rate > 0) {
+            const aheadMs = (report.fetchedBytes / rate) * 1000 - Number(process.hrtime.bigint() - t0) / 1e6;
+            if (aheadMs > 1) await new Promise((r) => setTimeout(r, aheadMs));
+          }
+        },
+        fromBlock,
+      );
       await fh.datasync();
     } finally {
       await fh.close();
@@ -186,7 +207,9 @@ export class Copier {
     for (const name of parts) {
       cur = joinRel(cur, name);
       if (this.home.entries.resolve(target.id, cur)) continue;
-      await provider.mkdir(cur).catch((err) => { if (!(isFsError(err) && err.code === 'EEXIST')) throw err; });
+      await provider.mkdir(cur).catch((err) => {
+        if (!(isFsError(err) && err.code === 'EEXIST')) throw err;
+      });
       const st = await provider.stat(cur);
       if (st.type !== 'dir') throw new FsError('ENOTDIR', `${virtualPath(target.name, cur)} is not a folder`);
       this.index(target, cur, { type: 'dir', size: 0, mtimeSec: st.mtimeSec, mtimeNsec: st.mtimeNsec, mode: st.mode, version: st.version, hash: null, target: null });
@@ -195,12 +218,14 @@ export class Copier {
 
   private index(target: Location, rel: string, fields: EntryFields): void {
     const parts = splitPath(rel);
-    this.home.db.transaction(() => {
-      const parent = this.home.entries.resolve(target.id, parts.slice(0, -1).join('/'));
-      if (!parent) throw new FsError('ENOENT', `${virtualPath(target.name, parts.slice(0, -1).join('/'))} is not in the index`);
-      const old = this.home.entries.child(parent.id, parts[parts.length - 1]);
-      if (old) this.home.entries.update(old, fields, rel);
-      else this.home.entries.insert(target.id, parent.id, parts[parts.length - 1], fields, rel);
-    }).immediate();
+    this.home.db
+      .transaction(() => {
+        const parent = this.home.entries.resolve(target.id, parts.slice(0, -1).join('/'));
+        if (!parent) throw new FsError('ENOENT', `${virtualPath(target.name, parts.slice(0, -1).join('/'))} is not in the index`);
+        const old = this.home.entries.child(parent.id, parts[parts.length - 1]);
+        if (old) this.home.entries.update(old, fields, rel);
+        else this.home.entries.insert(target.id, parent.id, parts[parts.length - 1], fields, rel);
+      })
+      .immediate();
   }
 }

@@ -89,12 +89,22 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
     if (opts.webdav) {
       const access = await webdavAccess(home, opts.webdav.host, { insecureNoAuth: opts.webdavInsecureNoAuth });
       const statusPage = () => ({
-        type: 'text/html; charset=utf-8', csp: STATUS_PAGE_CSP,
+        type: 'text/html; charset=utf-8',
+        csp: STATUS_PAGE_CSP,
         body: renderStatusPage(home, { cache: 'cache' in opts.blocks ? (opts.blocks as OpenedBlockStore).cache?.stats() : undefined, pins: vfs.pins }),
       });
-      webdav = await startWebdav(vfs, { ...opts.webdav, statusPage, users: access.users, credential: access.credential, insecureNoAuth: access.insecureNoAuth, tls: access.tls, logger: opts.log, lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] } });
+      webdav = await startWebdav(vfs, {
+        ...opts.webdav,
+        statusPage,
+        users: access.users,
+        credential: access.credential,
+        insecureNoAuth: access.insecureNoAuth,
+        tls: access.tls,
+        logger: opts.log,
+        lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] },
+      });
       if (access.insecureNoAuth) opts.log.warn('WebDAV serves WITHOUT authentication: every local user and process can read and write the share');
-      if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, 'WebDAV uses this node\'s self-signed certificate; check this SHA-256 fingerprint in your client');
+      if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, "WebDAV uses this node's self-signed certificate; check this SHA-256 fingerprint in your client");
       webdavFingerprint = access.fingerprint;
       webdavUser = access.credential?.user;
     }
@@ -109,19 +119,23 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const stopPublishing = publishSwallowed(home.dir);
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
-  const rescan = (loc: Location, onListed?: (files: number) => void) => rescanLocation(home, vfs, loc, onListed).then(() => { if (local(loc)) watcher.watchLocation(loc); });
+  const rescan = (loc: Location, onListed?: (files: number) => void) =>
+    rescanLocation(home, vfs, loc, onListed).then(() => {
+      if (local(loc)) watcher.watchLocation(loc);
+    });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
   watcher.start();
   vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   // The safety net behind inotify (missed events, changes while we were down).
   const interval = home.config['scan.interval'];
-  const periodic = interval > 0
-    ? setInterval(() => {
-        for (const loc of home.locations.list()) {
-          if (local(loc) && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
-        }
-      }, interval * 1000)
-    : undefined;
+  const periodic =
+    interval > 0
+      ? setInterval(() => {
+          for (const loc of home.locations.list()) {
+            if (local(loc) && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+          }
+        }, interval * 1000)
+      : undefined;
   periodic?.unref();
   // Cloud locations have no inotify: their listing is polled (docs/vfs.md "Freshness"). Drive
   // answers from changes.list, so an unchanged drive costs one request: every
@@ -132,20 +146,21 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   const nextPoll = new Map<number, number>();
   const pollEvery = (loc: Location, files: number) =>
     loc.kind === 'gdrive' ? home.config['scan.driveInterval'] : Math.max(home.config['scan.remoteInterval'], S3_SECONDS_PER_PAGE * Math.ceil(files / 1000));
-  const remotePoll = home.config['scan.remoteInterval'] > 0 || home.config['scan.driveInterval'] > 0
-    ? setInterval(() => {
-        const now = Date.now();
-        for (const loc of home.locations.list()) {
-          if (!polled(vfs, loc)) continue;
-          if (pollEvery(loc, 0) <= 0 || (nextPoll.get(loc.id) ?? 0) > now) continue;
-          nextPoll.set(loc.id, Infinity); // one poll at a time per location
-          let files = 0;
-          void rescan(loc, (n) => (files = n))
-            .catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'))
-            .finally(() => nextPoll.set(loc.id, Date.now() + pollEvery(loc, files) * 1000));
-        }
-      }, REMOTE_TICK_MS)
-    : undefined;
+  const remotePoll =
+    home.config['scan.remoteInterval'] > 0 || home.config['scan.driveInterval'] > 0
+      ? setInterval(() => {
+          const now = Date.now();
+          for (const loc of home.locations.list()) {
+            if (!polled(vfs, loc)) continue;
+            if (pollEvery(loc, 0) <= 0 || (nextPoll.get(loc.id) ?? 0) > now) continue;
+            nextPoll.set(loc.id, Infinity); // one poll at a time per location
+            let files = 0;
+            void rescan(loc, (n) => (files = n))
+              .catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'))
+              .finally(() => nextPoll.set(loc.id, Date.now() + pollEvery(loc, files) * 1000));
+          }
+        }, REMOTE_TICK_MS)
+      : undefined;
   remotePoll?.unref();
   // Changes made while no daemon was watching: one rescan at start, in the background.
   for (const loc of home.locations.list()) {

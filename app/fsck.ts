@@ -71,7 +71,12 @@ export class Fsck {
   private readBytes = 0;
   private readonly started = process.hrtime.bigint();
 
-  constructor(private readonly home: Home, private readonly providers: ProviderPool, private readonly replicas: Replicas, private readonly opts: FsckOptions) {
+  constructor(
+    private readonly home: Home,
+    private readonly providers: ProviderPool,
+    private readonly replicas: Replicas,
+    private readonly opts: FsckOptions,
+  ) {
     this.verified = new VerifiedStore(home.db);
   }
 
@@ -85,7 +90,11 @@ export class Fsck {
         const rel = this.home.entries.pathOf(e.id);
         const item = await this.checkOne(s.location, e, rel);
         rep.checked++;
-        if (item.status === 'ok') { rep.ok++; rep.bytes += e.size; continue; }
+        if (item.status === 'ok') {
+          rep.ok++;
+          rep.bytes += e.size;
+          continue;
+        }
         rep.problems.push(item);
         if (item.repaired) rep.repaired++;
         else if (item.status === 'rot' || item.status === 'missing' || item.status === 'error') rep.unrepaired++;
@@ -148,7 +157,9 @@ export class Fsck {
       const version = localVersion(st);
       if (version !== e.version) return { status: 'changed', detail: 'modified since it was indexed: an edit, not rot (vdfs scan to index it)' };
       const sum = await this.hashHandle(fh, e.size);
-      return sum === e.hash ? { status: 'ok' } : { status: 'rot', version, detail: `content hash ${sum.slice(0, 16)}… is not the indexed ${e.hash!.slice(0, 16)}… although the file was not modified` };
+      return sum === e.hash
+        ? { status: 'ok' }
+        : { status: 'rot', version, detail: `content hash ${sum.slice(0, 16)}… is not the indexed ${e.hash!.slice(0, 16)}… although the file was not modified` };
     } catch (err) {
       return { status: 'error', detail: toFsError(err, file).message };
     } finally {
@@ -208,10 +219,14 @@ export class Fsck {
     const fh = await fsp.open(tmp, 'wx', e.mode & 0o7777 || 0o644);
     try {
       let at = 0;
-      await fetchVerified(blob, () => this.replicas.sources(e.hash!).filter((s) => s.label !== self), async (_i, b) => {
-        await fh.write(b, 0, b.length, at);
-        at += b.length;
-      });
+      await fetchVerified(
+        blob,
+        () => this.replicas.sources(e.hash!).filter((s) => s.label !== self),
+        async (_i, b) => {
+          await fh.write(b, 0, b.length, at);
+          at += b.length;
+        },
+      );
       await fh.datasync();
       await fh.close();
       const now = await fsp.stat(file, { bigint: true }).then(localVersion, () => null);
@@ -227,7 +242,15 @@ export class Fsck {
       throw err;
     }
     const st = await fsp.stat(file, { bigint: true });
-    this.home.db.transaction(() => this.home.entries.update(e, { ...fieldsOf(e), version: localVersion(st), mtimeSec: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n) }, rel)).immediate();
+    this.home.db
+      .transaction(() =>
+        this.home.entries.update(
+          e,
+          { ...fieldsOf(e), version: localVersion(st), mtimeSec: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n) },
+          rel,
+        ),
+      )
+      .immediate();
     this.verified.record(e.id, e.hash!, true);
     return 'repaired';
   }

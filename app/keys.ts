@@ -40,7 +40,9 @@ export async function ensureKeys(homeDir: string, db: Db, name: string): Promise
     // Loaded here: selfsigned pulls in ~200 modules, a third of every CLI command's start-up.
     const { generate } = require('selfsigned') as { generate: typeof Generate };
     const pems = await generate([{ name: 'commonName', value: `vdfs ${name}`.slice(0, 64) }], {
-      keyType: 'ec', curve: 'P-256', algorithm: 'sha256',
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
       notBeforeDate: new Date(now.getTime() - 86_400_000),
       notAfterDate: new Date(now.getTime() + 100 * 365 * 86_400_000),
       extensions: [

@@ -39,24 +39,36 @@ const PID_FILE = 'daemon.pid';
 
 /** Records the running daemon's pid in the home, for `vdfs status`. Never throws. */
 export function writeDaemonPid(home: string): void {
-  try { writeFileSync(join(home, PID_FILE), `${process.pid}\n`, { mode: 0o600 }); } catch { /* status then shows no daemon */ }
+  try {
+    writeFileSync(join(home, PID_FILE), `${process.pid}\n`, { mode: 0o600 });
+  } catch {
+    /* status then shows no daemon */
+  }
 }
 
 export function removeDaemonPid(home: string): void {
   try {
     if (readFileSync(join(home, PID_FILE), 'utf8').trim() === String(process.pid)) rmSync(join(home, PID_FILE), { force: true });
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 /** The daemon serving this home, when one runs: pid and memory. A stale pid file (process gone, or not node) gives null. */
 export function daemonMemory(home: string): { pid: number; rss: number; peakRss: number } | null {
   let pid: number;
-  try { pid = Number(readFileSync(join(home, PID_FILE), 'utf8').trim()); } catch { return null; }
+  try {
+    pid = Number(readFileSync(join(home, PID_FILE), 'utf8').trim());
+  } catch {
+    return null;
+  }
   if (!Number.isSafeInteger(pid) || pid <= 0) return null;
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!cmd.includes('node') && !cmd.includes('vdfs')) return null;
-  } catch { return null; }
+  } catch {
+    return null;
+  }
   const m = processMemory(pid);
   return m ? { pid, ...m } : null;
 }

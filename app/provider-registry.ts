@@ -29,11 +29,17 @@ export function parseLocationUri(uri: string): ParsedUri {
   const m = /^([a-z0-9]+):\/\//.exec(uri);
   // s3: checked and canonicalised (explicit region, normalised prefix) so one bucket prefix is one location.
   if (m && m[1] === 's3') return { kind: 's3', uri: formatS3Uri(parseS3Uri(uri)) };
-  if (m && m[1] === 'gdrive') { parseGdriveUri(uri); return { kind: 'gdrive', uri }; }
+  if (m && m[1] === 'gdrive') {
+    parseGdriveUri(uri);
+    return { kind: 'gdrive', uri };
+  }
   if (m && m[1] === 'peer') return { kind: m[1], uri };
   if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
   if (!m) return { kind: 'local', uri: resolve(uri) };
-  throw new FsError('EINVAL', `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`);
+  throw new FsError(
+    'EINVAL',
+    `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`,
+  );
 }
 
 /**
@@ -42,8 +48,14 @@ export function parseLocationUri(uri: string): ParsedUri {
  * offline when it is added, like an unplugged drive, and `vdfs scan` reports what is wrong.
  */
 export function checkNewLocation(p: ParsedUri): void {
-  if (p.kind === 's3') { parseS3Uri(p.uri); return; }
-  if (p.kind === 'gdrive') { parseGdriveUri(p.uri); return; } // checked by `vdfs scan`, like S3
+  if (p.kind === 's3') {
+    parseS3Uri(p.uri);
+    return;
+  }
+  if (p.kind === 'gdrive') {
+    parseGdriveUri(p.uri);
+    return;
+  } // checked by `vdfs scan`, like S3
   if (p.kind === 'peer') return void parsePeerUri(p.uri); // the peer itself is asked by addPeerLocation
   if (p.kind !== 'local') throw new FsError('ENOTSUP', `${p.kind} locations are not supported yet`);
   let st;

@@ -14,7 +14,11 @@ function when(ms: number | null): string {
 
 /** A horizontal bar chart of files by number of copies, as inline SVG (no script, no external asset). */
 function copiesChart(h: { '1': number; '2': number; '3+': number }): string {
-  const rows: [string, number, string][] = [['1 copy', h['1'], '#c0392b'], ['2 copies', h['2'], '#e6a117'], ['3+ copies', h['3+'], '#2e8b57']];
+  const rows: [string, number, string][] = [
+    ['1 copy', h['1'], '#c0392b'],
+    ['2 copies', h['2'], '#e6a117'],
+    ['3+ copies', h['3+'], '#2e8b57'],
+  ];
   const max = Math.max(1, ...rows.map((r) => r[1]));
   const bars = rows.map(([label, n, color], i) => {
     const w = Math.round((n / max) * 300);
@@ -40,10 +44,15 @@ export function renderStatusPage(home: Home, live: StatusPageLive): string {
   const r = statusReport(home);
   const pins = live.pins.report();
   const peers = new PeerStore(home.db).list();
-  const locRows = r.locations.map((l) =>
-    `<tr data-location="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.kind)}</td><td class="${l.online ? 'on' : 'off'}" data-online="${l.online}">${l.online ? 'online' : 'offline'}</td>` +
-    `<td data-files="${l.files}">${l.files}</td><td data-bytes="${l.bytes}">${formatSize(l.bytes)}</td></tr>`).join('');
-  const peerRows = peers.map((p) => `<tr data-peer="${esc(p.name)}"><td>${esc(p.name)}</td><td data-last-contact="${p.lastSeen ?? ''}">${when(p.lastSeen)}</td></tr>`).join('') ||
+  const locRows = r.locations
+    .map(
+      (l) =>
+        `<tr data-location="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.kind)}</td><td class="${l.online ? 'on' : 'off'}" data-online="${l.online}">${l.online ? 'online' : 'offline'}</td>` +
+        `<td data-files="${l.files}">${l.files}</td><td data-bytes="${l.bytes}">${formatSize(l.bytes)}</td></tr>`,
+    )
+    .join('');
+  const peerRows =
+    peers.map((p) => `<tr data-peer="${esc(p.name)}"><td>${esc(p.name)}</td><td data-last-contact="${p.lastSeen ?? ''}">${when(p.lastSeen)}</td></tr>`).join('') ||
     '<tr><td colspan="2">no paired peers</td></tr>';
   const c = r.copies;
   const cache = live.cache;

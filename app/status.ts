@@ -8,7 +8,18 @@ import { daemonSwallowed } from './error-report';
 export interface StatusReport {
   home: string;
   node: { id: string; name: string };
-  locations: { name: string; kind: string; uri: string; online: boolean; readonly: boolean; files: number; dirs: number; bytes: number; unhashed: number; lastScan: string | null }[];
+  locations: {
+    name: string;
+    kind: string;
+    uri: string;
+    online: boolean;
+    readonly: boolean;
+    files: number;
+    dirs: number;
+    bytes: number;
+    unhashed: number;
+    lastScan: string | null;
+  }[];
   index: { entries: number; blobs: number; blobBytes: number; changes: number };
   /** `remoteDeletes`: leftover uploads still to delete at their source (docs/vfs.md, staged writes). */
   uploads: { pending: number; failed: number; remoteDeletes: number };
@@ -44,8 +55,15 @@ export function statusReport(home: Home): StatusReport {
     locations: home.locations.list().map((l) => {
       const c = counts.get(l.id);
       return {
-        name: l.name, kind: l.kind, uri: l.uri, online: l.online, readonly: l.readonly,
-        files: c?.files ?? 0, dirs: c?.dirs ?? 0, bytes: c?.bytes ?? 0, unhashed: c?.unhashed ?? 0,
+        name: l.name,
+        kind: l.kind,
+        uri: l.uri,
+        online: l.online,
+        readonly: l.readonly,
+        files: c?.files ?? 0,
+        dirs: c?.dirs ?? 0,
+        bytes: c?.bytes ?? 0,
+        unhashed: c?.unhashed ?? 0,
         lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null,
       };
     }),

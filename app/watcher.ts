@@ -99,7 +99,8 @@ export class LocationWatcher {
       }
       level = next;
     }
-    if (this.watchCount >= MAX_WATCHES) this.log.debug({ location: loc.name, watches: MAX_WATCHES }, 'watch budget reached; deeper folders are kept up to date by the periodic rescan');
+    if (this.watchCount >= MAX_WATCHES)
+      this.log.debug({ location: loc.name, watches: MAX_WATCHES }, 'watch budget reached; deeper folders are kept up to date by the periodic rescan');
   }
 
   /** One non-recursive watch on directory `rel`; false when over budget or it cannot be watched. */
@@ -201,7 +202,10 @@ export class LocationWatcher {
 
   private async pollOnline(): Promise<void> {
     for (const loc of this.locals()) {
-      const online = await fsp.stat(loc.uri).then((s) => s.isDirectory(), () => false);
+      const online = await fsp.stat(loc.uri).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
       if (online === loc.online) continue;
       this.home.locations.setOnline(loc.id, online);
       this.vfs.resolver.invalidate();

@@ -377,4 +377,3 @@ export class DiskTier {
     this.index.close();
   }
 }
-

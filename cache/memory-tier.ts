@@ -16,10 +16,7 @@ export class MemoryTier {
   private readonly lru: LRUCache<string, MemoryBlock> | undefined;
 
   constructor(readonly maxBytes: number) {
-    this.lru =
-      maxBytes > 0
-        ? new LRUCache<string, MemoryBlock>({ maxSize: maxBytes, sizeCalculation: (b) => Math.max(1, b.data.length) })
-        : undefined;
+    this.lru = maxBytes > 0 ? new LRUCache<string, MemoryBlock>({ maxSize: maxBytes, sizeCalculation: (b) => Math.max(1, b.data.length) }) : undefined;
   }
 
   get(key: string): MemoryBlock | undefined {

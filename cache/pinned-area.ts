@@ -42,10 +42,18 @@ export class PinnedArea {
     for (const sub of readdirSync(this.dir)) {
       if (!/^[0-9a-f]{2}$/.test(sub)) continue;
       let names: string[];
-      try { names = readdirSync(join(this.dir, sub)); } catch { continue; }
+      try {
+        names = readdirSync(join(this.dir, sub));
+      } catch {
+        continue;
+      }
       for (const n of names) {
         if (!HASH_RE.test(n)) continue;
-        try { out.set(n, statSync(join(this.dir, sub, n)).size); } catch { /* removed meanwhile */ }
+        try {
+          out.set(n, statSync(join(this.dir, sub, n)).size);
+        } catch {
+          /* removed meanwhile */
+        }
       }
     }
     return out;

@@ -50,7 +50,9 @@ function swapped(err: unknown, rel: string): FsError {
  * EACCES, EIO. The caller closes the handle.
  */
 export async function openDirBeneath(root: string, parts: readonly string[], rel = parts.join('/')): Promise<fsp.FileHandle> {
-  let dir = await fsp.open(root, C.O_RDONLY | C.O_DIRECTORY).catch((err) => { throw toFsError(err, `open location root ${root}`); });
+  let dir = await fsp.open(root, C.O_RDONLY | C.O_DIRECTORY).catch((err) => {
+    throw toFsError(err, `open location root ${root}`);
+  });
   for (const name of parts) {
     let next: fsp.FileHandle;
     try {
@@ -126,7 +128,11 @@ export async function withParent<T>(root: string, rel: string, fn: (at: string, 
  */
 export async function openBeneath(root: string, rel: string, flags: number, mode = 0o644): Promise<fsp.FileHandle> {
   if (splitPath(rel).length === 0) return openDirBeneath(root, []);
-  return withParent(root, rel, (at) => fsp.open(at, flags | C.O_NOFOLLOW, mode).catch((err) => { throw toFsError(err, `open ${rel}`); }));
+  return withParent(root, rel, (at) =>
+    fsp.open(at, flags | C.O_NOFOLLOW, mode).catch((err) => {
+      throw toFsError(err, `open ${rel}`);
+    }),
+  );
 }
 
 /**

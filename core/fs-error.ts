@@ -5,9 +5,29 @@ import { REFUSED_CODES } from './net-codes';
  * FsError; each front end maps `code` once (FUSE: errno, WebDAV: HTTP status).
  */
 export const FS_ERROR_CODES = [
-  'ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EROFS', 'EACCES', 'EPERM',
-  'EIO', 'EHOSTDOWN', 'ENOSPC', 'EXDEV', 'EINVAL', 'ENAMETOOLONG', 'EBADF',
-  'EBUSY', 'ELOOP', 'ENOTSUP', 'ENODATA', 'ETIMEDOUT', 'EFBIG', 'EMFILE', 'ENOSYS',
+  'ENOENT',
+  'EEXIST',
+  'ENOTDIR',
+  'EISDIR',
+  'ENOTEMPTY',
+  'EROFS',
+  'EACCES',
+  'EPERM',
+  'EIO',
+  'EHOSTDOWN',
+  'ENOSPC',
+  'EXDEV',
+  'EINVAL',
+  'ENAMETOOLONG',
+  'EBADF',
+  'EBUSY',
+  'ELOOP',
+  'ENOTSUP',
+  'ENODATA',
+  'ETIMEDOUT',
+  'EFBIG',
+  'EMFILE',
+  'ENOSYS',
   // The source's version is not the one a change was based on (If-Match failed): never overwrite.
   'ESTALE',
 ] as const;

@@ -7,7 +7,15 @@ import type { EntryType, ProviderEntry } from './provider';
  * the same version token the provider does.
  */
 
-type TypeTests = { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean };
+type TypeTests = {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+};
 
 /** The entry type of what lstat saw (special files included: they are entries of local locations). */
 export function entryTypeOf(st: TypeTests): EntryType | undefined {

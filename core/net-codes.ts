@@ -7,5 +7,12 @@ export const REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOT
 
 /** Codes that mean "the connection failed mid-way" (reset, timeout, premature close): worth retrying. */
 export const NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'EPROTO', 'UND_ERR_CLOSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'EPROTO',
+  'UND_ERR_CLOSED',
 ]);

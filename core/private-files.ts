@@ -42,7 +42,11 @@ export function ensurePrivateDir(dir: string, refuseForeign = true): void {
     throw new FsError('EACCES', `${dir} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to keep vdfs state there (pick a folder of your own)`);
   }
   if ((st.mode & 0o077) !== 0) {
-    try { chmodSync(dir, st.mode & 0o700); } catch (err) { throw toFsError(err, `chmod ${dir}`); }
+    try {
+      chmodSync(dir, st.mode & 0o700);
+    } catch (err) {
+      throw toFsError(err, `chmod ${dir}`);
+    }
   }
 }
 
@@ -67,7 +71,11 @@ export function ensurePrivateFile(file: string, create = false): void {
   if (!st.isFile()) return;
   const uid = myUid();
   if ((st.mode & 0o077) !== 0 && (uid === undefined || st.uid === uid)) {
-    try { chmodSync(file, st.mode & 0o700); } catch (err) { throw toFsError(err, `chmod ${file}`); }
+    try {
+      chmodSync(file, st.mode & 0o700);
+    } catch (err) {
+      throw toFsError(err, `chmod ${file}`);
+    }
   }
 }
 
@@ -85,7 +93,9 @@ async function removeAt(dir: fsp.FileHandle, name: string): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
     if (code !== 'ELOOP' && code !== 'ENOTDIR') throw err;
-    await fsp.unlink(at).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+    await fsp.unlink(at).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
     return;
   }
   try {
@@ -93,7 +103,9 @@ async function removeAt(dir: fsp.FileHandle, name: string): Promise<void> {
   } finally {
     await sub.close().catch(() => undefined);
   }
-  await fsp.rmdir(at).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+  await fsp.rmdir(at).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
 }
 
 /**

@@ -17,7 +17,13 @@ export function isSpecial(type: string): type is SpecialType {
 
 /** The file-type bits (S_IFMT) of each entry type. */
 export const TYPE_MODE_BITS: Record<EntryType, number> = {
-  file: 0o100000, dir: 0o040000, symlink: 0o120000, fifo: 0o010000, socket: 0o140000, chardev: 0o020000, blockdev: 0o060000,
+  file: 0o100000,
+  dir: 0o040000,
+  symlink: 0o120000,
+  fifo: 0o010000,
+  socket: 0o140000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
 };
 
 /** The entry type of a mode's S_IFMT bits, or undefined for bits no entry type has. */

@@ -25,7 +25,9 @@ export function networkFailure(code: string | undefined): 'refused' | 'network' 
 export type FailureKind = 'refused' | 'network' | 'throttled' | 'server' | 'fatal';
 
 /** An EIO the retry loop may try again (a truncated body, a length mismatch). */
-export interface RetryableError extends FsError { retryable: true }
+export interface RetryableError extends FsError {
+  retryable: true;
+}
 
 export function retryableEio(message: string): RetryableError {
   return Object.assign(new FsError('EIO', message), { retryable: true as const });
@@ -51,7 +53,12 @@ export interface RetryService {
  * go through `map`. Throws FsError only.
  */
 export async function withRetryFor<T>(
-  service: RetryService, what: string, policy: RetryPolicy, attempt: () => Promise<T>, map: (err: unknown) => FsError, signal?: AbortSignal,
+  service: RetryService,
+  what: string,
+  policy: RetryPolicy,
+  attempt: () => Promise<T>,
+  map: (err: unknown) => FsError,
+  signal?: AbortSignal,
 ): Promise<T> {
   const started = Date.now();
   let delay = policy.baseDelayMs;

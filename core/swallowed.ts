@@ -12,7 +12,13 @@ const counts = new Map<string, number>();
  * Logs `err` at `level` with `fields` under the message `what failed: reason`, and counts it
  * under `what`. Never throws.
  */
-export function noteSwallowed(log: Logger | undefined, what: string, err: unknown, fields: Record<string, unknown> = {}, level: 'debug' | 'info' | 'warn' | 'error' = 'warn'): void {
+export function noteSwallowed(
+  log: Logger | undefined,
+  what: string,
+  err: unknown,
+  fields: Record<string, unknown> = {},
+  level: 'debug' | 'info' | 'warn' | 'error' = 'warn',
+): void {
   counts.set(what, (counts.get(what) ?? 0) + 1);
   const code = (err as { code?: unknown } | undefined)?.code;
   const reason = (err as Error | undefined)?.message ?? String(err);

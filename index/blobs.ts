@@ -38,8 +38,7 @@ export class BlobStore {
 
   get(hash: string): Blob | undefined {
     const r = this.db.prepare('SELECT hash, size, block_size AS blockSize, block_hashes AS blockHashes, trusted FROM blobs WHERE hash = ?').get(hash) as
-      | (Omit<Blob, 'trusted'> & { trusted: number })
-      | undefined;
+      (Omit<Blob, 'trusted'> & { trusted: number }) | undefined;
     return r && { ...r, trusted: r.trusted === 1 };
   }
 
@@ -65,17 +64,24 @@ export class BlobStore {
    */
   putFromPeer(locationId: number, b: Blob): void {
     if (b.blockHashes.length === HASH_BYTES && b.blockHashes.toString('hex') === b.hash) return this.put(b);
-    this.db.prepare('INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING')
+    this.db
+      .prepare('INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING')
       .run(b.hash, b.size, b.blockSize, b.blockHashes);
-    this.db.prepare(`INSERT INTO peer_block_lists (location_id, hash, block_size, block_hashes) VALUES (?, ?, ?, ?)
-      ON CONFLICT(location_id, hash) DO UPDATE SET block_size = excluded.block_size, block_hashes = excluded.block_hashes`)
+    this.db
+      .prepare(
+        `INSERT INTO peer_block_lists (location_id, hash, block_size, block_hashes) VALUES (?, ?, ?, ?)
+      ON CONFLICT(location_id, hash) DO UPDATE SET block_size = excluded.block_size, block_hashes = excluded.block_hashes`,
+      )
       .run(locationId, b.hash, b.blockSize, b.blockHashes);
   }
 
   /** The block lists peer locations sent for `hash`, by location id. */
   peerLists(hash: string): Map<number, BlockList> {
-    const rows = this.db.prepare('SELECT location_id AS loc, block_size AS blockSize, block_hashes AS blockHashes FROM peer_block_lists WHERE hash = ?').all(hash) as
-      { loc: number; blockSize: number; blockHashes: Buffer }[];
+    const rows = this.db.prepare('SELECT location_id AS loc, block_size AS blockSize, block_hashes AS blockHashes FROM peer_block_lists WHERE hash = ?').all(hash) as {
+      loc: number;
+      blockSize: number;
+      blockHashes: Buffer;
+    }[];
     return new Map(rows.map((r) => [r.loc, { blockSize: r.blockSize, blockHashes: r.blockHashes }]));
   }
 
@@ -86,8 +92,12 @@ export class BlobStore {
 
   /** Removes blobs (and peers' lists) that no entry refers to any more. Returns how many blobs. */
   prune(): number {
-    this.db.prepare(`DELETE FROM peer_block_lists WHERE NOT EXISTS
-      (SELECT 1 FROM entries e WHERE e.location_id = peer_block_lists.location_id AND e.hash = peer_block_lists.hash)`).run();
+    this.db
+      .prepare(
+        `DELETE FROM peer_block_lists WHERE NOT EXISTS
+      (SELECT 1 FROM entries e WHERE e.location_id = peer_block_lists.location_id AND e.hash = peer_block_lists.hash)`,
+      )
+      .run();
     return this.db.prepare('DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM entries WHERE hash IS NOT NULL)').run().changes;
   }
 

@@ -51,8 +51,7 @@ export function schemaVersion(db: Db): number {
 /** Throws EIO when the index was written by a newer vdfs (a downgrade would corrupt it). */
 function checkNotNewer(db: Db): number {
   const current = schemaVersion(db);
-  if (current > MIGRATIONS.length)
-    throw new FsError('EIO', `index ${db.name} has schema version ${current}, newer than this vdfs (${MIGRATIONS.length}); upgrade vdfs to open it`);
+  if (current > MIGRATIONS.length) throw new FsError('EIO', `index ${db.name} has schema version ${current}, newer than this vdfs (${MIGRATIONS.length}); upgrade vdfs to open it`);
   return current;
 }
 

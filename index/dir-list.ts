@@ -1,7 +1,16 @@
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync } from 'node:fs';
 
 /** Type codes of `DirListing.types`. */
-export const T_GONE = 0, T_FILE = 1, T_DIR = 2, T_SYMLINK = 3, T_OTHER = 4, T_ERROR = 5, T_FIFO = 6, T_SOCKET = 7, T_CHARDEV = 8, T_BLOCKDEV = 9;
+export const T_GONE = 0,
+  T_FILE = 1,
+  T_DIR = 2,
+  T_SYMLINK = 3,
+  T_OTHER = 4,
+  T_ERROR = 5,
+  T_FIFO = 6,
+  T_SOCKET = 7,
+  T_CHARDEV = 8,
+  T_BLOCKDEV = 9;
 
 /** One directory as the walker saw it: names, and per name what `lstat` said. */
 export interface DirListing {
@@ -51,8 +60,15 @@ export function listDir(dir: string, ino?: string): DirListing {
 function statAll(prefix: string, names: string[]): DirListing {
   const n = names.length;
   const l: DirListing = {
-    names, types: new Uint8Array(n), versions: new Array<string>(n).fill(''), modes: new Int32Array(n), sizes: new Float64Array(n),
-    mtimeSec: new Float64Array(n), mtimeNsec: new Int32Array(n), rdevs: new Float64Array(n), errors: [],
+    names,
+    types: new Uint8Array(n),
+    versions: new Array<string>(n).fill(''),
+    modes: new Int32Array(n),
+    sizes: new Float64Array(n),
+    mtimeSec: new Float64Array(n),
+    mtimeNsec: new Int32Array(n),
+    rdevs: new Float64Array(n),
+    errors: [],
   };
   for (let i = 0; i < n; i++) {
     let st;
@@ -63,9 +79,25 @@ function statAll(prefix: string, names: string[]): DirListing {
       l.errors.push([i, (err as Error).message]);
       continue;
     }
-    if (!st) { l.types[i] = T_GONE; continue; }
-    l.types[i] = st.isFile() ? T_FILE : st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_SYMLINK : st.isFIFO() ? T_FIFO
-      : st.isSocket() ? T_SOCKET : st.isCharacterDevice() ? T_CHARDEV : st.isBlockDevice() ? T_BLOCKDEV : T_OTHER;
+    if (!st) {
+      l.types[i] = T_GONE;
+      continue;
+    }
+    l.types[i] = st.isFile()
+      ? T_FILE
+      : st.isDirectory()
+        ? T_DIR
+        : st.isSymbolicLink()
+          ? T_SYMLINK
+          : st.isFIFO()
+            ? T_FIFO
+            : st.isSocket()
+              ? T_SOCKET
+              : st.isCharacterDevice()
+                ? T_CHARDEV
+                : st.isBlockDevice()
+                  ? T_BLOCKDEV
+                  : T_OTHER;
     if (l.types[i] === T_CHARDEV || l.types[i] === T_BLOCKDEV) l.rdevs[i] = Number(st.rdev);
     l.versions[i] = `${st.ino}:${st.size}:${st.mtimeNs}`;
     l.modes[i] = Number(st.mode) & 0o7777;

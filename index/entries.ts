@@ -95,7 +95,9 @@ export class EntryStore {
   *iterateNames(): IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>> {
     // A second connection-level statement may run while this one iterates (better-sqlite3
     // allows reads during iteration), so callers can resolve paths as they go.
-    yield* this.db.prepare('SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL').iterate() as IterableIterator<Pick<Entry, 'id' | 'locationId' | 'name'>>;
+    yield* this.db.prepare('SELECT id, location_id AS locationId, name FROM entries WHERE parent_id IS NOT NULL').iterate() as IterableIterator<
+      Pick<Entry, 'id' | 'locationId' | 'name'>
+    >;
   }
 
   /**
@@ -104,10 +106,12 @@ export class EntryStore {
    * time. Empty files only with `includeEmpty`.
    */
   duplicateGroups(includeEmpty: boolean): IterableIterator<{ hash: string; size: number; n: number }> {
-    return this.db.prepare(
-      `SELECT hash, max(size) AS size, count(*) AS n FROM entries WHERE type = 'file' AND hash IS NOT NULL ${includeEmpty ? '' : 'AND size > 0'}
+    return this.db
+      .prepare(
+        `SELECT hash, max(size) AS size, count(*) AS n FROM entries WHERE type = 'file' AND hash IS NOT NULL ${includeEmpty ? '' : 'AND size > 0'}
        GROUP BY hash HAVING count(*) > 1 ORDER BY max(size) * (count(*) - 1) DESC`,
-    ).iterate() as IterableIterator<{ hash: string; size: number; n: number }>;
+      )
+      .iterate() as IterableIterator<{ hash: string; size: number; n: number }>;
   }
 
   byHash(hash: string): Entry[] {
@@ -194,4 +198,3 @@ export class EntryStore {
     this.s.log.run(locationId, op, path, toPath, fields ? JSON.stringify(fieldsOf(fields)) : null, Date.now());
   }
 }
-

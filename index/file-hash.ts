@@ -20,7 +20,10 @@ export class FileHasher {
    * something that is not a regular file.
    */
   hash(path: string, blockSize: number): FileHash {
-    if (this.hasher?.blockSize !== blockSize) { this.hasher = new BlockHasher(blockSize); this.buf = Buffer.allocUnsafe(blockSize); }
+    if (this.hasher?.blockSize !== blockSize) {
+      this.hasher = new BlockHasher(blockSize);
+      this.buf = Buffer.allocUnsafe(blockSize);
+    }
     const h = this.hasher;
     h.reset();
     const fd = openNoAtime(path);

@@ -14,7 +14,9 @@ export class IgnoreRules {
   readonly onlyDefaults: boolean;
 
   constructor(extra: readonly string[] = []) {
-    this.ig = ignore().add(DEFAULT_IGNORES).add([...extra]);
+    this.ig = ignore()
+      .add(DEFAULT_IGNORES)
+      .add([...extra]);
     this.onlyDefaults = extra.length === 0;
   }
 

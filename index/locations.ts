@@ -30,16 +30,31 @@ export interface Location {
 }
 
 interface Row {
-  id: number; name: string; uri: string; kind: LocationKind; owner_node: string;
-  readonly: number; online: number; options: string; last_scan: number | null; last_seen?: number | null;
+  id: number;
+  name: string;
+  uri: string;
+  kind: LocationKind;
+  owner_node: string;
+  readonly: number;
+  online: number;
+  options: string;
+  last_scan: number | null;
+  last_seen?: number | null;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+$/;
 
 function fromRow(r: Row): Location {
   return {
-    id: r.id, name: r.name, uri: r.uri, kind: r.kind, ownerNode: r.owner_node,
-    readonly: r.readonly !== 0, online: r.online !== 0, options: JSON.parse(r.options) as LocationOptions, lastScan: r.last_scan,
+    id: r.id,
+    name: r.name,
+    uri: r.uri,
+    kind: r.kind,
+    ownerNode: r.owner_node,
+    readonly: r.readonly !== 0,
+    online: r.online !== 0,
+    options: JSON.parse(r.options) as LocationOptions,
+    lastScan: r.last_scan,
     lastSeen: r.last_seen ?? null,
   };
 }
@@ -95,13 +110,15 @@ export class LocationStore {
   /** Forgets a location, its entries, and every share and pending invitation naming it. Throws ENOENT. */
   remove(name: string): void {
     const loc = this.get(name);
-    this.db.transaction(() => {
-      // Delete children before the root: one cascade per row is slow for huge trees.
-      this.db.prepare('DELETE FROM entries WHERE location_id = ? AND parent_id IS NOT NULL').run(loc.id);
-      this.db.prepare('DELETE FROM entries WHERE location_id = ?').run(loc.id);
-      this.db.prepare('DELETE FROM locations WHERE id = ?').run(loc.id);
-      forgetLocationGrants(this.db, loc.name);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        // Delete children before the root: one cascade per row is slow for huge trees.
+        this.db.prepare('DELETE FROM entries WHERE location_id = ? AND parent_id IS NOT NULL').run(loc.id);
+        this.db.prepare('DELETE FROM entries WHERE location_id = ?').run(loc.id);
+        this.db.prepare('DELETE FROM locations WHERE id = ?').run(loc.id);
+        forgetLocationGrants(this.db, loc.name);
+      })
+      .immediate();
   }
 
   /** Records the online state; either way the location was seen (or last seen) now. */

@@ -22,7 +22,6 @@ interface Invite {
   shares: string[];
 }
 
-
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -37,7 +36,11 @@ export class PeerStore {
 
   list(): PeerNode[] {
     const rows = this.db.prepare('SELECT id, name, addresses, paired_at, last_seen FROM nodes WHERE is_self = 0 ORDER BY name').all() as {
-      id: string; name: string; addresses: string; paired_at: number | null; last_seen: number | null;
+      id: string;
+      name: string;
+      addresses: string;
+      paired_at: number | null;
+      last_seen: number | null;
     }[];
     return rows.map((r) => ({ id: r.id, name: r.name, addresses: JSON.parse(r.addresses) as string[], pairedAt: r.paired_at, lastSeen: r.last_seen, shares: this.sharesOf(r.id) }));
   }
@@ -67,17 +70,22 @@ export class PeerStore {
   upsert(p: { id: string; name: string; addresses: string[] }): void {
     const self = this.db.prepare('SELECT id FROM nodes WHERE is_self = 1').get() as { id: string } | undefined;
     if (self?.id === p.id) throw new FsError('EINVAL', 'a node cannot pair with itself');
-    this.db.prepare(`INSERT INTO nodes (id, name, is_self, addresses, paired_at, last_seen) VALUES (?, ?, 0, ?, ?, ?)
-      ON CONFLICT(id) DO UPDATE SET name = excluded.name, addresses = excluded.addresses, paired_at = excluded.paired_at`)
+    this.db
+      .prepare(
+        `INSERT INTO nodes (id, name, is_self, addresses, paired_at, last_seen) VALUES (?, ?, 0, ?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET name = excluded.name, addresses = excluded.addresses, paired_at = excluded.paired_at`,
+      )
       .run(p.id, p.name, JSON.stringify(p.addresses), Date.now(), Date.now());
   }
 
   /** Forgets a peer and what was shared with it. Its peer locations must be removed first (they refer to it). */
   remove(id: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM meta WHERE key = ?').run(SHARE_KEY(id));
-      this.db.prepare('DELETE FROM nodes WHERE id = ? AND is_self = 0').run(id);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM meta WHERE key = ?').run(SHARE_KEY(id));
+        this.db.prepare('DELETE FROM nodes WHERE id = ? AND is_self = 0').run(id);
+      })
+      .immediate();
   }
 
   touch(id: string): void {
@@ -92,7 +100,8 @@ export class PeerStore {
   /** Replaces what is shared with a peer. Throws ENOENT for a location that is not one of ours. */
   setShares(id: string, names: string[]): void {
     for (const n of names) this.checkOwnLocation(n);
-    this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+    this.db
+      .prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
       .run(SHARE_KEY(id), JSON.stringify([...new Set(names)].sort()));
   }
 
@@ -109,13 +118,15 @@ export class PeerStore {
     // `vdfs peer pair URL CODE` (it happened in a test, 1 pairing in 64).
     const token = randomBytes(16).toString('hex');
     const expires = Date.now() + ttlMs;
-    this.db.transaction(() => {
-      // Expired invitations are dropped whenever a new one is made.
-      for (const r of this.db.prepare('SELECT key, value FROM meta WHERE key LIKE ?').all(`${INVITE_PREFIX}%`) as { key: string; value: string }[]) {
-        if ((JSON.parse(r.value) as Invite).expires < Date.now()) this.db.prepare('DELETE FROM meta WHERE key = ?').run(r.key);
-      }
-      this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run(INVITE_PREFIX + sha256Hex(token), JSON.stringify({ expires, shares } satisfies Invite));
-    }).immediate();
+    this.db
+      .transaction(() => {
+        // Expired invitations are dropped whenever a new one is made.
+        for (const r of this.db.prepare('SELECT key, value FROM meta WHERE key LIKE ?').all(`${INVITE_PREFIX}%`) as { key: string; value: string }[]) {
+          if ((JSON.parse(r.value) as Invite).expires < Date.now()) this.db.prepare('DELETE FROM meta WHERE key = ?').run(r.key);
+        }
+        this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run(INVITE_PREFIX + sha256Hex(token), JSON.stringify({ expires, shares } satisfies Invite));
+      })
+      .immediate();
     return { token, expires };
   }
 
@@ -124,15 +135,17 @@ export class PeerStore {
    * when expired. Throws EACCES for an unknown, used or expired token.
    */
   consumeInvite(token: string): { shares: string[] } {
-    return this.db.transaction(() => {
-      const key = INVITE_PREFIX + sha256Hex(token);
-      const r = this.db.prepare('SELECT key, value FROM meta WHERE key = ?').get(key) as { key: string; value: string } | undefined;
-      // The lookup is by hash, so timing tells nothing about the token; compare anyway for the record.
-      if (!r || !timingSafeEqual(Buffer.from(r.key), Buffer.from(key))) throw new FsError('EACCES', 'unknown or already used pairing token');
-      this.db.prepare('DELETE FROM meta WHERE key = ?').run(key);
-      const inv = JSON.parse(r.value) as Invite;
-      if (inv.expires < Date.now()) throw new FsError('EACCES', 'the pairing token has expired');
-      return { shares: inv.shares };
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const key = INVITE_PREFIX + sha256Hex(token);
+        const r = this.db.prepare('SELECT key, value FROM meta WHERE key = ?').get(key) as { key: string; value: string } | undefined;
+        // The lookup is by hash, so timing tells nothing about the token; compare anyway for the record.
+        if (!r || !timingSafeEqual(Buffer.from(r.key), Buffer.from(key))) throw new FsError('EACCES', 'unknown or already used pairing token');
+        this.db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+        const inv = JSON.parse(r.value) as Invite;
+        if (inv.expires < Date.now()) throw new FsError('EACCES', 'the pairing token has expired');
+        return { shares: inv.shares };
+      })
+      .immediate();
   }
 }

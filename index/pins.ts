@@ -24,7 +24,10 @@ export class PinStore {
 
   /** Changes whenever the pins or any entry change (the change log's head and the pin ids): the pinner skips a pass when it is the same. */
   signature(): string {
-    const r = this.db.prepare('SELECT (SELECT coalesce(max(seq), 0) FROM changes) AS seq, (SELECT coalesce(group_concat(id), \'\') FROM pins) AS ids').get() as { seq: number; ids: string };
+    const r = this.db.prepare("SELECT (SELECT coalesce(max(seq), 0) FROM changes) AS seq, (SELECT coalesce(group_concat(id), '') FROM pins) AS ids").get() as {
+      seq: number;
+      ids: string;
+    };
     return `${r.seq}:${r.ids}`;
   }
 

@@ -72,7 +72,10 @@ function buildTree(objects: ListedObject[], problem: (path: string, msg: string)
         problem(joinRel(parentOf(rel), part), 'is both an object and a prefix; the directory is shown');
         next = undefined;
       }
-      if (!next) { next = dirNode(); cur.children!.set(part, next); }
+      if (!next) {
+        next = dirNode();
+        cur.children!.set(part, next);
+      }
       cur = next;
     }
     return cur;
@@ -80,13 +83,31 @@ function buildTree(objects: ListedObject[], problem: (path: string, msg: string)
   for (const o of objects) {
     const marker = o.rel.endsWith('/');
     const rel = marker ? o.rel.slice(0, -1) : o.rel;
-    if (!validPath(rel)) { problem(o.rel, 'key is not a valid path (empty, "." or ".." component, or a name over 255 bytes); not indexed'); continue; }
+    if (!validPath(rel)) {
+      problem(o.rel, 'key is not a valid path (empty, "." or ".." component, or a name over 255 bytes); not indexed');
+      continue;
+    }
     const t = o.lastModified ? o.lastModified.getTime() : 0;
-    const fields: EntryFields = { type: 'file', size: o.size, mtimeSec: Math.floor(t / 1000), mtimeNsec: (t % 1000) * 1e6, mode: FILE_MODE, version: o.version, hash: null, target: null };
-    if (marker) { dirOf(rel); continue; }
+    const fields: EntryFields = {
+      type: 'file',
+      size: o.size,
+      mtimeSec: Math.floor(t / 1000),
+      mtimeNsec: (t % 1000) * 1e6,
+      mode: FILE_MODE,
+      version: o.version,
+      hash: null,
+      target: null,
+    };
+    if (marker) {
+      dirOf(rel);
+      continue;
+    }
     const parent = dirOf(parentOf(rel))!;
     const name = baseName(rel);
-    if (parent.children!.get(name)?.children) { problem(rel, 'is both an object and a prefix; the directory is shown'); continue; }
+    if (parent.children!.get(name)?.children) {
+      problem(rel, 'is both an object and a prefix; the directory is shown');
+      continue;
+    }
     parent.children!.set(name, { fields });
   }
   // A directory's mtime: its newest descendant's (S3 has no directory times).
@@ -116,19 +137,28 @@ function buildTree(objects: ListedObject[], problem: (path: string, msg: string)
 export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provider: ListableProvider, opts: RemoteScanOptions = {}): Promise<ScanSummary> {
   const started = process.hrtime.bigint();
   let problems = 0;
-  const problem = (path: string, message: string) => { problems++; opts.onProblem?.({ path, message }); };
+  const problem = (path: string, message: string) => {
+    problems++;
+    opts.onProblem?.({ path, message });
+  };
   const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
   let lastReport = 0;
   const report = (force = false) => {
     const now = Date.now();
-    if (opts.onProgress && (force || now - lastReport > 100)) { lastReport = now; opts.onProgress({ ...p }); }
+    if (opts.onProgress && (force || now - lastReport > 100)) {
+      lastReport = now;
+      opts.onProgress({ ...p });
+    }
   };
 
   const objects: ListedObject[] = [];
   try {
     for await (const o of provider.walk()) {
       objects.push(o);
-      if (!o.rel.endsWith('/')) { p.files++; p.bytes += o.size; }
+      if (!o.rel.endsWith('/')) {
+        p.files++;
+        p.bytes += o.size;
+      }
       report();
     }
   } catch (err) {
@@ -153,8 +183,13 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
 
   try {
     let root: Entry | undefined = entries.root(loc.id);
-    if (!root) { tick(); root = entries.createRoot(loc.id, tree.fields); }
-    else if (root.mtimeSec !== tree.fields.mtimeSec || root.type !== 'dir') { tick(); entries.update(root, tree.fields, ''); }
+    if (!root) {
+      tick();
+      root = entries.createRoot(loc.id, tree.fields);
+    } else if (root.mtimeSec !== tree.fields.mtimeSec || root.type !== 'dir') {
+      tick();
+      entries.update(root, tree.fields, '');
+    }
     const stack: { id: number; rel: string; node: Node }[] = [{ id: root.id, rel: '', node: tree }];
     while (stack.length) {
       const dir = stack.pop()!;
@@ -187,7 +222,11 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
           p.files++;
           p.bytes += f.size;
           if (hash && !opts.rehash) unchanged++;
-          else if (opts.hash) { toHash.push({ id, rel, version: f.version!, size: f.size }); p.toHashFiles++; p.toHashBytes += f.size; }
+          else if (opts.hash) {
+            toHash.push({ id, rel, version: f.version!, size: f.size });
+            p.toHashFiles++;
+            p.toHashBytes += f.size;
+          }
         }
       }
       for (const [name, old] of known) {
@@ -211,7 +250,10 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
     while (next < toHash.length) {
       const job = toHash[next++];
       try {
-        const r = await hashStream(await provider.readStream(job.rel, { version: job.version }), ctx.blockSize, (n) => { p.hashedBytes += n; report(); });
+        const r = await hashStream(await provider.readStream(job.rel, { version: job.version }), ctx.blockSize, (n) => {
+          p.hashedBytes += n;
+          report();
+        });
         if (r.size !== job.size) throw new FsError('EIO', `read ${r.size} bytes, the listing said ${job.size}`);
         const cur = entries.get(job.id);
         // Changed (or gone) in the index while downloading: that hash belongs to nothing.

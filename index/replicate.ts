@@ -25,9 +25,17 @@ const TYPES = new Set(['file', 'dir', 'symlink']);
 
 /** Throws EIO naming what is wrong: the peer is not trusted to send well-formed data. */
 function checkEntry(e: WireEntry | null | undefined, where: string): WireEntry {
-  const ok = e && TYPES.has(e.type) && Number.isSafeInteger(e.size) && e.size >= 0 && Number.isSafeInteger(e.mtimeSec) && Number.isSafeInteger(e.mtimeNsec)
-    && Number.isSafeInteger(e.mode) && (e.hash === null || (typeof e.hash === 'string' && HASH_RE.test(e.hash)))
-    && (e.target === null || typeof e.target === 'string') && (e.version === null || typeof e.version === 'string');
+  const ok =
+    e &&
+    TYPES.has(e.type) &&
+    Number.isSafeInteger(e.size) &&
+    e.size >= 0 &&
+    Number.isSafeInteger(e.mtimeSec) &&
+    Number.isSafeInteger(e.mtimeNsec) &&
+    Number.isSafeInteger(e.mode) &&
+    (e.hash === null || (typeof e.hash === 'string' && HASH_RE.test(e.hash))) &&
+    (e.target === null || typeof e.target === 'string') &&
+    (e.version === null || typeof e.version === 'string');
   if (!ok) throw new FsError('EIO', `the peer sent a malformed entry for ${JSON.stringify(where)}`);
   return e;
 }
@@ -43,7 +51,10 @@ function checkEntry(e: WireEntry | null | undefined, where: string): WireEntry {
 export class ReplicaIndex {
   private readonly s: Record<string, Statement>;
 
-  constructor(private readonly db: Db, private readonly blobs: BlobStore) {
+  constructor(
+    private readonly db: Db,
+    private readonly blobs: BlobStore,
+  ) {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       root: p('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL'),
@@ -85,15 +96,28 @@ export class ReplicaIndex {
   private fields(e: WireEntry): Record<string, unknown> {
     // Permission bits only: no setuid/setgid/sticky from another node, and the file type is our
     // own `type` column, never bits of the peer's mode (FUSE ORs the two).
-    return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode & PEER_MODE_MASK, version: e.type === 'file' ? e.hash : null, hash: e.hash, target: e.target };
+    return {
+      type: e.type,
+      size: e.size,
+      mtimeSec: e.mtimeSec,
+      mtimeNsec: e.mtimeNsec,
+      mode: e.mode & PEER_MODE_MASK,
+      version: e.type === 'file' ? e.hash : null,
+      hash: e.hash,
+      target: e.target,
+    };
   }
 
   private putBlob(locId: number, b: WireBlob | undefined, e: WireEntry): void {
     if (!b || !e.hash) return;
     const hashes = Buffer.from(b.blockHashes, 'base64');
-    const ok = Number.isSafeInteger(b.blockSize) && b.blockSize > 0 && b.size === e.size && hashes.length === HASH_BYTES * blockCount(b.size, b.blockSize)
+    const ok =
+      Number.isSafeInteger(b.blockSize) &&
+      b.blockSize > 0 &&
+      b.size === e.size &&
+      hashes.length === HASH_BYTES * blockCount(b.size, b.blockSize) &&
       // A one-block blob's block hash is its hash: a peer cannot make us trust a wrong one.
-      && (blockCount(b.size, b.blockSize) !== 1 || hashes.toString('hex') === e.hash);
+      (blockCount(b.size, b.blockSize) !== 1 || hashes.toString('hex') === e.hash);
     if (!ok) throw new FsError('EIO', `the peer sent inconsistent block hashes for ${e.hash.slice(0, 16)}`);
     // Kept for this location only: a peer never defines how content read elsewhere is verified.
     this.blobs.putFromPeer(locId, { hash: e.hash, size: b.size, blockSize: b.blockSize, blockHashes: hashes });
@@ -106,14 +130,16 @@ export class ReplicaIndex {
    */
   beginSnapshot(locId: number, header: SnapshotHeader): SnapshotWriter {
     if (typeof header?.seq !== 'number' || typeof header.epoch !== 'string') throw new FsError('EIO', 'the peer sent a malformed snapshot header');
-    this.db.transaction(() => {
-      this.s.clearChildren.run(locId);
-      this.s.clearAll.run(locId);
-      this.blobs.forgetPeerLists(locId);
-      const opts = JSON.parse((this.s.seq.get(locId) as { options: string }).options) as { peer?: PeerLocationOptions };
-      if (opts.peer) delete opts.peer.epoch;
-      this.s.setSeq.run(0, JSON.stringify(opts), locId);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.s.clearChildren.run(locId);
+        this.s.clearAll.run(locId);
+        this.blobs.forgetPeerLists(locId);
+        const opts = JSON.parse((this.s.seq.get(locId) as { options: string }).options) as { peer?: PeerLocationOptions };
+        if (opts.peer) delete opts.peer.epoch;
+        this.s.setSeq.run(0, JSON.stringify(opts), locId);
+      })
+      .immediate();
     return new SnapshotWriter(this, locId, header);
   }
 
@@ -155,22 +181,24 @@ export class ReplicaIndex {
 
   /** Applies one page of changes in order and records `page.next`, in one transaction. */
   applyChanges(locId: number, page: ChangesPage): void {
-    this.db.transaction(() => {
-      for (const c of page.changes) {
-        if (c.op === 'put') {
-          const e = checkEntry(c.entry, c.path);
-          this.putBlob(locId, c.blob, e);
-          this.put(locId, c.path, e);
-        } else if (c.op === 'delete') {
-          const id = this.resolve(locId, c.path);
-          if (id !== undefined) this.s.remove.run(id);
-        } else if (c.op === 'move') {
-          if (typeof c.toPath !== 'string') throw new FsError('EIO', 'the peer sent a move without a target');
-          this.move(locId, c.path, c.toPath);
-        } else throw new FsError('EIO', `the peer sent an unknown change ${JSON.stringify((c as { op: unknown }).op)}`);
-      }
-      this.setState(locId, page.next, page.epoch);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const c of page.changes) {
+          if (c.op === 'put') {
+            const e = checkEntry(c.entry, c.path);
+            this.putBlob(locId, c.blob, e);
+            this.put(locId, c.path, e);
+          } else if (c.op === 'delete') {
+            const id = this.resolve(locId, c.path);
+            if (id !== undefined) this.s.remove.run(id);
+          } else if (c.op === 'move') {
+            if (typeof c.toPath !== 'string') throw new FsError('EIO', 'the peer sent a move without a target');
+            this.move(locId, c.path, c.toPath);
+          } else throw new FsError('EIO', `the peer sent an unknown change ${JSON.stringify((c as { op: unknown }).op)}`);
+        }
+        this.setState(locId, page.next, page.epoch);
+      })
+      .immediate();
   }
 
   private resolve(locId: number, path: string): number | undefined {
@@ -245,7 +273,11 @@ export class SnapshotWriter {
   /** Lines written so far. */
   count = 0;
 
-  constructor(private readonly replica: ReplicaIndex, private readonly locId: number, readonly header: SnapshotHeader) {}
+  constructor(
+    private readonly replica: ReplicaIndex,
+    private readonly locId: number,
+    readonly header: SnapshotHeader,
+  ) {}
 
   add(line: SnapshotLine): void {
     this.batch.push(line);
@@ -273,4 +305,3 @@ export class SnapshotWriter {
     this.count += lines.length;
   }
 }
-

@@ -13,7 +13,13 @@ import type { WalkDir } from './scan-walk';
 
 /** Entry type of each listing type code (T_GONE, T_OTHER and T_ERROR have none). */
 const TYPE_OF_CODE: Partial<Record<number, EntryType>> = {
-  [T_FILE]: 'file', [T_DIR]: 'dir', [T_SYMLINK]: 'symlink', [T_FIFO]: 'fifo', [T_SOCKET]: 'socket', [T_CHARDEV]: 'chardev', [T_BLOCKDEV]: 'blockdev',
+  [T_FILE]: 'file',
+  [T_DIR]: 'dir',
+  [T_SYMLINK]: 'symlink',
+  [T_FIFO]: 'fifo',
+  [T_SOCKET]: 'socket',
+  [T_CHARDEV]: 'chardev',
+  [T_BLOCKDEV]: 'blockdev',
 };
 
 /** BLAKE3 of no bytes: an empty file needs no read (and no worker round trip) to be hashed. */
@@ -27,8 +33,13 @@ export function joinRelRaw(parent: string, raw: Buffer): string {
     // Take the longest prefix that decodes cleanly, escape one byte, go on.
     let j = raw.length;
     while (j > i && !Buffer.from(raw.subarray(i, j).toString('utf8'), 'utf8').equals(raw.subarray(i, j))) j--;
-    if (j > i) { out += raw.subarray(i, j).toString('utf8'); i = j; }
-    else { out += `\\x${raw[i].toString(16).padStart(2, '0')}`; i++; }
+    if (j > i) {
+      out += raw.subarray(i, j).toString('utf8');
+      i = j;
+    } else {
+      out += `\\x${raw[i].toString(16).padStart(2, '0')}`;
+      i++;
+    }
   }
   return parent === '' ? out : `${parent}/${out}`;
 }
@@ -50,11 +61,21 @@ class KnownDir {
     for (let i = 0; i < this.parts.length; i += KNOWN_FIELDS) this.left.set(this.parts[i], i);
   }
 
-  type(i: number): string { return this.parts[i + 1]; }
-  version(i: number): string { return this.parts[i + 2]; }
-  mode(i: number): number { return Number(this.parts[i + 3]); }
-  id(i: number): number { return Number(this.parts[i + 4]); }
-  hashed(i: number): boolean { return this.parts[i + 5] === '1'; }
+  type(i: number): string {
+    return this.parts[i + 1];
+  }
+  version(i: number): string {
+    return this.parts[i + 2];
+  }
+  mode(i: number): number {
+    return Number(this.parts[i + 3]);
+  }
+  id(i: number): number {
+    return Number(this.parts[i + 4]);
+  }
+  hashed(i: number): boolean {
+    return this.parts[i + 5] === '1';
+  }
 }
 const KNOWN_FIELDS = 6;
 const KNOWN_SQL = `SELECT group_concat(name || char(0) || type || char(0) || ifnull(version, '') || char(0) || mode || char(0) || id || char(0) || (hash IS NOT NULL), char(0))
@@ -69,7 +90,15 @@ export interface DiffSinks {
 }
 
 /** Where one listed name stands against the index. */
-interface Seen { dir: WalkDir; l: DirListing; i: number; name: string; rel: string; type: EntryType; known: KnownDir | undefined }
+interface Seen {
+  dir: WalkDir;
+  l: DirListing;
+  i: number;
+  name: string;
+  rel: string;
+  type: EntryType;
+  known: KnownDir | undefined;
+}
 
 /**
  * The diff stage: compares each directory listing with the index rows of that directory, on
@@ -117,8 +146,14 @@ export class DirDiff {
       const code = l.types[i];
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
       if (this.hidden.size > 0 && this.hidden.has(rel)) continue;
-      if (this.staged.has(rel)) { known?.left.delete(name); continue; }
-      if (code === T_ERROR) { this.run.problem(rel, errors.get(i) ?? 'lstat failed'); continue; }
+      if (this.staged.has(rel)) {
+        known?.left.delete(name);
+        continue;
+      }
+      if (code === T_ERROR) {
+        this.run.problem(rel, errors.get(i) ?? 'lstat failed');
+        continue;
+      }
       // Vanished between readdir and lstat (treated as deleted), or a type no entry has.
       if (code === T_GONE || code === T_OTHER) continue;
       const type = TYPE_OF_CODE[code]!;
@@ -153,7 +188,7 @@ export class DirDiff {
     const k = known?.left.get(s.name);
     if (k !== undefined) known!.left.delete(s.name);
     let id: number;
-    let hash: string | null = null;
+    let hash: string | null;
     let fresh = false;
     if (k !== undefined && known!.type(k) === s.type && known!.version(k) === version && known!.mode(k) === l.modes[i]) {
       // Unchanged (the common case on a rescan): no object, no readlink, no write.
@@ -174,7 +209,11 @@ export class DirDiff {
     const { entries } = this.run.ctx;
     let target: string | null = null;
     if (type === 'symlink') {
-      try { target = readlinkSync(abs); } catch { return undefined; }
+      try {
+        target = readlinkSync(abs);
+      } catch {
+        return undefined;
+      }
     }
     let hash: string | null = null;
     // An empty file's hash is known without reading it: one index write, no hash job.
@@ -182,7 +221,17 @@ export class DirDiff {
     const fresh = type === 'file' && l.sizes[i] === 0 && !this.run.opts.rehash;
     if (fresh) hash = this.emptyHash();
     const rdev = type === 'chardev' || type === 'blockdev' ? l.rdevs[i] : null;
-    const fields: EntryFields = { type, size: type === 'dir' ? 0 : l.sizes[i], mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash, target, rdev };
+    const fields: EntryFields = {
+      type,
+      size: type === 'dir' ? 0 : l.sizes[i],
+      mtimeSec: l.mtimeSec[i],
+      mtimeNsec: l.mtimeNsec[i],
+      mode: l.modes[i],
+      version: l.versions[i],
+      hash,
+      target,
+      rdev,
+    };
     const tx = this.run.tx;
     tx.tick();
     let old: Entry | undefined;
@@ -197,7 +246,10 @@ export class DirDiff {
         old = entries.child(s.dir.id, s.name);
       }
     } else old = entries.get(knownId);
-    if (old && old.type !== type) { tx.tick(); entries.remove(old, s.rel); }
+    if (old && old.type !== type) {
+      tx.tick();
+      entries.remove(old, s.rel);
+    }
     if (!old || old.type !== type) return { id: entries.insert(this.loc.id, s.dir.id, s.name, fields, s.rel), hash, fresh };
     // Same content version, other mode: the hash stays valid.
     if (type === 'file' && old.version === fields.version) hash = old.hash ?? hash;
@@ -222,8 +274,25 @@ export class DirDiff {
     p.files++;
     p.bytes += size;
     if (fresh) return; // an empty file, hashed already
-    if (hash && !this.run.opts.rehash) { this.unchanged++; return; }
-    const entry = { id, locationId: this.loc.id, parentId: s.dir.id, name: s.name, type: s.type, size, mtimeSec: l.mtimeSec[i], mtimeNsec: l.mtimeNsec[i], mode: l.modes[i], version: l.versions[i], hash: null, target: null, rdev: null };
+    if (hash && !this.run.opts.rehash) {
+      this.unchanged++;
+      return;
+    }
+    const entry = {
+      id,
+      locationId: this.loc.id,
+      parentId: s.dir.id,
+      name: s.name,
+      type: s.type,
+      size,
+      mtimeSec: l.mtimeSec[i],
+      mtimeNsec: l.mtimeNsec[i],
+      mode: l.modes[i],
+      version: l.versions[i],
+      hash: null,
+      target: null,
+      rdev: null,
+    };
     this.sinks.hash({ entry, abs, rel: s.rel, attempts: 0 });
     p.toHashFiles++;
     p.toHashBytes += size;
@@ -236,7 +305,10 @@ export class DirDiff {
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
       if (this.staged.has(rel) || this.stagedNow.get(this.loc.id, rel) !== undefined) continue;
       const old = entries.get(known.id(k));
-      if (old) { this.run.tx.tick(); entries.remove(old, rel); }
+      if (old) {
+        this.run.tx.tick();
+        entries.remove(old, rel);
+      }
     }
   }
 }

@@ -41,18 +41,29 @@ export class HashStage {
   private idle: (() => void) | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly run: ScanRun, private readonly rootPath: string) {}
+  constructor(
+    private readonly run: ScanRun,
+    private readonly rootPath: string,
+  ) {}
 
   /** Files waiting for their hash. */
-  get backlog(): number { return this.inQueue; }
+  get backlog(): number {
+    return this.inQueue;
+  }
 
   /** Called when the backlog falls below half its bound (the walk may go on). */
-  onDrain(f: () => void): void { this.drained = f; }
+  onDrain(f: () => void): void {
+    this.drained = f;
+  }
 
   add(job: HashJob): void {
     this.inQueue++;
     // Every job's result promise is dropped once counted: nothing per file outlives its hash.
-    this.hashJob(job).catch((err) => { this.failed ??= err; }).finally(() => this.settle());
+    this.hashJob(job)
+      .catch((err) => {
+        this.failed ??= err;
+      })
+      .finally(() => this.settle());
   }
 
   /** After a failed walk: results still arriving are dropped, nothing more is written. */
@@ -85,7 +96,10 @@ export class HashStage {
    */
   private writing(): void {
     this.run.tx.tick();
-    this.flushTimer ??= setTimeout(() => { this.flushTimer = undefined; this.run.tx.flush(); }, 200);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      this.run.tx.flush();
+    }, 200);
   }
 
   private async hashJob(job: HashJob): Promise<void> {
@@ -129,7 +143,12 @@ export class HashStage {
    */
   private async restat(job: HashJob): Promise<boolean> {
     let st: BigIntStats;
-    try { st = await withParent(this.rootPath, job.rel, (at) => fsp.lstat(at, { bigint: true })); } catch { this.gone(job); return false; }
+    try {
+      st = await withParent(this.rootPath, job.rel, (at) => fsp.lstat(at, { bigint: true }));
+    } catch {
+      this.gone(job);
+      return false;
+    }
     if (this.cancelled || !st.isFile()) return false; // replaced by something else; the next scan sees it
     const now = fieldsOf(entryFromStats(job.entry.name, st)!, null);
     this.writing();

@@ -34,7 +34,11 @@ export function acquireScanLock(homeDir: string, what: string): () => void {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = openSync(file, 'wx');
-      try { writeSync(fd, `${process.pid}\n${what}\n`); } finally { closeSync(fd); }
+      try {
+        writeSync(fd, `${process.pid}\n${what}\n`);
+      } finally {
+        closeSync(fd);
+      }
       return () => {
         // Only remove our own lock (a takeover after a long stop must not be undone).
         if (readHolder(file)?.pid === process.pid) rmSync(file, { force: true });
@@ -48,7 +52,11 @@ export function acquireScanLock(homeDir: string, what: string): () => void {
       // Stale. Move it aside rather than delete it: of two processes taking over at once only
       // one rename succeeds, so the other cannot delete the lock the winner just created.
       const aside = `${file}.stale-${process.pid}`;
-      try { renameSync(file, aside); } catch { continue; }
+      try {
+        renameSync(file, aside);
+      } catch {
+        continue;
+      }
       const moved = readHolder(aside);
       rmSync(aside, { force: true });
       if (moved && moved.pid !== holder.pid && alive(moved.pid)) {

@@ -3,7 +3,12 @@ import type { DirListing } from './dir-list';
 import type { HashPool } from './hash-pool';
 
 /** A directory to list: its index id, where it is, and the inode its parent's listing saw. */
-export interface WalkDir { id: number; abs: string; rel: string; ino?: string }
+export interface WalkDir {
+  id: number;
+  abs: string;
+  rel: string;
+  ino?: string;
+}
 
 /** Directory listings asked of the pool at once (each one is a whole directory in memory). */
 const WALK_INFLIGHT = 8;
@@ -53,11 +58,20 @@ export class TreeWalk {
     this.pool
       .list(dir.abs, dir.ino)
       .then(
-        (l) => { if (this.failure === undefined) this.onListing(dir, l); },
+        (l) => {
+          if (this.failure === undefined) this.onListing(dir, l);
+        },
         // Keep what was indexed: an unreadable directory is not an empty one.
-        (err) => { if (this.failure === undefined) this.onUnreadable(dir, `cannot list directory: ${toFsError(err, 'readdir').message}`); },
+        (err) => {
+          if (this.failure === undefined) this.onUnreadable(dir, `cannot list directory: ${toFsError(err, 'readdir').message}`);
+        },
       )
-      .catch((err) => { this.failure ??= err; })
-      .finally(() => { this.active--; this.pump(); });
+      .catch((err) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.active--;
+        this.pump();
+      });
   }
 }

@@ -36,7 +36,12 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     dir: (d) => walk.add(d),
     hash: (job) => hasher.add(job),
   });
-  const walk = new TreeWalk(ctx.pool, (d, l) => diff.apply(d, l), (d, msg) => run.problem(d.rel || '.', msg), () => hasher.backlog < HASH_BACKLOG);
+  const walk = new TreeWalk(
+    ctx.pool,
+    (d, l) => diff.apply(d, l),
+    (d, msg) => run.problem(d.rel || '.', msg),
+    () => hasher.backlog < HASH_BACKLOG,
+  );
   hasher.onDrain(() => walk.pump());
   try {
     const root = syncRoot(run, loc, rootStat);
@@ -74,11 +79,18 @@ function newRun(ctx: ScanContext, opts: ScanOptions): ScanRun {
   const progress: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
   let lastReport = 0;
   const run: ScanRun = {
-    ctx, opts, progress, problems: 0, tx: new TxBatcher(ctx.db),
+    ctx,
+    opts,
+    progress,
+    problems: 0,
+    tx: new TxBatcher(ctx.db),
     // Throttled to 10 per second (phase changes are reported by the caller, always).
     report() {
       const now = Date.now();
-      if (opts.onProgress && now - lastReport > 100) { lastReport = now; opts.onProgress({ ...progress }); }
+      if (opts.onProgress && now - lastReport > 100) {
+        lastReport = now;
+        opts.onProgress({ ...progress });
+      }
     },
     problem(path, message) {
       run.problems++;
@@ -93,7 +105,13 @@ function syncRoot(run: ScanRun, loc: Location, st: BigIntStats): Entry {
   const { entries } = run.ctx;
   const fields = fieldsOf(entryFromStats('', st)!, null);
   const root = entries.root(loc.id);
-  if (!root) { run.tx.tick(); return entries.createRoot(loc.id, fields); }
-  if (root.version !== fields.version || root.mode !== fields.mode) { run.tx.tick(); entries.update(root, fields, ''); }
+  if (!root) {
+    run.tx.tick();
+    return entries.createRoot(loc.id, fields);
+  }
+  if (root.version !== fields.version || root.mode !== fields.mode) {
+    run.tx.tick();
+    entries.update(root, fields, '');
+  }
   return root;
 }

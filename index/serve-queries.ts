@@ -2,22 +2,50 @@ import { openDb, syncIndex, type Db } from './db';
 import type { EntryType } from '../core/provider';
 
 /** A location this node owns, as the peer server needs it. */
-export interface OwnLocationRow { id: number; name: string; uri: string; kind: string; created_at: number }
+export interface OwnLocationRow {
+  id: number;
+  name: string;
+  uri: string;
+  kind: string;
+  created_at: number;
+}
 
 /** One entry of a location's tree with its path and its blob's block list (when known). */
 export interface TreeRow {
-  id: number; name: string; path: string; type: EntryType; size: number; mtime_sec: number; mtime_nsec: number; mode: number;
-  version: string | null; hash: string | null; target: string | null; block_size: number | null; block_hashes: Buffer | null;
+  id: number;
+  name: string;
+  path: string;
+  type: EntryType;
+  size: number;
+  mtime_sec: number;
+  mtime_nsec: number;
+  mode: number;
+  version: string | null;
+  hash: string | null;
+  target: string | null;
+  block_size: number | null;
+  block_hashes: Buffer | null;
 }
 
 /** One row of the change log with the block list of the content it names (when known). */
 export interface ChangeRow {
-  seq: number; op: 'put' | 'delete' | 'move'; path: string; to_path: string | null; entry: string | null;
-  size: number; block_size: number | null; block_hashes: Buffer | null;
+  seq: number;
+  op: 'put' | 'delete' | 'move';
+  path: string;
+  to_path: string | null;
+  entry: string | null;
+  size: number;
+  block_size: number | null;
+  block_hashes: Buffer | null;
 }
 
 /** A file entry holding some content. */
-export interface HashHolderRow { id: number; loc: number; size: number; version: string | null }
+export interface HashHolderRow {
+  id: number;
+  loc: number;
+  size: number;
+  version: string | null;
+}
 
 /**
  * The queries the peer server answers from (what `mount/peer-server/serve-index.ts` turns into

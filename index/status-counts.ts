@@ -30,8 +30,9 @@ export class StatusCounts {
 
   /** Staged uploads waiting and given up on. */
   uploads(): { pending: number; failed: number } {
-    return this.db
-      .prepare("SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'failed') AS failed FROM uploads")
-      .get() as { pending: number; failed: number };
+    return this.db.prepare("SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'failed') AS failed FROM uploads").get() as {
+      pending: number;
+      failed: number;
+    };
   }
 }

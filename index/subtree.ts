@@ -36,12 +36,22 @@ export interface FileCopies {
  */
 export function* fileCopies(db: Db, scopeEntryId?: number): IterableIterator<FileCopies> {
   const holders = `(SELECT group_concat(DISTINCT x.location_id) FROM entries x WHERE x.hash = f.hash AND x.type = 'file')`;
-  const rows = scopeEntryId === undefined
-    ? db.prepare(`SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f WHERE f.type = 'file' AND f.size > 0`).iterate()
-    : db.prepare(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
-        SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f JOIN sub ON f.id = sub.id WHERE f.type = 'file' AND f.size > 0`).iterate(scopeEntryId);
+  const rows =
+    scopeEntryId === undefined
+      ? db.prepare(`SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f WHERE f.type = 'file' AND f.size > 0`).iterate()
+      : db
+          .prepare(
+            `WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
+        SELECT f.id, f.location_id AS locationId, f.size, ${holders} AS locs FROM entries f JOIN sub ON f.id = sub.id WHERE f.type = 'file' AND f.size > 0`,
+          )
+          .iterate(scopeEntryId);
   for (const r of rows as IterableIterator<{ id: number; locationId: number; size: number; locs: string | null }>) {
-    const holders = r.locs ? r.locs.split(',').map(Number).sort((a, b) => a - b) : [r.locationId];
+    const holders = r.locs
+      ? r.locs
+          .split(',')
+          .map(Number)
+          .sort((a, b) => a - b)
+      : [r.locationId];
     yield { id: r.id, locationId: r.locationId, size: r.size, holders };
   }
 }

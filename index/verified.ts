@@ -22,8 +22,7 @@ export class VerifiedStore {
   /** The last check of the entry's current content `hash`, if any. */
   get(entryId: number, hash: string): Verification | undefined {
     const r = this.db.prepare('SELECT entry_id AS entryId, hash, at, ok FROM verified WHERE entry_id = ? AND hash = ?').get(entryId, hash) as
-      | { entryId: number; hash: string; at: number; ok: number }
-      | undefined;
+      { entryId: number; hash: string; at: number; ok: number } | undefined;
     return r ? { ...r, ok: r.ok !== 0 } : undefined;
   }
 }

@@ -6,9 +6,17 @@ import { FsError, toFsError } from '../core/fs-error';
 export type JobKinds<J> = { [K in keyof J]: { req: unknown; res: unknown } };
 
 /** A message to a worker. */
-export interface JobMessage<J extends JobKinds<J>, K extends keyof J = keyof J> { id: number; kind: K; req: J[K]['req'] }
+export interface JobMessage<J extends JobKinds<J>, K extends keyof J = keyof J> {
+  id: number;
+  kind: K;
+  req: J[K]['req'];
+}
 /** A worker's answer: the result, or the error's code and message. */
-export interface JobAnswer { id: number; res?: unknown; error?: { code?: string; message: string } }
+export interface JobAnswer {
+  id: number;
+  res?: unknown;
+  error?: { code?: string; message: string };
+}
 
 interface Job {
   msg: { id: number; kind: string; req: unknown };
@@ -41,7 +49,11 @@ export class WorkerPool<J extends JobKinds<J>> {
    * `size` threads at most; queued (not urgent) jobs run on the first `queuedSize` only, so
    * a daemon can hash on one core while its rescans list on all. Threads start when needed.
    */
-  constructor(private readonly script: string, private readonly size = Math.max(1, availableParallelism()), private readonly queuedSize = size) {}
+  constructor(
+    private readonly script: string,
+    private readonly size = Math.max(1, availableParallelism()),
+    private readonly queuedSize = size,
+  ) {}
 
   run<K extends keyof J & string>(kind: K, req: J[K]['req'], o: { urgent?: boolean } = {}): Promise<J[K]['res']> {
     if (this.closed) return Promise.reject(new FsError('EIO', 'worker pool is closed'));

@@ -31,15 +31,21 @@ t.test('a tiny bench run measures every figure and writes the published JSON sha
   const dir = tempDir(t);
   chmodSync(dir, 0o755); // Apache's worker (www-data) must reach the bench data below it
   const [save, svg] = [join(dir, 'bench.json'), join(dir, 'bench.svg')];
-  const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'tests', 'bench', 'run.js'), '--size', 'tiny', '--reps', '1', '--json', '--save', save, '--svg', svg],
-    { cwd: ROOT, encoding: 'utf8', timeout: 540_000, maxBuffer: 1 << 26, env: { ...process.env, VDFS_BENCH_DIR: dir } });
+  const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'tests', 'bench', 'run.js'), '--size', 'tiny', '--reps', '1', '--json', '--save', save, '--svg', svg], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 540_000,
+    maxBuffer: 1 << 26,
+    env: { ...process.env, VDFS_BENCH_DIR: dir },
+  });
   t.equal(run.status, 0, `bench exits 0\n${(run.stderr ?? '').slice(-3000)}`);
   const doc = JSON.parse(run.stdout) as BenchDoc;
   t.same(JSON.parse(readFileSync(save, 'utf8')), doc, '--save wrote the same document as --json');
   t.same(Object.keys(doc), ['commit', 'machine', 'results'], 'top level: {commit, machine, results}');
   const head = spawnSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
   t.match(doc.commit, new RegExp(`^${head}(\\+dirty)?$`), 'the commit measured');
-  for (const k of ['cpu', 'kernel', 'filesystem', 'node', 'rclone', 'apache', 'cacheDrop']) t.ok(typeof doc.machine[k] === 'string' && doc.machine[k], `machine.${k}: ${doc.machine[k]}`);
+  for (const k of ['cpu', 'kernel', 'filesystem', 'node', 'rclone', 'apache', 'cacheDrop'])
+    t.ok(typeof doc.machine[k] === 'string' && doc.machine[k], `machine.${k}: ${doc.machine[k]}`);
   const names = doc.results.map((r) => r.name);
   t.same([...names].sort(), [...FIGURE_NAMES].sort(), 'every figure, once');
   for (const r of doc.results) checkResult(t, r);
@@ -85,7 +91,11 @@ t.test('a missing tool stops the bench before it starts, naming the tool and its
     const p = spawnSync('bash', ['-c', `command -v ${b}`], { encoding: 'utf8' }).stdout.trim();
     if (p) symlinkSync(p, join(bin, b));
   }
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tests', 'bench', 'run.js'), '--size', 'tiny', '--json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: bin } });
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tests', 'bench', 'run.js'), '--size', 'tiny', '--json'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, PATH: bin },
+  });
   t.equal(r.status, 1, 'exit 1');
   t.match(r.stderr, /missing tools: fio \(Debian package fio\)/, 'names fio and its package');
   t.equal(r.stdout, '', 'no JSON: nothing was measured');

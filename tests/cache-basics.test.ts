@@ -157,7 +157,14 @@ t.test('clear() while a fetch is in flight: the late block is not left on disk u
   src.faults.delayMs = 30;
   const fetchA = src.fetcher(a.key);
   let fetching = false;
-  const pending = c.get(a.key, () => { fetching = true; return fetchA(); }, a.hash);
+  const pending = c.get(
+    a.key,
+    () => {
+      fetching = true;
+      return fetchA();
+    },
+    a.hash,
+  );
   // Really in flight: the fetch has started (and is delayed 30 ms by the source).
   while (!fetching) await new Promise((r) => setImmediate(r));
   await c.clear();

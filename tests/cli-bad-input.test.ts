@@ -5,13 +5,28 @@ import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk, VDFS_BIN, type RunResult } from './helpers/cli';
 import { indexProblems } from './helpers/index-check';
 
-interface Summary { files: number; dirs: number; bytes: number; hashed: number; unchanged: number; errors: number; seconds: number }
-interface Item { name: string; type: string; size: number; hash: string | null }
+interface Summary {
+  files: number;
+  dirs: number;
+  bytes: number;
+  hashed: number;
+  unchanged: number;
+  errors: number;
+  seconds: number;
+}
+interface Item {
+  name: string;
+  type: string;
+  size: number;
+  hash: string | null;
+}
 
 /** Runs vdfs as `nobody` (root reads everything, so unreadable files need another user). */
 function vdfsAsNobody(home: string, args: string[]): RunResult {
   const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, VDFS_BIN, '--home', home, ...args], {
-    encoding: 'buffer', timeout: 120_000, env: { ...process.env, VDFS_HOME: '' },
+    encoding: 'buffer',
+    timeout: 120_000,
+    env: { ...process.env, VDFS_HOME: '' },
   });
   if (r.error) throw r.error;
   const stdout = r.stdout.toString('utf8');
@@ -19,7 +34,10 @@ function vdfsAsNobody(home: string, args: string[]): RunResult {
 }
 
 function names(home: string, vpath: string): string[] {
-  return vdfsOk(home, ['ls', vpath, '--json']).json<Item[]>().map((i) => i.name).sort();
+  return vdfsOk(home, ['ls', vpath, '--json'])
+    .json<Item[]>()
+    .map((i) => i.name)
+    .sort();
 }
 
 t.test('a home that was never initialised: exit 3 and the command to run', async (t) => {
@@ -64,7 +82,13 @@ t.test('location add: missing path, not a directory, added twice, bad name, rela
   const rr = spawnSync(process.execPath, [VDFS_BIN, '--home', home, 'location', 'add', 'rel', './rel', '--json'], { cwd: dir, encoding: 'utf8' });
   t.equal(rr.status, 0, rr.stderr);
   t.equal(JSON.parse(rr.stdout).uri, join(dir, 'rel'));
-  t.same(vdfsOk(home, ['location', 'ls', '--json']).json<{ name: string }[]>().map((l) => l.name), ['a', 'rel'], 'only the good ones were added');
+  t.same(
+    vdfsOk(home, ['location', 'ls', '--json'])
+      .json<{ name: string }[]>()
+      .map((l) => l.name),
+    ['a', 'rel'],
+    'only the good ones were added',
+  );
   t.same(indexProblems(home), []);
 });
 
@@ -74,8 +98,24 @@ t.test('ignore rules: --ignore adds gitignore rules; the defaults ignore only OS
   const [src, src2] = [join(dir, 'src'), join(dir, 'src2')];
   for (const root of [src, src2]) {
     for (const d of ['sub', 'build/out', '.Trash-1000', 'lost+found', 'node_modules', '.git']) mkdirSync(join(root, d), { recursive: true });
-    for (const f of ['a.tmp', 'b.txt', 'sub/c.tmp', 'sub/d.txt', 'build/out/e.o', '.DS_Store', 'sub/.DS_Store', '._b.txt', 'Thumbs.db',
-      '.Trash-1000/old.txt', 'lost+found/#123', 'node_modules/m.js', '.git/HEAD', '.hidden', 'tmp.txt']) writeFileSync(join(root, f), f);
+    for (const f of [
+      'a.tmp',
+      'b.txt',
+      'sub/c.tmp',
+      'sub/d.txt',
+      'build/out/e.o',
+      '.DS_Store',
+      'sub/.DS_Store',
+      '._b.txt',
+      'Thumbs.db',
+      '.Trash-1000/old.txt',
+      'lost+found/#123',
+      'node_modules/m.js',
+      '.git/HEAD',
+      '.hidden',
+      'tmp.txt',
+    ])
+      writeFileSync(join(root, f), f);
   }
   vdfsOk(home, ['init']);
   // The option comes first on purpose: it must not swallow NAME and URI.
@@ -108,8 +148,19 @@ t.test('symlinks are not followed: loops, links to parents and to /', async (t) 
   const s = vdfsOk(home, ['scan', '--json']).json<Summary>();
   t.same([s.files, s.dirs, s.errors], [1, 2, 0], 'one file, two dirs, no errors: nothing followed');
   const items = vdfsOk(home, ['ls', '/main', '--json']).json<Item[]>();
-  t.same(items.filter((i) => i.type === 'symlink').map((i) => i.name).sort(), ['line\nbreak', 'loop-a', 'loop-b', 'root', 'self']);
-  t.equal(vdfsOk(home, ['ls', '/main/d', '--json']).json<Item[]>().find((i) => i.name === 'up')?.type, 'symlink');
+  t.same(
+    items
+      .filter((i) => i.type === 'symlink')
+      .map((i) => i.name)
+      .sort(),
+    ['line\nbreak', 'loop-a', 'loop-b', 'root', 'self'],
+  );
+  t.equal(
+    vdfsOk(home, ['ls', '/main/d', '--json'])
+      .json<Item[]>()
+      .find((i) => i.name === 'up')?.type,
+    'symlink',
+  );
   const human = vdfsOk(home, ['ls', '/main']).stdout;
   t.match(human, /"line\\nbreak"/, 'a newline in a name is shown escaped in human output');
   t.equal(human.trim().split('\n').length, 6, 'one line per entry');
@@ -162,7 +213,15 @@ t.test('a location whose path vanishes or stops being a directory', async (t) =>
   const s = r.json<Summary>();
   t.equal(s.hashed, 1, 'the other location was still scanned');
   t.equal(s.errors, 1);
-  t.same(vdfsOk(home, ['location', 'ls', '--json']).json<{ name: string; online: boolean }[]>().map((l) => [l.name, l.online]), [['main', false], ['other', true]]);
+  t.same(
+    vdfsOk(home, ['location', 'ls', '--json'])
+      .json<{ name: string; online: boolean }[]>()
+      .map((l) => [l.name, l.online]),
+    [
+      ['main', false],
+      ['other', true],
+    ],
+  );
   t.same(names(home, '/main'), ['kept.txt'], 'the last indexed tree stays');
   writeFileSync(src, 'now a file');
   const r2 = vdfs(home, ['scan', 'main']);

@@ -3,8 +3,22 @@ import { appendFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
 
-interface Item { name: string; type: string; size: number; mtime: string; hash: string | null }
-interface Summary { files: number; dirs: number; bytes: number; hashed: number; unchanged: number; errors: number; seconds: number }
+interface Item {
+  name: string;
+  type: string;
+  size: number;
+  mtime: string;
+  hash: string | null;
+}
+interface Summary {
+  files: number;
+  dirs: number;
+  bytes: number;
+  hashed: number;
+  unchanged: number;
+  errors: number;
+  seconds: number;
+}
 
 function makeTree(root: string): void {
   mkdirSync(join(root, 'photos', '2024', 'summer'), { recursive: true });
@@ -57,7 +71,10 @@ t.test('scan indexes a tree with hashes equal to b3sum; rescans hash only what c
   t.equal(all.get('/main/empty')?.hash, b3sum(join(src, 'empty')), 'empty file has the hash of the empty string');
 
   const dupes = vdfsOk(home, ['dupes', '--json']).json<{ hash: string; paths: string[] }[]>();
-  t.same(dupes.map((d) => d.paths), [['/main/docs/readme.txt', '/main/photos/copy-of-readme.txt']]);
+  t.same(
+    dupes.map((d) => d.paths),
+    [['/main/docs/readme.txt', '/main/photos/copy-of-readme.txt']],
+  );
 
   const s2 = vdfsOk(home, ['scan', '--json']).json<Summary>();
   t.equal(s2.hashed, 0, 'an unchanged tree is not re-read');
@@ -85,19 +102,40 @@ t.test('stat lists every replica across locations', async (t) => {
   vdfsOk(home, ['location', 'add', 'a', join(dir, 'a')]);
   vdfsOk(home, ['location', 'add', 'b', join(dir, 'b'), '--readonly']);
   vdfsOk(home, ['scan']);
-  const st = vdfsOk(home, ['stat', '/a/same.bin', '--json']).json<{ path: string; type: string; size: number; hash: string; replicas: { location: string; path: string; online: boolean }[] }>();
+  const st = vdfsOk(home, ['stat', '/a/same.bin', '--json']).json<{
+    path: string;
+    type: string;
+    size: number;
+    hash: string;
+    replicas: { location: string; path: string; online: boolean }[];
+  }>();
   t.equal(st.path, '/a/same.bin');
   t.equal(st.size, 100_000);
   t.equal(st.hash, b3sum(join(dir, 'a', 'same.bin')));
-  t.same(st.replicas.map((r) => r.path), ['/a/same.bin', '/b/same.bin']);
+  t.same(
+    st.replicas.map((r) => r.path),
+    ['/a/same.bin', '/b/same.bin'],
+  );
   t.ok(st.replicas.every((r) => r.online));
   const found = vdfsOk(home, ['find', '--hash', st.hash, '--json']).json<string[]>();
   t.same(found, ['/a/same.bin', '/b/same.bin']);
   t.same(vdfsOk(home, ['find', '--name', '*.bin', '--json']).json(), ['/a/same.bin', '/b/same.bin']);
   const locs = vdfsOk(home, ['location', 'ls', '--json']).json<{ name: string; readonly: boolean }[]>();
-  t.same(locs.map((l) => [l.name, l.readonly]), [['a', false], ['b', true]]);
+  t.same(
+    locs.map((l) => [l.name, l.readonly]),
+    [
+      ['a', false],
+      ['b', true],
+    ],
+  );
   const status = vdfsOk(home, ['status', '--json']).json<{ locations: { name: string; files: number }[] }>();
-  t.same(status.locations.map((l) => [l.name, l.files]), [['a', 1], ['b', 1]]);
+  t.same(
+    status.locations.map((l) => [l.name, l.files]),
+    [
+      ['a', 1],
+      ['b', 1],
+    ],
+  );
   vdfsOk(home, ['location', 'rm', 'b']);
   t.same(vdfsOk(home, ['find', '--hash', st.hash, '--json']).json(), ['/a/same.bin']);
 });

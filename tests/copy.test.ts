@@ -9,8 +9,21 @@ import { startS3Server } from './helpers/s3-server';
 import { blake3Hex } from '../cache/checksum';
 
 const MiB = 1 << 20;
-interface CopyReport { from: string; to: string; hash: string; size: number; source: string | null; dryRun: boolean; serverSide: boolean; alreadyThere: boolean; resumedBytes: number; fetchedBytes: number }
-interface Whereis { replicas: { path: string }[] }
+interface CopyReport {
+  from: string;
+  to: string;
+  hash: string;
+  size: number;
+  source: string | null;
+  dryRun: boolean;
+  serverSide: boolean;
+  alreadyThere: boolean;
+  resumedBytes: number;
+  fetchedBytes: number;
+}
+interface Whereis {
+  replicas: { path: string }[];
+}
 
 t.test('copy --to another local location and to S3: verified, indexed, dry run, resumed after kill -9', async (t) => {
   const s3 = await startS3Server();

@@ -6,10 +6,15 @@ import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh } from './helpers/mount';
 
 interface FsckReport {
-  checked: number; ok: number; repaired: number; unrepaired: number;
+  checked: number;
+  ok: number;
+  repaired: number;
+  unrepaired: number;
   problems: { path: string; status: string; repaired: boolean; detail?: string }[];
 }
-interface Whereis { replicas: { path: string; lastVerified: string | null }[] }
+interface Whereis {
+  replicas: { path: string; lastVerified: string | null }[];
+}
 
 /** Flips one byte in place and puts the mtime back to the nanosecond: bit rot, not an edit. */
 function flipByte(file: string, at: number): void {
@@ -51,7 +56,10 @@ t.test('fsck finds a flipped byte and a missing file, --repair restores both fro
   const clean = vdfsOk(home, ['fsck', '--json']).json<FsckReport>();
   t.same([clean.checked, clean.ok, clean.problems.length], [7, 7, 0], 'a clean tree checks clean');
   const w = vdfsOk(home, ['whereis', '/a/d/rot.bin', '--json']).json<Whereis>();
-  t.ok(w.replicas.every((r) => r.lastVerified !== null), 'whereis shows when each replica was verified');
+  t.ok(
+    w.replicas.every((r) => r.lastVerified !== null),
+    'whereis shows when each replica was verified',
+  );
 
   // Bounded I/O: 3 MiB at --rate 1 cannot take less than about 3 s (a lower bound: the machine may be slower).
   const slow = vdfsOk(home, ['fsck', '/a/d/rot.bin', '--rate', '1', '--json']).json<FsckReport & { seconds: number }>();
@@ -73,13 +81,26 @@ t.test('fsck finds a flipped byte and a missing file, --repair restores both fro
   const rep = vdfs(home, ['fsck', '/a', '--repair', '--json']);
   t.equal(rep.code, 0, `everything repairable was repaired: ${rep.stderr}`);
   const r = rep.json<FsckReport>();
-  t.same(r.problems.map((p) => [p.path, p.status, p.repaired]).sort(), [['/a/d/rot.bin', 'rot', true], ['/a/edited.bin', 'changed', false], ['/a/gone.bin', 'missing', true]]);
+  t.same(r.problems.map((p) => [p.path, p.status, p.repaired]).sort(), [
+    ['/a/d/rot.bin', 'rot', true],
+    ['/a/edited.bin', 'changed', false],
+    ['/a/gone.bin', 'missing', true],
+  ]);
   t.equal(b3sum(join(a, 'd', 'rot.bin')), rotHash, 'the flipped byte is restored (b3sum)');
   t.ok(readFileSync(join(a, 'gone.bin')).equals(gone), 'the missing file is restored');
   t.ok(readFileSync(join(a, 'edited.bin')).equals(Buffer.concat([edited, Buffer.from('an edit')])), 'the edited file is never "repaired"');
   const again = vdfsOk(home, ['fsck', 'a', '--json']).json<FsckReport>();
-  t.same(again.problems.map((p) => p.status), ['changed'], 'after repair only the edit remains (a rescan indexes it)');
-  t.match(vdfsOk(home, ['whereis', '/a/d/rot.bin', '--json']).json<Whereis>().replicas.find((x) => x.path === '/a/d/rot.bin')!.lastVerified, /^\d{4}-/);
+  t.same(
+    again.problems.map((p) => p.status),
+    ['changed'],
+    'after repair only the edit remains (a rescan indexes it)',
+  );
+  t.match(
+    vdfsOk(home, ['whereis', '/a/d/rot.bin', '--json'])
+      .json<Whereis>()
+      .replicas.find((x) => x.path === '/a/d/rot.bin')!.lastVerified,
+    /^\d{4}-/,
+  );
 
   // A rotten file with no other replica: reported, exit non-zero, not touched.
   flipByte(join(a, 'alone.txt'), 0);

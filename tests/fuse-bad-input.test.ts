@@ -25,8 +25,13 @@ t.test('POSIX answers for awkward cases, as a local filesystem gives them', asyn
     const ln = sh('bash', ['-c', 'echo data > f1 && ln f1 f2'], { cwd: root });
     t.match(ln.stderr, /Operation not permitted/, 'hard links: a clear EPERM');
   } else {
-    both(t, root, oracle, `echo data > f1 && ln f1 f2 && echo more >> f2 && cat f1 && stat -c '%h' f1 f2 && [ "$(stat -c %i f1)" = "$(stat -c %i f2)" ] && echo same-inode; rm f1; cat f2; stat -c '%h' f2`,
-      'hard links share the inode, the link count and the content');
+    both(
+      t,
+      root,
+      oracle,
+      `echo data > f1 && ln f1 f2 && echo more >> f2 && cat f1 && stat -c '%h' f1 f2 && [ "$(stat -c %i f1)" = "$(stat -c %i f2)" ] && echo same-inode; rm f1; cat f2; stat -c '%h' f2`,
+      'hard links share the inode, the link count and the content',
+    );
   }
 });
 
@@ -38,7 +43,9 @@ t.test('a full disk: ENOSPC reaches the writer and nothing acknowledged is damag
   mkdirSync(small);
   const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
   t.equal(mounted.code, 0, `a 4 MiB tmpfs for the location (needs root): ${mounted.stderr}`);
-  t.teardown(() => { sh('umount', ['-l', small]); });
+  t.teardown(() => {
+    sh('umount', ['-l', small]);
+  });
   writeFileSync(join(small, 'precious.txt'), 'acknowledged earlier');
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'small', small]);

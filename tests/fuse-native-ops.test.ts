@@ -11,14 +11,17 @@ import { startS3Server } from './helpers/s3-server';
 
 /** Runs a Python snippet (for syscalls the shell tools do not expose) in `cwd`; stdout or "ERR <errno name>". */
 function py(cwd: string, code: string): string {
-  const r = sh('python3', ['-c', `import os, ctypes, errno, sys\ntry:\n${code.replace(/^/gm, '    ')}\nexcept OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))`], { cwd });
+  const r = sh(
+    'python3',
+    ['-c', `import os, ctypes, errno, sys\ntry:\n${code.replace(/^/gm, '    ')}\nexcept OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))`],
+    { cwd },
+  );
   return (r.stdout + r.stderr).trim();
 }
 
 const RENAMEAT2 = (flags: number) => `libc = ctypes.CDLL(None, use_errno=True)
 r = libc.renameat2(-100, b'a', -100, b'b', ${flags})
 print('ok' if r == 0 else 'ERR ' + errno.errorcode[ctypes.get_errno()])`;
-
 
 t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, copy_file_range', async (t) => {
   const { mnt, src, oracle } = await mountWithOracle(t, 'l');
@@ -43,8 +46,20 @@ t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, co
   const punch = sh('fallocate', ['-p', '-o', '0', '-l', '4096', join(root, 'fp')]);
   t.equal(punch.code, 0, `punching a hole works like on the disk ${punch.stderr}`);
   t.equal(sh('stat', ['-c', '%s', join(src, 'fp')]).stdout.trim(), '65536', 'the size is kept');
-  t.equal(readFileSync(join(src, 'fp')).subarray(0, 4096).every((b) => b === 0), true, 'the hole reads as zeros on the disk');
-  t.equal(readFileSync(join(root, 'fp')).subarray(0, 4096).every((b) => b === 0), true, 'and through the mount');
+  t.equal(
+    readFileSync(join(src, 'fp'))
+      .subarray(0, 4096)
+      .every((b) => b === 0),
+    true,
+    'the hole reads as zeros on the disk',
+  );
+  t.equal(
+    readFileSync(join(root, 'fp'))
+      .subarray(0, 4096)
+      .every((b) => b === 0),
+    true,
+    'and through the mount',
+  );
 
   // A sparse file on the disk: SEEK_DATA/SEEK_HOLE through the mount give the disk's answers.
   const seek = `fd = os.open('sparse', os.O_RDONLY)\nprint(os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 8 << 20, os.SEEK_DATA))`;
@@ -169,7 +184,9 @@ except InterruptedError:
 except OSError as e:
     print('ERR', errno.errorcode.get(e.errno))`;
   const reader = spawn('python3', ['-c', code, join(mnt, 'cloud', 'slow.bin')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { reader.kill('SIGKILL'); });
+  t.teardown(() => {
+    reader.kill('SIGKILL');
+  });
   let out = '';
   reader.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   reader.stderr!.on('data', (d: Buffer) => (out += d.toString()));

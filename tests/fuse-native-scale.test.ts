@@ -40,10 +40,15 @@ function walk(dir: string): Promise<{ code: number | null; lines: number; err: s
     const p = spawn('find', [dir, '-printf', '%s %T@\n'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let lines = 0;
     let err = '';
-    p.stdout.on('data', (d: Buffer) => { for (const b of d) if (b === 10) lines++; });
+    p.stdout.on('data', (d: Buffer) => {
+      for (const b of d) if (b === 10) lines++;
+    });
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => p.kill('SIGKILL'), 900_000);
-    p.once('exit', (code) => { clearTimeout(timer); resolve({ code, lines, err }); });
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, lines, err });
+    });
   });
 }
 
@@ -90,5 +95,11 @@ t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries 
 
   writeFileSync('/proc/sys/vm/drop_caches', '2');
   t.ok(await until(() => fuseNodes(mnt) < 100, 120_000), `forgotten after drop_caches (${fuseNodes(mnt)} left)`);
-  t.equal(sh('ls', [join(mnt, 'l', 'd7')]).stdout.split('\n').filter(Boolean).length, PER_DIR, 'the mount still answers');
+  t.equal(
+    sh('ls', [join(mnt, 'l', 'd7')])
+      .stdout.split('\n')
+      .filter(Boolean).length,
+    PER_DIR,
+    'the mount still answers',
+  );
 });

@@ -11,7 +11,15 @@ import { isMounted, mountWithOracle, sh, startMount, type RunningMount } from '.
 
 const exited = (m: RunningMount) => m.proc.exitCode !== null || m.proc.signalCode !== null;
 
-interface FuseStats { backend: string; nodes: number; nativeReads: number; nativeWrites: number; jsRequests: number; passthrough: number; passthroughOpens: number }
+interface FuseStats {
+  backend: string;
+  nodes: number;
+  nativeReads: number;
+  nativeWrites: number;
+  jsRequests: number;
+  passthrough: number;
+  passthroughOpens: number;
+}
 
 function fuseStats(mnt: string): FuseStats {
   const r = sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]);
@@ -27,7 +35,10 @@ t.test('the native FUSE addon is built and loads (run .ci/setup)', async (t) => 
 t.test('vdfs mount uses the native backend by default', async (t) => {
   const prev = process.env.VDFS_TEST_FUSE_BACKEND;
   process.env.VDFS_TEST_FUSE_BACKEND = 'default';
-  t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
+  t.teardown(() => {
+    if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND;
+    else process.env.VDFS_TEST_FUSE_BACKEND = prev;
+  });
   const { mnt, m } = await mountWithOracle(t, 'l');
   t.ok(await until(() => m.output().includes('"fuseBackend":"native"'), 5000), 'the daemon says which backend it mounted with');
   t.equal(fuseStats(mnt).backend, 'native');
@@ -56,7 +67,13 @@ t.test('with --passthrough (root, Linux >= 6.9) the kernel reads local files its
   // Two readers at once share one backing file (the kernel wants one per inode).
   const two = sh('bash', ['-c', `exec 3<"${f}" 4<"${f}"; b3sum --no-names <&3; b3sum --no-names <&4; exec 3<&- 4<&-`]);
   t.equal(two.stdout.trim().split('\n').length, 2, two.stderr);
-  t.ok(two.stdout.trim().split('\n').every((l) => l === b3sum(join(src, 'local.bin'))), 'both byte-exact');
+  t.ok(
+    two.stdout
+      .trim()
+      .split('\n')
+      .every((l) => l === b3sum(join(src, 'local.bin'))),
+    'both byte-exact',
+  );
   const busy = sh('bash', ['-c', `exec 3<"${f}"; echo x >> "${f}"; echo rc=$?; exec 3<&-`]);
   t.match(busy.stdout, /rc=1/, 'a writer while it is open for passthrough reading fails');
   t.match(busy.stderr, /busy/i, 'with EBUSY');
@@ -98,7 +115,10 @@ t.test('local reads and writes are answered by pread/pwrite in the addon, not in
 t.test('compat smoke: the fuse-native backend still reads, writes, lists and renames', async (t) => {
   const prev = process.env.VDFS_TEST_FUSE_BACKEND;
   process.env.VDFS_TEST_FUSE_BACKEND = 'compat';
-  t.teardown(() => { if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND; else process.env.VDFS_TEST_FUSE_BACKEND = prev; });
+  t.teardown(() => {
+    if (prev === undefined) delete process.env.VDFS_TEST_FUSE_BACKEND;
+    else process.env.VDFS_TEST_FUSE_BACKEND = prev;
+  });
   const { mnt, src, m } = await mountWithOracle(t, 'c');
   t.ok(await until(() => m.output().includes('"fuseBackend":"compat"'), 5000), 'mounted with the compat backend');
   const root = join(mnt, 'c');
@@ -124,7 +144,13 @@ t.test('SIGTERM during heavy I/O unmounts and exits within 2 s', async (t) => {
   writeFileSync(join(src, 'r.bin'), randomBytes(8 << 20));
   t.ok(await until(() => sh('ls', [join(mnt, 'l')]).stdout.includes('r.bin'), 15_000));
   const io = load(join(mnt, 'l'));
-  t.teardown(() => { try { process.kill(-io.pid!, 'SIGKILL'); } catch { /* gone */ } });
+  t.teardown(() => {
+    try {
+      process.kill(-io.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
   await new Promise((r) => setTimeout(r, 1500)); // let the load run (not a synchronisation)
   const t0 = Date.now();
   m.proc.kill('SIGTERM');
@@ -133,7 +159,10 @@ t.test('SIGTERM during heavy I/O unmounts and exits within 2 s', async (t) => {
   t.notOk(isMounted(mnt), 'nothing left mounted');
 });
 
-for (const how of [['fusermount', '-u'], ['umount', '-l']]) {
+for (const how of [
+  ['fusermount', '-u'],
+  ['umount', '-l'],
+]) {
   t.test(`a mount removed from outside (${how.join(' ')}) ends the daemon within 2 s`, async (t) => {
     const { mnt, m } = await mountWithOracle(t, 'l');
     t.equal(sh('ls', [join(mnt, 'l')]).code, 0);

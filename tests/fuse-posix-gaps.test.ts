@@ -28,7 +28,7 @@ t.test('a listing right after the scan shows the disk owners, link counts and in
   const onMount = find(join(mnt, 'm'));
   const onDisk = find(src);
   const strip = (s: string) => s.replace(/ \d+ (\d+)$/gm, ' $1'); // inode numbers differ (the mount's are above every entry id)
-  t.equal(strip(onMount), strip(onDisk), 'owners, groups, link counts and modes of the listing are the disk\'s');
+  t.equal(strip(onMount), strip(onDisk), "owners, groups, link counts and modes of the listing are the disk's");
   const ino = (s: string, p: string) => new RegExp(`^${p.replace('.', '\\.')} \\S+ \\d+ (\\d+)`, 'm').exec(s)?.[1];
   t.equal(ino(onMount, './d/mine.txt'), ino(onMount, './d/mine-too.txt'), 'hard links share one inode number in the listing');
   t.not(ino(onMount, './d/mine.txt'), ino(onMount, './d/theirs.txt'), 'other files have their own');
@@ -45,7 +45,12 @@ t.test('an inode number stays the same when a file goes from one link to two and
   vdfsOk(home, ['scan']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
-  const r = sh('sh', ['-c', 'cd "$1" && echo a > f && i1=$(stat -c %i f) && ln f g && i2=$(stat -c %i f) && i3=$(stat -c %i g) && rm g && i4=$(stat -c %i f) && ln f h && i5=$(stat -c %i h) && rm f && i6=$(stat -c %i h) && echo "$i1 $i2 $i3 $i4 $i5 $i6"', 'sh', join(mnt, 'm')]);
+  const r = sh('sh', [
+    '-c',
+    'cd "$1" && echo a > f && i1=$(stat -c %i f) && ln f g && i2=$(stat -c %i f) && i3=$(stat -c %i g) && rm g && i4=$(stat -c %i f) && ln f h && i5=$(stat -c %i h) && rm f && i6=$(stat -c %i h) && echo "$i1 $i2 $i3 $i4 $i5 $i6"',
+    'sh',
+    join(mnt, 'm'),
+  ]);
   t.equal(r.code, 0, r.stderr);
   const inos = r.stdout.trim().split(' ');
   t.equal(inos.length, 6);

@@ -40,9 +40,23 @@ function opArb(uid: number): fc.Arbitrary<Record<string, unknown>> {
     fc.record({ op: fc.constant('symlink'), p: name, target: fc.constantFrom('a', 'd1/x', '../b') }),
     fc.record({ op: fc.constant('mkfifo'), p: name, mode: fc.constantFrom(0o644, 0o600, 0o666) }),
     // Sockets always; devices as root only (the other user gets EPERM on both sides).
-    fc.record({ op: fc.constant('mknod'), p: name, kind: fc.constantFrom('sock', 'chr', 'blk', 'fifo'), mode: fc.constantFrom(0o644, 0o600), major: fc.constantFrom(1, 7, 300), minor: fc.constantFrom(3, 0, 70_000) }),
+    fc.record({
+      op: fc.constant('mknod'),
+      p: name,
+      kind: fc.constantFrom('sock', 'chr', 'blk', 'fifo'),
+      mode: fc.constantFrom(0o644, 0o600),
+      major: fc.constantFrom(1, 7, 300),
+      minor: fc.constantFrom(3, 0, 70_000),
+    }),
     fc.record({ op: fc.constant('fallocate'), p: name, off: fc.integer({ min: 0, max: 100_000 }), len: fc.integer({ min: 1, max: 100_000 }) }),
-    fc.record({ op: fc.constant('copy'), p: name, to: name, off: fc.integer({ min: 0, max: 50_000 }), at: fc.integer({ min: 0, max: 50_000 }), len: fc.integer({ min: 0, max: 80_000 }) }),
+    fc.record({
+      op: fc.constant('copy'),
+      p: name,
+      to: name,
+      off: fc.integer({ min: 0, max: 50_000 }),
+      at: fc.integer({ min: 0, max: 50_000 }),
+      len: fc.integer({ min: 0, max: 80_000 }),
+    }),
     fc.record({ op: fc.constant('seek'), p: name, off: fc.integer({ min: 0, max: 100_000 }), whence: fc.constantFrom('data', 'hole') }),
     fc.record({ op: fc.constant('readdir'), p: fc.constantFrom('', 'd1', 'd2', 'a') }),
   );
@@ -53,49 +67,57 @@ const users = [
   { label: 'another user (nobody) under --allow-other', as: OTHER_USER, uid: OTHER_USER.uid, runs: 80 },
 ];
 
-for (const u of users) t.test(`random POSIX call sequences as ${u.label}: the whole lstat matches a real directory`, async (t) => {
-  const { dir, src, mnt, oracle, m } = await mountWithOracle(t, 'm', [], ['--allow-other']);
-  t.teardown(() => { if (process.env.VDFS_MODEL_TRACE) console.error(m.output()); });
-  chmodSync(dir, 0o755);
-  const onMount = new PosixOps(`${mnt}/m`, u.as);
-  const onDisk = new PosixOps(oracle, u.as);
-  // Snapshots are taken as root: the other user may not read everything it made (mode 000).
-  const snapMount = u.as ? new PosixOps(`${mnt}/m`) : onMount;
-  const snapDisk = u.as ? new PosixOps(oracle) : onDisk;
-  t.teardown(() => { for (const p of new Set([onMount, onDisk, snapMount, snapDisk])) p.close(); });
-  for (const side of [onMount, onDisk]) await side.run({ op: 'umask', mask: u.as ? 0o002 : 0o022 });
-  let run = 0;
-  let steps = 0;
-  await fc.assert(
-    fc.asyncProperty(fc.array(opArb(u.uid), { minLength: 10, maxLength: 40, size: 'max' }), async (ops) => {
-      run++;
-      const base = `r${run}`;
-      if (process.env.VDFS_MODEL_TRACE) console.error(`RUN ${base}`);
-      // Each sequence runs in a world-writable directory of root's, like /tmp.
-      for (const d of [`${mnt}/m/${base}`, `${oracle}/${base}`]) {
-        mkdirSync(d);
-        chmodSync(d, 0o1777);
-      }
-      t.equal(statSync(`${src}/${base}`).mode & 0o7777, 0o1777, 'made through the mount: on the disk');
-      let prev: [Record<string, SnapEntry>, Record<string, SnapEntry>] = [{}, {}];
-      const done: unknown[] = [];
-      for (const o of ops) {
-        steps++;
-        done.push(o);
-        if (process.env.VDFS_MODEL_TRACE) console.error(JSON.stringify(o));
-        const op = { ...o, p: `${base}/${o.p as string}`, ...(o.to ? { to: `${base}/${o.to as string}` } : {}) };
-        const got = await onMount.run(op);
-        const want = await onDisk.run(op);
-        if (JSON.stringify(got) !== JSON.stringify(want)) console.error(`DIFF ${JSON.stringify(op)}: mount ${JSON.stringify(got)}, real ${JSON.stringify(want)}`);
-        if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${JSON.stringify(op)}: mount ${JSON.stringify(got)}, real ${JSON.stringify(want)}`);
-        const snaps = [await snapMount.snap(base), await snapDisk.snap(base)] as [Record<string, SnapEntry>, Record<string, SnapEntry>];
-        const diff = compareSnaps(snaps[0], snaps[1], prev[0], prev[1]);
-        if (diff) { console.error(`DIFF after ${JSON.stringify(op)}: ${diff}`); throw new Error(`after ${JSON.stringify(op)}: ${diff}`); }
-        prev = snaps;
-      }
-    }),
-    { numRuns: u.runs, endOnFailure: process.env.VDFS_SHRINK !== '1' },
-  );
-  t.equal(run, u.runs, `${u.runs} random sequences ran`);
-  t.ok(steps > u.runs * 10, `${steps} steps compared with the whole lstat after each`);
-});
+for (const u of users)
+  t.test(`random POSIX call sequences as ${u.label}: the whole lstat matches a real directory`, async (t) => {
+    const { dir, src, mnt, oracle, m } = await mountWithOracle(t, 'm', [], ['--allow-other']);
+    t.teardown(() => {
+      if (process.env.VDFS_MODEL_TRACE) console.error(m.output());
+    });
+    chmodSync(dir, 0o755);
+    const onMount = new PosixOps(`${mnt}/m`, u.as);
+    const onDisk = new PosixOps(oracle, u.as);
+    // Snapshots are taken as root: the other user may not read everything it made (mode 000).
+    const snapMount = u.as ? new PosixOps(`${mnt}/m`) : onMount;
+    const snapDisk = u.as ? new PosixOps(oracle) : onDisk;
+    t.teardown(() => {
+      for (const p of new Set([onMount, onDisk, snapMount, snapDisk])) p.close();
+    });
+    for (const side of [onMount, onDisk]) await side.run({ op: 'umask', mask: u.as ? 0o002 : 0o022 });
+    let run = 0;
+    let steps = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb(u.uid), { minLength: 10, maxLength: 40, size: 'max' }), async (ops) => {
+        run++;
+        const base = `r${run}`;
+        if (process.env.VDFS_MODEL_TRACE) console.error(`RUN ${base}`);
+        // Each sequence runs in a world-writable directory of root's, like /tmp.
+        for (const d of [`${mnt}/m/${base}`, `${oracle}/${base}`]) {
+          mkdirSync(d);
+          chmodSync(d, 0o1777);
+        }
+        t.equal(statSync(`${src}/${base}`).mode & 0o7777, 0o1777, 'made through the mount: on the disk');
+        let prev: [Record<string, SnapEntry>, Record<string, SnapEntry>] = [{}, {}];
+        const done: unknown[] = [];
+        for (const o of ops) {
+          steps++;
+          done.push(o);
+          if (process.env.VDFS_MODEL_TRACE) console.error(JSON.stringify(o));
+          const op = { ...o, p: `${base}/${o.p as string}`, ...(o.to ? { to: `${base}/${o.to as string}` } : {}) };
+          const got = await onMount.run(op);
+          const want = await onDisk.run(op);
+          if (JSON.stringify(got) !== JSON.stringify(want)) console.error(`DIFF ${JSON.stringify(op)}: mount ${JSON.stringify(got)}, real ${JSON.stringify(want)}`);
+          if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${JSON.stringify(op)}: mount ${JSON.stringify(got)}, real ${JSON.stringify(want)}`);
+          const snaps = [await snapMount.snap(base), await snapDisk.snap(base)] as [Record<string, SnapEntry>, Record<string, SnapEntry>];
+          const diff = compareSnaps(snaps[0], snaps[1], prev[0], prev[1]);
+          if (diff) {
+            console.error(`DIFF after ${JSON.stringify(op)}: ${diff}`);
+            throw new Error(`after ${JSON.stringify(op)}: ${diff}`);
+          }
+          prev = snaps;
+        }
+      }),
+      { numRuns: u.runs, endOnFailure: process.env.VDFS_SHRINK !== '1' },
+    );
+    t.equal(run, u.runs, `${u.runs} random sequences ran`);
+    t.ok(steps > u.runs * 10, `${steps} steps compared with the whole lstat after each`);
+  });

@@ -52,7 +52,10 @@ t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through
   t.equal(sh('tar', ['-cf', tarball, '-C', src, '.']).code, 0, 'tarball made');
   const onMount = new PosixOps(join(mnt, 'm'));
   const onDisk = new PosixOps(oracle);
-  t.teardown(() => { onMount.close(); onDisk.close(); });
+  t.teardown(() => {
+    onMount.close();
+    onDisk.close();
+  });
   const tools: [string, (dst: string) => string[][]][] = [
     ['cp-a', (dst) => [['cp', '-a', `${src}/.`, dst]]],
     ['cp-p', (dst) => [['cp', '-p', join(src, 'plain.txt'), join(dst, 'plain.txt')]]],
@@ -71,8 +74,11 @@ t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through
     const diff = compareSnaps(snap, await onDisk.snap(name), {}, {});
     t.equal(diff, undefined, `${name}: the same whole lstat and exactly the times set`);
     if (name !== 'cp-p') {
-      t.same([snap['d/pipe']?.type, snap['d/e/null']?.type, snap['d/e/null']?.rdev, snap['blk']?.type, snap['sock']?.type ?? 'none'],
-        [0o010000, 0o020000, 259, 0o060000, name === 'tar' ? 'none' : 0o140000], `${name}: the FIFO and the devices (and the socket, but tar skips those) came through the mount`);
+      t.same(
+        [snap['d/pipe']?.type, snap['d/e/null']?.type, snap['d/e/null']?.rdev, snap['blk']?.type, snap['sock']?.type ?? 'none'],
+        [0o010000, 0o020000, 259, 0o060000, name === 'tar' ? 'none' : 0o140000],
+        `${name}: the FIFO and the devices (and the socket, but tar skips those) came through the mount`,
+      );
     }
   }
   // A second rsync finds nothing to copy (times and sizes kept exactly).
@@ -85,11 +91,18 @@ t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through
   t.equal(sh('touch', ['-a', '-d', '@1500000000.111111111', f]).code, 0);
   t.equal(sh('touch', ['-m', '-d', '@1600000000.222222222', f]).code, 0);
   for (const p of [f, join(mnt, '..', 'src', 'cp-p', 'plain.txt')]) {
-    t.equal(sh('stat', ['-c', '%.9X %.9Y', p]).stdout.trim(), '1500000000.111111111 1600000000.222222222',
-      `touch -a/-m kept each time to the nanosecond (${p.includes('/src/') ? 'disk' : 'mount'})`);
+    t.equal(
+      sh('stat', ['-c', '%.9X %.9Y', p]).stdout.trim(),
+      '1500000000.111111111 1600000000.222222222',
+      `touch -a/-m kept each time to the nanosecond (${p.includes('/src/') ? 'disk' : 'mount'})`,
+    );
   }
   // python's os.utime (floats)
-  t.equal(sh('python3', ['-c', `import os; os.utime(${JSON.stringify(f)}, (1.90e9, 1.95e9)); s=os.stat(${JSON.stringify(f)}); print(s.st_atime, s.st_mtime)`]).stdout.trim(), '1900000000.0 1950000000.0', 'os.utime keeps both times');
+  t.equal(
+    sh('python3', ['-c', `import os; os.utime(${JSON.stringify(f)}, (1.90e9, 1.95e9)); s=os.stat(${JSON.stringify(f)}); print(s.st_atime, s.st_mtime)`]).stdout.trim(),
+    '1900000000.0 1950000000.0',
+    'os.utime keeps both times',
+  );
 });
 
 t.test('git clone and commit in the mount: a clean status, the same files as on the disk', async (t) => {
@@ -112,7 +125,10 @@ t.test('git clone and commit in the mount: a clean status, the same files as on 
   }
   const onMount = new PosixOps(join(mnt, 'm'));
   const onDisk = new PosixOps(oracle);
-  t.teardown(() => { onMount.close(); onDisk.close(); });
+  t.teardown(() => {
+    onMount.close();
+    onDisk.close();
+  });
   const strip = (s: Record<string, import('./helpers/posix-ops').SnapEntry>) => Object.fromEntries(Object.entries(s).filter(([p]) => !p.startsWith('.git')));
   t.equal(compareSnaps(strip(await onMount.snap('clone')), strip(await onDisk.snap('clone')), {}, {}), undefined, 'the checked-out files match');
 });

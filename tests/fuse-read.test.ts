@@ -20,7 +20,7 @@ t.test('a mounted tree reads back identical under b3sum, with xattrs, symlinks a
   mkdirSync(join(src, 'a', 'b'), { recursive: true });
   const files: Record<string, Buffer> = {
     'small.txt': Buffer.from('hello\n'),
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'a/b/three-blocks.bin': randomBytes(3 * 1024 * 1024 + 17),
     'a/ünïcode 名前.txt': Buffer.from('unicode'),
   };
@@ -39,7 +39,10 @@ t.test('a mounted tree reads back identical under b3sum, with xattrs, symlinks a
   const x = sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'src', 'small.txt')]);
   t.equal(x.stdout, b3sum(join(src, 'small.txt')), 'user.vdfs.hash');
   const replicas = JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.replicas', join(mnt, 'src', 'small.txt')]).stdout) as { path: string }[];
-  t.same(replicas.map((r) => r.path), ['/src/small.txt']);
+  t.same(
+    replicas.map((r) => r.path),
+    ['/src/small.txt'],
+  );
   t.equal(sh('readlink', [join(mnt, 'src', 'link')]).stdout.trim(), 'small.txt');
   t.equal(sh('cat', [join(mnt, 'src', 'link')]).stdout, 'hello\n', 'symlink followed by the kernel');
   const h = b3sum(join(src, 'a/b/three-blocks.bin'));
@@ -94,7 +97,14 @@ t.test('offline location: reads come from another replica; with none, EHOSTDOWN 
   t.teardown(() => renameSync(`${a}.unplugged`, a));
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
-  t.same(sh('ls', [join(mnt, 'a')]).stdout.split('\n').filter(Boolean).sort(), ['only-here.txt', 'shared.bin'], 'the offline tree stays visible');
+  t.same(
+    sh('ls', [join(mnt, 'a')])
+      .stdout.split('\n')
+      .filter(Boolean)
+      .sort(),
+    ['only-here.txt', 'shared.bin'],
+    'the offline tree stays visible',
+  );
   t.equal(sh('b3sum', ['--no-names', join(mnt, 'a', 'shared.bin')]).stdout.trim(), b3sum(join(b, 'copy.bin')), 'read from the replica on b');
   const t0 = Date.now();
   const r = sh('cat', [join(mnt, 'a', 'only-here.txt')], { timeoutMs: 20_000 });

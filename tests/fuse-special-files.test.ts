@@ -31,7 +31,11 @@ function statLines(dir: string, names: string[]): string {
 }
 
 function specials(root: string): void {
-  for (const c of [['mkfifo', '-m', '0640', join(root, 'pipe')], ['mknod', '-m', '0666', join(root, 'null'), 'c', '1', '3'], ['mknod', '-m', '0600', join(root, 'loop'), 'b', '7', '300']]) {
+  for (const c of [
+    ['mkfifo', '-m', '0640', join(root, 'pipe')],
+    ['mknod', '-m', '0666', join(root, 'null'), 'c', '1', '3'],
+    ['mknod', '-m', '0600', join(root, 'loop'), 'b', '7', '300'],
+  ]) {
     if (sh(c[0], c.slice(1)).code !== 0) throw new Error(`${c.join(' ')} failed`);
   }
   py(`import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(join(root, 'sock'))})`);
@@ -62,8 +66,16 @@ t.test('special files on the disk: indexed by the scan and the watcher, shown th
   const first = vdfsOk(home, ['scan', '--json']).json<{ files: number; errors: number }>();
   t.same([first.files, first.errors], [1, 0], 'one regular file; the special files are no problem');
   const listed = vdfsOk(home, ['ls', '/m', '--json']).json<{ name: string; type: string; hash: string | null; size: number }[]>();
-  t.same(listed.map((e) => [e.name, e.type, e.hash === null, e.size]).filter(([n]) => n !== 'plain.txt' && n !== 'sub'),
-    [['loop', 'blockdev', true, 0], ['null', 'chardev', true, 0], ['pipe', 'fifo', true, 0], ['sock', 'socket', true, 0]], 'indexed with their types, never hashed');
+  t.same(
+    listed.map((e) => [e.name, e.type, e.hash === null, e.size]).filter(([n]) => n !== 'plain.txt' && n !== 'sub'),
+    [
+      ['loop', 'blockdev', true, 0],
+      ['null', 'chardev', true, 0],
+      ['pipe', 'fifo', true, 0],
+      ['sock', 'socket', true, 0],
+    ],
+    'indexed with their types, never hashed',
+  );
   t.match(vdfsOk(home, ['ls', '/m']).stdout, /^p .*pipe$/m, 'vdfs ls shows a FIFO as ls -l does');
 
   const m = await startMount(home, mnt, ['--allow-other', '--webdav', '127.0.0.1:0']);
@@ -80,13 +92,25 @@ t.test('special files on the disk: indexed by the scan and the watcher, shown th
 
   // Made through the mount: on the disk with the caller's owner and the device number asked for.
   t.equal(errnoOf(`os.mknod(${JSON.stringify(join(mnt, 'm', 'sub', 'dev'))}, stat.S_IFCHR | 0o640, os.makedev(300, 70000))`), 'ok');
-  t.equal(sh('stat', ['-c', '%F %a %t,%T', join(src, 'sub', 'dev')]).stdout.trim(), 'character special file 640 12c,11170', 'the device node is on the disk (major 300, minor 70000)');
+  t.equal(
+    sh('stat', ['-c', '%F %a %t,%T', join(src, 'sub', 'dev')]).stdout.trim(),
+    'character special file 640 12c,11170',
+    'the device node is on the disk (major 300, minor 70000)',
+  );
   t.equal(sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'mkfifo', join(mnt, 'm', 'sub', 'theirs')]).code, 1, 'nobody may not write in sub');
   sh('chmod', ['1777', join(src, 'sub')]);
   await waitFor(() => sh('stat', ['-c', '%a', join(mnt, 'm', 'sub')]).stdout.trim() === '1777');
-  t.equal(sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'mkfifo', '-m', '0600', join(mnt, 'm', 'sub', 'theirs')]).code, 0, 'another user makes a FIFO in a world-writable directory');
+  t.equal(
+    sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'mkfifo', '-m', '0600', join(mnt, 'm', 'sub', 'theirs')]).code,
+    0,
+    'another user makes a FIFO in a world-writable directory',
+  );
   t.equal(sh('stat', ['-c', '%F %a %u:%g', join(src, 'sub', 'theirs')]).stdout.trim(), 'fifo 600 65534:65534', 'it is theirs on the disk');
-  t.equal(sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'mknod', join(mnt, 'm', 'sub', 'dev2'), 'c', '1', '3']).code, 1, 'a device by another user: refused (the kernel checks CAP_MKNOD)');
+  t.equal(
+    sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'mknod', join(mnt, 'm', 'sub', 'dev2'), 'c', '1', '3']).code,
+    1,
+    'a device by another user: refused (the kernel checks CAP_MKNOD)',
+  );
   t.notOk(existsSync(join(src, 'sub', 'dev2')), 'and nothing was made');
 
   // The watcher: special files made or removed on the disk show up in the mount.
@@ -98,18 +122,26 @@ t.test('special files on the disk: indexed by the scan and the watcher, shown th
   // FIFOs: the kernel opens them itself (FUSE never sees the open): processes using the mount
   // meet each other; a process using the disk's path is another pipe.
   const fifo = JSON.stringify(join(mnt, 'm', 'pipe'));
-  t.equal(py(`import threading, os
+  t.equal(
+    py(`import threading, os
 got = []
 def reader():
     with open(${fifo}, 'rb') as f: got.append(f.read())
 th = threading.Thread(target=reader); th.start()
 with open(${fifo}, 'wb') as f: f.write(b'through the mount')
-th.join(10); print(got[0].decode())`), 'through the mount', 'a reader and a writer meet through the mount');
-  t.equal(py(`import os, errno
+th.join(10); print(got[0].decode())`),
+    'through the mount',
+    'a reader and a writer meet through the mount',
+  );
+  t.equal(
+    py(`import os, errno
 r = os.open(${JSON.stringify(join(src, 'pipe'))}, os.O_RDONLY | os.O_NONBLOCK)
 try:
     os.open(${fifo}, os.O_WRONLY | os.O_NONBLOCK); print('joined')
-except OSError as e: print(errno.errorcode[e.errno])`), 'ENXIO', "a reader on the disk's path is not a reader of the mount's FIFO (documented)");
+except OSError as e: print(errno.errorcode[e.errno])`),
+    'ENXIO',
+    "a reader on the disk's path is not a reader of the mount's FIFO (documented)",
+  );
 
   // Devices: visible and copyable, not openable (the mount is nodev).
   t.equal(errnoOf(`os.open(${JSON.stringify(join(mnt, 'm', 'null'))}, os.O_RDONLY)`), 'EACCES', 'a device node cannot be opened through the mount (nodev)');
@@ -117,9 +149,13 @@ except OSError as e: print(errno.errorcode[e.errno])`), 'ENXIO', "a reader on th
 
   // Sockets: bind through the mount makes the socket file; connect through the mount reaches it.
   const sock = JSON.stringify(join(mnt, 'm', 'live.sock'));
-  t.equal(py(`import socket
+  t.equal(
+    py(`import socket
 s = socket.socket(socket.AF_UNIX); s.bind(${sock}); s.listen(1)
-c = socket.socket(socket.AF_UNIX); c.connect(${sock}); a, _ = s.accept(); c.sendall(b'hi'); print(a.recv(2).decode())`), 'hi', 'a unix socket bound and connected through the mount');
+c = socket.socket(socket.AF_UNIX); c.connect(${sock}); a, _ = s.accept(); c.sendall(b'hi'); print(a.recv(2).decode())`),
+    'hi',
+    'a unix socket bound and connected through the mount',
+  );
   t.equal(sh('stat', ['-c', '%F', join(src, 'live.sock')]).stdout.trim(), 'socket', 'and it is a socket on the disk');
 
   // Other front ends have no content to serve: WebDAV GET answers at once, never blocks on the FIFO.
@@ -170,7 +206,13 @@ t.test('where special files cannot be kept: write-back folders, S3 and Drive ans
     t.equal(errnoOf(`os.mkfifo(${JSON.stringify(join(mnt, loc, 'f'))})`), 'EPERM', `${loc}: mkfifo is EPERM`);
     t.equal(errnoOf(`os.mknod(${JSON.stringify(join(mnt, loc, 's'))}, stat.S_IFSOCK | 0o644)`), 'EPERM', `${loc}: a socket is EPERM`);
     t.equal(errnoOf(`os.mknod(${JSON.stringify(join(mnt, loc, 'c'))}, stat.S_IFCHR | 0o644, os.makedev(1, 3))`), 'EPERM', `${loc}: a device is EPERM`);
-    t.same(sh('ls', [join(mnt, loc)]).stdout.split('\n').filter((n) => ['f', 's', 'c'].includes(n)), [], `${loc}: nothing was made`);
+    t.same(
+      sh('ls', [join(mnt, loc)])
+        .stdout.split('\n')
+        .filter((n) => ['f', 's', 'c'].includes(n)),
+      [],
+      `${loc}: nothing was made`,
+    );
   }
   t.same(sh('ls', ['-A', wb]).stdout.trim(), '', 'nothing on the write-back disk either');
 
@@ -183,7 +225,11 @@ t.test('where special files cannot be kept: write-back folders, S3 and Drive ans
   t.teardown(() => da.stop());
   pair(a.home, b.home, ['docs']);
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
-  const names = () => vdfsOk(b.home, ['ls', '/adocs', '--json']).json<{ name: string }[]>().map((e) => e.name).sort();
+  const names = () =>
+    vdfsOk(b.home, ['ls', '/adocs', '--json'])
+      .json<{ name: string }[]>()
+      .map((e) => e.name)
+      .sort();
   t.same(names(), ['f.txt'], "the snapshot: only the owner's file, no FIFO, socket or device");
   const db = await startPeerDaemon(b.home);
   t.teardown(() => db.stop());

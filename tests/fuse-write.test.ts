@@ -48,7 +48,11 @@ t.test('cp -a, rsync -a, mv, rm -r, in-place writes, truncate, symlinks and git 
   t.equal(readFileSync(join(src, 'commits.txt'), 'utf8').trim(), '2', 'git committed twice');
   t.equal(sh('git', ['-C', join(mnt, 'w', 'repo'), 'fsck', '--no-progress']).code, 0, 'git fsck is clean through the mount');
   // content identical except random.bin and the git repo, which differ by design (random data / times)
-  const strip = (s: string) => s.split('\n').filter((l) => !l.includes('random.bin') && !l.includes('./repo/')).join('\n');
+  const strip = (s: string) =>
+    s
+      .split('\n')
+      .filter((l) => !l.includes('random.bin') && !l.includes('./repo/'))
+      .join('\n');
   t.equal(strip(treeHashes(join(mnt, 'w'))).replace(/ +\.\//g, ' '), strip(treeHashes(oracle)).replace(/ +\.\//g, ' '), 'same content');
 
   // The index follows: after close the new hash is shown within a few seconds.
@@ -94,7 +98,13 @@ t.test('read-only locations answer EROFS; cross-location rename is EXDEV (mv fal
   // Written through the mount: the kernel learns the name from us (no rescan, no stale name cache to wait out).
   writeFileSync(join(mnt, 'rw', 'a.txt'), 'move me');
   // rename(2) itself across two writable locations: exactly EXDEV, and nothing moved.
-  const rename = (from: string, to: string) => sh('python3', ['-c', 'import errno, os, sys\ntry:\n  os.rename(sys.argv[1], sys.argv[2]); print("ok")\nexcept OSError as e:\n  print(errno.errorcode[e.errno])', from, to]).stdout.trim();
+  const rename = (from: string, to: string) =>
+    sh('python3', [
+      '-c',
+      'import errno, os, sys\ntry:\n  os.rename(sys.argv[1], sys.argv[2]); print("ok")\nexcept OSError as e:\n  print(errno.errorcode[e.errno])',
+      from,
+      to,
+    ]).stdout.trim();
   t.equal(rename(join(mnt, 'rw', 'a.txt'), join(mnt, 'rw2', 'a.txt')), 'EXDEV', 'rename(2) from one location to another: EXDEV');
   t.equal(readFileSync(join(rw, 'a.txt'), 'utf8'), 'move me', 'the source is untouched');
   t.notOk(existsSync(join(rw2, 'a.txt')), 'nothing arrived at the target');
@@ -144,7 +154,7 @@ t.test('files unpacked by tar x and closed survive kill -9 right after, and get 
   for (let d = 0; d < 4; d++) {
     mkdirSync(join(tree, `d${d}`), { recursive: true });
     for (let f = 0; f < 50; f++) {
-      writeFileSync(join(tree, `d${d}`, `f${f}`), randomBytes(100 + ((d * 50 + f) * 37) % 5000));
+      writeFileSync(join(tree, `d${d}`, `f${f}`), randomBytes(100 + (((d * 50 + f) * 37) % 5000)));
       names.push(`d${d}/f${f}`);
     }
   }

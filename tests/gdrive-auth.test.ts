@@ -11,7 +11,9 @@ import { displayNames } from '../providers/gdrive/gdrive-names';
 
 /** Runs `vdfs auth gdrive` against the test server's consent page and token endpoint; `answer` gets the printed URL. */
 async function authFlow(home: string, root: string, answer: (url: string, stdin: NodeJS.WritableStream) => Promise<void>): Promise<{ code: number | null; out: string }> {
-  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'auth', 'gdrive', '--client-id', 'test-client', '--auth-url', `${root}auth`, '--token-url', `${root}token`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'auth', 'gdrive', '--client-id', 'test-client', '--auth-url', `${root}auth`, '--token-url', `${root}token`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -64,8 +66,14 @@ t.test('an expired access token is refreshed and stored; a revoked one is EACCES
   t.teardown(() => p.close());
   t.equal((await p.readRange('a.txt', 0, 10)).toString(), 'abc', 'works after a refresh');
   // Stored after the refresh: poll the file itself, not a guessed 100 ms.
-  const stored = () => { try { return String((JSON.parse(readFileSync(join(home, 'gdrive', 'token.json'), 'utf8')) as { access_token?: string }).access_token); } catch { return ''; } };
-  for (const end = Date.now() + 10_000; !/^tok-/.test(stored()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  const stored = () => {
+    try {
+      return String((JSON.parse(readFileSync(join(home, 'gdrive', 'token.json'), 'utf8')) as { access_token?: string }).access_token);
+    } catch {
+      return '';
+    }
+  };
+  for (const end = Date.now() + 10_000; !/^tok-/.test(stored()) && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
   t.match(stored(), /^tok-/, 'the refreshed token is stored');
   await drive.revoke();
   const p2 = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { homeDir: home });
@@ -74,12 +82,15 @@ t.test('an expired access token is refreshed and stored; a revoked one is EACCES
 });
 
 t.test('names: duplicates get the id, "/" becomes U+2215, Docs get their export extension', async (t) => {
-  const m = displayNames([
-    { id: 'B', name: 'x.txt', createdTime: '2026-01-02' },
-    { id: 'A', name: 'x.txt', createdTime: '2026-01-01' },
-    { id: 'C', name: 'a/b', createdTime: '2026-01-01' },
-    { id: 'D', name: 'Report', createdTime: '2026-01-01' },
-    { id: 'E', name: '..', createdTime: '2026-01-01' },
-  ], (c) => (c.id === 'D' ? 'docx' : undefined));
+  const m = displayNames(
+    [
+      { id: 'B', name: 'x.txt', createdTime: '2026-01-02' },
+      { id: 'A', name: 'x.txt', createdTime: '2026-01-01' },
+      { id: 'C', name: 'a/b', createdTime: '2026-01-01' },
+      { id: 'D', name: 'Report', createdTime: '2026-01-01' },
+      { id: 'E', name: '..', createdTime: '2026-01-01' },
+    ],
+    (c) => (c.id === 'D' ? 'docx' : undefined),
+  );
   t.same(Object.fromEntries([...m].map(([k, v]) => [k, v.id])), { 'x.txt': 'A', 'x [gd-B].txt': 'B', 'a\u2215b': 'C', 'Report.docx': 'D', '_..': 'E' });
 });

@@ -9,7 +9,12 @@ import { startDriveServer, type DriveTestServer } from './helpers/drive-server';
 import { blake3Hex } from '../cache/checksum';
 
 const MiB = 1 << 20;
-interface LsItem { name: string; type: string; size: number; hash: string | null }
+interface LsItem {
+  name: string;
+  type: string;
+  size: number;
+  hash: string | null;
+}
 
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -24,7 +29,18 @@ function setupHome(t: Test, drive: DriveTestServer, folder: string) {
   const dir = tempDir(t);
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 'gdrive-test']);
-  const a = vdfsOk(home, ['auth', 'gdrive', '--access-token', drive.token, '--refresh-token', drive.refreshToken, '--token-url', `${drive.root}token`, '--client-id', 'test-client']);
+  const a = vdfsOk(home, [
+    'auth',
+    'gdrive',
+    '--access-token',
+    drive.token,
+    '--refresh-token',
+    drive.refreshToken,
+    '--token-url',
+    `${drive.root}token`,
+    '--client-id',
+    'test-client',
+  ]);
   t.match(a.stdout, /authorised/);
   t.equal(statSync(join(home, 'gdrive', 'token.json')).mode & 0o777, 0o600, 'tokens are stored at 0600');
   vdfsOk(home, ['location', 'add', 'cloud', `gdrive://${folder}?root=${encodeURIComponent(drive.root)}`]);
@@ -37,7 +53,7 @@ t.test('a Drive folder is indexed, read byte-exact through the mount, follows re
   const folder = await drive.mkdir('photos');
   const files: Record<string, Buffer> = {
     'a.txt': Buffer.from('hello drive\n'),
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'dir/three.bin': randomBytes(3 * MiB + 17),
     'dir/sub/deep.txt': Buffer.from('deep'),
   };
@@ -86,7 +102,9 @@ t.test('a Drive folder is indexed, read byte-exact through the mount, follows re
   t.equal(inc['GET /drive/v3/files'], 1, 'and lists only the one folder that changed', { inc });
   vdfsOk(home, ['scan', 'cloud']);
   t.equal((await drive.counts(true))['GET /drive/v3/files'] ?? 0, 0, 'a rescan with no change lists nothing');
-  const after = vdfsOk(home, ['ls', '/cloud', '--json']).json<LsItem[]>().map((e) => e.name);
+  const after = vdfsOk(home, ['ls', '/cloud', '--json'])
+    .json<LsItem[]>()
+    .map((e) => e.name);
   t.ok(after.includes('new.txt') && !after.includes('empty'), 'added and trashed files are seen', { after });
   t.equal(vdfsOk(home, ['cat', '/cloud/a.txt']).stdout, 'changed on drive\n', 'the changed content is read');
 
@@ -96,7 +114,10 @@ t.test('a Drive folder is indexed, read byte-exact through the mount, follows re
   writeFileSync(payload, randomBytes(9 * MiB + 11));
   await drive.counts(true);
   t.equal(sh('cp', [payload, join(mnt, 'cloud', 'photo.bin')]).code, 0, 'cp into the mount');
-  const remote = async (name: string) => { const f = await drive.get({ path: name, base: folder }); return f?.data ? Buffer.from(f.data, 'base64') : undefined; };
+  const remote = async (name: string) => {
+    const f = await drive.get({ path: name, base: folder });
+    return f?.data ? Buffer.from(f.data, 'base64') : undefined;
+  };
   await until('the upload', async () => blake3Hex((await remote('photo.bin')) ?? Buffer.alloc(1)) === b3sum(payload), 30_000);
   const counts = await drive.counts();
   t.ok((counts['PUT /upload/drive/v3/files'] ?? 0) >= 2, 'uploaded in resumable chunks', { counts });
@@ -111,9 +132,14 @@ t.test('a Drive folder is indexed, read byte-exact through the mount, follows re
   const f = join(mnt, 'cloud', 'dir', 'sub', 'deep.txt');
   const ready = join(dir, 'ready');
   const go = join(dir, 'go');
-  const child = spawn('bash', ['-c', `exec 3<>${JSON.stringify(f)}; touch ${JSON.stringify(ready)}; while [ ! -e ${JSON.stringify(go)} ]; do sleep 0.05; done; echo ours >&3; exec 3>&-`]);
+  const child = spawn('bash', [
+    '-c',
+    `exec 3<>${JSON.stringify(f)}; touch ${JSON.stringify(ready)}; while [ ! -e ${JSON.stringify(go)} ]; do sleep 0.05; done; echo ours >&3; exec 3>&-`,
+  ]);
   const exited = new Promise<number | null>((res) => child.on('exit', res));
-  t.teardown(() => { child.kill('SIGKILL'); });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
   await until('the writer to open the file', () => existsSync(ready));
   await drive.put('dir/sub/deep.txt', 'changed remotely\n', { base: folder });
   writeFileSync(go, '');

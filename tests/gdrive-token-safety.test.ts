@@ -13,7 +13,12 @@ function vdfsAsync(home: string, args: string[]): Promise<{ code: number | null;
   let stderr = '';
   p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) => p.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }); }));
+  return new Promise((resolve) =>
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    }),
+  );
 }
 
 /** This machine's first non-loopback IPv4 address: a host that is not loopback, as a LAN server would be. */
@@ -41,7 +46,11 @@ t.test('a gdrive:// location whose root is plain http on a non-loopback host is 
 
   const r = await vdfsAsync(home, ['location', 'add', 'g', `gdrive://root?root=${encodeURIComponent(`http://${host}:${port}/`)}`]);
   const scan = await vdfsAsync(home, ['scan', 'g']);
-  t.same(seen.map((h) => h.authorization ?? null), [], 'the http server never received a request (so no bearer token)');
+  t.same(
+    seen.map((h) => h.authorization ?? null),
+    [],
+    'the http server never received a request (so no bearer token)',
+  );
   t.not(r.code, 0, 'location add refuses the URI');
   t.match(r.stderr, /https/, `and says https is needed (${r.stderr.trim()})`);
   t.not(scan.code, 0, 'nothing to scan');
@@ -57,7 +66,9 @@ t.test('vdfs auth gdrive takes the access token from stdin or a file, never need
   const dir = tempDir(t);
   const home = join(dir, 'home');
   vdfsOk(home, ['init']);
-  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'auth', 'gdrive', '--access-token', '-', '--refresh-token', '-', '--token-url', 'http://127.0.0.1:1/token'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'auth', 'gdrive', '--access-token', '-', '--refresh-token', '-', '--token-url', 'http://127.0.0.1:1/token'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (out += d.toString()));

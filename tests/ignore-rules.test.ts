@@ -5,9 +5,37 @@ t.test('the by-name fast path gives the same answers as the gitignore rules', as
   const rules = new IgnoreRules();
   t.equal(rules.onlyDefaults, true);
   t.equal(new IgnoreRules(['*.tmp']).onlyDefaults, false);
-  const names = ['.DS_Store', 'x.DS_Store', '.DS_Store.bak', 'Thumbs.db', 'thumbs.db', 'Thumbs.dbx', '._foo', '._', '_.foo', '.Trash-1000', '.Trash',
-    'lost+found', 'lost+found2', 'lostxfound', 'a.vdfs-tmp-1-2', '.vdfs-tmp-x', 'vdfs-tmp', 'normal.txt', '.hidden', 'line\nbreak', '._line\nbreak',
-    'Ünïcödé', '*', '[x]', '!important', '#hash', ' space', 'trailing ', 'back\\slash'];
+  const names = [
+    '.DS_Store',
+    'x.DS_Store',
+    '.DS_Store.bak',
+    'Thumbs.db',
+    'thumbs.db',
+    'Thumbs.dbx',
+    '._foo',
+    '._',
+    '_.foo',
+    '.Trash-1000',
+    '.Trash',
+    'lost+found',
+    'lost+found2',
+    'lostxfound',
+    'a.vdfs-tmp-1-2',
+    '.vdfs-tmp-x',
+    'vdfs-tmp',
+    'normal.txt',
+    '.hidden',
+    'line\nbreak',
+    '._line\nbreak',
+    'Ünïcödé',
+    '*',
+    '[x]',
+    '!important',
+    '#hash',
+    ' space',
+    'trailing ',
+    'back\\slash',
+  ];
   for (const name of names) {
     for (const dir of [false, true]) {
       t.equal(rules.ignoresName(name), rules.ignores(name, dir), `${JSON.stringify(name)}${dir ? '/' : ''}`);

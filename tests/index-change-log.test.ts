@@ -32,7 +32,15 @@ t.test('changes are logged only while the location is shared, and from the write
   const f = entries.insert(2, rb.id, 'z', FILE, 'z');
   entries.update(entries.get(f)!, { ...FILE, hash: 'h' }, 'z');
   entries.remove(entries.get(f)!, 'z');
-  t.same(logged(), [{ loc: 2, op: 'put', path: 'z' }, { loc: 2, op: 'put', path: 'z' }, { loc: 2, op: 'delete', path: 'z' }], 'only the shared location logs, from its first write after the share');
+  t.same(
+    logged(),
+    [
+      { loc: 2, op: 'put', path: 'z' },
+      { loc: 2, op: 'put', path: 'z' },
+      { loc: 2, op: 'delete', path: 'z' },
+    ],
+    'only the shared location logs, from its first write after the share',
+  );
 
   // Unshared again (same connection): its writes stop being logged.
   db.prepare("UPDATE meta SET value = '[]' WHERE key = 'peer.share.p1'").run();

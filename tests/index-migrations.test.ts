@@ -36,7 +36,8 @@ t.test('migrations run from an empty database, in order, to the latest version',
   t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'f', 'file')").run(), /UNIQUE/, 'names are unique per directory');
   t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, NULL, '', 'dir')").run(), /UNIQUE/, 'one root per location');
   t.throws(() => db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 1, 'g', 'pipe')").run(), /CHECK/, 'type is checked');
-  for (const type of ['fifo', 'socket', 'chardev', 'blockdev']) db.prepare("INSERT INTO entries (location_id, parent_id, name, type, rdev) VALUES (1, 1, ?, ?, 259)").run(`s-${type}`, type);
+  for (const type of ['fifo', 'socket', 'chardev', 'blockdev'])
+    db.prepare('INSERT INTO entries (location_id, parent_id, name, type, rdev) VALUES (1, 1, ?, ?, 259)').run(`s-${type}`, type);
   db.prepare('DELETE FROM locations WHERE id = 1').run();
   t.equal((db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n, 0, 'removing a location cascades to its entries');
   db.close();
@@ -113,9 +114,13 @@ t.test('the CLI reports a newer index with an exit code and what to do', async (
 
 /** The per-location counters, recomputed the slow way from entries. */
 function recount(db: Database.Database): unknown[] {
-  return db.prepare(`SELECT location_id, count(*) AS entries, sum(type = 'file') AS files, sum(type = 'dir') AS dirs,
+  return db
+    .prepare(
+      `SELECT location_id, count(*) AS entries, sum(type = 'file') AS files, sum(type = 'dir') AS dirs,
     coalesce(sum(CASE WHEN type = 'file' THEN size END), 0) AS bytes, sum(type = 'file' AND hash IS NULL) AS unhashed
-    FROM entries GROUP BY location_id ORDER BY location_id`).all();
+    FROM entries GROUP BY location_id ORDER BY location_id`,
+    )
+    .all();
 }
 const stats = (db: Database.Database) => db.prepare('SELECT location_id, entries, files, dirs, bytes, unhashed FROM location_stats WHERE entries > 0 ORDER BY location_id').all();
 
@@ -125,7 +130,10 @@ t.test('location counters: filled from an old-schema index, kept exact by insert
   t.ok(stepOf > 0, 'the counters come from a later migration');
   // A home as the previous vdfs left it: every migration before the counters, with entries.
   const old = new Database(file);
-  for (let v = 0; v < stepOf; v++) { old.exec(MIGRATIONS[v]); old.pragma(`user_version = ${v + 1}`); }
+  for (let v = 0; v < stepOf; v++) {
+    old.exec(MIGRATIONS[v]);
+    old.pragma(`user_version = ${v + 1}`);
+  }
   old.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
     INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0), ('b', '/y', 'local', 'n1', 0);
     INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir'), (2, 2, NULL, '', 'dir');
@@ -135,7 +143,7 @@ t.test('location counters: filled from an old-schema index, kept exact by insert
   const db = openDb(file);
   t.equal(schemaVersion(db), MIGRATIONS.length);
   t.same(stats(db), recount(db), 'counters filled from the existing entries');
-  t.same((db.prepare('SELECT files, bytes, unhashed FROM location_stats WHERE location_id = 1').get()), { files: 3, bytes: 22, unhashed: 2 });
+  t.same(db.prepare('SELECT files, bytes, unhashed FROM location_stats WHERE location_id = 1').get(), { files: 3, bytes: 22, unhashed: 2 });
   db.exec(`INSERT INTO entries (location_id, parent_id, name, type, size) VALUES (1, 5, 'z', 'file', 100)`);
   t.same(stats(db), recount(db), 'after an insert');
   db.exec(`UPDATE entries SET hash = 'k', size = 8 WHERE id = 4`);
@@ -159,7 +167,10 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
   // WebDAV properties, fsck verifications, counters.
   const old = new Database(file);
   old.pragma('foreign_keys = ON');
-  for (let v = 0; v < step; v++) { old.exec(MIGRATIONS[v]); old.pragma(`user_version = ${v + 1}`); }
+  for (let v = 0; v < step; v++) {
+    old.exec(MIGRATIONS[v]);
+    old.pragma(`user_version = ${v + 1}`);
+  }
   old.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
     INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0);
     INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir');
@@ -178,7 +189,11 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
 
   const db = openDb(file);
   t.equal(schemaVersion(db), MIGRATIONS.length);
-  t.same(db.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(), before.entries, 'every entry kept, same ids');
+  t.same(
+    db.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(),
+    before.entries,
+    'every entry kept, same ids',
+  );
   t.same(db.prepare('SELECT * FROM props ORDER BY entry_id, ns').all(), before.props, 'WebDAV properties kept (not lost to the cascade)');
   t.same(db.prepare('SELECT * FROM verified').all(), before.verified, 'fsck verifications kept');
   t.same(stats(db), before.stats, 'counters unchanged');
@@ -186,7 +201,11 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
   t.same(db.pragma('integrity_check', { simple: true }), 'ok');
   t.same(tables(db), TABLES, 'no table left over');
   const idx = (db.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'entries' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-  t.same(idx, ['entries', 'entries_child', 'entries_hash', 'entries_location', 'entries_root', 'location_stats_delete', 'location_stats_insert', 'location_stats_update'], 'indexes and triggers made again');
+  t.same(
+    idx,
+    ['entries', 'entries_child', 'entries_hash', 'entries_location', 'entries_root', 'location_stats_delete', 'location_stats_insert', 'location_stats_update'],
+    'indexes and triggers made again',
+  );
   // The new types, with a device number; the counters, cascades and uniqueness still work.
   db.prepare("INSERT INTO entries (location_id, parent_id, name, type, rdev) VALUES (1, 5, 'null', 'chardev', 259)").run();
   db.prepare("INSERT INTO entries (location_id, parent_id, name, type) VALUES (1, 5, 'p', 'fifo')").run();

@@ -60,16 +60,52 @@ t.test('the real tree passes the layer check (known violations only)', async (t)
 // One forbidden edge per case: [what, files, the rule that must fire, its from, its to].
 const BAD: [string, Record<string, string>, string, string, string][] = [
   ['core imports the wiring', { 'core/a.ts': "import '../app/b';\n", 'app/b.ts': 'export {};\n' }, 'core-is-the-bottom', 'core/a.ts', 'app/b.ts'],
-  ['a provider imports another provider', { 'providers/s3/a.ts': "import '../local/b';\n", 'providers/local/b.ts': 'export {};\n' }, 'providers-are-leaves', 'providers/s3/a.ts', 'providers/local/b.ts'],
-  ['a provider imports the index', { 'providers/peer/a.ts': "import '../../index/b';\n", 'index/b.ts': 'export {};\n' }, 'providers-are-leaves', 'providers/peer/a.ts', 'index/b.ts'],
-  ['the index imports a provider', { 'index/a.ts': "import '../providers/local/b';\n", 'providers/local/b.ts': 'export {};\n' }, 'index-only-core', 'index/a.ts', 'providers/local/b.ts'],
+  [
+    'a provider imports another provider',
+    { 'providers/s3/a.ts': "import '../local/b';\n", 'providers/local/b.ts': 'export {};\n' },
+    'providers-are-leaves',
+    'providers/s3/a.ts',
+    'providers/local/b.ts',
+  ],
+  [
+    'a provider imports the index',
+    { 'providers/peer/a.ts': "import '../../index/b';\n", 'index/b.ts': 'export {};\n' },
+    'providers-are-leaves',
+    'providers/peer/a.ts',
+    'index/b.ts',
+  ],
+  [
+    'the index imports a provider',
+    { 'index/a.ts': "import '../providers/local/b';\n", 'providers/local/b.ts': 'export {};\n' },
+    'index-only-core',
+    'index/a.ts',
+    'providers/local/b.ts',
+  ],
   ['the cache imports the index', { 'cache/a.ts': "import '../index/b';\n", 'index/b.ts': 'export {};\n' }, 'cache-only-core', 'cache/a.ts', 'index/b.ts'],
   ['the vfs imports the wiring', { 'mount/vfs/a.ts': "import '../../app/b';\n", 'app/b.ts': 'export {};\n' }, 'vfs-below-front-ends', 'mount/vfs/a.ts', 'app/b.ts'],
   ['the vfs imports a front end', { 'mount/vfs/a.ts': "import '../fuse/b';\n", 'mount/fuse/b.ts': 'export {};\n' }, 'vfs-below-front-ends', 'mount/vfs/a.ts', 'mount/fuse/b.ts'],
-  ['a front end imports VfsCore', { 'mount/webdav/a.ts': "import '../vfs/vfs-core';\n", 'mount/vfs/vfs-core.ts': 'export {};\n' }, 'front-ends-use-the-vfs-interface', 'mount/webdav/a.ts', 'mount/vfs/vfs-core.ts'],
-  ['a front end imports another', { 'mount/fuse/a.ts': "import '../webdav/b';\n", 'mount/webdav/b.ts': 'export {};\n' }, 'front-ends-not-each-other', 'mount/fuse/a.ts', 'mount/webdav/b.ts'],
+  [
+    'a front end imports VfsCore',
+    { 'mount/webdav/a.ts': "import '../vfs/vfs-core';\n", 'mount/vfs/vfs-core.ts': 'export {};\n' },
+    'front-ends-use-the-vfs-interface',
+    'mount/webdav/a.ts',
+    'mount/vfs/vfs-core.ts',
+  ],
+  [
+    'a front end imports another',
+    { 'mount/fuse/a.ts': "import '../webdav/b';\n", 'mount/webdav/b.ts': 'export {};\n' },
+    'front-ends-not-each-other',
+    'mount/fuse/a.ts',
+    'mount/webdav/b.ts',
+  ],
   ['the wiring imports the CLI', { 'app/a.ts': "import '../mount/cli/b';\n", 'mount/cli/b.ts': 'export {};\n' }, 'app-below-cli', 'app/a.ts', 'mount/cli/b.ts'],
-  ['SQLite outside index/', { 'app/a.ts': "import Database from 'better-sqlite3';\nexport const d = Database;\n" }, 'sqlite-only-in-index', 'app/a.ts', 'node_modules/better-sqlite3/lib/index.js'],
+  [
+    'SQLite outside index/',
+    { 'app/a.ts': "import Database from 'better-sqlite3';\nexport const d = Database;\n" },
+    'sqlite-only-in-index',
+    'app/a.ts',
+    'node_modules/better-sqlite3/lib/index.js',
+  ],
   ['a cycle', { 'cache/a.ts': "import './b';\nexport const a = 1;\n", 'cache/b.ts': "import './a';\nexport const b = 1;\n" }, 'no-circular', 'cache/a.ts', 'cache/b.ts'],
 ];
 

@@ -27,7 +27,6 @@ function hostileNode(dir: string, popular: string, evil: Buffer): { home: string
   return a;
 }
 
-
 t.test('a peer advertising fake multi-block hashes for content an honest peer has: reads give the real bytes, never the fake ones', async (t) => {
   const dir = tempDir(t);
   const good = randomBytes(SIZE);

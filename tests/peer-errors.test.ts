@@ -15,8 +15,8 @@ t.test('the peer status table: every code has a status the client reads back to 
     t.equal(PEER_STATUS[codeOfPeerStatus(status)], status, `${code} -> ${status} -> ${codeOfPeerStatus(status)} keeps the status`);
   }
   t.equal(codeOfPeerStatus(418), 'EIO', 'a status the protocol does not use is EIO');
-  t.equal(PEER_STATUS.EBUSY, 429, 'EBUSY is 429 here (rate limits), not WebDAV\'s 423');
-  t.equal(PEER_STATUS.ESTALE, 409, 'ESTALE is 409 here (no precondition in the request), not WebDAV\'s 412');
+  t.equal(PEER_STATUS.EBUSY, 429, "EBUSY is 429 here (rate limits), not WebDAV's 423");
+  t.equal(PEER_STATUS.ESTALE, 409, "ESTALE is 409 here (no precondition in the request), not WebDAV's 412");
 });
 
 t.test('a real peer server answers ESTALE as 409 with its code, and a body-less HEAD is read back as ESTALE', async (t) => {
@@ -28,7 +28,9 @@ t.test('a real peer server answers ESTALE as 409 with its code, and a body-less 
   pair(a.home, b.home, ['docs']);
   const key = readFileSync(join(b.home, 'keys', 'node.key'), 'utf8');
   const cert = readFileSync(join(b.home, 'keys', 'node.crt'), 'utf8');
-  const hash = execFileSync('b3sum', ['--no-names', join(a.src, 'x.txt')]).toString().trim();
+  const hash = execFileSync('b3sum', ['--no-names', join(a.src, 'x.txt')])
+    .toString()
+    .trim();
   const ask = async (method: string) => (await tlsProbe(da.url, { key, cert, request: `${method} /v1/blobs/${hash} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n` })).received;
   t.match(await ask('GET'), /^HTTP\/1\.1 200[\s\S]*\r\n\r\nx\n$/, 'served while the file is the indexed one');
   writeFileSync(join(a.src, 'x.txt'), 'y\n'); // same size, another mtime: not the indexed file

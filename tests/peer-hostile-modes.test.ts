@@ -34,7 +34,7 @@ t.test("a peer's setuid, sticky and file-type mode bits never reach the other no
   const suid = statSync(join(mnt, 'adocs', 'suid.bin'));
   t.equal(suid.mode.toString(8), (0o100777).toString(8), 'setuid dropped, a regular file with its permission bits');
   const typed = statSync(join(mnt, 'adocs', 'typed.bin'));
-  t.ok(typed.isFile(), 'the file type comes from our own type field, not from the peer\'s mode');
+  t.ok(typed.isFile(), "the file type comes from our own type field, not from the peer's mode");
   t.equal(typed.mode.toString(8), (0o100755).toString(8), 'socket, setuid and setgid bits dropped');
   const d = statSync(join(mnt, 'adocs', 'd'));
   t.ok(d.isDirectory(), 'still a directory');

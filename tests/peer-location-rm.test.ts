@@ -24,7 +24,11 @@ t.test('location rm forgets its shares and the invitations naming it: a new fold
   vdfsOk(a.home, ['scan']);
 
   const shares = vdfsOk(a.home, ['peer', 'ls', '--json']).json<{ name: string; shares: string[] }[]>();
-  t.same(shares.map((p) => [p.name, p.shares]), [['beta', []]], "A no longer lists docs among beta's shares");
+  t.same(
+    shares.map((p) => [p.name, p.shares]),
+    [['beta', []]],
+    "A no longer lists docs among beta's shares",
+  );
   const add = vdfs(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
   t.not(add.code, 0, 'B cannot add the new docs');
   t.match(add.stderr, /no shared location|not shared|does not share/i, `because it is not shared with B (${add.stderr.trim()})`);
@@ -35,5 +39,11 @@ t.test('location rm forgets its shares and the invitations naming it: a new fold
   const used = vdfs(c.home, ['peer', 'pair', m[1], m[2]]);
   t.not(used.code, 0, 'the pending invitation that named docs was dropped with it');
   t.match(used.stderr, /unknown or already used pairing token/);
-  t.same(vdfsOk(a.home, ['peer', 'ls', '--json']).json<{ name: string }[]>().map((p) => p.name), ['beta'], 'gamma did not pair');
+  t.same(
+    vdfsOk(a.home, ['peer', 'ls', '--json'])
+      .json<{ name: string }[]>()
+      .map((p) => p.name),
+    ['beta'],
+    'gamma did not pair',
+  );
 });

@@ -44,9 +44,19 @@ t.test('pairing, refusals at the TLS layer and in HTTP, revocation', async (t) =
 
   const aSeen = vdfsOk(a.home, ['peer', 'ls', '--json', '--no-probe']).json<{ name: string; id: string; shares: string[] }[]>();
   const bSeen = vdfsOk(b.home, ['peer', 'ls', '--json']).json<{ name: string; id: string; online: boolean; latencyMs: number; addresses: string[] }[]>();
-  t.same(aSeen.map((p) => [p.name, p.id, p.shares]), [['beta', vdfsOk(b.home, ['peer', 'id']).stdout.trim(), ['docs']]], 'the inviter knows the joiner by certificate and shares docs');
-  t.same(bSeen.map((p) => [p.name, p.id, p.online, p.addresses]), [['alpha', vdfsOk(a.home, ['peer', 'id']).stdout.trim(), true, [da.url]]], 'the joiner knows the inviter, online');
-  t.ok(typeof bSeen[0].latencyMs === 'number' && Number.isFinite(bSeen[0].latencyMs) && bSeen[0].latencyMs >= 0, 'latency measured (a number of milliseconds, not null)', { found: bSeen[0].latencyMs });
+  t.same(
+    aSeen.map((p) => [p.name, p.id, p.shares]),
+    [['beta', vdfsOk(b.home, ['peer', 'id']).stdout.trim(), ['docs']]],
+    'the inviter knows the joiner by certificate and shares docs',
+  );
+  t.same(
+    bSeen.map((p) => [p.name, p.id, p.online, p.addresses]),
+    [['alpha', vdfsOk(a.home, ['peer', 'id']).stdout.trim(), true, [da.url]]],
+    'the joiner knows the inviter, online',
+  );
+  t.ok(typeof bSeen[0].latencyMs === 'number' && Number.isFinite(bSeen[0].latencyMs) && bSeen[0].latencyMs >= 0, 'latency measured (a number of milliseconds, not null)', {
+    found: bSeen[0].latencyMs,
+  });
 
   // A replayed token: the same line run on another node.
   const [, , , url, code] = line.split(' ');
@@ -83,7 +93,12 @@ t.test('pairing, refusals at the TLS layer and in HTTP, revocation', async (t) =
   const guesses: string[] = [];
   for (let i = 0; i < 7; i++) {
     const body = JSON.stringify({ token: `guess${i}AAAAAAAAAAAAAAAAAAAA`, name: 'x', addresses: [], shares: [] });
-    const r = await tlsProbe(da.url, { key: stranger.private, cert: stranger.cert, alpn: 'vdfs-pair/1', request: `POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}` });
+    const r = await tlsProbe(da.url, {
+      key: stranger.private,
+      cert: stranger.cert,
+      alpn: 'vdfs-pair/1',
+      request: `POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    });
     guesses.push(r.received.slice(9, 12));
   }
   // Two failures from this address happened above (the replay, the expired token): 5 per minute in all.
@@ -93,13 +108,16 @@ t.test('pairing, refusals at the TLS layer and in HTTP, revocation', async (t) =
   // A paired client: by path, malformed and unshared hashes are refused.
   const bKey = readFileSync(join(b.home, 'keys', 'node.key'), 'utf8');
   const bCert = readFileSync(join(b.home, 'keys', 'node.crt'), 'utf8');
-  const get = async (path: string, extra = '') => (await tlsProbe(da.url, { key: bKey, cert: bCert, request: `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}Connection: close\r\n\r\n` })).received;
+  const get = async (path: string, extra = '') =>
+    (await tlsProbe(da.url, { key: bKey, cert: bCert, request: `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}Connection: close\r\n\r\n` })).received;
   t.match(await get('/v1/node'), /^HTTP\/1\.1 200[\s\S]*"name":"alpha"/);
   t.match(await get('/v1/files/x.txt'), /^HTTP\/1\.1 404/, 'no reading by path');
   t.match(await get('/v1/blobs/../../etc/passwd'), /^HTTP\/1\.1 (400|404)/, 'no path tricks');
   t.match(await get('/v1/blobs/zz'), /^HTTP\/1\.1 400/, 'malformed hash');
   t.match(await get(`/v1/blobs/${'a'.repeat(64)}`), /^HTTP\/1\.1 404/, 'unknown hash');
-  const xHash = execFileSync('b3sum', ['--no-names', join(a.src, 'x.txt')]).toString().trim();
+  const xHash = execFileSync('b3sum', ['--no-names', join(a.src, 'x.txt')])
+    .toString()
+    .trim();
   t.match(await get(`/v1/blobs/${xHash}`, 'Range: bytes=0-0\r\n'), /^HTTP\/1\.1 206[\s\S]*\r\n\r\nx$/, 'a shared hash, one byte');
   t.match(await get(`/v1/blobs/${xHash}`, 'Range: bytes=0-0,1-1\r\n'), /^HTTP\/1\.1 400/, 'multiple ranges refused');
   t.match(await get(`/v1/changes?location=docs&since=-1`), /^HTTP\/1\.1 400/, 'malformed since');
@@ -108,7 +126,11 @@ t.test('pairing, refusals at the TLS layer and in HTTP, revocation', async (t) =
   // gamma paired but shares nothing with it: the same hash is unknown to it.
   const gKey = readFileSync(join(c.home, 'keys', 'node.key'), 'utf8');
   const gCert = readFileSync(join(c.home, 'keys', 'node.crt'), 'utf8');
-  t.match((await tlsProbe(da.url, { key: gKey, cert: gCert, request: `GET /v1/blobs/${xHash} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n` })).received, /^HTTP\/1\.1 404/, 'a hash not shared with this peer is 404');
+  t.match(
+    (await tlsProbe(da.url, { key: gKey, cert: gCert, request: `GET /v1/blobs/${xHash} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n` })).received,
+    /^HTTP\/1\.1 404/,
+    'a hash not shared with this peer is 404',
+  );
 
   // Revocation closes an open connection at once.
   const u = new URL(da.url);

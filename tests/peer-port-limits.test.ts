@@ -8,16 +8,40 @@ import tls from 'node:tls';
 import { tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
 import { makeNode, startPeerDaemon, waitFor, type PeerDaemon } from './helpers/peer';
 
-
 type Stall = 'tcp' | 'handshake' | 'headers' | 'body';
 
 /** An attacker's self-signed certificate (any certificate may try to pair). */
 function selfSigned(dir: string): { key: string; cert: string } {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=attacker'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'k.pem'),
+      '-out',
+      join(dir, 'c.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=attacker',
+    ],
+    { stdio: 'ignore' },
+  );
   return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert: readFileSync(join(dir, 'c.pem'), 'utf8') };
 }
 
-interface Held { closed: boolean; openedAt: number; closedAt: number; stop(): void }
+interface Held {
+  closed: boolean;
+  openedAt: number;
+  closedAt: number;
+  stop(): void;
+}
 
 /**
  * One slow attacker connection from `from` (any 127.x address): it never finishes what it
@@ -27,20 +51,36 @@ function hold(url: string, from: string, kind: Stall, id: { key: string; cert: s
   const u = new URL(url);
   const h: Held = { closed: false, openedAt: Date.now(), closedAt: 0, stop: () => undefined };
   let timer: NodeJS.Timeout | undefined;
-  const sock: net.Socket = kind === 'tcp'
-    ? net.connect({ host: u.hostname, port: Number(u.port), localAddress: from })
-    : tls.connect({ host: u.hostname, port: Number(u.port), localAddress: from, ...id, rejectUnauthorized: false, ALPNProtocols: ['vdfs-pair/1'] } as tls.ConnectionOptions);
+  const sock: net.Socket =
+    kind === 'tcp'
+      ? net.connect({ host: u.hostname, port: Number(u.port), localAddress: from })
+      : tls.connect({ host: u.hostname, port: Number(u.port), localAddress: from, ...id, rejectUnauthorized: false, ALPNProtocols: ['vdfs-pair/1'] } as tls.ConnectionOptions);
   const trickle = (bytes: string) => {
     let i = 0;
-    timer = setInterval(() => { if (!sock.destroyed) sock.write(bytes[i++ % bytes.length]); }, 300);
+    timer = setInterval(() => {
+      if (!sock.destroyed) sock.write(bytes[i++ % bytes.length]);
+    }, 300);
   };
   sock.on('secureConnect', () => {
-    if (kind === 'headers') { sock.write('POST /v1/pair HTTP/1.1\r\nHost: x\r\n'); trickle('X-Slow: aaaaaaaa\r\n'); }
-    if (kind === 'body') { sock.write('POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{'); trickle(' '); }
+    if (kind === 'headers') {
+      sock.write('POST /v1/pair HTTP/1.1\r\nHost: x\r\n');
+      trickle('X-Slow: aaaaaaaa\r\n');
+    }
+    if (kind === 'body') {
+      sock.write('POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{');
+      trickle(' ');
+    }
   });
   sock.on('error', () => undefined);
-  sock.on('close', () => { h.closed = true; h.closedAt = Date.now(); if (timer) clearInterval(timer); });
-  h.stop = () => { if (timer) clearInterval(timer); sock.destroy(); };
+  sock.on('close', () => {
+    h.closed = true;
+    h.closedAt = Date.now();
+    if (timer) clearInterval(timer);
+  });
+  h.stop = () => {
+    if (timer) clearInterval(timer);
+    sock.destroy();
+  };
   return h;
 }
 
@@ -52,7 +92,12 @@ function vdfsAsync(home: string, args: string[]): Promise<{ code: number | null;
   p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => p.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
+  return new Promise((resolve) =>
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 /** POST /v1/pair with a wrong token from `from`; the HTTP status (0: connection refused or cut). */
@@ -60,13 +105,23 @@ function badPair(url: string, from: string, id: { key: string; cert: string }): 
   const u = new URL(url);
   return new Promise((resolve) => {
     const body = JSON.stringify({ token: '0'.repeat(32), name: 'x', addresses: [], shares: [] });
-    const sock = tls.connect({ host: u.hostname, port: Number(u.port), localAddress: from, ...id, rejectUnauthorized: false, ALPNProtocols: ['vdfs-pair/1'] } as tls.ConnectionOptions);
+    const sock = tls.connect({
+      host: u.hostname,
+      port: Number(u.port),
+      localAddress: from,
+      ...id,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['vdfs-pair/1'],
+    } as tls.ConnectionOptions);
     let got = '';
     const timer = setTimeout(() => sock.destroy(), 5000);
     sock.on('secureConnect', () => sock.write(`POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
     sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
     sock.on('error', () => undefined);
-    sock.on('close', () => { clearTimeout(timer); resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0)); });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0));
+    });
   });
 }
 
@@ -123,13 +178,13 @@ t.test('many slow connections from many sources: caps hold, a paired fetch and a
   await waitFor(() => many.filter((h) => !h.closed).length <= 128, 5000, 50);
   const open = [...one, ...many].filter((h) => !h.closed).length;
   t.ok(open <= 128 + 8, `the attacker holds ${open} of 350 sockets (global cap 128)`);
-  const fds = () => execFileSync('ls', [`/proc/${da.proc.pid}/fd`]).toString().split('\n').length;
+  const fds = () =>
+    execFileSync('ls', [`/proc/${da.proc.pid}/fd`])
+      .toString()
+      .split('\n').length;
   t.ok(fds() < 250, `the daemon has ${fds()} descriptors open`);
 
-  const [fetched, paired] = await Promise.all([
-    vdfsAsync(b.home, ['cat', '/adocs/f.txt']),
-    vdfsAsync(c.home, ['peer', 'pair', invite[3], invite[4]]),
-  ]);
+  const [fetched, paired] = await Promise.all([vdfsAsync(b.home, ['cat', '/adocs/f.txt']), vdfsAsync(c.home, ['peer', 'pair', invite[3], invite[4]])]);
   t.equal(fetched.stdout, 'hello from alpha\n', `a paired node still reads (${fetched.stderr.trim()})`);
   t.equal(paired.code, 0, `a real pairing still works (${paired.stderr.trim()})`);
   t.equal(da.proc.exitCode, null, 'the daemon is still running');
@@ -143,14 +198,16 @@ t.test('failed pairing attempts from many sources do not block a real pairing', 
   const id = selfSigned(dir);
   const statuses: number[] = [];
   for (let s = 1; s <= 10; s++) for (let i = 0; i < 5; i++) statuses.push(await badPair(da.url, `127.0.2.${s}`, id));
-  t.ok(statuses.every((s) => s === 403), `50 wrong tokens from 10 sources are refused one by one (${[...new Set(statuses)].join(',')})`);
+  t.ok(
+    statuses.every((s) => s === 403),
+    `50 wrong tokens from 10 sources are refused one by one (${[...new Set(statuses)].join(',')})`,
+  );
   t.equal(await badPair(da.url, '127.0.2.1', id), 429, 'a source past 5 failures a minute is turned away');
   const c = makeNode(dir, 'gamma');
   const invite = vdfsOk(a.home, ['peer', 'invite', '--share', 'docs']).stdout.trim().split(' ');
   const r = await vdfsAsync(c.home, ['peer', 'pair', invite[3], invite[4]]);
   t.equal(r.code, 0, `the real pairing from another source succeeds (${r.stderr.trim()})`);
 });
-
 
 t.test("a hostile paired peer's oversized change page is refused with a clear error, and the reader stays up", async (t) => {
   const dir = tempDir(t);

@@ -61,7 +61,10 @@ t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, 
   const ownerBefore = peakRssMB(da.proc.pid!);
 
   const started = Date.now();
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, VDFS_BIN, '--home', b.home, 'location', 'add', 'adocs', 'peer://alpha/docs', '--json'], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, VDFS_BIN, '--home', b.home, 'location', 'add', 'adocs', 'peer://alpha/docs', '--json'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   const seconds = (Date.now() - started) / 1000;
   t.equal(r.status, 0, `vdfs location add succeeded: ${r.stderr.slice(-2000)}`);
   const added = JSON.parse(r.stdout) as { entries: number };
@@ -102,7 +105,9 @@ t.test('an owner that dies half-way through a snapshot leaves no half tree behin
   let err = '';
   add.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => add.once('exit', (code) => r(code)));
-  t.teardown(() => { if (add.exitCode === null) add.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (add.exitCode === null) add.kill('SIGKILL');
+  });
   const deadline = Date.now() + 120_000;
   while (arrived() === 0) {
     if (add.exitCode !== null) throw new Error(`location add ended before A was killed: ${err}`);
@@ -117,4 +122,3 @@ t.test('an owner that dies half-way through a snapshot leaves no half tree behin
   t.notOk(vdfs(b.home, ['location', 'ls', '--json']).stdout.includes('adocs'), 'the half-received location is gone');
   t.equal(all(), before, 'and none of its entries stay in the index');
 });
-

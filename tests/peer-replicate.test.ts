@@ -23,7 +23,7 @@ t.test("a location of node A appears on node B, reads back identical through B's
   const dir = tempDir(t);
   const files: Record<string, Buffer> = {
     'small.txt': Buffer.from('hello\n'),
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'a/b/three-blocks.bin': randomBytes(3 * 1024 * 1024 + 17),
     'a/ünïcode 名前.txt': Buffer.from('unicode'),
   };
@@ -36,7 +36,15 @@ t.test("a location of node A appears on node B, reads back identical through B's
   pair(a.home, b.home, ['docs']);
   const added = vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs', '--json']).json<{ kind: string; readonly: boolean; entries: number }>();
   t.same([added.kind, added.readonly, added.entries], ['peer', true, 9], 'backfilled: root, 4 files, empty, link, 2 dirs');
-  t.same(vdfsOk(b.home, ['ls', '/adocs']).stdout.split('\n').filter(Boolean).map((l) => l.split(/\s+/).pop()).sort(), ['a/', 'empty', 'link', 'small.txt', 'unread.bin'], 'browsable without any daemon on B');
+  t.same(
+    vdfsOk(b.home, ['ls', '/adocs'])
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).pop())
+      .sort(),
+    ['a/', 'empty', 'link', 'small.txt', 'unread.bin'],
+    'browsable without any daemon on B',
+  );
 
   const mnt = join(dir, 'mnt');
   const mb = await startMount(b.home, mnt, ['--peer', '127.0.0.1:0', '--webdav', '127.0.0.1:0']);
@@ -57,7 +65,11 @@ t.test("a location of node A appears on node B, reads back identical through B's
   // Live: a file written on A shows in B's mount within seconds.
   const fresh = randomBytes(200_000);
   writeFileSync(join(a.src, 'fresh.bin'), fresh);
-  const visibleMs = await waitFor(() => existsSync(join(mnt, 'adocs', 'fresh.bin')) && sh('b3sum', ['--no-names', join(mnt, 'adocs', 'fresh.bin')]).stdout.trim() === b3sum(join(a.src, 'fresh.bin')), 10_000, 50);
+  const visibleMs = await waitFor(
+    () => existsSync(join(mnt, 'adocs', 'fresh.bin')) && sh('b3sum', ['--no-names', join(mnt, 'adocs', 'fresh.bin')]).stdout.trim() === b3sum(join(a.src, 'fresh.bin')),
+    10_000,
+    50,
+  );
   t.ok(visibleMs >= 0 && visibleMs <= 3000, `a file added on A is readable in B's mount after ${visibleMs} ms (≤ 3 s)`);
   sh('mv', [join(a.src, 'small.txt'), join(a.src, 'a', 'moved.txt')]);
   t.ok((await waitFor(() => existsSync(join(mnt, 'adocs', 'a', 'moved.txt')) && !existsSync(join(mnt, 'adocs', 'small.txt')), 10_000)) >= 0, 'a rename on A follows');
@@ -70,7 +82,11 @@ t.test("a location of node A appears on node B, reads back identical through B's
   const r = sh('cat', [join(mnt, 'adocs', 'unread.bin')], { timeoutMs: 20_000 });
   t.not(r.code, 0, 'content never read and not on any reachable replica: an error');
   t.ok(Date.now() - t0 < 8000, `and promptly (${Date.now() - t0} ms)`);
-  t.equal(sh('b3sum', ['--no-names', join(mnt, 'adocs', 'a', 'b', 'three-blocks.bin')]).stdout.trim(), b3sum(join(a.src, 'a/b/three-blocks.bin')), 'content read before is still served from B\'s block cache');
+  t.equal(
+    sh('b3sum', ['--no-names', join(mnt, 'adocs', 'a', 'b', 'three-blocks.bin')]).stdout.trim(),
+    b3sum(join(a.src, 'a/b/three-blocks.bin')),
+    "content read before is still served from B's block cache",
+  );
 
   // Resumable: changes made while B's daemon is down arrive after a restart, from remote_seq (no snapshot).
   await mb.stop();

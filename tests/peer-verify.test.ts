@@ -51,7 +51,14 @@ t.test('three nodes: killing A mid-read completes the read from C', async (t) =>
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
   vdfsOk(b.home, ['location', 'add', 'cdocs', 'peer://gamma/docs']);
   const st = vdfsOk(b.home, ['stat', '/adocs/big.bin', '--json']).json<{ replicas: { path: string; node: string }[] }>();
-  t.same(st.replicas.map((x) => [x.path, x.node]), [['/adocs/big.bin', 'alpha'], ['/cdocs/copy/big.bin', 'gamma']], 'vdfs stat lists replicas across nodes');
+  t.same(
+    st.replicas.map((x) => [x.path, x.node]),
+    [
+      ['/adocs/big.bin', 'alpha'],
+      ['/cdocs/copy/big.bin', 'gamma'],
+    ],
+    'vdfs stat lists replicas across nodes',
+  );
 
   const mnt = join(dir, 'mnt');
   const mb = await startMount(b.home, mnt);

@@ -8,7 +8,9 @@ import { sh, startMount } from './helpers/mount';
 const MiB = 1 << 20;
 
 interface PinsReport {
-  maxBytes: number; bytes: number; fetchedBytes: number;
+  maxBytes: number;
+  bytes: number;
+  fetchedBytes: number;
   pins: { path: string; state: string; files: number; bytes: number; fetchedFiles: number; fetchedBytes: number; unhashed: number }[];
 }
 

@@ -27,6 +27,10 @@ providerConformance(t, 'gdrive', async ({ readonly }) => {
       }
     },
     unreachable: () => drive.stop(),
-    async cleanup() { await provider.close(); await drive.stop(); rmSync(home, { recursive: true, force: true }); },
+    async cleanup() {
+      await provider.close();
+      await drive.stop();
+      rmSync(home, { recursive: true, force: true });
+    },
   };
 });

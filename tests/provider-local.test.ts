@@ -17,11 +17,18 @@ providerConformance(t, 'local', async ({ readonly }) => {
         const abs = join(root, rel);
         mkdirSync(dirname(abs), { recursive: true });
         if (typeof item === 'object' && 'dir' in item) mkdirSync(abs, { recursive: true });
-        else if (typeof item === 'object' && 'symlink' in item) { rmSync(abs, { force: true }); symlinkSync(item.symlink, abs); }
-        else writeFileSync(abs, item);
+        else if (typeof item === 'object' && 'symlink' in item) {
+          rmSync(abs, { force: true });
+          symlinkSync(item.symlink, abs);
+        } else writeFileSync(abs, item);
       }
     },
-    async unreachable() { renameSync(root, join(dir, 'unplugged')); },
-    async cleanup() { await provider.close(); rmSync(dir, { recursive: true, force: true }); },
+    async unreachable() {
+      renameSync(root, join(dir, 'unplugged'));
+    },
+    async cleanup() {
+      await provider.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 });

@@ -21,7 +21,10 @@ providerConformance(t, 's3', async ({ readonly }) => {
       }
     },
     unreachable: () => s3.stop(),
-    async cleanup() { await provider.close(); await s3.cleanup(); },
+    async cleanup() {
+      await provider.close();
+      await s3.cleanup();
+    },
   };
 });
 
@@ -32,9 +35,17 @@ t.test('s3: putFile never overwrites a version it was not based on (ESTALE)', as
   t.teardown(() => p.close());
   const dir = mkdtempSync(join(tmpdir(), 'vdfs-s3-put-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const src = (name: string, text: string) => { const f = join(dir, name); writeFileSync(f, text); return f; };
+  const src = (name: string, text: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
   const body = async (key: string) => (await p.readRange(key, 0, 1000)).toString();
-  const code = async (fn: () => Promise<unknown>) => fn().then(() => 'ok', (err: { code?: string }) => err.code);
+  const code = async (fn: () => Promise<unknown>) =>
+    fn().then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
 
   const v1 = (await p.putFile('f.txt', src('a', 'one'))).version;
   await s3.put('f.txt', 'changed behind our back');

@@ -8,7 +8,13 @@ import { startS3Server, type S3TestServer } from './helpers/s3-server';
 
 const MiB = 1 << 20;
 
-interface LsItem { name: string; type: string; size: number; mtime: string; hash: string | null }
+interface LsItem {
+  name: string;
+  type: string;
+  size: number;
+  mtime: string;
+  hash: string | null;
+}
 
 /** Seeds `files` under `prefix` and keeps local copies for b3sum. */
 async function seed(t: Parameters<typeof tempDir>[0], s3: S3TestServer, prefix: string, files: Record<string, Buffer>) {
@@ -16,7 +22,10 @@ async function seed(t: Parameters<typeof tempDir>[0], s3: S3TestServer, prefix: 
   const local: Record<string, string> = {};
   let i = 0;
   for (const [rel, data] of Object.entries(files)) {
-    if (rel.endsWith('/')) { await s3.put(prefix + rel, ''); continue; }
+    if (rel.endsWith('/')) {
+      await s3.put(prefix + rel, '');
+      continue;
+    }
     await s3.put(prefix + rel, data);
     local[rel] = join(dir, `f${i++}`);
     writeFileSync(local[rel], data);
@@ -37,7 +46,7 @@ t.test('a bucket prefix is indexed by listing, listed, read byte-exact; offline:
   t.teardown(() => s3.cleanup());
   const files: Record<string, Buffer> = {
     'a.txt': Buffer.from('hello s3\n'),
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'dir/three.bin': randomBytes(3 * MiB + 17),
     'dir/sub/deep.txt': Buffer.from('deep'),
     'emptydir/': Buffer.alloc(0),
@@ -50,14 +59,25 @@ t.test('a bucket prefix is indexed by listing, listed, read byte-exact; offline:
 
   const s = vdfsOk(home, ['scan', 'cloud', '--json']).json<{ files: number; dirs: number; bytes: number; hashed: number }>();
   t.match(s, { files: 6, hashed: 0 }, 'six files indexed, none downloaded');
-  t.equal(s.bytes, Object.entries(files).filter(([k]) => !k.endsWith('/')).reduce((n, [, b]) => n + b.length, 0), 'bytes from the listing');
+  t.equal(
+    s.bytes,
+    Object.entries(files)
+      .filter(([k]) => !k.endsWith('/'))
+      .reduce((n, [, b]) => n + b.length, 0),
+    'bytes from the listing',
+  );
 
   const root = vdfsOk(home, ['ls', '/cloud', '--json']).json<LsItem[]>();
   t.same(root.map((e) => e.name).sort(), ['a.txt', 'dir', 'empty', 'emptydir', 'never-read.bin', 'ünï 名前.txt'].sort(), 'ls lists the prefix');
   t.equal(root.find((e) => e.name === 'emptydir')?.type, 'dir', 'an empty dir/ marker is a directory');
   t.equal(root.find((e) => e.name === 'a.txt')?.hash, null, 'not hashed yet');
   t.equal(root.find((e) => e.name === 'dir')?.type, 'dir');
-  t.same(vdfsOk(home, ['ls', '/cloud/dir/sub', '--json']).json<LsItem[]>().map((e) => e.name), ['deep.txt']);
+  t.same(
+    vdfsOk(home, ['ls', '/cloud/dir/sub', '--json'])
+      .json<LsItem[]>()
+      .map((e) => e.name),
+    ['deep.txt'],
+  );
 
   // Ranged cat of unhashed content (version reader, ranged GETs).
   const big = files['dir/three.bin'];
@@ -65,11 +85,18 @@ t.test('a bucket prefix is indexed by listing, listed, read byte-exact; offline:
   t.same([past.code, past.stdout], [0, ''], 'cat past the end prints nothing');
   t.equal(vdfsOk(home, ['cat', '/cloud/a.txt']).stdout, 'hello s3\n', 'cat of a small object');
   const catBuf = (off: number, len: number) => {
-    const r = sh('bash', ['-c', `node ${JSON.stringify(join(__dirname, '..', 'bin', 'vdfs'))} --home ${JSON.stringify(home)} cat /cloud/dir/three.bin --offset ${off} --length ${len} | b3sum --no-names`]);
+    const r = sh('bash', [
+      '-c',
+      `node ${JSON.stringify(join(__dirname, '..', 'bin', 'vdfs'))} --home ${JSON.stringify(home)} cat /cloud/dir/three.bin --offset ${off} --length ${len} | b3sum --no-names`,
+    ]);
     return r.stdout.trim();
   };
   const dir = tempDir(t);
-  for (const [off, len] of [[MiB - 3, 10], [2 * MiB + 5, MiB + 12], [big.length - 1, 100]]) {
+  for (const [off, len] of [
+    [MiB - 3, 10],
+    [2 * MiB + 5, MiB + 12],
+    [big.length - 1, 100],
+  ]) {
     const want = join(dir, `want-${off}`);
     writeFileSync(want, big.subarray(off, off + len));
     t.equal(catBuf(off, len), b3sum(want), `ranged cat [${off}+${len}] is byte-exact`);
@@ -111,7 +138,12 @@ t.test('a bucket prefix is indexed by listing, listed, read byte-exact; offline:
 t.test('rescan follows changes by ETag; --hash stores b3sum-identical hashes; hashed reads are verified', async (t) => {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());
-  const files: Record<string, Buffer> = { 'keep.txt': Buffer.from('same'), 'change.bin': randomBytes(MiB + 5), 'gone.txt': Buffer.from('bye'), 'big.bin': randomBytes(2 * MiB + 99) };
+  const files: Record<string, Buffer> = {
+    'keep.txt': Buffer.from('same'),
+    'change.bin': randomBytes(MiB + 5),
+    'gone.txt': Buffer.from('bye'),
+    'big.bin': randomBytes(2 * MiB + 99),
+  };
   const local = await seed(t, s3, '', files);
   const { home, mnt } = setupHome(t, s3, '');
   vdfsOk(home, ['scan', 'cloud']);
@@ -158,10 +190,20 @@ t.test('reading 3x the cache size never puts more than cache.maxSize on disk', a
     let n = 0;
     const walk = (d: string) => {
       let names: string[];
-      try { names = readdirSync(d); } catch { return; }
+      try {
+        names = readdirSync(d);
+      } catch {
+        return;
+      }
       for (const name of names) {
         const p = join(d, name);
-        try { const st = statSync(p); if (st.isDirectory()) walk(p); else if (!name.startsWith('index.db') && name !== 'cache.lock') n += st.size; } catch { /* evicted meanwhile */ }
+        try {
+          const st = statSync(p);
+          if (st.isDirectory()) walk(p);
+          else if (!name.startsWith('index.db') && name !== 'cache.lock') n += st.size;
+        } catch {
+          /* evicted meanwhile */
+        }
       }
     };
     walk(cacheDir);
@@ -169,7 +211,10 @@ t.test('reading 3x the cache size never puts more than cache.maxSize on disk', a
   };
   let max = 0;
   let samples = 0;
-  const timer = setInterval(() => { max = Math.max(max, usage()); samples++; }, 15);
+  const timer = setInterval(() => {
+    max = Math.max(max, usage());
+    samples++;
+  }, 15);
   const r = await new Promise<string>((res) => {
     const { execFile } = require('node:child_process') as typeof import('node:child_process');
     execFile('b3sum', ['--no-names', join(mnt, 'cloud', 'big.bin')], { timeout: 120_000 }, (_e, out) => res(String(out).trim()));

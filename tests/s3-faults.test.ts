@@ -28,9 +28,16 @@ t.before(async () => {
   s3 = await startS3Server();
   await s3.put('obj.bin', data);
   proxy = await startFaultProxy(s3.endpoint);
-  p = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: proxy.endpoint, region: 'us-east-1' }, { retry: { budgetMs: BUDGET }, timeouts: { idleMs: IDLE, connectMs: 1000 } });
+  p = new S3Provider(
+    { bucket: s3.bucket, prefix: '', endpoint: proxy.endpoint, region: 'us-east-1' },
+    { retry: { budgetMs: BUDGET }, timeouts: { idleMs: IDLE, connectMs: 1000 } },
+  );
 });
-t.teardown(async () => { await p?.close(); await proxy?.close(); await s3?.cleanup(); });
+t.teardown(async () => {
+  await p?.close();
+  await proxy?.close();
+  await s3?.cleanup();
+});
 t.afterEach(() => proxy.clear());
 
 async function failsWith(t: Test, fn: () => Promise<unknown>, codes: FsErrorCode[], within: number, what: string): Promise<void> {
@@ -103,7 +110,11 @@ t.test('a flipped byte in a hashed blob is caught by block verification and neve
 });
 
 t.test('whole-object reads check length and the MD5 ETag', async (t) => {
-  const readAll = async (s: Readable) => { const c: Buffer[] = []; for await (const x of s) c.push(x as Buffer); return Buffer.concat(c); };
+  const readAll = async (s: Readable) => {
+    const c: Buffer[] = [];
+    for await (const x of s) c.push(x as Buffer);
+    return Buffer.concat(c);
+  };
   proxy.inject({ kind: 'flip' }, { match: isGet });
   await failsWith(t, async () => readAll(await p.readStream('obj.bin')), ['EIO'], 5000, 'flipped byte in a whole-object read');
   proxy.inject({ kind: 'truncate', bytes: MiB }, { match: isGet });

@@ -43,15 +43,41 @@ t.test('the replica that answers faster is read from, although it is listed seco
   const home = Home.open(homeDir);
   const blocks = await openBlockStore(home);
   const vfs = await createVfs(home, { blocks, openProvider: providerOpener(home) });
-  t.teardown(async () => { await vfs.close(); await blocks.close(); home.close(); });
+  t.teardown(async () => {
+    await vfs.close();
+    await blocks.close();
+    home.close();
+  });
   const st = JSON.parse(await vdfsAsync(homeDir, ['stat', '/aslow/f.bin', '--json'])) as { replicas: { path: string }[] };
-  t.same(st.replicas.map((r) => r.path), ['/aslow/f.bin', '/bfast/f.bin'], 'by location order, the slow one comes first');
+  t.same(
+    st.replicas.map((r) => r.path),
+    ['/aslow/f.bin', '/bfast/f.bin'],
+    'by location order, the slow one comes first',
+  );
 
   const gets = { slow: 0, fast: 0 };
   // A rule that only counts (it never matches), then the delay for every GET.
-  slow.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) gets.slow++; return false; } });
+  slow.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        if (isGet(req)) gets.slow++;
+        return false;
+      },
+    },
+  );
   slow.inject({ kind: 'delay', ms: 150 }, { times: Infinity, match: isGet });
-  fast.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) gets.fast++; return false; } });
+  fast.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        if (isGet(req)) gets.fast++;
+        return false;
+      },
+    },
+  );
   // 4 KiB reads at random offsets, each on a fresh handle: every one is a small ranged GET.
   const read = async (i: number) => {
     const off = (i * 7919 * 4096) % (data.length - 4096);

@@ -30,19 +30,33 @@ async function provider(): Promise<{ p: S3Provider; proxy: FaultProxy; seen: str
   const seen: string[] = [];
   proxies.push(proxy);
   ranges.set(proxy, seen);
-  const p = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: proxy.endpoint, region: 'us-east-1' }, { retry: { budgetMs: 3000 }, timeouts: { idleMs: 1500, connectMs: 1000 } });
+  const p = new S3Provider(
+    { bucket: s3.bucket, prefix: '', endpoint: proxy.endpoint, region: 'us-east-1' },
+    { retry: { budgetMs: 3000 }, timeouts: { idleMs: 1500, connectMs: 1000 } },
+  );
   return { p, proxy, seen };
 }
 
 /** Watches requests without faulting them: a match function that records and declines. */
 function watch(proxy: FaultProxy, seen: string[]): void {
   proxy.clear();
-  proxy.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) seen.push(String(req.headers.range ?? '')); return false; } });
+  proxy.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        if (isGet(req)) seen.push(String(req.headers.range ?? ''));
+        return false;
+      },
+    },
+  );
 }
 
 function s3Source(label: string, p: S3Provider, version: string): ReplicaSource {
   return {
-    label, size: data.length, versionChecked: true,
+    label,
+    size: data.length,
+    versionChecked: true,
     read: (o, n) => p.readRange('obj.bin', o, n, { version }),
     stream: (o, n) => p.readRangeStream('obj.bin', o, n, { version }),
   };
@@ -67,7 +81,10 @@ t.before(async () => {
   hash = await hashStream(await p.readStream('obj.bin'), MiB);
   await p.close();
 });
-t.teardown(async () => { for (const p of proxies) await p.close(); await s3?.cleanup(); });
+t.teardown(async () => {
+  for (const p of proxies) await p.close();
+  await s3?.cleanup();
+});
 
 function origIn(t: { teardown(fn: () => void): void }): string {
   const dir = tempDir(t);
@@ -91,8 +108,15 @@ t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests t
   const blocks = Math.ceil(data.length / MiB);
   t.ok(seen.length < blocks / 2, `${seen.length} GETs for ${blocks} blocks`, { seen });
   t.match(seen[0], /^bytes=0-131071$/, 'the first read of a handle is a small request of just its bytes');
-  const sizes = seen.slice(1).map((s) => { const m = /bytes=(\d+)-(\d+)/.exec(s)!; return Number(m[2]) - Number(m[1]) + 1; });
-  t.ok(sizes.some((n) => n >= 4 * MiB), 'windows ramp up to several blocks', { sizes });
+  const sizes = seen.slice(1).map((s) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(s)!;
+    return Number(m[2]) - Number(m[1]) + 1;
+  });
+  t.ok(
+    sizes.some((n) => n >= 4 * MiB),
+    'windows ramp up to several blocks',
+    { sizes },
+  );
   await cache.settled();
   t.ok(cache.stats().blocks >= blocks - 1, 'streamed blocks were cached behind the reader');
 });
@@ -121,15 +145,21 @@ t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a co
   a.proxy.clear();
   a.seen.length = 0;
   let bad = -1;
-  a.proxy.inject({ kind: 'flip' }, { times: 1, match: (req) => {
-    if (!isGet(req)) return false;
-    a.seen.push(String(req.headers.range));
-    const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range));
-    const len = m ? Number(m[2]) - Number(m[1]) + 1 : 0;
-    if (len < 4 * MiB) return false;
-    bad = Math.floor((Number(m![1]) + (len >> 1)) / MiB);
-    return true;
-  } });
+  a.proxy.inject(
+    { kind: 'flip' },
+    {
+      times: 1,
+      match: (req) => {
+        if (!isGet(req)) return false;
+        a.seen.push(String(req.headers.range));
+        const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range));
+        const len = m ? Number(m[2]) - Number(m[1]) + 1 : 0;
+        if (len < 4 * MiB) return false;
+        bad = Math.floor((Number(m![1]) + (len >> 1)) / MiB);
+        return true;
+      },
+    },
+  );
   watch(b.proxy, b.seen);
   b.seen.length = 0;
   const r = new BlobReader(cache, blob, sources);
@@ -157,20 +187,39 @@ t.test('a stream cut halfway resumes from the exact byte it stopped at', async (
   const cut = MiB + MiB / 2;
   let cutAt = -1;
   proxy.clear();
-  proxy.inject({ kind: 'truncate', bytes: cut }, { times: 1, match: (req) => {
-    if (!isGet(req)) return false;
-    const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range))!;
-    if (Number(m[2]) - Number(m[1]) + 1 < 2 * MiB) return false;
-    cutAt = Number(m[1]) + cut;
-    return true;
-  } });
-  proxy.inject({ kind: 'delay', ms: 0 }, { times: 1, match: (req) => { if (isGet(req)) seen.push(String(req.headers.range)); return false; } });
+  proxy.inject(
+    { kind: 'truncate', bytes: cut },
+    {
+      times: 1,
+      match: (req) => {
+        if (!isGet(req)) return false;
+        const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range))!;
+        if (Number(m[2]) - Number(m[1]) + 1 < 2 * MiB) return false;
+        cutAt = Number(m[1]) + cut;
+        return true;
+      },
+    },
+  );
+  proxy.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        if (isGet(req)) seen.push(String(req.headers.range));
+        return false;
+      },
+    },
+  );
   seen.length = 0;
   const got = await readAll(r, data.length);
   const [a, b] = sameAsB3sum(dir, got, 'got');
   t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
   t.ok(cutAt > 0, 'a window was cut');
-  t.ok(seen.some((s) => s.startsWith(`bytes=${cutAt}-`)), `the next request starts at byte ${cutAt}`, { seen });
+  t.ok(
+    seen.some((s) => s.startsWith(`bytes=${cutAt}-`)),
+    `the next request starts at byte ${cutAt}`,
+    { seen },
+  );
 });
 
 function diskBytes(dir: string): number {
@@ -208,7 +257,9 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   const st = await p.stat('obj.bin');
   const delay = 1500;
   process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS = String(delay);
-  t.teardown(() => { delete process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS; });
+  t.teardown(() => {
+    delete process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS;
+  });
   // Sequential 128 KiB reads (streamed windows), or whole blocks read backwards (one fetch each).
   const timeRead = async (queue: number, name: string, backwards: boolean) => {
     const cache = await BlockCache.open({ dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });

@@ -58,7 +58,7 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
   t.equal(blake3Hex((await getObject(s3, 'w/album/photo.bin'))!), b3sum(payload), 'moved object intact');
   t.equal(sh('rm', [join(mnt, 'cloud', 'album', 'photo.bin')]).code, 0, 'rm');
   t.notOk((await keys(s3, 'w/')).includes('w/album/photo.bin'), 'deleted from the bucket');
-  t.match(sh('ln', ['-s', 'x', join(mnt, 'cloud', 'link')]).stderr, /Operation not permitted/, 'symlinks: EPERM, symlink(2)\'s answer where the filesystem has none');
+  t.match(sh('ln', ['-s', 'x', join(mnt, 'cloud', 'link')]).stderr, /Operation not permitted/, "symlinks: EPERM, symlink(2)'s answer where the filesystem has none");
   // What docs/vfs.md's table says a bucket refuses: hard links (EPERM), owners (EPERM).
   const kept = join(mnt, 'cloud', 'album', 'kept.txt');
   writeFileSync(kept, 'k');
@@ -70,9 +70,14 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
   const f = join(mnt, 'cloud', 'existing.txt');
   const ready = join(dir, 'ready');
   const go = join(dir, 'go');
-  const child = spawn('bash', ['-c', `exec 3<>${JSON.stringify(f)}; touch ${JSON.stringify(ready)}; while [ ! -e ${JSON.stringify(go)} ]; do sleep 0.05; done; echo ours >&3; exec 3>&-`]);
+  const child = spawn('bash', [
+    '-c',
+    `exec 3<>${JSON.stringify(f)}; touch ${JSON.stringify(ready)}; while [ ! -e ${JSON.stringify(go)} ]; do sleep 0.05; done; echo ours >&3; exec 3>&-`,
+  ]);
   const exited = new Promise<number | null>((res) => child.on('exit', res));
-  t.teardown(() => { child.kill('SIGKILL'); });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
   await until('the writer to open the file', () => existsSync(ready));
   await s3.put('w/existing.txt', 'changed remotely\n');
   writeFileSync(go, '');
@@ -82,7 +87,11 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
   t.match(copies[0], /^w\/existing \(conflict \d{4}-\d\d-\d\d writer\)\.txt$/, 'named after the date and the node');
   t.equal((await getObject(s3, 'w/existing.txt'))?.toString(), 'changed remotely\n', 'the remote change is not overwritten');
   t.equal((await getObject(s3, copies[0]))?.toString(), 'ours\nnal\n', 'our version is kept in the copy');
-  await until('the copy in the index', () => vdfs(home, ['ls', '/cloud', '--json']).json<{ name: string }[]>().some((e) => e.name === copies[0].slice(2)));
+  await until('the copy in the index', () =>
+    vdfs(home, ['ls', '/cloud', '--json'])
+      .json<{ name: string }[]>()
+      .some((e) => e.name === copies[0].slice(2)),
+  );
 });
 
 t.test('touch and chmod right after a write survive its upload (S3 keeps neither: the index does)', async (t) => {

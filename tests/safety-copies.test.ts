@@ -7,10 +7,26 @@ import { sh, startMount } from './helpers/mount';
 import { startS3Server } from './helpers/s3-server';
 import { makeNode, pair, startPeerDaemon, waitFor } from './helpers/peer';
 
-interface Replica { location: string; path: string; node: string; online: boolean; lastSeen: string | null; lastVerified: string | null }
-interface Whereis { path: string; hash: string | null; size: number; replicas: Replica[] }
+interface Replica {
+  location: string;
+  path: string;
+  node: string;
+  online: boolean;
+  lastSeen: string | null;
+  lastVerified: string | null;
+}
+interface Whereis {
+  path: string;
+  hash: string | null;
+  size: number;
+  replicas: Replica[];
+}
 interface Copies {
-  min: number; scope: string; files: number; histogram: Record<'1' | '2' | '3+', number>; under: { files: number; bytes: number };
+  min: number;
+  scope: string;
+  files: number;
+  histogram: Record<'1' | '2' | '3+', number>;
+  under: { files: number; bytes: number };
   groups: { locations: { name: string; online: boolean; lastSeen: string | null }[]; files: number; bytes: number; paths: string[] }[];
 }
 
@@ -44,7 +60,10 @@ t.test('whereis and copies across two local locations and S3, with one location 
   const w = vdfsOk(home, ['whereis', '/a/everywhere.bin', '--json']).json<Whereis>();
   t.equal(w.hash, b3sum(join(a, 'everywhere.bin')), 'whereis names the content by its b3sum');
   t.same(w.replicas.map((r) => r.path).sort(), ['/a/everywhere.bin', '/b/everywhere-copy.bin', '/cloud/every.bin'], 'every replica, with its path there');
-  t.ok(w.replicas.every((r) => r.online && r.lastSeen !== null && r.node === 'n1'), 'all online, seen now, on this node');
+  t.ok(
+    w.replicas.every((r) => r.online && r.lastSeen !== null && r.node === 'n1'),
+    'all online, seen now, on this node',
+  );
 
   // copies.min 2: only-a and only-b are under; empty files do not count.
   vdfsOk(home, ['config', 'set', 'copies.min', '2']);
@@ -53,12 +72,22 @@ t.test('whereis and copies across two local locations and S3, with one location 
   t.equal(c.files, 7, 'seven non-empty files (the empty one does not count)');
   t.same(c.histogram, { '1': 2, '2': 2, '3+': 3 });
   t.same(c.under, { files: 2, bytes: onlyA.length + 'only on b\n'.length });
-  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.files, g.paths]).sort(), [['a', 1, ['/a/sub/only-a.bin']], ['b', 1, ['/b/only-b.txt']]]);
+  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.files, g.paths]).sort(), [
+    ['a', 1, ['/a/sub/only-a.bin']],
+    ['b', 1, ['/b/only-b.txt']],
+  ]);
 
   vdfsOk(home, ['config', 'set', 'copies.min', '3']);
   c = vdfsOk(home, ['copies', '/a/sub', '--json']).json<Copies>();
   t.equal(c.scope, '/a/sub');
-  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.paths]).sort(), [['a+cloud', ['/a/sub/twice.bin']], ['a', ['/a/sub/only-a.bin']]], 'scoped, grouped by the set of locations');
+  t.same(
+    c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.paths]).sort(),
+    [
+      ['a+cloud', ['/a/sub/twice.bin']],
+      ['a', ['/a/sub/only-a.bin']],
+    ],
+    'scoped, grouped by the set of locations',
+  );
 
   const status = vdfsOk(home, ['status']).stdout;
   t.match(status, /copies: 4 of 7 files .* have fewer than 3 copies/, 'status carries the one-line summary');
@@ -97,7 +126,7 @@ t.test('whereis and copies across two local locations and S3, with one location 
   t.equal(vdfs(home, ['config', 'set', 'copies.min', '0']).code, 2, 'copies.min must be >= 1');
 });
 
-t.test('whereis and copies count a paired peer\'s location, and show it offline with its last-seen time when it goes away', async (t) => {
+t.test("whereis and copies count a paired peer's location, and show it offline with its last-seen time when it goes away", async (t) => {
   const dir = tempDir(t);
   const shared = randomBytes(40_000);
   const a = makeNode(dir, 'alpha', { 'shared.bin': shared, 'alpha-only.bin': randomBytes(3000) });
@@ -107,17 +136,34 @@ t.test('whereis and copies count a paired peer\'s location, and show it offline 
   pair(a.home, b.home, ['docs']);
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
   const w = vdfsOk(b.home, ['whereis', '/docs/sub/shared-here.bin', '--json']).json<Whereis>();
-  t.same(w.replicas.map((r) => [r.path, r.node, r.online]), [['/docs/sub/shared-here.bin', 'beta', true], ['/adocs/shared.bin', 'alpha', true]], 'the peer\'s replica, on node alpha, local disk first');
+  t.same(
+    w.replicas.map((r) => [r.path, r.node, r.online]),
+    [
+      ['/docs/sub/shared-here.bin', 'beta', true],
+      ['/adocs/shared.bin', 'alpha', true],
+    ],
+    "the peer's replica, on node alpha, local disk first",
+  );
   vdfsOk(b.home, ['config', 'set', 'copies.min', '2']);
   let c = vdfsOk(b.home, ['copies', '--json']).json<Copies>();
   t.same(c.histogram, { '1': 2, '2': 2, '3+': 0 });
-  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.paths]).sort(), [['adocs', ['/adocs/alpha-only.bin']], ['docs', ['/docs/beta-only.bin']]]);
+  t.same(c.groups.map((g) => [g.locations.map((l) => l.name).join('+'), g.paths]).sort(), [
+    ['adocs', ['/adocs/alpha-only.bin']],
+    ['docs', ['/docs/beta-only.bin']],
+  ]);
 
   // B's daemon follows A; A goes away.
   const db = await startPeerDaemon(b.home);
   t.teardown(() => db.stop());
   await da.stop();
-  const offAt = await waitFor(() => vdfsOk(b.home, ['location', 'ls', '--json']).json<{ name: string; online: boolean }[]>().find((l) => l.name === 'adocs')?.online === false, 20_000, 200);
+  const offAt = await waitFor(
+    () =>
+      vdfsOk(b.home, ['location', 'ls', '--json'])
+        .json<{ name: string; online: boolean }[]>()
+        .find((l) => l.name === 'adocs')?.online === false,
+    20_000,
+    200,
+  );
   t.ok(offAt >= 0, 'the peer location is marked offline');
   const w2 = vdfsOk(b.home, ['whereis', '/docs/sub/shared-here.bin', '--json']).json<Whereis>();
   const ra = w2.replicas.find((r) => r.location === 'adocs')!;

@@ -78,17 +78,24 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
   const groups = JSON.parse(dupes.stdout) as { hash: string; size: number; paths: string[] }[];
   // Every pair is a group, but for the pairs holding an empty file (one per folder: empty files are left out).
   t.equal(groups.length, TOTAL / 2 - (FOLDERS + 1), 'dupes finds every pair of identical files');
-  t.ok(groups.every((gr) => gr.paths.length === 2 && gr.paths[0].replace(/\d+\.jpg$/, '') === gr.paths[1].replace(/\d+\.jpg$/, '')), 'each group is the two files of one folder');
+  t.ok(
+    groups.every((gr) => gr.paths.length === 2 && gr.paths[0].replace(/\d+\.jpg$/, '') === gr.paths[1].replace(/\d+\.jpg$/, '')),
+    'each group is the two files of one folder',
+  );
   t.ok(groups[0].size >= groups[groups.length - 1].size, 'the most space wasted first');
   t.ok(dupes.mb < CLI_RSS_MB, `dupes of ${groups.length} groups max RSS ${dupes.mb.toFixed(0)} MB < ${CLI_RSS_MB} MB`);
 
   // A real daemon: start-up (rescans, watches), then idle; its RSS read back through `vdfs status`.
   const child = spawn(process.execPath, [VDFS_BIN, '--home', home, 'serve', '--webdav', '127.0.0.1:0', '--webdav-insecure-no-auth'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  child.stderr.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   type DaemonMemory = { pid: number; rss: number; peakRss: number } | null;
-  let daemon: DaemonMemory = null as DaemonMemory;
+  let daemon: DaemonMemory;
   const deadline = Date.now() + 60_000;
   // Ready when it has watched the live location: a file made there reaches the index.
   mkdirSync(join(live, 'a', 'b'), { recursive: true });

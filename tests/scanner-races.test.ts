@@ -16,11 +16,18 @@ function setup(t: Test, workers = 2) {
   const { home } = Home.init(join(dir, 'home'), 'races');
   const loc = home.db.transaction(() => home.locations.add({ name: 'main', uri: src, kind: 'local', ownerNode: home.nodeId, readonly: false, options: {} })).immediate();
   const pool = new HashPool(workers);
-  t.teardown(async () => { await pool.close(); home.close(); });
+  t.teardown(async () => {
+    await pool.close();
+    home.close();
+  });
   const problems: ScanProblem[] = [];
   const scan = (opts: ScanOptions = {}) =>
-    scanLocalLocation({ db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
-      home.locations.get('main'), src, { onProblem: (p) => problems.push(p), ...opts });
+    scanLocalLocation(
+      { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize },
+      home.locations.get('main'),
+      src,
+      { onProblem: (p) => problems.push(p), ...opts },
+    );
   return { dir, src, home, loc, scan, problems };
 }
 
@@ -49,7 +56,14 @@ t.test('files that vanish or change between listing and hashing', async (t) => {
   t.same(problems, [], 'a vanished file is not a problem');
   t.equal(s.files, 18, 'vanished files are not counted');
   t.equal(s.hashed, 18);
-  t.same(home.entries.children(home.entries.resolve(1, 'sub')!.id).map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(), 'vanished files left the index');
+  t.same(
+    home.entries
+      .children(home.entries.resolve(1, 'sub')!.id)
+      .map((e) => e.name)
+      .sort(),
+    Array.from({ length: 10 }, (_, i) => `f${i + 10}.txt`).sort(),
+    'vanished files left the index',
+  );
   const e = home.entries.resolve(1, 'sub/f15.txt')!;
   t.equal(e.hash, b3sum(join(src, 'sub', 'f15.txt')), 'the changed file is hashed as it is now');
   t.equal(e.size, 'file 15 and more'.length);
@@ -63,7 +77,11 @@ t.test('a file that keeps changing while it is hashed is retried, then reported'
   // A writer appending every 2 ms on the main thread, which is free while the workers hash.
   const timer = setInterval(() => appendFileSync(join(src, 'busy.log'), 'line\n'), 2);
   let s;
-  try { s = await scan(); } finally { clearInterval(timer); }
+  try {
+    s = await scan();
+  } finally {
+    clearInterval(timer);
+  }
   t.equal(s.errors, 1);
   t.equal(problems.length, 1);
   t.match(problems[0], { path: 'busy.log', message: /changed while being hashed 3 times/ });

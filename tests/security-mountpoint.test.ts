@@ -30,7 +30,7 @@ t.test('a mount point made by another user, writable by others or a symlink is r
   mkdirSync(foreign);
   chownSync(foreign, NOBODY, NOBODY);
   let r = vdfs(h, ['mount', foreign], { timeoutMs: 30_000 });
-  t.not(r.code, 0, 'another user\'s directory: refused');
+  t.not(r.code, 0, "another user's directory: refused");
   t.match(r.stderr, /mount point .*foreign-mnt is owned by uid \d+, not by you/, 'with a clear error');
   t.notOk(isMounted(foreign), 'nothing mounted there');
 
@@ -65,7 +65,8 @@ t.test('vdfs up: a default mount point parent in /tmp pre-created by another use
   process.env.TMPDIR = dir; // the child's os.tmpdir()
   delete process.env.XDG_RUNTIME_DIR;
   t.teardown(() => {
-    if (oldTmp === undefined) delete process.env.TMPDIR; else process.env.TMPDIR = oldTmp;
+    if (oldTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = oldTmp;
     if (oldXdg !== undefined) process.env.XDG_RUNTIME_DIR = oldXdg;
   });
   const uid = process.getuid!();
@@ -97,7 +98,7 @@ async function foreignFuse(t: { teardown(fn: () => unknown): void }, mnt: string
     proc.kill('SIGKILL');
     if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt], { timeout: 10_000 });
   });
-  for (const t0 = Date.now(); !out.includes('foreign mounted'); ) {
+  for (const t0 = Date.now(); !out.includes('foreign mounted');) {
     if (proc.exitCode !== null || Date.now() - t0 > 15_000) throw new Error(`foreign FUSE mount did not come up: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -132,7 +133,9 @@ t.test('stale-mount recovery never touches a mount that is not ours', async (t) 
   mkdirSync(tmpfs);
   const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tmpfs], { encoding: 'utf8' });
   t.equal(mounted.status, 0, `mount tmpfs: ${mounted.stderr}`);
-  t.teardown(() => { spawnSync('umount', ['-l', tmpfs]); });
+  t.teardown(() => {
+    spawnSync('umount', ['-l', tmpfs]);
+  });
   writeFileSync(join(tmpfs, 'keep'), 'x');
   r = vdfs(h, ['mount', tmpfs], { timeoutMs: 30_000 });
   t.not(r.code, 0, 'refused over a tmpfs');
@@ -153,7 +156,7 @@ t.test('what counts as ours: fuse.vdfs from vdfs with our user_id', async (t) =>
   const uid = process.getuid!();
   const m = (fstype: string, source: string, opts: string) => ({ mountpoint: '/x', fstype, source, superOptions: opts });
   t.ok(isOurs(m('fuse.vdfs', 'vdfs', `rw,user_id=${uid},group_id=0`)));
-  t.notOk(isOurs(m('fuse.vdfs', 'vdfs', `rw,user_id=${uid + 1},group_id=0`)), 'another user\'s vdfs');
+  t.notOk(isOurs(m('fuse.vdfs', 'vdfs', `rw,user_id=${uid + 1},group_id=0`)), "another user's vdfs");
   t.notOk(isOurs(m('fuse.vdfs', 'vdfs', `rw,user_id=1${uid},group_id=0`)), 'a user_id that only starts like ours');
   t.notOk(isOurs(m('fuse.sshfs', 'vdfs', `rw,user_id=${uid}`)));
   t.notOk(isOurs(m('tmpfs', 'tmpfs', 'rw')));

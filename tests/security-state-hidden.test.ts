@@ -15,8 +15,12 @@ import { dav, startWebdavServer } from './helpers/webdav';
 function indexed(home: string, names: string[]): string[] {
   const db = new Database(join(home, 'index.db'), { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare(`SELECT e.name FROM entries e JOIN locations l ON l.id = e.location_id
-      WHERE e.name IN (SELECT value FROM json_each(?))`).all(JSON.stringify(names)) as { name: string }[];
+    const rows = db
+      .prepare(
+        `SELECT e.name FROM entries e JOIN locations l ON l.id = e.location_id
+      WHERE e.name IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(names)) as { name: string }[];
     return rows.map((r) => r.name);
   } finally {
     db.close();
@@ -54,12 +58,21 @@ t.test('WebDAV: the home and the cache inside the shared location are neither li
   const srv = await startWebdavServer(t, {
     seed: (loc) => writeFileSync(join(loc, 'ok.txt'), 'ok'),
     homeDir: (_dir, loc) => join(loc, '.vdfs-home'),
-    afterInit: (home, loc) => { vdfsOk(home, ['config', 'set', 'cache.dir', join(loc, 'shared-cache')]); },
+    afterInit: (home, loc) => {
+      vdfsOk(home, ['config', 'set', 'cache.dir', join(loc, 'shared-cache')]);
+    },
   });
   const { port, home, locDir } = srv;
   const configBefore = readFileSync(join(home, 'config.json'), 'utf8');
   t.equal((await dav(port, 'GET', '/loc/ok.txt')).status, 200, 'a user file is served');
-  for (const p of ['/loc/.vdfs-home/index.db', '/loc/.vdfs-home/config.json', '/loc/.vdfs-home/keys/node.key', '/loc/.vdfs-home/', '/loc/.vdfs-home/staging/', '/loc/shared-cache/']) {
+  for (const p of [
+    '/loc/.vdfs-home/index.db',
+    '/loc/.vdfs-home/config.json',
+    '/loc/.vdfs-home/keys/node.key',
+    '/loc/.vdfs-home/',
+    '/loc/.vdfs-home/staging/',
+    '/loc/shared-cache/',
+  ]) {
     const r = await dav(port, 'GET', p);
     t.equal(r.status, 404, `GET ${p}`);
     t.equal((await dav(port, 'PROPFIND', p, { headers: { Depth: '0' } })).status, 404, `PROPFIND ${p}`);

@@ -14,7 +14,9 @@ const NOBODY = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })
 
 t.test('a new home is private, including the index WAL of a running daemon', async (t) => {
   const old = process.umask(0o022); // the usual umask: without explicit modes files would be 0644
-  t.teardown(() => { process.umask(old); });
+  t.teardown(() => {
+    process.umask(old);
+  });
   const srv = await startWebdavServer(t, { seed: (d) => writeFileSync(join(d, 'a.txt'), 'a') });
   const h = srv.home;
   for (const d of ['', 'keys', 'staging', 'cache']) t.equal(mode(join(h, d)), 0o700, `${d || 'home'}/ is 0700`);
@@ -41,7 +43,9 @@ t.test('an existing home made world-readable gets its modes fixed when opened', 
 
 t.test('cache blocks and their folders are private', async (t) => {
   const old = process.umask(0o022);
-  t.teardown(() => { process.umask(old); });
+  t.teardown(() => {
+    process.umask(old);
+  });
   const dir = tempDir(t);
   const c = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 20, memoryBytes: 0 });
   await c.put('k1', Buffer.from('block one'));

@@ -53,10 +53,7 @@ t.test('WebDAV: GET and PUT through a swapped-in symlink are refused', async (t)
   // it, which is the window the attack uses. Between rounds the index settles again.
   for (let round = 0; round < 4; round++) {
     const undo = swap(locDir, outside);
-    const [get, put] = await Promise.all([
-      dav(port, 'GET', '/loc/d/f.txt'),
-      dav(port, 'PUT', `/loc/d/evil-${round}`, { body: 'pwned' }),
-    ]);
+    const [get, put] = await Promise.all([dav(port, 'GET', '/loc/d/f.txt'), dav(port, 'PUT', `/loc/d/evil-${round}`, { body: 'pwned' })]);
     t.not(get.status, 200, `round ${round}: GET refused (${get.status})`);
     t.notMatch(get.text, SECRET, `round ${round}: nothing from outside is served`);
     t.ok(put.status >= 400, `round ${round}: PUT refused (${put.status})`);
@@ -86,8 +83,19 @@ t.test('FUSE: reads and writes through a swapped-in symlink are refused', async 
   // up yet: after the swap, every access to d/f.txt reaches the daemon, whose index still has d/.
   t.ok(statSync(join(mnt, 'loc', 'd')).isDirectory());
   swap(src, outside);
-  const r = sh('sh', ['-c', `cat "$1"; echo pwned > "$2"; echo pwned >> "$1"; chmod 600 "$1"; touch -d 2001-01-01 "$1"; truncate -s 1 "$1"; mkdir "$3"; ln -s x "$4"; true`,
-    'sh', f, join(mnt, 'loc', 'd', 'evil'), join(mnt, 'loc', 'd', 'evil-dir'), join(mnt, 'loc', 'd', 'evil-link')], { timeoutMs: 20_000 });
+  const r = sh(
+    'sh',
+    [
+      '-c',
+      `cat "$1"; echo pwned > "$2"; echo pwned >> "$1"; chmod 600 "$1"; touch -d 2001-01-01 "$1"; truncate -s 1 "$1"; mkdir "$3"; ln -s x "$4"; true`,
+      'sh',
+      f,
+      join(mnt, 'loc', 'd', 'evil'),
+      join(mnt, 'loc', 'd', 'evil-dir'),
+      join(mnt, 'loc', 'd', 'evil-link'),
+    ],
+    { timeoutMs: 20_000 },
+  );
   t.notMatch(r.stdout, SECRET, 'nothing from outside was read');
   t.match(r.stderr, /cat: .*f\.txt/, 'the read was refused');
   t.same(readdirSync(outside), ['f.txt'], 'nothing was created outside the location');
@@ -147,7 +155,9 @@ t.test('scan: a directory swapped for a symlink while the scan walks is never li
             fs.renameSync(p('d' + i), p('d' + i + '.link')); fs.renameSync(p('d' + i + '.real'), p('d' + i)); } catch {}
     }`;
   const attacker = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
-  t.teardown(() => { attacker.kill('SIGKILL'); });
+  t.teardown(() => {
+    attacker.kill('SIGKILL');
+  });
   const leaked: string[] = [];
   for (let round = 0; round < 15 && leaked.length === 0; round++) {
     const r = vdfs(home, ['scan']);

@@ -50,7 +50,9 @@ t.test('an fsynced staged write survives kill -9 and is uploaded after restart',
   const { dir, home, src, mnt } = setup(t);
   // The disk refuses new files for now (immutable directory): uploads fail and are retried.
   t.equal(sh('chattr', ['+i', src]).code, 0, 'chattr +i (needs root and ext4)');
-  t.teardown(() => { sh('chattr', ['-i', src]); });
+  t.teardown(() => {
+    sh('chattr', ['-i', src]);
+  });
   const m1 = await startMount(home, mnt);
   t.teardown(() => m1.stop());
   const payload = join(dir, 'payload.bin');
@@ -81,5 +83,9 @@ t.test('a change at the source while a file is open for writing produces a confl
   t.match(copies[0], /^existing \(conflict \d{4}-\d\d-\d\d stager\)\.txt$/, 'named after the date and the node');
   t.equal(readFileSync(join(src, 'existing.txt'), 'utf8'), 'changed elsewhere\n', 'the newer remote version is kept');
   t.equal(readFileSync(join(src, copies[0]), 'utf8'), 'ours\nnal\n', 'our version is in the copy (ours written over the start of the original)');
-  await until('the index', () => vdfs(home, ['ls', '/wb', '--json']).json<{ name: string }[]>().some((e) => e.name === copies[0]));
+  await until('the index', () =>
+    vdfs(home, ['ls', '/wb', '--json'])
+      .json<{ name: string }[]>()
+      .some((e) => e.name === copies[0]),
+  );
 });

@@ -19,7 +19,9 @@ function plainGet(url: string): Promise<{ status: number; headers: Record<string
 /** Runs Debian's chromium headless (as root it needs --no-sandbox), with a hard timeout. */
 function chromium(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--hide-scrollbars', '--user-data-dir=' + args[0], ...args.slice(1)], {
-    encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 26,
+    encoding: 'utf8',
+    timeout: 90_000,
+    maxBuffer: 1 << 26,
   });
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
@@ -81,7 +83,11 @@ t.test('GET /~vdfs/ renders the status page in headless Chromium; the numbers re
   t.notMatch(dom, /(src|href)="https?:/i, 'no external asset');
 
   // Numbers read back from the rendered DOM against vdfs status --json.
-  t.same([text(dom, 'copies-1'), text(dom, 'copies-2'), text(dom, 'copies-3')].map(Number), [status.copies.histogram['1'], status.copies.histogram['2'], status.copies.histogram['3+']], 'the copies histogram');
+  t.same(
+    [text(dom, 'copies-1'), text(dom, 'copies-2'), text(dom, 'copies-3')].map(Number),
+    [status.copies.histogram['1'], status.copies.histogram['2'], status.copies.histogram['3+']],
+    'the copies histogram',
+  );
   t.same(status.copies.histogram, { '1': 2, '2': 2, '3+': 3 }, 'which is right for what was seeded');
   t.equal(Number(attr(dom, 'copies', 'data-under')), status.copies.under.files);
   t.equal(Number(attr(dom, 'pinned', 'data-bytes')), 3000, 'pinned bytes');

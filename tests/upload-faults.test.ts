@@ -104,9 +104,13 @@ t.test('an upload that lands after its file was renamed: the leftover is deleted
   t.match(owed[0].last_error, /^EHOSTDOWN: /, 'recorded with its code');
   t.ok((await keys(s3)).includes('w/b.bin'), 'the leftover is still in the bucket (the delete failed)');
   await until('the renamed file to be uploaded under its new name', async () => (await keys(s3)).includes('w/c.bin'));
-  t.equal(blake3Hex(await object(s3, 'w/c.bin')), blake3Hex(b), 'c.bin holds b\'s bytes');
+  t.equal(blake3Hex(await object(s3, 'w/c.bin')), blake3Hex(b), "c.bin holds b's bytes");
   await s2.close();
-  t.equal(vdfsOk(home, ['status', '--json']).json<{ uploads: { remoteDeletes: number } }>().uploads.remoteDeletes, 1, 'vdfs status shows the delete still owed after the daemon stopped');
+  t.equal(
+    vdfsOk(home, ['status', '--json']).json<{ uploads: { remoteDeletes: number } }>().uploads.remoteDeletes,
+    1,
+    'vdfs status shows the delete still owed after the daemon stopped',
+  );
 
   // After a restart with the bucket reachable again, the owed delete is done.
   proxy.clear();
@@ -137,11 +141,18 @@ t.test('a conflict whose remote version cannot be read (bucket unreachable) is r
   const row = store.pending(s.h.locations.find('cloud')!.id, 'existing.txt');
   t.ok(row, 'its upload is still queued');
   t.match(row?.last_error, /^EHOSTDOWN: /, 'failed with EHOSTDOWN, to be retried');
-  t.same((await keys(s3)).filter((k) => k.includes('(conflict ')), [], 'no conflict copy placed yet');
+  t.same(
+    (await keys(s3)).filter((k) => k.includes('(conflict ')),
+    [],
+    'no conflict copy placed yet',
+  );
 
   proxy.clear();
   let copies: string[] = [];
-  await until('the conflict copy', async () => (copies = (await keys(s3)).filter((k) => k.includes('(conflict '))).length === 1 && !store.pending(s.h.locations.find('cloud')!.id, 'existing.txt'));
+  await until(
+    'the conflict copy',
+    async () => (copies = (await keys(s3)).filter((k) => k.includes('(conflict '))).length === 1 && !store.pending(s.h.locations.find('cloud')!.id, 'existing.txt'),
+  );
   t.equal((await object(s3, 'w/existing.txt')).toString(), 'changed remotely\n', 'their version is kept');
   t.equal((await object(s3, copies[0])).toString(), 'oursinal\n', 'ours is in the copy');
   t.equal((await s.vfs.getattr('/cloud/existing.txt')).size, 'changed remotely\n'.length, 'the index describes theirs');

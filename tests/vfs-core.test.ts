@@ -23,7 +23,11 @@ async function open(t: Parameters<typeof tempDir>[0], layout: Record<string, Rec
   const h = Home.open(home);
   const blocks = await openBlockStore(h);
   const vfs = await createVfs(h, { blocks, openProvider: providerOpener(h) });
-  t.teardown(async () => { await vfs.close(); await blocks.close(); h.close(); });
+  t.teardown(async () => {
+    await vfs.close();
+    await blocks.close();
+    h.close();
+  });
   return { dir, vfs, blocks, home: h };
 }
 
@@ -31,7 +35,7 @@ async function readAll(vfs: Awaited<ReturnType<typeof createVfs>>, path: string,
   const fh = await vfs.open(path);
   const parts: Buffer[] = [];
   try {
-    for (let off = 0; ; ) {
+    for (let off = 0; ;) {
       const b = await vfs.read(fh, off, chunk);
       if (b.length === 0) break;
       parts.push(b);
@@ -83,8 +87,14 @@ t.test('no reachable replica: EHOSTDOWN, and the tree stays visible', async (t) 
   renameSync(join(dir, 'a'), join(dir, 'a-unplugged'));
   const attr = await vfs.getattr('/a/only.txt');
   t.equal(attr.size, 6, 'size still known');
-  await t.rejects(vfs.open('/a/only.txt').then((fh) => vfs.read(fh, 0, 10)), { code: 'EHOSTDOWN' });
-  t.same((await vfs.readdir('/a')).map((d) => d.name), ['only.txt']);
+  await t.rejects(
+    vfs.open('/a/only.txt').then((fh) => vfs.read(fh, 0, 10)),
+    { code: 'EHOSTDOWN' },
+  );
+  t.same(
+    (await vfs.readdir('/a')).map((d) => d.name),
+    ['only.txt'],
+  );
 });
 
 t.test('errors: ENOENT, ENOTDIR, EISDIR, EROFS, EXDEV, EINVAL', async (t) => {

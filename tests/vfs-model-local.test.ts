@@ -17,9 +17,15 @@ t.test('vfs model, local location: the Vfs behaves like a real directory, and so
   vdfsOk(home, ['location', 'add', 'm', src]);
   vdfsOk(home, ['scan']);
   const { daemon } = await startVfsDaemon(t, home);
-  await runModel(t, oracle, {
-    vfs: daemon.vfs, loc: '/m',
-    caps: { symlinks: true, modes: 'kept', times: true },
-    sourceTree: (rel) => fsTree(join(src, rel)),
-  }, { runs: 50 });
+  await runModel(
+    t,
+    oracle,
+    {
+      vfs: daemon.vfs,
+      loc: '/m',
+      caps: { symlinks: true, modes: 'kept', times: true },
+      sourceTree: (rel) => fsTree(join(src, rel)),
+    },
+    { runs: 50 },
+  );
 });

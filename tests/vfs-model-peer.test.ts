@@ -21,8 +21,15 @@ t.test('vfs model, peer location: read-only through the Vfs, and it follows the 
   pair(a.home, b.home, ['docs']);
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
   const { daemon } = await startVfsDaemon(t, b.home);
-  await runModel(t, oracle, {
-    vfs: daemon.vfs, loc: '/adocs', ownerDir: a.src,
-    caps: { symlinks: true, modes: 'kept', times: true },
-  }, { runs: 6, minOps: 6, maxOps: 16 });
+  await runModel(
+    t,
+    oracle,
+    {
+      vfs: daemon.vfs,
+      loc: '/adocs',
+      ownerDir: a.src,
+      caps: { symlinks: true, modes: 'kept', times: true },
+    },
+    { runs: 6, minOps: 6, maxOps: 16 },
+  );
 });

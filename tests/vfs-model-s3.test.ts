@@ -49,13 +49,19 @@ t.test('vfs model, S3 location: staged writes behave like a real directory and l
   vdfsOk(home, ['scan', 'cloud']);
   const { daemon } = await startVfsDaemon(t, home);
   const queue = daemon.vfs.staged.queue;
-  await runModel(t, oracle, {
-    vfs: daemon.vfs, loc: '/cloud',
-    caps: { symlinks: false, modes: 'kept', times: true },
-    async sourceTree(rel) {
-      if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
-      t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
-      return bucketTree(s3, `w/${rel}/`);
+  await runModel(
+    t,
+    oracle,
+    {
+      vfs: daemon.vfs,
+      loc: '/cloud',
+      caps: { symlinks: false, modes: 'kept', times: true },
+      async sourceTree(rel) {
+        if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
+        t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
+        return bucketTree(s3, `w/${rel}/`);
+      },
     },
-  }, { runs: 20 });
+    { runs: 20 },
+  );
 });

@@ -12,14 +12,32 @@ import { basicAuth, dav, metric, registerWebdavLogin, startWebdavServer, webdavL
 // included; guessing is throttled without spending scrypt; unknown names cost the same.
 
 /** One request from a chosen loopback source address (127.0.0.x are all this host). */
-function from(source: string, port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; ms: number }> {
+function from(
+  source: string,
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const req = request({ host: '127.0.0.1', port, method, path, localAddress: source, headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, ms: Date.now() - t0 }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        localAddress: source,
+        headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+        timeout: 30_000,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, ms: Date.now() - t0 }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
     req.end(body);
@@ -31,7 +49,10 @@ const md5 = (s: string) => createHash('md5').update(s).digest('hex');
 /** An RFC 7616 client answer (MD5, qop=auth) to the Digest challenge among `challenges`. */
 function digestAnswer(challenges: string | string[] | undefined, user: string, password: string, method: string, uri: string): string {
   const list = Array.isArray(challenges) ? challenges : [challenges ?? ''];
-  const ch = list.join(', ').split(/, (?=Basic )/).find((c) => /^digest /i.test(c));
+  const ch = list
+    .join(', ')
+    .split(/, (?=Basic )/)
+    .find((c) => /^digest /i.test(c));
   if (!ch) throw new Error(`no Digest challenge in ${JSON.stringify(list)}`);
   const field = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(ch)?.[1] ?? '';
   const [realm, nonce, opaque] = [field('realm'), field('nonce'), field('opaque')];
@@ -54,7 +75,14 @@ t.test('loopback is no exception: every request needs the home credential or an 
   t.match(srv.output(), /WebDAV login: http:\/\/vdfs@127\.0\.0\.1:\d+\/ \(user vdfs; password: vdfs --home \S+ webdav credentials\)/, 'the daemon says how to log in');
 
   // The attack of the issue: another local user or app writes through the share
-  for (const [method, path, body] of [['GET', '/loc/f.txt'], ['PROPFIND', '/loc/'], ['OPTIONS', '/'], ['PUT', '/loc/authorized_keys', 'ssh-ed25519 AAAA attacker'], ['DELETE', '/loc/f.txt'], ['GET', '/~vdfs/metrics']] as const) {
+  for (const [method, path, body] of [
+    ['GET', '/loc/f.txt'],
+    ['PROPFIND', '/loc/'],
+    ['OPTIONS', '/'],
+    ['PUT', '/loc/authorized_keys', 'ssh-ed25519 AAAA attacker'],
+    ['DELETE', '/loc/f.txt'],
+    ['GET', '/~vdfs/metrics'],
+  ] as const) {
     const r = await dav(srv.port, method, path, { anonymous: true, body, headers: { Depth: '0' } });
     t.equal(r.status, 401, `${method} ${path} without credentials: 401`);
     // Node joins repeated WWW-Authenticate headers with ", "
@@ -74,9 +102,21 @@ t.test('loopback is no exception: every request needs the home credential or an 
   const digest = await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, login.password, 'GET', '/loc/f.txt') } });
   t.equal(digest.status, 200, 'Digest with the home credential');
   t.equal(digest.text, 'secret');
-  t.equal((await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, 'wrong', 'GET', '/loc/f.txt') } })).status, 401, 'Digest with a wrong password: 401');
-  t.equal((await dav(srv.port, 'DELETE', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, login.password, 'GET', '/loc/f.txt') } })).status, 401, 'a Digest answer for GET does not authorise a DELETE');
-  t.equal((await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, login.password, 'GET', '/loc/other') } })).status, 401, 'nor another URL');
+  t.equal(
+    (await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, 'wrong', 'GET', '/loc/f.txt') } })).status,
+    401,
+    'Digest with a wrong password: 401',
+  );
+  t.equal(
+    (await dav(srv.port, 'DELETE', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, login.password, 'GET', '/loc/f.txt') } })).status,
+    401,
+    'a Digest answer for GET does not authorise a DELETE',
+  );
+  t.equal(
+    (await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: digestAnswer(challenge, login.user, login.password, 'GET', '/loc/other') } })).status,
+    401,
+    'nor another URL',
+  );
   const forged = digestAnswer(challenge, login.user, login.password, 'GET', '/loc/f.txt').replace(/nonce="[^"]+"/, 'nonce="lzzzzzzz.AAAAAAAAAAAAAAAAAAAAAA"');
   t.equal((await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: forged } })).status, 401, 'a nonce the server did not make: 401');
 });
@@ -167,7 +207,10 @@ t.test('password guessing is throttled per address without scrypt, while real cl
   const spent = (await checks()) - before;
   const statuses = guesses.map((g) => g.status);
   t.notOk(statuses.includes(200), 'no guess got in');
-  t.ok(statuses.filter((x) => x === 429).length >= 50, `most guesses refused without a check (${statuses.filter((x) => x === 429).length}x 429, ${statuses.filter((x) => x === 503).length}x 503, ${statuses.filter((x) => x === 401).length}x 401)`);
+  t.ok(
+    statuses.filter((x) => x === 429).length >= 50,
+    `most guesses refused without a check (${statuses.filter((x) => x === 429).length}x 429, ${statuses.filter((x) => x === 503).length}x 503, ${statuses.filter((x) => x === 401).length}x 401)`,
+  );
   t.ok(spent <= 5, `only ${spent} of 60 parallel guesses cost a scrypt`);
 
   // It keeps guessing, one after the other: after 5 failures the address must wait
@@ -182,7 +225,11 @@ t.test('password guessing is throttled per address without scrypt, while real cl
   t.match(late.headers['retry-after'], /^\d+$/, '429 says when to retry');
   t.equal((await checks()) - before, 0, 'and costs nothing');
   // ...even with alice's right password: the address must wait out its back-off
-  t.equal((await from('127.0.0.3', port, 'GET', '/loc/f.txt', { Authorization: basicAuth('alice', 'alice password') })).status, 200, 'a credential accepted before is still served from the cache');
+  t.equal(
+    (await from('127.0.0.3', port, 'GET', '/loc/f.txt', { Authorization: basicAuth('alice', 'alice password') })).status,
+    200,
+    'a credential accepted before is still served from the cache',
+  );
 
   // Meanwhile everyone else is served
   const during = await Promise.all([
@@ -190,8 +237,15 @@ t.test('password guessing is throttled per address without scrypt, while real cl
     from('127.0.0.4', port, 'GET', '/loc/f.txt', { Authorization: basicAuth('alice', 'alice password') }),
     dav(port, 'GET', '/loc/f.txt'),
   ]);
-  t.same(during.map((r) => r.status), [200, 200, 200], 'alice, alice from a new address (one scrypt) and the home credential are served');
-  t.ok(during.every((r) => (r as { text: string }).text === 'the file'), 'with the file');
+  t.same(
+    during.map((r) => r.status),
+    [200, 200, 200],
+    'alice, alice from a new address (one scrypt) and the home credential are served',
+  );
+  t.ok(
+    during.every((r) => (r as { text: string }).text === 'the file'),
+    'with the file',
+  );
 });
 
 t.test('`vdfs up` shares read-only unless --writable, and prints the URL with the user and how to get the password', async (t) => {
@@ -203,7 +257,9 @@ t.test('`vdfs up` shares read-only unless --writable, and prints the URL with th
     mkdirSync(src);
     mkdirSync(mnt);
     writeFileSync(join(src, 'a.txt'), 'mine');
-    const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'up', src, '--mount', mnt, '--webdav', '127.0.0.1:0', ...(writable ? ['--writable'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'up', src, '--mount', mnt, '--webdav', '127.0.0.1:0', ...(writable ? ['--writable'] : [])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

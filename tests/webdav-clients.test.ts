@@ -34,7 +34,13 @@ function makeTree(root: string): void {
 }
 
 function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input, cwd: opts.cwd, env: { ...process.env, RCLONE_CONFIG: '/dev/null', ...opts.env } });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 120_000,
+    input: opts.input,
+    cwd: opts.cwd,
+    env: { ...process.env, RCLONE_CONFIG: '/dev/null', ...opts.env },
+  });
   if (r.error) throw new Error(`${cmd} could not run (is it installed?): ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout + r.stderr;
@@ -104,8 +110,12 @@ t.test('real clients copy trees in and out intact', async (t) => {
     chmodSync(join(conf, 'cache'), 0o777);
     // buf_size 64: with the default 16 KiB every directory read fails with EINVAL on Linux >= 6.16
     writeFileSync(join(conf, 'davfs2.conf'), `buf_size 64\nuse_locks 1\ncache_dir ${join(conf, 'cache')}\n`);
-    const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
-    const mount = () => run('mount.davfs', ['-o', `conf=${join(conf, 'davfs2.conf')}`, `${srv.url}loc/`, mnt], { input: `${srv.login.user}\n${srv.login.password}\n`, timeoutMs: 30_000 });
+    const mounted = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .some((l) => l.split(' ')[4] === mnt);
+    const mount = () =>
+      run('mount.davfs', ['-o', `conf=${join(conf, 'davfs2.conf')}`, `${srv.url}loc/`, mnt], { input: `${srv.login.user}\n${srv.login.password}\n`, timeoutMs: 30_000 });
     const umount = () => {
       if (mounted()) run('umount', [mnt], { timeoutMs: 120_000 });
     };

@@ -31,7 +31,11 @@ t.test('litmus: all 104 tests of basic, copymove, props, locks and http pass, no
     failed: Number(m[4]),
   }));
   const failures = out.split('\n').filter((l) => /FAIL|SKIPPED|WARNING/.test(l));
-  t.same(suites.map((s) => s.suite), ['basic', 'copymove', 'props', 'locks', 'http'], 'all five suites ran to their summary');
+  t.same(
+    suites.map((s) => s.suite),
+    ['basic', 'copymove', 'props', 'locks', 'http'],
+    'all five suites ran to their summary',
+  );
   const total = suites.reduce((a, s) => ({ run: a.run + s.run, passed: a.passed + s.passed, failed: a.failed + s.failed }), { run: 0, passed: 0, failed: 0 });
   t.equal(total.failed, 0, `no failures:\n${failures.join('\n')}`);
   t.equal(total.passed, 104, 'exactly 104 tests passed');

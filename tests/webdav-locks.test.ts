@@ -7,7 +7,8 @@ import { basicAuth, dav, startWebdavServer } from './helpers/webdav';
 
 // Issue 12 item 12: one client held an exclusive infinite lock on a whole location
 // forever, and filling the server's lock cap locked everyone else out.
-const LOCKINFO = (scope: 'exclusive' | 'shared') => `<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:${scope}/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>attacker</D:owner></D:lockinfo>`;
+const LOCKINFO = (scope: 'exclusive' | 'shared') =>
+  `<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:${scope}/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>attacker</D:owner></D:lockinfo>`;
 
 function addBob(home: string): void {
   const r = spawnSync(process.execPath, [VDFS_BIN, '--home', home, 'webdav', 'user', 'add', 'bob'], { input: 'bob password\n', encoding: 'utf8', timeout: 30_000 });
@@ -69,11 +70,12 @@ t.test('an exclusive depth-infinity lock on a whole location expires, however of
 t.test('one principal filling its lock cap does not lock out anyone else', async (t) => {
   const srv = await startWebdavServer(t, { seed: (d) => mkdirSync(join(d, 'many')), beforeServe: addBob });
   const statuses: number[] = [];
-  for (let i = 0; i < 505; i++) statuses.push((await dav(srv.port, 'LOCK', `/loc/many/f${i}`, { headers: { Depth: '0', Timeout: 'Infinite' }, body: LOCKINFO('exclusive') })).status);
+  for (let i = 0; i < 505; i++)
+    statuses.push((await dav(srv.port, 'LOCK', `/loc/many/f${i}`, { headers: { Depth: '0', Timeout: 'Infinite' }, body: LOCKINFO('exclusive') })).status);
   t.equal(statuses.filter((s) => s === 201).length, 500, '500 locks for one principal');
   t.same(statuses.slice(500), [503, 503, 503, 503, 503], 'then refused (503)');
   const bob = await dav(srv.port, 'LOCK', '/loc/bob.txt', { headers: { ...BOB, Depth: '0' }, body: LOCKINFO('exclusive') });
   t.equal(bob.status, 201, 'another user still gets a lock');
   const shared = await dav(srv.port, 'LOCK', '/loc/many/f0', { headers: { ...BOB, Depth: '0' }, body: LOCKINFO('shared') });
-  t.equal(shared.status, 423, 'the attacker\'s exclusive locks still hold, within their time');
+  t.equal(shared.status, 423, "the attacker's exclusive locks still hold, within their time");
 });

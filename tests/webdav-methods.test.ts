@@ -83,10 +83,19 @@ t.test('WebDAV methods against the real VFS', async (t) => {
   t.test('PUT: chunked with X-Expected-Entity-Length (Finder), 201 then 204, gvfs If-Match', async (t) => {
     const body = randomBytes(2 * 1024 * 1024 + 3);
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/loc/finder.bin', headers: { Authorization: authHeaderFor(port), 'Transfer-Encoding': 'chunked', 'X-Expected-Entity-Length': String(body.length) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'PUT',
+          path: '/loc/finder.bin',
+          headers: { Authorization: authHeaderFor(port), 'Transfer-Encoding': 'chunked', 'X-Expected-Entity-Length': String(body.length) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < body.length; i += 100_000) req.write(body.subarray(i, i + 100_000));
       req.end();
@@ -101,7 +110,11 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal(readFileSync(join(srv.locDir, 'finder.bin'), 'utf8'), 'v3');
     t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v5', headers: { 'If-None-Match': '*' } })).status, 412);
     const lm = (await dav(port, 'HEAD', '/loc/finder.bin')).headers['last-modified'];
-    t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v6', headers: { 'If-Unmodified-Since': new Date(Date.parse(String(lm)) - 3600_000).toUTCString() } })).status, 412, 'If-Unmodified-Since');
+    t.equal(
+      (await dav(port, 'PUT', '/loc/finder.bin', { body: 'v6', headers: { 'If-Unmodified-Since': new Date(Date.parse(String(lm)) - 3600_000).toUTCString() } })).status,
+      412,
+      'If-Unmodified-Since',
+    );
     t.equal((await dav(port, 'PUT', '/loc/finder.bin', { body: 'v3', headers: { 'If-Unmodified-Since': String(lm) } })).status, 204);
     const short = await dav(port, 'PUT', '/loc/short.bin', { body: 'abc', headers: { 'X-Expected-Entity-Length': '10', 'Transfer-Encoding': 'chunked' } });
     t.equal(short.status, 400, 'a body shorter than announced is not stored');
@@ -151,7 +164,8 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.match(q.text, /<D:quota-used-bytes>\d+<\/D:quota-used-bytes>/);
     t.match(q.text, /404 Not Found/);
     const win = await dav(port, 'PROPPATCH', '/loc/hello.txt', {
-      body: '<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>' +
+      body:
+        '<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>' +
         '<Z:Win32CreationTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32CreationTime><Z:Win32LastAccessTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32LastAccessTime>' +
         '<Z:Win32LastModifiedTime>Wed, 25 Nov 2026 10:00:00 GMT</Z:Win32LastModifiedTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>',
     });
@@ -160,7 +174,9 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     const back = await dav(port, 'PROPFIND', '/loc/hello.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>' });
     t.match(back.text, /Win32FileAttributes xmlns:R="urn:schemas-microsoft-com:">00000020</);
     t.equal(statSync(join(srv.locDir, 'hello.txt')).mtime.toISOString(), '2026-11-25T10:00:00.000Z', 'Win32LastModifiedTime applied');
-    const prot = await dav(port, 'PROPPATCH', '/loc/hello.txt', { body: '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><D:foo>1</D:foo></D:prop></D:set></D:propertyupdate>' });
+    const prot = await dav(port, 'PROPPATCH', '/loc/hello.txt', {
+      body: '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><D:foo>1</D:foo></D:prop></D:set></D:propertyupdate>',
+    });
     t.match(prot.text, /403 Forbidden/);
     t.match(prot.text, /424 Failed Dependency/);
     const after = await dav(port, 'PROPFIND', '/loc/hello.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop><D:foo/></D:prop></D:propfind>' });
@@ -194,7 +210,10 @@ t.test('WebDAV methods against the real VFS', async (t) => {
       req.on('error', () => resolve());
       req.write(randomBytes(3 << 20));
       // Cut off once the server is really writing the body (its temporary file exists), not after a guessed 300 ms.
-      const cut = () => { req.destroy(); resolve(); };
+      const cut = () => {
+        req.destroy();
+        resolve();
+      };
       const started = Date.now();
       const poll = () => {
         if (readdirSync(srv.locDir).some((n) => n.startsWith('.vdfs-put-')) || Date.now() - started > 10_000) cut();
@@ -219,7 +238,11 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     }
     t.equal(handles, 0, 'handles released');
     t.equal(readFileSync(join(srv.locDir, 'keep.txt'), 'utf8'), 'old content', 'old content kept');
-    t.same(readdirSync(srv.locDir).filter((n) => n.startsWith('.vdfs-put-')), [], 'no temporary left behind');
+    t.same(
+      readdirSync(srv.locDir).filter((n) => n.startsWith('.vdfs-put-')),
+      [],
+      'no temporary left behind',
+    );
     t.equal((await dav(port, 'GET', '/loc/hello.txt')).text, 'hello world\n', 'server still answers');
   });
 

@@ -39,10 +39,33 @@ t.test('request paths: decoded once, traversal and encoded separators refused', 
   t.same(decodeRequestPath('//loc//x'), { vpath: '/loc/x', trailingSlash: false });
   t.same(decodeRequestPath('http://127.0.0.1:8080/loc/%C3%BC?x=1'), { vpath: '/loc/ü', trailingSlash: false });
   t.same(decodeRequestPath('/loc/%252e%252e'), { vpath: '/loc/%2e%2e', trailingSlash: false }, 'decoded exactly once');
-  for (const bad of ['/loc/../etc/passwd', '/loc/%2e%2e/x', '/loc/%2E%2E/x', '/loc/a%2fb', '/loc/a%2Fb', '/loc/a%5cb', '/loc/a\\b', '/loc/..', '/loc/.', '/loc/%2e', '/loc/%00', '/loc/%zz', 'loc/x', '/loc/x#frag', '/loc/%0a']) {
-    t.equal(status(() => decodeRequestPath(bad)), 400, `${bad} refused`);
+  for (const bad of [
+    '/loc/../etc/passwd',
+    '/loc/%2e%2e/x',
+    '/loc/%2E%2E/x',
+    '/loc/a%2fb',
+    '/loc/a%2Fb',
+    '/loc/a%5cb',
+    '/loc/a\\b',
+    '/loc/..',
+    '/loc/.',
+    '/loc/%2e',
+    '/loc/%00',
+    '/loc/%zz',
+    'loc/x',
+    '/loc/x#frag',
+    '/loc/%0a',
+  ]) {
+    t.equal(
+      status(() => decodeRequestPath(bad)),
+      400,
+      `${bad} refused`,
+    );
   }
-  t.equal(status(() => decodeRequestPath('/' + 'a'.repeat(9000))), 414);
+  t.equal(
+    status(() => decodeRequestPath('/' + 'a'.repeat(9000))),
+    414,
+  );
   t.equal(hrefFor('/loc/a b/ü#?', false), '/loc/a%20b/%C3%BC%23%3F');
   t.equal(hrefFor('/loc/dir', true), '/loc/dir/');
 });
@@ -55,15 +78,44 @@ t.test('loopback Host names', async (t) => {
 t.test('If header grammar', async (t) => {
   const l = parseIfHeader('(<opaquelocktoken:a> ["e1"]) (Not <DAV:no-lock> ["e2"])');
   t.same(l, [
-    { resource: null, conditions: [{ not: false, token: 'opaquelocktoken:a' }, { not: false, etag: '"e1"' }] },
-    { resource: null, conditions: [{ not: true, token: 'DAV:no-lock' }, { not: false, etag: '"e2"' }] },
+    {
+      resource: null,
+      conditions: [
+        { not: false, token: 'opaquelocktoken:a' },
+        { not: false, etag: '"e1"' },
+      ],
+    },
+    {
+      resource: null,
+      conditions: [
+        { not: true, token: 'DAV:no-lock' },
+        { not: false, etag: '"e2"' },
+      ],
+    },
   ]);
   const tagged = parseIfHeader('<http://h/loc/x> (<urn:t1>) <http://h/loc/y> (Not <urn:t2>)');
   t.equal(tagged.length, 2);
   t.equal(tagged[1]!.resource, 'http://h/loc/y');
   t.same([...submittedTokens(tagged)], ['urn:t1'], 'tokens under Not are not submitted');
-  for (const bad of ['', '(', '()', '(<a>', '(<a> [x])', '(<a>) <http://h/x> (<b>)', '<http://h/x>', 'garbage', '(Not)', '([unterminated)', `(${'<a> '.repeat(300)})`, 'x'.repeat(20000)]) {
-    t.equal(status(() => parseIfHeader(bad)), 400, `refused: ${bad.slice(0, 30)}`);
+  for (const bad of [
+    '',
+    '(',
+    '()',
+    '(<a>',
+    '(<a> [x])',
+    '(<a>) <http://h/x> (<b>)',
+    '<http://h/x>',
+    'garbage',
+    '(Not)',
+    '([unterminated)',
+    `(${'<a> '.repeat(300)})`,
+    'x'.repeat(20000),
+  ]) {
+    t.equal(
+      status(() => parseIfHeader(bad)),
+      400,
+      `refused: ${bad.slice(0, 30)}`,
+    );
   }
 });
 
@@ -98,8 +150,23 @@ t.test('XML: namespaces resolved, DTDs and bombs refused, values round-trip', as
   t.equal(parseXml(Buffer.from('  ')), null);
   const bomb = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><D:propfind xmlns:D="DAV:">&lol2;</D:propfind>';
   const xxe = '<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>';
-  for (const bad of [bomb, xxe, '<a><b></a>', '<a>', 'not xml', '<a/><b/>', '<x:a/>', '<a xmlns:p=""><p:b/></a>', '<a>'.repeat(100) + '</a>'.repeat(100), `<a ${Array.from({ length: 600 }, (_, i) => `xmlns:n${i}="urn:${i}"`).join(' ')}/>`]) {
-    t.equal(status(() => parseXml(Buffer.from(bad))), 400, `refused: ${bad.slice(0, 40)}`);
+  for (const bad of [
+    bomb,
+    xxe,
+    '<a><b></a>',
+    '<a>',
+    'not xml',
+    '<a/><b/>',
+    '<x:a/>',
+    '<a xmlns:p=""><p:b/></a>',
+    '<a>'.repeat(100) + '</a>'.repeat(100),
+    `<a ${Array.from({ length: 600 }, (_, i) => `xmlns:n${i}="urn:${i}"`).join(' ')}/>`,
+  ]) {
+    t.equal(
+      status(() => parseXml(Buffer.from(bad))),
+      400,
+      `refused: ${bad.slice(0, 40)}`,
+    );
   }
 });
 
@@ -110,21 +177,49 @@ t.test('locks: conflicts, depth infinity, shared, caps, timeouts', async (t) => 
   t.equal(lm.parseTimeout('Infinite, Second-4100000000'), 3600);
   t.equal(lm.parseTimeout('Second-60'), 60);
   const coll = lm.create('/loc/dir', 'infinity', 'exclusive', '', 60);
-  t.equal(status(() => lm.create('/loc/dir/f', 0, 'shared', '', 60)), 423, 'inside an exclusive infinity lock');
-  t.equal(status(() => lm.assertCanModify('/loc/dir/f', new Set())), 423);
-  t.equal(status(() => lm.assertCanModify('/loc/dir/f', new Set([coll.token]))), 'ok');
-  t.equal(status(() => lm.assertCanModify('/loc', new Set(), true)), 423, 'subtree check sees the lock below');
-  t.equal(status(() => lm.assertCanModify('/loc/other', new Set())), 'ok');
+  t.equal(
+    status(() => lm.create('/loc/dir/f', 0, 'shared', '', 60)),
+    423,
+    'inside an exclusive infinity lock',
+  );
+  t.equal(
+    status(() => lm.assertCanModify('/loc/dir/f', new Set())),
+    423,
+  );
+  t.equal(
+    status(() => lm.assertCanModify('/loc/dir/f', new Set([coll.token]))),
+    'ok',
+  );
+  t.equal(
+    status(() => lm.assertCanModify('/loc', new Set(), true)),
+    423,
+    'subtree check sees the lock below',
+  );
+  t.equal(
+    status(() => lm.assertCanModify('/loc/other', new Set())),
+    'ok',
+  );
   now += 61_000;
   t.equal(lm.size, 0, 'expired');
   const s1 = lm.create('/loc/f', 0, 'shared', '', 60);
   lm.create('/loc/f', 0, 'shared', '', 60);
   lm.create('/loc/f', 0, 'shared', '', 60);
-  t.equal(status(() => lm.create('/loc/f', 0, 'shared', '', 60)), 503, 'per-resource cap');
-  t.equal(status(() => lm.create('/loc/f', 0, 'exclusive', '', 60)), 423);
+  t.equal(
+    status(() => lm.create('/loc/f', 0, 'shared', '', 60)),
+    503,
+    'per-resource cap',
+  );
+  t.equal(
+    status(() => lm.create('/loc/f', 0, 'exclusive', '', 60)),
+    423,
+  );
   lm.create('/loc/g', 0, 'exclusive', '', 60);
   lm.create('/loc/h', 0, 'exclusive', '', 60);
-  t.equal(status(() => lm.create('/loc/i', 0, 'exclusive', '', 60)), 503, 'total cap');
+  t.equal(
+    status(() => lm.create('/loc/i', 0, 'exclusive', '', 60)),
+    503,
+    'total cap',
+  );
   t.ok(lm.remove(s1.token));
   lm.removeWithin('/loc');
   t.equal(lm.size, 0);

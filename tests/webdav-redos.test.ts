@@ -39,7 +39,7 @@ const SHAPES: Record<string, string> = {
   'processing instructions': fill('', '<?a ?>'),
   'unterminated PI': fill('<?', '?'),
   'close tags only': fill('', '</a>'),
-  'slashes': fill('<', '/'),
+  slashes: fill('<', '/'),
   'quotes in tags': fill('<a ', '"\'"\''),
 };
 
@@ -47,10 +47,20 @@ const SHAPES: Record<string, string> = {
 function timed(port: number, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const req = request({ host: '127.0.0.1', port, method, path, headers: { Authorization: authHeaderFor(port), ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) }, timeout: 120_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { Authorization: authHeaderFor(port), ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
+        timeout: 120_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
     req.end(body);

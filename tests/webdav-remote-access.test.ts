@@ -35,7 +35,9 @@ t.test('WebDAV beyond loopback: refused without users; with one, TLS with the no
   t.same(vdfsOk(home, ['webdav', 'user', 'ls', '--json']).json(), ['alice']);
 
   const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, 'serve', '--webdav', '0.0.0.0:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { proc.kill('SIGKILL'); });
+  t.teardown(() => {
+    proc.kill('SIGKILL');
+  });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const started = Date.now();

@@ -28,15 +28,25 @@ t.test('paths never escape the namespace; hostile hosts and bodies are refused',
     },
   });
   const { port } = srv;
-  const get = (path: string, method = 'GET', extra = '') =>
-    rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Connection: close\r\n\r\n`);
+  const get = (path: string, method = 'GET', extra = '') => rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Connection: close\r\n\r\n`);
 
   t.test('traversal in the request path', async (t) => {
     const attempts = [
-      '/loc/../secret.txt', '/loc/%2e%2e/secret.txt', '/loc/%2E%2E/secret.txt', '/loc/.%2e/secret.txt',
-      '/loc/..%2fsecret.txt', '/loc/..%2Fsecret.txt', '/loc/..%5csecret.txt', '/loc/..\\secret.txt',
-      '/loc/%2e%2e%2fsecret.txt', '/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/loc/%252e%252e/secret.txt',
-      '/loc/inside.txt/../../secret.txt', '/loc/..;/secret.txt', '/loc/%c0%ae%c0%ae/secret.txt',
+      '/loc/../secret.txt',
+      '/loc/%2e%2e/secret.txt',
+      '/loc/%2E%2E/secret.txt',
+      '/loc/.%2e/secret.txt',
+      '/loc/..%2fsecret.txt',
+      '/loc/..%2Fsecret.txt',
+      '/loc/..%5csecret.txt',
+      '/loc/..\\secret.txt',
+      '/loc/%2e%2e%2fsecret.txt',
+      '/../../../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '/loc/%252e%252e/secret.txt',
+      '/loc/inside.txt/../../secret.txt',
+      '/loc/..;/secret.txt',
+      '/loc/%c0%ae%c0%ae/secret.txt',
     ];
     for (const p of attempts) {
       for (const method of ['GET', 'PROPFIND', 'DELETE']) {
@@ -99,7 +109,10 @@ t.test('paths never escape the namespace; hostile hosts and bodies are refused',
     t.equal((await dav(port, 'PROPFIND', '/loc/', { headers: { Depth: '0' }, body: huge })).status, 413, 'body over the limit');
     const deep = '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><Z:a xmlns:Z="urn:z">' + '<x>'.repeat(5000) + '</x>'.repeat(5000) + '</Z:a></D:prop></D:set></D:propertyupdate>';
     t.equal((await dav(port, 'PROPPATCH', '/loc/inside.txt', { body: deep })).status, 400, 'deep nesting');
-    const manyNs = '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>' + Array.from({ length: 3000 }, (_, i) => `<N${i}:p xmlns:N${i}="urn:n${i}">v</N${i}:p>`).join('') + '</D:prop></D:set></D:propertyupdate>';
+    const manyNs =
+      '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>' +
+      Array.from({ length: 3000 }, (_, i) => `<N${i}:p xmlns:N${i}="urn:n${i}">v</N${i}:p>`).join('') +
+      '</D:prop></D:set></D:propertyupdate>';
     t.equal((await dav(port, 'PROPPATCH', '/loc/inside.txt', { body: manyNs })).status, 400, 'thousands of namespaces');
     t.equal((await dav(port, 'PROPFIND', '/loc/', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop>' })).status, 400, 'malformed');
     t.equal((await dav(port, 'GET', '/loc/inside.txt')).text, 'inside', 'still serving');
@@ -150,17 +163,30 @@ t.test('binding and authentication', async (t) => {
   // HTTPS with Basic auth, as a LAN share for Windows would run (self-signed cert from openssl)
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore', timeout: 60_000 });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], {
+    stdio: 'ignore',
+    timeout: 60_000,
+  });
   const tls = await startWebdav(vfs, { host: '127.0.0.1', port: 0, users, tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } });
   t.teardown(() => tls.close());
   t.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
   const get = (auth?: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port: tls.port, path: '/loc/f.txt', ca: readFileSync(cert), servername: 'localhost', headers: auth ? { Authorization: 'Basic ' + Buffer.from(auth).toString('base64') } : {} }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port: tls.port,
+          path: '/loc/f.txt',
+          ca: readFileSync(cert),
+          servername: 'localhost',
+          headers: auth ? { Authorization: 'Basic ' + Buffer.from(auth).toString('base64') } : {},
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });

@@ -50,7 +50,12 @@ t.test('user content never runs script on the share origin; the listing has none
   t.ok(sandboxed(ranged.headers['content-security-policy']), 'ranged GET sandboxed too');
 
   // Every response says nosniff, errors and XML included
-  for (const [method, path] of [['GET', '/loc/missing'], ['PROPFIND', '/loc/'], ['OPTIONS', '/'], ['BREW', '/loc/']] as const) {
+  for (const [method, path] of [
+    ['GET', '/loc/missing'],
+    ['PROPFIND', '/loc/'],
+    ['OPTIONS', '/'],
+    ['BREW', '/loc/'],
+  ] as const) {
     const r = await dav(srv.port, method, path, { headers: { Depth: '0' } });
     t.equal(r.headers['x-content-type-options'], 'nosniff', `${method} ${path} (${r.status}): nosniff`);
   }
@@ -58,7 +63,13 @@ t.test('user content never runs script on the share origin; the listing has none
   const list = await dav(srv.port, 'GET', '/loc/');
   t.equal(list.status, 200);
   const csp = String(list.headers['content-security-policy'] ?? '');
-  const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map((d) => [d[0]!.toLowerCase(), d.slice(1)]));
+  const directives = new Map(
+    csp
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .filter((d) => d[0])
+      .map((d) => [d[0]!.toLowerCase(), d.slice(1)]),
+  );
   t.same(directives.get('default-src'), ["'none'"], `listing CSP: default-src 'none' (so no script-src at all): ${csp}`);
   t.notOk(directives.has('script-src'), 'listing CSP allows no script');
   t.same(directives.get('img-src'), ["'self'"], 'listing may load images from its own origin');

@@ -27,7 +27,10 @@ export function parseInviteCode(code: string): { token: string; fingerprint: str
 export class PairRateLimit {
   private readonly failures = new Map<string, number[]>();
 
-  constructor(private readonly perSource = 5, private readonly windowMs = 60_000) {}
+  constructor(
+    private readonly perSource = 5,
+    private readonly windowMs = 60_000,
+  ) {}
 
   /** Whether `source` may try now. */
   allowed(source: string): boolean {
@@ -56,21 +59,26 @@ export function acceptPairing(db: Db, self: { id: string; name: string }, client
   if (typeof b?.token !== 'string' || typeof b.name !== 'string' || !Array.isArray(b.addresses) || !Array.isArray(b.shares))
     throw new FsError('EINVAL', 'malformed pairing request');
   const name = b.name.slice(0, 64);
-  const addresses = b.addresses.filter((a): a is string => typeof a === 'string').slice(0, 8).filter((a) => {
-    try {
-      parsePeerUrl(a);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const addresses = b.addresses
+    .filter((a): a is string => typeof a === 'string')
+    .slice(0, 8)
+    .filter((a) => {
+      try {
+        parsePeerUrl(a);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   const store = new PeerStore(db);
-  return db.transaction(() => {
-    const { shares } = store.consumeInvite(b.token!);
-    store.upsert({ id: clientFp, name: uniqueName(store, name, clientFp), addresses });
-    store.setShares(clientFp, [...new Set([...store.sharesOf(clientFp), ...shares])]);
-    return { id: self.id, name: self.name, shares };
-  }).immediate();
+  return db
+    .transaction(() => {
+      const { shares } = store.consumeInvite(b.token!);
+      store.upsert({ id: clientFp, name: uniqueName(store, name, clientFp), addresses });
+      store.setShares(clientFp, [...new Set([...store.sharesOf(clientFp), ...shares])]);
+      return { id: self.id, name: self.name, shares };
+    })
+    .immediate();
 }
 
 /**

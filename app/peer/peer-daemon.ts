@@ -24,7 +24,15 @@ export async function startPeerServices(home: Home, opts: { listen?: { host: str
   let server: PeerServer | undefined;
   const keys = opts.listen ? await home.keys() : readKeys(home.dir);
   if (opts.listen && keys) {
-    server = await startPeerServer({ ...opts.listen, db: home.db, keys, name: home.config.name, log: opts.log, statePaths: home.statePaths, requestTimeoutMs: home.config['peer.requestTimeout'] * 1000 });
+    server = await startPeerServer({
+      ...opts.listen,
+      db: home.db,
+      keys,
+      name: home.config.name,
+      log: opts.log,
+      statePaths: home.statePaths,
+      requestTimeoutMs: home.config['peer.requestTimeout'] * 1000,
+    });
     setMeta(home.db, SERVER_KEY, JSON.stringify({ url: server.url, pid: process.pid }));
   }
   const replication = keys ? new PeerReplication(home, keys, opts.log, opts.changed) : undefined;

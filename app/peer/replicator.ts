@@ -36,7 +36,13 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024;
  * location is then left without a starting point: the next attempt starts over), EFBIG for
  * an oversized line.
  */
-export async function receiveSnapshot(client: PeerClient, name: string, replica: ReplicaIndex, locId: number, signal?: AbortSignal): Promise<{ header: SnapshotHeader; count: number }> {
+export async function receiveSnapshot(
+  client: PeerClient,
+  name: string,
+  replica: ReplicaIndex,
+  locId: number,
+  signal?: AbortSignal,
+): Promise<{ header: SnapshotHeader; count: number }> {
   const ac = new AbortController();
   const abort = () => ac.abort();
   signal?.addEventListener('abort', abort);
@@ -68,12 +74,19 @@ class SnapshotReader {
   private partial: Buffer[] = [];
   private partialBytes = 0;
 
-  constructor(private readonly replica: ReplicaIndex, private readonly locId: number, private readonly stop: () => void) {}
+  constructor(
+    private readonly replica: ReplicaIndex,
+    private readonly locId: number,
+    private readonly stop: () => void,
+  ) {}
 
   /** Never throws (it runs in the socket's data event): a failure is kept and the request stopped. */
   data(chunk: Buffer, status: number): void {
     if (this.failure !== undefined) return;
-    if (status !== 200) { if (this.errorBody.length < 65536) this.errorBody += chunk.toString('utf8'); return; }
+    if (status !== 200) {
+      if (this.errorBody.length < 65536) this.errorBody += chunk.toString('utf8');
+      return;
+    }
     try {
       let start = 0;
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
@@ -98,7 +111,10 @@ class SnapshotReader {
   private line(text: string): void {
     if (this.ended) throw new FsError('EIO', 'lines after the end line');
     const v = JSON.parse(text) as SnapshotHeader | SnapshotLine | SnapshotEnd;
-    if (!this.writer) { this.writer = this.replica.beginSnapshot(this.locId, v as SnapshotHeader); return; }
+    if (!this.writer) {
+      this.writer = this.replica.beginSnapshot(this.locId, v as SnapshotHeader);
+      return;
+    }
     if ((v as SnapshotEnd)?.end === true) {
       this.writer.end((v as SnapshotEnd).count);
       this.ended = true;
@@ -120,11 +136,15 @@ export async function addPeerLocation(home: ReplicationHome, keys: NodeKeys, nam
   const client = clientFor(node, keys);
   try {
     const shared = await client.json<SharedLocation[]>('/v1/locations');
-    if (!shared.some((s) => s.name === remote)) throw new FsError('ENOENT', `peer ${node.name} does not share a location named ${JSON.stringify(remote)} with this node (it shares: ${shared.map((s) => s.name).join(', ') || 'nothing'})`);
+    if (!shared.some((s) => s.name === remote))
+      throw new FsError(
+        'ENOENT',
+        `peer ${node.name} does not share a location named ${JSON.stringify(remote)} with this node (it shares: ${shared.map((s) => s.name).join(', ') || 'nothing'})`,
+      );
     const options: { peer: PeerLocationOptions } = { peer: { location: remote, receiving: process.pid } };
-    const loc = home.db.transaction(() =>
-      home.locations.add({ name, uri: `peer://${node.name}/${remote}`, kind: 'peer', ownerNode: node.id, readonly: true, options: options as never }),
-    ).immediate();
+    const loc = home.db
+      .transaction(() => home.locations.add({ name, uri: `peer://${node.name}/${remote}`, kind: 'peer', ownerNode: node.id, readonly: true, options: options as never }))
+      .immediate();
     let count: number;
     try {
       ({ count } = await receiveSnapshot(client, remote, new ReplicaIndex(home.db, home.blobs), loc.id));
@@ -152,7 +172,12 @@ export class PeerReplication {
   private readonly replica: ReplicaIndex;
   private stopped = false;
 
-  constructor(private readonly home: ReplicationHome, private readonly keys: NodeKeys, private readonly log: Logger, private readonly changed: () => void) {
+  constructor(
+    private readonly home: ReplicationHome,
+    private readonly keys: NodeKeys,
+    private readonly log: Logger,
+    private readonly changed: () => void,
+  ) {
     this.replica = new ReplicaIndex(home.db, home.blobs);
   }
 
@@ -173,12 +198,18 @@ export class PeerReplication {
       return;
     }
     const ids = new Set(locs.map((l) => l.id));
-    for (const [id, ac] of this.running) if (!ids.has(id)) { ac.abort(); this.running.delete(id); }
+    for (const [id, ac] of this.running)
+      if (!ids.has(id)) {
+        ac.abort();
+        this.running.delete(id);
+      }
     for (const l of locs) {
       if (this.running.has(l.id)) continue;
       const ac = new AbortController();
       this.running.set(l.id, ac);
-      void this.follow(l, ac.signal).finally(() => { if (this.running.get(l.id) === ac) this.running.delete(l.id); });
+      void this.follow(l, ac.signal).finally(() => {
+        if (this.running.get(l.id) === ac) this.running.delete(l.id);
+      });
     }
   }
 
@@ -263,4 +294,3 @@ function receivingElsewhere(o: PeerLocationOptions): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
 }
-

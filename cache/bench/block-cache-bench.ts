@@ -15,16 +15,39 @@ async function main() {
   const root = mkdtempSync(join(tmpdir(), 'cache-bench-'));
   try {
     const N = 64;
-    const blocks = Array.from({ length: N }, (_, i) => { const d = randomBytes(MiB); return { key: `k:${i}`, d, h: blake3Hex(d) }; });
+    const blocks = Array.from({ length: N }, (_, i) => {
+      const d = randomBytes(MiB);
+      return { key: `k:${i}`, d, h: blake3Hex(d) };
+    });
     let c = await BlockCache.open({ dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 256 * MiB });
     const miss: number[] = [];
-    for (const b of blocks) { const t0 = process.hrtime.bigint(); await c.get(b.key, async () => b.d, b.h); miss.push(ms(process.hrtime.bigint() - t0)); }
+    for (const b of blocks) {
+      const t0 = process.hrtime.bigint();
+      await c.get(b.key, async () => b.d, b.h);
+      miss.push(ms(process.hrtime.bigint() - t0));
+    }
     const mem: number[] = [];
-    for (let r = 0; r < 5; r++) for (const b of blocks) { const t0 = process.hrtime.bigint(); await c.get(b.key, async () => b.d, b.h); mem.push(ms(process.hrtime.bigint() - t0)); }
+    for (let r = 0; r < 5; r++)
+      for (const b of blocks) {
+        const t0 = process.hrtime.bigint();
+        await c.get(b.key, async () => b.d, b.h);
+        mem.push(ms(process.hrtime.bigint() - t0));
+      }
     await c.close();
     c = await BlockCache.open({ dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 0 });
     const disk: number[] = [];
-    for (let r = 0; r < 3; r++) for (const b of blocks) { const t0 = process.hrtime.bigint(); await c.get(b.key, async () => { throw new Error('unexpected fetch'); }, b.h); disk.push(ms(process.hrtime.bigint() - t0)); }
+    for (let r = 0; r < 3; r++)
+      for (const b of blocks) {
+        const t0 = process.hrtime.bigint();
+        await c.get(
+          b.key,
+          async () => {
+            throw new Error('unexpected fetch');
+          },
+          b.h,
+        );
+        disk.push(ms(process.hrtime.bigint() - t0));
+      }
     await c.close();
     console.log(`1 MiB miss (fetch from memory source + hash + write): median ${median(miss).toFixed(3)} ms`);
     console.log(`1 MiB hit from memory tier: median ${(median(mem) * 1000).toFixed(1)} us`);
@@ -49,6 +72,11 @@ async function main() {
     const t2 = process.hrtime.bigint();
     await c.close(); // one synchronous SQLite transaction updating the recency of all 10k rows
     console.log(`close() flushing recency of ${K} touched blocks: ${ms(process.hrtime.bigint() - t2).toFixed(1)} ms`);
-  } finally { rmSync(root, { recursive: true, force: true }); }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -7,8 +7,14 @@ import { DEFAULT_AUTH_URL, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, writeTokens } f
 import { openHome, type GlobalOpts } from './context';
 
 interface AuthOpts {
-  accessToken?: string; accessTokenFile?: string; refreshToken?: string; refreshTokenFile?: string;
-  clientId: string; clientSecret?: string; tokenUrl: string; authUrl: string;
+  accessToken?: string;
+  accessTokenFile?: string;
+  refreshToken?: string;
+  refreshTokenFile?: string;
+  clientId: string;
+  clientSecret?: string;
+  tokenUrl: string;
+  authUrl: string;
 }
 
 /** All of stdin, once (shared by `--access-token -` and `--refresh-token -`: one line each, in that order). */
@@ -65,11 +71,17 @@ export function registerAuthCommands(program: Command, g: () => GlobalOpts): voi
   auth
     .command('gdrive')
     .description('authorise Google Drive: opens the consent page (loopback redirect with PKCE; paste the code or the redirect URL on a headless machine)')
-    .option('--access-token <token>', 'store this access token (obtained elsewhere) instead of running the flow; "-" reads it from stdin. On the command line it is visible to other users (ps): prefer "-" or --access-token-file')
+    .option(
+      '--access-token <token>',
+      'store this access token (obtained elsewhere) instead of running the flow; "-" reads it from stdin. On the command line it is visible to other users (ps): prefer "-" or --access-token-file',
+    )
     .option('--access-token-file <file>', 'like --access-token, read from the first line of FILE')
-    .option('--refresh-token <token>', 'with an access token: the refresh token; "-" reads it from stdin (the line after the access token when both are "-"); visible to other users on the command line')
+    .option(
+      '--refresh-token <token>',
+      'with an access token: the refresh token; "-" reads it from stdin (the line after the access token when both are "-"); visible to other users on the command line',
+    )
     .option('--refresh-token-file <file>', 'like --refresh-token, read from the first line of FILE')
-    .option('--client-id <id>', 'OAuth client id (default $VDFS_GDRIVE_CLIENT_ID or vdfs\'s own)', DEFAULT_CLIENT_ID)
+    .option('--client-id <id>', "OAuth client id (default $VDFS_GDRIVE_CLIENT_ID or vdfs's own)", DEFAULT_CLIENT_ID)
     .option('--client-secret <secret>', 'OAuth client secret, for clients that have one')
     .option('--token-url <url>', 'OAuth token endpoint', process.env.VDFS_GDRIVE_TOKEN_URL || DEFAULT_TOKEN_URL)
     .option('--auth-url <url>', 'OAuth consent page', process.env.VDFS_GDRIVE_AUTH_URL || DEFAULT_AUTH_URL)
@@ -82,8 +94,14 @@ export function registerAuthCommands(program: Command, g: () => GlobalOpts): voi
       const tokens = accessToken
         ? { access_token: accessToken, refresh_token: refreshToken, client_id: o.clientId, client_secret: o.clientSecret, token_url: o.tokenUrl }
         : await (require('../../providers/gdrive/gdrive-auth') as { runAuthFlow: typeof RunAuthFlow }).runAuthFlow({
-            clientId: o.clientId, clientSecret: o.clientSecret, authUrl: o.authUrl, tokenUrl: o.tokenUrl,
-            show: (url) => process.stdout.write(`Open this URL in a browser and allow access:\n\n  ${url}\n\nOn another machine: after allowing, paste the address the browser ends up on (or the code) here.\n`),
+            clientId: o.clientId,
+            clientSecret: o.clientSecret,
+            authUrl: o.authUrl,
+            tokenUrl: o.tokenUrl,
+            show: (url) =>
+              process.stdout.write(
+                `Open this URL in a browser and allow access:\n\n  ${url}\n\nOn another machine: after allowing, paste the address the browser ends up on (or the code) here.\n`,
+              ),
             paste: pasted,
           });
       const file = writeTokens(tokens, home.dir);

@@ -14,7 +14,10 @@ export async function diskUsage(dir: string): Promise<{ bytes: number; blocks: n
   for (const sub of await fsp.readdir(dir).catch(() => [] as string[])) {
     for (const f of await fsp.readdir(join(dir, sub)).catch(() => [] as string[])) {
       const st = await fsp.stat(join(dir, sub, f)).catch(() => undefined);
-      if (st?.isFile()) { bytes += st.size; blocks++; }
+      if (st?.isFile()) {
+        bytes += st.size;
+        blocks++;
+      }
     }
   }
   return { bytes, blocks };

@@ -34,14 +34,18 @@ export function registerCopyCommand(program: Command, g: () => GlobalOpts): void
       const tty = !o.json && !!process.stderr.isTTY;
       try {
         const rep = await new Copier(home, pool, new Replicas(home, pool, area)).copy(r, target, dir, {
-          dryRun: o.dryRun, rateBytes: rate * 1024 * 1024,
+          dryRun: o.dryRun,
+          rateBytes: rate * 1024 * 1024,
           progress: tty ? (done, total) => process.stderr.write(`\rcopying: ${formatSize(done)} of ${formatSize(total)}   `) : undefined,
         });
         if (tty && !o.dryRun && !rep.alreadyThere) process.stderr.write('\n');
         if (o.json) return printJson(rep);
         if (rep.alreadyThere) return void process.stdout.write(`${displayName(rep.to)} already holds this content\n`);
-        if (rep.dryRun) return void process.stdout.write(`would copy ${displayName(rep.from)} (${formatSize(rep.size)}) to ${displayName(rep.to)}, from ${rep.source ?? '(no source)'}\n`);
-        process.stdout.write(`copied ${displayName(rep.from)} to ${displayName(rep.to)} (${formatSize(rep.size)}, verified${rep.resumedBytes ? `, resumed after ${formatSize(rep.resumedBytes)}` : ''})\n`);
+        if (rep.dryRun)
+          return void process.stdout.write(`would copy ${displayName(rep.from)} (${formatSize(rep.size)}) to ${displayName(rep.to)}, from ${rep.source ?? '(no source)'}\n`);
+        process.stdout.write(
+          `copied ${displayName(rep.from)} to ${displayName(rep.to)} (${formatSize(rep.size)}, verified${rep.resumedBytes ? `, resumed after ${formatSize(rep.resumedBytes)}` : ''})\n`,
+        );
       } finally {
         await pool.close();
       }

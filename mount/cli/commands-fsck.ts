@@ -32,7 +32,9 @@ export function registerFsckCommand(program: Command, g: () => GlobalOpts): void
         if (o.json) printJson(rep);
         else {
           for (const p of rep.problems) process.stdout.write(`${p.status.toUpperCase()}${p.repaired ? ' (repaired)' : ''}  ${displayName(p.path)}: ${p.detail ?? ''}\n`);
-          process.stdout.write(`checked ${rep.checked} files (${formatSize(rep.bytes)} intact) in ${rep.seconds.toFixed(1)} s: ${rep.ok} ok, ${rep.problems.length} not ok, ${rep.repaired} repaired, ${rep.unrepaired} unrepaired\n`);
+          process.stdout.write(
+            `checked ${rep.checked} files (${formatSize(rep.bytes)} intact) in ${rep.seconds.toFixed(1)} s: ${rep.ok} ok, ${rep.problems.length} not ok, ${rep.repaired} repaired, ${rep.unrepaired} unrepaired\n`,
+          );
         }
         if (rep.unrepaired > 0) process.exitCode = 1;
       } finally {

@@ -11,7 +11,16 @@ import { addPeerLocation } from '../../app/peer/replicator';
 
 /** The `--json` shape of a location, the same for `location add` and `location ls`. */
 function locationJson(l: Location): { name: string; uri: string; kind: string; readonly: boolean; online: boolean; ignore: string[]; writeBack: boolean; lastScan: string | null } {
-  return { name: l.name, uri: l.uri, kind: l.kind, readonly: l.readonly, online: l.online, ignore: l.options.ignore ?? [], writeBack: !!l.options.writeBack, lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null };
+  return {
+    name: l.name,
+    uri: l.uri,
+    kind: l.kind,
+    readonly: l.readonly,
+    online: l.online,
+    ignore: l.options.ignore ?? [],
+    writeBack: !!l.options.writeBack,
+    lastScan: l.lastScan ? new Date(l.lastScan).toISOString() : null,
+  };
 }
 
 /** init, location add|ls|rm, config get|set. */
@@ -52,9 +61,18 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
         if (o.json) return printJson({ ...locationJson(location), entries });
         return void process.stdout.write(`Added peer location ${location.name} -> ${location.uri} (${entries} entries, read-only); a running daemon keeps it up to date\n`);
       }
-      const added = home.db.transaction(() =>
-        home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly: !!o.readonly, options: { ignore: o.ignore ?? [], ...(o.writeBack ? { writeBack: true } : {}) } }),
-      ).immediate();
+      const added = home.db
+        .transaction(() =>
+          home.locations.add({
+            name,
+            uri: parsed.uri,
+            kind: parsed.kind,
+            ownerNode: home.nodeId,
+            readonly: !!o.readonly,
+            options: { ignore: o.ignore ?? [], ...(o.writeBack ? { writeBack: true } : {}) },
+          }),
+        )
+        .immediate();
       if (o.json) printJson(locationJson(added));
       else process.stdout.write(`Added location ${added.name} -> ${added.uri}${added.readonly ? ' (read-only)' : ''}. Index it with: vdfs scan ${added.name}\n`);
     });
@@ -88,13 +106,11 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
       if (o.json) printJson({ [key]: cfg[key] });
       else process.stdout.write(`${cfg[key]}\n`);
     });
-  config
-    .command('set <key> <value>')
-    .action((key: string, value: string) => {
-      const home = openHome(g());
-      const next = setConfigValue(home.config, key, value);
-      home.saveConfig(next);
-      const v = next[key as keyof typeof next];
-      process.stdout.write(`${key} = ${typeof v === 'number' && key.endsWith('Size') ? `${v} (${formatSize(v)})` : v}\n`);
-    });
+  config.command('set <key> <value>').action((key: string, value: string) => {
+    const home = openHome(g());
+    const next = setConfigValue(home.config, key, value);
+    home.saveConfig(next);
+    const v = next[key as keyof typeof next];
+    process.stdout.write(`${key} = ${typeof v === 'number' && key.endsWith('Size') ? `${v} (${formatSize(v)})` : v}\n`);
+  });
 }

@@ -26,7 +26,14 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
-export interface DaemonCliOptions { allowOther?: boolean; webdav?: string; peer?: string; webdavInsecureNoAuth?: boolean; fuseBackend?: string; passthrough?: boolean }
+export interface DaemonCliOptions {
+  allowOther?: boolean;
+  webdav?: string;
+  peer?: string;
+  webdavInsecureNoAuth?: boolean;
+  fuseBackend?: string;
+  passthrough?: boolean;
+}
 
 const NO_AUTH_HELP = 'INSECURE: serve WebDAV on loopback WITHOUT any password, so every local user, container and app can read and write the share';
 
@@ -55,16 +62,28 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
     const fuseBackend = parseBackend(o.fuseBackend);
     // Loaded here: the daemon brings FUSE, WebDAV and the peer server, which other commands never use.
     const { startDaemon } = require('../../app/daemon') as { startDaemon: typeof StartDaemon };
-    daemon = await startDaemon(home, { mountpoint, allowOther: o.allowOther, fuseBackend, passthrough: o.passthrough, webdav: o.webdav ? parseHostPort(o.webdav) : undefined, webdavInsecureNoAuth: o.webdavInsecureNoAuth, peer: o.peer ? parseHostPort(o.peer) : undefined, log, blocks });
+    daemon = await startDaemon(home, {
+      mountpoint,
+      allowOther: o.allowOther,
+      fuseBackend,
+      passthrough: o.passthrough,
+      webdav: o.webdav ? parseHostPort(o.webdav) : undefined,
+      webdavInsecureNoAuth: o.webdavInsecureNoAuth,
+      peer: o.peer ? parseHostPort(o.peer) : undefined,
+      log,
+      blocks,
+    });
   } catch (err) {
     await blocks.close();
     throw err;
   }
   if (daemon.webdav) {
     process.stdout.write(`vdfs serving WebDAV at ${daemon.webdav.url}${daemon.webdavFingerprint ? ` (certificate SHA-256 ${daemon.webdavFingerprint})` : ''}\n`);
-    process.stdout.write(daemon.webdavUser
-      ? `WebDAV login: ${withUser(daemon.webdav.url, daemon.webdavUser)} (user ${daemon.webdavUser}; password: vdfs --home ${shellQuote(resolvePath(home.dir))} webdav credentials)\n`
-      : 'WebDAV has NO authentication (--webdav-insecure-no-auth): every local user and process can read and write the share\n');
+    process.stdout.write(
+      daemon.webdavUser
+        ? `WebDAV login: ${withUser(daemon.webdav.url, daemon.webdavUser)} (user ${daemon.webdavUser}; password: vdfs --home ${shellQuote(resolvePath(home.dir))} webdav credentials)\n`
+        : 'WebDAV has NO authentication (--webdav-insecure-no-auth): every local user and process can read and write the share\n',
+    );
   }
   if (daemon.peers?.url) process.stdout.write(`vdfs serving peers at ${daemon.peers.url}\n`);
   if (daemon.fuse) process.stdout.write(`vdfs mounted at ${daemon.fuse.mountpoint}\n`);

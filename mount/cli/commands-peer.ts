@@ -52,7 +52,7 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
 
   peer
     .command('invite')
-    .description('print the one line another node runs to pair with this one (needs this node\'s peer server running)')
+    .description("print the one line another node runs to pair with this one (needs this node's peer server running)")
     .option('--share <location>', 'a location of this node the new peer may read (repeatable)', repeatable)
     .option('--expires <duration>', 'how long the invitation lasts', '10m')
     .option('--url <https://host:port>', 'the address the other node reaches this one at (default: where the peer server listens)')
@@ -82,7 +82,9 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
       const ans = await pairWith(home.db, keys, home.config.name, url, code, { shares: o.share ?? [], addresses: o.address ?? [] });
       const name = new PeerStore(home.db).byId(ans.id)?.name ?? ans.name;
       if (o.json) return printJson({ id: ans.id, name, shares: ans.shares });
-      process.stdout.write(`Paired with ${name} (${shortId(ans.id)}).${ans.shares.length ? ` It shares: ${ans.shares.join(', ')} — add one with: vdfs location add NAME peer://${name}/${ans.shares[0]}` : ''}\n`);
+      process.stdout.write(
+        `Paired with ${name} (${shortId(ans.id)}).${ans.shares.length ? ` It shares: ${ans.shares.join(', ')} — add one with: vdfs location add NAME peer://${name}/${ans.shares[0]}` : ''}\n`,
+      );
     });
 
   peer
@@ -96,15 +98,32 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
       const keys = o.probe && peers.length > 0 ? await home.keys() : undefined;
       const probes = await Promise.all(peers.map((p) => (keys ? probe(p, keys) : Promise.resolve({ online: false, latencyMs: null }))));
       const rows = peers.map((p, i) => ({
-        name: p.name, id: p.id, short: shortId(p.id), addresses: p.addresses, shares: p.shares,
-        pairedAt: p.pairedAt ? new Date(p.pairedAt).toISOString() : null, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null,
-        online: o.probe ? probes[i].online : null, latencyMs: probes[i].latencyMs === null ? null : Math.round(probes[i].latencyMs! * 10) / 10,
+        name: p.name,
+        id: p.id,
+        short: shortId(p.id),
+        addresses: p.addresses,
+        shares: p.shares,
+        pairedAt: p.pairedAt ? new Date(p.pairedAt).toISOString() : null,
+        lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null,
+        online: o.probe ? probes[i].online : null,
+        latencyMs: probes[i].latencyMs === null ? null : Math.round(probes[i].latencyMs! * 10) / 10,
       }));
       if (o.json) return printJson(rows);
       if (rows.length === 0) return void process.stdout.write('No peers yet. On one node: vdfs peer invite; run the printed line on the other.\n');
-      process.stdout.write(table([['NAME', 'ID', 'STATE', 'LATENCY', 'LAST SEEN', 'SHARED', 'ADDRESS'], ...rows.map((r) => [
-        r.name, r.short, r.online === null ? '?' : r.online ? 'online' : 'offline', r.latencyMs === null ? '-' : `${r.latencyMs} ms`,
-        r.lastSeen ?? '-', r.shares.join(',') || '-', r.addresses[0] ?? '-'])]));
+      process.stdout.write(
+        table([
+          ['NAME', 'ID', 'STATE', 'LATENCY', 'LAST SEEN', 'SHARED', 'ADDRESS'],
+          ...rows.map((r) => [
+            r.name,
+            r.short,
+            r.online === null ? '?' : r.online ? 'online' : 'offline',
+            r.latencyMs === null ? '-' : `${r.latencyMs} ms`,
+            r.lastSeen ?? '-',
+            r.shares.join(',') || '-',
+            r.addresses[0] ?? '-',
+          ]),
+        ]),
+      );
     });
 
   peer

@@ -58,14 +58,21 @@ export function registerPinCommands(program: Command, g: () => GlobalOpts): void
           if (o.json) return printJson(rep);
           process.stdout.write(`pinned: ${formatSize(rep.fetchedBytes)} of ${formatSize(rep.bytes)} here, limit ${formatSize(rep.maxBytes)} (cache.pinnedMax)\n`);
           if (rep.pins.length === 0) return void process.stdout.write('No pins.\n');
-          process.stdout.write(table([['PIN', 'STATE', 'FILES', 'HERE'], ...rep.pins.map((x) => [displayName(x.path), x.state, `${x.fetchedFiles}/${x.files}`, `${formatSize(x.fetchedBytes)} of ${formatSize(x.bytes)}`])]));
+          process.stdout.write(
+            table([
+              ['PIN', 'STATE', 'FILES', 'HERE'],
+              ...rep.pins.map((x) => [displayName(x.path), x.state, `${x.fetchedFiles}/${x.files}`, `${formatSize(x.fetchedBytes)} of ${formatSize(x.bytes)}`]),
+            ]),
+          );
           return;
         }
         const added = p.pins.add(targetsOf(home, vpaths));
         if (o.wait) await waitFetched(p.pins, !o.json && !!process.stderr.isTTY);
         const rep = p.pins.report();
         if (o.json) return printJson({ added: added.added, ...rep });
-        process.stdout.write(`pinned ${vpaths.length} path(s); ${formatSize(rep.fetchedBytes)} of ${formatSize(rep.bytes)} pinned content is on this device${o.wait ? '' : ' (a running vdfs fetches the rest; --wait to wait)'}\n`);
+        process.stdout.write(
+          `pinned ${vpaths.length} path(s); ${formatSize(rep.fetchedBytes)} of ${formatSize(rep.bytes)} pinned content is on this device${o.wait ? '' : ' (a running vdfs fetches the rest; --wait to wait)'}\n`,
+        );
         const unhashed = rep.pins.reduce((s, x) => s + x.unhashed, 0);
         if (unhashed > 0) process.stdout.write(`${unhashed} file(s) are not hashed yet and cannot be fetched verified: vdfs scan LOCATION --hash\n`);
       } finally {

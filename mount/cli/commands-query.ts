@@ -81,7 +81,9 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
         const loc = home.locations.find(parts[0]);
         const reps: Pick<ReplicaInfo, 'location' | 'path' | 'node' | 'online'>[] = a.hash
           ? (JSON.parse((await vfs.getxattr(path, 'user.vdfs.replicas')).toString('utf8')) as ReplicaInfo[])
-          : a.type === 'file' && loc ? [{ location: loc.name, path, node: home.config.name, online: loc.online }] : [];
+          : a.type === 'file' && loc
+            ? [{ location: loc.name, path, node: home.config.name, online: loc.online }]
+            : [];
         return { e: a, replicas: reps };
       });
       const out = { path, type: e.type, size: e.size, mtime: mtimeOf(e), hash: e.hash, replicas };
@@ -124,11 +126,22 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
       let n = 0;
       let text = '';
       for (const gr of home.entries.duplicateGroups(!!o.includeEmpty)) {
-        const d = { hash: gr.hash, size: gr.size, paths: home.entries.byHash(gr.hash).filter((e) => e.type === 'file').map((e) => vpathOf(home, e)).sort() };
+        const d = {
+          hash: gr.hash,
+          size: gr.size,
+          paths: home.entries
+            .byHash(gr.hash)
+            .filter((e) => e.type === 'file')
+            .map((e) => vpathOf(home, e))
+            .sort(),
+        };
         if (o.json) text += `${n === 0 ? '[\n' : ',\n'}${JSON.stringify(d)}`;
         else text += `${d.hash} ${formatSize(d.size)} x${d.paths.length}\n${d.paths.map((p) => `  ${displayName(p)}\n`).join('')}`;
         n++;
-        if (text.length > 64 * 1024) { await writeOut(text); text = ''; }
+        if (text.length > 64 * 1024) {
+          await writeOut(text);
+          text = '';
+        }
       }
       if (o.json) text += n === 0 ? '[]\n' : '\n]\n';
       else if (n === 0) text += 'No duplicates.\n';
@@ -140,4 +153,3 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
 async function writeOut(text: string): Promise<void> {
   if (!process.stdout.write(text)) await once(process.stdout, 'drain');
 }
-

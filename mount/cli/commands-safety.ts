@@ -29,12 +29,19 @@ export function whereis(home: Home, vpath: string): WhereisReport {
   // Not hashed yet: only the entry itself is known to hold it.
   const l = r.location;
   return {
-    path, hash: null, size: e.size,
-    replicas: [{
-      location: l.name, path, node: home.config.name, online: l.online,
-      lastSeen: l.online ? new Date().toISOString() : l.lastSeen !== null ? new Date(l.lastSeen).toISOString() : null,
-      lastVerified: null,
-    }],
+    path,
+    hash: null,
+    size: e.size,
+    replicas: [
+      {
+        location: l.name,
+        path,
+        node: home.config.name,
+        online: l.online,
+        lastSeen: l.online ? new Date().toISOString() : l.lastSeen !== null ? new Date(l.lastSeen).toISOString() : null,
+        lastVerified: null,
+      },
+    ],
   };
 }
 
@@ -50,7 +57,7 @@ function ago(iso: string | null): string {
 export function registerSafetyCommands(program: Command, g: () => GlobalOpts): void {
   program
     .command('whereis <vpath>')
-    .description('every replica of a file\'s content: location, path there, online, last seen, last verified')
+    .description("every replica of a file's content: location, path there, online, last seen, last verified")
     .option('--json', 'print a JSON document')
     .action((vpath: string, o: { json?: boolean }) => {
       const rep = whereis(openHome(g()), vpath);
@@ -93,5 +100,3 @@ export function registerSafetyCommands(program: Command, g: () => GlobalOpts): v
       }
     });
 }
-
-

@@ -30,10 +30,17 @@ function progressBar(): { update(p: ScanProgress): void; stop(): void } {
         size: p.phase === 'walk' ? formatSize(p.bytes) : `${formatSize(p.hashedBytes)}/${formatSize(p.toHashBytes)}`,
         rate: formatSize((p.phase === 'walk' ? 0 : p.hashedBytes) / Math.max((Date.now() - t0) / 1000, 0.001)),
       };
-      if (!started) { bar.start(total, value, payload); started = true; }
-      else { bar.setTotal(total); bar.update(value, payload); }
+      if (!started) {
+        bar.start(total, value, payload);
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(value, payload);
+      }
     },
-    stop() { if (started) bar.stop(); },
+    stop() {
+      if (started) bar.stop();
+    },
   };
 }
 
@@ -69,7 +76,12 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
           const provider = openProvider(loc, home);
           try {
             if (!isListable(provider)) throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
-            s = await scanRemoteLocation(ctx, loc, provider, { rehash: opts.rehash, hash: opts.hash || opts.rehash, onProgress: bar ? (p) => bar.update(p) : undefined, onProblem });
+            s = await scanRemoteLocation(ctx, loc, provider, {
+              rehash: opts.rehash,
+              hash: opts.hash || opts.rehash,
+              onProgress: bar ? (p) => bar.update(p) : undefined,
+              onProblem,
+            });
           } finally {
             await provider.close();
           }
@@ -106,8 +118,7 @@ export function registerScanCommand(program: Command, g: () => GlobalOpts): void
       if (o.json) printJson(s);
       else
         process.stdout.write(
-          `${s.files} files, ${s.dirs} dirs, ${formatSize(s.bytes)}; hashed ${s.hashed}, unchanged ${s.unchanged}, ` +
-            `${s.errors} problems, ${s.seconds.toFixed(2)} s\n`,
+          `${s.files} files, ${s.dirs} dirs, ${formatSize(s.bytes)}; hashed ${s.hashed}, unchanged ${s.unchanged}, ` + `${s.errors} problems, ${s.seconds.toFixed(2)} s\n`,
         );
       // A whole location failing exits with its code (EHOSTDOWN: 6, ...); problems with
       // single entries exit 1. The summary is printed either way.

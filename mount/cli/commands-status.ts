@@ -37,9 +37,12 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       process.stdout.write(
         `memory: caches at most ${formatSize(mem.budget.total)} (index ${formatSize(mem.budget.indexCache)} + mmap ${formatSize(mem.budget.indexMmap)}, paths ${formatSize(mem.budget.resolverCache)}, blocks ${formatSize(mem.budget.blockMemory)}); ` +
           (mem.daemon ? `daemon ${mem.daemon.pid} ${formatSize(mem.daemon.rss)} resident (peak ${formatSize(mem.daemon.peakRss)})` : 'no daemon running') +
-          (mem.status ? `; this command ${formatSize(mem.status.rss)}` : '') + '\n',
+          (mem.status ? `; this command ${formatSize(mem.status.rss)}` : '') +
+          '\n',
       );
       process.stdout.write(`cache: ${formatSize(cache.bytes)} in ${cache.blocks} blocks of at most ${formatSize(cache.maxBytes)} (${cache.dir})\n`);
-      process.stdout.write(`pins: ${pins.pins}, ${formatSize(pins.fetchedBytes)} of ${formatSize(pins.bytes)} on this device, limit ${formatSize(pins.maxBytes)} (vdfs pin --list)\n`);
+      process.stdout.write(
+        `pins: ${pins.pins}, ${formatSize(pins.fetchedBytes)} of ${formatSize(pins.bytes)} on this device, limit ${formatSize(pins.maxBytes)} (vdfs pin --list)\n`,
+      );
     });
 }

@@ -17,7 +17,10 @@ function defaultMountpoint(): string {
 
 /** A location name from a folder name: the allowed characters only. */
 function nameFor(folder: string): string {
-  const n = basename(folder).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '') || 'home';
+  const n =
+    basename(folder)
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^\.+/, '') || 'home';
   checkLocationName(n);
   return n;
 }

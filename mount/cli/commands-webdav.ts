@@ -51,15 +51,16 @@ export function registerWebdavCommands(program: Command, g: () => GlobalOpts): v
       writeWebdavUsers(home, users);
       process.stdout.write(`WebDAV user ${name} saved (restart a running vdfs to apply)\n`);
     });
-  user
-    .command('rm <name>')
-    .action((name: string) => {
-      const home = openHome(g());
-      const users = readWebdavUsers(home);
-      if (!users.some((u) => u.name === name)) throw new FsError('ENOENT', `no WebDAV user ${name}`);
-      writeWebdavUsers(home, users.filter((u) => u.name !== name));
-      process.stdout.write(`WebDAV user ${name} removed (restart a running vdfs to apply)\n`);
-    });
+  user.command('rm <name>').action((name: string) => {
+    const home = openHome(g());
+    const users = readWebdavUsers(home);
+    if (!users.some((u) => u.name === name)) throw new FsError('ENOENT', `no WebDAV user ${name}`);
+    writeWebdavUsers(
+      home,
+      users.filter((u) => u.name !== name),
+    );
+    process.stdout.write(`WebDAV user ${name} removed (restart a running vdfs to apply)\n`);
+  });
   user
     .command('ls')
     .option('--json', 'print a JSON document')

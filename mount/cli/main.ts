@@ -23,7 +23,7 @@ function fail(err: unknown): never {
     process.exit(EXIT_CODES[err.code]);
   }
   const sqliteBusy = (err as { code?: string }).code === 'SQLITE_BUSY';
-  process.stderr.write(`vdfs: ${sqliteBusy ? 'the index is busy (another vdfs is writing); try again' : (err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(`vdfs: ${sqliteBusy ? 'the index is busy (another vdfs is writing); try again' : ((err as Error).stack ?? String(err))}\n`);
   process.exit(sqliteBusy ? EXIT_CODES.EBUSY : 1);
 }
 
@@ -62,6 +62,8 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 // A closed pipe (vdfs ls | head) is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); });
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
 
 if (require.main === module) void main(process.argv);

@@ -17,7 +17,6 @@ function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
 }
 
-
 /**
  * Mounts the VFS with the chosen backend: the native addon by default, fuse-native when asked
  * or when the addon cannot load (with a warning). Recovers a stale mount left by a killed
@@ -42,8 +41,16 @@ export async function mountFuse(vfs: KernelVfs, mountpoint: string, opts: FuseMo
 function watchMounted(mnt: string, isUnmounting: () => boolean): Promise<void> {
   return new Promise((res) => {
     const timer = setInterval(() => {
-      if (isUnmounting()) { clearInterval(timer); return; }
-      void mountAt(mnt).then((m) => { if (!m && !isUnmounting()) { clearInterval(timer); res(); } });
+      if (isUnmounting()) {
+        clearInterval(timer);
+        return;
+      }
+      void mountAt(mnt).then((m) => {
+        if (!m && !isUnmounting()) {
+          clearInterval(timer);
+          res();
+        }
+      });
     }, 500);
     timer.unref();
   });

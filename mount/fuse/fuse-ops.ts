@@ -36,7 +36,11 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
     const answer = (err: number, ...rest: unknown[]) => {
       if (answered) return;
       answered = true;
-      try { cb(err, ...rest); } catch (e) { log.error({ err: e, op, path }, 'fuse callback failed'); }
+      try {
+        cb(err, ...rest);
+      } catch (e) {
+        log.error({ err: e, op, path }, 'fuse callback failed');
+      }
     };
     try {
       fn().then(
@@ -57,7 +61,10 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
     init: (cb: Cb) => cb(0),
     getattr: (path: string, cb: Cb) => run('getattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
     fgetattr: (path: string, _fd: number, cb: Cb) => run('fgetattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
-    access: (path: string, _mode: number, cb: Cb) => run('access', path, cb, async () => { await vfs.getattr(path); }),
+    access: (path: string, _mode: number, cb: Cb) =>
+      run('access', path, cb, async () => {
+        await vfs.getattr(path);
+      }),
     statfs: (path: string, cb: Cb) =>
       run('statfs', path, cb, async () => {
         const s = await vfs.statfs(path);
@@ -71,17 +78,22 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
       }),
     readlink: (path: string, cb: Cb) => run('readlink', path, cb, async () => [await vfs.readlink(path)]),
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, async () => [await vfs.open(path, openFlags(flags))]),
-    create: (path: string, mode: number, cb: Cb) =>
-      run('create', path, cb, async () => [await vfs.open(path, { write: true, create: true, mode: mode & 0o7777 })]),
+    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, async () => [await vfs.open(path, { write: true, create: true, mode: mode & 0o7777 })]),
     // read and write answer with the byte count in the first argument (fuse-native's convention).
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      run('read', path, (err, n) => cb(err < 0 ? err : (n as number)), async () => [
-        await vfs.readInto(fd, len === buf.length ? buf : buf.subarray(0, len), pos),
-      ]),
+      run(
+        'read',
+        path,
+        (err, n) => cb(err < 0 ? err : (n as number)),
+        async () => [await vfs.readInto(fd, len === buf.length ? buf : buf.subarray(0, len), pos)],
+      ),
     write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      run('write', path, (err, n) => cb(err < 0 ? err : (n as number)), async () => [
-        await vfs.write(fd, pos, len === buf.length ? buf : buf.subarray(0, len)),
-      ]),
+      run(
+        'write',
+        path,
+        (err, n) => cb(err < 0 ? err : (n as number)),
+        async () => [await vfs.write(fd, pos, len === buf.length ? buf : buf.subarray(0, len))],
+      ),
     flush: (path: string, fd: number, cb: Cb) => run('flush', path, cb, () => vfs.flush(fd)),
     // fuse-native passes (path, datasync, fd) here, unlike its README.
     fsync: (path: string, _datasync: number, fd: number, cb: Cb) => run('fsync', path, cb, () => vfs.fsync(fd)),
@@ -97,19 +109,24 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
     mknod: (path: string, mode: number, dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, dev)),
     symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path)),
     link: (_src: string, dest: string, cb: Cb) =>
-      run('link', dest, cb, async () => { throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy'); }),
+      run('link', dest, cb, async () => {
+        throw new FsError('EPERM', 'hard links are not supported: use a symlink or a copy');
+      }),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
     // The disk's chown on local locations (no caller here: fuse-native's high-level API runs it as the daemon).
-    chown: (path: string, uid: number, gid: number, cb: Cb) =>
-      run('chown', path, cb, () => vfs.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid)),
+    chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
     // ls -l asks every file for security.selinux and POSIX ACLs: answer those without a lookup.
     getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
       name.startsWith('user.vdfs.') ? run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]) : cb(toErrno(new FsError('ENODATA', name))),
     listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, async () => [await vfs.listxattr(path)]),
     setxattr: (path: string, _name: string, _value: Buffer, _pos: number, _flags: number, cb: Cb) =>
-      run('setxattr', path, cb, async () => { throw new FsError('ENOTSUP', 'extended attributes cannot be set on vdfs'); }),
+      run('setxattr', path, cb, async () => {
+        throw new FsError('ENOTSUP', 'extended attributes cannot be set on vdfs');
+      }),
     removexattr: (path: string, _name: string, cb: Cb) =>
-      run('removexattr', path, cb, async () => { throw new FsError('ENOTSUP', 'extended attributes cannot be removed on vdfs'); }),
+      run('removexattr', path, cb, async () => {
+        throw new FsError('ENOTSUP', 'extended attributes cannot be removed on vdfs');
+      }),
   };
 }

@@ -168,8 +168,16 @@ export class InodeTable {
     const b = newParent.children?.get(newName);
     if (a) this.detach(a);
     if (b) this.detach(b);
-    if (a) { a.name = newName; a.parent = newParent; (newParent.children ??= new Map()).set(newName, a); }
-    if (b) { b.name = name; b.parent = parent; (parent.children ??= new Map()).set(name, b); }
+    if (a) {
+      a.name = newName;
+      a.parent = newParent;
+      (newParent.children ??= new Map()).set(newName, a);
+    }
+    if (b) {
+      b.name = name;
+      b.parent = parent;
+      (parent.children ??= new Map()).set(name, b);
+    }
   }
 
   private detach(n: FuseNode): void {

@@ -28,7 +28,11 @@ export class Invalidator {
   private stopped = false;
   private lastDurationMs = 0;
 
-  constructor(private readonly vfs: KernelVfs, private readonly inodes: InodeTable, private readonly kernel: KernelNotifier) {
+  constructor(
+    private readonly vfs: KernelVfs,
+    private readonly inodes: InodeTable,
+    private readonly kernel: KernelNotifier,
+  ) {
     vfs.onChange(() => this.schedule());
   }
 
@@ -39,10 +43,16 @@ export class Invalidator {
 
   private schedule(): void {
     if (this.stopped) return;
-    if (this.running) { this.again = true; return; }
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     if (this.timer) return;
     const delay = Math.min(MAX_DELAY_MS, Math.max(DEBOUNCE_MS, 10 * this.lastDurationMs));
-    this.timer = setTimeout(() => { this.timer = undefined; void this.sweep(); }, delay);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.sweep();
+    }, delay);
     this.timer.unref();
   }
 
@@ -74,7 +84,10 @@ export class Invalidator {
     } finally {
       this.lastDurationMs = Date.now() - started;
       this.running = false;
-      if (this.again) { this.again = false; this.schedule(); }
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
     }
   }
 }

@@ -55,7 +55,11 @@ export function isOurs(m: MountInfo, uid = process.getuid?.()): boolean {
 export async function recoverStaleMount(mountpoint: string): Promise<'none' | 'recovered'> {
   const m = await mountAt(mountpoint);
   if (!m) return 'none';
-  if (!isOurs(m)) throw new FsError('EBUSY', `${m.mountpoint} already has a mount that is not a vdfs mount of yours (${m.fstype} from ${m.source}); leaving it alone: unmount it or pick another mount point`);
+  if (!isOurs(m))
+    throw new FsError(
+      'EBUSY',
+      `${m.mountpoint} already has a mount that is not a vdfs mount of yours (${m.fstype} from ${m.source}); leaving it alone: unmount it or pick another mount point`,
+    );
   await new Promise<void>((res) => execFile('fusermount', ['-uz', m.mountpoint], () => res()));
   return 'recovered';
 }
@@ -66,8 +70,13 @@ export async function recoverStaleMount(mountpoint: string): Promise<'none' | 'r
  * (another user's, a symlink, writable by others), ENOTDIR.
  */
 export async function checkOwnedDir(dir: string, what: string, create: boolean): Promise<void> {
-  if (create) await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch((err) => { throw toFsError(err, `create ${what} ${dir}`); });
-  const st = await fsp.lstat(dir).catch((err) => { throw toFsError(err, `${what} ${dir}`); });
+  if (create)
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch((err) => {
+      throw toFsError(err, `create ${what} ${dir}`);
+    });
+  const st = await fsp.lstat(dir).catch((err) => {
+    throw toFsError(err, `${what} ${dir}`);
+  });
   const uid = process.getuid?.();
   const hint = 'another user may have created it to get into your mount; remove it or pick another place (--mount DIR)';
   if (st.isSymbolicLink()) throw new FsError('EACCES', `${what} ${dir} is a symlink; refusing to mount through it (${hint})`);

@@ -13,7 +13,10 @@ const INIT_TIMEOUT_MS = 10_000;
 /** The kernel's connection number (for /sys/fs/fuse/connections/N/abort): the minor of the mount's device. */
 async function connectionOf(mnt: string): Promise<string | undefined> {
   const info = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const line = info.split('\n').reverse().find((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === mnt);
+  const line = info
+    .split('\n')
+    .reverse()
+    .find((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === mnt);
   return line?.split(' ')[2]?.split(':')[1];
 }
 
@@ -26,15 +29,26 @@ const FUSECTL = '/sys/fs/fuse/connections';
  */
 function ensureFusectl(): void {
   try {
-    if (readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === FUSECTL)) return;
+    if (
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .some((l) => l.split(' ')[4] === FUSECTL)
+    )
+      return;
     execFileSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore', timeout: 5000 });
-  } catch { /* not root, or no fusectl: shutdown then relies on closing the device */ }
+  } catch {
+    /* not root, or no fusectl: shutdown then relies on closing the device */
+  }
 }
 
 /** Aborting the connection fails every request still pending and wakes anything blocked on it. Root only; never throws. */
 function abortConnection(conn: string | undefined): void {
   if (!conn) return;
-  try { writeFileSync(`${FUSECTL}/${conn}/abort`, '1'); } catch { /* gone already, or not root */ }
+  try {
+    writeFileSync(`${FUSECTL}/${conn}/abort`, '1');
+  } catch {
+    /* gone already, or not root */
+  }
 }
 
 /**

@@ -4,8 +4,25 @@ import type { Attr, Caller, DirEntry, KernelVfs, TimeSet } from '../vfs/types';
 import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
 import { openFlags } from './open-flags';
 import {
-  ATTR_OUT, ENTRY_OUT, FATTR, FOPEN, IN_HEADER, RENAME_EXCHANGE, RENAME_NOREPLACE,
-  cstr, direntSize, errorReply, direntType, replyBuffer, u64, w64, writeAttr, writeDirent, writeEntry, writeValid, type InHeader,
+  ATTR_OUT,
+  ENTRY_OUT,
+  FATTR,
+  FOPEN,
+  IN_HEADER,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  cstr,
+  direntSize,
+  errorReply,
+  direntType,
+  replyBuffer,
+  u64,
+  w64,
+  writeAttr,
+  writeDirent,
+  writeEntry,
+  writeValid,
+  type InHeader,
 } from './proto';
 
 /** What the request handlers share: the VFS, the node table, cache times and open directories. */
@@ -73,7 +90,6 @@ async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: stri
   return [entryReply(ctx, req, node, a, extra), node];
 }
 
-
 function openReply(req: Buffer, fh: number, openFlagsOut: number, backingId = 0): Buffer {
   const out = replyBuffer(req, 16);
   w64(out, 16, fh);
@@ -91,7 +107,9 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
     const a = await ctx.vfs.getattr(path);
     if (!o.write && !o.truncate && node.openEtag === a.etag) keep = FOPEN.KEEP_CACHE;
     node.openEtag = o.write || o.truncate ? undefined : a.etag;
-  } catch { /* attributes gone meanwhile: no cache */ }
+  } catch {
+    /* attributes gone meanwhile: no cache */
+  }
   const fd = ctx.vfs.nativeReadFd(fh);
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
   registerWriter(ctx, fh);
@@ -205,7 +223,9 @@ function xattrReply(req: Buffer, data: Buffer): Buffer {
 }
 
 const nodePath = (ctx: OpContext, h: InHeader) => ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
-const ENOSYS: Handler = async () => { throw new FsError('ENOSYS', 'not implemented'); };
+const ENOSYS: Handler = async () => {
+  throw new FsError('ENOSYS', 'not implemented');
+};
 
 /** The handlers by opcode. Anything missing is answered ENOSYS by the server. */
 export const HANDLERS: Record<number, Handler> = {
@@ -326,7 +346,10 @@ export const HANDLERS: Record<number, Handler> = {
     await ctx.vfs.release(fh);
     return empty(req);
   },
-  /* FSYNC */ 20: async (ctx, _h, req) => { await ctx.vfs.fsync(u64(req, B)); return empty(req); },
+  /* FSYNC */ 20: async (ctx, _h, req) => {
+    await ctx.vfs.fsync(u64(req, B));
+    return empty(req);
+  },
   /* SETXATTR */ 21: ENOSYS,
   /* GETXATTR */ 22: async (ctx, h, req) => {
     const [name] = cstr(req, B + 8);
@@ -338,7 +361,10 @@ export const HANDLERS: Record<number, Handler> = {
     return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')));
   },
   /* REMOVEXATTR */ 24: ENOSYS,
-  /* FLUSH */ 25: async (ctx, _h, req) => { await ctx.vfs.flush(u64(req, B)); return empty(req); },
+  /* FLUSH */ 25: async (ctx, _h, req) => {
+    await ctx.vfs.flush(u64(req, B));
+    return empty(req);
+  },
   /* OPENDIR */ 27: async (ctx, h, req) => {
     const list = await ctx.vfs.readdir(nodePath(ctx, h));
     const fh = ctx.nextDir++;
@@ -346,7 +372,10 @@ export const HANDLERS: Record<number, Handler> = {
     return openReply(req, fh, 0);
   },
   /* READDIR */ 28: (ctx, h, req) => readdirReply(ctx, h, req, false),
-  /* RELEASEDIR */ 29: async (ctx, _h, req) => { ctx.dirs.delete(u64(req, B)); return empty(req); },
+  /* RELEASEDIR */ 29: async (ctx, _h, req) => {
+    ctx.dirs.delete(u64(req, B));
+    return empty(req);
+  },
   /* FSYNCDIR */ 30: async (_ctx, _h, req) => empty(req),
   /* CREATE */ 35: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);

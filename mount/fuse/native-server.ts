@@ -47,18 +47,37 @@ export class FuseServer {
   /** Resolves when the kernel ends the connection (unmounted from outside, or aborted). */
   readonly closed = new Promise<void>((res) => (this.closedDone = res));
 
-  constructor(private readonly addon: NativeFuse, vfs: KernelVfs, private readonly opts: ServerOptions) {
+  constructor(
+    private readonly addon: NativeFuse,
+    vfs: KernelVfs,
+    private readonly opts: ServerOptions,
+  ) {
     this.ctx = {
-      vfs, inodes: this.inodes, entryTtl: opts.entryTtl, attrTtl: opts.attrTtl, negativeTtl: opts.negativeTtl,
-      dirs: new Map(), nextDir: 1,
-      registerFd: (fh, fd, writable) => { if (this.session) addon.registerFd(this.session, fh, fd, writable); },
-      unregisterFd: (fh) => { if (this.session) addon.unregisterFd(this.session, fh); },
+      vfs,
+      inodes: this.inodes,
+      entryTtl: opts.entryTtl,
+      attrTtl: opts.attrTtl,
+      negativeTtl: opts.negativeTtl,
+      dirs: new Map(),
+      nextDir: 1,
+      registerFd: (fh, fd, writable) => {
+        if (this.session) addon.registerFd(this.session, fh, fd, writable);
+      },
+      unregisterFd: (fh) => {
+        if (this.session) addon.unregisterFd(this.session, fh);
+      },
       openBacking: (fd) => this.openBacking(fd),
-      closeBacking: (id) => { if (this.session) addon.backingClose(this.session, id); },
+      closeBacking: (id) => {
+        if (this.session) addon.backingClose(this.session, id);
+      },
       openFiles: new Map(),
       stats: () => ({
-        backend: 'native', nodes: this.inodes.size, openDirs: this.ctx.dirs.size, passthrough: this.passthrough ? 1 : 0,
-        passthroughOpens: this.passthroughOpens, ...(this.session ? addon.stats(this.session) : {}),
+        backend: 'native',
+        nodes: this.inodes.size,
+        openDirs: this.ctx.dirs.size,
+        passthrough: this.passthrough ? 1 : 0,
+        passthroughOpens: this.passthroughOpens,
+        ...(this.session ? addon.stats(this.session) : {}),
       }),
     };
   }
@@ -95,21 +114,28 @@ export class FuseServer {
       this.dispatch(req);
     } catch (err) {
       this.opts.log.error({ err }, 'FUSE request could not be handled');
-      try { this.send(errorReply(req, 5)); } catch { /* nothing more to do */ }
+      try {
+        this.send(errorReply(req, 5));
+      } catch {
+        /* nothing more to do */
+      }
     }
   }
 
   private dispatch(req: Buffer): void {
     const h = parseHeader(req);
     switch (h.opcode) {
-      case OP.INIT: return this.init(req);
-      case OP.FORGET: return this.inodes.forget(h.nodeid, u64(req, IN_HEADER));
+      case OP.INIT:
+        return this.init(req);
+      case OP.FORGET:
+        return this.inodes.forget(h.nodeid, u64(req, IN_HEADER));
       case OP.BATCH_FORGET: {
         const count = req.readUInt32LE(IN_HEADER);
         for (let i = 0, off = IN_HEADER + 8; i < count && off + 16 <= req.length; i++, off += 16) this.inodes.forget(u64(req, off), u64(req, off + 8));
         return;
       }
-      case OP.INTERRUPT: return this.interrupt(u64(req, IN_HEADER));
+      case OP.INTERRUPT:
+        return this.interrupt(u64(req, IN_HEADER));
       case NATIVE_WROTE:
         try {
           this.ctx.vfs.noteWritten(u64(req, IN_HEADER), u64(req, IN_HEADER + 8), req.readUInt32LE(IN_HEADER + 16));
@@ -117,7 +143,8 @@ export class FuseServer {
           this.opts.log.error({ err }, 'bookkeeping of a native write failed');
         }
         return;
-      case OP.DESTROY: return this.send(replyBuffer(req, 0));
+      case OP.DESTROY:
+        return this.send(replyBuffer(req, 0));
     }
     const handler = HANDLERS[h.opcode];
     if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
@@ -132,7 +159,11 @@ export class FuseServer {
     handler(this.ctx, h, req).then(answer, (err: unknown) => {
       if (!(err instanceof FsError)) this.opts.log.error({ err, op: h.opcode }, 'unexpected error in FUSE op');
       else if (err.code === 'EIO' || err.code === 'EHOSTDOWN') this.opts.log.warn({ op: h.opcode, code: err.code }, err.message);
-      try { answer(errorReply(req, toErrno(err))); } catch (e) { this.opts.log.error({ err: e }, 'FUSE error reply failed'); }
+      try {
+        answer(errorReply(req, toErrno(err)));
+      } catch (e) {
+        this.opts.log.error({ err: e }, 'FUSE error reply failed');
+      }
     });
   }
 
@@ -176,9 +207,16 @@ export class FuseServer {
       this.send(errorReply(req, 71)); // EPROTO
       return;
     }
-    const want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+    const want =
+      INIT.ASYNC_READ |
+      INIT.BIG_WRITES |
+      INIT.AUTO_INVAL_DATA |
+      INIT.DO_READDIRPLUS |
+      INIT.READDIRPLUS_AUTO |
       // Not ASYNC_DIO: a synchronous O_DIRECT read then waits uninterruptibly and a signal cannot stop it.
-      | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
+      INIT.PARALLEL_DIROPS |
+      INIT.MAX_PAGES |
+      INIT.CACHE_SYMLINKS;
     out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
     out.writeUInt32LE(((kflags & want) | (this.passthrough ? INIT.INIT_EXT : 0)) >>> 0, 28);
     if (this.passthrough) {

@@ -6,20 +6,69 @@ import { TYPE_MODE_BITS } from '../../core/provider';
 import type { Attr } from '../vfs/types';
 
 export const OP = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, SYMLINK: 6, MKNOD: 8, MKDIR: 9,
-  UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
-  RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
-  INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, GETLK: 31, SETLK: 32,
-  SETLKW: 33, ACCESS: 34, CREATE: 35, INTERRUPT: 36, BMAP: 37, DESTROY: 38, IOCTL: 39, POLL: 40,
-  BATCH_FORGET: 42, FALLOCATE: 43, READDIRPLUS: 44, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
-  SYNCFS: 50, TMPFILE: 51, STATX: 52,
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  SYMLINK: 6,
+  MKNOD: 8,
+  MKDIR: 9,
+  UNLINK: 10,
+  RMDIR: 11,
+  RENAME: 12,
+  LINK: 13,
+  OPEN: 14,
+  READ: 15,
+  WRITE: 16,
+  STATFS: 17,
+  RELEASE: 18,
+  FSYNC: 20,
+  SETXATTR: 21,
+  GETXATTR: 22,
+  LISTXATTR: 23,
+  REMOVEXATTR: 24,
+  FLUSH: 25,
+  INIT: 26,
+  OPENDIR: 27,
+  READDIR: 28,
+  RELEASEDIR: 29,
+  FSYNCDIR: 30,
+  GETLK: 31,
+  SETLK: 32,
+  SETLKW: 33,
+  ACCESS: 34,
+  CREATE: 35,
+  INTERRUPT: 36,
+  BMAP: 37,
+  DESTROY: 38,
+  IOCTL: 39,
+  POLL: 40,
+  BATCH_FORGET: 42,
+  FALLOCATE: 43,
+  READDIRPLUS: 44,
+  RENAME2: 45,
+  LSEEK: 46,
+  COPY_FILE_RANGE: 47,
+  SYNCFS: 50,
+  TMPFILE: 51,
+  STATX: 52,
 } as const;
 
 /** INIT flags (fuse_init_in/out.flags; flags2 bits are these shifted by 32). */
 export const INIT = {
-  ASYNC_READ: 1 << 0, ATOMIC_O_TRUNC: 1 << 3, BIG_WRITES: 1 << 5, AUTO_INVAL_DATA: 1 << 12,
-  DO_READDIRPLUS: 1 << 13, READDIRPLUS_AUTO: 1 << 14, ASYNC_DIO: 1 << 15, WRITEBACK_CACHE: 1 << 16,
-  PARALLEL_DIROPS: 1 << 18, MAX_PAGES: 1 << 22, CACHE_SYMLINKS: 1 << 23, INIT_EXT: 1 << 30,
+  ASYNC_READ: 1 << 0,
+  ATOMIC_O_TRUNC: 1 << 3,
+  BIG_WRITES: 1 << 5,
+  AUTO_INVAL_DATA: 1 << 12,
+  DO_READDIRPLUS: 1 << 13,
+  READDIRPLUS_AUTO: 1 << 14,
+  ASYNC_DIO: 1 << 15,
+  WRITEBACK_CACHE: 1 << 16,
+  PARALLEL_DIROPS: 1 << 18,
+  MAX_PAGES: 1 << 22,
+  CACHE_SYMLINKS: 1 << 23,
+  INIT_EXT: 1 << 30,
 } as const;
 
 export const FOPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_DIR: 8, PASSTHROUGH: 128 } as const;
@@ -28,7 +77,16 @@ export const INIT2 = { PASSTHROUGH: 1 << 5 } as const;
 
 /** SETATTR valid bits. */
 export const FATTR = {
-  MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, FH: 64, ATIME_NOW: 128, MTIME_NOW: 256, CTIME: 1024,
+  MODE: 1,
+  UID: 2,
+  GID: 4,
+  SIZE: 8,
+  ATIME: 16,
+  MTIME: 32,
+  FH: 64,
+  ATIME_NOW: 128,
+  MTIME_NOW: 256,
+  CTIME: 1024,
 } as const;
 
 export const NOTIFY = { INVAL_INODE: 2, INVAL_ENTRY: 3 } as const;
@@ -65,14 +123,19 @@ export function u64(buf: Buffer, off: number): number {
 
 export function w64(buf: Buffer, off: number, n: number): void {
   const v = n < 0 ? 0 : n;
-  buf.writeUInt32LE(v % TWO32 >>> 0, off);
+  buf.writeUInt32LE((v % TWO32) >>> 0, off);
   buf.writeUInt32LE(Math.floor(v / TWO32) >>> 0, off + 4);
 }
 
 export function parseHeader(buf: Buffer): InHeader {
   return {
-    len: buf.readUInt32LE(0), opcode: buf.readUInt32LE(4), unique: u64(buf, 8), nodeid: u64(buf, 16),
-    uid: buf.readUInt32LE(24), gid: buf.readUInt32LE(28), pid: buf.readUInt32LE(32),
+    len: buf.readUInt32LE(0),
+    opcode: buf.readUInt32LE(4),
+    unique: u64(buf, 8),
+    nodeid: u64(buf, 16),
+    uid: buf.readUInt32LE(24),
+    gid: buf.readUInt32LE(28),
+    pid: buf.readUInt32LE(32),
   };
 }
 

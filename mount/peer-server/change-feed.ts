@@ -14,7 +14,10 @@ export class ChangeFeed {
   private lastHead: number;
   private readonly ticker: NodeJS.Timeout;
 
-  constructor(private readonly headSeq: () => number, private readonly log: Logger) {
+  constructor(
+    private readonly headSeq: () => number,
+    private readonly log: Logger,
+  ) {
     this.lastHead = headSeq();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.ticker.unref();

@@ -19,7 +19,10 @@ export function sendError(log: Logger, req: IncomingMessage, res: ServerResponse
   const fe = toFsError(err, 'peer request');
   const status = PEER_STATUS[fe.code];
   const level = status >= 500 ? 'error' : 'warn';
-  log[level]({ peer: peer?.slice(0, 16), remote: req.socket.remoteAddress, method: req.method, url: req.url?.slice(0, 200), status, code: fe.code }, `peer: refused: ${fe.message}`);
+  log[level](
+    { peer: peer?.slice(0, 16), remote: req.socket.remoteAddress, method: req.method, url: req.url?.slice(0, 200), status, code: fe.code },
+    `peer: refused: ${fe.message}`,
+  );
   if (res.headersSent) return void res.destroy();
   const body = JSON.stringify({ code: fe.code, message: fe.message });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

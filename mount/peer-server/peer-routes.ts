@@ -118,7 +118,11 @@ async function sendSnapshot(r: PeerRoutes, res: ServerResponse, peer: string, lo
 
 function drainOrClose(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
-    const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
     res.on('drain', done);
     res.on('close', done);
   });

@@ -44,8 +44,13 @@ const MAX_CONNECTIONS = 512;
 /** The HTTPS server with the peer port's TLS settings and time limits. */
 function createTlsServer(o: PeerServerOptions, stallMs: number): https.Server {
   const server = https.createServer({
-    key: o.keys.key, cert: o.keys.cert, requestCert: true, rejectUnauthorized: false,
-    ALPNProtocols: [ALPN_PEER, ALPN_PAIR], maxHeaderSize: 8192, minVersion: 'TLSv1.3',
+    key: o.keys.key,
+    cert: o.keys.cert,
+    requestCert: true,
+    rejectUnauthorized: false,
+    ALPNProtocols: [ALPN_PEER, ALPN_PAIR],
+    maxHeaderSize: 8192,
+    minVersion: 'TLSv1.3',
     handshakeTimeout: stallMs,
     // How often Node checks the header/request timers (default 30 s would double the limit).
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(stallMs / 4))),

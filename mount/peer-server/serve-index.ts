@@ -24,7 +24,10 @@ function* linesOf(rows: Iterable<TreeRow>): Generator<SnapshotLine> {
   for (const r of rows) {
     // Special files (FIFOs, sockets, devices) mean something only on this machine: never sent (docs/vfs.md).
     if (isSpecial(r.type)) continue;
-    const line: SnapshotLine = { path: r.path, entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target } };
+    const line: SnapshotLine = {
+      path: r.path,
+      entry: { type: r.type, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, mode: r.mode, version: r.version, hash: r.hash, target: r.target },
+    };
     const b = wireBlob(r);
     if (b) line.blob = b;
     yield line;
@@ -120,7 +123,11 @@ export class ServeIndex {
   blobFile(peerId: string, hash: string): { root: string; rel: string; size: number; version: string | null } {
     const locs = this.sharedRows(peerId);
     if (locs.length === 0) throw new FsError('ENOENT', 'no such blob');
-    for (const e of this.q.holders(hash, locs.map((l) => l.id), 16)) {
+    for (const e of this.q.holders(
+      hash,
+      locs.map((l) => l.id),
+      16,
+    )) {
       const root = locs.find((l) => l.id === e.loc)!.uri;
       const rel = this.q.relPathOf(e.id);
       if (!this.hidden.hides(root, rel)) return { root, rel, size: e.size, version: e.version };

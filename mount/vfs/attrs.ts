@@ -17,8 +17,19 @@ const started = Date.now();
 
 export function dirAttr(ino: number, mtimeMs = started, readonly = true, mode = 0o755): Attr {
   return {
-    ino, type: 'dir', mode, size: 0, mtimeMs, ctimeMs: mtimeMs, atimeMs: mtimeMs, nlink: 2, uid, gid,
-    hash: null, etag: `"d${ino}-${Math.floor(mtimeMs)}"`, readonly,
+    ino,
+    type: 'dir',
+    mode,
+    size: 0,
+    mtimeMs,
+    ctimeMs: mtimeMs,
+    atimeMs: mtimeMs,
+    nlink: 2,
+    uid,
+    gid,
+    hash: null,
+    etag: `"d${ino}-${Math.floor(mtimeMs)}"`,
+    readonly,
   };
 }
 
@@ -54,10 +65,13 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
   if (ino !== undefined) a.ino = LINKED_INO_BASE + Number(ino % BigInt(LINKED_INO_BASE));
   if (!disk) {
     // The index's mtime to the nanosecond (the float above cannot hold every one); shown for all three.
-    if (!live) { const m = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec); a.ns = { atime: m, mtime: m, ctime: m }; }
+    if (!live) {
+      const m = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
+      a.ns = { atime: m, mtime: m, ctime: m };
+    }
     return a;
   }
-  const mtime = live ? live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6)) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
+  const mtime = live ? (live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6))) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
   const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
   a.ns = { atime: disk.atimeNs, mtime, ctime };
@@ -74,7 +88,7 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
 
 function indexAttr(e: Entry, readonly: boolean, mtimeMs: number, size: number, live: boolean): Attr {
   // Never file-type bits from the index: the front ends add those from `type`.
-  const mode = (e.mode & 0o7777) || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
+  const mode = e.mode & 0o7777 || (e.type === 'dir' ? 0o755 : e.type === 'symlink' ? 0o777 : 0o644);
   return {
     ino: e.id + ENTRY_INO_BASE,
     type: e.type,

@@ -16,7 +16,6 @@ export interface BlockStore {
   has?(key: string): boolean;
 }
 
-
 /**
  * Reads a blob by block through the block store, fetching misses from the first replica
  * that returns bytes matching the block's hash (failing over to the next one otherwise),

@@ -25,7 +25,10 @@ export abstract class BlockReader {
   private streamedTo = -1;
   private readonly pending = new Map<number, Promise<Buffer>>();
 
-  constructor(readonly size: number, readonly blockSize: number) {}
+  constructor(
+    readonly size: number,
+    readonly blockSize: number,
+  ) {}
 
   /** Block `i`, whole (the last one may be short), through the cache. Throws FsError. */
   protected abstract block(i: number): Promise<Buffer>;
@@ -117,7 +120,7 @@ export abstract class BlockReader {
     let from = Math.max(first, this.streamedTo + 1);
     while (from < blocks && this.pending.has(from)) from++;
     const want = Math.min(Math.max(last, from + this.window - 1), blocks - 1);
-    for (let i = from; i <= want; ) {
+    for (let i = from; i <= want;) {
       if (this.pending.has(i)) {
         i++;
       } else if (this.cached(i)) {

@@ -33,7 +33,14 @@ export class DiskStats {
   set(entryId: number, st: BigIntStats): void {
     this.byEntry.delete(entryId); // re-insert: the map's order is the eviction order
     this.byEntry.set(entryId, {
-      atimeNs: st.atimeNs, ctimeNs: st.ctimeNs, uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size), ino: st.ino, dev: st.dev,
+      atimeNs: st.atimeNs,
+      ctimeNs: st.ctimeNs,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      nlink: Number(st.nlink),
+      size: Number(st.size),
+      ino: st.ino,
+      dev: st.dev,
     });
     if (this.byEntry.size > MAX) this.byEntry.delete(this.byEntry.keys().next().value as number);
   }

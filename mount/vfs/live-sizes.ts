@@ -36,12 +36,19 @@ export class LiveSizes {
 
   set(vpath: string, size: number, mtimeMs = Date.now()): void {
     const l = this.live.get(vpath);
-    if (l) { l.size = size; l.mtimeMs = mtimeMs; l.mtimeNs = undefined; }
+    if (l) {
+      l.size = size;
+      l.mtimeMs = mtimeMs;
+      l.mtimeNs = undefined;
+    }
   }
 
   touched(vpath: string, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
-    if (l) { l.mtimeMs = mtimeMs; l.mtimeNs = mtimeNs; }
+    if (l) {
+      l.mtimeMs = mtimeMs;
+      l.mtimeNs = mtimeNs;
+    }
   }
 
   closed(vpath: string): void {
@@ -53,7 +60,10 @@ export class LiveSizes {
   moved(from: string, to: string): void {
     for (const [p, l] of [...this.live]) {
       const np = p === from ? to : p.startsWith(`${from}/`) ? to + p.slice(from.length) : undefined;
-      if (np) { this.live.delete(p); this.live.set(np, l); }
+      if (np) {
+        this.live.delete(p);
+        this.live.set(np, l);
+      }
     }
   }
 }

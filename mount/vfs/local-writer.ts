@@ -16,14 +16,15 @@ import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
 import type { WriterHost } from './writer-host';
 
-
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 /** How long computed hashes wait to be committed together. */
 const HASH_COMMIT_MS = 20;
 
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
   if (!e || !f) return !e && !f;
-  return e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target;
+  return (
+    e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target
+  );
 }
 
 /**
@@ -70,7 +71,7 @@ export class LocalWriter {
     // transaction both are read again by id (another process may have committed meanwhile).
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     const lookup = (dirId?: number) => {
-      const dir = rel === '' ? undefined : dirId === undefined ? entries.resolve(loc.id, parentRel) : entries.get(dirId) ?? entries.resolve(loc.id, parentRel);
+      const dir = rel === '' ? undefined : dirId === undefined ? entries.resolve(loc.id, parentRel) : (entries.get(dirId) ?? entries.resolve(loc.id, parentRel));
       return { dir, entry: rel === '' ? entries.root(loc.id) : dir?.type === 'dir' ? entries.child(dir.id, name) : undefined };
     };
     let { dir: upEntry, entry: existing } = lookup();
@@ -83,12 +84,16 @@ export class LocalWriter {
     // Nothing differs from the index (a chown to the same owner, a flush without new bytes):
     // no commit (apply then only reads).
     if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
-    else relaxedTransaction(this.home.db, () => {
-      ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
-      // Again inside the transaction: a write may have been staged while the disk was probed.
-      if (this.core.staged.queue.pending(loc.id, rel)) { r = { entry: existing, wasDir: false, changed: false }; return; }
-      apply();
-    });
+    else
+      relaxedTransaction(this.home.db, () => {
+        ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
+        // Again inside the transaction: a write may have been staged while the disk was probed.
+        if (this.core.staged.queue.pending(loc.id, rel)) {
+          r = { entry: existing, wasDir: false, changed: false };
+          return;
+        }
+        apply();
+      });
     const result = r.entry;
     const wasDir = r.wasDir;
     // Only this path changed, unless a directory went away or became something else.
@@ -110,23 +115,44 @@ export class LocalWriter {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
-    if (!this.home.hidden.hides(loc.uri, rel)) try {
-      // lstat of the name inside its parent, opened without following symlinks: a path through
-      // a swapped-in symlink is "not there" for the index, never the file outside.
-      const pe = rel === '' ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true }))) : await withParent(loc.uri, rel, async (at, _d, name) => {
-        const st = (disk = await fsp.lstat(at, { bigint: true }));
-        return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
-      });
-      if (pe) fields = { type: pe.type, size: pe.size, mtimeSec: pe.mtimeSec, mtimeNsec: pe.mtimeNsec, mode: pe.mode, version: pe.version, hash: null, target: pe.target ?? null, rdev: pe.rdev ?? null };
-    } catch (err) {
-      const code = toFsError(err, rel).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
-    }
+    if (!this.home.hidden.hides(loc.uri, rel))
+      try {
+        // lstat of the name inside its parent, opened without following symlinks: a path through
+        // a swapped-in symlink is "not there" for the index, never the file outside.
+        const pe =
+          rel === ''
+            ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
+            : await withParent(loc.uri, rel, async (at, _d, name) => {
+                const st = (disk = await fsp.lstat(at, { bigint: true }));
+                return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
+              });
+        if (pe)
+          fields = {
+            type: pe.type,
+            size: pe.size,
+            mtimeSec: pe.mtimeSec,
+            mtimeNsec: pe.mtimeNsec,
+            mode: pe.mode,
+            version: pe.version,
+            hash: null,
+            target: pe.target ?? null,
+            rdev: pe.rdev ?? null,
+          };
+      } catch (err) {
+        const code = toFsError(err, rel).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
+      }
     return { fields, disk };
   }
 
   /** The index side of refresh, inside the caller's transaction (or alone when it writes nothing). */
-  private apply(loc: Location, rel: string, probed: { fields?: EntryFields }, existing: Entry | undefined, parent: Entry | undefined): { entry?: Entry; wasDir: boolean; changed: boolean } {
+  private apply(
+    loc: Location,
+    rel: string,
+    probed: { fields?: EntryFields },
+    existing: Entry | undefined,
+    parent: Entry | undefined,
+  ): { entry?: Entry; wasDir: boolean; changed: boolean } {
     const { entries } = this.home;
     const fields = probed.fields;
     const wasDir = existing?.type === 'dir';
@@ -157,8 +183,13 @@ export class LocalWriter {
     for (const id of this.core.disk.sameFile(st.dev, st.ino)) {
       if (id === except) continue;
       const e = this.home.entries.get(id);
-      if (!e || e.locationId !== loc.id) { this.core.disk.delete(id); continue; }
-      await this.refresh(loc, this.home.entries.pathOf(id), false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing another name of a file', err, { location: loc.name }, 'debug'));
+      if (!e || e.locationId !== loc.id) {
+        this.core.disk.delete(id);
+        continue;
+      }
+      await this.refresh(loc, this.home.entries.pathOf(id), false).catch((err) =>
+        noteSwallowed(this.core.log, 'local writer: refreshing another name of a file', err, { location: loc.name }, 'debug'),
+      );
     }
   }
 
@@ -168,7 +199,9 @@ export class LocalWriter {
    */
   async refreshParent(loc: Location, rel: string): Promise<void> {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    await this.refresh(loc, parentRel, false).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'));
+    await this.refresh(loc, parentRel, false).catch((err) =>
+      noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'),
+    );
   }
 
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
@@ -184,7 +217,10 @@ export class LocalWriter {
   private rehash(loc: Location, rel: string): void {
     if (this.core.live.get(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
-    if (this.rehashing.has(key)) { this.rehashAgain.add(key); return; }
+    if (this.rehashing.has(key)) {
+      this.rehashAgain.add(key);
+      return;
+    }
     this.rehashing.add(key);
     // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
@@ -246,13 +282,25 @@ export class LocalWriter {
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
-    const open = (m: number) => openBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => { throw toFsError(err, `open ${path}`); });
+    const open = (m: number) =>
+      openBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => {
+        throw toFsError(err, `open ${path}`);
+      });
     // Only a file this open really made gets the caller's owner and mode: one already on the
     // disk but not indexed yet (the watcher is behind) keeps its own, as open(2) would.
     let made = false;
     let fd: Awaited<ReturnType<typeof open>> | undefined;
     if (!t.existing && flags.create && !flags.exclusive) {
-      fd = await open(mode | C.O_EXCL).then((f) => { made = true; return f; }, (err: FsError) => { if (err.code === 'EEXIST') return undefined; throw err; });
+      fd = await open(mode | C.O_EXCL).then(
+        (f) => {
+          made = true;
+          return f;
+        },
+        (err: FsError) => {
+          if (err.code === 'EEXIST') return undefined;
+          throw err;
+        },
+      );
     }
     if (!fd) {
       fd = await open(mode);
@@ -307,9 +355,13 @@ export class LocalWriter {
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such file`);
     if (t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     // O_NONBLOCK: a FIFO planted under the name must not block the open.
-    const fh = await openBeneath(t.location.uri, t.rel, C.O_WRONLY | C.O_NONBLOCK).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+    const fh = await openBeneath(t.location.uri, t.rel, C.O_WRONLY | C.O_NONBLOCK).catch((err) => {
+      throw toFsError(err, `truncate ${path}`);
+    });
     try {
-      await fh.truncate(size).catch((err) => { throw toFsError(err, `truncate ${path}`); });
+      await fh.truncate(size).catch((err) => {
+        throw toFsError(err, `truncate ${path}`);
+      });
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -320,7 +372,9 @@ export class LocalWriter {
   async mkdir(path: string, mode: number, owner?: Caller): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => { throw toFsError(err, `mkdir ${path}`); });
+    await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => {
+      throw toFsError(err, `mkdir ${path}`);
+    });
     await this.adopt(t, mode, owner);
     await this.refresh(t.location, t.rel, true, true);
   }
@@ -365,7 +419,9 @@ export class LocalWriter {
     if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
     if (!pendingOnly) {
       // Both names inside their safely opened parents: no directory on either side is followed.
-      await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => { throw toFsError(err, `rename ${from}`); });
+      await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => {
+        throw toFsError(err, `rename ${from}`);
+      });
     }
     // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
     // file follow it, based on what the disk holds at the new name when they only exist staged.
@@ -390,7 +446,10 @@ export class LocalWriter {
     for (const [, h] of this.core.handles.all()) {
       if (h.kind === 'blob') continue;
       const np = moved(h.vpath);
-      if (np) { h.vpath = np; h.rel = splitVirtual(np).rel; }
+      if (np) {
+        h.vpath = np;
+        h.rel = splitVirtual(np).rel;
+      }
     }
     this.core.live.moved(from, to);
   }
@@ -398,7 +457,9 @@ export class LocalWriter {
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => { throw toFsError(err, `symlink ${path}`); });
+    await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => {
+      throw toFsError(err, `symlink ${path}`);
+    });
     await this.adopt(t, undefined, owner);
     await this.refresh(t.location, t.rel, true, true);
   }
@@ -426,7 +487,9 @@ export class LocalWriter {
     if (a.existing.type === 'dir') throw new FsError('EPERM', `${from} is a directory: directories cannot be hard-linked`);
     if (b.existing) throw new FsError('EEXIST', `${to} already exists`);
     const root = a.location.uri;
-    await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => { throw toFsError(err, `link ${from}`); });
+    await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => {
+      throw toFsError(err, `link ${from}`);
+    });
     await this.refresh(b.location, b.rel, true, true);
     await this.refresh(a.location, a.rel);
   }
@@ -441,7 +504,11 @@ export class LocalWriter {
     const root = t.location.uri;
     const me = process.getuid?.() ?? 0;
     // A file just created: its own open descriptor names the inode (no second open by name).
-    const fh = made ?? (await pathHandle(root, t.rel).catch((err) => { throw toFsError(err, `create ${t.rel}`); }));
+    const fh =
+      made ??
+      (await pathHandle(root, t.rel).catch((err) => {
+        throw toFsError(err, `create ${t.rel}`);
+      }));
     try {
       let st = await fh.stat();
       if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
@@ -469,10 +536,14 @@ export class LocalWriter {
    * no modes on links, and following it is what the attack wants.
    */
   private async onInode(t: Target, what: string, fn: (p: string) => Promise<void>): Promise<void> {
-    const fh = await pathHandle(t.location.uri, t.rel).catch((err) => { throw toFsError(err, `${what} ${t.rel}`); });
+    const fh = await pathHandle(t.location.uri, t.rel).catch((err) => {
+      throw toFsError(err, `${what} ${t.rel}`);
+    });
     try {
       if ((await fh.stat()).isSymbolicLink()) throw new FsError('EPERM', `${what} ${t.rel}: it is a symlink`);
-      await fn(fdPath(fh)).catch((err) => { throw toFsError(err, `${what} ${t.rel}`); });
+      await fn(fdPath(fh)).catch((err) => {
+        throw toFsError(err, `${what} ${t.rel}`);
+      });
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -502,10 +573,12 @@ export class LocalWriter {
   async chown(path: string, uid: number, gid: number): Promise<void> {
     const t = this.target(path, 'chown');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
-    const run = (p: string) => fsp.lchown(p, uid, gid).catch((err) => { throw toFsError(err, `chown ${path}`); });
+    const run = (p: string) =>
+      fsp.lchown(p, uid, gid).catch((err) => {
+        throw toFsError(err, `chown ${path}`);
+      });
     if (t.rel === '') await run(`${t.location.uri}/.`);
     else await withParent(t.location.uri, t.rel, run);
     await this.refresh(t.location, t.rel);
   }
-
 }

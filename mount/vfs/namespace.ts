@@ -8,10 +8,7 @@ import type { VfsHome } from './vfs-home';
 export const VDFS_DIR = '.vdfs';
 
 /** What a virtual path names. */
-export type Resolved =
-  | { kind: 'root' }
-  | { kind: 'entry'; location: Location; entry: Entry; rel: string }
-  | { kind: 'virtual'; parts: string[] };
+export type Resolved = { kind: 'root' } | { kind: 'entry'; location: Location; entry: Entry; rel: string } | { kind: 'virtual'; parts: string[] };
 
 /** Splits '/<location>/<rel>' into the location name and the relative path. Throws EINVAL. */
 export function splitVirtual(vpath: string): { location?: string; rel: string; parts: string[] } {

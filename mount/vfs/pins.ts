@@ -101,10 +101,17 @@ export class Pins {
     const bytes = [...w.hashes.values()].reduce((s, n) => s + n, 0);
     const max = this.home.config['cache.pinnedMax'];
     if (bytes > max) {
-      throw new FsError('ENOSPC', `pinning needs ${bytes} bytes with the pins you have, more than cache.pinnedMax (${max} bytes); nothing was pinned. Unpin something or raise it: vdfs config set cache.pinnedMax SIZE`);
+      throw new FsError(
+        'ENOSPC',
+        `pinning needs ${bytes} bytes with the pins you have, more than cache.pinnedMax (${max} bytes); nothing was pinned. Unpin something or raise it: vdfs config set cache.pinnedMax SIZE`,
+      );
     }
     let added = 0;
-    this.home.db.transaction(() => { for (const t of targets) if (this.store.add(t.loc.id, t.rel)) added++; }).immediate();
+    this.home.db
+      .transaction(() => {
+        for (const t of targets) if (this.store.add(t.loc.id, t.rel)) added++;
+      })
+      .immediate();
     return { added, bytes };
   }
 
@@ -124,7 +131,13 @@ export class Pins {
       const files = w.byPin.get(p.id);
       const loc = this.home.locations.byId(p.locationId);
       const s: PinState = {
-        path: virtualPath(loc?.name ?? '?', p.path), state: 'fetched', files: 0, bytes: 0, fetchedFiles: 0, fetchedBytes: 0, unhashed: 0,
+        path: virtualPath(loc?.name ?? '?', p.path),
+        state: 'fetched',
+        files: 0,
+        bytes: 0,
+        fetchedFiles: 0,
+        fetchedBytes: 0,
+        unhashed: 0,
         createdAt: new Date(p.createdAt).toISOString(),
       };
       if (!files) return { ...s, state: 'missing' };
@@ -132,7 +145,11 @@ export class Pins {
       for (const f of files) {
         s.files++;
         s.bytes += f.size;
-        if (f.size === 0 || (f.hash && here.get(f.hash) === f.size)) { s.fetchedFiles++; s.fetchedBytes += f.size; continue; }
+        if (f.size === 0 || (f.hash && here.get(f.hash) === f.size)) {
+          s.fetchedFiles++;
+          s.fetchedBytes += f.size;
+          continue;
+        }
         if (!f.hash) s.unhashed++;
         else if (!fits.has(f.hash)) overLimit = true;
       }
@@ -166,7 +183,10 @@ export class Pins {
     progress?.(0, total);
     for (const h of todo) {
       try {
-        await this.fetch(h, (n) => { done += n; progress?.(done, total); });
+        await this.fetch(h, (n) => {
+          done += n;
+          progress?.(done, total);
+        });
         fetched++;
       } catch (err) {
         failed.push(`${h.slice(0, 16)}: ${(err as Error).message}`);
@@ -180,10 +200,16 @@ export class Pins {
   private async fetch(hash: string, onBytes: (n: number) => void): Promise<void> {
     const blob = this.home.blobs.get(hash);
     if (!blob) throw new FsError('ENOENT', `content ${hash.slice(0, 16)} is not known to the index`);
-    await this.area.store(hash, (write) => fetchVerified(blob, () => this.replicas.locationSources(hash), async (_i, b) => {
-      await write(b);
-      onBytes(b.length);
-    }));
+    await this.area.store(hash, (write) =>
+      fetchVerified(
+        blob,
+        () => this.replicas.locationSources(hash),
+        async (_i, b) => {
+          await write(b);
+          onBytes(b.length);
+        },
+      ),
+    );
   }
 
   /** Keeps pins fetched in the background (the daemon's job): a sync every `intervalMs`. */
@@ -203,7 +229,9 @@ export class Pins {
         })
         // Not marked as seen: the next tick tries again.
         .catch((err) => noteSwallowed(this.log, 'pins: fetching pinned content', err))
-        .finally(() => { this.running = undefined; });
+        .finally(() => {
+          this.running = undefined;
+        });
     };
     tick();
     this.timer = setInterval(tick, intervalMs);

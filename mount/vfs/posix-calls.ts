@@ -34,9 +34,13 @@ export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, con
     if (rc < 0) throw fromErrno(rc, context);
     return;
   }
-  const st = await fsp.lstat(at).catch((err) => { throw toFsError(err, context); });
+  const st = await fsp.lstat(at).catch((err) => {
+    throw toFsError(err, context);
+  });
   const sec = (t: TimeSet, cur: number) => (t === 'now' ? Date.now() / 1000 : t === 'omit' ? cur / 1000 : t.sec + t.nsec / 1e9);
-  await fsp.lutimes(at, sec(atime, st.atimeMs), sec(mtime, st.mtimeMs)).catch((err) => { throw toFsError(err, context); });
+  await fsp.lutimes(at, sec(atime, st.atimeMs), sec(mtime, st.mtimeMs)).catch((err) => {
+    throw toFsError(err, context);
+  });
 }
 
 /** Major and minor of a device number as Linux encodes it (new_encode_dev; glibc's st_rdev agrees for every real device). */

@@ -71,7 +71,10 @@ export class RemoteDeletes {
       this.store.recordDeleteAttempt(row.id, attempts, describeError(fe));
       const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)) * (0.5 + Math.random() / 2);
       this.retryAt.set(row.id, Date.now() + wait);
-      this.log?.warn({ location: loc.name, path: row.path, code: fe.code, attempts }, `a leftover upload could not be deleted at the source, retrying in ${Math.round(wait / 1000)} s: ${fe.message}`);
+      this.log?.warn(
+        { location: loc.name, path: row.path, code: fe.code, attempts },
+        `a leftover upload could not be deleted at the source, retrying in ${Math.round(wait / 1000)} s: ${fe.message}`,
+      );
       return false;
     }
   }

@@ -47,13 +47,18 @@ export class RemoteWriter {
     await queue.settle(t.location.id, t.rel);
     await queue.cancel(t.location.id, t.rel);
     await queue.settle(t.location.id, t.rel);
-    await this.core.providers.get(t.location).remove(t.rel).catch((err: FsError) => {
-      if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
-    });
-    this.home.db.transaction(() => {
-      const still = this.home.entries.get(e.id);
-      if (still) this.home.entries.remove(still, t.rel);
-    }).immediate();
+    await this.core.providers
+      .get(t.location)
+      .remove(t.rel)
+      .catch((err: FsError) => {
+        if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
+      });
+    this.home.db
+      .transaction(() => {
+        const still = this.home.entries.get(e.id);
+        if (still) this.home.entries.remove(still, t.rel);
+      })
+      .immediate();
     this.core.resolver.invalidate();
   }
 
@@ -74,27 +79,38 @@ export class RemoteWriter {
     await queue.settle(a.location.id, a.rel);
     await queue.settle(b.location.id, b.rel);
     const provider = this.core.providers.get(a.location);
-    const onlyStaged = await provider.stat(a.rel).then(() => false, (err: FsError) => {
-      if (err.code === 'ENOENT' && queue.pending(a.location.id, a.rel)) return true;
-      if (err.code === 'ENOENT' && a.existing!.type === 'dir') return true; // a directory of staged files only
-      throw err;
-    });
+    const onlyStaged = await provider.stat(a.rel).then(
+      () => false,
+      (err: FsError) => {
+        if (err.code === 'ENOENT' && queue.pending(a.location.id, a.rel)) return true;
+        if (err.code === 'ENOENT' && a.existing!.type === 'dir') return true; // a directory of staged files only
+        throw err;
+      },
+    );
     if (!onlyStaged) await provider.rename(a.rel, b.rel);
     // Staged bytes follow the file; their base is what now sits at the new name (if anything).
-    const base = await provider.stat(b.rel).then((s) => s.version, () => null);
+    const base = await provider.stat(b.rel).then(
+      (s) => s.version,
+      () => null,
+    );
     queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? base : undefined));
-    this.home.db.transaction(() => {
-      const moving = this.home.entries.get(a.existing!.id);
-      if (moving) this.home.entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
-      if (!onlyStaged && moving?.type === 'file' && !queue.pending(b.location.id, b.rel)) {
-        // The object was copied: its version (ETag) may differ at the new key.
-        void provider.stat(b.rel).then((st) => {
-          const e = this.home.entries.get(moving.id);
-          if (e) this.home.entries.update(e, fieldsOfProvider(st, e.hash), b.rel);
-          this.core.resolver.invalidate();
-        }, () => undefined);
-      }
-    }).immediate();
+    this.home.db
+      .transaction(() => {
+        const moving = this.home.entries.get(a.existing!.id);
+        if (moving) this.home.entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
+        if (!onlyStaged && moving?.type === 'file' && !queue.pending(b.location.id, b.rel)) {
+          // The object was copied: its version (ETag) may differ at the new key.
+          void provider.stat(b.rel).then(
+            (st) => {
+              const e = this.home.entries.get(moving.id);
+              if (e) this.home.entries.update(e, fieldsOfProvider(st, e.hash), b.rel);
+              this.core.resolver.invalidate();
+            },
+            () => undefined,
+          );
+        }
+      })
+      .immediate();
     this.core.resolver.invalidate();
   }
 

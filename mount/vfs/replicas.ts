@@ -112,20 +112,26 @@ export class Replicas {
   private readonly verified: VerifiedStore;
 
   /** `pinned`: the pinned area of the cache, read before any location when it holds the blob. */
-  constructor(private readonly home: VfsHome, private readonly providers: ProviderPool, private readonly pinned?: PinnedArea) {
+  constructor(
+    private readonly home: VfsHome,
+    private readonly providers: ProviderPool,
+    private readonly pinned?: PinnedArea,
+  ) {
     this.verified = new VerifiedStore(home.db);
   }
 
   private entriesOf(hash: string): { loc: Location; rel: string; version: string | null; size: number; id: number }[] {
     const locs = new Map(this.home.locations.list().map((l) => [l.id, l]));
-    return this.home.entries
-      .byHash(hash)
-      .filter((e) => e.type === 'file' && locs.has(e.locationId))
-      .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size, id: e.id }))
-      // An entry left in the index under a vdfs state folder (until the next scan removes it)
-      // is no replica: /.vdfs/by-hash must not read the home through it.
-      .filter((r) => !this.home.hidden.hides(r.loc.uri, r.rel))
-      .sort(rank);
+    return (
+      this.home.entries
+        .byHash(hash)
+        .filter((e) => e.type === 'file' && locs.has(e.locationId))
+        .map((e) => ({ loc: locs.get(e.locationId)!, rel: this.home.entries.pathOf(e.id), version: e.version, size: e.size, id: e.id }))
+        // An entry left in the index under a vdfs state folder (until the next scan removes it)
+        // is no replica: /.vdfs/by-hash must not read the home through it.
+        .filter((r) => !this.home.hidden.hides(r.loc.uri, r.rel))
+        .sort(rank)
+    );
   }
 
   /** Readers for each replica, best first. Each read checks the replica still has the indexed version. */
@@ -164,7 +170,10 @@ export class Replicas {
     return this.entriesOf(hash).map(({ loc, rel, id }) => {
       const v = this.verified.get(id, hash);
       return {
-        location: loc.name, path: virtualPath(loc.name, rel), node: nodes.get(loc.ownerNode) ?? loc.ownerNode, online: loc.online,
+        location: loc.name,
+        path: virtualPath(loc.name, rel),
+        node: nodes.get(loc.ownerNode) ?? loc.ownerNode,
+        online: loc.online,
         lastSeen: loc.online ? now : loc.lastSeen !== null ? new Date(loc.lastSeen).toISOString() : null,
         lastVerified: v?.ok ? new Date(v.at).toISOString() : null,
       };

@@ -13,7 +13,13 @@ type Cached = Resolved | FsError;
  * side, so `resolver.cacheSize` is a ceiling.
  */
 export function cachedBytes(vpath: string, r: Cached): number {
-  const strings = vpath.length + (r instanceof FsError ? r.message.length : r.kind === 'entry' ? r.rel.length + r.entry.name.length + (r.entry.version?.length ?? 0) + (r.entry.hash?.length ?? 0) + (r.entry.target?.length ?? 0) : 0);
+  const strings =
+    vpath.length +
+    (r instanceof FsError
+      ? r.message.length
+      : r.kind === 'entry'
+        ? r.rel.length + r.entry.name.length + (r.entry.version?.length ?? 0) + (r.entry.hash?.length ?? 0) + (r.entry.target?.length ?? 0)
+        : 0);
   return 400 + 2 * strings;
 }
 
@@ -32,7 +38,10 @@ export class Resolver {
   private readonly listeners: (() => void)[] = [];
 
   /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
-  constructor(private readonly home: VfsHome, readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2) {
+  constructor(
+    private readonly home: VfsHome,
+    readonly maxBytes = home.config['resolver.cacheSize'] ?? 16 * 1024 ** 2,
+  ) {
     this.cache = new LRUCache<string, Cached>({ maxSize: Math.max(4096, maxBytes), sizeCalculation: (v, k) => cachedBytes(k, v) });
     this.dataVersion = dataVersionReader(home.db);
   }
@@ -118,7 +127,11 @@ export class Resolver {
 
   private notify(): void {
     for (const fn of this.listeners) {
-      try { fn(); } catch { /* a listener's failure is not the resolver's */ }
+      try {
+        fn();
+      } catch {
+        /* a listener's failure is not the resolver's */
+      }
     }
   }
 }

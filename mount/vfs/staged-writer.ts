@@ -25,7 +25,10 @@ export class StagedWriter {
   /** Staged files that open copies started from, by number of such copies. */
   private readonly pinned = new Map<string, number>();
 
-  constructor(private readonly core: WriterHost, readonly queue: UploadQueue) {}
+  constructor(
+    private readonly core: WriterHost,
+    readonly queue: UploadQueue,
+  ) {}
 
   private get home() {
     return this.core.home;
@@ -39,7 +42,10 @@ export class StagedWriter {
   private unpin(file: string | undefined): void {
     if (!file) return;
     const n = (this.pinned.get(file) ?? 1) - 1;
-    if (n > 0) { this.pinned.set(file, n); return; }
+    if (n > 0) {
+      this.pinned.set(file, n);
+      return;
+    }
     this.pinned.delete(file);
     // Replaced by a newer close while pinned: nothing needs it any more.
     if (!this.open.has(file) && !this.queue.references(file)) void fsp.rm(file, { force: true }).catch(() => undefined);
@@ -65,10 +71,14 @@ export class StagedWriter {
     // The base is what the source holds now (the index may lag behind it), unless staged bytes
     // are already waiting: then the base stays the one they were made from.
     let baseVersion: string | null = pending ? pending.base_version : null;
-    if (!pending) baseVersion = await provider.stat(t.rel).then((st) => st.version, (err: FsError) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    });
+    if (!pending)
+      baseVersion = await provider.stat(t.rel).then(
+        (st) => st.version,
+        (err: FsError) => {
+          if (err.code === 'ENOENT') return null;
+          throw err;
+        },
+      );
     if (t.existing && !pending && baseVersion === null && !flags.truncate) throw new FsError('ENOENT', `${path} was deleted at the source`);
     const file = this.newStagingFile();
     await fsp.mkdir(this.home.stagingDir, { recursive: true, mode: 0o700 });
@@ -82,7 +92,19 @@ export class StagedWriter {
       this.open.add(file);
       const st = await fd.stat();
       this.core.live.opened(path, st.size, Date.now());
-      const h: StagedHandle = { kind: 'staged', fd, vpath: path, location: t.location, rel: t.rel, stagingFile: file, baseVersion, writable: true, append: !!flags.append, dirty: !t.existing || !!flags.truncate, pinned: pending?.staging_file };
+      const h: StagedHandle = {
+        kind: 'staged',
+        fd,
+        vpath: path,
+        location: t.location,
+        rel: t.rel,
+        stagingFile: file,
+        baseVersion,
+        writable: true,
+        append: !!flags.append,
+        dirty: !t.existing || !!flags.truncate,
+        pinned: pending?.staging_file,
+      };
       if (h.dirty) await this.commit(h, false); // a created or truncated file exists from now on
       return h;
     } catch (err) {
@@ -112,7 +134,9 @@ export class StagedWriter {
   }
 
   async truncateHandle(h: StagedHandle, size: number): Promise<void> {
-    await h.fd.truncate(size).catch((err) => { throw toFsError(err, `truncate ${h.vpath}`); });
+    await h.fd.truncate(size).catch((err) => {
+      throw toFsError(err, `truncate ${h.vpath}`);
+    });
     h.dirty = true;
     this.core.live.set(h.vpath, size);
   }
@@ -128,7 +152,9 @@ export class StagedWriter {
   async commit(h: StagedHandle, releasing: boolean): Promise<void> {
     h.dirty = false;
     if (h.detached) return; // written after an unlink: goes nowhere, like on a local disk
-    await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath} (staging)`); });
+    await h.fd.datasync().catch((err) => {
+      throw toFsError(err, `fsync ${h.vpath} (staging)`);
+    });
     const st = await h.fd.stat();
     const now = Date.now();
     // A time set by utimens since the last write (cp -p and rsync set times before close) is kept.
@@ -140,8 +166,14 @@ export class StagedWriter {
       const q = this.queue.enqueue(h.location.id, h.rel, h.stagingFile, h.baseVersion);
       replaced = q.replaced;
       const fields: EntryFields = {
-        type: 'file', size: st.size, mtimeSec: mtime.sec, mtimeNsec: mtime.nsec, mode: 0o644,
-        version: `staged:${q.id}:${st.size}:${now}`, hash: null, target: null,
+        type: 'file',
+        size: st.size,
+        mtimeSec: mtime.sec,
+        mtimeNsec: mtime.nsec,
+        mode: 0o644,
+        version: `staged:${q.id}:${st.size}:${now}`,
+        hash: null,
+        target: null,
       };
       const e = entries.resolve(h.location.id, h.rel);
       if (e) entries.update(e, { ...fields, mode: e.mode || 0o644 }, h.rel);

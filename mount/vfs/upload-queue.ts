@@ -134,7 +134,13 @@ export class UploadQueue {
       }
     }
     for (const r of rows) {
-      if (r.state === 'pending' && !(await fsp.stat(r.staging_file).then(() => true, () => false))) {
+      if (
+        r.state === 'pending' &&
+        !(await fsp.stat(r.staging_file).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         this.store.markFailed(r.id, 'staging file missing');
         this.log?.error({ path: r.path }, 'a queued upload lost its staged file');
       }
@@ -142,7 +148,9 @@ export class UploadQueue {
   }
 
   start(): void {
-    void this.recover().catch((err) => this.log?.error({ err }, 'upload recovery failed')).then(() => this.kick());
+    void this.recover()
+      .catch((err) => this.log?.error({ err }, 'upload recovery failed'))
+      .then(() => this.kick());
   }
 
   /** Runs the queue soon. */
@@ -183,7 +191,10 @@ export class UploadQueue {
 
   private async uploadOne(r: UploadRow): Promise<void> {
     const loc = this.home.locations.byId(r.location_id);
-    if (!loc) { this.store.remove(r.id); return; }
+    if (!loc) {
+      this.store.remove(r.id);
+      return;
+    }
     try {
       const h = await this.pool.hashFile(r.staging_file, this.home.config.blockSize);
       const provider = this.providers.get(loc);
@@ -199,15 +210,18 @@ export class UploadQueue {
       }
       const row = this.store.current(r.id);
       if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed, row);
-      this.home.db.transaction(() => {
-        const still = this.store.current(r.id);
-        this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
-        // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
-        if (conflict || still?.staging_file === r.staging_file) this.setEntry(loc, rel, this.keepIndexMeta(loc, rel, conflict, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null)));
-        // A newer close replaced the staged file while we uploaded: keep its row for the next round.
-        if (still?.staging_file === r.staging_file) this.store.remove(r.id);
-        else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
-      }).immediate();
+      this.home.db
+        .transaction(() => {
+          const still = this.store.current(r.id);
+          this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
+          // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
+          if (conflict || still?.staging_file === r.staging_file)
+            this.setEntry(loc, rel, this.keepIndexMeta(loc, rel, conflict, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null)));
+          // A newer close replaced the staged file while we uploaded: keep its row for the next round.
+          if (still?.staging_file === r.staging_file) this.store.remove(r.id);
+          else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
+        })
+        .immediate();
       this.changed(); // before any await: an open now must see the uploaded version, not the staged one
       this.retryAt.delete(r.id);
       await this.dropStaged(r.staging_file);
@@ -256,14 +270,16 @@ export class UploadQueue {
       try {
         const placed = await provider.putFile(rel, r.staging_file, { ifVersion: null });
         this.log?.warn({ location: loc.name, path: r.path, copy: rel }, 'the file changed at the source while it was being edited here: kept our version as a conflict copy');
-        this.home.db.transaction(() => {
-          if (theirs) this.setEntry(loc, r.path, fieldsOfProvider(theirs, null));
-          else {
-            const e = this.home.entries.resolve(loc.id, r.path);
-            if (e) this.home.entries.remove(e, r.path);
-          }
-          this.store.remove(r.id);
-        }).immediate();
+        this.home.db
+          .transaction(() => {
+            if (theirs) this.setEntry(loc, r.path, fieldsOfProvider(theirs, null));
+            else {
+              const e = this.home.entries.resolve(loc.id, r.path);
+              if (e) this.home.entries.remove(e, r.path);
+            }
+            this.store.remove(r.id);
+          })
+          .immediate();
         return { placed, rel };
       } catch (err) {
         if ((err as FsError).code !== 'ESTALE') throw err;
@@ -287,7 +303,10 @@ export class UploadQueue {
   private setEntry(loc: Location, rel: string, fields: EntryFields): void {
     const { entries } = this.home;
     const e = entries.resolve(loc.id, rel);
-    if (e) { entries.update(e, fields, rel); return; }
+    if (e) {
+      entries.update(e, fields, rel);
+      return;
+    }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     const parent = entries.resolve(loc.id, parentRel);
     if (parent?.type === 'dir') entries.insert(loc.id, parent.id, rel.slice(rel.lastIndexOf('/') + 1), fields, rel);

@@ -56,10 +56,17 @@ export class VersionReader extends BlockReader {
   /** A ranged read of that exact version (If-Match), uncached. */
   protected override direct(offset: number, length: number): Promise<Buffer> {
     const c = this.content;
-    return this.provider().readRange(c.rel, offset, length, { version: c.version }).then((buf) => {
-      if (buf.length !== length) throw new FsError('EIO', `${c.label}: got ${buf.length} bytes at ${offset}, expected ${length}`);
-      return buf;
-    }, (err) => { throw this.mapError(err); });
+    return this.provider()
+      .readRange(c.rel, offset, length, { version: c.version })
+      .then(
+        (buf) => {
+          if (buf.length !== length) throw new FsError('EIO', `${c.label}: got ${buf.length} bytes at ${offset}, expected ${length}`);
+          return buf;
+        },
+        (err) => {
+          throw this.mapError(err);
+        },
+      );
   }
 
   /**

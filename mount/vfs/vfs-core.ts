@@ -78,7 +78,10 @@ export class VfsCore implements KernelVfs {
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
 
-  constructor(readonly home: VfsHome, private readonly opts: VfsCoreOptions) {
+  constructor(
+    readonly home: VfsHome,
+    private readonly opts: VfsCoreOptions,
+  ) {
     installNativeDirOpener();
     this.providers = new ProviderPool(opts.openProvider);
     this.resolver = new Resolver(home);
@@ -86,7 +89,14 @@ export class VfsCore implements KernelVfs {
     this.replicas = new Replicas(home, this.providers, pinned);
     this.pins = new Pins(home, pinned, this.replicas, opts.log);
     this.writer = new LocalWriter(this);
-    const queue = new UploadQueue(home, this.providers, this.hashPool, opts.log, (f) => this.staged.isBusy(f), () => this.resolver.invalidate());
+    const queue = new UploadQueue(
+      home,
+      this.providers,
+      this.hashPool,
+      opts.log,
+      (f) => this.staged.isBusy(f),
+      () => this.resolver.invalidate(),
+    );
     this.staged = new StagedWriter(this, queue);
     if (opts.uploads) queue.start();
   }
@@ -171,11 +181,13 @@ export class VfsCore implements KernelVfs {
     if (!dh) return;
     try {
       for (let i = 0; i < unknown.length; i += 64) {
-        await Promise.all(unknown.slice(i, i + 64).map(async (c) => {
-          const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
-          // A file changed since it was indexed: the index catches up first (as in diskStat).
-          if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.disk.set(c.id, st);
-        }));
+        await Promise.all(
+          unknown.slice(i, i + 64).map(async (c) => {
+            const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
+            // A file changed since it was indexed: the index catches up first (as in diskStat).
+            if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.disk.set(c.id, st);
+          }),
+        );
       }
     } finally {
       await dh.close().catch(() => undefined);
@@ -328,7 +340,9 @@ export class VfsCore implements KernelVfs {
     if (h.kind === 'local' || h.kind === 'staged') {
       let got = 0;
       while (got < buf.length) {
-        const n = await pread(h.fd.fd, buf, got, offset + got).catch((err) => { throw toFsError(err, `read ${h.vpath}`); });
+        const n = await pread(h.fd.fd, buf, got, offset + got).catch((err) => {
+          throw toFsError(err, `read ${h.vpath}`);
+        });
         if (n === 0) break;
         got += n;
       }
@@ -395,7 +409,9 @@ export class VfsCore implements KernelVfs {
   async fsync(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (h.kind === 'local' && h.writable) {
-      await h.fd.datasync().catch((err) => { throw toFsError(err, `fsync ${h.vpath}`); });
+      await h.fd.datasync().catch((err) => {
+        throw toFsError(err, `fsync ${h.vpath}`);
+      });
       if (h.dirty) await this.writer.commit(h, false);
       syncIndex(this.home.db); // the entry is as durable as the bytes
     }
@@ -469,7 +485,8 @@ export class VfsCore implements KernelVfs {
     const t = resolveTarget(this.home, path, 'mknod', (l) => this.featuresOf(l));
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     // Only a disk written through keeps them: a cloud object or a staged upload has no such type.
-    if (isStaged(t.location, this.featuresOf(t.location))) throw new FsError('EPERM', `${path}: ${this.featuresOf(t.location).localFiles ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
+    if (isStaged(t.location, this.featuresOf(t.location)))
+      throw new FsError('EPERM', `${path}: ${this.featuresOf(t.location).localFiles ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
@@ -502,7 +519,6 @@ export class VfsCore implements KernelVfs {
     return this.writer.link(from, to);
   }
 
-
   /** A path in a cloud location (not a disk on this machine). */
   private isRemote(path: string): boolean {
     const name = splitVirtual(path).location;
@@ -534,7 +550,9 @@ export class VfsCore implements KernelVfs {
     try {
       const r = this.resolve(path);
       if (r.kind === 'entry' && this.isLocal(r.location)) dir = r.location.uri;
-    } catch { /* statfs of the home for anything not resolvable */ }
+    } catch {
+      /* statfs of the home for anything not resolvable */
+    }
     const s = await fsp.statfs(dir).catch(() => fsp.statfs(this.home.dir));
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 };
   }

@@ -18,8 +18,13 @@ const MAX_RESUMES = 3;
  * request refused before its first byte is not repeated (the provider already retried it).
  */
 export async function streamWindow(
-  open: OpenRange, size: number, blockSize: number, first: number, last: number,
-  onBlock: (i: number, data: Buffer) => void, onError: (err: FsError) => void,
+  open: OpenRange,
+  size: number,
+  blockSize: number,
+  first: number,
+  last: number,
+  onBlock: (i: number, data: Buffer) => void,
+  onError: (err: FsError) => void,
 ): Promise<number> {
   const end = Math.min((last + 1) * blockSize, size);
   let i = first;

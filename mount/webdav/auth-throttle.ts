@@ -30,7 +30,10 @@ export class AuthThrottle {
   private readonly byAddress = new Map<string, Failures>();
   private readonly all: Failures = { count: 0, last: 0 };
 
-  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Milliseconds `address` must still wait before its next password check (0: go ahead). */
   waitMs(address: string): number {

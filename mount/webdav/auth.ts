@@ -56,7 +56,10 @@ export class ScryptGate {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly concurrency = 1, private readonly maxQueued = 16) {}
+  constructor(
+    private readonly concurrency = 1,
+    private readonly maxQueued = 16,
+  ) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T | null> {
     if (this.running >= this.concurrency) {

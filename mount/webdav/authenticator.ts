@@ -39,7 +39,11 @@ export class Authenticator {
   private dummy: Promise<string> | undefined;
   private readonly pending = new Map<string, number>();
 
-  constructor(private readonly users: WebdavUser[], private readonly credential: WebdavCredential | undefined, limits: ThrottleLimits = DEFAULT_THROTTLE) {
+  constructor(
+    private readonly users: WebdavUser[],
+    private readonly credential: WebdavCredential | undefined,
+    limits: ThrottleLimits = DEFAULT_THROTTLE,
+  ) {
     this.throttle = new AuthThrottle(limits);
     // Ready before the first unknown name arrives, so that one costs no more than the others
     this.dummyHash().catch(() => undefined);

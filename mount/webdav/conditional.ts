@@ -4,7 +4,10 @@ import type { Attr } from '../vfs/types';
 import { HttpError } from './http-error';
 
 function etagList(h: string): string[] {
-  return h.split(',').map((s) => s.trim()).filter(Boolean);
+  return h
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function strongEq(a: string, b: string): boolean {

@@ -10,7 +10,11 @@ export class DigestAuth {
   private readonly key = randomBytes(32);
   private readonly opaque = randomBytes(12).toString('hex');
 
-  constructor(readonly realm: string, private readonly nonceLifeMs = 5 * 60_000, private readonly now: () => number = Date.now) {}
+  constructor(
+    readonly realm: string,
+    private readonly nonceLifeMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The WWW-Authenticate challenge; `stale` tells the client to retry with the new nonce without asking the user. */
   challenge(stale = false): string {

@@ -30,7 +30,7 @@ export function esc(s: string): string {
 export function renderListing(path: string, entries: DirEntry[]): string {
   const rows = entries
     .slice()
-    .sort((a, b) => (a.attr.type === 'dir') !== (b.attr.type === 'dir') ? (a.attr.type === 'dir' ? -1 : 1) : a.name.localeCompare(b.name))
+    .sort((a, b) => ((a.attr.type === 'dir') !== (b.attr.type === 'dir') ? (a.attr.type === 'dir' ? -1 : 1) : a.name.localeCompare(b.name)))
     .map((e) => {
       const isDir = e.attr.type === 'dir';
       const href = hrefFor(joinPath(path, e.name), isDir);

@@ -46,7 +46,10 @@ function isLocationRoot(path: string): boolean {
 export class LockManager {
   private readonly locks = new Map<string, Lock>();
 
-  constructor(readonly limits: LockLimits = DEFAULT_LOCK_LIMITS, private readonly now: () => number = Date.now) {}
+  constructor(
+    readonly limits: LockLimits = DEFAULT_LOCK_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get size(): number {
     this.expire();

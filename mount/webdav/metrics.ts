@@ -36,13 +36,29 @@ export class Metrics {
       lines.push(`vdfs_webdav_request_seconds_bucket{${k},le="+Inf"} ${this.latencyCount.get(k)}`);
       lines.push(`vdfs_webdav_request_seconds_sum{${k}} ${v}`, `vdfs_webdav_request_seconds_count{${k}} ${this.latencyCount.get(k)}`);
     }
-    lines.push('# HELP vdfs_webdav_received_bytes_total Body bytes received (PUT).', '# TYPE vdfs_webdav_received_bytes_total counter', `vdfs_webdav_received_bytes_total ${this.bytesIn}`);
+    lines.push(
+      '# HELP vdfs_webdav_received_bytes_total Body bytes received (PUT).',
+      '# TYPE vdfs_webdav_received_bytes_total counter',
+      `vdfs_webdav_received_bytes_total ${this.bytesIn}`,
+    );
     lines.push('# HELP vdfs_webdav_sent_bytes_total Body bytes sent (GET).', '# TYPE vdfs_webdav_sent_bytes_total counter', `vdfs_webdav_sent_bytes_total ${this.bytesOut}`);
     lines.push('# HELP vdfs_webdav_open_handles VFS handles held by WebDAV requests.', '# TYPE vdfs_webdav_open_handles gauge', `vdfs_webdav_open_handles ${gauges.openHandles}`);
     lines.push('# HELP vdfs_webdav_locks Active WebDAV locks.', '# TYPE vdfs_webdav_locks gauge', `vdfs_webdav_locks ${gauges.locks}`);
-    lines.push('# HELP vdfs_webdav_requests_in_flight Requests being answered.', '# TYPE vdfs_webdav_requests_in_flight gauge', `vdfs_webdav_requests_in_flight ${gauges.inFlight}`);
-    lines.push('# HELP vdfs_webdav_password_checks_total scrypt password verifications run (this process).', '# TYPE vdfs_webdav_password_checks_total counter', `vdfs_webdav_password_checks_total ${gauges.scryptRuns}`);
-    lines.push('# HELP vdfs_webdav_uptime_seconds Seconds since the server started.', '# TYPE vdfs_webdav_uptime_seconds gauge', `vdfs_webdav_uptime_seconds ${(Date.now() - this.started) / 1000}`);
+    lines.push(
+      '# HELP vdfs_webdav_requests_in_flight Requests being answered.',
+      '# TYPE vdfs_webdav_requests_in_flight gauge',
+      `vdfs_webdav_requests_in_flight ${gauges.inFlight}`,
+    );
+    lines.push(
+      '# HELP vdfs_webdav_password_checks_total scrypt password verifications run (this process).',
+      '# TYPE vdfs_webdav_password_checks_total counter',
+      `vdfs_webdav_password_checks_total ${gauges.scryptRuns}`,
+    );
+    lines.push(
+      '# HELP vdfs_webdav_uptime_seconds Seconds since the server started.',
+      '# TYPE vdfs_webdav_uptime_seconds gauge',
+      `vdfs_webdav_uptime_seconds ${(Date.now() - this.started) / 1000}`,
+    );
     return lines.join('\n') + '\n';
   }
 }

@@ -8,8 +8,15 @@ import { escapeXml } from './xml';
 
 /** Live DAV: properties returned by allprop (quota ones are only sent when asked, RFC 4331). */
 export const ALLPROP_LIVE = [
-  'creationdate', 'displayname', 'getcontentlength', 'getcontenttype', 'getetag',
-  'getlastmodified', 'resourcetype', 'supportedlock', 'lockdiscovery',
+  'creationdate',
+  'displayname',
+  'getcontentlength',
+  'getcontenttype',
+  'getetag',
+  'getlastmodified',
+  'resourcetype',
+  'supportedlock',
+  'lockdiscovery',
 ] as const;
 export const QUOTA_PROPS = ['quota-available-bytes', 'quota-used-bytes'] as const;
 /** Every live property name we compute; PROPPATCH may not change these (403 cannot-modify-protected-property). */
@@ -61,7 +68,12 @@ export function liveProp(name: string, path: string, attr: Attr, locks: LockMana
     case 'supportedlock':
       return p(SUPPORTED_LOCK);
     case 'lockdiscovery':
-      return p(locks.covering(path).map((l) => activeLockXml(l)).join(''));
+      return p(
+        locks
+          .covering(path)
+          .map((l) => activeLockXml(l))
+          .join(''),
+      );
     default:
       return undefined;
   }

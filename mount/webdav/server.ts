@@ -87,7 +87,30 @@ const HANDLERS: Record<string, Handler> = {
   UNLOCK: handleUnlock,
 };
 /** Methods HTTP defines that a WebDAV resource here does not allow: 405, not 501. */
-const NOT_ALLOWED = new Set(['POST', 'PATCH', 'TRACE', 'CONNECT', 'SEARCH', 'REPORT', 'ACL', 'MKCALENDAR', 'BIND', 'UNBIND', 'REBIND', 'VERSION-CONTROL', 'CHECKOUT', 'CHECKIN', 'UNCHECKOUT', 'MKWORKSPACE', 'UPDATE', 'LABEL', 'MERGE', 'BASELINE-CONTROL', 'MKACTIVITY', 'ORDERPATCH']);
+const NOT_ALLOWED = new Set([
+  'POST',
+  'PATCH',
+  'TRACE',
+  'CONNECT',
+  'SEARCH',
+  'REPORT',
+  'ACL',
+  'MKCALENDAR',
+  'BIND',
+  'UNBIND',
+  'REBIND',
+  'VERSION-CONTROL',
+  'CHECKOUT',
+  'CHECKIN',
+  'UNCHECKOUT',
+  'MKWORKSPACE',
+  'UPDATE',
+  'LABEL',
+  'MERGE',
+  'BASELINE-CONTROL',
+  'MKACTIVITY',
+  'ORDERPATCH',
+]);
 
 /**
  * Starts the WebDAV front end over `vfs`. Throws Error (before listening) when binding a
@@ -153,7 +176,22 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
       const vpath = await matchNormalForm(vfs, decoded.vpath);
       const { trailingSlash } = decoded;
       const { ifLists, tokens } = readIfHeader(req);
-      await handler({ vfs, locks, principal: `${principal}@${req.socket.remoteAddress ?? ''}`, req, res, path: vpath, trailingSlash, ifLists, tokens, maxBodyBytes, xmlLimits: DEFAULT_XML_LIMITS, metrics, log, handles });
+      await handler({
+        vfs,
+        locks,
+        principal: `${principal}@${req.socket.remoteAddress ?? ''}`,
+        req,
+        res,
+        path: vpath,
+        trailingSlash,
+        ifLists,
+        tokens,
+        maxBodyBytes,
+        xmlLimits: DEFAULT_XML_LIMITS,
+        metrics,
+        log,
+        handles,
+      });
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) log?.error({ err, method, url: req.url }, 'webdav request failed');

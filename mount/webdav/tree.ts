@@ -34,7 +34,7 @@ export async function copyFile(vfs: Vfs, handles: HandleCounter, src: string, ds
   try {
     const wfh = await openCounted(vfs, handles, dst, { write: true, create: true, truncate: true, mode });
     try {
-      for (let off = 0; ; ) {
+      for (let off = 0; ;) {
         const buf = await vfs.read(rfh, off, CHUNK);
         if (buf.length === 0) break;
         await vfs.write(wfh, off, buf);

@@ -37,7 +37,11 @@ export class DriveApi {
   readonly auth: OAuth2Client;
 
   /** `homeDir`: the vdfs home whose gdrive/ holds the tokens (tokenFile's default without it). */
-  constructor(readonly rootUrl: string, readonly retry: RetryPolicy = DEFAULT_RETRY, homeDir?: string) {
+  constructor(
+    readonly rootUrl: string,
+    readonly retry: RetryPolicy = DEFAULT_RETRY,
+    homeDir?: string,
+  ) {
     this.auth = authClient(homeDir);
     this.drive = drive({ version: 'v3', auth: this.auth, rootUrl, ...NO_RETRY });
   }
@@ -54,7 +58,10 @@ export class DriveApi {
   /** One page of a files.list query (not trashed, all drives). */
   async listPage(q: string, pageToken: string | undefined, what: string): Promise<{ files: DriveFile[]; next?: string }> {
     return this.call(what, async () => {
-      const r = await this.drive.files.list({ q: `(${q}) and trashed = false`, fields: LIST_FIELDS, pageSize: 1000, pageToken, supportsAllDrives: true, includeItemsFromAllDrives: true }, NO_RETRY);
+      const r = await this.drive.files.list(
+        { q: `(${q}) and trashed = false`, fields: LIST_FIELDS, pageSize: 1000, pageToken, supportsAllDrives: true, includeItemsFromAllDrives: true },
+        NO_RETRY,
+      );
       return { files: r.data.files ?? [], next: r.data.nextPageToken ?? undefined };
     });
   }
@@ -77,7 +84,16 @@ export class DriveApi {
   }
 
   async update(id: string, body: DriveFile, what: string, parents?: { add?: string; remove?: string }): Promise<DriveFile> {
-    return this.call(what, async () => (await this.drive.files.update({ fileId: id, requestBody: body, addParents: parents?.add, removeParents: parents?.remove, fields: FILE_FIELDS, supportsAllDrives: true }, NO_RETRY)).data);
+    return this.call(
+      what,
+      async () =>
+        (
+          await this.drive.files.update(
+            { fileId: id, requestBody: body, addParents: parents?.add, removeParents: parents?.remove, fields: FILE_FIELDS, supportsAllDrives: true },
+            NO_RETRY,
+          )
+        ).data,
+    );
   }
 
   async export(id: string, mimeType: string, what: string): Promise<Buffer> {
@@ -93,7 +109,22 @@ export class DriveApi {
     const changes: drive_v3.Schema$Change[] = [];
     let t = token;
     for (;;) {
-      const r = await this.call(what, async () => (await this.drive.changes.list({ pageToken: t, pageSize: 1000, fields: `nextPageToken,newStartPageToken,changes(fileId,removed,file(${FILE_FIELDS}))`, supportsAllDrives: true, includeItemsFromAllDrives: true }, NO_RETRY)).data);
+      const r = await this.call(
+        what,
+        async () =>
+          (
+            await this.drive.changes.list(
+              {
+                pageToken: t,
+                pageSize: 1000,
+                fields: `nextPageToken,newStartPageToken,changes(fileId,removed,file(${FILE_FIELDS}))`,
+                supportsAllDrives: true,
+                includeItemsFromAllDrives: true,
+              },
+              NO_RETRY,
+            )
+          ).data,
+      );
       changes.push(...(r.changes ?? []));
       if (r.newStartPageToken) return { changes, next: r.newStartPageToken };
       if (!r.nextPageToken) return { changes, next: t };

@@ -30,7 +30,9 @@ export function authClient(dir?: string): OAuth2Client {
     try {
       const cur = readTokens(dir);
       writeTokens({ ...cur, access_token: n.access_token ?? cur.access_token, refresh_token: n.refresh_token ?? cur.refresh_token, expiry_date: n.expiry_date ?? undefined }, dir);
-    } catch { /* the next refresh tries again; the token in memory works meanwhile */ }
+    } catch {
+      /* the next refresh tries again; the token in memory works meanwhile */
+    }
   });
   return client;
 }
@@ -74,28 +76,53 @@ export async function runAuthFlow(o: AuthFlowOptions): Promise<GdriveTokens> {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     const code = u.searchParams.get('code');
     const error = u.searchParams.get('error');
-    if (!code && !error) { res.writeHead(404).end(); return; }
+    if (!code && !error) {
+      res.writeHead(404).end();
+      return;
+    }
     const ok = !!code && u.searchParams.get('state') === state;
-    res.writeHead(ok ? 200 : 400, { 'content-type': 'text/plain; charset=utf-8' }).end(ok ? 'vdfs is authorised; you can close this window.\n' : 'vdfs authorisation failed; see the terminal.\n');
+    res
+      .writeHead(ok ? 200 : 400, { 'content-type': 'text/plain; charset=utf-8' })
+      .end(ok ? 'vdfs is authorised; you can close this window.\n' : 'vdfs authorisation failed; see the terminal.\n');
     settle(ok ? { code: code! } : { error: error ?? 'the state did not match (an old or foreign redirect)' });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const redirect = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
   try {
     const url = new URL(o.authUrl);
-    for (const [k, v] of Object.entries({ client_id: o.clientId, redirect_uri: redirect, response_type: 'code', scope: o.scope ?? 'https://www.googleapis.com/auth/drive', code_challenge: challenge, code_challenge_method: 'S256', state, access_type: 'offline', prompt: 'consent' }))
+    for (const [k, v] of Object.entries({
+      client_id: o.clientId,
+      redirect_uri: redirect,
+      response_type: 'code',
+      scope: o.scope ?? 'https://www.googleapis.com/auth/drive',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state,
+      access_type: 'offline',
+      prompt: 'consent',
+    }))
       url.searchParams.set(k, v);
     o.show(url.toString());
-    o.paste?.().then((text) => {
-      const t = text.trim();
-      if (!t) return;
-      // A pasted redirect URL (its page failed to load on a headless machine) or the bare code.
-      if (/^https?:/.test(t)) { const u = new URL(t); settle(u.searchParams.get('code') ? { code: u.searchParams.get('code')! } : { error: u.searchParams.get('error') ?? 'no code in the pasted URL' }); }
-      else settle({ code: t });
-    }, () => undefined);
+    o.paste?.().then(
+      (text) => {
+        const t = text.trim();
+        if (!t) return;
+        // A pasted redirect URL (its page failed to load on a headless machine) or the bare code.
+        if (/^https?:/.test(t)) {
+          const u = new URL(t);
+          settle(u.searchParams.get('code') ? { code: u.searchParams.get('code')! } : { error: u.searchParams.get('error') ?? 'no code in the pasted URL' });
+        } else settle({ code: t });
+      },
+      () => undefined,
+    );
     const timeout = o.timeoutMs ?? 300_000;
     let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([got, new Promise<{ code?: string; error?: string }>((res) => { timer = setTimeout(() => res({ error: 'timeout' }), timeout); })]);
+    const r = await Promise.race([
+      got,
+      new Promise<{ code?: string; error?: string }>((res) => {
+        timer = setTimeout(() => res({ error: 'timeout' }), timeout);
+      }),
+    ]);
     clearTimeout(timer);
     if (r.error === 'timeout') throw new FsError('ETIMEDOUT', `no answer from the consent page in ${Math.round(timeout / 1000)} s`);
     if (!r.code) throw new FsError('EACCES', `authorisation refused: ${r.error}`);
@@ -109,7 +136,14 @@ export async function runAuthFlow(o: AuthFlowOptions): Promise<GdriveTokens> {
     }
     const j = (await res.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number; error?: string; error_description?: string };
     if (!res.ok || !j.access_token) throw new FsError('EACCES', `the token endpoint refused the code: ${j.error ?? res.status} ${j.error_description ?? ''}`.trim());
-    return { access_token: j.access_token, refresh_token: j.refresh_token, expiry_date: j.expires_in ? Date.now() + j.expires_in * 1000 : undefined, client_id: o.clientId, client_secret: o.clientSecret, token_url: o.tokenUrl };
+    return {
+      access_token: j.access_token,
+      refresh_token: j.refresh_token,
+      expiry_date: j.expires_in ? Date.now() + j.expires_in * 1000 : undefined,
+      client_id: o.clientId,
+      client_secret: o.clientSecret,
+      token_url: o.tokenUrl,
+    };
   } finally {
     server.close();
     server.closeAllConnections();

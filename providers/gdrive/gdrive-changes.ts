@@ -7,14 +7,23 @@ import { tokenFile } from './gdrive-tokens';
 import { walkTree, type WalkedObject } from './gdrive-walk';
 
 /** The last whole-tree listing and the changes.list token taken just before it. */
-interface Snapshot { uri: string; token: string; objects: (Omit<WalkedObject, 'lastModified'> & { lastModified?: number })[] }
+interface Snapshot {
+  uri: string;
+  token: string;
+  objects: (Omit<WalkedObject, 'lastModified'> & { lastModified?: number })[];
+}
 
 function stateFile(homeDir: string | undefined, uri: string): string {
   return join(dirname(tokenFile(homeDir)), `state-${createHash('sha256').update(uri).digest('hex').slice(0, 16)}.json`);
 }
 
 function load(homeDir: string | undefined, uri: string): Snapshot | undefined {
-  try { const s = JSON.parse(readFileSync(stateFile(homeDir, uri), 'utf8')) as Snapshot; return s.uri === uri ? s : undefined; } catch { return undefined; }
+  try {
+    const s = JSON.parse(readFileSync(stateFile(homeDir, uri), 'utf8')) as Snapshot;
+    return s.uri === uri ? s : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function save(homeDir: string | undefined, s: Snapshot): void {
@@ -50,7 +59,10 @@ export async function* walkIncremental(p: DriveTree, homeDir: string | undefined
     let full = false;
     for (const c of changes) {
       const id = c.fileId ?? c.file?.id ?? '';
-      if (folders.has(id) || c.file?.mimeType === FOLDER) { full = true; break; }
+      if (folders.has(id) || c.file?.mimeType === FOLDER) {
+        full = true;
+        break;
+      }
       // A shortcut's entry carries its target's id, so a target's change re-lists the shortcut's folder.
       const before = parentOf.get(id);
       if (before && folders.has(before)) affected.add(before);
@@ -58,7 +70,14 @@ export async function* walkIncremental(p: DriveTree, homeDir: string | undefined
     }
     if (!full) {
       const relisted: WalkedObject[] = [];
-      if (affected.size > 0) for await (const o of walkTree(p, what, [...affected].map((id) => ({ id, rel: folders.get(id)! })), false)) relisted.push(o);
+      if (affected.size > 0)
+        for await (const o of walkTree(
+          p,
+          what,
+          [...affected].map((id) => ({ id, rel: folders.get(id)! })),
+          false,
+        ))
+          relisted.push(o);
       objects = [...old.filter((o) => !o.parent || !affected.has(o.parent)), ...relisted];
     }
   }

@@ -33,11 +33,15 @@ export function displayNames<T extends NamedChild>(children: T[], ext: (c: T) =>
     const e = ext(c);
     const base = clean(c.name) + (e ? `.${e}` : '');
     const g = groups.get(base);
-    if (g) g.push(c); else groups.set(base, [c]);
+    if (g) g.push(c);
+    else groups.set(base, [c]);
   }
   const out = new Map<string, T>();
   for (const [base, g] of groups) {
-    if (g.length === 1) { out.set(base, g[0]); continue; }
+    if (g.length === 1) {
+      out.set(base, g[0]);
+      continue;
+    }
     g.sort((a, b) => (a.createdTime ?? '').localeCompare(b.createdTime ?? '') || a.id.localeCompare(b.id));
     out.set(base, g[0]);
     for (const c of g.slice(1)) out.set(withSuffix(base, c.id), c);

@@ -64,7 +64,10 @@ export class GdriveProvider implements Provider {
   private windowSeq = 0;
   private readonly folderTtlMs: number;
 
-  constructor(readonly loc: GdriveLocation, private readonly opts: GdriveProviderOptions = {}) {
+  constructor(
+    readonly loc: GdriveLocation,
+    private readonly opts: GdriveProviderOptions = {},
+  ) {
     this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.folderTtlMs = opts.folderTtlMs ?? 5000;
@@ -88,7 +91,12 @@ export class GdriveProvider implements Provider {
     if (f.mimeType === SHORTCUT) {
       const id = f.shortcutDetails?.targetId;
       if (!id) return undefined;
-      try { target = await this.api.getMeta(id, what); } catch (err) { if ((err as FsError).code === 'ENOENT') return undefined; throw err; }
+      try {
+        target = await this.api.getMeta(id, what);
+      } catch (err) {
+        if ((err as FsError).code === 'ENOENT') return undefined;
+        throw err;
+      }
       if (target.trashed) return undefined;
     }
     const kind = target.mimeType === FOLDER ? 'dir' : this.exportExt(target.mimeType) ? 'doc' : 'file';
@@ -115,7 +123,8 @@ export class GdriveProvider implements Provider {
   }
 
   private forget(folderId?: string): void {
-    if (folderId) this.folders.delete(folderId); else this.folders.clear();
+    if (folderId) this.folders.delete(folderId);
+    else this.folders.clear();
     this.metaCache.clear();
   }
 
@@ -218,7 +227,8 @@ export class GdriveProvider implements Provider {
     if (rel === '') throw new FsError('EISDIR', `${what}: the root is a directory`);
     const n = await this.fresh(rel, what, 1000);
     if (n.kind === 'dir') throw new FsError('EISDIR', `${what}: is a directory`);
-    if (opts.version && this.versionOf(n) !== opts.version) throw new FsError('ESTALE', `${what}: the file changed on Drive (version ${this.versionOf(n)}, expected ${opts.version})`);
+    if (opts.version && this.versionOf(n) !== opts.version)
+      throw new FsError('ESTALE', `${what}: the file changed on Drive (version ${this.versionOf(n)}, expected ${opts.version})`);
     return n;
   }
 
@@ -227,7 +237,10 @@ export class GdriveProvider implements Provider {
     checkRange(offset, length);
     const what = `read ${rel} [${offset}+${length}]`;
     const n = await this.readable(rel, opts, what);
-    if (n.kind === 'doc') { const b = await this.exported(n, what); return Buffer.from(b.subarray(Math.min(offset, b.length), Math.min(offset + length, b.length))); }
+    if (n.kind === 'doc') {
+      const b = await this.exported(n, what);
+      return Buffer.from(b.subarray(Math.min(offset, b.length), Math.min(offset + length, b.length)));
+    }
     const size = Number(n.file.size ?? 0);
     if (length === 0 || offset >= size) return Buffer.alloc(0);
     const key = `${n.id}:${this.versionOf(n)}`;
@@ -239,7 +252,7 @@ export class GdriveProvider implements Provider {
         const buf = await w.data;
         return Buffer.from(buf.subarray(offset - w.start, Math.min(offset + length, size) - w.start));
       }
-    const sequential = this.lastEnd.get(key) === offset || this.windows.size > 0 && [...this.windows.values()].some((w) => w.key === key && w.end === offset);
+    const sequential = this.lastEnd.get(key) === offset || (this.windows.size > 0 && [...this.windows.values()].some((w) => w.key === key && w.end === offset));
     const want = sequential ? Math.max(length, WINDOW) : length;
     const end = Math.min(offset + want, size) - 1;
     this.lastEnd.set(key, Math.min(offset + length, size));
@@ -259,19 +272,26 @@ export class GdriveProvider implements Provider {
 
   /** Bytes [offset, end] of a file with bytes, retried. */
   private fetchRange(id: string, offset: number, end: number, size: number, opts: ReadOptions, what: string): Promise<Buffer> {
-    return this.api.call(what, async () => {
-      let r;
-      try {
-        r = await this.api.drive.files.get({ fileId: id, alt: 'media', supportsAllDrives: true }, { retry: false, responseType: 'arraybuffer', headers: { Range: `bytes=${offset}-${end}` }, signal: opts.signal });
-      } catch (err) {
-        if (httpStatus(err) === 416) return Buffer.alloc(0); // shrank since the metadata was read
-        throw err;
-      }
-      const buf = Buffer.from(r.data as unknown as ArrayBuffer);
-      if (r.status === 200) return buf.subarray(offset, end + 1); // a server that ignores Range
-      if (buf.length !== end - offset + 1 && buf.length < size - offset) throw retryableEio(`${what}: body truncated (${buf.length} of ${end - offset + 1} bytes)`);
-      return buf;
-    }, opts.signal);
+    return this.api.call(
+      what,
+      async () => {
+        let r;
+        try {
+          r = await this.api.drive.files.get(
+            { fileId: id, alt: 'media', supportsAllDrives: true },
+            { retry: false, responseType: 'arraybuffer', headers: { Range: `bytes=${offset}-${end}` }, signal: opts.signal },
+          );
+        } catch (err) {
+          if (httpStatus(err) === 416) return Buffer.alloc(0); // shrank since the metadata was read
+          throw err;
+        }
+        const buf = Buffer.from(r.data as unknown as ArrayBuffer);
+        if (r.status === 200) return buf.subarray(offset, end + 1); // a server that ignores Range
+        if (buf.length !== end - offset + 1 && buf.length < size - offset) throw retryableEio(`${what}: body truncated (${buf.length} of ${end - offset + 1} bytes)`);
+        return buf;
+      },
+      opts.signal,
+    );
   }
 
   /**
@@ -288,7 +308,12 @@ export class GdriveProvider implements Provider {
     if (n.kind === 'doc') return Readable.from([await this.readRange(path, offset, length, opts)]);
     if (length === 0 || offset >= size) return Readable.from([]);
     const end = Math.min(offset + length, size) - 1;
-    const r = await this.api.call(what, () => this.api.drive.files.get({ fileId: n.id, alt: 'media', supportsAllDrives: true }, { retry: false, responseType: 'stream', headers: { Range: `bytes=${offset}-${end}` }, signal: opts.signal }));
+    const r = await this.api.call(what, () =>
+      this.api.drive.files.get(
+        { fileId: n.id, alt: 'media', supportsAllDrives: true },
+        { retry: false, responseType: 'stream', headers: { Range: `bytes=${offset}-${end}` }, signal: opts.signal },
+      ),
+    );
     const body = r.data as unknown as Readable;
     if (r.status === 206) {
       body.on('error', () => undefined); // the consumer sees the cut as an early end or its own error
@@ -306,13 +331,19 @@ export class GdriveProvider implements Provider {
     if (n.kind === 'doc') return Readable.from([await this.exported(n, what)]);
     const size = Number(n.file.size ?? 0);
     if (size === 0) return Readable.from([]);
-    const r = await this.api.call(what, () => this.api.drive.files.get({ fileId: n.id, alt: 'media', supportsAllDrives: true }, { retry: false, responseType: 'stream', signal: opts.signal }));
+    const r = await this.api.call(what, () =>
+      this.api.drive.files.get({ fileId: n.id, alt: 'media', supportsAllDrives: true }, { retry: false, responseType: 'stream', signal: opts.signal }),
+    );
     const body = r.data as unknown as Readable;
     const out = new PassThrough();
     let got = 0;
-    body.on('data', (c: Buffer) => { got += c.length; });
+    body.on('data', (c: Buffer) => {
+      got += c.length;
+    });
     body.on('error', (err) => out.destroy(driveError(err, what)));
-    body.on('end', () => { if (got !== size) out.destroy(new FsError('EIO', `${what}: body ended after ${got} of ${size} bytes`)); });
+    body.on('end', () => {
+      if (got !== size) out.destroy(new FsError('EIO', `${what}: body ended after ${got} of ${size} bytes`));
+    });
     body.pipe(out);
     return out;
   }
@@ -355,9 +386,14 @@ export class GdriveProvider implements Provider {
     if (opts.ifVersion === null && existing) throw new FsError('ESTALE', `${what}: a file appeared there on Drive (version ${this.versionOf(existing)})`);
     if (typeof opts.ifVersion === 'string') {
       if (!existing) throw new FsError('ESTALE', `${what}: the file was removed on Drive since version ${opts.ifVersion}`);
-      if (this.versionOf(existing) !== opts.ifVersion) throw new FsError('ESTALE', `${what}: the file changed on Drive (version ${this.versionOf(existing)}, this change was based on ${opts.ifVersion})`);
+      if (this.versionOf(existing) !== opts.ifVersion)
+        throw new FsError('ESTALE', `${what}: the file changed on Drive (version ${this.versionOf(existing)}, this change was based on ${opts.ifVersion})`);
     }
-    const size = (await fsp.stat(sourceFile).catch((err: Error) => { throw new FsError('ENOENT', `${what}: cannot read ${sourceFile}: ${err.message}`, err); })).size;
+    const size = (
+      await fsp.stat(sourceFile).catch((err: Error) => {
+        throw new FsError('ENOENT', `${what}: cannot read ${sourceFile}: ${err.message}`, err);
+      })
+    ).size;
     const f = existing
       ? await resumableUpload(this.api, sourceFile, size, { fileId: existing.id, meta: {} }, what)
       : await resumableUpload(this.api, sourceFile, size, { meta: { name, parents: [dir.id] } }, what);

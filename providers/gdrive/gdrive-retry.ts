@@ -3,14 +3,15 @@ import { isRetryableEio, networkFailure, REFUSED_CODES, withRetryFor, type Failu
 
 export { retryableEio, type RetryPolicy } from '../../core/retry';
 
-
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8000, baseDelayMs: 150, maxDelayMs: 2000, refusedBudgetMs: 600 };
-
 
 const THROTTLE_REASONS = new Set(['userRateLimitExceeded', 'rateLimitExceeded']);
 
 interface ApiErr {
-  status?: number; code?: string | number; message?: string; name?: string;
+  status?: number;
+  code?: string | number;
+  message?: string;
+  name?: string;
   response?: { status?: number; data?: unknown };
   cause?: { code?: string; cause?: { code?: string } };
 }
@@ -28,7 +29,9 @@ export function apiReason(err: unknown): { reason?: string; message?: string } {
     if (data instanceof ArrayBuffer) data = Buffer.from(data).toString('utf8');
     if (Buffer.isBuffer(data)) data = data.toString('utf8');
     if (typeof data === 'string') data = JSON.parse(data);
-  } catch { return {}; }
+  } catch {
+    return {};
+  }
   const e = (data as { error?: { message?: string; errors?: { reason?: string }[] } } | undefined)?.error;
   return { reason: e?.errors?.[0]?.reason, message: e?.message };
 }
@@ -53,10 +56,10 @@ function classify(err: unknown): FailureKind {
   if (s === 429) return 'throttled';
   if (s === 403 && THROTTLE_REASONS.has(apiReason(err).reason ?? '')) return 'throttled';
   if (s !== undefined && s >= 500) return 'server';
-  if (s === undefined && /fetch failed|socket hang up|aborted|premature|timed? ?out|ECONNRESET|terminated|other side closed/i.test((err as ApiErr)?.message ?? '')) return 'network';
+  if (s === undefined && /fetch failed|socket hang up|aborted|premature|timed? ?out|ECONNRESET|terminated|other side closed/i.test((err as ApiErr)?.message ?? ''))
+    return 'network';
   return 'fatal';
 }
-
 
 /** Retries Drive calls (429, 403 rate limits, 5xx, resets, truncated bodies); see withRetryFor. Throws FsError only. */
 export function withRetry<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>, map: (err: unknown) => FsError, signal?: AbortSignal): Promise<T> {

@@ -6,7 +6,11 @@ import { httpStatus, retryableEio } from './gdrive-retry';
 /** A multiple of 256 KiB, as Drive requires for every chunk but the last. */
 export const CHUNK = 8 * 1024 * 1024;
 
-interface Res { status: number; headers: Headers | Record<string, string>; data: unknown }
+interface Res {
+  status: number;
+  headers: Headers | Record<string, string>;
+  data: unknown;
+}
 
 function header(h: Res['headers'], name: string): string | undefined {
   return typeof (h as Headers).get === 'function' ? ((h as Headers).get(name) ?? undefined) : (h as Record<string, string>)[name];
@@ -27,18 +31,32 @@ function committed(r: Res): number {
  */
 export async function resumableUpload(api: DriveApi, source: string, size: number, target: { fileId?: string; meta: DriveFile }, what: string): Promise<DriveFile> {
   const base = `${api.rootUrl}upload/drive/v3/files${target.fileId ? `/${encodeURIComponent(target.fileId)}` : ''}?uploadType=resumable&supportsAllDrives=true&fields=${encodeURIComponent(FILE_FIELDS)}`;
-  const start = await api.call(what, async () => (await api.auth.request({
-    url: base, method: target.fileId ? 'PATCH' : 'POST', data: target.meta, retry: false,
-    headers: { 'Content-Type': 'application/json; charset=UTF-8', 'X-Upload-Content-Length': String(size) },
-  })) as unknown as Res);
+  const start = await api.call(
+    what,
+    async () =>
+      (await api.auth.request({
+        url: base,
+        method: target.fileId ? 'PATCH' : 'POST',
+        data: target.meta,
+        retry: false,
+        headers: { 'Content-Type': 'application/json; charset=UTF-8', 'X-Upload-Content-Length': String(size) },
+      })) as unknown as Res,
+  );
   const session = header(start.headers, 'location');
   if (!session) throw new FsError('EIO', `${what}: Drive opened no upload session (no Location header)`);
-  const put = async (range: string, body?: Buffer): Promise<Res> => (await api.auth.request({
-    url: session, method: 'PUT', data: body ?? Buffer.alloc(0), retry: false, responseType: 'json',
-    headers: { 'Content-Range': range, 'Content-Type': 'application/octet-stream' },
-    validateStatus: (s: number) => (s >= 200 && s < 300) || s === 308,
-  })) as unknown as Res;
-  const fh = await open(source, 'r').catch((err: Error) => { throw new FsError('ENOENT', `${what}: cannot read ${source}: ${err.message}`, err); });
+  const put = async (range: string, body?: Buffer): Promise<Res> =>
+    (await api.auth.request({
+      url: session,
+      method: 'PUT',
+      data: body ?? Buffer.alloc(0),
+      retry: false,
+      responseType: 'json',
+      headers: { 'Content-Range': range, 'Content-Type': 'application/octet-stream' },
+      validateStatus: (s: number) => (s >= 200 && s < 300) || s === 308,
+    })) as unknown as Res;
+  const fh = await open(source, 'r').catch((err: Error) => {
+    throw new FsError('ENOENT', `${what}: cannot read ${source}: ${err.message}`, err);
+  });
   try {
     if (size === 0) return (await api.call(what, () => put('bytes */0'))).data as DriveFile;
     let offset = 0;

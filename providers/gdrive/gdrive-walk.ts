@@ -23,7 +23,12 @@ const CONCURRENCY = 4;
  * folder as in listings; a folder reached twice (a shortcut to an ancestor) is not entered
  * again. Google files are exported to learn their size. Throws FsError.
  */
-export async function* walkTree(p: DriveTree, what: string, start: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }], recurse = true): AsyncGenerator<WalkedObject> {
+export async function* walkTree(
+  p: DriveTree,
+  what: string,
+  start: { id: string; rel: string }[] = [{ id: p.loc.folderId, rel: '' }],
+  recurse = true,
+): AsyncGenerator<WalkedObject> {
   await p.resolve('', what); // reachability, and that the id exists
   const seen = new Set<string>([p.loc.folderId, ...start.map((s) => s.id)]);
   let level = start;
@@ -36,7 +41,10 @@ export async function* walkTree(p: DriveTree, what: string, start: { id: string;
     const worker = async () => {
       while (b < batches.length) {
         const batch = batches[b++];
-        const files = await p.api.listChildren(batch.map((d) => d.id), what);
+        const files = await p.api.listChildren(
+          batch.map((d) => d.id),
+          what,
+        );
         const byParent = new Map<string, Node[]>(batch.map((d) => [d.id, []]));
         for (const f of files) {
           const n = await p.toNode(f, what);
@@ -51,7 +59,10 @@ export async function* walkTree(p: DriveTree, what: string, start: { id: string;
             const lastModified = new Date(e.mtimeSec * 1000 + e.mtimeNsec / 1e6);
             if (n.kind === 'dir') {
               objs.push({ rel: `${rel}/`, size: 0, version: 'dir', lastModified, id: n.id, parent: d.id });
-              if (recurse && !seen.has(n.id)) { seen.add(n.id); next.push({ id: n.id, rel }); }
+              if (recurse && !seen.has(n.id)) {
+                seen.add(n.id);
+                next.push({ id: n.id, rel });
+              }
             } else objs.push({ rel, size: e.size, version: e.version, lastModified, id: n.id, parent: d.id });
           }
         }

@@ -13,7 +13,10 @@ export class LocalProvider implements Provider {
   readonly kind = 'local';
   readonly features: ProviderFeatures = { write: true, symlinks: true, localFiles: true };
 
-  constructor(readonly root: string, private readonly readonly = false) {}
+  constructor(
+    readonly root: string,
+    private readonly readonly = false,
+  ) {}
 
   /** For display and for tools only: never open this path, it follows symlinks (see beneath.ts). */
   realPath(path: string): string {
@@ -62,7 +65,11 @@ export class LocalProvider implements Provider {
     try {
       if (rel === '') {
         const dh = await this.open('', C.O_RDONLY | C.O_DIRECTORY);
-        try { return entryFromStats('', await dh.stat({ bigint: true }))!; } finally { await dh.close(); }
+        try {
+          return entryFromStats('', await dh.stat({ bigint: true }))!;
+        } finally {
+          await dh.close();
+        }
       }
       return await this.withParent(rel, (at, _dir, name) => this.statAt(at, name));
     } catch (err) {
@@ -99,8 +106,7 @@ export class LocalProvider implements Provider {
   }
 
   async readRange(path: string, offset: number, length: number, opts?: ReadOptions): Promise<Buffer> {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
-      throw new FsError('EINVAL', `bad range offset=${offset} length=${length}`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new FsError('EINVAL', `bad range offset=${offset} length=${length}`);
     const rel = normalizeRel(path);
     let fh: fsp.FileHandle | undefined;
     try {
@@ -159,9 +165,18 @@ export class LocalProvider implements Provider {
           await fsp.copyFile(sourceFile, tmp, C.COPYFILE_EXCL);
           // The copy has the source file's mode (a private staging file: 0600). A put replaces
           // content, not metadata: the file keeps its mode, and a new one gets a new file's.
-          const mode = await fsp.lstat(dest).then((s) => (s.isFile() ? s.mode & 0o7777 : undefined), () => undefined) ?? 0o666 & ~process.umask();
+          const mode =
+            (await fsp.lstat(dest).then(
+              (s) => (s.isFile() ? s.mode & 0o7777 : undefined),
+              () => undefined,
+            )) ?? 0o666 & ~process.umask();
           const fh = await fsp.open(tmp, C.O_RDWR | C.O_NOFOLLOW);
-          try { await fh.chmod(mode); await fh.sync(); } finally { await fh.close(); }
+          try {
+            await fh.chmod(mode);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
           if (opts?.ifVersion !== undefined) {
             // Compare right before the rename: a change made in between is the small window a
             // local filesystem without compare-and-swap leaves.
@@ -185,7 +200,11 @@ export class LocalProvider implements Provider {
   async mkdir(path: string): Promise<void> {
     this.checkWritable();
     const rel = normalizeRel(path);
-    try { await this.withParent(rel, (at) => fsp.mkdir(at)); } catch (err) { throw await this.offlineOr(err, `mkdir ${rel}`); }
+    try {
+      await this.withParent(rel, (at) => fsp.mkdir(at));
+    } catch (err) {
+      throw await this.offlineOr(err, `mkdir ${rel}`);
+    }
   }
 
   async remove(path: string): Promise<void> {
@@ -195,7 +214,8 @@ export class LocalProvider implements Provider {
     try {
       await this.withParent(rel, async (at) => {
         const st = await fsp.lstat(at);
-        if (st.isDirectory()) await fsp.rmdir(at); else await fsp.unlink(at);
+        if (st.isDirectory()) await fsp.rmdir(at);
+        else await fsp.unlink(at);
       });
     } catch (err) {
       throw await this.offlineOr(err, `remove ${rel}`);
@@ -208,14 +228,17 @@ export class LocalProvider implements Provider {
     const b = normalizeRel(to);
     if (a === '' || b === '') throw new FsError('EINVAL', 'the root of a location cannot be renamed');
     try {
-      await this.withParent(a, (atA, dirA) => this.withParent(b, async (atB, dirB) => {
-        await fsp.rename(atA, atB);
-        await fsyncFd(dirB);
-        if (parentOf(a) !== parentOf(b)) await fsyncFd(dirA);
-      }));
-    } catch (err) { throw await this.offlineOr(err, `rename ${a}`); }
+      await this.withParent(a, (atA, dirA) =>
+        this.withParent(b, async (atB, dirB) => {
+          await fsp.rename(atA, atB);
+          await fsyncFd(dirB);
+          if (parentOf(a) !== parentOf(b)) await fsyncFd(dirA);
+        }),
+      );
+    } catch (err) {
+      throw await this.offlineOr(err, `rename ${a}`);
+    }
   }
 
   async close(): Promise<void> {}
 }
-

@@ -38,7 +38,8 @@ export function parsePeerUrl(url: string): { host: string; port: number } {
   } catch {
     throw new FsError('EINVAL', `${JSON.stringify(url)} is not a peer address (https://HOST:PORT)`);
   }
-  if (u.protocol !== 'https:' || !u.port || (u.pathname !== '/' && u.pathname !== '')) throw new FsError('EINVAL', `${JSON.stringify(url)} is not a peer address (https://HOST:PORT)`);
+  if (u.protocol !== 'https:' || !u.port || (u.pathname !== '/' && u.pathname !== ''))
+    throw new FsError('EINVAL', `${JSON.stringify(url)} is not a peer address (https://HOST:PORT)`);
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
 }
 
@@ -53,7 +54,12 @@ export class PeerClient {
   private readonly agent: http.Agent;
   private readonly target: { host: string; port: number };
 
-  constructor(readonly url: string, readonly fingerprint: string, keys: NodeKeys, opts: { alpn?: string; connectMs?: number } = {}) {
+  constructor(
+    readonly url: string,
+    readonly fingerprint: string,
+    keys: NodeKeys,
+    opts: { alpn?: string; connectMs?: number } = {},
+  ) {
     this.target = parsePeerUrl(url);
     const alpn = opts.alpn ?? ALPN_PEER;
     const connectMs = opts.connectMs ?? 5000;
@@ -62,8 +68,13 @@ export class PeerClient {
     // The callback form of createConnection lets us finish (and check) the handshake first.
     (this.agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
       const sock = tls.connect({
-        host: this.target.host, port: this.target.port, key: keys.key, cert: keys.cert,
-        ALPNProtocols: [alpn], rejectUnauthorized: false, servername: undefined,
+        host: this.target.host,
+        port: this.target.port,
+        key: keys.key,
+        cert: keys.cert,
+        ALPNProtocols: [alpn],
+        rejectUnauthorized: false,
+        servername: undefined,
       });
       const timer = setTimeout(() => sock.destroy(new FsError('EHOSTDOWN', `${url}: no TLS handshake within ${connectMs} ms`)), connectMs);
       sock.once('secureConnect', () => {
@@ -90,23 +101,26 @@ export class PeerClient {
     const max = o.maxBytes ?? MAX_ANSWER_BYTES;
     return new Promise((resolve, reject) => {
       const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
-      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const tooBig = () => {
-          fail(new FsError('EFBIG', `${this.url}${path}: the peer's answer is larger than ${max} bytes; refused`));
-          req.destroy();
-        };
-        if (Number(res.headers['content-length'] ?? 0) > max) return tooBig();
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > max) return tooBig();
-          chunks.push(c);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', fail);
-        res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
-      });
+      const req = http.request(
+        { agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          const tooBig = () => {
+            fail(new FsError('EFBIG', `${this.url}${path}: the peer's answer is larger than ${max} bytes; refused`));
+            req.destroy();
+          };
+          if (Number(res.headers['content-length'] ?? 0) > max) return tooBig();
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > max) return tooBig();
+            chunks.push(c);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', fail);
+          res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
+        },
+      );
       req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
       req.on('error', fail);
       req.end(o.body);
@@ -121,12 +135,15 @@ export class PeerClient {
   stream(path: string, onData: (chunk: Buffer, status: number) => void, o: PeerRequestOptions = {}): Promise<number> {
     return new Promise((resolve, reject) => {
       const fail = (err: unknown) => reject(mapError(err, `${this.url}${path}`));
-      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
-        res.on('data', (c: Buffer) => onData(c, res.statusCode ?? 0));
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', fail);
-        res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
-      });
+      const req = http.request(
+        { agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal },
+        (res) => {
+          res.on('data', (c: Buffer) => onData(c, res.statusCode ?? 0));
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', fail);
+          res.on('aborted', () => fail(new FsError('EHOSTDOWN', `${this.url}${path}: the peer closed the connection mid-response`)));
+        },
+      );
       req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${this.url}${path}: no answer within ${o.idleMs ?? 15_000} ms`)));
       req.on('error', fail);
       req.end(o.body);
@@ -141,10 +158,13 @@ export class PeerClient {
   open(path: string, o: PeerRequestOptions = {}): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const what = `${this.url}${path}`;
-      const req = http.request({ agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal }, (res) => {
-        res.on('aborted', () => res.destroy(new FsError('EHOSTDOWN', `${what}: the peer closed the connection mid-response`)));
-        resolve(res);
-      });
+      const req = http.request(
+        { agent: this.agent, host: this.target.host, port: this.target.port, path, method: o.method ?? 'GET', headers: o.headers, signal: o.signal },
+        (res) => {
+          res.on('aborted', () => res.destroy(new FsError('EHOSTDOWN', `${what}: the peer closed the connection mid-response`)));
+          resolve(res);
+        },
+      );
       req.setTimeout(o.idleMs ?? 15_000, () => req.destroy(new FsError('EHOSTDOWN', `${what}: no answer within ${o.idleMs ?? 15_000} ms`)));
       req.on('error', (err) => reject(mapError(err, what)));
       req.end(o.body);

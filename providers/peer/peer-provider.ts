@@ -42,7 +42,6 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 /** A peer that sends nothing for this long is treated as gone, so the reader fails over. */
 const IDLE_MS = 5000;
 
-
 /** `peer://PEER/LOCATION` → its parts. Throws EINVAL. */
 export function parsePeerUri(uri: string): { peer: string; location: string } {
   const m = /^peer:\/\/([^/]+)\/([A-Za-z0-9._-]+)\/?$/.exec(uri);
@@ -62,7 +61,10 @@ export class PeerProvider implements Provider {
   private readonly clients = new Map<string, PeerClient>();
   private goodUrl = '';
 
-  constructor(private readonly loc: { id?: number; uri: string; ownerNode?: string }, private readonly ctx: PeerProviderContext) {}
+  constructor(
+    private readonly loc: { id?: number; uri: string; ownerNode?: string },
+    private readonly ctx: PeerProviderContext,
+  ) {}
 
   /** The owner's addresses, the one that last answered first. Throws EACCES (not paired), EHOSTDOWN (none known). */
   private addresses(): { nodeId: string; urls: string[] } {
@@ -134,7 +136,17 @@ export class PeerProvider implements Provider {
   private toEntry(r: ReplicatedEntry): ProviderEntry {
     // Directories and symlinks carry no version in the replicated tree: their mtime stands in.
     const version = r.version ?? `m${r.mtimeSec}.${r.mtimeNsec}`;
-    return { name: r.name, type: r.type, size: r.size, mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, mode: r.mode, version, target: r.target ?? undefined, hash: r.hash ?? undefined };
+    return {
+      name: r.name,
+      type: r.type,
+      size: r.size,
+      mtimeSec: r.mtimeSec,
+      mtimeNsec: r.mtimeNsec,
+      mode: r.mode,
+      version,
+      target: r.target ?? undefined,
+      hash: r.hash ?? undefined,
+    };
   }
 
   async stat(path: string): Promise<ProviderEntry> {
@@ -199,9 +211,11 @@ export class PeerProvider implements Provider {
     if (r.type === 'symlink') throw new FsError('ELOOP', `${path} is a symlink (not followed)`);
     const size = r.size;
     const chunk = (off: number) => this.readRange(path, off, Math.min(1 << 20, size - off), opts);
-    return Readable.from((async function* () {
-      for (let off = 0; off < size; off += 1 << 20) yield await chunk(off);
-    })());
+    return Readable.from(
+      (async function* () {
+        for (let off = 0; off < size; off += 1 << 20) yield await chunk(off);
+      })(),
+    );
   }
 
   async readlink(path: string): Promise<string> {
@@ -218,10 +232,18 @@ export class PeerProvider implements Provider {
     throw new FsError('EROFS', `${this.loc.uri} is a peer location: read-only for now`);
   }
 
-  async putFile(): Promise<ProviderEntry> { return this.ro(); }
-  async mkdir(): Promise<void> { this.ro(); }
-  async remove(): Promise<void> { this.ro(); }
-  async rename(): Promise<void> { this.ro(); }
+  async putFile(): Promise<ProviderEntry> {
+    return this.ro();
+  }
+  async mkdir(): Promise<void> {
+    this.ro();
+  }
+  async remove(): Promise<void> {
+    this.ro();
+  }
+  async rename(): Promise<void> {
+    this.ro();
+  }
 
   async close(): Promise<void> {
     for (const c of this.clients.values()) c.close();

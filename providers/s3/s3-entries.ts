@@ -21,7 +21,6 @@ export function dirEntry(name: string, lastModified?: Date): ProviderEntry {
   return { name, type: 'dir', size: 0, ...mtimeOf(lastModified), mode: DIR_MODE, version: 'dir' };
 }
 
-
 /** One object of a recursive listing, relative to the location (a `dir/` marker ends with '/'). */
 export interface RemoteObject {
   rel: string;

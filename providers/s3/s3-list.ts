@@ -23,7 +23,12 @@ export interface S3Lister {
 }
 
 function validName(name: string): boolean {
-  try { checkName(name); return true; } catch { return false; }
+  try {
+    checkName(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Every page of a listing (ListObjectsV2 returns at most 1,000 keys per call). */

@@ -1,8 +1,15 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import {
-  CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
-  ListObjectsV2Command, PutObjectCommand, type HeadObjectCommandOutput, type S3Client,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
@@ -53,7 +60,10 @@ export class S3Provider implements Provider {
   private readonly retry: RetryPolicy;
   private readonly multipartThreshold: number;
 
-  constructor(readonly loc: S3Location, private readonly opts: S3ProviderOptions = {}) {
+  constructor(
+    readonly loc: S3Location,
+    private readonly opts: S3ProviderOptions = {},
+  ) {
     this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.client = createS3Client(loc, { ...DEFAULT_TIMEOUTS, ...opts.timeouts });
@@ -72,7 +82,13 @@ export class S3Provider implements Provider {
 
   /** One SDK call with bounded retries; FsError out. */
   call<T>(what: string, fn: (signal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(what, this.retry, () => fn(signal), (err) => s3Error(err, what), signal);
+    return withRetry(
+      what,
+      this.retry,
+      () => fn(signal),
+      (err) => s3Error(err, what),
+      signal,
+    );
   }
 
   private async head(rel: string, what: string): Promise<HeadObjectCommandOutput | undefined> {
@@ -165,34 +181,38 @@ export class S3Provider implements Provider {
     if (length === 0) return Buffer.alloc(0);
     if (rel === '') throw new FsError('EISDIR', 'readRange of the root');
     const what = `read ${rel} [${offset}+${length}]`;
-    return this.call(what, async () => {
-      let out;
-      try {
-        out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
-      } catch (err) {
-        // 416: the range starts at or past the end (every range of an empty object does).
-        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return Buffer.alloc(0);
-        throw err;
-      }
-      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
-      if (cr && cr[3] !== '*' && offset >= Number(cr[3])) {
-        // Past the end, said by the headers (some servers answer an empty object's range with
-        // "bytes 0-0/0" and then never send the promised byte): do not wait for a body.
-        (out.Body as Readable | undefined)?.destroy?.();
-        return Buffer.alloc(0);
-      }
-      const buf = await readBody(out.Body);
-      if (!cr) {
-        // A server that ignores Range sends the whole object (200): cut the range out of it.
-        if (out.ContentLength !== undefined && buf.length !== out.ContentLength) throw retryableEio(`${what}: body truncated (${buf.length} of ${out.ContentLength} bytes)`);
-        return buf.subarray(Math.min(offset, buf.length), Math.min(offset + length, buf.length));
-      }
-      const want = Number(cr[2]) - Number(cr[1]) + 1;
-      if (Number(cr[1]) !== offset) throw new FsError('EIO', `${what}: the server answered another range (${out.ContentRange})`);
-      if (buf.length !== want) throw retryableEio(`${what}: body truncated (${buf.length} of ${want} bytes)`);
-      // Some servers read "bytes=0-0" as "from 0 to the end": keep what was asked for.
-      return want > length ? buf.subarray(0, length) : buf;
-    }, opts.signal);
+    return this.call(
+      what,
+      async () => {
+        let out;
+        try {
+          out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
+        } catch (err) {
+          // 416: the range starts at or past the end (every range of an empty object does).
+          if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return Buffer.alloc(0);
+          throw err;
+        }
+        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
+        if (cr && cr[3] !== '*' && offset >= Number(cr[3])) {
+          // Past the end, said by the headers (some servers answer an empty object's range with
+          // "bytes 0-0/0" and then never send the promised byte): do not wait for a body.
+          (out.Body as Readable | undefined)?.destroy?.();
+          return Buffer.alloc(0);
+        }
+        const buf = await readBody(out.Body);
+        if (!cr) {
+          // A server that ignores Range sends the whole object (200): cut the range out of it.
+          if (out.ContentLength !== undefined && buf.length !== out.ContentLength) throw retryableEio(`${what}: body truncated (${buf.length} of ${out.ContentLength} bytes)`);
+          return buf.subarray(Math.min(offset, buf.length), Math.min(offset + length, buf.length));
+        }
+        const want = Number(cr[2]) - Number(cr[1]) + 1;
+        if (Number(cr[1]) !== offset) throw new FsError('EIO', `${what}: the server answered another range (${out.ContentRange})`);
+        if (buf.length !== want) throw retryableEio(`${what}: body truncated (${buf.length} of ${want} bytes)`);
+        // Some servers read "bytes=0-0" as "from 0 to the end": keep what was asked for.
+        return want > length ? buf.subarray(0, length) : buf;
+      },
+      opts.signal,
+    );
   }
 
   /**
@@ -206,14 +226,18 @@ export class S3Provider implements Provider {
     if (rel === '') throw new FsError('EISDIR', 'readRangeStream of the root');
     if (length === 0) return Readable.from([]);
     const what = `read ${rel} [${offset}+${length}]`;
-    const out = await this.call(what, async () => {
-      try {
-        return await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
-      } catch (err) {
-        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return undefined;
-        throw err;
-      }
-    }, opts.signal);
+    const out = await this.call(
+      what,
+      async () => {
+        try {
+          return await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
+        } catch (err) {
+          if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return undefined;
+          throw err;
+        }
+      },
+      opts.signal,
+    );
     if (!out) return Readable.from([]);
     const body = out.Body as Readable;
     const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
@@ -268,9 +292,14 @@ export class S3Provider implements Provider {
     if (opts.ifVersion === null && head) throw new FsError('ESTALE', `${what}: an object appeared there on the server (ETag ${bareEtag(head.ETag)})`);
     if (typeof opts.ifVersion === 'string') {
       if (!head) throw new FsError('ESTALE', `${what}: the object was removed on the server since version ${opts.ifVersion}`);
-      if (bareEtag(head.ETag) !== opts.ifVersion) throw new FsError('ESTALE', `${what}: the object changed on the server (ETag ${bareEtag(head.ETag)}, this change was based on ${opts.ifVersion})`);
+      if (bareEtag(head.ETag) !== opts.ifVersion)
+        throw new FsError('ESTALE', `${what}: the object changed on the server (ETag ${bareEtag(head.ETag)}, this change was based on ${opts.ifVersion})`);
     }
-    const size = (await fsp.stat(sourceFile).catch((err) => { throw new FsError('ENOENT', `${what}: cannot read ${sourceFile}: ${(err as Error).message}`); })).size;
+    const size = (
+      await fsp.stat(sourceFile).catch((err) => {
+        throw new FsError('ENOENT', `${what}: cannot read ${sourceFile}: ${(err as Error).message}`);
+      })
+    ).size;
     const IfMatch = typeof opts.ifVersion === 'string' ? quoted(opts.ifVersion) : undefined;
     const IfNoneMatch = opts.ifVersion === null ? '*' : undefined;
     const params = { Bucket: this.loc.bucket, Key: this.key(rel), IfMatch, IfNoneMatch };
@@ -299,7 +328,9 @@ export class S3Provider implements Provider {
     if (there) throw new FsError('ESTALE', `${what}: an object is already at ${dst}`);
     if ((head.ContentLength ?? 0) > MAX_COPY) throw new FsError('EFBIG', `${what}: larger than 5 GiB, which S3 cannot copy in one request`);
     const source = `${this.loc.bucket}/${this.key(src).split('/').map(encodeURIComponent).join('/')}`;
-    await this.call(what, () => this.client.send(new CopyObjectCommand({ Bucket: this.loc.bucket, Key: this.key(dst), CopySource: source, CopySourceIfMatch: quoted(opts.fromVersion) })));
+    await this.call(what, () =>
+      this.client.send(new CopyObjectCommand({ Bucket: this.loc.bucket, Key: this.key(dst), CopySource: source, CopySourceIfMatch: quoted(opts.fromVersion) })),
+    );
     const after = await this.head(dst, what);
     if (!after) throw new FsError('EIO', `${what}: the object is missing right after the copy`);
     return fileEntry(baseName(dst), after.ContentLength ?? 0, after.ETag, after.LastModified);
@@ -420,7 +451,11 @@ async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise
   const worker = async () => {
     while (next < items.length && failure === undefined) {
       const item = items[next++];
-      try { await fn(item); } catch (err) { failure ??= err; }
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

@@ -3,9 +3,7 @@ import { isRetryableEio, networkFailure, withRetryFor, type FailureKind, type Re
 
 export { retryableEio, type RetryPolicy } from '../../core/retry';
 
-
 export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 5000, baseDelayMs: 100, maxDelayMs: 1000, refusedBudgetMs: 600 };
-
 
 function status(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
@@ -17,7 +15,7 @@ function classify(err: unknown): FailureKind {
   const e = err as { code?: string; name?: string; message?: string; $retryable?: unknown };
   const net = networkFailure(e?.code);
   if (net) return net;
-  if (e?.name === 'TimeoutError' || e?.name === 'RequestTimeout' || e?.name === 'AbortError' && !(e as { $userAbort?: boolean }).$userAbort) return 'network';
+  if (e?.name === 'TimeoutError' || e?.name === 'RequestTimeout' || (e?.name === 'AbortError' && !(e as { $userAbort?: boolean }).$userAbort)) return 'network';
   const s = status(err);
   if (s === 429 || s === 503 || e?.name === 'SlowDown' || e?.name === 'Throttling' || e?.name === 'ThrottlingException') return 'throttled';
   if (s === 500 || s === 502 || s === 504 || e?.name === 'InternalError') return 'server';
@@ -25,7 +23,6 @@ function classify(err: unknown): FailureKind {
   if (s === undefined && /socket hang up|aborted|premature|timed? ?out|ECONNRESET|terminated/i.test(e?.message ?? '')) return 'network';
   return 'fatal';
 }
-
 
 /** Retries S3 calls (503 SlowDown, 429, 5xx, resets, timeouts, truncated bodies); see withRetryFor. Throws FsError only. */
 export function withRetry<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>, map: (err: unknown) => FsError, signal?: AbortSignal): Promise<T> {

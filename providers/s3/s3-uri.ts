@@ -28,8 +28,13 @@ export function parseS3Uri(uri: string): S3Location {
   for (const raw of m[2].split('/')) {
     if (raw === '') continue;
     let part: string;
-    try { part = decodeURIComponent(raw); } catch { throw new FsError('EINVAL', `bad %-escape in the prefix of ${uri}`); }
-    if (part === '.' || part === '..' || part.includes('\0') || part.includes('/')) throw new FsError('EINVAL', `the prefix of ${uri} has an invalid component ${JSON.stringify(part)}`);
+    try {
+      part = decodeURIComponent(raw);
+    } catch {
+      throw new FsError('EINVAL', `bad %-escape in the prefix of ${uri}`);
+    }
+    if (part === '.' || part === '..' || part.includes('\0') || part.includes('/'))
+      throw new FsError('EINVAL', `the prefix of ${uri} has an invalid component ${JSON.stringify(part)}`);
     parts.push(part);
   }
   const q = new URLSearchParams(m[3] ?? '');
@@ -37,7 +42,11 @@ export function parseS3Uri(uri: string): S3Location {
   const endpoint = q.get('endpoint') ?? undefined;
   if (endpoint !== undefined) {
     let u: URL;
-    try { u = new URL(endpoint); } catch { throw new FsError('EINVAL', `endpoint ${JSON.stringify(endpoint)} is not a URL (e.g. http://127.0.0.1:9000)`); }
+    try {
+      u = new URL(endpoint);
+    } catch {
+      throw new FsError('EINVAL', `endpoint ${JSON.stringify(endpoint)} is not a URL (e.g. http://127.0.0.1:9000)`);
+    }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FsError('EINVAL', `endpoint ${endpoint} must be http:// or https://`);
   }
   const region = q.get('region') || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';

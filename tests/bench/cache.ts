@@ -15,13 +15,43 @@ export async function cacheBench(env: Env, o: BenchOptions): Promise<Result[]> {
   const byHash = join(env.vdfs!.mnt, '.vdfs', 'by-hash', env.bigHash);
   const targets: Target[] = [];
   let fill = 0;
-  targets.push({ name: 'vdfs', run: (rep) => { if (rep === 0) fill = dd(byHash, big); dropCaches(); return dd(byHash, big); } });
-  targets.push({ name: 'local', run: () => { dropCaches(); return dd(join(env.data, env.bigRel), big); } });
+  targets.push({
+    name: 'vdfs',
+    run: (rep) => {
+      if (rep === 0) fill = dd(byHash, big);
+      dropCaches();
+      return dd(byHash, big);
+    },
+  });
+  targets.push({
+    name: 'local',
+    run: () => {
+      dropCaches();
+      return dd(join(env.data, env.bigRel), big);
+    },
+  });
   if (env.rcFull) {
     const f = join(env.rcFull.mnt!, env.bigRel);
-    targets.push({ name: 'rclone-full', run: (rep) => { if (rep === 0) dd(f, big); dropCaches(); return dd(f, big); } });
+    targets.push({
+      name: 'rclone-full',
+      run: (rep) => {
+        if (rep === 0) dd(f, big);
+        dropCaches();
+        return dd(f, big);
+      },
+    });
   }
-  const r = await measure(o, { name: 'cache.reread', unit: 'MB/s', better: 'higher', cache: 'cold', note: `dd of /.vdfs/by-hash/<hash> of the ${env.sizes.bigMiB} MiB file, second read, after drop_caches (block cache on disk); rclone-full: its VFS cache; local: cold disk` }, targets);
+  const r = await measure(
+    o,
+    {
+      name: 'cache.reread',
+      unit: 'MB/s',
+      better: 'higher',
+      cache: 'cold',
+      note: `dd of /.vdfs/by-hash/<hash> of the ${env.sizes.bigMiB} MiB file, second read, after drop_caches (block cache on disk); rclone-full: its VFS cache; local: cold disk`,
+    },
+    targets,
+  );
   r.note += `; first (filling) read through the block cache: ${Math.round(fill)} MB/s`;
   return [r];
 }

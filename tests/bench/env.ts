@@ -12,15 +12,83 @@ import { have, MiB, sh, shOk, sleep, type BenchOptions, type SizeName } from './
 
 /** The data of one run. `parallelMiB` is per reader (4 readers); `photoKiB` per photo. */
 export interface Sizes {
-  bigMiB: number; treeDirs: number; treeFilesPerDir: number; treeFileBytes: number; dirEntries: number; writeMiB: number;
-  untarFiles: number; gitFiles: number; photos: number; photoKiB: number; parallelMiB: number; randSecs: number;
-  s3SeqMiB: number; s3TtfbMiB: number; s3SmallFiles: number; peerMiB: number; peerEntries: number;
+  bigMiB: number;
+  treeDirs: number;
+  treeFilesPerDir: number;
+  treeFileBytes: number;
+  dirEntries: number;
+  writeMiB: number;
+  untarFiles: number;
+  gitFiles: number;
+  photos: number;
+  photoKiB: number;
+  parallelMiB: number;
+  randSecs: number;
+  s3SeqMiB: number;
+  s3TtfbMiB: number;
+  s3SmallFiles: number;
+  peerMiB: number;
+  peerEntries: number;
 }
 
 /** For the harness test: every figure, in seconds rather than minutes; the values mean nothing. */
-export const TINY: Sizes = { bigMiB: 16, treeDirs: 2, treeFilesPerDir: 100, treeFileBytes: 4096, dirEntries: 200, writeMiB: 16, untarFiles: 300, gitFiles: 300, photos: 30, photoKiB: 128, parallelMiB: 8, randSecs: 1, s3SeqMiB: 8, s3TtfbMiB: 16, s3SmallFiles: 40, peerMiB: 8, peerEntries: 500 };
-export const QUICK: Sizes = { bigMiB: 512, treeDirs: 20, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 512, untarFiles: 20_000, gitFiles: 10_000, photos: 1000, photoKiB: 256, parallelMiB: 128, randSecs: 5, s3SeqMiB: 64, s3TtfbMiB: 256, s3SmallFiles: 1000, peerMiB: 128, peerEntries: 20_000 };
-export const FULL: Sizes = { bigMiB: 2048, treeDirs: 100, treeFilesPerDir: 1000, treeFileBytes: 4096, dirEntries: 10_000, writeMiB: 1024, untarFiles: 20_000, gitFiles: 10_000, photos: 1000, photoKiB: 1024, parallelMiB: 512, randSecs: 15, s3SeqMiB: 256, s3TtfbMiB: 1024, s3SmallFiles: 1000, peerMiB: 256, peerEntries: 100_000 };
+export const TINY: Sizes = {
+  bigMiB: 16,
+  treeDirs: 2,
+  treeFilesPerDir: 100,
+  treeFileBytes: 4096,
+  dirEntries: 200,
+  writeMiB: 16,
+  untarFiles: 300,
+  gitFiles: 300,
+  photos: 30,
+  photoKiB: 128,
+  parallelMiB: 8,
+  randSecs: 1,
+  s3SeqMiB: 8,
+  s3TtfbMiB: 16,
+  s3SmallFiles: 40,
+  peerMiB: 8,
+  peerEntries: 500,
+};
+export const QUICK: Sizes = {
+  bigMiB: 512,
+  treeDirs: 20,
+  treeFilesPerDir: 1000,
+  treeFileBytes: 4096,
+  dirEntries: 10_000,
+  writeMiB: 512,
+  untarFiles: 20_000,
+  gitFiles: 10_000,
+  photos: 1000,
+  photoKiB: 256,
+  parallelMiB: 128,
+  randSecs: 5,
+  s3SeqMiB: 64,
+  s3TtfbMiB: 256,
+  s3SmallFiles: 1000,
+  peerMiB: 128,
+  peerEntries: 20_000,
+};
+export const FULL: Sizes = {
+  bigMiB: 2048,
+  treeDirs: 100,
+  treeFilesPerDir: 1000,
+  treeFileBytes: 4096,
+  dirEntries: 10_000,
+  writeMiB: 1024,
+  untarFiles: 20_000,
+  gitFiles: 10_000,
+  photos: 1000,
+  photoKiB: 1024,
+  parallelMiB: 512,
+  randSecs: 15,
+  s3SeqMiB: 256,
+  s3TtfbMiB: 1024,
+  s3SmallFiles: 1000,
+  peerMiB: 256,
+  peerEntries: 100_000,
+};
 export const SIZES: Record<SizeName, Sizes> = { tiny: TINY, quick: QUICK, full: FULL };
 
 /**
@@ -31,7 +99,13 @@ export const SIZES: Record<SizeName, Sizes> = { tiny: TINY, quick: QUICK, full: 
  */
 export const RCLONE_CACHE_FLAGS = ['--attr-timeout', '10s', '--dir-cache-time', '1h'];
 
-export interface Server { name: string; pid?: number; mnt?: string; url?: string; stop(): Promise<void> }
+export interface Server {
+  name: string;
+  pid?: number;
+  mnt?: string;
+  url?: string;
+  stop(): Promise<void>;
+}
 
 export class Env {
   readonly root: string;
@@ -49,7 +123,10 @@ export class Env {
   readonly skip: Set<string>;
   private cleanups: Array<() => Promise<void> | void> = [];
 
-  constructor(private readonly o: BenchOptions, skip: string[] = []) {
+  constructor(
+    private readonly o: BenchOptions,
+    skip: string[] = [],
+  ) {
     this.sizes = SIZES[o.size];
     this.skip = new Set(skip);
     this.root = mkdtempSync(join(process.env.VDFS_BENCH_DIR ?? tmpdir(), 'vdfs-bench-'));
@@ -59,21 +136,35 @@ export class Env {
     this.onCleanup(() => rmSync(this.root, { recursive: true, force: true }));
   }
 
-  onCleanup(fn: () => Promise<void> | void): void { this.cleanups.unshift(fn); }
+  onCleanup(fn: () => Promise<void> | void): void {
+    this.cleanups.unshift(fn);
+  }
 
   async cleanup(): Promise<void> {
     for (const fn of this.cleanups) {
-      try { await fn(); } catch (err) { process.stderr.write(`bench cleanup: ${(err as Error).message}\n`); }
+      try {
+        await fn();
+      } catch (err) {
+        process.stderr.write(`bench cleanup: ${(err as Error).message}\n`);
+      }
     }
     this.cleanups = [];
   }
 
   /** The relative paths below are the same through every front end: <location>/<rel>. */
-  get bigRel(): string { return 'big/big.bin'; }
-  get bigBytes(): number { return this.sizes.bigMiB * MiB; }
-  get treeFiles(): number { return this.sizes.treeDirs * this.sizes.treeFilesPerDir; }
+  get bigRel(): string {
+    return 'big/big.bin';
+  }
+  get bigBytes(): number {
+    return this.sizes.bigMiB * MiB;
+  }
+  get treeFiles(): number {
+    return this.sizes.treeDirs * this.sizes.treeFilesPerDir;
+  }
   /** The tarball fuse.untar unpacks (outside every served folder). */
-  get tarball(): string { return join(this.root, 'untar.tar'); }
+  get tarball(): string {
+    return join(this.root, 'untar.tar');
+  }
   /** The vdfs locations (one per served folder; `wb` is where baselines write, not a location). */
   static readonly LOCATIONS = ['big', 'tree', 'dir10k', 'w', 'par', 'photos', 'repo'];
 
@@ -113,8 +204,12 @@ export class Env {
    */
   private makeRepo(dir: string, files: number): void {
     sourceTree(dir, files);
-    const cfg = 'git -c init.defaultBranch=main init -q && git config user.email bench@vdfs && git config user.name bench && git config core.checkStat minimal && git config core.trustctime false && git config gc.auto 0 && git config core.untrackedCache false';
-    shOk(`${cfg} && find . -path ./.git -prune -o -exec touch -h -d 2020-01-01T00:00:00 {} + && git add -A && git commit -qm tree && git status --porcelain`, { cwd: dir, timeoutMs: 600_000 });
+    const cfg =
+      'git -c init.defaultBranch=main init -q && git config user.email bench@vdfs && git config user.name bench && git config core.checkStat minimal && git config core.trustctime false && git config gc.auto 0 && git config core.untrackedCache false';
+    shOk(`${cfg} && find . -path ./.git -prune -o -exec touch -h -d 2020-01-01T00:00:00 {} + && git add -A && git commit -qm tree && git status --porcelain`, {
+      cwd: dir,
+      timeoutMs: 600_000,
+    });
   }
 
   /** A vdfs home with one local location per data folder, scanned (hashes the data). */
@@ -136,7 +231,9 @@ export class Env {
     const mnt = join(this.root, 'mnt-vdfs');
     mkdirSync(mnt);
     const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
-    this.onCleanup(async () => { await mount.stop(); });
+    this.onCleanup(async () => {
+      await mount.stop();
+    });
     const m = /vdfs serving WebDAV at (\S+)/.exec(mount.output());
     const url = (m ? m[1] : `http://127.0.0.1:${port}/`).replace(/\/?$/, '/');
     this.vdfs = { mount, url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
@@ -147,7 +244,9 @@ export class Env {
     if (this.vdfs) await this.vdfs.mount.stop();
     const mnt = join(this.root, 'mnt-vdfs');
     const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
-    this.onCleanup(async () => { await mount.stop(); });
+    this.onCleanup(async () => {
+      await mount.stop();
+    });
     this.vdfs = { mount, url: this.vdfs!.url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
   }
 
@@ -171,19 +270,49 @@ export class Env {
     const cacheDir = join(this.root, `rclone-cache-${mode}`);
     const start = async (): Promise<{ proc: ChildProcess }> => {
       rmSync(cacheDir, { recursive: true, force: true });
-      const proc = spawn('rclone', ['mount', this.data, mnt, '--config', join(this.root, 'rclone.conf'), '--vfs-cache-mode', mode, '--cache-dir', cacheDir, '--vfs-cache-max-size', '20G', ...RCLONE_CACHE_FLAGS], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const proc = spawn(
+        'rclone',
+        [
+          'mount',
+          this.data,
+          mnt,
+          '--config',
+          join(this.root, 'rclone.conf'),
+          '--vfs-cache-mode',
+          mode,
+          '--cache-dir',
+          cacheDir,
+          '--vfs-cache-max-size',
+          '20G',
+          ...RCLONE_CACHE_FLAGS,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let err = '';
       proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      await waitFor(() => isMounted(mnt), 20_000, () => proc.exitCode !== null, () => `rclone mount (${mode}) did not come up: ${err}`);
+      await waitFor(
+        () => isMounted(mnt),
+        20_000,
+        () => proc.exitCode !== null,
+        () => `rclone mount (${mode}) did not come up: ${err}`,
+      );
       return { proc };
     };
     let cur = await start();
     const server: Server & { restart(): Promise<void> } = {
       name: `rclone-${mode}`,
       mnt,
-      get pid() { return cur.proc.pid; },
-      async stop() { await stopProc(cur.proc); if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt], { timeout: 10_000 }); },
-      async restart() { await server.stop(); cur = await start(); },
+      get pid() {
+        return cur.proc.pid;
+      },
+      async stop() {
+        await stopProc(cur.proc);
+        if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt], { timeout: 10_000 });
+      },
+      async restart() {
+        await server.stop();
+        cur = await start();
+      },
     };
     this.onCleanup(() => server.stop());
     return server;
@@ -191,13 +320,20 @@ export class Env {
 
   async startRcloneDav(port: number): Promise<Server | undefined> {
     if (this.skip.has('rclone')) return undefined;
-    const proc = spawn('rclone', ['serve', 'webdav', this.data, '--addr', `127.0.0.1:${port}`, '--config', join(this.root, 'rclone.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('rclone', ['serve', 'webdav', this.data, '--addr', `127.0.0.1:${port}`, '--config', join(this.root, 'rclone.conf')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const url = `http://127.0.0.1:${port}/`;
     const server: Server = { name: 'rclone', pid: proc.pid, url, stop: () => stopProc(proc) };
     this.onCleanup(() => server.stop());
-    await waitFor(() => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}`).stdout === '200', 20_000, () => proc.exitCode !== null, () => `rclone serve webdav did not come up: ${err}`);
+    await waitFor(
+      () => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}`).stdout === '200',
+      20_000,
+      () => proc.exitCode !== null,
+      () => `rclone serve webdav did not come up: ${err}`,
+    );
     return server;
   }
 
@@ -209,34 +345,40 @@ export class Env {
       this.o.log('installing Debian apache2-bin for the mod_dav baseline (--no-install not to)');
       sh('DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin', { timeoutMs: 300_000 });
     }
-    if (!have(bin)) throw new Error('missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does) or leave it out with --skip apache');
+    if (!have(bin))
+      throw new Error(
+        'missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does) or leave it out with --skip apache',
+      );
     const mods = '/usr/lib/apache2/modules';
     const dir = join(this.root, 'apache');
     mkdirSync(dir);
     chmodSync(dir, 0o777);
     const conf = join(dir, 'httpd.conf');
-    writeFileSync(conf, [
-      `ServerRoot ${dir}`,
-      `ServerName 127.0.0.1`,
-      `Listen 127.0.0.1:${port}`,
-      `PidFile ${dir}/httpd.pid`,
-      `ErrorLog ${dir}/error.log`,
-      `LoadModule mpm_event_module ${mods}/mod_mpm_event.so`,
-      `LoadModule authz_core_module ${mods}/mod_authz_core.so`,
-      `LoadModule dav_module ${mods}/mod_dav.so`,
-      `LoadModule dav_fs_module ${mods}/mod_dav_fs.so`,
-      `User www-data`,
-      `Group www-data`,
-      `DAVLockDB ${dir}/davlock`,
-      `DocumentRoot ${this.data}`,
-      `EnableSendfile On`,
-      `<Directory />`,
-      `  Dav On`,
-      `  Require all granted`,
-      `</Directory>`,
-      `LimitRequestBody 0`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        `ServerRoot ${dir}`,
+        `ServerName 127.0.0.1`,
+        `Listen 127.0.0.1:${port}`,
+        `PidFile ${dir}/httpd.pid`,
+        `ErrorLog ${dir}/error.log`,
+        `LoadModule mpm_event_module ${mods}/mod_mpm_event.so`,
+        `LoadModule authz_core_module ${mods}/mod_authz_core.so`,
+        `LoadModule dav_module ${mods}/mod_dav.so`,
+        `LoadModule dav_fs_module ${mods}/mod_dav_fs.so`,
+        `User www-data`,
+        `Group www-data`,
+        `DAVLockDB ${dir}/davlock`,
+        `DocumentRoot ${this.data}`,
+        `EnableSendfile On`,
+        `<Directory />`,
+        `  Dav On`,
+        `  Require all granted`,
+        `</Directory>`,
+        `LimitRequestBody 0`,
+        '',
+      ].join('\n'),
+    );
     const proc = spawn(bin, ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, APACHE_RUN_DIR: dir } });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -244,19 +386,28 @@ export class Env {
     const server: Server = { name: 'apache', pid: proc.pid, url, stop: () => stopProc(proc) };
     this.onCleanup(() => server.stop());
     const status = () => sh(`curl -s -o /dev/null -w '%{http_code}' ${url}${this.bigRel}`).stdout;
-    await waitFor(() => status() !== '000', 20_000, () => proc.exitCode !== null, () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`);
-    if (status() !== '200') throw new Error(`apache answers ${status()} for ${this.bigRel}: its worker (www-data) must be able to read ${this.data} and every folder above it (${sh(`tail -3 ${dir}/error.log`).stdout.trim()})`);
+    await waitFor(
+      () => status() !== '000',
+      20_000,
+      () => proc.exitCode !== null,
+      () => `apache did not come up: ${err} ${sh(`cat ${dir}/error.log`).stdout}`,
+    );
+    if (status() !== '200')
+      throw new Error(
+        `apache answers ${status()} for ${this.bigRel}: its worker (www-data) must be able to read ${this.data} and every folder above it (${sh(`tail -3 ${dir}/error.log`).stdout.trim()})`,
+      );
     return server;
   }
 }
-
 
 /** A file of `bytes` fresh random bytes (incompressible), written in chunks of up to 8 MiB. */
 function randomFile(file: string, bytes: number): void {
   const fd = openSync(file, 'w');
   try {
     for (let n = 0; n < bytes; n += 8 * MiB) writeSync(fd, randomBytes(Math.min(8 * MiB, bytes - n)));
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `files` small text files (200 B to 8 KiB, fixed by their number) in a two-level tree, 20 per folder, like a source tree. */

@@ -20,40 +20,83 @@ async function writeFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<R
   const wMiB = env.sizes.writeMiB;
   const bytes = wMiB * MiB;
   const accepted: Record<string, number[]> = {};
-  const final = await measure(o, { name: 'fuse.write', unit: 'MB/s', better: 'higher', cache: 'warm', durability: 'until the whole file is in its final place (the backing folder), after fsync', note: `dd if=/dev/zero bs=1M count=${wMiB} conv=fsync into a new file; the clock stops when the backing file has every byte (rclone full uploads from its cache after --vfs-write-back, 5 s)` },
+  const final = await measure(
+    o,
+    {
+      name: 'fuse.write',
+      unit: 'MB/s',
+      better: 'higher',
+      cache: 'warm',
+      durability: 'until the whole file is in its final place (the backing folder), after fsync',
+      note: `dd if=/dev/zero bs=1M count=${wMiB} conv=fsync into a new file; the clock stops when the backing file has every byte (rclone full uploads from its cache after --vfs-write-back, 5 s)`,
+    },
     targets(roots, async (r, rep) => {
       const name = `write-${r.name}-${rep}.bin`;
       const t0 = process.hrtime.bigint();
       try {
         const res = shOk(`dd if=/dev/zero of=${join(r.writeDir, name)} bs=1M count=${wMiB} conv=fsync 2>&1`, { timeoutMs: 600_000 });
         (accepted[r.name] ??= []).push(mbps(bytes, res.seconds));
-        await until(() => size(join(r.finalDir, name)) === bytes, 600_000, () => `${join(r.finalDir, name)} has ${size(join(r.finalDir, name))} of ${bytes} bytes`);
+        await until(
+          () => size(join(r.finalDir, name)) === bytes,
+          600_000,
+          () => `${join(r.finalDir, name)} has ${size(join(r.finalDir, name))} of ${bytes} bytes`,
+        );
         return mbps(bytes, Number(process.hrtime.bigint() - t0) / 1e9);
       } finally {
         sh(`rm -f ${join(r.writeDir, name)}`, { timeoutMs: 60_000 });
         sh('sleep 1'); // let vdfs re-hash the closed file before the next target runs
       }
-    }));
-  const acc = summarize(o, { name: 'fuse.write.accepted', unit: 'MB/s', better: 'higher', cache: 'warm', durability: 'until dd conv=fsync returned (rclone full: bytes in its cache, not yet in place)', note: 'the same runs as fuse.write, clock stopped when dd returned' }, roots.map((r) => r.name), accepted);
+    }),
+  );
+  const acc = summarize(
+    o,
+    {
+      name: 'fuse.write.accepted',
+      unit: 'MB/s',
+      better: 'higher',
+      cache: 'warm',
+      durability: 'until dd conv=fsync returned (rclone full: bytes in its cache, not yet in place)',
+      note: 'the same runs as fuse.write, clock stopped when dd returned',
+    },
+    roots.map((r) => r.name),
+    accepted,
+  );
   return [final, acc];
 }
 
 async function untarFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Result> {
   const files = env.sizes.untarFiles;
   const bytes = Number(shOk(`tar tvf ${env.tarball} | awk '$1 !~ /^d/ {s+=$3} END {print s+0}'`).stdout.trim());
-  return measure(o, { name: 'fuse.untar', unit: 's', better: 'lower', cache: 'warm', durability: 'until every file is in its final place (the backing folder)', note: `tar xf of a tarball of ${files} small source files (200 B to 8 KiB; the tarball in the page cache) into a new folder; the clock stops when the backing folder holds every file and byte` },
+  return measure(
+    o,
+    {
+      name: 'fuse.untar',
+      unit: 's',
+      better: 'lower',
+      cache: 'warm',
+      durability: 'until every file is in its final place (the backing folder)',
+      note: `tar xf of a tarball of ${files} small source files (200 B to 8 KiB; the tarball in the page cache) into a new folder; the clock stops when the backing folder holds every file and byte`,
+    },
     targets(roots, async (r, rep) => {
       const name = `untar-${r.name}-${rep}`;
       const t0 = process.hrtime.bigint();
       try {
         shOk(`mkdir ${join(r.writeDir, name)} && tar xf ${env.tarball} -C ${join(r.writeDir, name)}`, { timeoutMs: 1_200_000 });
-        await until(() => { const t = tally(join(r.finalDir, name)); return t.files === files && t.bytes === bytes; }, 1_200_000, () => `${join(r.finalDir, name)}: ${JSON.stringify(tally(join(r.finalDir, name)))} of ${files} files, ${bytes} bytes`);
+        await until(
+          () => {
+            const t = tally(join(r.finalDir, name));
+            return t.files === files && t.bytes === bytes;
+          },
+          1_200_000,
+          () => `${join(r.finalDir, name)}: ${JSON.stringify(tally(join(r.finalDir, name)))} of ${files} files, ${bytes} bytes`,
+        );
         return Number(process.hrtime.bigint() - t0) / 1e9;
       } finally {
         sh(`rm -rf ${join(r.writeDir, name)}`, { timeoutMs: 1_200_000 });
         sh('sleep 1');
       }
-    }));
+    }),
+  );
 }
 
 async function gitFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<Result[]> {
@@ -64,25 +107,49 @@ async function gitFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<Res
   };
   const what = `git status in a committed repository of ${env.sizes.gitFiles} files (core.checkStat minimal, so one index is clean through every mount; output checked empty)`;
   return [
-    await measure(o, { name: 'fuse.gitstatus.cold', unit: 's', better: 'lower', cache: 'cold', note: `${what}, after drop_caches (the servers' own in-memory caches stay warm)` },
-      targets(roots, (r) => { dropCaches(); return status(r); })),
-    await measure(o, { name: 'fuse.gitstatus.warm', unit: 's', better: 'lower', cache: 'warm', note: `${what}, second of two back-to-back runs` },
-      targets(roots, (r) => { status(r); return status(r); })),
+    await measure(
+      o,
+      { name: 'fuse.gitstatus.cold', unit: 's', better: 'lower', cache: 'cold', note: `${what}, after drop_caches (the servers' own in-memory caches stay warm)` },
+      targets(roots, (r) => {
+        dropCaches();
+        return status(r);
+      }),
+    ),
+    await measure(
+      o,
+      { name: 'fuse.gitstatus.warm', unit: 's', better: 'lower', cache: 'warm', note: `${what}, second of two back-to-back runs` },
+      targets(roots, (r) => {
+        status(r);
+        return status(r);
+      }),
+    ),
   ];
 }
 
 async function parallelFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Result> {
   const each = env.sizes.parallelMiB * MiB;
-  return measure(o, { name: 'fuse.parallel', unit: 'MB/s', better: 'higher', cache: 'cold', note: `4 concurrent dd bs=1M readers of 4 different ${env.sizes.parallelMiB} MiB files after drop_caches (rclone full: restarted with an empty cache dir); total bytes / wall time` },
+  return measure(
+    o,
+    {
+      name: 'fuse.parallel',
+      unit: 'MB/s',
+      better: 'higher',
+      cache: 'cold',
+      note: `4 concurrent dd bs=1M readers of 4 different ${env.sizes.parallelMiB} MiB files after drop_caches (rclone full: restarted with an empty cache dir); total bytes / wall time`,
+    },
     targets(roots, async (r) => {
       if (r.coldPrep) await r.coldPrep();
       dropCaches();
       const cmd = [0, 1, 2, 3].map((i) => `(dd if=${join(r.dir, 'par', `p${i}.bin`)} of=/dev/null bs=1M 2>&1 | grep -o '^[0-9]* bytes') &`).join(' ') + ' wait';
       const res = shOk(cmd, { timeoutMs: 900_000 });
-      const got = res.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+      const got = res.stdout
+        .trim()
+        .split('\n')
+        .map((l) => Number(l.split(' ')[0]));
       if (got.length !== 4 || got.some((b) => b !== each)) throw new Error(`parallel readers got ${got.join(', ')} bytes, not 4 x ${each}`);
       return mbps(4 * each, res.seconds);
-    }));
+    }),
+  );
 }
 
 export async function fuseWorkBench(env: Env, o: BenchOptions, roots: Root[]): Promise<Result[]> {

@@ -6,7 +6,13 @@ import type { Env } from './env';
 import { fuseWorkBench } from './fuse-work';
 
 /** A FUSE target (or local disk): where to read, where to write, and where written bytes end up. */
-export interface Root { name: string; dir: string; writeDir: string; finalDir: string; coldPrep?: () => Promise<void> }
+export interface Root {
+  name: string;
+  dir: string;
+  writeDir: string;
+  finalDir: string;
+  coldPrep?: () => Promise<void>;
+}
 
 export function fuseRoots(env: Env): Root[] {
   const wb = join(env.data, 'wb');
@@ -31,7 +37,9 @@ function residentBytes(file: string): number {
 }
 
 function fio(file: string, secs: number, extra: string): number {
-  const res = sh(`fio --name=rr --filename=${file} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --runtime=${secs} --time_based --output-format=json ${extra}`, { timeoutMs: (secs + 120) * 1000 });
+  const res = sh(`fio --name=rr --filename=${file} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --runtime=${secs} --time_based --output-format=json ${extra}`, {
+    timeoutMs: (secs + 120) * 1000,
+  });
   if (res.code !== 0) throw new Error(`fio: ${res.stderr.slice(-300)}`);
   return (JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> }).jobs[0].read.iops;
 }
@@ -43,29 +51,98 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
   const size = `${env.sizes.bigMiB} MiB`;
   const bigOf = (r: Root) => join(r.dir, env.bigRel);
 
-  out.push(await measure(o, { name: 'fuse.seqread.cold', unit: 'MB/s', better: 'higher', cache: 'cold', note: `dd bs=1M of a ${size} file after drop_caches (rclone full: restarted with an empty cache dir)` },
-    targets(roots, async (r) => { if (r.coldPrep) await r.coldPrep(); dropCaches(); return ddRead(bigOf(r), big); })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.seqread.cold',
+        unit: 'MB/s',
+        better: 'higher',
+        cache: 'cold',
+        note: `dd bs=1M of a ${size} file after drop_caches (rclone full: restarted with an empty cache dir)`,
+      },
+      targets(roots, async (r) => {
+        if (r.coldPrep) await r.coldPrep();
+        dropCaches();
+        return ddRead(bigOf(r), big);
+      }),
+    ),
+  );
 
-  out.push(await measure(o, { name: 'fuse.seqread.warm.pagecache', unit: 'MB/s', better: 'higher', cache: 'warm', note: `dd bs=1M of the same ${size} file, read through the same target just before; whatever each target leaves in the kernel page cache counts (vdfs keeps it across opens, rclone drops it)` },
-    targets(roots, (r) => { ddRead(bigOf(r), big); return ddRead(bigOf(r), big); })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.seqread.warm.pagecache',
+        unit: 'MB/s',
+        better: 'higher',
+        cache: 'warm',
+        note: `dd bs=1M of the same ${size} file, read through the same target just before; whatever each target leaves in the kernel page cache counts (vdfs keeps it across opens, rclone drops it)`,
+      },
+      targets(roots, (r) => {
+        ddRead(bigOf(r), big);
+        return ddRead(bigOf(r), big);
+      }),
+    ),
+  );
 
-  out.push(await measure(o, { name: 'fuse.seqread.warm.served', unit: 'MB/s', better: 'higher', cache: 'warm', note: `the same read with the file's own page-cache pages dropped first (fadvise DONTNEED, checked with fincore): every byte goes through the server, whose backing file is warm; local: a warm re-read of that backing file` },
-    targets(roots, (r) => {
-      ddRead(bigOf(r), big);
-      if (r.name !== 'local') {
-        dropFilePages(bigOf(r));
-        const left = residentBytes(bigOf(r));
-        if (left > 0) throw new Error(`${left} bytes of the file stayed in the page cache after fadvise DONTNEED`);
-      }
-      return ddRead(bigOf(r), big);
-    })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.seqread.warm.served',
+        unit: 'MB/s',
+        better: 'higher',
+        cache: 'warm',
+        note: `the same read with the file's own page-cache pages dropped first (fadvise DONTNEED, checked with fincore): every byte goes through the server, whose backing file is warm; local: a warm re-read of that backing file`,
+      },
+      targets(roots, (r) => {
+        ddRead(bigOf(r), big);
+        if (r.name !== 'local') {
+          dropFilePages(bigOf(r));
+          const left = residentBytes(bigOf(r));
+          if (left > 0) throw new Error(`${left} bytes of the file stayed in the page cache after fadvise DONTNEED`);
+        }
+        return ddRead(bigOf(r), big);
+      }),
+    ),
+  );
 
   const secs = env.sizes.randSecs;
   const fioNote = `fio randread bs=4k iodepth=1 psync (buffered, fadvise random), ${secs} s on the ${size} file`;
-  out.push(await measure(o, { name: 'fuse.randread.cold', unit: 'IOPS', better: 'higher', cache: 'cold', note: `${fioNote}, after drop_caches on every target (rclone full: restarted with an empty cache dir)` },
-    targets(roots, async (r) => { if (r.coldPrep) await r.coldPrep(); dropCaches(); return fio(bigOf(r), secs, '--direct=0 --invalidate=1'); })));
-  out.push(await measure(o, { name: 'fuse.randread.warm', unit: 'IOPS', better: 'higher', cache: 'warm', note: `${fioNote}, the file read whole through the same target just before and not invalidated` },
-    targets(roots, (r) => { ddRead(bigOf(r), big); return fio(bigOf(r), secs, '--direct=0 --invalidate=0'); })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.randread.cold',
+        unit: 'IOPS',
+        better: 'higher',
+        cache: 'cold',
+        note: `${fioNote}, after drop_caches on every target (rclone full: restarted with an empty cache dir)`,
+      },
+      targets(roots, async (r) => {
+        if (r.coldPrep) await r.coldPrep();
+        dropCaches();
+        return fio(bigOf(r), secs, '--direct=0 --invalidate=1');
+      }),
+    ),
+  );
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.randread.warm',
+        unit: 'IOPS',
+        better: 'higher',
+        cache: 'warm',
+        note: `${fioNote}, the file read whole through the same target just before and not invalidated`,
+      },
+      targets(roots, (r) => {
+        ddRead(bigOf(r), big);
+        return fio(bigOf(r), secs, '--direct=0 --invalidate=0');
+      }),
+    ),
+  );
 
   const findCmd = (r: Root) => `find ${join(r.dir, 'tree')} -printf '%s %T@\\n' | wc -l`;
   const findOk = (res: { stdout: string; seconds: number }) => {
@@ -73,18 +150,51 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
     return res.seconds;
   };
   const same = 'every mount with 10 s attr/entry timeouts (rclone --attr-timeout 10s --dir-cache-time 1h)';
-  out.push(await measure(o, { name: 'fuse.stat.cold', unit: 's', better: 'lower', cache: 'cold', note: `find -printf '%s %T@' over ${env.treeFiles} files in ${env.sizes.treeDirs} dirs after drop_caches (the servers' own in-memory caches stay warm); ${same}` },
-    targets(roots, (r) => { dropCaches(); return findOk(shOk(findCmd(r))); })));
-  out.push(await measure(o, { name: 'fuse.stat.warm', unit: 's', better: 'lower', cache: 'warm', note: `the same find, second of two back-to-back runs; ${same}` },
-    targets(roots, (r) => { shOk(findCmd(r)); return findOk(shOk(findCmd(r))); })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.stat.cold',
+        unit: 's',
+        better: 'lower',
+        cache: 'cold',
+        note: `find -printf '%s %T@' over ${env.treeFiles} files in ${env.sizes.treeDirs} dirs after drop_caches (the servers' own in-memory caches stay warm); ${same}`,
+      },
+      targets(roots, (r) => {
+        dropCaches();
+        return findOk(shOk(findCmd(r)));
+      }),
+    ),
+  );
+  out.push(
+    await measure(
+      o,
+      { name: 'fuse.stat.warm', unit: 's', better: 'lower', cache: 'warm', note: `the same find, second of two back-to-back runs; ${same}` },
+      targets(roots, (r) => {
+        shOk(findCmd(r));
+        return findOk(shOk(findCmd(r)));
+      }),
+    ),
+  );
 
-  out.push(await measure(o, { name: 'fuse.readdir', unit: 's', better: 'lower', cache: 'cold', note: `ls -l of a ${env.sizes.dirEntries}-entry directory after drop_caches (the servers' own in-memory caches stay warm)` },
-    targets(roots, (r) => {
-      dropCaches();
-      const res = shOk(`ls -l ${join(r.dir, 'dir10k')} | wc -l`);
-      if (Number(res.stdout.trim()) !== env.sizes.dirEntries + 1) throw new Error(`ls -l saw ${res.stdout.trim()} lines`);
-      return res.seconds;
-    })));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.readdir',
+        unit: 's',
+        better: 'lower',
+        cache: 'cold',
+        note: `ls -l of a ${env.sizes.dirEntries}-entry directory after drop_caches (the servers' own in-memory caches stay warm)`,
+      },
+      targets(roots, (r) => {
+        dropCaches();
+        const res = shOk(`ls -l ${join(r.dir, 'dir10k')} | wc -l`);
+        if (Number(res.stdout.trim()) !== env.sizes.dirEntries + 1) throw new Error(`ls -l saw ${res.stdout.trim()} lines`);
+        return res.seconds;
+      }),
+    ),
+  );
 
   out.push(...(await fuseWorkBench(env, o, roots)));
   return out;

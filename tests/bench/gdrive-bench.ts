@@ -53,7 +53,9 @@ async function main(): Promise<void> {
       if (r.code !== 0) throw new Error(`dd: ${r.stderr}`);
       mountRuns.push(size / MiB / secs);
     }
-    console.log(`read 64 MiB: raw client stream ${median(rawRuns).toFixed(0)} MiB/s, through the mount (cold cache) ${median(mountRuns).toFixed(0)} MiB/s, ratio ${(median(mountRuns) / median(rawRuns)).toFixed(2)}`);
+    console.log(
+      `read 64 MiB: raw client stream ${median(rawRuns).toFixed(0)} MiB/s, through the mount (cold cache) ${median(mountRuns).toFixed(0)} MiB/s, ratio ${(median(mountRuns) / median(rawRuns)).toFixed(2)}`,
+    );
 
     const many = await drive.mkdir('many');
     for (let i = 0; i < 10_000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => drive.put(`f${String(i + j).padStart(5, '0')}.txt`, 'x', { base: many })));
@@ -64,7 +66,12 @@ async function main(): Promise<void> {
       let n = 0;
       let pageToken: string | undefined;
       do {
-        const r = await raw.files.list({ q: `'${many}' in parents and trashed = false`, pageSize: 1000, pageToken, fields: 'nextPageToken,files(id,name,mimeType,size,md5Checksum,version,modifiedTime,createdTime,parents,trashed,shortcutDetails(targetId,targetMimeType))' });
+        const r = await raw.files.list({
+          q: `'${many}' in parents and trashed = false`,
+          pageSize: 1000,
+          pageToken,
+          fields: 'nextPageToken,files(id,name,mimeType,size,md5Checksum,version,modifiedTime,createdTime,parents,trashed,shortcutDetails(targetId,targetMimeType))',
+        });
         n += r.data.files?.length ?? 0;
         pageToken = r.data.nextPageToken ?? undefined;
       } while (pageToken);
@@ -73,12 +80,17 @@ async function main(): Promise<void> {
       t0 = process.hrtime.bigint();
       let w = 0;
       const { walkTree } = await import('../../providers/gdrive/gdrive-walk');
-      for await (const o of walkTree(p, 'bench')) { void o; w++; }
+      for await (const o of walkTree(p, 'bench')) {
+        void o;
+        w++;
+      }
       walkList.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (n !== 10_000 || w !== 10_000) throw new Error(`listed ${n} / walked ${w}`);
       await p.close();
     }
-    console.log(`list 10,000 files: raw paged files.list ${median(rawList).toFixed(0)} ms, provider walk ${median(walkList).toFixed(0)} ms, ratio ${(median(walkList) / median(rawList)).toFixed(2)}`);
+    console.log(
+      `list 10,000 files: raw paged files.list ${median(rawList).toFixed(0)} ms, provider walk ${median(walkList).toFixed(0)} ms, ratio ${(median(walkList) / median(rawList)).toFixed(2)}`,
+    );
     vdfsOk(home, ['location', 'add', 'many', `gdrive://${many}?root=${encodeURIComponent(drive.root)}`]);
     let t0 = Date.now();
     vdfsOk(home, ['scan', 'many']);
@@ -92,4 +104,7 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch((err) => { console.error(err); process.exit(1); });
+void main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

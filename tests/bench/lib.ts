@@ -6,7 +6,13 @@ export type Better = 'higher' | 'lower';
 /** "cold": the kernel's page, dentry and inode caches were dropped before every timed sample. */
 export type CacheState = 'cold' | 'warm';
 
-export interface Baseline { name: string; value: number | null; ratio: number | null; samples: number[]; note?: string }
+export interface Baseline {
+  name: string;
+  value: number | null;
+  ratio: number | null;
+  samples: number[];
+  note?: string;
+}
 /**
  * One figure, in the published JSON shape. `samples` are vdfs's raw samples, each baseline
  * carries its own. `cacheDropped` is recorded on every cold figure: false means the drop
@@ -27,7 +33,14 @@ export interface Result {
 }
 
 export type SizeName = 'tiny' | 'quick' | 'full';
-export interface BenchOptions { size: SizeName; quick: boolean; json: boolean; reps: number; only?: string[]; log: (msg: string) => void }
+export interface BenchOptions {
+  size: SizeName;
+  quick: boolean;
+  json: boolean;
+  reps: number;
+  only?: string[];
+  log: (msg: string) => void;
+}
 
 export const MiB = 1 << 20;
 
@@ -51,12 +64,24 @@ export function round(x: number, digits = 3): number {
   return Math.round(x * f) / f;
 }
 
-export interface ShResult { code: number | null; stdout: string; stderr: string; seconds: number }
+export interface ShResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
 
 /** Runs a command (through bash when given one string) with a hard timeout; measures wall time. */
 export function sh(cmd: string, opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): ShResult {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('bash', ['-c', cmd], { timeout: opts.timeoutMs ?? 300_000, encoding: 'utf8', maxBuffer: 1 << 28, input: opts.input, env: opts.env ?? process.env, cwd: opts.cwd });
+  const r = spawnSync('bash', ['-c', cmd], {
+    timeout: opts.timeoutMs ?? 300_000,
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    input: opts.input,
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), seconds };
 }
@@ -74,7 +99,14 @@ export function have(bin: string): boolean {
 
 /** Every tool the bench runs, with the Debian package that has it (`.ci/setup` installs them). */
 export const TOOLS: Record<string, string> = {
-  curl: 'curl', fio: 'fio', dd: 'coreutils', b3sum: 'b3sum', git: 'git', tar: 'tar', find: 'findutils', fusermount: 'fuse',
+  curl: 'curl',
+  fio: 'fio',
+  dd: 'coreutils',
+  b3sum: 'b3sum',
+  git: 'git',
+  tar: 'tar',
+  find: 'findutils',
+  fusermount: 'fuse',
 };
 
 /** Throws one clear error naming every missing tool and how to get it. */
@@ -128,9 +160,20 @@ export async function until(ok: () => boolean, ms: number, what: () => string): 
 }
 
 /** One target of a measurement: vdfs or a baseline. `run` returns the measured value (or null: not available). */
-export interface Target { name: string; run: (rep: number) => Promise<number | null> | number | null; note?: string }
+export interface Target {
+  name: string;
+  run: (rep: number) => Promise<number | null> | number | null;
+  note?: string;
+}
 
-export interface Spec { name: string; unit: string; better: Better; cache: CacheState; durability?: string; note?: string }
+export interface Spec {
+  name: string;
+  unit: string;
+  better: Better;
+  cache: CacheState;
+  durability?: string;
+  note?: string;
+}
 
 /** Every target failure of the run, so that the runner can fail at the end (never a silent gap). */
 export const failures: string[] = [];
@@ -145,7 +188,10 @@ export async function measure(o: BenchOptions, spec: Spec, targets: Target[], re
   const samples: Record<string, number[]> = {};
   const notes: Record<string, string> = {};
   let cold = true;
-  for (const t of targets) { samples[t.name] = []; if (t.note) notes[t.name] = t.note; }
+  for (const t of targets) {
+    samples[t.name] = [];
+    if (t.note) notes[t.name] = t.note;
+  }
   for (let rep = 0; rep < reps; rep++) {
     for (const t of targets) {
       const before = { ...drops };
@@ -161,7 +207,14 @@ export async function measure(o: BenchOptions, spec: Spec, targets: Target[], re
       if (spec.cache === 'cold' && (drops.failed > before.failed || drops.ok === before.ok)) cold = false;
     }
   }
-  return summarize(o, spec, targets.map((t) => t.name), samples, notes, cold);
+  return summarize(
+    o,
+    spec,
+    targets.map((t) => t.name),
+    samples,
+    notes,
+    cold,
+  );
 }
 
 /**
@@ -192,7 +245,13 @@ export function summarize(o: BenchOptions, spec: Spec, order: string[], samples:
       return out;
     }),
   };
-  const note = [withheld ? `NOT COLD, figure withheld: the kernel caches could not be dropped (${drops.why || 'a target did not drop them'}); run as root` : '', spec.note, notes[v]].filter(Boolean).join('; ');
+  const note = [
+    withheld ? `NOT COLD, figure withheld: the kernel caches could not be dropped (${drops.why || 'a target did not drop them'}); run as root` : '',
+    spec.note,
+    notes[v],
+  ]
+    .filter(Boolean)
+    .join('; ');
   if (note) res.note = note;
   o.log(`  ${spec.name}: vdfs ${res.vdfs} ${spec.unit}; ${res.baselines.map((b) => `${b.name} ${b.value} (x${b.ratio})`).join(', ')}${withheld ? ' [NOT COLD: withheld]' : ''}`);
   return res;

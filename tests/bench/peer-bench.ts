@@ -72,39 +72,74 @@ export async function peerBench(o: BenchOptions): Promise<Result[]> {
     const idA = vdfsOk(a.home, ['peer', 'id']).stdout.trim();
     const out = join(dir, 'cat.out');
     const results: Result[] = [];
-    results.push(await measure(o, { name: 'peer.fetch', unit: 'MB/s', better: 'higher', cache: 'cold', note: `${mib} MiB file of node A read on node B with vdfs cat (B's block cache emptied first; blocks fetched over mutual TLS and verified; output checked with b3sum, untimed) vs a plain Node TLS stream of the same file and A's raw /v1/blobs endpoint, loopback; drop_caches before every target` }, [
-      { name: 'vdfs', run: () => {
-        rmSync(join(b.home, 'cache'), { recursive: true, force: true });
-        mkdirSync(join(b.home, 'cache'));
-        dropCaches();
-        const r = shOk(`${process.execPath} ${VDFS_BIN} --home ${b.home} cat /abig/blob.bin > ${out}`, { timeoutMs: 600_000 });
-        const got = shOk(`b3sum --no-names ${out}`).stdout.trim();
-        rmSync(out, { force: true });
-        if (got !== hash) throw new Error(`vdfs cat gave content with hash ${got}, not ${hash}`);
-        return mbps(bytes, r.seconds);
-      } },
-      { name: 'node-tls', run: () => { dropCaches(); return plainTls(port, bytes); } },
-      { name: 'peer-endpoint', run: async () => {
-        dropCaches();
-        const c = new PeerClient(da.url, idA, keys);
-        const t0 = process.hrtime.bigint();
-        let got = 0;
-        try {
-          const status = await c.stream(`/v1/blobs/${hash}`, (d) => (got += d.length));
-          if (status !== 200 || got !== bytes) throw new Error(`raw blob: ${status}, ${got} bytes`);
-        } finally { c.close(); }
-        return mbps(bytes, Number(process.hrtime.bigint() - t0) / 1e9);
-      } },
-    ]));
-    results.push(await measure(o, { name: 'peer.replicate', unit: 's', better: 'lower', cache: 'warm', note: `vdfs location add of a peer location of ${entries + 1} entries (snapshot + apply)` }, [
-      { name: 'vdfs', run: (rep) => {
-        if (rep > 0) vdfsOk(b.home, ['location', 'rm', 'atree']);
-        const t0 = process.hrtime.bigint();
-        const r = vdfs(b.home, ['location', 'add', 'atree', 'peer://alpha/tree'], { timeoutMs: 600_000 });
-        if (r.code !== 0) throw new Error(`vdfs location add atree: ${r.stderr.trim()}`);
-        return Number(process.hrtime.bigint() - t0) / 1e9;
-      } },
-    ]));
+    results.push(
+      await measure(
+        o,
+        {
+          name: 'peer.fetch',
+          unit: 'MB/s',
+          better: 'higher',
+          cache: 'cold',
+          note: `${mib} MiB file of node A read on node B with vdfs cat (B's block cache emptied first; blocks fetched over mutual TLS and verified; output checked with b3sum, untimed) vs a plain Node TLS stream of the same file and A's raw /v1/blobs endpoint, loopback; drop_caches before every target`,
+        },
+        [
+          {
+            name: 'vdfs',
+            run: () => {
+              rmSync(join(b.home, 'cache'), { recursive: true, force: true });
+              mkdirSync(join(b.home, 'cache'));
+              dropCaches();
+              const r = shOk(`${process.execPath} ${VDFS_BIN} --home ${b.home} cat /abig/blob.bin > ${out}`, { timeoutMs: 600_000 });
+              const got = shOk(`b3sum --no-names ${out}`).stdout.trim();
+              rmSync(out, { force: true });
+              if (got !== hash) throw new Error(`vdfs cat gave content with hash ${got}, not ${hash}`);
+              return mbps(bytes, r.seconds);
+            },
+          },
+          {
+            name: 'node-tls',
+            run: () => {
+              dropCaches();
+              return plainTls(port, bytes);
+            },
+          },
+          {
+            name: 'peer-endpoint',
+            run: async () => {
+              dropCaches();
+              const c = new PeerClient(da.url, idA, keys);
+              const t0 = process.hrtime.bigint();
+              let got = 0;
+              try {
+                const status = await c.stream(`/v1/blobs/${hash}`, (d) => (got += d.length));
+                if (status !== 200 || got !== bytes) throw new Error(`raw blob: ${status}, ${got} bytes`);
+              } finally {
+                c.close();
+              }
+              return mbps(bytes, Number(process.hrtime.bigint() - t0) / 1e9);
+            },
+          },
+        ],
+      ),
+    );
+    results.push(
+      await measure(
+        o,
+        { name: 'peer.replicate', unit: 's', better: 'lower', cache: 'warm', note: `vdfs location add of a peer location of ${entries + 1} entries (snapshot + apply)` },
+        [
+          {
+            name: 'vdfs',
+            run: (rep) => {
+              if (rep > 0) vdfsOk(b.home, ['location', 'rm', 'atree']);
+              const t0 = process.hrtime.bigint();
+              const r = vdfs(b.home, ['location', 'add', 'atree', 'peer://alpha/tree'], { timeoutMs: 600_000 });
+              if (r.code !== 0) throw new Error(`vdfs location add atree: ${r.stderr.trim()}`);
+              return Number(process.hrtime.bigint() - t0) / 1e9;
+            },
+          },
+        ],
+      ),
+    );
     return results;
   } finally {
     srv.proc?.kill();
@@ -117,5 +152,8 @@ if (require.main === module) {
   const quick = process.argv.includes('--quick');
   void peerBench({ size: quick ? 'quick' : 'full', quick, json: true, reps: 3, log: (m) => process.stderr.write(`${m}\n`) })
     .then((r) => console.log(JSON.stringify(r, null, 2)))
-    .catch((err) => { console.error(err); process.exit(1); });
+    .catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
 }

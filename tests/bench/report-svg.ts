@@ -3,7 +3,11 @@
 import type { Result } from './lib';
 
 /** The published JSON document. */
-export interface BenchDoc { commit: string; machine: Record<string, unknown>; results: Result[] }
+export interface BenchDoc {
+  commit: string;
+  machine: Record<string, unknown>;
+  results: Result[];
+}
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -29,7 +33,9 @@ export function renderSvg(doc: BenchDoc): string {
   ];
   for (let p = lo; p <= hi; p++) {
     const v = 10 ** p;
-    out.push(`<line x1="${x(v).toFixed(1)}" y1="${top - 6}" x2="${x(v).toFixed(1)}" y2="${height - 24}" stroke="${p === 0 ? 'black' : '#ccc'}" stroke-width="${p === 0 ? 1.5 : 1}"/>`);
+    out.push(
+      `<line x1="${x(v).toFixed(1)}" y1="${top - 6}" x2="${x(v).toFixed(1)}" y2="${height - 24}" stroke="${p === 0 ? 'black' : '#ccc'}" stroke-width="${p === 0 ? 1.5 : 1}"/>`,
+    );
     out.push(`<text x="${x(v).toFixed(1)}" y="${top - 10}" text-anchor="middle">${p === 0 ? '1× (equal)' : `${v}×`}</text>`);
   }
   rows.forEach((r, i) => {
@@ -47,6 +53,10 @@ export function renderSvg(doc: BenchDoc): string {
     out.push(`<rect x="${a.toFixed(1)}" y="${y + 3}" width="${Math.max(1, b - a).toFixed(1)}" height="${rowH - 6}" fill="${r.ratio >= 1 ? '#2a9d4b' : '#d1495b'}"/>`);
     out.push(`<text x="${(r.ratio >= 1 ? b + 4 : a - 4).toFixed(1)}" y="${y + 12}" text-anchor="${r.ratio >= 1 ? 'start' : 'end'}">×${r.ratio}</text>`);
   });
-  out.push(`<text x="10" y="${height - 8}" fill="#555">green: vdfs better, red: baseline better; "cache" is the state of the kernel caches before each sample</text>`, '</svg>', '');
+  out.push(
+    `<text x="10" y="${height - 8}" fill="#555">green: vdfs better, red: baseline better; "cache" is the state of the kernel caches before each sample</text>`,
+    '</svg>',
+    '',
+  );
   return out.join('\n');
 }

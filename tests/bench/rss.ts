@@ -33,7 +33,9 @@ async function fresh(start: () => Promise<{ pid?: number; stop(): Promise<unknow
   try {
     work();
     return peakRssMB(s.pid);
-  } finally { await s.stop(); }
+  } finally {
+    await s.stop();
+  }
 }
 
 async function vdfsServe(env: Env, port: number): Promise<{ pid?: number; url: string; stop(): Promise<void> }> {
@@ -54,7 +56,10 @@ async function vdfsServe(env: Env, port: number): Promise<{ pid?: number; url: s
   for (;;) {
     const m = /vdfs serving WebDAV at (\S+)/.exec(out);
     if (m) return { pid: proc.pid, url: m[1].replace(/\/?$/, '/'), stop };
-    if (proc.exitCode !== null || Date.now() - t0 > 60_000) { await stop(); throw new Error(`vdfs serve --webdav did not come up: ${out}`); }
+    if (proc.exitCode !== null || Date.now() - t0 > 60_000) {
+      await stop();
+      throw new Error(`vdfs serve --webdav did not come up: ${out}`);
+    }
     await sleep(50);
   }
 }
@@ -64,30 +69,87 @@ export async function rssBench(env: Env, o: BenchOptions, ports: { vdfs: number;
   for (const s of [env.rcOff, env.rcFull, env.rcDav]) await s?.stop();
   await env.vdfs?.mount.stop();
   const wb = join(env.data, 'wb');
-  const fuse: Target[] = [{ name: 'vdfs', run: () => fresh(async () => {
-    const mnt = join(env.root, 'mnt-rss');
-    mkdirSync(mnt, { recursive: true });
-    const m = await startMount(env.home, mnt, [], 60_000);
-    env.onCleanup(async () => { await m.stop(); });
-    return { pid: m.proc.pid, stop: () => m.stop() };
-  }, () => fuseWorkload(env, join(env.root, 'mnt-rss'), join(env.root, 'mnt-rss', 'w'))) }];
+  const fuse: Target[] = [
+    {
+      name: 'vdfs',
+      run: () =>
+        fresh(
+          async () => {
+            const mnt = join(env.root, 'mnt-rss');
+            mkdirSync(mnt, { recursive: true });
+            const m = await startMount(env.home, mnt, [], 60_000);
+            env.onCleanup(async () => {
+              await m.stop();
+            });
+            return { pid: m.proc.pid, stop: () => m.stop() };
+          },
+          () => fuseWorkload(env, join(env.root, 'mnt-rss'), join(env.root, 'mnt-rss', 'w')),
+        ),
+    },
+  ];
   if (!env.skip.has('rclone')) {
     for (const mode of ['off', 'full'] as const) {
       let srv: Server | undefined;
-      fuse.push({ name: `rclone-${mode}`, run: () => fresh(async () => (srv = (await env.startRcloneMount(mode))!), () => fuseWorkload(env, srv!.mnt!, join(srv!.mnt!, 'wb'))) });
+      fuse.push({
+        name: `rclone-${mode}`,
+        run: () =>
+          fresh(
+            async () => (srv = (await env.startRcloneMount(mode))!),
+            () => fuseWorkload(env, srv!.mnt!, join(srv!.mnt!, 'wb')),
+          ),
+      });
     }
   }
   const work = `dd of the ${env.sizes.bigMiB} MiB file, find over ${env.treeFiles} files, ls -l of ${env.sizes.dirEntries} entries, a ${env.sizes.writeMiB} MiB write`;
-  const out = [await measure(o, { name: 'daemon.rss', unit: 'MB', better: 'lower', cache: 'warm', note: `peak RSS (VmHWM) of a fresh FUSE server process (vdfs mount without WebDAV, rclone mount) after the same workload: ${work}` }, fuse)];
+  const out = [
+    await measure(
+      o,
+      {
+        name: 'daemon.rss',
+        unit: 'MB',
+        better: 'lower',
+        cache: 'warm',
+        note: `peak RSS (VmHWM) of a fresh FUSE server process (vdfs mount without WebDAV, rclone mount) after the same workload: ${work}`,
+      },
+      fuse,
+    ),
+  ];
 
-  const dav: Target[] = [{ name: 'vdfs', run: () => {
-    let s: { url: string } | undefined;
-    return fresh(async () => (s = await vdfsServe(env, ports.vdfs)), () => davWorkload(env, { name: 'vdfs', url: s!.url, putDir: 'w', finalDir: join(env.data, 'w'), auth: env.webdavAuth() }));
-  } }];
+  const dav: Target[] = [
+    {
+      name: 'vdfs',
+      run: () => {
+        let s: { url: string } | undefined;
+        return fresh(
+          async () => (s = await vdfsServe(env, ports.vdfs)),
+          () => davWorkload(env, { name: 'vdfs', url: s!.url, putDir: 'w', finalDir: join(env.data, 'w'), auth: env.webdavAuth() }),
+        );
+      },
+    },
+  ];
   if (!env.skip.has('rclone')) {
     let s: Server | undefined;
-    dav.push({ name: 'rclone', run: () => fresh(async () => (s = (await env.startRcloneDav(ports.rclone))!), () => davWorkload(env, { name: 'rclone', url: s!.url!, putDir: 'wb', finalDir: wb })) });
+    dav.push({
+      name: 'rclone',
+      run: () =>
+        fresh(
+          async () => (s = (await env.startRcloneDav(ports.rclone))!),
+          () => davWorkload(env, { name: 'rclone', url: s!.url!, putDir: 'wb', finalDir: wb }),
+        ),
+    });
   }
-  out.push(await measure(o, { name: 'daemon.rss.webdav', unit: 'MB', better: 'lower', cache: 'warm', note: `peak RSS (VmHWM) of a fresh WebDAV server process (vdfs serve --webdav, rclone serve webdav) after the same workload: GET of the ${env.sizes.bigMiB} MiB file, PROPFIND Depth 1 of ${env.sizes.dirEntries} entries, PUT and DELETE of the big file (Apache is left out: it serves from several processes)` }, dav));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'daemon.rss.webdav',
+        unit: 'MB',
+        better: 'lower',
+        cache: 'warm',
+        note: `peak RSS (VmHWM) of a fresh WebDAV server process (vdfs serve --webdav, rclone serve webdav) after the same workload: GET of the ${env.sizes.bigMiB} MiB file, PROPFIND Depth 1 of ${env.sizes.dirEntries} entries, PUT and DELETE of the big file (Apache is left out: it serves from several processes)`,
+      },
+      dav,
+    ),
+  );
   return out;
 }

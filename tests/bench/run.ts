@@ -21,11 +21,19 @@ import { renderSvg, type BenchDoc } from './report-svg';
 
 const FAMILIES = ['scan', 'fuse', 'cache', 'webdav', 's3', 'peer', 'rss'];
 
-interface RunOptions extends BenchOptions { install: boolean; save?: string; svg?: string; skip: string[] }
+interface RunOptions extends BenchOptions {
+  install: boolean;
+  save?: string;
+  svg?: string;
+  skip: string[];
+}
 
 function parseArgs(argv: string[]): RunOptions {
   const has = (f: string) => argv.includes(f);
-  const val = (f: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : undefined; };
+  const val = (f: string) => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
   const size = (val('--size') ?? (has('--quick') ? 'quick' : 'full')) as SizeName;
   if (!['tiny', 'quick', 'full'].includes(size)) throw new Error('--size takes tiny, quick or full');
   const reps = Number(val('--reps') ?? 3);
@@ -35,8 +43,15 @@ function parseArgs(argv: string[]): RunOptions {
   const skip = val('--skip')?.split(',') ?? [];
   for (const s of skip) if (!['rclone', 'apache'].includes(s)) throw new Error(`--skip takes rclone and/or apache, not ${s}`);
   return {
-    size, quick: size !== 'full', json: has('--json'), reps, only, skip,
-    install: !has('--no-install'), save: val('--save'), svg: val('--svg'),
+    size,
+    quick: size !== 'full',
+    json: has('--json'),
+    reps,
+    only,
+    skip,
+    install: !has('--no-install'),
+    save: val('--save'),
+    svg: val('--svg'),
     log: (m: string) => process.stderr.write(`${m}\n`),
   };
 }
@@ -45,7 +60,10 @@ function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
   });
 }
 
@@ -58,7 +76,11 @@ function commit(): string {
 function machine(env: Env, o: RunOptions, drop: { ok: boolean; why: string }): Record<string, unknown> {
   const first = (cmd: string) => sh(cmd).stdout.split('\n')[0].trim() || null;
   let fuseNative: string | null = null;
-  try { fuseNative = (require('fuse-native/package.json') as { version: string }).version; } catch { /* not installed */ }
+  try {
+    fuseNative = (require('fuse-native/package.json') as { version: string }).version;
+  } catch {
+    /* not installed */
+  }
   return {
     host: hostname(),
     os: first(`. /etc/os-release && echo "$PRETTY_NAME"`),
@@ -119,7 +141,9 @@ async function main(): Promise<number> {
   requireTools({ ...TOOLS, fincore: 'util-linux', ...(o.skip.includes('rclone') ? {} : { rclone: 'rclone' }) });
   const wantsApache = (!o.only || o.only.includes('webdav')) && !o.skip.includes('apache');
   if (wantsApache && !have('/usr/sbin/apache2') && !(o.install && process.getuid?.() === 0 && have('apt-get'))) {
-    throw new Error('missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does), run as root to let the bench install it, or leave it out with --skip apache');
+    throw new Error(
+      'missing tool: /usr/sbin/apache2 (Debian package apache2-bin) for the Apache mod_dav baseline; install it (bash .ci/setup does), run as root to let the bench install it, or leave it out with --skip apache',
+    );
   }
   const drop = canDropCaches();
   if (!drop.ok) o.log(`bench: WARNING: cannot drop the kernel caches (${drop.why}); every cold figure will be withheld (null). Run as root.`);
@@ -162,11 +186,14 @@ async function main(): Promise<number> {
 
 /** Errors of the user's setup (a missing tool, a bad option) are told plainly, without a stack. */
 const plain = (m: string) => /^(missing tool|--)/.test(m);
-main().then((code) => process.exit(code), (err) => {
-  const e = err as Error;
-  process.stderr.write(`bench failed: ${plain(e.message) ? e.message : (e.stack ?? e)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    const e = err as Error;
+    process.stderr.write(`bench failed: ${plain(e.message) ? e.message : (e.stack ?? e)}\n`);
+    process.exit(1);
+  },
+);
 
 /** min, median and max of the 1-minute load average samples (the machine has `cpus` cores). */
 function loadSummary(loads: number[]): { min: number; median: number; max: number } {

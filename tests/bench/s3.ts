@@ -39,7 +39,9 @@ async function rawStream(s3: S3TestServer, key: string): Promise<number> {
 async function rawRange(s3: S3TestServer, key: string, offset: number): Promise<number> {
   const t0 = process.hrtime.bigint();
   const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${offset}-${offset + 4095}` }));
-  for await (const _ of out.Body as AsyncIterable<Buffer>) { /* drain */ }
+  for await (const _ of out.Body as AsyncIterable<Buffer>) {
+    /* drain */
+  }
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -51,13 +53,15 @@ async function parallelMBps(n: number, width: number, bytes: number, fn: (i: num
   const t0 = process.hrtime.bigint();
   let next = 0;
   let total = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) {
-      const got = await fn(next++);
-      if (got !== bytes) throw new Error(`read ${got} bytes of a ${bytes}-byte file`);
-      total += got;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        const got = await fn(next++);
+        if (got !== bytes) throw new Error(`read ${got} bytes of a ${bytes}-byte file`);
+        total += got;
+      }
+    }),
+  );
   return mbps(total, Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
@@ -99,40 +103,158 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
     await makeObject(s3, dir, 'ttfb.bin', ttfbBytes);
     const smallCount = SIZES[o.size].s3SmallFiles;
     const smallKey = (i: number) => `small/p${String(i).padStart(5, '0')}.jpg`;
-    await parallelMBps(smallCount, 16, SMALL_BYTES, async (i) => { await s3.put(smallKey(i), randomBytes(SMALL_BYTES)); return SMALL_BYTES; });
+    await parallelMBps(smallCount, 16, SMALL_BYTES, async (i) => {
+      await s3.put(smallKey(i), randomBytes(SMALL_BYTES));
+      return SMALL_BYTES;
+    });
     vdfsOk(home, ['init', '--name', 'bench-s3']);
     vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
     vdfsOk(home, ['scan', 'cloud']);
-    const mount = async () => { m = await startMount(home, mnt); };
-    const unmount = async () => { await m?.stop(); m = undefined; };
+    const mount = async () => {
+      m = await startMount(home, mnt);
+    };
+    const unmount = async () => {
+      await m?.stop();
+      m = undefined;
+    };
     /** A cold start: no daemon cache, no page cache. */
-    const cold = async () => { await unmount(); vdfsOk(home, ['cache', 'clear']); dropCaches(); await mount(); };
+    const cold = async () => {
+      await unmount();
+      vdfsOk(home, ['cache', 'clear']);
+      dropCaches();
+      await mount();
+    };
 
     const results: Result[] = [];
-    results.push(await measure(o, { name: 's3.seqread.cold', unit: 'MB/s', better: 'higher', cache: 'cold', note: `${seqBytes / MiB} MiB object, dd bs=1M through the FUSE mount (block cache cleared) vs the SDK streaming GetObject, same s3rver; drop_caches before every target (s3rver's files too)` }, [
-      { name: 'vdfs', run: async () => { await cold(); return ddMBps(join(mnt, 'cloud', 'seq.bin')); } },
-      { name: 'aws-sdk', run: () => { dropCaches(); return rawStream(s3, 'seq.bin'); } },
-    ]));
+    results.push(
+      await measure(
+        o,
+        {
+          name: 's3.seqread.cold',
+          unit: 'MB/s',
+          better: 'higher',
+          cache: 'cold',
+          note: `${seqBytes / MiB} MiB object, dd bs=1M through the FUSE mount (block cache cleared) vs the SDK streaming GetObject, same s3rver; drop_caches before every target (s3rver's files too)`,
+        },
+        [
+          {
+            name: 'vdfs',
+            run: async () => {
+              await cold();
+              return ddMBps(join(mnt, 'cloud', 'seq.bin'));
+            },
+          },
+          {
+            name: 'aws-sdk',
+            run: () => {
+              dropCaches();
+              return rawStream(s3, 'seq.bin');
+            },
+          },
+        ],
+      ),
+    );
     // Distinct 1 MiB blocks per sample, so every vdfs read is a cache miss.
     const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % Math.floor(ttfbBytes / MiB)) * MiB + 12345);
     let k = 0;
     await cold();
-    results.push(await measure(o, { name: 's3.ttfb', unit: 'ms', better: 'lower', cache: 'cold', note: `4 KiB pread at a random offset of a ${ttfbBytes / MiB} MiB object through the mount (a block not in the block cache) vs one 4 KiB ranged GetObject; drop_caches before every sample` }, [
-      { name: 'vdfs', run: () => { const off = offsets[k++ % offsets.length]; dropCaches(); return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off); } },
-      { name: 'aws-sdk', run: () => { dropCaches(); return rawRange(s3, 'ttfb.bin', offsets[(k + 17) % offsets.length]); } },
-    ], Math.max(o.reps, 9)));
-    results.push(await measure(o, { name: 's3.smallfiles', unit: 'MB/s', better: 'higher', cache: 'cold', note: `${smallCount} objects of 100 KiB read whole, ${SMALL_PARALLEL} parallel readers through the mount (block cache cleared, fresh mount) vs the SDK with ${SMALL_PARALLEL} concurrent GetObjects; drop_caches before every target` }, [
-      { name: 'vdfs', run: async () => { await cold(); return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, async (i) => (await readFile(join(mnt, 'cloud', smallKey(i)))).length); } },
-      { name: 'aws-sdk', run: () => { dropCaches(); return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, (i) => rawGet(s3, smallKey(i))); } },
-    ]));
+    results.push(
+      await measure(
+        o,
+        {
+          name: 's3.ttfb',
+          unit: 'ms',
+          better: 'lower',
+          cache: 'cold',
+          note: `4 KiB pread at a random offset of a ${ttfbBytes / MiB} MiB object through the mount (a block not in the block cache) vs one 4 KiB ranged GetObject; drop_caches before every sample`,
+        },
+        [
+          {
+            name: 'vdfs',
+            run: () => {
+              const off = offsets[k++ % offsets.length];
+              dropCaches();
+              return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off);
+            },
+          },
+          {
+            name: 'aws-sdk',
+            run: () => {
+              dropCaches();
+              return rawRange(s3, 'ttfb.bin', offsets[(k + 17) % offsets.length]);
+            },
+          },
+        ],
+        Math.max(o.reps, 9),
+      ),
+    );
+    results.push(
+      await measure(
+        o,
+        {
+          name: 's3.smallfiles',
+          unit: 'MB/s',
+          better: 'higher',
+          cache: 'cold',
+          note: `${smallCount} objects of 100 KiB read whole, ${SMALL_PARALLEL} parallel readers through the mount (block cache cleared, fresh mount) vs the SDK with ${SMALL_PARALLEL} concurrent GetObjects; drop_caches before every target`,
+        },
+        [
+          {
+            name: 'vdfs',
+            run: async () => {
+              await cold();
+              return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, async (i) => (await readFile(join(mnt, 'cloud', smallKey(i)))).length);
+            },
+          },
+          {
+            name: 'aws-sdk',
+            run: () => {
+              dropCaches();
+              return parallelMBps(smallCount, SMALL_PARALLEL, SMALL_BYTES, (i) => rawGet(s3, smallKey(i)));
+            },
+          },
+        ],
+      ),
+    );
     // Fill the cache, then read again with the server stopped: only the block cache can answer.
     await cold();
     ddMBps(join(mnt, 'cloud', 'seq.bin'));
     await s3.stop();
-    results.push(await measure(o, { name: 's3.reread.cached', unit: 'MB/s', better: 'higher', cache: 'cold', note: 'dd bs=1M of the same object again, fresh mount, page cache dropped, S3 server stopped (every byte from the block cache) vs dd of a local file' }, [
-      { name: 'vdfs', run: async () => { await unmount(); dropCaches(); await mount(); return ddMBps(join(mnt, 'cloud', 'seq.bin')); } },
-      { name: 'local-disk', run: () => { const f = join(dir, 'local.bin'); if (k >= 0) { writeFileSync(f, randomBytes(seqBytes)); k = -1; } dropCaches(); return ddMBps(f); } },
-    ]));
+    results.push(
+      await measure(
+        o,
+        {
+          name: 's3.reread.cached',
+          unit: 'MB/s',
+          better: 'higher',
+          cache: 'cold',
+          note: 'dd bs=1M of the same object again, fresh mount, page cache dropped, S3 server stopped (every byte from the block cache) vs dd of a local file',
+        },
+        [
+          {
+            name: 'vdfs',
+            run: async () => {
+              await unmount();
+              dropCaches();
+              await mount();
+              return ddMBps(join(mnt, 'cloud', 'seq.bin'));
+            },
+          },
+          {
+            name: 'local-disk',
+            run: () => {
+              const f = join(dir, 'local.bin');
+              if (k >= 0) {
+                writeFileSync(f, randomBytes(seqBytes));
+                k = -1;
+              }
+              dropCaches();
+              return ddMBps(f);
+            },
+          },
+        ],
+      ),
+    );
     return results;
   } finally {
     await m?.stop();
@@ -144,6 +266,21 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
 if (require.main === module) {
   const args = process.argv.slice(2);
   const reps = Number(args[args.indexOf('--reps') + 1] || 3);
-  const o: BenchOptions = { size: args.includes('--quick') ? 'quick' : 'full', quick: args.includes('--quick'), json: false, reps: args.includes('--reps') ? reps : 3, log: (msg) => process.stderr.write(`${msg}\n`) };
-  s3Bench(o).then((r) => { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); process.exit(0); }, (err) => { process.stderr.write(`${(err as Error).stack}\n`); process.exit(1); });
+  const o: BenchOptions = {
+    size: args.includes('--quick') ? 'quick' : 'full',
+    quick: args.includes('--quick'),
+    json: false,
+    reps: args.includes('--reps') ? reps : 3,
+    log: (msg) => process.stderr.write(`${msg}\n`),
+  };
+  s3Bench(o).then(
+    (r) => {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.exit(0);
+    },
+    (err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -18,7 +18,10 @@ import { join, resolve } from 'node:path';
 import { median, round, sleep } from './lib';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
 const FILES = Number(opt('files', '1000000'));
 const RUNS = Number(opt('runs', '3'));
 const DIR = opt('dir', '/tmp/vdfs-scale');
@@ -47,7 +50,11 @@ function makeTree(): string {
   return root;
 }
 
-interface Run { seconds: number; maxRssMB: number | null; stdout: string }
+interface Run {
+  seconds: number;
+  maxRssMB: number | null;
+  stdout: string;
+}
 
 /** Runs a command under /usr/bin/time -v: wall time and max RSS. Throws on failure. */
 function timedRun(argv: string[], timeoutMs = 3_600_000): Run {
@@ -66,7 +73,9 @@ function rssMB(pid: number): number | null {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : null;
-  } catch { return null; }
+  } catch {
+    return null;
+  }
 }
 
 function cpuTicks(pid: number): number {
@@ -74,7 +83,10 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
-const mounted = (mp: string) => readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mp);
+const mounted = (mp: string) =>
+  readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === mp);
 
 /** Starts `vdfs mount`, waits until mounted and quiet (start-up rescan done), measures RSS idle and after a find. */
 async function daemonRss(home: string, root: string): Promise<{ idleMB: number | null; afterFindMB: number | null; findSeconds: number }> {
@@ -82,7 +94,9 @@ async function daemonRss(home: string, root: string): Promise<{ idleMB: number |
   mkdirSync(mp, { recursive: true });
   const child = spawn(process.execPath, [VDFS, '--home', home, 'mount', mp], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
+  child.stderr.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
   try {
     const deadline = Date.now() + 600_000;
     while (!mounted(mp)) {
@@ -133,7 +147,12 @@ async function main(): Promise<void> {
   spawnSync('sqlite3', [db, 'PRAGMA wal_checkpoint(TRUNCATE);']);
   const indexBytes = statSync(db).size + (existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0);
 
-  const rescans: number[] = [], rescanRss: number[] = [], finds: number[] = [], status: number[] = [], statusRss: number[] = [], ls: number[] = [];
+  const rescans: number[] = [],
+    rescanRss: number[] = [],
+    finds: number[] = [],
+    status: number[] = [],
+    statusRss: number[] = [],
+    ls: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     finds.push(find(root).seconds);
     const r = vdfs(home, 'scan');
@@ -148,26 +167,53 @@ async function main(): Promise<void> {
   }
   const dm = MOUNT ? await daemonRss(home, root) : undefined;
   const entries = FILES + Math.ceil((FILES - WIDE) / 1000) + 2;
-  const m = (xs: number[]) => { const v = median(xs); return v === null ? null : round(v); };
+  const m = (xs: number[]) => {
+    const v = median(xs);
+    return v === null ? null : round(v);
+  };
   const r = {
     files: FILES,
-    firstScanS: round(first.seconds), findS: m([findFirst.seconds, ...finds]), firstScanVsFind: round(first.seconds / (median([findFirst.seconds, ...finds]) ?? 1), 2),
+    firstScanS: round(first.seconds),
+    findS: m([findFirst.seconds, ...finds]),
+    firstScanVsFind: round(first.seconds / (median([findFirst.seconds, ...finds]) ?? 1), 2),
     firstScanMaxRssMB: first.maxRssMB === null ? null : round(first.maxRssMB),
-    rescanS: m(rescans), rescanVsFind: round((median(rescans) ?? 0) / (median(finds) ?? 1), 2), rescanMaxRssMB: m(rescanRss),
-    indexBytes, indexBytesPerEntry: Math.round(indexBytes / entries),
-    statusS: m(status), statusMaxRssMB: m(statusRss), lsWideS: m(ls),
+    rescanS: m(rescans),
+    rescanVsFind: round((median(rescans) ?? 0) / (median(finds) ?? 1), 2),
+    rescanMaxRssMB: m(rescanRss),
+    indexBytes,
+    indexBytesPerEntry: Math.round(indexBytes / entries),
+    statusS: m(status),
+    statusMaxRssMB: m(statusRss),
+    lsWideS: m(ls),
     daemonIdleRssMB: dm?.idleMB === undefined || dm.idleMB === null ? null : round(dm.idleMB),
     daemonAfterFindRssMB: dm?.afterFindMB === undefined || dm.afterFindMB === null ? null : round(dm.afterFindMB),
     findThroughMountS: dm ? round(dm.findSeconds) : null,
-    runs: RUNS, date: new Date().toISOString(), node: process.version,
+    runs: RUNS,
+    date: new Date().toISOString(),
+    node: process.version,
   };
   const targets: Record<string, string> = {
-    firstScanVsFind: '<= 4', rescanVsFind: '<= 2', firstScanMaxRssMB: '<= 200', daemonIdleRssMB: '<= 150', daemonAfterFindRssMB: '<= 250',
-    statusS: '<= 0.3', lsWideS: '<= 0.3', indexBytesPerEntry: '<= 350',
+    firstScanVsFind: '<= 4',
+    rescanVsFind: '<= 2',
+    firstScanMaxRssMB: '<= 200',
+    daemonIdleRssMB: '<= 150',
+    daemonAfterFindRssMB: '<= 250',
+    statusS: '<= 0.3',
+    lsWideS: '<= 0.3',
+    indexBytesPerEntry: '<= 350',
   };
-  if (JSON_OUT) { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); return; }
+  if (JSON_OUT) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    return;
+  }
   const rows = Object.entries(r).map(([k, v]) => `${k.padEnd(24)} ${String(v).padStart(14)}  ${targets[k] ? `(target ${targets[k]} at 1M)` : ''}`);
   process.stdout.write(`${rows.join('\n')}\n\n${JSON.stringify(r)}\n`);
 }
 
-main().then(() => process.exit(0), (err) => { process.stderr.write(`scale bench failed: ${(err as Error).stack ?? err}\n`); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`scale bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

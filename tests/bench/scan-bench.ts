@@ -16,7 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
 const RUNS = Number(opt('runs', '3'));
 const DIR = opt('dir', '/tmp/vdfs-bench');
 const BIG_MIB = Number(opt('big-mib', '1536'));
@@ -46,17 +49,19 @@ function mixedTree(): { root: string; bytes: number; files: number } {
   const root = join(DIR, 'mixed');
   const marker = join(DIR, `mixed-${BIG_MIB}-${SMALL}.done`);
   const chunk = randomBytes(1 << 20);
-  let bytes = 0;
   let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const sizes = Array.from({ length: SMALL }, () => 1024 + Math.floor(rnd() * 255 * 1024));
-  bytes = sizes.reduce((a, b) => a + b, 0) + BIG_MIB * (1 << 20);
+  const bytes = sizes.reduce((a, b) => a + b, 0) + BIG_MIB * (1 << 20);
   if (existsSync(marker)) return { root, bytes, files: SMALL + 4 };
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
   for (let b = 0; b < 4; b++) {
     const fd = openSync(join(root, `big-${b}.bin`), 'w');
-    for (let m = 0; m < BIG_MIB / 4; m++) { chunk.writeUInt32LE(b * 1e6 + m, 0); writeSync(fd, chunk); }
+    for (let m = 0; m < BIG_MIB / 4; m++) {
+      chunk.writeUInt32LE(b * 1e6 + m, 0);
+      writeSync(fd, chunk);
+    }
     closeSync(fd);
   }
   sizes.forEach((size, i) => {

@@ -11,7 +11,11 @@ export async function scanBench(env: Env, o: BenchOptions): Promise<Result[]> {
   const scanHome = join(env.root, 'scan-home');
   const freshHome = () => {
     rmSync(scanHome, { recursive: true, force: true });
-    for (const args of [['init', '--name', 'scan'], ['location', 'add', 'big', dirs[0]], ['location', 'add', 'tree', dirs[1]]]) {
+    for (const args of [
+      ['init', '--name', 'scan'],
+      ['location', 'add', 'big', dirs[0]],
+      ['location', 'add', 'tree', dirs[1]],
+    ]) {
       const r = vdfs(scanHome, args);
       if (r.code !== 0) throw new Error(`vdfs ${args.join(' ')}: ${r.stderr}`);
     }
@@ -25,29 +29,72 @@ export async function scanBench(env: Env, o: BenchOptions): Promise<Result[]> {
   };
   const out: Result[] = [];
 
-  out.push(await measure(o, {
-    name: 'scan.hash', unit: 'MB/s', better: 'higher', cache: 'cold',
-    note: `first scan of ${env.treeFiles} small files + one ${env.sizes.bigMiB} MiB file, cold page cache, fresh home; wall time of the whole vdfs process`,
-  }, [
-    { name: 'vdfs', run: () => { freshHome(); dropCaches(); const { s, summary } = vdfsScan(); if (summary.hashed < env.treeFiles) throw new Error(`hashed only ${summary.hashed}`); return mbps(bytes, s); } },
-    { name: 'b3sum', run: () => {
-      dropCaches();
-      const r = sh(`find ${dirs.join(' ')} -type f -print0 | xargs -0 -n 4096 b3sum > /dev/null`, { timeoutMs: 900_000 });
-      if (r.code !== 0) throw new Error(r.stderr);
-      return mbps(bytes, r.seconds);
-    } },
-  ]));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'scan.hash',
+        unit: 'MB/s',
+        better: 'higher',
+        cache: 'cold',
+        note: `first scan of ${env.treeFiles} small files + one ${env.sizes.bigMiB} MiB file, cold page cache, fresh home; wall time of the whole vdfs process`,
+      },
+      [
+        {
+          name: 'vdfs',
+          run: () => {
+            freshHome();
+            dropCaches();
+            const { s, summary } = vdfsScan();
+            if (summary.hashed < env.treeFiles) throw new Error(`hashed only ${summary.hashed}`);
+            return mbps(bytes, s);
+          },
+        },
+        {
+          name: 'b3sum',
+          run: () => {
+            dropCaches();
+            const r = sh(`find ${dirs.join(' ')} -type f -print0 | xargs -0 -n 4096 b3sum > /dev/null`, { timeoutMs: 900_000 });
+            if (r.code !== 0) throw new Error(r.stderr);
+            return mbps(bytes, r.seconds);
+          },
+        },
+      ],
+    ),
+  );
 
   // Rescan: nothing changed since the last scan; warm page cache on both sides.
   freshHome();
   vdfsScan();
-  out.push(await measure(o, {
-    name: 'scan.rescan', unit: 's', better: 'lower', cache: 'warm',
-    note: `rescan of ${env.treeFiles + 1} unchanged files, warm`,
-  }, [
-    { name: 'vdfs', run: () => { const { s, summary } = vdfsScan(); if (summary.hashed > 0) throw new Error(`rescan re-hashed ${summary.hashed} files`); return s; } },
-    { name: 'find', run: () => { const r = sh(`find ${dirs.join(' ')} -printf '%p %s %T@ %i\\n' > /dev/null`); return r.code === 0 ? r.seconds : null; } },
-  ]));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'scan.rescan',
+        unit: 's',
+        better: 'lower',
+        cache: 'warm',
+        note: `rescan of ${env.treeFiles + 1} unchanged files, warm`,
+      },
+      [
+        {
+          name: 'vdfs',
+          run: () => {
+            const { s, summary } = vdfsScan();
+            if (summary.hashed > 0) throw new Error(`rescan re-hashed ${summary.hashed} files`);
+            return s;
+          },
+        },
+        {
+          name: 'find',
+          run: () => {
+            const r = sh(`find ${dirs.join(' ')} -printf '%p %s %T@ %i\\n' > /dev/null`);
+            return r.code === 0 ? r.seconds : null;
+          },
+        },
+      ],
+    ),
+  );
   rmSync(scanHome, { recursive: true, force: true });
   return out;
 }

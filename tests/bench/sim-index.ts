@@ -17,7 +17,10 @@ import { EntryStore } from '../../index/entries';
 import { median, round } from './lib';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
 const FILES = Number(opt('files', '10000000'));
 const DIR = opt('dir', '/tmp/vdfs-sim');
 const FOLDERS = Math.ceil(FILES / 1000);
@@ -63,31 +66,60 @@ function main(): void {
   const db = openDb(join(home, 'index.db'), { readonly: true });
   const entries = new EntryStore(db);
   const rnd = (n: number) => Math.floor(Math.random() * n);
-  const lookups = Array.from({ length: 1000 }, () => timeMs(() => { if (!entries.resolve(1, `folder-${rnd(FOLDERS)}/IMG_${rnd(1000)}.jpg`)) throw new Error('lookup missed'); }));
-  const ls = Array.from({ length: 50 }, () => timeMs(() => { const f = entries.resolve(1, `folder-${rnd(FOLDERS)}`)!; if (entries.children(f.id).length !== 1000) throw new Error('ls short'); }));
+  const lookups = Array.from({ length: 1000 }, () =>
+    timeMs(() => {
+      if (!entries.resolve(1, `folder-${rnd(FOLDERS)}/IMG_${rnd(1000)}.jpg`)) throw new Error('lookup missed');
+    }),
+  );
+  const ls = Array.from({ length: 50 }, () =>
+    timeMs(() => {
+      const f = entries.resolve(1, `folder-${rnd(FOLDERS)}`)!;
+      if (entries.children(f.id).length !== 1000) throw new Error('ls short');
+    }),
+  );
   const sample = entries.resolve(1, `folder-${rnd(FOLDERS)}/IMG_1.jpg`)!;
-  const byHash = Array.from({ length: 100 }, () => timeMs(() => { if (entries.byHash(sample.hash!).length !== 1) throw new Error('hash missed'); }));
+  const byHash = Array.from({ length: 100 }, () =>
+    timeMs(() => {
+      if (entries.byHash(sample.hash!).length !== 1) throw new Error('hash missed');
+    }),
+  );
   const isMatch = picomatch('IMG_999.jpg');
   let found = 0;
-  const findName = timeMs(() => { for (const e of entries.iterateNames()) if (isMatch(e.name)) found++; });
+  const findName = timeMs(() => {
+    for (const e of entries.iterateNames()) if (isMatch(e.name)) found++;
+  });
   if (found !== FOLDERS) throw new Error(`find by name found ${found}`);
   // What a newly paired peer costs the owner: the snapshot query of index/serve-queries.ts.
   let rows = 0;
   const snapshot = timeMs(() => {
-    for (const _ of db.prepare(`WITH RECURSIVE t(id, path) AS (
+    for (const _ of db
+      .prepare(
+        `WITH RECURSIVE t(id, path) AS (
         SELECT id, '' FROM entries WHERE location_id = 1 AND parent_id IS NULL
         UNION ALL SELECT e.id, CASE WHEN t.path = '' THEN e.name ELSE t.path || '/' || e.name END FROM entries e JOIN t ON e.parent_id = t.id)
-      SELECT t.path, e.type, e.size, e.version, e.hash FROM t JOIN entries e ON e.id = t.id`).raw(true).iterate()) rows++;
+      SELECT t.path, e.type, e.size, e.version, e.hash FROM t JOIN entries e ON e.id = t.id`,
+      )
+      .raw(true)
+      .iterate())
+      rows++;
   });
   db.close();
   const status = median([cli('status'), cli('status'), cli('status')]);
   const lsCli = median([cli('ls', '/sim/folder-7'), cli('ls', '/sim/folder-7'), cli('ls', '/sim/folder-7')]);
   const r = {
-    files: FILES, generatedS, indexBytes: bytes, bytesPerEntry: Math.round(bytes / (FILES + FOLDERS)),
-    lookupMsMedian: round(median(lookups)!), lookupMsP99: round([...lookups].sort((a, b) => a - b)[989]),
-    ls1000MsMedian: round(median(ls)!), findByHashMsMedian: round(median(byHash)!),
-    findByNameFullPassS: round(findName / 1000), snapshotQueryS: round(snapshot / 1000), snapshotRows: rows,
-    cliStatusS: round(status!), cliLs1000S: round(lsCli!),
+    files: FILES,
+    generatedS,
+    indexBytes: bytes,
+    bytesPerEntry: Math.round(bytes / (FILES + FOLDERS)),
+    lookupMsMedian: round(median(lookups)!),
+    lookupMsP99: round([...lookups].sort((a, b) => a - b)[989]),
+    ls1000MsMedian: round(median(ls)!),
+    findByHashMsMedian: round(median(byHash)!),
+    findByNameFullPassS: round(findName / 1000),
+    snapshotQueryS: round(snapshot / 1000),
+    snapshotRows: rows,
+    cliStatusS: round(status!),
+    cliLs1000S: round(lsCli!),
   };
   process.stdout.write(JSON.stringify(r, null, 2) + '\n');
 }

@@ -12,10 +12,7 @@ export function machineLine(doc: BenchDoc): string {
 
 /** One row per figure: its cache state, durability, vdfs's median and every baseline's with its ratio. */
 export function resultsTable(doc: BenchDoc): string[] {
-  const lines = [
-    '| figure | cache | unit | better | vdfs | baselines: median (ratio; > 1 means vdfs is better) |',
-    '|---|---|---|---|---|---|',
-  ];
+  const lines = ['| figure | cache | unit | better | vdfs | baselines: median (ratio; > 1 means vdfs is better) |', '|---|---|---|---|---|---|'];
   for (const r of doc.results) {
     const bases = r.baselines.map((b) => `${b.name} ${fmt(b.value)}${b.ratio === null ? '' : ` (×${b.ratio})`}`).join('; ');
     const cache = r.cache === 'cold' && r.cacheDropped === false ? 'cold: NOT COLD, withheld' : r.cache;

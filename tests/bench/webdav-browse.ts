@@ -16,10 +16,12 @@ export async function browse(d: Dav, folder: string, files: number, fileBytes: n
     const base = new URL(folder, d.url).pathname;
     const hrefs = [...list.text.matchAll(/<(?:[A-Za-z0-9]+:)?href>([^<]+)<\//g)].map((m) => new URL(m[1].trim(), d.url).pathname).filter((p) => p !== base && !p.endsWith('/'));
     if (hrefs.length !== files) throw new Error(`PROPFIND listed ${hrefs.length} files of ${files}`);
-    await Promise.all(hrefs.map(async (p) => {
-      const r = await davFetch(d, 'GET', p, { range: `bytes=0-${head - 1}` }, agent, undefined, false);
-      if (r.status !== 206 || r.bytes !== head) throw new Error(`GET ${p} bytes=0-${head - 1}: ${r.status}, ${r.bytes} bytes`);
-    }));
+    await Promise.all(
+      hrefs.map(async (p) => {
+        const r = await davFetch(d, 'GET', p, { range: `bytes=0-${head - 1}` }, agent, undefined, false);
+        if (r.status !== 206 || r.bytes !== head) throw new Error(`GET ${p} bytes=0-${head - 1}: ${r.status}, ${r.bytes} bytes`);
+      }),
+    );
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
     agent.destroy();

@@ -4,7 +4,13 @@
 import { Agent, request, type IncomingMessage, type RequestOptions } from 'node:http';
 
 /** A WebDAV target: base URL (ends with "/"), the folder it takes PUTs in, where those land on disk. */
-export interface Dav { name: string; url: string; putDir: string; finalDir: string; auth?: { user: string; pass: string } }
+export interface Dav {
+  name: string;
+  url: string;
+  putDir: string;
+  finalDir: string;
+  auth?: { user: string; pass: string };
+}
 
 /**
  * curl's options for a target: no proxy, and the target's credentials when it has some, sent
@@ -23,12 +29,23 @@ export function davRequestOptions(d: Dav, method: string, path: string, headers:
 }
 
 /** One request; resolves with the status, the body (or its length only when `keep` is false). */
-export function davFetch(d: Dav, method: string, path: string, headers: Record<string, string>, agent: Agent, body?: string, keep = true): Promise<{ status: number; bytes: number; text: string }> {
+export function davFetch(
+  d: Dav,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  agent: Agent,
+  body?: string,
+  keep = true,
+): Promise<{ status: number; bytes: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(davRequestOptions(d, method, path, headers, agent), (res: IncomingMessage) => {
       const parts: Buffer[] = [];
       let bytes = 0;
-      res.on('data', (c: Buffer) => { bytes += c.length; if (keep) parts.push(c); });
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (keep) parts.push(c);
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, text: keep ? Buffer.concat(parts).toString('utf8') : '' }));
       res.on('error', reject);
     });

@@ -19,7 +19,10 @@ function davs(env: Env): Dav[] {
 function curl(d: Dav, args: string): string[][] {
   const r = sh(`curl ${davCurlArgs(d)} ${args}`, { timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`curl ${args}: ${r.stderr.slice(-300)}`);
-  return r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/));
 }
 
 export async function webdavBench(env: Env, o: BenchOptions): Promise<Result[]> {
@@ -34,9 +37,25 @@ export async function webdavBench(env: Env, o: BenchOptions): Promise<Result[]> 
     if (code !== '200' || Number(size) !== big) throw new Error(`GET: ${code}, ${size} bytes`);
     return mbps(big, Number(t));
   };
-  const gets = each((d) => { get(d); return get(d); });
-  out.push(await measure(o, { name: 'webdav.get', unit: 'MB/s', better: 'higher', cache: 'warm', note: `curl GET of the ${env.sizes.bigMiB} MiB file on loopback, warm (second of two); local: warm dd` },
-    [gets[0], local(() => { sh(`cat ${join(env.data, env.bigRel)} > /dev/null`); const r = shOk(`dd if=${join(env.data, env.bigRel)} of=/dev/null bs=1M 2>&1`); return mbps(big, r.seconds); }), ...gets.slice(1)]));
+  const gets = each((d) => {
+    get(d);
+    return get(d);
+  });
+  out.push(
+    await measure(
+      o,
+      { name: 'webdav.get', unit: 'MB/s', better: 'higher', cache: 'warm', note: `curl GET of the ${env.sizes.bigMiB} MiB file on loopback, warm (second of two); local: warm dd` },
+      [
+        gets[0],
+        local(() => {
+          sh(`cat ${join(env.data, env.bigRel)} > /dev/null`);
+          const r = shOk(`dd if=${join(env.data, env.bigRel)} of=/dev/null bs=1M 2>&1`);
+          return mbps(big, r.seconds);
+        }),
+        ...gets.slice(1),
+      ],
+    ),
+  );
 
   const n = 21;
   const mid = Math.floor(big / 2 / MiB) * MiB + 12345; // unaligned, in the middle
@@ -47,16 +66,37 @@ export async function webdavBench(env: Env, o: BenchOptions): Promise<Result[]> 
     for (const [code, size] of rows) if (code !== '206' || Number(size) !== MiB) throw new Error(`range GET: ${code}, ${size} bytes`);
     return median(rows.slice(1).map((r) => Number(r[2]) * 1000)); // first one warms the connection
   });
-  out.push(await measure(o, { name: 'webdav.range', unit: 'ms', better: 'lower', cache: 'warm', note: `median of ${n - 1} curl GETs of 1 MiB at byte ${mid} (one keep-alive connection), warm; local: pread of the same range` },
-    [ranges[0], local(() => {
-      const fd = openSync(join(env.data, env.bigRel), 'r');
-      const buf = Buffer.allocUnsafe(MiB);
-      const ts: number[] = [];
-      try {
-        for (let i = 0; i < n; i++) { const t0 = process.hrtime.bigint(); readSync(fd, buf, 0, MiB, mid); ts.push(Number(process.hrtime.bigint() - t0) / 1e6); }
-      } finally { closeSync(fd); }
-      return median(ts.slice(1));
-    }), ...ranges.slice(1)]));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'webdav.range',
+        unit: 'ms',
+        better: 'lower',
+        cache: 'warm',
+        note: `median of ${n - 1} curl GETs of 1 MiB at byte ${mid} (one keep-alive connection), warm; local: pread of the same range`,
+      },
+      [
+        ranges[0],
+        local(() => {
+          const fd = openSync(join(env.data, env.bigRel), 'r');
+          const buf = Buffer.allocUnsafe(MiB);
+          const ts: number[] = [];
+          try {
+            for (let i = 0; i < n; i++) {
+              const t0 = process.hrtime.bigint();
+              readSync(fd, buf, 0, MiB, mid);
+              ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            }
+          } finally {
+            closeSync(fd);
+          }
+          return median(ts.slice(1));
+        }),
+        ...ranges.slice(1),
+      ],
+    ),
+  );
 
   const entries = env.sizes.dirEntries;
   const propfinds = each((d) => {
@@ -69,17 +109,46 @@ export async function webdavBench(env: Env, o: BenchOptions): Promise<Result[]> 
     if (count < entries) throw new Error(`PROPFIND listed ${count} of ${entries + 1} responses`);
     return Number(t);
   });
-  out.push(await measure(o, { name: 'webdav.propfind', unit: 's', better: 'lower', cache: 'warm', note: `PROPFIND Depth 1 allprop on a ${entries}-entry collection, warm (second of two); local: find -maxdepth 1 -printf` },
-    [propfinds[0], local(() => shOk(`find ${join(env.data, 'dir10k')} -maxdepth 1 -printf '%s %T@ %f\\n' > /dev/null`).seconds), ...propfinds.slice(1)]));
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'webdav.propfind',
+        unit: 's',
+        better: 'lower',
+        cache: 'warm',
+        note: `PROPFIND Depth 1 allprop on a ${entries}-entry collection, warm (second of two); local: find -maxdepth 1 -printf`,
+      },
+      [propfinds[0], local(() => shOk(`find ${join(env.data, 'dir10k')} -maxdepth 1 -printf '%s %T@ %f\\n' > /dev/null`).seconds), ...propfinds.slice(1)],
+    ),
+  );
 
   out.push(...(await putFigures(env, o, list)));
 
   const { photos, photoKiB } = env.sizes;
   const browseNote = `PROPFIND Depth 1 of a folder of ${photos} photos of ${photoKiB} KiB, then GET of the first 64 KiB of each over 6 parallel keep-alive connections (a file manager opening the folder); every file and byte checked`;
-  const browses = (cold: boolean) => each(async (d) => { if (cold) dropCaches(); return browse(d, 'photos/', photos, photoKiB * 1024); });
-  out.push(await measure(o, { name: 'webdav.browse.cold', unit: 's', better: 'lower', cache: 'cold', note: `${browseNote}; after drop_caches (the servers' in-memory caches stay warm)` }, browses(true)));
-  out.push(await measure(o, { name: 'webdav.browse.warm', unit: 's', better: 'lower', cache: 'warm', note: `${browseNote}; the folder opened just before` },
-    each(async (d) => { await browse(d, 'photos/', photos, photoKiB * 1024); return browse(d, 'photos/', photos, photoKiB * 1024); })));
+  const browses = (cold: boolean) =>
+    each(async (d) => {
+      if (cold) dropCaches();
+      return browse(d, 'photos/', photos, photoKiB * 1024);
+    });
+  out.push(
+    await measure(
+      o,
+      { name: 'webdav.browse.cold', unit: 's', better: 'lower', cache: 'cold', note: `${browseNote}; after drop_caches (the servers' in-memory caches stay warm)` },
+      browses(true),
+    ),
+  );
+  out.push(
+    await measure(
+      o,
+      { name: 'webdav.browse.warm', unit: 's', better: 'lower', cache: 'warm', note: `${browseNote}; the folder opened just before` },
+      each(async (d) => {
+        await browse(d, 'photos/', photos, photoKiB * 1024);
+        return browse(d, 'photos/', photos, photoKiB * 1024);
+      }),
+    ),
+  );
   return out;
 }
 
@@ -97,7 +166,11 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
     const secs = put();
     (accepted[name] ??= []).push(mbps(big, secs));
     const t0 = process.hrtime.bigint();
-    await until(() => landed(file), 120_000, () => `${file} is not ${big} bytes`);
+    await until(
+      () => landed(file),
+      120_000,
+      () => `${file} is not ${big} bytes`,
+    );
     shOk(`sync ${file}`);
     return mbps(big, secs + Number(process.hrtime.bigint() - t0) / 1e9);
   };
@@ -107,11 +180,15 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
       sh(`cat ${src} > /dev/null`);
       const rel = `${d.putDir}/put-${d.name}-${rep}.bin`;
       try {
-        return await durable(d.name, () => {
-          const [[code, size, t]] = curl(d, `-T ${src} -o /dev/null -w '%{http_code} %{size_upload} %{time_total}\\n' ${d.url}${rel}`);
-          if (!['200', '201', '204'].includes(code) || Number(size) !== big) throw new Error(`PUT: ${code}, ${size} bytes`);
-          return Number(t);
-        }, join(d.finalDir, `put-${d.name}-${rep}.bin`));
+        return await durable(
+          d.name,
+          () => {
+            const [[code, size, t]] = curl(d, `-T ${src} -o /dev/null -w '%{http_code} %{size_upload} %{time_total}\\n' ${d.url}${rel}`);
+            if (!['200', '201', '204'].includes(code) || Number(size) !== big) throw new Error(`PUT: ${code}, ${size} bytes`);
+            return Number(t);
+          },
+          join(d.finalDir, `put-${d.name}-${rep}.bin`),
+        );
       } finally {
         sh(`curl ${davCurlArgs(d)} -X DELETE -o /dev/null ${d.url}${rel}`);
         sh('sleep 1'); // let vdfs re-hash the new file before the next target runs
@@ -119,12 +196,35 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
     },
   }));
   const dst = join(env.data, 'wb', 'put-local.bin');
-  targets.splice(1, 0, { name: 'local', run: async () => {
-    sh(`cat ${src} > /dev/null`);
-    try { return await durable('local', () => shOk(`dd if=${src} of=${dst} bs=1M 2>&1`).seconds, dst); } finally { sh(`rm -f ${dst}`); }
-  } });
+  targets.splice(1, 0, {
+    name: 'local',
+    run: async () => {
+      sh(`cat ${src} > /dev/null`);
+      try {
+        return await durable('local', () => shOk(`dd if=${src} of=${dst} bs=1M 2>&1`).seconds, dst);
+      } finally {
+        sh(`rm -f ${dst}`);
+      }
+    },
+  });
   const note = `curl -T of the ${env.sizes.bigMiB} MiB file (source in the page cache) into a new file; local: dd of the same file`;
-  const put = await measure(o, { name: 'webdav.put', unit: 'MB/s', better: 'higher', cache: 'warm', durability: 'answered, then fsync of the file where it landed (equal for every target)', note }, targets);
-  const acc = summarize(o, { name: 'webdav.put.accepted', unit: 'MB/s', better: 'higher', cache: 'warm', durability: "until the server answered (vdfs fsyncs before answering, rclone and Apache do not; local: dd without fsync)", note: `the same runs as webdav.put, clock stopped at the answer` }, targets.map((t) => t.name), accepted);
+  const put = await measure(
+    o,
+    { name: 'webdav.put', unit: 'MB/s', better: 'higher', cache: 'warm', durability: 'answered, then fsync of the file where it landed (equal for every target)', note },
+    targets,
+  );
+  const acc = summarize(
+    o,
+    {
+      name: 'webdav.put.accepted',
+      unit: 'MB/s',
+      better: 'higher',
+      cache: 'warm',
+      durability: 'until the server answered (vdfs fsyncs before answering, rclone and Apache do not; local: dd without fsync)',
+      note: `the same runs as webdav.put, clock stopped at the answer`,
+    },
+    targets.map((t) => t.name),
+    accepted,
+  );
   return [put, acc];
 }

@@ -17,13 +17,33 @@ export const GDOC = 'application/vnd.google-apps.document';
 export const SHORTCUT = 'application/vnd.google-apps.shortcut';
 
 interface DFile {
-  id: string; name: string; mimeType: string; parents: string[]; trashed: boolean;
-  content?: Buffer; version: number; createdTime: string; modifiedTime: string;
+  id: string;
+  name: string;
+  mimeType: string;
+  parents: string[];
+  trashed: boolean;
+  content?: Buffer;
+  version: number;
+  createdTime: string;
+  modifiedTime: string;
   shortcutDetails?: { targetId: string; targetMimeType: string };
 }
-interface Change { token: number; fileId: string }
-interface Fault { status: number; reason: string; path?: string }
-interface Session { id: string; fileId?: string; meta: Partial<DFile>; parts: Buffer[]; received: number }
+interface Change {
+  token: number;
+  fileId: string;
+}
+interface Fault {
+  status: number;
+  reason: string;
+  path?: string;
+}
+interface Session {
+  id: string;
+  fileId?: string;
+  meta: Partial<DFile>;
+  parts: Buffer[];
+  received: number;
+}
 
 // ---------------------------------------------------------------------------------------
 // The server (child process side).
@@ -32,7 +52,10 @@ interface Session { id: string; fileId?: string; meta: Partial<DFile>; parts: Bu
 const md5s = new WeakMap<Buffer, string>();
 function md5Of(b: Buffer): string {
   let h = md5s.get(b);
-  if (!h) { h = createHash('md5').update(b).digest('hex'); md5s.set(b, h); }
+  if (!h) {
+    h = createHash('md5').update(b).digest('hex');
+    md5s.set(b, h);
+  }
   return h;
 }
 
@@ -48,11 +71,22 @@ class Drive {
   seq = 0;
   clock = Date.parse('2026-01-01T00:00:00Z');
 
-  constructor() { this.add({ id: 'root', name: 'My Drive', mimeType: FOLDER, parents: [] }); }
+  constructor() {
+    this.add({ id: 'root', name: 'My Drive', mimeType: FOLDER, parents: [] });
+  }
 
-  now(): string { this.clock += 1000; return new Date(Math.max(this.clock, Date.now())).toISOString(); }
-  newId(): string { return `id${(++this.seq).toString(36)}${randomBytes(10).toString('base64url')}`; }
-  touch(f: DFile): void { f.version++; f.modifiedTime = this.now(); this.changes.push({ token: this.changes.length + 2, fileId: f.id }); }
+  now(): string {
+    this.clock += 1000;
+    return new Date(Math.max(this.clock, Date.now())).toISOString();
+  }
+  newId(): string {
+    return `id${(++this.seq).toString(36)}${randomBytes(10).toString('base64url')}`;
+  }
+  touch(f: DFile): void {
+    f.version++;
+    f.modifiedTime = this.now();
+    this.changes.push({ token: this.changes.length + 2, fileId: f.id });
+  }
   add(p: Partial<DFile> & { name: string; mimeType: string; parents: string[] }): DFile {
     const t = this.now();
     const f: DFile = { id: p.id ?? this.newId(), trashed: false, version: 0, createdTime: t, modifiedTime: t, ...p } as DFile;
@@ -60,7 +94,9 @@ class Drive {
     this.touch(f);
     return f;
   }
-  children(id: string): DFile[] { return [...this.files.values()].filter((f) => f.parents.includes(id) && !f.trashed); }
+  children(id: string): DFile[] {
+    return [...this.files.values()].filter((f) => f.parents.includes(id) && !f.trashed);
+  }
   /** Admin: the folder at a slash path under `base` (created when missing; first match by name). */
   folder(base: string, parts: string[]): string {
     let cur = base;
@@ -71,8 +107,22 @@ class Drive {
     return cur;
   }
   json(f: DFile): Record<string, unknown> {
-    const o: Record<string, unknown> = { kind: 'drive#file', id: f.id, name: f.name, mimeType: f.mimeType, parents: f.parents, trashed: f.trashed, version: String(f.version), createdTime: f.createdTime, modifiedTime: f.modifiedTime };
-    if (f.content) { o.size = String(f.content.length); o.md5Checksum = md5Of(f.content); o.headRevisionId = `r${f.version}`; }
+    const o: Record<string, unknown> = {
+      kind: 'drive#file',
+      id: f.id,
+      name: f.name,
+      mimeType: f.mimeType,
+      parents: f.parents,
+      trashed: f.trashed,
+      version: String(f.version),
+      createdTime: f.createdTime,
+      modifiedTime: f.modifiedTime,
+    };
+    if (f.content) {
+      o.size = String(f.content.length);
+      o.md5Checksum = md5Of(f.content);
+      o.headRevisionId = `r${f.version}`;
+    }
     if (f.shortcutDetails) o.shortcutDetails = f.shortcutDetails;
     return o;
   }
@@ -86,9 +136,18 @@ function evalQuery(q: string, f: DFile): boolean {
   const val = (field: string): unknown => (f as unknown as Record<string, unknown>)[field];
   const primary = (): boolean => {
     const t = toks[i++];
-    if (t === '(') { const v = or(); i++; return v; }
+    if (t === '(') {
+      const v = or();
+      i++;
+      return v;
+    }
     if (t === 'not') return !primary();
-    if (t.startsWith("'")) { const v = str(t); i++; /* in */ const field = toks[i++]; return (val(field) as string[]).includes(v); }
+    if (t.startsWith("'")) {
+      const v = str(t);
+      i++;
+      /* in */ const field = toks[i++];
+      return (val(field) as string[]).includes(v);
+    }
     const op = toks[i++];
     const rt = toks[i++];
     const rv: unknown = rt.startsWith("'") ? str(rt) : rt === 'true' ? true : rt === 'false' ? false : rt;
@@ -97,8 +156,24 @@ function evalQuery(q: string, f: DFile): boolean {
     if (op === 'contains') return String(val(t)).includes(String(rv));
     throw new Error(`unsupported q near ${t} ${op}`);
   };
-  const and = (): boolean => { let v = primary(); while (toks[i] === 'and') { i++; const r = primary(); v = v && r; } return v; };
-  const or = (): boolean => { let v = and(); while (toks[i] === 'or') { i++; const r = and(); v = v || r; } return v; };
+  const and = (): boolean => {
+    let v = primary();
+    while (toks[i] === 'and') {
+      i++;
+      const r = primary();
+      v = v && r;
+    }
+    return v;
+  };
+  const or = (): boolean => {
+    let v = and();
+    while (toks[i] === 'or') {
+      i++;
+      const r = and();
+      v = v || r;
+    }
+    return v;
+  };
   return or();
 }
 
@@ -110,7 +185,11 @@ function pick(obj: Record<string, unknown>, fields: string | null): Record<strin
   let cur = '';
   const parts: string[] = [];
   for (const ch of fields) {
-    if (ch === ',' && depth === 0) { parts.push(cur); cur = ''; continue; }
+    if (ch === ',' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+      continue;
+    }
     if (ch === '(') depth++;
     if (ch === ')') depth--;
     cur += ch;
@@ -126,7 +205,12 @@ function pick(obj: Record<string, unknown>, fields: string | null): Record<strin
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((res, rej) => { const c: Buffer[] = []; req.on('data', (d: Buffer) => c.push(d)); req.on('end', () => res(Buffer.concat(c))); req.on('error', rej); });
+  return new Promise((res, rej) => {
+    const c: Buffer[] = [];
+    req.on('data', (d: Buffer) => c.push(d));
+    req.on('end', () => res(Buffer.concat(c)));
+    req.on('error', rej);
+  });
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -211,7 +295,10 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
     const size = Number(url.searchParams.get('pageSize') ?? 100);
     const list = d.changes.filter((c) => c.token >= from).slice(0, size);
     const more = d.changes.filter((c) => c.token >= from).length > size;
-    const changes = list.map((c) => { const f = d.files.get(c.fileId); return { kind: 'drive#change', changeType: 'file', fileId: c.fileId, removed: !f, file: f ? d.json(f) : undefined }; });
+    const changes = list.map((c) => {
+      const f = d.files.get(c.fileId);
+      return { kind: 'drive#change', changeType: 'file', fileId: c.fileId, removed: !f, file: f ? d.json(f) : undefined };
+    });
     const body: Record<string, unknown> = { changes };
     if (more) body.nextPageToken = String(list[list.length - 1].token + 1);
     else body.newStartPageToken = String(d.changes.length + 2);
@@ -229,7 +316,12 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
   }
   if (path === '/drive/v3/files' && method === 'POST') {
     const meta = JSON.parse((await readBody(req)).toString() || '{}') as Partial<DFile>;
-    const f = d.add({ name: meta.name ?? 'Untitled', mimeType: meta.mimeType ?? 'application/octet-stream', parents: meta.parents ?? ['root'], content: meta.mimeType === FOLDER ? undefined : Buffer.alloc(0) });
+    const f = d.add({
+      name: meta.name ?? 'Untitled',
+      mimeType: meta.mimeType ?? 'application/octet-stream',
+      parents: meta.parents ?? ['root'],
+      content: meta.mimeType === FOLDER ? undefined : Buffer.alloc(0),
+    });
     return send(res, 200, pick(d.json(f), fields));
   }
   let m = /^\/drive\/v3\/files\/([^/]+)(\/export)?$/.exec(path);
@@ -241,8 +333,15 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
       if (!f.mimeType.startsWith('application/vnd.google-apps.') || !exp) return apiError(res, 400, 'badRequest', 'export not supported');
       return send(res, 200, exp(f), { 'content-type': url.searchParams.get('mimeType')! });
     }
-    if (method === 'PATCH') { applyMeta(d, f, JSON.parse((await readBody(req)).toString() || '{}') as Record<string, unknown>, url); return send(res, 200, pick(d.json(f), fields)); }
-    if (method === 'DELETE') { d.files.delete(f.id); d.changes.push({ token: d.changes.length + 2, fileId: f.id }); return send(res, 204); }
+    if (method === 'PATCH') {
+      applyMeta(d, f, JSON.parse((await readBody(req)).toString() || '{}') as Record<string, unknown>, url);
+      return send(res, 200, pick(d.json(f), fields));
+    }
+    if (method === 'DELETE') {
+      d.files.delete(f.id);
+      d.changes.push({ token: d.changes.length + 2, fileId: f.id });
+      return send(res, 204);
+    }
     if (url.searchParams.get('alt') === 'media') {
       if (!f.content) return apiError(res, 403, 'fileNotDownloadable', 'Only files with binary content can be downloaded. Use Export with Docs Editors files.');
       const c = f.content;
@@ -264,7 +363,10 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
       const meta = JSON.parse((await readBody(req)).toString() || '{}') as Partial<DFile>;
       const s: Session = { id: randomBytes(8).toString('hex'), fileId: m[1], meta, parts: [], received: 0 };
       d.sessions.set(s.id, s);
-      const extra = [...url.searchParams].filter(([k]) => k === 'addParents' || k === 'removeParents').map(([k, v]) => `&${k}=${v}`).join('');
+      const extra = [...url.searchParams]
+        .filter(([k]) => k === 'addParents' || k === 'removeParents')
+        .map(([k, v]) => `&${k}=${v}`)
+        .join('');
       return send(res, 200, undefined, { location: `${base}upload/drive/v3/files${m[1] ? `/${m[1]}` : ''}?uploadType=resumable&upload_id=${s.id}${extra}` });
     }
     const s = d.sessions.get(uid);
@@ -274,14 +376,21 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
     const total = cr && cr[3] !== '*' ? Number(cr[3]) : undefined;
     if (cr?.[1] !== undefined) {
       if (Number(cr[1]) !== s.received) return send(res, 308, undefined, s.received ? { range: `bytes=0-${s.received - 1}` } : {});
-      s.parts.push(body); s.received += body.length;
-    } else if (!cr) { s.parts.push(body); s.received += body.length; }
+      s.parts.push(body);
+      s.received += body.length;
+    } else if (!cr) {
+      s.parts.push(body);
+      s.received += body.length;
+    }
     if (total === undefined ? cr !== null : s.received < total) return send(res, 308, undefined, s.received ? { range: `bytes=0-${s.received - 1}` } : {});
     d.sessions.delete(uid);
     const content = Buffer.concat(s.parts);
     let f = s.fileId ? d.files.get(s.fileId) : undefined;
-    if (f) { f.content = content; if (s.meta.name) f.name = s.meta.name; applyMeta(d, f, {}, url); }
-    else f = d.add({ name: s.meta.name ?? 'Untitled', mimeType: s.meta.mimeType ?? 'application/octet-stream', parents: s.meta.parents ?? ['root'], content });
+    if (f) {
+      f.content = content;
+      if (s.meta.name) f.name = s.meta.name;
+      applyMeta(d, f, {}, url);
+    } else f = d.add({ name: s.meta.name ?? 'Untitled', mimeType: s.meta.mimeType ?? 'application/octet-stream', parents: s.meta.parents ?? ['root'], content });
     return send(res, s.fileId ? 200 : 201, pick(d.json(f), fields));
   }
   return apiError(res, 404, 'notFound', `no route ${method} ${path}`);
@@ -290,35 +399,74 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
 function admin(d: Drive, op: string, a: Record<string, unknown>, res: ServerResponse): void {
   const parts = (p: unknown) => String(p).split('/').filter(Boolean);
   const base = String(a.base ?? 'root');
-  const at = (p: unknown) => { const ps = parts(p); return { parent: d.folder(base, ps.slice(0, -1)), name: ps[ps.length - 1] }; };
-  const find = (p: unknown) => { const { parent, name } = at(p); return d.children(parent).find((f) => f.name === name); };
+  const at = (p: unknown) => {
+    const ps = parts(p);
+    return { parent: d.folder(base, ps.slice(0, -1)), name: ps[ps.length - 1] };
+  };
+  const find = (p: unknown) => {
+    const { parent, name } = at(p);
+    return d.children(parent).find((f) => f.name === name);
+  };
   switch (op) {
-    case 'mkdir': return send(res, 200, { id: d.folder(base, parts(a.path)) });
+    case 'mkdir':
+      return send(res, 200, { id: d.folder(base, parts(a.path)) });
     case 'put': {
       // Replaces the first file of that name in place (same id, new version), unless `dup`.
       const { parent, name } = at(a.path);
       const content = Buffer.from(String(a.data ?? ''), 'base64');
       const old = a.dup ? undefined : d.children(parent).find((f) => f.name === name && f.mimeType !== FOLDER);
-      if (old) { old.content = content; d.touch(old); return send(res, 200, { id: old.id }); }
+      if (old) {
+        old.content = content;
+        d.touch(old);
+        return send(res, 200, { id: old.id });
+      }
       return send(res, 200, { id: d.add({ name, mimeType: String(a.mimeType ?? 'application/octet-stream'), parents: [parent], content }).id });
     }
-    case 'doc': { const { parent, name } = at(a.path); return send(res, 200, { id: d.add({ name, mimeType: String(a.mimeType ?? GDOC), parents: [parent] }).id }); }
+    case 'doc': {
+      const { parent, name } = at(a.path);
+      return send(res, 200, { id: d.add({ name, mimeType: String(a.mimeType ?? GDOC), parents: [parent] }).id });
+    }
     case 'shortcut': {
       const { parent, name } = at(a.path);
       const target = d.files.get(String(a.targetId))!;
       return send(res, 200, { id: d.add({ name, mimeType: SHORTCUT, parents: [parent], shortcutDetails: { targetId: target.id, targetMimeType: target.mimeType } }).id });
     }
-    case 'trash': { const f = find(a.path); if (f) { f.trashed = true; d.touch(f); } return send(res, 200, { ok: !!f }); }
+    case 'trash': {
+      const f = find(a.path);
+      if (f) {
+        f.trashed = true;
+        d.touch(f);
+      }
+      return send(res, 200, { ok: !!f });
+    }
     case 'get': {
       const f = a.id ? d.files.get(String(a.id)) : find(a.path);
       return send(res, 200, f ? { ...d.json(f), data: f.content?.toString('base64') } : null);
     }
-    case 'children': return send(res, 200, d.children(a.id ? String(a.id) : d.folder(base, parts(a.path ?? ''))).map((f) => ({ ...d.json(f), data: f.content?.toString('base64') })));
-    case 'fault': for (let i = 0; i < Number(a.times ?? 1); i++) d.faults.push({ status: Number(a.status), reason: String(a.reason ?? 'backendError'), path: a.path as string | undefined }); return send(res, 200, {});
-    case 'revoke': d.tokens.clear(); d.refresh.clear(); return send(res, 200, {});
-    case 'token': d.tokens.add(String(a.token)); if (a.refresh) d.refresh.set(String(a.refresh), String(a.token)); return send(res, 200, {});
-    case 'counts': { const c = { ...d.counts }; if (a.reset) d.counts = {}; return send(res, 200, c); }
-    default: return send(res, 404, { error: `no admin op ${op}` });
+    case 'children':
+      return send(
+        res,
+        200,
+        d.children(a.id ? String(a.id) : d.folder(base, parts(a.path ?? ''))).map((f) => ({ ...d.json(f), data: f.content?.toString('base64') })),
+      );
+    case 'fault':
+      for (let i = 0; i < Number(a.times ?? 1); i++) d.faults.push({ status: Number(a.status), reason: String(a.reason ?? 'backendError'), path: a.path as string | undefined });
+      return send(res, 200, {});
+    case 'revoke':
+      d.tokens.clear();
+      d.refresh.clear();
+      return send(res, 200, {});
+    case 'token':
+      d.tokens.add(String(a.token));
+      if (a.refresh) d.refresh.set(String(a.refresh), String(a.token));
+      return send(res, 200, {});
+    case 'counts': {
+      const c = { ...d.counts };
+      if (a.reset) d.counts = {};
+      return send(res, 200, c);
+    }
+    default:
+      return send(res, 404, { error: `no admin op ${op}` });
   }
 }
 
@@ -326,7 +474,9 @@ function serve(port: number): void {
   const d = new Drive();
   const server = createServer((req, res) => {
     const base = `http://${req.headers.host}/`;
-    handle(d, req, res, base).catch((err: Error) => { if (!res.headersSent) send(res, 500, { error: { code: 500, message: err.message } }); });
+    handle(d, req, res, base).catch((err: Error) => {
+      if (!res.headersSent) send(res, 500, { error: { code: 500, message: err.message } });
+    });
   });
   server.listen(port, '127.0.0.1', () => {
     const addr = server.address() as { port: number };
@@ -339,7 +489,16 @@ if (require.main === module) serve(Number(process.argv[2] ?? 0));
 // ---------------------------------------------------------------------------------------
 // The test side.
 
-export interface DriveFileInfo { id: string; name: string; mimeType: string; parents: string[]; version: string; md5Checksum?: string; size?: string; data?: string }
+export interface DriveFileInfo {
+  id: string;
+  name: string;
+  mimeType: string;
+  parents: string[];
+  version: string;
+  md5Checksum?: string;
+  size?: string;
+  data?: string;
+}
 
 export interface DriveTestServer {
   /** The API root for `rootUrl` and `gdrive://...?root=` (ends with '/'). */
@@ -373,12 +532,21 @@ export async function startDriveServer(port = 0): Promise<DriveTestServer> {
   const proc: ChildProcess = spawn(process.execPath, [real, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const bound = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('the Drive test server did not start in 10 s')); }, 10_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error('the Drive test server did not start in 10 s'));
+    }, 10_000);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      if (out.includes('\n')) { clearTimeout(timer); resolve((JSON.parse(out.slice(0, out.indexOf('\n'))) as { port: number }).port); }
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve((JSON.parse(out.slice(0, out.indexOf('\n'))) as { port: number }).port);
+      }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the Drive test server exited (${code}) before listening (${real})`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the Drive test server exited (${code}) before listening (${real})`));
+    });
   });
   const root = `http://127.0.0.1:${bound}/`;
   const call = async <T>(op: string, body: Record<string, unknown>): Promise<T> => {
@@ -388,17 +556,28 @@ export async function startDriveServer(port = 0): Promise<DriveTestServer> {
   };
   const b64 = (d: Buffer | string) => (typeof d === 'string' ? Buffer.from(d) : d).toString('base64');
   return {
-    root, port: bound, token: 'test-token', refreshToken: 'test-refresh',
+    root,
+    port: bound,
+    token: 'test-token',
+    refreshToken: 'test-refresh',
     mkdir: async (path, base) => (await call<{ id: string }>('mkdir', { path, base })).id,
     put: async (path, data, o = {}) => (await call<{ id: string }>('put', { path, data: b64(data), ...o })).id,
     doc: async (path, o = {}) => (await call<{ id: string }>('doc', { path, ...o })).id,
     shortcut: async (path, targetId, base) => (await call<{ id: string }>('shortcut', { path, targetId, base })).id,
-    trash: async (path, base) => { await call('trash', { path, base }); },
+    trash: async (path, base) => {
+      await call('trash', { path, base });
+    },
     get: (o) => call('get', o),
     children: (o) => call('children', o),
-    fault: async (status, reason, times = 1, path) => { await call('fault', { status, reason, times, path }); },
-    revoke: async () => { await call('revoke', {}); },
-    addToken: async (token, refresh) => { await call('token', { token, refresh }); },
+    fault: async (status, reason, times = 1, path) => {
+      await call('fault', { status, reason, times, path });
+    },
+    revoke: async () => {
+      await call('revoke', {});
+    },
+    addToken: async (token, refresh) => {
+      await call('token', { token, refresh });
+    },
     counts: (reset) => call('counts', { reset }),
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;

@@ -13,7 +13,11 @@ export type Fault =
   /** Forward the answer with one body byte inverted (at `at`, default the middle). */
   | { kind: 'flip'; at?: number };
 
-interface Rule { fault: Fault; left: number; match?: (req: IncomingMessage) => boolean }
+interface Rule {
+  fault: Fault;
+  left: number;
+  match?: (req: IncomingMessage) => boolean;
+}
 
 export interface FaultProxy {
   endpoint: string;
@@ -42,7 +46,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         ures.on('data', (c: Buffer) => chunks.push(c));
         ures.on('end', () => {
           const body = Buffer.concat(chunks);
-          if (body.length > 0) { const i = Math.min(fault.at ?? body.length >> 1, body.length - 1); body[i] ^= 0xff; }
+          if (body.length > 0) {
+            const i = Math.min(fault.at ?? body.length >> 1, body.length - 1);
+            body[i] ^= 0xff;
+          }
           res.writeHead(ures.statusCode ?? 502, ures.headers);
           res.end(body);
         });
@@ -56,7 +63,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           const part = c.subarray(0, fault.bytes - sent);
           sent += part.length;
           res.write(part);
-          if (sent >= fault.bytes) { ures.destroy(); setImmediate(() => res.socket?.destroy()); }
+          if (sent >= fault.bytes) {
+            ures.destroy();
+            setImmediate(() => res.socket?.destroy());
+          }
         });
         ures.on('end', () => res.socket?.destroy());
         return;
@@ -71,11 +81,18 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     stats.requests++;
     const i = rules.findIndex((r) => r.left > 0 && (!r.match || r.match(req)));
     const fault = i >= 0 ? rules[i].fault : undefined;
-    if (i >= 0) { stats.faulted++; if (--rules[i].left === 0) rules.splice(i, 1); }
+    if (i >= 0) {
+      stats.faulted++;
+      if (--rules[i].left === 0) rules.splice(i, 1);
+    }
     if (!fault) return forward(req, res);
     switch (fault.kind) {
-      case 'delay': setTimeout(() => forward(req, res), fault.ms); return;
-      case 'reset': req.socket.destroy(); return;
+      case 'delay':
+        setTimeout(() => forward(req, res), fault.ms);
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
       case 'status': {
         req.resume();
         const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');
@@ -83,16 +100,24 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected ${fault.status}</Message></Error>`);
         return;
       }
-      default: forward(req, res, fault);
+      default:
+        forward(req, res, fault);
     }
   });
-  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    inject(fault, opts = {}) { rules.push({ fault, left: opts.times ?? 1, match: opts.match }); },
-    clear() { rules.length = 0; },
+    inject(fault, opts = {}) {
+      rules.push({ fault, left: opts.times ?? 1, match: opts.match });
+    },
+    clear() {
+      rules.length = 0;
+    },
     stats,
     async close() {
       for (const s of sockets) s.destroy();

@@ -16,8 +16,11 @@ export function indexProblems(home: string): string[] {
     const q = (sql: string, what: string) => {
       for (const r of db.prepare(sql).all()) out.push(`${what}: ${JSON.stringify(r)}`);
     };
-    q(`SELECT c.id, c.name FROM entries c LEFT JOIN entries p ON p.id = c.parent_id
-       WHERE c.parent_id IS NOT NULL AND (p.id IS NULL OR p.type != 'dir' OR p.location_id != c.location_id)`, 'entry not under a directory');
+    q(
+      `SELECT c.id, c.name FROM entries c LEFT JOIN entries p ON p.id = c.parent_id
+       WHERE c.parent_id IS NOT NULL AND (p.id IS NULL OR p.type != 'dir' OR p.location_id != c.location_id)`,
+      'entry not under a directory',
+    );
     q(`SELECT l.name FROM locations l WHERE (SELECT count(*) FROM entries e WHERE e.location_id = l.id AND e.parent_id IS NULL) > 1`, 'several roots');
     q(`SELECT id, name FROM entries WHERE hash IS NOT NULL AND type != 'file'`, 'hash on a non-file');
     q(`SELECT e.id, e.name FROM entries e LEFT JOIN blobs b ON b.hash = e.hash WHERE e.hash IS NOT NULL AND b.hash IS NULL`, 'hash without blob');

@@ -16,14 +16,19 @@ export interface RunningMount {
 
 export function isMounted(mountpoint: string): boolean {
   const target = resolve(mountpoint);
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === target);
 }
 
 function waitExit(proc: ChildProcess, ms: number): Promise<number | null> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
   return new Promise((res) => {
     const timer = setTimeout(() => res(null), ms);
-    proc.once('exit', (code) => { clearTimeout(timer); res(code); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      res(code);
+    });
   });
 }
 
@@ -55,7 +60,10 @@ export async function startMount(home: string, mountpoint: string, extra: string
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       let code = await waitExit(proc, 15_000);
-      if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); code = await waitExit(proc, 5_000); }
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        code = await waitExit(proc, 5_000);
+      }
       if (isMounted(mountpoint)) spawnSync('fusermount', ['-uz', mountpoint], { timeout: 10_000 });
       return code;
     },

@@ -18,7 +18,10 @@ function waitExit(proc: ChildProcess, ms: number): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((res) => {
     const timer = setTimeout(res, ms);
-    proc.once('exit', () => { clearTimeout(timer); res(); });
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
   });
 }
 
@@ -27,17 +30,26 @@ function waitExit(proc: ChildProcess, ms: number): Promise<void> {
  * waits (hard timeout) for its "vdfs serving peers at URL" line. Register stop() in teardown.
  */
 export async function startPeerDaemon(home: string, opts: { port?: number; extra?: string[]; logLevel?: string; timeoutMs?: number } = {}): Promise<PeerDaemon> {
-  const proc = spawn(process.execPath, [VDFS_BIN, '--home', home, '--log-level', opts.logLevel ?? 'info', 'serve', '--peer', `127.0.0.1:${opts.port ?? 0}`, ...(opts.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [VDFS_BIN, '--home', home, '--log-level', opts.logLevel ?? 'info', 'serve', '--peer', `127.0.0.1:${opts.port ?? 0}`, ...(opts.extra ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const d: PeerDaemon = {
-    proc, home, url: '',
+    proc,
+    home,
+    url: '',
     output: () => out,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       await waitExit(proc, 10_000);
-      if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await waitExit(proc, 5000); }
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await waitExit(proc, 5000);
+      }
     },
     async kill9() {
       proc.kill('SIGKILL');
@@ -47,7 +59,10 @@ export async function startPeerDaemon(home: string, opts: { port?: number; extra
   const started = Date.now();
   for (;;) {
     const m = /vdfs serving peers at (https:\/\/\S+)/.exec(out);
-    if (m) { d.url = m[1]; return d; }
+    if (m) {
+      d.url = m[1];
+      return d;
+    }
     if (proc.exitCode !== null || Date.now() - started > (opts.timeoutMs ?? 20_000)) {
       await d.stop();
       throw new Error(`vdfs serve --peer did not come up (exit ${proc.exitCode}):\n${out}`);
@@ -97,14 +112,23 @@ export function tlsProbe(url: string, o: { key?: string; cert?: string; alpn?: s
   return new Promise((resolve) => {
     const r: TlsProbe = { secure: false, received: '' };
     const sock = tls.connect({ host: u.hostname, port: Number(u.port), key: o.key, cert: o.cert, rejectUnauthorized: false, ALPNProtocols: [o.alpn ?? 'http/1.1'] });
-    const done = () => { clearTimeout(timer); sock.destroy(); resolve(r); };
-    const timer = setTimeout(() => { r.error = 'timeout'; done(); }, 5000);
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      r.error = 'timeout';
+      done();
+    }, 5000);
     sock.on('secureConnect', () => {
       r.secure = true;
       sock.write(o.request ?? `GET /v1/node HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     });
     sock.on('data', (d: Buffer) => (r.received += d.toString('latin1')));
-    sock.on('error', (e) => { r.error = e.message; });
+    sock.on('error', (e) => {
+      r.error = e.message;
+    });
     sock.on('close', done);
   });
 }

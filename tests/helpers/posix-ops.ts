@@ -8,10 +8,19 @@ export const OTHER_USER = { uid: 65534, gid: 65534 };
 
 /** One entry of a snapshot: the whole lstat, the content hash of files, the target of symlinks. */
 export interface SnapEntry {
-  type: number; mode: number; nlink: number; uid: number; gid: number;
+  type: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
   /** Nanoseconds since the epoch, as decimal strings (beyond 2^53). */
-  atime: string; mtime: string; ctime: string; ino: number;
-  size?: number; sha?: string; target?: string;
+  atime: string;
+  mtime: string;
+  ctime: string;
+  ino: number;
+  size?: number;
+  sha?: string;
+  target?: string;
   /** Device number of character and block devices. */
   rdev?: number;
 }
@@ -34,14 +43,19 @@ export class PosixOps {
     this.proc = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.proc.stdout! }).on('line', (l) => this.pending.shift()?.(l));
     this.proc.stdin!.on('error', () => undefined); // an exited helper fails the pending call below
-    this.proc.on('exit', (code) => { for (const p of this.pending.splice(0)) p(JSON.stringify({ r: `helper exited (${code})` })); });
+    this.proc.on('exit', (code) => {
+      for (const p of this.pending.splice(0)) p(JSON.stringify({ r: `helper exited (${code})` }));
+    });
   }
 
   /** Runs one operation; the result ("ok", a value, or an errno name). Hard timeout: a hung mount fails. */
   run(op: Record<string, unknown>, timeoutMs = 20_000): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timeout: ${JSON.stringify(op)}`)), timeoutMs);
-      this.pending.push((line) => { clearTimeout(timer); resolve((JSON.parse(line) as { r: unknown }).r); });
+      this.pending.push((line) => {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { r: unknown }).r);
+      });
       this.proc.stdin!.write(JSON.stringify(op) + '\n');
     });
   }
@@ -75,7 +89,12 @@ function compareTimes(path: string, got: SnapEntry, want: SnapEntry, prevGot?: S
   return undefined;
 }
 
-export function compareSnaps(got: Record<string, SnapEntry>, want: Record<string, SnapEntry>, prevGot: Record<string, SnapEntry>, prevWant: Record<string, SnapEntry>): string | undefined {
+export function compareSnaps(
+  got: Record<string, SnapEntry>,
+  want: Record<string, SnapEntry>,
+  prevGot: Record<string, SnapEntry>,
+  prevWant: Record<string, SnapEntry>,
+): string | undefined {
   const names = Object.keys(want).sort();
   if (JSON.stringify(Object.keys(got).sort()) !== JSON.stringify(names)) return `names: mount ${Object.keys(got).sort()}, real ${names}`;
   const groups = (s: Record<string, SnapEntry>) => JSON.stringify(names.map((p) => names.filter((q) => s[q].ino === s[p].ino)));
@@ -91,4 +110,3 @@ export function compareSnaps(got: Record<string, SnapEntry>, want: Record<string
   }
   return undefined;
 }
-

@@ -76,11 +76,11 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
   const big = randomBytes(3 * MiB + 123);
   const tree: Record<string, SeedItem> = {
     'hello.txt': 'hello world\n',
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'big.bin': big,
     'dir/nested/deep.txt': 'deep',
     'dir/a.txt': 'a',
-    'emptydir': { dir: true },
+    emptydir: { dir: true },
     'Ünïcödé 日本語.txt': 'unicode',
   };
 
@@ -102,7 +102,11 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
     t.equal(root.get('dir')?.type, 'dir');
     t.same(await p.list('emptydir'), [], 'an empty directory lists empty');
     t.same((await p.list('dir')).map((e) => e.name).sort(), ['a.txt', 'nested']);
-    t.same((await p.list('/dir/nested/')).map((e) => e.name), ['deep.txt'], 'leading and trailing slashes are ignored');
+    t.same(
+      (await p.list('/dir/nested/')).map((e) => e.name),
+      ['deep.txt'],
+      'leading and trailing slashes are ignored',
+    );
     for (const e of root.values()) t.ok(typeof e.version === 'string' && e.version.length > 0, `${e.name} has a version token`);
     await rejectsWith(t, () => p.list('missing'), 'ENOENT', 'list of a missing directory');
     await rejectsWith(t, () => p.list('hello.txt'), 'ENOTDIR', 'list of a file');
@@ -181,7 +185,13 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
       t.equal(p.features.symlinks, false, 'provider declares no symlinks');
       return;
     }
-    await f.seed({ 'link': { symlink: 'hello.txt' }, 'dangling': { symlink: 'nowhere/at/all' }, 'loop-a': { symlink: 'loop-b' }, 'loop-b': { symlink: 'loop-a' }, 'escape': { symlink: '/etc' } });
+    await f.seed({
+      link: { symlink: 'hello.txt' },
+      dangling: { symlink: 'nowhere/at/all' },
+      'loop-a': { symlink: 'loop-b' },
+      'loop-b': { symlink: 'loop-a' },
+      escape: { symlink: '/etc' },
+    });
     const l = await p.stat('link');
     t.equal(l.type, 'symlink', 'stat does not follow a final symlink');
     t.equal(l.target, 'hello.txt');
@@ -224,7 +234,11 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
     t.equal(await p.isOnline(), false, 'offline after');
     if (f.offlineTree) {
       t.match(await p.stat('hello.txt'), { type: 'file', size: 12 }, 'stat answers from the copy of the tree');
-      t.same((await p.list('')).map((e) => e.name).sort(), ['big.bin', 'dir', 'empty', 'emptydir', 'hello.txt', 'Ünïcödé 日本語.txt'].sort(), 'list answers from the copy of the tree');
+      t.same(
+        (await p.list('')).map((e) => e.name).sort(),
+        ['big.bin', 'dir', 'empty', 'emptydir', 'hello.txt', 'Ünïcödé 日本語.txt'].sort(),
+        'list answers from the copy of the tree',
+      );
     } else {
       await rejectsWith(t, () => p.stat('hello.txt'), 'EHOSTDOWN', 'stat when unreachable');
       await rejectsWith(t, () => p.list(''), 'EHOSTDOWN', 'list when unreachable');
@@ -251,7 +265,11 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
     await rejectsWith(t, () => p.putFile('nodir/x.txt', localSource(t, 'x')), 'ENOENT', 'putFile into a missing directory');
     await rejectsWith(t, () => p.putFile('dir', localSource(t, 'x')), 'EISDIR', 'putFile onto a directory');
     await rejectsWith(t, () => p.putFile('../x.txt', localSource(t, 'x')), 'EINVAL', 'putFile outside the root');
-    t.same((await p.list('')).map((x) => x.name).filter((n) => /tmp/i.test(n)), [], 'no temporary files are left behind');
+    t.same(
+      (await p.list('')).map((x) => x.name).filter((n) => /tmp/i.test(n)),
+      [],
+      'no temporary files are left behind',
+    );
 
     // mkdir
     await p.mkdir('made');
@@ -285,7 +303,7 @@ export function providerConformance(t: Test, name: string, setup: ConformanceSet
     await rejectsWith(t, () => p.remove(''), ['EINVAL', 'EBUSY', 'EPERM'], 'the root cannot be removed');
     await rejectsWith(t, () => p.remove('../x'), 'EINVAL', 'remove outside the root');
     if (p.features.symlinks) {
-      await _f.seed({ 'ln': { symlink: 'hello.txt' } });
+      await _f.seed({ ln: { symlink: 'hello.txt' } });
       await p.remove('ln');
       t.equal((await p.readRange('hello.txt', 0, 100)).toString(), 'fresh', 'removing a symlink keeps its target');
     }

@@ -37,18 +37,29 @@ new S3rver({ port: Number(port), address: '127.0.0.1', directory, silent: true, 
 `;
 
 function spawnServer(port: number, directory: string, bucket: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ['--openssl-legacy-provider', '-e', CHILD, require.resolve('@20minutes/s3rver'), String(port), directory, bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--openssl-legacy-provider', '-e', CHILD, require.resolve('@20minutes/s3rver'), String(port), directory, bucket], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`s3rver did not start in 15 s: ${err}`)); }, 15_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`s3rver did not start in 15 s: ${err}`));
+    }, 15_000);
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const nl = out.indexOf('\n');
-      if (nl >= 0) { clearTimeout(timer); resolve({ proc, port: (JSON.parse(out.slice(0, nl)) as { port: number }).port }); }
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve({ proc, port: (JSON.parse(out.slice(0, nl)) as { port: number }).port });
+      }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`s3rver exited (${code}) before listening: ${err}`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`s3rver exited (${code}) before listening: ${err}`));
+    });
   });
 }
 
@@ -90,9 +101,12 @@ export async function startS3Server(bucket = 'vdfs-test', port = 0): Promise<S3T
   await start();
   const endpoint = `http://127.0.0.1:${boundPort}`;
   const client = new S3Client({
-    endpoint, region: 'us-east-1', forcePathStyle: true,
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
     credentials: { accessKeyId: TEST_KEY, secretAccessKey: TEST_SECRET },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
   noBucketTrailingSlash(client);
   const stop = async () => {
@@ -104,13 +118,18 @@ export async function startS3Server(bucket = 'vdfs-test', port = 0): Promise<S3T
     await exited;
   };
   return {
-    endpoint, port: boundPort, bucket, client,
+    endpoint,
+    port: boundPort,
+    bucket,
+    client,
     async put(key, body) {
       const b = typeof body === 'string' ? Buffer.from(body) : body;
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: b, ContentLength: b.length }));
     },
     stop,
-    async restart() { if (!server) await start(); },
+    async restart() {
+      if (!server) await start();
+    },
     async cleanup() {
       await stop();
       client.destroy();

@@ -79,7 +79,7 @@ export function describe(o: Op): string {
   return JSON.stringify({ ...o, data: 'data' in o ? `${o.data.length} bytes` : undefined });
 }
 
-const codeOf = (err: unknown): string => (isFsError(err) ? err.code : (err as NodeJS.ErrnoException).code ?? String(err));
+const codeOf = (err: unknown): string => (isFsError(err) ? err.code : ((err as NodeJS.ErrnoException).code ?? String(err)));
 const fileMode = () => 0o666 & ~process.umask();
 const dirMode = () => 0o777 & ~process.umask();
 
@@ -96,24 +96,54 @@ export async function applyFs(root: string, o: Op, caps: KindCaps): Promise<stri
   const p = join(root, o.p);
   try {
     switch (o.op) {
-      case 'write': await fsp.writeFile(p, o.data); return 'ok';
-      case 'append': await fsp.appendFile(p, o.data); return 'ok';
+      case 'write':
+        await fsp.writeFile(p, o.data);
+        return 'ok';
+      case 'append':
+        await fsp.appendFile(p, o.data);
+        return 'ok';
       case 'writeAt': {
         const fh = await fsp.open(p, 'r+');
-        try { await fh.write(o.data, 0, o.data.length, o.at); } finally { await fh.close(); }
+        try {
+          await fh.write(o.data, 0, o.data.length, o.at);
+        } finally {
+          await fh.close();
+        }
         return 'ok';
       }
-      case 'read': { const b = await fsp.readFile(p); return `len=${b.length} b3=${blake3Hex(b)}`; }
-      case 'mkdir': await fsp.mkdir(p); return 'ok';
-      case 'rmdir': await fsp.rmdir(p); return 'ok';
-      case 'unlink': await fsp.unlink(p); return 'ok';
-      case 'rename': await fsp.rename(p, join(root, o.to)); return 'ok';
-      case 'truncate': await fsp.truncate(p, o.size); return 'ok';
-      case 'readdir': return (await fsp.readdir(p)).sort().join(',');
-      case 'stat': { const s = await fsp.lstat(p); return statLine(s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : 'file', s.size, s.mode, Math.floor(s.mtimeMs / 1000), caps); }
-      case 'symlink': await fsp.symlink(o.target, p); return 'ok';
+      case 'read': {
+        const b = await fsp.readFile(p);
+        return `len=${b.length} b3=${blake3Hex(b)}`;
+      }
+      case 'mkdir':
+        await fsp.mkdir(p);
+        return 'ok';
+      case 'rmdir':
+        await fsp.rmdir(p);
+        return 'ok';
+      case 'unlink':
+        await fsp.unlink(p);
+        return 'ok';
+      case 'rename':
+        await fsp.rename(p, join(root, o.to));
+        return 'ok';
+      case 'truncate':
+        await fsp.truncate(p, o.size);
+        return 'ok';
+      case 'readdir':
+        return (await fsp.readdir(p)).sort().join(',');
+      case 'stat': {
+        const s = await fsp.lstat(p);
+        return statLine(s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : 'file', s.size, s.mode, Math.floor(s.mtimeMs / 1000), caps);
+      }
+      case 'symlink':
+        await fsp.symlink(o.target, p);
+        return 'ok';
       // chmod(2) follows a symlink, which the kernel resolves before the Vfs sees it: not modelled.
-      case 'chmod': if ((await fsp.lstat(p)).isSymbolicLink()) return 'skip'; await fsp.chmod(p, o.mode); return 'ok';
+      case 'chmod':
+        if ((await fsp.lstat(p)).isSymbolicLink()) return 'skip';
+        await fsp.chmod(p, o.mode);
+        return 'ok';
       case 'mtime': {
         // utimensat(AT_SYMLINK_NOFOLLOW), as Vfs.setTimes is.
         const s = await fsp.lstat(p);
@@ -132,7 +162,7 @@ export async function readAllVfs(vfs: Vfs, path: string): Promise<Buffer> {
   const fh = await vfs.open(path);
   const parts: Buffer[] = [];
   try {
-    for (let off = 0; ; ) {
+    for (let off = 0; ;) {
       const b = await vfs.read(fh, off, 131_071);
       if (b.length === 0) break;
       parts.push(b);
@@ -146,11 +176,17 @@ export async function readAllVfs(vfs: Vfs, path: string): Promise<Buffer> {
 
 async function withHandle(vfs: Vfs, path: string, flags: Parameters<Vfs['open']>[1], fn: (fh: number) => Promise<unknown>): Promise<void> {
   const fh = await vfs.open(path, flags);
-  try { await fn(fh); } finally { await vfs.release(fh); }
+  try {
+    await fn(fh);
+  } finally {
+    await vfs.release(fh);
+  }
 }
 
 class WalkError extends Error {
-  constructor(readonly code: string) { super(code); }
+  constructor(readonly code: string) {
+    super(code);
+  }
 }
 
 /**
@@ -166,15 +202,25 @@ async function walk(vfs: Vfs, loc: string, start: string[], rel: string, followL
   while (todo.length > 0) {
     const part = todo.shift()!;
     if (part === '.') continue;
-    if (part === '..') { if (cur.length === 0) throw new WalkError('EACCES'); cur.pop(); continue; }
+    if (part === '..') {
+      if (cur.length === 0) throw new WalkError('EACCES');
+      cur.pop();
+      continue;
+    }
     const last = todo.length === 0;
     const path = `${loc}/${[...cur, part].join('/')}`;
-    if (last && !followLast) { cur.push(part); break; }
+    if (last && !followLast) {
+      cur.push(part);
+      break;
+    }
     let type: string;
     try {
       type = (await vfs.getattr(path)).type;
     } catch (err) {
-      if (last && codeOf(err) === 'ENOENT') { cur.push(part); break; }
+      if (last && codeOf(err) === 'ENOENT') {
+        cur.push(part);
+        break;
+      }
       throw err;
     }
     if (type === 'symlink') {
@@ -198,19 +244,54 @@ export async function applyVfs(vfs: Vfs, root: string, o: Op, caps: KindCaps): P
   const at = (rel: string, follow: boolean) => walk(vfs, loc, start, rel, follow);
   try {
     switch (o.op) {
-      case 'write': await withHandle(vfs, await at(o.p, true), { write: true, create: true, truncate: true, mode: fileMode() }, (fh) => vfs.write(fh, 0, o.data)); return 'ok';
-      case 'append': await withHandle(vfs, await at(o.p, true), { write: true, create: true, append: true, mode: fileMode() }, (fh) => vfs.write(fh, 0, o.data)); return 'ok';
-      case 'writeAt': await withHandle(vfs, await at(o.p, true), { write: true }, (fh) => vfs.write(fh, o.at, o.data)); return 'ok';
-      case 'read': { const b = await readAllVfs(vfs, await at(o.p, true)); return `len=${b.length} b3=${blake3Hex(b)}`; }
-      case 'mkdir': await vfs.mkdir(await at(o.p, false), dirMode()); return 'ok';
-      case 'rmdir': await vfs.rmdir(await at(o.p, false)); return 'ok';
-      case 'unlink': await vfs.unlink(await at(o.p, false)); return 'ok';
-      case 'rename': { const from = await at(o.p, false); await vfs.rename(from, await at(o.to, false)); return 'ok'; }
-      case 'truncate': await vfs.truncate(await at(o.p, true), o.size); return 'ok';
-      case 'readdir': return (await vfs.readdir(await at(o.p, true))).map((d) => d.name).sort().join(',');
-      case 'stat': { const a = await vfs.getattr(await at(o.p, false)); return statLine(a.type, a.size, a.mode, Math.floor(a.mtimeMs / 1000), caps); }
-      case 'symlink': await vfs.symlink(o.target, await at(o.p, false)); return 'ok';
-      case 'chmod': { const p = await at(o.p, false); if ((await vfs.getattr(p)).type === 'symlink') return 'skip'; await vfs.chmod(p, o.mode); return 'ok'; }
+      case 'write':
+        await withHandle(vfs, await at(o.p, true), { write: true, create: true, truncate: true, mode: fileMode() }, (fh) => vfs.write(fh, 0, o.data));
+        return 'ok';
+      case 'append':
+        await withHandle(vfs, await at(o.p, true), { write: true, create: true, append: true, mode: fileMode() }, (fh) => vfs.write(fh, 0, o.data));
+        return 'ok';
+      case 'writeAt':
+        await withHandle(vfs, await at(o.p, true), { write: true }, (fh) => vfs.write(fh, o.at, o.data));
+        return 'ok';
+      case 'read': {
+        const b = await readAllVfs(vfs, await at(o.p, true));
+        return `len=${b.length} b3=${blake3Hex(b)}`;
+      }
+      case 'mkdir':
+        await vfs.mkdir(await at(o.p, false), dirMode());
+        return 'ok';
+      case 'rmdir':
+        await vfs.rmdir(await at(o.p, false));
+        return 'ok';
+      case 'unlink':
+        await vfs.unlink(await at(o.p, false));
+        return 'ok';
+      case 'rename': {
+        const from = await at(o.p, false);
+        await vfs.rename(from, await at(o.to, false));
+        return 'ok';
+      }
+      case 'truncate':
+        await vfs.truncate(await at(o.p, true), o.size);
+        return 'ok';
+      case 'readdir':
+        return (await vfs.readdir(await at(o.p, true)))
+          .map((d) => d.name)
+          .sort()
+          .join(',');
+      case 'stat': {
+        const a = await vfs.getattr(await at(o.p, false));
+        return statLine(a.type, a.size, a.mode, Math.floor(a.mtimeMs / 1000), caps);
+      }
+      case 'symlink':
+        await vfs.symlink(o.target, await at(o.p, false));
+        return 'ok';
+      case 'chmod': {
+        const p = await at(o.p, false);
+        if ((await vfs.getattr(p)).type === 'symlink') return 'skip';
+        await vfs.chmod(p, o.mode);
+        return 'ok';
+      }
       case 'mtime': {
         const p = await at(o.p, false);
         await vfs.setTimes(p, 'omit', { sec: o.sec, nsec: 0 });
@@ -269,7 +350,12 @@ export async function vfsHashes(vfs: Vfs, root: string, rel = ''): Promise<strin
 
 /** The files of an fsTree() listing as `path hash` lines. */
 export function treeHashes(tree: string[]): string[] {
-  return tree.filter((l) => !l.endsWith('/') && !l.includes(' -> ')).map((l) => { const [p, , h] = l.split(' '); return `${p} ${h}`; });
+  return tree
+    .filter((l) => !l.endsWith('/') && !l.includes(' -> '))
+    .map((l) => {
+      const [p, , h] = l.split(' ');
+      return `${p} ${h}`;
+    });
 }
 
 /** Polls `fn` until it resolves true (every `stepMs`, hard timeout); returns whether it did. */
@@ -284,7 +370,12 @@ export async function pollUntil(fn: () => Promise<boolean>, timeoutMs: number, s
 
 export function withTimeout<T>(p: Promise<T>, what: string, ms = 30_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`timeout (${ms} ms): ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<T>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`timeout (${ms} ms): ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** The daemon's Vfs in this process (no FUSE, no WebDAV): what every front end talks to. */
@@ -293,7 +384,11 @@ export async function startVfsDaemon(t: Test, homeDir: string, opts: { peer?: bo
   const blocks = await openBlockStore(home);
   const log = createLogger(process.env.VDFS_TEST_LOG ?? 'error');
   const daemon = await startDaemon(home, { log, blocks, peer: opts.peer ? { host: '127.0.0.1', port: 0 } : undefined });
-  t.teardown(async () => { await daemon.stop(); await blocks.close(); home.close(); });
+  t.teardown(async () => {
+    await daemon.stop();
+    await blocks.close();
+    home.close();
+  });
   return { daemon, home };
 }
 
@@ -338,8 +433,7 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
       if (k.ownerDir) {
         await fsp.mkdir(join(k.ownerDir, rel));
         if (!(await pollUntil(async () => (await k.vfs.getattr(a)).type === 'dir', 20_000))) throw new Error(`${a} made on the owner did not show through the Vfs in 20 s`);
-      }
-      else await withTimeout(k.vfs.mkdir(a, dirMode()), 'mkdir');
+      } else await withTimeout(k.vfs.mkdir(a, dirMode()), 'mkdir');
       for (const op of ops) {
         compared++;
         const want = await applyFs(b, op, k.caps);
@@ -360,7 +454,9 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
             return true;
           };
           if (!(await pollUntil(shown, 20_000))) {
-            throw new Error(`${describe(op)}: the owner's change did not show through the Vfs in 20 s:\nvfs    ${(await vfsTree(k.vfs, a).catch((e) => [String(e)])).join('\n       ')}\noracle ${(await fsTree(b)).join('\n       ')}`);
+            throw new Error(
+              `${describe(op)}: the owner's change did not show through the Vfs in 20 s:\nvfs    ${(await vfsTree(k.vfs, a).catch((e) => [String(e)])).join('\n       ')}\noracle ${(await fsTree(b)).join('\n       ')}`,
+            );
           }
         } else {
           got = await withTimeout(applyVfs(k.vfs, a, op, k.caps), describe(op));
@@ -388,5 +484,5 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
   );
   t.equal(run, o.runs, `${o.runs} random sequences ran`);
   t.ok(compared > o.runs, `${compared} operations compared with the oracle`);
-  if (k.sourceTree) t.equal(sourcesChecked, o.runs, 'the source held exactly the oracle\'s tree after every sequence');
+  if (k.sourceTree) t.equal(sourcesChecked, o.runs, "the source held exactly the oracle's tree after every sequence");
 }

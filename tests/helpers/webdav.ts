@@ -157,7 +157,14 @@ export function dav(
     const own = Object.keys(opts.headers ?? {}).some((k) => k.toLowerCase() === 'authorization');
     const auth: Record<string, string> = !opts.anonymous && !own && byPort.has(port) ? { Authorization: authHeaderFor(port) } : {};
     const req = request(
-      { host: '127.0.0.1', port, method, path, headers: { ...auth, ...(body ? { 'Content-Length': String(body.length) } : {}), ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { ...auth, ...(body ? { 'Content-Length': String(body.length) } : {}), ...opts.headers },
+        timeout: opts.timeoutMs ?? 30_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -189,7 +196,7 @@ export async function metric(port: number, name: string): Promise<number> {
  */
 export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000, opts: { anonymous?: boolean } = {}): Promise<string> {
   data = withRawLogin(port, data, opts.anonymous);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const { connect } = require('node:net') as typeof import('node:net');
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');

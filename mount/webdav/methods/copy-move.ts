@@ -43,7 +43,9 @@ export async function handleCopyMove(ctx: Ctx): Promise<void> {
   if (dest === path) throw new HttpError(403, 'source and destination are the same');
   if (attr.type === 'dir' && isWithin(dest, path)) throw new HttpError(403, 'cannot copy or move a collection into itself');
   if (dest.split('/').length < 3 || (move && path.split('/').length < 3)) throw new HttpError(403, 'locations cannot be copied over, moved or replaced');
-  const overwrite = String(req.headers['overwrite'] ?? 'T').trim().toUpperCase();
+  const overwrite = String(req.headers['overwrite'] ?? 'T')
+    .trim()
+    .toUpperCase();
   if (overwrite !== 'T' && overwrite !== 'F') throw new HttpError(400, 'Overwrite must be T or F');
   const destParent = parentPath(dest);
   const pattr = await statOrNull(vfs, destParent);

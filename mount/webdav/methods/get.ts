@@ -121,14 +121,14 @@ export async function handleGet(ctx: Ctx): Promise<void> {
       // the buffer goes back to the pool once the socket has flushed it
       if (!(await writeChunk(res, data, owner ? () => pool.give(owner) : undefined))) return; // client went away: the finally releases the handle
     }
-    if (sent < length) res.destroy(); // never end a short body as if it were complete
+    if (sent < length)
+      res.destroy(); // never end a short body as if it were complete
     else res.end();
   } finally {
     await Promise.allSettled(queue);
     await releaseCounted(vfs, ctx.handles, fh);
   }
 }
-
 
 /** A free list of equal-sized buffers for one transfer. */
 class BufferPool {

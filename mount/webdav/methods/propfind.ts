@@ -9,10 +9,7 @@ import { hrefFor, joinPath } from '../paths';
 import { ALLPROP_LIVE, LIVE_PROPS, liveProp, QUOTA_PROPS, quotaProp } from '../props';
 import { childElements, DAV_NS, findChild, parseXml } from '../xml';
 
-type Request =
-  | { kind: 'allprop'; include: { ns: string; name: string }[] }
-  | { kind: 'propname' }
-  | { kind: 'prop'; props: { ns: string; name: string }[] };
+type Request = { kind: 'allprop'; include: { ns: string; name: string }[] } | { kind: 'propname' } | { kind: 'prop'; props: { ns: string; name: string }[] };
 
 function parseRequest(body: Buffer, ctx: Ctx): Request {
   const root = parseXml(body, ctx.xmlLimits);
@@ -80,7 +77,13 @@ export async function handlePropfind(ctx: Ctx): Promise<void> {
         else missing.push({ ns: want.ns, name: want.name });
       }
     }
-    return renderResponse(hrefFor(p, a.type === 'dir'), new Map([[200, ok], [404, missing]]));
+    return renderResponse(
+      hrefFor(p, a.type === 'dir'),
+      new Map([
+        [200, ok],
+        [404, missing],
+      ]),
+    );
   };
 
   const first = await render(path, attr);

@@ -68,7 +68,17 @@ export async function handleProppatch(ctx: Ctx): Promise<void> {
   const href = hrefFor(path, attr.type === 'dir');
   if (forbidden.length > 0) {
     const others = order.filter((o) => !forbidden.includes(o));
-    sendXml(res, 207, `<D:multistatus xmlns:D="DAV:">${renderResponse(href, new Map([[403, forbidden], [424, others]]))}</D:multistatus>`);
+    sendXml(
+      res,
+      207,
+      `<D:multistatus xmlns:D="DAV:">${renderResponse(
+        href,
+        new Map([
+          [403, forbidden],
+          [424, others],
+        ]),
+      )}</D:multistatus>`,
+    );
     return;
   }
   const set = [...final.values()].filter((f) => f.op === 'set').map((f) => f.prop);

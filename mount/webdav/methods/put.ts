@@ -89,7 +89,10 @@ export async function handlePut(ctx: Ctx): Promise<void> {
   // rclone (owncloud/nextcloud vendors) sends the source mtime in seconds
   const ocMtime = Number(req.headers['x-oc-mtime']);
   if (req.headers['x-oc-mtime'] !== undefined && Number.isFinite(ocMtime) && ocMtime > 0) {
-    const ok = await vfs.utimens(path, ocMtime * 1000, ocMtime * 1000).then(() => true, () => false);
+    const ok = await vfs.utimens(path, ocMtime * 1000, ocMtime * 1000).then(
+      () => true,
+      () => false,
+    );
     if (ok) extra['X-OC-Mtime'] = 'accepted';
   }
   const now = await statOrNull(vfs, path);
