@@ -196,7 +196,7 @@ export async function metric(port: number, name: string): Promise<number> {
  */
 export function rawRequest(port: number, data: string | Buffer, timeoutMs = 5000, opts: { anonymous?: boolean } = {}): Promise<string> {
   data = withRawLogin(port, data, opts.anonymous);
-   
+
   const { connect } = require('node:net') as typeof import('node:net');
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
