@@ -151,8 +151,11 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
       ? setInterval(() => {
           const now = Date.now();
           for (const loc of home.locations.list()) {
-            if (!polled(vfs, loc)) continue;
-            if (pollEvery(loc, 0) <= 0 || (nextPoll.get(loc.id) ?? 0) > now) continue;
+            if (!polled(vfs, loc) || pollEvery(loc, 0) <= 0) continue;
+            // The first poll comes one interval after start (or after the location appears), so
+            // a `vdfs scan` run right after `vdfs mount` does not find the scan lock taken.
+            if (!nextPoll.has(loc.id)) nextPoll.set(loc.id, now + pollEvery(loc, 0) * 1000);
+            if (nextPoll.get(loc.id)! > now) continue;
             nextPoll.set(loc.id, Infinity); // one poll at a time per location
             let files = 0;
             void rescan(loc, (n) => (files = n))

@@ -406,6 +406,10 @@ export class LocalWriter {
     if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
     if (a.rel === b.rel) return;
     if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    // As rename(2), from the index: a target that exists only staged (write-back) is not on
+    // the disk yet, so the disk's own rename would not see it.
+    if (b.existing && a.existing.type === 'dir' && b.existing.type !== 'dir') throw new FsError('ENOTDIR', `${to} is not a directory`);
+    if (b.existing && a.existing.type !== 'dir' && b.existing.type === 'dir') throw new FsError('EISDIR', `${to} is a directory`);
     const root = a.location.uri;
     const lstatVersion = (rel: string) => withParent(root, rel, (at) => fsp.lstat(at, { bigint: true })).then(localVersion, () => null);
     if (noReplace) {
