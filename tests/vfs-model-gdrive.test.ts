@@ -20,50 +20,38 @@ async function driveTree(drive: DriveTestServer, id: string, rel = ''): Promise<
   return out;
 }
 
-// Known, not fixed yet (so this runs as a tap TODO: every result is reported, a failure does
-// not fail the suite; VDFS_RACES_FIXED=1 makes it count): a rename or delete of a staged file
-// races with its upload when the upload starts between the writer's queue.settle() and its
-// queue.move()/provider call. Seen with upload.delay 0 (VDFS_SEED=1386084327 on S3): `write d2;
-// rename d2 b` left b in the index with no object behind it (read: ENOENT), and an unlink left
-// the object in the bucket (the delete half is fixed in remote-writer.ts).
-const KNOWN_RACE = 'rename/delete of a staged file racing its upload (upload queue)';
-
 // The Vfs over a Drive folder on the loopback Drive server: writes are staged and uploaded;
 // once the queue is empty the Drive folder itself must hold exactly the oracle's tree.
-t.test(
-  'vfs model, Google Drive location: staged writes behave like a real directory and land in the Drive folder',
-  { todo: process.env.VDFS_RACES_FIXED ? false : KNOWN_RACE },
-  async (t) => {
-    const drive = await startDriveServer();
-    t.teardown(() => drive.stop());
-    const folder = await drive.mkdir('model');
-    const dir = tempDir(t);
-    const home = join(dir, 'home');
-    const oracle = join(dir, 'oracle');
-    mkdirSync(oracle);
-    vdfsOk(home, ['init']);
-    vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-    vdfsOk(home, ['auth', 'gdrive', '--access-token', drive.token, '--refresh-token', drive.refreshToken, '--token-url', `${drive.root}token`, '--client-id', 'test-client']);
-    vdfsOk(home, ['location', 'add', 'cloud', `gdrive://${folder}?root=${encodeURIComponent(drive.root)}`]);
-    vdfsOk(home, ['scan', 'cloud']);
-    const { daemon } = await startVfsDaemon(t, home);
-    const queue = daemon.vfs.staged.queue;
-    await runModel(
-      t,
-      oracle,
-      {
-        vfs: daemon.vfs,
-        loc: '/cloud',
-        caps: { symlinks: false, modes: 'kept', times: true },
-        async sourceTree(rel) {
-          if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
-          t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
-          const runDir = (await drive.children({ id: folder })).find((f) => f.name === rel && f.mimeType === FOLDER);
-          if (!runDir) throw new Error(`no folder ${rel} in the Drive folder`);
-          return driveTree(drive, runDir.id);
-        },
+t.test('vfs model, Google Drive location: staged writes behave like a real directory and land in the Drive folder', async (t) => {
+  const drive = await startDriveServer();
+  t.teardown(() => drive.stop());
+  const folder = await drive.mkdir('model');
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const oracle = join(dir, 'oracle');
+  mkdirSync(oracle);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
+  vdfsOk(home, ['auth', 'gdrive', '--access-token', drive.token, '--refresh-token', drive.refreshToken, '--token-url', `${drive.root}token`, '--client-id', 'test-client']);
+  vdfsOk(home, ['location', 'add', 'cloud', `gdrive://${folder}?root=${encodeURIComponent(drive.root)}`]);
+  vdfsOk(home, ['scan', 'cloud']);
+  const { daemon } = await startVfsDaemon(t, home);
+  const queue = daemon.vfs.staged.queue;
+  await runModel(
+    t,
+    oracle,
+    {
+      vfs: daemon.vfs,
+      loc: '/cloud',
+      caps: { symlinks: false, modes: 'kept', times: true },
+      async sourceTree(rel) {
+        if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
+        t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
+        const runDir = (await drive.children({ id: folder })).find((f) => f.name === rel && f.mimeType === FOLDER);
+        if (!runDir) throw new Error(`no folder ${rel} in the Drive folder`);
+        return driveTree(drive, runDir.id);
       },
-      { runs: 20 },
-    );
-  },
-);
+    },
+    { runs: 20 },
+  );
+});

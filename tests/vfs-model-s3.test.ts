@@ -26,17 +26,9 @@ async function bucketTree(s3: S3TestServer, prefix: string): Promise<string[]> {
   return [...lines.keys()].sort().map((k) => lines.get(k)!);
 }
 
-// Known, not fixed yet (so this runs as a tap TODO: every result is reported, a failure does
-// not fail the suite; VDFS_RACES_FIXED=1 makes it count): a rename or delete of a staged file
-// races with its upload when the upload starts between the writer's queue.settle() and its
-// queue.move()/provider call. Seen with upload.delay 0 (VDFS_SEED=1386084327 on S3): `write d2;
-// rename d2 b` left b in the index with no object behind it (read: ENOENT), and an unlink left
-// the object in the bucket (the delete half is fixed in remote-writer.ts).
-const KNOWN_RACE = 'rename/delete of a staged file racing its upload (upload queue)';
-
 // The Vfs over an S3 prefix on s3rver (signatures checked): writes are staged and uploaded;
 // once the queue is empty the bucket itself must hold exactly the oracle's tree.
-t.test('vfs model, S3 location: staged writes behave like a real directory and land in the bucket', { todo: process.env.VDFS_RACES_FIXED ? false : KNOWN_RACE }, async (t) => {
+t.test('vfs model, S3 location: staged writes behave like a real directory and land in the bucket', async (t) => {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());
   const dir = tempDir(t);

@@ -385,18 +385,23 @@ export class LocalWriter {
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     if (expect === 'file' && t.existing.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const queue = this.core.staged.queue;
-    await queue.settle(t.location.id, t.rel);
-    // Staged files not written to the disk yet still make their directory non-empty.
-    if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
-    const linked = this.core.disk.get(t.existing.id);
-    await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? fsp.rmdir(at) : fsp.unlink(at))).catch((err) => {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
-    });
-    await queue.cancel(t.location.id, t.rel);
-    this.core.staged.detach(path);
-    await this.refresh(t.location, t.rel, true, true);
-    // The file's other names lost a link (and their ctime changed).
-    if (linked && linked.nlink > 1) await this.refreshSiblings(t.location, t.existing.id, linked);
+    // Held to the end: no upload of the path starts before its rows are dropped.
+    const release = await queue.hold(t.location.id, t.rel);
+    try {
+      // Staged files not written to the disk yet still make their directory non-empty.
+      if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+      const linked = this.core.disk.get(t.existing.id);
+      await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? fsp.rmdir(at) : fsp.unlink(at))).catch((err) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
+      });
+      await queue.cancel(t.location.id, t.rel);
+      this.core.staged.detach(path);
+      await this.refresh(t.location, t.rel, true, true);
+      // The file's other names lost a link (and their ctime changed).
+      if (linked && linked.nlink > 1) await this.refreshSiblings(t.location, t.existing.id, linked);
+    } finally {
+      release();
+    }
   }
 
   async rename(from: string, to: string, noReplace: boolean): Promise<void> {
@@ -416,32 +421,39 @@ export class LocalWriter {
       const exists = (await lstatVersion(b.rel)) !== null;
       if (exists || b.existing) throw new FsError('EEXIST', `${to} already exists`);
     }
-    await this.core.staged.queue.settle(a.location.id, a.rel);
-    await this.core.staged.queue.settle(b.location.id, b.rel);
     const queue = this.core.staged.queue;
-    const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await lstatVersion(a.rel)) === null;
-    if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
-    if (!pendingOnly) {
-      // Both names inside their safely opened parents: no directory on either side is followed.
-      await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => {
-        throw toFsError(err, `rename ${from}`);
-      });
+    // Both names held until rows and entries moved: an upload starting after we saw the file
+    // as only staged would land at the old name, behind the moved entry's back.
+    const releaseA = await queue.hold(a.location.id, a.rel);
+    const releaseB = await queue.hold(b.location.id, b.rel);
+    try {
+      const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await lstatVersion(a.rel)) === null;
+      if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
+      if (!pendingOnly) {
+        // Both names inside their safely opened parents: no directory on either side is followed.
+        await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => {
+          throw toFsError(err, `rename ${from}`);
+        });
+      }
+      // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
+      // file follow it, based on what the disk holds at the new name when they only exist staged.
+      await queue.cancel(b.location.id, b.rel);
+      this.core.staged.detach(to);
+      const baseAtB = pendingOnly ? await lstatVersion(b.rel) : undefined;
+      queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
+      const { entries, db } = this.home;
+      db.transaction(() => {
+        const moving = entries.get(a.existing!.id);
+        if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
+      }).immediate();
+      this.core.resolver.invalidate();
+      this.retargetHandles(from, to);
+      await this.refresh(b.location, b.rel, true, true);
+      await this.refreshParent(a.location, a.rel);
+    } finally {
+      releaseB();
+      releaseA();
     }
-    // Whatever was staged for the replaced target is gone with it; staged bytes of the moved
-    // file follow it, based on what the disk holds at the new name when they only exist staged.
-    await queue.cancel(b.location.id, b.rel);
-    this.core.staged.detach(to);
-    const baseAtB = pendingOnly ? await lstatVersion(b.rel) : undefined;
-    queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
-    const { entries, db } = this.home;
-    db.transaction(() => {
-      const moving = entries.get(a.existing!.id);
-      if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
-    }).immediate();
-    this.core.resolver.invalidate();
-    this.retargetHandles(from, to);
-    await this.refresh(b.location, b.rel, true, true);
-    await this.refreshParent(a.location, a.rel);
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */

@@ -42,24 +42,27 @@ export class RemoteWriter {
     if (expect === 'file' && e.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (e.type === 'dir' && this.home.entries.childCount(e.id) > 0) throw new FsError('ENOTEMPTY', `${path} is not empty`);
     const queue = this.core.staged.queue;
-    // Dropped from the queue first, then the upload in flight (if any) is waited for: an upload
-    // starting between our delete and the cancel would put the object back.
-    await queue.settle(t.location.id, t.rel);
-    await queue.cancel(t.location.id, t.rel);
-    await queue.settle(t.location.id, t.rel);
-    await this.core.providers
-      .get(t.location)
-      .remove(t.rel)
-      .catch((err: FsError) => {
-        if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
-      });
-    this.home.db
-      .transaction(() => {
-        const still = this.home.entries.get(e.id);
-        if (still) this.home.entries.remove(still, t.rel);
-      })
-      .immediate();
-    this.core.resolver.invalidate();
+    // Held from here to the end: no upload of the path starts (and one running has finished)
+    // before its rows are dropped, so nothing puts the object back after our delete.
+    const release = await queue.hold(t.location.id, t.rel);
+    try {
+      await queue.cancel(t.location.id, t.rel);
+      await this.core.providers
+        .get(t.location)
+        .remove(t.rel)
+        .catch((err: FsError) => {
+          if (err.code !== 'ENOENT') throw err; // only staged so far: nothing to delete remotely
+        });
+      this.home.db
+        .transaction(() => {
+          const still = this.home.entries.get(e.id);
+          if (still) this.home.entries.remove(still, t.rel);
+        })
+        .immediate();
+      this.core.resolver.invalidate();
+    } finally {
+      release();
+    }
   }
 
   async rename(from: string, to: string, noReplace: boolean): Promise<void> {
@@ -76,8 +79,21 @@ export class RemoteWriter {
       if (b.existing.type === 'dir' && this.home.entries.childCount(b.existing.id) > 0) throw new FsError('ENOTEMPTY', `${to} is not empty`);
     }
     const queue = this.core.staged.queue;
-    await queue.settle(a.location.id, a.rel);
-    await queue.settle(b.location.id, b.rel);
+    // Both names are held until the rows and entries are moved: an upload starting after we
+    // saw the file as only staged would land at the old name, behind the moved entry's back.
+    const releaseA = await queue.hold(a.location.id, a.rel);
+    const releaseB = await queue.hold(b.location.id, b.rel);
+    try {
+      await this.renameHeld(a, b);
+    } finally {
+      releaseB();
+      releaseA();
+    }
+  }
+
+  /** rename() once both names are held in the upload queue. */
+  private async renameHeld(a: Target, b: Target): Promise<void> {
+    const queue = this.core.staged.queue;
     const provider = this.core.providers.get(a.location);
     const onlyStaged = await provider.stat(a.rel).then(
       () => false,
@@ -93,6 +109,8 @@ export class RemoteWriter {
       (s) => s.version,
       () => null,
     );
+    // The file replaced at the new name: its staged bytes, if any, must not upload over ours.
+    if (b.existing) await queue.cancel(b.location.id, b.rel);
     queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? base : undefined));
     this.home.db
       .transaction(() => {

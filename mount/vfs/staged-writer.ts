@@ -64,9 +64,12 @@ export class StagedWriter {
     if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
     // An upload of this file running right now finishes first; a queued one waits until this
     // handle is closed (its bytes are our starting point, and our close replaces them).
-    await this.queue.settle(t.location.id, t.rel);
+    // Held until the pin is set: an upload starting in between would remove the staged bytes
+    // we copy from and move the base on under us.
+    const release = await this.queue.hold(t.location.id, t.rel);
     const pending = this.queue.pending(t.location.id, t.rel);
     if (pending) this.pinned.set(pending.staging_file, (this.pinned.get(pending.staging_file) ?? 0) + 1);
+    release();
     const provider = this.core.providers.get(t.location);
     // The base is what the source holds now (the index may lag behind it), unless staged bytes
     // are already waiting: then the base stays the one they were made from.

@@ -43,6 +43,8 @@ export class UploadQueue {
   private stopped = false;
   private readonly retryAt = new Map<number, number>();
   private inflight?: { locationId: number; path: string; done: Promise<void> };
+  /** Paths a rename, delete or open is working on: no upload of them (or under them) starts meanwhile. */
+  private readonly holds = new Map<string, number>();
   private readonly store: UploadStore;
   private readonly deletes: RemoteDeletes;
 
@@ -90,6 +92,40 @@ export class UploadQueue {
     const f = this.inflight;
     // The upload's own failure is logged and retried by uploadOne; here only its end matters.
     if (f && f.locationId === locationId && (f.path === rel || f.path.startsWith(`${rel}/`))) await f.done.catch(() => undefined);
+  }
+
+  /**
+   * Keeps uploads of `rel` (and of anything under it) from starting until the returned release
+   * is called, and waits for one running now. A rename or delete holds its paths from before it
+   * looks at the source until its queue rows and entries are updated: an upload starting in
+   * between would land at the old name after the writer decided the file was only staged.
+   * Never throws; the release is idempotent and runs the queue again.
+   */
+  async hold(locationId: number, rel: string): Promise<() => void> {
+    const key = `${locationId}\0${rel}`;
+    this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const n = (this.holds.get(key) ?? 1) - 1;
+      if (n > 0) this.holds.set(key, n);
+      else this.holds.delete(key);
+      this.kick();
+    };
+    await this.settle(locationId, rel);
+    return release;
+  }
+
+  /** Is an upload of this row held back by a rename, delete or open of it or of a directory above it? */
+  private held(r: { location_id: number; path: string }): boolean {
+    for (const key of this.holds.keys()) {
+      const sep = key.indexOf('\0');
+      if (Number(key.slice(0, sep)) !== r.location_id) continue;
+      const rel = key.slice(sep + 1);
+      if (rel === '' || r.path === rel || r.path.startsWith(`${rel}/`)) return true;
+    }
+    return false;
   }
 
   /** Are staged files waiting under directory `rel`? */
@@ -178,13 +214,20 @@ export class UploadQueue {
       const ready = rows.filter((r) => dueAt(r) <= now);
       for (const r of rows) if (!ready.includes(r)) nextRetry = Math.min(nextRetry, dueAt(r));
       if (ready.length === 0) break;
+      let started = 0;
       for (const r of ready) {
         if (this.stopped) return;
+        // A rename, delete or open of it is under way (its row may be moving), or it was opened
+        // for writing since it was listed: the release (or the close) runs the queue again.
+        if (this.held(r) || this.busy(r.staging_file)) continue;
+        started++;
         const done = this.uploadOne(r);
         this.inflight = { locationId: r.location_id, path: r.path, done };
         await done;
         this.inflight = undefined;
       }
+      // Everything ready was held back or changed: a release (or the next close) kicks the queue again.
+      if (started === 0) break;
     }
     if (nextRetry !== Infinity) this.kick(Math.max(50, nextRetry - Date.now()));
   }
