@@ -116,8 +116,13 @@ for (const u of users)
           prev = snaps;
         }
       }),
-      { numRuns: u.runs, endOnFailure: process.env.VDFS_SHRINK !== '1' },
+      {
+        numRuns: u.runs,
+        endOnFailure: process.env.VDFS_SHRINK !== '1',
+        // Replays a reported failure: VDFS_SEED and VDFS_PATH from its "Property failed" line.
+        ...(process.env.VDFS_SEED ? { seed: Number(process.env.VDFS_SEED), path: process.env.VDFS_PATH } : {}),
+      },
     );
-    t.equal(run, u.runs, `${u.runs} random sequences ran`);
+    if (!process.env.VDFS_PATH) t.equal(run, u.runs, `${u.runs} random sequences ran`);
     t.ok(steps > u.runs * 10, `${steps} steps compared with the whole lstat after each`);
   });

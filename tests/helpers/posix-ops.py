@@ -38,7 +38,8 @@ OPENS = {"write", "append", "writeAt", "read", "fallocate", "copy", "seek"}
 
 
 def is_device(p):
-    try: m = os.lstat(p).st_mode
+    # stat, not lstat: the opens follow symlinks, so a symlink to a device opens the device.
+    try: m = os.stat(p).st_mode
     except OSError: return False
     return stat.S_ISCHR(m) or stat.S_ISBLK(m)
 
