@@ -408,8 +408,6 @@ export interface ModelKind {
    * the source's own tree of `rel` in fsTree()'s format, read behind vdfs's back. Absent for peers.
    */
   sourceTree?(rel: string): Promise<string[]>;
-  /** A known, not yet fixed, way the index's hashes can stay unknown: reported as tap TODO instead of failing. */
-  hashGap?: string;
 }
 
 export interface ModelOptions {
@@ -469,10 +467,7 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
       // The index learns each file's BLAKE3 (re-hash after close, upload, owner's scan).
       const hashes = treeHashes(want);
       if (!(await pollUntil(async () => JSON.stringify(await vfsHashes(k.vfs, a)) === JSON.stringify(hashes), 30_000, 100))) {
-        const msg = `index hashes differ:\nvfs    ${(await vfsHashes(k.vfs, a)).join('\n       ')}\noracle ${hashes.join('\n       ')}`;
-        // A known gap is reported (tap TODO) and the sequence goes on; anything else fails.
-        if (k.hashGap) t.fail(`${rel}: ${msg}\n${ops.map(describe).join('\n')}`, { todo: k.hashGap });
-        else throw new Error(msg);
+        throw new Error(`index hashes differ:\nvfs    ${(await vfsHashes(k.vfs, a)).join('\n       ')}\noracle ${hashes.join('\n       ')}`);
       }
       if (k.sourceTree) {
         const src = await withTimeout(k.sourceTree(rel), 'source tree', 60_000);
