@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
-import { fsTree, pollUntil, runModel, startVfsDaemon } from './helpers/vfs-model';
+import { fsTree, runModel, startVfsDaemon, uploadsSettled } from './helpers/vfs-model';
 
 // The Vfs over a local folder added with --write-back: writes are staged and copied into place
 // by the upload queue. Reads see the staged bytes; once the queue is empty the folder itself
@@ -28,8 +28,7 @@ t.test('vfs model, write-back location: staged writes behave like a real directo
       loc: '/wb',
       caps: { symlinks: true, modes: 'shown', times: false },
       async sourceTree(rel) {
-        if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
-        t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
+        await uploadsSettled(t, queue);
         return fsTree(join(src, rel));
       },
     },

@@ -368,6 +368,12 @@ export async function pollUntil(fn: () => Promise<boolean>, timeoutMs: number, s
   }
 }
 
+/** Waits until the daemon's upload queue is empty (throws after 30 s) and checks none failed. */
+export async function uploadsSettled(t: Test, queue: { counts(): Record<string, number | undefined> }): Promise<void> {
+  if (!(await pollUntil(async () => (queue.counts().pending ?? 0) === 0, 30_000))) throw new Error(`uploads still pending after 30 s: ${JSON.stringify(queue.counts())}`);
+  t.equal(queue.counts().failed ?? 0, 0, 'no upload failed');
+}
+
 export function withTimeout<T>(p: Promise<T>, what: string, ms = 30_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
