@@ -4,6 +4,7 @@ import { splitPath } from '../core/paths';
 import type { ChangesPage, SnapshotHeader, SnapshotLine, WireBlob, WireEntry } from '../core/peer-protocol';
 import { blockCount, HASH_BYTES, type BlobStore } from './blobs';
 import type { Db } from './db';
+import { binOf } from './hash-sql';
 
 /** What a replicated peer location keeps in `locations.options.peer`. */
 export interface PeerLocationOptions {
@@ -61,8 +62,10 @@ export class ReplicaIndex {
       isDir: p("SELECT type = 'dir' FROM entries WHERE id = ?").pluck(),
       child: p('SELECT id, type FROM entries WHERE parent_id = ? AND name = ?'),
       insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target)
-                 VALUES (@loc, @parent, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, @hash, @target)`),
-      update: p(`UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode, version=@version, hash=@hash, target=@target WHERE id=@id`),
+                 VALUES (@loc, @parent, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, ${binOf('@hash')}, @target)`),
+      update: p(
+        `UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode, version=@version, hash=${binOf('@hash')}, target=@target WHERE id=@id`,
+      ),
       remove: p('DELETE FROM entries WHERE id = ?'),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       clearChildren: p('DELETE FROM entries WHERE location_id = ? AND parent_id IS NOT NULL'),

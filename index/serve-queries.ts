@@ -1,4 +1,5 @@
 import { openDb, syncIndex, type Db } from './db';
+import { binOf, hexOf } from './hash-sql';
 import type { EntryType } from '../core/provider';
 
 /** A location this node owns, as the peer server needs it. */
@@ -62,8 +63,10 @@ export class ServeQueries {
       own: db.prepare(`SELECT l.id, l.name, l.uri, l.kind, l.created_at FROM locations l JOIN nodes n ON n.id = l.owner_node AND n.is_self = 1
         WHERE l.kind = 'local' AND l.name IN (SELECT value FROM json_each(?))`),
       changes: db.prepare(`SELECT c.seq, c.op, c.path, c.to_path, c.entry, b.size, b.block_size, b.block_hashes FROM changes c
-        LEFT JOIN blobs b ON b.hash = json_extract(c.entry, '$.hash') WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`),
-      holders: db.prepare(`SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT ?`),
+        LEFT JOIN blobs b ON b.hash = ${binOf("json_extract(c.entry, '$.hash')")} WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`),
+      holders: db.prepare(
+        `SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ${binOf('?')} AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT ?`,
+      ),
       up: db.prepare('SELECT parent_id, name FROM entries WHERE id = ?'),
     };
   }
@@ -142,7 +145,7 @@ export interface TreeSnapshot {
 /** Depth first: each directory's children in one query (one cursor open at a time), sub-directories after. */
 function* treeRows(rdb: Db, rootId: number | undefined, skip: (path: string) => boolean): Generator<TreeRow> {
   if (rootId === undefined) return;
-  const cols = `e.id, e.name, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
+  const cols = `e.id, e.name, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, ${hexOf('e.hash')} AS hash, e.target, b.block_size, b.block_hashes
     FROM entries e LEFT JOIN blobs b ON b.hash = e.hash`;
   const one = rdb.prepare(`SELECT ${cols} WHERE e.id = ?`);
   const children = rdb.prepare(`SELECT ${cols} WHERE e.parent_id = ?`);

@@ -36,7 +36,7 @@ function synthetic(a: { home: string; src: string }, folders: number): number {
   const root = db.prepare('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL').pluck().get(loc) as number;
   db.transaction(() => {
     const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, mode, version) VALUES (?, ?, ?, 'dir', 493, ?)");
-    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, ?)");
+    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, unhex(?))");
     let n = 0;
     for (let d = 0; d < folders; d++) {
       const id = Number(dirIns.run(loc, root, `d${d}`, `${n}:0:0`).lastInsertRowid);
