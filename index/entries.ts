@@ -50,8 +50,9 @@ export class EntryStore {
       byHash: p(`SELECT ${COLS} FROM entries WHERE hash = ${binOf('?')} ORDER BY location_id, id`),
       childDirs: p(`SELECT id, name FROM entries WHERE parent_id = ? AND type = 'dir' ORDER BY name`),
       childCount: p('SELECT count(*) AS n FROM entries WHERE parent_id = ?'),
+      // Positional: binding a 12-key object by name cost ~15 % of a first scan's insert.
       insert: p(`INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target, rdev)
-                 VALUES (@locationId, @parentId, @name, @type, @size, @mtimeSec, @mtimeNsec, @mode, @version, ${binOf('@hash')}, @target, @rdev)`),
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${binOf('?')}, ?, ?)`),
       update: p(`UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode,
                  version=@version, hash=${binOf('@hash')}, target=@target, rdev=@rdev WHERE id=@id`),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
@@ -141,9 +142,13 @@ export class EntryStore {
     return parts.reverse().join('/');
   }
 
+  private insertRow(locationId: number, parentId: number | null, name: string, f: EntryFields): number {
+    return Number(this.s.insert.run(locationId, parentId, name, f.type, f.size, f.mtimeSec, f.mtimeNsec, f.mode, f.version, f.hash, f.target, f.rdev ?? null).lastInsertRowid);
+  }
+
   /** Creates the root directory entry of a location. */
   createRoot(locationId: number, fields: EntryFields): Entry {
-    const id = Number(this.s.insert.run({ locationId, parentId: null, name: '', ...fieldsOf(fields) }).lastInsertRowid);
+    const id = this.insertRow(locationId, null, '', fields);
     this.log(locationId, 'put', '', null, fields);
     return this.get(id)!;
   }
@@ -152,7 +157,8 @@ export class EntryStore {
   insert(locationId: number, parentId: number, name: string, fields: EntryFields, path: string): number {
     let id: number;
     try {
-      id = Number(this.s.insert.run({ locationId, parentId, name, ...fieldsOf(fields) }).lastInsertRowid);
+      const f = fields;
+      id = Number(this.s.insert.run(locationId, parentId, name, f.type, f.size, f.mtimeSec, f.mtimeNsec, f.mode, f.version, f.hash, f.target, f.rdev ?? null).lastInsertRowid);
     } catch (err) {
       // entries_child is unique: asking first would cost a lookup per insert (a first scan's millions).
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EEXIST', `${path} already exists in the index`);
