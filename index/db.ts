@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { FsError } from '../core/fs-error';
 import { ensurePrivateFile } from '../core/private-files';
 import { MIGRATIONS } from './migrations';
+import { repairHashIndex } from './bulk-index';
 
 export type Db = Database.Database;
 
@@ -35,8 +36,10 @@ export function openDb(file: string, opts: { readonly?: boolean; memory?: DbMemo
   db.pragma(`cache_size = -${Math.max(64, Math.floor(mem.cacheBytes / 1024))}`);
   db.pragma(`mmap_size = ${Math.max(0, Math.floor(mem.mmapBytes))}`);
   try {
-    if (!opts.readonly) migrate(db);
-    else checkNotNewer(db);
+    if (!opts.readonly) {
+      migrate(db);
+      repairHashIndex(db);
+    } else checkNotNewer(db);
   } catch (err) {
     db.close();
     throw err;
