@@ -19,7 +19,7 @@ export class TxBatcher {
   /** One change is about to be written: opens a transaction if none is, commits every `size`. */
   tick(): void {
     if (!this.open) {
-      if (this.relaxed) setRelaxedCommits(this.db, true);
+      if (this.relaxed && !this.db.inTransaction) setRelaxedCommits(this.db, true);
       this.db.exec('BEGIN IMMEDIATE');
       this.open = true;
     }
