@@ -4,10 +4,11 @@
  *  - rescan of the unchanged tree vs `find -printf`;
  *  - index bytes per entry;
  *  - `vdfs status` and `vdfs ls` of the 10,000-entry folder;
- *  - daemon (`vdfs mount`) RSS idle after its start-up rescan, and after a `find` through the mount.
+ *  - daemon (`vdfs mount`) RSS idle after its start-up rescan, and after a `find` through the mount;
+ *  - a new peer receiving N entries with random hashes (tests/bench/scale-replicate.ts).
  * Medians of --runs (default 3) for the cheap figures; the first scan runs once (it is the costly one).
  *
- *   npm run bench -- --scale [--files 1000000] [--runs 3] [--dir /tmp/vdfs-scale] [--json] [--no-mount]
+ *   npm run bench -- --scale [--files 1000000] [--runs 3] [--dir /tmp/vdfs-scale] [--json] [--no-mount] [--no-replicate]
  *   node dist/tests/bench/scale.js [same options]
  *
  * The tree is generated once per N under --dir and reused. Not part of `npm test`.
@@ -16,6 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { median, round, sleep } from './lib';
+import { measureReplication } from './scale-replicate';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -27,6 +29,7 @@ const RUNS = Number(opt('runs', '3'));
 const DIR = opt('dir', '/tmp/vdfs-scale');
 const JSON_OUT = args.includes('--json');
 const MOUNT = !args.includes('--no-mount');
+const REPLICATE = !args.includes('--no-replicate');
 const VDFS = resolve(__dirname, '..', '..', '..', 'bin', 'vdfs');
 const WIDE = 10_000;
 const log = (m: string) => process.stderr.write(`scale: ${m}\n`);
@@ -166,6 +169,8 @@ async function main(): Promise<void> {
     ls.push(l.seconds);
   }
   const dm = MOUNT ? await daemonRss(home, root) : undefined;
+  if (REPLICATE) log('replication…');
+  const rep = REPLICATE ? await measureReplication(DIR, Math.round(FILES / 1000)) : undefined;
   const entries = FILES + Math.ceil((FILES - WIDE) / 1000) + 2;
   const m = (xs: number[]) => {
     const v = median(xs);
@@ -188,6 +193,12 @@ async function main(): Promise<void> {
     daemonIdleRssMB: dm?.idleMB === undefined || dm.idleMB === null ? null : round(dm.idleMB),
     daemonAfterFindRssMB: dm?.afterFindMB === undefined || dm.afterFindMB === null ? null : round(dm.afterFindMB),
     findThroughMountS: dm ? round(dm.findSeconds) : null,
+    replicateEntries: rep?.entries ?? null,
+    replicateS: rep ? round(rep.seconds) : null,
+    replicateReceiverCpuS: rep ? round(rep.receiverCpuS) : null,
+    replicateReceiverMaxRssMB: rep ? round(rep.receiverMaxRssMB) : null,
+    replicateOwnerCpuS: rep ? round(rep.ownerCpuS) : null,
+    loadAvg: readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
     runs: RUNS,
     date: new Date().toISOString(),
     node: process.version,
@@ -201,6 +212,7 @@ async function main(): Promise<void> {
     statusS: '<= 0.3',
     lsWideS: '<= 0.3',
     indexBytesPerEntry: '<= 350',
+    replicateS: '<= 30',
   };
   if (JSON_OUT) {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
