@@ -4,7 +4,7 @@ import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { join } from 'node:path';
 import { toFsError } from '../core/fs-error';
 import { AsyncLock } from './async-lock';
-import { CacheIndex, type IndexRow } from './cache-index';
+import type { CacheIndex, IndexRow, OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
 import type { MemoryBlock } from './memory-tier';
 
@@ -91,7 +91,7 @@ export class DiskTier {
    * rows whose file is gone, and evicts down to `maxBytes` if the limit was lowered.
    * Throws FsError when `dir` cannot be created or read.
    */
-  static async open(dir: string, maxBytes: number): Promise<DiskTier> {
+  static async open(dir: string, maxBytes: number, openIndex: OpenCacheIndex): Promise<DiskTier> {
     try {
       // A cache dir in a shared place: refused unless it is ours, and made 0700 so nobody else
       // can plant links in it. Removal never follows a link either way.
@@ -105,7 +105,7 @@ export class DiskTier {
     } catch (err) {
       throw toFsError(err, `cache dir ${dir}`);
     }
-    const tier = new DiskTier(dir, maxBytes, CacheIndex.open(join(dir, 'index.db')));
+    const tier = new DiskTier(dir, maxBytes, openIndex(join(dir, 'index.db')));
     try {
       await tier.load();
     } catch (err) {
