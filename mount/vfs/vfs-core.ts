@@ -175,7 +175,7 @@ export class VfsCore implements KernelVfs {
    * Through the listed directory's fd, without following symlinks; failures leave the index's view.
    */
   private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
-    const unknown = children.filter((c) => !this.disk.get(c.id));
+    const unknown = children.filter((c) => !this.disk.has(c.id));
     if (unknown.length === 0) return;
     const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
     if (!dh) return;
