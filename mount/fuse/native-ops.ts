@@ -480,10 +480,10 @@ async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, 
   const newParent = ctx.inodes.get(newdir);
   const [name, next] = cstr(req, namesAt);
   const [newName] = cstr(req, next);
-  if (flags & ~RENAME_NOREPLACE) {
-    throw new FsError('EINVAL', flags & RENAME_EXCHANGE ? 'RENAME_EXCHANGE is not supported by vdfs locations' : `rename flags ${flags} are not supported`);
-  }
-  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0 });
-  ctx.inodes.rename(parent, name, newParent, newName);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError('EINVAL', `rename flags ${flags} are not supported`);
+  const exchange = (flags & RENAME_EXCHANGE) !== 0;
+  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange });
+  if (exchange) ctx.inodes.exchange(parent, name, newParent, newName);
+  else ctx.inodes.rename(parent, name, newParent, newName);
   return empty(req);
 }

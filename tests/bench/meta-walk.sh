@@ -8,12 +8,13 @@
 #
 # VDFS_ROOT is a built tree (bin/vdfs, dist/); HOME a vdfs home with one scanned location whose
 # folder is LOCATION_DIR and whose name is the first path component of LS_REL/FIND_REL.
+# VDFS_NODE_FLAGS: extra node flags for the daemon (e.g. --cpu-prof).
 set -euo pipefail
 ROOT=$1 HOME_DIR=$2 MNT=$3 DATA=$4 LS_REL=$5 FIND_REL=$6
 shift 6
 LOC=${LS_REL%%/*}
 mkdir -p "$MNT"
-node "$ROOT/bin/vdfs" --home "$HOME_DIR" mount "$MNT" "$@" >"$HOME_DIR/meta-walk.log" 2>&1 &
+node ${VDFS_NODE_FLAGS:-} "$ROOT/bin/vdfs" --home "$HOME_DIR" mount "$MNT" "$@" >"$HOME_DIR/meta-walk.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; mountpoint -q "$MNT" && fusermount -uz "$MNT"' EXIT
 for _ in $(seq 600); do grep -q 'start-up rescan done' "$HOME_DIR/meta-walk.log" && break; sleep 0.1; done
