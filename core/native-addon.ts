@@ -31,6 +31,8 @@ export interface NativeFuse {
   setRef(s: NativeSession, ref: boolean): void;
   /** Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively. */
   stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; opsSeen: number[]; opsNative: number[] };
+  /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
+  trimMemory(): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

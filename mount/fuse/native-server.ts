@@ -6,6 +6,7 @@ import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
+import { fullGc } from '../../core/idle-gc';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
 export interface ServerOptions {
@@ -23,6 +24,9 @@ const MAX_IO = 1 << 20;
 /** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
 const NATIVE_WROTE = 0x40000001;
 const EINTR = 4;
+/** After this many requests, the first RECLAIM_IDLE_MS without any give the burst's memory back (see reclaim). */
+const RECLAIM_AFTER = 2000;
+const RECLAIM_IDLE_MS = 2000;
 /** Ops without side effects: an INTERRUPT may answer them EINTR while the VFS still works on them. */
 const INTERRUPTIBLE = new Set<number>([OP.LOOKUP, OP.GETATTR, OP.READ, OP.OPENDIR, OP.READDIR, OP.READDIRPLUS, OP.READLINK, OP.GETXATTR, OP.LISTXATTR, OP.STATFS]);
 
@@ -56,6 +60,9 @@ export class FuseServer {
   /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
   private passthrough = false;
   private passthroughOpens = 0;
+  private sinceReclaim = 0;
+  private lastRequest = 0;
+  private reclaimTimer?: NodeJS.Timeout;
   private initDone!: () => void;
   readonly initialized = new Promise<void>((res) => (this.initDone = res));
   private closedDone!: () => void;
@@ -108,6 +115,29 @@ export class FuseServer {
   /** No more notifications (the session is about to stop). */
   stop(): void {
     this.invalidator?.stop();
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+  }
+
+  private armReclaim(ms: number): void {
+    this.reclaimTimer = setTimeout(() => {
+      const idle = Date.now() - this.lastRequest;
+      if (idle < RECLAIM_IDLE_MS) return this.armReclaim(RECLAIM_IDLE_MS - idle);
+      this.reclaimTimer = undefined;
+      this.reclaim();
+    }, ms).unref();
+  }
+
+  /**
+   * A burst of requests is over (a walk, a listing of a big folder): one full garbage
+   * collection and the allocator's free pages back to the system, so that an idle daemon does
+   * not keep the garbage of its last walk resident (idle RSS; docs/fuse.md).
+   */
+  private reclaim(): void {
+    this.sinceReclaim = 0;
+    const before = process.memoryUsage.rss();
+    fullGc();
+    this.addon.trimMemory?.();
+    this.opts.log.debug({ before, after: process.memoryUsage.rss() }, 'memory of the last burst of FUSE requests given back');
   }
 
   /** Writes a reply; never throws (an exception here would escape a promise callback). */
@@ -126,6 +156,10 @@ export class FuseServer {
     if (req === null) {
       this.closedDone();
       return;
+    }
+    if (++this.sinceReclaim >= RECLAIM_AFTER) {
+      this.lastRequest = Date.now();
+      if (!this.reclaimTimer) this.armReclaim(RECLAIM_IDLE_MS);
     }
     try {
       this.dispatch(req);

@@ -22,7 +22,9 @@ sleep 10
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$PID/status; }
 cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
 ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | grep -E '^(op|native)\.' | sort; }
-echo "rss.idle $(rss) MiB"
+echo "rss.idle $(rss) MiB (10 s after the start-up rescan)"
+sleep 10
+echo "rss.idle20 $(rss) MiB (20 s after)"
 # run NAME CMD: wall seconds, daemon CPU seconds, and the requests it caused by opcode
 run() {
   local name=$1 cmd=$2 c0 c1 t0 t1 o0 o1
@@ -59,4 +61,6 @@ run mnt.find.warm2 "find $MF -printf '%s %T@\n'"
 eval "$drop"; disk disk.find.cold "find $DF -printf '%s %T@\n'"
 disk disk.find.warm "find $DF -printf '%s %T@\n'"
 echo "rss.after-walks $(rss) MiB"
+sleep 20
+echo "rss.after-walks20 $(rss) MiB (20 s later)"
 uptime

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/fuse.h>
 #include <node_api.h>
 #include <poll.h>
@@ -561,6 +562,11 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* trimMemory(): gives the allocator's free pages back to the system (after a burst; see FuseServer). */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  return make_int(env, malloc_trim(0));
+}
+
 #define EXPORT(name, fn)                                               \
   do {                                                                 \
     napi_value f;                                                      \
@@ -581,6 +587,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("backingClose", js_backing_close);
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
+  EXPORT("trimMemory", js_trim_memory);
   posix_calls_export(env, exports);
   return exports;
 }
