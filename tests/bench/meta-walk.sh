@@ -21,7 +21,7 @@ for _ in $(seq 600); do grep -q 'start-up rescan done' "$HOME_DIR/meta-walk.log"
 sleep 10
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$PID/status; }
 cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
-ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | grep -E '^(op|native)\.' | sort; }
+ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | { grep -E '^(op|native)\.' || true; } | sort; }
 echo "rss.idle $(rss) MiB (10 s after the start-up rescan)"
 sleep 10
 echo "rss.idle20 $(rss) MiB (20 s after)"
