@@ -4,6 +4,9 @@ import { FsError } from '../core/fs-error';
 import type { Home } from './home';
 import { mountFuse, type FuseBackend, type FuseMount } from '../mount/fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
+import { shrinkMemory } from '../index/db';
+import { fullGc } from '../core/idle-gc';
+import { loadNativeFuse } from '../core/native-addon';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
@@ -179,14 +182,20 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
       : undefined;
   periodic?.unref();
   const remotePoll = startRemotePoll(home, vfs, rescan, log);
+  // Changes made while no daemon was watching: one rescan at start, in the background.
+  const startup: Promise<void>[] = [];
   for (const loc of home.locations.list()) {
     if (local(loc)) {
-      void rescan(loc).then(
-        () => log.info({ location: loc.name }, 'start-up rescan done'),
-        (err) => log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
+      startup.push(
+        rescan(loc).then(
+          () => log.info({ location: loc.name }, 'start-up rescan done'),
+          (err) => log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
+        ),
       );
     }
   }
+  // The start-up rescans read the whole index once: their garbage is not kept while idle.
+  void Promise.all(startup).then(reclaimMemory);
   return () => {
     watcher.stop();
     if (periodic) clearInterval(periodic);
@@ -265,6 +274,12 @@ function polled(vfs: VfsCore, loc: Location): boolean {
   }
 }
 
+/** A full garbage collection and the allocator's free pages back to the system, after a burst of work. */
+function reclaimMemory(): void {
+  fullGc();
+  loadNativeFuse().addon?.trimMemory?.();
+}
+
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
 async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?: (files: number) => void): Promise<void> {
   let release: () => void;
@@ -282,6 +297,7 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
   } finally {
     vfs.resolver.invalidate();
     await pool.close();
+    shrinkMemory(home.db); // the rescan read the whole index through the page cache
     release();
   }
 }

@@ -29,7 +29,10 @@ export interface NativeFuse {
   backingClose(s: NativeSession, id: number): number;
   /** Whether the session keeps Node's event loop alive. */
   setRef(s: NativeSession, ref: boolean): void;
-  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number };
+  /** Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively. */
+  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; opsSeen: number[]; opsNative: number[] };
+  /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
+  trimMemory(): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

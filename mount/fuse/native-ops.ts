@@ -32,9 +32,11 @@ export interface OpContext {
   entryTtl: number;
   attrTtl: number;
   negativeTtl: number;
-  /** Directory listings taken at OPENDIR, served by READDIR(PLUS) offsets. */
-  dirs: Map<number, DirEntry[]>;
+  /** Open directory handles -> the listing their first READDIR(PLUS) took (null until then), served by offsets. */
+  dirs: Map<number, DirEntry[] | null>;
   nextDir: number;
+  /** Counts the index's changes (Vfs.onChange): a directory listed before the last change is listed again. */
+  changeSeq: number;
   /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
   registerFd(fh: number, fd: number, writable: boolean): void;
   unregisterFd(fh: number): void;
@@ -58,6 +60,8 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 /** Bytes per COPY_FILE_RANGE request (the reply counts in 32 bits; callers loop). */
 const COPY_MAX = 64 << 20;
+/** A kept listing must outlive the walk that uses it: it is reused only while this much younger than the timeouts. */
+const LISTING_MARGIN_MS = 1000;
 
 /** The attribute inode of a file with several names (see InodeTable.lookup), else undefined. */
 function linkedIno(a: Attr): number | undefined {
@@ -186,12 +190,21 @@ async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer
 const callerOf = (h: InHeader): Caller => ({ uid: h.uid, gid: h.gid });
 
 async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: boolean): Promise<Buffer> {
-  const list = ctx.dirs.get(u64(req, B));
-  if (!list) throw new FsError('EBADF', 'directory handle is not open');
+  const fh = u64(req, B);
+  let list = ctx.dirs.get(fh);
+  if (list === undefined) throw new FsError('EBADF', 'directory handle is not open');
   const start = u64(req, B + 8);
+  const dir = ctx.inodes.get(h.nodeid);
+  if (list === null || start === 0) {
+    // Listed at the first READDIR, not at OPENDIR: when the kernel still has the listing
+    // (FOPEN_CACHE_DIR, see OPENDIR) it opens and closes the folder without reading it.
+    const seq = ctx.changeSeq;
+    list = await ctx.vfs.readdir(ctx.inodes.pathOf(dir));
+    ctx.dirs.set(fh, list);
+    dir.listed = { at: Date.now(), seq };
+  }
   const size = req.readUInt32LE(B + 16);
   const out = replyBuffer(req, size);
-  const dir = ctx.inodes.get(h.nodeid);
   let at = 16;
   for (let i = start; i < list.length; i++) {
     const { name, attr } = list[i];
@@ -199,13 +212,35 @@ async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: bool
     const need = direntSize(nameBuf.length) + (plus ? ENTRY_OUT : 0);
     if (at + need > out.length) break;
     if (plus) {
-      writeEntry(out, at, ctx.inodes.lookup(dir, name, linkedIno(attr)).id, ctx.inodes.generation, attr, ctx.entryTtl, ctx.attrTtl);
+      const node = ctx.inodes.lookup(dir, name, linkedIno(attr));
+      // Folders are few: the invalidator checks the ones it has attributes of against the index.
+      if (attr.type === 'dir') node.last = attr;
+      writeEntry(out, at, node.id, ctx.inodes.generation, attr, ctx.entryTtl, ctx.attrTtl);
       at += ENTRY_OUT;
     }
     at += writeDirent(out, at, attr.ino, i + 1, nameBuf, direntType(attr));
   }
   out.writeUInt32LE(at, 0);
   return out.subarray(0, at);
+}
+
+/**
+ * OPENDIR: the kernel may keep the listing of this folder in its page cache (FOPEN_CACHE_DIR)
+ * and reuse it at the next open (KEEP_CACHE) while the last listing is younger than the entry
+ * and attribute timeouts (so its names and attributes are all still cached) and the index has
+ * not changed since (any change: the listing is taken again). The kernel itself drops it when
+ * the folder changes through the mount (its version moves) or its node is invalidated.
+ */
+async function opendir(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
+  const dir = ctx.inodes.get(h.nodeid);
+  const a = await ctx.vfs.getattr(ctx.inodes.pathOf(dir)); // also notices a commit by another process (changeSeq)
+  if (a.type !== 'dir') throw new FsError('ENOTDIR', `${ctx.inodes.pathOf(dir)} is not a directory`);
+  const fh = ctx.nextDir++;
+  ctx.dirs.set(fh, null);
+  const l = dir.listed;
+  const fresh = l !== undefined && l.seq === ctx.changeSeq && Date.now() - l.at < 1000 * Math.min(ctx.entryTtl, ctx.attrTtl) - LISTING_MARGIN_MS;
+  if (!fresh) dir.listed = undefined;
+  return openReply(req, fh, FOPEN.CACHE_DIR | (fresh ? FOPEN.KEEP_CACHE : 0));
 }
 
 function xattrReply(req: Buffer, data: Buffer): Buffer {
@@ -365,12 +400,7 @@ export const HANDLERS: Record<number, Handler> = {
     await ctx.vfs.flush(u64(req, B));
     return empty(req);
   },
-  /* OPENDIR */ 27: async (ctx, h, req) => {
-    const list = await ctx.vfs.readdir(nodePath(ctx, h));
-    const fh = ctx.nextDir++;
-    ctx.dirs.set(fh, list);
-    return openReply(req, fh, 0);
-  },
+  /* OPENDIR */ 27: opendir,
   /* READDIR */ 28: (ctx, h, req) => readdirReply(ctx, h, req, false),
   /* RELEASEDIR */ 29: async (ctx, _h, req) => {
     ctx.dirs.delete(u64(req, B));
@@ -450,10 +480,10 @@ async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, 
   const newParent = ctx.inodes.get(newdir);
   const [name, next] = cstr(req, namesAt);
   const [newName] = cstr(req, next);
-  if (flags & ~RENAME_NOREPLACE) {
-    throw new FsError('EINVAL', flags & RENAME_EXCHANGE ? 'RENAME_EXCHANGE is not supported by vdfs locations' : `rename flags ${flags} are not supported`);
-  }
-  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0 });
-  ctx.inodes.rename(parent, name, newParent, newName);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError('EINVAL', `rename flags ${flags} are not supported`);
+  const exchange = (flags & RENAME_EXCHANGE) !== 0;
+  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange });
+  if (exchange) ctx.inodes.exchange(parent, name, newParent, newName);
+  else ctx.inodes.rename(parent, name, newParent, newName);
   return empty(req);
 }

@@ -17,6 +17,11 @@ interface Live {
 export class LiveSizes {
   private readonly live = new Map<string, Live>();
 
+  /** Files open for writing now. */
+  get size(): number {
+    return this.live.size;
+  }
+
   get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint } | undefined {
     return this.live.get(vpath);
   }

@@ -13,7 +13,7 @@ import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
-import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
+import { mknodAt, setTimesAt, S_ISGID, renameExchangeAt } from './posix-calls';
 import type { WriterHost } from './writer-host';
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
@@ -454,6 +454,41 @@ export class LocalWriter {
       releaseB();
       releaseA();
     }
+  }
+
+  /**
+   * renameat2(RENAME_EXCHANGE) inside one local location: both names swap on the disk atomically
+   * (each inside its safely opened parent, nothing followed), then in the index, keeping both
+   * entries (ids, hashes, subtrees): through a temporary name, in one transaction.
+   */
+  async exchange(from: string, to: string): Promise<void> {
+    const a = this.target(from, 'rename');
+    const b = this.target(to, 'rename');
+    if (!a.existing || !b.existing) throw new FsError('ENOENT', `${a.existing ? to : from}: no such entry`);
+    if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
+    if (a.rel === b.rel) return;
+    const inside = (x: string, y: string) => (y + '/').startsWith(x + '/');
+    if (inside(a.rel, b.rel) || inside(b.rel, a.rel)) throw new FsError('EINVAL', `cannot exchange ${from} with a name inside it`);
+    const root = a.location.uri;
+    await withParent(root, a.rel, (atA) => withParent(root, b.rel, async (atB) => renameExchangeAt(atA, atB, `rename ${from}`)));
+    const { entries, db } = this.home;
+    const [ea, eb] = [a.existing, b.existing];
+    const tmp = `.vdfs-exchange-${ea.id}`;
+    const tmpRel = a.parentRel === '' ? tmp : `${a.parentRel}/${tmp}`;
+    db.transaction(() => {
+      entries.move(ea, a.parent.id, tmp, a.rel, tmpRel);
+      entries.move(eb, a.parent.id, a.name, b.rel, a.rel);
+      entries.move(ea, b.parent.id, b.name, tmpRel, b.rel);
+    }).immediate();
+    this.core.resolver.invalidate();
+    const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
+    this.retargetHandles(from, parked);
+    this.retargetHandles(to, from);
+    this.retargetHandles(parked, to);
+    await this.refresh(a.location, a.rel, false);
+    await this.refresh(b.location, b.rel, false);
+    await this.refreshParent(a.location, a.rel);
+    if (a.parent.id !== b.parent.id) await this.refreshParent(b.location, b.rel);
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */

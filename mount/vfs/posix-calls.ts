@@ -69,6 +69,18 @@ export function fallocateFd(fd: number, mode: number, offset: number, len: numbe
   return true;
 }
 
+/**
+ * renameat2(RENAME_EXCHANGE) of two `/proc/self/fd/N/name` paths (from withParent): swaps the
+ * names atomically. Node has no renameat2, so without the addon EINVAL (as on a filesystem that
+ * cannot exchange). Throws FsError (ENOENT, EINVAL, EXDEV, ...).
+ */
+export function renameExchangeAt(from: string, to: string, context: string): void {
+  const addon = loadNativeFuse().addon as { renameExchange?: (a: string, b: string) => number } | undefined;
+  if (!addon?.renameExchange) throw new FsError('EINVAL', `${context}: RENAME_EXCHANGE needs vdfs's native addon, which is not built (mount/fuse/native/build.sh)`);
+  const rc = addon.renameExchange(from, to);
+  if (rc < 0) throw fromErrno(rc, context);
+}
+
 /** Makes withParent open parents by one native openat2 when the addon has it (else nothing changes). */
 export function installNativeDirOpener(): void {
   const addon = loadNativeFuse().addon as { openDirBeneath?: (root: string, rel: string) => number } | undefined;

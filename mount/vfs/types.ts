@@ -106,8 +106,12 @@ export interface Vfs {
   mkdir(path: string, mode?: number, owner?: Caller): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
-  /** Atomic within a location, replacing a file or empty directory target; EXDEV across locations. */
-  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void>;
+  /**
+   * Atomic within a location, replacing a file or empty directory target; EXDEV across locations.
+   * `noReplace`: EEXIST when `to` exists. `exchange`: swaps two existing names atomically
+   * (RENAME_EXCHANGE), on local folders written through only (EINVAL elsewhere; ENOENT when either is missing).
+   */
+  rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void>;
   symlink(target: string, path: string, owner?: Caller): Promise<void>;
   /**
    * mknod(2): `mode` holds the type bits and permissions, `rdev` a device's number (Linux

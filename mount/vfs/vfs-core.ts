@@ -175,7 +175,7 @@ export class VfsCore implements KernelVfs {
    * Through the listed directory's fd, without following symlinks; failures leave the index's view.
    */
   private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
-    const unknown = children.filter((c) => !this.disk.get(c.id));
+    const unknown = children.filter((c) => !this.disk.has(c.id));
     if (unknown.length === 0) return;
     const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
     if (!dh) return;
@@ -227,11 +227,14 @@ export class VfsCore implements KernelVfs {
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     if (r.location.kind === 'local') await this.primeDiskStats(r.location, r.rel, children);
-    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
-      const childPath = `${base}/${child.name}`;
-      this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id), r.location.kind === 'local') };
-    });
+    // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
+    // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
+    // more (and evicted the paths in use) than the one query a later miss takes.
+    const local = r.location.kind === 'local';
+    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
+      name: child.name,
+      attr: entryAttr(child, r.location.readonly, this.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.disk.get(child.id), local),
+    }));
   }
 
   async readlink(path: string): Promise<string> {
@@ -471,7 +474,15 @@ export class VfsCore implements KernelVfs {
   async unlink(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
   }
-  async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
+  async rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void> {
+    if (opts?.exchange) {
+      if (opts.noReplace) throw new FsError('EINVAL', 'rename: RENAME_NOREPLACE and RENAME_EXCHANGE together');
+      // Only a disk swaps two names atomically; a bucket, Drive or a write-back folder's staged copies cannot.
+      if (this.isRemote(from) || this.stagedLocation(from) || this.isRemote(to) || this.stagedLocation(to)) {
+        throw new FsError('EINVAL', `RENAME_EXCHANGE of ${from}: only local folders written through can swap names atomically`);
+      }
+      return this.writer.exchange(from, to);
+    }
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
   async symlink(target: string, path: string, owner?: Caller): Promise<void> {

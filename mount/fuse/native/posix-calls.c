@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -123,6 +124,24 @@ static napi_value js_open_dir_beneath(napi_env env, napi_callback_info info) {
   return make_int(env, rc);
 }
 
+/*
+ * renameat2(from, to, RENAME_EXCHANGE): swaps two names atomically. Both are `/proc/self/fd/N/name`
+ * paths of parents opened without following symlinks; the last components are not followed
+ * either (rename never follows them). 0 or -errno.
+ */
+static napi_value js_rename_exchange(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *from = get_path(env, argv[0]);
+  char *to = get_path(env, argv[1]);
+  int rc = -EINVAL;
+  if (!from || !to) napi_throw_type_error(env, NULL, "paths must be strings");
+  else rc = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) < 0 ? -errno : 0;
+  free(from);
+  free(to);
+  return make_int(env, rc);
+}
+
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
@@ -133,4 +152,6 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fallocate", f);
   napi_create_function(env, "openDirBeneath", NAPI_AUTO_LENGTH, js_open_dir_beneath, NULL, &f);
   napi_set_named_property(env, exports, "openDirBeneath", f);
+  napi_create_function(env, "renameExchange", NAPI_AUTO_LENGTH, js_rename_exchange, NULL, &f);
+  napi_set_named_property(env, exports, "renameExchange", f);
 }
