@@ -43,6 +43,8 @@ export interface OpContext {
   closeBacking(id: number): void;
   /** The node of each open file handle, with the io mode it was opened in. */
   openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
+  /** A handle open for writing by node id (the latest), for SETATTR through its descriptor. */
+  writers: Map<number, number>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
 }
@@ -112,7 +114,7 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   }
   const fd = ctx.vfs.nativeReadFd(fh);
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
-  registerWriter(ctx, fh);
+  registerWriter(ctx, fh, node);
   // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
   // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
   if (fd !== undefined && !node.cachedOpens) {
@@ -129,6 +131,7 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   if (node.backing) {
     await ctx.vfs.release(fh).catch(() => undefined);
     ctx.unregisterFd(fh);
+    if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
     throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
   }
   noteCached(ctx, fh, node);
@@ -136,9 +139,11 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
 }
 
 /** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
-function registerWriter(ctx: OpContext, fh: number): void {
+function registerWriter(ctx: OpContext, fh: number, node: FuseNode): void {
   const wfd = ctx.vfs.nativeWriteFd(fh);
-  if (wfd !== undefined) ctx.registerFd(fh, wfd, true);
+  if (wfd === undefined) return;
+  ctx.registerFd(fh, wfd, true);
+  ctx.writers.set(node.id, fh);
 }
 
 function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
@@ -152,6 +157,7 @@ function releaseOpen(ctx: OpContext, fh: number): void {
   if (!open) return;
   ctx.openFiles.delete(fh);
   const { node } = open;
+  if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
   if (!open.passthrough) node.cachedOpens = Math.max(0, (node.cachedOpens ?? 1) - 1);
   else if (node.backing && --node.backing.opens <= 0) {
     ctx.closeBacking(node.backing.id);
@@ -159,10 +165,36 @@ function releaseOpen(ctx: OpContext, fh: number): void {
   }
 }
 
+/** utimensat's UTIME_NOW / UTIME_OMIT / exact nanoseconds of a SETATTR, passed on as they came. */
+function setattrTimes(req: Buffer, valid: number): { atime: TimeSet; mtime: TimeSet } {
+  const time = (now: number, set: number, secOff: number, nsecOff: number): TimeSet =>
+    valid & now ? 'now' : valid & set ? { sec: Number(req.readBigInt64LE(secOff)), nsec: req.readUInt32LE(nsecOff) } : 'omit';
+  return { atime: time(FATTR.ATIME_NOW, FATTR.ATIME, B + 32, B + 56), mtime: time(FATTR.MTIME_NOW, FATTR.MTIME, B + 40, B + 60) };
+}
+
+const TIMES = FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW;
+
+/**
+ * fchown/fchmod/futimens of a file this node has open for writing (`tar x` sends all three per
+ * file): through that handle's descriptor, with no path walk and no index commit (the handle's
+ * flush or close commits). False when there is no such handle or it is not a local file.
+ */
+function setattrThroughHandle(ctx: OpContext, nodeid: number, req: Buffer, valid: number): boolean {
+  const fh = ctx.writers.get(nodeid);
+  if (fh === undefined || valid & FATTR.SIZE) return false;
+  return ctx.vfs.setattrOpen(fh, {
+    uid: valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1,
+    gid: valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1,
+    mode: valid & FATTR.MODE ? req.readUInt32LE(B + 68) & 0o7777 : undefined,
+    ...(valid & TIMES ? setattrTimes(req, valid) : { atime: 'omit', mtime: 'omit' }),
+  });
+}
+
 async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
   const path = ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
   const valid = req.readUInt32LE(B);
   const fh = u64(req, B + 8);
+  if (setattrThroughHandle(ctx, h.nodeid, req, valid)) return attrReply(ctx, req, await ctx.vfs.getattr(path));
   // chown first: it clears setuid/setgid on files, and a mode sent with it is the one wanted after.
   if (valid & (FATTR.UID | FATTR.GID)) {
     await ctx.vfs.chown(path, valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1, valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1);
@@ -173,11 +205,9 @@ async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer
     if (valid & FATTR.FH) await ctx.vfs.ftruncate(fh, size);
     else await ctx.vfs.truncate(path, size);
   }
-  if (valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
-    // utimensat's UTIME_NOW / UTIME_OMIT / exact nanoseconds, passed on as they came.
-    const time = (now: number, set: number, secOff: number, nsecOff: number): TimeSet =>
-      valid & now ? 'now' : valid & set ? { sec: Number(req.readBigInt64LE(secOff)), nsec: req.readUInt32LE(nsecOff) } : 'omit';
-    await ctx.vfs.setTimes(path, time(FATTR.ATIME_NOW, FATTR.ATIME, B + 32, B + 56), time(FATTR.MTIME_NOW, FATTR.MTIME, B + 40, B + 60));
+  if (valid & TIMES) {
+    const { atime, mtime } = setattrTimes(req, valid);
+    await ctx.vfs.setTimes(path, atime, mtime);
   }
   return attrReply(ctx, req, await ctx.vfs.getattr(path));
 }
@@ -392,7 +422,7 @@ export const HANDLERS: Record<number, Handler> = {
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
       node.openEtag = undefined;
-      registerWriter(ctx, fh);
+      registerWriter(ctx, fh, node);
       return out;
     } catch (err) {
       await ctx.vfs.release(fh).catch(() => undefined);

@@ -71,6 +71,7 @@ export class FuseServer {
         if (this.session) addon.backingClose(this.session, id);
       },
       openFiles: new Map(),
+      writers: new Map(),
       stats: () => ({
         backend: 'native',
         nodes: this.inodes.size,

@@ -100,6 +100,8 @@ export class LocalWriter {
     this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
     if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
     const entry = result as Entry | undefined;
+    // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
+    if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
     if (entry && self.disk) {
       this.core.disk.set(entry.id, self.disk);
       // Hard links: the other names of this file changed with it (mode, times, size, links).

@@ -149,6 +149,12 @@ export interface KernelVfs extends Vfs {
   nativeWriteFd(fh: number): number | undefined;
   /** Bookkeeping of a write done on nativeWriteFd. */
   noteWritten(fh: number, offset: number, n: number): void;
+  /**
+   * chown (-1 keeps an id), chmod and utimens through a handle open for writing on a local
+   * location (its descriptor, no path walk); false when the handle is not such a file, and the
+   * caller then uses the path-based calls. Throws FsError (EPERM, EBADF).
+   */
+  setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean;
   /** Truncates through an open handle: its own copy when staged, the real file when local. */
   ftruncate(fh: number, size: number): Promise<void>;
   /** fallocate(2) on an open handle (ENOTSUP for a mode the content cannot honour). */
