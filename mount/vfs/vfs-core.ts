@@ -455,7 +455,8 @@ export class VfsCore implements KernelVfs {
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
       this.writer.closed(h);
-      await h.fd.close().catch(() => undefined);
+      // Not awaited: nothing after a release depends on the descriptor being gone (one thread-pool round trip per file).
+      void h.fd.close().catch(() => undefined);
     }
   }
 
