@@ -38,6 +38,14 @@ export interface OpContext {
   /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
   registerFd(fh: number, fd: number, writable: boolean): void;
   unregisterFd(fh: number): void;
+  /** READs of content read through the block cache that fall inside registered (verified) block files are answered natively. */
+  registerBlocks(fh: number, blockSize: number, size: number): void;
+  setBlockFile(fh: number, index: number, path: string | null): void;
+  unregisterBlocks(fh: number): void;
+  /** Handles with natively read blocks: which blocks are registered, and where to find more. */
+  blockHandles: Map<number, { blocks: NonNullable<ReturnType<KernelVfs['nativeBlocks']>>; known: Map<number, string> }>;
+  /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
+  blockUsers: Map<string, Map<number, number>>;
   /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
   openBacking(fd: number): number | undefined;
   closeBacking(id: number): void;
@@ -114,6 +122,7 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   }
   const fd = ctx.vfs.nativeReadFd(fh);
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
+  else registerBlocks(ctx, fh);
   registerWriter(ctx, fh, node);
   // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
   // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
@@ -131,11 +140,65 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   if (node.backing) {
     await ctx.vfs.release(fh).catch(() => undefined);
     ctx.unregisterFd(fh);
+    dropBlockHandle(ctx, fh);
     if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
     throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
   }
   noteCached(ctx, fh, node);
   return [fh, keep, 0];
+}
+
+/** Content read through the block cache: every block verified in the cache so far is read natively from its file. */
+function registerBlocks(ctx: OpContext, fh: number): void {
+  const blocks = ctx.vfs.nativeBlocks(fh);
+  if (!blocks || blocks.blockSize <= 0) return;
+  ctx.registerBlocks(fh, blocks.blockSize, blocks.size);
+  ctx.blockHandles.set(fh, { blocks, known: new Map() });
+  const n = Math.ceil(blocks.size / blocks.blockSize);
+  for (let i = 0; i < n; i++) addBlockFile(ctx, fh, i);
+}
+
+function addBlockFile(ctx: OpContext, fh: number, i: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  const file = bh && !bh.known.has(i) ? bh.blocks.file(i) : undefined;
+  if (!bh || file === undefined) return;
+  ctx.setBlockFile(fh, i, file);
+  bh.known.set(i, file);
+  let users = ctx.blockUsers.get(file);
+  if (!users) ctx.blockUsers.set(file, (users = new Map()));
+  users.set(fh, i);
+}
+
+/** A handle's block files are no longer read natively (at release). */
+export function dropBlockHandle(ctx: OpContext, fh: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh) return;
+  ctx.blockHandles.delete(fh);
+  ctx.unregisterBlocks(fh);
+  for (const file of bh.known.values()) {
+    const users = ctx.blockUsers.get(file);
+    users?.delete(fh);
+    if (users?.size === 0) ctx.blockUsers.delete(file);
+  }
+}
+
+/** The cache is about to delete a block file: every handle reading it natively stops first (waits for reads in flight). */
+export function dropBlockFile(ctx: OpContext, file: string): void {
+  const users = ctx.blockUsers.get(file);
+  if (!users) return;
+  ctx.blockUsers.delete(file);
+  for (const [fh, i] of users) {
+    ctx.setBlockFile(fh, i, null);
+    ctx.blockHandles.get(fh)?.known.delete(i);
+  }
+}
+
+/** After JS answered a READ of such a handle: the blocks it covered that are now verified files are read natively from now on. */
+function registerReadBlocks(ctx: OpContext, fh: number, offset: number, length: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh || length <= 0) return;
+  const bs = bh.blocks.blockSize;
+  for (let i = Math.floor(offset / bs); i <= Math.floor((offset + length - 1) / bs); i++) addBlockFile(ctx, fh, i);
 }
 
 /** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
@@ -347,7 +410,10 @@ export const HANDLERS: Record<number, Handler> = {
   /* READ */ 15: async (ctx, _h, req) => {
     const size = req.readUInt32LE(B + 16);
     const out = replyBuffer(req, size);
-    const n = await ctx.vfs.readInto(u64(req, B), out.subarray(16, 16 + size), u64(req, B + 8));
+    const fh = u64(req, B);
+    const offset = u64(req, B + 8);
+    const n = await ctx.vfs.readInto(fh, out.subarray(16, 16 + size), offset);
+    registerReadBlocks(ctx, fh, offset, n);
     out.writeUInt32LE(16 + n, 0);
     return out.subarray(0, 16 + n);
   },
@@ -373,6 +439,7 @@ export const HANDLERS: Record<number, Handler> = {
     const fh = u64(req, B);
     releaseOpen(ctx, fh);
     ctx.unregisterFd(fh);
+    dropBlockHandle(ctx, fh);
     await ctx.vfs.release(fh);
     return empty(req);
   },

@@ -145,6 +145,13 @@ export interface KernelVfs extends Vfs {
    * file opened read-only); undefined otherwise. Valid until release(fh).
    */
   nativeReadFd(fh: number): number | undefined;
+  /**
+   * Content read through the block cache: size, block size and the verified file of each block
+   * cached so far (read those directly instead of readInto); undefined for other handles.
+   */
+  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined;
+  /** Calls `fn` (synchronously) with the path of a block file nativeBlocks handed out, before the cache deletes it (evicted, dropped, cleared). */
+  onBlockFileRemoved(fn: (file: string) => void): void;
   /** The descriptor a front end may pwrite directly instead of calling write(); then it calls noteWritten. */
   nativeWriteFd(fh: number): number | undefined;
   /** Bookkeeping of a write done on nativeWriteFd. */

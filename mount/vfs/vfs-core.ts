@@ -374,6 +374,23 @@ export class VfsCore implements KernelVfs {
     return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
   }
 
+  /**
+   * Content read through the block cache by hash (a blob handle): its size, block size and the
+   * verified file of each block cached so far, which a front end may read directly instead of
+   * calling readInto. Undefined for other handles. Throws EBADF for an unknown handle.
+   */
+  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'blob' || !(h.reader instanceof BlobReader)) return undefined;
+    const reader = h.reader;
+    return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i) };
+  }
+
+  /** Calls `fn` with the path of a block file nativeBlocks handed out, before the cache deletes it. */
+  onBlockFileRemoved(fn: (file: string) => void): void {
+    this.opts.blocks.onRemoved?.(fn);
+  }
+
   handlePath(fh: number): string {
     return this.handles.get(fh).vpath;
   }
