@@ -63,6 +63,8 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
       has: (key) => cache.has(key),
+      verifiedFile: (key) => cache.verifiedFile(key),
+      onRemoved: (fn) => cache.onRemoved(fn),
       async close() {
         await cache.close();
         lock.release();

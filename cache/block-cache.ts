@@ -171,6 +171,16 @@ export class BlockCache {
     };
   }
 
+  /** Calls `fn` with a block file's path before it is deleted (DiskTier.onRemoved). */
+  onRemoved(fn: (file: string) => void): void {
+    this.disk.onRemoved(fn);
+  }
+
+  /** The block's file on disk when written or verified during this run (DiskTier.verifiedFile). Never throws. */
+  verifiedFile(key: string): string | undefined {
+    return this.disk.verifiedFile(key);
+  }
+
   /** True when `key` is in memory or on disk now (not read back, not counted as a use). Never throws. */
   has(key: string): boolean {
     return this.memory.get(key) !== undefined || this.disk.has(key);

@@ -23,6 +23,12 @@ export interface NativeFuse {
   registerFd(s: NativeSession, fh: number, fd: number, writable: boolean): number;
   /** Returns once no native read uses the descriptor any more (then it may be closed). */
   unregisterFd(s: NativeSession, fh: number): number;
+  /** READs of `fh` (content of `size` bytes in blocks of `blockSize`) inside blocks given by setBlockFile are answered natively. 0 or -errno. */
+  registerBlocks(s: NativeSession, fh: number, blockSize: number, size: number): number;
+  /** Block `index` of `fh` is read from this verified file (null: not any more). 0 or -errno. */
+  setBlockFile(s: NativeSession, fh: number, index: number, path: string | null): number;
+  /** Returns once no native read uses `fh`'s block files. */
+  unregisterBlocks(s: NativeSession, fh: number): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
   backingOpen(s: NativeSession, fd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */

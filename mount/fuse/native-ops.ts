@@ -40,11 +40,21 @@ export interface OpContext {
   /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
   registerFd(fh: number, fd: number, writable: boolean): void;
   unregisterFd(fh: number): void;
+  /** READs of content read through the block cache that fall inside registered (verified) block files are answered natively. */
+  registerBlocks(fh: number, blockSize: number, size: number): void;
+  setBlockFile(fh: number, index: number, path: string | null): void;
+  unregisterBlocks(fh: number): void;
+  /** Handles with natively read blocks: which blocks are registered, and where to find more. */
+  blockHandles: Map<number, { blocks: NonNullable<ReturnType<KernelVfs['nativeBlocks']>>; known: Map<number, string> }>;
+  /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
+  blockUsers: Map<string, Map<number, number>>;
   /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
   openBacking(fd: number): number | undefined;
   closeBacking(id: number): void;
   /** The node of each open file handle, with the io mode it was opened in. */
   openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
+  /** A handle open for writing by node id (the latest), for SETATTR through its descriptor. */
+  writers: Map<number, number>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
 }
@@ -116,7 +126,8 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   }
   const fd = ctx.vfs.nativeReadFd(fh);
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
-  registerWriter(ctx, fh);
+  else registerBlocks(ctx, fh);
+  registerWriter(ctx, fh, node);
   // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
   // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
   if (fd !== undefined && !node.cachedOpens) {
@@ -133,16 +144,73 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   if (node.backing) {
     await ctx.vfs.release(fh).catch(() => undefined);
     ctx.unregisterFd(fh);
+    dropBlockHandle(ctx, fh);
+    if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
     throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
   }
   noteCached(ctx, fh, node);
   return [fh, keep, 0];
 }
 
+/** Content read through the block cache: every block verified in the cache so far is read natively from its file. */
+function registerBlocks(ctx: OpContext, fh: number): void {
+  const blocks = ctx.vfs.nativeBlocks(fh);
+  if (!blocks || blocks.blockSize <= 0) return;
+  ctx.registerBlocks(fh, blocks.blockSize, blocks.size);
+  ctx.blockHandles.set(fh, { blocks, known: new Map() });
+  const n = Math.ceil(blocks.size / blocks.blockSize);
+  for (let i = 0; i < n; i++) addBlockFile(ctx, fh, i);
+}
+
+function addBlockFile(ctx: OpContext, fh: number, i: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  const file = bh && !bh.known.has(i) ? bh.blocks.file(i) : undefined;
+  if (!bh || file === undefined) return;
+  ctx.setBlockFile(fh, i, file);
+  bh.known.set(i, file);
+  let users = ctx.blockUsers.get(file);
+  if (!users) ctx.blockUsers.set(file, (users = new Map()));
+  users.set(fh, i);
+}
+
+/** A handle's block files are no longer read natively (at release). */
+export function dropBlockHandle(ctx: OpContext, fh: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh) return;
+  ctx.blockHandles.delete(fh);
+  ctx.unregisterBlocks(fh);
+  for (const file of bh.known.values()) {
+    const users = ctx.blockUsers.get(file);
+    users?.delete(fh);
+    if (users?.size === 0) ctx.blockUsers.delete(file);
+  }
+}
+
+/** The cache is about to delete a block file: every handle reading it natively stops first (waits for reads in flight). */
+export function dropBlockFile(ctx: OpContext, file: string): void {
+  const users = ctx.blockUsers.get(file);
+  if (!users) return;
+  ctx.blockUsers.delete(file);
+  for (const [fh, i] of users) {
+    ctx.setBlockFile(fh, i, null);
+    ctx.blockHandles.get(fh)?.known.delete(i);
+  }
+}
+
+/** After JS answered a READ of such a handle: the blocks it covered that are now verified files are read natively from now on. */
+function registerReadBlocks(ctx: OpContext, fh: number, offset: number, length: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh || length <= 0) return;
+  const bs = bh.blocks.blockSize;
+  for (let i = Math.floor(offset / bs); i <= Math.floor((offset + length - 1) / bs); i++) addBlockFile(ctx, fh, i);
+}
+
 /** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
-function registerWriter(ctx: OpContext, fh: number): void {
+function registerWriter(ctx: OpContext, fh: number, node: FuseNode): void {
   const wfd = ctx.vfs.nativeWriteFd(fh);
-  if (wfd !== undefined) ctx.registerFd(fh, wfd, true);
+  if (wfd === undefined) return;
+  ctx.registerFd(fh, wfd, true);
+  ctx.writers.set(node.id, fh);
 }
 
 function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
@@ -156,6 +224,7 @@ function releaseOpen(ctx: OpContext, fh: number): void {
   if (!open) return;
   ctx.openFiles.delete(fh);
   const { node } = open;
+  if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
   if (!open.passthrough) node.cachedOpens = Math.max(0, (node.cachedOpens ?? 1) - 1);
   else if (node.backing && --node.backing.opens <= 0) {
     ctx.closeBacking(node.backing.id);
@@ -163,10 +232,36 @@ function releaseOpen(ctx: OpContext, fh: number): void {
   }
 }
 
+/** utimensat's UTIME_NOW / UTIME_OMIT / exact nanoseconds of a SETATTR, passed on as they came. */
+function setattrTimes(req: Buffer, valid: number): { atime: TimeSet; mtime: TimeSet } {
+  const time = (now: number, set: number, secOff: number, nsecOff: number): TimeSet =>
+    valid & now ? 'now' : valid & set ? { sec: Number(req.readBigInt64LE(secOff)), nsec: req.readUInt32LE(nsecOff) } : 'omit';
+  return { atime: time(FATTR.ATIME_NOW, FATTR.ATIME, B + 32, B + 56), mtime: time(FATTR.MTIME_NOW, FATTR.MTIME, B + 40, B + 60) };
+}
+
+const TIMES = FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW;
+
+/**
+ * fchown/fchmod/futimens of a file this node has open for writing (`tar x` sends all three per
+ * file): through that handle's descriptor, with no path walk and no index commit (the handle's
+ * flush or close commits). False when there is no such handle or it is not a local file.
+ */
+function setattrThroughHandle(ctx: OpContext, nodeid: number, req: Buffer, valid: number): boolean {
+  const fh = ctx.writers.get(nodeid);
+  if (fh === undefined || valid & FATTR.SIZE) return false;
+  return ctx.vfs.setattrOpen(fh, {
+    uid: valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1,
+    gid: valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1,
+    mode: valid & FATTR.MODE ? req.readUInt32LE(B + 68) & 0o7777 : undefined,
+    ...(valid & TIMES ? setattrTimes(req, valid) : { atime: 'omit', mtime: 'omit' }),
+  });
+}
+
 async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
   const path = ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
   const valid = req.readUInt32LE(B);
   const fh = u64(req, B + 8);
+  if (setattrThroughHandle(ctx, h.nodeid, req, valid)) return attrReply(ctx, req, await ctx.vfs.getattr(path));
   // chown first: it clears setuid/setgid on files, and a mode sent with it is the one wanted after.
   if (valid & (FATTR.UID | FATTR.GID)) {
     await ctx.vfs.chown(path, valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1, valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1);
@@ -177,11 +272,9 @@ async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer
     if (valid & FATTR.FH) await ctx.vfs.ftruncate(fh, size);
     else await ctx.vfs.truncate(path, size);
   }
-  if (valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
-    // utimensat's UTIME_NOW / UTIME_OMIT / exact nanoseconds, passed on as they came.
-    const time = (now: number, set: number, secOff: number, nsecOff: number): TimeSet =>
-      valid & now ? 'now' : valid & set ? { sec: Number(req.readBigInt64LE(secOff)), nsec: req.readUInt32LE(nsecOff) } : 'omit';
-    await ctx.vfs.setTimes(path, time(FATTR.ATIME_NOW, FATTR.ATIME, B + 32, B + 56), time(FATTR.MTIME_NOW, FATTR.MTIME, B + 40, B + 60));
+  if (valid & TIMES) {
+    const { atime, mtime } = setattrTimes(req, valid);
+    await ctx.vfs.setTimes(path, atime, mtime);
   }
   return attrReply(ctx, req, await ctx.vfs.getattr(path));
 }
@@ -352,7 +445,10 @@ export const HANDLERS: Record<number, Handler> = {
   /* READ */ 15: async (ctx, _h, req) => {
     const size = req.readUInt32LE(B + 16);
     const out = replyBuffer(req, size);
-    const n = await ctx.vfs.readInto(u64(req, B), out.subarray(16, 16 + size), u64(req, B + 8));
+    const fh = u64(req, B);
+    const offset = u64(req, B + 8);
+    const n = await ctx.vfs.readInto(fh, out.subarray(16, 16 + size), offset);
+    registerReadBlocks(ctx, fh, offset, n);
     out.writeUInt32LE(16 + n, 0);
     return out.subarray(0, 16 + n);
   },
@@ -378,6 +474,7 @@ export const HANDLERS: Record<number, Handler> = {
     const fh = u64(req, B);
     releaseOpen(ctx, fh);
     ctx.unregisterFd(fh);
+    dropBlockHandle(ctx, fh);
     await ctx.vfs.release(fh);
     return empty(req);
   },
@@ -422,7 +519,7 @@ export const HANDLERS: Record<number, Handler> = {
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
       node.openEtag = undefined;
-      registerWriter(ctx, fh);
+      registerWriter(ctx, fh, node);
       return out;
     } catch (err) {
       await ctx.vfs.release(fh).catch(() => undefined);

@@ -5,7 +5,7 @@ import { toErrno } from './errno';
 import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from '../../core/native-addon';
-import { HANDLERS, type OpContext } from './native-ops';
+import { dropBlockFile, HANDLERS, type OpContext } from './native-ops';
 import { fullGc } from '../../core/idle-gc';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
@@ -89,11 +89,23 @@ export class FuseServer {
       unregisterFd: (fh) => {
         if (this.session) addon.unregisterFd(this.session, fh);
       },
+      registerBlocks: (fh, blockSize, size) => {
+        if (this.session) addon.registerBlocks(this.session, fh, blockSize, size);
+      },
+      setBlockFile: (fh, index, path) => {
+        if (this.session) addon.setBlockFile(this.session, fh, index, path);
+      },
+      unregisterBlocks: (fh) => {
+        if (this.session) addon.unregisterBlocks(this.session, fh);
+      },
+      blockHandles: new Map(),
+      blockUsers: new Map(),
       openBacking: (fd) => this.openBacking(fd),
       closeBacking: (id) => {
         if (this.session) addon.backingClose(this.session, id);
       },
       openFiles: new Map(),
+      writers: new Map(),
       stats: () => ({
         backend: 'native',
         nodes: this.inodes.size,
@@ -108,6 +120,7 @@ export class FuseServer {
   start(fd: number, threads: number): NativeSession {
     this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
     this.ctx.vfs.onChange(() => this.ctx.changeSeq++);
+    this.ctx.vfs.onBlockFileRemoved((file) => dropBlockFile(this.ctx, file));
     this.invalidator = new Invalidator(this.ctx.vfs, this.inodes, this);
     return this.session;
   }

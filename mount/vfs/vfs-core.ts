@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp, read } from 'node:fs';
+import { constants as C, fchmodSync, fchownSync, fstatSync, promises as fsp, read } from 'node:fs';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
 import { PropStore } from '../../index/props';
@@ -30,7 +30,7 @@ import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
 import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
-import { fallocateFd, installNativeDirOpener } from './posix-calls';
+import { fallocateFd, installNativeDirOpener, setTimesFd } from './posix-calls';
 import { withParent } from '../../core/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
@@ -130,7 +130,7 @@ export class VfsCore implements KernelVfs {
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
-  private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
+  private liveAttr(path: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
     return this.live.get(path);
   }
 
@@ -377,6 +377,23 @@ export class VfsCore implements KernelVfs {
     return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
   }
 
+  /**
+   * Content read through the block cache by hash (a blob handle): its size, block size and the
+   * verified file of each block cached so far, which a front end may read directly instead of
+   * calling readInto. Undefined for other handles. Throws EBADF for an unknown handle.
+   */
+  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'blob' || !(h.reader instanceof BlobReader)) return undefined;
+    const reader = h.reader;
+    return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i) };
+  }
+
+  /** Calls `fn` with the path of a block file nativeBlocks handed out, before the cache deletes it. */
+  onBlockFileRemoved(fn: (file: string) => void): void {
+    this.opts.blocks.onRemoved?.(fn);
+  }
+
   handlePath(fh: number): string {
     return this.handles.get(fh).vpath;
   }
@@ -390,6 +407,35 @@ export class VfsCore implements KernelVfs {
     const h = this.writable(fh);
     h.dirty = true;
     this.live.wrote(h.vpath, offset, n, h.append);
+  }
+
+  /**
+   * chown, chmod and utimens of a file open for writing on a local location, through the
+   * handle's own descriptor (fchown, fchmod, futimens: the inode the handle has open, no path
+   * walk): `tar x` sends all three for every file it writes. The index follows at the next
+   * flush or close (the handle is marked dirty); until then getattr shows the mode and mtime
+   * from here. False when the handle is not such a file (the caller then changes by path).
+   * Throws FsError (EPERM, EBADF).
+   */
+  setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.writable) return false;
+    const fd = h.fd.fd;
+    const what = `setattr ${h.vpath}`;
+    // Times first: without the addon there is no futimens, and nothing must have changed yet.
+    if ((change.atime !== 'omit' || change.mtime !== 'omit') && !setTimesFd(fd, change.atime, change.mtime, what)) return false;
+    try {
+      // chown before chmod: it clears setuid/setgid, and a mode sent with it is the one wanted after.
+      if (change.uid !== -1 || change.gid !== -1) fchownSync(fd, change.uid, change.gid);
+      if (change.mode !== undefined) fchmodSync(fd, change.mode & 0o7777);
+    } catch (err) {
+      throw toFsError(err, what);
+    }
+    const st = fstatSync(fd, { bigint: true });
+    this.disk.set(h.entryId, st);
+    this.live.changedMeta(h.vpath, Number(st.mode & 0o7777n), st.mtimeNs);
+    h.dirty = true;
+    return true;
   }
 
   write(fh: number, offset: number, data: Buffer): Promise<number> {
@@ -429,7 +475,8 @@ export class VfsCore implements KernelVfs {
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
       this.writer.closed(h);
-      await h.fd.close().catch(() => undefined);
+      // Not awaited: nothing after a release depends on the descriptor being gone (one thread-pool round trip per file).
+      void h.fd.close().catch(() => undefined);
     }
   }
 

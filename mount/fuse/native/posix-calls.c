@@ -48,6 +48,26 @@ static napi_value js_utimens(napi_env env, napi_callback_info info) {
   return make_int(env, rc);
 }
 
+/* futimens(fd, aSec, aNsec, mSec, mNsec): the times of an open file; nsec may be UTIME_NOW/UTIME_OMIT. 0 or -errno. */
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd;
+  int64_t v[4];
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd must be a number");
+    return NULL;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "times must be numbers");
+      return NULL;
+    }
+  }
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  return make_int(env, futimens(fd, ts) < 0 ? -errno : 0);
+}
+
 /* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -146,6 +166,8 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
   napi_set_named_property(env, exports, "utimens", f);
+  napi_create_function(env, "futimens", NAPI_AUTO_LENGTH, js_futimens, NULL, &f);
+  napi_set_named_property(env, exports, "futimens", f);
   napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
   napi_set_named_property(env, exports, "mknod", f);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);

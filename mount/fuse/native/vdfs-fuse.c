@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "fd-registry.h"
+#include "block-registry.h"
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
@@ -66,6 +67,7 @@ struct session {
   /* Only one reader waits on the device at a time (see next_request). */
   pthread_mutex_t read_mu;
   struct fd_registry reg;
+  struct block_registry breg;
   /* notifications */
   pthread_mutex_t nmu;
   pthread_cond_t ncv;
@@ -107,7 +109,7 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
   struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
   size_t size = in->size > MAX_IO ? MAX_IO : in->size;
   ssize_t got;
-  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got)) return 0;
+  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) return 0;
   struct fuse_out_header out = {.unique = h->unique};
   if (got < 0) {
     out.len = sizeof out;
@@ -381,6 +383,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   s->notify_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   registry_init(&s->reg);
   pthread_mutex_init(&s->read_mu, NULL);
+  block_registry_init(&s->breg);
   pthread_mutex_init(&s->nmu, NULL);
   pthread_cond_init(&s->ncv, NULL);
   napi_value name;
@@ -469,6 +472,55 @@ static napi_value js_unregister_fd(napi_env env, napi_callback_info info) {
   uint64_t fh;
   if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
   registry_remove(&s->reg, fh);
+  return make_int(env, 0);
+}
+
+/* registerBlocks(session, fh, blockSize, size): READs of fh inside blocks given by setBlockFile are answered natively. 0 or -errno. */
+static napi_value js_register_blocks(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh, size;
+  uint32_t bs;
+  if (!get_u64(env, argv[1], &fh) || !get_u64(env, argv[3], &size) || napi_get_value_uint32(env, argv[2], &bs) != napi_ok) {
+    napi_throw_type_error(env, NULL, "registerBlocks(session, fh, blockSize, size) takes numbers");
+    return NULL;
+  }
+  return make_int(env, block_registry_add(&s->breg, fh, bs, size));
+}
+
+/* setBlockFile(session, fh, index, path|null): block `index` of fh is read from that (verified) file. 0 or -errno. */
+static napi_value js_set_block_file(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  uint32_t index;
+  if (!get_u64(env, argv[1], &fh) || napi_get_value_uint32(env, argv[2], &index) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setBlockFile(session, fh, index, path) takes numbers");
+    return NULL;
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_string) return make_int(env, block_registry_set(&s->breg, fh, index, NULL));
+  char path[4096];
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[3], path, sizeof path, &len));
+  if (len >= sizeof path - 1) return make_int(env, -ENAMETOOLONG);
+  return make_int(env, block_registry_set(&s->breg, fh, index, path));
+}
+
+/* unregisterBlocks(session, fh): returns once no native read uses fh's block files. */
+static napi_value js_unregister_blocks(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
+  block_registry_remove(&s->breg, fh);
   return make_int(env, 0);
 }
 
@@ -582,6 +634,9 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("notify", js_notify);
   EXPORT("registerFd", js_register_fd);
   EXPORT("unregisterFd", js_unregister_fd);
+  EXPORT("registerBlocks", js_register_blocks);
+  EXPORT("setBlockFile", js_set_block_file);
+  EXPORT("unregisterBlocks", js_unregister_blocks);
   EXPORT("setRef", js_set_ref);
   EXPORT("backingOpen", js_backing_open);
   EXPORT("backingClose", js_backing_close);
