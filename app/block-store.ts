@@ -48,7 +48,7 @@ function lockCache(dir: string): { release(): void } | { holder: number } {
  */
 export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
   const lock = lockCache(home.cacheDir);
-  if ('holder' in lock) return { get: (_key, fetch) => fetch(), close: async () => undefined };
+  if ('holder' in lock) return { get: (_key, fetch) => fetch(), keep: () => undefined, close: async () => undefined };
   try {
     // Write-behind: a reader never waits for the cache disk (at most 32 MiB queued, then blocks go uncached).
     const cache = await BlockCache.open({
@@ -61,6 +61,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
       has: (key) => cache.has(key),
+      keep: (key, data) => cache.keep(key, data),
       async close() {
         await cache.close();
         lock.release();

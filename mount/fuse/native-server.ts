@@ -19,7 +19,8 @@ export interface ServerOptions {
   log: Logger;
 }
 
-const MAX_IO = 1 << 20;
+/** The largest READ/WRITE the kernel may send (max_pages, max_write), and the read-ahead asked for. */
+export const MAX_IO = 1 << 20;
 /** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
 const NATIVE_WROTE = 0x40000001;
 const EINTR = 4;

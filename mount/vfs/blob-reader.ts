@@ -14,6 +14,14 @@ export interface BlockStore {
   get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
   /** True when `key` is cached now. Never throws. Absent: nothing is known to be cached. */
   has?(key: string): boolean;
+  /** Caches a streamed block in the background (disk only; see BlockCache.keep). Never throws. Absent: get() is used. */
+  keep?(key: string, data: Buffer): void;
+}
+
+/** Hands a streamed block to the store without waiting for it. Never throws. */
+export function keepStreamed(store: BlockStore, key: string, data: Buffer): void {
+  if (store.keep) store.keep(key, data);
+  else void store.get(key, async () => data).catch(() => undefined);
 }
 
 /**
@@ -97,7 +105,7 @@ export class BlobReader extends BlockReader {
         return;
       }
       w.resolve(data);
-      void this.store.get(`${prefix}:${i}`, async () => data).catch(() => undefined);
+      keepStreamed(this.store, `${prefix}:${i}`, data);
     };
     // Blocks the stream did not deliver (cut for good, refused) are fetched one by one, every source tried.
     void streamWindow(open, this.blob.size, this.blockSize, first, last, deliver, () => undefined).then((next) => {

@@ -420,6 +420,7 @@ export class VfsCore implements KernelVfs {
 
   async release(fh: number): Promise<void> {
     const h: Handle | undefined = this.handles.delete(fh);
+    if (h?.kind === 'blob') h.reader.close();
     if (!h || h.kind === 'blob') return;
     if (h.kind === 'staged') return this.staged.release(h);
     try {
