@@ -3,6 +3,7 @@ import { splitPath } from '../../core/paths';
 import type { Attr, Caller, DirEntry, KernelVfs, TimeSet } from '../vfs/types';
 import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
 import { openFlags } from './open-flags';
+import { readReplyBuffer } from './reply-pool';
 import {
   ATTR_OUT,
   ENTRY_OUT,
@@ -316,7 +317,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* READ */ 15: async (ctx, _h, req) => {
     const size = req.readUInt32LE(B + 16);
-    const out = replyBuffer(req, size);
+    const out = readReplyBuffer(req, size);
     const n = await ctx.vfs.readInto(u64(req, B), out.subarray(16, 16 + size), u64(req, B + 8));
     out.writeUInt32LE(16 + n, 0);
     return out.subarray(0, 16 + n);

@@ -6,6 +6,7 @@ import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { HANDLERS, type OpContext } from './native-ops';
+import { recycleReply } from './reply-pool';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
 export interface ServerOptions {
@@ -155,7 +156,10 @@ export class FuseServer {
       this.inflight.delete(h.unique);
       if (state.answered) return;
       state.answered = true;
-      if (buf) this.send(buf);
+      if (buf) {
+        this.send(buf);
+        recycleReply(buf); // written (synchronously): a pooled READ reply is free again
+      }
     };
     handler(this.ctx, h, req).then(answer, (err: unknown) => {
       if (!(err instanceof FsError)) this.opts.log.error({ err, op: h.opcode }, 'unexpected error in FUSE op');

@@ -11,7 +11,7 @@ const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
  * once: a handle whose read-ahead would go over it reads ahead less (down to the blocks its
  * reader asks for now, which are always allowed). `limit` in bytes; `used` for tests and stats.
  */
-export const readAheadBudget = { limit: 32 * 1024 * 1024, used: 0 };
+export const readAheadBudget = { limit: 16 * 1024 * 1024, used: 0 };
 
 /**
  * Reads fixed-size blocks of one piece of content and serves byte ranges from them. See
@@ -71,8 +71,26 @@ export abstract class BlockReader {
 
   /** Up to `length` bytes from `offset`, short only at the end. Throws what `block` throws. */
   async read(offset: number, length: number): Promise<Buffer> {
+    const got = await this.pieces(offset, length);
+    if (got.length === 1) return got[0];
+    return Buffer.concat(got);
+  }
+
+  /**
+   * Reads into `buf` (up to its length) from `offset`; returns the bytes read, short only at
+   * the end. A read spanning blocks is copied from each block straight into `buf`, with no
+   * intermediate buffer (a WebDAV GET reads 4 MiB at a time). Throws what `block` throws.
+   */
+  async readInto(offset: number, buf: Buffer): Promise<number> {
+    let at = 0;
+    for (const p of await this.pieces(offset, buf.length)) at += p.copy(buf, at);
+    return at;
+  }
+
+  /** The bytes [offset, offset+length) as slices of the blocks that hold them (shared: read-only). */
+  private async pieces(offset: number, length: number): Promise<Buffer[]> {
     const end = Math.min(offset + length, this.size);
-    if (offset >= end) return Buffer.alloc(0);
+    if (offset >= end) return [];
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
@@ -89,7 +107,7 @@ export abstract class BlockReader {
       const d = end - offset <= SMALL_READ && !wholeBlock && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
       if (d) {
         try {
-          return await d;
+          return [await d];
         } catch (err) {
           // the block path tries every replica, and says why when none works
           if (!this.retryAfterDirect(err)) throw err;
@@ -101,8 +119,7 @@ export abstract class BlockReader {
     if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(first, last);
     const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
     this.prune(first);
-    if (blocks.length === 1) return blocks[0].subarray(offset - first * bs, end - first * bs);
-    return Buffer.concat(blocks).subarray(offset - first * bs, end - first * bs);
+    return blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs)));
   }
 
   private blockOf(i: number): Promise<Buffer> {

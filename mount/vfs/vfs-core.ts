@@ -348,9 +348,7 @@ export class VfsCore implements KernelVfs {
       }
       return got;
     }
-    const data = await h.reader.read(offset, buf.length);
-    data.copy(buf);
-    return data.length;
+    return h.reader.readInto(offset, buf);
   }
 
   /**
