@@ -151,6 +151,25 @@ export class BlockCache {
     await this.disk.store(key, data, b.sum);
   }
 
+  /**
+   * Caches a block that arrived in a stream (already verified or version-checked by the
+   * caller), without waiting: it goes to disk through the write-behind queue (skipped when the
+   * queue is full, as for get()), and NOT to the memory tier, so a big sequential read does not
+   * push the blocks that are re-read out of memory, and streaming memory stays the handles'
+   * read-ahead (docs/read-pipeline.md). Counted as a miss (a fetch). Never throws.
+   */
+  keep(key: string, data: Buffer): void {
+    if (this.closed || this.flight.has(key)) return;
+    if (this.memory.get(key) !== undefined || this.disk.has(key)) {
+      this.disk.touch(key);
+      return;
+    }
+    this.counts.misses++;
+    this.counts.fetchedBytes += data.length;
+    const queue = this.opts.writeQueueBytes ?? 0;
+    this.storeBehind(key, data, blake3Hex(data), queue > 0 ? queue : Infinity);
+  }
+
   /** Counters; O(1). Never throws. */
   stats(): BlockCacheStats {
     const c = this.disk.counters;

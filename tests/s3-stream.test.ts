@@ -8,6 +8,7 @@ import { openCacheStore } from '../index/cache-store';
 import { hashStream } from '../index/remote-scan';
 import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
+import { readAheadBudget } from '../mount/vfs/block-reader';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
@@ -284,4 +285,54 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   // With the reader waiting for the disk (queue 0), the same block reads are slow: the checks above can fail.
   const inline = await timeRead(0, 'c-inline', true);
   t.ok(inline.ms >= delay, `with write-behind off, whole blocks backwards take ${inline.ms} ms`);
+});
+
+t.test('streamed blocks go to the disk tier, not the memory tier (a big stream does not evict what is re-read)', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 64 * MiB, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const got = await readAll(r, data.length);
+  r.close();
+  t.ok(got.equals(data), 'exact bytes');
+  await cache.settled();
+  const s = cache.stats();
+  t.equal(s.memoryUsed, 0, 'nothing of the stream was kept in the memory tier');
+  t.ok(s.blocks >= Math.ceil(data.length / MiB) - 1, `${s.blocks} blocks on disk`);
+  // A block read again comes from the disk tier, verified, without a request.
+  const again = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.ok((await again.read(5 * MiB, MiB)).equals(data.subarray(5 * MiB, 6 * MiB)), 'a re-read block is exact');
+  t.equal(cache.stats().misses, s.misses, 'and came from the cache');
+});
+
+t.test('one read-ahead budget bounds what all handles hold ahead together', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const limit = readAheadBudget.limit;
+  readAheadBudget.limit = 3 * MiB;
+  t.teardown(() => {
+    readAheadBudget.limit = limit;
+  });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const before = readAheadBudget.used;
+  const readers = [0, 1, 2].map(() => new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB));
+  const parts: Buffer[][] = readers.map(() => []);
+  let peak = 0;
+  // Three handles streaming the object at once, in turns, 128 KiB at a time.
+  for (let o = 0; o < data.length; o += READ) {
+    for (const [k, r] of readers.entries()) parts[k].push(Buffer.from(await r.read(o, READ)));
+    peak = Math.max(peak, readAheadBudget.used - before);
+  }
+  for (const [k] of readers.entries()) t.ok(Buffer.concat(parts[k]).equals(data), `handle ${k}: exact bytes`);
+  // Each handle may go over by the block its reader holds now (always allowed): 3 MiB + 3 blocks.
+  t.ok(peak <= 6 * MiB, `read-ahead peaked at ${peak / MiB} MiB for three handles, budget 3 MiB`);
+  t.ok(peak >= 2 * MiB, `the handles did read ahead (${peak / MiB} MiB)`);
+  for (const r of readers) r.close();
+  t.equal(readAheadBudget.used, before, 'closing the handles gives their read-ahead back');
 });

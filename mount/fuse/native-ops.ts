@@ -3,6 +3,7 @@ import { splitPath } from '../../core/paths';
 import type { Attr, Caller, DirEntry, KernelVfs, TimeSet } from '../vfs/types';
 import { ROOT_ID, type FuseNode, type InodeTable } from './inode-table';
 import { openFlags } from './open-flags';
+import { readReplyBuffer } from './reply-pool';
 import {
   ATTR_OUT,
   ENTRY_OUT,
@@ -444,7 +445,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* READ */ 15: async (ctx, _h, req) => {
     const size = req.readUInt32LE(B + 16);
-    const out = replyBuffer(req, size);
+    const out = readReplyBuffer(req, size);
     const fh = u64(req, B);
     const offset = u64(req, B + 8);
     const n = await ctx.vfs.readInto(fh, out.subarray(16, 16 + size), offset);

@@ -7,6 +7,7 @@ import { Invalidator } from './invalidator';
 import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { dropBlockFile, HANDLERS, type OpContext } from './native-ops';
 import { fullGc } from '../../core/idle-gc';
+import { recycleReply } from './reply-pool';
 import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
 export interface ServerOptions {
@@ -20,7 +21,8 @@ export interface ServerOptions {
   log: Logger;
 }
 
-const MAX_IO = 1 << 20;
+/** The largest READ/WRITE the kernel may send (max_pages, max_write), and the read-ahead asked for. */
+export const MAX_IO = 1 << 20;
 /** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
 const NATIVE_WROTE = 0x40000001;
 const EINTR = 4;
@@ -218,7 +220,10 @@ export class FuseServer {
       this.inflight.delete(h.unique);
       if (state.answered) return;
       state.answered = true;
-      if (buf) this.send(buf);
+      if (buf) {
+        this.send(buf);
+        recycleReply(buf); // written (synchronously): a pooled READ reply is free again
+      }
     };
     handler(this.ctx, h, req).then(answer, (err: unknown) => {
       if (!(err instanceof FsError)) this.opts.log.error({ err, op: h.opcode }, 'unexpected error in FUSE op');

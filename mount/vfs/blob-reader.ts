@@ -18,6 +18,14 @@ export interface BlockStore {
   verifiedFile?(key: string): string | undefined;
   /** Calls `fn` (synchronously) with the path of a verified file before it is deleted. */
   onRemoved?(fn: (file: string) => void): void;
+  /** Caches a streamed block in the background (disk only; see BlockCache.keep). Never throws. Absent: get() is used. */
+  keep?(key: string, data: Buffer): void;
+}
+
+/** Hands a streamed block to the store without waiting for it. Never throws. */
+export function keepStreamed(store: BlockStore, key: string, data: Buffer): void {
+  if (store.keep) store.keep(key, data);
+  else void store.get(key, async () => data).catch(() => undefined);
 }
 
 /**
@@ -110,7 +118,7 @@ export class BlobReader extends BlockReader {
         return;
       }
       w.resolve(data);
-      void this.store.get(`${prefix}:${i}`, async () => data).catch(() => undefined);
+      keepStreamed(this.store, `${prefix}:${i}`, data);
     };
     // Blocks the stream did not deliver (cut for good, refused) are fetched one by one, every source tried.
     void streamWindow(open, this.blob.size, this.blockSize, first, last, deliver, () => undefined).then((next) => {

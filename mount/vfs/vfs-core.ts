@@ -351,9 +351,7 @@ export class VfsCore implements KernelVfs {
       }
       return got;
     }
-    const data = await h.reader.read(offset, buf.length);
-    data.copy(buf);
-    return data.length;
+    return h.reader.readInto(offset, buf);
   }
 
   /**
@@ -469,6 +467,7 @@ export class VfsCore implements KernelVfs {
 
   async release(fh: number): Promise<void> {
     const h: Handle | undefined = this.handles.delete(fh);
+    if (h?.kind === 'blob') h.reader.close();
     if (!h || h.kind === 'blob') return;
     if (h.kind === 'staged') return this.staged.release(h);
     try {
