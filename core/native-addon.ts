@@ -39,9 +39,20 @@ export interface NativeFuse {
   stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; opsSeen: number[]; opsNative: number[] };
   /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
   trimMemory(): number;
+  /**
+   * Every name of the open directory `fd` with fstatat(fd, name, AT_SYMLINK_NOFOLLOW), in one call
+   * (the scanner's listing; absent from addons built before it). -errno when the directory cannot
+   * be read. `nums` holds STAT_DIR_FIELDS numbers per name: st_mode, st_size, mtime seconds,
+   * mtime nanoseconds, st_rdev, and the errno of that name's fstatat (0 when it succeeded).
+   * `versions[i]` is `ino:size:mtimeNs` (exact), '' when the fstatat failed.
+   */
+  statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }
+
+/** Numbers per name in `NativeFuse.statDir`'s `nums`. */
+export const STAT_DIR_FIELDS = 6;
 
 /**
  * Where the built addon is, from the sources (tap) or from dist/. It lives in core/ because two

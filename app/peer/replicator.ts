@@ -56,6 +56,7 @@ export async function receiveSnapshot(
     if (r.failure === undefined) throw err;
   } finally {
     signal?.removeEventListener('abort', abort);
+    if (!r.ended) r.writer?.abandon();
   }
   if (r.failure !== undefined) {
     if (r.failure instanceof FsError) throw new FsError(r.failure.code, `${what}: ${r.failure.message}`, r.failure);
