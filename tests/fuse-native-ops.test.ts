@@ -123,6 +123,17 @@ t.test('changes on the disk reach the kernel caches at once (invalidation), neve
   t.ok(await until(() => sh('cat', [join(mnt, 'l', 'gone.txt')]).stdout === 'x', 15_000));
   sh('rm', [join(src, 'gone.txt')]);
   t.ok(await until(() => sh('stat', [join(mnt, 'l', 'gone.txt')]).code !== 0, 5000), 'a name deleted on the disk is gone from the mount before the entry timeout');
+  // A file the kernel got from a listing (READDIRPLUS, no LOOKUP), then opened: checked too.
+  mkdirSync(join(src, 'sub'));
+  writeFileSync(join(src, 'sub', 'listed.txt'), 'one\n');
+  const listed = join(mnt, 'l', 'sub', 'listed.txt');
+  t.ok(await until(() => sh('ls', ['-l', join(mnt, 'l', 'sub')]).stdout.includes('listed.txt'), 15_000), 'listed');
+  t.equal(sh('cat', [listed]).stdout, 'one\n', 'and read (its pages cached)');
+  appendFileSync(join(src, 'sub', 'listed.txt'), 'two\n');
+  t.ok(
+    await until(() => sh('stat', ['-c', '%s', listed]).stdout.trim() === '8' && sh('cat', [listed]).stdout === 'one\ntwo\n', 5000),
+    'its change shows before the attribute timeout',
+  );
 });
 
 t.test('a change in a bucket reaches the kernel caches with the next poll', async (t) => {

@@ -195,7 +195,7 @@ export class PeerReplication {
     try {
       // Every location another node owns is replicated from it (single writer: its owner).
       const self = new NodeStore(this.home.db).selfId();
-      locs = this.home.locations.list().filter((l) => l.ownerNode !== self);
+      locs = self === undefined ? [] : this.home.locations.list().filter((l) => l.ownerNode !== self);
     } catch (err) {
       // A busy index: the next round, two seconds later, tries again.
       noteSwallowed(this.log, 'peer replication: listing peer locations', err, {}, 'debug');

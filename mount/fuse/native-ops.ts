@@ -120,6 +120,9 @@ async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: num
   let keep = 0;
   try {
     const a = await ctx.vfs.getattr(path);
+    // An open file is checked by the invalidator from now on even when the kernel only got it
+    // from a listing (no LOOKUP): a change on the disk then drops its cached pages at once.
+    node.last = a;
     if (!o.write && !o.truncate && node.openEtag === a.etag) keep = FOPEN.KEEP_CACHE;
     node.openEtag = o.write || o.truncate ? undefined : a.etag;
   } catch {

@@ -71,10 +71,10 @@ function createTlsServer(o: PeerServerOptions, stallMs: number): https.Server {
  * HTTPS with mutual TLS for paired nodes, in three parts: admission and authentication of
  * connections (PeerGate: only paired certificates, or `vdfs-pair/1` for pairing), routing of
  * requests (peer-routes) and blob serving (peer-blobs); errors answer through one status
- * table (core/peer-protocol PEER_STATUS). What it serves and who is paired come from `o.source`,
- * `o.peers` and `o.pairing` (the wiring builds them over the index). Revoked peers (`vdfs peer rm`, from any process) lose
- * their open connections within a second. Throws FsError EBUSY (address in use), EACCES or
- * what toFsError makes of another listen error.
+ * table (core/peer-protocol PEER_STATUS). What it serves and who is paired come from
+ * `o.source`, `o.peers` and `o.pairing` (the wiring builds them over the index). Revoked peers
+ * (`vdfs peer rm`, from any process) lose their open connections within a second. Throws
+ * FsError EBUSY (address in use), EACCES or what toFsError makes of another listen error.
  */
 export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer> {
   const stallMs = o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
