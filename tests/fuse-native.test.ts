@@ -253,3 +253,29 @@ t.test('listings: one READDIRPLUS per folder, no LOOKUP per name; the kernel reu
   t.ok(sh('ls', [d]).stdout.split('\n').includes('new'), 'and the mount lists it (not the kept listing)');
   t.ok(n(ops(), 'op.readdirplus') > n(s2, 'op.readdirplus'), 'listed again with READDIRPLUS');
 });
+
+t.test('a folder listed empty shows a name added on the disk (the kernel keeps no empty listing it cannot drop)', async (t) => {
+  const { mnt, src, home } = await mountWithOracle(t, 'l');
+  mkdirSync(join(src, 'empty'));
+  t.ok(await until(() => vdfsOk(home, ['ls', '/l']).stdout.includes(' empty'), 20_000), 'the watcher indexed the folder');
+  for (const rel of ['', 'empty']) {
+    const inMount = join(mnt, 'l', rel);
+    t.same(
+      sh('ls', ['-A', inMount])
+        .stdout.split('\n')
+        .filter((n) => n && n !== 'empty'),
+      [],
+      `/l/${rel} listed with nothing in it`,
+    );
+    writeFileSync(join(src, rel, 'late.bin'), 'x');
+    t.ok(await until(() => vdfsOk(home, ['ls', `/l/${rel}`]).stdout.includes(' late.bin'), 20_000), 'the watcher indexed the new file');
+    t.ok(sh('ls', [inMount]).stdout.split('\n').includes('late.bin'), `and /l/${rel} lists it at once`);
+  }
+  t.same(
+    sh('ls', ['-a', join(mnt, 'l', 'empty')])
+      .stdout.split('\n')
+      .filter(Boolean),
+    ['.', '..', 'late.bin'],
+    'dot entries as on a disk',
+  );
+});

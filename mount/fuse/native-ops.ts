@@ -286,6 +286,11 @@ async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer
 /** The caller of a request: what it creates belongs to them. */
 const callerOf = (h: InHeader): Caller => ({ uid: h.uid, gid: h.gid });
 
+const DOTS = 2;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+const DT_DIR = 4;
+
 async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: boolean): Promise<Buffer> {
   const fh = u64(req, B);
   let list = ctx.dirs.get(fh);
@@ -303,7 +308,21 @@ async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: bool
   const size = req.readUInt32LE(B + 16);
   const out = replyBuffer(req, size);
   let at = 16;
-  for (let i = start; i < list.length; i++) {
+  // '.' and '..' come first, as on a disk. They also keep every listing the kernel caches
+  // non-empty: an empty cached listing has no page for OPENDIR's invalidation to drop, so the
+  // kernel would go on showing a folder empty after a name appeared in it (fs/fuse/readdir.c).
+  for (let i = start; i < DOTS; i++) {
+    const nameBuf = i === 0 ? DOT : DOTDOT;
+    const need = direntSize(nameBuf.length) + (plus ? ENTRY_OUT : 0);
+    if (at + need > out.length) break;
+    if (plus) {
+      out.fill(0, at, at + ENTRY_OUT); // node id 0: the kernel takes nothing from a dot's entry
+      at += ENTRY_OUT;
+    }
+    const node = i === 0 ? dir : (dir.parent ?? dir);
+    at += writeDirent(out, at, node.last?.ino ?? node.id, i + 1, nameBuf, DT_DIR);
+  }
+  for (let i = Math.max(start, DOTS) - DOTS; i < list.length; i++) {
     const { name, attr } = list[i];
     const nameBuf = Buffer.from(name);
     const need = direntSize(nameBuf.length) + (plus ? ENTRY_OUT : 0);
@@ -315,7 +334,7 @@ async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: bool
       writeEntry(out, at, node.id, ctx.inodes.generation, attr, ctx.entryTtl, ctx.attrTtl);
       at += ENTRY_OUT;
     }
-    at += writeDirent(out, at, attr.ino, i + 1, nameBuf, direntType(attr));
+    at += writeDirent(out, at, attr.ino, i + DOTS + 1, nameBuf, direntType(attr));
   }
   out.writeUInt32LE(at, 0);
   return out.subarray(0, at);
