@@ -1,5 +1,5 @@
 import t from 'tap';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { until, vdfs, vdfsOk } from './helpers/cli';
@@ -90,8 +90,9 @@ t.test('content read through the block cache is read back natively from its veri
   t.equal(readDirect(), want, 'and again');
 });
 
-// Reads a file through one open O_DIRECT handle three times; between the 2nd and 3rd read the
-// parent process reads another file (evicting this one's blocks). Prints whether each read matched.
+// Reads a file through one open O_DIRECT handle: once (fills the cache), twice more (the blocks
+// verified meanwhile are registered and read natively), then once more after the parent process
+// read another file (evicting this one's blocks). Prints whether each read matched.
 const DIRECT_READER = `
 import os, sys, mmap
 path, want_path = sys.argv[1], sys.argv[2]
@@ -108,9 +109,11 @@ def read_all():
         off += n
     return bytes(out)
 print('first', read_all() == want, flush=True)
-print('second', read_all() == want, flush=True)
 sys.stdin.readline()
+print('second', read_all() == want, flush=True)
 print('third', read_all() == want, flush=True)
+sys.stdin.readline()
+print('fourth', read_all() == want, flush=True)
 os.close(fd)
 `;
 
@@ -133,12 +136,20 @@ t.test('a block file evicted while a handle reads it natively is unregistered fi
   py.stdout.on('data', (d: Buffer) => (out += d.toString()));
   py.stderr.on('data', (d: Buffer) => (err += d.toString()));
   t.teardown(() => py.kill());
-  t.ok(await until(() => out.includes('second') || py.exitCode !== null, 30_000), `two reads done: ${out} ${err}`);
+  t.ok(await until(() => out.includes('first') || py.exitCode !== null, 30_000), `first read done: ${out} ${err}`);
+  const blocks = () => Number(sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f | wc -l`]).stdout.trim());
+  t.ok(await until(() => blocks() === 3, 20_000), "a's 3 blocks are in the cache on disk");
+  const aFiles = sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f`])
+    .stdout.trim()
+    .split('\n');
   const before = fuseStats(mnt);
+  py.stdin.write('\n');
+  t.ok(await until(() => out.includes('third') || py.exitCode !== null, 30_000), `second and third read done: ${err}`);
+  t.ok(fuseStats(mnt).nativeReads > before.nativeReads, 'reads through the open handle were answered natively');
   // b's 3 blocks do not fit beside a's 3 in 3 MiB: a's blocks are evicted while a is open.
   t.equal(sh('bash', ['-c', `dd if=${byHash('b.bin')} iflag=direct bs=256k status=none | b3sum --no-names`]).stdout.trim(), hashOf('b.bin'), 'b read right');
+  t.ok(await until(() => aFiles.filter((f) => existsSync(f)).length <= 1, 20_000), "a's block files were evicted (at most one left) while a is still open");
   py.stdin.write('\n');
-  t.ok(await until(() => out.includes('third') || py.exitCode !== null, 30_000), `third read done: ${err}`);
-  t.match(out, /first True\nsecond True\nthird True/, 'every read through the open handle had the right bytes');
-  t.ok(fuseStats(mnt).nativeReads > before.nativeReads, 'reads were answered natively meanwhile');
+  t.ok(await until(() => out.includes('fourth') || py.exitCode !== null, 30_000), `fourth read done: ${err}`);
+  t.match(out, /first True\nsecond True\nthird True\nfourth True/, 'every read through the open handle had the right bytes, before and after the eviction');
 });
