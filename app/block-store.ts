@@ -2,6 +2,7 @@ import { ensurePrivateDir } from '../core/private-files';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import type { Home } from './home';
 import type { BlockStore } from '../mount/vfs/blob-reader';
 
@@ -48,19 +49,24 @@ function lockCache(dir: string): { release(): void } | { holder: number } {
  */
 export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
   const lock = lockCache(home.cacheDir);
-  if ('holder' in lock) return { get: (_key, fetch) => fetch(), close: async () => undefined };
+  if ('holder' in lock) return { get: (_key, fetch) => fetch(), keep: () => undefined, close: async () => undefined };
   try {
-    // Write-behind: a reader never waits for the cache disk (at most 32 MiB queued, then blocks go uncached).
+    // Write-behind: a reader never waits for the cache disk (at most 8 MiB queued, then blocks go
+    // uncached). Small, because what waits here is memory of the daemon (docs/read-pipeline.md).
     const cache = await BlockCache.open({
       dir: home.cacheDir,
       maxBytes: home.config['cache.maxSize'],
       memoryBytes: home.config['cache.memorySize'],
-      writeQueueBytes: 32 * 1024 * 1024,
+      writeQueueBytes: 8 * 1024 * 1024,
+      openIndex: openCacheStore,
     });
     return {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
       has: (key) => cache.has(key),
+      verifiedFile: (key) => cache.verifiedFile(key),
+      onRemoved: (fn) => cache.onRemoved(fn),
+      keep: (key, data) => cache.keep(key, data),
       async close() {
         await cache.close();
         lock.release();

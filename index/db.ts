@@ -152,6 +152,15 @@ export function syncIndex(db: Db): void {
  * scanner in another process, `vdfs location rm`) commits. Cache holders compare it on every
  * use. The returned function throws SqliteError when the database is closed.
  */
+/** Frees what the connection's page cache holds beyond its pages in use (after a rescan read the whole index). Never throws. */
+export function shrinkMemory(db: Db): void {
+  try {
+    db.pragma('shrink_memory');
+  } catch {
+    /* a busy or closed connection keeps its cache */
+  }
+}
+
 export function dataVersionReader(db: Db): () => number {
   const stmt = db.prepare('PRAGMA data_version').pluck();
   return () => stmt.get() as number;

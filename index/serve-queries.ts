@@ -49,7 +49,7 @@ export interface HashHolderRow {
 }
 
 /**
- * The queries the peer server answers from (what `mount/peer-server/serve-index.ts` turns into
+ * The queries the peer server answers from (what `app/peer/serve-index.ts` turns into
  * wire shapes): the change log head, this node's own local locations, a location's tree (streamed), its
  * change log, and the files holding some content. Statements are prepared once. Methods throw
  * only SQLite errors.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -54,6 +54,15 @@ t.test('a mounted tree reads back identical under b3sum, with xattrs, symlinks a
   const st = sh('stat', ['-c', '%s %F', join(mnt, 'src/a/b/three-blocks.bin')]);
   t.equal(st.stdout.trim(), `${3 * 1024 * 1024 + 17} regular file`);
   t.equal(sh('cat', [join(mnt, 'src', 'nope')]).code, 1, 'a missing file is ENOENT');
+
+  // The kernel's read-ahead for the mount is raised to the 1 MiB READ the daemon accepts (a
+  // FUSE mount starts at 128 KiB): a sequential reader costs one READ per MiB, not eight.
+  const dev = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === mnt)
+    ?.split(' ')[2];
+  t.ok(dev, `the mount's device (${dev})`);
+  t.equal(readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim(), '1024', 'read-ahead of the mount: 1024 KiB');
 
   const code = await m.stop();
   t.equal(code, 0, 'SIGTERM exits cleanly');

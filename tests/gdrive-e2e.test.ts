@@ -181,3 +181,26 @@ t.test('rate limits are retried; a revoked authorisation names vdfs auth gdrive'
   t.not(r.code, 0, 'a revoked token fails');
   t.match(r.stderr, /vdfs auth gdrive/, 'naming the command that fixes it', { stderr: r.stderr });
 });
+
+t.test("the daemon polls a Drive location through its change feed every scan.driveInterval, not at the listing interval S3's polls use", async (t) => {
+  const drive = await startDriveServer();
+  t.teardown(() => drive.stop());
+  const folder = await drive.mkdir('polled');
+  await drive.put('first.txt', 'one', { base: folder });
+  const { home, mnt } = setupHome(t, drive, folder);
+  vdfsOk(home, ['scan', 'cloud']);
+  // A provider without a change feed would be polled every scan.remoteInterval: an hour here.
+  vdfsOk(home, ['config', 'set', 'scan.remoteInterval', '3600']);
+  vdfsOk(home, ['config', 'set', 'scan.driveInterval', '1']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  await drive.counts(true);
+  await drive.put('second.txt', 'two', { base: folder });
+  const listed = () =>
+    vdfsOk(home, ['ls', '/cloud', '--json'])
+      .json<LsItem[]>()
+      .some((e) => e.name === 'second.txt');
+  await until('the poll to index the new file', listed, 15_000);
+  t.ok(listed(), 'a file added on Drive is indexed by the daemon within seconds, with no vdfs scan');
+  t.ok(((await drive.counts(true))['GET /drive/v3/changes'] ?? 0) >= 1, 'the poll asked changes.list');
+});

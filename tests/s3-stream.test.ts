@@ -4,9 +4,11 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { hashStream } from '../index/remote-scan';
 import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
+import { readAheadBudget } from '../mount/vfs/block-reader';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
@@ -97,7 +99,7 @@ t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests t
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
   watch(proxy, seen);
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const st = await p.stat('obj.bin');
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
@@ -128,7 +130,7 @@ t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a co
   t.teardown(() => a.p.close());
   t.teardown(() => b.p.close());
   const st = await a.p.stat('obj.bin');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const blob = { hash: hash.hash, size: data.length, blockSize: MiB, blockHashes: hash.blockHashes };
   const sources = () => [s3Source('a/obj.bin', a.p, st.version), s3Source('b/obj.bin', b.p, st.version)];
@@ -180,7 +182,7 @@ t.test('a stream cut halfway resumes from the exact byte it stopped at', async (
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
   const st = await p.stat('obj.bin');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   // The first multi-block window is cut after 1.5 MiB of its body.
@@ -234,7 +236,7 @@ t.test('the cache limit holds while windows stream (measured on disk)', async (t
   t.teardown(() => p.close());
   const st = await p.stat('obj.bin');
   const limit = 3 * MiB;
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   let peak = 0;
@@ -262,7 +264,7 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   });
   // Sequential 128 KiB reads (streamed windows), or whole blocks read backwards (one fetch each).
   const timeRead = async (queue: number, name: string, backwards: boolean) => {
-    const cache = await BlockCache.open({ dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
+    const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
     const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
     const t0 = Date.now();
     const parts: Buffer[] = [];
@@ -283,4 +285,54 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   // With the reader waiting for the disk (queue 0), the same block reads are slow: the checks above can fail.
   const inline = await timeRead(0, 'c-inline', true);
   t.ok(inline.ms >= delay, `with write-behind off, whole blocks backwards take ${inline.ms} ms`);
+});
+
+t.test('streamed blocks go to the disk tier, not the memory tier (a big stream does not evict what is re-read)', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 64 * MiB, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const got = await readAll(r, data.length);
+  r.close();
+  t.ok(got.equals(data), 'exact bytes');
+  await cache.settled();
+  const s = cache.stats();
+  t.equal(s.memoryUsed, 0, 'nothing of the stream was kept in the memory tier');
+  t.ok(s.blocks >= Math.ceil(data.length / MiB) - 1, `${s.blocks} blocks on disk`);
+  // A block read again comes from the disk tier, verified, without a request.
+  const again = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.ok((await again.read(5 * MiB, MiB)).equals(data.subarray(5 * MiB, 6 * MiB)), 'a re-read block is exact');
+  t.equal(cache.stats().misses, s.misses, 'and came from the cache');
+});
+
+t.test('one read-ahead budget bounds what all handles hold ahead together', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  const limit = readAheadBudget.limit;
+  readAheadBudget.limit = 3 * MiB;
+  t.teardown(() => {
+    readAheadBudget.limit = limit;
+  });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const before = readAheadBudget.used;
+  const readers = [0, 1, 2].map(() => new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB));
+  const parts: Buffer[][] = readers.map(() => []);
+  let peak = 0;
+  // Three handles streaming the object at once, in turns, 128 KiB at a time.
+  for (let o = 0; o < data.length; o += READ) {
+    for (const [k, r] of readers.entries()) parts[k].push(Buffer.from(await r.read(o, READ)));
+    peak = Math.max(peak, readAheadBudget.used - before);
+  }
+  for (const [k] of readers.entries()) t.ok(Buffer.concat(parts[k]).equals(data), `handle ${k}: exact bytes`);
+  // Each handle may go over by the block its reader holds now (always allowed): 3 MiB + 3 blocks.
+  t.ok(peak <= 6 * MiB, `read-ahead peaked at ${peak / MiB} MiB for three handles, budget 3 MiB`);
+  t.ok(peak >= 2 * MiB, `the handles did read ahead (${peak / MiB} MiB)`);
+  for (const r of readers) r.close();
+  t.equal(readAheadBudget.used, before, 'closing the handles gives their read-ahead back');
 });

@@ -4,20 +4,38 @@ import { FsError } from '../../core/fs-error';
 import type { KernelVfs } from '../vfs/types';
 import type { FuseMount, FuseMountOptions } from './mount-options';
 import type { NativeFuse } from '../../core/native-addon';
-import { FuseServer } from './native-server';
+import { FuseServer, MAX_IO } from './native-server';
 
 /** Two reader threads: measured best on 2 cores (see docs/fuse.md). */
 const DEFAULT_THREADS = 2;
 const INIT_TIMEOUT_MS = 10_000;
 
-/** The kernel's connection number (for /sys/fs/fuse/connections/N/abort): the minor of the mount's device. */
-async function connectionOf(mnt: string): Promise<string | undefined> {
+/** The mount's device as `major:minor` (read from mountinfo: a stat of our own mount from this process could hang). */
+async function deviceOf(mnt: string): Promise<string | undefined> {
   const info = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   const line = info
     .split('\n')
     .reverse()
     .find((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === mnt);
-  return line?.split(' ')[2]?.split(':')[1];
+  return line?.split(' ')[2];
+}
+
+/**
+ * The kernel's read-ahead for the mount (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`). A FUSE
+ * mount starts at 128 KiB whatever INIT answers (the kernel only lowers it there), so a
+ * sequential reader sends READs of 128 KiB: eight round trips through JS per MiB. Raised to
+ * the largest READ we accept (max_pages), a `dd bs=1M` becomes one READ per MiB and the kernel
+ * reads ahead a whole block while the reader copies the last one (docs/read-pipeline.md).
+ * Random reads are unaffected (the kernel reads ahead only for a sequential pattern). Root
+ * only; never throws.
+ */
+function raiseReadahead(dev: string | undefined, kib: number): void {
+  if (!dev) return;
+  try {
+    writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kib));
+  } catch {
+    /* not root, or no sysfs: the kernel's default stays */
+  }
 }
 
 const FUSECTL = '/sys/fs/fuse/connections';
@@ -68,7 +86,8 @@ export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string
   const ttl = opts.attrTimeout ?? 10;
   const server = new FuseServer(addon, vfs, { entryTtl: ttl, attrTtl: ttl, negativeTtl: 1, passthrough: opts.passthrough ?? false, log: opts.log });
   const session = server.start(fd, opts.threads ?? DEFAULT_THREADS);
-  const conn = await connectionOf(mnt);
+  const dev = await deviceOf(mnt);
+  const conn = dev?.split(':')[1];
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -91,6 +110,7 @@ export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string
   } finally {
     clearTimeout(timer);
   }
+  if (root) raiseReadahead(dev, MAX_IO / 1024);
   // The kernel ended the connection by itself (fusermount -u, umount -l, eject): release the device.
   const closed = server.closed.then(async () => {
     if (!stopped) opts.log.warn({ mountpoint: mnt }, 'the mount was removed from outside');

@@ -6,6 +6,14 @@ export const SMALL_READ = 128 * 1024;
 const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
 
 /**
+ * One budget for the blocks every handle holds ahead of its reader (streamed or loaded, not
+ * yet read past), so the daemon's streaming memory is bounded however many files stream at
+ * once: a handle whose read-ahead would go over it reads ahead less (down to the blocks its
+ * reader asks for now, which are always allowed). `limit` in bytes; `used` for tests and stats.
+ */
+export const readAheadBudget = { limit: 16 * 1024 * 1024, used: 0 };
+
+/**
  * Reads fixed-size blocks of one piece of content and serves byte ranges from them. See
  * docs/vfs.md "Read pipeline".
  *
@@ -14,9 +22,10 @@ const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
  *   sources) and the blocks are not cached: a 4 KiB random read costs a 4 KiB request.
  * - Sequential reads start read-ahead windows of 1, 2, 4, then 8 blocks (mountpoint-s3's
  *   ramp). Each window is one streamed request (`streamBlocks`), cut into blocks handed to
- *   waiting readers as each completes; the next window starts when half of the current one
- *   is left, so at most two are in flight. Subclasses without streaming fetch the window's
- *   blocks one by one (`block`).
+ *   waiting readers as each completes; the next window starts when less than a whole window
+ *   is read ahead, so one is always in flight while the reader consumes the other. A first
+ *   read of the head larger than SMALL_READ starts the ramp at once. Subclasses without streaming fetch the
+ *   window's blocks one by one (`block`).
  * One reader per open handle.
  */
 export abstract class BlockReader {
@@ -24,6 +33,8 @@ export abstract class BlockReader {
   private window = 0;
   private streamedTo = -1;
   private readonly pending = new Map<number, Promise<Buffer>>();
+  /** Bytes of `pending` charged to readAheadBudget. */
+  private charged = 0;
 
   constructor(
     readonly size: number,
@@ -60,8 +71,26 @@ export abstract class BlockReader {
 
   /** Up to `length` bytes from `offset`, short only at the end. Throws what `block` throws. */
   async read(offset: number, length: number): Promise<Buffer> {
+    const got = await this.pieces(offset, length);
+    if (got.length === 1) return got[0];
+    return Buffer.concat(got);
+  }
+
+  /**
+   * Reads into `buf` (up to its length) from `offset`; returns the bytes read, short only at
+   * the end. A read spanning blocks is copied from each block straight into `buf`, with no
+   * intermediate buffer (a WebDAV GET reads 4 MiB at a time). Throws what `block` throws.
+   */
+  async readInto(offset: number, buf: Buffer): Promise<number> {
+    let at = 0;
+    for (const p of await this.pieces(offset, buf.length)) at += p.copy(buf, at);
+    return at;
+  }
+
+  /** The bytes [offset, offset+length) as slices of the blocks that hold them (shared: read-only). */
+  private async pieces(offset: number, length: number): Promise<Buffer[]> {
     const end = Math.min(offset + length, this.size);
-    if (offset >= end) return Buffer.alloc(0);
+    if (offset >= end) return [];
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
@@ -78,19 +107,19 @@ export abstract class BlockReader {
       const d = end - offset <= SMALL_READ && !wholeBlock && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
       if (d) {
         try {
-          return await d;
+          return [await d];
         } catch (err) {
           // the block path tries every replica, and says why when none works
           if (!this.retryAfterDirect(err)) throw err;
         }
       }
-    } else {
-      this.planAhead(first, last);
     }
+    // A first read of the head larger than a small read (dd bs=1M, the kernel's read-ahead) is
+    // the start of a stream: its window starts now, not one read later.
+    if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(first, last);
     const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
     this.prune(first);
-    if (blocks.length === 1) return blocks[0].subarray(offset - first * bs, end - first * bs);
-    return Buffer.concat(blocks).subarray(offset - first * bs, end - first * bs);
+    return blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs)));
   }
 
   private blockOf(i: number): Promise<Buffer> {
@@ -98,7 +127,7 @@ export abstract class BlockReader {
     if (!p) return this.block(i);
     // a block that failed in a window is fetched again the ordinary way (every replica)
     return p.catch(() => {
-      this.pending.delete(i);
+      this.drop(i);
       return this.block(i);
     });
   }
@@ -116,10 +145,16 @@ export abstract class BlockReader {
   private planAhead(first: number, last: number): void {
     this.window = Math.min(Math.max(1, this.window * 2), MAX_WINDOW_BLOCKS);
     const blocks = Math.ceil(this.size / this.blockSize);
-    if (this.streamedTo >= last && this.streamedTo - last >= this.window / 2) return;
+    // A new request takes a while to its first byte (tens of ms on a loaded server): keep at
+    // least one whole window in flight beyond the blocks being read, so the reader never waits
+    // for one to start.
+    if (this.streamedTo >= last && this.streamedTo - last >= this.window) return;
     let from = Math.max(first, this.streamedTo + 1);
     while (from < blocks && this.pending.has(from)) from++;
-    const want = Math.min(Math.max(last, from + this.window - 1), blocks - 1);
+    // Blocks beyond the reader's own only while the shared budget has room for them.
+    const room = Math.max(0, Math.floor((readAheadBudget.limit - readAheadBudget.used) / this.blockSize));
+    const want = Math.min(Math.max(last, from + Math.min(this.window, room) - 1), blocks - 1);
+    if (want < from) return;
     for (let i = from; i <= want;) {
       if (this.pending.has(i)) {
         i++;
@@ -139,15 +174,31 @@ export abstract class BlockReader {
 
   private hold(i: number, p: Promise<Buffer>): void {
     p.catch(() => undefined); // a failed read-ahead is retried by the real read
+    if (!this.pending.has(i)) this.charge(this.blockSize);
     this.pending.set(i, p);
+  }
+
+  private drop(i: number): void {
+    if (this.pending.delete(i)) this.charge(-this.blockSize);
+  }
+
+  private charge(n: number): void {
+    this.charged += n;
+    readAheadBudget.used += n;
   }
 
   /** Forgets blocks the reader has moved past, and the oldest when too many are held. */
   private prune(first: number): void {
-    for (const i of this.pending.keys()) if (i < first) this.pending.delete(i);
-    while (this.pending.size > MAX_PENDING) {
-      const oldest = Math.min(...this.pending.keys());
-      this.pending.delete(oldest);
-    }
+    for (const i of this.pending.keys()) if (i < first) this.drop(i);
+    while (this.pending.size > MAX_PENDING) this.drop(Math.min(...this.pending.keys()));
+  }
+
+  /** The handle is closed: drops what it read ahead (its streams finish into the cache). Never throws. */
+  close(): void {
+    this.pending.clear();
+    readAheadBudget.used -= this.charged;
+    this.charged = 0;
+    this.streamedTo = -1;
+    this.window = 0;
   }
 }

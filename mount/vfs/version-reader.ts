@@ -1,6 +1,6 @@
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Provider } from '../../core/provider';
-import type { BlockStore } from './blob-reader';
+import { keepStreamed, type BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
 import { deferred, streamWindow } from './window-stream';
 
@@ -81,7 +81,7 @@ export class VersionReader extends BlockReader {
     const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
     const deliver = (i: number, data: Buffer) => {
       waiters[i - first].resolve(data);
-      void this.store.get(this.key(i), async () => data).catch(() => undefined);
+      keepStreamed(this.store, this.key(i), data);
     };
     let why: FsError | undefined;
     void streamWindow(open, c.size, this.blockSize, first, last, deliver, (err) => (why = err)).then((next) => {

@@ -27,6 +27,8 @@ export interface Sizes {
   s3SeqMiB: number;
   s3TtfbMiB: number;
   s3SmallFiles: number;
+  /** daemon.rss.s3: MiB streamed from S3 through FUSE and through WebDAV at once. */
+  s3RssMiB: { fuse: number; dav: number };
   peerMiB: number;
   peerEntries: number;
 }
@@ -48,6 +50,7 @@ export const TINY: Sizes = {
   s3SeqMiB: 8,
   s3TtfbMiB: 16,
   s3SmallFiles: 40,
+  s3RssMiB: { fuse: 16, dav: 8 },
   peerMiB: 8,
   peerEntries: 500,
 };
@@ -67,6 +70,7 @@ export const QUICK: Sizes = {
   s3SeqMiB: 64,
   s3TtfbMiB: 256,
   s3SmallFiles: 1000,
+  s3RssMiB: { fuse: 640, dav: 256 },
   peerMiB: 128,
   peerEntries: 20_000,
 };
@@ -86,6 +90,7 @@ export const FULL: Sizes = {
   s3SeqMiB: 256,
   s3TtfbMiB: 1024,
   s3SmallFiles: 1000,
+  s3RssMiB: { fuse: 10240, dav: 4096 },
   peerMiB: 256,
   peerEntries: 100_000,
 };

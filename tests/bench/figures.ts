@@ -75,6 +75,11 @@ export const FIGURES: Figure[] = [
   ),
   F('s3', 's3.reread.cached', 'the S3 object read again with the server stopped: every byte from the block cache, against a cold local read.'),
   F(
+    's3',
+    'daemon.rss.s3',
+    "the daemon's peak memory while it streams two big S3 objects at once, one through the FUSE mount and one through its WebDAV share (the issue's 10 GB + 4 GiB, scaled 640 + 256 MiB in a quick run), against a Node process streaming both with the AWS SDK.",
+  ),
+  F(
     'peer',
     'peer.fetch',
     "what a user on node B gets reading a file of paired node A: `vdfs cat` through B's verified block pipeline, against a plain TLS stream and A's raw blob endpoint.",

@@ -4,6 +4,7 @@
 //   s3.ttfb           ms for a 4 KiB read at a random offset of a cold object vs one ranged GetObject
 //   s3.smallfiles     MB/s reading N x 100 KiB objects whole, 8 parallel readers through the mount vs 8 concurrent GetObjects
 //   s3.reread.cached  MB/s re-reading from the block cache (server stopped, page cache dropped)
+//   daemon.rss.s3     MB peak RSS of one daemon streaming from S3 through FUSE and WebDAV at once (s3-rss.ts)
 // Standalone: npx tsc -p . && node dist/tests/bench/s3.js [--quick] [--reps N]
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { startMount, type RunningMount } from '../helpers/mount';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 import { dropCaches, mbps, measure, MiB, shOk, type BenchOptions, type Result } from './lib';
 import { SIZES } from './env';
+import { s3RssBench } from './s3-rss';
 
 async function makeObject(s3: S3TestServer, dir: string, key: string, bytes: number): Promise<void> {
   const file = join(dir, key);
@@ -216,6 +218,13 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
         ],
       ),
     );
+    const rss = SIZES[o.size].s3RssMiB;
+    o.log(`bench: s3: uploading ${rss.fuse} + ${rss.dav} MiB for daemon.rss.s3`);
+    await unmount();
+    await makeObject(s3, dir, 'rss-fuse.bin', rss.fuse * MiB);
+    await makeObject(s3, dir, 'rss-dav.bin', rss.dav * MiB);
+    vdfsOk(home, ['scan', 'cloud']);
+    results.push(await s3RssBench(o, s3, home, mnt, { fuseMiB: rss.fuse, davMiB: rss.dav }));
     // Fill the cache, then read again with the server stopped: only the block cache can answer.
     await cold();
     ddMBps(join(mnt, 'cloud', 'seq.bin'));

@@ -7,9 +7,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -47,6 +47,26 @@ static napi_value js_utimens(napi_env env, napi_callback_info info) {
   int rc = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
   free(p);
   return make_int(env, rc);
+}
+
+/* futimens(fd, aSec, aNsec, mSec, mNsec): the times of an open file; nsec may be UTIME_NOW/UTIME_OMIT. 0 or -errno. */
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd;
+  int64_t v[4];
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd must be a number");
+    return NULL;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "times must be numbers");
+      return NULL;
+    }
+  }
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  return make_int(env, futimens(fd, ts) < 0 ? -errno : 0);
 }
 
 /* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
@@ -122,6 +142,24 @@ static napi_value js_open_dir_beneath(napi_env env, napi_callback_info info) {
   }
   free(root);
   free(rel);
+  return make_int(env, rc);
+}
+
+/*
+ * renameat2(from, to, RENAME_EXCHANGE): swaps two names atomically. Both are `/proc/self/fd/N/name`
+ * paths of parents opened without following symlinks; the last components are not followed
+ * either (rename never follows them). 0 or -errno.
+ */
+static napi_value js_rename_exchange(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *from = get_path(env, argv[0]);
+  char *to = get_path(env, argv[1]);
+  int rc = -EINVAL;
+  if (!from || !to) napi_throw_type_error(env, NULL, "paths must be strings");
+  else rc = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) < 0 ? -errno : 0;
+  free(from);
+  free(to);
   return make_int(env, rc);
 }
 
@@ -257,12 +295,16 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
   napi_set_named_property(env, exports, "utimens", f);
+  napi_create_function(env, "futimens", NAPI_AUTO_LENGTH, js_futimens, NULL, &f);
+  napi_set_named_property(env, exports, "futimens", f);
   napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
   napi_set_named_property(env, exports, "mknod", f);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
   napi_set_named_property(env, exports, "fallocate", f);
   napi_create_function(env, "openDirBeneath", NAPI_AUTO_LENGTH, js_open_dir_beneath, NULL, &f);
   napi_set_named_property(env, exports, "openDirBeneath", f);
+  napi_create_function(env, "renameExchange", NAPI_AUTO_LENGTH, js_rename_exchange, NULL, &f);
+  napi_set_named_property(env, exports, "renameExchange", f);
   napi_create_function(env, "statDir", NAPI_AUTO_LENGTH, js_stat_dir, NULL, &f);
   napi_set_named_property(env, exports, "statDir", f);
 }
