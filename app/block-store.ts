@@ -62,7 +62,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
       has: (key) => cache.has(key),
-      keep: (key, data) => cache.keep(key, data),
+      keep: (key, data, sum) => cache.keep(key, data, sum),
       async close() {
         await cache.close();
         lock.release();
