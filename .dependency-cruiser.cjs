@@ -3,12 +3,7 @@
  * Lowest first: core <- providers/<kind>, index, cache <- mount/vfs <- front ends
  * (mount/fuse, mount/webdav, mount/peer-server) <- app/ (wiring) <- mount/cli (entry point).
  * A lower layer never imports a higher one; siblings do not import each other.
- *
- * `.dependency-cruiser-known-violations.json` lists the violations not fixed yet (the peer
- * server's own imports, and the block cache's private SQLite file); `npm run check:layers`
- * ignores exactly those and fails on any new one. Regenerate it only when removing entries:
- *   npx depcruise core app mount providers index cache --config .dependency-cruiser.cjs \
- *     --output-type baseline --output-to .dependency-cruiser-known-violations.json
+ * There are no exceptions: `npm run check:layers` fails on any violation.
  */
 const FRONT_ENDS = '^mount/(fuse|webdav|peer-server)/';
 

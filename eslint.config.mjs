@@ -26,6 +26,13 @@ export default tseslint.config(
     },
   },
   {
+    // Functions stay small enough to read at once (issue #14: named steps, not god functions).
+    // A warning for now, so a branch that grows one still merges; split it, or say at its top
+    // why it is long and disable the rule there.
+    files: ['app/**/*.ts', 'mount/**/*.ts', 'providers/**/*.ts', 'index/**/*.ts', 'cache/**/*.ts', 'core/**/*.ts'],
+    rules: { 'max-lines-per-function': ['warn', { max: 80 }] },
+  },
+  {
     files: ['**/*.cjs', '**/*.js', '**/*.mjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

@@ -2,6 +2,7 @@ import { ensurePrivateDir } from '../core/private-files';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import type { Home } from './home';
 import type { BlockStore } from '../mount/vfs/blob-reader';
 
@@ -57,11 +58,14 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       maxBytes: home.config['cache.maxSize'],
       memoryBytes: home.config['cache.memorySize'],
       writeQueueBytes: 8 * 1024 * 1024,
+      openIndex: openCacheStore,
     });
     return {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
       has: (key) => cache.has(key),
+      verifiedFile: (key) => cache.verifiedFile(key),
+      onRemoved: (fn) => cache.onRemoved(fn),
       keep: (key, data, sum) => cache.keep(key, data, sum),
       async close() {
         await cache.close();

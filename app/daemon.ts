@@ -4,6 +4,9 @@ import { FsError } from '../core/fs-error';
 import type { Home } from './home';
 import { mountFuse, type FuseBackend, type FuseMount } from '../mount/fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
+import { shrinkMemory } from '../index/db';
+import { fullGc } from '../core/idle-gc';
+import { loadNativeFuse } from '../core/native-addon';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
 import { isListable, scanRemoteLocation } from '../index/remote-scan';
@@ -58,119 +61,136 @@ function inside(child: string, parent: string): boolean {
   return c.startsWith(p);
 }
 
-/**
- * Starts the long-running part of vdfs: the VFS, and the FUSE mount when asked.
- * Refuses a mount point that contains the home or a location (the daemon would do I/O on
- * its own mount, which deadlocks in the kernel). Throws FsError EINVAL/EIO.
- */
 /** How often remote locations are checked for a poll that is due. */
 const REMOTE_TICK_MS = 1000;
 /** An S3 poll's interval is at least this many seconds per 1,000 keys listed last time. */
 const S3_SECONDS_PER_PAGE = 10;
 
-export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
-  const providers = providerOpener(home);
-  if (opts.mountpoint) {
-    const mp = opts.mountpoint;
-    if (inside(home.dir, mp) || inside(home.cacheDir, mp)) throw new FsError('EINVAL', `the mount point ${mp} contains the vdfs home ${home.dir}; pick another`);
-    for (const loc of home.locations.list()) {
-      if (hasLocalFiles(providers, loc) && (inside(loc.uri, mp) || inside(mp, loc.uri)))
-        throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
-    }
+/**
+ * Refuses a mount point that contains the home or a location (the daemon would do I/O on its
+ * own mount, which deadlocks in the kernel). Throws FsError EINVAL.
+ */
+function checkMountpoint(home: Home, providers: (loc: Location) => Provider, mp: string): void {
+  if (inside(home.dir, mp) || inside(home.cacheDir, mp)) throw new FsError('EINVAL', `the mount point ${mp} contains the vdfs home ${home.dir}; pick another`);
+  for (const loc of home.locations.list()) {
+    if (hasLocalFiles(providers, loc) && (inside(loc.uri, mp) || inside(mp, loc.uri)))
+      throw new FsError('EINVAL', `the mount point ${mp} overlaps location ${loc.name} (${loc.uri}); pick a mount point outside every location`);
   }
-  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });
-  let fuse: FuseMount | undefined;
-  let webdav: WebdavServer | undefined;
-  let webdavFingerprint: string | undefined;
-  let webdavUser: string | undefined;
-  let peers: PeerServices | undefined;
+}
+
+/** The WebDAV front end with the home's credentials, TLS and status page. Throws what startWebdav and webdavAccess throw. */
+async function startWebdavFrontEnd(
+  home: Home,
+  vfs: VfsCore,
+  opts: DaemonOptions,
+  listen: { host: string; port: number },
+): Promise<Pick<Daemon, 'webdav' | 'webdavFingerprint' | 'webdavUser'>> {
+  const access = await webdavAccess(home, listen.host, { insecureNoAuth: opts.webdavInsecureNoAuth });
+  const statusPage = () => ({
+    type: 'text/html; charset=utf-8',
+    csp: STATUS_PAGE_CSP,
+    body: renderStatusPage(home, { cache: 'cache' in opts.blocks ? (opts.blocks as OpenedBlockStore).cache?.stats() : undefined, pins: vfs.pins }),
+  });
+  const webdav = await startWebdav(vfs, {
+    ...listen,
+    statusPage,
+    users: access.users,
+    credential: access.credential,
+    insecureNoAuth: access.insecureNoAuth,
+    tls: access.tls,
+    logger: opts.log,
+    lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] },
+  });
+  if (access.insecureNoAuth) opts.log.warn('WebDAV serves WITHOUT authentication: every local user and process can read and write the share');
+  if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, "WebDAV uses this node's self-signed certificate; check this SHA-256 fingerprint in your client");
+  return { webdav, webdavFingerprint: access.fingerprint, webdavUser: access.credential?.user };
+}
+
+/** The peer services, WebDAV and the FUSE mount, as asked; on a failure, what was started is stopped again and the error thrown. */
+async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Promise<Omit<Daemon, 'vfs' | 'stop'>> {
+  const out: Omit<Daemon, 'vfs' | 'stop'> = {};
   try {
-    peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
-    if (opts.webdav) {
-      const access = await webdavAccess(home, opts.webdav.host, { insecureNoAuth: opts.webdavInsecureNoAuth });
-      const statusPage = () => ({
-        type: 'text/html; charset=utf-8',
-        csp: STATUS_PAGE_CSP,
-        body: renderStatusPage(home, { cache: 'cache' in opts.blocks ? (opts.blocks as OpenedBlockStore).cache?.stats() : undefined, pins: vfs.pins }),
-      });
-      webdav = await startWebdav(vfs, {
-        ...opts.webdav,
-        statusPage,
-        users: access.users,
-        credential: access.credential,
-        insecureNoAuth: access.insecureNoAuth,
-        tls: access.tls,
-        logger: opts.log,
-        lockLimits: { ...DEFAULT_LOCK_LIMITS, maxTimeoutSec: home.config['webdav.lockTimeout'] },
-      });
-      if (access.insecureNoAuth) opts.log.warn('WebDAV serves WITHOUT authentication: every local user and process can read and write the share');
-      if (access.fingerprint) opts.log.info({ fingerprint: access.fingerprint }, "WebDAV uses this node's self-signed certificate; check this SHA-256 fingerprint in your client");
-      webdavFingerprint = access.fingerprint;
-      webdavUser = access.credential?.user;
-    }
-    if (opts.mountpoint) fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
+    out.peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
+    if (opts.webdav) Object.assign(out, await startWebdavFrontEnd(home, vfs, opts, opts.webdav));
+    if (opts.mountpoint) out.fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
+    return out;
   } catch (err) {
-    await webdav?.close().catch(() => undefined);
-    await peers?.stop().catch(() => undefined);
-    await vfs.close();
+    await out.webdav?.close().catch(() => undefined);
+    await out.peers?.stop().catch(() => undefined);
     throw err;
   }
-  writeDaemonPid(home.dir);
-  const stopPublishing = publishSwallowed(home.dir);
+}
+
+type Rescan = (loc: Location, onListed?: (files: number) => void) => Promise<void>;
+
+/**
+ * Cloud locations have no inotify: their listing is polled (docs/vfs.md "Freshness"). A
+ * provider with a change feed (`features.changeFeed`: Drive's changes.list) costs one request
+ * when unchanged: every `scan.driveInterval` s. Others (S3) list the whole prefix (one request
+ * per 1,000 keys): every `scan.remoteInterval` s, stretched to S3_SECONDS_PER_PAGE per page of
+ * the last listing so a big bucket costs at most one LIST request per 10 s. Changes found reach
+ * the kernel's caches through the resolver's invalidation (mount/fuse/invalidator.ts).
+ * Returns the timer (undefined when both intervals are 0).
+ */
+function startRemotePoll(home: Home, vfs: VfsCore, rescan: Rescan, log: Logger): NodeJS.Timeout | undefined {
+  if (home.config['scan.remoteInterval'] <= 0 && home.config['scan.driveInterval'] <= 0) return undefined;
+  const nextPoll = new Map<number, number>();
+  const pollEvery = (loc: Location, files: number) =>
+    hasChangeFeed(vfs, loc) ? home.config['scan.driveInterval'] : Math.max(home.config['scan.remoteInterval'], S3_SECONDS_PER_PAGE * Math.ceil(files / 1000));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const loc of home.locations.list()) {
+      if (!polled(vfs, loc) || pollEvery(loc, 0) <= 0) continue;
+      // The first poll comes one interval after start (or after the location appears), so
+      // a `vdfs scan` run right after `vdfs mount` does not find the scan lock taken.
+      if (!nextPoll.has(loc.id)) nextPoll.set(loc.id, now + pollEvery(loc, 0) * 1000);
+      if (nextPoll.get(loc.id)! > now) continue;
+      nextPoll.set(loc.id, Infinity); // one poll at a time per location
+      let files = 0;
+      void rescan(loc, (n) => (files = n))
+        .catch((err) => log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'))
+        .finally(() => nextPoll.set(loc.id, Date.now() + pollEvery(loc, files) * 1000));
+    }
+  }, REMOTE_TICK_MS);
+  timer.unref();
+  return timer;
+}
+
+/**
+ * Keeps the index fresh while the daemon runs: inotify watches on local locations, a periodic
+ * rescan behind them (missed events), the remote poll, and one rescan of every local location
+ * at start (changes made while no daemon was watching). Returns what stops them. Never throws.
+ */
+function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
-  const rescan = (loc: Location, onListed?: (files: number) => void) =>
+  const rescan: Rescan = (loc, onListed) =>
     rescanLocation(home, vfs, loc, onListed).then(() => {
       if (local(loc)) watcher.watchLocation(loc);
     });
-  const watcher: LocationWatcher = new LocationWatcher(home, vfs, opts.log, rescan);
+  const watcher: LocationWatcher = new LocationWatcher(home, vfs, log, rescan);
   watcher.start();
-  vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   // The safety net behind inotify (missed events, changes while we were down).
   const interval = home.config['scan.interval'];
   const periodic =
     interval > 0
       ? setInterval(() => {
           for (const loc of home.locations.list()) {
-            if (local(loc) && loc.online) void rescan(loc).catch((err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
+            if (local(loc) && loc.online) void rescan(loc).catch((err) => log.warn({ location: loc.name, err: (err as Error).message }, 'periodic rescan failed'));
           }
         }, interval * 1000)
       : undefined;
   periodic?.unref();
-  // Cloud locations have no inotify: their listing is polled (docs/vfs.md "Freshness"). Drive
-  // answers from changes.list, so an unchanged drive costs one request: every
-  // `scan.driveInterval` s. An S3 poll lists the whole prefix (one request per 1,000 keys):
-  // every `scan.remoteInterval` s, stretched to S3_SECONDS_PER_PAGE per page of the last
-  // listing so a big bucket costs at most one LIST request per 10 s. Changes found reach the
-  // kernel's caches through the resolver's invalidation (mount/fuse/invalidator.ts).
-  const nextPoll = new Map<number, number>();
-  const pollEvery = (loc: Location, files: number) =>
-    loc.kind === 'gdrive' ? home.config['scan.driveInterval'] : Math.max(home.config['scan.remoteInterval'], S3_SECONDS_PER_PAGE * Math.ceil(files / 1000));
-  const remotePoll =
-    home.config['scan.remoteInterval'] > 0 || home.config['scan.driveInterval'] > 0
-      ? setInterval(() => {
-          const now = Date.now();
-          for (const loc of home.locations.list()) {
-            if (!polled(vfs, loc) || pollEvery(loc, 0) <= 0) continue;
-            // The first poll comes one interval after start (or after the location appears), so
-            // a `vdfs scan` run right after `vdfs mount` does not find the scan lock taken.
-            if (!nextPoll.has(loc.id)) nextPoll.set(loc.id, now + pollEvery(loc, 0) * 1000);
-            if (nextPoll.get(loc.id)! > now) continue;
-            nextPoll.set(loc.id, Infinity); // one poll at a time per location
-            let files = 0;
-            void rescan(loc, (n) => (files = n))
-              .catch((err) => opts.log.debug({ location: loc.name, err: (err as Error).message }, 'remote poll failed'))
-              .finally(() => nextPoll.set(loc.id, Date.now() + pollEvery(loc, files) * 1000));
-          }
-        }, REMOTE_TICK_MS)
-      : undefined;
-  remotePoll?.unref();
+  const remotePoll = startRemotePoll(home, vfs, rescan, log);
   // Changes made while no daemon was watching: one rescan at start, in the background.
+  const startup: Promise<void>[] = [];
   for (const loc of home.locations.list()) {
     if (local(loc)) {
-      void rescan(loc).then(
-        () => opts.log.info({ location: loc.name }, 'start-up rescan done'),
-        (err) => opts.log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
+      startup.push(
+        rescan(loc).then(
+          () => log.info({ location: loc.name }, 'start-up rescan done'),
+          (err) => log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
+        ),
       );
     }
   }
@@ -184,22 +204,46 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
         .isOnline()
         .catch(() => undefined);
   }
+  // The start-up rescans read the whole index once: their garbage is not kept while idle.
+  void Promise.all(startup).then(reclaimMemory);
+  return () => {
+    watcher.stop();
+    if (periodic) clearInterval(periodic);
+    if (remotePoll) clearInterval(remotePoll);
+  };
+}
+
+/**
+ * Starts the long-running part of vdfs: the VFS, the front ends asked for (peer server,
+ * WebDAV, the FUSE mount), peer replication and the index's freshness (watches, rescans,
+ * polls). Refuses a mount point that contains the home or a location (checkMountpoint).
+ * Throws FsError EINVAL/EIO, or what a front end throws when it cannot start.
+ */
+export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  const providers = providerOpener(home);
+  if (opts.mountpoint) checkMountpoint(home, providers, opts.mountpoint);
+  const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });
+  let fronts: Omit<Daemon, 'vfs' | 'stop'>;
+  try {
+    fronts = await startFrontEnds(home, vfs, opts);
+  } catch (err) {
+    await vfs.close();
+    throw err;
+  }
+  writeDaemonPid(home.dir);
+  const stopPublishing = publishSwallowed(home.dir);
+  const stopFreshness = startFreshness(home, vfs, opts.log);
+  vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
   let stopping: Promise<void> | undefined;
   return {
     vfs,
-    fuse,
-    webdav,
-    webdavFingerprint,
-    webdavUser,
-    peers,
+    ...fronts,
     stop() {
       stopping ??= (async () => {
-        watcher.stop();
-        if (periodic) clearInterval(periodic);
-        if (remotePoll) clearInterval(remotePoll);
-        await webdav?.close().catch(() => undefined);
-        await peers?.stop().catch(() => undefined);
-        await fuse?.unmount();
+        stopFreshness();
+        await fronts.webdav?.close().catch(() => undefined);
+        await fronts.peers?.stop().catch(() => undefined);
+        await fronts.fuse?.unmount();
         await vfs.close();
         stopPublishing();
         removeDaemonPid(home.dir);
@@ -221,6 +265,15 @@ function hasLocalFiles(open: (loc: Location) => Provider, loc: Location): boolea
   return p.features.localFiles;
 }
 
+/** Whether the location's listing comes from a change feed (`features.changeFeed`); false when it cannot be opened. */
+function hasChangeFeed(vfs: VfsCore, loc: Location): boolean {
+  try {
+    return !!vfs.providers.get(loc).features.changeFeed;
+  } catch {
+    return false;
+  }
+}
+
 /** A cloud location whose listing the daemon polls (no inotify there); false when it cannot be opened. */
 function polled(vfs: VfsCore, loc: Location): boolean {
   try {
@@ -229,6 +282,12 @@ function polled(vfs: VfsCore, loc: Location): boolean {
   } catch {
     return false;
   }
+}
+
+/** A full garbage collection and the allocator's free pages back to the system, after a burst of work. */
+function reclaimMemory(): void {
+  fullGc();
+  loadNativeFuse().addon?.trimMemory?.();
 }
 
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
@@ -248,6 +307,7 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
   } finally {
     vfs.resolver.invalidate();
     await pool.close();
+    shrinkMemory(home.db); // the rescan read the whole index through the page cache
     release();
   }
 }

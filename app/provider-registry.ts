@@ -4,6 +4,7 @@ import { FsError } from '../core/fs-error';
 import type { LocationKind } from '../index/locations';
 import { LocalProvider } from '../providers/local/local-provider';
 import type { Provider } from '../core/provider';
+import { LOCAL_DISK_RANK } from '../mount/vfs/replicas';
 import { formatS3Uri, parseS3Uri } from '../providers/s3/s3-uri';
 import { parseGdriveUri } from '../providers/gdrive/gdrive-uri';
 import { PeerProvider, parsePeerUri } from '../providers/peer/peer-provider';
@@ -16,6 +17,8 @@ export interface ParsedUri {
   kind: LocationKind;
   /** The canonical URI stored in the index. */
   uri: string;
+  /** Another node owns it (peer://): it is added from that node and replicated, never scanned here. */
+  ownedElsewhere: boolean;
 }
 
 /**
@@ -25,17 +28,17 @@ export interface ParsedUri {
  */
 export function parseLocationUri(uri: string): ParsedUri {
   if (uri === '') throw new FsError('EINVAL', 'the location URI is empty');
-  if (isAbsolute(uri)) return { kind: 'local', uri: resolve(uri) };
+  if (isAbsolute(uri)) return { kind: 'local', uri: resolve(uri), ownedElsewhere: false };
   const m = /^([a-z0-9]+):\/\//.exec(uri);
   // s3: checked and canonicalised (explicit region, normalised prefix) so one bucket prefix is one location.
-  if (m && m[1] === 's3') return { kind: 's3', uri: formatS3Uri(parseS3Uri(uri)) };
+  if (m && m[1] === 's3') return { kind: 's3', uri: formatS3Uri(parseS3Uri(uri)), ownedElsewhere: false };
   if (m && m[1] === 'gdrive') {
     parseGdriveUri(uri);
-    return { kind: 'gdrive', uri };
+    return { kind: 'gdrive', uri, ownedElsewhere: false };
   }
-  if (m && m[1] === 'peer') return { kind: m[1], uri };
-  if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))) };
-  if (!m) return { kind: 'local', uri: resolve(uri) };
+  if (m && m[1] === 'peer') return { kind: m[1], uri, ownedElsewhere: true };
+  if (uri.startsWith('file://')) return { kind: 'local', uri: resolve(decodeURIComponent(uri.slice('file://'.length))), ownedElsewhere: false };
+  if (!m) return { kind: 'local', uri: resolve(uri), ownedElsewhere: false };
   throw new FsError(
     'EINVAL',
     `cannot use ${JSON.stringify(uri)} as a location: give an absolute path, s3://BUCKET[/PREFIX]?endpoint=URL&region=R, gdrive://FOLDER_ID or peer://PEER/LOCATION`,
@@ -107,7 +110,18 @@ export function openProvider(loc: OpenableLocation, ctx: ProviderContext): Provi
   }
 }
 
-/** openProvider bound to one home: what the VFS's ProviderPool is given. */
-export function providerOpener(ctx: ProviderContext): (loc: OpenableLocation) => Provider {
-  return (loc) => openProvider(loc, ctx);
+/**
+ * Where reading each kind stands before anything is measured, cheapest first: this machine's
+ * disks (LOCAL_DISK_RANK, never outranked by a measurement), then LAN peers, then cloud stores.
+ */
+const READ_RANK: Record<LocationKind, number> = { local: LOCAL_DISK_RANK, peer: 1, s3: 2, gdrive: 3 };
+
+/** A location's read rank (READ_RANK; an unknown kind last). Never throws. */
+export function readRankOf(loc: { kind: string }): number {
+  return Object.prototype.hasOwnProperty.call(READ_RANK, loc.kind) ? READ_RANK[loc.kind as LocationKind] : 9;
+}
+
+/** openProvider bound to one home, with the read rank of each kind: what the VFS's ProviderPool is given. */
+export function providerOpener(ctx: ProviderContext): ((loc: OpenableLocation) => Provider) & { readRank(loc: { kind: string }): number } {
+  return Object.assign((loc: OpenableLocation) => openProvider(loc, ctx), { readRank: readRankOf });
 }

@@ -1,4 +1,5 @@
 import { FsError, toFsError } from '../core/fs-error';
+import type { OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
 import { DiskTier } from './disk-tier';
 import { MemoryTier, type MemoryBlock } from './memory-tier';
@@ -19,6 +20,8 @@ export interface BlockCacheOptions {
    * slows a reader. 0 (the default): get() resolves once the block is on disk.
    */
   writeQueueBytes?: number;
+  /** Opens the cache's persistent index (`index/cache-store.ts openCacheStore`; the cache speaks no SQL). */
+  openIndex: OpenCacheIndex;
 }
 
 /** A cheap snapshot of the cache's counters. Never throws. */
@@ -87,7 +90,7 @@ export class BlockCache {
       if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) throw new FsError('EINVAL', `cache ${k} must be a whole number of bytes >= 0, got ${opts[k]}`);
     }
     if (!opts.dir) throw new FsError('EINVAL', 'cache dir is empty');
-    const disk = await DiskTier.open(opts.dir, opts.maxBytes);
+    const disk = await DiskTier.open(opts.dir, opts.maxBytes, opts.openIndex);
     return new BlockCache({ ...opts }, new MemoryTier(opts.memoryBytes), disk);
   }
 
@@ -186,6 +189,16 @@ export class BlockCache {
       writeQueued: this.queuedBytes,
       writeSkips: this.counts.writeSkips,
     };
+  }
+
+  /** Calls `fn` with a block file's path before it is deleted (DiskTier.onRemoved). */
+  onRemoved(fn: (file: string) => void): void {
+    this.disk.onRemoved(fn);
+  }
+
+  /** The block's file on disk when written or verified during this run (DiskTier.verifiedFile). Never throws. */
+  verifiedFile(key: string): string | undefined {
+    return this.disk.verifiedFile(key);
   }
 
   /** True when `key` is in memory or on disk now (not read back, not counted as a use). Never throws. */

@@ -4,7 +4,7 @@ import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { join } from 'node:path';
 import { toFsError } from '../core/fs-error';
 import { AsyncLock } from './async-lock';
-import { CacheIndex, type IndexRow } from './cache-index';
+import type { CacheIndex, IndexRow, OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
 import type { MemoryBlock } from './memory-tier';
 
@@ -55,6 +55,9 @@ export class DiskTier {
   private readonly madeDirs = new Set<string>();
   private readonly writing = new Map<string, Promise<boolean>>();
   private readonly unlinking = new Map<string, Promise<void>>();
+  /** Blocks whose file was written or read back and checked during this run (see verifiedFile). */
+  private readonly verified = new Set<string>();
+  private readonly removedListeners: ((file: string) => void)[] = [];
   private readonly lock = new AsyncLock();
   private readonly timer: NodeJS.Timeout;
   private bytesOnDisk = 0;
@@ -91,7 +94,7 @@ export class DiskTier {
    * rows whose file is gone, and evicts down to `maxBytes` if the limit was lowered.
    * Throws FsError when `dir` cannot be created or read.
    */
-  static async open(dir: string, maxBytes: number): Promise<DiskTier> {
+  static async open(dir: string, maxBytes: number, openIndex: OpenCacheIndex): Promise<DiskTier> {
     try {
       // A cache dir in a shared place: refused unless it is ours, and made 0700 so nobody else
       // can plant links in it. Removal never follows a link either way.
@@ -105,7 +108,7 @@ export class DiskTier {
     } catch (err) {
       throw toFsError(err, `cache dir ${dir}`);
     }
-    const tier = new DiskTier(dir, maxBytes, CacheIndex.open(join(dir, 'index.db')));
+    const tier = new DiskTier(dir, maxBytes, openIndex(join(dir, 'index.db')));
     try {
       await tier.load();
     } catch (err) {
@@ -165,6 +168,35 @@ export class DiskTier {
     return this.entries.has(key);
   }
 
+  /**
+   * The file of block `key` when it was written, or read back and verified, during this run,
+   * and is still cached; else undefined. A front end may read it directly (FUSE answers reads
+   * of it natively) instead of calling read(), which verifies every time. The file stays
+   * until evicted (unlinked: a reader that opened it keeps the right bytes; a later open fails).
+   */
+  /**
+   * Calls `fn` with a block file's path before the file is deleted (evicted, dropped, cleared),
+   * synchronously: whoever reads verified files directly stops using that one first.
+   */
+  onRemoved(fn: (file: string) => void): void {
+    this.removedListeners.push(fn);
+  }
+
+  private removing(file: string): void {
+    for (const fn of this.removedListeners) {
+      try {
+        fn(this.pathOf(file));
+      } catch {
+        /* a listener's failure is not the cache's */
+      }
+    }
+  }
+
+  verifiedFile(key: string): string | undefined {
+    const e = this.verified.has(key) ? this.entries.get(key) : undefined;
+    return e ? this.pathOf(e.file) : undefined;
+  }
+
   /** Keys from least to most recently used (for tests and `vdfs cache stats`). */
   keys(): string[] {
     return [...this.entries.keys()];
@@ -207,6 +239,7 @@ export class DiskTier {
       return undefined;
     }
     this.touch(key);
+    this.verified.add(key);
     return { data, sum: e.sum };
   }
 
@@ -260,6 +293,7 @@ export class DiskTier {
       this.entries.set(key, { file, size: n, sum, used: ++this.seq });
       this.bytesOnDisk += n;
       this.dirty.add(key);
+      this.verified.add(key);
       return true;
     } catch {
       this.counters.writeErrors++;
@@ -299,6 +333,7 @@ export class DiskTier {
   private async remove(key: string, e: DiskEntry): Promise<void> {
     if (this.entries.get(key) !== e) return;
     this.entries.delete(key);
+    if (this.verified.delete(key)) this.removing(e.file);
     this.dirty.add(key);
     const gen = this.generation;
     const p = (async () => {
@@ -349,7 +384,12 @@ export class DiskTier {
   clear(): Promise<void> {
     return this.lock.run(async () => {
       this.generation++;
+      for (const key of this.verified) {
+        const e = this.entries.get(key);
+        if (e) this.removing(e.file);
+      }
       this.entries = new Map();
+      this.verified.clear();
       this.dirty.clear();
       this.madeDirs.clear();
       const trash = join(this.dir, `trash-${randomBytes(6).toString('hex')}`);

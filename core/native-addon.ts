@@ -23,16 +23,36 @@ export interface NativeFuse {
   registerFd(s: NativeSession, fh: number, fd: number, writable: boolean): number;
   /** Returns once no native read uses the descriptor any more (then it may be closed). */
   unregisterFd(s: NativeSession, fh: number): number;
+  /** READs of `fh` (content of `size` bytes in blocks of `blockSize`) inside blocks given by setBlockFile are answered natively. 0 or -errno. */
+  registerBlocks(s: NativeSession, fh: number, blockSize: number, size: number): number;
+  /** Block `index` of `fh` is read from this verified file (null: not any more). 0 or -errno. */
+  setBlockFile(s: NativeSession, fh: number, index: number, path: string | null): number;
+  /** Returns once no native read uses `fh`'s block files. */
+  unregisterBlocks(s: NativeSession, fh: number): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
   backingOpen(s: NativeSession, fd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */
   backingClose(s: NativeSession, id: number): number;
   /** Whether the session keeps Node's event loop alive. */
   setRef(s: NativeSession, ref: boolean): void;
-  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number };
+  /** Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively. */
+  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; opsSeen: number[]; opsNative: number[] };
+  /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
+  trimMemory(): number;
+  /**
+   * Every name of the open directory `fd` with fstatat(fd, name, AT_SYMLINK_NOFOLLOW), in one call
+   * (the scanner's listing; absent from addons built before it). -errno when the directory cannot
+   * be read. `nums` holds STAT_DIR_FIELDS numbers per name: st_mode, st_size, mtime seconds,
+   * mtime nanoseconds, st_rdev, and the errno of that name's fstatat (0 when it succeeded).
+   * `versions[i]` is `ino:size:mtimeNs` (exact), '' when the fstatat failed.
+   */
+  statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }
+
+/** Numbers per name in `NativeFuse.statDir`'s `nums`. */
+export const STAT_DIR_FIELDS = 6;
 
 /**
  * Where the built addon is, from the sources (tap) or from dist/. It lives in core/ because two

@@ -63,6 +63,12 @@ export interface ProviderFeatures {
    * version), so a small read can be served without its block's hash (docs/read-pipeline.md).
    */
   versionedReads?: boolean;
+  /**
+   * Its listing (`walk`) answers from a change feed (Drive's changes.list), so polling an
+   * unchanged source costs one request whatever its size; without it a poll reads the whole
+   * listing (S3: one request per 1,000 keys), and the daemon polls big ones less often.
+   */
+  changeFeed?: boolean;
 }
 
 export interface ReadOptions {

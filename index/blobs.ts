@@ -1,5 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
+import { binOf, hexOf } from './hash-sql';
 
 export interface Blob {
   hash: string;
@@ -37,8 +38,9 @@ export class BlobStore {
   constructor(private readonly db: Db) {}
 
   get(hash: string): Blob | undefined {
-    const r = this.db.prepare('SELECT hash, size, block_size AS blockSize, block_hashes AS blockHashes, trusted FROM blobs WHERE hash = ?').get(hash) as
-      (Omit<Blob, 'trusted'> & { trusted: number }) | undefined;
+    const r = this.db
+      .prepare(`SELECT ${hexOf('hash')} AS hash, size, block_size AS blockSize, block_hashes AS blockHashes, trusted FROM blobs WHERE hash = ${binOf('?')}`)
+      .get(hash) as (Omit<Blob, 'trusted'> & { trusted: number }) | undefined;
     return r && { ...r, trusted: r.trusted === 1 };
   }
 
@@ -51,7 +53,7 @@ export class BlobStore {
    */
   put(b: Blob): void {
     // Prepared once: a scan puts one blob per file.
-    this.putStmt ??= this.db.prepare(`INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (?, ?, ?, ?, 1)
+    this.putStmt ??= this.db.prepare(`INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (${binOf('?')}, ?, ?, ?, 1)
       ON CONFLICT(hash) DO UPDATE SET size = excluded.size, block_size = excluded.block_size, block_hashes = excluded.block_hashes, trusted = 1
       WHERE blobs.trusted = 0`);
     this.putStmt.run(b.hash, b.size, b.blockSize, b.blockHashes);
@@ -65,11 +67,11 @@ export class BlobStore {
   putFromPeer(locationId: number, b: Blob): void {
     if (b.blockHashes.length === HASH_BYTES && b.blockHashes.toString('hex') === b.hash) return this.put(b);
     this.db
-      .prepare('INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING')
+      .prepare(`INSERT INTO blobs (hash, size, block_size, block_hashes, trusted) VALUES (${binOf('?')}, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING`)
       .run(b.hash, b.size, b.blockSize, b.blockHashes);
     this.db
       .prepare(
-        `INSERT INTO peer_block_lists (location_id, hash, block_size, block_hashes) VALUES (?, ?, ?, ?)
+        `INSERT INTO peer_block_lists (location_id, hash, block_size, block_hashes) VALUES (?, ${binOf('?')}, ?, ?)
       ON CONFLICT(location_id, hash) DO UPDATE SET block_size = excluded.block_size, block_hashes = excluded.block_hashes`,
       )
       .run(locationId, b.hash, b.blockSize, b.blockHashes);
@@ -77,7 +79,7 @@ export class BlobStore {
 
   /** The block lists peer locations sent for `hash`, by location id. */
   peerLists(hash: string): Map<number, BlockList> {
-    const rows = this.db.prepare('SELECT location_id AS loc, block_size AS blockSize, block_hashes AS blockHashes FROM peer_block_lists WHERE hash = ?').all(hash) as {
+    const rows = this.db.prepare(`SELECT location_id AS loc, block_size AS blockSize, block_hashes AS blockHashes FROM peer_block_lists WHERE hash = ${binOf('?')}`).all(hash) as {
       loc: number;
       blockSize: number;
       blockHashes: Buffer;

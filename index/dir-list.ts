@@ -1,4 +1,6 @@
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { loadNativeFuse, STAT_DIR_FIELDS, type NativeFuse } from '../core/native-addon';
 
 /** Type codes of `DirListing.types`. */
 export const T_GONE = 0,
@@ -30,25 +32,35 @@ export interface DirListing {
 
 /**
  * readdir + lstat of one directory, with blocking calls (this runs on a worker thread: the
- * lstat calls are most of a rescan's time). Below the root (`ino` given), the directory is
+ * lstat calls are most of a rescan's time). With the addon (`native`, the default when it
+ * loads) one call reads the names and fstatat's each in the open directory; without it, each
+ * name is lstat'ed as `/proc/self/fd/N/name`. Both look every name up in the open directory and
+ * never follow a symlink. Below the root (`ino` given), the directory is
  * opened without following a symlink and must be the one its parent's listing saw: a
  * directory swapped for a link to somewhere else during the scan is never listed. Its entries
  * are then read through the open fd. Throws the system error for the directory itself
  * (ENOENT, EACCES; ENOTDIR when replaced); a name that fails lstat comes back as T_ERROR.
  */
-export function listDir(dir: string, ino?: string): DirListing {
+export function listDir(dir: string, ino?: string, native: NativeStatDir | undefined = nativeStatDir()): DirListing {
   let fd: number | undefined;
-  let names: string[];
+  let names: string[] | undefined;
   try {
     fd = openSync(dir, C.O_RDONLY | C.O_DIRECTORY | (ino === undefined ? 0 : C.O_NOFOLLOW));
     if (ino !== undefined && String(fstatSync(fd, { bigint: true }).ino) !== ino)
       throw Object.assign(new Error('replaced by another directory or a symlink while being scanned; not followed'), { code: 'ENOTDIR' });
+    if (native) {
+      const r = native(fd);
+      if (typeof r === 'number') throw errnoError(-r, `scandir '${dir}'`);
+      return fromNative(r);
+    }
     names = readdirSync(`/proc/self/fd/${fd}`);
   } catch (err) {
-    if (fd !== undefined) closeSync(fd);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ELOOP') e.code = 'ENOTDIR';
     throw e;
+  } finally {
+    // Closed here on every path but the JS fallback's, which still needs it for the lstat calls.
+    if (fd !== undefined && names === undefined) closeSync(fd);
   }
   try {
     return statAll(`/proc/self/fd/${fd}/`, names);
@@ -57,9 +69,83 @@ export function listDir(dir: string, ino?: string): DirListing {
   }
 }
 
-function statAll(prefix: string, names: string[]): DirListing {
+/** The addon's batched fstatat (NativeFuse.statDir). */
+export type NativeStatDir = NonNullable<NativeFuse['statDir']>;
+
+let native: { fn?: NativeStatDir } | undefined;
+
+/**
+ * The addon's statDir, or undefined when the addon does not load (not built, another platform)
+ * or predates it: the listing then falls back to lstat of `/proc/self/fd/N/name`, the same
+ * no-follow guarantee at 2.3x the system time per name.
+ */
+export function nativeStatDir(): NativeStatDir | undefined {
+  if (!native) {
+    const addon = loadNativeFuse().addon;
+    native = { fn: addon?.statDir ? addon.statDir.bind(addon) : undefined };
+  }
+  return native.fn;
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+function errnoError(errno: number, what: string): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES.get(errno) ?? 'EIO';
+  return Object.assign(new Error(`${code}: ${what}`), { code, errno: -errno });
+}
+
+/** st_mode's file type bits to a type code. */
+function typeOf(mode: number): number {
+  switch (mode & C.S_IFMT) {
+    case C.S_IFREG:
+      return T_FILE;
+    case C.S_IFDIR:
+      return T_DIR;
+    case C.S_IFLNK:
+      return T_SYMLINK;
+    case C.S_IFIFO:
+      return T_FIFO;
+    case C.S_IFSOCK:
+      return T_SOCKET;
+    case C.S_IFCHR:
+      return T_CHARDEV;
+    case C.S_IFBLK:
+      return T_BLOCKDEV;
+    default:
+      return T_OTHER;
+  }
+}
+
+function fromNative(r: { names: string[]; versions: string[]; nums: Float64Array }): DirListing {
+  const n = r.names.length;
+  const l = emptyListing(r.names);
+  l.versions = r.versions;
+  const f = r.nums;
+  for (let i = 0, o = 0; i < n; i++, o += STAT_DIR_FIELDS) {
+    const errno = f[o + 5];
+    if (errno === osConstants.errno.ENOENT) {
+      l.types[i] = T_GONE;
+      continue;
+    }
+    if (errno !== 0) {
+      l.types[i] = T_ERROR;
+      l.errors.push([i, errnoError(errno, `lstat '${r.names[i]}'`).message]);
+      continue;
+    }
+    const t = typeOf(f[o]);
+    l.types[i] = t;
+    if (t === T_CHARDEV || t === T_BLOCKDEV) l.rdevs[i] = f[o + 4];
+    l.modes[i] = f[o] & 0o7777;
+    l.sizes[i] = f[o + 1];
+    l.mtimeSec[i] = f[o + 2];
+    l.mtimeNsec[i] = f[o + 3];
+  }
+  return l;
+}
+
+function emptyListing(names: string[]): DirListing {
   const n = names.length;
-  const l: DirListing = {
+  return {
     names,
     types: new Uint8Array(n),
     versions: new Array<string>(n).fill(''),
@@ -70,6 +156,11 @@ function statAll(prefix: string, names: string[]): DirListing {
     rdevs: new Float64Array(n),
     errors: [],
   };
+}
+
+function statAll(prefix: string, names: string[]): DirListing {
+  const n = names.length;
+  const l = emptyListing(names);
   for (let i = 0; i < n; i++) {
     let st;
     try {

@@ -251,4 +251,106 @@ export const MIGRATIONS: readonly string[] = [
         bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
   END;
   `,
+  // 7 (issue 19, scale): content hashes as 32-byte BLOBs instead of 64 hex characters, in
+  //    entries (and its entries_hash index), blobs, peer_block_lists and verified: about 85 bytes
+  //    less per entry. Hex stays the type outside index/ (index/hash-sql.ts converts). blobs
+  //    becomes WITHOUT ROWID: its key is its only lookup, so the separate key index goes. The
+  //    tables are rebuilt under the same ids, like migration 6 (a column's declared type cannot
+  //    change in place), with the location_stats triggers (same text) dropped first and made again.
+  `
+  DROP TRIGGER location_stats_insert;
+  DROP TRIGGER location_stats_delete;
+  DROP TRIGGER location_stats_update;
+  CREATE TEMP TABLE m7_props AS SELECT * FROM props;
+  CREATE TEMP TABLE m7_verified AS SELECT * FROM verified;
+  DROP TABLE verified;
+
+  CREATE TABLE entries_v7 (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES entries_v7(id) ON DELETE CASCADE, -- NULL for a location's root
+    name TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev')),
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_sec INTEGER NOT NULL DEFAULT 0,
+    mtime_nsec INTEGER NOT NULL DEFAULT 0,
+    mode INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER,
+    gid INTEGER,
+    version TEXT,                      -- inode:size:mtime locally, ETag/revision remotely
+    hash BLOB,                         -- BLAKE3-256 of the content (32 bytes), NULL while unknown
+    target TEXT,                       -- symlink target
+    rdev INTEGER                       -- device number of a chardev or blockdev (Linux encoding)
+  );
+  INSERT INTO entries_v7 (id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target, rdev)
+    SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, CASE WHEN length(hash) = 64 THEN unhex(hash) END, target, rdev FROM entries ORDER BY id;
+  DROP TABLE entries;
+  ALTER TABLE entries_v7 RENAME TO entries;
+  CREATE UNIQUE INDEX entries_child ON entries(parent_id, name);
+  CREATE UNIQUE INDEX entries_root ON entries(location_id) WHERE parent_id IS NULL;
+  CREATE INDEX entries_hash ON entries(hash) WHERE hash IS NOT NULL;
+  CREATE INDEX entries_location ON entries(location_id);
+  INSERT INTO props SELECT * FROM m7_props;
+  DROP TABLE m7_props;
+
+  CREATE TABLE verified (
+    entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+    hash BLOB NOT NULL,                -- the content that was verified (stale once the entry changes)
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL
+  );
+  INSERT INTO verified (entry_id, hash, at, ok) SELECT entry_id, unhex(hash), at, ok FROM m7_verified WHERE length(hash) = 64 AND unhex(hash) IS NOT NULL;
+  DROP TABLE m7_verified;
+
+  CREATE TABLE blobs_v7 (
+    hash BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    block_size INTEGER NOT NULL,
+    block_hashes BLOB NOT NULL,         -- 32 bytes per block, concatenated
+    trusted INTEGER NOT NULL DEFAULT 1
+  ) WITHOUT ROWID;
+  INSERT INTO blobs_v7 (hash, size, block_size, block_hashes, trusted)
+    SELECT unhex(hash), size, block_size, block_hashes, trusted FROM blobs WHERE length(hash) = 64 AND unhex(hash) IS NOT NULL;
+  DROP TABLE blobs;
+  ALTER TABLE blobs_v7 RENAME TO blobs;
+
+  CREATE TABLE peer_block_lists_v7 (
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    hash BLOB NOT NULL,
+    block_size INTEGER NOT NULL,
+    block_hashes BLOB NOT NULL,
+    PRIMARY KEY (location_id, hash)
+  );
+  INSERT INTO peer_block_lists_v7 (location_id, hash, block_size, block_hashes)
+    SELECT location_id, unhex(hash), block_size, block_hashes FROM peer_block_lists WHERE length(hash) = 64 AND unhex(hash) IS NOT NULL;
+  DROP TABLE peer_block_lists;
+  ALTER TABLE peer_block_lists_v7 RENAME TO peer_block_lists;
+
+  -- Counted again: a hash that was not 64 hex digits (never written by vdfs) is now NULL, i.e. unhashed.
+  DELETE FROM location_stats;
+  INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+    SELECT location_id, count(*), sum(type = 'file'), sum(type = 'dir'), coalesce(sum(CASE WHEN type = 'file' THEN size END), 0), sum(type = 'file' AND hash IS NULL)
+    FROM entries GROUP BY location_id;
+
+  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+  END;
+  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  `,
 ];

@@ -125,62 +125,89 @@ function buildTree(objects: ListedObject[], problem: (path: string, msg: string)
   return root;
 }
 
-/**
- * Indexes a listable (remote) location from its listing: size, version (ETag) and mtime of
- * every object, prefixes as directories; inserts, updates and removes entries through
- * EntryStore (with the change log), in batched transactions. Nothing is downloaded unless
- * `hash` is set: then files without a hash are streamed and hashed (BLAKE3 whole and per block,
- * as b3sum), and a file whose version changed meanwhile is left unhashed. Throws EHOSTDOWN
- * (the location is marked offline; its last indexed tree stays) or what the listing throws;
- * problems with single objects go to `onProblem` and are counted.
- */
-export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provider: ListableProvider, opts: RemoteScanOptions = {}): Promise<ScanSummary> {
-  const started = process.hrtime.bigint();
-  let problems = 0;
-  const problem = (path: string, message: string) => {
-    problems++;
-    opts.onProblem?.({ path, message });
-  };
-  const p: ScanProgress = { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 };
-  let lastReport = 0;
-  const report = (force = false) => {
-    const now = Date.now();
-    if (opts.onProgress && (force || now - lastReport > 100)) {
-      lastReport = now;
-      opts.onProgress({ ...p });
-    }
-  };
+/** One remote scan's state: what it scans, its progress and its problem count. */
+interface RemoteScan {
+  ctx: ScanContext;
+  loc: Location;
+  provider: ListableProvider;
+  opts: RemoteScanOptions;
+  p: ScanProgress;
+  problems: number;
+  problem(path: string, message: string): void;
+  /** Reports progress (at most every 100 ms unless forced). */
+  report(force?: boolean): void;
+}
 
+/** A file to download and hash. */
+interface HashJob {
+  id: number;
+  rel: string;
+  version: string;
+  size: number;
+}
+
+function remoteScan(ctx: ScanContext, loc: Location, provider: ListableProvider, opts: RemoteScanOptions): RemoteScan {
+  let lastReport = 0;
+  const s: RemoteScan = {
+    ctx,
+    loc,
+    provider,
+    opts,
+    p: { phase: 'walk', files: 0, dirs: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, toHashFiles: 0, toHashBytes: 0 },
+    problems: 0,
+    problem(path, message) {
+      s.problems++;
+      opts.onProblem?.({ path, message });
+    },
+    report(force = false) {
+      const now = Date.now();
+      if (opts.onProgress && (force || now - lastReport > 100)) {
+        lastReport = now;
+        opts.onProgress({ ...s.p });
+      }
+    },
+  };
+  return s;
+}
+
+/** The whole listing. Marks the location offline and throws EHOSTDOWN when unreachable (online otherwise); throws what the listing throws. */
+async function listAll(s: RemoteScan): Promise<ListedObject[]> {
   const objects: ListedObject[] = [];
   try {
-    for await (const o of provider.walk()) {
+    for await (const o of s.provider.walk()) {
       objects.push(o);
       if (!o.rel.endsWith('/')) {
-        p.files++;
-        p.bytes += o.size;
+        s.p.files++;
+        s.p.bytes += o.size;
       }
-      report();
+      s.report();
     }
   } catch (err) {
-    const fe = toFsError(err, `scan ${loc.name}`);
+    const fe = toFsError(err, `scan ${s.loc.name}`);
     if (fe.code === 'EHOSTDOWN') {
-      ctx.locations.setOnline(loc.id, false);
-      throw new FsError('EHOSTDOWN', `location ${loc.name}: ${fe.message}; its last indexed tree stays visible`, err);
+      s.ctx.locations.setOnline(s.loc.id, false);
+      throw new FsError('EHOSTDOWN', `location ${s.loc.name}: ${fe.message}; its last indexed tree stays visible`, err);
     }
     throw fe;
   }
-  ctx.locations.setOnline(loc.id, true);
-  const tree = buildTree(objects, problem);
-  p.files = 0;
-  p.bytes = 0;
+  s.ctx.locations.setOnline(s.loc.id, true);
+  return objects;
+}
 
-  const { db, entries } = ctx;
+/**
+ * Brings the index in line with `tree`, in batched transactions: unchanged entries stay,
+ * changed ones are updated (a file's new version has no hash yet), new ones inserted and
+ * vanished ones removed; paths with staged bytes waiting for upload are left alone. Returns
+ * the files to hash (with `opts.hash`) and how many were unchanged. Throws SQLite errors.
+ */
+function applyTree(s: RemoteScan, tree: Node): { toHash: HashJob[]; unchanged: number } {
+  const { db, entries } = s.ctx;
+  const { p, opts, loc } = s;
   const tx = new TxBatcher(db, BATCH);
   const tick = () => tx.tick();
-  const toHash: { id: number; rel: string; version: string; size: number }[] = [];
+  const toHash: HashJob[] = [];
   const staged = new Set((db.prepare("SELECT path FROM uploads WHERE location_id = ? AND state = 'pending'").all(loc.id) as { path: string }[]).map((r) => r.path));
   let unchanged = 0;
-
   try {
     let root: Entry | undefined = entries.root(loc.id);
     if (!root) {
@@ -234,46 +261,77 @@ export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provid
         tick();
         entries.remove(old, joinRel(dir.rel, name));
       }
-      report();
+      s.report();
     }
     tx.flush();
   } catch (err) {
     tx.abort();
     throw err;
   }
+  return { toHash, unchanged };
+}
 
-  p.phase = 'hash';
-  report(true);
+/**
+ * Downloads and hashes `toHash`, HASH_CONCURRENCY at a time; a file whose version changed in
+ * the index meanwhile is left unhashed. Failures are problems, never thrown. Returns how many were hashed.
+ */
+async function hashAll(s: RemoteScan, toHash: HashJob[]): Promise<number> {
+  const { ctx, p } = s;
   let hashed = 0;
   let next = 0;
   const worker = async () => {
     while (next < toHash.length) {
       const job = toHash[next++];
       try {
-        const r = await hashStream(await provider.readStream(job.rel, { version: job.version }), ctx.blockSize, (n) => {
+        const r = await hashStream(await s.provider.readStream(job.rel, { version: job.version }), ctx.blockSize, (n) => {
           p.hashedBytes += n;
-          report();
+          s.report();
         });
         if (r.size !== job.size) throw new FsError('EIO', `read ${r.size} bytes, the listing said ${job.size}`);
-        const cur = entries.get(job.id);
+        const cur = ctx.entries.get(job.id);
         // Changed (or gone) in the index while downloading: that hash belongs to nothing.
         if (!cur || cur.version !== job.version) continue;
-        db.transaction(() => {
-          ctx.blobs.put({ hash: r.hash, size: r.size, blockSize: ctx.blockSize, blockHashes: r.blockHashes });
-          entries.update(cur, { ...cur, hash: r.hash }, job.rel);
-        }).immediate();
+        ctx.db
+          .transaction(() => {
+            ctx.blobs.put({ hash: r.hash, size: r.size, blockSize: ctx.blockSize, blockHashes: r.blockHashes });
+            ctx.entries.update(cur, { ...cur, hash: r.hash }, job.rel);
+          })
+          .immediate();
         hashed++;
         p.hashedFiles++;
       } catch (err) {
         const fe = toFsError(err, 'hash');
-        problem(job.rel, fe.code === 'ESTALE' ? 'changed on the server while being hashed; left unhashed (scan again)' : `cannot hash: ${fe.message}`);
+        s.problem(job.rel, fe.code === 'ESTALE' ? 'changed on the server while being hashed; left unhashed (scan again)' : `cannot hash: ${fe.message}`);
       }
     }
   };
   await Promise.all(Array.from({ length: HASH_CONCURRENCY }, worker));
+  return hashed;
+}
+
+/**
+ * Indexes a listable (remote) location from its listing: size, version (ETag) and mtime of
+ * every object, prefixes as directories; inserts, updates and removes entries through
+ * EntryStore (with the change log), in batched transactions. Nothing is downloaded unless
+ * `hash` is set: then files without a hash are streamed and hashed (BLAKE3 whole and per block,
+ * as b3sum), and a file whose version changed meanwhile is left unhashed. Throws EHOSTDOWN
+ * (the location is marked offline; its last indexed tree stays) or what the listing throws;
+ * problems with single objects go to `onProblem` and are counted.
+ */
+export async function scanRemoteLocation(ctx: ScanContext, loc: Location, provider: ListableProvider, opts: RemoteScanOptions = {}): Promise<ScanSummary> {
+  const started = process.hrtime.bigint();
+  const s = remoteScan(ctx, loc, provider, opts);
+  const tree = buildTree(await listAll(s), (path, message) => s.problem(path, message));
+  s.p.files = 0;
+  s.p.bytes = 0;
+  const { toHash, unchanged } = applyTree(s, tree);
+  s.p.phase = 'hash';
+  s.report(true);
+  const hashed = await hashAll(s, toHash);
   ctx.locations.setLastScan(loc.id, Date.now());
-  opts.onProgress?.({ ...p });
-  return { files: p.files, dirs: p.dirs, bytes: p.bytes, hashed, unchanged, errors: problems, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  opts.onProgress?.({ ...s.p });
+  const p = s.p;
+  return { files: p.files, dirs: p.dirs, bytes: p.bytes, hashed, unchanged, errors: s.problems, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ScanContext, ScanOptions, ScanProgress, ScanRun, ScanSummary } fro
 import { TreeWalk } from './scan-walk';
 import { stateRelsIn } from './state-paths';
 import { TxBatcher } from './tx-batcher';
+import { syncIndex } from './db';
 
 export type { ScanContext, ScanOptions, ScanProblem, ScanProgress, ScanSummary } from './scan-types';
 export { EMPTY_HASH, joinRelRaw } from './scan-diff';
@@ -51,6 +52,7 @@ export async function scanLocalLocation(ctx: ScanContext, loc: Location, rootPat
     opts.onProgress?.({ ...run.progress });
     const hashed = (await hasher.finish()) + diff.emptyHashed;
     ctx.locations.setLastScan(loc.id, Date.now());
+    syncIndex(ctx.db);
     opts.onProgress?.({ ...run.progress });
     const p = run.progress;
     return { files: p.files, dirs: p.dirs, bytes: p.bytes, hashed, unchanged: diff.unchanged, errors: run.problems, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
@@ -83,7 +85,8 @@ function newRun(ctx: ScanContext, opts: ScanOptions): ScanRun {
     opts,
     progress,
     problems: 0,
-    tx: new TxBatcher(ctx.db),
+    // Relaxed commits: a first scan's rows are rebuilt by a rescan; one fsync at the end (syncIndex).
+    tx: new TxBatcher(ctx.db, undefined, true),
     // Throttled to 10 per second (phase changes are reported by the caller, always).
     report() {
       const now = Date.now();

@@ -1,4 +1,5 @@
 import { openDb, syncIndex, type Db } from './db';
+import { binOf, hexOf } from './hash-sql';
 import type { EntryType } from '../core/provider';
 
 /** A location this node owns, as the peer server needs it. */
@@ -48,7 +49,7 @@ export interface HashHolderRow {
 }
 
 /**
- * The queries the peer server answers from (what `mount/peer-server/serve-index.ts` turns into
+ * The queries the peer server answers from (what `app/peer/serve-index.ts` turns into
  * wire shapes): the change log head, this node's own local locations, a location's tree (streamed), its
  * change log, and the files holding some content. Statements are prepared once. Methods throw
  * only SQLite errors.
@@ -62,8 +63,10 @@ export class ServeQueries {
       own: db.prepare(`SELECT l.id, l.name, l.uri, l.kind, l.created_at FROM locations l JOIN nodes n ON n.id = l.owner_node AND n.is_self = 1
         WHERE l.kind = 'local' AND l.name IN (SELECT value FROM json_each(?))`),
       changes: db.prepare(`SELECT c.seq, c.op, c.path, c.to_path, c.entry, b.size, b.block_size, b.block_hashes FROM changes c
-        LEFT JOIN blobs b ON b.hash = json_extract(c.entry, '$.hash') WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`),
-      holders: db.prepare(`SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ? AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT ?`),
+        LEFT JOIN blobs b ON b.hash = ${binOf("json_extract(c.entry, '$.hash')")} WHERE c.seq > ? AND c.location_id = ? ORDER BY c.seq LIMIT ?`),
+      holders: db.prepare(
+        `SELECT id, location_id AS loc, size, version FROM entries WHERE hash = ${binOf('?')} AND type = 'file' AND location_id IN (SELECT value FROM json_each(?)) LIMIT ?`,
+      ),
       up: db.prepare('SELECT parent_id, name FROM entries WHERE id = ?'),
     };
   }
@@ -142,19 +145,42 @@ export interface TreeSnapshot {
 /** Depth first: each directory's children in one query (one cursor open at a time), sub-directories after. */
 function* treeRows(rdb: Db, rootId: number | undefined, skip: (path: string) => boolean): Generator<TreeRow> {
   if (rootId === undefined) return;
-  const cols = `e.id, e.name, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, e.hash, e.target, b.block_size, b.block_hashes
+  const cols = `e.id, e.name, e.type, e.size, e.mtime_sec, e.mtime_nsec, e.mode, e.version, ${hexOf('e.hash')} AS hash, e.target, b.block_size, b.block_hashes
     FROM entries e LEFT JOIN blobs b ON b.hash = e.hash`;
-  const one = rdb.prepare(`SELECT ${cols} WHERE e.id = ?`);
-  const children = rdb.prepare(`SELECT ${cols} WHERE e.parent_id = ?`);
-  yield { ...(one.get(rootId) as TreeRow), path: '' };
+  // Raw rows made into objects here, path included: better-sqlite3's row objects plus a copy
+  // with the path cost ~40 % more of a million-entry snapshot's reading.
+  const one = rdb.prepare(`SELECT ${cols} WHERE e.id = ?`).raw(true);
+  const children = rdb.prepare(`SELECT ${cols} WHERE e.parent_id = ?`).raw(true);
+  yield treeRow(one.get(rootId) as RawTreeRow, '');
   const dirs: { id: number; path: string }[] = [{ id: rootId, path: '' }];
   while (dirs.length > 0) {
     const dir = dirs.pop()!;
-    for (const r of children.iterate(dir.id) as IterableIterator<TreeRow>) {
-      const path = dir.path === '' ? r.name : `${dir.path}/${r.name}`;
+    for (const r of children.iterate(dir.id) as IterableIterator<RawTreeRow>) {
+      const path = dir.path === '' ? r[1] : `${dir.path}/${r[1]}`;
       if (skip(path)) continue;
-      if (r.type === 'dir') dirs.push({ id: r.id, path });
-      yield { ...r, path };
+      if (r[2] === 'dir') dirs.push({ id: r[0], path });
+      yield treeRow(r, path);
     }
   }
+}
+
+/** A TreeRow's columns in SELECT order. */
+type RawTreeRow = [number, string, EntryType, number, number, number, number, string | null, string | null, string | null, number | null, Buffer | null];
+
+function treeRow(r: RawTreeRow, path: string): TreeRow {
+  return {
+    id: r[0],
+    name: r[1],
+    path,
+    type: r[2],
+    size: r[3],
+    mtime_sec: r[4],
+    mtime_nsec: r[5],
+    mode: r[6],
+    version: r[7],
+    hash: r[8],
+    target: r[9],
+    block_size: r[10],
+    block_hashes: r[11],
+  };
 }

@@ -1,4 +1,5 @@
 import type { Db } from './db';
+import { hexOf } from './hash-sql';
 
 /** A file somewhere below a directory entry (or the entry itself when it is a file). */
 export interface SubtreeFile {
@@ -16,7 +17,7 @@ export function filesUnder(db: Db, entryId: number): SubtreeFile[] {
   return db
     .prepare(
       `WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
-       SELECT e.id, e.location_id AS locationId, e.hash, e.size FROM entries e JOIN sub ON e.id = sub.id WHERE e.type = 'file'`,
+       SELECT e.id, e.location_id AS locationId, ${hexOf('e.hash')} AS hash, e.size FROM entries e JOIN sub ON e.id = sub.id WHERE e.type = 'file'`,
     )
     .all(entryId) as SubtreeFile[];
 }

@@ -26,13 +26,16 @@ interface Job {
 
 /** Jobs queued in each worker at once, so a worker never waits for the main thread to hand it the next one. */
 const DEPTH = 4;
+/** A worker idle this long is stopped (each thread's V8 heap costs the daemon 15-20 MB of RSS); the next job starts one again. */
+const IDLE_MS = 10_000;
 
 /**
  * A pool of worker threads, all running one module (`script`), typed by the jobs it answers.
  * Workers start on first use and do not keep the process alive while idle. Urgent jobs (a
  * directory listing the walk waits for) go before queued ones (thousands of files to hash).
  * `run` rejects with FsError: the worker's error code, or EIO when a worker crashed or the
- * pool is closed; a crashed worker is replaced by none, the others go on.
+ * pool is closed; a crashed worker is replaced by none, the others go on. A worker idle for
+ * IDLE_MS exits, so an idle daemon holds no worker threads.
  */
 export class WorkerPool<J extends JobKinds<J>> {
   private readonly workers: Worker[] = [];
@@ -42,8 +45,9 @@ export class WorkerPool<J extends JobKinds<J>> {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
-  /** Workers started so far (a crashed one is not replaced). */
+  /** Workers started so far, less those stopped while idle (a crashed one is not replaced). */
   private started = 0;
+  private readonly idleTimers = new Map<Worker, NodeJS.Timeout>();
 
   /**
    * `size` threads at most; queued (not urgent) jobs run on the first `queuedSize` only, so
@@ -95,7 +99,11 @@ export class WorkerPool<J extends JobKinds<J>> {
       // Urgent ones last in, first out: a depth-first walk keeps its queue (and memory) small.
       const job = urgent ? this.urgent.pop()! : this.queue.shift()!;
       const q = this.inflight.get(best)!;
-      if (q.length === 0) best.ref();
+      if (q.length === 0) {
+        best.ref();
+        clearTimeout(this.idleTimers.get(best));
+        this.idleTimers.delete(best);
+      }
       q.push(job);
       best.postMessage(job.msg);
     }
@@ -105,12 +113,29 @@ export class WorkerPool<J extends JobKinds<J>> {
     const q = this.inflight.get(w)!;
     const i = q.findIndex((j) => j.msg.id === m.id);
     const job = i >= 0 ? q.splice(i, 1)[0] : undefined;
-    if (q.length === 0) w.unref();
+    if (q.length === 0) {
+      w.unref();
+      this.idleTimers.set(w, setTimeout(() => this.reap(w), IDLE_MS).unref());
+    }
     if (job) {
       if (m.error) job.reject(toFsError(Object.assign(new Error(m.error.message), { code: m.error.code }), job.msg.kind));
       else job.resolve(m.res as never);
     }
     this.pump();
+  }
+
+  /** Stops a worker that stayed idle; `started` goes down so that the next job may start another. */
+  private reap(w: Worker): void {
+    this.idleTimers.delete(w);
+    if (this.closed || (this.inflight.get(w)?.length ?? 1) > 0) return;
+    this.inflight.delete(w);
+    const i = this.workers.indexOf(w);
+    if (i < 0) return;
+    this.workers.splice(i, 1);
+    this.started--;
+    w.removeAllListeners('error');
+    w.on('error', () => undefined); // it is going away: nothing of it is pending
+    void w.terminate();
   }
 
   private crashed(w: Worker, err: Error): void {
@@ -125,6 +150,8 @@ export class WorkerPool<J extends JobKinds<J>> {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+    this.idleTimers.clear();
     for (const j of [...this.urgent.splice(0), ...this.queue.splice(0)]) j.reject(new FsError('EIO', 'worker pool closed'));
     await Promise.all(this.workers.map((w) => w.terminate()));
   }

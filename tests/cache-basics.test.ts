@@ -2,13 +2,14 @@ import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { FsError } from '../core/fs-error';
 import { blockBytesOnDisk, filesUnder, TestBlockSource } from './helpers/test-provider';
 
 const BS = 64 * 1024;
 
 async function openCache(t: { teardown(fn: () => unknown): void }, dir: string, o: { maxBytes?: number; memoryBytes?: number } = {}): Promise<BlockCache> {
-  const c = await BlockCache.open({ dir, maxBytes: o.maxBytes ?? 64 * BS, memoryBytes: o.memoryBytes ?? 16 * BS });
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: o.maxBytes ?? 64 * BS, memoryBytes: o.memoryBytes ?? 16 * BS });
   t.teardown(() => c.close());
   return c;
 }
@@ -17,7 +18,7 @@ t.test('hit/miss accounting: miss, memory hit, disk hit after reopen', async (t)
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const [a, b] = src.addRandomBlob(BS + 100);
-  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
   t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data, 'first get returns the bytes');
   t.match(c.stats(), { hits: 0, memoryHits: 0, misses: 1, blocks: 1, bytes: BS, fetchedBytes: BS });
   t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
@@ -119,7 +120,7 @@ t.test('a block larger than the whole limit is returned but not stored', async (
 
 t.test('clear removes everything, also across a restart', async (t) => {
   const dir = join(t.testdir(), 'cache');
-  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
   const src = new TestBlockSource(BS);
   const blocks = src.addRandomBlob(5 * BS);
   for (const b of blocks) await c.get(b.key, src.fetcher(b.key), b.hash);

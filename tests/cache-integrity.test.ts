@@ -2,6 +2,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { filesUnder, TestBlockSource, type TestBlock } from './helpers/test-provider';
 
 const BS = 64 * 1024;
@@ -24,7 +25,7 @@ for (const withHash of [true, false]) {
   const how = withHash ? 'with expected hash' : 'by stored checksum only';
   t.test(`bit flip on disk is detected ${how}, dropped and refetched`, async (t) => {
     const dir = join(t.testdir(), 'cache');
-    const c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+    const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
     t.teardown(() => c.close());
     const src = new TestBlockSource(BS);
     const [a] = src.addRandomBlob(BS);
@@ -42,7 +43,7 @@ for (const withHash of [true, false]) {
 
 t.test('truncated block file is detected and refetched; peek returns undefined for it', async (t) => {
   const dir = join(t.testdir(), 'cache');
-  const c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
   t.teardown(() => c.close());
   const src = new TestBlockSource(BS);
   const [a, b] = src.addRandomBlob(2 * BS);
@@ -61,13 +62,13 @@ t.test('damage done while closed is caught after a restart; a deleted file is a 
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const [a, b] = src.addRandomBlob(2 * BS);
-  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
   await c.get(a.key, src.fetcher(a.key), a.hash);
   await c.get(b.key, src.fetcher(b.key), b.hash);
   await c.close();
   flipByte(fileOf(dir, a), 0);
   rmSync(fileOf(dir, b));
-  c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
+  c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 16 * BS });
   t.teardown(() => c.close());
   t.equal(c.stats().blocks, 1, 'the row of the missing file was dropped at open');
   t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
@@ -80,7 +81,7 @@ t.test('open removes temp files and unknown block files left by a crash', async 
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const [a] = src.addRandomBlob(BS);
-  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
   await c.get(a.key, src.fetcher(a.key), a.hash);
   await c.close();
   const aFile = fileOf(dir, a);
@@ -92,7 +93,7 @@ t.test('open removes temp files and unknown block files left by a crash', async 
   writeFileSync(orphan, Buffer.alloc(BS, 2));
   mkdirSync(join(dir, 'trash-123'));
   writeFileSync(join(dir, 'trash-123', 'x'), 'x');
-  c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
   t.teardown(() => c.close());
   t.notOk(existsSync(orphan), 'orphan block removed');
   t.same(filesUnder(join(dir, 'tmp')), [], 'temp files removed');
@@ -107,11 +108,11 @@ t.test('an unreadable or corrupt index file is recreated, and its blocks discard
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const [a] = src.addRandomBlob(BS);
-  let c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
   await c.get(a.key, src.fetcher(a.key), a.hash);
   await c.close();
   writeFileSync(join(dir, 'index.db'), 'this is not a database, just garbage bytes '.repeat(200));
-  c = await BlockCache.open({ dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
   t.teardown(() => c.close());
   t.match(c.stats(), { blocks: 0, bytes: 0 });
   t.equal(filesUnder(join(dir, 'blocks')).length, 0, 'unknown files removed, so the limit still holds');

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { blockBytesOnDisk, TestBlockSource, type TestBlock } from './helpers/test-provider';
 
 const BS = 64 * 1024;
@@ -9,7 +10,7 @@ t.test('hard byte limit: 3x the limit read with concurrent fetches; usage measur
   const dir = join(t.testdir(), 'cache');
   const maxBytes = 8 * BS;
   const CONCURRENCY = 4;
-  const c = await BlockCache.open({ dir, maxBytes, memoryBytes: 2 * BS });
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes, memoryBytes: 2 * BS });
   t.teardown(() => c.close());
   const src = new TestBlockSource(BS);
   const blocks = [...src.addRandomBlob(24 * BS), ...src.addRandomBlob(BS / 2)]; // 3x the limit, plus a short block
@@ -64,7 +65,7 @@ async function fill(c: BlockCache, src: TestBlockSource, blocks: TestBlock[]): P
 
 for (const memoryBytes of [0, 16 * BS]) {
   t.test(`LRU: the recently used block survives eviction (memory tier ${memoryBytes ? 'on' : 'off'})`, async (t) => {
-    const c = await BlockCache.open({ dir: join(t.testdir(), 'cache'), maxBytes: 4 * BS, memoryBytes });
+    const c = await BlockCache.open({ openIndex: openCacheStore, dir: join(t.testdir(), 'cache'), maxBytes: 4 * BS, memoryBytes });
     t.teardown(() => c.close());
     const src = new TestBlockSource(BS);
     const [A, B, C, D, E] = src.addRandomBlob(5 * BS);
@@ -84,12 +85,12 @@ t.test('restart: cached blocks and their recency survive close and reopen', asyn
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const [A, B, C, D, E] = src.addRandomBlob(5 * BS);
-  let c = await BlockCache.open({ dir, maxBytes: 4 * BS, memoryBytes: 16 * BS });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 4 * BS, memoryBytes: 16 * BS });
   await fill(c, src, [A, B, C, D]);
   await c.get(A.key, src.fetcher(A.key), A.hash); // a memory hit, right before close
   await c.close();
 
-  c = await BlockCache.open({ dir, maxBytes: 4 * BS, memoryBytes: 16 * BS });
+  c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 4 * BS, memoryBytes: 16 * BS });
   t.teardown(() => c.close());
   t.match(c.stats(), { blocks: 4, bytes: 4 * BS, hits: 0, misses: 0 });
   t.same(c.lruKeys(), [B.key, C.key, D.key, A.key], 'recency order kept');
@@ -104,10 +105,10 @@ t.test('reopening with a smaller limit evicts down to it, oldest first', async (
   const dir = join(t.testdir(), 'cache');
   const src = new TestBlockSource(BS);
   const blocks = src.addRandomBlob(6 * BS);
-  let c = await BlockCache.open({ dir, maxBytes: 8 * BS, memoryBytes: 0 });
+  let c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 8 * BS, memoryBytes: 0 });
   await fill(c, src, blocks);
   await c.close();
-  c = await BlockCache.open({ dir, maxBytes: 2 * BS, memoryBytes: 0 });
+  c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 2 * BS, memoryBytes: 0 });
   t.teardown(() => c.close());
   t.same(c.lruKeys(), [blocks[4].key, blocks[5].key]);
   t.equal(blockBytesOnDisk(dir), 2 * BS);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, VDFS_BIN, vdfsOk, until } from './helpers/cli';
 import { startFaultProxy } from './helpers/fault-proxy';
@@ -24,7 +24,7 @@ r = libc.renameat2(-100, b'a', -100, b'b', ${flags})
 print('ok' if r == 0 else 'ERR ' + errno.errorcode[ctypes.get_errno()])`;
 
 t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, copy_file_range', async (t) => {
-  const { mnt, src, oracle } = await mountWithOracle(t, 'l');
+  const { mnt, src, oracle, home } = await mountWithOracle(t, 'l');
   const root = join(mnt, 'l');
   for (const dir of [root, oracle]) {
     writeFileSync(join(dir, 'a'), 'A');
@@ -35,9 +35,25 @@ t.test('new ops answer like the disk beneath: rename flags, fallocate, lseek, co
   for (const dir of [root, oracle]) sh('rm', [join(dir, 'b')]);
   t.equal(py(root, RENAMEAT2(1)), 'ok', 'RENAME_NOREPLACE to a free name works');
   t.equal(readFileSync(join(src, 'b'), 'utf8'), 'A', 'and moved the file on the disk');
+  // RENAME_EXCHANGE on a local folder: the disk's own renameat2, both names swapped atomically.
   writeFileSync(join(root, 'a'), 'A2');
-  t.equal(py(root, RENAMEAT2(2)), 'ERR EINVAL', 'RENAME_EXCHANGE: refused (EINVAL), nothing swapped');
-  t.equal(readFileSync(join(src, 'a'), 'utf8'), 'A2');
+  writeFileSync(join(oracle, 'a'), 'A2');
+  writeFileSync(join(oracle, 'b'), 'A'); // as in the mount, where a was renamed to b above
+  t.equal(py(root, RENAMEAT2(2)), py(oracle, RENAMEAT2(2)), 'RENAME_EXCHANGE answers as on the disk');
+  t.equal(readFileSync(join(src, 'a'), 'utf8'), 'A', 'swapped on the disk: a has the old b');
+  t.equal(readFileSync(join(src, 'b'), 'utf8'), 'A2', 'and b the old a');
+  t.equal(readFileSync(join(root, 'a'), 'utf8'), 'A', 'the mount shows the swap at once');
+  t.equal(readFileSync(join(root, 'b'), 'utf8'), 'A2');
+  mkdirSync(join(root, 'dx'));
+  writeFileSync(join(root, 'dx', 'in'), 'inside');
+  t.equal(py(root, RENAMEAT2(2).replace("b'b'", "b'dx'")), 'ok', 'a file and a folder swap too');
+  t.equal(readFileSync(join(root, 'a', 'in'), 'utf8'), 'inside', 'the folder is now at a, with its content');
+  t.equal(readFileSync(join(src, 'dx'), 'utf8'), 'A', 'and the file at dx, on the disk');
+  t.equal(py(root, RENAMEAT2(2).replace("b'b'", "b'nope'")), 'ERR ENOENT', 'exchange with a missing name: ENOENT');
+  t.equal(py(root, RENAMEAT2(3)), 'ERR EINVAL', 'NOREPLACE with EXCHANGE: EINVAL');
+  const ls = vdfsOk(home, ['ls', '/l']).stdout;
+  t.match(ls, /^d .* a\/$/m, 'the index has the folder at a');
+  t.match(ls, /^- +1 .* dx$/m, 'and the file at dx');
 
   t.equal(sh('fallocate', ['-l', '1048576', join(root, 'fa')]).code, 0, 'fallocate (mode 0) works');
   t.equal(sh('stat', ['-c', '%s', join(root, 'fa')]).stdout.trim(), '1048576', 'and sets the size');

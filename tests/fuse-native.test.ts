@@ -207,3 +207,39 @@ t.test('the node table stays bounded: the kernel forgets nodes after drop_caches
   writeFileSync('/proc/sys/vm/drop_caches', '2');
   t.ok(await until(() => fuseStats(mnt).nodes < 100, 10_000), `forgotten after drop_caches (${fuseStats(mnt).nodes} left)`);
 });
+
+t.test('listings: one READDIRPLUS per folder, no LOOKUP per name; the kernel reuses a listing until the index changes', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(join(src, 'd'), { recursive: true });
+  for (let f = 0; f < 2000; f++) writeFileSync(join(src, 'd', `f${f}`), 'x'.repeat(f % 500));
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  t.ok(await until(() => m.output().includes('start-up rescan done'), 20_000), 'start-up rescan done');
+  const ops = () => fuseStats(mnt) as unknown as Record<string, number>;
+  const n = (s: Record<string, number>, k: string) => s[k] ?? 0;
+  const d = join(mnt, 'l', 'd');
+  const s0 = ops();
+  const walk = sh('find', [d, '-printf', '%s\n']);
+  const sizes = (out: string) => out.split('\n').filter(Boolean).sort().join(',');
+  t.equal(sizes(walk.stdout), sizes(sh('find', [join(src, 'd'), '-printf', '%s\n']).stdout), 'walked every name, with the sizes on the disk');
+  const s1 = ops();
+  t.ok(n(s1, 'op.readdirplus') > n(s0, 'op.readdirplus'), 'listed with READDIRPLUS');
+  t.ok(n(s1, 'op.lookup') - n(s0, 'op.lookup') <= 2, `and no LOOKUP but of l and d, none for the 2,000 names in d (several chunks) (${n(s1, 'op.lookup') - n(s0, 'op.lookup')})`);
+  t.equal(n(s1, 'op.readdir'), 0, 'never a plain READDIR');
+  sh('ls', ['-l', d]);
+  const s2 = ops();
+  t.equal(n(s2, 'op.readdirplus'), n(s1, 'op.readdirplus'), 'listed again at once: the kernel kept the listing (no READDIRPLUS)');
+  t.ok(n(s2, 'op.opendir') > n(s1, 'op.opendir'), 'though it opened the folder');
+  t.ok(n(s2, 'native.getxattr') >= 2000, `ls -l asked every name for its ACL, answered in the addon (${n(s2, 'native.getxattr')})`);
+  // A name added on the disk: once the index has it, the next listing is taken again.
+  writeFileSync(join(src, 'd', 'new'), 'n');
+  t.ok(await until(() => vdfsOk(home, ['ls', '/l/d']).stdout.includes(' new'), 20_000), 'the watcher indexed the new name');
+  t.ok(sh('ls', [d]).stdout.split('\n').includes('new'), 'and the mount lists it (not the kept listing)');
+  t.ok(n(ops(), 'op.readdirplus') > n(s2, 'op.readdirplus'), 'listed again with READDIRPLUS');
+});

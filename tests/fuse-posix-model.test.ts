@@ -31,7 +31,7 @@ function opArb(uid: number): fc.Arbitrary<Record<string, unknown>> {
     fc.record({ op: fc.constant('rmdir'), p: name }),
     fc.record({ op: fc.constant('unlink'), p: name }),
     fc.record({ op: fc.constant('rename'), p: name, to: name }),
-    fc.record({ op: fc.constant('rename2'), p: name, to: name, flags: fc.constant(1) }),
+    fc.record({ op: fc.constant('rename2'), p: name, to: name, flags: fc.constantFrom(1, 2) }), // RENAME_NOREPLACE, RENAME_EXCHANGE
     fc.record({ op: fc.constant('truncate'), p: name, size: fc.integer({ min: 0, max: 150_000 }) }),
     fc.record({ op: fc.constant('chmod'), p: name, mode: fc.constantFrom(0o644, 0o600, 0o755, 0o4755, 0o2755, 0o1777, 0o000) }),
     fc.record({ op: fc.constant('chown'), p: name, uid: ids(uid), gid: ids(uid) }),

@@ -122,6 +122,12 @@ function recount(db: Database.Database): unknown[] {
     )
     .all();
 }
+/** A content hash as the schema before migration 7 stored it (64 hex digits). */
+const H1 = 'a1'.repeat(32);
+/** The entry columns, the hash as hex whatever the schema stores. */
+const ENTRY_COLS =
+  "id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END AS hash, target";
+
 const stats = (db: Database.Database) => db.prepare('SELECT location_id, entries, files, dirs, bytes, unhashed FROM location_stats WHERE entries > 0 ORDER BY location_id').all();
 
 t.test('location counters: filled from an old-schema index, kept exact by inserts, updates, moves and cascades', async (t) => {
@@ -137,8 +143,8 @@ t.test('location counters: filled from an old-schema index, kept exact by insert
   old.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
     INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0), ('b', '/y', 'local', 'n1', 0);
     INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir'), (2, 2, NULL, '', 'dir');
-    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (3, 1, 1, 'f', 'file', 10, 'h'), (4, 1, 1, 'g', 'file', 5, NULL), (5, 1, 1, 'd', 'dir', 0, NULL);
-    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (6, 1, 5, 'x', 'file', 7, NULL), (7, 2, 2, 'y', 'file', 3, 'h');`);
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (3, 1, 1, 'f', 'file', 10, '${H1}'), (4, 1, 1, 'g', 'file', 5, NULL), (5, 1, 1, 'd', 'dir', 0, NULL);
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, hash) VALUES (6, 1, 5, 'x', 'file', 7, NULL), (7, 2, 2, 'y', 'file', 3, '${H1}');`);
   old.close();
   const db = openDb(file);
   t.equal(schemaVersion(db), MIGRATIONS.length);
@@ -175,12 +181,12 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
     INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0);
     INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir');
     INSERT INTO entries (id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash) VALUES
-      (5, 1, 1, 'd', 'dir', 0, 10, 11, 493, 7, 8, '1:0:10', NULL), (9, 1, 5, 'f', 'file', 3, 12, 13, 420, 7, 8, '2:3:12', 'h1');
+      (5, 1, 1, 'd', 'dir', 0, 10, 11, 493, 7, 8, '1:0:10', NULL), (9, 1, 5, 'f', 'file', 3, 12, 13, 420, 7, 8, '2:3:12', '${H1}');
     INSERT INTO entries (id, location_id, parent_id, name, type, target, version) VALUES (12, 1, 1, 'l', 'symlink', 'd/f', '3:3:1');
     INSERT INTO props (entry_id, ns, name, value) VALUES (9, 'DAV:', 'x', 'v'), (5, 'urn:y', 'z', 'w');
-    INSERT INTO verified (entry_id, hash, at, ok) VALUES (9, 'h1', 100, 1);`);
+    INSERT INTO verified (entry_id, hash, at, ok) VALUES (9, '${H1}', 100, 1);`);
   const before = {
-    entries: old.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(),
+    entries: old.prepare(`SELECT ${ENTRY_COLS} FROM entries ORDER BY id`).all(),
     props: old.prepare('SELECT * FROM props ORDER BY entry_id, ns').all(),
     verified: old.prepare('SELECT * FROM verified').all(),
     stats: stats(old),
@@ -189,13 +195,9 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
 
   const db = openDb(file);
   t.equal(schemaVersion(db), MIGRATIONS.length);
-  t.same(
-    db.prepare('SELECT id, location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, uid, gid, version, hash, target FROM entries ORDER BY id').all(),
-    before.entries,
-    'every entry kept, same ids',
-  );
+  t.same(db.prepare(`SELECT ${ENTRY_COLS} FROM entries ORDER BY id`).all(), before.entries, 'every entry kept, same ids');
   t.same(db.prepare('SELECT * FROM props ORDER BY entry_id, ns').all(), before.props, 'WebDAV properties kept (not lost to the cascade)');
-  t.same(db.prepare('SELECT * FROM verified').all(), before.verified, 'fsck verifications kept');
+  t.same(db.prepare('SELECT entry_id, lower(hex(hash)) AS hash, at, ok FROM verified').all(), before.verified, 'fsck verifications kept');
   t.same(stats(db), before.stats, 'counters unchanged');
   t.same(db.pragma('foreign_key_check'), [], 'no dangling reference');
   t.same(db.pragma('integrity_check', { simple: true }), 'ok');

@@ -19,8 +19,8 @@ function hostileNode(dir: string, popular: string, evil: Buffer): { home: string
   const a = makeNode(dir, 'mallory', { 'pop.bin': evil });
   const evilHash = b3sum(join(a.src, 'pop.bin'));
   const db = new Database(join(a.home, 'index.db'));
-  db.prepare('UPDATE blobs SET hash = ? WHERE hash = ?').run(popular, evilHash);
-  db.prepare('UPDATE entries SET hash = ? WHERE hash = ?').run(popular, evilHash);
+  db.prepare('UPDATE blobs SET hash = unhex(?) WHERE hash = unhex(?)').run(popular, evilHash);
+  db.prepare('UPDATE entries SET hash = unhex(?) WHERE hash = unhex(?)').run(popular, evilHash);
   db.close();
   mkdirSync(join(a.home, 'locks'), { recursive: true });
   writeFileSync(join(a.home, 'locks', 'scan.lock'), `${process.pid}\nhostile\n`);

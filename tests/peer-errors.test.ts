@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FS_ERROR_CODES } from '../core/fs-error';
-import { codeOfPeerStatus, PEER_STATUS } from '../providers/peer/peer-status';
+import { codeOfPeerStatus, PEER_STATUS } from '../core/peer-protocol';
 import { errorOf } from '../providers/peer/peer-client';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { makeNode, pair, startPeerDaemon, tlsProbe, waitFor } from './helpers/peer';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { hashStream } from '../index/remote-scan';
 import { BlobReader } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
@@ -97,7 +98,7 @@ t.test('a flipped byte in a hashed blob is caught by block verification and neve
   writeFileSync(file, data);
   const h = await hashStream(await p.readStream('obj.bin'), MiB);
   t.equal(h.hash, b3sum(file), 'hashStream agrees with b3sum');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 8 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 8 * MiB });
   t.teardown(() => cache.close());
   const blob = { hash: h.hash, size: data.length, blockSize: MiB, blockHashes: h.blockHashes };
   const reader = new BlobReader(cache, blob, () => [{ label: 's3/obj.bin', read: (o, n) => p.readRange('obj.bin', o, n) }]);
@@ -124,7 +125,7 @@ t.test('whole-object reads check length and the MD5 ETag', async (t) => {
 
 t.test('unhashed content: the version is checked, a changed object is ESTALE, not mixed bytes', async (t) => {
   const dir = tempDir(t);
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0 });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0 });
   t.teardown(() => cache.close());
   const st = await p.stat('obj.bin');
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);

@@ -4,6 +4,7 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { hashStream } from '../index/remote-scan';
 import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
@@ -99,7 +100,7 @@ t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests t
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
   watch(proxy, seen);
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const st = await p.stat('obj.bin');
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
@@ -130,7 +131,7 @@ t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a co
   t.teardown(() => a.p.close());
   t.teardown(() => b.p.close());
   const st = await a.p.stat('obj.bin');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const blob = { hash: hash.hash, size: data.length, blockSize: MiB, blockHashes: hash.blockHashes };
   const sources = () => [s3Source('a/obj.bin', a.p, st.version), s3Source('b/obj.bin', b.p, st.version)];
@@ -182,7 +183,7 @@ t.test('a stream cut halfway resumes from the exact byte it stopped at', async (
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
   const st = await p.stat('obj.bin');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   // The first multi-block window is cut after 1.5 MiB of its body.
@@ -236,7 +237,7 @@ t.test('the cache limit holds while windows stream (measured on disk)', async (t
   t.teardown(() => p.close());
   const st = await p.stat('obj.bin');
   const limit = 3 * MiB;
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   let peak = 0;
@@ -264,7 +265,7 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   });
   // Sequential 128 KiB reads (streamed windows), or whole blocks read backwards (one fetch each).
   const timeRead = async (queue: number, name: string, backwards: boolean) => {
-    const cache = await BlockCache.open({ dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
+    const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, name), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
     const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
     const t0 = Date.now();
     const parts: Buffer[] = [];
@@ -292,7 +293,7 @@ t.test('streamed blocks go to the disk tier, not the memory tier (a big stream d
   const { p } = await provider();
   t.teardown(() => p.close());
   const st = await p.stat('obj.bin');
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 64 * MiB, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 64 * MiB, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   const got = await readAll(r, data.length);
@@ -318,7 +319,7 @@ t.test('one read-ahead budget bounds what all handles hold ahead together', asyn
   t.teardown(() => {
     readAheadBudget.limit = limit;
   });
-  const cache = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
   t.teardown(() => cache.close());
   const before = readAheadBudget.used;
   const readers = [0, 1, 2].map(() => new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB));

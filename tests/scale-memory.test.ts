@@ -47,7 +47,7 @@ t.test('start-up, status, ls and find stay within memory bounds on a 400k-entry 
   const hash = (i: number) => i.toString(16).padStart(64, '0');
   db.transaction(() => {
     const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, version) VALUES (?, ?, ?, 'dir', ?)");
-    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, version, hash) VALUES (?, ?, ?, 'file', ?, ?, ?)");
+    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, version, hash) VALUES (?, ?, ?, 'file', ?, ?, unhex(?))");
     let n = 0;
     const folder = (name: string, files: number) => {
       const id = Number(dirIns.run(loc, root, name, `${n}:0:0`).lastInsertRowid);

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { openCacheStore } from '../index/cache-store';
 import { tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { startWebdavServer } from './helpers/webdav';
 
@@ -47,7 +48,7 @@ t.test('cache blocks and their folders are private', async (t) => {
     process.umask(old);
   });
   const dir = tempDir(t);
-  const c = await BlockCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 20, memoryBytes: 0 });
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 1 << 20, memoryBytes: 0 });
   await c.put('k1', Buffer.from('block one'));
   await c.close();
   const blocks = join(dir, 'cache', 'blocks');

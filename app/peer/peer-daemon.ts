@@ -6,6 +6,10 @@ import { readKeys } from '../keys';
 import { FsError } from '../../core/fs-error';
 import { PeerReplication } from './replicator';
 import { startPeerServer, type PeerServer } from '../../mount/peer-server/peer-server';
+import type { PairingService, PeerDirectory } from '../../mount/peer-server/peer-sources';
+import { PeerStore } from '../../index/peer-store';
+import { acceptPairing } from './pairing';
+import { ServeIndex } from './serve-index';
 
 /** Where a running peer server listens: written at start so `vdfs peer invite` can print it. */
 const SERVER_KEY = 'peer.server';
@@ -24,13 +28,19 @@ export async function startPeerServices(home: Home, opts: { listen?: { host: str
   let server: PeerServer | undefined;
   const keys = opts.listen ? await home.keys() : readKeys(home.dir);
   if (opts.listen && keys) {
+    const store = new PeerStore(home.db);
+    const peers: PeerDirectory = { pairedIds: () => store.list().map((p) => p.id), touch: (id) => store.touch(id) };
+    const self = { id: keys.id, name: home.config.name };
+    const pairing: PairingService = { accept: (fp, body, source) => acceptPairing(home.db, self, fp, body, source) };
     server = await startPeerServer({
       ...opts.listen,
-      db: home.db,
       keys,
       name: home.config.name,
       log: opts.log,
-      statePaths: home.statePaths,
+      peers,
+      pairing,
+      // vdfs's own state folders (home, cache, staging) are never served, even inside a shared location.
+      source: new ServeIndex(home.db, home.statePaths),
       requestTimeoutMs: home.config['peer.requestTimeout'] * 1000,
     });
     setMeta(home.db, SERVER_KEY, JSON.stringify({ url: server.url, pid: process.pid }));

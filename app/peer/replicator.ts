@@ -9,6 +9,7 @@ import { noteSwallowed } from '../../core/swallowed';
 import { errorOf, PeerClient } from '../../providers/peer/peer-client';
 import { parsePeerUri } from '../../providers/peer/peer-provider';
 import { PeerStore, type PeerNode } from '../../index/peer-store';
+import { NodeStore } from '../../index/nodes';
 import type { ChangesPage, SharedLocation, SnapshotEnd, SnapshotHeader, SnapshotLine } from '../../core/peer-protocol';
 
 /** The parts of a home replication needs. */
@@ -55,6 +56,7 @@ export async function receiveSnapshot(
     if (r.failure === undefined) throw err;
   } finally {
     signal?.removeEventListener('abort', abort);
+    if (!r.ended) r.writer?.abandon();
   }
   if (r.failure !== undefined) {
     if (r.failure instanceof FsError) throw new FsError(r.failure.code, `${what}: ${r.failure.message}`, r.failure);
@@ -191,7 +193,9 @@ export class PeerReplication {
     if (this.stopped) return;
     let locs: Location[];
     try {
-      locs = this.home.locations.list().filter((l) => l.kind === 'peer');
+      // Every location another node owns is replicated from it (single writer: its owner).
+      const self = new NodeStore(this.home.db).selfId();
+      locs = this.home.locations.list().filter((l) => l.ownerNode !== self);
     } catch (err) {
       // A busy index: the next round, two seconds later, tries again.
       noteSwallowed(this.log, 'peer replication: listing peer locations', err, {}, 'debug');

@@ -23,24 +23,8 @@ function locationJson(l: Location): { name: string; uri: string; kind: string; r
   };
 }
 
-/** init, location add|ls|rm, config get|set. */
-export function registerIndexCommands(program: Command, g: () => GlobalOpts): void {
-  program
-    .command('init')
-    .description('create the home (idempotent)')
-    .option('--name <name>', 'how peers see this node (default: the host name)')
-    .option('--json', 'print a JSON document')
-    .action(async (o: { name?: string; json?: boolean }) => {
-      const dir = resolveHomeDir(g().home);
-      const { home, created } = await Home.initWithKeys(dir, o.name);
-      // The WebDAV login exists from the start, so no share is ever served without one
-      ensureWebdavCredential(home);
-      const out = { home: dir, name: home.config.name, node: home.nodeId, created };
-      if (o.json) printJson(out);
-      else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);
-      home.close();
-    });
-
+/** vdfs location add, ls and rm. */
+function registerLocationCommands(program: Command, g: () => GlobalOpts): void {
   const loc = program.command('location').description('manage locations');
   loc
     .command('add <name> <uri>')
@@ -55,7 +39,7 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
       const home = openHome(g());
       const parsed = parseLocationUri(uri);
       checkNewLocation(parsed);
-      if (parsed.kind === 'peer') {
+      if (parsed.ownedElsewhere) {
         // Asks the peer now and backfills the tree: browsable at once, then a daemon follows the feed.
         const { location, entries } = await addPeerLocation(home, await home.keys(), name, parsed.uri);
         if (o.json) return printJson({ ...locationJson(location), entries });
@@ -94,7 +78,10 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
       openHome(g()).locations.remove(name);
       process.stdout.write(`Removed location ${name} from the index (no files were touched)\n`);
     });
+}
 
+/** vdfs config get and set. */
+function registerConfigCommands(program: Command, g: () => GlobalOpts): void {
   const config = program.command('config').description('read or change settings');
   config
     .command('get [key]')
@@ -113,4 +100,25 @@ export function registerIndexCommands(program: Command, g: () => GlobalOpts): vo
     const v = next[key as keyof typeof next];
     process.stdout.write(`${key} = ${typeof v === 'number' && key.endsWith('Size') ? `${v} (${formatSize(v)})` : v}\n`);
   });
+}
+
+/** init, location add|ls|rm, config get|set. */
+export function registerIndexCommands(program: Command, g: () => GlobalOpts): void {
+  program
+    .command('init')
+    .description('create the home (idempotent)')
+    .option('--name <name>', 'how peers see this node (default: the host name)')
+    .option('--json', 'print a JSON document')
+    .action(async (o: { name?: string; json?: boolean }) => {
+      const dir = resolveHomeDir(g().home);
+      const { home, created } = await Home.initWithKeys(dir, o.name);
+      // The WebDAV login exists from the start, so no share is ever served without one
+      ensureWebdavCredential(home);
+      const out = { home: dir, name: home.config.name, node: home.nodeId, created };
+      if (o.json) printJson(out);
+      else process.stdout.write(`${created ? 'Created' : 'Already initialised:'} ${dir} (node ${out.name})\n`);
+      home.close();
+    });
+  registerLocationCommands(program, g);
+  registerConfigCommands(program, g);
 }

@@ -34,10 +34,8 @@ async function probe(p: PeerNode, keys: NodeKeys): Promise<{ online: boolean; la
   }
 }
 
-/** vdfs peer id|invite|pair|ls|rm|share. */
-export function registerPeerCommands(program: Command, g: () => GlobalOpts): void {
-  const peer = program.command('peer').description('pair with other nodes and see them');
-
+/** vdfs peer id, invite and pair. */
+function registerPeerIdentity(peer: Command, g: () => GlobalOpts): void {
   peer
     .command('id')
     .description("this node's id: the SHA-256 of its certificate")
@@ -86,7 +84,10 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
         `Paired with ${name} (${shortId(ans.id)}).${ans.shares.length ? ` It shares: ${ans.shares.join(', ')} — add one with: vdfs location add NAME peer://${name}/${ans.shares[0]}` : ''}\n`,
       );
     });
+}
 
+/** vdfs peer ls: paired nodes, probed unless --no-probe. */
+function registerPeerList(peer: Command, g: () => GlobalOpts): void {
   peer
     .command('ls')
     .description('paired nodes: online, last seen, latency, what this node shares with them')
@@ -125,7 +126,10 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
         ]),
       );
     });
+}
 
+/** vdfs peer rm and share. */
+function registerPeerChanges(peer: Command, g: () => GlobalOpts): void {
   peer
     .command('rm <peer>')
     .description('unpair a node at once: its connections are closed, its peer locations removed from this index')
@@ -149,4 +153,12 @@ export function registerPeerCommands(program: Command, g: () => GlobalOpts): voi
       store.setShares(p.id, names);
       process.stdout.write(`${p.name} may read: ${names.join(', ') || 'nothing'}\n`);
     });
+}
+
+/** vdfs peer id|invite|pair|ls|rm|share. */
+export function registerPeerCommands(program: Command, g: () => GlobalOpts): void {
+  const peer = program.command('peer').description('pair with other nodes and see them');
+  registerPeerIdentity(peer, g);
+  registerPeerList(peer, g);
+  registerPeerChanges(peer, g);
 }

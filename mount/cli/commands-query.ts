@@ -48,7 +48,8 @@ function vpathOf(home: Home, e: Pick<Entry, 'id' | 'locationId'>): string {
   return virtualPath(home.locations.byId(e.locationId)!.name, home.entries.pathOf(e.id));
 }
 
-export function registerQueryCommands(program: Command, g: () => GlobalOpts): void {
+/** vdfs ls and stat: through the same Vfs the mount serves. */
+function registerBrowseCommands(program: Command, g: () => GlobalOpts): void {
   program
     .command('ls [vpath]')
     .description('list a directory of the virtual namespace (/ lists locations)')
@@ -93,7 +94,10 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
           replicas.map((x) => `  replica ${x.path} on ${x.node}${x.online ? '' : ' (offline)'}\n`).join(''),
       );
     });
+}
 
+/** vdfs find and dupes: from the index, streamed. */
+function registerSearchCommands(program: Command, g: () => GlobalOpts): void {
   program
     .command('find')
     .description('find files by content hash or name')
@@ -147,6 +151,12 @@ export function registerQueryCommands(program: Command, g: () => GlobalOpts): vo
       else if (n === 0) text += 'No duplicates.\n';
       await writeOut(text);
     });
+}
+
+/** vdfs ls|stat|find|dupes. */
+export function registerQueryCommands(program: Command, g: () => GlobalOpts): void {
+  registerBrowseCommands(program, g);
+  registerSearchCommands(program, g);
 }
 
 /** Writes to stdout and waits for it to drain when its buffer is full. */

@@ -3,6 +3,8 @@ import { SingleBar } from 'cli-progress';
 import { HashPool } from '../../index/hash-pool';
 import { acquireScanLock } from '../../index/scan-lock';
 import { scanLocalLocation, type ScanProgress, type ScanSummary } from '../../index/scanner';
+import type { ScanContext } from '../../index/scan-types';
+import type { Location } from '../../index/locations';
 import { isListable, scanRemoteLocation } from '../../index/remote-scan';
 import { openProvider } from '../../app/provider-registry';
 import { FsError, isFsError } from '../../core/fs-error';
@@ -50,14 +52,39 @@ export interface ScanOutcome {
   failed?: FsError;
 }
 
+/** Scan options as `vdfs scan` takes them. */
+interface ScanFlags {
+  rehash?: boolean;
+  hash?: boolean;
+}
+
 /**
- * Scans the named locations (all local ones when none are named), one scan per home at a
- * time. Problems with single entries go to stderr and are counted; a location that cannot
+ * One location, by what its provider can do: files on this machine (`features.localFiles`) are
+ * walked and hashed; a listable source (S3, Drive) is indexed from its listing, with no
+ * download unless --hash. Throws FsError (ENOTSUP for a source that can do neither).
+ */
+async function scanOne(home: Home, ctx: ScanContext, loc: Location, o: ScanFlags, bar: ReturnType<typeof progressBar> | undefined): Promise<ScanSummary> {
+  const onProblem = (p: { path: string; message: string }) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`);
+  const onProgress = bar ? (p: ScanProgress) => bar.update(p) : undefined;
+  const provider = openProvider(loc, home);
+  try {
+    if (provider.features.localFiles) return await scanLocalLocation(ctx, loc, loc.uri, { rehash: o.rehash, onProgress, onProblem });
+    if (!isListable(provider)) throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
+    return await scanRemoteLocation(ctx, loc, provider, { rehash: o.rehash, hash: o.hash || o.rehash, onProgress, onProblem });
+  } finally {
+    await provider.close();
+  }
+}
+
+/**
+ * Scans the named locations (every location this node owns when none are named: a paired
+ * node's are replicated from it, not scanned), one scan per home at a time. Problems with single entries go to stderr and are counted; a location that cannot
  * be scanned at all (unplugged, not a directory) is reported and the others still run.
  * Throws ENOENT (unknown location / none), EBUSY (another scan holds the lock).
  */
-export async function scanLocations(home: Home, names: string[], opts: { rehash?: boolean; hash?: boolean; tty: boolean }): Promise<ScanOutcome> {
-  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.kind === 'local' || l.kind === 's3' || l.kind === 'gdrive');
+export async function scanLocations(home: Home, names: string[], opts: ScanFlags & { tty: boolean }): Promise<ScanOutcome> {
+  const self = home.nodeId;
+  const locs = names.length ? names.map((n) => home.locations.get(n)) : home.locations.list().filter((l) => l.ownerNode === self);
   if (locs.length === 0) throw new FsError('ENOENT', 'no locations to scan: add one with `vdfs location add NAME /path`');
   const release = acquireScanLock(home.dir, locs.map((l) => l.name).join(', '));
   const pool = new HashPool();
@@ -69,23 +96,7 @@ export async function scanLocations(home: Home, names: string[], opts: { rehash?
       const bar = opts.tty ? progressBar() : undefined;
       try {
         const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
-        const onProblem = (p: { path: string; message: string }) => process.stderr.write(`vdfs scan: ${displayName(`${loc.name}/${p.path}`)}: ${p.message}\n`);
-        let s: ScanSummary;
-        // Remote locations are indexed from their listing (no download unless --hash).
-        if (loc.kind !== 'local') {
-          const provider = openProvider(loc, home);
-          try {
-            if (!isListable(provider)) throw new FsError('ENOTSUP', `scanning ${loc.kind} locations is not supported yet (${loc.name})`);
-            s = await scanRemoteLocation(ctx, loc, provider, {
-              rehash: opts.rehash,
-              hash: opts.hash || opts.rehash,
-              onProgress: bar ? (p) => bar.update(p) : undefined,
-              onProblem,
-            });
-          } finally {
-            await provider.close();
-          }
-        } else s = await scanLocalLocation(ctx, loc, loc.uri, { rehash: opts.rehash, onProgress: bar ? (p) => bar.update(p) : undefined, onProblem });
+        const s = await scanOne(home, ctx, loc, opts, bar);
         for (const k of ['files', 'dirs', 'bytes', 'hashed', 'unchanged', 'errors'] as const) total[k] += s[k];
       } catch (err) {
         if (!isFsError(err)) throw err;

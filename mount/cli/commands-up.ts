@@ -52,7 +52,7 @@ export function registerUpCommand(program: Command, g: () => GlobalOpts): void {
         const existing = home.locations.list().find((l) => l.uri === parsed.uri);
         const name = existing?.name ?? nameFor(src);
         const readonly = !o.writable;
-        if (!existing) home.locations.add({ name, uri: parsed.uri, kind: 'local', ownerNode: home.nodeId, readonly, options: {} });
+        if (!existing) home.locations.add({ name, uri: parsed.uri, kind: parsed.kind, ownerNode: home.nodeId, readonly, options: {} });
         else if (existing.readonly !== readonly) home.locations.setReadonly(existing.id, readonly);
         process.stdout.write(readonly ? `Sharing ${src} READ-ONLY (add --writable to allow changes)\n` : `Sharing ${src} read-write (--writable)\n`);
         process.stdout.write(`WebDAV user: ${credential.user}; its password: vdfs${g().home ? ` --home ${dir}` : ''} webdav credentials\n`);

@@ -24,14 +24,13 @@ export function statOf(a: Attr): Record<string, number | Date> {
   } as unknown as Record<string, number | Date>;
 }
 
-/**
- * fuse-native handlers over the VFS core. Every handler catches everything: an exception
- * escaping into fuse-native kills the process and leaves a dead mount. Results and errors
- * are mapped once, through errno.ts.
- */
-export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: any[]) => void> {
-  // Runs an async op and answers the kernel exactly once, whatever happens.
-  const run = (op: string, path: string, cb: Cb, fn: () => Promise<unknown[] | void>): void => {
+/** Runs one async op and answers the kernel exactly once, whatever happens. */
+type Run = (op: string, path: string, cb: Cb, fn: () => Promise<unknown[] | void>) => void;
+type Handlers = Record<string, (...args: any[]) => void>;
+
+/** The runner every handler goes through: errors are logged (EIO/EHOSTDOWN as warnings, non-FsErrors as errors) and mapped through errno.ts. */
+function runner(log: Logger): Run {
+  return (op, path, cb, fn) => {
     let answered = false;
     const answer = (err: number, ...rest: unknown[]) => {
       if (answered) return;
@@ -56,9 +55,11 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
       answer(toErrno(err));
     }
   };
+}
 
+/** Attributes, listings and links. */
+function metadataOps(vfs: KernelVfs, run: Run): Handlers {
   return {
-    init: (cb: Cb) => cb(0),
     getattr: (path: string, cb: Cb) => run('getattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
     fgetattr: (path: string, _fd: number, cb: Cb) => run('fgetattr', path, cb, async () => [statOf(await vfs.getattr(path))]),
     access: (path: string, _mode: number, cb: Cb) =>
@@ -77,6 +78,12 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
         return [list.map((d) => d.name), list.map((d) => statOf(d.attr))];
       }),
     readlink: (path: string, cb: Cb) => run('readlink', path, cb, async () => [await vfs.readlink(path)]),
+  };
+}
+
+/** Open files: open, create, read, write, flush, fsync, release. */
+function fileOps(vfs: KernelVfs, run: Run): Handlers {
+  return {
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, async () => [await vfs.open(path, openFlags(flags))]),
     create: (path: string, mode: number, cb: Cb) => run('create', path, cb, async () => [await vfs.open(path, { write: true, create: true, mode: mode & 0o7777 })]),
     // read and write answer with the byte count in the first argument (fuse-native's convention).
@@ -99,6 +106,12 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
     fsync: (path: string, _datasync: number, fd: number, cb: Cb) => run('fsync', path, cb, () => vfs.fsync(fd)),
     fsyncdir: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
     release: (path: string, fd: number, cb: Cb) => run('release', path, cb, () => vfs.release(fd)),
+  };
+}
+
+/** Changes to the tree and to attributes. */
+function treeOps(vfs: KernelVfs, run: Run): Handlers {
+  return {
     truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
     ftruncate: (path: string, fd: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fd, size)),
     unlink: (path: string, cb: Cb) => run('unlink', path, cb, () => vfs.unlink(path)),
@@ -116,6 +129,12 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
     // The disk's chown on local locations (no caller here: fuse-native's high-level API runs it as the daemon).
     chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
+  };
+}
+
+/** Extended attributes: only `user.vdfs.*` are read; none can be set or removed. */
+function xattrOps(vfs: KernelVfs, run: Run): Handlers {
+  return {
     // ls -l asks every file for security.selinux and POSIX ACLs: answer those without a lookup.
     getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
       name.startsWith('user.vdfs.') ? run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]) : cb(toErrno(new FsError('ENODATA', name))),
@@ -129,4 +148,14 @@ export function fuseOps(vfs: KernelVfs, log: Logger): Record<string, (...args: a
         throw new FsError('ENOTSUP', 'extended attributes cannot be removed on vdfs');
       }),
   };
+}
+
+/**
+ * fuse-native handlers over the VFS core. Every handler catches everything: an exception
+ * escaping into fuse-native kills the process and leaves a dead mount. Results and errors
+ * are mapped once, through errno.ts.
+ */
+export function fuseOps(vfs: KernelVfs, log: Logger): Handlers {
+  const run = runner(log);
+  return { init: (cb: Cb) => cb(0), ...metadataOps(vfs, run), ...fileOps(vfs, run), ...treeOps(vfs, run), ...xattrOps(vfs, run) };
 }

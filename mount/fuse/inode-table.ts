@@ -22,6 +22,8 @@ export interface FuseNode {
    */
   cachedOpens?: number;
   backing?: { id: number; opens: number };
+  /** A directory's last listing (READDIR at offset 0): when, and the index change count then (see OPENDIR). */
+  listed?: { at: number; seq: number };
   /** The other names of a hard-linked file (the kernel has one inode, so one node, for all of them). */
   aliases?: { parent: FuseNode; name: string }[];
   /** The attribute inode number of a hard-linked file: lookups of its other names find this node. */

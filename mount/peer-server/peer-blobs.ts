@@ -6,7 +6,7 @@ import { openBeneath } from '../../core/beneath';
 import { FsError } from '../../core/fs-error';
 import { parseRangeHeader, type ByteRange } from '../../core/http-range';
 import { localVersion } from '../../core/local-stat';
-import type { ServeIndex } from './serve-index';
+import type { ServeSource } from './peer-sources';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -23,7 +23,7 @@ function blobRange(header: string | undefined, size: number): ByteRange | 'unsat
  * and only while it is still the indexed file. Throws FsError EINVAL (bad hash or range),
  * ENOENT (unknown or unshared hash), ESTALE (the file changed or cannot be opened).
  */
-export async function serveBlob(log: Logger, index: ServeIndex, req: IncomingMessage, res: ServerResponse, peer: string, hash: string): Promise<void> {
+export async function serveBlob(log: Logger, index: ServeSource, req: IncomingMessage, res: ServerResponse, peer: string, hash: string): Promise<void> {
   if (!HASH_RE.test(hash)) throw new FsError('EINVAL', 'blobs are named by their 64-hex-digit BLAKE3 hash');
   const f = index.blobFile(peer, hash);
   let fh: FileHandle | undefined;

@@ -4,8 +4,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { fingerprintOfDer } from '../../core/node-identity';
 import { noteSwallowed } from '../../core/swallowed';
-import type { PeerStore } from '../../index/peer-store';
-import { ALPN_PAIR } from '../../providers/peer/peer-client';
+import { ALPN_PAIR } from '../../core/peer-protocol';
+import type { PeerDirectory } from './peer-sources';
 import { Admission, type AdmissionLimits } from './peer-admission';
 
 /** Who is on a connection: a paired node (by fingerprint), or an unpaired certificate that may only pair. */
@@ -30,7 +30,7 @@ export class PeerGate {
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
-    private readonly peers: PeerStore,
+    private readonly peers: PeerDirectory,
     private readonly log: Logger,
     private readonly stallMs: number,
     limits?: AdmissionLimits,
@@ -43,7 +43,7 @@ export class PeerGate {
 
   /** Re-reads the paired nodes from the index (after a pairing, or a revocation elsewhere). */
   refresh(): Set<string> {
-    this.paired = new Set(this.peers.list().map((p) => p.id));
+    this.paired = new Set(this.peers.pairedIds());
     return this.paired;
   }
 

@@ -2,17 +2,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { fingerprintOfDer } from '../../core/node-identity';
-import { acceptPairing, type PairRateLimit } from '../../app/peer/pairing';
 import { FsError } from '../../core/fs-error';
-import type { Db } from '../../index/db';
+import type { PairRateLimit } from './pair-rate-limit';
+import type { PairingService } from './peer-sources';
 import { sourceKey } from './peer-admission';
 import { sendJson } from './peer-replies';
 
 const MAX_PAIR_BODY = 16 * 1024;
 
 export interface PairRoute {
-  db: Db;
-  self: { id: string; name: string };
+  pairing: PairingService;
   log: Logger;
   limiter: PairRateLimit;
   /** Called once a node is paired, so its next connection is let in. */
@@ -35,7 +34,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 /**
  * `POST /v1/pair` on an unpaired certificate's connection: one attempt per connection, rate
  * limited per source, failures counted against it. Throws FsError EBUSY (too many attempts),
- * EFBIG, EINVAL (not JSON), or what acceptPairing throws (EACCES for a bad token).
+ * EFBIG, EINVAL (not JSON), or what PairingService.accept throws (EACCES for a bad token).
  */
 export async function handlePair(r: PairRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const addr = sourceKey(req.socket.remoteAddress);
@@ -52,7 +51,7 @@ export async function handlePair(r: PairRoute, req: IncomingMessage, res: Server
   const cert = (req.socket as TLSSocket).getPeerCertificate(false);
   try {
     const fp = fingerprintOfDer(cert.raw);
-    const ans = acceptPairing(r.db, r.self, fp, body, addr);
+    const ans = r.pairing.accept(fp, body, addr);
     r.paired();
     r.log.info({ peer: fp.slice(0, 16), remote: addr }, 'peer: paired');
     sendJson(res, ans);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { toFsError } from '../../core/fs-error';
-import { PEER_STATUS } from '../../providers/peer/peer-status';
+import { PEER_STATUS } from '../../core/peer-protocol';
 
 /** A 200 JSON answer that no cache keeps. */
 export function sendJson(res: ServerResponse, value: unknown): void {

@@ -2,14 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { FsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
-import type { PeerStore } from '../../index/peer-store';
 import type { NodeInfo, SnapshotEnd } from '../../core/peer-protocol';
 import type { ChangeFeed } from './change-feed';
 import { serveBlob } from './peer-blobs';
 import type { PeerGate } from './peer-gate';
 import { handlePair, type PairRoute } from './peer-pair-route';
 import { sendError, sendJson } from './peer-replies';
-import type { ServeIndex } from './serve-index';
+import type { PeerDirectory, ServeSource } from './peer-sources';
 
 const MAX_URL = 2048;
 export const MAX_WAIT_S = 30;
@@ -23,8 +22,8 @@ const TOUCH_MS = 10_000;
 export interface PeerRoutes {
   self: NodeInfo;
   log: Logger;
-  index: ServeIndex;
-  peers: PeerStore;
+  index: ServeSource;
+  peers: PeerDirectory;
   gate: PeerGate;
   feed: ChangeFeed;
   pair: PairRoute;

@@ -1,14 +1,12 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Db } from '../../index/db';
 import type { NodeKeys } from '../../core/node-identity';
 import { FsError, toFsError } from '../../core/fs-error';
-import { ALPN_PAIR, ALPN_PEER } from '../../providers/peer/peer-client';
+import { ALPN_PAIR, ALPN_PEER } from '../../core/peer-protocol';
 import type { AdmissionLimits } from './peer-admission';
-import { PairRateLimit } from '../../app/peer/pairing';
-import { PeerStore } from '../../index/peer-store';
-import { ServeIndex } from './serve-index';
+import { PairRateLimit } from './pair-rate-limit';
+import type { PairingService, PeerDirectory, ServeSource } from './peer-sources';
 import { ChangeFeed } from './change-feed';
 import { PeerGate } from './peer-gate';
 import { MAX_WAIT_S, peerRequestHandler } from './peer-routes';
@@ -16,12 +14,15 @@ import { MAX_WAIT_S, peerRequestHandler } from './peer-routes';
 export interface PeerServerOptions {
   host: string;
   port: number;
-  db: Db;
   keys: NodeKeys;
   name: string;
   log: Logger;
-  /** vdfs's own state folders (home, cache, staging): never served, even inside a shared location. */
-  statePaths?: readonly string[];
+  /** The paired nodes. */
+  peers: PeerDirectory;
+  /** Accepts pairing requests (on `vdfs-pair/1` connections). */
+  pairing: PairingService;
+  /** The shared locations' trees, changes and blobs (it hides vdfs's own state folders). */
+  source: ServeSource;
   /**
    * Milliseconds a connection may take to finish its TLS handshake, and then each request's
    * headers and body (`peer.requestTimeout`; default 30 s). Also the keep-alive idle limit.
@@ -70,21 +71,21 @@ function createTlsServer(o: PeerServerOptions, stallMs: number): https.Server {
  * HTTPS with mutual TLS for paired nodes, in three parts: admission and authentication of
  * connections (PeerGate: only paired certificates, or `vdfs-pair/1` for pairing), routing of
  * requests (peer-routes) and blob serving (peer-blobs); errors answer through one status
- * table (providers/peer/peer-status). Revoked peers (`vdfs peer rm`, from any process) lose
+ * table (core/peer-protocol PEER_STATUS). What it serves and who is paired come from `o.source`,
+ * `o.peers` and `o.pairing` (the wiring builds them over the index). Revoked peers (`vdfs peer rm`, from any process) lose
  * their open connections within a second. Throws FsError EBUSY (address in use), EACCES or
  * what toFsError makes of another listen error.
  */
 export async function startPeerServer(o: PeerServerOptions): Promise<PeerServer> {
   const stallMs = o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const peers = new PeerStore(o.db);
-  const index = new ServeIndex(o.db, o.statePaths);
-  const gate = new PeerGate(peers, o.log, stallMs, o.admission);
+  const index = o.source;
+  const gate = new PeerGate(o.peers, o.log, stallMs, o.admission);
   const feed = new ChangeFeed(() => index.headSeq(), o.log);
   const server = createTlsServer(o, stallMs);
   gate.attach(server);
   const self = { id: o.keys.id, name: o.name, protocol: 1 as const };
-  const pair = { db: o.db, self: { id: self.id, name: self.name }, log: o.log, limiter: new PairRateLimit(), paired: () => void gate.refresh() };
-  server.on('request', peerRequestHandler({ self, log: o.log, index, peers, gate, feed, pair }));
+  const pair = { pairing: o.pairing, log: o.log, limiter: new PairRateLimit(), paired: () => void gate.refresh() };
+  server.on('request', peerRequestHandler({ self, log: o.log, index, peers: o.peers, gate, feed, pair }));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

@@ -57,7 +57,7 @@ function diskInoOf(e: Entry, disk?: DiskStat): bigint | undefined {
  * entry id), whatever its link count: an inode number that changed when a second name came or
  * went would make tar, rsync -H and du see another file.
  */
-export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint }, disk?: DiskStat, local = false): Attr {
+export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number }, disk?: DiskStat, local = false): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
   const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
@@ -75,7 +75,7 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
   // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
   const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
   a.ns = { atime: disk.atimeNs, mtime, ctime };
-  a.mode = e.mode & 0o7777; // a disk's mode 000 is 000, not "unknown"
+  a.mode = live?.mode ?? e.mode & 0o7777; // a disk's mode 000 is 000, not "unknown"
   a.atimeMs = Number(disk.atimeNs / 1000n) / 1000;
   a.ctimeMs = Number(ctime / 1000n) / 1000;
   a.uid = disk.uid;

@@ -14,6 +14,10 @@ export interface BlockStore {
   get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
   /** True when `key` is cached now. Never throws. Absent: nothing is known to be cached. */
   has?(key: string): boolean;
+  /** The file holding block `key` when it is cached and was verified during this run, for native reads. Never throws. */
+  verifiedFile?(key: string): string | undefined;
+  /** Calls `fn` (synchronously) with the path of a verified file before it is deleted. */
+  onRemoved?(fn: (file: string) => void): void;
   /** Caches a streamed block in the background (disk only; see BlockCache.keep). Never throws. Absent: get() is used. */
   keep?(key: string, data: Buffer, sum?: string): void;
 }
@@ -70,6 +74,15 @@ export class BlobReader extends BlockReader {
 
   private expected(i: number): string {
     return this.list.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES).toString('hex');
+  }
+
+  /**
+   * The verified file of block `i` in the block store, when there is one (a front end may
+   * read it directly); undefined while the blob's block list is not settled.
+   */
+  blockFile(i: number): string | undefined {
+    if (this.blob.trusted === false && !this.settled) return undefined;
+    return this.store.verifiedFile?.(`${this.keyPrefix}:${i}`);
   }
 
   protected override cached(i: number): boolean {

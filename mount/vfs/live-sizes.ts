@@ -6,6 +6,8 @@ interface Live {
   mtimeMs: number;
   /** The exact mtime a utimens set while open (futimens by touch), until the next write. */
   mtimeNs?: bigint;
+  /** Permission bits set through the open descriptor (fchmod), until the index has them. */
+  mode?: number;
   writers: number;
 }
 
@@ -17,7 +19,12 @@ interface Live {
 export class LiveSizes {
   private readonly live = new Map<string, Live>();
 
-  get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint } | undefined {
+  /** Files open for writing now. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
     return this.live.get(vpath);
   }
 
@@ -49,6 +56,22 @@ export class LiveSizes {
       l.mtimeMs = mtimeMs;
       l.mtimeNs = mtimeNs;
     }
+  }
+
+  /** Mode and exact mtime of an open file after a change through its descriptor (fstat after fchmod/futimens). */
+  changedMeta(vpath: string, mode: number, mtimeNs: bigint): void {
+    const l = this.live.get(vpath);
+    if (l) {
+      l.mode = mode;
+      l.mtimeMs = Number(mtimeNs / 1000n) / 1000;
+      l.mtimeNs = mtimeNs;
+    }
+  }
+
+  /** The index has caught up with the disk's mode (a refresh): nothing to override any more. */
+  indexed(vpath: string): void {
+    const l = this.live.get(vpath);
+    if (l) l.mode = undefined;
   }
 
   closed(vpath: string): void {

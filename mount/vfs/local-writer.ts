@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp, type BigIntStats } from 'node:fs';
+import { constants as C, fstatSync, lstatSync, promises as fsp, readlinkSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { FsError, toFsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
@@ -13,7 +13,7 @@ import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';
 import { resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
-import { mknodAt, setTimesAt, S_ISGID } from './posix-calls';
+import { mknodAt, setTimesAt, S_ISGID, renameExchangeAt } from './posix-calls';
 import type { WriterHost } from './writer-host';
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
@@ -71,7 +71,7 @@ export class LocalWriter {
     // transaction both are read again by id (another process may have committed meanwhile).
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     const lookup = (dirId?: number) => {
-      const dir = rel === '' ? undefined : dirId === undefined ? entries.resolve(loc.id, parentRel) : (entries.get(dirId) ?? entries.resolve(loc.id, parentRel));
+      const dir = rel === '' ? undefined : dirId === undefined ? this.indexed(loc, parentRel) : (entries.get(dirId) ?? entries.resolve(loc.id, parentRel));
       return { dir, entry: rel === '' ? entries.root(loc.id) : dir?.type === 'dir' ? entries.child(dir.id, name) : undefined };
     };
     let { dir: upEntry, entry: existing } = lookup();
@@ -100,6 +100,8 @@ export class LocalWriter {
     this.core.resolver.invalidatePath(virtualPath(loc.name, rel), wasDir && result?.type !== 'dir');
     if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
     const entry = result as Entry | undefined;
+    // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
+    if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
     if (entry && self.disk) {
       this.core.disk.set(entry.id, self.disk);
       // Hard links: the other names of this file changed with it (mode, times, size, links).
@@ -108,6 +110,20 @@ export class LocalWriter {
     if (up?.disk && upEntry) this.core.disk.set(upEntry.id, up.disk);
     if (entry?.type === 'file' && !entry.hash) this.rehash(loc, rel);
     return entry;
+  }
+
+  /**
+   * The index entry at `rel`, through the resolver's cache (a parent directory is nearly always
+   * there); a walk from the location root only on a miss. Callers that write re-read it by id.
+   */
+  private indexed(loc: Location, rel: string): Entry | undefined {
+    try {
+      const r = this.core.resolver.resolve(virtualPath(loc.name, rel));
+      if (r.kind === 'entry' && r.location.id === loc.id) return r.entry;
+    } catch {
+      /* not resolvable by name (hidden, or gone): ask the index itself */
+    }
+    return this.home.entries.resolve(loc.id, rel);
   }
 
   /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
@@ -122,9 +138,11 @@ export class LocalWriter {
         const pe =
           rel === ''
             ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
-            : await withParent(loc.uri, rel, async (at, _d, name) => {
-                const st = (disk = await fsp.lstat(at, { bigint: true }));
-                return entryFromStats(name, st, st.isSymbolicLink() ? await fsp.readlink(at) : undefined);
+            : // Synchronous: the lstat of a name inside its open parent is answered from the dentry
+              // and inode caches; a thread-pool round trip cost more than the call (twice per write).
+              await withParent(loc.uri, rel, async (at, _d, name) => {
+                const st = (disk = lstatSync(at, { bigint: true }));
+                return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
               });
         if (pe)
           fields = {
@@ -306,17 +324,19 @@ export class LocalWriter {
       fd = await open(mode);
       made = !t.existing && !!flags.exclusive;
     }
+    let opened = false;
     try {
       if (made) await this.adopt(t, flags.mode, flags.owner, fd);
       const refreshed = !(t.existing && !flags.create && !flags.truncate);
+      // Open for writing before the refresh: it then does not hash the file (its bytes are not final).
+      const pre = fstatSync(fd.fd);
+      this.core.live.opened(path, pre.size, pre.mtimeMs);
+      opened = true;
       const entry = refreshed ? await this.refresh(t.location, t.rel, true, !t.existing) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
-      const h: LocalHandle = { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
-      // Just refreshed: the entry is what the disk said after this open (no second fstat).
-      const st = refreshed && entry.type === 'file' ? { size: entry.size, mtimeMs: entry.mtimeSec * 1000 + entry.mtimeNsec / 1e6 } : await fd.stat();
-      this.core.live.opened(path, st.size, st.mtimeMs);
-      return h;
+      return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
     } catch (err) {
+      if (opened) this.core.live.closed(path);
       await fd.close().catch(() => undefined);
       throw err;
     }
@@ -334,7 +354,7 @@ export class LocalWriter {
   async commit(h: LocalHandle, releasing: boolean): Promise<void> {
     h.dirty = false;
     if (!releasing) {
-      const st = await h.fd.stat();
+      const st = fstatSync(h.fd.fd);
       this.core.live.set(h.vpath, st.size, st.mtimeMs);
     }
     await this.refresh(h.location, h.rel);
@@ -345,7 +365,7 @@ export class LocalWriter {
     this.core.live.closed(h.vpath);
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.get(h.vpath)) return;
-    const e = this.home.entries.resolve(h.location.id, h.rel);
+    const e = this.indexed(h.location, h.rel);
     if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.rehash(h.location, h.rel);
   }
 
@@ -456,6 +476,41 @@ export class LocalWriter {
     }
   }
 
+  /**
+   * renameat2(RENAME_EXCHANGE) inside one local location: both names swap on the disk atomically
+   * (each inside its safely opened parent, nothing followed), then in the index, keeping both
+   * entries (ids, hashes, subtrees): through a temporary name, in one transaction.
+   */
+  async exchange(from: string, to: string): Promise<void> {
+    const a = this.target(from, 'rename');
+    const b = this.target(to, 'rename');
+    if (!a.existing || !b.existing) throw new FsError('ENOENT', `${a.existing ? to : from}: no such entry`);
+    if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
+    if (a.rel === b.rel) return;
+    const inside = (x: string, y: string) => (y + '/').startsWith(x + '/');
+    if (inside(a.rel, b.rel) || inside(b.rel, a.rel)) throw new FsError('EINVAL', `cannot exchange ${from} with a name inside it`);
+    const root = a.location.uri;
+    await withParent(root, a.rel, (atA) => withParent(root, b.rel, async (atB) => renameExchangeAt(atA, atB, `rename ${from}`)));
+    const { entries, db } = this.home;
+    const [ea, eb] = [a.existing, b.existing];
+    const tmp = `.vdfs-exchange-${ea.id}`;
+    const tmpRel = a.parentRel === '' ? tmp : `${a.parentRel}/${tmp}`;
+    db.transaction(() => {
+      entries.move(ea, a.parent.id, tmp, a.rel, tmpRel);
+      entries.move(eb, a.parent.id, a.name, b.rel, a.rel);
+      entries.move(ea, b.parent.id, b.name, tmpRel, b.rel);
+    }).immediate();
+    this.core.resolver.invalidate();
+    const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
+    this.retargetHandles(from, parked);
+    this.retargetHandles(to, from);
+    this.retargetHandles(parked, to);
+    await this.refresh(a.location, a.rel, false);
+    await this.refresh(b.location, b.rel, false);
+    await this.refreshParent(a.location, a.rel);
+    if (a.parent.id !== b.parent.id) await this.refreshParent(b.location, b.rel);
+  }
+
   /** Open handles and live sizes follow a renamed file or directory. */
   private retargetHandles(from: string, to: string): void {
     const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
@@ -526,7 +581,7 @@ export class LocalWriter {
         throw toFsError(err, `create ${t.rel}`);
       }));
     try {
-      let st = await fh.stat();
+      let st = made ? fstatSync(made.fd) : await fh.stat();
       if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
         const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
         const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));

@@ -43,6 +43,18 @@ export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, con
   });
 }
 
+/**
+ * futimens(2) on an open descriptor: nanoseconds, 'now' and 'omit' exactly; false when the
+ * addon is not built (the caller then sets times by path). Throws FsError.
+ */
+export function setTimesFd(fd: number, atime: TimeSet, mtime: TimeSet, context: string): boolean {
+  const addon = loadNativeFuse().addon as { futimens?: (fd: number, a: number, an: number, m: number, mn: number) => number } | undefined;
+  if (!addon?.futimens) return false;
+  const rc = addon.futimens(fd, ...spec(atime), ...spec(mtime));
+  if (rc < 0) throw fromErrno(rc, context);
+  return true;
+}
+
 /** Major and minor of a device number as Linux encodes it (new_encode_dev; glibc's st_rdev agrees for every real device). */
 export function devParts(rdev: number): [number, number] {
   return [(rdev >>> 8) & 0xfff, (rdev & 0xff) | ((rdev >>> 12) & 0xfff00)];
@@ -67,6 +79,18 @@ export function fallocateFd(fd: number, mode: number, offset: number, len: numbe
   const rc = addon.fallocate(fd, mode, offset, len);
   if (rc < 0) throw fromErrno(rc, context);
   return true;
+}
+
+/**
+ * renameat2(RENAME_EXCHANGE) of two `/proc/self/fd/N/name` paths (from withParent): swaps the
+ * names atomically. Node has no renameat2, so without the addon EINVAL (as on a filesystem that
+ * cannot exchange). Throws FsError (ENOENT, EINVAL, EXDEV, ...).
+ */
+export function renameExchangeAt(from: string, to: string, context: string): void {
+  const addon = loadNativeFuse().addon as { renameExchange?: (a: string, b: string) => number } | undefined;
+  if (!addon?.renameExchange) throw new FsError('EINVAL', `${context}: RENAME_EXCHANGE needs vdfs's native addon, which is not built (mount/fuse/native/build.sh)`);
+  const rc = addon.renameExchange(from, to);
+  if (rc < 0) throw fromErrno(rc, context);
 }
 
 /** Makes withParent open parents by one native openat2 when the addon has it (else nothing changes). */

@@ -10,15 +10,31 @@ import { virtualPath } from './namespace';
 
 /**
  * Opens the provider of a location (app/provider-registry.ts `providerOpener` is one: the VFS
- * never names a concrete provider). Throws ENOTSUP for a kind this build cannot open.
+ * never names a concrete provider or a kind). Throws ENOTSUP for a kind this build cannot open.
  */
-export type OpenProvider = (loc: Location) => Provider;
+export interface OpenProvider {
+  (loc: Location): Provider;
+  /**
+   * Where reading this location stands before anything is measured, cheapest first, without
+   * opening it: LOCAL_DISK_RANK for files on this machine (never outranked by a measurement),
+   * then LAN peers, then cloud stores. Never throws.
+   */
+  readRank(loc: Location): number;
+}
+
+/** The read rank of files on this machine's own disks: always read first. */
+export const LOCAL_DISK_RANK = 0;
 
 /** One provider instance per location, opened on first use. */
 export class ProviderPool {
   private readonly providers = new Map<number, Provider>();
 
   constructor(private readonly open: OpenProvider) {}
+
+  /** OpenProvider.readRank, for the replicas of a blob. Never throws. */
+  readRank(loc: Location): number {
+    return this.open.readRank(loc);
+  }
 
   /** Throws what the opener throws (ENOTSUP for a location kind this build cannot open). */
   get(loc: Location): Provider {
@@ -48,14 +64,12 @@ export interface ReplicaInfo {
   lastVerified: string | null;
 }
 
-/** Before anything is measured, cheapest first: a local disk, then LAN peers, then cloud. */
-const KIND_RANK: Record<string, number> = { local: 0, peer: 1, s3: 2, gdrive: 3 };
-
 /**
  * Measured cost of reading from each location: moving averages of the time to the answer and
  * of throughput, from the reads themselves. Replicas are ranked by the expected time of a
  * 1 MiB read (latency + 1 MiB / throughput). A location not measured yet is ranked by its
- * kind, but ahead of measured ones of its own kind, so that it gets measured. Never throws.
+ * read rank (OpenProvider.readRank), but ahead of measured ones of its own rank, so that it gets
+ * measured. Never throws.
  */
 /** 100 MB/s, until a location's throughput is measured. */
 const ASSUMED_BYTES_PER_MS = 100_000;
@@ -87,11 +101,11 @@ export class ReplicaStats {
 /** The process's measurements (shared by every reader). */
 export const replicaStats = new ReplicaStats();
 
-function rank(a: { loc: Location }, b: { loc: Location }): number {
+function rank(pool: ProviderPool, a: { loc: Location }, b: { loc: Location }): number {
   const online = Number(b.loc.online) - Number(a.loc.online);
   if (online !== 0) return online;
-  const [ka, kb] = [KIND_RANK[a.loc.kind] ?? 9, KIND_RANK[b.loc.kind] ?? 9];
-  if (a.loc.kind === 'local' || b.loc.kind === 'local') return ka - kb;
+  const [ka, kb] = [pool.readRank(a.loc), pool.readRank(b.loc)];
+  if (ka === LOCAL_DISK_RANK || kb === LOCAL_DISK_RANK) return ka - kb;
   const [ca, cb] = [replicaStats.cost(a.loc.id), replicaStats.cost(b.loc.id)];
   if (ca !== undefined && cb !== undefined) return ca - cb;
   // One measured, one not, same kind: the unmeasured one is tried (a few reads measure it).
@@ -130,7 +144,7 @@ export class Replicas {
         // An entry left in the index under a vdfs state folder (until the next scan removes it)
         // is no replica: /.vdfs/by-hash must not read the home through it.
         .filter((r) => !this.home.hidden.hides(r.loc.uri, r.rel))
-        .sort(rank)
+        .sort((a, b) => rank(this.providers, a, b))
     );
   }
 

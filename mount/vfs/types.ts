@@ -106,8 +106,12 @@ export interface Vfs {
   mkdir(path: string, mode?: number, owner?: Caller): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
-  /** Atomic within a location, replacing a file or empty directory target; EXDEV across locations. */
-  rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void>;
+  /**
+   * Atomic within a location, replacing a file or empty directory target; EXDEV across locations.
+   * `noReplace`: EEXIST when `to` exists. `exchange`: swaps two existing names atomically
+   * (RENAME_EXCHANGE), on local folders written through only (EINVAL elsewhere; ENOENT when either is missing).
+   */
+  rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void>;
   symlink(target: string, path: string, owner?: Caller): Promise<void>;
   /**
    * mknod(2): `mode` holds the type bits and permissions, `rdev` a device's number (Linux
@@ -145,10 +149,23 @@ export interface KernelVfs extends Vfs {
    * file opened read-only); undefined otherwise. Valid until release(fh).
    */
   nativeReadFd(fh: number): number | undefined;
+  /**
+   * Content read through the block cache: size, block size and the verified file of each block
+   * cached so far (read those directly instead of readInto); undefined for other handles.
+   */
+  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined;
+  /** Calls `fn` (synchronously) with the path of a block file nativeBlocks handed out, before the cache deletes it (evicted, dropped, cleared). */
+  onBlockFileRemoved(fn: (file: string) => void): void;
   /** The descriptor a front end may pwrite directly instead of calling write(); then it calls noteWritten. */
   nativeWriteFd(fh: number): number | undefined;
   /** Bookkeeping of a write done on nativeWriteFd. */
   noteWritten(fh: number, offset: number, n: number): void;
+  /**
+   * chown (-1 keeps an id), chmod and utimens through a handle open for writing on a local
+   * location (its descriptor, no path walk); false when the handle is not such a file, and the
+   * caller then uses the path-based calls. Throws FsError (EPERM, EBADF).
+   */
+  setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean;
   /** Truncates through an open handle: its own copy when staged, the real file when local. */
   ftruncate(fh: number, size: number): Promise<void>;
   /** fallocate(2) on an open handle (ENOTSUP for a mode the content cannot honour). */

@@ -1,4 +1,4 @@
-import { constants as C, promises as fsp, read } from 'node:fs';
+import { constants as C, fchmodSync, fchownSync, fstatSync, promises as fsp, read } from 'node:fs';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
 import { PropStore } from '../../index/props';
@@ -30,7 +30,7 @@ import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
 import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats, type DiskStat } from './disk-stats';
-import { fallocateFd, installNativeDirOpener } from './posix-calls';
+import { fallocateFd, installNativeDirOpener, setTimesFd } from './posix-calls';
 import { withParent } from '../../core/beneath';
 
 /** Milliseconds since the epoch as an exact-as-possible TimeSet. */
@@ -130,7 +130,7 @@ export class VfsCore implements KernelVfs {
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
-  private liveAttr(path: string): { size: number; mtimeMs: number } | undefined {
+  private liveAttr(path: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
     return this.live.get(path);
   }
 
@@ -175,7 +175,7 @@ export class VfsCore implements KernelVfs {
    * Through the listed directory's fd, without following symlinks; failures leave the index's view.
    */
   private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
-    const unknown = children.filter((c) => !this.disk.get(c.id));
+    const unknown = children.filter((c) => !this.disk.has(c.id));
     if (unknown.length === 0) return;
     const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
     if (!dh) return;
@@ -227,11 +227,14 @@ export class VfsCore implements KernelVfs {
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     if (r.location.kind === 'local') await this.primeDiskStats(r.location, r.rel, children);
-    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
-      const childPath = `${base}/${child.name}`;
-      this.resolver.prime(childPath, { kind: 'entry', location: r.location, entry: child, rel: r.rel === '' ? child.name : `${r.rel}/${child.name}` });
-      return { name: child.name, attr: entryAttr(child, r.location.readonly, this.liveAttr(childPath), this.disk.get(child.id), r.location.kind === 'local') };
-    });
+    // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
+    // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
+    // more (and evicted the paths in use) than the one query a later miss takes.
+    const local = r.location.kind === 'local';
+    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
+      name: child.name,
+      attr: entryAttr(child, r.location.readonly, this.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.disk.get(child.id), local),
+    }));
   }
 
   async readlink(path: string): Promise<string> {
@@ -372,6 +375,23 @@ export class VfsCore implements KernelVfs {
     return (h.kind === 'local' || h.kind === 'staged') && h.writable && !h.append ? h.fd.fd : undefined;
   }
 
+  /**
+   * Content read through the block cache by hash (a blob handle): its size, block size and the
+   * verified file of each block cached so far, which a front end may read directly instead of
+   * calling readInto. Undefined for other handles. Throws EBADF for an unknown handle.
+   */
+  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'blob' || !(h.reader instanceof BlobReader)) return undefined;
+    const reader = h.reader;
+    return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i) };
+  }
+
+  /** Calls `fn` with the path of a block file nativeBlocks handed out, before the cache deletes it. */
+  onBlockFileRemoved(fn: (file: string) => void): void {
+    this.opts.blocks.onRemoved?.(fn);
+  }
+
   handlePath(fh: number): string {
     return this.handles.get(fh).vpath;
   }
@@ -385,6 +405,35 @@ export class VfsCore implements KernelVfs {
     const h = this.writable(fh);
     h.dirty = true;
     this.live.wrote(h.vpath, offset, n, h.append);
+  }
+
+  /**
+   * chown, chmod and utimens of a file open for writing on a local location, through the
+   * handle's own descriptor (fchown, fchmod, futimens: the inode the handle has open, no path
+   * walk): `tar x` sends all three for every file it writes. The index follows at the next
+   * flush or close (the handle is marked dirty); until then getattr shows the mode and mtime
+   * from here. False when the handle is not such a file (the caller then changes by path).
+   * Throws FsError (EPERM, EBADF).
+   */
+  setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.writable) return false;
+    const fd = h.fd.fd;
+    const what = `setattr ${h.vpath}`;
+    // Times first: without the addon there is no futimens, and nothing must have changed yet.
+    if ((change.atime !== 'omit' || change.mtime !== 'omit') && !setTimesFd(fd, change.atime, change.mtime, what)) return false;
+    try {
+      // chown before chmod: it clears setuid/setgid, and a mode sent with it is the one wanted after.
+      if (change.uid !== -1 || change.gid !== -1) fchownSync(fd, change.uid, change.gid);
+      if (change.mode !== undefined) fchmodSync(fd, change.mode & 0o7777);
+    } catch (err) {
+      throw toFsError(err, what);
+    }
+    const st = fstatSync(fd, { bigint: true });
+    this.disk.set(h.entryId, st);
+    this.live.changedMeta(h.vpath, Number(st.mode & 0o7777n), st.mtimeNs);
+    h.dirty = true;
+    return true;
   }
 
   write(fh: number, offset: number, data: Buffer): Promise<number> {
@@ -425,7 +474,8 @@ export class VfsCore implements KernelVfs {
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
       this.writer.closed(h);
-      await h.fd.close().catch(() => undefined);
+      // Not awaited: nothing after a release depends on the descriptor being gone (one thread-pool round trip per file).
+      void h.fd.close().catch(() => undefined);
     }
   }
 
@@ -470,7 +520,15 @@ export class VfsCore implements KernelVfs {
   async unlink(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
   }
-  async rename(from: string, to: string, opts?: { noReplace?: boolean }): Promise<void> {
+  async rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void> {
+    if (opts?.exchange) {
+      if (opts.noReplace) throw new FsError('EINVAL', 'rename: RENAME_NOREPLACE and RENAME_EXCHANGE together');
+      // Only a disk swaps two names atomically; a bucket, Drive or a write-back folder's staged copies cannot.
+      if (this.isRemote(from) || this.stagedLocation(from) || this.isRemote(to) || this.stagedLocation(to)) {
+        throw new FsError('EINVAL', `RENAME_EXCHANGE of ${from}: only local folders written through can swap names atomically`);
+      }
+      return this.writer.exchange(from, to);
+    }
     return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
   }
   async symlink(target: string, path: string, owner?: Caller): Promise<void> {

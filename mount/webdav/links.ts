@@ -1,5 +1,7 @@
 import type { Attr, Vfs } from '../vfs/types';
 import { statOrNull } from './context';
+import { HttpError } from './http-error';
+import { isFinderJunk, isFinderMarker, markerAttr } from './junk';
 import { parentPath } from './paths';
 
 const MAX_HOPS = 8;
@@ -34,4 +36,18 @@ export async function followLink(vfs: Vfs, path: string, attr: Attr): Promise<{ 
     a = next;
   }
   return { path: cur, attr: a };
+}
+
+/**
+ * What GET and PROPFIND show at `path`: Finder junk is never stored (404), a Finder marker that
+ * does not exist shows as an empty file, and a symlink shows as its target (followLink).
+ * Throws HttpError 404 (junk, or a link leading outside its location or nowhere), or FsError
+ * from getattr (ENOENT for a missing path).
+ */
+export async function servedTarget(vfs: Vfs, path: string): Promise<{ path: string; attr: Attr }> {
+  if (isFinderJunk(path)) throw new HttpError(404, 'not stored'); // answered from memory, never from the index
+  const found = isFinderMarker(path) ? await statOrNull(vfs, path) : await vfs.getattr(path);
+  const linked = found ? await followLink(vfs, path, found) : { path, attr: markerAttr() };
+  if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
+  return linked;
 }

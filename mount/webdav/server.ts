@@ -112,115 +112,141 @@ const NOT_ALLOWED = new Set([
   'ORDERPATCH',
 ]);
 
-/**
- * Starts the WebDAV front end over `vfs`. Throws Error (before listening) when binding a
- * non-loopback address without users and TLS, and the listen error (EADDRINUSE,
- * EACCES) when the port cannot be bound. Request-level errors never escape: each is
- * answered with a status, or the connection is cut when the response had started.
- */
-export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<WebdavServer> {
-  const host = opts.host || '127.0.0.1';
-  const loopback = isLoopbackAddress(host);
-  const users = opts.users ?? [];
+/** Refuses a setup that would expose the share: beyond loopback without users and TLS, or with no credentials at all. Throws Error. */
+function checkExposure(host: string, loopback: boolean, users: WebdavUser[], opts: WebdavOptions): void {
   if (!loopback && users.length === 0) throw new Error(`WebDAV on ${host} (not loopback) needs users configured (Basic auth with scrypt hashes)`);
   if (!loopback && !opts.tls) throw new Error(`WebDAV on ${host} (not loopback) needs TLS: Windows and browsers send Basic auth passwords in clear text otherwise`);
   if (!loopback && opts.insecureNoAuth) throw new Error(`WebDAV without authentication is refused on ${host}: loopback only`);
   if (!opts.insecureNoAuth && users.length === 0 && !opts.credential) throw new Error('WebDAV needs credentials (a user or the home credential), even on loopback');
-  const auth = opts.insecureNoAuth ? null : new Authenticator(users, opts.credential);
-  const locks = new LockManager(opts.lockLimits ?? DEFAULT_LOCK_LIMITS);
-  const metrics = new Metrics();
-  const handles = { open: 0 };
-  const log = opts.logger;
-  const maxBodyBytes = opts.maxBodyBytes ?? 1 << 20;
-  let inFlight = 0;
+}
 
+/** What every request of one server shares. */
+interface ServerState {
+  vfs: Vfs;
+  opts: WebdavOptions;
+  loopback: boolean;
+  auth: Authenticator | null;
+  locks: LockManager;
+  metrics: Metrics;
+  handles: { open: number };
+  log?: Logger;
+  maxBodyBytes: number;
+  /** Requests being answered now (this one included). */
+  inFlight: number;
+}
+
+/** Answers `/~vdfs/health` (before authentication); true when it did. */
+function serveHealth(st: ServerState, res: ServerResponse, method: string, url: string): boolean {
+  if (url !== SERVICE_PREFIX + 'health' || (method !== 'GET' && method !== 'HEAD')) return false;
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+  res.end(JSON.stringify({ ok: true, openHandles: st.handles.open, locks: st.locks.size }) + '\n');
+  return true;
+}
+
+/** Answers the status page `/~vdfs/` and `/~vdfs/metrics` (after authentication); true when it did. */
+function serveOwnPages(st: ServerState, res: ServerResponse, method: string, url: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  if (url === SERVICE_PREFIX && st.opts.statusPage) {
+    const page = st.opts.statusPage();
+    res.writeHead(200, { 'Content-Type': page.type, 'Content-Security-Policy': page.csp, 'Cache-Control': 'no-store', 'Content-Length': String(Buffer.byteLength(page.body)) });
+    res.end(method === 'HEAD' ? undefined : page.body);
+    return true;
+  }
+  if (url === SERVICE_PREFIX + 'metrics') {
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(st.metrics.render({ openHandles: st.handles.open, locks: st.locks.size, inFlight: st.inFlight - 1, scryptRuns: scryptRuns.total }));
+    return true;
+  }
+  return false;
+}
+
+/** One request, up to its handler. Throws HttpError or FsError (answered by sendFailure). */
+async function route(st: ServerState, req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
+  // DNS rebinding: a browser tricked into talking to us sends a foreign Host
+  if (st.loopback && !isLoopbackHost(req.headers.host)) throw new HttpError(403, 'Host is not a loopback name');
+  const url = req.url ?? '/';
+  if (serveHealth(st, res, method, url)) return;
+  const principal = st.auth ? await st.auth.check({ authorization: req.headers.authorization, method, url, address: req.socket.remoteAddress ?? '' }) : '';
+  if (serveOwnPages(st, res, method, url)) return;
+  const handler = HANDLERS[method];
+  if (!handler) {
+    if (NOT_ALLOWED.has(method)) throw new HttpError(405, `${method} is not allowed`, undefined, undefined, { Allow: Object.keys(HANDLERS).join(', ') });
+    throw new HttpError(501, `${method} is not implemented`);
+  }
+  const decoded = decodeRequestPath(url === '*' && method === 'OPTIONS' ? '/' : url);
+  const vpath = await matchNormalForm(st.vfs, decoded.vpath);
+  const { ifLists, tokens } = readIfHeader(req);
+  await handler({
+    vfs: st.vfs,
+    locks: st.locks,
+    principal: `${principal}@${req.socket.remoteAddress ?? ''}`,
+    req,
+    res,
+    path: vpath,
+    trailingSlash: decoded.trailingSlash,
+    ifLists,
+    tokens,
+    maxBodyBytes: st.maxBodyBytes,
+    xmlLimits: DEFAULT_XML_LIMITS,
+    metrics: st.metrics,
+    log: st.log,
+    handles: st.handles,
+  });
+}
+
+/** Answers a failed request with its status (a DAV:error body for a precondition), or cuts the connection when the response had started. Never throws. */
+function sendFailure(log: Logger | undefined, req: IncomingMessage, res: ServerResponse, method: string, err: unknown): void {
+  const status = statusOf(err);
+  if (status >= 500) log?.error({ err, method, url: req.url }, 'webdav request failed');
+  else log?.debug({ method, url: req.url, status, msg: (err as Error).message }, 'webdav request refused');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | string[]> = err instanceof HttpError ? { ...err.headers } : {};
+  // Unread request bodies (refused PUTs, 413s) are not worth draining
+  if (!req.complete) headers['Connection'] = 'close';
+  if (err instanceof HttpError && err.condition) {
+    const inner = err.conditionXml ?? '';
+    sendXml(res, status, `<D:error xmlns:D="DAV:"><D:${err.condition}${inner ? `>${inner}</D:${err.condition}>` : '/>'}</D:error>`, headers);
+  } else {
+    const body = Buffer.from(`${status} ${(err as Error).message ?? ''}\n`.replace(/[^\x20-\x7e\n]/g, '?'));
+    res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(body.length) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+  if (!req.complete) req.resume();
+}
+
+/** The request listener: security headers, metrics, routing, and every failure answered. Never throws. */
+function requestListener(st: ServerState): (req: IncomingMessage, res: ServerResponse) => void {
   const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     const method = (req.method ?? '').toUpperCase();
-    inFlight++;
+    st.inFlight++;
     res.on('close', () => {
-      inFlight--;
-      metrics.observe(method, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+      st.inFlight--;
+      st.metrics.observe(method, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     res.setHeader('Server', 'vdfs');
     // No response is ever sniffed into a script-running type; user content adds its own CSP
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Content-Security-Policy', "sandbox; default-src 'none'");
     try {
-      // DNS rebinding: a browser tricked into talking to us sends a foreign Host
-      if (loopback && !isLoopbackHost(req.headers.host)) throw new HttpError(403, 'Host is not a loopback name');
-      const url = req.url ?? '/';
-      if (url === SERVICE_PREFIX + 'health' && (method === 'GET' || method === 'HEAD')) {
-        res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-        res.end(JSON.stringify({ ok: true, openHandles: handles.open, locks: locks.size }) + '\n');
-        return;
-      }
-      const principal = auth ? await auth.check({ authorization: req.headers.authorization, method, url, address: req.socket.remoteAddress ?? '' }) : '';
-      if (url === SERVICE_PREFIX && (method === 'GET' || method === 'HEAD') && opts.statusPage) {
-        const page = opts.statusPage();
-        res.writeHead(200, { 'Content-Type': page.type, 'Content-Security-Policy': page.csp, 'Cache-Control': 'no-store', 'Content-Length': String(Buffer.byteLength(page.body)) });
-        res.end(method === 'HEAD' ? undefined : page.body);
-        return;
-      }
-      if (url === SERVICE_PREFIX + 'metrics' && (method === 'GET' || method === 'HEAD')) {
-        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(metrics.render({ openHandles: handles.open, locks: locks.size, inFlight: inFlight - 1, scryptRuns: scryptRuns.total }));
-        return;
-      }
-      const handler = HANDLERS[method];
-      if (!handler) {
-        if (NOT_ALLOWED.has(method)) throw new HttpError(405, `${method} is not allowed`, undefined, undefined, { Allow: Object.keys(HANDLERS).join(', ') });
-        throw new HttpError(501, `${method} is not implemented`);
-      }
-      const decoded = decodeRequestPath(url === '*' && method === 'OPTIONS' ? '/' : url);
-      const vpath = await matchNormalForm(vfs, decoded.vpath);
-      const { trailingSlash } = decoded;
-      const { ifLists, tokens } = readIfHeader(req);
-      await handler({
-        vfs,
-        locks,
-        principal: `${principal}@${req.socket.remoteAddress ?? ''}`,
-        req,
-        res,
-        path: vpath,
-        trailingSlash,
-        ifLists,
-        tokens,
-        maxBodyBytes,
-        xmlLimits: DEFAULT_XML_LIMITS,
-        metrics,
-        log,
-        handles,
-      });
+      await route(st, req, res, method);
     } catch (err) {
-      const status = statusOf(err);
-      if (status >= 500) log?.error({ err, method, url: req.url }, 'webdav request failed');
-      else log?.debug({ method, url: req.url, status, msg: (err as Error).message }, 'webdav request refused');
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const headers: Record<string, string | string[]> = err instanceof HttpError ? { ...err.headers } : {};
-      // Unread request bodies (refused PUTs, 413s) are not worth draining
-      if (!req.complete) headers['Connection'] = 'close';
-      if (err instanceof HttpError && err.condition) {
-        const inner = err.conditionXml ?? '';
-        sendXml(res, status, `<D:error xmlns:D="DAV:"><D:${err.condition}${inner ? `>${inner}</D:${err.condition}>` : '/>'}</D:error>`, headers);
-      } else {
-        const body = Buffer.from(`${status} ${(err as Error).message ?? ''}\n`.replace(/[^\x20-\x7e\n]/g, '?'));
-        res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(body.length) });
-        res.end(req.method === 'HEAD' ? undefined : body);
-      }
-      if (!req.complete) req.resume();
+      sendFailure(st.log, req, res, method, err);
     }
   };
-
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
+  return (req, res) => {
     onRequest(req, res).catch((err) => {
-      log?.error({ err }, 'webdav handler crashed');
+      st.log?.error({ err }, 'webdav handler crashed');
       res.destroy();
     });
   };
+}
+
+/** The HTTP(S) server with its time limits, connection cap and answers to unparseable requests; `sockets` tracks open connections. */
+function createServer(opts: WebdavOptions, metrics: Metrics, listener: (req: IncomingMessage, res: ServerResponse) => void, sockets: Set<Socket>): Server {
   const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createHttpServer(listener);
   // Large uploads and downloads may take long: no overall request timeout, but headers must come quickly
   server.requestTimeout = 0;
@@ -229,7 +255,6 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
   // ...but a connection that sends or accepts nothing for 5 minutes is cut (slowloris)
   server.setTimeout(300_000, (socket: Socket) => socket.destroy());
   server.maxConnections = 1024;
-  const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -241,6 +266,34 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
     if (socket.writable) socket.end(`HTTP/1.1 ${line}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
+  return server;
+}
+
+/**
+ * Starts the WebDAV front end over `vfs`. Throws Error (before listening) when binding a
+ * non-loopback address without users and TLS, and the listen error (EADDRINUSE,
+ * EACCES) when the port cannot be bound. Request-level errors never escape: each is
+ * answered with a status, or the connection is cut when the response had started.
+ */
+export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<WebdavServer> {
+  const host = opts.host || '127.0.0.1';
+  const loopback = isLoopbackAddress(host);
+  const users = opts.users ?? [];
+  checkExposure(host, loopback, users, opts);
+  const st: ServerState = {
+    vfs,
+    opts,
+    loopback,
+    auth: opts.insecureNoAuth ? null : new Authenticator(users, opts.credential),
+    locks: new LockManager(opts.lockLimits ?? DEFAULT_LOCK_LIMITS),
+    metrics: new Metrics(),
+    handles: { open: 0 },
+    log: opts.logger,
+    maxBodyBytes: opts.maxBodyBytes ?? 1 << 20,
+    inFlight: 0,
+  };
+  const sockets = new Set<Socket>();
+  const server = createServer(opts, st.metrics, requestListener(st), sockets);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, host, () => {
@@ -251,7 +304,7 @@ export async function startWebdav(vfs: Vfs, opts: WebdavOptions): Promise<Webdav
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}/`;
-  log?.info({ url }, 'WebDAV serving');
+  st.log?.info({ url }, 'WebDAV serving');
   return {
     url,
     port,

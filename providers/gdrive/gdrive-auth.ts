@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { auth as gauth } from '@googleapis/drive';
 import { FsError } from '../../core/fs-error';
 import { requireTokenSafeUrl } from './gdrive-uri';
@@ -61,18 +61,12 @@ export interface AuthFlowOptions {
   timeoutMs?: number;
 }
 
-/**
- * The installed-app OAuth flow with PKCE (S256) and a loopback redirect: listens on
- * 127.0.0.1, shows the consent URL, takes the code from the redirect (or from a paste), and
- * exchanges it. Returns the tokens to store. Throws EACCES (refused, bad state), ETIMEDOUT, EIO.
- */
-export async function runAuthFlow(o: AuthFlowOptions): Promise<GdriveTokens> {
-  const verifier = randomBytes(48).toString('base64url');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  const state = randomBytes(16).toString('hex');
-  let settle!: (v: { code?: string; error?: string }) => void;
-  const got = new Promise<{ code?: string; error?: string }>((r) => (settle = r));
-  const server = createServer((req, res) => {
+/** What the consent step answered: a code, or why there is none. */
+type Answer = { code?: string; error?: string };
+
+/** The loopback server the consent page redirects to: it settles with the code when the state matches. */
+function redirectListener(state: string, settle: (a: Answer) => void): Server {
+  return createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     const code = u.searchParams.get('code');
     const error = u.searchParams.get('error');
@@ -86,64 +80,97 @@ export async function runAuthFlow(o: AuthFlowOptions): Promise<GdriveTokens> {
       .end(ok ? 'vdfs is authorised; you can close this window.\n' : 'vdfs authorisation failed; see the terminal.\n');
     settle(ok ? { code: code! } : { error: error ?? 'the state did not match (an old or foreign redirect)' });
   });
+}
+
+/** The consent page's URL: PKCE S256, offline access (a refresh token), consent asked every time. */
+function consentUrl(o: AuthFlowOptions, redirect: string, challenge: string, state: string): string {
+  const url = new URL(o.authUrl);
+  for (const [k, v] of Object.entries({
+    client_id: o.clientId,
+    redirect_uri: redirect,
+    response_type: 'code',
+    scope: o.scope ?? 'https://www.googleapis.com/auth/drive',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    state,
+    access_type: 'offline',
+    prompt: 'consent',
+  }))
+    url.searchParams.set(k, v);
+  return url.toString();
+}
+
+/** The headless fallback: a pasted redirect URL (its page failed to load) or the bare code settles the flow too. */
+function takePaste(o: AuthFlowOptions, settle: (a: Answer) => void): void {
+  o.paste?.().then(
+    (text) => {
+      const t = text.trim();
+      if (!t) return;
+      if (/^https?:/.test(t)) {
+        const u = new URL(t);
+        settle(u.searchParams.get('code') ? { code: u.searchParams.get('code')! } : { error: u.searchParams.get('error') ?? 'no code in the pasted URL' });
+      } else settle({ code: t });
+    },
+    () => undefined,
+  );
+}
+
+/** The code, within `timeoutMs`. Throws ETIMEDOUT, EACCES (refused). */
+async function awaitCode(got: Promise<Answer>, timeoutMs: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([
+    got,
+    new Promise<Answer>((res) => {
+      timer = setTimeout(() => res({ error: 'timeout' }), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (r.error === 'timeout') throw new FsError('ETIMEDOUT', `no answer from the consent page in ${Math.round(timeoutMs / 1000)} s`);
+  if (!r.code) throw new FsError('EACCES', `authorisation refused: ${r.error}`);
+  return r.code;
+}
+
+/** Exchanges the code (with the PKCE verifier) for tokens. Throws EHOSTDOWN (unreachable), EACCES (refused). */
+async function exchangeCode(o: AuthFlowOptions, code: string, redirect: string, verifier: string): Promise<GdriveTokens> {
+  const body = new URLSearchParams({ grant_type: 'authorization_code', code, client_id: o.clientId, redirect_uri: redirect, code_verifier: verifier });
+  if (o.clientSecret) body.set('client_secret', o.clientSecret);
+  let res: Response;
+  try {
+    res = await fetch(o.tokenUrl, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  } catch (err) {
+    throw new FsError('EHOSTDOWN', `cannot reach the token endpoint ${o.tokenUrl}: ${(err as Error).message}`, err);
+  }
+  const j = (await res.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number; error?: string; error_description?: string };
+  if (!res.ok || !j.access_token) throw new FsError('EACCES', `the token endpoint refused the code: ${j.error ?? res.status} ${j.error_description ?? ''}`.trim());
+  return {
+    access_token: j.access_token,
+    refresh_token: j.refresh_token,
+    expiry_date: j.expires_in ? Date.now() + j.expires_in * 1000 : undefined,
+    client_id: o.clientId,
+    client_secret: o.clientSecret,
+    token_url: o.tokenUrl,
+  };
+}
+
+/**
+ * The installed-app OAuth flow with PKCE (S256) and a loopback redirect: listens on
+ * 127.0.0.1, shows the consent URL, takes the code from the redirect (or from a paste), and
+ * exchanges it. Returns the tokens to store. Throws EACCES (refused, bad state), ETIMEDOUT, EIO.
+ */
+export async function runAuthFlow(o: AuthFlowOptions): Promise<GdriveTokens> {
+  const verifier = randomBytes(48).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const state = randomBytes(16).toString('hex');
+  let settle!: (v: Answer) => void;
+  const got = new Promise<Answer>((r) => (settle = r));
+  const server = redirectListener(state, settle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const redirect = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
   try {
-    const url = new URL(o.authUrl);
-    for (const [k, v] of Object.entries({
-      client_id: o.clientId,
-      redirect_uri: redirect,
-      response_type: 'code',
-      scope: o.scope ?? 'https://www.googleapis.com/auth/drive',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state,
-      access_type: 'offline',
-      prompt: 'consent',
-    }))
-      url.searchParams.set(k, v);
-    o.show(url.toString());
-    o.paste?.().then(
-      (text) => {
-        const t = text.trim();
-        if (!t) return;
-        // A pasted redirect URL (its page failed to load on a headless machine) or the bare code.
-        if (/^https?:/.test(t)) {
-          const u = new URL(t);
-          settle(u.searchParams.get('code') ? { code: u.searchParams.get('code')! } : { error: u.searchParams.get('error') ?? 'no code in the pasted URL' });
-        } else settle({ code: t });
-      },
-      () => undefined,
-    );
-    const timeout = o.timeoutMs ?? 300_000;
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([
-      got,
-      new Promise<{ code?: string; error?: string }>((res) => {
-        timer = setTimeout(() => res({ error: 'timeout' }), timeout);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (r.error === 'timeout') throw new FsError('ETIMEDOUT', `no answer from the consent page in ${Math.round(timeout / 1000)} s`);
-    if (!r.code) throw new FsError('EACCES', `authorisation refused: ${r.error}`);
-    const body = new URLSearchParams({ grant_type: 'authorization_code', code: r.code, client_id: o.clientId, redirect_uri: redirect, code_verifier: verifier });
-    if (o.clientSecret) body.set('client_secret', o.clientSecret);
-    let res: Response;
-    try {
-      res = await fetch(o.tokenUrl, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    } catch (err) {
-      throw new FsError('EHOSTDOWN', `cannot reach the token endpoint ${o.tokenUrl}: ${(err as Error).message}`, err);
-    }
-    const j = (await res.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number; error?: string; error_description?: string };
-    if (!res.ok || !j.access_token) throw new FsError('EACCES', `the token endpoint refused the code: ${j.error ?? res.status} ${j.error_description ?? ''}`.trim());
-    return {
-      access_token: j.access_token,
-      refresh_token: j.refresh_token,
-      expiry_date: j.expires_in ? Date.now() + j.expires_in * 1000 : undefined,
-      client_id: o.clientId,
-      client_secret: o.clientSecret,
-      token_url: o.tokenUrl,
-    };
+    o.show(consentUrl(o, redirect, challenge, state));
+    takePaste(o, settle);
+    const code = await awaitCode(got, o.timeoutMs ?? 300_000);
+    return await exchangeCode(o, code, redirect, verifier);
   } finally {
     server.close();
     server.closeAllConnections();

@@ -68,7 +68,7 @@ export class GdriveProvider implements Provider {
     readonly loc: GdriveLocation,
     private readonly opts: GdriveProviderOptions = {},
   ) {
-    this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
+    this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true, changeFeed: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.folderTtlMs = opts.folderTtlMs ?? 5000;
   }

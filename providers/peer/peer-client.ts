@@ -3,11 +3,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
-import { codeOfPeerStatus } from './peer-status';
-
-/** ALPN protocol of the pairing exchange: the only thing an unpaired certificate may do. */
-export const ALPN_PAIR = 'vdfs-pair/1';
-export const ALPN_PEER = 'http/1.1';
+import { ALPN_PEER, codeOfPeerStatus } from '../../core/peer-protocol';
 
 export interface PeerResponse {
   status: number;

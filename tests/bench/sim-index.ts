@@ -41,7 +41,7 @@ function generate(): number {
     INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mode, version, hash)
       WITH RECURSIVE f(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM f WHERE i < ${FILES - 1})
       SELECT 1, 100 + i / 1000, 'IMG_' || (i % 1000) || '.jpg', 'file', 1000000 + i, 1700000000 + i, 420,
-             (20000 + i) || ':' || (1000000+i) || ':1700000000000000000', lower(hex(randomblob(32))) FROM f;
+             (20000 + i) || ':' || (1000000+i) || ':1700000000000000000', randomblob(32) FROM f;
     COMMIT; PRAGMA wal_checkpoint(TRUNCATE);`;
   execFileSync('sqlite3', [join(home, 'index.db')], { input: sql, maxBuffer: 1 << 20 });
   return (Date.now() - t0) / 1000;
@@ -97,7 +97,7 @@ function main(): void {
         `WITH RECURSIVE t(id, path) AS (
         SELECT id, '' FROM entries WHERE location_id = 1 AND parent_id IS NULL
         UNION ALL SELECT e.id, CASE WHEN t.path = '' THEN e.name ELSE t.path || '/' || e.name END FROM entries e JOIN t ON e.parent_id = t.id)
-      SELECT t.path, e.type, e.size, e.version, e.hash FROM t JOIN entries e ON e.id = t.id`,
+      SELECT t.path, e.type, e.size, e.version, lower(hex(e.hash)) FROM t JOIN entries e ON e.id = t.id`,
       )
       .raw(true)
       .iterate())

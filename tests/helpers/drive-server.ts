@@ -244,7 +244,12 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
   const url = new URL(req.url ?? '/', base);
   const path = url.pathname;
   const method = req.method ?? 'GET';
-  if (path.startsWith('/__admin/')) return admin(d, path.slice(9), JSON.parse((await readBody(req)).toString() || '{}') as Record<string, unknown>, res);
+  if (path.startsWith('/__admin/')) {
+    // The test's event loop is blocked for seconds by spawnSync'd CLI calls, so it never sees this
+    // server close an idle keep-alive socket and would reuse a dead one ("other side closed").
+    res.setHeader('Connection', 'close');
+    return admin(d, path.slice(9), JSON.parse((await readBody(req)).toString() || '{}') as Record<string, unknown>, res);
+  }
   if (path === '/token') {
     const form = new URLSearchParams((await readBody(req)).toString());
     d.counts.token = (d.counts.token ?? 0) + 1;

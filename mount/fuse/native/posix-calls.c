@@ -1,13 +1,15 @@
 /*
  * The few POSIX calls Node has no form of (nanosecond utimensat with UTIME_NOW/UTIME_OMIT,
- * mknod, openat2): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
+ * mknod, openat2, a batched fstatat of a whole directory for the scanner): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
  * following symlinks. Synchronous on the JS thread: metadata-only calls on an open parent
  * (openDirBeneath: a path walk of a local location, answered from the dentry cache).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -45,6 +47,26 @@ static napi_value js_utimens(napi_env env, napi_callback_info info) {
   int rc = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
   free(p);
   return make_int(env, rc);
+}
+
+/* futimens(fd, aSec, aNsec, mSec, mNsec): the times of an open file; nsec may be UTIME_NOW/UTIME_OMIT. 0 or -errno. */
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd;
+  int64_t v[4];
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd must be a number");
+    return NULL;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "times must be numbers");
+      return NULL;
+    }
+  }
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  return make_int(env, futimens(fd, ts) < 0 ? -errno : 0);
 }
 
 /* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
@@ -123,14 +145,166 @@ static napi_value js_open_dir_beneath(napi_env env, napi_callback_info info) {
   return make_int(env, rc);
 }
 
+/*
+ * renameat2(from, to, RENAME_EXCHANGE): swaps two names atomically. Both are `/proc/self/fd/N/name`
+ * paths of parents opened without following symlinks; the last components are not followed
+ * either (rename never follows them). 0 or -errno.
+ */
+static napi_value js_rename_exchange(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *from = get_path(env, argv[0]);
+  char *to = get_path(env, argv[1]);
+  int rc = -EINVAL;
+  if (!from || !to) napi_throw_type_error(env, NULL, "paths must be strings");
+  else rc = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) < 0 ? -errno : 0;
+  free(from);
+  free(to);
+  return make_int(env, rc);
+}
+
+/* One name of a listing: where its bytes start in the names buffer, and what fstatat said. */
+struct dir_item {
+  size_t off;
+  int err;
+  struct stat st;
+};
+
+/* A growing array of dir_item and the NUL-terminated names they point into. */
+struct dir_items {
+  struct dir_item *v;
+  size_t n, cap;
+  char *names;
+  size_t used, room;
+};
+
+static int dir_items_add(struct dir_items *d, const char *name) {
+  size_t len = strlen(name) + 1;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 256;
+    struct dir_item *v = realloc(d->v, cap * sizeof *v);
+    if (!v) return -ENOMEM;
+    d->v = v, d->cap = cap;
+  }
+  if (d->used + len > d->room) {
+    size_t room = d->room ? d->room * 2 : 8192;
+    while (room < d->used + len) room *= 2;
+    char *p = realloc(d->names, room);
+    if (!p) return -ENOMEM;
+    d->names = p, d->room = room;
+  }
+  memcpy(d->names + d->used, name, len);
+  d->v[d->n].off = d->used;
+  d->v[d->n].err = 0;
+  d->n++;
+  d->used += len;
+  return 0;
+}
+
+/* Reads every name of the open directory `fd` (through a fresh open of "." so the caller's offset is untouched). 0 or -errno. */
+static int read_names(int fd, struct dir_items *d) {
+  int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (own < 0) return -errno;
+  DIR *dir = fdopendir(own);
+  if (!dir) {
+    int err = errno;
+    close(own);
+    return -err;
+  }
+  int rc = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(dir);
+    if (!e) {
+      rc = errno ? -errno : 0;
+      break;
+    }
+    if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+    if ((rc = dir_items_add(d, e->d_name)) < 0) break;
+  }
+  closedir(dir);
+  return rc;
+}
+
+#define STAT_FIELDS 6
+
+/* The JS answer: {names, versions, nums}; nums has STAT_FIELDS numbers per name (see statDir in core/native-addon.ts). */
+static napi_value stat_dir_result(napi_env env, const struct dir_items *d) {
+  napi_value names, versions, ab, nums, out;
+  void *data;
+  if (napi_create_array_with_length(env, d->n, &names) != napi_ok || napi_create_array_with_length(env, d->n, &versions) != napi_ok
+      || napi_create_arraybuffer(env, d->n * STAT_FIELDS * sizeof(double), &data, &ab) != napi_ok
+      || napi_create_typedarray(env, napi_float64_array, d->n * STAT_FIELDS, ab, 0, &nums) != napi_ok)
+    return NULL;
+  double *f = data;
+  char ver[96];
+  for (size_t i = 0; i < d->n; i++) {
+    const struct dir_item *it = &d->v[i];
+    napi_value s, v;
+    if (napi_create_string_utf8(env, d->names + it->off, NAPI_AUTO_LENGTH, &s) != napi_ok) return NULL;
+    napi_set_element(env, names, (uint32_t)i, s);
+    const struct stat *st = &it->st;
+    double *r = f + i * STAT_FIELDS;
+    if (it->err) {
+      r[0] = 0, r[1] = 0, r[2] = 0, r[3] = 0, r[4] = 0, r[5] = it->err;
+      ver[0] = 0;
+    } else {
+      /* The local version token `ino:size:mtimeNs`, exact (64-bit inode numbers do not fit a double). */
+      snprintf(ver, sizeof ver, "%llu:%lld:%lld", (unsigned long long)st->st_ino, (long long)st->st_size,
+               (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec);
+      r[0] = st->st_mode, r[1] = (double)st->st_size, r[2] = (double)st->st_mtim.tv_sec, r[3] = st->st_mtim.tv_nsec;
+      r[4] = (double)st->st_rdev, r[5] = 0;
+    }
+    if (napi_create_string_latin1(env, ver, NAPI_AUTO_LENGTH, &v) != napi_ok) return NULL;
+    napi_set_element(env, versions, (uint32_t)i, v);
+  }
+  if (napi_create_object(env, &out) != napi_ok) return NULL;
+  napi_set_named_property(env, out, "names", names);
+  napi_set_named_property(env, out, "versions", versions);
+  napi_set_named_property(env, out, "nums", nums);
+  return out;
+}
+
+/*
+ * statDir(fd): every name of the open directory `fd` with fstatat(fd, name, AT_SYMLINK_NOFOLLOW),
+ * in one call. The scanner's listing: the same no-follow guarantee as lstat of
+ * `/proc/self/fd/N/name` (the name is looked up in the open directory, a symlink is never
+ * followed) without the /proc path walk, which cost 2.3x a plain lstat per name.
+ * Returns {names, versions, nums} or -errno when the directory cannot be read; a name whose
+ * fstatat fails has its errno in nums (ENOENT: removed since it was listed).
+ */
+static napi_value js_stat_dir(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "statDir(fd) takes a directory descriptor");
+    return NULL;
+  }
+  struct dir_items d = {0};
+  int rc = read_names(fd, &d);
+  for (size_t i = 0; rc == 0 && i < d.n; i++)
+    if (fstatat(fd, d.names + d.v[i].off, &d.v[i].st, AT_SYMLINK_NOFOLLOW) < 0) d.v[i].err = errno;
+  napi_value out = rc < 0 ? make_int(env, rc) : stat_dir_result(env, &d);
+  free(d.v);
+  free(d.names);
+  return out;
+}
+
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
   napi_set_named_property(env, exports, "utimens", f);
+  napi_create_function(env, "futimens", NAPI_AUTO_LENGTH, js_futimens, NULL, &f);
+  napi_set_named_property(env, exports, "futimens", f);
   napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
   napi_set_named_property(env, exports, "mknod", f);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
   napi_set_named_property(env, exports, "fallocate", f);
   napi_create_function(env, "openDirBeneath", NAPI_AUTO_LENGTH, js_open_dir_beneath, NULL, &f);
   napi_set_named_property(env, exports, "openDirBeneath", f);
+  napi_create_function(env, "renameExchange", NAPI_AUTO_LENGTH, js_rename_exchange, NULL, &f);
+  napi_set_named_property(env, exports, "renameExchange", f);
+  napi_create_function(env, "statDir", NAPI_AUTO_LENGTH, js_stat_dir, NULL, &f);
+  napi_set_named_property(env, exports, "statDir", f);
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/fuse.h>
 #include <node_api.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "fd-registry.h"
+#include "block-registry.h"
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
@@ -40,6 +42,7 @@ struct vdfs_backing_map {
 #define MAX_THREADS 16
 #define MAX_IO (1024 * 1024)
 #define IN_BUF_SIZE (MAX_IO + 64 * 1024)
+#define OP_SLOTS 64
 
 struct notify_msg {
   struct notify_msg *next;
@@ -58,7 +61,13 @@ struct session {
   atomic_ullong native_reads;
   atomic_ullong js_requests;
   atomic_ullong native_writes;
+  /* Requests seen by opcode (diagnostics: what a workload costs), and how many were answered natively. */
+  atomic_ullong op_seen[OP_SLOTS];
+  atomic_ullong op_native[OP_SLOTS];
+  /* Only one reader waits on the device at a time (see next_request). */
+  pthread_mutex_t read_mu;
   struct fd_registry reg;
+  struct block_registry breg;
   /* notifications */
   pthread_mutex_t nmu;
   pthread_cond_t ncv;
@@ -100,7 +109,7 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
   struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
   size_t size = in->size > MAX_IO ? MAX_IO : in->size;
   ssize_t got;
-  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got)) return 0;
+  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) return 0;
   struct fuse_out_header out = {.unique = h->unique};
   if (got < 0) {
     out.len = sizeof out;
@@ -193,16 +202,17 @@ static void report_closed(struct session *s) {
   napi_call_threadsafe_function(s->tsfn, &CLOSED_MARK, napi_tsfn_nonblocking);
 }
 
-static void *reader_main(void *arg) {
-  struct session *s = arg;
-  char *in_buf = malloc(IN_BUF_SIZE);
-  char *out_buf = malloc(MAX_IO);
-  if (!in_buf || !out_buf) {
-    free(in_buf);
-    free(out_buf);
-    return NULL;
-  }
+/*
+ * Waits for the next request and reads it; 0 when the session stops or the connection ends.
+ * One reader at a time waits (a mutex around poll+read): with every reader in poll() each
+ * request woke them all and all but one read EAGAIN, doubling the context switches of
+ * sequential workloads (ls -l: two getxattr round trips per file). The others meanwhile
+ * answer the requests they took, so requests are still served in parallel.
+ */
+static ssize_t next_request(struct session *s, char *in_buf) {
   struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->efd, .events = POLLIN}};
+  ssize_t got = 0;
+  pthread_mutex_lock(&s->read_mu);
   while (!atomic_load(&s->stopping)) {
     int pr = poll(pfd, 2, -1);
     if (pr < 0 && errno == EINTR) continue;
@@ -215,11 +225,44 @@ static void *reader_main(void *arg) {
       break;
     }
     if ((size_t)n < sizeof(struct fuse_in_header)) continue;
+    got = n;
+    break;
+  }
+  pthread_mutex_unlock(&s->read_mu);
+  return got;
+}
+
+static void count_op(atomic_ullong *slots, uint32_t opcode) {
+  if (opcode < OP_SLOTS) atomic_fetch_add_explicit(&slots[opcode], 1, memory_order_relaxed);
+}
+
+/* Answers a request natively when it can: 1 when answered. */
+static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n, char *out_buf) {
+  if (h->opcode == FUSE_READ && n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) return 1;
+  if (h->opcode == FUSE_WRITE && try_native_write(s, h, n)) return 1;
+  if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) return 1;
+  if (h->opcode == FUSE_LSEEK && n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) return 1;
+  return 0;
+}
+
+static void *reader_main(void *arg) {
+  struct session *s = arg;
+  char *in_buf = malloc(IN_BUF_SIZE);
+  char *out_buf = malloc(MAX_IO);
+  if (!in_buf || !out_buf) {
+    free(in_buf);
+    free(out_buf);
+    return NULL;
+  }
+  for (;;) {
+    ssize_t n = next_request(s, in_buf);
+    if (n <= 0) break;
     struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
-    if (h->opcode == FUSE_READ && (size_t)n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) continue;
-    if (h->opcode == FUSE_WRITE && try_native_write(s, h, (size_t)n)) continue;
-    if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) continue;
-    if (h->opcode == FUSE_LSEEK && (size_t)n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) continue;
+    count_op(s->op_seen, h->opcode);
+    if (answer_natively(s, h, (size_t)n, out_buf)) {
+      count_op(s->op_native, h->opcode);
+      continue;
+    }
     hand_to_js(s, in_buf, (size_t)n);
   }
   free(in_buf);
@@ -339,6 +382,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s->notify_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   registry_init(&s->reg);
+  pthread_mutex_init(&s->read_mu, NULL);
+  block_registry_init(&s->breg);
   pthread_mutex_init(&s->nmu, NULL);
   pthread_cond_init(&s->ncv, NULL);
   napi_value name;
@@ -430,6 +475,55 @@ static napi_value js_unregister_fd(napi_env env, napi_callback_info info) {
   return make_int(env, 0);
 }
 
+/* registerBlocks(session, fh, blockSize, size): READs of fh inside blocks given by setBlockFile are answered natively. 0 or -errno. */
+static napi_value js_register_blocks(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh, size;
+  uint32_t bs;
+  if (!get_u64(env, argv[1], &fh) || !get_u64(env, argv[3], &size) || napi_get_value_uint32(env, argv[2], &bs) != napi_ok) {
+    napi_throw_type_error(env, NULL, "registerBlocks(session, fh, blockSize, size) takes numbers");
+    return NULL;
+  }
+  return make_int(env, block_registry_add(&s->breg, fh, bs, size));
+}
+
+/* setBlockFile(session, fh, index, path|null): block `index` of fh is read from that (verified) file. 0 or -errno. */
+static napi_value js_set_block_file(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  uint32_t index;
+  if (!get_u64(env, argv[1], &fh) || napi_get_value_uint32(env, argv[2], &index) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setBlockFile(session, fh, index, path) takes numbers");
+    return NULL;
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_string) return make_int(env, block_registry_set(&s->breg, fh, index, NULL));
+  char path[4096];
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[3], path, sizeof path, &len));
+  if (len >= sizeof path - 1) return make_int(env, -ENAMETOOLONG);
+  return make_int(env, block_registry_set(&s->breg, fh, index, path));
+}
+
+/* unregisterBlocks(session, fh): returns once no native read uses fh's block files. */
+static napi_value js_unregister_blocks(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
+  block_registry_remove(&s->breg, fh);
+  return make_int(env, 0);
+}
+
 /* backingOpen(session, fd) -> backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
 static napi_value js_backing_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -480,6 +574,15 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "nativeReads", make_int(env, (int64_t)atomic_load(&s->native_reads)));
   napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
   napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
+  napi_value seen, native;
+  napi_create_array_with_length(env, OP_SLOTS, &seen);
+  napi_create_array_with_length(env, OP_SLOTS, &native);
+  for (uint32_t i = 0; i < OP_SLOTS; i++) {
+    napi_set_element(env, seen, i, make_int(env, (int64_t)atomic_load(&s->op_seen[i])));
+    napi_set_element(env, native, i, make_int(env, (int64_t)atomic_load(&s->op_native[i])));
+  }
+  napi_set_named_property(env, o, "opsSeen", seen);
+  napi_set_named_property(env, o, "opsNative", native);
   return o;
 }
 
@@ -511,6 +614,11 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* trimMemory(): gives the allocator's free pages back to the system (after a burst; see FuseServer). */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  return make_int(env, malloc_trim(0));
+}
+
 #define EXPORT(name, fn)                                               \
   do {                                                                 \
     napi_value f;                                                      \
@@ -526,11 +634,15 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("notify", js_notify);
   EXPORT("registerFd", js_register_fd);
   EXPORT("unregisterFd", js_unregister_fd);
+  EXPORT("registerBlocks", js_register_blocks);
+  EXPORT("setBlockFile", js_set_block_file);
+  EXPORT("unregisterBlocks", js_unregister_blocks);
   EXPORT("setRef", js_set_ref);
   EXPORT("backingOpen", js_backing_open);
   EXPORT("backingClose", js_backing_close);
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
+  EXPORT("trimMemory", js_trim_memory);
   posix_calls_export(env, exports);
   return exports;
 }

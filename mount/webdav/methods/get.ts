@@ -1,20 +1,45 @@
 import { etagOf } from '../etag';
 import type { Ctx } from '../context';
-import { checkIfHeader, header, statOrNull } from '../context';
+import { checkIfHeader, header } from '../context';
 import { checkPreconditions } from '../conditional';
 import { userContentHeaders } from '../content-type';
 import { HttpError } from '../http-error';
 import { LISTING_CSP, renderListing } from '../html-listing';
-import { isFinderJunk, isFinderMarker, isHiddenName, markerAttr } from '../junk';
-import { followLink } from '../links';
+import { isFinderJunk, isHiddenName } from '../junk';
+import { followLink, servedTarget } from '../links';
 import { joinPath } from '../paths';
-import type { DirEntry } from '../../vfs/types';
+import type { Attr, DirEntry } from '../../vfs/types';
 import { writeChunk } from '../multistatus';
 import { httpDate } from '../props';
-import { parseRange } from '../../../core/http-range';
+import { parseRange, type ByteRange } from '../../../core/http-range';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
 
 const READ_AHEAD = 2;
+
+/** A collection as an HTML listing (hidden names, Finder junk and links leading outside left out). */
+async function sendListing(ctx: Ctx, linked: { path: string }, common: Record<string, string>): Promise<void> {
+  const { vfs, res } = ctx;
+  const entries: DirEntry[] = [];
+  for (const e of await vfs.readdir(linked.path)) {
+    if (isHiddenName(e.name) || isFinderJunk(e.name)) continue;
+    const f = await followLink(vfs, joinPath(linked.path, e.name), e.attr);
+    if (f) entries.push({ name: e.name, attr: f.attr });
+  }
+  const body = Buffer.from(renderListing(ctx.path, entries), 'utf8');
+  res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': LISTING_CSP, 'Content-Length': String(body.length) });
+  res.end(ctx.req.method === 'HEAD' ? undefined : body);
+}
+
+/** The Range to answer, honouring If-Range (a strong ETag or a date; a mismatch means "send everything"). */
+function requestedRange(ctx: Ctx, attr: Attr): ByteRange | 'unsatisfiable' | null {
+  const range = parseRange(ctx.req.headers.range, attr.size);
+  const ifRange = header(ctx.req, 'if-range');
+  if (range && ifRange !== undefined) {
+    const same = ifRange.startsWith('"') || ifRange.startsWith('W/') ? ifRange === etagOf(attr) : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
+    if (!same) return null;
+  }
+  return range;
+}
 
 /**
  * GET and HEAD. Files are streamed from `vfs.read` at the requested offset in 1 MiB
@@ -24,10 +49,7 @@ const READ_AHEAD = 2;
 export async function handleGet(ctx: Ctx): Promise<void> {
   const { vfs, req, res, path } = ctx;
   const head = req.method === 'HEAD';
-  if (isFinderJunk(path)) throw new HttpError(404, 'not stored');
-  const found = isFinderMarker(path) ? await statOrNull(vfs, path) : await vfs.getattr(path);
-  const linked = found ? await followLink(vfs, path, found) : { path, attr: markerAttr() };
-  if (!linked) throw new HttpError(404, 'symlink to outside its location, or dangling');
+  const linked = await servedTarget(vfs, path);
   const { attr } = linked;
   await checkIfHeader(ctx, attr);
   const cond = checkPreconditions(req, attr, true);
@@ -37,28 +59,11 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     res.end();
     return;
   }
-  if (attr.type === 'dir') {
-    const entries: DirEntry[] = [];
-    for (const e of await vfs.readdir(linked.path)) {
-      if (isHiddenName(e.name) || isFinderJunk(e.name)) continue;
-      const f = await followLink(vfs, joinPath(linked.path, e.name), e.attr);
-      if (f) entries.push({ name: e.name, attr: f.attr });
-    }
-    const body = Buffer.from(renderListing(path, entries), 'utf8');
-    res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': LISTING_CSP, 'Content-Length': String(body.length) });
-    res.end(head ? undefined : body);
-    return;
-  }
+  if (attr.type === 'dir') return sendListing(ctx, linked, common);
   // A FIFO, socket or device node has no content: not an empty file (a copy would lose what it is).
   if (attr.type !== 'file') throw new HttpError(403, `${path} is a ${attr.type}: it has no content to serve`);
   const size = attr.size;
-  let range = parseRange(req.headers.range, size);
-  const ifRange = header(req, 'if-range');
-  if (range && ifRange !== undefined) {
-    // If-Range: a strong ETag or a date; a mismatch means "send everything"
-    const same = ifRange.startsWith('"') || ifRange.startsWith('W/') ? ifRange === etagOf(attr) : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
-    if (!same) range = null;
-  }
+  const range = requestedRange(ctx, attr);
   if (range === 'unsatisfiable') {
     res.writeHead(416, { ...common, ...userContentHeaders(path), 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
     res.end();
@@ -66,12 +71,7 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   }
   const start = range ? range.start : 0;
   const length = range ? range.end - range.start + 1 : size;
-  const headers: Record<string, string> = {
-    ...common,
-    ...userContentHeaders(path),
-    'Content-Length': String(length),
-    'Accept-Ranges': 'bytes',
-  };
+  const headers: Record<string, string> = { ...common, ...userContentHeaders(path), 'Content-Length': String(length), 'Accept-Ranges': 'bytes' };
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
   // Opened before the status line: a refusal (a path through a swapped-in symlink, a source
   // gone) is an error answer, not a dropped connection.
@@ -81,8 +81,21 @@ export async function handleGet(ctx: Ctx): Promise<void> {
     res.end();
     return;
   }
-  // Reads run ahead of the socket by up to READ_AHEAD chunks; big transfers use bigger
-  // chunks (fewer syscalls and promise turns), a 1 MiB range stays one 1 MiB read.
+  try {
+    await streamBody(ctx, fh, start, length);
+  } finally {
+    await releaseCounted(vfs, ctx.handles, fh);
+  }
+}
+
+/**
+ * Sends bytes [start, start + length) of the open file `fh`. Reads run ahead of the socket by
+ * up to READ_AHEAD chunks; big transfers use bigger chunks (fewer syscalls and promise turns),
+ * a 1 MiB range stays one 1 MiB read. A body cut short (the file shrank) is never ended as if
+ * it were complete: the connection is cut. Returns when the client goes away.
+ */
+async function streamBody(ctx: Ctx, fh: number, start: number, length: number): Promise<void> {
+  const { vfs, res } = ctx;
   const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;
   const end = start + length;
   const pool = new BufferPool(chunk);
@@ -119,14 +132,13 @@ export async function handleGet(ctx: Ctx): Promise<void> {
       fill();
       ctx.metrics.bytesOut += data.length;
       // the buffer goes back to the pool once the socket has flushed it
-      if (!(await writeChunk(res, data, owner ? () => pool.give(owner) : undefined))) return; // client went away: the finally releases the handle
+      if (!(await writeChunk(res, data, owner ? () => pool.give(owner) : undefined))) return; // client went away: the caller releases the handle
     }
     if (sent < length)
       res.destroy(); // never end a short body as if it were complete
     else res.end();
   } finally {
     await Promise.allSettled(queue);
-    await releaseCounted(vfs, ctx.handles, fh);
   }
 }
 

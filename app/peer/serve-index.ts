@@ -1,23 +1,17 @@
 import { isSpecial } from '../../core/provider';
 import type { Db } from '../../index/db';
 import { FsError } from '../../core/fs-error';
-import type { ChangesPage, SharedLocation, SnapshotHeader, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../core/peer-protocol';
+import type { ChangesPage, SharedLocation, SnapshotLine, WireBlob, WireChange, WireEntry } from '../../core/peer-protocol';
 import { PeerStore } from '../../index/peer-store';
 import { ServeQueries, type OwnLocationRow, type TreeRow } from '../../index/serve-queries';
 import { HiddenRels, isHiddenRel } from '../../index/state-paths';
+import type { BlobFile, ServeSource, SnapshotStream } from '../../mount/peer-server/peer-sources';
 
 /** A change page stops growing past this many bytes (readers refuse pages over PEER_MAX_PAGE_BYTES). */
 const PAGE_BYTES = 8 * 1024 * 1024;
 
 export function epochOf(l: { id: number; created_at: number }): string {
   return `${l.id}.${l.created_at}`;
-}
-
-/** A snapshot being sent: its header, its lines (read lazily), and the connection to close. */
-export interface SnapshotStream {
-  header: SnapshotHeader;
-  lines: Generator<SnapshotLine>;
-  close(): void;
 }
 
 function* linesOf(rows: Iterable<TreeRow>): Generator<SnapshotLine> {
@@ -43,7 +37,7 @@ function wireBlob(r: { size: number; block_size: number | null; block_hashes: Bu
  * change feed and where a blob lives. Only locations this node owns and shares with the asking
  * peer are ever visible. Methods throw FsError ENOENT (not shared / unknown) or EINVAL.
  */
-export class ServeIndex {
+export class ServeIndex implements ServeSource {
   private readonly peers: PeerStore;
   private readonly q: ServeQueries;
   private readonly hidden: HiddenRels;
@@ -120,7 +114,7 @@ export class ServeIndex {
    * Where to read a blob for this peer: a file with that hash in a location shared with it.
    * Throws ENOENT otherwise (an unknown hash and an unshared one look the same).
    */
-  blobFile(peerId: string, hash: string): { root: string; rel: string; size: number; version: string | null } {
+  blobFile(peerId: string, hash: string): BlobFile {
     const locs = this.sharedRows(peerId);
     if (locs.length === 0) throw new FsError('ENOENT', 'no such blob');
     for (const e of this.q.holders(

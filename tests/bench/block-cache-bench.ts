@@ -1,11 +1,12 @@
-// Run: npx tsc -p . && node dist/cache/bench/block-cache-bench.js
+// Run: npx tsc -p . && node dist/tests/bench/block-cache-bench.js
 // Measures BlockCache: get() hit latency for 1 MiB blocks (memory, disk), miss+store cost, and open() with 10k cached blocks.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BlockCache } from '../block-cache';
-import { blake3Hex } from '../checksum';
+import { BlockCache } from '../../cache/block-cache';
+import { openCacheStore } from '../../index/cache-store';
+import { blake3Hex } from '../../cache/checksum';
 
 const MiB = 1 << 20;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
@@ -19,7 +20,7 @@ async function main() {
       const d = randomBytes(MiB);
       return { key: `k:${i}`, d, h: blake3Hex(d) };
     });
-    let c = await BlockCache.open({ dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 256 * MiB });
+    let c = await BlockCache.open({ openIndex: openCacheStore, dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 256 * MiB });
     const miss: number[] = [];
     for (const b of blocks) {
       const t0 = process.hrtime.bigint();
@@ -34,7 +35,7 @@ async function main() {
         mem.push(ms(process.hrtime.bigint() - t0));
       }
     await c.close();
-    c = await BlockCache.open({ dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 0 });
+    c = await BlockCache.open({ openIndex: openCacheStore, dir: join(root, 'a'), maxBytes: 1024 * MiB, memoryBytes: 0 });
     const disk: number[] = [];
     for (let r = 0; r < 3; r++)
       for (const b of blocks) {
@@ -54,7 +55,7 @@ async function main() {
     console.log(`1 MiB hit from disk tier (page cache warm, verified): median ${median(disk).toFixed(3)} ms`);
 
     const dir = join(root, 'b');
-    c = await BlockCache.open({ dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
+    c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
     const K = 10_000;
     const t1 = Date.now();
     for (let i = 0; i < K; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.put(`h:${i + j}`, randomBytes(4096))));
@@ -62,12 +63,12 @@ async function main() {
     await c.close();
     for (let r = 0; r < 3; r++) {
       const t0 = process.hrtime.bigint();
-      c = await BlockCache.open({ dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
+      c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
       const dt = ms(process.hrtime.bigint() - t0);
       console.log(`open() with ${c.stats().blocks} cached blocks: ${dt.toFixed(1)} ms`);
       await c.close();
     }
-    c = await BlockCache.open({ dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
+    c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 1024 * MiB, memoryBytes: 0 });
     for (let i = 0; i < K; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.peek(`h:${i + j}`)));
     const t2 = process.hrtime.bigint();
     await c.close(); // one synchronous SQLite transaction updating the recency of all 10k rows

@@ -1,0 +1,202 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "block-registry.h"
+
+static unsigned bucket_of(uint64_t fh) {
+  return (unsigned)((fh * 0x9E3779B97F4A7C15ull) >> 56) % BLOCK_BUCKETS;
+}
+
+static void free_map(struct block_map *m) {
+  if (m->slot_fd >= 0) close(m->slot_fd);
+  pthread_mutex_destroy(&m->slot_mu);
+  for (uint32_t i = 0; i < m->nblocks; i++) free(m->files[i]);
+  free(m->files);
+  free(m);
+}
+
+static struct block_map *find(struct block_registry *r, uint64_t fh) {
+  for (struct block_map *m = r->buckets[bucket_of(fh)]; m; m = m->next)
+    if (m->fh == fh) return m;
+  return NULL;
+}
+
+void block_registry_init(struct block_registry *r) {
+  pthread_rwlock_init(&r->lock, NULL);
+  for (int i = 0; i < BLOCK_BUCKETS; i++) r->buckets[i] = NULL;
+}
+
+void block_registry_destroy(struct block_registry *r) {
+  pthread_rwlock_wrlock(&r->lock);
+  for (int i = 0; i < BLOCK_BUCKETS; i++) {
+    struct block_map *m = r->buckets[i];
+    while (m) {
+      struct block_map *next = m->next;
+      free_map(m);
+      m = next;
+    }
+    r->buckets[i] = NULL;
+  }
+  pthread_rwlock_unlock(&r->lock);
+}
+
+int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_size, uint64_t size) {
+  if (block_size == 0) return -EINVAL;
+  uint64_t n = (size + block_size - 1) / block_size;
+  if (n > UINT32_MAX) return -EINVAL;
+  struct block_map *m = calloc(1, sizeof *m);
+  char **files = calloc(n ? n : 1, sizeof *files);
+  if (!m || !files) {
+    free(m);
+    free(files);
+    return -ENOMEM;
+  }
+  m->fh = fh;
+  m->size = size;
+  m->block_size = block_size;
+  m->nblocks = (uint32_t)n;
+  m->files = files;
+  pthread_mutex_init(&m->slot_mu, NULL);
+  m->slot_index = -1;
+  m->slot_fd = -1;
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_wrlock(&r->lock);
+  for (struct block_map **p = &r->buckets[b]; *p; p = &(*p)->next) {
+    if ((*p)->fh == fh) { /* a stale map of a reused handle number: replaced */
+      struct block_map *old = *p;
+      *p = old->next;
+      free_map(old);
+      break;
+    }
+  }
+  m->next = r->buckets[b];
+  r->buckets[b] = m;
+  pthread_rwlock_unlock(&r->lock);
+  return 0;
+}
+
+int block_registry_set(struct block_registry *r, uint64_t fh, uint32_t index, const char *path) {
+  char *copy = path ? strdup(path) : NULL;
+  if (path && !copy) return -ENOMEM;
+  pthread_rwlock_wrlock(&r->lock);
+  struct block_map *m = find(r, fh);
+  int rc = 0;
+  if (!m) rc = -ENOENT;
+  else if (index >= m->nblocks) rc = -EINVAL;
+  else {
+    free(m->files[index]);
+    m->files[index] = copy;
+    copy = NULL;
+    /* No reader holds the slot under the write lock: a changed block's old descriptor goes. */
+    if (m->slot_index == (int64_t)index && m->slot_fd >= 0) {
+      close(m->slot_fd);
+      m->slot_fd = -1;
+      m->slot_index = -1;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  free(copy);
+  return rc;
+}
+
+void block_registry_remove(struct block_registry *r, uint64_t fh) {
+  pthread_rwlock_wrlock(&r->lock);
+  for (struct block_map **p = &r->buckets[bucket_of(fh)]; *p; p = &(*p)->next) {
+    if ((*p)->fh == fh) {
+      struct block_map *dead = *p;
+      *p = dead->next;
+      free_map(dead);
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+}
+
+/* A descriptor of block i: the map's kept one when free or the same block, else a private one (*own = 1). */
+static int block_fd(struct block_map *m, uint64_t i, int *own) {
+  *own = 0;
+  pthread_mutex_lock(&m->slot_mu);
+  if (m->slot_index == (int64_t)i && m->slot_fd >= 0) {
+    m->slot_users++;
+    int fd = m->slot_fd;
+    pthread_mutex_unlock(&m->slot_mu);
+    return fd;
+  }
+  int fd = open(m->files[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0 && m->slot_users == 0) {
+    if (m->slot_fd >= 0) close(m->slot_fd);
+    m->slot_fd = fd;
+    m->slot_index = (int64_t)i;
+    m->slot_users = 1;
+  } else if (fd >= 0) {
+    *own = 1;
+  }
+  pthread_mutex_unlock(&m->slot_mu);
+  return fd;
+}
+
+static void put_block_fd(struct block_map *m, int fd, int own) {
+  if (own) {
+    close(fd);
+    return;
+  }
+  pthread_mutex_lock(&m->slot_mu);
+  m->slot_users--;
+  pthread_mutex_unlock(&m->slot_mu);
+}
+
+/* All of [at, at+len) of block i's file; 0 or -1 (missing, unreadable or short). */
+static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t len, uint64_t at) {
+  int own;
+  int fd = block_fd(m, i, &own);
+  if (fd < 0) return -1;
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  put_block_fd(m, fd, own);
+  return got == len ? 0 : -1;
+}
+
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
+  pthread_rwlock_rdlock(&r->lock);
+  struct block_map *m = find(r, fh);
+  if (!m) {
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+  }
+  if (offset >= m->size || size == 0) {
+    pthread_rwlock_unlock(&r->lock);
+    *result = 0;
+    return 1;
+  }
+  uint64_t end = offset + size < m->size ? offset + size : m->size;
+  uint64_t first = offset / m->block_size, last = (end - 1) / m->block_size;
+  for (uint64_t i = first; i <= last; i++) {
+    if (!m->files[i]) {
+      pthread_rwlock_unlock(&r->lock);
+      return 0;
+    }
+  }
+  int64_t bad = -1;
+  for (uint64_t i = first; i <= last && bad < 0; i++) {
+    uint64_t start = i * m->block_size;
+    uint64_t from = offset > start ? offset : start;
+    uint64_t to = end < start + m->block_size ? end : start + m->block_size;
+    if (read_block_part(m, i, buf + (from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
+  }
+  pthread_rwlock_unlock(&r->lock);
+  if (bad >= 0) {
+    /* Evicted, removed or damaged behind the cache's back: JS reads (and verifies) it again. */
+    block_registry_set(r, fh, (uint32_t)bad, NULL);
+    return 0;
+  }
+  *result = (ssize_t)(end - offset);
+  return 1;
+}

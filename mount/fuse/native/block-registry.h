@@ -1,0 +1,50 @@
+/*
+ * Per FUSE file handle: the verified block files of content read through the block cache.
+ * Reader threads answer READs that fall inside registered blocks by pread on those files; any
+ * other READ (a block not registered, or a block file gone or short) goes to JS.
+ */
+#ifndef VDFS_BLOCK_REGISTRY_H
+#define VDFS_BLOCK_REGISTRY_H
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BLOCK_BUCKETS 256
+
+struct block_map {
+  uint64_t fh;
+  uint64_t size;
+  uint32_t block_size;
+  uint32_t nblocks;
+  char **files; /* absolute path of block i's file, or NULL */
+  /*
+   * The descriptor of the block read last, kept open so that sequential READs of one block
+   * share the kernel's readahead state of its file (an open per READ started it afresh).
+   */
+  pthread_mutex_t slot_mu;
+  int64_t slot_index;
+  int slot_fd;
+  int slot_users;
+  struct block_map *next;
+};
+
+struct block_registry {
+  pthread_rwlock_t lock;
+  struct block_map *buckets[BLOCK_BUCKETS];
+};
+
+void block_registry_init(struct block_registry *r);
+void block_registry_destroy(struct block_registry *r);
+/* A handle of `size` bytes in blocks of `block_size`, no block registered yet. 0, -EINVAL or -ENOMEM. */
+int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_size, uint64_t size);
+/* Block `index` of fh is the file at `path` (NULL: not any more). 0, -ENOENT (fh unknown), -EINVAL, -ENOMEM. */
+int block_registry_set(struct block_registry *r, uint64_t fh, uint32_t index, const char *path);
+/* Forgets fh; returns once no native read uses its files. */
+void block_registry_remove(struct block_registry *r, uint64_t fh);
+/*
+ * A READ of fh at [offset, offset+size): 1 with *result (bytes, or 0 at/after the end) when every
+ * block it covers is registered and each file gave all its bytes; 0 otherwise (the caller hands
+ * the request to JS). A block file that cannot be opened or is short is unregistered first.
+ */
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
+#endif

@@ -1,0 +1,144 @@
+import t from 'tap';
+import { statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { until, vdfs, vdfsOk } from './helpers/cli';
+import { mountWithOracle, sh, startMount } from './helpers/mount';
+
+// What `tar x` does to every file it writes: create, write, futimens, fchown, fchmod on the open
+// descriptor, then close; checked from a second process while the file is still open, and after.
+const WRITER = `
+import os, sys, json
+p = sys.argv[1]
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b'x' * 5000)
+os.utime(fd, ns=(1_400_000_000_123_456_789, 1_500_000_000_987_654_321))
+os.fchown(fd, 1234, 5678)
+os.fchmod(fd, 0o640)
+st = os.fstat(fd)
+sys.stdout.write(json.dumps({'open': [str(v) for v in [st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns, st.st_size]]}) + '\\n')
+sys.stdout.flush()
+sys.stdin.readline()
+os.close(fd)
+`;
+
+const view = (st: { mode: number | bigint; uid: number | bigint; gid: number | bigint; mtimeNs: bigint; atimeNs: bigint; size: number | bigint }) => [
+  Number(st.mode) & 0o7777,
+  Number(st.uid),
+  Number(st.gid),
+  st.mtimeNs.toString(),
+  st.atimeNs.toString(),
+  Number(st.size),
+];
+
+t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on the disk, show through the mount while open, and reach the index on close', async (t) => {
+  const { home, src, mnt } = await mountWithOracle(t, 'd');
+  const { spawn } = await import('node:child_process');
+  const file = join(mnt, 'd', 'f.c');
+  const py = spawn('python3', ['-c', WRITER, file], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  py.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  py.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  t.ok(await until(() => out.includes('\n') || py.exitCode !== null, 20_000), `the writer ran: ${err}`);
+  const want = [0o640, 1234, 5678, '1500000000987654321', '1400000000123456789', 5000];
+  const seen = JSON.parse(out.split('\n')[0]) as { open: string[] };
+  t.same(seen.open, want.map(String), 'fstat of the open file: mode, owner, exact times and size');
+  // Still open: the backing file has them, and another process's stat through the mount too.
+  t.same(view(statSync(join(src, 'f.c'), { bigint: true })).map(String), want.map(String), 'the backing file has them while open');
+  t.same(view(statSync(file, { bigint: true })).map(String), want.map(String), 'stat through the mount while open');
+  py.stdin.end('\n');
+  t.ok(await until(() => py.exitCode !== null, 10_000), 'the writer closed the file');
+  t.equal(py.exitCode, 0, err);
+  // The index follows on close: its mtime (exactly) and size.
+  const indexed = () => JSON.parse(vdfsOk(home, ['stat', '--json', '/d/f.c']).stdout) as { size: number; mtime: string; hash: string | null };
+  t.ok(await until(() => indexed().hash !== null, 20_000), 'the closed file is hashed');
+  t.same([indexed().size, indexed().mtime], [5000, new Date(1_500_000_000_987).toISOString()], 'the index has the size and mtime set through the descriptor');
+  t.same(view(statSync(file, { bigint: true })).map(String), want.map(String), 'stat through the mount after close');
+  // An ls -l through the mount, from the index and the disk's stats (a fresh listing).
+  const ls = sh('ls', ['-ln', '--time-style=+%s', join(mnt, 'd')]);
+  t.match(ls.stdout, /-rw-r----- 1 1234 5678 5000 1500000000 f\.c/, 'ls -l through the mount shows mode, owner, size and mtime');
+});
+
+/** The addon's counters (getfattr user.vdfs.fuse on the mount root). */
+function fuseStats(mnt: string): { nativeReads: number; jsRequests: number } {
+  return JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as { nativeReads: number; jsRequests: number };
+}
+
+t.test('content read through the block cache is read back natively from its verified block files; a block file gone falls back to JS and is fetched again', async (t) => {
+  const { home, src, mnt } = await mountWithOracle(t, 'd');
+  writeFileSync(join(src, 'big.bin'), randomBytes(5 * 1024 * 1024 + 12345));
+  const want = sh('b3sum', ['--no-names', join(src, 'big.bin')]).stdout.trim();
+  // The daemon's watcher indexes (and hashes) the new file.
+  const hashed = () => (JSON.parse(vdfs(home, ['stat', '--json', '/d/big.bin']).stdout || '{}') as { hash?: string }).hash === want;
+  t.ok(await until(hashed, 30_000), 'the new file is indexed with its hash');
+  const byHash = join(mnt, '.vdfs', 'by-hash', want);
+  // O_DIRECT: every read reaches the daemon (none answered from the kernel's page cache).
+  const readDirect = () => sh('bash', ['-c', `dd if=${byHash} iflag=direct bs=256k status=none | b3sum --no-names`]).stdout.trim();
+  t.equal(readDirect(), want, 'first read (fills the block cache) has the right bytes');
+  const blocks = () => sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f | wc -l`]).stdout.trim();
+  t.ok(await until(() => blocks() === '6', 20_000), 'all 6 blocks are in the cache on disk');
+  const before = fuseStats(mnt);
+  t.equal(readDirect(), want, 'second read has the right bytes');
+  const after = fuseStats(mnt);
+  // 5 MiB + a bit in 256 KiB reads: 21 READs, every one answered in the addon.
+  t.ok(after.nativeReads - before.nativeReads >= 21, `the second read was answered natively (${after.nativeReads - before.nativeReads} native reads)`);
+  t.ok(after.jsRequests - before.jsRequests < 10, `only open/release reached JS (${after.jsRequests - before.jsRequests} requests)`);
+  // The cache's files removed behind its back: no wrong or short bytes, the blocks come again from the replica.
+  t.equal(sh('bash', ['-c', `rm -f ${join(home, 'cache', 'blocks')}/*/*`]).code, 0);
+  t.equal(readDirect(), want, 'with the block files gone the read still has the right bytes');
+  t.equal(readDirect(), want, 'and again');
+});
+
+// Reads a file through one open O_DIRECT handle three times; between the 2nd and 3rd read the
+// parent process reads another file (evicting this one's blocks). Prints whether each read matched.
+const DIRECT_READER = `
+import os, sys, mmap
+path, want_path = sys.argv[1], sys.argv[2]
+want = open(want_path, 'rb').read()
+fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 1 << 20)
+def read_all():
+    out = bytearray()
+    off = 0
+    while True:
+        n = os.preadv(fd, [buf], off)
+        if n <= 0: break
+        out += buf[:n]
+        off += n
+    return bytes(out)
+print('first', read_all() == want, flush=True)
+print('second', read_all() == want, flush=True)
+sys.stdin.readline()
+print('third', read_all() == want, flush=True)
+os.close(fd)
+`;
+
+t.test('a block file evicted while a handle reads it natively is unregistered first: the same open handle still reads the right bytes', async (t) => {
+  const { home, src, mnt, m } = await mountWithOracle(t, 'd');
+  await m.stop();
+  vdfsOk(home, ['config', 'set', 'cache.maxSize', String(3 * 1024 * 1024)]);
+  vdfsOk(home, ['config', 'set', 'cache.memorySize', '0']);
+  writeFileSync(join(src, 'a.bin'), randomBytes(2 * 1024 * 1024 + 777));
+  writeFileSync(join(src, 'b.bin'), randomBytes(2 * 1024 * 1024 + 999));
+  vdfsOk(home, ['scan']);
+  const m2 = await startMount(home, mnt);
+  t.teardown(() => m2.stop());
+  const hashOf = (f: string) => sh('b3sum', ['--no-names', join(src, f)]).stdout.trim();
+  const byHash = (f: string) => join(mnt, '.vdfs', 'by-hash', hashOf(f));
+  const { spawn } = await import('node:child_process');
+  const py = spawn('python3', ['-c', DIRECT_READER, byHash('a.bin'), join(src, 'a.bin')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  py.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  py.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  t.teardown(() => py.kill());
+  t.ok(await until(() => out.includes('second') || py.exitCode !== null, 30_000), `two reads done: ${out} ${err}`);
+  const before = fuseStats(mnt);
+  // b's 3 blocks do not fit beside a's 3 in 3 MiB: a's blocks are evicted while a is open.
+  t.equal(sh('bash', ['-c', `dd if=${byHash('b.bin')} iflag=direct bs=256k status=none | b3sum --no-names`]).stdout.trim(), hashOf('b.bin'), 'b read right');
+  py.stdin.write('\n');
+  t.ok(await until(() => out.includes('third') || py.exitCode !== null, 30_000), `third read done: ${err}`);
+  t.match(out, /first True\nsecond True\nthird True/, 'every read through the open handle had the right bytes');
+  t.ok(fuseStats(mnt).nativeReads > before.nativeReads, 'reads were answered natively meanwhile');
+});
