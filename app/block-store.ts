@@ -51,13 +51,14 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
   const lock = lockCache(home.cacheDir);
   if ('holder' in lock) return { get: (_key, fetch) => fetch(), keep: () => undefined, close: async () => undefined };
   try {
-    // Write-behind: a reader never waits for the cache disk (at most 8 MiB queued, then blocks go
-    // uncached). Small, because what waits here is memory of the daemon (docs/read-pipeline.md).
+    // Write-behind: a reader never waits for the cache disk (at most 32 MiB queued, then blocks go
+    // uncached). 8 MiB was tried for memory: on this loaded 2-core machine a 64 MiB stream then
+    // left 18 of its blocks uncached (docs/read-pipeline.md "Memory while streaming").
     const cache = await BlockCache.open({
       dir: home.cacheDir,
       maxBytes: home.config['cache.maxSize'],
       memoryBytes: home.config['cache.memorySize'],
-      writeQueueBytes: 8 * 1024 * 1024,
+      writeQueueBytes: 32 * 1024 * 1024,
       openIndex: openCacheStore,
     });
     return {
@@ -66,7 +67,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       has: (key) => cache.has(key),
       verifiedFile: (key) => cache.verifiedFile(key),
       onRemoved: (fn) => cache.onRemoved(fn),
-      keep: (key, data) => cache.keep(key, data),
+      keep: (key, data, sum) => cache.keep(key, data, sum),
       async close() {
         await cache.close();
         lock.release();

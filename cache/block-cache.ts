@@ -156,9 +156,10 @@ export class BlockCache {
    * caller), without waiting: it goes to disk through the write-behind queue (skipped when the
    * queue is full, as for get()), and NOT to the memory tier, so a big sequential read does not
    * push the blocks that are re-read out of memory, and streaming memory stays the handles'
-   * read-ahead (docs/read-pipeline.md). Counted as a miss (a fetch). Never throws.
+   * read-ahead (docs/read-pipeline.md). Counted as a miss (a fetch). `sum`: the BLAKE3 hex of
+   * `data` when the caller already computed it (a verified block), else computed here. Never throws.
    */
-  keep(key: string, data: Buffer): void {
+  keep(key: string, data: Buffer, sum?: string): void {
     if (this.closed || this.flight.has(key)) return;
     if (this.memory.get(key) !== undefined || this.disk.has(key)) {
       this.disk.touch(key);
@@ -167,7 +168,7 @@ export class BlockCache {
     this.counts.misses++;
     this.counts.fetchedBytes += data.length;
     const queue = this.opts.writeQueueBytes ?? 0;
-    this.storeBehind(key, data, blake3Hex(data), queue > 0 ? queue : Infinity);
+    this.storeBehind(key, data, sum ?? blake3Hex(data), queue > 0 ? queue : Infinity);
   }
 
   /** Counters; O(1). Never throws. */

@@ -9,6 +9,7 @@ import { hashStream } from '../index/remote-scan';
 import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
 import { readAheadBudget } from '../mount/vfs/block-reader';
+import { fetchVerified } from '../mount/vfs/verified-fetch';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
@@ -335,4 +336,16 @@ t.test('one read-ahead budget bounds what all handles hold ahead together', asyn
   t.ok(peak >= 2 * MiB, `the handles did read ahead (${peak / MiB} MiB)`);
   for (const r of readers) r.close();
   t.equal(readAheadBudget.used, before, 'closing the handles gives their read-ahead back');
+  // A pin or repair reads through its own reader, which gives its read-ahead back when done.
+  const blob = { hash: hash.hash, size: data.length, blockSize: MiB, blockHashes: hash.blockHashes };
+  const got: Buffer[] = [];
+  await fetchVerified(
+    blob,
+    () => [s3Source('a/obj.bin', p, st.version)],
+    async (_i, b) => {
+      got.push(Buffer.from(b));
+    },
+  );
+  t.ok(Buffer.concat(got).equals(data), 'fetchVerified: exact bytes');
+  t.equal(readAheadBudget.used, before, 'fetchVerified gave its read-ahead back');
 });

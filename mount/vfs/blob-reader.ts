@@ -19,12 +19,12 @@ export interface BlockStore {
   /** Calls `fn` (synchronously) with the path of a verified file before it is deleted. */
   onRemoved?(fn: (file: string) => void): void;
   /** Caches a streamed block in the background (disk only; see BlockCache.keep). Never throws. Absent: get() is used. */
-  keep?(key: string, data: Buffer): void;
+  keep?(key: string, data: Buffer, sum?: string): void;
 }
 
-/** Hands a streamed block to the store without waiting for it. Never throws. */
-export function keepStreamed(store: BlockStore, key: string, data: Buffer): void {
-  if (store.keep) store.keep(key, data);
+/** Hands a streamed block (whose BLAKE3 hex is `sum`, when known) to the store without waiting for it. Never throws. */
+export function keepStreamed(store: BlockStore, key: string, data: Buffer, sum?: string): void {
+  if (store.keep) store.keep(key, data, sum);
   else void store.get(key, async () => data).catch(() => undefined);
 }
 
@@ -113,12 +113,13 @@ export class BlobReader extends BlockReader {
     const prefix = this.keyPrefix;
     const deliver = (i: number, data: Buffer) => {
       const w = waiters[i - first];
-      if (blake3Hex(data) !== this.expected(i)) {
+      const sum = blake3Hex(data);
+      if (sum !== this.expected(i)) {
         w.resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i), src.label)));
         return;
       }
       w.resolve(data);
-      keepStreamed(this.store, `${prefix}:${i}`, data);
+      keepStreamed(this.store, `${prefix}:${i}`, data, sum); // hashed once: the cache's checksum is the verified hash
     };
     // Blocks the stream did not deliver (cut for good, refused) are fetched one by one, every source tried.
     void streamWindow(open, this.blob.size, this.blockSize, first, last, deliver, () => undefined).then((next) => {

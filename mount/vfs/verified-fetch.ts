@@ -26,10 +26,14 @@ export async function fetchVerified(blob: Blob, sources: () => ReplicaSource[], 
   };
   const reader = new BlobReader(store, blob, sources);
   const n = blockCount(blob.size, blob.blockSize);
-  for (let i = fromBlock; i < n; i++) {
-    const b = await reader.read(i * blob.blockSize, blob.blockSize);
-    ahead.delete(`${blob.hash}:${i}`);
-    if (blake3Hex(b) !== blockHashAt(blob, i)) throw new FsError('EIO', `block ${i} of ${blob.hash.slice(0, 16)} failed verification`);
-    await onBlock(i, b);
+  try {
+    for (let i = fromBlock; i < n; i++) {
+      const b = await reader.read(i * blob.blockSize, blob.blockSize);
+      ahead.delete(`${blob.hash}:${i}`);
+      if (blake3Hex(b) !== blockHashAt(blob, i)) throw new FsError('EIO', `block ${i} of ${blob.hash.slice(0, 16)} failed verification`);
+      await onBlock(i, b);
+    }
+  } finally {
+    reader.close(); // gives its read-ahead back to the shared budget
   }
 }
