@@ -1,0 +1,182 @@
+import { FsError } from '../../core/fs-error';
+import type { TimeSet } from '../vfs/types';
+import type { FuseNode } from './inode-table';
+import { openFlags } from './open-flags';
+import { FATTR, FOPEN, u64, type InHeader } from './proto';
+import { B, attrReply, type OpContext } from './op-context';
+
+/*
+ * Open files: the page-cache decision at OPEN, the descriptors and verified block files the
+ * addon reads and writes natively, kernel passthrough, and SETATTR (through an open writer's
+ * descriptor when there is one).
+ */
+
+/** Opens and decides on the page cache: kept when the content did not change since the last open. */
+export async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: number): Promise<[number, number, number]> {
+  const o = openFlags(flags);
+  const fh = await ctx.vfs.open(path, o);
+  let keep = 0;
+  try {
+    const a = await ctx.vfs.getattr(path);
+    // An open file is checked by the invalidator from now on even when the kernel only got it
+    // from a listing (no LOOKUP): a change on the disk then drops its cached pages at once.
+    node.last = a;
+    if (!o.write && !o.truncate && node.openEtag === a.etag) keep = FOPEN.KEEP_CACHE;
+    node.openEtag = o.write || o.truncate ? undefined : a.etag;
+  } catch {
+    /* attributes gone meanwhile: no cache */
+  }
+  const fd = ctx.vfs.nativeReadFd(fh);
+  if (fd !== undefined) ctx.registerFd(fh, fd, false);
+  else registerBlocks(ctx, fh);
+  registerWriter(ctx, fh, node);
+  // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
+  // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
+  if (fd !== undefined && !node.cachedOpens) {
+    if (!node.backing) {
+      const id = ctx.openBacking(fd);
+      if (id !== undefined) node.backing = { id, opens: 0 };
+    }
+    if (node.backing) {
+      node.backing.opens++;
+      ctx.openFiles.set(fh, { node, passthrough: true });
+      return [fh, FOPEN.PASSTHROUGH, node.backing.id];
+    }
+  }
+  if (node.backing) {
+    await ctx.vfs.release(fh).catch(() => undefined);
+    ctx.unregisterFd(fh);
+    dropBlockHandle(ctx, fh);
+    if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
+    throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
+  }
+  noteCached(ctx, fh, node);
+  return [fh, keep, 0];
+}
+
+/** Content read through the block cache: every block verified in the cache so far is read natively from its file. */
+export function registerBlocks(ctx: OpContext, fh: number): void {
+  const blocks = ctx.vfs.nativeBlocks(fh);
+  if (!blocks || blocks.blockSize <= 0) return;
+  ctx.registerBlocks(fh, blocks.blockSize, blocks.size);
+  ctx.blockHandles.set(fh, { blocks, known: new Map() });
+  const n = Math.ceil(blocks.size / blocks.blockSize);
+  for (let i = 0; i < n; i++) addBlockFile(ctx, fh, i);
+}
+
+function addBlockFile(ctx: OpContext, fh: number, i: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  const file = bh && !bh.known.has(i) ? bh.blocks.file(i) : undefined;
+  if (!bh || file === undefined) return;
+  ctx.setBlockFile(fh, i, file);
+  bh.known.set(i, file);
+  let users = ctx.blockUsers.get(file);
+  if (!users) ctx.blockUsers.set(file, (users = new Map()));
+  users.set(fh, i);
+}
+
+/** A handle's block files are no longer read natively (at release). */
+export function dropBlockHandle(ctx: OpContext, fh: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh) return;
+  ctx.blockHandles.delete(fh);
+  ctx.unregisterBlocks(fh);
+  for (const file of bh.known.values()) {
+    const users = ctx.blockUsers.get(file);
+    users?.delete(fh);
+    if (users?.size === 0) ctx.blockUsers.delete(file);
+  }
+}
+
+/** The cache is about to delete a block file: every handle reading it natively stops first (waits for reads in flight). */
+export function dropBlockFile(ctx: OpContext, file: string): void {
+  const users = ctx.blockUsers.get(file);
+  if (!users) return;
+  ctx.blockUsers.delete(file);
+  for (const [fh, i] of users) {
+    ctx.setBlockFile(fh, i, null);
+    ctx.blockHandles.get(fh)?.known.delete(i);
+  }
+}
+
+/** After JS answered a READ of such a handle: the blocks it covered that are now verified files are read natively from now on. */
+export function registerReadBlocks(ctx: OpContext, fh: number, offset: number, length: number): void {
+  const bh = ctx.blockHandles.get(fh);
+  if (!bh || length <= 0) return;
+  const bs = bh.blocks.blockSize;
+  for (let i = Math.floor(offset / bs); i <= Math.floor((offset + length - 1) / bs); i++) addBlockFile(ctx, fh, i);
+}
+
+/** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
+export function registerWriter(ctx: OpContext, fh: number, node: FuseNode): void {
+  const wfd = ctx.vfs.nativeWriteFd(fh);
+  if (wfd === undefined) return;
+  ctx.registerFd(fh, wfd, true);
+  ctx.writers.set(node.id, fh);
+}
+
+export function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
+  node.cachedOpens = (node.cachedOpens ?? 0) + 1;
+  ctx.openFiles.set(fh, { node, passthrough: false });
+}
+
+/** Forgets the io mode of a released handle; the node's backing file goes with its last passthrough open. */
+export function releaseOpen(ctx: OpContext, fh: number): void {
+  const open = ctx.openFiles.get(fh);
+  if (!open) return;
+  ctx.openFiles.delete(fh);
+  const { node } = open;
+  if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
+  if (!open.passthrough) node.cachedOpens = Math.max(0, (node.cachedOpens ?? 1) - 1);
+  else if (node.backing && --node.backing.opens <= 0) {
+    ctx.closeBacking(node.backing.id);
+    node.backing = undefined;
+  }
+}
+
+/** utimensat's UTIME_NOW / UTIME_OMIT / exact nanoseconds of a SETATTR, passed on as they came. */
+function setattrTimes(req: Buffer, valid: number): { atime: TimeSet; mtime: TimeSet } {
+  const time = (now: number, set: number, secOff: number, nsecOff: number): TimeSet =>
+    valid & now ? 'now' : valid & set ? { sec: Number(req.readBigInt64LE(secOff)), nsec: req.readUInt32LE(nsecOff) } : 'omit';
+  return { atime: time(FATTR.ATIME_NOW, FATTR.ATIME, B + 32, B + 56), mtime: time(FATTR.MTIME_NOW, FATTR.MTIME, B + 40, B + 60) };
+}
+
+const TIMES = FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW;
+
+/**
+ * fchown/fchmod/futimens of a file this node has open for writing (`tar x` sends all three per
+ * file): through that handle's descriptor, with no path walk and no index commit (the handle's
+ * flush or close commits). False when there is no such handle or it is not a local file.
+ */
+function setattrThroughHandle(ctx: OpContext, nodeid: number, req: Buffer, valid: number): boolean {
+  const fh = ctx.writers.get(nodeid);
+  if (fh === undefined || valid & FATTR.SIZE) return false;
+  return ctx.vfs.setattrOpen(fh, {
+    uid: valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1,
+    gid: valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1,
+    mode: valid & FATTR.MODE ? req.readUInt32LE(B + 68) & 0o7777 : undefined,
+    ...(valid & TIMES ? setattrTimes(req, valid) : { atime: 'omit', mtime: 'omit' }),
+  });
+}
+
+export async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
+  const path = ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
+  const valid = req.readUInt32LE(B);
+  const fh = u64(req, B + 8);
+  if (setattrThroughHandle(ctx, h.nodeid, req, valid)) return attrReply(ctx, req, await ctx.vfs.getattr(path));
+  // chown first: it clears setuid/setgid on files, and a mode sent with it is the one wanted after.
+  if (valid & (FATTR.UID | FATTR.GID)) {
+    await ctx.vfs.chown(path, valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1, valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1);
+  }
+  if (valid & FATTR.MODE) await ctx.vfs.chmod(path, req.readUInt32LE(B + 68) & 0o7777);
+  if (valid & FATTR.SIZE) {
+    const size = u64(req, B + 16);
+    if (valid & FATTR.FH) await ctx.vfs.ftruncate(fh, size);
+    else await ctx.vfs.truncate(path, size);
+  }
+  if (valid & TIMES) {
+    const { atime, mtime } = setattrTimes(req, valid);
+    await ctx.vfs.setTimes(path, atime, mtime);
+  }
+  return attrReply(ctx, req, await ctx.vfs.getattr(path));
+}

@@ -1,0 +1,82 @@
+import type { Attr, DirEntry, KernelVfs } from '../vfs/types';
+import type { FuseNode, InodeTable } from './inode-table';
+import { ATTR_OUT, ENTRY_OUT, IN_HEADER, replyBuffer, w64, writeAttr, writeEntry, writeValid, type InHeader } from './proto';
+
+/** Where a request's own fields start (after the header). */
+export const B = IN_HEADER;
+
+/** What the request handlers share: the VFS, the node table, cache times and open directories. */
+export interface OpContext {
+  vfs: KernelVfs;
+  inodes: InodeTable;
+  entryTtl: number;
+  attrTtl: number;
+  negativeTtl: number;
+  /** Open directory handles -> the listing their first READDIR(PLUS) took (null until then), served by offsets. */
+  dirs: Map<number, DirEntry[] | null>;
+  nextDir: number;
+  /** Counts the index's changes (Vfs.onChange): a directory listed before the last change is listed again. */
+  changeSeq: number;
+  /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
+  registerFd(fh: number, fd: number, writable: boolean): void;
+  unregisterFd(fh: number): void;
+  /** READs of content read through the block cache that fall inside registered (verified) block files are answered natively. */
+  registerBlocks(fh: number, blockSize: number, size: number): void;
+  setBlockFile(fh: number, index: number, path: string | null): void;
+  unregisterBlocks(fh: number): void;
+  /** Handles with natively read blocks: which blocks are registered, and where to find more. */
+  blockHandles: Map<number, { blocks: NonNullable<ReturnType<KernelVfs['nativeBlocks']>>; known: Map<number, string> }>;
+  /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
+  blockUsers: Map<string, Map<number, number>>;
+  /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
+  openBacking(fd: number): number | undefined;
+  closeBacking(id: number): void;
+  /** The node of each open file handle, with the io mode it was opened in. */
+  openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
+  /** A handle open for writing by node id (the latest), for SETATTR through its descriptor. */
+  writers: Map<number, number>;
+  /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
+  stats(): Record<string, number | string>;
+}
+
+/** Answers one request: a whole reply buffer, or null when the kernel expects no reply. Throws FsError. */
+export type Handler = (ctx: OpContext, h: InHeader, req: Buffer) => Promise<Buffer | null>;
+
+/** The attribute inode of a file with several names (see InodeTable.lookup), else undefined. */
+export function linkedIno(a: Attr): number | undefined {
+  return a.nlink > 1 && a.type !== 'dir' ? a.ino : undefined;
+}
+
+export function entryReply(ctx: OpContext, req: Buffer, node: FuseNode, a: Attr, extra = 0): Buffer {
+  const out = replyBuffer(req, ENTRY_OUT + extra);
+  writeEntry(out, 16, node.id, ctx.inodes.generation, a, ctx.entryTtl, ctx.attrTtl);
+  return out;
+}
+
+export function attrReply(ctx: OpContext, req: Buffer, a: Attr): Buffer {
+  const out = replyBuffer(req, ATTR_OUT);
+  writeValid(out, 16, 24, ctx.attrTtl);
+  out.writeUInt32LE(0, 28);
+  writeAttr(out, 32, a);
+  return out;
+}
+
+export function empty(req: Buffer): Buffer {
+  return replyBuffer(req, 0);
+}
+
+/** Looks a new name up after creating it, adding the kernel's reference. */
+export async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: string, extra = 0): Promise<[Buffer, FuseNode]> {
+  const a = await ctx.vfs.getattr(ctx.inodes.childPath(parent, name));
+  const node = ctx.inodes.lookup(parent, name, linkedIno(a));
+  node.last = a;
+  return [entryReply(ctx, req, node, a, extra), node];
+}
+
+export function openReply(req: Buffer, fh: number, openFlagsOut: number, backingId = 0): Buffer {
+  const out = replyBuffer(req, 16);
+  w64(out, 16, fh);
+  out.writeUInt32LE(openFlagsOut, 24);
+  out.writeInt32LE(backingId, 28);
+  return out;
+}
