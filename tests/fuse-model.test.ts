@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { mountWithOracle } from './helpers/mount';
-import { applyFs, describe, fsTree, opArb, withTimeout, type KindCaps } from './helpers/vfs-model';
+import { applyFs, describe, fsTree, opArb, replayOptions, withTimeout, type KindCaps } from './helpers/vfs-model';
 
 // Random operation sequences run on the mount and on a plain directory (the oracle, real
 // node:fs); every result and errno, and the final tree (every byte), must be the same. The
@@ -38,7 +38,7 @@ for (const mode of ['write-through', 'write-back'] as const)
           if (JSON.stringify(ts) !== JSON.stringify(tb)) throw new Error(`the backing folder differs:\nsource ${ts.join('\n')}\nreal   ${tb.join('\n')}`);
         }
       }),
-      { numRuns: 40, endOnFailure: process.env.VDFS_SHRINK !== '1' },
+      { numRuns: 40, ...replayOptions() },
     );
     t.equal(run, 40, 'forty random sequences ran');
     t.ok(opsRun > 40, `${opsRun} operations compared`);

@@ -2,6 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { mountWithOracle } from './helpers/mount';
+import { replayOptions } from './helpers/vfs-model';
 import { compareSnaps, OTHER_USER, PosixOps, type SnapEntry } from './helpers/posix-ops';
 
 // Random sequences of the calls tools make (utimensat with each flag, chmod, chown, link,
@@ -116,12 +117,7 @@ for (const u of users)
           prev = snaps;
         }
       }),
-      {
-        numRuns: u.runs,
-        endOnFailure: process.env.VDFS_SHRINK !== '1',
-        // Replays a reported failure: VDFS_SEED and VDFS_PATH from its "Property failed" line.
-        ...(process.env.VDFS_SEED ? { seed: Number(process.env.VDFS_SEED), path: process.env.VDFS_PATH } : {}),
-      },
+      { numRuns: u.runs, ...replayOptions() },
     );
     if (!process.env.VDFS_PATH) t.equal(run, u.runs, `${u.runs} random sequences ran`);
     t.ok(steps > u.runs * 10, `${steps} steps compared with the whole lstat after each`);

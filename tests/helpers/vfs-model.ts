@@ -481,9 +481,14 @@ export async function runModel(t: Test, oracle: string, k: ModelKind, o: ModelOp
         sourcesChecked++;
       }
     }),
-    { numRuns: o.runs, endOnFailure: process.env.VDFS_SHRINK !== '1', ...(process.env.VDFS_SEED ? { seed: Number(process.env.VDFS_SEED), path: process.env.VDFS_PATH } : {}) },
+    { numRuns: o.runs, ...replayOptions() },
   );
   t.equal(run, o.runs, `${o.runs} random sequences ran`);
   t.ok(compared > o.runs, `${compared} operations compared with the oracle`);
   if (k.sourceTree) t.equal(sourcesChecked, o.runs, "the source held exactly the oracle's tree after every sequence");
+}
+
+/** fast-check options from the environment: VDFS_SEED (and VDFS_PATH) replay a reported failure, VDFS_SHRINK=1 shrinks it. */
+export function replayOptions(): { endOnFailure: boolean; seed?: number; path?: string } {
+  return { endOnFailure: process.env.VDFS_SHRINK !== '1', ...(process.env.VDFS_SEED ? { seed: Number(process.env.VDFS_SEED), path: process.env.VDFS_PATH } : {}) };
 }
