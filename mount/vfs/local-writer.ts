@@ -11,7 +11,7 @@ import { fdPath, openBeneath, pathHandle, withParent } from '../../core/beneath'
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { splitVirtual, virtualPath } from './namespace';
-import { resolveTarget, type Target } from './targets';
+import { checkRenameAncestry, resolveTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, S_ISGID, renameExchangeAt } from './posix-calls';
 import type { WriterHost } from './writer-host';
@@ -437,7 +437,7 @@ export class LocalWriter {
     if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
     if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
     if (a.rel === b.rel) return;
-    if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    checkRenameAncestry(a, b, from, to, noReplace);
     // As rename(2), from the index: a target that exists only staged (write-back) is not on
     // the disk yet, so the disk's own rename would not see it.
     if (b.existing && a.existing.type === 'dir' && b.existing.type !== 'dir') throw new FsError('ENOTDIR', `${to} is not a directory`);
