@@ -291,13 +291,13 @@ export class VfsCore implements KernelVfs {
       }
       // Another file than the indexed one (other inode, size or mtime): the index follows
       // the disk; what is served is still that location's own file at that name.
-      if (localVersion(st) !== entry.version) this.writer.noteExternalChange(loc, rel);
+      if (localVersion(st) !== entry.version) this.writer.sync.noteExternalChange(loc, rel);
       return { kind: 'local', fd, vpath: path, location: loc, rel, entryId: entry.id, writable: false, append: false, dirty: false };
     } catch (err) {
       const fe = toFsError(err, `open ${path}`);
       if (fe.code !== 'ENOENT' && fe.code !== 'EACCES' && fe.code !== 'EIO') throw fe;
       if (await provider.isOnline()) {
-        if (fe.code === 'ENOENT') this.writer.noteExternalChange(loc, rel);
+        if (fe.code === 'ENOENT') this.writer.sync.noteExternalChange(loc, rel);
         if (fe.code !== 'ENOENT' || !entry.hash) throw fe;
       } else if (loc.online) {
         this.home.locations.setOnline(loc.id, false);
@@ -636,7 +636,7 @@ export class VfsCore implements KernelVfs {
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
-    this.writer.commitHashes();
+    this.writer.sync.commitHashes();
     await this.hashPool.close();
     await this.providers.close();
   }
