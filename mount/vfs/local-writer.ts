@@ -201,6 +201,8 @@ export class LocalWriter {
     // as only staged would land at the old name, behind the moved entry's back.
     const releaseA = await queue.hold(a.location.id, a.rel);
     const releaseB = await queue.hold(b.location.id, b.rel);
+    // A replaced file with other names: they lose a link (as for unlink).
+    const replaced = b.existing && b.existing.type !== 'dir' ? this.core.disk.get(b.existing.id) : undefined;
     try {
       const pendingOnly = !!queue.pending(a.location.id, a.rel) && (await lstatVersion(a.rel)) === null;
       if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
@@ -225,6 +227,7 @@ export class LocalWriter {
       this.retargetHandles(from, to);
       await this.sync.refresh(b.location, b.rel, true, true);
       await this.sync.refreshParent(a.location, a.rel);
+      if (replaced && replaced.nlink > 1) await this.sync.refreshSiblings(b.location, b.existing!.id, replaced);
     } finally {
       releaseB();
       releaseA();
