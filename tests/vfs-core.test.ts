@@ -133,3 +133,13 @@ t.test('write, rename and re-hash through the core', async (t) => {
   await vfs.patchProps('/a/renamed.txt', [{ ns: 'urn:x', name: 'color', value: 'blue' }], []);
   t.same(await vfs.getProps('/a/renamed.txt'), [{ ns: 'urn:x', name: 'color', value: 'blue' }]);
 });
+
+t.test('rename over one name of a hard-linked file: its other name shows the link count the disk has', async (t) => {
+  const { dir, vfs } = await open(t, { a: { 'f.txt': Buffer.from('one'), 'h.txt': Buffer.from('two') } });
+  await vfs.link('/a/f.txt', '/a/g.txt');
+  t.equal((await vfs.getattr('/a/f.txt')).nlink, statSync(join(dir, 'a', 'f.txt')).nlink, 'two names, as on the disk');
+  await vfs.rename('/a/h.txt', '/a/g.txt');
+  const real = statSync(join(dir, 'a', 'f.txt')).nlink;
+  t.equal(real, 1, 'the disk dropped the replaced link');
+  t.equal((await vfs.getattr('/a/f.txt')).nlink, real, 'the other name shows it at once');
+});

@@ -192,6 +192,10 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     t.equal((await dav(port, 'COPY', '/loc/big.bin', { headers: dest('/loc/newdir/copy.bin') })).status, 201);
     t.ok(readFileSync(join(srv.locDir, 'newdir', 'copy.bin')).equals(BIG));
     t.equal((await dav(port, 'COPY', '/loc/hello.txt', { headers: { ...dest('/loc/newdir/copy.bin'), Overwrite: 'F' } })).status, 412);
+    for (const m of ['MOVE', 'COPY']) {
+      t.equal((await dav(port, m, '/loc/newdir/copy.bin', { headers: dest('/loc/newdir/') })).status, 403, `${m} onto the collection holding it`);
+      t.ok(readFileSync(join(srv.locDir, 'newdir', 'copy.bin')).equals(BIG), `${m} onto its own collection deleted nothing`);
+    }
     t.equal((await dav(port, 'MOVE', '/loc/newdir/', { headers: dest('/second/moved/') })).status, 201, 'MOVE across locations');
     t.notOk(existsSync(join(srv.locDir, 'newdir')));
     t.ok(readFileSync(join(srv.locDir, '..', 'second', 'moved', 'copy.bin')).equals(BIG));

@@ -4,6 +4,9 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { VfsHome } from './vfs-home';
 
+/** A content hash as named under /.vdfs/by-hash (BLAKE3, lowercase hex). */
+export const HASH_RE = /^[0-9a-f]{64}$/;
+
 /** The reserved top-level name for virtual views (by-hash, ...). */
 export const VDFS_DIR = '.vdfs';
 

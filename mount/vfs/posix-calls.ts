@@ -16,6 +16,12 @@ function fromErrno(rc: number, context: string): FsError {
   return toFsError(Object.assign(new Error(`${code}`), { code }), context);
 }
 
+/** Milliseconds since the epoch as an exact-as-possible TimeSet. */
+export function msTime(ms: number): { sec: number; nsec: number } {
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6))) };
+}
+
 function spec(t: TimeSet): [number, number] {
   if (t === 'now') return [0, UTIME_NOW];
   if (t === 'omit') return [0, UTIME_OMIT];

@@ -1,6 +1,6 @@
 import { FsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
-import { resolveTarget, type Target } from './targets';
+import { checkRenameAncestry, resolveTarget, type Target } from './targets';
 import { fieldsOfProvider } from './upload-queue';
 import type { WriterHost } from './writer-host';
 
@@ -71,7 +71,7 @@ export class RemoteWriter {
     if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
     if (a.location.id !== b.location.id) throw new FsError('EXDEV', `rename across locations (${a.location.name} -> ${b.location.name}): copy instead`);
     if (a.rel === b.rel) return;
-    if (a.existing.type === 'dir' && (b.rel + '/').startsWith(a.rel + '/')) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    checkRenameAncestry(a, b, from, to, noReplace);
     if (b.existing) {
       if (noReplace) throw new FsError('EEXIST', `${to} already exists`);
       if (b.existing.type === 'dir' && a.existing.type !== 'dir') throw new FsError('EISDIR', `${to} is a directory`);

@@ -52,3 +52,17 @@ export function resolveTarget(home: VfsHome, path: string, what: string, feature
   if (home.hidden.hides(loc.uri, rel)) throw new FsError('EACCES', `${what} ${path}: reserved for vdfs's own state`);
   return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
 }
+
+/**
+ * The names a rename may not join, as rename(2) checks them before looking at types: a
+ * directory moved inside itself (EINVAL), or a name moved onto one of its own ancestors, which
+ * holds it and so is never empty (ENOTEMPTY, for a file as for a directory). The same rule for
+ * every writer (local, write-back, cloud). With RENAME_NOREPLACE an existing target answers
+ * EEXIST first, as on the disk. Throws FsError (EEXIST, EINVAL, ENOTEMPTY).
+ */
+export function checkRenameAncestry(a: Target, b: Target, from: string, to: string, noReplace: boolean): void {
+  if (noReplace && b.existing) throw new FsError('EEXIST', `${to} already exists`);
+  const inside = (x: string, y: string) => (y + '/').startsWith(x + '/');
+  if (a.existing?.type === 'dir' && inside(a.rel, b.rel)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+  if (inside(b.rel, a.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty: it holds ${from}`);
+}

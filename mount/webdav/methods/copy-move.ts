@@ -42,6 +42,8 @@ export async function handleCopyMove(ctx: Ctx): Promise<void> {
   if (depth === 1 || (move && depth !== 'infinity')) throw new HttpError(400, `Depth ${depth} is not allowed for ${req.method}`);
   if (dest === path) throw new HttpError(403, 'source and destination are the same');
   if (attr.type === 'dir' && isWithin(dest, path)) throw new HttpError(403, 'cannot copy or move a collection into itself');
+  // Replacing the destination first would delete the source with it (rename(2) answers ENOTEMPTY).
+  if (isWithin(path, dest)) throw new HttpError(403, 'cannot copy or move a resource onto a collection that holds it');
   if (dest.split('/').length < 3 || (move && path.split('/').length < 3)) throw new HttpError(403, 'locations cannot be copied over, moved or replaced');
   const overwrite = String(req.headers['overwrite'] ?? 'T')
     .trim()

@@ -1,0 +1,130 @@
+import { promises as fsp } from 'node:fs';
+import { FsError } from '../../core/fs-error';
+import type { Entry } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import { localVersion } from '../../core/local-stat';
+import { fdPath, openDirBeneath, withParent } from '../../core/beneath';
+import { splitPath } from '../../core/paths';
+import { isHiddenRel } from '../../index/state-paths';
+import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
+import { HASH_RE, VDFS_DIR } from './namespace';
+import type { DiskStat } from './disk-stats';
+import type { Attr, DirEntry } from './types';
+import type { WriterHost } from './writer-host';
+
+/** What attribute building reads: the index, the resolver, live sizes of open files and disk stats. */
+export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 'featuresOf'>;
+
+/**
+ * getattr and readdir of the VFS core: the index's entries, shown with the live size and mtime
+ * of files open for writing and, on local disks, the disk's owners, link counts and times.
+ */
+export class EntryAttrs {
+  constructor(private readonly core: AttrHost) {}
+
+  private get home() {
+    return this.core.home;
+  }
+
+  /** Has real files on this machine (its entries show the disk's inode numbers and stats). */
+  private isLocal(loc: Location): boolean {
+    return this.core.featuresOf(loc).localFiles;
+  }
+
+  private liveAttr(path: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+    return this.core.live.get(path);
+  }
+
+  /** Attributes of a path: the index's entry, with live sizes of open files and the disk's stat of local ones. Throws FsError (ENOENT, EINVAL). */
+  async getattr(path: string): Promise<Attr> {
+    const r = this.core.resolver.resolve(path);
+    if (r.kind === 'root') return dirAttr(INO_ROOT);
+    if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
+    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), this.isLocal(r.location));
+  }
+
+  /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
+  private async diskStat(loc: Location, entry: Entry, rel: string): Promise<DiskStat | undefined> {
+    if (!this.isLocal(loc)) return undefined;
+    const known = this.core.disk.get(entry.id);
+    if (known) return known;
+    try {
+      const st = rel === '' ? await fsp.stat(loc.uri, { bigint: true }) : await withParent(loc.uri, rel, (at) => fsp.lstat(at, { bigint: true }));
+      if (localVersion(st) !== entry.version && entry.type === 'file') return undefined; // changed meanwhile: the index catches up first
+      this.core.disk.set(entry.id, st);
+      return this.core.disk.get(entry.id);
+    } catch {
+      return undefined; // unreachable or gone: the index's view
+    }
+  }
+
+  /**
+   * lstat, once, the children of a local directory the disk stats do not know yet (entries
+   * indexed by a scan, never looked up): a listing (READDIRPLUS hands the kernel every child's
+   * attributes) then shows the disk's owners, link counts, atime and ctime, not the daemon's.
+   * Through the listed directory's fd, without following symlinks; failures leave the index's view.
+   */
+  private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
+    const unknown = children.filter((c) => !this.core.disk.has(c.id));
+    if (unknown.length === 0) return;
+    const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
+    if (!dh) return;
+    try {
+      for (let i = 0; i < unknown.length; i += 64) {
+        await Promise.all(
+          unknown.slice(i, i + 64).map(async (c) => {
+            const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
+            // A file changed since it was indexed: the index catches up first (as in diskStat).
+            if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.core.disk.set(c.id, st);
+          }),
+        );
+      }
+    } finally {
+      await dh.close().catch(() => undefined);
+    }
+  }
+
+  private virtualAttr(parts: string[], path: string): Attr {
+    if (parts.length === 0) return dirAttr(INO_VDFS);
+    if (parts[0] === 'by-hash' && parts.length === 1) return dirAttr(INO_BY_HASH);
+    if (parts[0] === 'by-hash' && parts.length === 2 && HASH_RE.test(parts[1])) {
+      const blob = this.home.blobs.get(parts[1]);
+      const e = blob ? this.home.entries.byHash(blob.hash).find((x) => x.type === 'file') : undefined;
+      if (blob && e) return { ...entryAttr(e, true), mode: 0o444 };
+    }
+    throw new FsError('ENOENT', `${path}: no such entry`);
+  }
+
+  /** The names in a directory with their attributes (READDIRPLUS). Throws FsError (ENOENT, ENOTDIR, EINVAL). */
+  async readdir(path: string): Promise<DirEntry[]> {
+    const r = this.core.resolver.resolve(path);
+    if (r.kind === 'root') {
+      const out: DirEntry[] = [{ name: VDFS_DIR, attr: dirAttr(INO_VDFS) }];
+      for (const loc of this.home.locations.list()) {
+        const root = this.home.entries.root(loc.id);
+        if (!root) continue; // never scanned: nothing to show yet
+        this.core.resolver.prime(`/${loc.name}`, { kind: 'entry', location: loc, entry: root, rel: '' });
+        out.push({ name: loc.name, attr: entryAttr(root, loc.readonly) });
+      }
+      return out;
+    }
+    if (r.kind === 'virtual') {
+      if (r.parts.length === 0) return [{ name: 'by-hash', attr: dirAttr(INO_BY_HASH) }];
+      if (r.parts.length === 1 && r.parts[0] === 'by-hash') return []; // open any blob by name; listing all would be huge
+      throw new FsError('ENOTDIR', `${path} is not a directory`);
+    }
+    if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    const base = path.endsWith('/') ? path.slice(0, -1) : path;
+    const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
+    const children = this.home.entries.children(r.entry.id);
+    const local = this.isLocal(r.location);
+    if (local) await this.primeDiskStats(r.location, r.rel, children);
+    // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
+    // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
+    // more (and evicted the paths in use) than the one query a later miss takes.
+    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
+      name: child.name,
+      attr: entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
+    }));
+  }
+}

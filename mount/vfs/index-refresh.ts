@@ -1,0 +1,286 @@
+import { lstatSync, promises as fsp, readlinkSync, type BigIntStats } from 'node:fs';
+import { FsError, toFsError } from '../../core/fs-error';
+import { noteSwallowed } from '../../core/swallowed';
+import type { Entry, EntryFields } from '../../index/entries';
+import type { Location } from '../../index/locations';
+import { relaxedTransaction } from '../../index/db';
+import type { FileHash } from '../../index/hash-pool';
+import { entryFromStats } from '../../core/local-stat';
+import { withParent } from '../../core/beneath';
+import { virtualPath } from './namespace';
+import type { WriterHost } from './writer-host';
+
+/** How long computed hashes wait to be committed together. */
+const HASH_COMMIT_MS = 20;
+
+/** True when the index entry already says what the disk says (applying it would write nothing). */
+function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
+  if (!e || !f) return !e && !f;
+  return (
+    e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target
+  );
+}
+
+/**
+ * The index side of the local writer: brings index entries up to date from what the disk
+ * reports (lstat inside the safely opened parent), and re-hashes written files off the event
+ * loop, committing their hashes in groups. The mutations themselves are LocalWriter's.
+ */
+export class IndexRefresh {
+  private readonly rehashing = new Set<string>();
+  private readonly rehashAgain = new Set<string>();
+  private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
+  private hashedTimer?: NodeJS.Timeout;
+
+  constructor(private readonly core: WriterHost) {}
+
+  private get home() {
+    return this.core.home;
+  }
+
+  /**
+   * Makes the index entry at `rel` match the real filesystem (insert, update or remove).
+   * The hash is kept only while the version (inode, size, mtime) is unchanged. With
+   * `parent`, the directory holding `rel` is brought up to date in the same commit (a name in
+   * it came or went): one commit per created file instead of two. Throws FsError when the disk
+   * cannot be read (anything but ENOENT/ENOTDIR, which mean "not there"), and the index's errors.
+   */
+  async refresh(loc: Location, rel: string, siblings = true, parent = false): Promise<Entry | undefined> {
+    // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
+    if (this.core.staged.queue.pending(loc.id, rel)) {
+      if (parent) await this.refreshParent(loc, rel);
+      return this.home.entries.resolve(loc.id, rel);
+    }
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    const [self, up] = await Promise.all([this.probe(loc, rel), parent && rel !== '' ? this.probe(loc, parentRel).catch(() => undefined) : undefined]);
+    const { entries } = this.home;
+    // The parent's lookup walks from the root; the child is then one query. Inside the write
+    // transaction both are read again by id (another process may have committed meanwhile).
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const lookup = (dirId?: number) => {
+      const dir = rel === '' ? undefined : dirId === undefined ? this.indexed(loc, parentRel) : (entries.get(dirId) ?? entries.resolve(loc.id, parentRel));
+      return { dir, entry: rel === '' ? entries.root(loc.id) : dir?.type === 'dir' ? entries.child(dir.id, name) : undefined };
+    };
+    let { dir: upEntry, entry: existing } = lookup();
+    let r: { entry?: Entry; wasDir: boolean; changed: boolean } = { wasDir: false, changed: false };
+    let upChanged = false;
+    const apply = () => {
+      if (up) upChanged = this.apply(loc, parentRel, up, upEntry, undefined).changed;
+      r = this.apply(loc, rel, self, existing, upEntry);
+    };
+    // Nothing differs from the index (a chown to the same owner, a flush without new bytes):
+    // no commit (apply then only reads).
+    if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
+    else
+      relaxedTransaction(this.home.db, () => {
+        ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
+        // Again inside the transaction: a write may have been staged while the disk was probed.
+        if (this.core.staged.queue.pending(loc.id, rel)) {
+          r = { entry: existing, wasDir: false, changed: false };
+          return;
+        }
+        apply();
+      });
+    const result = r.entry;
+    const wasDir = r.wasDir;
+    // Only this path changed, unless a directory went away or became something else. Nothing
+    // committed (a flush without new bytes, the watcher seeing our own write): the cache and the
+    // kernel's view are still right, and no invalidation sweep is started for it.
+    if (r.changed) {
+      const vpath = virtualPath(loc.name, rel);
+      this.core.resolver.invalidatePath(vpath, wasDir && result?.type !== 'dir');
+      // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just written.
+      if (result) this.core.resolver.prime(vpath, { kind: 'entry', location: loc, entry: result, rel });
+    }
+    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
+    const entry = result as Entry | undefined;
+    // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
+    if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
+    if (entry && self.disk) {
+      this.core.disk.set(entry.id, self.disk);
+      // Hard links: the other names of this file changed with it (mode, times, size, links).
+      if (siblings && self.disk.nlink > 1n) await this.refreshSiblings(loc, entry.id, self.disk);
+    }
+    if (up?.disk && upEntry) this.core.disk.set(upEntry.id, up.disk);
+    if (entry?.type === 'file' && !entry.hash) this.rehash(loc, rel);
+    return entry;
+  }
+
+  /**
+   * The index entry at `rel`, through the resolver's cache (a parent directory is nearly always
+   * there); a walk from the location root only on a miss. Callers that write re-read it by id.
+   */
+  indexed(loc: Location, rel: string): Entry | undefined {
+    try {
+      const r = this.core.resolver.resolve(virtualPath(loc.name, rel));
+      if (r.kind === 'entry' && r.location.id === loc.id) return r.entry;
+    } catch {
+      /* not resolvable by name (hidden, or gone): ask the index itself */
+    }
+    return this.home.entries.resolve(loc.id, rel);
+  }
+
+  /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
+  private async probe(loc: Location, rel: string): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
+    let fields: EntryFields | undefined;
+    let disk: BigIntStats | undefined;
+    // A vdfs state folder is "not there" for the index: an entry left from before is removed.
+    if (!this.home.hidden.hides(loc.uri, rel))
+      try {
+        // lstat of the name inside its parent, opened without following symlinks: a path through
+        // a swapped-in symlink is "not there" for the index, never the file outside.
+        const pe =
+          rel === ''
+            ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
+            : // Synchronous: the lstat of a name inside its open parent is answered from the dentry
+              // and inode caches; a thread-pool round trip cost more than the call (twice per write).
+              await withParent(loc.uri, rel, async (at, _d, name) => {
+                const st = (disk = lstatSync(at, { bigint: true }));
+                return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
+              });
+        if (pe)
+          fields = {
+            type: pe.type,
+            size: pe.size,
+            mtimeSec: pe.mtimeSec,
+            mtimeNsec: pe.mtimeNsec,
+            mode: pe.mode,
+            version: pe.version,
+            hash: null,
+            target: pe.target ?? null,
+            rdev: pe.rdev ?? null,
+          };
+      } catch (err) {
+        const code = toFsError(err, rel).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toFsError(err, `lstat ${rel}`);
+      }
+    return { fields, disk };
+  }
+
+  /** The index side of refresh, inside the caller's transaction (or alone when it writes nothing). */
+  private apply(
+    loc: Location,
+    rel: string,
+    probed: { fields?: EntryFields },
+    existing: Entry | undefined,
+    parent: Entry | undefined,
+  ): { entry?: Entry; wasDir: boolean; changed: boolean } {
+    const { entries } = this.home;
+    const fields = probed.fields;
+    const wasDir = existing?.type === 'dir';
+    if (!fields) {
+      if (existing && existing.parentId !== null) entries.remove(existing, rel);
+      if (existing) this.core.disk.delete(existing.id);
+      return { wasDir, changed: !!existing };
+    }
+    if (existing) {
+      if (existing.type !== fields.type) {
+        entries.remove(existing, rel);
+      } else {
+        if (same(existing, fields)) return { entry: existing, wasDir, changed: false };
+        const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
+        const f = { ...fields, hash: keep };
+        entries.update(existing, f, rel);
+        return { entry: { ...existing, ...f }, wasDir, changed: true };
+      }
+    }
+    if (!parent || parent.type !== 'dir') return { wasDir, changed: !!existing }; // parent not indexed yet: the next scan adds both
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const id = entries.insert(loc.id, parent.id, name, fields, rel);
+    return { entry: entries.get(id), wasDir, changed: true };
+  }
+
+  /** Refreshes the other known names of the disk file `st` (entries whose last lstat had its inode). */
+  async refreshSiblings(loc: Location, except: number, st: { dev: bigint; ino: bigint }): Promise<void> {
+    for (const id of this.core.disk.sameFile(st.dev, st.ino)) {
+      if (id === except) continue;
+      const e = this.home.entries.get(id);
+      if (!e || e.locationId !== loc.id) {
+        this.core.disk.delete(id);
+        continue;
+      }
+      await this.refresh(loc, this.home.entries.pathOf(id), false).catch((err) =>
+        noteSwallowed(this.core.log, 'local writer: refreshing another name of a file', err, { location: loc.name }, 'debug'),
+      );
+    }
+  }
+
+  /**
+   * The directory holding `rel` after a name in it came or went: its mtime, ctime and link
+   * count changed on the disk (lstat, kept in the disk stats; the index keeps no directory times).
+   * Never throws: a failure is logged and counted (the next scan catches up).
+   */
+  async refreshParent(loc: Location, rel: string): Promise<void> {
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    await this.refresh(loc, parentRel, false).catch((err) =>
+      noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'),
+    );
+  }
+
+  /** A real file was seen to differ from the index: bring the entry up to date soon. */
+  noteExternalChange(loc: Location, rel: string): void {
+    void this.refresh(loc, rel).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a changed file', err, { location: loc.name, path: rel }));
+  }
+
+  /**
+   * Hashes a written file in the hash pool, off the event loop. Not while the file is still
+   * open for writing (its bytes are not final: closed() asks again), and a request made while
+   * one runs runs again after it. Results are committed in groups (see commitHashes).
+   */
+  rehash(loc: Location, rel: string): void {
+    if (this.core.live.get(virtualPath(loc.name, rel))) return;
+    const key = `${loc.id}:${rel}`;
+    if (this.rehashing.has(key)) {
+      this.rehashAgain.add(key);
+      return;
+    }
+    this.rehashing.add(key);
+    // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
+    // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
+    void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
+      .then((r) => {
+        if (!r.changed) this.hashed.push({ loc, rel, r });
+        if (!this.hashedTimer) {
+          this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
+          this.hashedTimer.unref();
+        }
+      })
+      // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
+      // the file without a hash until the next scan, so it is logged and counted.
+      .catch((err: FsError) => noteSwallowed(this.core.log, 'local writer: re-hash after close', err, { location: loc.name, path: rel }, err?.code === 'ENOENT' ? 'debug' : 'warn'))
+      .finally(() => {
+        this.rehashing.delete(key);
+        if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
+      });
+  }
+
+  /**
+   * Commits the hashes computed in the last few milliseconds in one transaction (a commit per
+   * file was a large part of a `tar x` into the mount). A hash is derived data: a crash before
+   * its commit only means the next scan computes it again.
+   */
+  commitHashes(): void {
+    if (this.hashedTimer) clearTimeout(this.hashedTimer);
+    this.hashedTimer = undefined;
+    const done = this.hashed.splice(0);
+    if (done.length === 0 || !this.home.db.open) return;
+    try {
+      this.commitHashed(done);
+    } catch (err) {
+      // The index is busy or closing: these files are re-hashed by the next scan.
+      noteSwallowed(this.core.log, 'local writer: committing hashes', err, { files: done.length });
+    }
+  }
+
+  private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
+    relaxedTransaction(this.home.db, () => {
+      for (const { loc, rel, r } of done) {
+        const e = this.home.entries.resolve(loc.id, rel);
+        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue; // changed again; its own commit re-hashes
+        this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
+        this.home.entries.update(e, { ...e, hash: r.hash }, rel);
+      }
+    });
+    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
+  }
+}

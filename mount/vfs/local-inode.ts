@@ -1,0 +1,66 @@
+import { promises as fsp, fstatSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { FsError, toFsError } from '../../core/fs-error';
+import { fdPath, pathHandle, withParent } from '../../core/beneath';
+import type { Target } from './targets';
+import type { Caller } from './types';
+import { S_ISGID } from './posix-calls';
+
+// The local writer's steps on one inode of a local location, without following any symlink.
+
+/**
+ * A name just created through the mount gets what the disk would give the caller: their
+ * uid, their gid (or the directory's when it is setgid), and exactly the permission bits
+ * asked for (the caller's umask was applied by the kernel; the daemon's own must not be).
+ * Ownership changes need root: a daemon run by a user creates files as that user.
+ * Throws FsError (EPERM, ENOENT, ... as the disk answers).
+ */
+export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle): Promise<void> {
+  const root = t.location.uri;
+  const me = process.getuid?.() ?? 0;
+  // A file just created: its own open descriptor names the inode (no second open by name).
+  const fh =
+    made ??
+    (await pathHandle(root, t.rel).catch((err) => {
+      throw toFsError(err, `create ${t.rel}`);
+    }));
+  try {
+    let st = made ? fstatSync(made.fd) : await fh.stat();
+    if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
+      const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
+      const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
+      const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
+      if (st.isSymbolicLink()) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
+      else await fsp.chown(fdPath(fh), owner.uid, gid);
+      st = await fh.stat();
+    }
+    if (mode === undefined || st.isSymbolicLink()) return;
+    const want = (mode & 0o7777) | (st.isDirectory() ? st.mode & S_ISGID : 0);
+    if ((st.mode & 0o7777) !== want) await fsp.chmod(fdPath(fh), want);
+  } catch (err) {
+    throw toFsError(err, `create ${t.rel}`);
+  } finally {
+    if (!made) await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs a by-path call that follows symlinks (chmod, utimes) on the inode at `t.rel` itself:
+ * an O_PATH handle opened without following anything, then the call on /proc/self/fd/N,
+ * which the kernel resolves to that inode. A symlink there is refused (EPERM): Linux has
+ * no modes on links, and following it is what the attack wants. Throws FsError (EPERM, or
+ * what `fn` or the open answers).
+ */
+export async function onInode(t: Target, what: string, fn: (p: string) => Promise<void>): Promise<void> {
+  const fh = await pathHandle(t.location.uri, t.rel).catch((err) => {
+    throw toFsError(err, `${what} ${t.rel}`);
+  });
+  try {
+    if ((await fh.stat()).isSymbolicLink()) throw new FsError('EPERM', `${what} ${t.rel}: it is a symlink`);
+    await fn(fdPath(fh)).catch((err) => {
+      throw toFsError(err, `${what} ${t.rel}`);
+    });
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
