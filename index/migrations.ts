@@ -1,4 +1,32 @@
 /**
+ * The triggers that keep location_stats in step with entries. Migrations 4, 6 and 7 create them
+ * (6 and 7 rebuild the entries table, which drops its triggers); the text is the same every time,
+ * so a released migration's SQL is unchanged by sharing it.
+ */
+const LOCATION_STATS_TRIGGERS = `
+  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+  END;
+  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
+    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
+      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
+      WHERE location_id = old.location_id;
+    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
+      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
+      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
+        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
+  END;
+`;
+
+/**
  * Forward-only schema migrations. Each runs once, in order, inside a transaction;
  * PRAGMA user_version records how many have run. Never edit a released migration:
  * append a new one.
@@ -145,26 +173,7 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
     SELECT location_id, count(*), sum(type = 'file'), sum(type = 'dir'), coalesce(sum(CASE WHEN type = 'file' THEN size END), 0), sum(type = 'file' AND hash IS NULL)
     FROM entries GROUP BY location_id;
-  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
-  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-  END;
-  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
+  ${LOCATION_STATS_TRIGGERS}
   CREATE TRIGGER location_stats_gone AFTER DELETE ON locations BEGIN
     DELETE FROM location_stats WHERE location_id = old.id;
   END;
@@ -230,26 +239,7 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE m6_props;
   DROP TABLE m6_verified;
 
-  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
-  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-  END;
-  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
+  ${LOCATION_STATS_TRIGGERS}
   `,
   // 7 (issue 19, scale): content hashes as 32-byte BLOBs instead of 64 hex characters, in
   //    entries (and its entries_hash index), blobs, peer_block_lists and verified: about 85 bytes
@@ -332,25 +322,6 @@ export const MIGRATIONS: readonly string[] = [
     SELECT location_id, count(*), sum(type = 'file'), sum(type = 'dir'), coalesce(sum(CASE WHEN type = 'file' THEN size END), 0), sum(type = 'file' AND hash IS NULL)
     FROM entries GROUP BY location_id;
 
-  CREATE TRIGGER location_stats_insert AFTER INSERT ON entries BEGIN
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
-  CREATE TRIGGER location_stats_delete AFTER DELETE ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-  END;
-  CREATE TRIGGER location_stats_update AFTER UPDATE OF type, size, hash, location_id ON entries BEGIN
-    UPDATE location_stats SET entries = entries - 1, files = files - (old.type = 'file'), dirs = dirs - (old.type = 'dir'),
-      bytes = bytes - CASE WHEN old.type = 'file' THEN old.size ELSE 0 END, unhashed = unhashed - (old.type = 'file' AND old.hash IS NULL)
-      WHERE location_id = old.location_id;
-    INSERT INTO location_stats (location_id, entries, files, dirs, bytes, unhashed)
-      VALUES (new.location_id, 1, new.type = 'file', new.type = 'dir', CASE WHEN new.type = 'file' THEN new.size ELSE 0 END, new.type = 'file' AND new.hash IS NULL)
-      ON CONFLICT(location_id) DO UPDATE SET entries = entries + 1, files = files + excluded.files, dirs = dirs + excluded.dirs,
-        bytes = bytes + excluded.bytes, unhashed = unhashed + excluded.unhashed;
-  END;
+  ${LOCATION_STATS_TRIGGERS}
   `,
 ];
