@@ -5,12 +5,11 @@
 // buffered snapshot of 400k entries is > 100 MB of JSON text plus a row object per entry).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir, VDFS_BIN, vdfs, vdfsOk } from './helpers/cli';
-import { makeNode, pair, startPeerDaemon } from './helpers/peer';
+import { fillSynthetic, makeNode, pair, startPeerDaemon, syntheticHash } from './helpers/peer';
 
 const FOLDERS = Number(process.env.VDFS_SCALE_FOLDERS ?? 400);
 const PER_FOLDER = 1000;
@@ -26,7 +25,6 @@ function peakRssMB(pid: number): number {
 }
 
 /** A content hash for file n: random-looking like real ones (the hash index then takes random inserts). */
-const fakeHash = (n: number) => createHash('sha256').update(String(n)).digest('hex');
 
 const hasHashIndex = (home: string) => {
   const db = new Database(join(home, 'index.db'), { readonly: true });
@@ -37,34 +35,10 @@ const hasHashIndex = (home: string) => {
   }
 };
 
-/**
- * Fills the `docs` location of node `a` with `folders` × PER_FOLDER files, directly in SQLite.
- * The tree is in the index only: its folder goes away so no rescan removes it (the location
- * is offline; its index is still shared). Returns the location's entry count.
- */
-function synthetic(a: { home: string; src: string }, folders: number): number {
-  rmSync(a.src, { recursive: true });
-  const db = new Database(join(a.home, 'index.db'));
-  const loc = db.prepare("SELECT id FROM locations WHERE name = 'docs'").pluck().get() as number;
-  const root = db.prepare('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL').pluck().get(loc) as number;
-  db.transaction(() => {
-    const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, mode, version) VALUES (?, ?, ?, 'dir', 493, ?)");
-    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, unhex(?))");
-    let n = 0;
-    for (let d = 0; d < folders; d++) {
-      const id = Number(dirIns.run(loc, root, `d${d}`, `${n}:0:0`).lastInsertRowid);
-      for (let f = 0; f < PER_FOLDER; f++, n++) fileIns.run(loc, id, `IMG_${f}.jpg`, f, `${n}:${f}:0`, fakeHash(n));
-    }
-  })();
-  const total = db.prepare('SELECT count(*) FROM entries WHERE location_id = ?').pluck().get(loc) as number;
-  db.close();
-  return total;
-}
-
 t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, in bounded memory on both sides`, async (t) => {
   const dir = tempDir(t);
   const a = makeNode(dir, 'alpha', { 'x.txt': 'x' });
-  const total = synthetic(a, FOLDERS);
+  const total = fillSynthetic(a, FOLDERS, PER_FOLDER);
   t.equal(total, FOLDERS * (PER_FOLDER + 1) + 2, 'the synthetic index: root, x.txt, folders, files');
 
   const da = await startPeerDaemon(a.home, { timeoutMs: 60_000 });
@@ -96,17 +70,17 @@ t.test(`a new peer receives a ${FOLDERS * PER_FOLDER}-entry index by streaming, 
   t.equal(ls.length, PER_FOLDER, `ls /adocs/${last} lists its ${PER_FOLDER} files`);
   const img = ls.find((e) => e.name === 'IMG_7.jpg')!;
   const n = (FOLDERS - 1) * PER_FOLDER + 7;
-  t.same([img.size, img.hash], [7, fakeHash(n)], 'a file keeps its size and hash');
+  t.same([img.size, img.hash], [7, syntheticHash(n)], 'a file keeps its size and hash');
   // The bulk insert set the hash index aside (index/bulk-index.ts): it is back, and used.
   t.ok(hasHashIndex(b.home), 'the content-hash index exists after the snapshot');
-  t.same(vdfsOk(b.home, ['find', '--hash', fakeHash(n), '--json']).json(), [`/adocs/${last}/IMG_7.jpg`], 'find by hash on the new peer');
+  t.same(vdfsOk(b.home, ['find', '--hash', syntheticHash(n), '--json']).json(), [`/adocs/${last}/IMG_7.jpg`], 'find by hash on the new peer');
   t.match(da.output(), /vdfs serving peers/);
 });
 
 t.test('an owner that dies half-way through a snapshot leaves no half tree behind', async (t) => {
   const dir = tempDir(t);
   const a = makeNode(dir, 'alpha', { 'x.txt': 'x' });
-  synthetic(a, 100);
+  fillSynthetic(a, 100, PER_FOLDER);
   const da = await startPeerDaemon(a.home, { timeoutMs: 60_000 });
   t.teardown(() => da.stop());
   const b = makeNode(dir, 'beta');

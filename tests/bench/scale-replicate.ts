@@ -6,12 +6,10 @@
  * Measures the wall time, the receiver's CPU and max RSS, and the owner's CPU.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { VDFS_BIN } from '../helpers/cli';
-import { makeNode, pair } from '../helpers/peer';
+import { fillSynthetic, makeNode, pair } from '../helpers/peer';
 import { sleep } from './lib';
 
 export interface ReplicateFigures {
@@ -27,30 +25,12 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-/** `folders` × 1,000 files in the owner's `docs` location, in the index only (its folder is gone). */
-function fillOwner(a: { home: string; src: string }, folders: number): void {
-  rmSync(a.src, { recursive: true });
-  const db = new Database(join(a.home, 'index.db'));
-  const loc = db.prepare("SELECT id FROM locations WHERE name = 'docs'").pluck().get() as number;
-  const root = db.prepare('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL').pluck().get(loc) as number;
-  db.transaction(() => {
-    const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, mode, version) VALUES (?, ?, ?, 'dir', 493, ?)");
-    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, unhex(?))");
-    let n = 0;
-    for (let d = 0; d < folders; d++) {
-      const id = Number(dirIns.run(loc, root, `d${d}`, `${n}:0:0`).lastInsertRowid);
-      for (let f = 0; f < 1000; f++, n++) fileIns.run(loc, id, `IMG_${f}.jpg`, f, `${n}:${f}:0`, createHash('sha256').update(String(n)).digest('hex'));
-    }
-  })();
-  db.close();
-}
-
 /** Runs the whole measurement in a fresh directory under `dir` (removed afterwards). Throws when a step fails. */
 export async function measureReplication(dir: string, folders: number): Promise<ReplicateFigures> {
   const work = mkdtempSync(join(dir, 'replicate-'));
   try {
     const a = makeNode(work, 'alpha', { 'x.txt': 'x' });
-    fillOwner(a, folders);
+    fillSynthetic(a, folders, 1000);
     const owner = spawn(process.execPath, [VDFS_BIN, '--home', a.home, 'serve', '--peer', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     owner.stdout.on('data', (d: Buffer) => (out += d.toString()));

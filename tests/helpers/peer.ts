@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import Database from 'better-sqlite3';
 import { VDFS_BIN, vdfs, vdfsOk } from './cli';
 
 export interface PeerDaemon {
@@ -144,3 +146,30 @@ export async function waitFor(fn: () => boolean, timeoutMs = 10_000, stepMs = 10
 }
 
 export { vdfs, vdfsOk };
+
+/** The content hash fillSynthetic gives its n-th file. */
+export const syntheticHash = (n: number): string => createHash('sha256').update(String(n)).digest('hex');
+
+/**
+ * Fills the `docs` location of node `a` with `folders` × `perFolder` files (random-looking hashes), directly in SQLite.
+ * The tree is in the index only: its folder goes away so no rescan removes it (the location
+ * is offline; its index is still shared). Returns the location's entry count.
+ */
+export function fillSynthetic(a: { home: string; src: string }, folders: number, perFolder: number): number {
+  rmSync(a.src, { recursive: true });
+  const db = new Database(join(a.home, 'index.db'));
+  const loc = db.prepare("SELECT id FROM locations WHERE name = 'docs'").pluck().get() as number;
+  const root = db.prepare('SELECT id FROM entries WHERE location_id = ? AND parent_id IS NULL').pluck().get(loc) as number;
+  db.transaction(() => {
+    const dirIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, mode, version) VALUES (?, ?, ?, 'dir', 493, ?)");
+    const fileIns = db.prepare("INSERT INTO entries (location_id, parent_id, name, type, size, mode, version, hash) VALUES (?, ?, ?, 'file', ?, 420, ?, unhex(?))");
+    let n = 0;
+    for (let d = 0; d < folders; d++) {
+      const id = Number(dirIns.run(loc, root, `d${d}`, `${n}:0:0`).lastInsertRowid);
+      for (let f = 0; f < perFolder; f++, n++) fileIns.run(loc, id, `IMG_${f}.jpg`, f, `${n}:${f}:0`, syntheticHash(n));
+    }
+  })();
+  const total = db.prepare('SELECT count(*) FROM entries WHERE location_id = ?').pluck().get(loc) as number;
+  db.close();
+  return total;
+}
