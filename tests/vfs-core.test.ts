@@ -134,6 +134,22 @@ t.test('write, rename and re-hash through the core', async (t) => {
   t.same(await vfs.getProps('/a/renamed.txt'), [{ ns: 'urn:x', name: 'color', value: 'blue' }]);
 });
 
+t.test('a folder renamed while a file in it is being hashed: the file gets its hash at the new name', async (t) => {
+  const { dir, vfs, home } = await open(t, { a: {} });
+  await vfs.mkdir('/a/d');
+  const fh = await vfs.open('/a/d/new.txt', { write: true, create: true });
+  await vfs.write(fh, 0, randomBytes(300_000));
+  await vfs.release(fh); // queues the hash (in-process the worker takes seconds to start)
+  await vfs.rename('/a/d', '/a/e');
+  const loc = home.locations.get('a').id;
+  let hash: string | null = null;
+  for (let i = 0; i < 400 && !hash; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    hash = home.entries.resolve(loc, 'e/new.txt')?.hash ?? null;
+  }
+  t.equal(hash, b3sum(join(dir, 'a', 'e', 'new.txt')), 'hashed at its new name');
+});
+
 t.test('rename over one name of a hard-linked file: its other name shows the link count the disk has', async (t) => {
   const { dir, vfs } = await open(t, { a: { 'f.txt': Buffer.from('one'), 'h.txt': Buffer.from('two') } });
   await vfs.link('/a/f.txt', '/a/g.txt');

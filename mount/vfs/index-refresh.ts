@@ -255,6 +255,19 @@ export class IndexRefresh {
   }
 
   /**
+   * A name moved (renamed, or inside a renamed folder) while its hash was being computed or
+   * waited for its commit: that result is dropped (the old name is gone), so the file is
+   * hashed again at its new name. Never throws.
+   */
+  moved(loc: Location, fromRel: string, toRel: string): void {
+    const prefix = `${loc.id}:${fromRel}`;
+    const rels = new Set<string>();
+    for (const key of this.rehashing) if (key === prefix || key.startsWith(`${prefix}/`)) rels.add(key.slice(`${loc.id}:`.length));
+    for (const h of this.hashed) if (h.loc.id === loc.id && (h.rel === fromRel || h.rel.startsWith(`${fromRel}/`))) rels.add(h.rel);
+    for (const rel of rels) this.rehash(loc, toRel + rel.slice(fromRel.length));
+  }
+
+  /**
    * Commits the hashes computed in the last few milliseconds in one transaction (a commit per
    * file was a large part of a `tar x` into the mount). A hash is derived data: a crash before
    * its commit only means the next scan computes it again.

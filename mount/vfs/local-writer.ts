@@ -225,6 +225,7 @@ export class LocalWriter {
       }).immediate();
       this.core.resolver.invalidate();
       this.retargetHandles(from, to);
+      this.sync.moved(b.location, a.rel, b.rel);
       await this.sync.refresh(b.location, b.rel, true, true);
       await this.sync.refreshParent(a.location, a.rel);
       if (replaced && replaced.nlink > 1) await this.sync.refreshSiblings(b.location, b.existing!.id, replaced);
