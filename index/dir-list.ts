@@ -69,6 +69,34 @@ export function listDir(dir: string, ino?: string, native: NativeStatDir | undef
   }
 }
 
+/**
+ * Which of `names` exist in directory `dir` now (opened as listDir opens it, each name
+ * lstat'ed inside the open directory, nothing followed). A name created after the listing (a
+ * write through the mount while a scan runs) is then not taken for a deleted one. An
+ * unreadable or replaced directory: none. Never throws.
+ */
+export function namesPresent(dir: string, ino: string | undefined, names: Iterable<string>): Set<string> {
+  const present = new Set<string>();
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, C.O_RDONLY | C.O_DIRECTORY | (ino === undefined ? 0 : C.O_NOFOLLOW));
+    if (ino !== undefined && String(fstatSync(fd, { bigint: true }).ino) !== ino) return present;
+    for (const name of names) {
+      try {
+        lstatSync(`/proc/self/fd/${fd}/${name}`);
+        present.add(name);
+      } catch {
+        /* gone: deleted */
+      }
+    }
+  } catch {
+    /* the directory itself is gone or unreadable */
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return present;
+}
+
 /** The addon's batched fstatat (NativeFuse.statDir). */
 export type NativeStatDir = NonNullable<NativeFuse['statDir']>;
 

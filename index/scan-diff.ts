@@ -4,7 +4,7 @@ import type { Statement } from 'better-sqlite3';
 import type { EntryType } from '../core/provider';
 import type { FsError } from '../core/fs-error';
 import type { Entry, EntryFields } from './entries';
-import { T_BLOCKDEV, T_CHARDEV, T_DIR, T_ERROR, T_FIFO, T_FILE, T_GONE, T_OTHER, T_SOCKET, T_SYMLINK, type DirListing } from './dir-list';
+import { T_BLOCKDEV, T_CHARDEV, T_DIR, T_ERROR, T_FIFO, T_FILE, T_GONE, T_OTHER, T_SOCKET, T_SYMLINK, type DirListing, namesPresent } from './dir-list';
 import type { IgnoreRules } from './ignore-rules';
 import type { Location } from './locations';
 import type { HashJob } from './scan-hash';
@@ -160,7 +160,7 @@ export class DirDiff {
       if (this.rules.onlyDefaults ? this.rules.ignoresName(name) : this.rules.ignores(rel, type === 'dir')) continue;
       this.child({ dir, l, i, name, rel, type, known }, prefix + name);
     }
-    if (known) this.removeLeft(dir, known);
+    if (known) this.removeLeft(dir, known, l.names);
     if (this.run.opts.onProgress) this.run.report();
   }
 
@@ -299,10 +299,21 @@ export class DirDiff {
   }
 
   /** Index rows the listing did not show: deleted (or ignored now), unless staged. */
-  private removeLeft(dir: WalkDir, known: KnownDir): void {
+  private removeLeft(dir: WalkDir, known: KnownDir, listed: string[]): void {
     const { entries } = this.run.ctx;
+    if (known.left.size === 0) return;
+    // A name the listing did not have but the disk has now was made after the listing (by the
+    // mount, while this scan ran): its writer indexed it, so it is kept. (Listed names left here
+    // are ignored, hidden or unreadable ones: removed.)
+    const inListing = new Set(listed);
+    const present = namesPresent(
+      dir.abs,
+      dir.ino,
+      [...known.left.keys()].filter((n) => !inListing.has(n)),
+    );
     for (const [name, k] of known.left) {
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
+      if (present.has(name)) continue;
       if (this.staged.has(rel) || this.stagedNow.get(this.loc.id, rel) !== undefined) continue;
       const old = entries.get(known.id(k));
       if (old) {
