@@ -61,8 +61,9 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
 });
 
 /** The addon's counters (getfattr user.vdfs.fuse on the mount root). */
-function fuseStats(mnt: string): { nativeReads: number; jsRequests: number } {
-  return JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as { nativeReads: number; jsRequests: number };
+function fuseStats(mnt: string): { nativeReads: number; jsReads: number } {
+  const st = JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as Record<string, number | undefined>;
+  return { nativeReads: st.nativeReads ?? 0, jsReads: (st['op.read'] ?? 0) - (st['native.read'] ?? 0) };
 }
 
 t.test('content read through the block cache is read back natively from its verified block files; a block file gone falls back to JS and is fetched again', async (t) => {
@@ -83,7 +84,8 @@ t.test('content read through the block cache is read back natively from its veri
   const after = fuseStats(mnt);
   // 5 MiB + a bit in 256 KiB reads: 21 READs, every one answered in the addon.
   t.ok(after.nativeReads - before.nativeReads >= 21, `the second read was answered natively (${after.nativeReads - before.nativeReads} native reads)`);
-  t.ok(after.jsRequests - before.jsRequests < 10, `only open/release reached JS (${after.jsRequests - before.jsRequests} requests)`);
+  // Lookups, getattrs and the open reach JS too (how many depends on the kernel's caches): READs must not.
+  t.equal(after.jsReads - before.jsReads, 0, 'no READ reached JS');
   // The cache's files removed behind its back: no wrong or short bytes, the blocks come again from the replica.
   t.equal(sh('bash', ['-c', `rm -f ${join(home, 'cache', 'blocks')}/*/*`]).code, 0);
   t.equal(readDirect(), want, 'with the block files gone the read still has the right bytes');
