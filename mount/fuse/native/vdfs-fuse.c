@@ -129,7 +129,10 @@ static int try_native_getxattr(struct session *s, struct fuse_in_header *h) {
   const char *name = (const char *)(h + 1) + sizeof(struct fuse_getxattr_in);
   if (h->len <= sizeof *h + sizeof(struct fuse_getxattr_in)) return 0;
   if (strncmp(name, "user.vdfs.", 10) == 0) return 0;
-  reply_error(s, h->unique, ENODATA);
+  /* Only user.* names exist here (no ACLs, no security labels): EOPNOTSUPP for the other
+   * namespaces, as on a disk without them, lets ls -l and cp -a stop asking after the first
+   * file (ls caches it per device), instead of two round trips per file. */
+  reply_error(s, h->unique, strncmp(name, "user.", 5) == 0 ? ENODATA : EOPNOTSUPP);
   return 1;
 }
 
