@@ -7,7 +7,7 @@ import { openBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { splitVirtual } from './namespace';
-import { checkRenameAncestry, resolveTarget, type Target } from './targets';
+import { checkRenameAncestry, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
 import type { WriterHost } from './writer-host';
@@ -36,6 +36,13 @@ export class LocalWriter {
   private target(path: string, what: string): Target {
     const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
     if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
+    return t;
+  }
+
+  /** The entry a chmod, chown or utimens changes (a location's root too). */
+  private entryTarget(path: string, what: string): EntryTarget {
+    const t = resolveEntryTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations keep modes and times in the index`);
     return t;
   }
 
@@ -325,7 +332,7 @@ export class LocalWriter {
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    const t = this.target(path, 'chmod');
+    const t = this.entryTarget(path, 'chmod');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     await onInode(t, 'chmod', (p) => fsp.chmod(p, mode & 0o7777));
     await this.sync.refresh(t.location, t.rel);
@@ -333,7 +340,7 @@ export class LocalWriter {
 
   /** utimensat without following a symlink at the name (its own times), exact to the nanosecond. */
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    const t = this.target(path, 'utimens');
+    const t = this.entryTarget(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
     else await withParent(t.location.uri, t.rel, (at) => setTimesAt(at, atime, mtime, `utimens ${path}`));
@@ -346,7 +353,7 @@ export class LocalWriter {
 
   /** lchown (-1 keeps an id): the disk decides who may (root; the owner to one of their groups). */
   async chown(path: string, uid: number, gid: number): Promise<void> {
-    const t = this.target(path, 'chown');
+    const t = this.entryTarget(path, 'chown');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     const run = (p: string) =>
       fsp.lchown(p, uid, gid).catch((err) => {

@@ -114,6 +114,22 @@ export class VfsCore implements KernelVfs {
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
+  /**
+   * A write-back folder's file whose newest bytes are only staged: its mode and mtime live in
+   * the index until the upload places it (with them). Set on the disk, they would fail (nothing
+   * there yet: ENOENT) or land on the old bytes the upload replaces.
+   */
+  private stagedOnly(path: string): boolean {
+    if (this.isRemote(path) || !this.stagedLocation(path)) return false;
+    let r: Resolved;
+    try {
+      r = this.resolve(path);
+    } catch {
+      return false; // the writer answers for a missing name
+    }
+    return r.kind === 'entry' && r.entry.type === 'file' && this.staged.queue.pending(r.location.id, r.rel) !== undefined;
+  }
+
   resolve(path: string): Resolved {
     return this.resolver.resolve(path);
   }
@@ -310,14 +326,14 @@ export class VfsCore implements KernelVfs {
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
-    return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
+    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
   }
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.setTimes(path, atime, mtime);
-    // Cloud sources keep one time, the mtime.
+    if (!this.isRemote(path) && !this.stagedOnly(path)) return this.writer.setTimes(path, atime, mtime);
+    // Cloud sources keep one time, the mtime (and a write-back folder's staged file, until its upload lands).
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
     await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
