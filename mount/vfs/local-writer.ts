@@ -6,11 +6,10 @@ import { localVersion } from '../../core/local-stat';
 import { openBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
-import { splitVirtual } from './namespace';
 import { checkRenameAncestry, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
-import type { WriterHost } from './writer-host';
+import { moveOpenFiles, type WriterHost } from './writer-host';
 import { IndexRefresh } from './index-refresh';
 import { adoptCreated, onInode } from './local-inode';
 
@@ -231,7 +230,7 @@ export class LocalWriter {
         if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
       }).immediate();
       this.core.resolver.invalidate();
-      this.retargetHandles(from, to);
+      moveOpenFiles(this.core, from, to);
       this.sync.moved(b.location, a.rel, b.rel);
       await this.sync.refresh(b.location, b.rel, true, true);
       await this.sync.refreshParent(a.location, a.rel);
@@ -268,9 +267,9 @@ export class LocalWriter {
     }).immediate();
     this.core.resolver.invalidate();
     const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
-    this.retargetHandles(from, parked);
-    this.retargetHandles(to, from);
-    this.retargetHandles(parked, to);
+    moveOpenFiles(this.core, from, parked);
+    moveOpenFiles(this.core, to, from);
+    moveOpenFiles(this.core, parked, to);
     await this.sync.refresh(a.location, a.rel, false);
     await this.sync.refresh(b.location, b.rel, false);
     await this.sync.refreshParent(a.location, a.rel);
@@ -278,19 +277,6 @@ export class LocalWriter {
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */
-  private retargetHandles(from: string, to: string): void {
-    const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
-    for (const [, h] of this.core.handles.all()) {
-      if (h.kind === 'blob') continue;
-      const np = moved(h.vpath);
-      if (np) {
-        h.vpath = np;
-        h.rel = splitVirtual(np).rel;
-      }
-    }
-    this.core.live.moved(from, to);
-  }
-
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
