@@ -112,7 +112,14 @@ async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Pr
   try {
     out.peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
     if (opts.webdav) Object.assign(out, await startWebdavFrontEnd(home, vfs, opts, opts.webdav));
-    if (opts.mountpoint) out.fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
+    if (opts.mountpoint)
+      out.fuse = await mountFuse(vfs, opts.mountpoint, {
+        allowOther: opts.allowOther,
+        backend: opts.fuseBackend,
+        passthrough: opts.passthrough,
+        maxNodes: home.config['fuse.maxNodes'],
+        log: opts.log,
+      });
     return out;
   } catch (err) {
     await out.webdav?.close().catch(() => undefined);

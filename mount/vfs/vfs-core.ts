@@ -146,8 +146,8 @@ export class VfsCore implements KernelVfs {
     return this.attrs.getattr(path);
   }
 
-  async readdir(path: string): Promise<DirEntry[]> {
-    return this.attrs.readdir(path);
+  async readdir(path: string, opts?: { statFiles?: boolean }): Promise<DirEntry[]> {
+    return this.attrs.readdir(path, opts);
   }
 
   async readlink(path: string): Promise<string> {
