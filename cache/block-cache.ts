@@ -1,6 +1,7 @@
 import { FsError, toFsError } from '../core/fs-error';
 import type { OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
+import { blockPool } from './block-pool';
 import { DiskTier } from './disk-tier';
 import { MemoryTier, type MemoryBlock } from './memory-tier';
 import { SingleFlight } from './single-flight';
@@ -240,7 +241,10 @@ export class BlockCache {
   }
 
   private memoryHit(key: string, expectedHash?: string): MemoryBlock | undefined {
-    const m = this.memory.get(key) ?? this.writing.get(key);
+    const mem = this.memory.get(key);
+    const w = mem ? undefined : this.writing.get(key);
+    // a pooled block (cache/block-pool.ts) is reused once written: whoever asks gets a copy
+    const m = mem ?? (w && blockPool.pooled(w.data) ? { data: Buffer.from(w.data), sum: w.sum } : w);
     if (!m) return undefined;
     if (expectedHash !== undefined && m.sum !== expectedHash) {
       this.memory.delete(key);
@@ -286,10 +290,12 @@ export class BlockCache {
       return;
     }
     this.queuedBytes += data.length;
+    blockPool.ref(data); // a pooled block stays ours until it is on disk
     const b = { data, sum };
     this.writing.set(key, b);
     const p: Promise<unknown> = this.disk.store(key, data, sum).finally(() => {
       if (this.writing.get(key) === b) this.writing.delete(key);
+      blockPool.unref(data);
       this.queuedBytes -= data.length;
       this.behind.delete(p);
     });

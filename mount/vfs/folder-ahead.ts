@@ -64,6 +64,8 @@ interface Job {
 
 /** A walk step: the next file in listing order, or one or two further (a reader skipping a file it does not want). */
 const MAX_STEP = 3;
+let scratch = Buffer.alloc(0);
+
 /** Folders followed at once (the oldest is forgotten). */
 const MAX_WALKS = 16;
 
@@ -193,7 +195,10 @@ export class FolderAhead {
     const reader = await this.host.reader(job.path);
     if (!reader) return;
     try {
-      for (let at = 0; at < reader.size && !job.cancelled && !this.stopped; at += reader.blockSize) await reader.read(at, reader.blockSize);
+      // bytes copied out and thrown away: one scratch buffer for every job (nobody reads it)
+      if (scratch.length < reader.blockSize) scratch = Buffer.allocUnsafe(reader.blockSize);
+      const into = scratch.subarray(0, reader.blockSize);
+      for (let at = 0; at < reader.size && !job.cancelled && !this.stopped; at += reader.blockSize) await reader.readInto(at, into);
       if (!job.cancelled) this.stats.fetched++;
     } catch {
       this.stats.failed++; // the reader's own open reads it again and says why
