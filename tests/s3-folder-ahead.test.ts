@@ -149,16 +149,17 @@ t.test('an open out of listing order cancels what was queued; random opens fetch
   const held = new Set([q(3), q(4), q(5), q(6)]);
   proxy.inject({ kind: 'delay', ms: 4000 }, { times: 4, match: (req) => held.has(keyOf(req, s3.bucket) ?? '') });
 
-  await readChecked(t, mnt, dir, [q(0), q(1)]);
+  await readChecked(t, mnt, dir, [q(0), q(1), q(2)]);
   await until(() => [...held].every((k) => gets.has(k)), 'the held fetches ahead to reach the server');
   t.notOk(gets.has(q(7)), 'four fetches ahead at once: the next ones wait in the queue');
   // The reader jumps: the pattern is broken, the queue for this folder is dropped.
   await readChecked(t, mnt, dir, [q(15), q(10), q(18)]);
   // A walk of another folder, queued after the cancelled fetches, gets the pool once the held ones finish.
-  await readChecked(t, mnt, dir, [s(0), s(1)]);
-  await until(() => Array.from({ length: AHEAD }, (_, k) => s(2 + k)).every((k) => gets.has(k)), 'the sentinel walk fetched ahead', 30_000);
+  await readChecked(t, mnt, dir, [s(0), s(1), s(2)]);
+  await until(() => Array.from({ length: AHEAD }, (_, k) => s(3 + k)).every((k) => gets.has(k)), 'the sentinel walk fetched ahead', 30_000);
   const other = Array.from({ length: 20 }, (_, i) => gets.get(q(i)) ?? 0);
   const expect = other.map((_, i) => (i <= 6 || i === 10 || i === 15 || i === 18 ? 1 : 0));
+  t.notOk(gets.has(s(3 + AHEAD)), 'the sentinel walk stops 8 files ahead');
   t.same(other, expect, 'only the files read and the four fetched before the jump were requested');
 });
 
@@ -181,14 +182,14 @@ t.test('the cache limit holds while a folder is fetched ahead', async (t) => {
   const c = (i: number) => `small-cache/${name('c', i)}`;
   const blocks = join(home, 'cache', 'blocks');
   let peak = 0;
-  await readChecked(t, mnt, dir, [c(0), c(1)]);
+  await readChecked(t, mnt, dir, [c(0), c(1), c(2)]);
   // With a 2 MiB cache, an eighth of it (256 KiB) is fetched ahead: two of these files.
-  await until(() => gets.has(c(2)) && gets.has(c(3)), 'fetches ahead with a small cache');
+  await until(() => gets.has(c(3)) && gets.has(c(4)), 'fetches ahead with a small cache');
   await readChecked(
     t,
     mnt,
     dir,
-    Array.from({ length: 28 }, (_, k) => c(2 + k)),
+    Array.from({ length: 27 }, (_, k) => c(3 + k)),
     () => (peak = Math.max(peak, diskBytes(blocks))),
   );
   t.ok(peak > 0, 'blocks were cached');

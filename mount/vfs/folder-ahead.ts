@@ -66,12 +66,14 @@ interface Job {
 const MAX_STEP = 3;
 let scratch = Buffer.alloc(0);
 
+/** Opens in a row, each a step forward in the listing, that make a walk: two adjacent files read by chance should not fetch eight more. */
+const WALK = 3;
 /** Folders followed at once (the oldest is forgotten). */
 const MAX_WALKS = 16;
 
 /**
  * Read-ahead of the next files of a folder when a reader walks it (#17 item 3, docs/read-pipeline.md
- * "Many small files"): two opens in a row of files that follow each other in the folder's listing
+ * "Many small files"): three opens in a row of files that follow each other in the folder's listing
  * make a walk; the next `files` small files are then fetched into the block cache (through the
  * same verified readers a reader uses), a bounded number at once and a bounded number of bytes
  * ahead. An open that breaks the pattern cancels what was queued for that folder and stops a
@@ -115,8 +117,8 @@ export class FolderAhead {
     walk.last = index;
     // the reader is fetching this one itself, and has moved past the earlier ones
     this.cancel(walk, (j) => j.index <= index && !this.running.has(j));
-    if (walk.streak === 2) this.stats.walks++;
-    if (walk.streak >= 2) this.planAhead(walk);
+    if (walk.streak === WALK) this.stats.walks++;
+    if (walk.streak >= WALK) this.planAhead(walk);
   }
 
   /** Stops: nothing new starts; fetches in progress stop at their next block. */
