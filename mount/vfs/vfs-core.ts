@@ -27,6 +27,7 @@ import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrNames, xattrValue } from './xattrs';
 import { EntryAttrs } from './entry-attrs';
 import { ReadOpener, readHandle } from './read-open';
+import { FolderAhead, folderAheadLimits } from './folder-ahead';
 import { blocksOf, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
 
 const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
@@ -60,6 +61,8 @@ export class VfsCore implements KernelVfs {
   readonly hashPool = new HashPool(1);
   private readonly attrs = new EntryAttrs(this);
   private readonly reader: ReadOpener;
+  /** Fetches the next files of a folder a reader walks (docs/read-pipeline.md). */
+  readonly folderAhead: FolderAhead;
 
   constructor(
     readonly home: VfsHome,
@@ -73,6 +76,7 @@ export class VfsCore implements KernelVfs {
     this.pins = new Pins(home, pinned, this.replicas, opts.log);
     this.writer = new LocalWriter(this);
     this.reader = new ReadOpener(this, opts.blocks);
+    this.folderAhead = new FolderAhead(this.reader, folderAheadLimits(home.config['cache.maxSize']));
     const queue = new UploadQueue(
       home,
       this.providers,
@@ -160,7 +164,9 @@ export class VfsCore implements KernelVfs {
     if (flags.write || flags.create || flags.truncate) {
       return this.handles.add(await (this.stagedLocation(path) ? this.staged.openForWrite(path, flags) : this.writer.openForWrite(path, flags)));
     }
-    return this.handles.add(await this.reader.open(path));
+    const h = await this.reader.open(path);
+    if (h.kind === 'blob') this.folderAhead.opened(path);
+    return this.handles.add(h);
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
@@ -406,6 +412,7 @@ export class VfsCore implements KernelVfs {
   }
 
   async close(): Promise<void> {
+    this.folderAhead.stop();
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
