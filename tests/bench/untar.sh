@@ -35,14 +35,20 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; mountpoint -q "$MNT" && fusermount -uz "$MNT"' EXIT
 for _ in $(seq 600); do grep -q 'start-up rescan done' "$WORK/untar.log" && break; sleep 0.1; done
 cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
+# CPU ticks of each live thread (tid:ticks; the JS thread's tid is the PID; Node 20 names no thread).
+threads() { for f in /proc/$PID/task/*/stat; do awk '{print $1 ":" $14+$15}' "$f" 2>/dev/null; done; }
+# The JS thread's share of the ticks between two thread snapshots, and the busiest other threads.
+thread_delta() { join -t: -a2 -e0 -o '2.1,1.2,2.2' <(echo "$1" | sort) <(echo "$2" | sort) | awk -F: -v pid=$PID '{d=$3-$2; if ($1==pid) m=d; else {o+=d; if (d>0) l=l " " d}} END {printf "js-thread %d ticks, other threads %d (%s)", m, o, l}'; }
 ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | { grep -E '^(op|native)\.' || true; } | sort; }
 sync
 o0=$(ops)
+th0=$(threads)
 c0=$(cpu)
 t0=$(date +%s.%N)
 tar xf "$TARBALL" -C "$MNT/loc"
 t1=$(date +%s.%N)
 c1=$(cpu)
+th1=$(threads)
 o1=$(ops)
 delta=$(join -t: -a2 -e0 -o '2.1,1.2,2.2' <(echo "$o0") <(echo "$o1") | awk -F: '$3-$2>0 {printf "%s=%d ", $1, $3-$2}')
 files=$(tar tf "$TARBALL" | grep -vc '/$')
@@ -54,3 +60,4 @@ tar xf "$TARBALL" -C "$DISK"
 t3=$(date +%s.%N)
 printf 'mount %.3f s  disk %.3f s  ratio %.2f  daemon-cpu %.2f s  load %s  %s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$t3 - $t2" | bc)" \
   "$(echo "($t1 - $t0) / ($t3 - $t2)" | bc -l)" "$(echo "($c1 - $c0)/100" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)" "$delta"
+echo "  $(thread_delta "$th0" "$th1")"
