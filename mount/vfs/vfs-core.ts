@@ -28,7 +28,7 @@ import { xattrNames, xattrValue } from './xattrs';
 import { EntryAttrs } from './entry-attrs';
 import { ReadOpener, readHandle } from './read-open';
 import { FolderAhead, folderAheadLimits } from './folder-ahead';
-import { blocksOf, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
+import { blocksOf, metaChanged, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
 
 const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
 
@@ -216,6 +216,38 @@ export class VfsCore implements KernelVfs {
     this.live.wrote(h.vpath, offset, n, h.append);
   }
 
+  /** See KernelVfs.nativeMeta: a local file open for writing at explicit offsets (its descriptor is nativeWriteFd's). Throws EBADF. */
+  nativeMeta(fh: number): boolean {
+    const h = this.handles.get(fh);
+    return h.kind === 'local' && h.writable && !h.append;
+  }
+
+  /** See KernelVfs.noteSetattr. Throws FsError (EBADF). */
+  noteSetattr(fh: number): void {
+    const h = this.writable(fh);
+    if (h.kind === 'local') metaChanged(h, this.disk, this.live);
+  }
+
+  /**
+   * See KernelVfs.flushed: the front end answered the flush, so the commit runs behind its
+   * reply. Chained on the handle (h.pending): flush, fsync and release wait for it, so the live
+   * size stays until the index has the file and fsync never syncs the index before the row.
+   */
+  flushed(fh: number): void {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.dirty) return;
+    const prev = h.pending;
+    const p: Promise<void> = (async () => {
+      if (prev) await prev;
+      if (h.dirty) await this.writer.commit(h, false);
+    })()
+      .catch((err: unknown) => this.opts.log?.warn({ err, path: h.vpath }, 'index commit after a flush failed; the next flush, close or rescan catches up'))
+      .finally(() => {
+        if (h.pending === p) h.pending = undefined;
+      });
+    h.pending = p;
+  }
+
   /** See KernelVfs.setattrOpen (native-paths.ts). Throws FsError (EPERM, EBADF). */
   setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean {
     return setattrThroughFd(this.handles.get(fh), change, this.disk, this.live);
@@ -234,6 +266,7 @@ export class VfsCore implements KernelVfs {
 
   async flush(fh: number): Promise<void> {
     const h = this.handles.get(fh);
+    if (h.kind === 'local' && h.pending) await h.pending;
     if (h.kind === 'local' && h.dirty) await this.writer.commit(h, false);
     if (h.kind === 'staged' && h.dirty) await this.staged.commit(h, false);
   }
@@ -241,6 +274,7 @@ export class VfsCore implements KernelVfs {
   async fsync(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (h.kind === 'local' && h.writable) {
+      if (h.pending) await h.pending;
       await h.fd.datasync().catch((err) => {
         throw toFsError(err, `fsync ${h.vpath}`);
       });
@@ -256,6 +290,7 @@ export class VfsCore implements KernelVfs {
     if (!h || h.kind === 'blob') return;
     if (h.kind === 'staged') return this.staged.release(h);
     try {
+      if (h.pending) await h.pending;
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
       this.writer.closed(h);
