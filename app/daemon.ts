@@ -307,7 +307,16 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
   }
   const pool = new HashPool(1);
   try {
-    const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
+    const ctx = {
+      db: home.db,
+      entries: home.entries,
+      blobs: home.blobs,
+      locations: home.locations,
+      pool,
+      blockSize: home.config.blockSize,
+      statePaths: home.statePaths,
+      sharedConnection: true,
+    };
     const provider = vfs.providers.get(loc);
     if (provider.features.localFiles) await scanLocalLocation(ctx, loc, loc.uri);
     else if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);

@@ -19,8 +19,14 @@ export interface NativeFuse {
   reply(s: NativeSession, buf: Buffer): number;
   /** Queues a kernel notification, written from the addon's own thread. */
   notify(s: NativeSession, buf: Buffer): number;
-  /** READs of `fh` are answered by pread(fd) in the reader threads from now on, and WRITEs by pwrite when `writable`. */
-  registerFd(s: NativeSession, fh: number, fd: number, writable: boolean): number;
+  /**
+   * READs of `fh` are answered by pread(fd) in the reader threads from now on, and WRITEs by pwrite when `writable`.
+   * With `nodeid` (a local file open for writing): also SETATTR (owner, mode, times), GETATTR and FLUSH of that node,
+   * each followed by a note to onRequest (opcodes NATIVE_SETATTR and NATIVE_FLUSHED in native-server.ts).
+   */
+  registerFd(s: NativeSession, fh: number, fd: number, writable: boolean, nodeid?: number): number;
+  /** How long the kernel may cache the attributes the addon answers (seconds). 0; absent from older builds. */
+  setAttrTtl?(s: NativeSession, seconds: number): number;
   /** Returns once no native read uses the descriptor any more (then it may be closed). */
   unregisterFd(s: NativeSession, fh: number): number;
   /** READs of `fh` (content of `size` bytes in blocks of `blockSize`) inside blocks given by setBlockFile are answered natively. 0 or -errno. */
@@ -47,6 +53,8 @@ export interface NativeFuse {
    * `versions[i]` is `ino:size:mtimeNs` (exact), '' when the fstatat failed.
    */
   statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
+  /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
+  futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

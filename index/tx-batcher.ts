@@ -11,10 +11,18 @@ import { closeShareEpoch, openShareEpoch } from './share-epoch';
 export class TxBatcher {
   private open = false;
   private n = 0;
+  /** A commit at the end of a turn failed: thrown by the next tick or flush. */
+  private failed: unknown;
   constructor(
     private readonly db: Db,
     private readonly size = 5000,
     private readonly relaxed = false,
+    /**
+     * The connection is shared with live writers (the daemon's rescans): commit at the end of
+     * every synchronous turn, so no writer's change ever joins (and waits for, or is rolled back
+     * with) a transaction held open across the scan's awaits.
+     */
+    private readonly perTurn = false,
   ) {}
 
   /**
@@ -22,17 +30,33 @@ export class TxBatcher {
    * already (so the changes never land outside one), opens one if none is.
    */
   tick(n = 1): void {
+    if (this.failed !== undefined) throw this.failed;
     if (this.open && this.n >= this.size) this.flush();
     if (!this.open) {
       if (this.relaxed && !this.db.inTransaction) setRelaxedCommits(this.db, true);
       this.db.exec('BEGIN IMMEDIATE');
       this.open = true;
       openShareEpoch(this.db);
+      if (this.perTurn) queueMicrotask(() => this.endTurn());
     }
     this.n += n;
   }
 
+  private endTurn(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.failed = err;
+      try {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      } catch {
+        /* the connection reports the first error again at the next tick */
+      }
+    }
+  }
+
   flush(): void {
+    if (this.failed !== undefined) throw this.failed;
     if (this.open) this.end('COMMIT');
   }
 

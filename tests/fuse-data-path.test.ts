@@ -35,6 +35,7 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
   const { home, src, mnt } = await mountWithOracle(t, 'd');
   const { spawn } = await import('node:child_process');
   const file = join(mnt, 'd', 'f.c');
+  const before = opCounts(mnt);
   const py = spawn('python3', ['-c', WRITER, file], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -50,6 +51,14 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
   py.stdin.end('\n');
   t.ok(await until(() => py.exitCode !== null, 10_000), 'the writer closed the file');
   t.equal(py.exitCode, 0, err);
+  // The three SETATTRs, the GETATTRs of the open file and its FLUSH were answered in the addon
+  // through the open descriptor (no round trip to JS for them).
+  const after = opCounts(mnt);
+  const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  t.ok(delta('native.setattr') >= 3, `SETATTRs answered natively: ${delta('native.setattr')}`);
+  t.equal(delta('op.setattr'), delta('native.setattr'), 'no SETATTR of the open file reached JS');
+  t.ok(delta('native.flush') >= 1, `its FLUSH answered natively: ${delta('native.flush')}`);
+  t.equal(delta('op.flush'), delta('native.flush'), 'no FLUSH reached JS');
   // The index follows on close: its mtime (exactly) and size.
   const indexed = () => JSON.parse(vdfsOk(home, ['stat', '--json', '/d/f.c']).stdout) as { size: number; mtime: string; hash: string | null };
   t.ok(await until(() => indexed().hash !== null, 20_000), 'the closed file is hashed');
@@ -59,6 +68,11 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
   const ls = sh('ls', ['-ln', '--time-style=+%s', join(mnt, 'd')]);
   t.match(ls.stdout, /-rw-r----- 1 1234 5678 5000 1500000000 f\.c/, 'ls -l through the mount shows mode, owner, size and mtime');
 });
+
+/** Requests by opcode since the mount: `op.*` read from the device, `native.*` of them answered in the addon. */
+function opCounts(mnt: string): Record<string, number | undefined> {
+  return JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as Record<string, number | undefined>;
+}
 
 /** The addon's counters (getfattr user.vdfs.fuse on the mount root). */
 function fuseStats(mnt: string): { nativeReads: number; jsReads: number } {

@@ -111,7 +111,8 @@ export function registerReadBlocks(ctx: OpContext, fh: number, offset: number, l
 export function registerWriter(ctx: OpContext, fh: number, node: FuseNode): void {
   const wfd = ctx.vfs.nativeWriteFd(fh);
   if (wfd === undefined) return;
-  ctx.registerFd(fh, wfd, true);
+  // A local file: its owner, mode, times and attributes are answered through this descriptor too.
+  ctx.registerFd(fh, wfd, true, ctx.vfs.nativeMeta(fh) ? node.id : undefined);
   ctx.writers.set(node.id, fh);
 }
 

@@ -31,6 +31,9 @@ export interface ServerOptions {
 export const MAX_IO = 1 << 20;
 /** Not a kernel opcode: the addon's note that it wrote a registered handle natively (no reply). */
 const NATIVE_WROTE = 0x40000001;
+/** Notes that the addon answered a SETATTR (owner, mode, times) or a FLUSH of a local file open for writing (native-meta.c). */
+const NATIVE_SETATTR = 0x40000002;
+const NATIVE_FLUSHED = 0x40000003;
 const EINTR = 4;
 /** After this many requests, the first RECLAIM_IDLE_MS without any give the burst's memory back (see reclaim). */
 const RECLAIM_AFTER = 2000;
@@ -102,8 +105,8 @@ export class FuseServer {
       dirs: new Map(),
       nextDir: 1,
       changeSeq: 0,
-      registerFd: (fh, fd, writable) => {
-        if (this.session) addon.registerFd(this.session, fh, fd, writable);
+      registerFd: (fh, fd, writable, nodeid) => {
+        if (this.session) addon.registerFd(this.session, fh, fd, writable, nodeid ?? 0);
       },
       unregisterFd: (fh) => {
         if (this.session) addon.unregisterFd(this.session, fh);
@@ -140,6 +143,7 @@ export class FuseServer {
 
   start(fd: number, threads: number): NativeSession {
     this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
+    this.addon.setAttrTtl?.(this.session, this.ctx.attrTtl);
     this.ctx.vfs.onChange(() => this.ctx.changeSeq++);
     this.ctx.vfs.onBlockFileRemoved((file) => dropBlockFile(this.ctx, file));
     this.invalidator = new Invalidator(this.ctx.vfs, this.inodes, this);
@@ -238,6 +242,9 @@ export class FuseServer {
           this.opts.log.error({ err }, 'bookkeeping of a native write failed');
         }
         return;
+      case NATIVE_SETATTR:
+      case NATIVE_FLUSHED:
+        return this.nativeNote(h.opcode, u64(req, IN_HEADER + (h.opcode === NATIVE_SETATTR ? 8 : 0)));
       case OP.DESTROY:
         return this.send(replyBuffer(req, 0));
     }
@@ -263,6 +270,16 @@ export class FuseServer {
         this.opts.log.error({ err: e }, 'FUSE error reply failed');
       }
     });
+  }
+
+  /** Bookkeeping after the addon answered a SETATTR or FLUSH of handle `fh` itself; never throws. */
+  private nativeNote(op: number, fh: number): void {
+    try {
+      if (op === NATIVE_SETATTR) this.ctx.vfs.noteSetattr(fh);
+      else this.ctx.vfs.flushed(fh);
+    } catch (err) {
+      this.opts.log.error({ err, op }, 'bookkeeping of a natively answered request failed');
+    }
   }
 
   private openBacking(fd: number): number | undefined {

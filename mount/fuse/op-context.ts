@@ -17,8 +17,11 @@ export interface OpContext {
   nextDir: number;
   /** Counts the index's changes (Vfs.onChange): a directory listed before the last change is listed again. */
   changeSeq: number;
-  /** A local handle's descriptor may be read (and written, when `writable`) natively from now on. */
-  registerFd(fh: number, fd: number, writable: boolean): void;
+  /**
+   * A local handle's descriptor may be read (and written, when `writable`) natively from now on;
+   * with `nodeid`, that node's SETATTR (owner, mode, times), GETATTR and FLUSH are answered natively too.
+   */
+  registerFd(fh: number, fd: number, writable: boolean, nodeid?: number): void;
   unregisterFd(fh: number): void;
   /** READs of content read through the block cache that fall inside registered (verified) block files are answered natively. */
   registerBlocks(fh: number, blockSize: number, size: number): void;

@@ -14,6 +14,8 @@ export interface LocalHandle {
   writable: boolean;
   append: boolean;
   dirty: boolean;
+  /** A commit started after a flush answered by the front end itself (VfsCore.flushed): flush, fsync and release wait for it. */
+  pending?: Promise<void>;
 }
 
 /** A private copy under staging/ of a file of a cloud or write-back location. */

@@ -2,7 +2,7 @@ import { fchmodSync, fchownSync, fstatSync } from 'node:fs';
 import { toFsError } from '../../core/fs-error';
 import { BlobReader } from './blob-reader';
 import type { DiskStats } from './disk-stats';
-import type { Handle } from './handles';
+import type { Handle, LocalHandle } from './handles';
 import type { LiveSizes } from './live-sizes';
 import { setTimesFd } from './posix-calls';
 import type { TimeSet } from './types';
@@ -61,9 +61,23 @@ export function setattrThroughFd(h: Handle, change: { uid: number; gid: number; 
   } catch (err) {
     throw toFsError(err, what);
   }
-  const st = fstatSync(fd, { bigint: true });
+  metaChanged(h, disk, live);
+  return true;
+}
+
+/**
+ * After owner, mode or times of a local file open for writing changed through its descriptor
+ * (here, or in the native front end): the disk stats and the live mode and mtime from its fstat,
+ * and the handle dirty, so its flush or close commits the index. Throws FsError (EBADF).
+ */
+export function metaChanged(h: LocalHandle, disk: DiskStats, live: LiveSizes): void {
+  let st;
+  try {
+    st = fstatSync(h.fd.fd, { bigint: true });
+  } catch (err) {
+    throw toFsError(err, `fstat ${h.vpath}`);
+  }
   disk.set(h.entryId, st);
   live.changedMeta(h.vpath, Number(st.mode & 0o7777n), st.mtimeNs);
   h.dirty = true;
-  return true;
 }

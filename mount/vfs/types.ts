@@ -166,6 +166,20 @@ export interface KernelVfs extends Vfs {
   /** Bookkeeping of a write done on nativeWriteFd. */
   noteWritten(fh: number, offset: number, n: number): void;
   /**
+   * Whether a front end may answer chown/chmod/utimens, getattr and flush of this handle itself
+   * (fchown/fchmod/futimens/fstat on nativeWriteFd): a local file open for writing. It then calls
+   * noteSetattr after a change and flushed after a flush. Throws EBADF for an unknown handle.
+   */
+  nativeMeta(fh: number): boolean;
+  /** Bookkeeping after the front end changed owner, mode or times through nativeWriteFd (as setattrOpen does). Throws EBADF. */
+  noteSetattr(fh: number): void;
+  /**
+   * The front end answered a flush of this handle itself: the index is committed from the disk
+   * now, in the background (a later flush, fsync or release waits for it; a failure is logged).
+   * Throws EBADF for an unknown handle.
+   */
+  flushed(fh: number): void;
+  /**
    * chown (-1 keeps an id), chmod and utimens through a handle open for writing on a local
    * location (its descriptor, no path walk); false when the handle is not such a file, and the
    * caller then uses the path-based calls. Throws FsError (EPERM, EBADF).

@@ -27,7 +27,8 @@ import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrNames, xattrValue } from './xattrs';
 import { EntryAttrs } from './entry-attrs';
 import { ReadOpener, readHandle } from './read-open';
-import { blocksOf, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
+import { FolderAhead, folderAheadLimits } from './folder-ahead';
+import { blocksOf, metaChanged, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
 
 const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
 
@@ -60,6 +61,8 @@ export class VfsCore implements KernelVfs {
   readonly hashPool = new HashPool(1);
   private readonly attrs = new EntryAttrs(this);
   private readonly reader: ReadOpener;
+  /** Fetches the next files of a folder a reader walks (docs/read-pipeline.md). */
+  readonly folderAhead: FolderAhead;
 
   constructor(
     readonly home: VfsHome,
@@ -73,6 +76,7 @@ export class VfsCore implements KernelVfs {
     this.pins = new Pins(home, pinned, this.replicas, opts.log);
     this.writer = new LocalWriter(this);
     this.reader = new ReadOpener(this, opts.blocks);
+    this.folderAhead = new FolderAhead(this.reader, folderAheadLimits(home.config['cache.maxSize']));
     const queue = new UploadQueue(
       home,
       this.providers,
@@ -114,6 +118,22 @@ export class VfsCore implements KernelVfs {
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
+  /**
+   * A write-back folder's file whose newest bytes are only staged: its mode and mtime live in
+   * the index until the upload places it (with them). Set on the disk, they would fail (nothing
+   * there yet: ENOENT) or land on the old bytes the upload replaces.
+   */
+  private stagedOnly(path: string): boolean {
+    if (this.isRemote(path) || !this.stagedLocation(path)) return false;
+    let r: Resolved;
+    try {
+      r = this.resolve(path);
+    } catch {
+      return false; // the writer answers for a missing name
+    }
+    return r.kind === 'entry' && r.entry.type === 'file' && this.staged.queue.pending(r.location.id, r.rel) !== undefined;
+  }
+
   resolve(path: string): Resolved {
     return this.resolver.resolve(path);
   }
@@ -144,7 +164,9 @@ export class VfsCore implements KernelVfs {
     if (flags.write || flags.create || flags.truncate) {
       return this.handles.add(await (this.stagedLocation(path) ? this.staged.openForWrite(path, flags) : this.writer.openForWrite(path, flags)));
     }
-    return this.handles.add(await this.reader.open(path));
+    const h = await this.reader.open(path);
+    if (h.kind === 'blob') this.folderAhead.opened(path);
+    return this.handles.add(h);
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
@@ -194,6 +216,38 @@ export class VfsCore implements KernelVfs {
     this.live.wrote(h.vpath, offset, n, h.append);
   }
 
+  /** See KernelVfs.nativeMeta: a local file open for writing at explicit offsets (its descriptor is nativeWriteFd's). Throws EBADF. */
+  nativeMeta(fh: number): boolean {
+    const h = this.handles.get(fh);
+    return h.kind === 'local' && h.writable && !h.append;
+  }
+
+  /** See KernelVfs.noteSetattr. Throws FsError (EBADF). */
+  noteSetattr(fh: number): void {
+    const h = this.writable(fh);
+    if (h.kind === 'local') metaChanged(h, this.disk, this.live);
+  }
+
+  /**
+   * See KernelVfs.flushed: the front end answered the flush, so the commit runs behind its
+   * reply. Chained on the handle (h.pending): flush, fsync and release wait for it, so the live
+   * size stays until the index has the file and fsync never syncs the index before the row.
+   */
+  flushed(fh: number): void {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.dirty) return;
+    const prev = h.pending;
+    const p: Promise<void> = (async () => {
+      if (prev) await prev;
+      if (h.dirty) await this.writer.commit(h, false);
+    })()
+      .catch((err: unknown) => this.opts.log?.warn({ err, path: h.vpath }, 'index commit after a flush failed; the next flush, close or rescan catches up'))
+      .finally(() => {
+        if (h.pending === p) h.pending = undefined;
+      });
+    h.pending = p;
+  }
+
   /** See KernelVfs.setattrOpen (native-paths.ts). Throws FsError (EPERM, EBADF). */
   setattrOpen(fh: number, change: { uid: number; gid: number; mode?: number; atime: TimeSet; mtime: TimeSet }): boolean {
     return setattrThroughFd(this.handles.get(fh), change, this.disk, this.live);
@@ -212,6 +266,7 @@ export class VfsCore implements KernelVfs {
 
   async flush(fh: number): Promise<void> {
     const h = this.handles.get(fh);
+    if (h.kind === 'local' && h.pending) await h.pending;
     if (h.kind === 'local' && h.dirty) await this.writer.commit(h, false);
     if (h.kind === 'staged' && h.dirty) await this.staged.commit(h, false);
   }
@@ -219,6 +274,7 @@ export class VfsCore implements KernelVfs {
   async fsync(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (h.kind === 'local' && h.writable) {
+      if (h.pending) await h.pending;
       await h.fd.datasync().catch((err) => {
         throw toFsError(err, `fsync ${h.vpath}`);
       });
@@ -234,6 +290,7 @@ export class VfsCore implements KernelVfs {
     if (!h || h.kind === 'blob') return;
     if (h.kind === 'staged') return this.staged.release(h);
     try {
+      if (h.pending) await h.pending;
       if (h.dirty) await this.writer.commit(h, true);
     } finally {
       this.writer.closed(h);
@@ -310,14 +367,14 @@ export class VfsCore implements KernelVfs {
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
-    return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
+    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
   }
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.setTimes(path, atime, mtime);
-    // Cloud sources keep one time, the mtime.
+    if (!this.isRemote(path) && !this.stagedOnly(path)) return this.writer.setTimes(path, atime, mtime);
+    // Cloud sources keep one time, the mtime (and a write-back folder's staged file, until its upload lands).
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
     await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
@@ -390,6 +447,7 @@ export class VfsCore implements KernelVfs {
   }
 
   async close(): Promise<void> {
+    this.folderAhead.stop();
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();

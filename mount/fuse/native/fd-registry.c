@@ -10,6 +10,7 @@ static unsigned bucket_of(uint64_t fh) {
 void registry_init(struct fd_registry *r) {
   pthread_rwlock_init(&r->lock, NULL);
   for (int i = 0; i < REGISTRY_BUCKETS; i++) r->buckets[i] = NULL;
+  r->node_writers = 0;
 }
 
 void registry_destroy(struct fd_registry *r) {
@@ -26,15 +27,18 @@ void registry_destroy(struct fd_registry *r) {
   pthread_rwlock_unlock(&r->lock);
 }
 
-int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable) {
+int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint64_t nodeid) {
   struct reg_node *n = malloc(sizeof *n);
   if (!n) return -ENOMEM;
+  if (!writable) nodeid = 0;
   unsigned b = bucket_of(fh);
   pthread_rwlock_wrlock(&r->lock);
   for (struct reg_node **p = &r->buckets[b]; *p; p = &(*p)->next) {
     if ((*p)->fh == fh) {
+      r->node_writers += (nodeid != 0) - ((*p)->nodeid != 0);
       (*p)->fd = fd;
       (*p)->writable = writable;
+      (*p)->nodeid = nodeid;
       pthread_rwlock_unlock(&r->lock);
       free(n);
       return 0;
@@ -43,6 +47,8 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable) {
   n->fh = fh;
   n->fd = fd;
   n->writable = writable;
+  n->nodeid = nodeid;
+  r->node_writers += nodeid != 0;
   n->next = r->buckets[b];
   r->buckets[b] = n;
   pthread_rwlock_unlock(&r->lock);
@@ -56,6 +62,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh) {
     if ((*p)->fh == fh) {
       struct reg_node *dead = *p;
       *p = dead->next;
+      r->node_writers -= dead->nodeid != 0;
       free(dead);
       break;
     }
@@ -126,4 +133,52 @@ int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t
   pthread_rwlock_unlock(&r->lock);
   *result = (done > 0 || err == 0) ? (ssize_t)done : err;
   return 1;
+}
+
+int registry_kind(struct fd_registry *r, uint64_t fh) {
+  unsigned b = bucket_of(fh);
+  int kind = REG_NONE;
+  pthread_rwlock_rdlock(&r->lock);
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh) {
+      kind = !n->writable ? REG_READ : n->nodeid ? REG_WRITE_META : REG_WRITE;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return kind;
+}
+
+int registry_hold_writer(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, int *fd) {
+  if (nodeid == 0) return 0;
+  pthread_rwlock_rdlock(&r->lock);
+  /* A scan, not a second index: few files are open for writing at once, and none most of the time. */
+  for (int i = 0; r->node_writers > 0 && i < REGISTRY_BUCKETS; i++) {
+    for (struct reg_node *n = r->buckets[i]; n; n = n->next) {
+      if (n->nodeid == nodeid && n->writable) {
+        *fh = n->fh;
+        *fd = n->fd;
+        return 1;
+      }
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return 0;
+}
+
+void registry_unhold(struct fd_registry *r) {
+  pthread_rwlock_unlock(&r->lock);
+}
+
+void registry_drop_meta(struct fd_registry *r, uint64_t fh) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_wrlock(&r->lock);
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh && n->nodeid) {
+      n->nodeid = 0;
+      r->node_writers--;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
 }

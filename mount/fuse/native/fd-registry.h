@@ -10,18 +10,42 @@ struct reg_node {
   uint64_t fh;
   int fd;
   int writable;
+  /* The kernel node of a local file open for writing whose metadata the reader threads answer (0: none). */
+  uint64_t nodeid;
   struct reg_node *next;
 };
 
 struct fd_registry {
   pthread_rwlock_t lock;
   struct reg_node *buckets[REGISTRY_BUCKETS];
+  /* Entries with a nodeid: lookups by node are skipped while there are none. */
+  int node_writers;
 };
+
+/* What a handle is in the registry (registry_kind). */
+#define REG_NONE 0
+#define REG_READ 1
+#define REG_WRITE 2
+#define REG_WRITE_META 3
 
 void registry_init(struct fd_registry *r);
 void registry_destroy(struct fd_registry *r);
-/* Replaces any earlier descriptor of fh. Returns 0 or -ENOMEM. */
-int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable);
+/*
+ * Replaces any earlier descriptor of fh. `nodeid` (writable only, else 0): the kernel node of a
+ * local file whose SETATTR, GETATTR and FLUSH the reader threads may answer (native-meta.c).
+ * Returns 0 or -ENOMEM.
+ */
+int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint64_t nodeid);
+/* REG_NONE, REG_READ, REG_WRITE or REG_WRITE_META (registered with a nodeid). */
+int registry_kind(struct fd_registry *r, uint64_t fh);
+/*
+ * A writable handle registered for `nodeid`: returns 1 with *fh and *fd set and the read lock
+ * held (the descriptor stays open until registry_unhold), 0 when there is none.
+ */
+int registry_hold_writer(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, int *fd);
+void registry_unhold(struct fd_registry *r);
+/* fh's node is no longer answered natively (its RELEASE is on the way to JS); reads and writes still are. */
+void registry_drop_meta(struct fd_registry *r, uint64_t fh);
 void registry_remove(struct fd_registry *r, uint64_t fh);
 /*
  * Reads natively when fh is registered: holds the read lock across the pread so that

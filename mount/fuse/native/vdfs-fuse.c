@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "fd-registry.h"
 #include "block-registry.h"
+#include "native-meta.h"
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
@@ -68,6 +69,8 @@ struct session {
   pthread_mutex_t read_mu;
   struct fd_registry reg;
   struct block_registry breg;
+  /* SETATTR, GETATTR and FLUSH of local files open for writing (native-meta.c). */
+  struct meta_io meta;
   /* notifications */
   pthread_mutex_t nmu;
   pthread_cond_t ncv;
@@ -199,6 +202,10 @@ static int try_native_write(struct session *s, struct fuse_in_header *h, size_t 
   return 1;
 }
 
+static void note_to_js(void *arg, const char *buf, size_t len) {
+  hand_to_js((struct session *)arg, buf, len);
+}
+
 static void report_closed(struct session *s) {
   if (atomic_exchange(&s->closed_reported, 1)) return;
   if (atomic_load(&s->stopping)) return;
@@ -245,6 +252,11 @@ static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n
   if (h->opcode == FUSE_WRITE && try_native_write(s, h, n)) return 1;
   if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) return 1;
   if (h->opcode == FUSE_LSEEK && n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) return 1;
+  if (h->opcode == FUSE_SETATTR && meta_try_setattr(&s->meta, h, n)) return 1;
+  if (h->opcode == FUSE_GETATTR && meta_try_getattr(&s->meta, h, n)) return 1;
+  if (h->opcode == FUSE_FLUSH && meta_try_flush(&s->meta, h, n)) return 1;
+  /* A change by path after close (RELEASE is asynchronous) must not be noted to a handle JS is about to drop. */
+  if (h->opcode == FUSE_RELEASE && n >= sizeof *h + sizeof(struct fuse_release_in)) registry_drop_meta(&s->reg, ((struct fuse_release_in *)(h + 1))->fh);
   return 0;
 }
 
@@ -387,6 +399,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   registry_init(&s->reg);
   pthread_mutex_init(&s->read_mu, NULL);
   block_registry_init(&s->breg);
+  s->meta = (struct meta_io){.reg = &s->reg, .devfd = fd, .attr_ttl_sec = 1, .note = note_to_js, .arg = s};
   pthread_mutex_init(&s->nmu, NULL);
   pthread_cond_init(&s->ncv, NULL);
   napi_value name;
@@ -451,10 +464,18 @@ static int get_u64(napi_env env, napi_value v, uint64_t *out) {
   return 1;
 }
 
-/* registerFd(session, fh, fd, writable): READs (and WRITEs when writable) of fh are answered by pread/pwrite(fd) from now on. */
+/*
+ * registerFd(session, fh, fd, writable, nodeid = 0): READs (and WRITEs when writable) of fh are
+ * answered by pread/pwrite(fd) from now on; with a nodeid (a local file open for writing) also
+ * SETATTR, GETATTR and FLUSH of that node (native-meta.c).
+ */
 static napi_value js_register_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
+  napi_value argv[5];
+  size_t argc = 5;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
+    napi_throw_type_error(env, NULL, "registerFd(session, fh, fd, writable, nodeid?)");
+    return NULL;
+  }
   bool writable;
   CHECK(napi_get_value_bool(env, argv[3], &writable));
   struct session *s = get_session(env, argv[0]);
@@ -463,7 +484,26 @@ static napi_value js_register_fd(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!get_u64(env, argv[1], &fh)) { napi_throw_type_error(env, NULL, "bad fh"); return NULL; }
   CHECK(napi_get_value_int32(env, argv[2], &fd));
-  return make_int(env, registry_put(&s->reg, fh, fd, writable));
+  uint64_t nodeid = 0;
+  if (argc >= 5 && !get_u64(env, argv[4], &nodeid)) { napi_throw_type_error(env, NULL, "bad nodeid"); return NULL; }
+  return make_int(env, registry_put(&s->reg, fh, fd, writable, nodeid));
+}
+
+/* setAttrTtl(session, seconds): how long the kernel may cache attributes the addon answers (as JS's replies say). */
+static napi_value js_set_attr_ttl(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  double secs;
+  if (napi_get_value_double(env, argv[1], &secs) != napi_ok || !(secs >= 0) || secs > 1e9) {
+    napi_throw_type_error(env, NULL, "setAttrTtl(session, seconds) takes a number of seconds");
+    return NULL;
+  }
+  s->meta.attr_ttl_sec = (uint64_t)secs;
+  s->meta.attr_ttl_nsec = (uint32_t)((secs - (double)(uint64_t)secs) * 1e9 + 0.5);
+  if (s->meta.attr_ttl_nsec >= 1000000000u) s->meta.attr_ttl_nsec = 999999999u;
+  return make_int(env, 0);
 }
 
 /* unregisterFd(session, fh): returns once no native read uses the descriptor any more. */
@@ -637,6 +677,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("notify", js_notify);
   EXPORT("registerFd", js_register_fd);
   EXPORT("unregisterFd", js_unregister_fd);
+  EXPORT("setAttrTtl", js_set_attr_ttl);
   EXPORT("registerBlocks", js_register_blocks);
   EXPORT("setBlockFile", js_set_block_file);
   EXPORT("unregisterBlocks", js_unregister_blocks);

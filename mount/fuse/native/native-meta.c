@@ -1,0 +1,142 @@
+/*
+ * SETATTR (owner, mode, times), GETATTR and FLUSH of a local file open for writing, answered
+ * in the reader thread through the descriptor JS registered with the file's node id
+ * (registry_put): fchown/fchmod/futimens and fstat on it, and the reply built from that fstat
+ * exactly as JS builds it from the same stat (mount/vfs/attrs.ts entryAttr for a local file:
+ * 2^50 + the disk inode, size in 512-byte blocks, ctime never older than mtime). JS is told
+ * afterwards (VDFS_OP_SETATTR_DONE, VDFS_OP_FLUSHED: the handle's dirty flag, live mode and
+ * mtime, the index commit), the note queued before the reply, so every later request JS sees
+ * comes after its bookkeeping (as for native writes). FLUSH of a read-only registered handle
+ * has nothing to do and is answered 0 without a note.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "native-meta.h"
+
+#define LINKED_INO_BASE (1ull << 50)
+#define ATTR_BLKSIZE (128 * 1024)
+#define META_TIMES (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)
+/* What SETATTR may change here; anything else (size above all) goes to JS. */
+#define META_OK (FATTR_MODE | FATTR_UID | FATTR_GID | META_TIMES | FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)
+
+static void send(const struct meta_io *io, const struct iovec *iov, int cnt) {
+  while (writev(io->devfd, iov, cnt) < 0 && errno == EINTR) {
+  }
+}
+
+static void reply_status(const struct meta_io *io, uint64_t unique, int err) {
+  struct fuse_out_header out = {.len = sizeof out, .error = -err, .unique = unique};
+  struct iovec iov = {.iov_base = &out, .iov_len = sizeof out};
+  send(io, &iov, 1);
+}
+
+static void fill_attr(struct fuse_attr *a, const struct stat *st) {
+  memset(a, 0, sizeof *a);
+  a->ino = LINKED_INO_BASE + (uint64_t)st->st_ino % LINKED_INO_BASE;
+  a->size = (uint64_t)st->st_size;
+  a->blocks = ((uint64_t)st->st_size + 511) / 512;
+  a->atime = (uint64_t)st->st_atim.tv_sec;
+  a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+  a->mtime = (uint64_t)st->st_mtim.tv_sec;
+  a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+  /* While written, mtime may run ahead of the last status change: ctime is never older. */
+  int ctime_older = st->st_ctim.tv_sec < st->st_mtim.tv_sec || (st->st_ctim.tv_sec == st->st_mtim.tv_sec && st->st_ctim.tv_nsec < st->st_mtim.tv_nsec);
+  a->ctime = (uint64_t)(ctime_older ? st->st_mtim : st->st_ctim).tv_sec;
+  a->ctimensec = (uint32_t)(ctime_older ? st->st_mtim : st->st_ctim).tv_nsec;
+  a->mode = S_IFREG | (st->st_mode & 07777);
+  a->nlink = (uint32_t)st->st_nlink;
+  a->uid = st->st_uid;
+  a->gid = st->st_gid;
+  a->blksize = ATTR_BLKSIZE;
+}
+
+static void reply_attr(const struct meta_io *io, uint64_t unique, const struct stat *st) {
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_attr_out), .unique = unique};
+  struct fuse_attr_out ao;
+  memset(&ao, 0, sizeof ao);
+  ao.attr_valid = io->attr_ttl_sec;
+  ao.attr_valid_nsec = io->attr_ttl_nsec;
+  fill_attr(&ao.attr, st);
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &ao, .iov_len = sizeof ao}};
+  send(io, iov, 2);
+}
+
+static struct timespec time_of(uint32_t valid, uint32_t now_bit, uint32_t set_bit, uint64_t sec, uint32_t nsec) {
+  if (valid & now_bit) return (struct timespec){.tv_sec = 0, .tv_nsec = UTIME_NOW};
+  if (valid & set_bit) return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = nsec};
+  return (struct timespec){.tv_sec = 0, .tv_nsec = UTIME_OMIT};
+}
+
+/* The same calls in the same order as JS (native-paths.ts setattrThroughFd): times, owner, mode. 0 or -errno. */
+static int apply(int fd, const struct fuse_setattr_in *in) {
+  if (in->valid & META_TIMES) {
+    struct timespec ts[2] = {time_of(in->valid, FATTR_ATIME_NOW, FATTR_ATIME, in->atime, in->atimensec),
+                             time_of(in->valid, FATTR_MTIME_NOW, FATTR_MTIME, in->mtime, in->mtimensec)};
+    if (futimens(fd, ts) < 0) return -errno;
+  }
+  if (in->valid & (FATTR_UID | FATTR_GID)) {
+    if (fchown(fd, in->valid & FATTR_UID ? in->uid : (uid_t)-1, in->valid & FATTR_GID ? in->gid : (gid_t)-1) < 0) return -errno;
+  }
+  if ((in->valid & FATTR_MODE) && fchmod(fd, in->mode & 07777) < 0) return -errno;
+  return 0;
+}
+
+int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t n) {
+  if (n < sizeof *h + sizeof(struct fuse_setattr_in)) return 0;
+  struct fuse_setattr_in *in = (struct fuse_setattr_in *)(h + 1);
+  if (in->valid & ~(uint32_t)META_OK) return 0;
+  uint64_t fh;
+  int fd;
+  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return 0;
+  struct stat st;
+  int err = apply(fd, in);
+  if (fstat(fd, &st) < 0 && err == 0) err = -errno;
+  registry_unhold(io->reg);
+  /* The note names the handle used; JS records what changed even when a later call failed. */
+  char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_setattr_in)];
+  memcpy(note, h, sizeof note);
+  struct fuse_in_header *nh = (struct fuse_in_header *)note;
+  nh->opcode = VDFS_OP_SETATTR_DONE;
+  nh->len = sizeof note;
+  struct fuse_setattr_in *nin = (struct fuse_setattr_in *)(nh + 1);
+  nin->fh = fh;
+  nin->valid |= FATTR_FH;
+  io->note(io->arg, note, sizeof note);
+  if (err < 0) reply_status(io, h->unique, -err);
+  else reply_attr(io, h->unique, &st);
+  return 1;
+}
+
+int meta_try_getattr(const struct meta_io *io, struct fuse_in_header *h, size_t n) {
+  uint64_t fh;
+  int fd;
+  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return 0;
+  struct stat st;
+  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  registry_unhold(io->reg);
+  if (!ok) return 0;
+  reply_attr(io, h->unique, &st);
+  return 1;
+}
+
+int meta_try_flush(const struct meta_io *io, struct fuse_in_header *h, size_t n) {
+  if (n < sizeof *h + sizeof(struct fuse_flush_in)) return 0;
+  struct fuse_flush_in *in = (struct fuse_flush_in *)(h + 1);
+  int kind = registry_kind(io->reg, in->fh);
+  if (kind != REG_READ && kind != REG_WRITE_META) return 0;
+  if (kind == REG_WRITE_META) {
+    /* The bytes are in the file already (native pwrite); JS commits the index after this reply. */
+    char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_flush_in)];
+    memcpy(note, h, sizeof note);
+    ((struct fuse_in_header *)note)->opcode = VDFS_OP_FLUSHED;
+    ((struct fuse_in_header *)note)->len = sizeof note;
+    io->note(io->arg, note, sizeof note);
+  }
+  reply_status(io, h->unique, 0);
+  return 1;
+}

@@ -1,0 +1,31 @@
+/*
+ * Metadata of local files open for writing, answered in the reader threads (`tar x` sends
+ * three SETATTRs, a GETATTR or two and a FLUSH per file): see native-meta.c.
+ */
+#ifndef VDFS_NATIVE_META_H
+#define VDFS_NATIVE_META_H
+#include <linux/fuse.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "fd-registry.h"
+
+/* Notes handed to JS (not kernel opcodes), queued before the reply they follow. */
+#define VDFS_OP_SETATTR_DONE 0x40000002u
+#define VDFS_OP_FLUSHED 0x40000003u
+
+struct meta_io {
+  struct fd_registry *reg;
+  int devfd;
+  /* How long the kernel may cache the attributes of a reply, as the JS replies say. */
+  uint64_t attr_ttl_sec;
+  uint32_t attr_ttl_nsec;
+  /* Queues a note for JS (a copy is made); called before the reply is written. */
+  void (*note)(void *arg, const char *buf, size_t len);
+  void *arg;
+};
+
+/* Each returns 1 when it answered the request (n: its length), 0 when JS must. */
+int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t n);
+int meta_try_getattr(const struct meta_io *io, struct fuse_in_header *h, size_t n);
+int meta_try_flush(const struct meta_io *io, struct fuse_in_header *h, size_t n);
+#endif
