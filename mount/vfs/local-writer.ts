@@ -270,13 +270,13 @@ export class LocalWriter {
     moveOpenFiles(this.core, from, parked);
     moveOpenFiles(this.core, to, from);
     moveOpenFiles(this.core, parked, to);
-    await this.sync.refresh(a.location, a.rel, false);
-    await this.sync.refresh(b.location, b.rel, false);
+    // With their other names (hard links): the swap changed both inodes' ctime.
+    await this.sync.refresh(a.location, a.rel);
+    await this.sync.refresh(b.location, b.rel);
     await this.sync.refreshParent(a.location, a.rel);
     if (a.parent.id !== b.parent.id) await this.sync.refreshParent(b.location, b.rel);
   }
 
-  /** Open handles and live sizes follow a renamed file or directory. */
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
