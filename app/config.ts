@@ -13,6 +13,8 @@ export interface Config {
   'index.mmapSize': number;
   /** Byte budget of the daemon's path -> entry cache (the resolver's LRU). */
   'resolver.cacheSize': number;
+  /** FUSE nodes the daemon keeps (~200 bytes each) before it asks the kernel to drop the oldest cached names. */
+  'fuse.maxNodes': number;
   'scan.interval': number;
   /**
    * Seconds between polls of S3 locations' listings while the daemon runs (0: never); stretched
@@ -53,6 +55,7 @@ export function defaultConfig(name: string): Config {
     'index.cacheSize': 16 * 1024 ** 2,
     'index.mmapSize': 0,
     'resolver.cacheSize': 16 * 1024 ** 2,
+    'fuse.maxNodes': 100_000,
     'scan.interval': 600,
     'upload.delay': 2,
     'scan.remoteInterval': 120,
@@ -116,6 +119,11 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   'index.cacheSize': (v) => parseSize(v),
   'index.mmapSize': (v) => parseSize(v),
   'resolver.cacheSize': (v) => parseSize(v),
+  'fuse.maxNodes': (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 100) throw new FsError('EINVAL', 'fuse.maxNodes: a whole number of nodes, at least 100');
+    return n;
+  },
   'scan.interval': (v) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable');

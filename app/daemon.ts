@@ -112,7 +112,14 @@ async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Pr
   try {
     out.peers = await startPeerServices(home, { listen: opts.peer, log: opts.log, changed: () => vfs.resolver.invalidate() });
     if (opts.webdav) Object.assign(out, await startWebdavFrontEnd(home, vfs, opts, opts.webdav));
-    if (opts.mountpoint) out.fuse = await mountFuse(vfs, opts.mountpoint, { allowOther: opts.allowOther, backend: opts.fuseBackend, passthrough: opts.passthrough, log: opts.log });
+    if (opts.mountpoint)
+      out.fuse = await mountFuse(vfs, opts.mountpoint, {
+        allowOther: opts.allowOther,
+        backend: opts.fuseBackend,
+        passthrough: opts.passthrough,
+        maxNodes: home.config['fuse.maxNodes'],
+        log: opts.log,
+      });
     return out;
   } catch (err) {
     await out.webdav?.close().catch(() => undefined);
@@ -300,7 +307,16 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
   }
   const pool = new HashPool(1);
   try {
-    const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize, statePaths: home.statePaths };
+    const ctx = {
+      db: home.db,
+      entries: home.entries,
+      blobs: home.blobs,
+      locations: home.locations,
+      pool,
+      blockSize: home.config.blockSize,
+      statePaths: home.statePaths,
+      sharedConnection: true,
+    };
     const provider = vfs.providers.get(loc);
     if (provider.features.localFiles) await scanLocalLocation(ctx, loc, loc.uri);
     else if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);

@@ -3,7 +3,7 @@ import { formatSize } from './config';
 import type { Home } from './home';
 import type { Pins } from '../mount/vfs/pins';
 import { esc } from '../mount/webdav/html-listing';
-import { statusReport } from './status';
+import { statusReport, type StatusReport } from './status';
 
 /** The status page's own policy: a static page (sandboxed, no script), inline styles only. */
 export const STATUS_PAGE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -40,6 +40,14 @@ export interface StatusPageLive {
  * carries an id or data-* attribute so tests (and scrapers) can read it back. Throws only
  * SQLite errors.
  */
+/** The copies paragraph, histogram and chart. */
+function copiesSection(c: NonNullable<StatusReport['copies']>): string {
+  return `<p id="copies" data-min="${c.min}" data-files="${c.files}" data-under="${c.under.files}">${c.under.files} of ${c.files} files have fewer than ${c.min} copies (${formatSize(c.under.bytes)}).</p>
+<table id="copies-histogram"><tr><th>copies</th><th>files</th></tr>
+<tr><td>1</td><td id="copies-1">${c.histogram['1']}</td></tr><tr><td>2</td><td id="copies-2">${c.histogram['2']}</td></tr><tr><td>3+</td><td id="copies-3">${c.histogram['3+']}</td></tr></table>
+${copiesChart(c.histogram)}`;
+}
+
 export function renderStatusPage(home: Home, live: StatusPageLive): string {
   const r = statusReport(home);
   const pins = live.pins.report();
@@ -76,10 +84,7 @@ table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid 
 <h2>Peers</h2>
 <table id="peers"><tr><th>peer</th><th>last contact</th></tr>${peerRows}</table>
 <h2>Copies</h2>
-<p id="copies" data-min="${c.min}" data-files="${c.files}" data-under="${c.under.files}">${c.under.files} of ${c.files} files have fewer than ${c.min} copies (${formatSize(c.under.bytes)}).</p>
-<table id="copies-histogram"><tr><th>copies</th><th>files</th></tr>
-<tr><td>1</td><td id="copies-1">${c.histogram['1']}</td></tr><tr><td>2</td><td id="copies-2">${c.histogram['2']}</td></tr><tr><td>3+</td><td id="copies-3">${c.histogram['3+']}</td></tr></table>
-${copiesChart(c.histogram)}
+${c ? copiesSection(c) : `<p id="copies" data-skipped="${r.copiesSkipped}">not counted for ${r.copiesSkipped} files: <code>vdfs copies</code> counts them.</p>`}
 <p><small>generated ${when(Date.now())}</small></p>
 </body></html>
 `;

@@ -23,8 +23,14 @@ export interface StatusReport {
   index: { entries: number; blobs: number; blobBytes: number; changes: number };
   /** `remoteDeletes`: leftover uploads still to delete at their source (docs/vfs.md, staged writes). */
   uploads: { pending: number; failed: number; remoteDeletes: number };
-  /** The copies report without paths (vdfs copies --json has them). */
-  copies: Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] };
+  /**
+   * The copies report without paths (vdfs copies --json has them); null when the index holds
+   * more than STATUS_COPIES_MAX_FILES files (`copiesSkipped` says how many): the report reads
+   * every file's row and its replicas, seconds at a million files, and status must stay quick.
+   */
+  copies: (Omit<CopiesReport, 'groups'> & { groups: Omit<CopiesReport['groups'][number], 'paths'>[] }) | null;
+  /** Files not counted for `copies` (0 when it was counted). */
+  copiesSkipped: number;
   /** Configured cache budgets (bytes), this command's own RSS, and the running daemon's. */
   memory: { budget: MemoryBudget; status: { rss: number; peakRss: number } | null; daemon: { pid: number; rss: number; peakRss: number } | null };
   /**
@@ -33,6 +39,9 @@ export interface StatusReport {
    */
   errors: { swallowed: Record<string, number> | null; daemonPid: number | null };
 }
+
+/** Above this many indexed files `vdfs status` leaves the copies report to `vdfs copies`. */
+export const STATUS_COPIES_MAX_FILES = 50_000;
 
 function errorsReport(dir: string): StatusReport['errors'] {
   const d = daemonSwallowed(dir);
@@ -48,6 +57,8 @@ export function statusReport(home: Home): StatusReport {
   const stats = new StatusCounts(home.db);
   const counts = stats.byLocation();
   const entries = [...counts.values()].reduce((n, c) => n + c.entries, 0);
+  const files = [...counts.values()].reduce((n, c) => n + c.files, 0);
+  const countCopies = files <= STATUS_COPIES_MAX_FILES;
   const blobs = home.blobs.stats();
   return {
     home: home.dir,
@@ -69,7 +80,8 @@ export function statusReport(home: Home): StatusReport {
     }),
     index: { entries, blobs: blobs.blobs, blobBytes: blobs.bytes, changes: stats.changeSeq() },
     uploads: { ...stats.uploads(), remoteDeletes: new UploadStore(home.db).remoteDeleteCount() },
-    copies: withoutPaths(copiesReport(home, { paths: false })),
+    copies: countCopies ? withoutPaths(copiesReport(home, { paths: false })) : null,
+    copiesSkipped: countCopies ? 0 : files,
     memory: { budget: memoryBudget(home.config), status: processMemory(process.pid), daemon: daemonMemory(home.dir) },
     errors: errorsReport(home.dir),
   };

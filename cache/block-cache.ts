@@ -1,6 +1,7 @@
 import { FsError, toFsError } from '../core/fs-error';
 import type { OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
+import { blockPool } from './block-pool';
 import { DiskTier } from './disk-tier';
 import { MemoryTier, type MemoryBlock } from './memory-tier';
 import { SingleFlight } from './single-flight';
@@ -71,6 +72,8 @@ export class BlockCache {
   private readonly flight = new SingleFlight<MemoryBlock>();
   private readonly counts = { hits: 0, memoryHits: 0, misses: 0, shared: 0, fetchedBytes: 0, verifyFailures: 0, writeSkips: 0 };
   private readonly behind = new Set<Promise<unknown>>();
+  /** Blocks in the write-behind queue, served from here until they are on disk (a reader must not fetch them again meanwhile). */
+  private readonly writing = new Map<string, MemoryBlock>();
   private queuedBytes = 0;
   private closed = false;
 
@@ -160,7 +163,7 @@ export class BlockCache {
    * `data` when the caller already computed it (a verified block), else computed here. Never throws.
    */
   keep(key: string, data: Buffer, sum?: string): void {
-    if (this.closed || this.flight.has(key)) return;
+    if (this.closed || this.flight.has(key) || this.writing.has(key)) return;
     if (this.memory.get(key) !== undefined || this.disk.has(key)) {
       this.disk.touch(key);
       return;
@@ -203,7 +206,7 @@ export class BlockCache {
 
   /** True when `key` is in memory or on disk now (not read back, not counted as a use). Never throws. */
   has(key: string): boolean {
-    return this.memory.get(key) !== undefined || this.disk.has(key);
+    return this.memory.get(key) !== undefined || this.writing.has(key) || this.disk.has(key);
   }
 
   /** Resolves when every write-behind store queued so far has finished. Never rejects. */
@@ -219,6 +222,7 @@ export class BlockCache {
   /** Removes every cached block, in memory and on disk. Throws FsError when the directory cannot be reset. */
   async clear(): Promise<void> {
     this.memory.clear();
+    this.writing.clear();
     await this.disk.clear();
     this.memory.clear(); // anything loaded while the disk was being cleared
   }
@@ -237,7 +241,10 @@ export class BlockCache {
   }
 
   private memoryHit(key: string, expectedHash?: string): MemoryBlock | undefined {
-    const m = this.memory.get(key);
+    const mem = this.memory.get(key);
+    const w = mem ? undefined : this.writing.get(key);
+    // a pooled block (cache/block-pool.ts) is reused once written: whoever asks gets a copy
+    const m = mem ?? (w && blockPool.pooled(w.data) ? { data: Buffer.from(w.data), sum: w.sum } : w);
     if (!m) return undefined;
     if (expectedHash !== undefined && m.sum !== expectedHash) {
       this.memory.delete(key);
@@ -283,7 +290,12 @@ export class BlockCache {
       return;
     }
     this.queuedBytes += data.length;
+    blockPool.ref(data); // a pooled block stays ours until it is on disk
+    const b = { data, sum };
+    this.writing.set(key, b);
     const p: Promise<unknown> = this.disk.store(key, data, sum).finally(() => {
+      if (this.writing.get(key) === b) this.writing.delete(key);
+      blockPool.unref(data);
       this.queuedBytes -= data.length;
       this.behind.delete(p);
     });

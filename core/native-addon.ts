@@ -53,6 +53,8 @@ export interface NativeFuse {
    * `versions[i]` is `ino:size:mtimeNs` (exact), '' when the fstatat failed.
    */
   statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
+  /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
+  futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

@@ -83,6 +83,12 @@ export interface ReadOptions {
  * EINVAL for a path that tries to leave the root, EHOSTDOWN when the source is unreachable,
  * EROFS for writes on a read-only provider, EIO for anything else.
  */
+/** How putFile places a file (see Provider.putFile). */
+export interface PutOptions {
+  ifVersion?: string | null;
+  meta?: { mode: number; mtimeSec: number; mtimeNsec: number };
+}
+
 export interface Provider {
   readonly kind: string;
   readonly features: ProviderFeatures;
@@ -114,9 +120,12 @@ export interface Provider {
   /**
    * Replace (or create) a file with the content of a local file. With `ifVersion` a string,
    * only when the current version is that one; with `ifVersion` null, only when nothing is
-   * there; otherwise it throws ESTALE and changes nothing. Throws EROFS, ENOSPC, EIO, EHOSTDOWN.
+   * there; otherwise it throws ESTALE and changes nothing. With `meta`, a source that keeps
+   * modes and times on its files (a local folder) gives the placed file that mode and mtime
+   * (exact to the nanosecond); others keep them in the index only and ignore it.
+   * Throws EROFS, ENOSPC, EIO, EHOSTDOWN.
    */
-  putFile(path: string, sourceFile: string, opts?: { ifVersion?: string | null }): Promise<ProviderEntry>;
+  putFile(path: string, sourceFile: string, opts?: PutOptions): Promise<ProviderEntry>;
   /**
    * Optional: a server-side copy within this source (no bytes through vdfs). Only creates
    * (ESTALE when something is at `to`); copies `from` only while it is still `fromVersion`

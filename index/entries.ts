@@ -4,6 +4,7 @@ import { splitPath } from '../core/paths';
 import { isSpecial, type EntryType } from '../core/provider';
 import type { Db } from './db';
 import { binOf, hexOf } from './hash-sql';
+import { shareEpoch } from './share-epoch';
 
 export interface Entry {
   id: number;
@@ -24,6 +25,9 @@ export interface Entry {
 
 /** The fields of an entry that a change sets (`rdev` only for devices: absent means null). */
 export type EntryFields = Pick<Entry, 'type' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'mode' | 'version' | 'hash' | 'target'> & { rdev?: number | null };
+
+/** Rows per statement of insertMany (12 values each, well under SQLite's 32,766 variables). */
+const INSERT_CHUNK = 100;
 
 const COLS = `id, location_id AS locationId, parent_id AS parentId, name, type, size, mtime_sec AS mtimeSec, mtime_nsec AS mtimeNsec, mode, version, ${hexOf('hash')} AS hash, target, rdev`;
 
@@ -168,6 +172,45 @@ export class EntryStore {
     return id;
   }
 
+  /**
+   * Adds children of one directory with one statement per ~100 rows (a first scan's millions:
+   * ~25 % less CPU than a statement per row). Returns their ids, in order. Throws EEXIST when
+   * a name is taken, and then none of the chunk holding it is inserted (earlier chunks are).
+   */
+  insertMany(locationId: number, parentId: number, rows: readonly { name: string; fields: EntryFields; path: string }[]): number[] {
+    const ids: number[] = [];
+    for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+      const chunk = rows.slice(at, at + INSERT_CHUNK);
+      const args: unknown[] = [];
+      for (const { name, fields: f } of chunk) args.push(locationId, parentId, name, f.type, f.size, f.mtimeSec, f.mtimeNsec, f.mode, f.version, f.hash, f.target, f.rdev ?? null);
+      let last: number;
+      try {
+        last = Number(this.insertOf(chunk.length).run(args).lastInsertRowid);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new FsError('EEXIST', `a name in ${chunk[0].path} already exists in the index`);
+        throw err;
+      }
+      // A multi-row INSERT numbers its rows max(id)+1, +2, ... in order (no trigger adds entries).
+      for (let i = 0; i < chunk.length; i++) ids.push(last - chunk.length + 1 + i);
+      for (const r of chunk) if (!isSpecial(r.fields.type)) this.log(locationId, 'put', r.path, null, r.fields);
+    }
+    return ids;
+  }
+
+  /** The INSERT of `n` rows, prepared once per size (at most INSERT_CHUNK of them). */
+  private insertOf(n: number): Statement {
+    let st = this.multiInsert.get(n);
+    if (!st) {
+      const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ${binOf('?')}, ?, ?)`;
+      st = this.db.prepare(
+        `INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mtime_nsec, mode, version, hash, target, rdev) VALUES ${Array(n).fill(row).join(', ')}`,
+      );
+      this.multiInsert.set(n, st);
+    }
+    return st;
+  }
+  private readonly multiInsert = new Map<number, Statement>();
+
   update(entry: Entry, fields: EntryFields, path: string): void {
     this.s.update.run({ id: entry.id, ...fieldsOf(fields) });
     // A name that became a special file is gone for peers (see log()).
@@ -191,17 +234,34 @@ export class EntryStore {
     else if (existing && !isSpecial(existing.type)) this.log(entry.locationId, 'delete', toPath, null, null);
   }
 
+  /** Shared answers of the open batch transaction (index/share-epoch.ts), by location id. */
+  private sharedMemo = new Map<number, boolean>();
+  private memoEpoch: number | undefined;
+
+  private isShared(locationId: number): boolean {
+    const epoch = shareEpoch(this.db);
+    if (epoch === undefined) return this.s.shared.get(locationId) !== undefined;
+    if (epoch !== this.memoEpoch) {
+      this.memoEpoch = epoch;
+      this.sharedMemo.clear();
+    }
+    let shared = this.sharedMemo.get(locationId);
+    if (shared === undefined) this.sharedMemo.set(locationId, (shared = this.s.shared.get(locationId) !== undefined));
+    return shared;
+  }
+
   /**
    * The change log exists for peers following a location, and a peer starts from a snapshot
    * (every entry, at the log's head) when it is first shared: changes of a location shared with
    * no peer are never read, so they are not written (half of a million-file index). Checked at
    * each write, inside the write's transaction: a share committed before it is seen, and a
-   * snapshot taken after a share includes every write committed before it.
+   * snapshot taken after a share includes every write committed before it. Inside a scan's
+   * batch the answer is asked once (index/share-epoch.ts): no other connection can commit then.
    * Special files (FIFOs, sockets, devices) are never logged: they mean something only on
    * this machine (a rendezvous, a device number), so peers never see them (docs/vfs.md).
    */
   private log(locationId: number, op: 'put' | 'delete' | 'move', path: string, toPath: string | null, fields: EntryFields | null): void {
-    if (this.s.shared.get(locationId) === undefined) return;
+    if (!this.isShared(locationId)) return;
     this.s.log.run(locationId, op, path, toPath, fields ? JSON.stringify(fieldsOf(fields)) : null, Date.now());
   }
 }

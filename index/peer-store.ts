@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db';
 import { INVITE_PREFIX, SHARE_KEY } from './share-records';
+import { sharesChanged } from './share-epoch';
 import { FsError } from '../core/fs-error';
 
 /** A paired node, as `nodes` records it. */
@@ -83,6 +84,7 @@ export class PeerStore {
     this.db
       .transaction(() => {
         this.db.prepare('DELETE FROM meta WHERE key = ?').run(SHARE_KEY(id));
+        sharesChanged(this.db);
         this.db.prepare('DELETE FROM nodes WHERE id = ? AND is_self = 0').run(id);
       })
       .immediate();
@@ -103,6 +105,7 @@ export class PeerStore {
     this.db
       .prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
       .run(SHARE_KEY(id), JSON.stringify([...new Set(names)].sort()));
+    sharesChanged(this.db);
   }
 
   /** Throws ENOENT unless `name` is a location this node owns (only those can be shared). */

@@ -89,6 +89,17 @@ export interface DiffSinks {
   hash(job: HashJob): void;
 }
 
+/** A listed name's index row, before it is written. */
+interface Row {
+  fields: EntryFields;
+  hash: string | null;
+  /** An empty file, hashed already. */
+  fresh: boolean;
+}
+
+/** New names of one directory inserted with one statement (EntryStore.insertMany). */
+const INSERT_BATCH = 100;
+
 /** Where one listed name stands against the index. */
 interface Seen {
   dir: WalkDir;
@@ -109,6 +120,8 @@ interface Seen {
 export class DirDiff {
   private readonly knownOf: Statement;
   private emptyBlob = false;
+  /** New names of the directory being applied, not inserted yet. */
+  private queued: { s: Seen; abs: string; row: Row }[] = [];
   /** Files whose hash was still valid. */
   unchanged = 0;
   /** Empty files, hashed without a read. */
@@ -160,6 +173,7 @@ export class DirDiff {
       if (this.rules.onlyDefaults ? this.rules.ignoresName(name) : this.rules.ignores(rel, type === 'dir')) continue;
       this.child({ dir, l, i, name, rel, type, known }, prefix + name);
     }
+    this.insertQueued();
     if (known) this.removeLeft(dir, known, l.names);
     if (this.run.opts.onProgress) this.run.report();
   }
@@ -187,26 +201,58 @@ export class DirDiff {
     const version = l.versions[i];
     const k = known?.left.get(s.name);
     if (k !== undefined) known!.left.delete(s.name);
-    let id: number;
-    let hash: string | null;
-    let fresh = false;
     if (k !== undefined && known!.type(k) === s.type && known!.version(k) === version && known!.mode(k) === l.modes[i]) {
       // Unchanged (the common case on a rescan): no object, no readlink, no write.
-      id = known!.id(k);
-      hash = known!.hashed(k) ? 'known' : null;
-    } else {
-      const w = this.write(s, abs, k === undefined ? undefined : known!.id(k));
-      if (!w) return;
-      ({ id, hash, fresh } = w);
+      this.placed(s, abs, known!.id(k), known!.hashed(k) ? 'known' : null, false);
+      return;
     }
-    if (s.type === 'dir') this.sinks.dir({ id, abs, rel: s.rel, ino: version.slice(0, version.indexOf(':')) });
+    const row = this.rowOf(s, abs);
+    if (!row) return;
+    // New (the common case on a first scan): inserted with the directory's other new names.
+    if (k === undefined) return this.queue(s, abs, row);
+    const w = this.write(s, row, known!.id(k));
+    this.placed(s, abs, w.id, w.hash, w.fresh);
+  }
+
+  /** Where a written (or unchanged) name goes next: a directory to the walk, a file to hashing. */
+  private placed(s: Seen, abs: string, id: number, hash: string | null, fresh: boolean): void {
+    if (s.type === 'dir') this.sinks.dir({ id, abs, rel: s.rel, ino: s.l.versions[s.i].slice(0, s.l.versions[s.i].indexOf(':')) });
     else if (s.type === 'file') this.file(s, abs, id, hash, fresh);
   }
 
-  /** A new or changed entry: written to the index. Undefined when it vanished meanwhile. */
-  private write(s: Seen, abs: string, knownId: number | undefined): { id: number; hash: string | null; fresh: boolean } | undefined {
+  /** A new name, inserted with up to INSERT_BATCH - 1 others of its directory. */
+  private queue(s: Seen, abs: string, row: Row): void {
+    this.queued.push({ s, abs, row });
+    if (this.queued.length >= INSERT_BATCH) this.insertQueued();
+  }
+
+  private insertQueued(): void {
+    const q = this.queued;
+    if (q.length === 0) return;
+    this.queued = [];
+    this.run.tx.tick(q.length);
+    let ids: number[];
+    try {
+      ids = this.run.ctx.entries.insertMany(
+        this.loc.id,
+        q[0].s.dir.id,
+        q.map(({ s, row }) => ({ name: s.name, fields: row.fields, path: s.rel })),
+      );
+    } catch (err) {
+      if ((err as FsError).code !== 'EEXIST') throw err;
+      // A write through the mount added one of these names while the walk ran: one by one.
+      for (const { s, abs, row } of q) {
+        const w = this.write(s, row, undefined);
+        this.placed(s, abs, w.id, w.hash, w.fresh);
+      }
+      return;
+    }
+    for (let j = 0; j < q.length; j++) this.placed(q[j].s, q[j].abs, ids[j], q[j].row.hash, q[j].row.fresh);
+  }
+
+  /** The index row of a listed name. Undefined when it vanished meanwhile (a symlink's readlink failed). */
+  private rowOf(s: Seen, abs: string): Row | undefined {
     const { l, i, type } = s;
-    const { entries } = this.run.ctx;
     let target: string | null = null;
     if (type === 'symlink') {
       try {
@@ -232,11 +278,19 @@ export class DirDiff {
       target,
       rdev,
     };
+    return { fields, hash, fresh };
+  }
+
+  /** A new or changed entry, written to the index on its own. */
+  private write(s: Seen, row: Row, knownId: number | undefined): { id: number; hash: string | null; fresh: boolean } {
+    const { type } = s;
+    const { entries } = this.run.ctx;
+    const { fields, fresh } = row;
+    let { hash } = row;
     const tx = this.run.tx;
     tx.tick();
     let old: Entry | undefined;
     if (knownId === undefined) {
-      // New (the common case on a first scan): one insert, no lookup first.
       try {
         return { id: entries.insert(this.loc.id, s.dir.id, s.name, fields, s.rel), hash, fresh };
       } catch (err) {

@@ -42,6 +42,8 @@ export interface ScanContext {
   blockSize: number;
   /** vdfs's own state folders (home, cache, staging): never indexed where a location holds them. */
   statePaths?: readonly string[];
+  /** `db` is the daemon's connection, written by the mount meanwhile: commit every turn (TxBatcher perTurn). */
+  sharedConnection?: boolean;
 }
 
 export interface ScanOptions {

@@ -86,7 +86,7 @@ function newRun(ctx: ScanContext, opts: ScanOptions): ScanRun {
     progress,
     problems: 0,
     // Relaxed commits: a first scan's rows are rebuilt by a rescan; one fsync at the end (syncIndex).
-    tx: new TxBatcher(ctx.db, undefined, true),
+    tx: new TxBatcher(ctx.db, undefined, true, ctx.sharedConnection),
     // Throttled to 10 per second (phase changes are reported by the caller, always).
     report() {
       const now = Date.now();

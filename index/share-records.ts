@@ -1,4 +1,5 @@
 import type { Db } from './db';
+import { sharesChanged } from './share-epoch';
 
 /** `meta` key of what is shared with one peer: a JSON array of location names. */
 export const SHARE_KEY = (peerId: string): string => `peer.share.${peerId}`;
@@ -23,4 +24,5 @@ export function forgetLocationGrants(db: Db, name: string): void {
     const names = JSON.parse(r.value) as string[];
     if (names.includes(name)) db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(JSON.stringify(names.filter((n) => n !== name)), r.key);
   }
+  sharesChanged(db);
 }

@@ -1,4 +1,5 @@
 import { setRelaxedCommits, type Db } from './db';
+import { closeShareEpoch, openShareEpoch } from './share-epoch';
 
 /**
  * Groups index writes into transactions of `size` changes (each commit is fsynced, unless
@@ -10,23 +11,52 @@ import { setRelaxedCommits, type Db } from './db';
 export class TxBatcher {
   private open = false;
   private n = 0;
+  /** A commit at the end of a turn failed: thrown by the next tick or flush. */
+  private failed: unknown;
   constructor(
     private readonly db: Db,
     private readonly size = 5000,
     private readonly relaxed = false,
+    /**
+     * The connection is shared with live writers (the daemon's rescans): commit at the end of
+     * every synchronous turn, so no writer's change ever joins (and waits for, or is rolled back
+     * with) a transaction held open across the scan's awaits.
+     */
+    private readonly perTurn = false,
   ) {}
 
-  /** One change is about to be written: opens a transaction if none is, commits every `size`. */
-  tick(): void {
+  /**
+   * `n` changes are about to be written: commits the transaction first when it holds `size`
+   * already (so the changes never land outside one), opens one if none is.
+   */
+  tick(n = 1): void {
+    if (this.failed !== undefined) throw this.failed;
+    if (this.open && this.n >= this.size) this.flush();
     if (!this.open) {
       if (this.relaxed && !this.db.inTransaction) setRelaxedCommits(this.db, true);
       this.db.exec('BEGIN IMMEDIATE');
       this.open = true;
+      openShareEpoch(this.db);
+      if (this.perTurn) queueMicrotask(() => this.endTurn());
     }
-    if (++this.n >= this.size) this.flush();
+    this.n += n;
+  }
+
+  private endTurn(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.failed = err;
+      try {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      } catch {
+        /* the connection reports the first error again at the next tick */
+      }
+    }
   }
 
   flush(): void {
+    if (this.failed !== undefined) throw this.failed;
     if (this.open) this.end('COMMIT');
   }
 
@@ -38,6 +68,7 @@ export class TxBatcher {
     try {
       this.db.exec(how);
     } finally {
+      closeShareEpoch(this.db);
       this.open = false;
       this.n = 0;
       if (this.relaxed && !this.db.inTransaction) setRelaxedCommits(this.db, false);

@@ -52,11 +52,10 @@ function walk(dir: string): Promise<{ code: number | null; lines: number; err: s
   });
 }
 
-t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries and drop_caches`, { timeout: 1_200_000 }, async (t) => {
-  const dir = tempDir(t);
+/** A home whose location `l` holds `dirs` folders of PER_DIR files, written straight into SQLite; its folder moved away. */
+function syntheticHome(dir: string, dirs: number): string {
   const home = join(dir, 'home');
   const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
   execFileSync('mkdir', ['-p', src]);
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'l', src]);
@@ -64,15 +63,21 @@ t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries 
   const loc = `(SELECT id FROM locations WHERE name = 'l')`;
   const sql = `PRAGMA synchronous=OFF; BEGIN;
     INSERT INTO entries (id, location_id, parent_id, name, type, mode, version)
-      WITH RECURSIVE d(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM d WHERE i < ${DIRS - 1})
+      WITH RECURSIVE d(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM d WHERE i < ${dirs - 1})
       SELECT 1000 + i, ${loc}, (SELECT id FROM entries WHERE parent_id IS NULL AND location_id = ${loc}), 'd' || i, 'dir', 493, 'dir' || i FROM d;
     INSERT INTO entries (location_id, parent_id, name, type, size, mtime_sec, mode, version)
-      WITH RECURSIVE f(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM f WHERE i < ${DIRS * PER_DIR - 1})
+      WITH RECURSIVE f(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM f WHERE i < ${dirs * PER_DIR - 1})
       SELECT ${loc}, 1000 + i / ${PER_DIR}, 'f' || (i % ${PER_DIR}), 'file', i, 1700000000 + i, 420, 'v' || i FROM f;
     COMMIT; PRAGMA wal_checkpoint(TRUNCATE);`;
   execFileSync('sqlite3', [join(home, 'index.db')], { input: sql, maxBuffer: 1 << 20 });
   renameSync(src, `${src}-away`); // unreachable: served from the index, never rescanned away
+  return home;
+}
 
+t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries and drop_caches`, { timeout: 1_200_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = syntheticHome(dir, DIRS);
+  const mnt = join(dir, 'mnt');
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   const pid = m.proc.pid!;
@@ -86,6 +91,8 @@ t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries 
   const walked = rssMiB(pid);
   t.ok(held > DIRS, `the walk made the kernel hold nodes (${held})`);
   t.ok(held <= 1 + 1 + DIRS + DIRS * PER_DIR, `never more nodes than names (${held})`);
+  // The kernel was asked to drop old names past the budget (fuse.maxNodes, 100,000 by default).
+  t.ok(held <= 110_000 + 1000, `the table stayed near its budget (${held} nodes at the end)`);
   // What the walk cost the daemon, per name walked: a node table entry and its last attributes
   // at most (the kernel may hold every one of them), not a copy of each listing. Per walked
   // name, not per node held at the end: the kernel forgets nodes during the walk (memory
@@ -102,4 +109,30 @@ t.test(`the node table stays bounded across a walk of ${DIRS * PER_DIR} entries 
     PER_DIR,
     'the mount still answers',
   );
+});
+
+t.test('past fuse.maxNodes the kernel is asked to drop old names: the table stays near the budget, every name still answers', { timeout: 600_000 }, async (t) => {
+  const SMALL_DIRS = 50;
+  const MAX = 2000;
+  const dir = tempDir(t);
+  const home = syntheticHome(dir, SMALL_DIRS);
+  vdfsOk(home, ['config', 'set', 'fuse.maxNodes', String(MAX)]);
+  const mnt = join(dir, 'mnt');
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const w = await walk(join(mnt, 'l'));
+  t.equal(w.code, 0, `find finished: ${w.err.slice(0, 300)}`);
+  t.equal(w.lines, 1 + SMALL_DIRS + SMALL_DIRS * PER_DIR, 'walked every entry of the index');
+  const st = () => JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as { nodes: number; maxNodes: number; namesDropped: number };
+  t.equal(st().maxNodes, MAX, 'the configured budget');
+  t.ok(st().namesDropped > SMALL_DIRS * PER_DIR - 2 * MAX, `the kernel was asked to drop old names (${st().namesDropped})`);
+  // FORGETs arrive a little after the invalidations: poll for the kernel to have let go.
+  t.ok(await until(() => st().nodes <= MAX * 1.1 + 100, 60_000), `the table is back near its budget (${st().nodes} nodes; ${SMALL_DIRS * PER_DIR} names walked)`);
+  // A dropped name is looked up again when asked: the first folder's files, with their sizes.
+  const out = sh('stat', ['-c', '%n %s', join(mnt, 'l', 'd0', 'f7'), join(mnt, 'l', 'd1', 'f999')])
+    .stdout.trim()
+    .split('\n');
+  t.same(out, [`${join(mnt, 'l', 'd0', 'f7')} 7`, `${join(mnt, 'l', 'd1', 'f999')} ${PER_DIR + 999}`], 'names dropped from the kernel still answer, with their attributes');
+  const again = await walk(join(mnt, 'l'));
+  t.equal(again.lines, w.lines, 'a second walk sees every name again');
 });

@@ -246,7 +246,10 @@ t.test('listings: one READDIRPLUS per folder, no LOOKUP per name; the kernel reu
   }
   t.equal(n(s2, 'op.readdirplus'), n(before, 'op.readdirplus'), 'listed again at once: the kernel kept the listing (no READDIRPLUS)');
   t.ok(n(s2, 'op.opendir') > n(before, 'op.opendir'), 'though it opened the folder');
-  t.ok(n(s2, 'native.getxattr') >= 2000, `ls -l asked every name for its ACL, answered in the addon (${n(s2, 'native.getxattr')})`);
+  // The ACL and the SELinux label are EOPNOTSUPP (answered in the addon), which ls remembers per device.
+  // (op.getxattr also counts this test's own reads of user.vdfs.fuse, which JS answers.)
+  const asked = n(s2, 'native.getxattr') - n(before, 'native.getxattr');
+  t.ok(asked >= 1 && asked <= 4, `ls -l asked for the ACL and label of its first name only, not of all 2,000 (${asked})`);
   // A name added on the disk: once the index has it, the next listing is taken again.
   writeFileSync(join(src, 'd', 'new'), 'n');
   t.ok(await until(() => vdfsOk(home, ['ls', '/l/d']).stdout.includes(' new'), 20_000), 'the watcher indexed the new name');

@@ -105,6 +105,27 @@ t.test('cp -a, cp -p, rsync -a (twice), tar x and git give the same tree through
   );
 });
 
+// rsync -a into a location's root sets that folder's times and mode last: they answered EBUSY
+// (a location's root was only ever a name to protect), and rsync exited 23.
+t.test("rsync -a into a location's root: exit 0, and the folder itself gets the times and mode", async (t) => {
+  const { mnt, src: folder } = await mountWithOracle(t, 'm');
+  const src = join(tempDir(t), 'tree');
+  mkdirSync(src);
+  sourceTree(src);
+  chmodSync(src, 0o750);
+  utimesSync(src, 1_100_000_000, 1_200_000_000.5);
+  const root = join(mnt, 'm');
+  const r = sh('rsync', ['-a', `${src}/`, `${root}/`]);
+  t.equal(r.code, 0, `rsync -a exits 0: ${r.stderr}`);
+  const want = sh('stat', ['-c', '%a %.9Y', src]).stdout.trim();
+  t.equal(sh('stat', ['-c', '%a %.9Y', root]).stdout.trim(), want, "the location's root through the mount: the source folder's mode and mtime");
+  t.equal(sh('stat', ['-c', '%a %.9Y', folder]).stdout.trim(), want, 'and the folder on the disk');
+  const again = sh('rsync', ['-a', '--itemize-changes', `${src}/`, `${root}/`]);
+  t.same([again.code, again.stdout.trim()], [0, ''], 'a second rsync -a copies and changes nothing');
+  t.equal(sh('chmod', ['755', root]).code, 0, "chmod of a location's root");
+  t.equal(sh('stat', ['-c', '%a', folder]).stdout.trim(), '755', 'reaches the folder');
+});
+
 t.test('git clone and commit in the mount: a clean status, the same files as on the disk', async (t) => {
   const { mnt, oracle } = await mountWithOracle(t, 'm');
   const repo = join(tempDir(t), 'repo');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { startMount, sh } from './helpers/mount';
@@ -64,4 +64,47 @@ t.test('writes during the start-up rescan all succeed and the rescan does not fa
     }
   });
   t.same(lost, [], 'everything written is on the disk and in the mount after the rescan');
+});
+
+// Removals and renames through the mount while the start-up rescan walks the same folders: a
+// name the walk listed before it went must not come back into the index (a ghost the mount
+// shows but the disk lacks), and its new name must be there.
+t.test('names removed or renamed during the start-up rescan do not come back', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  const DIRS = 1500;
+  for (let d = 0; d < DIRS; d++) {
+    mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (const f of ['f0', 'f1', 'f2']) writeFileSync(join(src, `d${d}`, f), `${d}/${f}\n`);
+  }
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  for (let d = 0; d < DIRS; d++) utimesSync(join(src, `d${d}`, 'f2'), 1_500_000_000, 1_500_000_000);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const failures: string[] = [];
+  let overlapped = false;
+  for (let i = 0; i < DIRS; i++) {
+    const d = join(mnt, 'l', `d${(i * 7) % DIRS}`);
+    try {
+      unlinkSync(join(d, 'f0'));
+      renameSync(join(d, 'f1'), join(d, 'g1'));
+    } catch (err) {
+      failures.push(`${i}: ${(err as Error).message}`);
+    }
+    if (!m.output().includes('start-up rescan done')) overlapped = true;
+  }
+  t.same(failures, [], 'every unlink and rename through the mount succeeded');
+  t.ok(overlapped, 'they ran while the start-up rescan did');
+  const started = Date.now();
+  while (!/start-up rescan (done|failed)/.test(m.output()) && Date.now() - started < 120_000) await new Promise((r) => setTimeout(r, 100));
+  t.match(m.output(), /start-up rescan done/, 'the rescan finished');
+  const indexed = (glob: string) => (JSON.parse(vdfsOk(home, ['find', '--name', glob, '--json']).stdout) as string[]).sort();
+  t.same(indexed('f0'), [], 'no removed name is back in the index');
+  t.same(indexed('f1'), [], 'no renamed name is back under its old name');
+  t.equal(indexed('g1').length, DIRS, 'every new name is indexed');
+  t.equal(indexed('f2').length, DIRS, 'and the untouched files are still there');
 });

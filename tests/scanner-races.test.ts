@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { appendFileSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { HashPool } from '../index/hash-pool';
@@ -74,13 +75,17 @@ t.test('a file that keeps changing while it is hashed is retried, then reported'
   const { src, home, scan, problems } = setup(t);
   writeFileSync(join(src, 'busy.log'), randomBytes(48 << 20)); // big enough that every hash overlaps a write
   writeFileSync(join(src, 'quiet.txt'), 'quiet');
-  // A writer appending every 2 ms on the main thread, which is free while the workers hash.
-  const timer = setInterval(() => appendFileSync(join(src, 'busy.log'), 'line\n'), 2);
+  // A writer appending every millisecond in its own process: a timer on this event loop missed
+  // whole hashes when the machine was loaded (the hash then succeeded, and the test failed).
+  const writer = spawn('python3', ['-c', `import time\nwhile True:\n  open(${JSON.stringify(join(src, 'busy.log'))}, 'a').write('line\\n')\n  time.sleep(0.001)`], {
+    stdio: 'ignore',
+  });
   let s;
   try {
     s = await scan();
   } finally {
-    clearInterval(timer);
+    writer.kill('SIGKILL');
+    await new Promise((r) => (writer.exitCode !== null || writer.signalCode !== null ? r(null) : writer.once('exit', r)));
   }
   t.equal(s.errors, 1);
   t.equal(problems.length, 1);

@@ -8,6 +8,8 @@ import { openBlockStore } from '../app/block-store';
 import { createVfs } from '../mount/vfs';
 import { providerOpener } from '../app/provider-registry';
 import { blake3Hex } from '../cache/checksum';
+import { HashPool } from '../index/hash-pool';
+import { scanLocalLocation } from '../index/scanner';
 
 /** The VFS core in-process, without the kernel: real home, real block cache, real files. */
 async function open(t: Parameters<typeof tempDir>[0], layout: Record<string, Record<string, Buffer>>) {
@@ -158,4 +160,21 @@ t.test('rename over one name of a hard-linked file: its other name shows the lin
   const real = statSync(join(dir, 'a', 'f.txt')).nlink;
   t.equal(real, 1, 'the disk dropped the replaced link');
   t.equal((await vfs.getattr('/a/f.txt')).nlink, real, 'the other name shows it at once');
+});
+
+// The daemon's start-up rescan writes on the daemon's own connection, which the resolver's
+// data_version check does not see. A LOOKUP that missed a name, then a rescan that indexed it
+// (made meanwhile through the mount), then MKDIR's refresh finding the row already right:
+// MKDIR answered ENOENT from the cached miss (fuse-posix-errors in CI, 3 runs in 60 here).
+t.test('a name a rescan indexed after a lookup missed it is found once the writer refreshes it', async (t) => {
+  const { dir, vfs, home } = await open(t, { a: {} });
+  await t.rejects(vfs.getattr('/a/d'), { code: 'ENOENT' }, 'missing, and the miss is cached');
+  mkdirSync(join(dir, 'a', 'd'));
+  const pool = new HashPool(1);
+  const ctx = { db: home.db, entries: home.entries, blobs: home.blobs, locations: home.locations, pool, blockSize: home.config.blockSize };
+  await scanLocalLocation(ctx, home.locations.get('a'), join(dir, 'a'));
+  await pool.close();
+  t.ok(home.entries.resolve(home.locations.get('a').id, 'd'), 'the rescan indexed it');
+  await vfs.writer.refresh(home.locations.get('a'), 'd', true, true);
+  await t.resolves(vfs.getattr('/a/d'), 'found after the refresh, not the cached miss');
 });

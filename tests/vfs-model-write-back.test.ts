@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { fsTree, runModel, startVfsDaemon, uploadsSettled } from './helpers/vfs-model';
@@ -26,7 +26,7 @@ t.test('vfs model, write-back location: staged writes behave like a real directo
     {
       vfs: daemon.vfs,
       loc: '/wb',
-      caps: { symlinks: true, modes: 'shown', times: false },
+      caps: { symlinks: true, modes: 'kept', times: true },
       async sourceTree(rel) {
         await uploadsSettled(t, queue);
         return fsTree(join(src, rel));
@@ -34,4 +34,33 @@ t.test('vfs model, write-back location: staged writes behave like a real directo
     },
     { runs: 25 },
   );
+});
+
+// cp -p, rsync -a and tar set the mode and times after the last write, while only the staged
+// copy exists (they answered ENOENT): the index keeps them, and the upload places the file with
+// them, to the nanosecond (rsync compares nanoseconds).
+t.test('write-back: chmod and utimens of a file still only staged reach the folder with its upload', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  mkdirSync(src);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['config', 'set', 'upload.delay', '1']);
+  vdfsOk(home, ['location', 'add', 'wb', src, '--write-back']);
+  vdfsOk(home, ['scan']);
+  const { daemon } = await startVfsDaemon(t, home);
+  const vfs = daemon.vfs;
+  const fh = await vfs.open('/wb/f.txt', { write: true, create: true, mode: 0o644 });
+  await vfs.write(fh, 0, Buffer.from('staged bytes\n'));
+  await vfs.release(fh);
+  t.notOk(existsSync(join(src, 'f.txt')), 'only staged so far (upload.delay 1 s)');
+  await vfs.chmod('/wb/f.txt', 0o640);
+  await vfs.setTimes('/wb/f.txt', 'omit', { sec: 1_500_000_000, nsec: 123_456_789 });
+  const a = await vfs.getattr('/wb/f.txt');
+  t.same([a.mode & 0o7777, Math.floor(a.mtimeMs)], [0o640, 1_500_000_000_123], 'the mount shows them at once');
+  await uploadsSettled(t, daemon.vfs.staged.queue);
+  const st = statSync(join(src, 'f.txt'), { bigint: true });
+  t.same([Number(st.mode) & 0o7777, String(st.mtimeNs)], [0o640, '1500000000123456789'], 'the placed file has the mode and the exact mtime');
+  const b = await vfs.getattr('/wb/f.txt');
+  t.same([b.mode & 0o7777, Math.floor(b.mtimeMs)], [0o640, 1_500_000_000_123], 'and the index still shows them after the upload');
 });

@@ -61,7 +61,8 @@ function registerBrowseCommands(program: Command, g: () => GlobalOpts): void {
       const items = await withVfs(home, async (vfs) => {
         const a = await vfs.getattr(path);
         if (a.type !== 'dir') return [item(splitPath(path).at(-1) ?? '', a)];
-        return (await vfs.readdir(path)).map((d) => item(d.name, d.attr));
+        // A file's type, size and mtime come from the index: no lstat per file (10,000 of them cost ~0.1 s).
+        return (await vfs.readdir(path, { statFiles: false })).map((d) => item(d.name, d.attr));
       });
       if (o.json) return printJson(items);
       process.stdout.write(table(items.map((i) => [TYPE_LETTER[i.type] ?? '-', String(i.size), i.mtime, displayName(i.name) + (i.type === 'dir' ? '/' : '')])));

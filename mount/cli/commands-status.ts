@@ -32,7 +32,9 @@ export function registerStatusCommand(program: Command, g: () => GlobalOpts): vo
       );
       process.stdout.write(`\nindex: ${r.index.entries} entries, ${r.index.blobs} blobs (${formatSize(r.index.blobBytes)}), change log at ${r.index.changes}\n`);
       process.stdout.write(`uploads: ${r.uploads.pending} pending, ${r.uploads.failed} failed\n`);
-      process.stdout.write(copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) + '\n');
+      process.stdout.write(
+        (r.copies ? copiesSummaryLine({ ...r.copies, groups: [] }, formatSize) : `copies: not counted for ${r.copiesSkipped} files (vdfs copies counts them)`) + '\n',
+      );
       const mem = r.memory;
       process.stdout.write(
         `memory: caches at most ${formatSize(mem.budget.total)} (index ${formatSize(mem.budget.indexCache)} + mmap ${formatSize(mem.budget.indexMmap)}, paths ${formatSize(mem.budget.resolverCache)}, blocks ${formatSize(mem.budget.blockMemory)}); ` +

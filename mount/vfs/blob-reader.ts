@@ -1,4 +1,5 @@
 import { blake3Hex } from '../../cache/checksum';
+import { blockPool } from '../../cache/block-pool';
 import { describeError, FsError, toFsError } from '../../core/fs-error';
 import { HASH_BYTES, type Blob } from '../../index/blobs';
 import { agreedList, verifyWhole, type BlobTrust } from './blob-trust';
@@ -18,14 +19,24 @@ export interface BlockStore {
   verifiedFile?(key: string): string | undefined;
   /** Calls `fn` (synchronously) with the path of a verified file before it is deleted. */
   onRemoved?(fn: (file: string) => void): void;
-  /** Caches a streamed block in the background (disk only; see BlockCache.keep). Never throws. Absent: get() is used. */
+  /**
+   * Caches a streamed block in the background (disk only; see BlockCache.keep), holding its own
+   * reference to a pooled block until it is written (cache/block-pool.ts). Never throws. Absent: get() is used.
+   */
   keep?(key: string, data: Buffer, sum?: string): void;
 }
 
-/** Hands a streamed block (whose BLAKE3 hex is `sum`, when known) to the store without waiting for it. Never throws. */
+/**
+ * Hands a streamed block (whose BLAKE3 hex is `sum`, when known) to the store without waiting for
+ * it. `keep` takes its own reference to a pooled block; a store without it gets a copy (it may
+ * hand the buffer to anyone). Never throws.
+ */
 export function keepStreamed(store: BlockStore, key: string, data: Buffer, sum?: string): void {
   if (store.keep) store.keep(key, data, sum);
-  else void store.get(key, async () => data).catch(() => undefined);
+  else {
+    const own = blockPool.pooled(data) ? Buffer.from(data) : data;
+    void store.get(key, async () => own).catch(() => undefined);
+  }
 }
 
 /**
@@ -115,6 +126,7 @@ export class BlobReader extends BlockReader {
       const w = waiters[i - first];
       const sum = blake3Hex(data);
       if (sum !== this.expected(i)) {
+        blockPool.unref(data); // not handed on: the stream's reference ends here
         w.resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i), src.label)));
         return;
       }

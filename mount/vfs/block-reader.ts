@@ -1,3 +1,11 @@
+import { blockPool } from '../../cache/block-pool';
+
+/** A block held for a handle: its promise, and the block once it has arrived (to release a pooled one). */
+interface Held {
+  p: Promise<Buffer>;
+  buf?: Buffer;
+}
+
 /** Read-ahead windows ramp 1, 2, 4, 8 blocks while reads stay sequential. */
 const MAX_WINDOW_BLOCKS = 8;
 /** A read this small at a place the reader was not expected is served by a ranged read of just its bytes, when allowed. */
@@ -32,7 +40,8 @@ export abstract class BlockReader {
   private nextOffset = -1;
   private window = 0;
   private streamedTo = -1;
-  private readonly pending = new Map<number, Promise<Buffer>>();
+  /** Blocks read ahead; a streamed block (pooled) is held with one reference, given back when dropped. */
+  private readonly pending = new Map<number, Held>();
   /** Bytes of `pending` charged to readAheadBudget. */
   private charged = 0;
 
@@ -71,9 +80,11 @@ export abstract class BlockReader {
 
   /** Up to `length` bytes from `offset`, short only at the end. Throws what `block` throws. */
   async read(offset: number, length: number): Promise<Buffer> {
-    const got = await this.pieces(offset, length);
-    if (got.length === 1) return got[0];
-    return Buffer.concat(got);
+    const { parts, blocks } = await this.pieces(offset, length);
+    // a pooled block is reused once let go: the caller gets bytes of its own
+    const out = parts.length === 1 && !blockPool.pooled(parts[0]) ? parts[0] : Buffer.concat(parts);
+    for (const b of blocks) blockPool.unref(b);
+    return out;
   }
 
   /**
@@ -83,14 +94,20 @@ export abstract class BlockReader {
    */
   async readInto(offset: number, buf: Buffer): Promise<number> {
     let at = 0;
-    for (const p of await this.pieces(offset, buf.length)) at += p.copy(buf, at);
+    const { parts, blocks } = await this.pieces(offset, buf.length);
+    for (const p of parts) at += p.copy(buf, at);
+    for (const b of blocks) blockPool.unref(b);
     return at;
   }
 
-  /** The bytes [offset, offset+length) as slices of the blocks that hold them (shared: read-only). */
-  private async pieces(offset: number, length: number): Promise<Buffer[]> {
+  /**
+   * The bytes [offset, offset+length) as slices (`parts`) of the blocks that hold them (shared:
+   * read-only), with a reference taken on each block: the caller copies the parts out, then
+   * gives every one of `blocks` back (blockPool.unref).
+   */
+  private async pieces(offset: number, length: number): Promise<{ parts: Buffer[]; blocks: Buffer[] }> {
     const end = Math.min(offset + length, this.size);
-    if (offset >= end) return [];
+    if (offset >= end) return { parts: [], blocks: [] };
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
@@ -107,7 +124,8 @@ export abstract class BlockReader {
       const d = end - offset <= SMALL_READ && !wholeBlock && !this.haveAny(first, last) ? this.direct(offset, end - offset) : undefined;
       if (d) {
         try {
-          return [await d];
+          const b = await d;
+          return { parts: [b], blocks: [] };
         } catch (err) {
           // the block path tries every replica, and says why when none works
           if (!this.retryAfterDirect(err)) throw err;
@@ -119,17 +137,32 @@ export abstract class BlockReader {
     if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(first, last);
     const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
     this.prune(first);
-    return blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs)));
+    return { parts: blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs))), blocks };
   }
 
+  /**
+   * Block `i` with a reference of the caller's own: taken at once when the held block has
+   * arrived, else as it arrives (before any `drop` gives the handle's reference back: promise
+   * reactions run in the order they were added).
+   */
   private blockOf(i: number): Promise<Buffer> {
-    const p = this.pending.get(i);
-    if (!p) return this.block(i);
+    const h = this.pending.get(i);
+    if (!h) return this.block(i);
+    if (h.buf) {
+      blockPool.ref(h.buf);
+      return Promise.resolve(h.buf);
+    }
     // a block that failed in a window is fetched again the ordinary way (every replica)
-    return p.catch(() => {
-      this.drop(i);
-      return this.block(i);
-    });
+    return h.p.then(
+      (b) => {
+        blockPool.ref(b);
+        return b;
+      },
+      () => {
+        this.drop(i);
+        return this.block(i);
+      },
+    );
   }
 
   private haveAny(first: number, last: number): boolean {
@@ -173,13 +206,24 @@ export abstract class BlockReader {
   }
 
   private hold(i: number, p: Promise<Buffer>): void {
-    p.catch(() => undefined); // a failed read-ahead is retried by the real read
-    if (!this.pending.has(i)) this.charge(this.blockSize);
-    this.pending.set(i, p);
+    const h: Held = { p };
+    // a failed read-ahead is retried by the real read
+    p.then(
+      (b) => (h.buf = b),
+      () => undefined,
+    );
+    const old = this.pending.get(i);
+    if (old) release(old);
+    else this.charge(this.blockSize);
+    this.pending.set(i, h);
   }
 
   private drop(i: number): void {
-    if (this.pending.delete(i)) this.charge(-this.blockSize);
+    const h = this.pending.get(i);
+    if (!h) return;
+    this.pending.delete(i);
+    this.charge(-this.blockSize);
+    release(h);
   }
 
   private charge(n: number): void {
@@ -195,10 +239,21 @@ export abstract class BlockReader {
 
   /** The handle is closed: drops what it read ahead (its streams finish into the cache). Never throws. */
   close(): void {
+    for (const h of this.pending.values()) release(h);
     this.pending.clear();
     readAheadBudget.used -= this.charged;
     this.charged = 0;
     this.streamedTo = -1;
     this.window = 0;
   }
+}
+
+/** Gives back the handle's reference to a held block, now or when it arrives. */
+function release(h: Held): void {
+  if (h.buf) blockPool.unref(h.buf);
+  else
+    h.p.then(
+      (b) => blockPool.unref(b),
+      () => undefined,
+    );
 }

@@ -96,7 +96,7 @@ export class EntryAttrs {
   }
 
   /** The names in a directory with their attributes (READDIRPLUS). Throws FsError (ENOENT, ENOTDIR, EINVAL). */
-  async readdir(path: string): Promise<DirEntry[]> {
+  async readdir(path: string, opts: { statFiles?: boolean } = {}): Promise<DirEntry[]> {
     const r = this.core.resolver.resolve(path);
     if (r.kind === 'root') {
       const out: DirEntry[] = [{ name: VDFS_DIR, attr: dirAttr(INO_VDFS) }];
@@ -118,7 +118,7 @@ export class EntryAttrs {
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     const local = this.isLocal(r.location);
-    if (local) await this.primeDiskStats(r.location, r.rel, children);
+    if (local) await this.primeDiskStats(r.location, r.rel, opts.statFiles === false ? children.filter((c) => c.type === 'dir') : children);
     // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
     // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
     // more (and evicted the paths in use) than the one query a later miss takes.

@@ -86,12 +86,14 @@ export class IndexRefresh {
     // Only this path changed, unless a directory went away or became something else. Nothing
     // committed (a flush without new bytes, the watcher seeing our own write): the cache and the
     // kernel's view are still right, and no invalidation sweep is started for it.
-    if (r.changed) {
-      const vpath = virtualPath(loc.name, rel);
-      this.core.resolver.invalidatePath(vpath, wasDir && result?.type !== 'dir');
-      // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just written.
-      if (result) this.core.resolver.prime(vpath, { kind: 'entry', location: loc, entry: result, rel });
-    }
+    const vpath = virtualPath(loc.name, rel);
+    if (r.changed) this.core.resolver.invalidatePath(vpath, wasDir && result?.type !== 'dir');
+    // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just read or written.
+    // Also when this refresh wrote nothing: a rescan on the daemon's own connection may have
+    // written the row first, which the resolver cannot see (data_version only counts other
+    // connections), after a LOOKUP cached the name as missing (MKDIR then answered ENOENT).
+    if (result) this.core.resolver.prime(vpath, { kind: 'entry', location: loc, entry: result, rel });
+    else if (!r.changed) this.core.resolver.forget(vpath);
     if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
     const entry = result as Entry | undefined;
     // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.

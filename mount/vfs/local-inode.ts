@@ -2,7 +2,7 @@ import { promises as fsp, fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { FsError, toFsError } from '../../core/fs-error';
 import { fdPath, pathHandle, withParent } from '../../core/beneath';
-import type { Target } from './targets';
+import type { EntryTarget, Target } from './targets';
 import type { Caller } from './types';
 import { S_ISGID } from './posix-calls';
 
@@ -51,7 +51,7 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
  * no modes on links, and following it is what the attack wants. Throws FsError (EPERM, or
  * what `fn` or the open answers).
  */
-export async function onInode(t: Target, what: string, fn: (p: string) => Promise<void>): Promise<void> {
+export async function onInode(t: EntryTarget, what: string, fn: (p: string) => Promise<void>): Promise<void> {
   const fh = await pathHandle(t.location.uri, t.rel).catch((err) => {
     throw toFsError(err, `${what} ${t.rel}`);
   });

@@ -6,11 +6,10 @@ import { localVersion } from '../../core/local-stat';
 import { openBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
-import { splitVirtual } from './namespace';
-import { checkRenameAncestry, resolveTarget, type Target } from './targets';
+import { checkRenameAncestry, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
-import type { WriterHost } from './writer-host';
+import { moveOpenFiles, type WriterHost } from './writer-host';
 import { IndexRefresh } from './index-refresh';
 import { adoptCreated, onInode } from './local-inode';
 
@@ -36,6 +35,13 @@ export class LocalWriter {
   private target(path: string, what: string): Target {
     const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
     if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
+    return t;
+  }
+
+  /** The entry a chmod, chown or utimens changes (a location's root too). */
+  private entryTarget(path: string, what: string): EntryTarget {
+    const t = resolveEntryTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations keep modes and times in the index`);
     return t;
   }
 
@@ -224,7 +230,7 @@ export class LocalWriter {
         if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
       }).immediate();
       this.core.resolver.invalidate();
-      this.retargetHandles(from, to);
+      moveOpenFiles(this.core, from, to);
       this.sync.moved(b.location, a.rel, b.rel);
       await this.sync.refresh(b.location, b.rel, true, true);
       await this.sync.refreshParent(a.location, a.rel);
@@ -261,9 +267,9 @@ export class LocalWriter {
     }).immediate();
     this.core.resolver.invalidate();
     const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
-    this.retargetHandles(from, parked);
-    this.retargetHandles(to, from);
-    this.retargetHandles(parked, to);
+    moveOpenFiles(this.core, from, parked);
+    moveOpenFiles(this.core, to, from);
+    moveOpenFiles(this.core, parked, to);
     await this.sync.refresh(a.location, a.rel, false);
     await this.sync.refresh(b.location, b.rel, false);
     await this.sync.refreshParent(a.location, a.rel);
@@ -271,19 +277,6 @@ export class LocalWriter {
   }
 
   /** Open handles and live sizes follow a renamed file or directory. */
-  private retargetHandles(from: string, to: string): void {
-    const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
-    for (const [, h] of this.core.handles.all()) {
-      if (h.kind === 'blob') continue;
-      const np = moved(h.vpath);
-      if (np) {
-        h.vpath = np;
-        h.rel = splitVirtual(np).rel;
-      }
-    }
-    this.core.live.moved(from, to);
-  }
-
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
@@ -325,7 +318,7 @@ export class LocalWriter {
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    const t = this.target(path, 'chmod');
+    const t = this.entryTarget(path, 'chmod');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     await onInode(t, 'chmod', (p) => fsp.chmod(p, mode & 0o7777));
     await this.sync.refresh(t.location, t.rel);
@@ -333,7 +326,7 @@ export class LocalWriter {
 
   /** utimensat without following a symlink at the name (its own times), exact to the nanosecond. */
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    const t = this.target(path, 'utimens');
+    const t = this.entryTarget(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
     else await withParent(t.location.uri, t.rel, (at) => setTimesAt(at, atime, mtime, `utimens ${path}`));
@@ -346,7 +339,7 @@ export class LocalWriter {
 
   /** lchown (-1 keeps an id): the disk decides who may (root; the owner to one of their groups). */
   async chown(path: string, uid: number, gid: number): Promise<void> {
-    const t = this.target(path, 'chown');
+    const t = this.entryTarget(path, 'chown');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     const run = (p: string) =>
       fsp.lchown(p, uid, gid).catch((err) => {

@@ -8,6 +8,8 @@ import { openBeneath } from '../../core/beneath';
 import { isSpecial } from '../../core/provider';
 import { BlobReader, type BlockStore } from './blob-reader';
 import { VersionReader } from './version-reader';
+import type { BlockReader } from './block-reader';
+import type { FolderAheadHost, ListedFile } from './folder-ahead';
 import type { Handle, LocalHandle, StagedHandle } from './handles';
 import { HASH_RE } from './namespace';
 import type { Replicas } from './replicas';
@@ -45,7 +47,7 @@ export async function readHandle(h: Handle, buf: Buffer, offset: number): Promis
 }
 
 /** The read side of open(): which handle serves a path's content. */
-export class ReadOpener {
+export class ReadOpener implements FolderAheadHost {
   constructor(
     private readonly core: ReadHost,
     private readonly blocks: BlockStore,
@@ -53,6 +55,40 @@ export class ReadOpener {
 
   private get home() {
     return this.core.home;
+  }
+
+  /**
+   * FolderAheadHost: a reader for fetching `path`'s content ahead of a reader: only content
+   * that a read would fetch from a remote replica; undefined for a local location, a staged copy
+   * not uploaded yet, a best replica that is local or pinned, anything not a file. Never throws.
+   */
+  async reader(path: string): Promise<BlockReader | undefined> {
+    try {
+      const r = this.core.resolver.resolve(path);
+      if (r.kind !== 'entry' || r.entry.type !== 'file' || this.isLocal(r.location)) return undefined;
+      if (isStaged(r.location, this.core.featuresOf(r.location))) {
+        const pending = await this.core.staged.openPendingForRead(r.location, r.rel, path);
+        if (pending) {
+          await pending.fd.close();
+          return undefined;
+        }
+      }
+      if (!r.entry.hash) return this.versionReader(r.location, r.entry, r.rel, path);
+      if (!this.core.replicas.sources(r.entry.hash)[0]?.stream) return undefined;
+      return this.blobReader(r.entry.hash, path);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** FolderAheadHost: the files of a folder in readdir order (the index's). Never throws. */
+  listing(dir: string): ListedFile[] | undefined {
+    try {
+      const r = this.core.resolver.resolve(dir);
+      return r.kind === 'entry' && r.entry.type === 'dir' ? this.home.entries.children(r.entry.id).filter((c) => c.type === 'file') : undefined;
+    } catch {
+      return undefined; // gone meanwhile: nothing to fetch ahead
+    }
   }
 
   /** Has real files on this machine (read directly). */

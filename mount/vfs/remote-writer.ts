@@ -2,7 +2,7 @@ import { FsError } from '../../core/fs-error';
 import type { EntryFields } from '../../index/entries';
 import { checkRenameAncestry, resolveTarget, type Target } from './targets';
 import { fieldsOfProvider } from './upload-queue';
-import type { WriterHost } from './writer-host';
+import { moveOpenFiles, type WriterHost } from './writer-host';
 
 /**
  * Namespace changes on cloud locations (S3, Drive), through the provider's API: content goes
@@ -47,6 +47,8 @@ export class RemoteWriter {
     const release = await queue.hold(t.location.id, t.rel);
     try {
       await queue.cancel(t.location.id, t.rel);
+      // Open copies of it write nowhere from now on (a close must not bring it back).
+      this.core.staged.detach(path);
       await this.core.providers
         .get(t.location)
         .remove(t.rel)
@@ -84,7 +86,7 @@ export class RemoteWriter {
     const releaseA = await queue.hold(a.location.id, a.rel);
     const releaseB = await queue.hold(b.location.id, b.rel);
     try {
-      await this.renameHeld(a, b);
+      await this.renameHeld(a, b, from, to);
     } finally {
       releaseB();
       releaseA();
@@ -92,7 +94,7 @@ export class RemoteWriter {
   }
 
   /** rename() once both names are held in the upload queue. */
-  private async renameHeld(a: Target, b: Target): Promise<void> {
+  private async renameHeld(a: Target, b: Target, from: string, to: string): Promise<void> {
     const queue = this.core.staged.queue;
     const provider = this.core.providers.get(a.location);
     const onlyStaged = await provider.stat(a.rel).then(
@@ -109,8 +111,10 @@ export class RemoteWriter {
       (s) => s.version,
       () => null,
     );
-    // The file replaced at the new name: its staged bytes, if any, must not upload over ours.
+    // The file replaced at the new name: its staged bytes, if any, must not upload over ours, and
+    // its open copies write nowhere from now on (their close must not replace the moved file).
     if (b.existing) await queue.cancel(b.location.id, b.rel);
+    this.core.staged.detach(to);
     queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? base : undefined));
     this.home.db
       .transaction(() => {
@@ -130,6 +134,7 @@ export class RemoteWriter {
       })
       .immediate();
     this.core.resolver.invalidate();
+    moveOpenFiles(this.core, from, to);
   }
 
   /** Modes and times live in the index only. */

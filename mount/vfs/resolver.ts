@@ -107,6 +107,12 @@ export class Resolver {
     if (key !== undefined) this.cache.set(key, r);
   }
 
+  /** Drops one cached answer without telling the listeners (the index did not change: the cache was behind it). */
+  forget(vpath: string): void {
+    const key = canonical(vpath);
+    if (key !== undefined) this.cache.delete(key);
+  }
+
   /** Forgets everything (a change whose extent is not known: a rescan, a rename, a location). */
   invalidate(): void {
     this.cache.clear();

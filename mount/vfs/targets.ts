@@ -53,6 +53,21 @@ export function resolveTarget(home: VfsHome, path: string, what: string, feature
   return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
 }
 
+/** What a chmod, chown or utimens changes: an entry, a location's root (its folder) included. */
+export type EntryTarget = Pick<Target, 'location' | 'rel' | 'existing'>;
+
+/**
+ * Like resolveTarget, but a location's root is a target too (rsync -a sets the times of the
+ * folder it copied into last; that answered EBUSY). Throws FsError (ENOENT, EROFS, EBUSY, ...).
+ */
+export function resolveEntryTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures): EntryTarget {
+  const { location, parts } = splitVirtual(path);
+  const loc = location && parts.length === 1 ? home.locations.find(location) : undefined;
+  if (!loc) return resolveTarget(home, path, what, featuresOf);
+  if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
+  return { location: loc, rel: '', existing: home.entries.root(loc.id) };
+}
+
 /**
  * The names a rename may not join, as rename(2) checks them before looking at types: a
  * directory moved inside itself (EINVAL), or a name moved onto one of its own ancestors, which

@@ -86,7 +86,12 @@ export interface DeadProp {
  */
 export interface Vfs {
   getattr(path: string): Promise<Attr>;
-  readdir(path: string): Promise<DirEntry[]>;
+  /**
+   * `opts.statFiles: false`: of a local directory's children only the sub-directories are
+   * stat'ed on the disk first (for their size); the files' owners, link counts, atime and ctime
+   * stay the index's defaults. `vdfs ls` prints none of those.
+   */
+  readdir(path: string, opts?: { statFiles?: boolean }): Promise<DirEntry[]>;
   readlink(path: string): Promise<string>;
   /** Opens (and with flags.create, creates) a file. Returns a handle for read/write/release. */
   open(path: string, flags?: OpenFlags): Promise<number>;

@@ -6,7 +6,7 @@ import { noteSwallowed } from '../../core/swallowed';
 import type { EntryFields } from '../../index/entries';
 import type { HashPool } from '../../index/hash-pool';
 import type { Location } from '../../index/locations';
-import type { ProviderEntry } from '../../core/provider';
+import type { ProviderEntry, PutOptions } from '../../core/provider';
 import type { VfsHome as Home } from './vfs-home';
 import type { ProviderPool } from './replicas';
 import { UploadStore, type UploadRow } from '../../index/upload-store';
@@ -245,7 +245,7 @@ export class UploadQueue {
       let rel = r.path;
       let conflict = false;
       try {
-        placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version });
+        placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version, meta: this.metaToKeep(loc, r.path) });
       } catch (err) {
         if ((err as FsError).code !== 'ESTALE') throw err;
         ({ placed, rel } = await this.keepAsConflict(loc, r));
@@ -341,6 +341,17 @@ export class UploadQueue {
     if (conflict || !isWritableRemote(this.providers.get(loc).features)) return fields;
     const cur = this.home.entries.resolve(loc.id, rel);
     return cur?.type === 'file' ? { ...fields, mtimeSec: cur.mtimeSec, mtimeNsec: cur.mtimeNsec, mode: cur.mode || fields.mode } : fields;
+  }
+
+  /**
+   * What a write-back folder's placed file gets: the mode and mtime the index holds for the
+   * staged file (set at close, by chmod or touch since: cp -p, rsync -a and tar set them after
+   * the last write, while only the staged copy exists). A cloud source ignores it.
+   */
+  private metaToKeep(loc: Location, rel: string): PutOptions['meta'] {
+    if (!this.providers.get(loc).features.localFiles) return undefined;
+    const e = this.home.entries.resolve(loc.id, rel);
+    return e?.type === 'file' ? { mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec } : undefined;
   }
 
   private setEntry(loc: Location, rel: string, fields: EntryFields): void {

@@ -27,6 +27,7 @@ import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrNames, xattrValue } from './xattrs';
 import { EntryAttrs } from './entry-attrs';
 import { ReadOpener, readHandle } from './read-open';
+import { FolderAhead, folderAheadLimits } from './folder-ahead';
 import { blocksOf, metaChanged, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
 
 const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
@@ -60,6 +61,8 @@ export class VfsCore implements KernelVfs {
   readonly hashPool = new HashPool(1);
   private readonly attrs = new EntryAttrs(this);
   private readonly reader: ReadOpener;
+  /** Fetches the next files of a folder a reader walks (docs/read-pipeline.md). */
+  readonly folderAhead: FolderAhead;
 
   constructor(
     readonly home: VfsHome,
@@ -73,6 +76,7 @@ export class VfsCore implements KernelVfs {
     this.pins = new Pins(home, pinned, this.replicas, opts.log);
     this.writer = new LocalWriter(this);
     this.reader = new ReadOpener(this, opts.blocks);
+    this.folderAhead = new FolderAhead(this.reader, folderAheadLimits(home.config['cache.maxSize']));
     const queue = new UploadQueue(
       home,
       this.providers,
@@ -114,6 +118,22 @@ export class VfsCore implements KernelVfs {
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
+  /**
+   * A write-back folder's file whose newest bytes are only staged: its mode and mtime live in
+   * the index until the upload places it (with them). Set on the disk, they would fail (nothing
+   * there yet: ENOENT) or land on the old bytes the upload replaces.
+   */
+  private stagedOnly(path: string): boolean {
+    if (this.isRemote(path) || !this.stagedLocation(path)) return false;
+    let r: Resolved;
+    try {
+      r = this.resolve(path);
+    } catch {
+      return false; // the writer answers for a missing name
+    }
+    return r.kind === 'entry' && r.entry.type === 'file' && this.staged.queue.pending(r.location.id, r.rel) !== undefined;
+  }
+
   resolve(path: string): Resolved {
     return this.resolver.resolve(path);
   }
@@ -130,8 +150,8 @@ export class VfsCore implements KernelVfs {
     return this.attrs.getattr(path);
   }
 
-  async readdir(path: string): Promise<DirEntry[]> {
-    return this.attrs.readdir(path);
+  async readdir(path: string, opts?: { statFiles?: boolean }): Promise<DirEntry[]> {
+    return this.attrs.readdir(path, opts);
   }
 
   async readlink(path: string): Promise<string> {
@@ -144,7 +164,9 @@ export class VfsCore implements KernelVfs {
     if (flags.write || flags.create || flags.truncate) {
       return this.handles.add(await (this.stagedLocation(path) ? this.staged.openForWrite(path, flags) : this.writer.openForWrite(path, flags)));
     }
-    return this.handles.add(await this.reader.open(path));
+    const h = await this.reader.open(path);
+    if (h.kind === 'blob') this.folderAhead.opened(path);
+    return this.handles.add(h);
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
@@ -345,14 +367,14 @@ export class VfsCore implements KernelVfs {
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number): Promise<void> {
-    return this.isRemote(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
+    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
   }
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.setTimes(path, atime, mtime);
-    // Cloud sources keep one time, the mtime.
+    if (!this.isRemote(path) && !this.stagedOnly(path)) return this.writer.setTimes(path, atime, mtime);
+    // Cloud sources keep one time, the mtime (and a write-back folder's staged file, until its upload lands).
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
     await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
@@ -425,6 +447,7 @@ export class VfsCore implements KernelVfs {
   }
 
   async close(): Promise<void> {
+    this.folderAhead.stop();
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();

@@ -9,6 +9,8 @@ export interface VfsConfig {
   readonly name: string;
   readonly blockSize: number;
   readonly 'cache.pinnedMax': number;
+  /** The block cache's limit: what is fetched ahead stays a small part of it. Absent: the defaults. */
+  readonly 'cache.maxSize'?: number;
   readonly 'resolver.cacheSize': number;
   readonly 'upload.delay': number;
 }

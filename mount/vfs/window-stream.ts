@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
+import { blockPool } from '../../cache/block-pool';
 
 /** Opens bytes [offset, offset + length) of one source as a stream (Provider.readRangeStream). */
 export type OpenRange = (offset: number, length: number) => Promise<Readable>;
@@ -10,7 +11,8 @@ const MAX_RESUMES = 3;
 /**
  * Streams blocks `first`..`last` of content of `size` bytes cut in `blockSize` blocks, as one
  * ranged request (`open`), and calls `onBlock(i, bytes)` as soon as each block is complete —
- * so the reader waiting for block `first` is not held up by the rest of the window. A stream
+ * so the reader waiting for block `first` is not held up by the rest of the window; the block
+ * is a pooled buffer whose one reference `onBlock` now owns (cache/block-pool.ts). A stream
  * that ends short or fails midway is opened again from the exact byte it stopped at (the
  * partial block kept), up to MAX_RESUMES times in a row without progress. Resolves with the
  * index of the first block not delivered (`last + 1` when all were); never rejects: the
@@ -28,7 +30,8 @@ export async function streamWindow(
 ): Promise<number> {
   const end = Math.min((last + 1) * blockSize, size);
   let i = first;
-  let buf = Buffer.allocUnsafe(Math.min(blockSize, size - i * blockSize));
+  // Blocks come from the pool: `onBlock` receives the stream's reference (see cache/block-pool.ts).
+  let buf = blockPool.take(Math.min(blockSize, size - i * blockSize), blockSize);
   let fill = 0;
   let stalls = 0;
   while (i <= last) {
@@ -66,7 +69,7 @@ export async function streamWindow(
               onBlock(i, buf);
               i++;
               fill = 0;
-              if (i <= last) buf = Buffer.allocUnsafe(Math.min(blockSize, size - i * blockSize));
+              if (i <= last) buf = blockPool.take(Math.min(blockSize, size - i * blockSize), blockSize);
             }
           }
           if (i > last) resolve(); // a server that sent more than asked: stop at the window's end

@@ -9,6 +9,7 @@ import type { UploadQueue } from './upload-queue';
 import type { VfsHome } from './vfs-home';
 import type { Location } from '../../index/locations';
 import type { ProviderFeatures } from '../../core/provider';
+import { splitVirtual } from './namespace';
 
 /**
  * The state of the VFS its writers share (VfsCore is one): the writers (local, staged, remote)
@@ -30,4 +31,22 @@ export interface WriterHost {
   featuresOf(loc: Location): ProviderFeatures;
   /** The staged writer's upload queue, and dropping a path's staged state (the local writer replaces it). */
   readonly staged: { readonly queue: UploadQueue; detach(path: string): void };
+}
+
+/**
+ * A name was renamed (`from` to `to`, a whole subtree for a directory): the files open under it
+ * follow, as descriptors follow an inode on a disk, so their later writes and closes land at
+ * the new name.
+ */
+export function moveOpenFiles(host: Pick<WriterHost, 'handles' | 'live'>, from: string, to: string): void {
+  const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
+  for (const [, h] of host.handles.all()) {
+    if (h.kind === 'blob') continue;
+    const np = moved(h.vpath);
+    if (np) {
+      h.vpath = np;
+      h.rel = splitVirtual(np).rel;
+    }
+  }
+  host.live.moved(from, to);
 }

@@ -3,7 +3,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { FsError } from '../../core/fs-error';
 import { baseName, normalizeRel, parentOf, splitPath } from '../../core/paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
 import { DriveApi, driveError, FOLDER, GOOGLE_PREFIX, SHORTCUT, type DriveFile } from './gdrive-api';
 import { displayNames } from './gdrive-names';
 import { DEFAULT_RETRY, httpStatus, retryableEio, type RetryPolicy } from './gdrive-retry';
@@ -372,7 +372,7 @@ export class GdriveProvider implements Provider {
    * is made on fresh metadata just before the session opens: a change landing in between is
    * not caught. Throws EROFS (also for a Google Docs export), EISDIR, ENOENT, ESTALE, EACCES, EHOSTDOWN, EIO.
    */
-  async putFile(path: string, sourceFile: string, opts: { ifVersion?: string | null } = {}): Promise<ProviderEntry> {
+  async putFile(path: string, sourceFile: string, opts: PutOptions = {}): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
     const what = `upload ${rel}`;
     this.writable(what);

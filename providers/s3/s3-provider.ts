@@ -14,7 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
 import { baseName, normalizeRel, parentOf } from '../../core/paths';
-import type { Provider, ProviderEntry, ProviderFeatures, ReadOptions } from '../../core/provider';
+import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
 import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
 import { bareEtag, dirEntry, fileEntry, type RemoteObject } from './s3-entries';
 import { listAll, listDir, listPages } from './s3-list';
@@ -281,7 +281,7 @@ export class S3Provider implements Provider {
    * there (HEAD, plus If-None-Match: * on the PUT). Throws EROFS, ENOENT (parent),
    * EISDIR, ENOTDIR, ESTALE, EHOSTDOWN, EIO.
    */
-  async putFile(path: string, sourceFile: string, opts: { ifVersion?: string | null } = {}): Promise<ProviderEntry> {
+  async putFile(path: string, sourceFile: string, opts: PutOptions = {}): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
     const what = `upload ${rel}`;
     this.writable(what);

@@ -113,7 +113,7 @@ export async function mountWithOracle(
   t.teardown(() => m.stop());
   // The model tests compare every call with the disk from the first one: they start once the
   // daemon's start-up rescan is over. Calls racing that rescan are tests/fuse-rescan-race's
-  // subject (and a known gap there: names made in a folder while the rescan walks it).
+  // subject (and vfs-core's "a name a rescan indexed after a lookup missed it").
   for (const started = Date.now(); !/start-up rescan (done|failed)/.test(m.output());) {
     if (Date.now() - started > 60_000) throw new Error(`the daemon's start-up rescan did not end in 60 s:\n${m.output()}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -1,0 +1,53 @@
+import t from 'tap';
+import { BlockPool } from '../cache/block-pool';
+
+// The reference counts that decide when a streamed block's buffer may be used again
+// (cache/block-pool.ts). A buffer reused while someone still reads it would hand one block's
+// bytes to another: these check that it never is, and that it is reused once it may be.
+
+const KiB = 1024;
+
+t.test('a buffer is reused only after its last reference is given back', async (t) => {
+  const pool = new BlockPool(64 * KiB);
+  const a = pool.take(16 * KiB, 16 * KiB);
+  a.fill(1);
+  pool.ref(a); // a second holder (the cache's write-behind queue)
+  pool.unref(a);
+  t.ok(pool.pooled(a), 'still held by its other holder');
+  const b = pool.take(16 * KiB, 16 * KiB);
+  t.not(b.buffer, a.buffer, 'a held buffer is not handed out again');
+  t.ok(
+    a.every((x) => x === 1),
+    'its bytes are untouched',
+  );
+  pool.unref(a);
+  t.notOk(pool.pooled(a), 'the last reference is gone');
+  t.equal(pool.idleBytes, 16 * KiB, 'it waits in the free list');
+  const c = pool.take(10 * KiB, 16 * KiB);
+  t.equal(c.buffer, a.buffer, 'and is used again (a short last block of the same block size)');
+  t.equal(c.length, 10 * KiB);
+  t.equal(pool.stats.reused, 1);
+  t.equal(pool.stats.live, 2, 'b and c are held');
+  pool.unref(b);
+  pool.unref(c);
+  t.equal(pool.stats.live, 0);
+});
+
+t.test('extra unrefs, foreign buffers and odd sizes are ignored; the free list is bounded', async (t) => {
+  const pool = new BlockPool(32 * KiB);
+  const a = pool.take(16 * KiB, 16 * KiB);
+  pool.unref(a);
+  pool.unref(a); // a holder giving back twice must not free it for two takers
+  const b = pool.take(16 * KiB, 16 * KiB);
+  const c = pool.take(16 * KiB, 16 * KiB);
+  t.not(b.buffer, c.buffer, 'two takers never share a buffer');
+  const foreign = Buffer.alloc(16 * KiB);
+  pool.ref(foreign);
+  pool.unref(foreign);
+  t.notOk(pool.pooled(foreign), 'a buffer not from the pool is not tracked');
+  t.notOk(pool.pooled(pool.take(64 * KiB, 64 * KiB)), 'a block larger than the pool is a plain buffer');
+  t.equal(pool.take(0, 16 * KiB).length, 0);
+  const d = pool.take(16 * KiB, 16 * KiB);
+  for (const x of [b, c, d]) pool.unref(x);
+  t.equal(pool.idleBytes, 32 * KiB, 'the third freed buffer is left to the GC: idle bytes stay within the bound');
+});
