@@ -26,6 +26,7 @@ fi
 ROOT=$1 TARBALL=$2 WORK=$3
 shift 3
 H="$WORK/home" D="$WORK/data" MNT="$WORK/mnt" DISK="$WORK/disk"
+mountpoint -q "$MNT" 2>/dev/null && fusermount -uz "$MNT" # left by an earlier run that was killed
 rm -rf "$H" "$D" "$DISK"
 mkdir -p "$H" "$D" "$MNT" "$DISK"
 node "$ROOT/bin/vdfs" --home "$H" init >/dev/null
