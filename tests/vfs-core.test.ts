@@ -3,10 +3,7 @@ import { mkdirSync, openSync, renameSync, statSync, utimesSync, writeFileSync, w
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
-import { Home } from '../app/home';
-import { openBlockStore } from '../app/block-store';
-import { createVfs } from '../mount/vfs';
-import { providerOpener } from '../app/provider-registry';
+import { openVfsInProcess } from './helpers/vfs-in-process';
 import { blake3Hex } from '../cache/checksum';
 import { HashPool } from '../index/hash-pool';
 import { scanLocalLocation } from '../index/scanner';
@@ -22,18 +19,10 @@ async function open(t: Parameters<typeof tempDir>[0], layout: Record<string, Rec
     vdfsOk(home, ['location', 'add', loc, join(dir, loc)]);
   }
   vdfsOk(home, ['scan']);
-  const h = Home.open(home);
-  const blocks = await openBlockStore(h);
-  const vfs = await createVfs(h, { blocks, openProvider: providerOpener(h) });
-  t.teardown(async () => {
-    await vfs.close();
-    await blocks.close();
-    h.close();
-  });
-  return { dir, vfs, blocks, home: h };
+  return { dir, ...(await openVfsInProcess(t, home)) };
 }
 
-async function readAll(vfs: Awaited<ReturnType<typeof createVfs>>, path: string, chunk = 200_000): Promise<Buffer> {
+async function readAll(vfs: Awaited<ReturnType<typeof openVfsInProcess>>['vfs'], path: string, chunk = 200_000): Promise<Buffer> {
   const fh = await vfs.open(path);
   const parts: Buffer[] = [];
   try {

@@ -4,10 +4,7 @@ import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { startS3Server } from './helpers/s3-server';
 import { fsTree, vfsTree } from './helpers/vfs-model';
-import { Home } from '../app/home';
-import { openBlockStore } from '../app/block-store';
-import { createVfs } from '../mount/vfs';
-import { providerOpener } from '../app/provider-registry';
+import { openVfsInProcess } from './helpers/vfs-in-process';
 
 // rename(2) refuses a name moved onto one of its own ancestors (ENOTEMPTY: the ancestor holds
 // it) before it looks at types, and a directory moved inside itself (EINVAL). Every writer
@@ -34,14 +31,7 @@ function diskCode(root: string, from: string, to: string): string {
 }
 
 async function check(t: Test, home: string, loc: string): Promise<void> {
-  const h = Home.open(home);
-  const blocks = await openBlockStore(h);
-  const vfs = await createVfs(h, { blocks, openProvider: providerOpener(h) });
-  t.teardown(async () => {
-    await vfs.close();
-    await blocks.close();
-    h.close();
-  });
+  const { vfs } = await openVfsInProcess(t, home);
   const disk = join(tempDir(t), 'disk');
   mkdirSync(disk);
   for (const d of DIRS) {

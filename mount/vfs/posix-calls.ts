@@ -3,11 +3,7 @@ import { constants } from 'node:os';
 import { loadNativeFuse } from '../../core/native-addon';
 import { FsError, toFsError } from '../../core/fs-error';
 import { useNativeDirOpener } from '../../core/beneath';
-import type { TimeSet } from './types';
-
-/** UTIME_NOW / UTIME_OMIT (Linux) as the tv_nsec of a utimensat timespec. */
-const UTIME_NOW = (1 << 30) - 1;
-const UTIME_OMIT = (1 << 30) - 2;
+import { futimensFd, timespecOf, type TimeSet } from '../../core/fd-times';
 
 const NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
 
@@ -22,12 +18,6 @@ export function msTime(ms: number): { sec: number; nsec: number } {
   return { sec, nsec: Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6))) };
 }
 
-function spec(t: TimeSet): [number, number] {
-  if (t === 'now') return [0, UTIME_NOW];
-  if (t === 'omit') return [0, UTIME_OMIT];
-  return [t.sec, t.nsec];
-}
-
 /**
  * utimensat(AT_SYMLINK_NOFOLLOW) on `at` (a `/proc/self/fd/N/name` path from withParent):
  * nanoseconds, 'now' and 'omit' exactly, through the native addon. Without the addon, Node's
@@ -36,7 +26,7 @@ function spec(t: TimeSet): [number, number] {
 export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, context: string): Promise<void> {
   const addon = loadNativeFuse().addon as { utimens?: (p: string, a: number, an: number, m: number, mn: number) => number } | undefined;
   if (addon?.utimens) {
-    const rc = addon.utimens(at, ...spec(atime), ...spec(mtime));
+    const rc = addon.utimens(at, ...timespecOf(atime), ...timespecOf(mtime));
     if (rc < 0) throw fromErrno(rc, context);
     return;
   }
@@ -54,9 +44,8 @@ export async function setTimesAt(at: string, atime: TimeSet, mtime: TimeSet, con
  * addon is not built (the caller then sets times by path). Throws FsError.
  */
 export function setTimesFd(fd: number, atime: TimeSet, mtime: TimeSet, context: string): boolean {
-  const addon = loadNativeFuse().addon as { futimens?: (fd: number, a: number, an: number, m: number, mn: number) => number } | undefined;
-  if (!addon?.futimens) return false;
-  const rc = addon.futimens(fd, ...spec(atime), ...spec(mtime));
+  const rc = futimensFd(fd, atime, mtime);
+  if (rc === undefined) return false;
   if (rc < 0) throw fromErrno(rc, context);
   return true;
 }

@@ -1,4 +1,5 @@
 import type { EntryType } from '../../core/provider';
+import type { TimeSet } from '../../core/fd-times';
 
 /** Attributes of one node of the virtual namespace. */
 export interface Attr {
@@ -31,7 +32,7 @@ export interface Attr {
 }
 
 /** A time to set: exact (seconds and nanoseconds), 'now', or 'omit' (left as it is). */
-export type TimeSet = { sec: number; nsec: number } | 'now' | 'omit';
+export type { TimeSet };
 
 /** Who asks (the FUSE request's uid/gid): what is created belongs to them, like on the disk. */
 export interface Caller {

@@ -121,10 +121,10 @@ export class VfsCore implements KernelVfs {
   /**
    * A write-back folder's file whose newest bytes are only staged: its mode and mtime live in
    * the index until the upload places it (with them). Set on the disk, they would fail (nothing
-   * there yet: ENOENT) or land on the old bytes the upload replaces.
+   * there yet: ENOENT) or land on the old bytes the upload replaces. Asked after isRemote.
    */
   private stagedOnly(path: string): boolean {
-    if (this.isRemote(path) || !this.stagedLocation(path)) return false;
+    if (!this.stagedLocation(path)) return false;
     let r: Resolved;
     try {
       r = this.resolve(path);

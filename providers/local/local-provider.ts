@@ -6,7 +6,7 @@ import { readFully } from '../../core/read-fully';
 import { normalizeRel, parentOf, splitPath } from '../../core/paths';
 import { fdPath, fsyncFd, openBeneath, openDirBeneath, withParent } from '../../core/beneath';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
-import { loadNativeFuse } from '../../core/native-addon';
+import { futimensFd } from '../../core/fd-times';
 import { entryFromStats, localVersion } from '../../core/local-stat';
 
 /** A directory on this machine. */
@@ -245,20 +245,14 @@ export class LocalProvider implements Provider {
   async close(): Promise<void> {}
 }
 
-/** UTIME_OMIT (Linux) as a timespec's tv_nsec: leave that time as it is. */
-const UTIME_OMIT = (1 << 30) - 2;
-
 /**
  * The mtime of an open file, exact to the nanosecond through the addon's futimens (rsync and
  * cp -p compare nanoseconds); without the addon, Node's futimes (a double: about 0.2 µs off).
  */
 async function setMtime(fh: fsp.FileHandle, sec: number, nsec: number): Promise<void> {
-  const futimens = loadNativeFuse().addon?.futimens;
-  if (futimens) {
-    const rc = futimens(fh.fd, 0, UTIME_OMIT, sec, nsec);
-    if (rc < 0) throw new FsError('EIO', `setting the mtime of a placed file failed (errno ${-rc})`);
-    return;
-  }
+  const rc = futimensFd(fh.fd, 'omit', { sec, nsec });
+  if (rc !== undefined && rc < 0) throw new FsError('EIO', `setting the mtime of a placed file failed (errno ${-rc})`);
+  if (rc !== undefined) return;
   const st = await fh.stat();
   await fh.utimes(st.atime, sec + nsec / 1e9);
 }
