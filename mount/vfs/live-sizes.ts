@@ -28,9 +28,10 @@ export class LiveSizes {
     return this.live.get(vpath);
   }
 
-  opened(vpath: string, size: number, mtimeMs: number): void {
+  /** `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`. */
+  opened(vpath: string, size: number, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
-    this.live.set(vpath, { size, mtimeMs, writers: (l?.writers ?? 0) + 1 });
+    this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: (l?.writers ?? 0) + 1 });
   }
 
   wrote(vpath: string, offset: number, n: number, append: boolean): void {
@@ -41,12 +42,12 @@ export class LiveSizes {
     l.mtimeNs = undefined;
   }
 
-  set(vpath: string, size: number, mtimeMs = Date.now()): void {
+  set(vpath: string, size: number, mtimeMs = Date.now(), mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
     if (l) {
       l.size = size;
       l.mtimeMs = mtimeMs;
-      l.mtimeNs = undefined;
+      l.mtimeNs = mtimeNs;
     }
   }
 

@@ -90,8 +90,9 @@ export class LocalWriter {
       if (made) await adoptCreated(t, flags.mode, flags.owner, fd);
       const refreshed = !(t.existing && !flags.create && !flags.truncate);
       // Open for writing before the refresh: it then does not hash the file (its bytes are not final).
-      const pre = fstatSync(fd.fd);
-      this.core.live.opened(path, pre.size, pre.mtimeMs);
+      // Exact: the real file's mtime in nanoseconds (a millisecond double showed it ~100 ns off).
+      const pre = fstatSync(fd.fd, { bigint: true });
+      this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
       opened = true;
       const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
@@ -115,8 +116,8 @@ export class LocalWriter {
   async commit(h: LocalHandle, releasing: boolean): Promise<void> {
     h.dirty = false;
     if (!releasing) {
-      const st = fstatSync(h.fd.fd);
-      this.core.live.set(h.vpath, st.size, st.mtimeMs);
+      const st = fstatSync(h.fd.fd, { bigint: true });
+      this.core.live.set(h.vpath, Number(st.size), Number(st.mtimeNs / 1000n) / 1000, st.mtimeNs);
     }
     await this.sync.refresh(h.location, h.rel);
   }
