@@ -125,7 +125,8 @@ export class RemoteWriter {
           void provider.stat(b.rel).then(
             (st) => {
               const e = this.home.entries.get(moving.id);
-              if (e) this.home.entries.update(e, fieldsOfProvider(st, e.hash), b.rel);
+              // Only the version (ETag) is the object's: mode and mtime live in the index (a chmod before the rename kept).
+              if (e) this.home.entries.update(e, { ...fieldsOfProvider(st, e.hash), mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec }, b.rel);
               this.core.resolver.invalidate();
             },
             () => undefined,
