@@ -1,3 +1,4 @@
+import { constants as C } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { TimeSet } from '../vfs/types';
 import type { FuseNode } from './inode-table';
@@ -29,7 +30,7 @@ export async function openFile(ctx: OpContext, node: FuseNode, path: string, fla
   const fd = ctx.vfs.nativeReadFd(fh);
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
   else registerBlocks(ctx, fh);
-  registerWriter(ctx, fh, node);
+  const direct = directWrites(flags, registerWriter(ctx, fh, node));
   // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
   // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
   if (fd !== undefined && !node.cachedOpens) {
@@ -51,7 +52,7 @@ export async function openFile(ctx: OpContext, node: FuseNode, path: string, fla
     throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
   }
   noteCached(ctx, fh, node);
-  return [fh, keep, 0];
+  return [fh, direct || keep, 0];
 }
 
 /** Content read through the block cache: every block verified in the cache so far is read natively from its file. */
@@ -108,12 +109,25 @@ export function registerReadBlocks(ctx: OpContext, fh: number, offset: number, l
 }
 
 /** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */
-export function registerWriter(ctx: OpContext, fh: number, node: FuseNode): void {
+export function registerWriter(ctx: OpContext, fh: number, node: FuseNode): boolean {
   const wfd = ctx.vfs.nativeWriteFd(fh);
-  if (wfd === undefined) return;
+  if (wfd === undefined) return false;
   // A local file: its owner, mode, times and attributes are answered through this descriptor too.
   ctx.registerFd(fh, wfd, true, ctx.vfs.nativeMeta(fh) ? node.id : undefined);
   ctx.writers.set(node.id, fh);
+  return true;
+}
+
+/**
+ * FOPEN_DIRECT_IO for a write-only open whose writes the addon answers with `pwrite`: the
+ * kernel then hands our reader the caller's pages instead of first copying them into its page
+ * cache (one copy per byte less: 1 GiB `dd` 1.1 → 1.7 GB/s here). It invalidates cached pages
+ * of the range before each such write, so other readers stay coherent; and a write-only
+ * descriptor cannot be mmapped. Setuid/setgid bits the kernel would clear on a cached write are
+ * cleared by the addon (FUSE_WRITE_KILL_SUIDGID).
+ */
+export function directWrites(flags: number, nativeWriter: boolean): number {
+  return nativeWriter && (flags & 3) === C.O_WRONLY ? FOPEN.DIRECT_IO : 0;
 }
 
 export function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {

@@ -4,7 +4,7 @@ import type { Caller } from '../vfs/types';
 import { ROOT_ID } from './inode-table';
 import { openFlags } from './open-flags';
 import { B, attrReply, created, empty, entryReply, linkedIno, openReply, type Handler, type OpContext } from './op-context';
-import { dropBlockHandle, openFile, registerReadBlocks, releaseOpen, setattr, registerWriter, noteCached } from './file-ops';
+import { dropBlockHandle, openFile, registerReadBlocks, releaseOpen, setattr, registerWriter, noteCached, directWrites } from './file-ops';
 import { opendir, readdirReply } from './dir-ops';
 import { readReplyBuffer } from './reply-pool';
 import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
@@ -200,10 +200,9 @@ export const HANDLERS: Record<number, Handler> = {
       if (node.backing) throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough`);
       noteCached(ctx, fh, node);
       w64(out, 16 + ENTRY_OUT, fh);
-      out.writeUInt32LE(0, 16 + ENTRY_OUT + 8);
+      out.writeUInt32LE(directWrites(flags, registerWriter(ctx, fh, node)), 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
       node.openEtag = undefined;
-      registerWriter(ctx, fh, node);
       return out;
     } catch (err) {
       await ctx.vfs.release(fh).catch(() => undefined);

@@ -1,5 +1,8 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "fd-registry.h"
 
@@ -111,7 +114,39 @@ int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whenc
   return found;
 }
 
-int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, ssize_t *result) {
+/* Whether the writer is in group gid (its own gid, else the supplementary groups in /proc). */
+static int writer_in_group(const struct priv_killer *k, gid_t gid) {
+  if (k->gid == gid) return 1;
+  char path[64], line[4096];
+  snprintf(path, sizeof path, "/proc/%u/status", k->pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "Groups:", 7) != 0) continue;
+    char *p = line + 7, *end;
+    for (unsigned long g = strtoul(p, &end, 10); end != p; p = end, g = strtoul(p, &end, 10)) {
+      if (g == gid) { found = 1; break; }
+    }
+    break;
+  }
+  fclose(f);
+  return found;
+}
+
+/*
+ * What a write by a caller without CAP_FSETID does on a disk (setattr_should_drop_sgid): setuid
+ * goes; setgid goes when the file is group-executable or the writer is not in its group.
+ */
+static void kill_suidgid(int fd, const struct priv_killer *k) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !(st.st_mode & (S_ISUID | S_ISGID))) return;
+  mode_t kill = st.st_mode & S_ISUID;
+  if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !writer_in_group(k, st.st_gid))) kill |= S_ISGID;
+  if (kill) (void)fchmod(fd, st.st_mode & 07777 & ~kill);
+}
+
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, const struct priv_killer *killer, ssize_t *result) {
   unsigned b = bucket_of(fh);
   pthread_rwlock_rdlock(&r->lock);
   int fd = -1;
@@ -122,6 +157,7 @@ int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t
     pthread_rwlock_unlock(&r->lock);
     return 0;
   }
+  if (killer) kill_suidgid(fd, killer);
   size_t done = 0;
   ssize_t err = 0;
   while (done < size) {

@@ -55,6 +55,15 @@ void registry_remove(struct fd_registry *r, uint64_t fh);
 int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
 /* SEEK_DATA/SEEK_HOLE (or any whence) on a registered descriptor; same return convention. */
 int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result);
-/* pwrite of all of data when fh is registered writable; same return convention as registry_pread. */
-int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, ssize_t *result);
+/* The writer of a FUSE_WRITE_KILL_SUIDGID write (a caller without CAP_FSETID). */
+struct priv_killer {
+  uint32_t pid;
+  uint32_t gid;
+};
+/*
+ * pwrite of all of data when fh is registered writable; same return convention as registry_pread.
+ * With a killer (a direct-I/O write by a caller without CAP_FSETID), first clears setuid and
+ * setgid as a write on the disk would (the kernel does it itself only for cached writes).
+ */
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, const struct priv_killer *killer, ssize_t *result);
 #endif

@@ -182,7 +182,9 @@ static int try_native_write(struct session *s, struct fuse_in_header *h, size_t 
   size_t head = sizeof *h + sizeof *in;
   if (n < head || n - head < in->size) return 0;
   ssize_t done;
-  if (!registry_pwrite(&s->reg, in->fh, (const char *)(in + 1), in->size, in->offset, &done)) return 0;
+  struct priv_killer killer = {.pid = h->pid, .gid = h->gid};
+  int kill = (in->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  if (!registry_pwrite(&s->reg, in->fh, (const char *)(in + 1), in->size, in->offset, kill ? &killer : NULL, &done)) return 0;
   if (done < 0) {
     reply_error(s, h->unique, (int)-done);
     return 1;
