@@ -62,6 +62,7 @@ int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_siz
   pthread_mutex_init(&m->slot_mu, NULL);
   m->slot_index = -1;
   m->slot_fd = -1;
+  m->advised = -1;
   unsigned b = bucket_of(fh);
   pthread_rwlock_wrlock(&r->lock);
   for (struct block_map **p = &r->buckets[b]; *p; p = &(*p)->next) {
@@ -148,6 +149,30 @@ static void put_block_fd(struct block_map *m, int fd, int own) {
   pthread_mutex_unlock(&m->slot_mu);
 }
 
+/*
+ * A READ starting at block i's first byte (a sequential reader, or the kernel's read-ahead):
+ * the next PREFETCH_BLOCKS block files are advised WILLNEED, so the disk reads them while this
+ * one is served. Each block is its own file, whose read-ahead starts afresh: without this a cold
+ * re-read waited for each block's first disk read in turn.
+ */
+#define PREFETCH_BLOCKS 2
+static void prefetch_after(struct block_map *m, uint64_t i) {
+  pthread_mutex_lock(&m->slot_mu);
+  if ((int64_t)i < m->advised - PREFETCH_BLOCKS) m->advised = (int64_t)i; /* a seek back: start again */
+  int64_t from = (int64_t)i + 1 > m->advised + 1 ? (int64_t)i + 1 : m->advised + 1;
+  int64_t to = (int64_t)i + PREFETCH_BLOCKS;
+  if (to >= (int64_t)m->nblocks) to = (int64_t)m->nblocks - 1;
+  if (to > m->advised) m->advised = to;
+  pthread_mutex_unlock(&m->slot_mu);
+  for (int64_t j = from; j <= to; j++) {
+    if (!m->files[j]) continue;
+    int fd = open(m->files[j], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+  }
+}
+
 /* All of [at, at+len) of block i's file; 0 or -1 (missing, unreadable or short). */
 static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t len, uint64_t at) {
   int own;
@@ -184,6 +209,7 @@ int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_
       return 0;
     }
   }
+  if (offset % m->block_size == 0) prefetch_after(m, last);
   int64_t bad = -1;
   for (uint64_t i = first; i <= last && bad < 0; i++) {
     uint64_t start = i * m->block_size;

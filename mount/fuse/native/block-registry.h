@@ -25,6 +25,8 @@ struct block_map {
   int64_t slot_index;
   int slot_fd;
   int slot_users;
+  /* The last block whose file was advised WILLNEED (prefetch_after); under slot_mu. */
+  int64_t advised;
   struct block_map *next;
 };
 
