@@ -42,6 +42,9 @@ export class DiskStats {
   private owners = new Uint32Array(0); // uid, gid, nlink per slot
   private sizes = new Float64Array(0);
 
+  /** Counts every set and delete: what was built from these stats is current while it has not moved. */
+  version = 0;
+
   constructor(private readonly max = DISK_STATS_MAX) {}
 
   get size(): number {
@@ -68,6 +71,7 @@ export class DiskStats {
   }
 
   set(entryId: number, st: BigIntStats): void {
+    this.version++;
     let s = this.slots.get(entryId);
     if (s !== undefined)
       this.slots.delete(entryId); // re-insert: most recent last
@@ -94,6 +98,7 @@ export class DiskStats {
   delete(entryId: number): void {
     const s = this.slots.get(entryId);
     if (s === undefined) return;
+    this.version++;
     this.slots.delete(entryId);
     this.free.push(s);
   }

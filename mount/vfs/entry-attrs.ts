@@ -19,8 +19,61 @@ export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 
  * getattr and readdir of the VFS core: the index's entries, shown with the live size and mtime
  * of files open for writing and, on local disks, the disk's owners, link counts and times.
  */
+/** Bounds of the listings kept between READDIRs (see EntryAttrs.readdir): entries in all, and idle time. */
+const LISTINGS_MAX_ENTRIES = 50_000;
+const LISTINGS_IDLE_MS = 30_000;
+
 export class EntryAttrs {
+  /** Built listings by directory entry id (and whether files were stat'ed), while nothing they were built from changed. */
+  private readonly listings = new Map<string, { disk: number; list: DirEntry[] }>();
+  private listed = 0;
+  /** Moves whenever the kept listings are dropped: a listing built across it is not kept. */
+  private generation = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private watching = false;
+
   constructor(private readonly core: AttrHost) {}
+
+  private dropListings(): void {
+    this.listings.clear();
+    this.listed = 0;
+    this.generation++;
+  }
+
+  /**
+   * The listing built last for this directory, if nothing it was built from has changed since:
+   * the index (any change clears them all), the disk stats (their version) and live files (none
+   * may be open for writing). A cold `ls -l` of 10,000 names (the kernel's caches dropped) spent
+   * ~40 ms of the daemon's ~120 ms building it again from SQLite, and most of its garbage.
+   */
+  private keptListing(key: string): DirEntry[] | undefined {
+    if (!this.watching) {
+      // Here, not in the constructor: the core builds its resolver after its attributes.
+      this.core.resolver.onChange(() => this.dropListings());
+      this.watching = true;
+    }
+    const kept = this.listings.get(key);
+    if (!kept || kept.disk !== this.core.disk.version || this.core.live.size > 0) return undefined;
+    return kept.list;
+  }
+
+  private keepListing(key: string, list: DirEntry[]): void {
+    if (this.core.live.size > 0 || list.length > LISTINGS_MAX_ENTRIES) return;
+    const old = this.listings.get(key);
+    if (old) {
+      this.listings.delete(key);
+      this.listed -= old.list.length;
+    }
+    for (const [k, v] of this.listings) {
+      if (this.listed + list.length <= LISTINGS_MAX_ENTRIES) break;
+      this.listings.delete(k);
+      this.listed -= v.list.length;
+    }
+    this.listings.set(key, { disk: this.core.disk.version, list });
+    this.listed += list.length;
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.dropListings(), LISTINGS_IDLE_MS).unref();
+  }
 
   private get home() {
     return this.core.home;
@@ -63,25 +116,31 @@ export class EntryAttrs {
    * indexed by a scan, never looked up): a listing (READDIRPLUS hands the kernel every child's
    * attributes) then shows the disk's owners, link counts, atime and ctime, not the daemon's.
    * Through the listed directory's fd, without following symlinks; failures leave the index's view.
+   * Returns how many it stat'ed.
    */
-  private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<void> {
+  private async primeDiskStats(loc: Location, rel: string, children: Entry[]): Promise<number> {
     const unknown = children.filter((c) => !this.core.disk.has(c.id));
-    if (unknown.length === 0) return;
+    if (unknown.length === 0) return 0;
     const dh = await openDirBeneath(loc.uri, splitPath(rel), rel).catch(() => undefined);
-    if (!dh) return;
+    if (!dh) return 0;
+    let primed = 0;
     try {
       for (let i = 0; i < unknown.length; i += 64) {
         await Promise.all(
           unknown.slice(i, i + 64).map(async (c) => {
             const st = await fsp.lstat(fdPath(dh, c.name), { bigint: true }).catch(() => undefined);
             // A file changed since it was indexed: the index catches up first (as in diskStat).
-            if (st && (c.type !== 'file' || localVersion(st) === c.version)) this.core.disk.set(c.id, st);
+            if (st && (c.type !== 'file' || localVersion(st) === c.version)) {
+              this.core.disk.set(c.id, st);
+              primed++;
+            }
           }),
         );
       }
     } finally {
       await dh.close().catch(() => undefined);
     }
+    return primed;
   }
 
   private virtualAttr(parts: string[], path: string): Attr {
@@ -114,17 +173,30 @@ export class EntryAttrs {
       throw new FsError('ENOTDIR', `${path} is not a directory`);
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    const key = `${r.entry.id}:${opts.statFiles !== false}`;
+    const kept = this.keptListing(key);
+    if (kept) return kept;
+    const [generation, disk] = [this.generation, this.core.disk.version];
+    const { list, primed } = await this.listEntry(r.location, r.entry, r.rel, path, opts);
+    // Kept only when nothing moved while it was built but the disk stats it took itself.
+    if (generation === this.generation && this.core.disk.version === disk + primed) this.keepListing(key, list);
+    return list;
+  }
+
+  private async listEntry(location: Location, entry: Entry, rel: string, path: string, opts: { statFiles?: boolean }): Promise<{ list: DirEntry[]; primed: number }> {
+    const r = { location, entry, rel };
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
     const children = this.home.entries.children(r.entry.id);
     const local = this.isLocal(r.location);
-    if (local) await this.primeDiskStats(r.location, r.rel, opts.statFiles === false ? children.filter((c) => c.type === 'dir') : children);
+    const primed = local ? await this.primeDiskStats(r.location, r.rel, opts.statFiles === false ? children.filter((c) => c.type === 'dir') : children) : 0;
     // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
     // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
     // more (and evicted the paths in use) than the one query a later miss takes.
-    return (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
+    const list = (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
       name: child.name,
       attr: entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
     }));
+    return { list, primed };
   }
 }

@@ -1,0 +1,57 @@
+import t from 'tap';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir, vdfsOk } from './helpers/cli';
+import { openVfsInProcess } from './helpers/vfs-in-process';
+import type { DirEntry } from '../mount/vfs/types';
+
+// A directory's listing is kept and handed out again while nothing it was built from moved
+// (mount/vfs/entry-attrs.ts). Each change below must show in the next listing, compared with
+// what the disk (lstat) or the change itself says.
+
+const byName = (list: DirEntry[]) => new Map(list.map((e) => [e.name, e.attr]));
+
+t.test('a kept listing is handed out again until the index, the disk stats or a live file moves', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'loc');
+  mkdirSync(src);
+  for (const n of ['a', 'b', 'c']) writeFileSync(join(src, n), n);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'loc', src]);
+  vdfsOk(home, ['scan']);
+  const { vfs } = await openVfsInProcess(t, home);
+
+  const first = await vfs.readdir('/loc');
+  t.equal(await vfs.readdir('/loc'), first, 'nothing changed: the same listing again');
+
+  await vfs.chmod('/loc/a', 0o600);
+  const afterChmod = byName(await vfs.readdir('/loc'));
+  t.equal(afterChmod.get('a')!.mode & 0o7777, 0o600, 'a chmod through the VFS shows');
+  t.equal(afterChmod.get('a')!.mode & 0o7777, statSync(join(src, 'a')).mode & 0o7777, 'as on the disk');
+
+  // An atime alone is not in the index: only the disk stats move.
+  await vfs.setTimes('/loc/b', { sec: 1_000_000_000, nsec: 0 }, 'omit');
+  const atime = byName(await vfs.readdir('/loc')).get('b')!.atimeMs;
+  t.equal(Math.round(atime), 1_000_000_000_000, 'an atime-only change shows');
+
+  // Another process changes the index (a scan of a file changed on the disk).
+  writeFileSync(join(src, 'c'), 'longer content');
+  vdfsOk(home, ['scan']);
+  // The resolver reads SQLite's data_version once per turn of the event loop: a request of the
+  // daemon is a turn of its own, this test's awaits are not.
+  await new Promise((r) => setImmediate(r));
+  t.equal(byName(await vfs.readdir('/loc')).get('c')!.size, 14, "another process's commit shows");
+
+  // A file open for writing: its live size shows while it is open, before any commit.
+  const fh = await vfs.open('/loc/d', { write: true, create: true, mode: 0o644 });
+  const empty = byName(await vfs.readdir('/loc')).get('d');
+  t.equal(empty?.size, 0, 'the new file is listed');
+  await vfs.write(fh, 0, Buffer.alloc(5000, 1));
+  t.equal(byName(await vfs.readdir('/loc')).get('d')!.size, 5000, 'its live size shows while it is open');
+  await vfs.release(fh);
+  t.equal(byName(await vfs.readdir('/loc')).get('d')!.size, 5000, 'and after the close');
+
+  await vfs.unlink('/loc/a');
+  t.notOk(byName(await vfs.readdir('/loc')).has('a'), 'a removed name is gone');
+});
