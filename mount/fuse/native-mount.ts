@@ -38,28 +38,6 @@ function raiseReadahead(dev: string | undefined, kib: number): void {
   }
 }
 
-const PIPE_MAX = '/proc/sys/fs/pipe-max-size';
-const SPLICE_PIPE_BYTES = 2 * MAX_IO;
-
-/**
- * The reader threads splice big READ replies from the page cache (mount/fuse/native/read-sink.c):
- * a 1 MiB reply takes 257 pipe slots (its header one), more than the 1 MiB pipes (256 slots)
- * that `fs.pipe-max-size` allows by default, so 1 MiB READs would be copied twice instead.
- * Raised to 2 MiB before the threads start (root only, like the read-ahead above: a limit on
- * what unprivileged pipes may ask for, each user's pipes staying bounded by
- * `fs.pipe-user-pages-soft`). Never lowers it; never throws.
- */
-function raisePipeMax(log: FuseMountOptions['log']): void {
-  try {
-    const now = Number(readFileSync(PIPE_MAX, 'utf8').trim());
-    if (!(now < SPLICE_PIPE_BYTES)) return;
-    writeFileSync(PIPE_MAX, String(SPLICE_PIPE_BYTES));
-    log.info({ from: now, to: SPLICE_PIPE_BYTES }, 'raised fs.pipe-max-size so that 1 MiB READ replies are spliced');
-  } catch {
-    /* not root, or read-only /proc: READs over ~1 MiB - 8 KiB are copied */
-  }
-}
-
 const FUSECTL = '/sys/fs/fuse/connections';
 
 /**
@@ -98,10 +76,7 @@ function abortConnection(conn: string | undefined): void {
  */
 export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
   const root = process.getuid?.() === 0;
-  if (root) {
-    ensureFusectl();
-    raisePipeMax(opts.log);
-  }
+  if (root) ensureFusectl();
   let fd: number;
   try {
     fd = addon.mount(mnt, 'vdfs', !!opts.allowOther, !root);

@@ -173,20 +173,23 @@ static void prefetch_after(struct block_map *m, uint64_t i) {
   }
 }
 
-/* All of [at, at+len) of block i's file into the sink at `to`; 0 or -1 (missing, unreadable or short). */
-static int read_block_part(struct block_map *m, uint64_t i, struct read_sink *sink, size_t to, size_t len, uint64_t at) {
+/* All of [at, at+len) of block i's file; 0 or -1 (missing, unreadable or short). */
+static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t len, uint64_t at) {
   int own;
   int fd = block_fd(m, i, &own);
   if (fd < 0) return -1;
-  ssize_t got = sink_read(sink, fd, to, len, at);
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
   put_block_fd(m, fd, own);
-  return got == (ssize_t)len ? 0 : -1;
+  return got == len ? 0 : -1;
 }
 
-int block_registry_pread(struct block_registry *r, uint64_t fh, struct read_sink *sink, size_t size, uint64_t offset, ssize_t *result) {
-  /* Copied, never spliced: a cold re-read of block files (advised WILLNEED ahead) ran at
-   * 0.75-0.8x when spliced, 6 rounds of 6 (docs/fuse.md, "Big reads"). */
-  sink->pipes = NULL;
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
   pthread_rwlock_rdlock(&r->lock);
   struct block_map *m = find(r, fh);
   if (!m) {
@@ -212,7 +215,7 @@ int block_registry_pread(struct block_registry *r, uint64_t fh, struct read_sink
     uint64_t start = i * m->block_size;
     uint64_t from = offset > start ? offset : start;
     uint64_t to = end < start + m->block_size ? end : start + m->block_size;
-    if (read_block_part(m, i, sink, (size_t)(from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
+    if (read_block_part(m, i, buf + (from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
   }
   pthread_rwlock_unlock(&r->lock);
   if (bad >= 0) {

@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "read-sink.h"
 
 #define BLOCK_BUCKETS 256
 
@@ -49,5 +48,5 @@ void block_registry_remove(struct block_registry *r, uint64_t fh);
  * block it covers is registered and each file gave all its bytes; 0 otherwise (the caller hands
  * the request to JS). A block file that cannot be opened or is short is unregistered first.
  */
-int block_registry_pread(struct block_registry *r, uint64_t fh, struct read_sink *sink, size_t size, uint64_t offset, ssize_t *result);
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
 #endif

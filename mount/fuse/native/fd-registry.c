@@ -73,7 +73,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh) {
   pthread_rwlock_unlock(&r->lock);
 }
 
-int registry_pread(struct fd_registry *r, uint64_t fh, struct read_sink *sink, size_t size, uint64_t offset, ssize_t *result) {
+int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
   unsigned b = bucket_of(fh);
   pthread_rwlock_rdlock(&r->lock);
   int fd = -1;
@@ -84,8 +84,17 @@ int registry_pread(struct fd_registry *r, uint64_t fh, struct read_sink *sink, s
     pthread_rwlock_unlock(&r->lock);
     return 0;
   }
-  *result = sink_read(sink, fd, 0, size, offset);
+  size_t got = 0;
+  ssize_t err = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, buf + got, size - got, (off_t)(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = -errno; break; }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
   pthread_rwlock_unlock(&r->lock);
+  *result = (got > 0 || err == 0) ? (ssize_t)got : err;
   return 1;
 }
 

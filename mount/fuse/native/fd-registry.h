@@ -3,7 +3,6 @@
 #define VDFS_FD_REGISTRY_H
 #include <stdint.h>
 #include <pthread.h>
-#include "read-sink.h"
 
 #define REGISTRY_BUCKETS 1024
 
@@ -53,7 +52,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh);
  * unregistering (before JS closes the descriptor) waits for reads in flight.
  * Returns 1 and sets *result (bytes or -errno) when fh was registered, 0 otherwise.
  */
-int registry_pread(struct fd_registry *r, uint64_t fh, struct read_sink *sink, size_t size, uint64_t offset, ssize_t *result);
+int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
 /* SEEK_DATA/SEEK_HOLE (or any whence) on a registered descriptor; same return convention. */
 int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result);
 /* The writer of a FUSE_WRITE_KILL_SUIDGID write (a caller without CAP_FSETID). */

@@ -107,32 +107,12 @@ static void reply_error(struct session *s, uint64_t unique, int err) {
   write_all(s->fd, &iov, 1);
 }
 
-/* Below this a READ is copied (pread + writev: two calls); from it on, spliced (four calls, one copy less). */
-#define SPLICE_MIN (64 * 1024)
-
-/*
- * A READ of a registered descriptor or verified cache block: read here, reply here, JS never
- * sees it. Big READs are spliced (file -> pipe -> /dev/fuse): the file's page-cache pages are
- * referenced on the way in and copied once, into the reader's pages; pread + writev copied
- * each byte twice.
- */
-static int try_native_read(struct session *s, struct fuse_in_header *h, char *out_buf, struct splice_pipes *pipes) {
+/* A READ of a registered descriptor: pread here, reply here, JS never sees it. */
+static int try_native_read(struct session *s, struct fuse_in_header *h, char *out_buf) {
   struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
   size_t size = in->size > MAX_IO ? MAX_IO : in->size;
-  int spliced = size >= SPLICE_MIN && size <= pipes->max;
-  struct read_sink sink = {.buf = out_buf, .pipes = spliced ? pipes : NULL};
   ssize_t got;
-  if (!registry_pread(&s->reg, in->fh, &sink, size, in->offset, &got) && !block_registry_pread(&s->breg, in->fh, &sink, size, in->offset, &got)) {
-    if (spliced) splice_pipes_drain(pipes); /* a block gone midway: JS reads it all again */
-    return 0;
-  }
-  spliced = sink.pipes != NULL; /* not when the bytes were not in the page cache */
-  atomic_fetch_add(&s->native_reads, 1);
-  if (spliced && got >= 0) {
-    if (splice_reply(pipes, s->fd, h->unique, (size_t)got) != 0) splice_pipes_drain(pipes); /* ENOENT: interrupted meanwhile */
-    return 1;
-  }
-  if (spliced) splice_pipes_drain(pipes);
+  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) return 0;
   struct fuse_out_header out = {.unique = h->unique};
   if (got < 0) {
     out.len = sizeof out;
@@ -143,6 +123,7 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
   }
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = out_buf, .iov_len = (size_t)got}};
   write_all(s->fd, iov, got > 0 ? 2 : 1);
+  atomic_fetch_add(&s->native_reads, 1);
   return 1;
 }
 
@@ -268,8 +249,8 @@ static void count_op(atomic_ullong *slots, uint32_t opcode) {
 }
 
 /* Answers a request natively when it can: 1 when answered. */
-static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n, char *out_buf, struct splice_pipes *pipes) {
-  if (h->opcode == FUSE_READ && n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf, pipes)) return 1;
+static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n, char *out_buf) {
+  if (h->opcode == FUSE_READ && n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) return 1;
   if (h->opcode == FUSE_WRITE && try_native_write(s, h, n)) return 1;
   if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) return 1;
   if (h->opcode == FUSE_LSEEK && n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) return 1;
@@ -290,20 +271,17 @@ static void *reader_main(void *arg) {
     free(out_buf);
     return NULL;
   }
-  struct splice_pipes pipes;
-  splice_pipes_open(&pipes);
   for (;;) {
     ssize_t n = next_request(s, in_buf);
     if (n <= 0) break;
     struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
     count_op(s->op_seen, h->opcode);
-    if (answer_natively(s, h, (size_t)n, out_buf, &pipes)) {
+    if (answer_natively(s, h, (size_t)n, out_buf)) {
       count_op(s->op_native, h->opcode);
       continue;
     }
     hand_to_js(s, in_buf, (size_t)n);
   }
-  splice_pipes_close(&pipes);
   free(in_buf);
   free(out_buf);
   return NULL;
