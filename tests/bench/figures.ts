@@ -31,6 +31,11 @@ export const FIGURES: Figure[] = [
   F('fuse', 'fuse.randread.warm', 'the same random reads after the file was read whole through the same target.'),
   F(
     'fuse',
+    'fuse.randread.served',
+    "the same random reads with O_DIRECT, the server's own copy warm: every 4 KiB read is one round trip through the FUSE binding (issue #15's ≥ 40,000 IOPS and ≥ 2.5× rclone).",
+  ),
+  F(
+    'fuse',
     'fuse.stat.cold',
     "`find -printf '%s %T@'` over a tree after drop_caches: backup tools and file managers walking a tree for the first time. Every mount has the same 10 s attribute and entry timeouts.",
   ),

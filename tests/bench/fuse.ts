@@ -144,6 +144,23 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
     ),
   );
 
+  out.push(
+    await measure(
+      o,
+      {
+        name: 'fuse.randread.served',
+        unit: 'IOPS',
+        better: 'higher',
+        cache: 'warm',
+        note: `fio randread bs=4k iodepth=1 psync --direct=1, ${secs} s on the ${size} file read whole through the same target just before: every read is one round trip to the server, whose own copy (the backing file, rclone's cache file) is warm, so this is the cost of the binding; local: the same O_DIRECT reads of the disk itself`,
+      },
+      targets(roots, (r) => {
+        ddRead(bigOf(r), big);
+        return fio(bigOf(r), secs, '--direct=1');
+      }),
+    ),
+  );
+
   const findCmd = (r: Root) => `find ${join(r.dir, 'tree')} -printf '%s %T@\\n' | wc -l`;
   const findOk = (res: { stdout: string; seconds: number }) => {
     if (Number(res.stdout.trim()) !== env.treeFiles + env.sizes.treeDirs + 1) throw new Error(`find saw ${res.stdout.trim()} entries`);
