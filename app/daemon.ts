@@ -5,7 +5,7 @@ import type { Home } from './home';
 import { mountFuse, type FuseBackend, type FuseMount } from '../mount/fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { shrinkMemory } from '../index/db';
-import { fullGc } from '../core/idle-gc';
+import { fullGc, tuneGcForStreaming } from '../core/idle-gc';
 import { loadNativeFuse } from '../core/native-addon';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
@@ -227,6 +227,7 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
  * Throws FsError EINVAL/EIO, or what a front end throws when it cannot start.
  */
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  tuneGcForStreaming();
   const providers = providerOpener(home);
   if (opts.mountpoint) checkMountpoint(home, providers, opts.mountpoint);
   const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });
