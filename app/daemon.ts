@@ -205,11 +205,9 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // connection): 20–35 ms measured on S3. Paid now, in the background, rather than by the first
   // reader of a file (docs/read-pipeline.md). The answer is not used: reads decide online-ness.
   for (const loc of home.locations.list()) {
-    if (polled(vfs, loc))
-      void vfs.providers
-        .get(loc)
-        .isOnline()
-        .catch(() => undefined);
+    if (!polled(vfs, loc)) continue;
+    const p = vfs.providers.get(loc);
+    void (p.warmUp ? p.warmUp() : p.isOnline()).catch(() => undefined);
   }
   // The start-up rescans read the whole index once: their garbage is not kept while idle.
   void Promise.all(startup).then(reclaimMemory);

@@ -445,3 +445,27 @@ t.test('streamed blocks are pooled buffers, reused, and every one is given back 
   again.close();
   t.ok(cached.equals(data), 're-read from the cache: exact bytes');
 });
+
+t.test('the warm-up request a daemon sends at start is one HEAD of a missing key, never a bucket listing, and never throws', async (t) => {
+  const { p, proxy } = await provider();
+  t.teardown(() => p.close());
+  const seen: string[] = [];
+  proxy.clear();
+  proxy.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        seen.push(`${req.method} ${req.url}`);
+        return false;
+      },
+    },
+  );
+  await p.warmUp();
+  t.equal(seen.length, 1, 'one request', { seen });
+  t.match(seen[0], new RegExp(`^HEAD /${s3.bucket}/\\.vdfs-warm-up$`), 'a HEAD of one key (s3rver answers HeadBucket with a listing)');
+  // the server gone: still resolves (the first reader then sees the error of its own request)
+  const down = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' }, { timeouts: { connectMs: 300, idleMs: 300 } });
+  t.teardown(() => down.close());
+  await t.resolves(down.warmUp(), 'unreachable: resolves, no throw');
+});
