@@ -5,7 +5,7 @@ import type { Home } from './home';
 import { mountFuse, type FuseBackend, type FuseMount } from '../mount/fuse/fuse-mount';
 import { HashPool } from '../index/hash-pool';
 import { shrinkMemory } from '../index/db';
-import { fullGc } from '../core/idle-gc';
+import { fullGc, tuneGcForStreaming } from '../core/idle-gc';
 import { loadNativeFuse } from '../core/native-addon';
 import { acquireScanLock } from '../index/scan-lock';
 import { scanLocalLocation } from '../index/scanner';
@@ -205,11 +205,9 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // connection): 20–35 ms measured on S3. Paid now, in the background, rather than by the first
   // reader of a file (docs/read-pipeline.md). The answer is not used: reads decide online-ness.
   for (const loc of home.locations.list()) {
-    if (polled(vfs, loc))
-      void vfs.providers
-        .get(loc)
-        .isOnline()
-        .catch(() => undefined);
+    if (!polled(vfs, loc)) continue;
+    const p = vfs.providers.get(loc);
+    void (p.warmUp ? p.warmUp() : p.isOnline()).catch(() => undefined);
   }
   // The start-up rescans read the whole index once: their garbage is not kept while idle.
   void Promise.all(startup).then(reclaimMemory);
@@ -227,6 +225,7 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
  * Throws FsError EINVAL/EIO, or what a front end throws when it cannot start.
  */
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
+  tuneGcForStreaming();
   const providers = providerOpener(home);
   if (opts.mountpoint) checkMountpoint(home, providers, opts.mountpoint);
   const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });

@@ -94,6 +94,11 @@ export interface Provider {
   readonly features: ProviderFeatures;
   /** Whether the source can be reached now. Never throws. */
   isOnline(): Promise<boolean>;
+  /**
+   * Optional: the cheapest request that sets the client up (credentials, signing, a kept-alive
+   * connection), so the first reader does not pay for it. The answer is not used. Never throws.
+   */
+  warmUp?(): Promise<void>;
   /** Throws ENOENT when missing. Does not follow a final symlink. */
   stat(path: string): Promise<ProviderEntry>;
   /** Children of a directory. Throws ENOENT, ENOTDIR. */

@@ -125,6 +125,64 @@ t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests t
   t.ok(cache.stats().blocks >= blocks - 1, 'streamed blocks were cached behind the reader');
 });
 
+t.test('past the ramp one request streams many blocks (a run), paced by the reader; a handle closed mid-run stops it', async (t) => {
+  const dir = origIn(t);
+  const big = randomBytes(40 * MiB + 123);
+  await s3.put('big.bin', big);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 128 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('big.bin');
+  const content = { locationId: 1, rel: 'big.bin', version: st.version, size: st.size, label: '/s3/big.bin' };
+  const blocks = Math.ceil(big.length / MiB);
+  const live = blockPool.stats.live;
+
+  watch(proxy, seen);
+  const r = new VersionReader(cache, () => p, content, MiB);
+  const got = await readAll(r, big.length);
+  r.close();
+  writeFileSync(join(dir, 'big'), big);
+  writeFileSync(join(dir, 'got'), got);
+  t.equal(b3sum(join(dir, 'got')), b3sum(join(dir, 'big')), 'b3sum of the bytes read = b3sum of the object');
+  const sizes = seen.map((s) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(s)!;
+    return Number(m[2]) - Number(m[1]) + 1;
+  });
+  // the first small read, the ramp (1, 2, 4 blocks), then one request for the rest (windows of 8 would take 5 more)
+  t.ok(seen.length <= 5, `${seen.length} GETs for ${blocks} blocks`, { seen });
+  t.ok(
+    sizes.some((n) => n >= 30 * MiB),
+    'one request streamed most of the object',
+    { sizes },
+  );
+
+  // A second handle reads 12 MiB of the rest and is closed: the run stops about where its reader was.
+  await cache.clear();
+  await cache.settled();
+  watch(proxy, seen);
+  seen.length = 0;
+  const r2 = new VersionReader(cache, () => p, content, MiB);
+  const head: Buffer[] = [];
+  for (let o = 0; o < 12 * MiB; o += READ) head.push(Buffer.from(await r2.read(o, READ)));
+  t.ok(Buffer.concat(head).equals(big.subarray(0, 12 * MiB)), 'the second handle: exact bytes');
+  const held = readAheadBudget.used;
+  r2.close();
+  // the run gives back what it read ahead; every pooled block returns once the cache has written its queue
+  const deadline = Date.now() + 10_000;
+  while (blockPool.stats.live !== live && Date.now() < deadline) {
+    await cache.settled();
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  t.equal(blockPool.stats.live, live, 'every pooled block was given back after the close');
+  // Streamed blocks are cached as they arrive: a run that had not been paced (or not stopped)
+  // would have put the whole object there. Read: 12 blocks; ahead: what the handle held (its
+  // windows, within the budget) and the run's one unclaimed block.
+  const cached = cache.stats().blocks;
+  t.ok(cached <= 12 + held / MiB + 2, `${cached} of ${blocks} blocks cached (12 read, ${held / MiB} held ahead at the close)`);
+  t.ok(cached < blocks - 8, 'the stream stopped well before the end of the object');
+});
+
 t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a corrupt byte mid-window is refetched from the other replica', async (t) => {
   const dir = origIn(t);
   const a = await provider();
@@ -386,4 +444,28 @@ t.test('streamed blocks are pooled buffers, reused, and every one is given back 
   const cached = await readAll(again, data.length);
   again.close();
   t.ok(cached.equals(data), 're-read from the cache: exact bytes');
+});
+
+t.test('the warm-up request a daemon sends at start is one HEAD of a missing key, never a bucket listing, and never throws', async (t) => {
+  const { p, proxy } = await provider();
+  t.teardown(() => p.close());
+  const seen: string[] = [];
+  proxy.clear();
+  proxy.inject(
+    { kind: 'delay', ms: 0 },
+    {
+      times: 1,
+      match: (req) => {
+        seen.push(`${req.method} ${req.url}`);
+        return false;
+      },
+    },
+  );
+  await p.warmUp();
+  t.equal(seen.length, 1, 'one request', { seen });
+  t.match(seen[0], new RegExp(`^HEAD /${s3.bucket}/\\.vdfs-warm-up$`), 'a HEAD of one key (s3rver answers HeadBucket with a listing)');
+  // the server gone: still resolves (the first reader then sees the error of its own request)
+  const down = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' }, { timeouts: { connectMs: 300, idleMs: 300 } });
+  t.teardown(() => down.close());
+  await t.resolves(down.warmUp(), 'unreachable: resolves, no throw');
 });

@@ -7,7 +7,8 @@ import type { ReplicaSource } from './replica-source';
 
 export type { ReplicaSource } from './replica-source';
 import { BlockReader } from './block-reader';
-import { deferred, streamWindow } from './window-stream';
+import { BlockRun } from './block-run';
+import { streamWindow } from './window-stream';
 
 /** Where blocks come from and go: the block cache (cache/BlockCache satisfies this). */
 export interface BlockStore {
@@ -111,33 +112,41 @@ export class BlobReader extends BlockReader {
   }
 
   /**
-   * One stream from the best source that can stream; each block is checked against its hash
-   * as it completes, then handed over and cached (in the background). A block that fails its
-   * hash, or that the stream did not deliver, is fetched from the other sources.
+   * Blocks `first`..`end` streamed from the best source as one ranged request, each verified
+   * against its hash as it completes; a block that fails is fetched from the other sources, and
+   * blocks the stream did not deliver are fetched one by one (every source tried).
    */
-  protected override streamBlocks(first: number, last: number): Promise<Buffer>[] | undefined {
+  protected override streamRun(first: number, end: number): BlockRun | undefined {
     if (this.blob.trusted === false && !this.settled) return undefined;
     const src = this.sources()[0];
     if (!src?.stream || (src.size ?? this.blob.size) !== this.blob.size) return undefined;
     const open = src.stream.bind(src);
-    const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
     const prefix = this.keyPrefix;
+    const run = new BlockRun(first, end);
     const deliver = (i: number, data: Buffer) => {
-      const w = waiters[i - first];
       const sum = blake3Hex(data);
       if (sum !== this.expected(i)) {
         blockPool.unref(data); // not handed on: the stream's reference ends here
-        w.resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i), src.label)));
+        run.settle(
+          i,
+          this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i), src.label)),
+        );
         return;
       }
-      w.resolve(data);
       keepStreamed(this.store, `${prefix}:${i}`, data, sum); // hashed once: the cache's checksum is the verified hash
+      run.settle(i, data);
     };
-    // Blocks the stream did not deliver (cut for good, refused) are fetched one by one, every source tried.
-    void streamWindow(open, this.blob.size, this.blockSize, first, last, deliver, () => undefined).then((next) => {
-      for (let i = next; i <= last; i++) waiters[i - first].resolve(this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i))));
-    });
-    return waiters.map((w) => w.promise);
+    void streamWindow(
+      open,
+      this.blob.size,
+      this.blockSize,
+      first,
+      end,
+      deliver,
+      () => undefined,
+      () => run.gate(),
+    ).then((next) => run.finish(next, (i) => this.store.get(`${prefix}:${i}`, () => this.fetchBlock(i, this.expected(i)))));
+    return run;
   }
 
   private async settle(): Promise<void> {

@@ -1,4 +1,5 @@
 import { blockPool } from '../../cache/block-pool';
+import type { BlockRun } from './block-run';
 
 /** A block held for a handle: its promise, and the block once it has arrived (to release a pooled one). */
 interface Held {
@@ -8,6 +9,12 @@ interface Held {
 
 /** Read-ahead windows ramp 1, 2, 4, 8 blocks while reads stay sequential. */
 const MAX_WINDOW_BLOCKS = 8;
+/**
+ * Once the ramp is at its top, one request streams this many blocks (a run, paced by what the
+ * reader holds: BlockRun), instead of one request per window: each request costs a first byte
+ * and the server's per-request work (docs/read-pipeline.md).
+ */
+const RUN_BLOCKS = 64;
 /** A read this small at a place the reader was not expected is served by a ranged read of just its bytes, when allowed. */
 export const SMALL_READ = 128 * 1024;
 /** Blocks held for this handle (streamed ahead, not yet read past): at most two windows and the reader's own. */
@@ -29,17 +36,21 @@ export const readAheadBudget = { limit: 16 * 1024 * 1024, used: 0 };
  *   `direct`, a ranged read of just those bytes, when the subclass allows it (version-checked
  *   sources) and the blocks are not cached: a 4 KiB random read costs a 4 KiB request.
  * - Sequential reads start read-ahead windows of 1, 2, 4, then 8 blocks (mountpoint-s3's
- *   ramp). Each window is one streamed request (`streamBlocks`), cut into blocks handed to
+ *   ramp). Each window is one streamed request (`streamRun`), cut into blocks handed to
  *   waiting readers as each completes; the next window starts when less than a whole window
- *   is read ahead, so one is always in flight while the reader consumes the other. A first
- *   read of the head larger than SMALL_READ starts the ramp at once. Subclasses without streaming fetch the
- *   window's blocks one by one (`block`).
+ *   is read ahead, so one is always in flight while the reader consumes the other. At the top
+ *   of the ramp a request covers RUN_BLOCKS blocks, and the following windows take their
+ *   blocks from it as the reader gets to them. A first read of the head larger than
+ *   SMALL_READ starts the ramp at once. Subclasses without streaming fetch the window's blocks
+ *   one by one (`block`).
  * One reader per open handle.
  */
 export abstract class BlockReader {
   private nextOffset = -1;
   private window = 0;
   private streamedTo = -1;
+  /** The stream the next windows take their blocks from, while it lasts. */
+  private run?: BlockRun;
   /** Blocks read ahead; a streamed block (pooled) is held with one reference, given back when dropped. */
   private readonly pending = new Map<number, Held>();
   /** Bytes of `pending` charged to readAheadBudget. */
@@ -54,12 +65,12 @@ export abstract class BlockReader {
   protected abstract block(i: number): Promise<Buffer>;
 
   /**
-   * Blocks `first`..`last` fetched as one stream: one promise per block, each settling as
-   * its block arrives (verified or version-checked, and handed to the cache). Undefined when
-   * this content cannot be streamed now (the caller then uses `block`). Promises reject with
-   * what `block` throws.
+   * Blocks `first`..`end` fetched as one stream, handed out in order as they are claimed
+   * (BlockRun), each verified or version-checked and handed to the cache as it arrives.
+   * Undefined when this content cannot be streamed now (the caller then uses `block`). Claims
+   * reject with what `block` throws.
    */
-  protected streamBlocks(_first: number, _last: number): Promise<Buffer>[] | undefined {
+  protected streamRun(_first: number, _end: number): BlockRun | undefined {
     return undefined;
   }
 
@@ -111,13 +122,16 @@ export abstract class BlockReader {
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    // The kernel sends read-ahead reads of one stream out of order now and then: a read near the
-    // last one, in a block already read ahead, does not break the pattern.
-    const sequential = offset === this.nextOffset || (this.window > 0 && this.pending.has(first) && Math.abs(offset - this.nextOffset) <= 4 * bs);
-    this.nextOffset = end;
+    // The kernel sends read-ahead reads of one stream out of order now and then (two FUSE reader
+    // threads: 45 MiB, 44, 46): a read near the last one while a window streams does not break
+    // the pattern, nor move the expected offset back (the ramp used to restart at 1 block).
+    const near = this.window > 0 && Math.abs(offset - this.nextOffset) <= 4 * bs;
+    const sequential = offset === this.nextOffset || near;
+    this.nextOffset = near ? Math.max(this.nextOffset, end) : end;
     if (!sequential) {
       this.window = 0;
       this.streamedTo = -1;
+      this.stopRun();
       // A read covering a whole block (a small file read whole) takes the block path: the same
       // request, and the block is then verified and cached.
       const wholeBlock = offset === first * bs && (end === (first + 1) * bs || end === this.size);
@@ -191,14 +205,21 @@ export abstract class BlockReader {
     for (let i = from; i <= want;) {
       if (this.pending.has(i)) {
         i++;
+      } else if (this.run?.canClaim(i)) {
+        this.hold(i, this.run.claim(i));
+        i++;
       } else if (this.cached(i)) {
         this.hold(i, this.block(i));
         i++;
       } else {
         let to = i;
         while (to < want && !this.pending.has(to + 1) && !this.cached(to + 1)) to++;
-        const streamed = this.streamBlocks(i, to);
-        for (let k = i; k <= to; k++) this.hold(k, streamed ? streamed[k - i] : this.block(k));
+        // At the top of the ramp, one request for a whole run; the windows after it claim from it.
+        const end = this.window >= MAX_WINDOW_BLOCKS ? Math.min(blocks - 1, Math.max(to, i + RUN_BLOCKS - 1)) : to;
+        this.stopRun(); // a run that cannot give block i is done with (it still delivers what it was asked for)
+        const run = this.streamRun(i, end);
+        if (run && end > to) this.run = run;
+        for (let k = i; k <= to; k++) this.hold(k, run ? run.claim(k) : this.block(k));
         i = to + 1;
       }
     }
@@ -237,8 +258,15 @@ export abstract class BlockReader {
     while (this.pending.size > MAX_PENDING) this.drop(Math.min(...this.pending.keys()));
   }
 
+  /** Stops the run's stream: the reader left the pattern (or the handle closed). */
+  private stopRun(): void {
+    this.run?.cancel();
+    this.run = undefined;
+  }
+
   /** The handle is closed: drops what it read ahead (its streams finish into the cache). Never throws. */
   close(): void {
+    this.stopRun();
     for (const h of this.pending.values()) release(h);
     this.pending.clear();
     readAheadBudget.used -= this.charged;

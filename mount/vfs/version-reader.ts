@@ -2,7 +2,8 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Provider } from '../../core/provider';
 import { keepStreamed, type BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
-import { deferred, streamWindow } from './window-stream';
+import { BlockRun } from './block-run';
+import { streamWindow } from './window-stream';
 
 /** Content whose hash is not known yet: one version of one path of one location. */
 export interface VersionedContent {
@@ -70,27 +71,34 @@ export class VersionReader extends BlockReader {
   }
 
   /**
-   * One ranged request of that exact version for the window, cut into blocks (each handed
-   * over and cached as it completes); blocks it did not deliver are fetched one by one.
+   * One ranged request of that exact version for blocks `first`..`end`, cut into blocks (each
+   * handed over and cached as it completes); blocks it did not deliver are fetched one by one.
    */
-  protected override streamBlocks(first: number, last: number): Promise<Buffer>[] | undefined {
+  protected override streamRun(first: number, end: number): BlockRun | undefined {
     const p = this.provider();
     if (!p.readRangeStream) return undefined;
     const c = this.content;
     const open = (offset: number, length: number) => p.readRangeStream!(c.rel, offset, length, { version: c.version });
-    const waiters = Array.from({ length: last - first + 1 }, () => deferred<Buffer>());
+    const run = new BlockRun(first, end);
     const deliver = (i: number, data: Buffer) => {
-      waiters[i - first].resolve(data);
       keepStreamed(this.store, this.key(i), data);
+      run.settle(i, data);
     };
     let why: FsError | undefined;
-    void streamWindow(open, c.size, this.blockSize, first, last, deliver, (err) => (why = err)).then((next) => {
-      for (let i = next; i <= last; i++) {
-        // The version changed: every block says so (never bytes of another version).
-        waiters[i - first].resolve(why?.code === 'ESTALE' ? Promise.reject(this.mapError(why)) : this.block(i));
-      }
-    });
-    return waiters.map((w) => w.promise);
+    void streamWindow(
+      open,
+      c.size,
+      this.blockSize,
+      first,
+      end,
+      deliver,
+      (err) => (why = err),
+      () => run.gate(),
+    ).then((next) =>
+      // The version changed: every block says so (never bytes of another version).
+      run.finish(next, (i) => (why?.code === 'ESTALE' ? Promise.reject(this.mapError(why)) : this.block(i))),
+    );
+    return run;
   }
 
   private mapError(err: unknown): FsError {

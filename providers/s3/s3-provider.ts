@@ -138,6 +138,16 @@ export class S3Provider implements Provider {
     }
   }
 
+  /**
+   * A HeadObject of a key that is not there: signed and sent like a read, answered 404 (403
+   * without list rights) from one lookup on any server. Not HeadBucket: some S3-compatible
+   * servers answer it with a listing (s3rver lists up to 1,000 keys and their metadata, ~150 ms
+   * that the first reader of a fresh daemon waited behind). Never throws.
+   */
+  async warmUp(): Promise<void> {
+    await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.key('.vdfs-warm-up') }), { abortSignal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  }
+
   async stat(path: string): Promise<ProviderEntry> {
     const rel = normalizeRel(path);
     const e = await this.lookup(rel, `stat ${rel}`);
