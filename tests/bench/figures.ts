@@ -85,6 +85,12 @@ export const FIGURES: Figure[] = [
     "the daemon's peak memory while it streams two big S3 objects at once, one through the FUSE mount and one through its WebDAV share (the issue's 10 GB + 4 GiB, scaled 640 + 256 MiB in a quick run), against a Node process streaming both with the AWS SDK.",
   ),
   F(
+    'gdrive',
+    'gdrive.seqread.cold',
+    'reading a Google Drive file through the mount with an empty block cache, against the official client (@googleapis/drive) streaming it from the same server (a Drive-protocol server on loopback: there is no Internet here).',
+  ),
+  F('gdrive', 'gdrive.ttfb', 'time to the first 4 KiB at a random offset of a Drive file not in the block cache, against one ranged files.get.'),
+  F(
     'peer',
     'peer.fetch',
     "what a user on node B gets reading a file of paired node A: `vdfs cat` through B's verified block pipeline, against a plain TLS stream and A's raw blob endpoint.",

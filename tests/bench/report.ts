@@ -70,7 +70,7 @@ npm run build && node dist/tests/bench/report.js --quick docs/bench-quick.json -
 \`\`\`
 \`--json\` prints the JSON document on stdout (use \`npm run -s\`), otherwise a Markdown table;
 \`--size tiny\` is a seconds-long smoke run of every figure (its values mean nothing); \`--reps N\`
-(default 3), \`--only scan,fuse,cache,webdav,s3,peer,rss\`, \`--skip rclone,apache\`,
+(default 3), \`--only scan,fuse,cache,webdav,s3,gdrive,peer,rss\`, \`--skip rclone,apache\`,
 \`--no-install\` (do not \`apt-get install apache2-bin\`); \`VDFS_BENCH_DIR\` chooses where the data goes
 (default the system temp folder; its filesystem is in the JSON). Run as root. Progress goes to stderr.
 Everything the bench starts is stopped and unmounted on exit, on error and on SIGINT/SIGTERM.

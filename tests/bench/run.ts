@@ -1,5 +1,5 @@
 // npm run bench [-- --quick | --size tiny|quick|full] [--json] [--save FILE.json] [--svg FILE.svg]
-//   [--reps N] [--only scan,fuse,cache,webdav,s3,peer,rss] [--skip rclone,apache] [--no-install]
+//   [--reps N] [--only scan,fuse,cache,webdav,s3,gdrive,peer,rss] [--skip rclone,apache] [--no-install]
 // Generates its own data, runs vdfs and every baseline interleaved, prints medians and ratios.
 // A missing tool fails the run before it starts; a failed measurement fails it at the end.
 // npm run bench -- --scale [--files N]   (the million-file bench: tests/bench/scale.ts)
@@ -14,12 +14,13 @@ import { fuseBench } from './fuse';
 import { cacheBench } from './cache';
 import { webdavBench } from './webdav';
 import { s3Bench } from './s3';
+import { gdriveBench } from './gdrive';
 import { peerBench } from './peer-bench';
 import { rssBench } from './rss';
 import { formatTable } from './table';
 import { renderSvg, type BenchDoc } from './report-svg';
 
-const FAMILIES = ['scan', 'fuse', 'cache', 'webdav', 's3', 'peer', 'rss'];
+const FAMILIES = ['scan', 'fuse', 'cache', 'webdav', 's3', 'gdrive', 'peer', 'rss'];
 
 interface RunOptions extends BenchOptions {
   install: boolean;
@@ -126,6 +127,7 @@ async function families(env: Env, o: RunOptions, results: Result[]): Promise<voi
   if (wants('cache')) results.push(...(await cacheBench(env, o)));
   if (wants('webdav')) results.push(...(await webdavBench(env, o)));
   if (wants('s3')) results.push(...(await s3Bench(o)));
+  if (wants('gdrive')) results.push(...(await gdriveBench(o)));
   if (wants('peer')) results.push(...(await peerBench(o)));
   if (wants('rss')) results.push(...(await rssBench(env, o, { vdfs: rssVdfs, rclone: rssRclone })));
   o.log(`bench: done in ${Math.round((Date.now() - t0) / 1000)} s`);
