@@ -93,7 +93,7 @@ export const FIGURES: Figure[] = [
   F(
     'peer',
     'peer.fetch',
-    "what a user on node B gets reading a file of paired node A: `vdfs cat` through B's verified block pipeline, against a plain TLS stream and A's raw blob endpoint.",
+    "what a user on node B gets reading a file of paired node A: `dd` through B's FUSE mount (a fresh daemon, empty block cache), every block fetched over mutual TLS and verified, against a plain TLS stream and A's raw blob endpoint.",
   ),
   F('peer', 'peer.replicate', 'adding a peer location of many entries (snapshot and apply).'),
   F('rss', 'daemon.rss', 'memory of a fresh FUSE server after one fixed workload (big read, tree walk, big listing, big write), the same for every target.'),
