@@ -3,6 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
+import type { Resolved } from './namespace';
 import { relaxedTransaction } from '../../index/db';
 import type { FileHash } from '../../index/hash-pool';
 import { entryFromStats } from '../../core/local-stat';
@@ -30,6 +31,8 @@ export class IndexRefresh {
   private readonly rehashing = new Set<string>();
   private readonly rehashAgain = new Set<string>();
   private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
+  /** Keys (`locId:rel`) of the hashes in `hashed`, waiting for their grouped commit. */
+  private readonly awaitingCommit = new Set<string>();
   private hashedTimer?: NodeJS.Timeout;
 
   constructor(private readonly core: WriterHost) {}
@@ -44,8 +47,10 @@ export class IndexRefresh {
    * `parent`, the directory holding `rel` is brought up to date in the same commit (a name in
    * it came or went): one commit per created file instead of two. Throws FsError when the disk
    * cannot be read (anything but ENOENT/ENOTDIR, which mean "not there"), and the index's errors.
+   * `quiet`: the change came through a kernel front end that knows of it (OpenFlags.kernel), so
+   * no invalidation sweep is started for it (a directory replaced by a file still starts one).
    */
-  async refresh(loc: Location, rel: string, siblings = true, parent = false): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) {
       if (parent) await this.refreshParent(loc, rel);
@@ -87,14 +92,15 @@ export class IndexRefresh {
     // committed (a flush without new bytes, the watcher seeing our own write): the cache and the
     // kernel's view are still right, and no invalidation sweep is started for it.
     const vpath = virtualPath(loc.name, rel);
-    if (r.changed) this.core.resolver.invalidatePath(vpath, wasDir && result?.type !== 'dir');
+    const subtree = wasDir && result?.type !== 'dir';
+    if (r.changed) this.core.resolver.invalidatePath(vpath, subtree, !quiet || subtree);
     // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just read or written.
     // Also when this refresh wrote nothing: a rescan on the daemon's own connection may have
     // written the row first, which the resolver cannot see (data_version only counts other
     // connections), after a LOOKUP cached the name as missing (MKDIR then answered ENOENT).
     if (result) this.core.resolver.prime(vpath, { kind: 'entry', location: loc, entry: result, rel });
     else if (!r.changed) this.core.resolver.forget(vpath);
-    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
+    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false, !quiet);
     const entry = result as Entry | undefined;
     // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
     if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
@@ -120,6 +126,44 @@ export class IndexRefresh {
       /* not resolvable by name (hidden, or gone): ask the index itself */
     }
     return this.home.entries.resolve(loc.id, rel);
+  }
+
+  /**
+   * True when `rel` is an indexed file whose disk stat is exactly the one its entry was last
+   * refreshed from (same inode, ctime, size, mtime and mode) and which has its hash or is
+   * getting it: the watcher seeing the daemon's own write, which a refresh would only confirm
+   * (an opened parent, an lstat, index lookups). A plain lstat by path is enough here: it can
+   * only match the very inode recorded, and anything else gets the full refresh. Never throws.
+   */
+  unchanged(loc: Location, rel: string): boolean {
+    const vpath = virtualPath(loc.name, rel);
+    let r: Resolved;
+    try {
+      r = this.core.resolver.resolve(vpath);
+    } catch {
+      return false;
+    }
+    if (r.kind !== 'entry' || r.location.id !== loc.id || r.entry.type !== 'file') return false;
+    const e = r.entry;
+    const d = this.core.disk.get(e.id);
+    const key = `${loc.id}:${rel}`;
+    if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key) && !this.core.live.get(vpath))) return false;
+    let st: BigIntStats | undefined;
+    try {
+      st = lstatSync(`${loc.uri}/${rel}`, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      return false;
+    }
+    return (
+      !!st &&
+      st.isFile() &&
+      st.ino === d.ino &&
+      st.dev === d.dev &&
+      st.ctimeNs === d.ctimeNs &&
+      Number(st.size) === e.size &&
+      st.mtimeNs === BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec) &&
+      (Number(st.mode) & 0o7777) === e.mode
+    );
   }
 
   /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
@@ -232,6 +276,9 @@ export class IndexRefresh {
   rehash(loc: Location, rel: string): void {
     if (this.core.live.get(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
+    // A result waiting for its grouped commit: the commit checks it is still for the indexed
+    // version, and hashes again when not.
+    if (this.awaitingCommit.has(key)) return;
     if (this.rehashing.has(key)) {
       this.rehashAgain.add(key);
       return;
@@ -241,7 +288,10 @@ export class IndexRefresh {
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
     void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
-        if (!r.changed) this.hashed.push({ loc, rel, r });
+        if (!r.changed) {
+          this.hashed.push({ loc, rel, r });
+          this.awaitingCommit.add(key);
+        }
         if (!this.hashedTimer) {
           this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
           this.hashedTimer.unref();
@@ -278,6 +328,7 @@ export class IndexRefresh {
     if (this.hashedTimer) clearTimeout(this.hashedTimer);
     this.hashedTimer = undefined;
     const done = this.hashed.splice(0);
+    this.awaitingCommit.clear();
     if (done.length === 0 || !this.home.db.open) return;
     try {
       this.commitHashed(done);
@@ -288,14 +339,18 @@ export class IndexRefresh {
   }
 
   private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
+    const stale: { loc: Location; rel: string }[] = [];
     relaxedTransaction(this.home.db, () => {
       for (const { loc, rel, r } of done) {
         const e = this.home.entries.resolve(loc.id, rel);
-        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue; // changed again; its own commit re-hashes
+        if (e?.type === 'file' && e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) stale.push({ loc, rel }); // changed since: hash it again
+        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue;
         this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
         this.home.entries.update(e, { ...e, hash: r.hash }, rel);
       }
     });
-    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
+    // A hash changes nothing the kernel caches (size, times, mode, etag): no invalidation sweep.
+    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false, false);
+    for (const { loc, rel } of stale) this.rehash(loc, rel);
   }
 }

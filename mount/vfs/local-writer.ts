@@ -50,6 +50,11 @@ export class LocalWriter {
     return this.sync.refresh(loc, rel, siblings, parent);
   }
 
+  /** The index entry at `rel` already says what the disk says, by one lstat (see IndexRefresh.unchanged). Never throws. */
+  unchanged(loc: Location, rel: string): boolean {
+    return this.sync.unchanged(loc, rel);
+  }
+
   async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
     const t = this.target(path, 'open');
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
@@ -94,9 +99,9 @@ export class LocalWriter {
       const pre = fstatSync(fd.fd, { bigint: true });
       this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
       opened = true;
-      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing) : t.existing;
+      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
-      return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
+      return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false, kernel: !!flags.kernel };
     } catch (err) {
       if (opened) this.core.live.closed(path);
       await fd.close().catch(() => undefined);
@@ -119,7 +124,7 @@ export class LocalWriter {
       const st = fstatSync(h.fd.fd, { bigint: true });
       this.core.live.set(h.vpath, Number(st.size), Number(st.mtimeNs / 1000n) / 1000, st.mtimeNs);
     }
-    await this.sync.refresh(h.location, h.rel);
+    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel);
   }
 
   closed(h: LocalHandle): void {

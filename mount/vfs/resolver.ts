@@ -121,9 +121,11 @@ export class Resolver {
 
   /**
    * Forgets one path (an entry inserted, updated or removed, or a miss that became a hit),
-   * and with `subtree` every path below it (a directory removed or replaced).
+   * and with `subtree` every path below it (a directory removed or replaced). `notify` false:
+   * the change is one no kernel cache needs to hear of (a hash, or a change the kernel made
+   * itself through the mount), so the listeners (the FUSE invalidator's sweep) are not called.
    */
-  invalidatePath(vpath: string, subtree: boolean): void {
+  invalidatePath(vpath: string, subtree: boolean, notify = true): void {
     const key = canonical(vpath);
     if (key === undefined) return this.invalidate();
     this.cache.delete(key);
@@ -131,7 +133,7 @@ export class Resolver {
       const prefix = `${key}/`;
       for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
     }
-    this.notify();
+    if (notify) this.notify();
   }
 
   /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */

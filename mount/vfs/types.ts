@@ -56,6 +56,12 @@ export interface OpenFlags {
   mode?: number;
   /** Owner of a created file (default: the daemon's user). */
   owner?: Caller;
+  /**
+   * The caller is a kernel front end (FUSE) whose caches follow what it does through this
+   * handle (the kernel drops a folder's attributes after its own CREATE, and answers the open
+   * file's attributes itself): the index commits of this handle start no invalidation sweep.
+   */
+  kernel?: boolean;
 }
 
 export interface StatFs {
