@@ -27,6 +27,8 @@ export class Invalidator {
   private again = false;
   private stopped = false;
   private lastDurationMs = 0;
+  /** Sweeps started so far (diagnostics: user.vdfs.fuse `sweeps`). */
+  sweeps = 0;
 
   constructor(
     private readonly vfs: KernelVfs,
@@ -56,9 +58,15 @@ export class Invalidator {
     this.timer.unref();
   }
 
+  /** A sweep is scheduled or running (diagnostics: user.vdfs.fuse `sweepPending`). */
+  get pending(): boolean {
+    return this.running || this.timer !== undefined;
+  }
+
   /** One pass over the nodes; never throws. */
   async sweep(): Promise<void> {
     this.running = true;
+    this.sweeps++;
     const started = Date.now();
     try {
       let i = 0;

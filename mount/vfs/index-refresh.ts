@@ -4,7 +4,7 @@ import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { Resolved } from './namespace';
-import { relaxedTransaction } from '../../index/db';
+import { groupedWrite, onGroupFailed } from '../../index/commit-group';
 import type { FileHash } from '../../index/hash-pool';
 import { entryFromStats } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
@@ -35,7 +35,10 @@ export class IndexRefresh {
   private readonly awaitingCommit = new Set<string>();
   private hashedTimer?: NodeJS.Timeout;
 
-  constructor(private readonly core: WriterHost) {}
+  constructor(private readonly core: WriterHost) {
+    // Rows of a failed group commit are on the disk only: the next flush, close or rescan brings them back.
+    onGroupFailed(core.home.db, (err) => noteSwallowed(core.log, 'local writer: committing a group of index rows', err));
+  }
 
   private get home() {
     return this.core.home;
@@ -77,7 +80,7 @@ export class IndexRefresh {
     // no commit (apply then only reads).
     if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
     else
-      relaxedTransaction(this.home.db, () => {
+      groupedWrite(this.home.db, () => {
         ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
         // Again inside the transaction: a write may have been staged while the disk was probed.
         if (this.core.staged.queue.pending(loc.id, rel)) {
@@ -340,7 +343,7 @@ export class IndexRefresh {
 
   private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
     const stale: { loc: Location; rel: string }[] = [];
-    relaxedTransaction(this.home.db, () => {
+    groupedWrite(this.home.db, () => {
       for (const { loc, rel, r } of done) {
         const e = this.home.entries.resolve(loc.id, rel);
         if (e?.type === 'file' && e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) stale.push({ loc, rel }); // changed since: hash it again
