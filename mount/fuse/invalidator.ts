@@ -29,6 +29,8 @@ export class Invalidator {
   private lastDurationMs = 0;
   /** Sweeps started so far (diagnostics: user.vdfs.fuse `sweeps`). */
   sweeps = 0;
+  /** Nodes and names the sweeps invalidated in the kernel so far (user.vdfs.fuse `invalidations`). */
+  invalidations = 0;
 
   constructor(
     private readonly vfs: KernelVfs,
@@ -80,11 +82,13 @@ export class Invalidator {
           if (a.etag !== last.etag || a.size !== last.size || a.mtimeMs !== last.mtimeMs || a.mode !== last.mode || a.type !== last.type) {
             node.last = a;
             node.openEtag = undefined;
+            this.invalidations++;
             this.kernel.invalidateNode(node.id);
           }
         } catch (err) {
           if (!(err instanceof FsError) || err.code !== 'ENOENT') continue;
           node.last = undefined;
+          this.invalidations++;
           this.kernel.invalidateEntry(node.parent.id, node.name);
           this.kernel.invalidateNode(node.id);
         }

@@ -138,6 +138,8 @@ export class FuseServer {
         passthroughOpens: this.passthroughOpens,
         sweeps: this.invalidator?.sweeps ?? 0,
         sweepPending: this.invalidator?.pending ? 1 : 0,
+        invalidations: this.invalidator?.invalidations ?? 0,
+        changes: this.ctx.changeSeq,
         ...(this.session ? flatStats(addon.stats(this.session)) : {}),
       }),
     };

@@ -6,6 +6,7 @@ import type { Location } from '../../index/locations';
 import type { Resolved } from './namespace';
 import { groupedWrite, onGroupFailed } from '../../index/commit-group';
 import type { FileHash } from '../../index/hash-pool';
+import { FileHasher } from '../../index/file-hash';
 import { entryFromStats } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
 import { virtualPath } from './namespace';
@@ -13,6 +14,13 @@ import type { WriterHost } from './writer-host';
 
 /** How long computed hashes wait to be committed together. */
 const HASH_COMMIT_MS = 20;
+
+/**
+ * Files up to this size are hashed on the event loop when their last writer closes them (a
+ * reopen of its descriptor, one read, BLAKE3: ~20 µs), bigger ones in the hash pool: a worker
+ * round trip per small file of a `tar x` cost the event loop more than the hash.
+ */
+const INLINE_HASH_MAX = 64 * 1024;
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
@@ -34,6 +42,7 @@ export class IndexRefresh {
   /** Keys (`locId:rel`) of the hashes in `hashed`, waiting for their grouped commit. */
   private readonly awaitingCommit = new Set<string>();
   private hashedTimer?: NodeJS.Timeout;
+  private readonly inlineHasher = new FileHasher();
 
   constructor(private readonly core: WriterHost) {
     // Rows of a failed group commit are on the disk only: the next flush, close or rescan brings them back.
@@ -132,14 +141,17 @@ export class IndexRefresh {
   }
 
   /**
-   * True when `rel` is an indexed file whose disk stat is exactly the one its entry was last
-   * refreshed from (same inode, ctime, size, mtime and mode) and which has its hash or is
-   * getting it: the watcher seeing the daemon's own write, which a refresh would only confirm
-   * (an opened parent, an lstat, index lookups). A plain lstat by path is enough here: it can
-   * only match the very inode recorded, and anything else gets the full refresh. Never throws.
+   * True when a refresh of `rel` can wait or would only confirm the index (the watcher seeing
+   * the daemon's own writes): a file the daemon's writer has open (its flush and close refresh
+   * it from the disk; a refresh now would commit a half-written state and notify the kernel of
+   * it), or an indexed file whose disk stat is exactly the one its entry was last refreshed from
+   * (same inode, ctime, size, mtime and mode) and which has its hash or is getting it. A plain
+   * lstat by path is enough: it can only match the very inode recorded, and anything else gets
+   * the full refresh. Never throws.
    */
   unchanged(loc: Location, rel: string): boolean {
     const vpath = virtualPath(loc.name, rel);
+    if (this.core.live.get(vpath)) return true;
     let r: Resolved;
     try {
       r = this.core.resolver.resolve(vpath);
@@ -150,7 +162,7 @@ export class IndexRefresh {
     const e = r.entry;
     const d = this.core.disk.get(e.id);
     const key = `${loc.id}:${rel}`;
-    if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key) && !this.core.live.get(vpath))) return false;
+    if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key))) return false;
     let st: BigIntStats | undefined;
     try {
       st = lstatSync(`${loc.uri}/${rel}`, { bigint: true, throwIfNoEntry: false });
@@ -291,14 +303,7 @@ export class IndexRefresh {
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
     void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
-        if (!r.changed) {
-          this.hashed.push({ loc, rel, r });
-          this.awaitingCommit.add(key);
-        }
-        if (!this.hashedTimer) {
-          this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
-          this.hashedTimer.unref();
-        }
+        if (!r.changed) this.queueHashed(loc, rel, r);
       })
       // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
       // the file without a hash until the next scan, so it is logged and counted.
@@ -307,6 +312,34 @@ export class IndexRefresh {
         this.rehashing.delete(key);
         if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
       });
+  }
+
+  /**
+   * A written file was closed by its last writer, whose descriptor `fd` is still open: a small
+   * one is hashed here at once from that descriptor (the inode written, reopened read-only), a
+   * bigger one, or one being hashed already, by rehash(). Never throws.
+   */
+  hashClosed(loc: Location, rel: string, fd: number, size: number): void {
+    const key = `${loc.id}:${rel}`;
+    if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key) || this.core.live.get(virtualPath(loc.name, rel))) return this.rehash(loc, rel);
+    let r: FileHash;
+    try {
+      r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize);
+    } catch {
+      return this.rehash(loc, rel); // by name, with its own error handling
+    }
+    if (r.changed) return this.rehash(loc, rel);
+    this.queueHashed(loc, rel, r);
+  }
+
+  /** A computed hash waits (HASH_COMMIT_MS) to be committed with the others. */
+  private queueHashed(loc: Location, rel: string, r: FileHash): void {
+    this.hashed.push({ loc, rel, r });
+    this.awaitingCommit.add(`${loc.id}:${rel}`);
+    if (!this.hashedTimer) {
+      this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
+      this.hashedTimer.unref();
+    }
   }
 
   /**

@@ -133,7 +133,7 @@ export class LocalWriter {
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.get(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);
-    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.rehash(h.location, h.rel);
+    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.hashClosed(h.location, h.rel, h.fd.fd, e.size);
   }
 
   async truncate(path: string, size: number): Promise<void> {
