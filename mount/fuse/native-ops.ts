@@ -90,7 +90,7 @@ export const HANDLERS: Record<number, Handler> = {
   /* MKDIR */ 9: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B + 8);
-    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h));
+    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h), true);
     return (await created(ctx, req, parent, name))[0];
   },
   /* UNLINK */ 10: async (ctx, h, req) => {

@@ -156,14 +156,15 @@ export class LocalWriter {
     await this.sync.refresh(t.location, t.rel);
   }
 
-  async mkdir(path: string, mode: number, owner?: Caller): Promise<void> {
+  /** `kernel`: see Vfs.mkdir (the index commit starts no invalidation sweep). */
+  async mkdir(path: string, mode: number, owner?: Caller, kernel = false): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => {
       throw toFsError(err, `mkdir ${path}`);
     });
     await adoptCreated(t, mode, owner);
-    await this.sync.refresh(t.location, t.rel, true, true);
+    await this.sync.refresh(t.location, t.rel, true, true, kernel);
   }
 
   async remove(path: string, expect: 'file' | 'dir'): Promise<void> {

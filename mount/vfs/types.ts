@@ -115,7 +115,8 @@ export interface Vfs {
   /** Closes the handle (flushes first); the handle number may be reused afterwards. */
   release(fh: number): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
-  mkdir(path: string, mode?: number, owner?: Caller): Promise<void>;
+  /** `kernel`: asked by a kernel front end (FUSE MKDIR), which caches the new folder from its own reply: no invalidation sweep for it. */
+  mkdir(path: string, mode?: number, owner?: Caller, kernel?: boolean): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   /**
