@@ -159,6 +159,8 @@ export class LocationWatcher {
       if (!loc) continue;
       // Parents first, so a new directory is indexed before its children.
       for (const rel of [...paths].sort((a, b) => a.split('/').length - b.split('/').length)) {
+        // Most events of a `tar x` into the mount are the daemon's own writes, already indexed.
+        if (this.vfs.writer.unchanged(loc, rel)) continue;
         try {
           await this.syncPath(loc, rel, { n: 0 });
         } catch (err) {

@@ -3,6 +3,7 @@ import { FsError } from '../core/fs-error';
 import { ensurePrivateFile } from '../core/private-files';
 import { MIGRATIONS } from './migrations';
 import { repairHashIndex } from './bulk-index';
+import { commitGroup, guardConnection } from './commit-group';
 
 export type Db = Database.Database;
 
@@ -28,6 +29,8 @@ export function openDb(file: string, opts: { readonly?: boolean; memory?: DbMemo
   } catch (err) {
     throw new FsError('EIO', `cannot open index ${file}: ${(err as Error).message}`, err);
   }
+  // Before anything is prepared: every write through the connection then commits an open group first.
+  if (!opts.readonly) guardConnection(db, (on) => setRelaxedCommits(db, on));
   if (!opts.readonly) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
@@ -99,6 +102,7 @@ const unsynced = new WeakSet<Db>();
  * slower. Throws what `fn` throws.
  */
 export function relaxedTransaction<T>(db: Db, fn: () => T): T {
+  commitGroup(db); // its own commit, not the group's (index/commit-group.ts)
   // Inside an open transaction (a rescan holding one across its batches) the pragma may not
   // change: join it as a savepoint; that transaction's own commit decides durability.
   if (db.inTransaction) return db.transaction(fn).immediate();
@@ -142,6 +146,7 @@ export function setRelaxedCommits(db: Db, on: boolean): void {
  * whose sequence numbers must never be reused after a power loss) and on fsync().
  */
 export function syncIndex(db: Db): void {
+  commitGroup(db); // grouped rows first (index/commit-group.ts): this FULL commit then covers them
   if (!unsynced.has(db)) return;
   unsynced.delete(db);
   setMeta(db, 'synced-at', String(Date.now()));

@@ -20,30 +20,49 @@ export class FileHasher {
    * something that is not a regular file.
    */
   hash(path: string, blockSize: number): FileHash {
+    const fd = openNoAtime(path);
+    try {
+      return this.hashFd(fd, blockSize);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Hashes the file a descriptor of this process has open (any access mode: it is reopened
+   * read-only through /proc/self/fd, which names that inode itself, with no path lookup), with
+   * O_NOATIME like hash(). For small files just closed by the daemon's own writer, on the event
+   * loop. Throws like hash().
+   */
+  hashOpen(fd: number, blockSize: number): FileHash {
+    const own = reopenNoAtime(fd);
+    try {
+      return this.hashFd(own, blockSize);
+    } finally {
+      closeSync(own);
+    }
+  }
+
+  private hashFd(fd: number, blockSize: number): FileHash {
     if (this.hasher?.blockSize !== blockSize) {
       this.hasher = new BlockHasher(blockSize);
       this.buf = Buffer.allocUnsafe(blockSize);
     }
     const h = this.hasher;
     h.reset();
-    const fd = openNoAtime(path);
-    try {
-      const before = fstatSync(fd, { bigint: true });
-      if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-      let pos = 0;
-      for (;;) {
-        const n = readSync(fd, this.buf, 0, blockSize, pos);
-        if (n === 0) break;
-        h.update(this.buf.subarray(0, n));
-        pos += n;
-      }
-      const after = fstatSync(fd, { bigint: true });
-      const r = h.digest();
-      const changed = after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(r.size) !== after.size;
-      return { ...r, ino: after.ino, mtimeNs: after.mtimeNs, changed };
-    } finally {
-      closeSync(fd);
+    const before = fstatSync(fd, { bigint: true });
+    if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    let pos = 0;
+    for (;;) {
+      const n = readSync(fd, this.buf, 0, blockSize, pos);
+      if (n === 0) break;
+      h.update(this.buf.subarray(0, n));
+      pos += n;
     }
+    const after = fstatSync(fd, { bigint: true });
+    const r = h.digest();
+    const changed = after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(r.size) !== after.size;
+    return { ...r, ino: after.ino, mtimeNs: after.mtimeNs, changed };
   }
 }
 
@@ -57,5 +76,16 @@ function openNoAtime(path: string): number {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
     return openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+  }
+}
+
+/** The same, for the inode behind an open descriptor (its /proc/self/fd link is followed on purpose: it is that inode). */
+function reopenNoAtime(fd: number): number {
+  const path = `/proc/self/fd/${fd}`;
+  try {
+    return openSync(path, C.O_RDONLY | (C.O_NOATIME ?? 0));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    return openSync(path, C.O_RDONLY);
   }
 }

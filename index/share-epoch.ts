@@ -1,4 +1,7 @@
-import type { Db } from './db';
+import type Database from 'better-sqlite3';
+
+// The connection type, not db.ts's alias: db.ts reaches this module through commit-group.ts.
+type Db = Database.Database;
 
 /**
  * Lets the change log's "is this location shared?" check be answered once per batch of a scan

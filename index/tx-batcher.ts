@@ -1,4 +1,5 @@
 import { setRelaxedCommits, type Db } from './db';
+import { commitGroup } from './commit-group';
 import { closeShareEpoch, openShareEpoch } from './share-epoch';
 
 /**
@@ -33,6 +34,7 @@ export class TxBatcher {
     if (this.failed !== undefined) throw this.failed;
     if (this.open && this.n >= this.size) this.flush();
     if (!this.open) {
+      commitGroup(this.db); // the local writer's grouped rows get their own commit (index/commit-group.ts)
       if (this.relaxed && !this.db.inTransaction) setRelaxedCommits(this.db, true);
       this.db.exec('BEGIN IMMEDIATE');
       this.open = true;

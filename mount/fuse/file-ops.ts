@@ -14,7 +14,9 @@ import { B, attrReply, type OpContext } from './op-context';
 
 /** Opens and decides on the page cache: kept when the content did not change since the last open. */
 export async function openFile(ctx: OpContext, node: FuseNode, path: string, flags: number): Promise<[number, number, number]> {
-  const o = openFlags(flags);
+  // kernel: the kernel follows its own writes through this handle (no invalidation sweep for them).
+  const o = { ...openFlags(flags), kernel: true };
+  const seq = ctx.changeSeq;
   const fh = await ctx.vfs.open(path, o);
   let keep = 0;
   try {
@@ -51,7 +53,7 @@ export async function openFile(ctx: OpContext, node: FuseNode, path: string, fla
     if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
     throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
   }
-  noteCached(ctx, fh, node);
+  noteCached(ctx, fh, node, seq);
   return [fh, direct || keep, 0];
 }
 
@@ -130,9 +132,36 @@ export function directWrites(flags: number, nativeWriter: boolean): number {
   return nativeWriter && (flags & 3) === C.O_WRONLY ? FOPEN.DIRECT_IO : 0;
 }
 
-export function noteCached(ctx: OpContext, fh: number, node: FuseNode): void {
+/** `seq`: the count of index changes before the open (see settled). */
+export function noteCached(ctx: OpContext, fh: number, node: FuseNode, seq?: number): void {
   node.cachedOpens = (node.cachedOpens ?? 0) + 1;
-  ctx.openFiles.set(fh, { node, passthrough: false });
+  ctx.openFiles.set(fh, { node, passthrough: false, seq });
+}
+
+/**
+ * The node a handle writes natively (a local file open for writing), before releaseOpen forgets
+ * it, and the count of index changes when it was opened.
+ */
+export function writerNode(ctx: OpContext, fh: number): { node: FuseNode; seq?: number } | undefined {
+  const open = ctx.openFiles.get(fh);
+  return open && ctx.writers.get(open.node.id) === fh ? { node: open.node, seq: open.seq } : undefined;
+}
+
+/**
+ * After a kernel writer's release: the node's last attributes become what the index now says.
+ * Its commits started no invalidation sweep (the kernel made the change itself), so without
+ * this the next sweep would see them differ and drop the kernel's pages of a file it wrote.
+ * Only when nothing else changed the index since the open (changeSeq): then a sweep is due,
+ * and it must still compare against what the kernel was told. Never throws.
+ */
+export async function settled(ctx: OpContext, w: { node: FuseNode; seq?: number }): Promise<void> {
+  const { node } = w;
+  if (w.seq !== ctx.changeSeq || !node.parent || node.unlinked) return;
+  try {
+    node.last = await ctx.vfs.getattr(ctx.inodes.pathOf(node));
+  } catch {
+    /* gone or renamed meanwhile: left to the invalidator */
+  }
 }
 
 /** Forgets the io mode of a released handle; the node's backing file goes with its last passthrough open. */

@@ -27,6 +27,10 @@ export class Invalidator {
   private again = false;
   private stopped = false;
   private lastDurationMs = 0;
+  /** Sweeps started so far (diagnostics: user.vdfs.fuse `sweeps`). */
+  sweeps = 0;
+  /** Nodes and names the sweeps invalidated in the kernel so far (user.vdfs.fuse `invalidations`). */
+  invalidations = 0;
 
   constructor(
     private readonly vfs: KernelVfs,
@@ -56,9 +60,15 @@ export class Invalidator {
     this.timer.unref();
   }
 
+  /** A sweep is scheduled or running (diagnostics: user.vdfs.fuse `sweepPending`). */
+  get pending(): boolean {
+    return this.running || this.timer !== undefined;
+  }
+
   /** One pass over the nodes; never throws. */
   async sweep(): Promise<void> {
     this.running = true;
+    this.sweeps++;
     const started = Date.now();
     try {
       let i = 0;
@@ -72,11 +82,13 @@ export class Invalidator {
           if (a.etag !== last.etag || a.size !== last.size || a.mtimeMs !== last.mtimeMs || a.mode !== last.mode || a.type !== last.type) {
             node.last = a;
             node.openEtag = undefined;
+            this.invalidations++;
             this.kernel.invalidateNode(node.id);
           }
         } catch (err) {
           if (!(err instanceof FsError) || err.code !== 'ENOENT') continue;
           node.last = undefined;
+          this.invalidations++;
           this.kernel.invalidateEntry(node.parent.id, node.name);
           this.kernel.invalidateNode(node.id);
         }

@@ -4,7 +4,7 @@ import type { Caller } from '../vfs/types';
 import { ROOT_ID } from './inode-table';
 import { openFlags } from './open-flags';
 import { B, attrReply, created, empty, entryReply, linkedIno, openReply, type Handler, type OpContext } from './op-context';
-import { dropBlockHandle, openFile, registerReadBlocks, releaseOpen, setattr, registerWriter, noteCached, directWrites } from './file-ops';
+import { dropBlockHandle, openFile, registerReadBlocks, releaseOpen, setattr, registerWriter, noteCached, settled, writerNode, directWrites } from './file-ops';
 import { opendir, readdirReply } from './dir-ops';
 import { readReplyBuffer } from './reply-pool';
 import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
@@ -90,7 +90,7 @@ export const HANDLERS: Record<number, Handler> = {
   /* MKDIR */ 9: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B + 8);
-    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h));
+    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h), true);
     return (await created(ctx, req, parent, name))[0];
   },
   /* UNLINK */ 10: async (ctx, h, req) => {
@@ -156,10 +156,12 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* RELEASE */ 18: async (ctx, _h, req) => {
     const fh = u64(req, B);
+    const writer = writerNode(ctx, fh);
     releaseOpen(ctx, fh);
     ctx.unregisterFd(fh);
     dropBlockHandle(ctx, fh);
     await ctx.vfs.release(fh);
+    if (writer) await settled(ctx, writer);
     return empty(req);
   },
   /* FSYNC */ 20: async (ctx, _h, req) => {
@@ -194,11 +196,12 @@ export const HANDLERS: Record<number, Handler> = {
     const mode = req.readUInt32LE(B + 4);
     const [name] = cstr(req, B + 16);
     const path = ctx.inodes.childPath(parent, name);
-    const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h) });
+    const seq = ctx.changeSeq;
+    const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h), kernel: true });
     try {
       const [out, node] = await created(ctx, req, parent, name, 16);
       if (node.backing) throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough`);
-      noteCached(ctx, fh, node);
+      noteCached(ctx, fh, node, seq);
       w64(out, 16 + ENTRY_OUT, fh);
       out.writeUInt32LE(directWrites(flags, registerWriter(ctx, fh, node)), 16 + ENTRY_OUT + 8);
       out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);

@@ -136,6 +136,10 @@ export class FuseServer {
         openDirs: this.ctx.dirs.size,
         passthrough: this.passthrough ? 1 : 0,
         passthroughOpens: this.passthroughOpens,
+        sweeps: this.invalidator?.sweeps ?? 0,
+        sweepPending: this.invalidator?.pending ? 1 : 0,
+        invalidations: this.invalidator?.invalidations ?? 0,
+        changes: this.ctx.changeSeq,
         ...(this.session ? flatStats(addon.stats(this.session)) : {}),
       }),
     };

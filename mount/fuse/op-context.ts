@@ -35,7 +35,7 @@ export interface OpContext {
   openBacking(fd: number): number | undefined;
   closeBacking(id: number): void;
   /** The node of each open file handle, with the io mode it was opened in. */
-  openFiles: Map<number, { node: FuseNode; passthrough: boolean }>;
+  openFiles: Map<number, { node: FuseNode; passthrough: boolean; seq?: number }>;
   /** A handle open for writing by node id (the latest), for SETATTR through its descriptor. */
   writers: Map<number, number>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */

@@ -24,40 +24,32 @@ const LISTINGS_MAX_ENTRIES = 50_000;
 const LISTINGS_IDLE_MS = 30_000;
 
 export class EntryAttrs {
-  /** Built listings by directory entry id (and whether files were stat'ed), while nothing they were built from changed. */
-  private readonly listings = new Map<string, { disk: number; list: DirEntry[] }>();
+  /** Built listings by directory entry id (and whether files were stat'ed), with the index and disk-stat versions they were built from. */
+  private readonly listings = new Map<string, { index: number; disk: number; list: DirEntry[] }>();
   private listed = 0;
-  /** Moves whenever the kept listings are dropped: a listing built across it is not kept. */
-  private generation = 0;
   private idle: NodeJS.Timeout | undefined;
-  private watching = false;
 
   constructor(private readonly core: AttrHost) {}
 
   private dropListings(): void {
     this.listings.clear();
     this.listed = 0;
-    this.generation++;
   }
 
   /**
    * The listing built last for this directory, if nothing it was built from has changed since:
-   * the index (any change clears them all), the disk stats (their version) and live files (none
-   * may be open for writing). A cold `ls -l` of 10,000 names (the kernel's caches dropped) spent
-   * ~40 ms of the daemon's ~120 ms building it again from SQLite, and most of its garbage.
+   * the index (the resolver counts every change, quiet ones too), the disk stats (their
+   * version) and live files (none may be open for writing). A cold `ls -l` of 10,000 names
+   * (the kernel's caches dropped) spent ~40 ms of the daemon's ~120 ms building it again from
+   * SQLite, and most of its garbage.
    */
   private keptListing(key: string): DirEntry[] | undefined {
-    if (!this.watching) {
-      // Here, not in the constructor: the core builds its resolver after its attributes.
-      this.core.resolver.onChange(() => this.dropListings());
-      this.watching = true;
-    }
     const kept = this.listings.get(key);
-    if (!kept || kept.disk !== this.core.disk.version || this.core.live.size > 0) return undefined;
+    if (!kept || kept.index !== this.core.resolver.changes || kept.disk !== this.core.disk.version || this.core.live.size > 0) return undefined;
     return kept.list;
   }
 
-  private keepListing(key: string, list: DirEntry[]): void {
+  private keepListing(key: string, list: DirEntry[], index: number, disk: number): void {
     if (this.core.live.size > 0 || list.length > LISTINGS_MAX_ENTRIES) return;
     const old = this.listings.get(key);
     if (old) {
@@ -69,7 +61,7 @@ export class EntryAttrs {
       this.listings.delete(k);
       this.listed -= v.list.length;
     }
-    this.listings.set(key, { disk: this.core.disk.version, list });
+    this.listings.set(key, { index, disk, list });
     this.listed += list.length;
     clearTimeout(this.idle);
     this.idle = setTimeout(() => this.dropListings(), LISTINGS_IDLE_MS).unref();
@@ -176,10 +168,10 @@ export class EntryAttrs {
     const key = `${r.entry.id}:${opts.statFiles !== false}`;
     const kept = this.keptListing(key);
     if (kept) return kept;
-    const [generation, disk] = [this.generation, this.core.disk.version];
+    const [index, disk] = [this.core.resolver.changes, this.core.disk.version];
     const { list, primed } = await this.listEntry(r.location, r.entry, r.rel, path, opts);
     // Kept only when nothing moved while it was built but the disk stats it took itself.
-    if (generation === this.generation && this.core.disk.version === disk + primed) this.keepListing(key, list);
+    if (index === this.core.resolver.changes && this.core.disk.version === disk + primed) this.keepListing(key, list, index, this.core.disk.version);
     return list;
   }
 

@@ -16,6 +16,8 @@ export interface LocalHandle {
   dirty: boolean;
   /** A commit started after a flush answered by the front end itself (VfsCore.flushed): flush, fsync and release wait for it. */
   pending?: Promise<void>;
+  /** Opened by a kernel front end (OpenFlags.kernel): its commits tell no kernel-cache listener. */
+  kernel?: boolean;
 }
 
 /** A private copy under staging/ of a file of a cloud or write-back location. */

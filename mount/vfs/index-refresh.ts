@@ -3,8 +3,10 @@ import { FsError, toFsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
-import { relaxedTransaction } from '../../index/db';
+import type { Resolved } from './namespace';
+import { groupedWrite, onGroupFailed } from '../../index/commit-group';
 import type { FileHash } from '../../index/hash-pool';
+import { FileHasher } from '../../index/file-hash';
 import { entryFromStats } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
 import { virtualPath } from './namespace';
@@ -12,6 +14,13 @@ import type { WriterHost } from './writer-host';
 
 /** How long computed hashes wait to be committed together. */
 const HASH_COMMIT_MS = 20;
+
+/**
+ * Files up to this size are hashed on the event loop when their last writer closes them (a
+ * reopen of its descriptor, one read, BLAKE3: ~20 µs), bigger ones in the hash pool: a worker
+ * round trip per small file of a `tar x` cost the event loop more than the hash.
+ */
+const INLINE_HASH_MAX = 64 * 1024;
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
@@ -30,9 +39,15 @@ export class IndexRefresh {
   private readonly rehashing = new Set<string>();
   private readonly rehashAgain = new Set<string>();
   private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
+  /** Keys (`locId:rel`) of the hashes in `hashed`, waiting for their grouped commit. */
+  private readonly awaitingCommit = new Set<string>();
   private hashedTimer?: NodeJS.Timeout;
+  private readonly inlineHasher = new FileHasher();
 
-  constructor(private readonly core: WriterHost) {}
+  constructor(private readonly core: WriterHost) {
+    // Rows of a failed group commit are on the disk only: the next flush, close or rescan brings them back.
+    onGroupFailed(core.home.db, (err) => noteSwallowed(core.log, 'local writer: committing a group of index rows', err));
+  }
 
   private get home() {
     return this.core.home;
@@ -44,8 +59,10 @@ export class IndexRefresh {
    * `parent`, the directory holding `rel` is brought up to date in the same commit (a name in
    * it came or went): one commit per created file instead of two. Throws FsError when the disk
    * cannot be read (anything but ENOENT/ENOTDIR, which mean "not there"), and the index's errors.
+   * `quiet`: the change came through a kernel front end that knows of it (OpenFlags.kernel), so
+   * no invalidation sweep is started for it (a directory replaced by a file still starts one).
    */
-  async refresh(loc: Location, rel: string, siblings = true, parent = false): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) {
       if (parent) await this.refreshParent(loc, rel);
@@ -72,7 +89,7 @@ export class IndexRefresh {
     // no commit (apply then only reads).
     if (same(existing, self.fields) && (!up || same(upEntry, up.fields))) apply();
     else
-      relaxedTransaction(this.home.db, () => {
+      groupedWrite(this.home.db, () => {
         ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
         // Again inside the transaction: a write may have been staged while the disk was probed.
         if (this.core.staged.queue.pending(loc.id, rel)) {
@@ -87,14 +104,15 @@ export class IndexRefresh {
     // committed (a flush without new bytes, the watcher seeing our own write): the cache and the
     // kernel's view are still right, and no invalidation sweep is started for it.
     const vpath = virtualPath(loc.name, rel);
-    if (r.changed) this.core.resolver.invalidatePath(vpath, wasDir && result?.type !== 'dir');
+    const subtree = wasDir && result?.type !== 'dir';
+    if (r.changed) this.core.resolver.invalidatePath(vpath, subtree, !quiet || subtree);
     // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just read or written.
     // Also when this refresh wrote nothing: a rescan on the daemon's own connection may have
     // written the row first, which the resolver cannot see (data_version only counts other
     // connections), after a LOOKUP cached the name as missing (MKDIR then answered ENOENT).
     if (result) this.core.resolver.prime(vpath, { kind: 'entry', location: loc, entry: result, rel });
     else if (!r.changed) this.core.resolver.forget(vpath);
-    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false);
+    if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false, !quiet);
     const entry = result as Entry | undefined;
     // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
     if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
@@ -120,6 +138,47 @@ export class IndexRefresh {
       /* not resolvable by name (hidden, or gone): ask the index itself */
     }
     return this.home.entries.resolve(loc.id, rel);
+  }
+
+  /**
+   * True when a refresh of `rel` can wait or would only confirm the index (the watcher seeing
+   * the daemon's own writes): a file the daemon's writer has open (its flush and close refresh
+   * it from the disk; a refresh now would commit a half-written state and notify the kernel of
+   * it), or an indexed file whose disk stat is exactly the one its entry was last refreshed from
+   * (same inode, ctime, size, mtime and mode) and which has its hash or is getting it. A plain
+   * lstat by path is enough: it can only match the very inode recorded, and anything else gets
+   * the full refresh. Never throws.
+   */
+  unchanged(loc: Location, rel: string): boolean {
+    const vpath = virtualPath(loc.name, rel);
+    if (this.core.live.get(vpath)) return true;
+    let r: Resolved;
+    try {
+      r = this.core.resolver.resolve(vpath);
+    } catch {
+      return false;
+    }
+    if (r.kind !== 'entry' || r.location.id !== loc.id || r.entry.type !== 'file') return false;
+    const e = r.entry;
+    const d = this.core.disk.get(e.id);
+    const key = `${loc.id}:${rel}`;
+    if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key))) return false;
+    let st: BigIntStats | undefined;
+    try {
+      st = lstatSync(`${loc.uri}/${rel}`, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      return false;
+    }
+    return (
+      !!st &&
+      st.isFile() &&
+      st.ino === d.ino &&
+      st.dev === d.dev &&
+      st.ctimeNs === d.ctimeNs &&
+      Number(st.size) === e.size &&
+      st.mtimeNs === BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec) &&
+      (Number(st.mode) & 0o7777) === e.mode
+    );
   }
 
   /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
@@ -232,6 +291,9 @@ export class IndexRefresh {
   rehash(loc: Location, rel: string): void {
     if (this.core.live.get(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
+    // A result waiting for its grouped commit: the commit checks it is still for the indexed
+    // version, and hashes again when not.
+    if (this.awaitingCommit.has(key)) return;
     if (this.rehashing.has(key)) {
       this.rehashAgain.add(key);
       return;
@@ -241,11 +303,7 @@ export class IndexRefresh {
     // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
     void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
       .then((r) => {
-        if (!r.changed) this.hashed.push({ loc, rel, r });
-        if (!this.hashedTimer) {
-          this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
-          this.hashedTimer.unref();
-        }
+        if (!r.changed) this.queueHashed(loc, rel, r);
       })
       // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
       // the file without a hash until the next scan, so it is logged and counted.
@@ -254,6 +312,34 @@ export class IndexRefresh {
         this.rehashing.delete(key);
         if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
       });
+  }
+
+  /**
+   * A written file was closed by its last writer, whose descriptor `fd` is still open: a small
+   * one is hashed here at once from that descriptor (the inode written, reopened read-only), a
+   * bigger one, or one being hashed already, by rehash(). Never throws.
+   */
+  hashClosed(loc: Location, rel: string, fd: number, size: number): void {
+    const key = `${loc.id}:${rel}`;
+    if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key) || this.core.live.get(virtualPath(loc.name, rel))) return this.rehash(loc, rel);
+    let r: FileHash;
+    try {
+      r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize);
+    } catch {
+      return this.rehash(loc, rel); // by name, with its own error handling
+    }
+    if (r.changed) return this.rehash(loc, rel);
+    this.queueHashed(loc, rel, r);
+  }
+
+  /** A computed hash waits (HASH_COMMIT_MS) to be committed with the others. */
+  private queueHashed(loc: Location, rel: string, r: FileHash): void {
+    this.hashed.push({ loc, rel, r });
+    this.awaitingCommit.add(`${loc.id}:${rel}`);
+    if (!this.hashedTimer) {
+      this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
+      this.hashedTimer.unref();
+    }
   }
 
   /**
@@ -278,6 +364,7 @@ export class IndexRefresh {
     if (this.hashedTimer) clearTimeout(this.hashedTimer);
     this.hashedTimer = undefined;
     const done = this.hashed.splice(0);
+    this.awaitingCommit.clear();
     if (done.length === 0 || !this.home.db.open) return;
     try {
       this.commitHashed(done);
@@ -288,14 +375,18 @@ export class IndexRefresh {
   }
 
   private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
-    relaxedTransaction(this.home.db, () => {
+    const stale: { loc: Location; rel: string }[] = [];
+    groupedWrite(this.home.db, () => {
       for (const { loc, rel, r } of done) {
         const e = this.home.entries.resolve(loc.id, rel);
-        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue; // changed again; its own commit re-hashes
+        if (e?.type === 'file' && e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) stale.push({ loc, rel }); // changed since: hash it again
+        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue;
         this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
         this.home.entries.update(e, { ...e, hash: r.hash }, rel);
       }
     });
-    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false);
+    // A hash changes nothing the kernel caches (size, times, mode, etag): no invalidation sweep.
+    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false, false);
+    for (const { loc, rel } of stale) this.rehash(loc, rel);
   }
 }

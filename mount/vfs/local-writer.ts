@@ -50,6 +50,11 @@ export class LocalWriter {
     return this.sync.refresh(loc, rel, siblings, parent);
   }
 
+  /** The index entry at `rel` already says what the disk says, by one lstat (see IndexRefresh.unchanged). Never throws. */
+  unchanged(loc: Location, rel: string): boolean {
+    return this.sync.unchanged(loc, rel);
+  }
+
   async openForWrite(path: string, flags: OpenFlags): Promise<LocalHandle> {
     const t = this.target(path, 'open');
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
@@ -94,9 +99,9 @@ export class LocalWriter {
       const pre = fstatSync(fd.fd, { bigint: true });
       this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
       opened = true;
-      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing) : t.existing;
+      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
-      return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false };
+      return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false, kernel: !!flags.kernel };
     } catch (err) {
       if (opened) this.core.live.closed(path);
       await fd.close().catch(() => undefined);
@@ -119,7 +124,7 @@ export class LocalWriter {
       const st = fstatSync(h.fd.fd, { bigint: true });
       this.core.live.set(h.vpath, Number(st.size), Number(st.mtimeNs / 1000n) / 1000, st.mtimeNs);
     }
-    await this.sync.refresh(h.location, h.rel);
+    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel);
   }
 
   closed(h: LocalHandle): void {
@@ -128,7 +133,7 @@ export class LocalWriter {
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.get(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);
-    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.rehash(h.location, h.rel);
+    if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.hashClosed(h.location, h.rel, h.fd.fd, e.size);
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -151,14 +156,15 @@ export class LocalWriter {
     await this.sync.refresh(t.location, t.rel);
   }
 
-  async mkdir(path: string, mode: number, owner?: Caller): Promise<void> {
+  /** `kernel`: see Vfs.mkdir (the index commit starts no invalidation sweep). */
+  async mkdir(path: string, mode: number, owner?: Caller, kernel = false): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => {
       throw toFsError(err, `mkdir ${path}`);
     });
     await adoptCreated(t, mode, owner);
-    await this.sync.refresh(t.location, t.rel, true, true);
+    await this.sync.refresh(t.location, t.rel, true, true, kernel);
   }
 
   async remove(path: string, expect: 'file' | 'dir'): Promise<void> {

@@ -33,6 +33,7 @@ export function cachedBytes(vpath: string, r: Cached): number {
  */
 export class Resolver {
   private readonly cache: LRUCache<string, Cached>;
+  private changeCount = 0;
   private readonly dataVersion: () => number;
   private lastVersion = -1;
   private versionChecked = false;
@@ -62,6 +63,7 @@ export class Resolver {
       process.nextTick(() => (this.versionChecked = false));
       const v = this.dataVersion();
       if (v !== this.lastVersion) {
+        this.changeCount++;
         this.cache.clear();
         if (this.lastVersion !== -1) this.notify();
         this.lastVersion = v;
@@ -113,25 +115,37 @@ export class Resolver {
     if (key !== undefined) this.cache.delete(key);
   }
 
+  /**
+   * Counts every change the resolver was told of or saw (quiet ones too): what was built from
+   * the index is current while this has not moved.
+   */
+  get changes(): number {
+    return this.changeCount;
+  }
+
   /** Forgets everything (a change whose extent is not known: a rescan, a rename, a location). */
   invalidate(): void {
+    this.changeCount++;
     this.cache.clear();
     this.notify();
   }
 
   /**
    * Forgets one path (an entry inserted, updated or removed, or a miss that became a hit),
-   * and with `subtree` every path below it (a directory removed or replaced).
+   * and with `subtree` every path below it (a directory removed or replaced). `notify` false:
+   * the change is one no kernel cache needs to hear of (a hash, or a change the kernel made
+   * itself through the mount), so the listeners (the FUSE invalidator's sweep) are not called.
    */
-  invalidatePath(vpath: string, subtree: boolean): void {
+  invalidatePath(vpath: string, subtree: boolean, notify = true): void {
     const key = canonical(vpath);
     if (key === undefined) return this.invalidate();
+    this.changeCount++;
     this.cache.delete(key);
     if (subtree) {
       const prefix = `${key}/`;
       for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
     }
-    this.notify();
+    if (notify) this.notify();
   }
 
   /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */

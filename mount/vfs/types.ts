@@ -56,6 +56,12 @@ export interface OpenFlags {
   mode?: number;
   /** Owner of a created file (default: the daemon's user). */
   owner?: Caller;
+  /**
+   * The caller is a kernel front end (FUSE) whose caches follow what it does through this
+   * handle (the kernel drops a folder's attributes after its own CREATE, and answers the open
+   * file's attributes itself): the index commits of this handle start no invalidation sweep.
+   */
+  kernel?: boolean;
 }
 
 export interface StatFs {
@@ -109,7 +115,8 @@ export interface Vfs {
   /** Closes the handle (flushes first); the handle number may be reused afterwards. */
   release(fh: number): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
-  mkdir(path: string, mode?: number, owner?: Caller): Promise<void>;
+  /** `kernel`: asked by a kernel front end (FUSE MKDIR), which caches the new folder from its own reply: no invalidation sweep for it. */
+  mkdir(path: string, mode?: number, owner?: Caller, kernel?: boolean): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   /**

@@ -331,8 +331,8 @@ export class VfsCore implements KernelVfs {
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
-  async mkdir(path: string, mode?: number, owner?: Caller): Promise<void> {
-    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner);
+  async mkdir(path: string, mode?: number, owner?: Caller, kernel = false): Promise<void> {
+    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner, kernel);
   }
   async rmdir(path: string): Promise<void> {
     return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');

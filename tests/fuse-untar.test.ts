@@ -1,0 +1,100 @@
+import t from 'tap';
+import { closeSync, futimesSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { b3sum, tempDir, until, vdfs } from './helpers/cli';
+import { mountWithOracle, sh } from './helpers/mount';
+
+// Small-file writes through the mount (`tar x`, docs/fuse.md "Small-file writes"): the index
+// rows of created and flushed files are committed in groups (index/commit-group.ts), and the
+// daemon's own changes start no kernel invalidation sweep. Neither may make a name late or a
+// cached page stale.
+
+/** The binding's counters (user.vdfs.fuse on the mount's root). */
+function fuseStats(mnt: string): Record<string, number | string> {
+  const r = sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]);
+  return JSON.parse(r.stdout) as Record<string, number | string>;
+}
+
+t.test('names created through the mount are found at once, and reach other processes moments later', async (t) => {
+  const { home, mnt } = await mountWithOracle(t, 'u');
+  const n = 150;
+  // Each name is read, stat'ed and listed right after its close, before the group holding its row can have committed.
+  const r = sh('bash', [
+    '-c',
+    `cd ${JSON.stringify(join(mnt, 'u'))} && for i in $(seq 1 ${n}); do printf %s "$i" > "f$i" || exit 1; [ "$(cat "f$i")" = "$i" ] || exit 2; [ "$(stat -c %s "f$i")" = "\${#i}" ] || exit 3; ls | grep -qx "f$i" || exit 4; done`,
+  ]);
+  t.equal(r.code, 0, `every name was there right after its creation (exit 1 create, 2 read, 3 size, 4 listing) ${r.stderr}`);
+  const names = Array.from({ length: n }, (_, i) => `f${i + 1}`);
+  const listed = () => new Set(vdfs(home, ['ls', '/u']).stdout.split(/\s+/));
+  t.ok(
+    await until(() => {
+      const l = listed();
+      return names.every((x) => l.has(x));
+    }, 30_000),
+    'another process (vdfs ls, its own connection) sees every name once the groups commit',
+  );
+});
+
+t.test('files written through the mount tell the kernel nothing it knows; a change on the disk still reaches it', async (t) => {
+  const { dir, src, mnt } = await mountWithOracle(t, 'u');
+  const tree = join(dir, 'tree');
+  mkdirSync(tree);
+  // Into the location's root: a new folder made for them would be a change through a path
+  // (mkdir notifies), and the watcher, seeing the folder's mtime move under a burst of
+  // creations, may index it before the CREATE that moved it does.
+  const unpack = async (prefix: string) => {
+    const names = Array.from({ length: 100 }, (_, i) => `${prefix}${i}`);
+    for (const [i, name] of names.entries()) writeFileSync(join(tree, name), randomBytes(100 + ((i * 37) % 3000)));
+    const tarball = join(dir, `${prefix}.tar`);
+    t.equal(sh('tar', ['cf', tarball, '-C', tree, ...names]).code, 0);
+    t.ok(await until(() => fuseStats(mnt).sweepPending === 0, 30_000), 'no sweep pending before the writes');
+    const before = fuseStats(mnt);
+    mkdirSync(join(mnt, 'u', `${prefix}-dir`)); // MKDIR through the kernel: it caches the folder from the reply
+    const r = sh('tar', ['xf', tarball, '-C', join(mnt, 'u')]);
+    t.equal(r.code, 0, r.stderr);
+    const hashOf = (name: string) => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'u', name)]).stdout.trim();
+    // Every hash committed: the last of the daemon's own index changes for these files is done.
+    t.ok(await until(() => names.every((name) => hashOf(name) === b3sum(join(tree, name))), 60_000), 'every file has its hash');
+    t.ok(await until(() => fuseStats(mnt).sweepPending === 0, 30_000), 'no sweep pending after them');
+    const after = fuseStats(mnt);
+    const delta = (k: string) => (after[k] as number) - (before[k] as number);
+    return { changes: delta('changes'), sweeps: delta('sweeps'), invalidations: delta('invalidations') };
+  };
+  // A change from elsewhere during a round (the end of a rescan) would notify the kernel side
+  // rightly: such a round proves nothing and is done again, with new names.
+  let round = { changes: -1, sweeps: -1, invalidations: -1 };
+  for (const prefix of ['a', 'b', 'c']) {
+    round = await unpack(prefix);
+    if (round.changes === 0) break;
+  }
+  t.same(
+    round,
+    { changes: 0, sweeps: 0, invalidations: 0 },
+    'mkdir, and creating, writing, chmod/chown/utimes through open files, closing and hashing files notified no change, started no sweep, invalidated nothing',
+  );
+
+  const sweeps = fuseStats(mnt).sweeps as number;
+  // The kernel caches a0's pages now; a write on the disk behind the mount must replace them.
+  t.equal(b3sum(join(mnt, 'u', 'a0')), b3sum(join(tree, 'a0')), 'read through the mount (now in the page cache)');
+  const changed = randomBytes(5000);
+  writeFileSync(join(src, 'a0'), changed);
+  t.ok(await until(() => readFileSync(join(mnt, 'u', 'a0')).equals(changed), 30_000), 'the change on the disk is read through the mount');
+  t.ok(await until(() => (fuseStats(mnt).sweeps as number) > sweeps, 30_000), 'and the change the kernel did not make starts a sweep');
+});
+
+t.test('hashing a file at its close keeps the access time its writer set', async (t) => {
+  const { src, mnt } = await mountWithOracle(t, 'u');
+  const data = randomBytes(3000);
+  const fd = openSync(join(mnt, 'u', 'f'), 'w');
+  writeSync(fd, data);
+  // atime older than mtime: a read without O_NOATIME would move it (relatime).
+  futimesSync(fd, 1_000_000_000, 2_000_000_000);
+  closeSync(fd);
+  const hashOf = () => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'u', 'f')]).stdout.trim();
+  const want = join(tempDir(t), 'want');
+  writeFileSync(want, data);
+  t.ok(await until(() => hashOf() === b3sum(want), 30_000), 'hashed after its close (the disk file is not read here: that would move its atime)');
+  t.equal(statSync(join(src, 'f')).atimeMs, 1_000_000_000_000, 'the disk keeps the atime the writer set');
+  t.equal(statSync(join(src, 'f')).mtimeMs, 2_000_000_000_000, 'and its mtime');
+});
