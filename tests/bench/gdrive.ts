@@ -4,7 +4,7 @@
 //   gdrive.seqread.cold  MB/s of a cold sequential read (dd bs=1M) vs files.get alt=media streamed whole
 //   gdrive.ttfb          ms for a 4 KiB read at a random offset of a cold file vs one ranged files.get
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -13,7 +13,7 @@ import { vdfsOk } from '../helpers/cli';
 import { startMount, type RunningMount } from '../helpers/mount';
 import { startDriveServer } from '../helpers/drive-server';
 import { authClient } from '../../providers/gdrive/gdrive-auth';
-import { dropCaches, mbps, measure, MiB, shOk, type BenchOptions, type Result } from './lib';
+import { coldOffsets, ddRead, dropCaches, mbps, measure, MiB, preadMs, type BenchOptions, type Result } from './lib';
 import { SIZES } from './env';
 
 type Raw = ReturnType<typeof driveApi>;
@@ -23,23 +23,6 @@ async function rawRead(raw: Raw, fileId: string, range?: string): Promise<number
   let n = 0;
   for await (const c of r.data as unknown as Readable) n += (c as Buffer).length;
   return n;
-}
-
-function ddMBps(file: string): number {
-  const t0 = process.hrtime.bigint();
-  const r = shOk(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M status=none && stat -c %s ${JSON.stringify(file)}`, { timeoutMs: 600_000 });
-  return mbps(Number(r.stdout.trim()), Number(process.hrtime.bigint() - t0) / 1e9);
-}
-
-/** One 4 KiB pread at `offset` of a file on the mount, in ms. */
-function mountPread(file: string, offset: number): number {
-  const fd = openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(4096);
-  const t0 = process.hrtime.bigint();
-  readSync(fd, buf, 0, 4096, offset);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  closeSync(fd);
-  return ms;
 }
 
 export async function gdriveBench(o: BenchOptions): Promise<Result[]> {
@@ -85,7 +68,7 @@ export async function gdriveBench(o: BenchOptions): Promise<Result[]> {
             name: 'vdfs',
             run: async () => {
               await cold();
-              return ddMBps(join(mnt, 'cloud', 'seq.bin'));
+              return ddRead(join(mnt, 'cloud', 'seq.bin'), seqBytes);
             },
           },
           {
@@ -101,8 +84,7 @@ export async function gdriveBench(o: BenchOptions): Promise<Result[]> {
         ],
       ),
     );
-    // Distinct 1 MiB blocks per sample, so every vdfs read is a cache miss.
-    const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % Math.floor(ttfbBytes / MiB)) * MiB + 12345);
+    const offsets = coldOffsets(ttfbBytes);
     let k = 0;
     await cold();
     results.push(
@@ -121,7 +103,7 @@ export async function gdriveBench(o: BenchOptions): Promise<Result[]> {
             run: () => {
               const off = offsets[k++ % offsets.length];
               dropCaches();
-              return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off);
+              return preadMs(join(mnt, 'cloud', 'ttfb.bin'), off);
             },
           },
           {

@@ -1,6 +1,6 @@
 // Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians, tools.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 
 export type Better = 'higher' | 'lower';
 /** "cold": the kernel's page, dentry and inode caches were dropped before every timed sample. */
@@ -266,6 +266,24 @@ export function ddRead(file: string, bytes: number): number {
   const got = /^(\d+) bytes/m.exec(r.stdout);
   if (!got || Number(got[1]) !== bytes) throw new Error(`dd read ${got?.[1]} bytes of ${bytes}: ${r.stdout.slice(-300)}`);
   return mbps(bytes, r.seconds);
+}
+
+/** One 4 KiB pread at `offset` of a file (on a mount: this process is not the daemon), in ms; the open is not timed. */
+export function preadMs(file: string, offset: number): number {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4096);
+    const t0 = process.hrtime.bigint();
+    readSync(fd, buf, 0, 4096, offset);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** 64 offsets in distinct 1 MiB blocks of a `bytes`-long file (+12345), so that every cold-read sample misses the block cache. */
+export function coldOffsets(bytes: number): number[] {
+  return Array.from({ length: 64 }, (_, i) => ((i * 7919) % Math.floor(bytes / MiB)) * MiB + 12345);
 }
 
 /** Drops one file's pages from the kernel page cache (POSIX_FADV_DONTNEED through dd), nothing else. */

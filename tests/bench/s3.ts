@@ -8,7 +8,7 @@
 // Standalone: npx tsc -p . && node dist/tests/bench/s3.js [--quick] [--reps N]
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createWriteStream, mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -17,7 +17,7 @@ import { createReadStream } from 'node:fs';
 import { vdfsOk } from '../helpers/cli';
 import { startMount, type RunningMount } from '../helpers/mount';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
-import { dropCaches, mbps, measure, MiB, shOk, type BenchOptions, type Result } from './lib';
+import { coldOffsets, dropCaches, mbps, measure, MiB, preadMs, shOk, type BenchOptions, type Result } from './lib';
 import { SIZES } from './env';
 import { s3RssBench } from './s3-rss';
 
@@ -72,17 +72,6 @@ async function rawGet(s3: S3TestServer, key: string): Promise<number> {
   let n = 0;
   for await (const c of out.Body as AsyncIterable<Buffer>) n += c.length;
   return n;
-}
-
-/** One 4 KiB pread at `offset` of a file on the mount (this process is not the daemon: no deadlock). */
-function mountPread(file: string, offset: number): number {
-  const fd = openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(4096);
-  const t0 = process.hrtime.bigint();
-  readSync(fd, buf, 0, 4096, offset);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  closeSync(fd);
-  return ms;
 }
 
 function ddMBps(file: string): number {
@@ -156,8 +145,7 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
         ],
       ),
     );
-    // Distinct 1 MiB blocks per sample, so every vdfs read is a cache miss.
-    const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % Math.floor(ttfbBytes / MiB)) * MiB + 12345);
+    const offsets = coldOffsets(ttfbBytes);
     let k = 0;
     await cold();
     results.push(
@@ -176,7 +164,7 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
             run: () => {
               const off = offsets[k++ % offsets.length];
               dropCaches();
-              return mountPread(join(mnt, 'cloud', 'ttfb.bin'), off);
+              return preadMs(join(mnt, 'cloud', 'ttfb.bin'), off);
             },
           },
           {
