@@ -1,16 +1,13 @@
 import t from 'tap';
-import { providerOpener } from '../app/provider-registry';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
-import { Home } from '../app/home';
-import { openBlockStore } from '../app/block-store';
-import { createVfs } from '../mount/vfs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
 import { startFaultProxy } from './helpers/fault-proxy';
 import { startS3Server } from './helpers/s3-server';
+import { openVfsInProcess } from './helpers/vfs-in-process';
 
 // Replicas are ranked by measured latency, not by location order (#17): two S3 locations hold
 // the same content, the first one listed answers 150 ms late on every GET.
@@ -40,14 +37,7 @@ t.test('the replica that answers faster is read from, although it is listed seco
   vdfsOk(homeDir, ['location', 'add', 'aslow', uri('slow', slow.endpoint)]);
   vdfsOk(homeDir, ['location', 'add', 'bfast', uri('fast', fast.endpoint)]);
   await vdfsAsync(homeDir, ['scan', '--hash']);
-  const home = Home.open(homeDir);
-  const blocks = await openBlockStore(home);
-  const vfs = await createVfs(home, { blocks, openProvider: providerOpener(home) });
-  t.teardown(async () => {
-    await vfs.close();
-    await blocks.close();
-    home.close();
-  });
+  const { vfs } = await openVfsInProcess(t, homeDir);
   const st = JSON.parse(await vdfsAsync(homeDir, ['stat', '/aslow/f.bin', '--json'])) as { replicas: { path: string }[] };
   t.same(
     st.replicas.map((r) => r.path),
