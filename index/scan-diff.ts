@@ -211,7 +211,7 @@ export class DirDiff {
     // New (the common case on a first scan): inserted with the directory's other new names.
     if (k === undefined) return this.queue(s, abs, row);
     const w = this.write(s, row, known!.id(k));
-    this.placed(s, abs, w.id, w.hash, w.fresh);
+    if (w) this.placed(s, abs, w.id, w.hash, w.fresh);
   }
 
   /** Where a written (or unchanged) name goes next: a directory to the walk, a file to hashing. */
@@ -243,7 +243,7 @@ export class DirDiff {
       // A write through the mount added one of these names while the walk ran: one by one.
       for (const { s, abs, row } of q) {
         const w = this.write(s, row, undefined);
-        this.placed(s, abs, w.id, w.hash, w.fresh);
+        if (w) this.placed(s, abs, w.id, w.hash, w.fresh);
       }
       return;
     }
@@ -281,8 +281,12 @@ export class DirDiff {
     return { fields, hash, fresh };
   }
 
-  /** A new or changed entry, written to the index on its own. */
-  private write(s: Seen, row: Row, knownId: number | undefined): { id: number; hash: string | null; fresh: boolean } {
+  /**
+   * A new or changed entry, written to the index on its own. Undefined when the name was staged
+   * since the walk began: the entry describes the staged bytes (and a chmod or touch of them),
+   * which are newer than the disk, so it is left alone.
+   */
+  private write(s: Seen, row: Row, knownId: number | undefined): { id: number; hash: string | null; fresh: boolean } | undefined {
     const { type } = s;
     const { entries } = this.run.ctx;
     const { fields, fresh } = row;
@@ -300,6 +304,7 @@ export class DirDiff {
         old = entries.child(s.dir.id, s.name);
       }
     } else old = entries.get(knownId);
+    if (old && this.stagedNow.get(this.loc.id, s.rel) !== undefined) return undefined;
     if (old && old.type !== type) {
       tx.tick();
       entries.remove(old, s.rel);

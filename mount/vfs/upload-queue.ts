@@ -244,8 +244,9 @@ export class UploadQueue {
       let placed: ProviderEntry;
       let rel = r.path;
       let conflict = false;
+      const meta = this.metaToKeep(loc, r.path);
       try {
-        placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version, meta: this.metaToKeep(loc, r.path) });
+        placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version, meta });
       } catch (err) {
         if ((err as FsError).code !== 'ESTALE') throw err;
         ({ placed, rel } = await this.keepAsConflict(loc, r));
@@ -253,21 +254,25 @@ export class UploadQueue {
       }
       const row = this.store.current(r.id);
       if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed, row);
-      this.home.db
+      // A chmod or touch of the staged file while this upload ran went to the index only: the
+      // placed file has the old mode or time, so the file goes again (the next round's put carries them).
+      const metaMoved = !conflict && meta !== undefined && !sameMeta(meta, this.metaToKeep(loc, rel));
+      const done = this.home.db
         .transaction(() => {
           const still = this.store.current(r.id);
           this.home.blobs.put({ hash: h.hash, size: h.size, blockSize: this.home.config.blockSize, blockHashes: h.blockHashes });
+          const same = still?.staging_file === r.staging_file && !metaMoved;
           // When a newer close replaced the staged bytes meanwhile, the entry keeps describing those.
-          if (conflict || still?.staging_file === r.staging_file)
-            this.setEntry(loc, rel, this.keepIndexMeta(loc, rel, conflict, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null)));
-          // A newer close replaced the staged file while we uploaded: keep its row for the next round.
-          if (still?.staging_file === r.staging_file) this.store.remove(r.id);
+          if (conflict || same) this.setEntry(loc, rel, this.keepIndexMeta(loc, rel, conflict, fieldsOfProvider(placed, placed.size === h.size ? h.hash : null)));
+          // A newer close replaced the staged file (or its mode or time moved) while we uploaded: keep its row for the next round.
+          if (same) this.store.remove(r.id);
           else if (still) this.store.setBase(r.id, rel === r.path ? placed.version : r.base_version);
+          return same || still?.staging_file !== r.staging_file;
         })
         .immediate();
       this.changed(); // before any await: an open now must see the uploaded version, not the staged one
       this.retryAt.delete(r.id);
-      await this.dropStaged(r.staging_file);
+      if (done) await this.dropStaged(r.staging_file);
       this.log?.info({ location: loc.name, path: rel }, 'uploaded');
     } catch (err) {
       const fe = toFsError(err, `upload ${loc.name}/${r.path}`);
@@ -371,4 +376,8 @@ export class UploadQueue {
     if (this.timer) clearTimeout(this.timer);
     await this.running?.catch(() => undefined);
   }
+}
+
+function sameMeta(a: NonNullable<PutOptions['meta']>, b: PutOptions['meta']): boolean {
+  return b !== undefined && a.mode === b.mode && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec;
 }
