@@ -158,6 +158,11 @@ export interface Vfs {
  */
 export interface KernelVfs extends Vfs {
   /**
+   * Gives back the memory the index connection's page cache holds (a walk of a big tree fills
+   * it); called when a burst of requests is over. Never throws.
+   */
+  shrinkCaches(): void;
+  /**
    * The descriptor a front end may pread directly for this handle, bypassing readInto (a real
    * file opened read-only); undefined otherwise. Valid until release(fh).
    */

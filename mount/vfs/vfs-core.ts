@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import { HashPool } from '../../index/hash-pool';
 import { PropStore } from '../../index/props';
-import { syncIndex } from '../../index/db';
+import { shrinkMemory, syncIndex } from '../../index/db';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -199,6 +199,11 @@ export class VfsCore implements KernelVfs {
   /** Calls `fn` with the path of a block file nativeBlocks handed out, before the cache deletes it. */
   onBlockFileRemoved(fn: (file: string) => void): void {
     this.opts.blocks.onRemoved?.(fn);
+  }
+
+  /** See Vfs.shrinkCaches. */
+  shrinkCaches(): void {
+    shrinkMemory(this.home.db);
   }
 
   handlePath(fh: number): string {
