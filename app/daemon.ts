@@ -292,7 +292,7 @@ function polled(vfs: VfsCore, loc: Location): boolean {
 
 /** A full garbage collection and the allocator's free pages back to the system, after a burst of work. */
 function reclaimMemory(): void {
-  fullGc();
+  fullGc(true);
   loadNativeFuse().addon?.trimMemory?.();
 }
 

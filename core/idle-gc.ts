@@ -8,9 +8,13 @@ let gc: (() => void) | undefined | null = null;
  * for a fresh context). V8 collects its old space only under allocation pressure, so after a
  * burst (a `find` over 100,000 names allocates a few hundred MB of short-lived objects) a
  * daemon that then goes idle keeps that heap resident for good; a full collection at the start
- * of the idle period gives the empty pages back. False when not available. Never throws.
+ * of the idle period gives the empty pages back. `compact` (for idle moments: it moves every
+ * live object, a few ms per 10 MB) also empties the pages the survivors are scattered over: a
+ * full collection after a walk left 33 MB of old space for 8 MB live, a compacting one frees the
+ * rest (the same as V8's own memory-reducing collections, which it runs only under memory
+ * pressure). False when not available. Never throws.
  */
-export function fullGc(): boolean {
+export function fullGc(compact = false): boolean {
   if (gc === null) {
     try {
       setFlagsFromString('--expose-gc');
@@ -19,12 +23,20 @@ export function fullGc(): boolean {
       gc = undefined;
     }
   }
+  if (!gc) return false;
   try {
-    gc?.();
+    if (compact) setFlagsFromString('--compact-on-every-full-gc');
+    gc();
+    return true;
   } catch {
     return false;
+  } finally {
+    try {
+      if (compact) setFlagsFromString('--no-compact-on-every-full-gc');
+    } catch {
+      /* as above */
+    }
   }
-  return gc !== undefined;
 }
 
 let tuned = false;

@@ -187,7 +187,7 @@ export class FuseServer {
     this.sinceReclaim = 0;
     const before = process.memoryUsage.rss();
     this.ctx.vfs.shrinkCaches();
-    fullGc();
+    fullGc(true);
     this.liveHeap = getHeapStatistics().used_heap_size;
     this.addon.trimMemory?.();
     this.opts.log.debug({ before, after: process.memoryUsage.rss() }, 'memory of the last burst of FUSE requests given back');

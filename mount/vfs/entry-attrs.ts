@@ -37,7 +37,7 @@ export class EntryAttrs {
     this.listings.clear();
     this.listed = 0;
     // Idle since: V8 would keep the pages of up to 50,000 dropped entries (~30 MB) resident.
-    if (dropped > 1000) fullGc();
+    if (dropped > 1000) fullGc(true);
   }
 
   /**
