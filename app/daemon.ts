@@ -239,7 +239,7 @@ export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daem
   writeDaemonPid(home.dir);
   const stopPublishing = publishSwallowed(home.dir);
   const stopFreshness = startFreshness(home, vfs, opts.log);
-  vfs.pins.start(); // pinned content fetched in the background, files added to pinned folders too
+  vfs.pins.start(() => vfs.resolver.changes); // pinned content fetched in the background, files added to pinned folders too
   let stopping: Promise<void> | undefined;
   return {
     vfs,

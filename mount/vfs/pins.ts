@@ -212,14 +212,20 @@ export class Pins {
     );
   }
 
-  /** Keeps pins fetched in the background (the daemon's job): a sync every `intervalMs`. */
-  start(intervalMs = 2000): void {
+  /**
+   * Keeps pins fetched in the background (the daemon's job): a sync every `intervalMs` when
+   * `indexChanges` (Resolver.changes: moves with every index change, a file added to a pinned
+   * folder or its hash) or the pins moved.
+   */
+  start(indexChanges: () => number, intervalMs = 2000): void {
     let seen = '';
     let retryAt = 0;
     const tick = () => {
       if (this.running) return;
       // A pass only when the index or the pins changed, or to retry what failed (every 30 s).
-      const sig = this.store.signature();
+      // The change log alone missed a hash committed after a pass: it is written only for
+      // locations shared with a peer (a file added to a pinned folder was never fetched).
+      const sig = `${this.store.signature()}:${indexChanges()}`;
       if (sig === seen && (retryAt === 0 || Date.now() < retryAt)) return;
       this.running = this.sync()
         .then((r) => {

@@ -55,20 +55,7 @@ export class Resolver {
 
   /** Throws ENOENT/EINVAL like resolveVirtual. */
   resolve(vpath: string): Resolved {
-    // Once per turn of the event loop: the pragma was a tenth of the daemon's time in a `tar x`
-    // (the kernel invalidator resolves every node it holds); another process's commit is seen
-    // by the next request either way.
-    if (!this.versionChecked) {
-      this.versionChecked = true;
-      process.nextTick(() => (this.versionChecked = false));
-      const v = this.dataVersion();
-      if (v !== this.lastVersion) {
-        this.changeCount++;
-        this.cache.clear();
-        if (this.lastVersion !== -1) this.notify();
-        this.lastVersion = v;
-      }
-    }
+    this.checkVersion();
     const key = canonical(vpath);
     let r = key === undefined ? undefined : this.cache.get(key);
     if (r === undefined) {
@@ -116,11 +103,29 @@ export class Resolver {
   }
 
   /**
-   * Counts every change the resolver was told of or saw (quiet ones too): what was built from
-   * the index is current while this has not moved.
+   * Counts every change the resolver was told of or saw (quiet ones too, and other
+   * connections' commits): what was built from the index is current while this has not moved.
    */
   get changes(): number {
+    this.checkVersion();
     return this.changeCount;
+  }
+
+  /** Another connection's commit (a CLI scan) drops the cache and counts as a change. */
+  private checkVersion(): void {
+    // Once per turn of the event loop: the pragma was a tenth of the daemon's time in a `tar x`
+    // (the kernel invalidator resolves every node it holds); another process's commit is seen
+    // by the next request either way.
+    if (this.versionChecked) return;
+    this.versionChecked = true;
+    process.nextTick(() => (this.versionChecked = false));
+    const v = this.dataVersion();
+    if (v !== this.lastVersion) {
+      this.changeCount++;
+      this.cache.clear();
+      if (this.lastVersion !== -1) this.notify();
+      this.lastVersion = v;
+    }
   }
 
   /** Forgets everything (a change whose extent is not known: a rescan, a rename, a location). */
