@@ -1,5 +1,5 @@
 import t from 'tap';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, until, vdfs, vdfsOk } from './helpers/cli';
@@ -80,6 +80,8 @@ t.test('read-only locations answer EROFS; cross-location rename is EXDEV (mv fal
   vdfsOk(home, ['location', 'add', 'rw', rw]);
   vdfsOk(home, ['location', 'add', 'rw2', rw2]);
   vdfsOk(home, ['scan']);
+  const roFileMode = statSync(join(ro, 'keep.txt')).mode & 0o777;
+  const roRoot = [statSync(ro).mode & 0o777, statSync(ro).mtimeMs];
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   for (const cmd of [
@@ -89,12 +91,17 @@ t.test('read-only locations answer EROFS; cross-location rename is EXDEV (mv fal
     `mkdir ${mnt}/ro/d`,
     `mv ${mnt}/ro/keep.txt ${mnt}/ro/moved.txt`,
     `touch -d 2001-01-01 ${mnt}/ro/keep.txt`,
+    `chmod 600 ${mnt}/ro/keep.txt`,
+    `chmod 700 ${mnt}/ro`, // the location's root is its folder: read-only too
+    `touch -d 2001-01-01 ${mnt}/ro`,
   ]) {
     const r = sh('bash', ['-c', cmd]);
     t.equal(r.code, 1, `${cmd}: exits 1`);
     t.match(r.stderr, /Read-only file system/, `${cmd}: EROFS`);
   }
   t.equal(readFileSync(join(ro, 'keep.txt'), 'utf8'), 'original', 'nothing changed');
+  t.equal(statSync(join(ro, 'keep.txt')).mode & 0o777, roFileMode, 'the file kept its mode');
+  t.same([statSync(ro).mode & 0o777, statSync(ro).mtimeMs], roRoot, 'the folder kept its mode and mtime');
   // Written through the mount: the kernel learns the name from us (no rescan, no stale name cache to wait out).
   writeFileSync(join(mnt, 'rw', 'a.txt'), 'move me');
   // rename(2) itself across two writable locations: exactly EXDEV, and nothing moved.
