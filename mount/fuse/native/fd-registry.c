@@ -92,8 +92,11 @@ int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, u
     struct iovec iov = {.iov_base = buf + got, .iov_len = size - got};
     ssize_t n = preadv2(fd, &iov, 1, (off_t)(offset + got), nowait ? RWF_NOWAIT : 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && nowait && errno == EAGAIN) {
-      /* Not all in the page cache: nothing is answered (a short read would mean end of file). */
+    if (n < 0 && nowait) {
+      /*
+       * EAGAIN: not all in the page cache; EOPNOTSUPP: a file system without RWF_NOWAIT (tmpfs).
+       * Nothing is answered (a short read would mean end of file): the blocking read will.
+       */
       pthread_rwlock_unlock(&r->lock);
       return 2;
     }

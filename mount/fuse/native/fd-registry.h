@@ -52,7 +52,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh);
  * unregistering (before JS closes the descriptor) waits for reads in flight.
  * Returns 1 and sets *result (bytes or -errno) when fh was registered, 0 otherwise. With
  * `nowait`, reads only what is in the page cache (RWF_NOWAIT): returns 2, *result untouched,
- * when any of it would have to wait for the disk.
+ * when any of it would have to wait for the disk, or on any error (tmpfs: no RWF_NOWAIT).
  */
 int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, int nowait, ssize_t *result);
 /* SEEK_DATA/SEEK_HOLE (or any whence) on a registered descriptor; same return convention. */
