@@ -41,8 +41,11 @@ export interface NativeFuse {
   backingClose(s: NativeSession, id: number): number;
   /** Whether the session keeps Node's event loop alive. */
   setRef(s: NativeSession, ref: boolean): void;
-  /** Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively. */
-  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; opsSeen: number[]; opsNative: number[] };
+  /**
+   * Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively;
+   * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md).
+   */
+  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; leadReads: number; opsSeen: number[]; opsNative: number[] };
   /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
   trimMemory(): number;
   /**

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ interface FuseStats {
   nativeReads: number;
   nativeWrites: number;
   jsRequests: number;
+  leadReads: number;
   passthrough: number;
   passthroughOpens: number;
 }
@@ -110,6 +111,62 @@ t.test('local reads and writes are answered by pread/pwrite in the addon, not in
   const hashOf = () => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'l', 'written.bin')]).stdout;
   await until(() => hashOf() === b3sum(tmp), 20_000);
   t.equal(hashOf(), b3sum(tmp), 'and the index has its hash');
+});
+
+// O_DIRECT 4 KiB reads at the given offsets, one process, one open: what fio --direct=1 does.
+// With a third argument (the backing file), that file is mapped and every page touched first:
+// this machine's DAMON reclaim pages out unmapped file pages within seconds (an 8 MiB file just
+// written was gone from the page cache 2 s later), mapped ones it leaves.
+const DIRECT_READER = `
+import mmap, os, sys
+if len(sys.argv) > 3:
+    held = mmap.mmap(os.open(sys.argv[3], os.O_RDONLY), 0, prot=mmap.PROT_READ)
+    sum(held[o] for o in range(0, len(held), 4096))
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+out = bytearray()
+for off in map(int, sys.argv[2].split(',')):
+    n = os.preadv(fd, [buf], off)
+    out += buf[:n]
+os.close(fd)
+sys.stdout.buffer.write(out)
+`;
+
+t.test('4 KiB direct reads of a local file are byte-exact whether the page cache holds the backing file (answered by the waiting reader) or not', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  const data = randomBytes(8 * 1024 * 1024);
+  writeFileSync(join(src, 'r.bin'), data);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const offsets = Array.from({ length: 64 }, () => Math.floor(Math.random() * (data.length / 4096)) * 4096);
+  const want = Buffer.concat(offsets.map((o) => data.subarray(o, o + 4096)));
+  const readAll = (hold: string[]) => {
+    const r = spawnSync('python3', ['-c', DIRECT_READER, join(mnt, 'l', 'r.bin'), offsets.join(','), ...hold], { maxBuffer: 1 << 24, timeout: 30_000 });
+    t.equal(r.status, 0, r.stderr?.toString());
+    return r.stdout;
+  };
+  // Warm: the reader holds the backing file mapped, so its pages are in the page cache.
+  const s0 = fuseStats(mnt);
+  t.ok(readAll([join(src, 'r.bin')]).equals(want), 'byte-exact, backing file cached');
+  const s1 = fuseStats(mnt);
+  t.ok(s1.nativeReads - s0.nativeReads >= offsets.length, `every read answered natively (${s1.nativeReads - s0.nativeReads})`);
+  t.ok(s1.leadReads - s0.leadReads >= offsets.length / 2, `reads answered by the waiting reader from the page cache (${s1.leadReads - s0.leadReads})`);
+  // Cold: dropped from the page cache, so the first RWF_NOWAIT pread says EAGAIN and the read takes the blocking path.
+  t.equal(sh('sync', [join(src, 'r.bin')]).code, 0);
+  t.equal(sh('dd', [`if=${join(src, 'r.bin')}`, 'iflag=nocache', 'count=0', 'status=none']).code, 0);
+  t.equal(sh('fincore', ['-b', '-n', '-o', 'RES', join(src, 'r.bin')]).stdout.trim(), '0', 'the backing file is out of the page cache');
+  t.ok(readAll([]).equals(want), 'byte-exact, backing file not cached');
+  const s2 = fuseStats(mnt);
+  const blocking = s2.nativeReads - s1.nativeReads - (s2.leadReads - s1.leadReads);
+  t.ok(s2.nativeReads - s1.nativeReads >= offsets.length, `every read answered natively (${s2.nativeReads - s1.nativeReads})`);
+  t.ok(blocking >= 1, `reads the page cache did not hold were handed over and read blocking (${blocking})`);
 });
 
 t.test('compat smoke: the fuse-native backend still reads, writes, lists and renames', async (t) => {

@@ -1,5 +1,5 @@
 // Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians, tools.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 
 export type Better = 'higher' | 'lower';
@@ -289,4 +289,43 @@ export function coldOffsets(bytes: number): number[] {
 /** Drops one file's pages from the kernel page cache (POSIX_FADV_DONTNEED through dd), nothing else. */
 export function dropFilePages(file: string): void {
   shOk(`dd if=${file} iflag=nocache count=0 status=none`);
+}
+
+// Maps each file and reads one byte of every page, then waits to be killed.
+const HOLD_PY = `
+import mmap, os, sys
+maps = []
+for f in sys.argv[1:]:
+    fd = os.open(f, os.O_RDONLY)
+    m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    maps.append(m)
+    sum(m[o] for o in range(0, len(m), 4096))
+print('held', flush=True)
+sys.stdin.read()
+`;
+
+/**
+ * Runs `fn` while a child process keeps `files` mapped (every page touched first), so that they
+ * stay in the page cache. This machine runs DAMON proactive reclaim (kdamond: `pageout` of
+ * unmapped file pages idle for 60 s, up to 128 MiB/s), which pages out a file read once as fast
+ * as a random-read run goes over it: of a 1 GiB backing file read whole just before, 96 MiB were
+ * left after 10 s of fio (56k disk reads), so "served from a warm copy" measured the disk.
+ * Mapped file pages are not taken. Throws when the files cannot be mapped.
+ */
+export async function whileMapped<T>(files: string[], fn: () => T | Promise<T>): Promise<T> {
+  const child = spawn('python3', ['-c', HOLD_PY, ...files], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await until(
+      () => out.includes('held') || child.exitCode !== null,
+      300_000,
+      () => `mapping ${files.join(' ')}`,
+    );
+    if (!out.includes('held')) throw new Error(`could not map ${files.join(' ')}: ${out.slice(-300)}`);
+    return await fn();
+  } finally {
+    child.kill();
+  }
 }

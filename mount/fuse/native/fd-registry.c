@@ -1,8 +1,10 @@
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "fd-registry.h"
 
@@ -73,7 +75,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh) {
   pthread_rwlock_unlock(&r->lock);
 }
 
-int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
+int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, int nowait, ssize_t *result) {
   unsigned b = bucket_of(fh);
   pthread_rwlock_rdlock(&r->lock);
   int fd = -1;
@@ -87,8 +89,17 @@ int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, u
   size_t got = 0;
   ssize_t err = 0;
   while (got < size) {
-    ssize_t n = pread(fd, buf + got, size - got, (off_t)(offset + got));
+    struct iovec iov = {.iov_base = buf + got, .iov_len = size - got};
+    ssize_t n = preadv2(fd, &iov, 1, (off_t)(offset + got), nowait ? RWF_NOWAIT : 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && nowait) {
+      /*
+       * EAGAIN: not all in the page cache; EOPNOTSUPP: a file system without RWF_NOWAIT (tmpfs).
+       * Nothing is answered (a short read would mean end of file): the blocking read will.
+       */
+      pthread_rwlock_unlock(&r->lock);
+      return 2;
+    }
     if (n < 0) { err = -errno; break; }
     if (n == 0) break;
     got += (size_t)n;

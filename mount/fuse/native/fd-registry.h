@@ -50,9 +50,11 @@ void registry_remove(struct fd_registry *r, uint64_t fh);
 /*
  * Reads natively when fh is registered: holds the read lock across the pread so that
  * unregistering (before JS closes the descriptor) waits for reads in flight.
- * Returns 1 and sets *result (bytes or -errno) when fh was registered, 0 otherwise.
+ * Returns 1 and sets *result (bytes or -errno) when fh was registered, 0 otherwise. With
+ * `nowait`, reads only what is in the page cache (RWF_NOWAIT): returns 2, *result untouched,
+ * when any of it would have to wait for the disk, or on any error (tmpfs: no RWF_NOWAIT).
  */
-int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
+int registry_pread(struct fd_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, int nowait, ssize_t *result);
 /* SEEK_DATA/SEEK_HOLE (or any whence) on a registered descriptor; same return convention. */
 int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whence, int64_t *result);
 /* The writer of a FUSE_WRITE_KILL_SUIDGID write (a caller without CAP_FSETID). */

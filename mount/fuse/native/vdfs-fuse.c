@@ -44,6 +44,8 @@ struct vdfs_backing_map {
 #define MAX_IO (1024 * 1024)
 #define IN_BUF_SIZE (MAX_IO + 64 * 1024)
 #define OP_SLOTS 64
+/* A READ up to this size served from the page cache keeps the reader waiting on the device (see reader_main). */
+#define LEAD_READ_MAX (128 * 1024)
 
 struct notify_msg {
   struct notify_msg *next;
@@ -67,6 +69,8 @@ struct session {
   atomic_ullong op_native[OP_SLOTS];
   /* Only one reader waits on the device at a time (see next_request). */
   pthread_mutex_t read_mu;
+  /* READs answered by the waiting reader without handing the device to another thread (reader_main). */
+  atomic_ullong lead_reads;
   struct fd_registry reg;
   struct block_registry breg;
   /* SETATTR, GETATTR and FLUSH of local files open for writing (native-meta.c). */
@@ -107,12 +111,20 @@ static void reply_error(struct session *s, uint64_t unique, int err) {
   write_all(s->fd, &iov, 1);
 }
 
-/* A READ of a registered descriptor: pread here, reply here, JS never sees it. */
-static int try_native_read(struct session *s, struct fuse_in_header *h, char *out_buf) {
+/*
+ * A READ of a registered descriptor: pread here, reply here, JS never sees it. 1 when answered.
+ * `quick`: only a small read of a registered descriptor that the page cache holds whole
+ * (RWF_NOWAIT), else 0 with nothing done.
+ */
+static int try_native_read(struct session *s, struct fuse_in_header *h, char *out_buf, int quick) {
   struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
   size_t size = in->size > MAX_IO ? MAX_IO : in->size;
   ssize_t got;
-  if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) return 0;
+  if (quick) {
+    if (size > LEAD_READ_MAX || registry_pread(&s->reg, in->fh, out_buf, size, in->offset, 1, &got) != 1) return 0;
+  } else if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, 0, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) {
+    return 0;
+  }
   struct fuse_out_header out = {.unique = h->unique};
   if (got < 0) {
     out.len = sizeof out;
@@ -216,15 +228,17 @@ static void report_closed(struct session *s) {
 
 /*
  * Waits for the next request and reads it; 0 when the session stops or the connection ends.
- * One reader at a time waits (a mutex around poll+read): with every reader in poll() each
+ * One reader at a time waits (it holds read_mu: *leading): with every reader in poll() each
  * request woke them all and all but one read EAGAIN, doubling the context switches of
  * sequential workloads (ls -l: two getxattr round trips per file). The others meanwhile
- * answer the requests they took, so requests are still served in parallel.
+ * answer the requests they took, so requests are still served in parallel. A reader may keep
+ * read_mu across a request it answers quickly (reader_main): it comes back still *leading.
  */
-static ssize_t next_request(struct session *s, char *in_buf) {
+static ssize_t next_request(struct session *s, char *in_buf, int *leading) {
   struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->efd, .events = POLLIN}};
   ssize_t got = 0;
-  pthread_mutex_lock(&s->read_mu);
+  if (!*leading) pthread_mutex_lock(&s->read_mu);
+  *leading = 1;
   while (!atomic_load(&s->stopping)) {
     int pr = poll(pfd, 2, -1);
     if (pr < 0 && errno == EINTR) continue;
@@ -240,7 +254,10 @@ static ssize_t next_request(struct session *s, char *in_buf) {
     got = n;
     break;
   }
-  pthread_mutex_unlock(&s->read_mu);
+  if (got <= 0) {
+    pthread_mutex_unlock(&s->read_mu);
+    *leading = 0;
+  }
   return got;
 }
 
@@ -250,7 +267,7 @@ static void count_op(atomic_ullong *slots, uint32_t opcode) {
 
 /* Answers a request natively when it can: 1 when answered. */
 static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n, char *out_buf) {
-  if (h->opcode == FUSE_READ && n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf)) return 1;
+  if (h->opcode == FUSE_READ && n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf, 0)) return 1;
   if (h->opcode == FUSE_WRITE && try_native_write(s, h, n)) return 1;
   if (h->opcode == FUSE_GETXATTR && try_native_getxattr(s, h)) return 1;
   if (h->opcode == FUSE_LSEEK && n >= sizeof *h + sizeof(struct fuse_lseek_in) && try_native_lseek(s, h)) return 1;
@@ -271,11 +288,26 @@ static void *reader_main(void *arg) {
     free(out_buf);
     return NULL;
   }
+  int leading = 0;
   for (;;) {
-    ssize_t n = next_request(s, in_buf);
+    ssize_t n = next_request(s, in_buf, &leading);
     if (n <= 0) break;
     struct fuse_in_header *h = (struct fuse_in_header *)in_buf;
     count_op(s->op_seen, h->opcode);
+    /*
+     * A small READ the page cache holds is answered by the reader that waits on the device,
+     * which then goes on waiting: handing the device to another thread first cost a futex
+     * wake-up per request (QD1 random reads: ~2 context switches of the daemon per request, now
+     * ~1). Anything else (a READ that would wait for the disk, a large one, any other request)
+     * hands the device over first, so the other readers take requests meanwhile.
+     */
+    if (h->opcode == FUSE_READ && (size_t)n >= sizeof *h + sizeof(struct fuse_read_in) && try_native_read(s, h, out_buf, 1)) {
+      atomic_fetch_add_explicit(&s->lead_reads, 1, memory_order_relaxed);
+      count_op(s->op_native, h->opcode);
+      continue;
+    }
+    pthread_mutex_unlock(&s->read_mu);
+    leading = 0;
     if (answer_natively(s, h, (size_t)n, out_buf)) {
       count_op(s->op_native, h->opcode);
       continue;
@@ -619,6 +651,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "nativeReads", make_int(env, (int64_t)atomic_load(&s->native_reads)));
   napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
   napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
+  napi_set_named_property(env, o, "leadReads", make_int(env, (int64_t)atomic_load(&s->lead_reads)));
   napi_value seen, native;
   napi_create_array_with_length(env, OP_SLOTS, &seen);
   napi_create_array_with_length(env, OP_SLOTS, &native);
