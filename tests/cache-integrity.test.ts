@@ -85,8 +85,10 @@ t.test('open removes temp files and unknown block files left by a crash', async 
   await c.get(a.key, src.fetcher(a.key), a.hash);
   await c.close();
   const aFile = fileOf(dir, a);
-  // a half-written temp file, a block renamed into place whose index row was never written,
-  // and the trash of an interrupted clear()
+  // a temp file left by an earlier version (which wrote blocks to tmp/ and renamed them), a
+  // block file (complete or cut by the crash) whose index row was never written, and the
+  // trash of an interrupted clear()
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
   writeFileSync(join(dir, 'tmp', 'deadbeef.partial'), Buffer.alloc(1000, 1));
   mkdirSync(join(dir, 'blocks', 'ab'), { recursive: true });
   const orphan = join(dir, 'blocks', 'ab', 'ab'.padEnd(64, '0'));
