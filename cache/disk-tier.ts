@@ -37,12 +37,12 @@ function errCode(err: unknown): string | undefined {
 
 /**
  * The disk tier: block files under `dir/blocks/<2 hex>/<64 hex>` (256-way fan-out),
- * written in place (O_EXCL). A rename from a temp dir cost as much CPU as the write itself
- * (~0.25 ms a 100 KiB block here, a third of a small S3 file's daemon CPU) and is not needed:
- * a block is known (in `entries`, then in the index) only once its file is complete, a crash
- * mid-write leaves a file the index does not list, which `open` deletes, and every read
- * checks length and BLAKE3 (verifiedFile: once per run). Space is allocated (under a lock) before a block is written,
- * evicting least-recently-used blocks first, so the bytes of block files on disk never
+ * written in place (O_EXCL). A rename from a temp dir about doubled the CPU of storing a
+ * block (100 KiB blocks: ~0.15-0.3 ms more each, on a daemon whose small S3 files cost ~2 ms)
+ * and is not needed: a block is known (in `entries`, then in the index) only once its file is
+ * complete, a crash mid-write leaves a file the index does not list, which `open` deletes,
+ * and every read checks length and BLAKE3 (verifiedFile: once per run). Space is allocated
+ * (under a lock) before a block is written, evicting least-recently-used blocks first, so the bytes of block files on disk never
  * exceed `maxBytes`. Recency lives in a JS Map (insertion order = LRU order, O(1) touch)
  * and is persisted in batches to `CacheIndex` every second and on close.
  *
