@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import { openCacheStore } from '../index/cache-store';
 import { filesUnder, TestBlockSource, type TestBlock } from './helpers/test-provider';
+import { b3sum } from './helpers/cli';
 
 const BS = 64 * 1024;
 
@@ -85,8 +86,10 @@ t.test('open removes temp files and unknown block files left by a crash', async 
   await c.get(a.key, src.fetcher(a.key), a.hash);
   await c.close();
   const aFile = fileOf(dir, a);
-  // a half-written temp file, a block renamed into place whose index row was never written,
-  // and the trash of an interrupted clear()
+  // a temp file left by an earlier version (which wrote blocks to tmp/ and renamed them), a
+  // block file (complete or cut by the crash) whose index row was never written, and the
+  // trash of an interrupted clear()
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
   writeFileSync(join(dir, 'tmp', 'deadbeef.partial'), Buffer.alloc(1000, 1));
   mkdirSync(join(dir, 'blocks', 'ab'), { recursive: true });
   const orphan = join(dir, 'blocks', 'ab', 'ab'.padEnd(64, '0'));
@@ -117,4 +120,21 @@ t.test('an unreadable or corrupt index file is recreated, and its blocks discard
   t.match(c.stats(), { blocks: 0, bytes: 0 });
   t.equal(filesUnder(join(dir, 'blocks')).length, 0, 'unknown files removed, so the limit still holds');
   t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+});
+
+t.test('a stray file under a block file name (a write that could not be unlinked) does not keep the block out of the cache', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 0 });
+  t.teardown(() => c.close());
+  // The block file's name is BLAKE3 of the key (b3sum of a file holding it), fanned out on its first byte.
+  const keyFile = join(t.testdir(), 'key');
+  writeFileSync(keyFile, a.key);
+  const name = b3sum(keyFile);
+  mkdirSync(join(dir, 'blocks', name.slice(0, 2)), { recursive: true });
+  writeFileSync(join(dir, 'blocks', name.slice(0, 2), name), Buffer.alloc(100, 7));
+  t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
+  t.match(c.stats(), { blocks: 1, bytes: BS, writeErrors: 0 }, 'stored');
+  t.ok(readFileSync(join(dir, 'blocks', name.slice(0, 2), name)).equals(a.data), 'the stray file was replaced by the block');
 });

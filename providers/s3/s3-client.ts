@@ -14,6 +14,18 @@ export interface S3Timeouts {
 
 export const DEFAULT_TIMEOUTS: S3Timeouts = { connectMs: 2000, idleMs: 5000 };
 
+/** One location's connection pool (the SDK and the direct GETs of s3-direct-get.ts share it). */
+export interface S3Agents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
+/** Kept-alive agents, at most 64 connections each. */
+export function s3Agents(): S3Agents {
+  const agentOpts = { keepAlive: true, maxSockets: 64 };
+  return { http: new HttpAgent(agentOpts), https: new HttpsAgent(agentOpts) };
+}
+
 /**
  * An SDK client for one location. Credentials come from the standard AWS chain (environment,
  * shared config/credentials files, SSO, instance roles). The SDK's own retries are off: the
@@ -21,8 +33,7 @@ export const DEFAULT_TIMEOUTS: S3Timeouts = { connectMs: 2000, idleMs: 5000 };
  * Checksums are computed/validated only when an operation requires them: with the defaults,
  * streamed uploads carry aws-chunked framing that some S3-compatible servers store verbatim.
  */
-export function createS3Client(loc: S3Location, timeouts: S3Timeouts): S3Client {
-  const agentOpts = { keepAlive: true, maxSockets: 64 };
+export function createS3Client(loc: S3Location, timeouts: S3Timeouts, agents: S3Agents = s3Agents()): S3Client {
   const client = new S3Client({
     region: loc.region,
     endpoint: loc.endpoint,
@@ -35,8 +46,8 @@ export function createS3Client(loc: S3Location, timeouts: S3Timeouts): S3Client 
     requestHandler: {
       connectionTimeout: timeouts.connectMs,
       socketTimeout: timeouts.idleMs,
-      httpAgent: new HttpAgent(agentOpts),
-      httpsAgent: new HttpsAgent(agentOpts),
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
     },
   });
   if (loc.endpoint !== undefined) noBucketTrailingSlash(client);

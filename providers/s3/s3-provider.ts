@@ -15,7 +15,8 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
 import { baseName, normalizeRel, parentOf } from '../../core/paths';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
-import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
+import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Agents, s3Error, type S3Timeouts } from './s3-client';
+import { DirectGet, type GetAnswer } from './s3-direct-get';
 import { bareEtag, dirEntry, fileEntry, type RemoteObject } from './s3-entries';
 import { listAll, listDir, listPages } from './s3-list';
 import { DEFAULT_RETRY, retryableEio, withRetry, type RetryPolicy } from './s3-retry';
@@ -59,6 +60,7 @@ export class S3Provider implements Provider {
   readonly client: S3Client;
   private readonly retry: RetryPolicy;
   private readonly multipartThreshold: number;
+  private readonly direct: DirectGet;
 
   constructor(
     readonly loc: S3Location,
@@ -66,7 +68,10 @@ export class S3Provider implements Provider {
   ) {
     this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.client = createS3Client(loc, { ...DEFAULT_TIMEOUTS, ...opts.timeouts });
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    const agents = s3Agents();
+    this.client = createS3Client(loc, timeouts, agents);
+    this.direct = new DirectGet(this.client, agents, timeouts);
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
   }
 
@@ -166,13 +171,15 @@ export class S3Provider implements Provider {
     return [];
   }
 
-  /** A GetObject; with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). */
-  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string) {
+  /** A GetObject (s3-direct-get.ts once the route is known); with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). */
+  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string): Promise<GetAnswer> {
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel), Range: range, IfMatch: opts.version ? quoted(opts.version) : undefined }),
-        { abortSignal: opts.signal },
-      );
+      const ifMatch = opts.version ? quoted(opts.version) : undefined;
+      const out: GetAnswer = this.direct.ready
+        ? await this.direct.get(this.key(rel), range, ifMatch, opts.signal)
+        : ((await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel), Range: range, IfMatch: ifMatch }), {
+            abortSignal: opts.signal,
+          })) as GetAnswer);
       if (opts.version && bareEtag(out.ETag) !== opts.version) {
         (out.Body as Readable | undefined)?.destroy?.();
         throw new FsError('ESTALE', `${what}: the object changed (ETag ${bareEtag(out.ETag)}, expected ${opts.version})`);
