@@ -34,29 +34,44 @@ export function fullGc(): boolean {
 }
 
 /** Socket bytes streamed between two young-generation collections (streamedBytes). */
-export const SCAVENGE_EVERY_BYTES = 4 * 1024 * 1024;
+export const SCAVENGE_EVERY_BYTES = 8 * 1024 * 1024;
+/** Socket bytes streamed between two full collections (streamedBytes). */
+export const FULL_GC_EVERY_BYTES = 256 * 1024 * 1024;
 let sinceScavenge = 0;
-/** Young-generation collections run by streamedBytes (for tests and diagnostics). */
-export const scavengeStats = { runs: 0 };
+let sinceFull = 0;
+/** Collections run by streamedBytes (for tests and diagnostics). */
+export const scavengeStats = { runs: 0, full: 0 };
 
 /**
  * Counts bytes that arrived from a socket and were copied into a block, and runs one
- * young-generation collection (a scavenge) every SCAVENGE_EVERY_BYTES. Node reads every socket
- * into a fresh 64 KiB buffer that is garbage the moment its bytes are copied out; V8 frees those
- * only at a collection, and streaming allocates few JS objects, so the next one came tens of MB
- * later: the daemon held 30–90 MB of ArrayBuffers at its peak while two streams ran, most of
- * them dead (docs/read-pipeline.md "Memory while streaming"). Paced by bytes, the dead ones stay
- * at a few MiB. Never throws.
+ * young-generation collection (a scavenge) every SCAVENGE_EVERY_BYTES and a full one every
+ * FULL_GC_EVERY_BYTES. Node reads every socket into a fresh 64 KiB buffer that is garbage the
+ * moment its bytes are copied out; V8 frees those only at a collection, and streaming allocates
+ * so few JS objects that the next one came tens of MB later: the daemon held 30–90 MB of
+ * ArrayBuffers at its peak while two streams ran, most of them dead (docs/read-pipeline.md
+ * "Memory while streaming"). Paced by bytes, the dead ones stay at a few MiB. The scavenges
+ * also promote what is in flight at that moment (requests, promises); with incremental marking
+ * off (tuneGcForStreaming) that garbage piled up in the old generation (V8's heap 15 → 30 MB
+ * over 2.8 GiB, and every scavenge slower: the daemon's CPU +30%), so a full collection
+ * (~10–20 ms here) clears it every FULL_GC_EVERY_BYTES. Never throws.
  */
 export function streamedBytes(n: number): void {
   sinceScavenge += n;
+  sinceFull += n;
   if (sinceScavenge < SCAVENGE_EVERY_BYTES) return;
   sinceScavenge = 0;
+  const full = sinceFull >= FULL_GC_EVERY_BYTES;
+  if (full) sinceFull = 0;
   const run = v8Gc();
   if (!run) return;
   try {
-    run({ type: 'minor' });
-    scavengeStats.runs++;
+    if (full) {
+      run();
+      scavengeStats.full++;
+    } else {
+      run({ type: 'minor' });
+      scavengeStats.runs++;
+    }
   } catch {
     // an embedder without the minor option: the dead buffers wait for V8's own collection
   }

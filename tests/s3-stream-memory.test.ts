@@ -16,8 +16,9 @@ import { startS3Server } from './helpers/s3-server';
 // streaming"). window-stream now runs a young-generation collection every few MiB streamed
 // (core/idle-gc.ts streamedBytes), and the young generation no longer grows. Streamed here the
 // way a FUSE reader does, with the daemon's GC settings; the bound is on the ArrayBuffer bytes
-// beyond the baseline and what the block pool holds: 30–32 MiB with main's code (3c8f6a8),
-// 12–14 MiB with a collection every 4 MiB.
+// beyond the baseline and what the block pool holds, sampled every few ms: with main's code
+// (3c8f6a8) 15–16 MiB on average and 30–32 MiB at most; with a scavenge every 8 MiB, 8–9 MiB
+// and 16–23 MiB.
 
 const MiB = 1 << 20;
 const SIZE = 128 * MiB;
@@ -42,9 +43,14 @@ t.test('dead socket buffers are collected every few MiB while an object streams'
   fullGc();
   const base = process.memoryUsage().arrayBuffers;
   let worst = 0;
+  let sum = 0;
+  let samples = 0;
   const sample = () => {
     const held = (blockPool.stats.live - blockPool.stats.slabLive) * MiB; // pooled blocks outside the slab
-    worst = Math.max(worst, process.memoryUsage().arrayBuffers - base - held);
+    const extra = process.memoryUsage().arrayBuffers - base - held;
+    worst = Math.max(worst, extra);
+    sum += extra;
+    samples++;
   };
   const timer = setInterval(sample, 2);
   const runs = scavengeStats.runs;
@@ -62,5 +68,7 @@ t.test('dead socket buffers are collected every few MiB while an object streams'
   }
   t.ok(same, 'every byte read is the object');
   t.ok(scavengeStats.runs - runs >= (SIZE - 16 * MiB) / SCAVENGE_EVERY_BYTES, `${scavengeStats.runs - runs} young-generation collections paced by the bytes streamed`);
-  t.ok(worst < 24 * MiB, `at most ${(worst / MiB).toFixed(1)} MiB of ArrayBuffers beyond the baseline and the pool's blocks (30–32 MiB without the pacing)`);
+  const mean = sum / samples;
+  t.ok(mean < 12 * MiB, `${(mean / MiB).toFixed(1)} MiB of ArrayBuffers beyond the baseline and the pool's blocks on average over ${samples} samples (15–16 without the pacing)`);
+  t.ok(worst < 26 * MiB, `at most ${(worst / MiB).toFixed(1)} MiB (30–32 without the pacing)`);
 });
