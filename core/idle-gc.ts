@@ -34,7 +34,7 @@ export function fullGc(): boolean {
 }
 
 /** Socket bytes streamed between two young-generation collections (streamedBytes). */
-export const SCAVENGE_EVERY_BYTES = 8 * 1024 * 1024;
+export const SCAVENGE_EVERY_BYTES = 4 * 1024 * 1024;
 /** Socket bytes streamed between two full collections (streamedBytes). */
 export const FULL_GC_EVERY_BYTES = 256 * 1024 * 1024;
 let sinceScavenge = 0;
