@@ -1,7 +1,20 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-let gc: (() => void) | undefined | null = null;
+let gc: ((opts?: { type: 'minor' | 'major' }) => void) | undefined | null = null;
+
+/** The V8 `gc` function, exposed once at run time; undefined when the embedder refuses. */
+function v8Gc(): ((opts?: { type: 'minor' | 'major' }) => void) | undefined {
+  if (gc === null) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as () => void;
+    } catch {
+      gc = undefined;
+    }
+  }
+  return gc;
+}
 
 /**
  * One full garbage collection, when the process may run one (V8's `gc`, exposed at run time
@@ -15,18 +28,11 @@ let gc: (() => void) | undefined | null = null;
  * pressure). False when not available. Never throws.
  */
 export function fullGc(compact = false): boolean {
-  if (gc === null) {
-    try {
-      setFlagsFromString('--expose-gc');
-      gc = runInNewContext('gc') as () => void;
-    } catch {
-      gc = undefined;
-    }
-  }
-  if (!gc) return false;
+  const run = v8Gc();
+  if (!run) return false;
   try {
     if (compact) setFlagsFromString('--compact-on-every-full-gc');
-    gc();
+    run();
     return true;
   } catch {
     return false;
@@ -36,6 +42,50 @@ export function fullGc(compact = false): boolean {
     } catch {
       /* as above */
     }
+  }
+}
+
+/** Socket bytes streamed between two young-generation collections (streamedBytes). */
+export const SCAVENGE_EVERY_BYTES = 4 * 1024 * 1024;
+/** Socket bytes streamed between two full collections (streamedBytes). */
+export const FULL_GC_EVERY_BYTES = 256 * 1024 * 1024;
+let sinceScavenge = 0;
+let sinceFull = 0;
+/** Collections run by streamedBytes (for tests and diagnostics). */
+export const scavengeStats = { runs: 0, full: 0 };
+
+/**
+ * Counts bytes that arrived from a socket and were copied into a block, and runs one
+ * young-generation collection (a scavenge) every SCAVENGE_EVERY_BYTES and a full one every
+ * FULL_GC_EVERY_BYTES. Node reads every socket into a fresh 64 KiB buffer that is garbage the
+ * moment its bytes are copied out; V8 frees those only at a collection, and streaming allocates
+ * so few JS objects that the next one came tens of MB later: the daemon held 30–90 MB of
+ * ArrayBuffers at its peak while two streams ran, most of them dead (docs/read-pipeline.md
+ * "Memory while streaming"). Paced by bytes, the dead ones stay at a few MiB. The scavenges
+ * also promote what is in flight at that moment (requests, promises); with incremental marking
+ * off (tuneGcForStreaming) that garbage piled up in the old generation (V8's heap 15 → 30 MB
+ * over 2.8 GiB, and every scavenge slower: the daemon's CPU +30%), so a full collection
+ * (~10–20 ms here) clears it every FULL_GC_EVERY_BYTES. Never throws.
+ */
+export function streamedBytes(n: number): void {
+  sinceScavenge += n;
+  sinceFull += n;
+  if (sinceScavenge < SCAVENGE_EVERY_BYTES) return;
+  sinceScavenge = 0;
+  const full = sinceFull >= FULL_GC_EVERY_BYTES;
+  if (full) sinceFull = 0;
+  const run = v8Gc();
+  if (!run) return;
+  try {
+    if (full) {
+      run();
+      scavengeStats.full++;
+    } else {
+      run({ type: 'minor' });
+      scavengeStats.runs++;
+    }
+  } catch {
+    // an embedder without the minor option: the dead buffers wait for V8's own collection
   }
 }
 
@@ -49,13 +99,18 @@ let tuned = false;
  * started a new round of incremental (and concurrent, on every core) marking every ~8 MB
  * streamed: ~25 full collections per 256 MiB, 40% of the daemon's CPU during a cold `dd`
  * (docs/read-pipeline.md). A full collection of a heap this size takes a few ms; the daemon
- * already runs atomic ones itself (fullGc). Process-wide, once; never throws.
+ * already runs atomic ones itself (fullGc).
+ * It also stops the young generation from growing past the size it has now (a few MiB after
+ * start): under streaming it grew to two 16 MiB semi-spaces, resident, for young objects that
+ * fit in 1 MiB (~10 MB of the daemon's peak; docs/read-pipeline.md "Memory while streaming").
+ * Process-wide, once; never throws.
  */
 export function tuneGcForStreaming(): void {
   if (tuned) return;
   tuned = true;
   try {
     setFlagsFromString('--no-incremental-marking');
+    setFlagsFromString('--semi-space-growth-factor=1');
   } catch {
     // an embedder that refuses run-time flags keeps V8's defaults
   }

@@ -51,3 +51,43 @@ t.test('extra unrefs, foreign buffers and odd sizes are ignored; the free list i
   for (const x of [b, c, d]) pool.unref(x);
   t.equal(pool.idleBytes, 32 * KiB, 'the third freed buffer is left to the GC: idle bytes stay within the bound');
 });
+
+t.test('blocks of the slab size are slots of one slab: never shared while held, the lowest free one reused, bounded', async (t) => {
+  const pool = new BlockPool(32 * KiB, { blockSize: 16 * KiB, slots: 3 });
+  const a = pool.take(16 * KiB, 16 * KiB);
+  const b = pool.take(10 * KiB, 16 * KiB); // a short last block still takes a whole slot
+  const c = pool.take(16 * KiB, 16 * KiB);
+  t.equal(a.buffer, b.buffer, 'one slab behind the slots');
+  t.equal(b.byteOffset - a.byteOffset, 16 * KiB, 'the second slot follows the first');
+  t.equal(c.byteOffset - a.byteOffset, 32 * KiB);
+  a.fill(1);
+  b.fill(2);
+  c.fill(3);
+  t.ok(a.every((x) => x === 1) && b.every((x) => x === 2), 'slots do not overlap');
+  t.equal(pool.stats.slabLive, 3);
+  const d = pool.take(16 * KiB, 16 * KiB);
+  t.not(d.buffer, a.buffer, 'every slot held: the block comes from outside the slab');
+  t.equal(pool.stats.overflow, 1);
+  pool.ref(b.subarray(100, 200)); // a holder given a view of the block
+  pool.unref(b);
+  t.ok(pool.pooled(b), 'still held through the view');
+  t.ok(pool.pooled(b.subarray(5)), 'a view of a held slot counts as held');
+  pool.unref(a);
+  const e = pool.take(16 * KiB, 16 * KiB);
+  t.equal(e.byteOffset, a.byteOffset, "the lowest free slot is used again (a's), not b's, still held");
+  t.ok(
+    b.every((x) => x === 2),
+    "b's bytes are untouched",
+  );
+  pool.unref(b);
+  pool.unref(b); // a second give-back must not free the slot for two takers
+  const f = pool.take(16 * KiB, 16 * KiB);
+  const g = pool.take(16 * KiB, 16 * KiB);
+  t.equal(f.byteOffset, b.byteOffset, 'b is free again');
+  t.not(g.buffer, a.buffer, 'and only once: the next take overflows');
+  t.equal(pool.slabResidentBytes, 48 * KiB, 'the slab never holds more than its slots');
+  for (const x of [c, d, e, f, g]) pool.unref(x);
+  t.equal(pool.stats.live, 0, 'every block given back');
+  t.equal(pool.stats.slabLive, 0);
+  t.equal(pool.idleBytes, 48 * KiB + 32 * KiB, 'idle: the three slots and the free list (two blocks, its bound)');
+});

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { blockPool } from '../../cache/block-pool';
+import { streamedBytes } from '../../core/idle-gc';
 
 /** Opens bytes [offset, offset + length) of one source as a stream (Provider.readRangeStream). */
 export type OpenRange = (offset: number, length: number) => Promise<Readable>;
@@ -112,7 +113,9 @@ class Cutter {
       // at once; a long run is paced by pausing the stream (`gate`), never by queueing chunks.
       s.on('data', (chunk: Buffer) => {
         try {
-          if (this.cut(chunk, pace)) resolve(); // a server that sent more than asked: stop at the window's end
+          const done = this.cut(chunk, pace);
+          streamedBytes(chunk.length); // the chunk is garbage now: collect such chunks every few MiB
+          if (done) resolve(); // a server that sent more than asked: stop at the window's end
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
         }

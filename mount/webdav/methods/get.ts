@@ -14,7 +14,13 @@ import { httpDate } from '../props';
 import { parseRange, type ByteRange } from '../../../core/http-range';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
 
-const READ_AHEAD = 2;
+/**
+ * Reads in flight ahead of the socket, 1 MiB each. They were 4 MiB for big transfers: with the
+ * free list that was up to 16 MiB per GET, ~12 MB of the daemon's peak while one streamed
+ * (docs/read-pipeline.md "Memory while streaming"); the handle's own read-ahead keeps the
+ * blocks coming either way.
+ */
+const READ_AHEAD = 4;
 
 /** A collection as an HTML listing (hidden names, Finder junk and links leading outside left out). */
 async function sendListing(ctx: Ctx, linked: { path: string }, common: Record<string, string>): Promise<void> {
@@ -90,13 +96,12 @@ export async function handleGet(ctx: Ctx): Promise<void> {
 
 /**
  * Sends bytes [start, start + length) of the open file `fh`. Reads run ahead of the socket by
- * up to READ_AHEAD chunks; big transfers use bigger chunks (fewer syscalls and promise turns),
- * a 1 MiB range stays one 1 MiB read. A body cut short (the file shrank) is never ended as if
+ * up to READ_AHEAD chunks of 1 MiB. A body cut short (the file shrank) is never ended as if
  * it were complete: the connection is cut. Returns when the client goes away.
  */
 async function streamBody(ctx: Ctx, fh: number, start: number, length: number): Promise<void> {
   const { vfs, res } = ctx;
-  const chunk = length >= 16 * CHUNK ? 4 * CHUNK : CHUNK;
+  const chunk = CHUNK;
   const end = start + length;
   const pool = new BufferPool(chunk);
   // Reusing a few buffers keeps RSS flat while gigabytes stream out (fresh 4 MiB buffers
