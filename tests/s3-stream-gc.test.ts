@@ -1,14 +1,7 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { BlockCache } from '../cache/block-cache';
-import { openCacheStore } from '../index/cache-store';
-import { VersionReader } from '../mount/vfs/version-reader';
 import { tuneGcForStreaming } from '../core/idle-gc';
-import { S3Provider } from '../providers/s3/s3-provider';
-import { tempDir } from './helpers/cli';
-import { startS3Server } from './helpers/s3-server';
+import { s3StreamReader } from './helpers/s3-stream-reader';
 
 // The daemon turns V8's incremental marking off (core/idle-gc.ts): streaming makes a fresh
 // 64 KiB socket buffer per read, which V8 counted against a small heap's headroom, starting a
@@ -21,17 +14,7 @@ const SIZE = 96 * MiB;
 
 t.test('streaming an object does not run a full garbage collection every few MB', async (t) => {
   if (process.env.VDFS_TEST_NO_GC_TUNING !== '1') tuneGcForStreaming();
-  const s3 = await startS3Server();
-  t.teardown(() => s3.cleanup());
-  const data = randomBytes(SIZE);
-  await s3.put('big.bin', data);
-  const p = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: s3.endpoint, region: 'us-east-1' });
-  t.teardown(() => p.close());
-  const dir = tempDir(t);
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 256 * MiB, memoryBytes: 0, writeQueueBytes: 32 * MiB });
-  t.teardown(() => cache.close());
-  const st = await p.stat('big.bin');
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'big.bin', version: st.version, size: st.size, label: '/s3/big.bin' }, MiB);
+  const { data, cache, reader: r } = await s3StreamReader(t, SIZE, 256 * MiB);
   let major = 0;
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++;

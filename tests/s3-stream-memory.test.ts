@@ -1,14 +1,7 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { BlockCache } from '../cache/block-cache';
 import { blockPool } from '../cache/block-pool';
-import { openCacheStore } from '../index/cache-store';
-import { VersionReader } from '../mount/vfs/version-reader';
 import { fullGc, SCAVENGE_EVERY_BYTES, scavengeStats, tuneGcForStreaming } from '../core/idle-gc';
-import { S3Provider } from '../providers/s3/s3-provider';
-import { tempDir } from './helpers/cli';
-import { startS3Server } from './helpers/s3-server';
+import { s3StreamReader } from './helpers/s3-stream-reader';
 
 // Node reads every socket into a fresh 64 KiB buffer, garbage as soon as window-stream copied it
 // into a block. V8 frees such buffers only at a collection, which came late: the daemon carried
@@ -25,17 +18,7 @@ const SIZE = 128 * MiB;
 
 t.test('dead socket buffers are collected every few MiB while an object streams', async (t) => {
   tuneGcForStreaming();
-  const s3 = await startS3Server();
-  t.teardown(() => s3.cleanup());
-  const data = randomBytes(SIZE);
-  await s3.put('big.bin', data);
-  const p = new S3Provider({ bucket: s3.bucket, prefix: '', endpoint: s3.endpoint, region: 'us-east-1' });
-  t.teardown(() => p.close());
-  const dir = tempDir(t);
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 512 * MiB, memoryBytes: 0, writeQueueBytes: 32 * MiB });
-  t.teardown(() => cache.close());
-  const st = await p.stat('big.bin');
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'big.bin', version: st.version, size: st.size, label: '/s3/big.bin' }, MiB);
+  const { data, cache, reader: r } = await s3StreamReader(t, SIZE, 512 * MiB);
   const buf = Buffer.alloc(MiB);
   // the pool's slab and the client's connection exist before the baseline
   await r.readInto(0, buf);
