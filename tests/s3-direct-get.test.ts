@@ -1,14 +1,13 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { EMPTY_SHA256, encodeKeyPath, signGet } from '../providers/s3/s3-sigv4';
 import { FsError } from '../core/fs-error';
-import { b3sumMany, tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
+import { b3sumMany, tempDir, vdfsAsync, vdfsOk } from './helpers/cli';
 import { startMount } from './helpers/mount';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
@@ -139,15 +138,6 @@ t.test("direct GETs answer errors as the SDK's did: ENOENT, EISDIR, ESTALE, past
   t.ok(direct(), 'all of these went straight to the endpoint');
 });
 
-/** `vdfs scan` without blocking this process (the recording proxy runs here). */
-async function scan(home: string): Promise<void> {
-  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'scan', 'cloud'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  if (code !== 0) throw new Error(`vdfs scan cloud exited ${code}: ${err}`);
-}
-
 t.test('a folder of small objects read by 8 parallel readers through the FUSE mount: b3sum-exact, one GET per file', async (t) => {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());
@@ -180,7 +170,7 @@ t.test('a folder of small objects read by 8 parallel readers through the FUSE mo
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 'direct-get']);
   vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
-  await scan(home);
+  await vdfsAsync(home, ['scan', 'cloud']);
   const m = await startMount(home, join(dir, 'mnt'));
   t.teardown(() => m.stop());
   let next = 0;

@@ -4,8 +4,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
-import { spawn } from 'node:child_process';
-import { b3sumMany, tempDir, VDFS_BIN, vdfsOk } from './helpers/cli';
+import { b3sumMany, tempDir, vdfsAsync, vdfsOk } from './helpers/cli';
 import { startMount, type RunningMount } from './helpers/mount';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
@@ -65,22 +64,13 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
   }
 }
 
-/** `vdfs scan` without blocking this process (the proxy it talks to runs here). */
-async function scan(home: string): Promise<void> {
-  const p = spawn(process.execPath, [VDFS_BIN, '--home', home, 'scan', 'cloud'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  if (code !== 0) throw new Error(`vdfs scan cloud exited ${code}: ${err}`);
-}
-
 async function setupHome(t: Parameters<typeof tempDir>[0], extra: [string, string][] = []): Promise<{ home: string; mnt: string; dir: string }> {
   const dir = tempDir(t);
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 'folder-ahead']);
   for (const [k, v] of extra) vdfsOk(home, ['config', 'set', k, v]);
   vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
-  await scan(home);
+  await vdfsAsync(home, ['scan', 'cloud']);
   return { home, mnt: join(dir, 'mnt'), dir };
 }
 
