@@ -185,3 +185,35 @@ t.test('files unpacked by tar x and closed survive kill -9 right after, and get 
   const hashOf = (n: string) => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(mnt, 'd', 'x', n)]).stdout.trim();
   t.ok(await until(() => names.every((n) => hashOf(n) === want.get(n)), 60_000), 'every file gets its hash (the start-up rescan computes the ones not committed)');
 });
+
+t.test("vdfs's extended attributes are read by name, never listed or copied out", async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  const out = join(dir, 'out');
+  mkdirSync(src);
+  mkdirSync(out);
+  writeFileSync(join(src, 'f.txt'), 'indexed\n');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'd', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'd', 'f.txt');
+  t.equal(sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', f]).stdout, b3sum(join(src, 'f.txt')), 'read by name');
+  const dump = sh('getfattr', ['-d', '-m', '-', f]);
+  t.same([dump.code, dump.stdout], [0, ''], 'getfattr -d lists nothing');
+  t.equal(sh('getfattr', ['-d', '-m', '-', mnt]).stdout, '', 'nor on the root');
+  t.equal(sh('cp', ['-a', f, join(out, 'copy.txt')]).code, 0, 'cp -a out of the mount');
+  t.equal(sh('getfattr', ['-d', '-m', '-', join(out, 'copy.txt')]).stdout, '', 'the copy carries no user.vdfs.* attribute');
+  // Files written just now: their hashes land while mv (libattr) lists and reads attributes.
+  for (let i = 0; i < 20; i++) {
+    const r = sh('bash', ['-c', `printf 'n${i}' > ${mnt}/d/n${i} && mv ${mnt}/d/n${i} ${out}/ && cat ${out}/n${i}`]);
+    if (r.stdout !== `n${i}` || r.stderr) {
+      t.fail(`mv of a fresh file out of the mount: ${r.stderr}`);
+      return;
+    }
+  }
+  t.pass('20 fresh files moved out of the mount intact');
+});

@@ -138,7 +138,12 @@ function xattrOps(vfs: KernelVfs, run: Run): Handlers {
     // ls -l asks every file for security.selinux and POSIX ACLs: answer those without a lookup.
     getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
       name.startsWith('user.vdfs.') ? run('getxattr', path, cb, async () => [await vfs.getxattr(path, name)]) : cb(toErrno(new FsError('ENODATA', name))),
-    listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, async () => [await vfs.listxattr(path)]),
+    // Nothing is listed: user.vdfs.* are read by name only (docs/fuse.md, Extended attributes).
+    listxattr: (path: string, cb: Cb) =>
+      run('listxattr', path, cb, async () => {
+        await vfs.getattr(path);
+        return [[]];
+      }),
     setxattr: (path: string, _name: string, _value: Buffer, _pos: number, _flags: number, cb: Cb) =>
       run('setxattr', path, cb, async () => {
         throw new FsError('ENOTSUP', 'extended attributes cannot be set on vdfs');

@@ -174,9 +174,10 @@ export const HANDLERS: Record<number, Handler> = {
     if (h.nodeid === ROOT_ID && name === XATTR_FUSE) return xattrReply(req, Buffer.from(JSON.stringify(ctx.stats())));
     return xattrReply(req, await ctx.vfs.getxattr(nodePath(ctx, h), name));
   },
+  // An empty list: vdfs's attributes are read by name only (docs/fuse.md, Extended attributes).
   /* LISTXATTR */ 23: async (ctx, h, req) => {
-    const names = h.nodeid === ROOT_ID ? [XATTR_FUSE] : await ctx.vfs.listxattr(nodePath(ctx, h));
-    return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')));
+    nodePath(ctx, h); // ESTALE for a node that is gone
+    return xattrReply(req, Buffer.alloc(0));
   },
   /* REMOVEXATTR */ 24: ENOSYS,
   /* FLUSH */ 25: async (ctx, _h, req) => {

@@ -141,9 +141,11 @@ export interface Vfs {
   setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void>;
   /** lchown; -1 keeps that id. Local locations only (EPERM elsewhere, unless nothing changes). */
   chown(path: string, uid: number, gid: number): Promise<void>;
-  /** `user.vdfs.hash`, `user.vdfs.replicas`, `user.vdfs.pinned` (pinned paths only). Throws ENODATA for an unknown name. */
+  /**
+   * `user.vdfs.hash`, `user.vdfs.replicas`, `user.vdfs.pinned` (pinned paths only). Throws ENODATA for an unknown name.
+   * They are read by name and never listed (docs/fuse.md, Extended attributes).
+   */
   getxattr(path: string, name: string): Promise<Buffer>;
-  listxattr(path: string): Promise<string[]>;
   statfs(path: string): Promise<StatFs>;
   /** Dead properties of an entry (WebDAV PROPPATCH/PROPFIND). */
   getProps(path: string): Promise<DeadProp[]>;

@@ -24,7 +24,7 @@ import { Pins } from './pins';
 import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats } from './disk-stats';
 import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
-import { xattrNames, xattrValue } from './xattrs';
+import { xattrValue } from './xattrs';
 import { EntryAttrs } from './entry-attrs';
 import { ReadOpener, readHandle } from './read-open';
 import { FolderAhead, folderAheadLimits } from './folder-ahead';
@@ -410,10 +410,6 @@ export class VfsCore implements KernelVfs {
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     return xattrValue(path, name, await this.getattr(path), this.replicas, () => this.pinnedXattr(path));
-  }
-
-  async listxattr(path: string): Promise<string[]> {
-    return xattrNames(await this.getattr(path), this.pinnedXattr(path) !== undefined);
   }
 
   private pinnedXattr(path: string): string | undefined {

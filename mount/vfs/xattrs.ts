@@ -18,8 +18,3 @@ export function xattrValue(path: string, name: string, attr: Attr, replicas: Rep
   if (p !== undefined) return Buffer.from(p);
   throw new FsError('ENODATA', `${path} has no attribute ${name}`);
 }
-
-/** The names of the extended attributes an entry with `attr` has. */
-export function xattrNames(attr: Attr, pinned: boolean): string[] {
-  return [...(attr.hash ? [XATTR_HASH, XATTR_REPLICAS] : []), ...(pinned ? [XATTR_PINNED] : [])];
-}
