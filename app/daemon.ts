@@ -37,6 +37,8 @@ export interface DaemonOptions {
   fuseBackend?: FuseBackend;
   /** Native backend: kernel passthrough for read-only opens of local files (default false). */
   passthrough?: boolean;
+  /** Native backend: FUSE over io_uring when the kernel offers it (default true). */
+  fuseUring?: boolean;
   /** Serve paired peers on this address (peer locations are replicated whenever the home has keys). */
   peer?: { host: string; port: number };
   log: Logger;
@@ -117,6 +119,7 @@ async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Pr
         allowOther: opts.allowOther,
         backend: opts.fuseBackend,
         passthrough: opts.passthrough,
+        uring: opts.fuseUring,
         maxNodes: home.config['fuse.maxNodes'],
         log: opts.log,
       });

@@ -43,9 +43,20 @@ export interface NativeFuse {
   setRef(s: NativeSession, ref: boolean): void;
   /**
    * Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively;
-   * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md).
+   * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md);
+   * `opsSeen` counts requests from the rings too.
    */
-  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; leadReads: number; opsSeen: number[]; opsNative: number[] };
+  stats(s: NativeSession): {
+    nativeReads: number;
+    nativeWrites: number;
+    jsRequests: number;
+    leadReads: number;
+    /** Queues (CPUs) of FUSE over io_uring, 0 when not in use; requests taken off them (all but INIT, FORGET, INTERRUPT). */
+    ringQueues?: number;
+    ringRequests?: number;
+    opsSeen: number[];
+    opsNative: number[];
+  };
   /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
   trimMemory(): number;
   /**
@@ -58,6 +69,13 @@ export interface NativeFuse {
   statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  /**
+   * FUSE over io_uring, before INIT is answered with FUSE_OVER_IO_URING: sets up a ring per possible CPU.
+   * The number of queues, or -errno (then the flag must not be sent). Absent from older builds.
+   */
+  uringPrepare?(s: NativeSession): number;
+  /** After INIT's reply: starts the queue threads (each pinned to its CPU), which register the ring entries. 0 or -errno. */
+  uringStart?(s: NativeSession): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
 }

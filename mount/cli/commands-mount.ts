@@ -33,6 +33,8 @@ export interface DaemonCliOptions {
   webdavInsecureNoAuth?: boolean;
   fuseBackend?: string;
   passthrough?: boolean;
+  /** false with --no-fuse-uring. */
+  fuseUring?: boolean;
 }
 
 const NO_AUTH_HELP = 'INSECURE: serve WebDAV on loopback WITHOUT any password, so every local user, container and app can read and write the share';
@@ -67,6 +69,7 @@ export async function runDaemon(g: GlobalOpts, mountpoint: string | undefined, o
       allowOther: o.allowOther,
       fuseBackend,
       passthrough: o.passthrough,
+      fuseUring: o.fuseUring,
       webdav: o.webdav ? parseHostPort(o.webdav) : undefined,
       webdavInsecureNoAuth: o.webdavInsecureNoAuth,
       peer: o.peer ? parseHostPort(o.peer) : undefined,
@@ -106,6 +109,7 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--peer <[host:]port>', 'also serve paired peers')
     .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
     .option('--passthrough', 'native backend, root, Linux >= 6.9: the kernel reads local files opened read-only itself (a writer opening such a file meanwhile gets EBUSY)')
+    .option('--no-fuse-uring', 'native backend: take every request from /dev/fuse even when the kernel offers FUSE over io_uring (Linux >= 6.14, fuse.enable_uring)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 
   program

@@ -11,6 +11,8 @@ export interface FuseMountOptions {
   backend?: FuseBackend;
   /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */
   passthrough?: boolean;
+  /** Native backend: FUSE over io_uring, a queue per CPU, when the kernel offers it (default true; see docs/fuse.md). */
+  uring?: boolean;
   /** Native backend: FUSE nodes kept before the kernel is asked to drop old names (config `fuse.maxNodes`). */
   maxNodes?: number;
   /** Reader threads of the native backend. */

@@ -84,7 +84,15 @@ export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string
     throw new FsError('EIO', `cannot mount at ${mnt}: ${(err as Error).message}`, err);
   }
   const ttl = opts.attrTimeout ?? 10;
-  const server = new FuseServer(addon, vfs, { entryTtl: ttl, attrTtl: ttl, negativeTtl: 1, passthrough: opts.passthrough ?? false, maxNodes: opts.maxNodes, log: opts.log });
+  const server = new FuseServer(addon, vfs, {
+    entryTtl: ttl,
+    attrTtl: ttl,
+    negativeTtl: 1,
+    passthrough: opts.passthrough ?? false,
+    uring: opts.uring,
+    maxNodes: opts.maxNodes,
+    log: opts.log,
+  });
   const session = server.start(fd, opts.threads ?? DEFAULT_THREADS);
   const dev = await deviceOf(mnt);
   const conn = dev?.split(':')[1];

@@ -24,6 +24,8 @@ export interface ServerOptions {
   passthrough: boolean;
   /** Nodes the table keeps before it asks the kernel to drop old names (NodeBudget); default DEFAULT_MAX_NODES. */
   maxNodes?: number;
+  /** FUSE over io_uring when the kernel offers it (default true; false: always /dev/fuse). */
+  uring?: boolean;
   log: Logger;
 }
 
@@ -78,6 +80,8 @@ export class FuseServer {
   private readonly inflight = new Map<number, { op: number; answered: boolean }>();
   /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
   private passthrough = false;
+  /** FUSE over io_uring negotiated at INIT (prepareUring). */
+  private uring = false;
   private passthroughOpens = 0;
   private sinceReclaim = 0;
   private requests = 0;
@@ -136,6 +140,7 @@ export class FuseServer {
         openDirs: this.ctx.dirs.size,
         passthrough: this.passthrough ? 1 : 0,
         passthroughOpens: this.passthroughOpens,
+        uring: this.uring ? 1 : 0,
         sweeps: this.invalidator?.sweeps ?? 0,
         sweepPending: this.invalidator?.pending ? 1 : 0,
         invalidations: this.invalidator?.invalidations ?? 0,
@@ -347,19 +352,36 @@ export class FuseServer {
       INIT.MAX_PAGES |
       INIT.CACHE_SYMLINKS;
     out.writeUInt32LE(Math.min(maxReadahead, MAX_IO), 24);
-    out.writeUInt32LE(((kflags & want) | (this.passthrough ? INIT.INIT_EXT : 0)) >>> 0, 28);
-    if (this.passthrough) {
-      out.writeUInt32LE(INIT2.PASSTHROUGH, 48); // flags2
-      out.writeUInt32LE(1, 52); // max_stack_depth: backing files on ordinary filesystems
-    }
+    this.uring = this.prepareUring(kflags2);
+    const flags2 = (this.passthrough ? INIT2.PASSTHROUGH : 0) | (this.uring ? INIT2.OVER_IO_URING : 0);
+    out.writeUInt32LE(((kflags & want) | (flags2 ? INIT.INIT_EXT : 0)) >>> 0, 28);
+    out.writeUInt32LE(flags2 >>> 0, 48);
+    if (this.passthrough) out.writeUInt32LE(1, 52); // max_stack_depth: backing files on ordinary filesystems
     out.writeUInt16LE(64, 32); // max_background
     out.writeUInt16LE(48, 34); // congestion_threshold
     out.writeUInt32LE(MAX_IO, 36); // max_write
     out.writeUInt32LE(1, 40); // time_gran (ns)
     out.writeUInt16LE(MAX_IO / 4096, 44); // max_pages
     this.send(out);
-    this.opts.log.info({ minor, passthrough: this.passthrough }, 'FUSE connection initialised');
+    // The rings' entries can only be registered once the kernel has processed INIT's reply.
+    if (this.uring && this.session && this.addon.uringStart) {
+      const rc = this.addon.uringStart(this.session);
+      if (rc < 0) this.opts.log.error({ errno: -rc }, 'FUSE over io_uring: the queue threads did not start');
+    }
+    this.opts.log.info({ minor, passthrough: this.passthrough, uring: this.uring }, 'FUSE connection initialised');
     this.initDone();
+  }
+
+  /**
+   * FUSE over io_uring when the kernel offers it (Linux >= 6.14 with the fuse module's
+   * enable_uring on) and it is not turned off: a ring per CPU, set up before INIT is answered
+   * (the kernel holds every request from then until all queues are registered). See docs/fuse.md.
+   */
+  private prepareUring(kflags2: number): boolean {
+    if (this.opts.uring === false || (kflags2 & INIT2.OVER_IO_URING) === 0 || !this.session || !this.addon.uringPrepare) return false;
+    const rc = this.addon.uringPrepare(this.session);
+    if (rc < 0) this.opts.log.warn({ errno: -rc }, 'FUSE over io_uring could not be set up; requests go through /dev/fuse');
+    return rc > 0;
   }
 
   /** Drops the kernel's cached attributes and pages of a node (no-op when the kernel has none). */

@@ -73,7 +73,7 @@ export const INIT = {
 
 export const FOPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_DIR: 8, PASSTHROUGH: 128 } as const;
 /** flags2 bits of INIT (7.36+), i.e. the 64-bit flags shifted right by 32. */
-export const INIT2 = { PASSTHROUGH: 1 << 5 } as const;
+export const INIT2 = { PASSTHROUGH: 1 << 5, OVER_IO_URING: 1 << 9 } as const;
 
 /** SETATTR valid bits. */
 export const FATTR = {

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "native-meta.h"
+#include "fuse-uring.h"
 
 #define LINKED_INO_BASE (1ull << 50)
 #define ATTR_BLKSIZE (128 * 1024)
@@ -24,10 +25,8 @@
 /* What SETATTR may change here; anything else (size above all) goes to JS. */
 #define META_OK (FATTR_MODE | FATTR_UID | FATTR_GID | META_TIMES | FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)
 
-static void send(const struct meta_io *io, const struct iovec *iov, int cnt) {
-  while (writev(io->devfd, iov, cnt) < 0 && errno == EINTR) {
-  }
-}
+/* Through /dev/fuse, or into the ring entry of the request (fuse-uring.c). */
+static void send(const struct meta_io *io, const struct iovec *iov, int cnt) { vdfs_send_reply(io->devfd, iov, cnt); }
 
 static void reply_status(const struct meta_io *io, uint64_t unique, int err) {
   struct fuse_out_header out = {.len = sizeof out, .error = -err, .unique = unique};

@@ -28,6 +28,7 @@
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
+#include "fuse-uring.h"
 
 #include <sys/ioctl.h>
 
@@ -75,6 +76,8 @@ struct session {
   struct block_registry breg;
   /* SETATTR, GETATTR and FLUSH of local files open for writing (native-meta.c). */
   struct meta_io meta;
+  /* FUSE over io_uring (fuse-uring.c): NULL when the kernel does not offer it or it could not be set up. */
+  struct fuse_uring *uring;
   /* notifications */
   pthread_mutex_t nmu;
   pthread_cond_t ncv;
@@ -108,7 +111,7 @@ static int write_all(int fd, const struct iovec *iov, int cnt) {
 static void reply_error(struct session *s, uint64_t unique, int err) {
   struct fuse_out_header out = {.len = sizeof out, .error = -err, .unique = unique};
   struct iovec iov = {.iov_base = &out, .iov_len = sizeof out};
-  write_all(s->fd, &iov, 1);
+  vdfs_send_reply(s->fd, &iov, 1);
 }
 
 /*
@@ -134,7 +137,7 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
     out.len = sizeof out + (uint32_t)got;
   }
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = out_buf, .iov_len = (size_t)got}};
-  write_all(s->fd, iov, got > 0 ? 2 : 1);
+  vdfs_send_reply(s->fd, iov, got > 0 ? 2 : 1);
   atomic_fetch_add(&s->native_reads, 1);
   return 1;
 }
@@ -163,7 +166,7 @@ static int try_native_lseek(struct session *s, struct fuse_in_header *h) {
   struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_lseek_out), .unique = h->unique};
   struct fuse_lseek_out lo = {.offset = (uint64_t)res};
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &lo, .iov_len = sizeof lo}};
-  write_all(s->fd, iov, 2);
+  vdfs_send_reply(s->fd, iov, 2);
   return 1;
 }
 
@@ -211,7 +214,7 @@ static int try_native_write(struct session *s, struct fuse_in_header *h, size_t 
   struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_write_out), .unique = h->unique};
   struct fuse_write_out wo = {.size = (uint32_t)done};
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &wo, .iov_len = sizeof wo}};
-  write_all(s->fd, iov, 2);
+  vdfs_send_reply(s->fd, iov, 2);
   atomic_fetch_add(&s->native_writes, 1);
   return 1;
 }
@@ -277,6 +280,18 @@ static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n
   /* A change by path after close (RELEASE is asynchronous) must not be noted to a handle JS is about to drop. */
   if (h->opcode == FUSE_RELEASE && n >= sizeof *h + sizeof(struct fuse_release_in)) registry_drop_meta(&s->reg, ((struct fuse_release_in *)(h + 1))->fh);
   return 0;
+}
+
+/* A request taken off a ring (fuse-uring.c), on the thread of its CPU's queue: answered natively or handed to JS. */
+static void ring_request(void *arg, char *req, size_t len, char *out_buf) {
+  struct session *s = arg;
+  struct fuse_in_header *h = (struct fuse_in_header *)req;
+  count_op(s->op_seen, h->opcode);
+  if (answer_natively(s, h, len, out_buf)) {
+    count_op(s->op_native, h->opcode);
+    return;
+  }
+  hand_to_js(s, req, len);
 }
 
 static void *reader_main(void *arg) {
@@ -460,6 +475,8 @@ static napi_value js_reply(napi_env env, napi_callback_info info) {
   size_t len;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
   if (s->stopped) return make_int(env, -EBADF);
+  /* A reply to a request that came through a ring is committed through that ring's entry. */
+  if (s->uring && uring_reply(s->uring, data, len)) return make_int(env, 0);
   struct iovec iov = {.iov_base = data, .iov_len = len};
   return make_int(env, write_all(s->fd, &iov, 1));
 }
@@ -652,6 +669,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
   napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
   napi_set_named_property(env, o, "leadReads", make_int(env, (int64_t)atomic_load(&s->lead_reads)));
+  napi_set_named_property(env, o, "ringQueues", make_int(env, uring_queues(s->uring)));
+  napi_set_named_property(env, o, "ringRequests", make_int(env, (int64_t)uring_requests(s->uring)));
   napi_value seen, native;
   napi_create_array_with_length(env, OP_SLOTS, &seen);
   napi_create_array_with_length(env, OP_SLOTS, &native);
@@ -678,6 +697,8 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   ssize_t ignored = write(s->efd, &one, sizeof one);
   (void)ignored;
   for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
+  uring_stop(s->uring);
+  s->uring = NULL;
   pthread_mutex_lock(&s->nmu);
   s->nstop = 1;
   pthread_cond_signal(&s->ncv);
@@ -690,6 +711,32 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   close(s->efd);
   /* The session struct is kept (a few KiB): the detached notification thread may still read it. */
   return NULL;
+}
+
+/*
+ * uringPrepare(session) -> number of queues, or -errno: sets up FUSE over io_uring (one ring per
+ * possible CPU) before INIT is answered with FUSE_OVER_IO_URING; uringStart(session) after that
+ * reply registers the entries. See fuse-uring.c.
+ */
+static napi_value js_uring_prepare(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  if (s->stopped) return make_int(env, -EBADF);
+  if (s->uring) return make_int(env, uring_queues(s->uring));
+  int err = 0;
+  s->uring = uring_prepare(s->fd, ring_request, s, &err);
+  return make_int(env, s->uring ? uring_queues(s->uring) : -err);
+}
+
+static napi_value js_uring_start(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  if (s->stopped || !s->uring) return make_int(env, -EBADF);
+  return make_int(env, uring_run(s->uring));
 }
 
 /* trimMemory(): gives the allocator's free pages back to the system (after a burst; see FuseServer). */
@@ -722,6 +769,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
   EXPORT("trimMemory", js_trim_memory);
+  EXPORT("uringPrepare", js_uring_prepare);
+  EXPORT("uringStart", js_uring_start);
   posix_calls_export(env, exports);
   return exports;
 }
