@@ -76,6 +76,7 @@ struct uring_ent {
   uint64_t commit_id;
   uint64_t js_unique; /* the request JS holds this entry for; 0 when none (under q->mu) */
   int replied;        /* answered on the queue thread (vdfs_send_reply) */
+  int registered;     /* the kernel has taken its REGISTER */
   struct uring_ent *next;
 };
 
@@ -304,8 +305,15 @@ static void *queue_main(void *arg) {
         continue;
       }
       struct uring_ent *e = (struct uring_ent *)(uintptr_t)tag;
-      /* < 0: the connection ended (-ENOTCONN), or the entry was cancelled; it is not used again. */
-      if (res == 0) serve(q, e);
+      if (res == 0) {
+        e->registered = 1;
+        serve(q, e);
+      } else if (res == -EAGAIN && !e->registered && !atomic_load(&u->stopping)) {
+        /* The kernel had not processed INIT's reply yet: a queue left unregistered would hold every request, so try again. */
+        usleep(1000);
+        prep_cmd(q, e, CMD_REGISTER);
+      }
+      /* Other errors: the connection ended (-ENOTCONN), or the entry was cancelled; it is not used again. */
     }
     take_commits(q);
   }
