@@ -68,13 +68,18 @@ t.test('with fuse.enable_uring on, requests come through one io_uring queue per 
   // Random reads from each CPU in turn: each CPU's requests go to its own queue, answered there by pread.
   const offsets = Array.from({ length: 64 }, () => Math.floor(Math.random() * (data.length / 4096)) * 4096);
   const want = Buffer.concat(offsets.map((o) => data.subarray(o, o + 4096)));
+  const onCpu = (s: FuseStats, cpu: number) => (s as unknown as Record<string, number>)[`ring.cpu${cpu}`] ?? 0;
   for (let cpu = 0; cpu < cpus; cpu++) {
+    const before = fuseStats(mnt);
     const r = spawnSync('taskset', ['-c', String(cpu), 'python3', '-c', DIRECT_READER, join(mnt, 'l', 'r.bin'), offsets.join(','), join(src, 'r.bin')], {
       maxBuffer: 1 << 24,
       timeout: 30_000,
     });
     t.equal(r.status, 0, r.stderr?.toString());
     t.ok(r.stdout.equals(want), `byte-exact, read from CPU ${cpu}`);
+    // The kernel queues a request on the ring of the CPU its caller runs on.
+    const after = fuseStats(mnt);
+    t.ok(onCpu(after, cpu) - onCpu(before, cpu) >= offsets.length, `read from CPU ${cpu}: served by queue ${cpu} (${onCpu(after, cpu) - onCpu(before, cpu)} requests)`);
   }
   const s1 = fuseStats(mnt);
   t.ok(s1.ringRequests - s0.ringRequests >= offsets.length * cpus, `the reads came through the rings (${s1.ringRequests - s0.ringRequests} ring requests)`);

@@ -54,8 +54,9 @@ const OP_NAMES = new Map<number, string>(Object.entries(OP).map(([k, v]) => [v, 
 
 /** The addon's counters as flat diagnostics: `op.lookup` requests seen, `native.getxattr` of them answered in the addon. */
 function flatStats(st: ReturnType<NativeFuse['stats']>): Record<string, number> {
-  const { opsSeen, opsNative, ...rest } = st;
+  const { opsSeen, opsNative, ringQueueRequests, ...rest } = st;
   const out: Record<string, number> = { ...rest };
+  ringQueueRequests?.forEach((n, cpu) => (out[`ring.cpu${cpu}`] = n));
   opsSeen.forEach((n, op) => {
     if (n > 0) out[`op.${OP_NAMES.get(op) ?? op}`] = n;
   });

@@ -95,6 +95,7 @@ struct uring_queue {
   pthread_mutex_t mu;
   struct uring_ent *commits; /* replied from other threads, to be committed by this thread */
   struct u_req_header *hdrs;
+  atomic_ullong requests;
   struct uring_ent ents[ENTS_PER_QUEUE];
 };
 
@@ -237,6 +238,7 @@ static void serve(struct uring_queue *q, struct uring_ent *e) {
   uint32_t psz = e->hdr->ent.payload_sz;
   e->commit_id = e->hdr->ent.commit_id;
   atomic_fetch_add_explicit(&q->u->requests, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&q->requests, 1, memory_order_relaxed);
   if (ih.len < sizeof ih || psz > PAYLOAD_MAX || ih.len - sizeof ih < psz || ih.len - sizeof ih - psz > sizeof e->hdr->op_in) {
     struct fuse_out_header oh = {.len = sizeof oh, .error = -EIO, .unique = ih.unique};
     struct iovec iov = {.iov_base = &oh, .iov_len = sizeof oh};
@@ -451,3 +453,7 @@ void uring_stop(struct fuse_uring *u) {
 uint64_t uring_requests(const struct fuse_uring *u) { return u ? atomic_load(&((struct fuse_uring *)u)->requests) : 0; }
 
 int uring_queues(const struct fuse_uring *u) { return u ? u->nq : 0; }
+
+uint64_t uring_queue_requests(const struct fuse_uring *u, int qid) {
+  return u && qid >= 0 && qid < u->nq ? atomic_load(&u->qs[qid].requests) : 0;
+}

@@ -37,6 +37,8 @@ void uring_stop(struct fuse_uring *u);
 /* Requests taken off the rings, and queues registered. */
 uint64_t uring_requests(const struct fuse_uring *u);
 int uring_queues(const struct fuse_uring *u);
+/* Requests taken off queue `qid` (the ring of CPU qid). */
+uint64_t uring_queue_requests(const struct fuse_uring *u, int qid);
 
 /*
  * Writes a reply: into the ring entry this thread is handling when it is a queue thread in the

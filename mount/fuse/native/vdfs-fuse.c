@@ -671,6 +671,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "leadReads", make_int(env, (int64_t)atomic_load(&s->lead_reads)));
   napi_set_named_property(env, o, "ringQueues", make_int(env, uring_queues(s->uring)));
   napi_set_named_property(env, o, "ringRequests", make_int(env, (int64_t)uring_requests(s->uring)));
+  napi_value per_queue;
+  int nq = uring_queues(s->uring);
+  napi_create_array_with_length(env, (size_t)nq, &per_queue);
+  for (int i = 0; i < nq; i++) napi_set_element(env, per_queue, (uint32_t)i, make_int(env, (int64_t)uring_queue_requests(s->uring, i)));
+  napi_set_named_property(env, o, "ringQueueRequests", per_queue);
   napi_value seen, native;
   napi_create_array_with_length(env, OP_SLOTS, &seen);
   napi_create_array_with_length(env, OP_SLOTS, &native);
