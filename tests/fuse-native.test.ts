@@ -133,47 +133,44 @@ os.close(fd)
 sys.stdout.buffer.write(out)
 `;
 
-t.test(
-  'over /dev/fuse (--no-fuse-uring), 4 KiB direct reads of a local file are byte-exact whether the page cache holds the backing file (answered by the waiting reader) or not',
-  async (t) => {
-    const dir = tempDir(t);
-    const home = join(dir, 'home');
-    const src = join(dir, 'src');
-    const mnt = join(dir, 'mnt');
-    mkdirSync(src);
-    const data = randomBytes(8 * 1024 * 1024);
-    writeFileSync(join(src, 'r.bin'), data);
-    vdfsOk(home, ['init']);
-    vdfsOk(home, ['location', 'add', 'l', src]);
-    vdfsOk(home, ['scan']);
-    // The waiting reader is the /dev/fuse path: the fallback when the kernel offers no FUSE over io_uring.
-    const m = await startMount(home, mnt, ['--no-fuse-uring']);
-    t.teardown(() => m.stop());
-    t.equal(fuseStats(mnt).ringQueues, 0, 'no io_uring queues with --no-fuse-uring');
-    const offsets = Array.from({ length: 64 }, () => Math.floor(Math.random() * (data.length / 4096)) * 4096);
-    const want = Buffer.concat(offsets.map((o) => data.subarray(o, o + 4096)));
-    const readAll = (hold: string[]) => {
-      const r = spawnSync('python3', ['-c', DIRECT_READER, join(mnt, 'l', 'r.bin'), offsets.join(','), ...hold], { maxBuffer: 1 << 24, timeout: 30_000 });
-      t.equal(r.status, 0, r.stderr?.toString());
-      return r.stdout;
-    };
-    // Warm: the reader holds the backing file mapped, so its pages are in the page cache.
-    const s0 = fuseStats(mnt);
-    t.ok(readAll([join(src, 'r.bin')]).equals(want), 'byte-exact, backing file cached');
-    const s1 = fuseStats(mnt);
-    t.ok(s1.nativeReads - s0.nativeReads >= offsets.length, `every read answered natively (${s1.nativeReads - s0.nativeReads})`);
-    t.ok(s1.leadReads - s0.leadReads >= offsets.length / 2, `reads answered by the waiting reader from the page cache (${s1.leadReads - s0.leadReads})`);
-    // Cold: dropped from the page cache, so the first RWF_NOWAIT pread says EAGAIN and the read takes the blocking path.
-    t.equal(sh('sync', [join(src, 'r.bin')]).code, 0);
-    t.equal(sh('dd', [`if=${join(src, 'r.bin')}`, 'iflag=nocache', 'count=0', 'status=none']).code, 0);
-    t.equal(sh('fincore', ['-b', '-n', '-o', 'RES', join(src, 'r.bin')]).stdout.trim(), '0', 'the backing file is out of the page cache');
-    t.ok(readAll([]).equals(want), 'byte-exact, backing file not cached');
-    const s2 = fuseStats(mnt);
-    const blocking = s2.nativeReads - s1.nativeReads - (s2.leadReads - s1.leadReads);
-    t.ok(s2.nativeReads - s1.nativeReads >= offsets.length, `every read answered natively (${s2.nativeReads - s1.nativeReads})`);
-    t.ok(blocking >= 1, `reads the page cache did not hold were handed over and read blocking (${blocking})`);
-  },
-);
+t.test('4 KiB direct reads of a local file are byte-exact whether the page cache holds the backing file (answered by the waiting reader) or not', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  const data = randomBytes(8 * 1024 * 1024);
+  writeFileSync(join(src, 'r.bin'), data);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'l', src]);
+  vdfsOk(home, ['scan']);
+  // The waiting reader is the /dev/fuse path: the fallback when the kernel offers no FUSE over io_uring.
+  const m = await startMount(home, mnt, ['--no-fuse-uring']);
+  t.teardown(() => m.stop());
+  t.equal(fuseStats(mnt).ringQueues, 0, 'no io_uring queues with --no-fuse-uring');
+  const offsets = Array.from({ length: 64 }, () => Math.floor(Math.random() * (data.length / 4096)) * 4096);
+  const want = Buffer.concat(offsets.map((o) => data.subarray(o, o + 4096)));
+  const readAll = (hold: string[]) => {
+    const r = spawnSync('python3', ['-c', DIRECT_READER, join(mnt, 'l', 'r.bin'), offsets.join(','), ...hold], { maxBuffer: 1 << 24, timeout: 30_000 });
+    t.equal(r.status, 0, r.stderr?.toString());
+    return r.stdout;
+  };
+  // Warm: the reader holds the backing file mapped, so its pages are in the page cache.
+  const s0 = fuseStats(mnt);
+  t.ok(readAll([join(src, 'r.bin')]).equals(want), 'byte-exact, backing file cached');
+  const s1 = fuseStats(mnt);
+  t.ok(s1.nativeReads - s0.nativeReads >= offsets.length, `every read answered natively (${s1.nativeReads - s0.nativeReads})`);
+  t.ok(s1.leadReads - s0.leadReads >= offsets.length / 2, `reads answered by the waiting reader from the page cache (${s1.leadReads - s0.leadReads})`);
+  // Cold: dropped from the page cache, so the first RWF_NOWAIT pread says EAGAIN and the read takes the blocking path.
+  t.equal(sh('sync', [join(src, 'r.bin')]).code, 0);
+  t.equal(sh('dd', [`if=${join(src, 'r.bin')}`, 'iflag=nocache', 'count=0', 'status=none']).code, 0);
+  t.equal(sh('fincore', ['-b', '-n', '-o', 'RES', join(src, 'r.bin')]).stdout.trim(), '0', 'the backing file is out of the page cache');
+  t.ok(readAll([]).equals(want), 'byte-exact, backing file not cached');
+  const s2 = fuseStats(mnt);
+  const blocking = s2.nativeReads - s1.nativeReads - (s2.leadReads - s1.leadReads);
+  t.ok(s2.nativeReads - s1.nativeReads >= offsets.length, `every read answered natively (${s2.nativeReads - s1.nativeReads})`);
+  t.ok(blocking >= 1, `reads the page cache did not hold were handed over and read blocking (${blocking})`);
+});
 
 t.test('compat smoke: the fuse-native backend still reads, writes, lists and renames', async (t) => {
   const prev = process.env.VDFS_TEST_FUSE_BACKEND;
