@@ -17,6 +17,7 @@ void registry_init(struct fd_registry *r) {
   pthread_rwlock_init(&r->lock, NULL);
   for (int i = 0; i < REGISTRY_BUCKETS; i++) r->buckets[i] = NULL;
   r->node_writers = 0;
+  atomic_init(&r->wb_busy, 0);
 }
 
 void registry_destroy(struct fd_registry *r) {
@@ -250,10 +251,14 @@ int registry_plan_write_behind(struct fd_registry *r, uint64_t fh, uint64_t offs
       break;
     }
     uint64_t from = atomic_load_explicit(&n->wb_from, memory_order_relaxed);
-    if (end > from && end - from >= WRITE_BEHIND_WINDOW && atomic_compare_exchange_strong(&n->wb_from, &from, end)) {
-      *from_out = from;
-      *len_out = end - from;
-      due = 1;
+    if (end > from && end - from >= WRITE_BEHIND_WINDOW && !atomic_exchange(&r->wb_busy, 1)) {
+      if (atomic_compare_exchange_strong(&n->wb_from, &from, end)) {
+        *from_out = from;
+        *len_out = end - from;
+        due = 1;
+      } else {
+        atomic_store(&r->wb_busy, 0);
+      }
     }
     break;
   }
@@ -271,4 +276,5 @@ void registry_write_behind(struct fd_registry *r, uint64_t fh, uint64_t from, ui
     }
   }
   pthread_rwlock_unlock(&r->lock);
+  atomic_store(&r->wb_busy, 0);
 }

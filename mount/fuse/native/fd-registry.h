@@ -25,6 +25,8 @@ struct fd_registry {
   struct reg_node *buckets[REGISTRY_BUCKETS];
   /* Entries with a nodeid: lookups by node are skipped while there are none. */
   int node_writers;
+  /* A reader thread is in sync_file_range (registry_write_behind): one at a time, so a slow disk holds up one reader, not all. */
+  atomic_int wb_busy;
 };
 
 /* What a handle is in the registry (registry_kind). */
@@ -81,7 +83,9 @@ int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t
  * Called for a native write of [offset, offset + size) of fh before it is answered (so that the
  * writer's next write, which another reader may take, comes after): 1 with the range to hand to
  * writeback when the write continues the handle's sequential run and the run holds
- * WRITE_BEHIND_WINDOW bytes not yet handed over; 0 otherwise (a write elsewhere starts a new run).
+ * WRITE_BEHIND_WINDOW bytes not yet handed over, and no other thread is handing bytes over (their
+ * turn comes with a later write); 0 otherwise (a write elsewhere starts a new run). After 1, the
+ * caller must call registry_write_behind.
  */
 int registry_plan_write_behind(struct fd_registry *r, uint64_t fh, uint64_t offset, size_t size, uint64_t *from, uint64_t *len);
 /*
