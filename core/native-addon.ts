@@ -43,9 +43,18 @@ export interface NativeFuse {
   setRef(s: NativeSession, ref: boolean): void;
   /**
    * Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively;
-   * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md).
+   * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md);
+   * `writeBehinds`: times a sequential run of native writes was handed to writeback early (absent from older builds).
    */
-  stats(s: NativeSession): { nativeReads: number; nativeWrites: number; jsRequests: number; leadReads: number; opsSeen: number[]; opsNative: number[] };
+  stats(s: NativeSession): {
+    nativeReads: number;
+    nativeWrites: number;
+    jsRequests: number;
+    leadReads: number;
+    writeBehinds?: number;
+    opsSeen: number[];
+    opsNative: number[];
+  };
   /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
   trimMemory(): number;
   /**
