@@ -183,6 +183,36 @@ t.test('past the ramp one request streams many blocks (a run), paced by the read
   t.ok(cached < blocks - 8, 'the stream stopped well before the end of the object');
 });
 
+t.test('a READ arriving just after the next one (the kernel sends them out of order now and then) is served from the blocks the handle holds', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.teardown(() => r.close());
+  watch(proxy, seen);
+  seen.length = 0;
+  // 1 MiB READs as the kernel sends them (dd bs=1M): 0..5 in order, then 7 before 6, then the rest.
+  const order = [0, 1, 2, 3, 4, 5, 7, 6, ...Array.from({ length: 5 }, (_, k) => 8 + k)];
+  const got: Buffer[] = [];
+  let hits = -1;
+  for (const i of order) {
+    const before = cache.stats().hits;
+    got[i] = Buffer.from(await r.read(i * MiB, MiB));
+    if (i === 6) hits = cache.stats().hits - before;
+  }
+  const [a, b] = sameAsB3sum(dir, Buffer.concat(got), 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  t.equal(hits, 0, 'block 6, read after 7, came from the blocks the handle holds, not from the cache');
+  const covering = seen.filter((s) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(s)!;
+    return Number(m[1]) <= 6 * MiB && 6 * MiB <= Number(m[2]);
+  });
+  t.equal(covering.length, 1, 'block 6 was fetched once (in its stream), not again', { seen });
+});
+
 t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a corrupt byte mid-window is refetched from the other replica', async (t) => {
   const dir = origIn(t);
   const a = await provider();

@@ -5,6 +5,8 @@ import type { BlockRun } from './block-run';
 interface Held {
   p: Promise<Buffer>;
   buf?: Buffer;
+  /** Kept behind the reader (BEHIND): not charged to readAheadBudget any more. */
+  behind?: boolean;
 }
 
 /** Read-ahead windows ramp 1, 2, 4, 8 blocks while reads stay sequential. */
@@ -17,8 +19,14 @@ const MAX_WINDOW_BLOCKS = 8;
 const RUN_BLOCKS = 64;
 /** A read this small at a place the reader was not expected is served by a ranged read of just its bytes, when allowed. */
 export const SMALL_READ = 128 * 1024;
-/** Blocks held for this handle (streamed ahead, not yet read past): at most two windows and the reader's own. */
-const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
+/**
+ * Blocks kept just behind the reader: the kernel sends the READs of one stream out of order now
+ * and then (two FUSE reader threads: 80 MiB, then 79). Block 79, dropped when 80 was read while
+ * it was still on its way in the stream, was fetched again by a request of its own (30–65 ms).
+ */
+const BEHIND = 2;
+/** Blocks held for this handle (streamed ahead, not yet read past): at most two windows, the reader's own and BEHIND. */
+const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2 + BEHIND;
 
 /**
  * One budget for the blocks every handle holds ahead of its reader (streamed or loaded, not
@@ -235,7 +243,7 @@ export abstract class BlockReader {
     );
     const old = this.pending.get(i);
     if (old) release(old);
-    else this.charge(this.blockSize);
+    if (!old || old.behind) this.charge(this.blockSize);
     this.pending.set(i, h);
   }
 
@@ -243,7 +251,7 @@ export abstract class BlockReader {
     const h = this.pending.get(i);
     if (!h) return;
     this.pending.delete(i);
-    this.charge(-this.blockSize);
+    if (!h.behind) this.charge(-this.blockSize);
     release(h);
   }
 
@@ -252,9 +260,18 @@ export abstract class BlockReader {
     readAheadBudget.used += n;
   }
 
-  /** Forgets blocks the reader has moved past, and the oldest when too many are held. */
+  /**
+   * Forgets blocks the reader has moved past but the last BEHIND (kept for a late READ, and no
+   * longer counted as read-ahead), and the oldest when too many are held.
+   */
   private prune(first: number): void {
-    for (const i of this.pending.keys()) if (i < first) this.drop(i);
+    for (const [i, h] of this.pending) {
+      if (i < first - BEHIND) this.drop(i);
+      else if (i < first && !h.behind) {
+        h.behind = true;
+        this.charge(-this.blockSize);
+      }
+    }
     while (this.pending.size > MAX_PENDING) this.drop(Math.min(...this.pending.keys()));
   }
 
