@@ -242,6 +242,25 @@ t.test('a READ arriving just after the next one (the kernel sends them out of or
   t.equal(covering.length, 1, 'block 6 was fetched once (in its stream), not again', { seen });
 });
 
+t.test('a READ arriving before the one expected (2 MiB before 1 MiB) streams the block it skipped with the rest, not on its own', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.teardown(() => r.close());
+  watch(proxy, seen);
+  seen.length = 0;
+  const blocks = Math.ceil(data.length / MiB);
+  const got: Buffer[] = [];
+  for (const i of [0, 2, 1, ...Array.from({ length: blocks - 3 }, (_, k) => 3 + k)]) got[i] = Buffer.from(await r.read(i * MiB, MiB));
+  const [a, b] = sameAsB3sum(dir, Buffer.concat(got), 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  t.same(seen, [`bytes=0-${MiB - 1}`, `bytes=${MiB}-${data.length - 1}`], 'block 0, then one request from block 1 to the end', { seen });
+});
+
 t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a corrupt byte mid-window is refetched from the other replica', async (t) => {
   const dir = origIn(t);
   const a = await provider();

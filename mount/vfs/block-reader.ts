@@ -149,6 +149,9 @@ export abstract class BlockReader {
     // threads: 45 MiB, 44, 46): a read near the last one while a window streams does not break
     // the pattern, nor move the expected offset back (the ramp used to restart at 1 block).
     const near = this.window > 0 && Math.abs(offset - this.nextOffset) <= 4 * bs;
+    // A READ ahead of the expected one (2 MiB arriving before 1 MiB): the blocks it skipped are
+    // read next, so they are planned with it (block 1 used to be fetched alone, 130–300 ms).
+    const from = near ? Math.min(first, Math.floor(this.nextOffset / bs)) : first;
     const sequential = offset === this.nextOffset || near;
     this.nextOffset = near ? Math.max(this.nextOffset, end) : end;
     if (!sequential) {
@@ -171,7 +174,7 @@ export abstract class BlockReader {
     }
     // A first read of the head larger than a small read (dd bs=1M, the kernel's read-ahead) is
     // the start of a stream: its window starts now, not one read later.
-    if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(first, last);
+    if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(from, last);
     const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
     this.prune(first);
     return { parts: blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs))), blocks };
