@@ -44,6 +44,7 @@ export interface NativeFuse {
   /**
    * Counters; `opsSeen`/`opsNative`: requests by opcode (index) read from the device, and those answered natively;
    * `leadReads`: READs answered by the reader waiting on the device without handing the device over (docs/fuse.md);
+   * `writeBehinds`: times a sequential run of native writes was handed to writeback early (absent from older builds);
    * `opsSeen` counts requests from the rings too.
    */
   stats(s: NativeSession): {
@@ -51,6 +52,7 @@ export interface NativeFuse {
     nativeWrites: number;
     jsRequests: number;
     leadReads: number;
+    writeBehinds?: number;
     /** Queues (CPUs) of FUSE over io_uring, 0 when not in use; requests taken off them (all but INIT, FORGET, INTERRUPT). */
     ringQueues?: number;
     ringRequests?: number;

@@ -145,6 +145,54 @@ t.test('changes on the disk reach the kernel caches at once (invalidation), neve
   );
 });
 
+t.test('a name whose object changes type on the disk shows the new one, never EIO', async (t) => {
+  const { mnt, src } = await mountWithOracle(t, 'l');
+  mkdirSync(join(src, 'd'));
+  writeFileSync(join(src, 'd', 'in.txt'), 'in\n');
+  writeFileSync(join(src, 'other.txt'), 'other\n');
+  const d = join(mnt, 'l', 'd');
+  t.ok(await until(() => sh('cat', [join(d, 'in.txt')]).stdout === 'in\n', 15_000), 'the folder and its file are seen');
+  t.equal(sh('stat', ['-c', '%F', d]).stdout.trim(), 'directory', 'the kernel holds d as a folder');
+  // A shell standing in d/ holds the old inode the whole time.
+  const holder = spawn('sh', ['-c', 'read x; ls; stat -c %F .'], { cwd: d, stdio: ['pipe', 'pipe', 'pipe'] });
+  const held = { out: '', err: '' };
+  holder.stdout.on('data', (b: Buffer) => (held.out += b.toString()));
+  holder.stderr.on('data', (b: Buffer) => (held.err += b.toString()));
+  const heldDone = new Promise<void>((resolve) => holder.on('close', () => resolve()));
+  sh('rm', ['-r', join(src, 'd')]);
+  writeFileSync(join(src, 'd'), 'now a file\n');
+  const st = () => sh('stat', ['-c', '%F', d]);
+  t.ok(await until(() => st().stdout.trim() === 'regular file', 5000), `d shows as a file before the entry timeout (${st().stdout.trim()} ${st().stderr.trim()})`);
+  t.equal(sh('cat', [d]).stdout, 'now a file\n', 'with its bytes');
+  sh('rm', [join(src, 'd')]);
+  sh('ln', ['-s', 'other.txt', join(src, 'd')]);
+  t.ok(await until(() => st().stdout.trim() === 'symbolic link', 5000), `then as a link (${st().stdout.trim()} ${st().stderr.trim()})`);
+  t.equal(sh('cat', [d]).stdout, 'other\n', 'followed by the kernel');
+  holder.stdin.end('\n');
+  await heldDone;
+  t.notMatch(held.err, /Input\/output error/, `the shell standing in the old folder gets no EIO (${held.err.trim()})`);
+  t.notMatch(held.out, /in\.txt/, 'nor a listing of the folder that is gone');
+});
+
+t.test('fstat of a file unlinked while open answers its own attributes after the name was reused', async (t) => {
+  const { mnt } = await mountWithOracle(t, 'l');
+  const f = join(mnt, 'l', 'f.txt');
+  // Opened, unlinked, the name reused by a bigger file, then fstat on the open descriptor (python's os.fstat).
+  const py = `
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
+os.write(fd, b'12345')
+os.unlink(p)
+with open(p, 'wb') as g: g.write(b'x' * 1000)
+st = os.fstat(fd)
+print(st.st_size, st.st_nlink, oct(st.st_mode & 0o777))
+`;
+  const r = sh('python3', ['-c', py, f]);
+  t.equal(r.stdout.trim(), '5 0 0o600', `the unlinked file, not the new one (${r.stderr})`);
+  t.equal(sh('stat', ['-c', '%s', f]).stdout.trim(), '1000', 'the name shows the new file');
+});
+
 t.test('a change in a bucket reaches the kernel caches with the next poll', async (t) => {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());

@@ -183,6 +183,84 @@ t.test('past the ramp one request streams many blocks (a run), paced by the read
   t.ok(cached < blocks - 8, 'the stream stopped well before the end of the object');
 });
 
+t.test('a sequential reader streams from ONE request from its second read on, and the next run is requested before the reader gets there', async (t) => {
+  const dir = origIn(t);
+  const big = randomBytes(70 * MiB + 5);
+  await s3.put('run.bin', big);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 128 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('run.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'run.bin', version: st.version, size: st.size, label: '/s3/run.bin' }, MiB);
+  t.teardown(() => r.close());
+  watch(proxy, seen);
+  seen.length = 0;
+  const starts = () => seen.map((s) => Number(/bytes=(\d+)-/.exec(s)![1]));
+  const got: Buffer[] = [];
+  // 1 MiB reads, as dd bs=1M through the mount; stop 24 blocks before the end of the first run (block 64)
+  for (let i = 0; i < 40; i++) got.push(Buffer.from(await r.read(i * MiB, MiB)));
+  t.same(starts().slice(0, 2), [0, MiB], 'block 0 alone, then from the second read one request', { seen });
+  t.match(seen[1], new RegExp(`^bytes=${MiB}-${65 * MiB - 1}$`), 'the second request asks for a whole run (64 blocks), not a window of 2');
+  const deadline = Date.now() + 10_000;
+  while (!starts().includes(65 * MiB) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  t.same(starts(), [0, MiB, 65 * MiB], 'the next run was requested while the reader was still 25 blocks before it, and nothing else', { seen });
+  for (let i = 40; i * MiB < big.length; i++) got.push(Buffer.from(await r.read(i * MiB, MiB)));
+  writeFileSync(join(dir, 'run'), big);
+  writeFileSync(join(dir, 'got'), Buffer.concat(got));
+  t.equal(b3sum(join(dir, 'got')), b3sum(join(dir, 'run')), 'b3sum of the bytes read = b3sum of the object');
+  t.equal(seen.length, 3, `3 GETs for ${Math.ceil(big.length / MiB)} blocks`, { seen });
+});
+
+t.test('a READ arriving just after the next one (the kernel sends them out of order now and then) is served from the blocks the handle holds', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.teardown(() => r.close());
+  watch(proxy, seen);
+  seen.length = 0;
+  // 1 MiB READs as the kernel sends them (dd bs=1M): 0..5 in order, then 7 before 6, then the rest.
+  const order = [0, 1, 2, 3, 4, 5, 7, 6, ...Array.from({ length: 5 }, (_, k) => 8 + k)];
+  const got: Buffer[] = [];
+  let hits = -1;
+  for (const i of order) {
+    const before = cache.stats().hits;
+    got[i] = Buffer.from(await r.read(i * MiB, MiB));
+    if (i === 6) hits = cache.stats().hits - before;
+  }
+  const [a, b] = sameAsB3sum(dir, Buffer.concat(got), 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  t.equal(hits, 0, 'block 6, read after 7, came from the blocks the handle holds, not from the cache');
+  const covering = seen.filter((s) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(s)!;
+    return Number(m[1]) <= 6 * MiB && 6 * MiB <= Number(m[2]);
+  });
+  t.equal(covering.length, 1, 'block 6 was fetched once (in its stream), not again', { seen });
+});
+
+t.test('a READ arriving before the one expected (2 MiB before 1 MiB) streams the block it skipped with the rest, not on its own', async (t) => {
+  const dir = origIn(t);
+  const { p, proxy, seen } = await provider();
+  t.teardown(() => p.close());
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  t.teardown(() => r.close());
+  watch(proxy, seen);
+  seen.length = 0;
+  const blocks = Math.ceil(data.length / MiB);
+  const got: Buffer[] = [];
+  for (const i of [0, 2, 1, ...Array.from({ length: blocks - 3 }, (_, k) => 3 + k)]) got[i] = Buffer.from(await r.read(i * MiB, MiB));
+  const [a, b] = sameAsB3sum(dir, Buffer.concat(got), 'got');
+  t.equal(a, b, 'b3sum of the bytes read = b3sum of the object');
+  t.same(seen, [`bytes=0-${MiB - 1}`, `bytes=${MiB}-${data.length - 1}`], 'block 0, then one request from block 1 to the end', { seen });
+});
+
 t.test('hashed object: bytes exact, a 4 KiB random read is a 4 KiB request, a corrupt byte mid-window is refetched from the other replica', async (t) => {
   const dir = origIn(t);
   const a = await provider();

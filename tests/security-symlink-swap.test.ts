@@ -1,7 +1,7 @@
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
@@ -77,33 +77,52 @@ t.test('FUSE: reads and writes through a swapped-in symlink are refused', async 
   vdfsOk(home, ['scan']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
-  const f = join(mnt, 'loc', 'd', 'f.txt');
   const before = statSync(join(outside, 'f.txt'));
-  // The kernel now holds d/ as a directory of the mount (entry cache), and f.txt is not looked
-  // up yet: after the swap, every access to d/f.txt reaches the daemon, whose index still has d/.
-  t.ok(statSync(join(mnt, 'loc', 'd')).isDirectory());
+  // The attacker's shell stands in d/ (its working directory is the mount's node for d/) before
+  // the swap, and uses names relative to it: every access is a request to the daemon for that
+  // node, however soon the watcher learns of the swap. A path through the mount's root would,
+  // once the watcher has caught up, meet the mount's own symlink d -> outside, which the kernel
+  // follows on this machine with the caller's rights (as it would on the disk), without vdfs.
+  const attackers = ['at once', 'once the mount shows the link'].map((when, i) => ({ when, ...attackFrom(join(mnt, 'loc', 'd'), join(dir, `go${i}`)) }));
   swap(src, outside);
-  const r = sh(
-    'sh',
-    [
-      '-c',
-      `cat "$1"; echo pwned > "$2"; echo pwned >> "$1"; chmod 600 "$1"; touch -d 2001-01-01 "$1"; truncate -s 1 "$1"; mkdir "$3"; ln -s x "$4"; true`,
-      'sh',
-      f,
-      join(mnt, 'loc', 'd', 'evil'),
-      join(mnt, 'loc', 'd', 'evil-dir'),
-      join(mnt, 'loc', 'd', 'evil-link'),
-    ],
-    { timeoutMs: 20_000 },
-  );
-  t.notMatch(r.stdout, SECRET, 'nothing from outside was read');
-  t.match(r.stderr, /cat: .*f\.txt/, 'the read was refused');
-  t.same(readdirSync(outside), ['f.txt'], 'nothing was created outside the location');
-  const after = statSync(join(outside, 'f.txt'));
-  t.equal(readFileSync(join(outside, 'f.txt'), 'utf8'), SECRET, 'the outside file is untouched (no write, no truncate)');
-  t.equal(after.mode, before.mode, 'its mode is unchanged');
-  t.equal(after.mtimeMs, before.mtimeMs, 'its mtime is unchanged');
+  for (const a of attackers) {
+    if (a.when !== 'at once') await until(async () => lstatSync(join(mnt, 'loc', 'd')).isSymbolicLink(), 'the watcher to see the swap');
+    const r = await a.run();
+    t.notMatch(r.stdout, SECRET, `${a.when}: nothing from outside was read`);
+    t.match(r.stderr, /cat: f\.txt/, `${a.when}: the read was refused`);
+    t.same(readdirSync(outside), ['f.txt'], `${a.when}: nothing was created outside the location`);
+    const after = statSync(join(outside, 'f.txt'));
+    t.equal(readFileSync(join(outside, 'f.txt'), 'utf8'), SECRET, `${a.when}: the outside file is untouched (no write, no truncate)`);
+    t.equal(after.mode, before.mode, `${a.when}: its mode is unchanged`);
+    t.equal(after.mtimeMs, before.mtimeMs, `${a.when}: its mtime is unchanged`);
+  }
 });
+
+/**
+ * A shell standing in `cwd` (its working directory is taken now, before any swap) that, once
+ * `go` exists, tries to read, write, chmod, touch and truncate f.txt and create entries beside
+ * it, by names relative to its working directory: every access is a request to the daemon for
+ * that node. (A path through the mount's root would, once the watcher has caught up, meet the
+ * mount's own symlink d -> outside, which the kernel follows with the caller's rights, as on
+ * the disk, without vdfs.)
+ */
+function attackFrom(cwd: string, go: string): { run: () => Promise<{ stdout: string; stderr: string }> } {
+  const script = `while [ ! -e "$1" ]; do sleep 0.02; done; cat f.txt; echo pwned > evil; echo pwned >> f.txt; chmod 600 f.txt; touch -d 2001-01-01 f.txt; truncate -s 1 f.txt; mkdir evil-dir; ln -s x evil-link; true`;
+  const shell = spawn('sh', ['-c', script, 'sh', go], { cwd });
+  const out = { stdout: '', stderr: '' };
+  shell.stdout.on('data', (b: Buffer) => (out.stdout += b.toString()));
+  shell.stderr.on('data', (b: Buffer) => (out.stderr += b.toString()));
+  const ended = new Promise<void>((resolve) => shell.on('close', () => resolve()));
+  const killer = setTimeout(() => shell.kill('SIGKILL'), 60_000);
+  return {
+    run: async () => {
+      writeFileSync(go, '');
+      await ended;
+      clearTimeout(killer);
+      return out;
+    },
+  };
+}
 
 t.test('peer: a blob whose directory was swapped for a symlink is not served from outside', async (t) => {
   const dir = tempDir(t);

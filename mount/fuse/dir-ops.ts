@@ -47,7 +47,7 @@ export async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plu
     const need = direntSize(nameBuf.length) + (plus ? ENTRY_OUT : 0);
     if (at + need > out.length) break;
     if (plus) {
-      const node = ctx.inodes.lookup(dir, name, linkedIno(attr));
+      const node = ctx.inodes.lookup(dir, name, attr.type, linkedIno(attr));
       // Folders are few: the invalidator checks the ones it has attributes of against the index.
       if (attr.type === 'dir') node.last = attr;
       writeEntry(out, at, node.id, ctx.inodes.generation, attr, ctx.entryTtl, ctx.attrTtl);
@@ -68,6 +68,8 @@ export async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plu
  */
 export async function opendir(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
   const dir = ctx.inodes.get(h.nodeid);
+  // A folder removed (or replaced) while someone stands in it: its old path may name something else now.
+  if (dir.unlinked) throw new FsError('ENOENT', `${ctx.inodes.pathOf(dir)} was removed`);
   const a = await ctx.vfs.getattr(ctx.inodes.pathOf(dir)); // also notices a commit by another process (changeSeq)
   if (a.type !== 'dir') throw new FsError('ENOTDIR', `${ctx.inodes.pathOf(dir)} is not a directory`);
   const fh = ctx.nextDir++;

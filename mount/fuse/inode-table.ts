@@ -28,6 +28,8 @@ export interface FuseNode {
   aliases?: { parent: FuseNode; name: string }[];
   /** The attribute inode number of a hard-linked file: lookups of its other names find this node. */
   linkedIno?: number;
+  /** The file type the kernel was told: it holds an inode of that type for this id (see lookup). */
+  type?: Attr['type'];
 }
 
 export const ROOT_ID = 1;
@@ -79,12 +81,19 @@ export class InodeTable {
   }
 
   /**
-   * The child node (created when new) with one more kernel reference. `linkedIno` (the attribute
+   * The child node (created when new, or when the name's object is of another `type` now) with one
+   * more kernel reference. `linkedIno` (the attribute
    * inode of a file with several links): another name of a node already known becomes one more
    * name of that node, as the kernel has one inode for all of them.
    */
-  lookup(parent: FuseNode, name: string, linkedIno?: number): FuseNode {
+  lookup(parent: FuseNode, name: string, type: Attr['type'], linkedIno?: number): FuseNode {
     let n = parent.children?.get(name);
+    // Another object took the name (a folder replaced by a file or a link on the disk): it gets
+    // a new id. The kernel marks an inode whose id comes back with another type bad (EIO).
+    if (n && n.type !== undefined && n.type !== type) {
+      this.remove(parent, name);
+      n = parent.children?.get(name);
+    }
     if (!n && linkedIno !== undefined) {
       n = this.byLinkedIno.get(linkedIno);
       if (n) {
@@ -101,6 +110,7 @@ export class InodeTable {
       n.linkedIno = linkedIno;
       this.byLinkedIno.set(linkedIno, n);
     }
+    n.type = type;
     n.lookups++;
     return n;
   }

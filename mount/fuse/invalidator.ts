@@ -80,6 +80,15 @@ export class Invalidator {
         try {
           const a = await this.vfs.getattr(this.inodes.pathOf(node));
           if (a.etag !== last.etag || a.size !== last.size || a.mtimeMs !== last.mtimeMs || a.mode !== last.mode || a.type !== last.type) {
+            if (a.type !== last.type) {
+              // Another object took the name: the kernel looks it up again and gets a new node; this
+              // one keeps answering as what it was (a shell may stand in the old folder).
+              this.invalidations++;
+              this.kernel.invalidateEntry(node.parent.id, node.name);
+              this.kernel.invalidateNode(node.id);
+              this.inodes.remove(node.parent, node.name);
+              continue;
+            }
             node.last = a;
             node.openEtag = undefined;
             this.invalidations++;

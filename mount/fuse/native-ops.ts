@@ -55,12 +55,14 @@ export const HANDLERS: Record<number, Handler> = {
   },
   /* GETATTR */ 3: async (ctx, h, req) => {
     const node = ctx.inodes.get(h.nodeid);
-    try {
-      node.last = await ctx.vfs.getattr(ctx.inodes.pathOf(node));
-    } catch (err) {
-      // fstat of a file unlinked while open: the last attributes, with no links.
-      if (!(err instanceof FsError) || err.code !== 'ENOENT' || !node.unlinked || !node.last) throw err;
-      node.last = { ...node.last, nlink: 0 };
+    // fstat of a file unlinked while open: the last attributes, with no links (its old path may name another file by now).
+    if (node.unlinked && node.last) node.last = { ...node.last, nlink: 0 };
+    else {
+      const a = await ctx.vfs.getattr(ctx.inodes.pathOf(node));
+      // The path names another object now (a folder replaced by a link): this inode is stale. The
+      // kernel retries a path walk with a fresh LOOKUP on ESTALE, which gets a new node.
+      if (node.type !== undefined && a.type !== node.type) throw new FsError('ESTALE', `${ctx.inodes.pathOf(node)} is a ${a.type} now`);
+      node.last = a;
     }
     return attrReply(ctx, req, node.last);
   },
@@ -117,7 +119,7 @@ export const HANDLERS: Record<number, Handler> = {
     await ctx.vfs.link(ctx.inodes.pathOf(source), to);
     const a = await ctx.vfs.getattr(to);
     if (source.linkedIno === undefined && linkedIno(a) !== undefined) ctx.inodes.adoptLinked(source, a.ino);
-    const node = ctx.inodes.lookup(parent, name, linkedIno(a));
+    const node = ctx.inodes.lookup(parent, name, a.type, linkedIno(a));
     node.last = a;
     return entryReply(ctx, req, node, a);
   },

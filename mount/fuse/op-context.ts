@@ -71,7 +71,7 @@ export function empty(req: Buffer): Buffer {
 /** Looks a new name up after creating it, adding the kernel's reference. */
 export async function created(ctx: OpContext, req: Buffer, parent: FuseNode, name: string, extra = 0): Promise<[Buffer, FuseNode]> {
   const a = await ctx.vfs.getattr(ctx.inodes.childPath(parent, name));
-  const node = ctx.inodes.lookup(parent, name, linkedIno(a));
+  const node = ctx.inodes.lookup(parent, name, a.type, linkedIno(a));
   node.last = a;
   return [entryReply(ctx, req, node, a, extra), node];
 }

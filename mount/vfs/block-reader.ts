@@ -5,20 +5,41 @@ import type { BlockRun } from './block-run';
 interface Held {
   p: Promise<Buffer>;
   buf?: Buffer;
+  /** Kept behind the reader (BEHIND): not charged to readAheadBudget any more. */
+  behind?: boolean;
 }
 
 /** Read-ahead windows ramp 1, 2, 4, 8 blocks while reads stay sequential. */
 const MAX_WINDOW_BLOCKS = 8;
 /**
- * Once the ramp is at its top, one request streams this many blocks (a run, paced by what the
+ * Once reads are sequential, one request streams this many blocks (a run, paced by what the
  * reader holds: BlockRun), instead of one request per window: each request costs a first byte
  * and the server's per-request work (docs/read-pipeline.md).
  */
 const RUN_BLOCKS = 64;
+/**
+ * The window from which a request is a run: the second sequential read. The windows still ramp
+ * (what the reader holds ahead), but from one request: a request per step of the ramp (2, 4, 8
+ * blocks) cost three first bytes, 20–100 ms each on this loaded machine, at the start of every file.
+ */
+const RUN_FROM_WINDOW = 2;
+/**
+ * The request of the next run is sent when the reader's read-ahead gets this close to the end of
+ * the current one: a new request's first byte took 50–200 ms on this loaded machine, longer than
+ * a window of 8 blocks lasts, so the reader stalled at every run's end. The next run delivers
+ * one block and pauses (BlockRun) until the reader claims from it.
+ */
+const NEXT_RUN_LEAD = 32;
 /** A read this small at a place the reader was not expected is served by a ranged read of just its bytes, when allowed. */
 export const SMALL_READ = 128 * 1024;
-/** Blocks held for this handle (streamed ahead, not yet read past): at most two windows and the reader's own. */
-const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2;
+/**
+ * Blocks kept just behind the reader: the kernel sends the READs of one stream out of order now
+ * and then (two FUSE reader threads: 80 MiB, then 79). Block 79, dropped when 80 was read while
+ * it was still on its way in the stream, was fetched again by a request of its own (30–65 ms).
+ */
+const BEHIND = 2;
+/** Blocks held for this handle (streamed ahead, not yet read past): at most two windows, the reader's own and BEHIND. */
+const MAX_PENDING = 2 * MAX_WINDOW_BLOCKS + 2 + BEHIND;
 
 /**
  * One budget for the blocks every handle holds ahead of its reader (streamed or loaded, not
@@ -38,9 +59,9 @@ export const readAheadBudget = { limit: 16 * 1024 * 1024, used: 0 };
  * - Sequential reads start read-ahead windows of 1, 2, 4, then 8 blocks (mountpoint-s3's
  *   ramp). Each window is one streamed request (`streamRun`), cut into blocks handed to
  *   waiting readers as each completes; the next window starts when less than a whole window
- *   is read ahead, so one is always in flight while the reader consumes the other. At the top
- *   of the ramp a request covers RUN_BLOCKS blocks, and the following windows take their
- *   blocks from it as the reader gets to them. A first read of the head larger than
+ *   is read ahead, so one is always in flight while the reader consumes the other. From the
+ *   second sequential read a request covers RUN_BLOCKS blocks, and the following windows take
+ *   their blocks from it as the reader gets to them. A first read of the head larger than
  *   SMALL_READ starts the ramp at once. Subclasses without streaming fetch the window's blocks
  *   one by one (`block`).
  * One reader per open handle.
@@ -51,6 +72,8 @@ export abstract class BlockReader {
   private streamedTo = -1;
   /** The stream the next windows take their blocks from, while it lasts. */
   private run?: BlockRun;
+  /** The run after `run`, opened before the reader gets there (NEXT_RUN_LEAD). */
+  private nextRun?: BlockRun;
   /** Blocks read ahead; a streamed block (pooled) is held with one reference, given back when dropped. */
   private readonly pending = new Map<number, Held>();
   /** Bytes of `pending` charged to readAheadBudget. */
@@ -126,6 +149,9 @@ export abstract class BlockReader {
     // threads: 45 MiB, 44, 46): a read near the last one while a window streams does not break
     // the pattern, nor move the expected offset back (the ramp used to restart at 1 block).
     const near = this.window > 0 && Math.abs(offset - this.nextOffset) <= 4 * bs;
+    // A READ ahead of the expected one (2 MiB arriving before 1 MiB): the blocks it skipped are
+    // read next, so they are planned with it (block 1 used to be fetched alone, 130–300 ms).
+    const from = near ? Math.min(first, Math.floor(this.nextOffset / bs)) : first;
     const sequential = offset === this.nextOffset || near;
     this.nextOffset = near ? Math.max(this.nextOffset, end) : end;
     if (!sequential) {
@@ -148,7 +174,7 @@ export abstract class BlockReader {
     }
     // A first read of the head larger than a small read (dd bs=1M, the kernel's read-ahead) is
     // the start of a stream: its window starts now, not one read later.
-    if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(first, last);
+    if (sequential || (offset === 0 && end > SMALL_READ)) this.planAhead(from, last);
     const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.blockOf(first + k)));
     this.prune(first);
     return { parts: blocks.map((b, k) => b.subarray(k === 0 ? offset - first * bs : 0, Math.min(b.length, end - (first + k) * bs))), blocks };
@@ -208,14 +234,20 @@ export abstract class BlockReader {
       } else if (this.run?.canClaim(i)) {
         this.hold(i, this.run.claim(i));
         i++;
+      } else if (this.nextRun?.canClaim(i)) {
+        this.run?.cancel();
+        this.run = this.nextRun;
+        this.nextRun = undefined;
+        this.hold(i, this.run.claim(i));
+        i++;
       } else if (this.cached(i)) {
         this.hold(i, this.block(i));
         i++;
       } else {
         let to = i;
         while (to < want && !this.pending.has(to + 1) && !this.cached(to + 1)) to++;
-        // At the top of the ramp, one request for a whole run; the windows after it claim from it.
-        const end = this.window >= MAX_WINDOW_BLOCKS ? Math.min(blocks - 1, Math.max(to, i + RUN_BLOCKS - 1)) : to;
+        // Once sequential, one request for a whole run; the windows after it claim from it.
+        const end = this.window >= RUN_FROM_WINDOW ? Math.min(blocks - 1, Math.max(to, i + RUN_BLOCKS - 1)) : to;
         this.stopRun(); // a run that cannot give block i is done with (it still delivers what it was asked for)
         const run = this.streamRun(i, end);
         if (run && end > to) this.run = run;
@@ -224,6 +256,16 @@ export abstract class BlockReader {
       }
     }
     this.streamedTo = Math.max(this.streamedTo, want);
+    this.openNextRun(want, blocks);
+  }
+
+  /** Sends the request of the run after this one once the read-ahead (`want`) is NEXT_RUN_LEAD blocks from its end. */
+  private openNextRun(want: number, blocks: number): void {
+    const run = this.run;
+    if (!run || this.nextRun || run.end >= blocks - 1 || run.end - want > NEXT_RUN_LEAD) return;
+    const first = run.end + 1;
+    if (this.cached(first)) return; // the cache has it: the windows will load it from there
+    this.nextRun = this.streamRun(first, Math.min(blocks - 1, first + RUN_BLOCKS - 1));
   }
 
   private hold(i: number, p: Promise<Buffer>): void {
@@ -235,7 +277,7 @@ export abstract class BlockReader {
     );
     const old = this.pending.get(i);
     if (old) release(old);
-    else this.charge(this.blockSize);
+    if (!old || old.behind) this.charge(this.blockSize);
     this.pending.set(i, h);
   }
 
@@ -243,7 +285,7 @@ export abstract class BlockReader {
     const h = this.pending.get(i);
     if (!h) return;
     this.pending.delete(i);
-    this.charge(-this.blockSize);
+    if (!h.behind) this.charge(-this.blockSize);
     release(h);
   }
 
@@ -252,9 +294,18 @@ export abstract class BlockReader {
     readAheadBudget.used += n;
   }
 
-  /** Forgets blocks the reader has moved past, and the oldest when too many are held. */
+  /**
+   * Forgets blocks the reader has moved past but the last BEHIND (kept for a late READ, and no
+   * longer counted as read-ahead), and the oldest when too many are held.
+   */
   private prune(first: number): void {
-    for (const i of this.pending.keys()) if (i < first) this.drop(i);
+    for (const [i, h] of this.pending) {
+      if (i < first - BEHIND) this.drop(i);
+      else if (i < first && !h.behind) {
+        h.behind = true;
+        this.charge(-this.blockSize);
+      }
+    }
     while (this.pending.size > MAX_PENDING) this.drop(Math.min(...this.pending.keys()));
   }
 
@@ -262,6 +313,8 @@ export abstract class BlockReader {
   private stopRun(): void {
     this.run?.cancel();
     this.run = undefined;
+    this.nextRun?.cancel();
+    this.nextRun = undefined;
   }
 
   /** The handle is closed: drops what it read ahead (its streams finish into the cache). Never throws. */

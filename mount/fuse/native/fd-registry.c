@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ void registry_init(struct fd_registry *r) {
   pthread_rwlock_init(&r->lock, NULL);
   for (int i = 0; i < REGISTRY_BUCKETS; i++) r->buckets[i] = NULL;
   r->node_writers = 0;
+  atomic_init(&r->wb_busy, 0);
 }
 
 void registry_destroy(struct fd_registry *r) {
@@ -44,6 +46,8 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint6
       (*p)->fd = fd;
       (*p)->writable = writable;
       (*p)->nodeid = nodeid;
+      atomic_store(&(*p)->wb_end, 0);
+      atomic_store(&(*p)->wb_from, 0);
       pthread_rwlock_unlock(&r->lock);
       free(n);
       return 0;
@@ -53,6 +57,8 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint6
   n->fd = fd;
   n->writable = writable;
   n->nodeid = nodeid;
+  atomic_init(&n->wb_end, 0);
+  atomic_init(&n->wb_from, 0);
   r->node_writers += nodeid != 0;
   n->next = r->buckets[b];
   r->buckets[b] = n;
@@ -228,4 +234,47 @@ void registry_drop_meta(struct fd_registry *r, uint64_t fh) {
     }
   }
   pthread_rwlock_unlock(&r->lock);
+}
+
+int registry_plan_write_behind(struct fd_registry *r, uint64_t fh, uint64_t offset, size_t size, uint64_t *from_out, uint64_t *len_out) {
+  if (size == 0) return 0;
+  int due = 0;
+  unsigned b = bucket_of(fh);
+  uint64_t end = offset + size;
+  pthread_rwlock_rdlock(&r->lock);
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh != fh || !n->writable) continue;
+    /* Two writes of one handle answered at once only blur which bytes are handed over when. */
+    uint64_t prev_end = atomic_exchange_explicit(&n->wb_end, end, memory_order_relaxed);
+    if (prev_end != offset) {
+      atomic_store_explicit(&n->wb_from, offset, memory_order_relaxed);
+      break;
+    }
+    uint64_t from = atomic_load_explicit(&n->wb_from, memory_order_relaxed);
+    if (end > from && end - from >= WRITE_BEHIND_WINDOW && !atomic_exchange(&r->wb_busy, 1)) {
+      if (atomic_compare_exchange_strong(&n->wb_from, &from, end)) {
+        *from_out = from;
+        *len_out = end - from;
+        due = 1;
+      } else {
+        atomic_store(&r->wb_busy, 0);
+      }
+    }
+    break;
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return due;
+}
+
+void registry_write_behind(struct fd_registry *r, uint64_t fh, uint64_t from, uint64_t len) {
+  unsigned b = bucket_of(fh);
+  pthread_rwlock_rdlock(&r->lock);
+  for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
+    if (n->fh == fh && n->writable) {
+      (void)sync_file_range(n->fd, (off64_t)from, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  atomic_store(&r->wb_busy, 0);
 }

@@ -3,6 +3,8 @@
 #define VDFS_FD_REGISTRY_H
 #include <stdint.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
 
 #define REGISTRY_BUCKETS 1024
 
@@ -12,6 +14,9 @@ struct reg_node {
   int writable;
   /* The kernel node of a local file open for writing whose metadata the reader threads answer (0: none). */
   uint64_t nodeid;
+  /* Write-behind (registry_write_behind): where the last write ended, and where the sequential run's bytes not yet handed to writeback start. */
+  _Atomic uint64_t wb_end;
+  _Atomic uint64_t wb_from;
   struct reg_node *next;
 };
 
@@ -20,6 +25,8 @@ struct fd_registry {
   struct reg_node *buckets[REGISTRY_BUCKETS];
   /* Entries with a nodeid: lookups by node are skipped while there are none. */
   int node_writers;
+  /* A reader thread is in sync_file_range (registry_write_behind): one at a time, so a slow disk holds up one reader, not all. */
+  atomic_int wb_busy;
 };
 
 /* What a handle is in the registry (registry_kind). */
@@ -68,4 +75,24 @@ struct priv_killer {
  * setgid as a write on the disk would (the kernel does it itself only for cached writes).
  */
 int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, const struct priv_killer *killer, ssize_t *result);
+/* A sequential writer's bytes are handed to writeback (not waited for) once this many have gathered. */
+#ifndef WRITE_BEHIND_WINDOW
+#define WRITE_BEHIND_WINDOW (8u * 1024 * 1024)
+#endif
+/*
+ * Called for a native write of [offset, offset + size) of fh before it is answered (so that the
+ * writer's next write, which another reader may take, comes after): 1 with the range to hand to
+ * writeback when the write continues the handle's sequential run and the run holds
+ * WRITE_BEHIND_WINDOW bytes not yet handed over, and no other thread is handing bytes over (their
+ * turn comes with a later write); 0 otherwise (a write elsewhere starts a new run). After 1, the
+ * caller must call registry_write_behind.
+ */
+int registry_plan_write_behind(struct fd_registry *r, uint64_t fh, uint64_t offset, size_t size, uint64_t *from, uint64_t *len);
+/*
+ * After the write was answered: starts writeback of [from, from + len) of fh, if still registered
+ * (sync_file_range SYNC_FILE_RANGE_WRITE, which does not wait for the disk), so that a later fsync
+ * only waits for the tail. A hint: errors are ignored here (writeback errors still reach the
+ * writer's fsync through the file).
+ */
+void registry_write_behind(struct fd_registry *r, uint64_t fh, uint64_t from, uint64_t len);
 #endif

@@ -77,6 +77,7 @@ struct uring_ent {
   uint64_t js_unique; /* the request JS holds this entry for; 0 when none (under q->mu) */
   int replied;        /* answered on the queue thread (vdfs_send_reply) */
   int registered;     /* the kernel has taken its REGISTER */
+  int committed;      /* committed early by vdfs_reply_now */
   struct uring_ent *next;
 };
 
@@ -231,6 +232,21 @@ int vdfs_send_reply(int devfd, const struct iovec *iov, int cnt) {
   }
 }
 
+void vdfs_reply_now(void) {
+  struct uring_ent *e = cur_ent;
+  if (!e || !e->replied || e->committed) return;
+  struct uring_queue *q = e->q;
+  e->committed = 1;
+  /* From the commit on, the kernel may put the entry's next request in its buffers (not in the headroom, where this request's header stays). */
+  cur_ent = NULL;
+  pthread_mutex_lock(&q->mu);
+  e->js_unique = 0;
+  pthread_mutex_unlock(&q->mu);
+  prep_cmd(q, e, CMD_COMMIT_AND_FETCH);
+  int rc = (int)syscall(__NR_io_uring_enter, q->rfd, q->to_submit, 0, 0, NULL, 0);
+  if (rc > 0) q->to_submit -= (unsigned)rc < q->to_submit ? (unsigned)rc : q->to_submit;
+}
+
 /* A request arrived in entry e: lay it out as /dev/fuse would and hand it to the handler. */
 static void serve(struct uring_queue *q, struct uring_ent *e) {
   struct fuse_in_header ih;
@@ -255,10 +271,11 @@ static void serve(struct uring_queue *q, struct uring_ent *e) {
   e->js_unique = ih.unique;
   pthread_mutex_unlock(&q->mu);
   e->replied = 0;
+  e->committed = 0;
   cur_ent = e;
   q->u->handler(q->u->arg, req, ih.len, e->payload);
   cur_ent = NULL;
-  if (e->replied) {
+  if (e->replied && !e->committed) {
     pthread_mutex_lock(&q->mu);
     e->js_unique = 0;
     pthread_mutex_unlock(&q->mu);

@@ -45,4 +45,10 @@ uint64_t uring_queue_requests(const struct fuse_uring *u, int qid);
  * middle of a ring request, else writev(devfd). 0 or -errno.
  */
 int vdfs_send_reply(int devfd, const struct iovec *iov, int cnt);
+/*
+ * On a queue thread that has just replied with vdfs_send_reply: commits that reply now, so the
+ * caller goes on while this thread does work after the reply (write-behind). Over /dev/fuse the
+ * reply is already written: a no-op. Nothing may be replied after it.
+ */
+void vdfs_reply_now(void);
 #endif

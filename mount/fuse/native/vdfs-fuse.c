@@ -65,6 +65,8 @@ struct session {
   atomic_ullong native_reads;
   atomic_ullong js_requests;
   atomic_ullong native_writes;
+  /* Sequential runs of native writes handed to writeback early (registry_write_behind). */
+  atomic_ullong write_behinds;
   /* Requests seen by opcode (diagnostics: what a workload costs), and how many were answered natively. */
   atomic_ullong op_seen[OP_SLOTS];
   atomic_ullong op_native[OP_SLOTS];
@@ -211,11 +213,19 @@ static int try_native_write(struct session *s, struct fuse_in_header *h, size_t 
   nh->len = sizeof note;
   ((struct fuse_write_in *)(nh + 1))->size = (uint32_t)done;
   hand_to_js(s, note, sizeof note);
+  uint64_t wb_from, wb_len;
+  int behind = registry_plan_write_behind(&s->reg, in->fh, in->offset, (size_t)done, &wb_from, &wb_len);
   struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_write_out), .unique = h->unique};
   struct fuse_write_out wo = {.size = (uint32_t)done};
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &wo, .iov_len = sizeof wo}};
   vdfs_send_reply(s->fd, iov, 2);
   atomic_fetch_add(&s->native_writes, 1);
+  /* After the reply: the writer goes on meanwhile (another reader takes its next request). */
+  if (behind) {
+    vdfs_reply_now();
+    registry_write_behind(&s->reg, in->fh, wb_from, wb_len);
+    atomic_fetch_add_explicit(&s->write_behinds, 1, memory_order_relaxed);
+  }
   return 1;
 }
 
@@ -669,6 +679,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "jsRequests", make_int(env, (int64_t)atomic_load(&s->js_requests)));
   napi_set_named_property(env, o, "nativeWrites", make_int(env, (int64_t)atomic_load(&s->native_writes)));
   napi_set_named_property(env, o, "leadReads", make_int(env, (int64_t)atomic_load(&s->lead_reads)));
+  napi_set_named_property(env, o, "writeBehinds", make_int(env, (int64_t)atomic_load(&s->write_behinds)));
   napi_set_named_property(env, o, "ringQueues", make_int(env, uring_queues(s->uring)));
   napi_set_named_property(env, o, "ringRequests", make_int(env, (int64_t)uring_requests(s->uring)));
   napi_value per_queue;
