@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
-import { sh, startMount } from './helpers/mount';
+import { startMount } from './helpers/mount';
 import { makeNode, pair, startPeerDaemon, tlsProbe } from './helpers/peer';
 import { dav, startWebdavServer } from './helpers/webdav';
 
