@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNativeFuse } from '../core/native-addon';
 import { b3sum, tempDir, vdfsOk, until } from './helpers/cli';
-import { isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
+import { DIRECT_READER, isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
 
 /** Polls `cond` every 20 ms up to `ms`; returns whether it came true. */
 
@@ -113,25 +113,6 @@ t.test('local reads and writes are answered by pread/pwrite in the addon, not in
   await until(() => hashOf() === b3sum(tmp), 20_000);
   t.equal(hashOf(), b3sum(tmp), 'and the index has its hash');
 });
-
-// O_DIRECT 4 KiB reads at the given offsets, one process, one open: what fio --direct=1 does.
-// With a third argument (the backing file), that file is mapped and every page touched first:
-// this machine's DAMON reclaim pages out unmapped file pages within seconds (an 8 MiB file just
-// written was gone from the page cache 2 s later), mapped ones it leaves.
-const DIRECT_READER = `
-import mmap, os, sys
-if len(sys.argv) > 3:
-    held = mmap.mmap(os.open(sys.argv[3], os.O_RDONLY), 0, prot=mmap.PROT_READ)
-    sum(held[o] for o in range(0, len(held), 4096))
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
-buf = mmap.mmap(-1, 4096)
-out = bytearray()
-for off in map(int, sys.argv[2].split(',')):
-    n = os.preadv(fd, [buf], off)
-    out += buf[:n]
-os.close(fd)
-sys.stdout.buffer.write(out)
-`;
 
 t.test('4 KiB direct reads of a local file are byte-exact whether the page cache holds the backing file (answered by the waiting reader) or not', async (t) => {
   const dir = tempDir(t);

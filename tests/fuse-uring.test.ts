@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
-import { sh, startMount } from './helpers/mount';
+import { DIRECT_READER, sh, startMount } from './helpers/mount';
 
 // FUSE over io_uring (Linux >= 6.14): the kernel offers it only while the fuse module's
 // enable_uring is on. .ci/setup turns it on; this test does too (it runs as root), so that it
@@ -28,22 +28,6 @@ function possibleCpus(): number {
   const [lo, hi] = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').map(Number);
   return (hi ?? lo) - lo + 1;
 }
-
-// O_DIRECT 4 KiB reads at the given offsets (what fio --direct=1 does), the backing file held mapped
-// first so its pages stay in the page cache (this VM's DAMON reclaim pages out unmapped ones).
-const DIRECT_READER = `
-import mmap, os, sys
-held = mmap.mmap(os.open(sys.argv[3], os.O_RDONLY), 0, prot=mmap.PROT_READ)
-sum(held[o] for o in range(0, len(held), 4096))
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
-buf = mmap.mmap(-1, 4096)
-out = bytearray()
-for off in map(int, sys.argv[2].split(',')):
-    n = os.preadv(fd, [buf], off)
-    out += buf[:n]
-os.close(fd)
-sys.stdout.buffer.write(out)
-`;
 
 t.test('with fuse.enable_uring on, requests come through one io_uring queue per CPU, and what the addon and JS answer through them is byte-exact', async (t) => {
   t.ok(existsSync(ENABLE), `${ENABLE} exists (Linux >= 6.14 with FUSE over io_uring)`);

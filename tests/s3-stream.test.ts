@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,15 +96,26 @@ function origIn(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
+/** A block cache in `dir` and a reader of obj.bin through it, both closed at the end of the test. */
+async function objReader(t: Test, dir: string, p: S3Provider, opts: { maxBytes?: number; memoryBytes?: number } = {}): Promise<{ cache: BlockCache; r: VersionReader }> {
+  const cache = await BlockCache.open({
+    openIndex: openCacheStore,
+    dir: join(dir, 'cache'),
+    maxBytes: opts.maxBytes ?? 64 * MiB,
+    memoryBytes: opts.memoryBytes ?? 0,
+    writeQueueBytes: 16 * MiB,
+  });
+  t.teardown(() => cache.close());
+  const st = await p.stat('obj.bin');
+  return { cache, r: new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB) };
+}
+
 t.test('unhashed object: windows stream byte-exact (b3sum), far fewer requests than blocks, ramping up', async (t) => {
   const dir = origIn(t);
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
   watch(proxy, seen);
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const st = await p.stat('obj.bin');
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const { cache, r } = await objReader(t, dir, p);
   seen.length = 0;
   const got = await readAll(r, data.length);
   const [a, b] = sameAsB3sum(dir, got, 'got');
@@ -216,10 +227,7 @@ t.test('a READ arriving just after the next one (the kernel sends them out of or
   const dir = origIn(t);
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const st = await p.stat('obj.bin');
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const { cache, r } = await objReader(t, dir, p);
   t.teardown(() => r.close());
   watch(proxy, seen);
   seen.length = 0;
@@ -246,10 +254,7 @@ t.test('a READ arriving before the one expected (2 MiB before 1 MiB) streams the
   const dir = origIn(t);
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const st = await p.stat('obj.bin');
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const { r } = await objReader(t, dir, p);
   t.teardown(() => r.close());
   watch(proxy, seen);
   seen.length = 0;
@@ -319,10 +324,7 @@ t.test('a stream cut halfway resumes from the exact byte it stopped at', async (
   const dir = origIn(t);
   const { p, proxy, seen } = await provider();
   t.teardown(() => p.close());
-  const st = await p.stat('obj.bin');
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const { r } = await objReader(t, dir, p);
   // The first multi-block window is cut after 1.5 MiB of its body.
   const cut = MiB + MiB / 2;
   let cutAt = -1;
@@ -372,11 +374,8 @@ t.test('the cache limit holds while windows stream (measured on disk)', async (t
   const dir = origIn(t);
   const { p } = await provider();
   t.teardown(() => p.close());
-  const st = await p.stat('obj.bin');
   const limit = 3 * MiB;
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: limit, memoryBytes: 0, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
+  const { cache, r } = await objReader(t, dir, p, { maxBytes: limit });
   let peak = 0;
   const parts: Buffer[] = [];
   for (let o = 0; o < data.length; o += READ) {
@@ -429,10 +428,8 @@ t.test('streamed blocks go to the disk tier, not the memory tier (a big stream d
   const dir = origIn(t);
   const { p } = await provider();
   t.teardown(() => p.close());
+  const { cache, r } = await objReader(t, dir, p, { memoryBytes: 64 * MiB });
   const st = await p.stat('obj.bin');
-  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 64 * MiB, writeQueueBytes: 16 * MiB });
-  t.teardown(() => cache.close());
-  const r = new VersionReader(cache, () => p, { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' }, MiB);
   const got = await readAll(r, data.length);
   r.close();
   t.ok(got.equals(data), 'exact bytes');

@@ -120,3 +120,25 @@ export async function mountWithOracle(
   }
   return { dir, home, src, oracle, mnt, m };
 }
+
+/**
+ * A python3 script: `python3 -c DIRECT_READER FILE OFFSETS [BACKING]` reads 4 KiB with O_DIRECT
+ * at each of the comma-separated OFFSETS (what fio --direct=1 does) and writes the bytes to
+ * stdout. With BACKING, that file is mapped and every page touched first: this machine's DAMON
+ * reclaim pages out unmapped file pages within seconds (an 8 MiB file just written was gone
+ * from the page cache 2 s later), mapped ones it leaves.
+ */
+export const DIRECT_READER = `
+import mmap, os, sys
+if len(sys.argv) > 3:
+    held = mmap.mmap(os.open(sys.argv[3], os.O_RDONLY), 0, prot=mmap.PROT_READ)
+    sum(held[o] for o in range(0, len(held), 4096))
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+out = bytearray()
+for off in map(int, sys.argv[2].split(',')):
+    n = os.preadv(fd, [buf], off)
+    out += buf[:n]
+os.close(fd)
+sys.stdout.buffer.write(out)
+`;
