@@ -367,7 +367,12 @@ export class FuseServer {
     // The rings' entries can only be registered once the kernel has processed INIT's reply.
     if (this.uring && this.session && this.addon.uringStart) {
       const rc = this.addon.uringStart(this.session);
-      if (rc < 0) this.opts.log.error({ errno: -rc }, 'FUSE over io_uring: the queue threads did not start');
+      // The kernel would hold every request until all queues register: end the mount (the
+      // mount's `closed` unmounts and aborts the connection) rather than hang every reader.
+      if (rc < 0) {
+        this.opts.log.error({ errno: -rc }, 'FUSE over io_uring: the queue threads did not start; ending the mount');
+        this.closedDone();
+      }
     }
     this.opts.log.info({ minor, passthrough: this.passthrough, uring: this.uring }, 'FUSE connection initialised');
     this.initDone();
