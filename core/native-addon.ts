@@ -56,6 +56,8 @@ export interface NativeFuse {
     /** Queues (CPUs) of FUSE over io_uring, 0 when not in use; requests taken off them (all but INIT, FORGET, INTERRUPT). */
     ringQueues?: number;
     ringRequests?: number;
+    /** Requests a queue thread found while yielding after the previous one, instead of sleeping (see fuse-uring.c SPIN_NS). */
+    ringSpinHits?: number;
     /** Requests taken off each queue (index: the CPU). */
     ringQueueRequests?: number[];
     opsSeen: number[];

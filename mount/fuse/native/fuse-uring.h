@@ -39,6 +39,8 @@ uint64_t uring_requests(const struct fuse_uring *u);
 int uring_queues(const struct fuse_uring *u);
 /* Requests taken off queue `qid` (the ring of CPU qid). */
 uint64_t uring_queue_requests(const struct fuse_uring *u, int qid);
+/* Requests a queue thread found while yielding after the previous one (SPIN_NS), instead of sleeping. */
+uint64_t uring_spin_hits(const struct fuse_uring *u);
 
 /*
  * Writes a reply: into the ring entry this thread is handling when it is a queue thread in the
