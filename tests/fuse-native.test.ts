@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNativeFuse } from '../core/native-addon';
 import { b3sum, tempDir, vdfsOk, until } from './helpers/cli';
-import { DIRECT_READER, isMounted, mountWithOracle, sh, startMount, type RunningMount } from './helpers/mount';
+import { DIRECT_READER, isMounted, mountWithOracle, sh, startMount, type RunningMount, indexedLocation } from './helpers/mount';
 
 /** Polls `cond` every 20 ms up to `ms`; returns whether it came true. */
 
@@ -115,16 +115,8 @@ t.test('local reads and writes are answered by pread/pwrite in the addon, not in
 });
 
 t.test('4 KiB direct reads of a local file are byte-exact whether the page cache holds the backing file (answered by the waiting reader) or not', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
   const data = randomBytes(8 * 1024 * 1024);
-  writeFileSync(join(src, 'r.bin'), data);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'l', src]);
-  vdfsOk(home, ['scan']);
+  const { home, src, mnt } = indexedLocation(t, 'l', { 'r.bin': data });
   // The waiting reader is the /dev/fuse path: the fallback when the kernel offers no FUSE over io_uring.
   const m = await startMount(home, mnt, ['--no-fuse-uring']);
   t.teardown(() => m.stop());

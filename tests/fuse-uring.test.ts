@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { b3sum, tempDir, vdfsOk } from './helpers/cli';
-import { DIRECT_READER, sh, startMount } from './helpers/mount';
+import { b3sum } from './helpers/cli';
+import { DIRECT_READER, sh, startMount, indexedLocation } from './helpers/mount';
 
 // FUSE over io_uring (Linux >= 6.14): the kernel offers it only while the fuse module's
 // enable_uring is on. .ci/setup turns it on; this test does too (it runs as root), so that it
@@ -32,16 +32,8 @@ function possibleCpus(): number {
 t.test('with fuse.enable_uring on, requests come through one io_uring queue per CPU, and what the addon and JS answer through them is byte-exact', async (t) => {
   t.ok(existsSync(ENABLE), `${ENABLE} exists (Linux >= 6.14 with FUSE over io_uring)`);
   writeFileSync(ENABLE, 'Y');
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
   const data = randomBytes(8 * 1024 * 1024);
-  writeFileSync(join(src, 'r.bin'), data);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'l', src]);
-  vdfsOk(home, ['scan']);
+  const { home, src, mnt } = indexedLocation(t, 'l', { 'r.bin': data });
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   const cpus = possibleCpus();

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, until, vdfs, vdfsOk } from './helpers/cli';
-import { mountWithOracle, sh, startMount } from './helpers/mount';
+import { mountWithOracle, sh, startMount, indexedLocation } from './helpers/mount';
 
 /** The same shell script run in the mount and in a plain directory must leave identical trees. */
 const SCRIPT = `
@@ -187,17 +187,9 @@ t.test('files unpacked by tar x and closed survive kill -9 right after, and get 
 });
 
 t.test("vdfs's extended attributes are read by name, never listed or copied out", async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
+  const { dir, home, src, mnt } = indexedLocation(t, 'd', { 'f.txt': 'indexed\n' });
   const out = join(dir, 'out');
-  mkdirSync(src);
   mkdirSync(out);
-  writeFileSync(join(src, 'f.txt'), 'indexed\n');
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'd', src]);
-  vdfsOk(home, ['scan']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   const f = join(mnt, 'd', 'f.txt');

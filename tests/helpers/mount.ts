@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tempDir, VDFS_BIN, vdfsOk } from './cli';
 import { registerWebdavLogin } from './webdav';
@@ -90,6 +90,23 @@ export async function startMount(home: string, mountpoint: string, extra: string
 export function sh(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8', maxBuffer: 1 << 28 });
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+}
+
+/** A fresh home with one location `name` (backed by `src`) holding `files`, indexed, not mounted; `mnt` is where to mount it. */
+export function indexedLocation(
+  t: { teardown(fn: () => unknown): void },
+  name: string,
+  files: Record<string, string | Buffer>,
+): { dir: string; home: string; src: string; mnt: string } {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  mkdirSync(src);
+  for (const [rel, data] of Object.entries(files)) writeFileSync(join(src, rel), data);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', name, src]);
+  vdfsOk(home, ['scan']);
+  return { dir, home, src, mnt: join(dir, 'mnt') };
 }
 
 /** A fresh home with one empty location `name` (backed by `src`), mounted; `oracle` is a plain directory to compare with. */
