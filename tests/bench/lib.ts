@@ -1,6 +1,6 @@
 // Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians, tools.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 
 export type Better = 'higher' | 'lower';
 /** "cold": the kernel's page, dentry and inode caches were dropped before every timed sample. */
@@ -149,6 +149,35 @@ export function peakRssMB(pid: number | undefined): number | null {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** CPU ticks (utime+stime, all threads) of a process; 0 when it is gone. */
+function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(v[11]) + Number(v[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until the servers are idle: dirty pages written (`sync`), then no server process
+ * using more than 4 % of a CPU over half a second (or `maxMs`). A target's work that goes on
+ * after its clock stopped (vdfs hashing and indexing the files it was given, rclone uploading
+ * its cache) must not be charged to the next target. Returns the milliseconds waited.
+ */
+export async function quiesce(pids: (number | undefined)[], maxMs = 120_000): Promise<number> {
+  const t0 = Date.now();
+  sh('sync', { timeoutMs: maxMs });
+  const live = pids.filter((p): p is number => !!p);
+  while (Date.now() - t0 < maxMs) {
+    const before = live.map(cpuTicks);
+    await sleep(500);
+    if (live.every((p, i) => cpuTicks(p) - before[i] <= 2)) break;
+  }
+  return Date.now() - t0;
+}
 
 /** Polls `ok` every 50 ms until it holds; throws `what` after `ms`. Used to wait for bytes to land. */
 export async function until(ok: () => boolean, ms: number, what: () => string): Promise<void> {
