@@ -73,6 +73,14 @@ export interface NativeFuse {
    * `versions[i]` is `ino:size:mtimeNs` (exact), '' when the fstatat failed.
    */
   statDir?(fd: number): { names: string[]; versions: string[]; nums: Float64Array } | number;
+  /**
+   * statDir off the JS thread (one libuv pool task), for a folder's first listing through the
+   * mount: resolves -errno when the directory cannot be read, else every name with
+   * STAT_ASYNC_FIELDS numbers in `stats`: the errno of its fstatat (0: it succeeded), st_mode,
+   * st_uid, st_gid, st_nlink, st_size, st_ino, st_dev, atime, mtime and ctime in nanoseconds.
+   * Rejects only when the result could not be built. `fd` must stay open until it settles.
+   */
+  statDirAsync?(fd: number): Promise<{ names: string[]; stats: BigInt64Array } | number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /**
@@ -88,6 +96,9 @@ export interface NativeFuse {
 
 /** Numbers per name in `NativeFuse.statDir`'s `nums`. */
 export const STAT_DIR_FIELDS = 6;
+
+/** Numbers per name in `NativeFuse.statDirAsync`'s `stats`. */
+export const STAT_ASYNC_FIELDS = 11;
 
 /**
  * Where the built addon is, from the sources (tap) or from dist/. It lives in core/ because two

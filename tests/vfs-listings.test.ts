@@ -1,10 +1,11 @@
 import t from 'tap';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, lstatSync, mkdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { openVfsInProcess } from './helpers/vfs-in-process';
 import type { DirEntry } from '../mount/vfs/types';
 import { commitGroup } from '../index/commit-group';
+import { loadNativeFuse } from '../core/native-addon';
 
 // A directory's listing is kept and handed out again while nothing it was built from moved
 // (mount/vfs/entry-attrs.ts). Each change below must show in the next listing, compared with
@@ -58,4 +59,47 @@ t.test('a kept listing is handed out again until the index, the disk stats or a 
 
   await vfs.unlink('/loc/a');
   t.notOk(byName(await vfs.readdir('/loc')).has('a'), 'a removed name is gone');
+});
+
+// A folder's first listing reads the disk's stats of all its names in one native call
+// (statDirAsync) from 64 names up: owners, link counts, inode numbers and times must be the
+// disk's own, exactly as lstat says, and a symlink's its own (never its target's).
+t.test("a big folder's first listing shows every name's own lstat", async (t) => {
+  t.ok(loadNativeFuse().addon?.statDirAsync, 'the addon has statDirAsync (the listing would lstat name by name without it)');
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'loc');
+  const outside = join(dir, 'outside');
+  mkdirSync(src);
+  writeFileSync(outside, 'not in the location');
+  chownSync(outside, 4242, 4343);
+  for (let i = 0; i < 100; i++) {
+    const f = join(src, `f${i}`);
+    writeFileSync(f, 'x'.repeat(i));
+    chownSync(f, 1000 + i, 2000 + (i % 7));
+    utimesSync(f, 1_000_000 + i, 2_000_000 + i);
+  }
+  linkSync(join(src, 'f3'), join(src, 'hard3'));
+  symlinkSync(outside, join(src, 'link'));
+  mkdirSync(join(src, 'sub'));
+  chownSync(join(src, 'sub'), 3000, 3001);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'loc', src]);
+  vdfsOk(home, ['scan']);
+  const { vfs } = await openVfsInProcess(t, home);
+
+  const listed = byName(await vfs.readdir('/loc'));
+  t.equal(listed.size, 103, 'every name is listed');
+  const wrong: string[] = [];
+  for (const [name, a] of listed) {
+    const st = lstatSync(join(src, name), { bigint: true });
+    const want = { uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), atime: Number(st.atimeNs / 1_000_000n), ctime: Number(st.ctimeNs / 1_000_000n) };
+    const got = { uid: a.uid, gid: a.gid, nlink: a.nlink, atime: Math.floor(a.atimeMs), ctime: Math.floor(a.ctimeMs) };
+    if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${name}: ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
+  }
+  t.same(wrong, [], 'owners, link counts and times are the disk lstat of each name');
+  t.equal(listed.get('hard3')!.ino, listed.get('f3')!.ino, 'two names of one file share its inode number');
+  t.not(listed.get('f4')!.ino, listed.get('f3')!.ino, 'another file has another');
+  t.equal(listed.get('link')!.uid, Number(lstatSync(join(src, 'link')).uid), 'the symlink shows its own owner');
+  t.not(listed.get('link')!.uid, 4242, "never its target's");
 });

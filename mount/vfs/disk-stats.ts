@@ -1,5 +1,8 @@
 import type { BigIntStats } from 'node:fs';
 
+/** The parts of an lstat these are taken from (a BigIntStats, or the addon's batched fstatat). */
+export type StatFields = Pick<BigIntStats, 'atimeNs' | 'ctimeNs' | 'ino' | 'dev' | 'uid' | 'gid' | 'nlink' | 'size'>;
+
 /** What the index does not keep about a local file, as its disk last reported it. */
 export interface DiskStat {
   atimeNs: bigint;
@@ -70,7 +73,7 @@ export class DiskStats {
     };
   }
 
-  set(entryId: number, st: BigIntStats): void {
+  set(entryId: number, st: StatFields): void {
     this.version++;
     let s = this.slots.get(entryId);
     if (s !== undefined)

@@ -9,7 +9,8 @@ import { splitPath } from '../../core/paths';
 import { isHiddenRel } from '../../index/state-paths';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { HASH_RE, VDFS_DIR } from './namespace';
-import type { DiskStat } from './disk-stats';
+import type { DiskStat, StatFields } from './disk-stats';
+import { loadNativeFuse, STAT_ASYNC_FIELDS } from '../../core/native-addon';
 import type { Attr, DirEntry } from './types';
 import type { WriterHost } from './writer-host';
 
@@ -20,6 +21,42 @@ export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 
  * getattr and readdir of the VFS core: the index's entries, shown with the live size and mtime
  * of files open for writing and, on local disks, the disk's owners, link counts and times.
  */
+/** From this many children not stat'ed yet, a listing reads the whole folder's stats in one native call (statDirAsync). */
+const BATCH_MIN = 64;
+
+/**
+ * Every name of the open directory `fd` with its lstat, by one task on the libuv pool (the
+ * addon's statDirAsync): lstat'ing 1,000 cold inodes one by one cost a pool round trip and a
+ * BigIntStats each, most of a first `find` over a big tree. Undefined without the addon or
+ * when the folder cannot be read (the caller falls back to lstat per name); names whose
+ * fstatat failed are left out.
+ */
+async function batchStats(fd: number): Promise<Map<string, StatFields & { version: string }> | undefined> {
+  const fn = loadNativeFuse().addon?.statDirAsync;
+  const r = fn ? await fn(fd).catch(() => undefined) : undefined;
+  if (r === undefined || typeof r === 'number') return undefined;
+  const out = new Map<string, StatFields & { version: string }>();
+  const s = r.stats;
+  for (let i = 0, o = 0; i < r.names.length; i++, o += STAT_ASYNC_FIELDS) {
+    if (s[o] !== 0n) continue;
+    const ino = BigInt.asUintN(64, s[o + 6]);
+    const size = s[o + 5];
+    const mtimeNs = s[o + 9];
+    out.set(r.names[i], {
+      uid: s[o + 2],
+      gid: s[o + 3],
+      nlink: s[o + 4],
+      size,
+      ino,
+      dev: BigInt.asUintN(64, s[o + 7]),
+      atimeNs: s[o + 8],
+      ctimeNs: s[o + 10],
+      version: `${ino}:${size}:${mtimeNs}`,
+    });
+  }
+  return out;
+}
+
 /** Bounds of the listings kept between READDIRs (see EntryAttrs.readdir): entries in all, and idle time. */
 const LISTINGS_MAX_ENTRIES = 50_000;
 const LISTINGS_IDLE_MS = 30_000;
@@ -121,6 +158,17 @@ export class EntryAttrs {
     if (!dh) return 0;
     let primed = 0;
     try {
+      const batch = unknown.length >= BATCH_MIN ? await batchStats(dh.fd) : undefined;
+      if (batch) {
+        for (const c of unknown) {
+          const st = batch.get(c.name);
+          if (st && (c.type !== 'file' || st.version === c.version)) {
+            this.core.disk.set(c.id, st);
+            primed++;
+          }
+        }
+        return primed;
+      }
       for (let i = 0; i < unknown.length; i += 64) {
         await Promise.all(
           unknown.slice(i, i + 64).map(async (c) => {

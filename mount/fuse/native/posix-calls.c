@@ -2,7 +2,8 @@
  * The few POSIX calls Node has no form of (nanosecond utimensat with UTIME_NOW/UTIME_OMIT,
  * mknod, openat2, a batched fstatat of a whole directory for the scanner): the local writer runs them on `/proc/self/fd/N/name` paths it opened without
  * following symlinks. Synchronous on the JS thread: metadata-only calls on an open parent
- * (openDirBeneath: a path walk of a local location, answered from the dentry cache).
+ * (openDirBeneath: a path walk of a local location, answered from the dentry cache), except
+ * statDirAsync, whose cold inodes may need the disk.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -291,6 +292,101 @@ static napi_value js_stat_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * statDirAsync(fd): statDir off the JS thread (one libuv pool task for the whole directory),
+ * for the VFS's first listing of a local folder: lstat'ing each cold inode on the pool cost
+ * one round trip and a BigIntStats per name. Resolves {names, stats} or -errno; `stats` is a
+ * BigInt64Array of STAT_ASYNC_FIELDS per name: errno of that name's fstatat (0 when it
+ * succeeded), st_mode, st_uid, st_gid, st_nlink, st_size, st_ino, st_dev, atime, mtime and
+ * ctime in nanoseconds. The caller keeps `fd` open until it settles.
+ */
+#define STAT_ASYNC_FIELDS 11
+
+struct stat_dir_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd, rc;
+  struct dir_items d;
+};
+
+static int64_t ns_of(struct timespec t) { return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec; }
+
+static void stat_dir_execute(napi_env env, void *data) {
+  (void)env;
+  struct stat_dir_work *w = data;
+  w->rc = read_names(w->fd, &w->d);
+  for (size_t i = 0; w->rc == 0 && i < w->d.n; i++)
+    if (fstatat(w->fd, w->d.names + w->d.v[i].off, &w->d.v[i].st, AT_SYMLINK_NOFOLLOW) < 0) w->d.v[i].err = errno;
+}
+
+static napi_value stat_dir_async_result(napi_env env, const struct dir_items *d) {
+  napi_value names, ab, stats, out;
+  void *data;
+  if (napi_create_array_with_length(env, d->n, &names) != napi_ok || napi_create_arraybuffer(env, d->n * STAT_ASYNC_FIELDS * sizeof(int64_t), &data, &ab) != napi_ok
+      || napi_create_typedarray(env, napi_bigint64_array, d->n * STAT_ASYNC_FIELDS, ab, 0, &stats) != napi_ok)
+    return NULL;
+  int64_t *f = data;
+  for (size_t i = 0; i < d->n; i++) {
+    const struct dir_item *it = &d->v[i];
+    napi_value s;
+    if (napi_create_string_utf8(env, d->names + it->off, NAPI_AUTO_LENGTH, &s) != napi_ok) return NULL;
+    napi_set_element(env, names, (uint32_t)i, s);
+    const struct stat *st = &it->st;
+    int64_t *r = f + i * STAT_ASYNC_FIELDS;
+    memset(r, 0, STAT_ASYNC_FIELDS * sizeof *r);
+    r[0] = it->err;
+    if (it->err) continue;
+    r[1] = st->st_mode, r[2] = st->st_uid, r[3] = st->st_gid, r[4] = (int64_t)st->st_nlink, r[5] = st->st_size;
+    r[6] = (int64_t)st->st_ino, r[7] = (int64_t)st->st_dev;
+    r[8] = ns_of(st->st_atim), r[9] = ns_of(st->st_mtim), r[10] = ns_of(st->st_ctim);
+  }
+  if (napi_create_object(env, &out) != napi_ok) return NULL;
+  napi_set_named_property(env, out, "names", names);
+  napi_set_named_property(env, out, "stats", stats);
+  return out;
+}
+
+static void stat_dir_complete(napi_env env, napi_status status, void *data) {
+  struct stat_dir_work *w = data;
+  napi_value v = NULL;
+  if (status == napi_ok) v = w->rc < 0 ? make_int(env, w->rc) : stat_dir_async_result(env, &w->d);
+  if (v) napi_resolve_deferred(env, w->deferred, v);
+  else {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "vdfs-fuse: statDirAsync failed", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w->d.v);
+  free(w->d.names);
+  free(w);
+}
+
+static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "statDirAsync(fd) takes a directory descriptor");
+    return NULL;
+  }
+  struct stat_dir_work *w = calloc(1, sizeof *w);
+  napi_value promise, name;
+  if (!w) {
+    napi_throw_error(env, NULL, "vdfs-fuse: out of memory");
+    return NULL;
+  }
+  w->fd = fd;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "vdfs:statDirAsync", NAPI_AUTO_LENGTH, &name) != napi_ok
+      || napi_create_async_work(env, NULL, name, stat_dir_execute, stat_dir_complete, w, &w->work) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
+    free(w);
+    napi_throw_error(env, NULL, "vdfs-fuse: statDirAsync could not be queued");
+    return NULL;
+  }
+  return promise;
+}
+
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
@@ -307,4 +403,6 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "renameExchange", f);
   napi_create_function(env, "statDir", NAPI_AUTO_LENGTH, js_stat_dir, NULL, &f);
   napi_set_named_property(env, exports, "statDir", f);
+  napi_create_function(env, "statDirAsync", NAPI_AUTO_LENGTH, js_stat_dir_async, NULL, &f);
+  napi_set_named_property(env, exports, "statDirAsync", f);
 }
