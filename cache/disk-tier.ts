@@ -138,6 +138,7 @@ export class DiskTier {
         }
       }),
     );
+    await this.makeSubdirs();
     for (const r of rows) {
       if (present.has(r.file) && r.file === fileNameOf(r.key)) {
         this.entries.set(r.key, { file: r.file, size: r.size, sum: r.sum, used: r.used });
@@ -151,6 +152,23 @@ export class DiskTier {
       while (this.bytesOnDisk > this.maxBytes && (await this.evictOldest()));
     });
     this.flush(Infinity);
+  }
+
+  /**
+   * The 256 sub-folders block files go in, made up front: made on first use they cost a mkdir
+   * on the streaming path of the first 256 blocks after a clear (~3 % of a cold read's CPU).
+   * One that cannot be made now is made by its first write (doStore).
+   */
+  private async makeSubdirs(): Promise<void> {
+    const missing = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0')).filter((d) => !this.madeDirs.has(d));
+    await Promise.all(
+      missing.map((sub) =>
+        mkdir(join(this.blocksDir, sub), { mode: 0o700 }).then(
+          () => this.madeDirs.add(sub),
+          (err) => (errCode(err) === 'EEXIST' ? this.madeDirs.add(sub) : undefined),
+        ),
+      ),
+    );
   }
 
   /** Bytes of block files on disk (committed, or being deleted) plus space reserved for writes. */
@@ -415,6 +433,7 @@ export class DiskTier {
         this.index.clear();
         await rename(this.blocksDir, trash);
         await mkdir(this.blocksDir, { recursive: true, mode: 0o700 });
+        await this.makeSubdirs();
         await removeTree(trash);
       } catch (err) {
         throw toFsError(err, `clear cache ${this.dir}`);

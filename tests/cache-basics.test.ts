@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import { openCacheStore } from '../index/cache-store';
@@ -142,7 +142,11 @@ t.test('cache-side disk trouble never fails a get: the block is returned, not st
   const src = new TestBlockSource(BS);
   const [a] = src.addRandomBlob(BS);
   // a file in the way of every fan-out directory: every block write now fails (EEXIST/ENOTDIR)
-  for (let i = 0; i < 256; i++) writeFileSync(join(dir, 'blocks', i.toString(16).padStart(2, '0')), 'in the way');
+  for (let i = 0; i < 256; i++) {
+    const sub = join(dir, 'blocks', i.toString(16).padStart(2, '0'));
+    rmSync(sub, { recursive: true, force: true }); // made when the cache opened
+    writeFileSync(sub, 'in the way');
+  }
   t.same(await c.get(a.key, src.fetcher(a.key), a.hash), a.data);
   t.match(c.stats(), { writeErrors: 1, blocks: 0, bytes: 0 });
   t.same(
