@@ -59,6 +59,10 @@ better** (throughput: vdfs ÷ baseline; time: baseline ÷ vdfs). Every raw sampl
 - **Durability.** Write figures say when their clock stops: \`fuse.write\` and \`fuse.untar\` when
   every byte is in its final place (the backing folder), \`webdav.put\` after an fsync of the
   landed file for every target. The \`.accepted\` figures stop at the application's return.
+- **Tails.** Work a server does after a figure's clock stopped (vdfs indexing and hashing the
+  files it was given, rclone uploading from its cache) is not charged to the next target:
+  \`fuse.write\` waits for vdfs's hash, \`fuse.untar\` for every server to go idle (under 4 % of
+  a CPU for half a second) and for \`sync\` before each run.
 - **Missing tools** (fio, curl, rclone, Apache, git, b3sum, fincore) stop the bench before it
   starts, with the package to install (\`bash .ci/setup\` installs them); \`--skip rclone,apache\`
   leaves a baseline out on purpose, recorded in the JSON. A failed measurement makes the run exit 1.`;
