@@ -227,6 +227,14 @@ static int read_names(int fd, struct dir_items *d) {
   return rc;
 }
 
+/* Every name of `fd` with fstatat(AT_SYMLINK_NOFOLLOW); a name whose fstatat failed keeps its errno. 0 or -errno. */
+static int stat_names(int fd, struct dir_items *d) {
+  int rc = read_names(fd, d);
+  for (size_t i = 0; rc == 0 && i < d->n; i++)
+    if (fstatat(fd, d->names + d->v[i].off, &d->v[i].st, AT_SYMLINK_NOFOLLOW) < 0) d->v[i].err = errno;
+  return rc;
+}
+
 #define STAT_FIELDS 6
 
 /* The JS answer: {names, versions, nums}; nums has STAT_FIELDS numbers per name (see statDir in core/native-addon.ts). */
@@ -283,9 +291,7 @@ static napi_value js_stat_dir(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct dir_items d = {0};
-  int rc = read_names(fd, &d);
-  for (size_t i = 0; rc == 0 && i < d.n; i++)
-    if (fstatat(fd, d.names + d.v[i].off, &d.v[i].st, AT_SYMLINK_NOFOLLOW) < 0) d.v[i].err = errno;
+  int rc = stat_names(fd, &d);
   napi_value out = rc < 0 ? make_int(env, rc) : stat_dir_result(env, &d);
   free(d.v);
   free(d.names);
@@ -314,9 +320,7 @@ static int64_t ns_of(struct timespec t) { return (int64_t)t.tv_sec * 1000000000L
 static void stat_dir_execute(napi_env env, void *data) {
   (void)env;
   struct stat_dir_work *w = data;
-  w->rc = read_names(w->fd, &w->d);
-  for (size_t i = 0; w->rc == 0 && i < w->d.n; i++)
-    if (fstatat(w->fd, w->d.names + w->d.v[i].off, &w->d.v[i].st, AT_SYMLINK_NOFOLLOW) < 0) w->d.v[i].err = errno;
+  w->rc = stat_names(w->fd, &w->d);
 }
 
 static napi_value stat_dir_async_result(napi_env env, const struct dir_items *d) {
