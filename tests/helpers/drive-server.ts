@@ -37,7 +37,7 @@ interface Fault {
   reason: string;
   /** Matches requests whose path and query contain it. */
   path?: string;
-  /** A cut instead of an error: the next download (alt=media) sends its head and this many bytes, then the connection is destroyed. */
+  /** A cut instead of an error: the next download (alt=media) of more than this many bytes sends its head and this many bytes, then the connection is destroyed. */
   cutAfter?: number;
 }
 interface Session {
@@ -292,6 +292,7 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
   const fault = d.faults.findIndex((f) => f.cutAfter === undefined && (!f.path || (path + url.search).includes(f.path)));
   if (fault >= 0) {
     const [f] = d.faults.splice(fault, 1);
+    d.counts[`fault ${f.status}`] = (d.counts[`fault ${f.status}`] ?? 0) + 1;
     await readBody(req);
     return apiError(res, f.status, f.reason, f.reason === 'userRateLimitExceeded' ? 'User Rate Limit Exceeded' : `injected ${f.status}`);
   }
@@ -363,9 +364,10 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
       const head: Record<string, string> = r
         ? { 'content-range': `bytes ${a}-${b}/${c.length}`, 'content-type': 'application/octet-stream' }
         : { 'content-type': 'application/octet-stream' };
-      const cut = d.faults.findIndex((x) => x.cutAfter !== undefined && (!x.path || (path + url.search).includes(x.path)));
+      const cut = d.faults.findIndex((x) => x.cutAfter !== undefined && b - a + 1 > x.cutAfter && (!x.path || (path + url.search).includes(x.path)));
       if (cut >= 0) {
         const [x] = d.faults.splice(cut, 1);
+        d.counts.cut = (d.counts.cut ?? 0) + 1;
         res.writeHead(r ? 206 : 200, { 'content-length': String(b - a + 1), ...head });
         res.write(c.subarray(a, Math.min(a + x.cutAfter!, b + 1)), () => res.destroy());
         return;
@@ -549,7 +551,7 @@ export interface DriveTestServer {
   children(opts: { id?: string; path?: string; base?: string }): Promise<DriveFileInfo[]>;
   /** The next `times` API requests (whose path and query contain `path`, if given: 'alt=media' for downloads) fail with `status`/`reason`. */
   fault(status: number, reason: string, times?: number, path?: string): Promise<void>;
-  /** The next download (alt=media; whose path and query contain `path`, if given) is cut after `after` bytes of its body. */
+  /** The next download (alt=media; whose path and query contain `path`, if given) of more than `after` bytes is cut after `after` bytes of its body. */
   cut(after: number, path?: string): Promise<void>;
   /** Every access token stops working (401); the refresh token still gets a new one. */
   expire(): Promise<void>;
@@ -558,7 +560,7 @@ export interface DriveTestServer {
   /** Every access and refresh token stops working (401 / invalid_grant). */
   revoke(): Promise<void>;
   addToken(token: string, refresh?: string): Promise<void>;
-  /** Requests by route since the last reset. */
+  /** Requests by route since the last reset (`fault STATUS` and `cut`: faults served, `token`: token endpoint calls). */
   counts(reset?: boolean): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
