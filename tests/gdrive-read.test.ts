@@ -18,18 +18,21 @@ import type { FsError } from '../core/fs-error';
 const MiB = 1 << 20;
 const MEDIA = 'GET /drive/v3/files/ID?alt';
 
-/** A provider on a fresh server's folder `loc` holding `data` at big.bin. */
-async function setup(t: Test, data: Buffer): Promise<{ drive: DriveTestServer; p: GdriveProvider; folder: string; md5: string }> {
+/** A provider on a fresh server's folder `loc` holding `data` at big.bin (`another()`: one more provider there, its caches empty). */
+async function setup(t: Test, data: Buffer): Promise<{ drive: DriveTestServer; p: GdriveProvider; folder: string; md5: string; another: () => GdriveProvider }> {
   const drive = await startDriveServer();
   t.teardown(() => drive.stop());
   const home = tempDir(t, 'vdfs-gdrive-read-');
   writeTokens({ access_token: drive.token, refresh_token: drive.refreshToken, client_id: 'test-client', token_url: `${drive.root}token` }, home);
   const folder = await drive.mkdir('loc');
   await drive.put('big.bin', data, { base: folder });
-  const p = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { retry: { budgetMs: 4000, baseDelayMs: 20 }, homeDir: home });
-  t.teardown(() => p.close());
+  const another = () => {
+    const p = new GdriveProvider(parseGdriveUri(`gdrive://${folder}?root=${encodeURIComponent(drive.root)}`), { retry: { budgetMs: 4000, baseDelayMs: 20 }, homeDir: home });
+    t.teardown(() => p.close());
+    return p;
+  };
   const md5 = (await drive.get({ path: 'big.bin', base: folder }))!.md5Checksum!;
-  return { drive, p, folder, md5 };
+  return { drive, p: another(), folder, md5, another };
 }
 
 /** Everything a stream gives until it ends or fails, and how it stopped. */
@@ -95,13 +98,16 @@ t.test('a token that expires mid-read is refreshed once and the read goes on; a 
 
 t.test('every streamed request checks the version: a change between two requests is refused with ESTALE, never served', async (t) => {
   const data = randomBytes(2 * MiB);
-  const { drive, p, folder, md5 } = await setup(t, data);
+  const { drive, p, folder, md5, another } = await setup(t, data);
+  const cold = another();
+  t.ok((await cold.readRange('big.bin', 10, 100, { version: md5 })).equals(data.subarray(10, 110)), 'a cold single range (bytes and metadata asked at once)');
   t.ok((await drain(await p.readRangeStream('big.bin', 0, MiB, { version: md5 }))).data.equals(data.subarray(0, MiB)), 'the first window');
   const changed = randomBytes(2 * MiB);
   await drive.put('big.bin', changed, { base: folder });
   await drive.counts(true);
   // At once: metadata read a moment ago must not vouch for the bytes of the next request.
   await t.rejects(p.readRangeStream('big.bin', MiB, MiB, { version: md5 }), { code: 'ESTALE' }, 'the next window is refused');
+  await t.rejects(another().readRange('big.bin', MiB, 100, { version: md5 }), { code: 'ESTALE' }, 'a cold single range of the old version is refused too');
   const now = (await drive.get({ path: 'big.bin', base: folder }))!.md5Checksum!;
   t.ok((await drain(await p.readRangeStream('big.bin', MiB, MiB, { version: now }))).data.equals(changed.subarray(MiB)), 'the new version reads under its own version');
 });
