@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
@@ -124,6 +126,43 @@ t.test('a cut download: readRange asks again, a stream ends short for its caller
   const got = await drain(await p.readRangeStream('big.bin', 0, 4 * MiB, { version: md5 }));
   t.equal(got.data.length, 200_000, 'the stream gives the bytes that came, then stops');
   t.ok(got.data.equals(data.subarray(0, 200_000)), 'and they are the right ones');
+});
+
+t.test('behind a proxy (HTTP_PROXY) downloads go through it, by the client library', async (t) => {
+  const data = randomBytes(MiB + 3);
+  // A CONNECT proxy that counts the downloads it carried (plain HTTP inside: the test server is http).
+  let downloads = 0;
+  const proxy = createServer((_req, res) => res.writeHead(405).end());
+  proxy.on('connect', (req, client, head) => {
+    client.on('data', (c: Buffer) => (downloads += c.toString('latin1').split('alt=media').length - 1));
+    const [host, port] = String(req.url).split(':');
+    const up = connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      up.write(head);
+      up.pipe(client);
+      client.pipe(up);
+    });
+    up.on('error', () => client.destroy());
+    client.on('error', () => up.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => proxy.close());
+  const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+  process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  delete process.env.NO_PROXY;
+  delete process.env.no_proxy;
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+  });
+  const { drive, p, md5 } = await setup(t, data);
+  await drive.counts(true);
+  const got = await drain(await p.readRangeStream('big.bin', 5, MiB - 2, { version: md5 }));
+  t.ok(got.data.equals(data.subarray(5, MiB + 3)), 'a ranged stream, byte-exact');
+  t.ok((await p.readRange('big.bin', MiB, 3, { version: md5 })).equals(data.subarray(MiB)), 'a single range');
+  t.equal((await drive.counts(true))[MEDIA], 2, 'two downloads');
+  t.equal(downloads, 2, 'both through the proxy');
 });
 
 t.test('through the mount: byte-exact against b3sum, a cut stream resumed at the exact byte, a token expired before the read', async (t) => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { FsError } from '../../core/fs-error';
 import { keptAliveAgents, sendGet, type GetTarget, type GetTimeouts } from '../../core/http-get';
 import type { OAuth2Client } from './gdrive-auth';
@@ -9,8 +10,8 @@ export interface MediaAnswer {
   /** `bytes a-b/size` of a 206. */
   contentRange?: string;
   contentLength?: number;
-  /** The body as it arrives, straight from the socket. */
-  body: IncomingMessage;
+  /** The body as it arrives, straight from the socket (through the client library behind a proxy). */
+  body: Readable;
 }
 
 /** Connect and idle limits of a download: an idle socket (no header, no body byte) this long is cut and the request retried. */
@@ -18,6 +19,15 @@ export const MEDIA_TIMEOUTS: GetTimeouts = { connectMs: 10_000, idleMs: 30_000 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
+
+/** Whether the environment sends requests to `url` through a proxy (the client library's reading of HTTPS_PROXY, HTTP_PROXY and NO_PROXY). */
+export function usesProxy(url: URL, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy)) return false;
+  const rules = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((r) => r.trim());
+  return !rules.some((r) =>
+    r.startsWith('*.') || r.startsWith('.') ? url.hostname.endsWith(r.replace(/^\*\./, '.')) : r !== '' && (r === url.origin || r === url.hostname || r === url.href),
+  );
+}
 
 /** An HTTP error shaped like the client library's (response.status, response.data), so gdrive-retry and driveError read both alike. */
 function mediaError(status: number, body: string): Error {
@@ -43,6 +53,7 @@ export class DriveMedia {
   private readonly root: URL;
   /** The refresh in flight after a 401: concurrent downloads that got one share it. */
   private refreshing?: Promise<unknown>;
+  private readonly proxied: boolean;
 
   constructor(
     rootUrl: string,
@@ -50,6 +61,7 @@ export class DriveMedia {
     private readonly timeouts: GetTimeouts = MEDIA_TIMEOUTS,
   ) {
     this.root = new URL(rootUrl);
+    this.proxied = usesProxy(this.root);
   }
 
   /**
@@ -59,6 +71,7 @@ export class DriveMedia {
    * a socket error (code ECONNRESET...), a TimeoutError, an AbortError, or EIO for a redirect it will not follow.
    */
   async get(id: string, range: string | undefined, signal?: AbortSignal): Promise<MediaAnswer> {
+    if (this.proxied) return this.viaLibrary(id, range, signal);
     let token = await this.token();
     let res = await this.send(id, range, token, signal);
     if (res.statusCode === 401) {
@@ -80,6 +93,19 @@ export class DriveMedia {
     res.setEncoding('utf8');
     for await (const c of res) if (body.length < 64 * 1024) body += c as string;
     throw mediaError(status, body);
+  }
+
+  /**
+   * Behind an HTTP(S) proxy (the environment names one that the API's host is not exempt from
+   * by NO_PROXY), downloads go through the client library, which speaks to proxies; node:http
+   * does not. The library refreshes the token on a 401 itself.
+   */
+  private async viaLibrary(id: string, range: string | undefined, signal?: AbortSignal): Promise<MediaAnswer> {
+    const url = new URL(`drive/v3/files/${encodeURIComponent(id)}?alt=media&supportsAllDrives=true`, this.root).toString();
+    const r = await this.auth.request<Readable>({ url, responseType: 'stream', headers: range ? { Range: range } : {}, signal, retry: false });
+    const len = r.headers.get('content-length');
+    const status = r.status === 206 ? 206 : 200;
+    return { status, contentRange: r.headers.get('content-range') ?? undefined, contentLength: len === null ? undefined : Number(len), body: r.data };
   }
 
   private async token(): Promise<string> {
