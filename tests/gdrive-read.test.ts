@@ -114,6 +114,18 @@ t.test('every streamed request checks the version: a change between two requests
   t.ok((await drain(await p.readRangeStream('big.bin', MiB, MiB, { version: now }))).data.equals(changed.subarray(MiB)), 'the new version reads under its own version');
 });
 
+t.test('a redirected download is followed on the same host with the token; to plain http elsewhere it is refused', async (t) => {
+  const data = randomBytes(300_000);
+  const { drive, p, md5 } = await setup(t, data);
+  await drive.counts(true);
+  await drive.redirect('self');
+  t.ok((await drain(await p.readRangeStream('big.bin', 7, 1000, { version: md5 }))).data.equals(data.subarray(7, 1007)), 'the bytes, from where it was sent');
+  const c = await drive.counts(true);
+  t.same([c.redirect, c[MEDIA], c.token ?? 0], [1, 2, 0], 'the redirect, then the download it sent to, with the token (no refresh)', { c });
+  await drive.redirect('http://example.invalid/elsewhere');
+  await t.rejects(p.readRangeStream('big.bin', 0, 10, { version: md5 }), { code: 'EIO', message: /redirected to http:\/\/example\.invalid/ }, 'not followed');
+});
+
 t.test('a cut download: readRange asks again, a stream ends short for its caller to resume', async (t) => {
   const data = randomBytes(4 * MiB);
   const { drive, p, md5 } = await setup(t, data);

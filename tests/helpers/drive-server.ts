@@ -37,6 +37,8 @@ interface Fault {
   reason: string;
   /** Matches requests whose path and query contain it. */
   path?: string;
+  /** A redirect instead of an error: the next download is answered 302 to this URL ('self': the same URL with &redirected=1). */
+  redirect?: string;
   /** A cut instead of an error: the next download (alt=media) of more than this many bytes sends its head and this many bytes, then the connection is destroyed. */
   cutAfter?: number;
 }
@@ -289,7 +291,7 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
   }
   const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   if (!auth || !d.tokens.has(auth[1])) return apiError(res, 401, 'authError', 'Invalid Credentials');
-  const fault = d.faults.findIndex((f) => f.cutAfter === undefined && (!f.path || (path + url.search).includes(f.path)));
+  const fault = d.faults.findIndex((f) => f.cutAfter === undefined && f.redirect === undefined && (!f.path || (path + url.search).includes(f.path)));
   if (fault >= 0) {
     const [f] = d.faults.splice(fault, 1);
     d.counts[`fault ${f.status}`] = (d.counts[`fault ${f.status}`] ?? 0) + 1;
@@ -356,6 +358,13 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
     if (url.searchParams.get('alt') === 'media') {
       if (!f.content) return apiError(res, 403, 'fileNotDownloadable', 'Only files with binary content can be downloaded. Use Export with Docs Editors files.');
       const c = f.content;
+      const redirect = d.faults.findIndex((x) => x.redirect !== undefined);
+      if (redirect >= 0) {
+        const [x] = d.faults.splice(redirect, 1);
+        d.counts.redirect = (d.counts.redirect ?? 0) + 1;
+        res.writeHead(302, { location: x.redirect === 'self' ? `${url.pathname}${url.search}&redirected=1` : x.redirect!, 'content-length': '0' });
+        return void res.end();
+      }
       d.ranges.push(String(req.headers.range ?? ''));
       const r = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
       if (r && Number(r[1]) >= c.length) return send(res, 416, Buffer.alloc(0), { 'content-range': `bytes */${c.length}` });
@@ -477,6 +486,9 @@ function admin(d: Drive, op: string, a: Record<string, unknown>, res: ServerResp
     case 'cut':
       d.faults.push({ status: 0, reason: 'cut', path: a.path as string | undefined, cutAfter: Number(a.after) });
       return send(res, 200, {});
+    case 'redirect':
+      d.faults.push({ status: 302, reason: 'redirect', redirect: String(a.to) });
+      return send(res, 200, {});
     case 'expire':
       // Access tokens stop working; refresh tokens still get new ones.
       d.tokens.clear();
@@ -553,6 +565,8 @@ export interface DriveTestServer {
   fault(status: number, reason: string, times?: number, path?: string): Promise<void>;
   /** The next download (alt=media; whose path and query contain `path`, if given) of more than `after` bytes is cut after `after` bytes of its body. */
   cut(after: number, path?: string): Promise<void>;
+  /** The next download is answered 302 to `to` ('self': the same URL with &redirected=1). */
+  redirect(to: string): Promise<void>;
   /** Every access token stops working (401); the refresh token still gets a new one. */
   expire(): Promise<void>;
   /** The Range header of each download since the last call ('' for a whole-file one). */
@@ -614,6 +628,9 @@ export async function startDriveServer(port = 0): Promise<DriveTestServer> {
     },
     cut: async (after, path) => {
       await call('cut', { after, path });
+    },
+    redirect: async (to) => {
+      await call('redirect', { to });
     },
     expire: async () => {
       await call('expire', {});
