@@ -1,6 +1,7 @@
 import { drive, type drive_v3 } from '@googleapis/drive';
 import { FsError } from '../../core/fs-error';
 import { authClient, authError, type OAuth2Client } from './gdrive-auth';
+import { DriveMedia } from './gdrive-media';
 import { apiReason, DEFAULT_RETRY, httpStatus, isUnreachable, withRetry, type RetryPolicy } from './gdrive-retry';
 
 export const FOLDER = 'application/vnd.google-apps.folder';
@@ -35,6 +36,8 @@ export function driveError(err: unknown, what: string): FsError {
 export class DriveApi {
   readonly drive: drive_v3.Drive;
   readonly auth: OAuth2Client;
+  /** Content downloads (alt=media), straight over node:http(s) with the same OAuth client. */
+  readonly media: DriveMedia;
 
   /** `homeDir`: the vdfs home whose gdrive/ holds the tokens (tokenFile's default without it). */
   constructor(
@@ -44,6 +47,7 @@ export class DriveApi {
   ) {
     this.auth = authClient(homeDir);
     this.drive = drive({ version: 'v3', auth: this.auth, rootUrl, ...NO_RETRY });
+    this.media = new DriveMedia(rootUrl, this.auth);
   }
 
   /** One call with bounded retries; FsError out. */

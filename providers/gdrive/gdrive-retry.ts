@@ -52,6 +52,7 @@ function classify(err: unknown): FailureKind {
   if (err instanceof FsError) return isRetryableEio(err) ? 'network' : 'fatal';
   const net = networkFailure(sysCode(err));
   if (net) return net;
+  if ((err as ApiErr)?.name === 'TimeoutError') return 'network'; // a direct download's connect or idle timeout (core/http-get.ts)
   const s = httpStatus(err);
   if (s === 429) return 'throttled';
   if (s === 403 && THROTTLE_REASONS.has(apiReason(err).reason ?? '')) return 'throttled';

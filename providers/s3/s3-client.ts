@@ -2,6 +2,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { FsError } from '../../core/fs-error';
+import { keptAliveAgents } from '../../core/http-get';
 import type { S3Location } from './s3-uri';
 
 /** Per-request timeouts. */
@@ -22,8 +23,7 @@ export interface S3Agents {
 
 /** Kept-alive agents, at most 64 connections each. */
 export function s3Agents(): S3Agents {
-  const agentOpts = { keepAlive: true, maxSockets: 64 };
-  return { http: new HttpAgent(agentOpts), https: new HttpsAgent(agentOpts) };
+  return keptAliveAgents(64);
 }
 
 /**

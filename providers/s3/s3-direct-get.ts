@@ -1,7 +1,7 @@
-import { request as httpRequest, type Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { sendGet, type KeptAliveAgents } from '../../core/http-get';
 import type { S3Timeouts } from './s3-client';
 import { amzDateOf, EMPTY_SHA256, encodeKeyPath, signGet, type SigV4Credentials } from './s3-sigv4';
 
@@ -57,7 +57,7 @@ export class DirectGet {
 
   constructor(
     private readonly client: S3Client,
-    private readonly agents: { http: HttpAgent; https: HttpsAgent },
+    private readonly agents: KeptAliveAgents,
     private readonly timeouts: S3Timeouts,
   ) {
     type Args = { request: unknown; input: unknown };
@@ -117,23 +117,6 @@ export class DirectGet {
   }
 
   private send(r: Route, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const opts = { hostname: r.hostname, port: r.port, path, method: 'GET', headers, signal };
-      const req: ClientRequest = r.protocol === 'https:' ? httpsRequest({ ...opts, agent: this.agents.https }) : httpRequest({ ...opts, agent: this.agents.http });
-      const fail = (name: string, message: string) => req.destroy(Object.assign(new Error(message), { name }));
-      req.setTimeout(this.timeouts.idleMs, () => fail('TimeoutError', `no answer from ${r.hostname} in ${this.timeouts.idleMs} ms`));
-      req.once('socket', (s) => {
-        if (!s.connecting) return;
-        const t = setTimeout(() => fail('TimeoutError', `could not connect to ${r.hostname} in ${this.timeouts.connectMs} ms`), this.timeouts.connectMs);
-        s.once('connect', () => clearTimeout(t));
-        s.once('close', () => clearTimeout(t));
-      });
-      req.once('response', (res) => {
-        // The idle timeout goes on for the body: a stalled body is cut like one from the SDK.
-        resolve(res);
-      });
-      req.once('error', reject);
-      req.end();
-    });
+    return sendGet({ protocol: r.protocol, hostname: r.hostname, port: r.port, path }, headers, this.agents, this.timeouts, signal);
   }
 }

@@ -35,7 +35,12 @@ interface Change {
 interface Fault {
   status: number;
   reason: string;
+  /** Matches requests whose path and query contain it. */
   path?: string;
+  /** A redirect instead of an error: the next download is answered 302 to this URL ('self': the same URL with &redirected=1). */
+  redirect?: string;
+  /** A cut instead of an error: the next download (alt=media) of more than this many bytes sends its head and this many bytes, then the connection is destroyed. */
+  cutAfter?: number;
 }
 interface Session {
   id: string;
@@ -68,6 +73,8 @@ class Drive {
   faults: Fault[] = [];
   sessions = new Map<string, Session>();
   counts: Record<string, number> = {};
+  /** The Range header of every download (alt=media), '' for none, since the last reset. */
+  ranges: string[] = [];
   seq = 0;
   clock = Date.parse('2026-01-01T00:00:00Z');
 
@@ -284,9 +291,10 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
   }
   const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   if (!auth || !d.tokens.has(auth[1])) return apiError(res, 401, 'authError', 'Invalid Credentials');
-  const fault = d.faults.findIndex((f) => !f.path || path.includes(f.path));
+  const fault = d.faults.findIndex((f) => f.cutAfter === undefined && f.redirect === undefined && (!f.path || (path + url.search).includes(f.path)));
   if (fault >= 0) {
     const [f] = d.faults.splice(fault, 1);
+    d.counts[`fault ${f.status}`] = (d.counts[`fault ${f.status}`] ?? 0) + 1;
     await readBody(req);
     return apiError(res, f.status, f.reason, f.reason === 'userRateLimitExceeded' ? 'User Rate Limit Exceeded' : `injected ${f.status}`);
   }
@@ -350,12 +358,30 @@ async function handle(d: Drive, req: IncomingMessage, res: ServerResponse, base:
     if (url.searchParams.get('alt') === 'media') {
       if (!f.content) return apiError(res, 403, 'fileNotDownloadable', 'Only files with binary content can be downloaded. Use Export with Docs Editors files.');
       const c = f.content;
+      const redirect = d.faults.findIndex((x) => x.redirect !== undefined);
+      if (redirect >= 0) {
+        const [x] = d.faults.splice(redirect, 1);
+        d.counts.redirect = (d.counts.redirect ?? 0) + 1;
+        res.writeHead(302, { location: x.redirect === 'self' ? `${url.pathname}${url.search}&redirected=1` : x.redirect!, 'content-length': '0' });
+        return void res.end();
+      }
+      d.ranges.push(String(req.headers.range ?? ''));
       const r = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
-      if (!r) return send(res, 200, c, { 'content-type': 'application/octet-stream' });
-      const a = Number(r[1]);
-      if (a >= c.length) return send(res, 416, Buffer.alloc(0), { 'content-range': `bytes */${c.length}` });
-      const b = Math.min(r[2] ? Number(r[2]) : c.length - 1, c.length - 1);
-      return send(res, 206, c.subarray(a, b + 1), { 'content-range': `bytes ${a}-${b}/${c.length}`, 'content-type': 'application/octet-stream' });
+      if (r && Number(r[1]) >= c.length) return send(res, 416, Buffer.alloc(0), { 'content-range': `bytes */${c.length}` });
+      const a = r ? Number(r[1]) : 0;
+      const b = r ? Math.min(r[2] ? Number(r[2]) : c.length - 1, c.length - 1) : c.length - 1;
+      const head: Record<string, string> = r
+        ? { 'content-range': `bytes ${a}-${b}/${c.length}`, 'content-type': 'application/octet-stream' }
+        : { 'content-type': 'application/octet-stream' };
+      const cut = d.faults.findIndex((x) => x.cutAfter !== undefined && b - a + 1 > x.cutAfter && (!x.path || (path + url.search).includes(x.path)));
+      if (cut >= 0) {
+        const [x] = d.faults.splice(cut, 1);
+        d.counts.cut = (d.counts.cut ?? 0) + 1;
+        res.writeHead(r ? 206 : 200, { 'content-length': String(b - a + 1), ...head });
+        res.write(c.subarray(a, Math.min(a + x.cutAfter!, b + 1)), () => res.destroy());
+        return;
+      }
+      return send(res, r ? 206 : 200, c.subarray(a, b + 1), head);
     }
     return send(res, 200, pick(d.json(f), fields));
   }
@@ -457,6 +483,21 @@ function admin(d: Drive, op: string, a: Record<string, unknown>, res: ServerResp
     case 'fault':
       for (let i = 0; i < Number(a.times ?? 1); i++) d.faults.push({ status: Number(a.status), reason: String(a.reason ?? 'backendError'), path: a.path as string | undefined });
       return send(res, 200, {});
+    case 'cut':
+      d.faults.push({ status: 0, reason: 'cut', path: a.path as string | undefined, cutAfter: Number(a.after) });
+      return send(res, 200, {});
+    case 'redirect':
+      d.faults.push({ status: 302, reason: 'redirect', redirect: String(a.to) });
+      return send(res, 200, {});
+    case 'expire':
+      // Access tokens stop working; refresh tokens still get new ones.
+      d.tokens.clear();
+      return send(res, 200, {});
+    case 'ranges': {
+      const r = d.ranges;
+      d.ranges = [];
+      return send(res, 200, r);
+    }
     case 'revoke':
       d.tokens.clear();
       d.refresh.clear();
@@ -520,12 +561,20 @@ export interface DriveTestServer {
   trash(path: string, base?: string): Promise<void>;
   get(pathOrId: { path?: string; id?: string; base?: string }): Promise<DriveFileInfo | null>;
   children(opts: { id?: string; path?: string; base?: string }): Promise<DriveFileInfo[]>;
-  /** The next `times` API requests (whose path contains `path`, if given) fail with `status`/`reason`. */
+  /** The next `times` API requests (whose path and query contain `path`, if given: 'alt=media' for downloads) fail with `status`/`reason`. */
   fault(status: number, reason: string, times?: number, path?: string): Promise<void>;
+  /** The next download (alt=media; whose path and query contain `path`, if given) of more than `after` bytes is cut after `after` bytes of its body. */
+  cut(after: number, path?: string): Promise<void>;
+  /** The next download is answered 302 to `to` ('self': the same URL with &redirected=1). */
+  redirect(to: string): Promise<void>;
+  /** Every access token stops working (401); the refresh token still gets a new one. */
+  expire(): Promise<void>;
+  /** The Range header of each download since the last call ('' for a whole-file one). */
+  ranges(): Promise<string[]>;
   /** Every access and refresh token stops working (401 / invalid_grant). */
   revoke(): Promise<void>;
   addToken(token: string, refresh?: string): Promise<void>;
-  /** Requests by route since the last reset. */
+  /** Requests by route since the last reset (`fault STATUS` and `cut`: faults served, `token`: token endpoint calls). */
   counts(reset?: boolean): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
@@ -577,6 +626,16 @@ export async function startDriveServer(port = 0): Promise<DriveTestServer> {
     fault: async (status, reason, times = 1, path) => {
       await call('fault', { status, reason, times, path });
     },
+    cut: async (after, path) => {
+      await call('cut', { after, path });
+    },
+    redirect: async (to) => {
+      await call('redirect', { to });
+    },
+    expire: async () => {
+      await call('expire', {});
+    },
+    ranges: () => call('ranges', {}),
     revoke: async () => {
       await call('revoke', {});
     },
