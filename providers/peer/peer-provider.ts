@@ -190,8 +190,9 @@ export class PeerProvider implements Provider {
     const { hash, size } = this.hashOf(path, offset, length, opts);
     if (length === 0 || (size !== undefined && offset >= size)) return Readable.from([]);
     const what = `${this.loc.uri}/${path}`;
-    const res = await this.withPeer((c) => c.open(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
-    if (res.statusCode === 206) return res;
+    // Our own HTTP/1.1 on the socket (PeerClient.openBlob): the body can go straight into the reader's blocks.
+    const res = await this.withPeer((c) => c.openBlob(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
+    if (res.status === 206) return res;
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of res as AsyncIterable<Buffer>) {
@@ -200,9 +201,9 @@ export class PeerProvider implements Provider {
       chunks.push(c);
     }
     res.destroy();
-    if (res.statusCode === 416) return Readable.from([]);
-    if (res.statusCode === 200) return Readable.from([await this.readRange(path, offset, length, opts)]);
-    throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }, what);
+    if (res.status === 416) return Readable.from([]);
+    if (res.status === 200) return Readable.from([await this.readRange(path, offset, length, opts)]);
+    throw errorOf({ status: res.status, headers: res.headers, body: Buffer.concat(chunks) }, what);
   }
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
