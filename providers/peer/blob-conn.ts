@@ -29,7 +29,6 @@ const CHUNK = 64 * 1024;
 export class BlobConn {
   /** Set by the connection's creator: the socket's onread target and callback dispatch here. */
   route: Route = idleRoute(this);
-  busy = false;
   reused = false;
 
   constructor(readonly sock: tls.TLSSocket) {}
@@ -44,8 +43,13 @@ export class BlobConn {
    * HTTP/1.1 answer we can read). `onDone(reusable)` runs once when the exchange is over.
    */
   request(head: string, idleMs: number, onDone: (reusable: boolean) => void): Promise<BlobAnswer> {
-    this.busy = true;
     const sock = this.sock;
+    // Its 'close' may be over already: nothing would answer.
+    if (!this.usable) {
+      sock.destroy();
+      onDone(false);
+      return Promise.reject(new FsError('EHOSTDOWN', 'the connection was closed'));
+    }
     return new Promise<BlobAnswer>((resolve, reject) => {
       let headBuf = Buffer.allocUnsafe(MAX_HEAD);
       let got = 0;
@@ -58,7 +62,6 @@ export class BlobConn {
         sock.off('close', onClose);
         sock.off('error', onError);
         sock.off('timeout', onTimeout);
-        this.busy = false;
         this.route = idleRoute(this);
         if (!reusable) sock.destroy();
         onDone(reusable && this.usable);

@@ -165,7 +165,9 @@ export class PeerClient {
       if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`);
       let conn: BlobConn;
       try {
-        conn = this.idleBlobConns.pop() ?? (await this.dialBlob());
+        let idle = this.idleBlobConns.pop();
+        while (idle && !idle.usable) idle = this.idleBlobConns.pop();
+        conn = idle ?? (await this.dialBlob());
       } catch (err) {
         throw mapError(err, what);
       }
