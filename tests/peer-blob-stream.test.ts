@@ -231,3 +231,30 @@ t.test('A restarted in the middle of a read: B reads the rest on new connections
   // Blocks held ahead while A was down failed and are asked one by one (up to a window of 8), then streaming resumes.
   t.ok(after.length > 0 && after.length <= 12, `the restarted A served the rest in ${after.length} requests (${after.map((x) => x / MiB).join(' ')} MiB)`);
 });
+
+t.test("every address of the owner is tried: one now another node's (its certificate is not the pinned one), one dead, then the owner's", async (t) => {
+  const dir = tempDir(t);
+  const data = randomBytes(5 * MiB + 17);
+  const a = makeNode(dir, 'alpha', { 'f.bin': data });
+  const stranger = makeNode(dir, 'stranger', { 'f.bin': data });
+  const b = makeNode(dir, 'beta');
+  const da = await startPeerDaemon(a.home, { logLevel: 'debug' });
+  t.teardown(() => da.stop());
+  const ds = await startPeerDaemon(stranger.home, { logLevel: 'debug' });
+  t.teardown(() => ds.stop());
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const dead = createServer();
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
+  const deadUrl = `https://127.0.0.1:${(dead.address() as { port: number }).port}`;
+  await new Promise<void>((r) => dead.close(() => r()));
+  setAddresses(b.home, [ds.url, deadUrl, da.url]);
+  const mnt = join(dir, 'mnt');
+  const m = await startMount(b.home, mnt);
+  t.teardown(() => m.stop());
+  const r = sh('sh', ['-c', `dd if=${join(mnt, 'adocs', 'f.bin')} bs=1M status=none | b3sum --no-names`], { timeoutMs: 60_000 });
+  t.equal(r.stdout.trim(), b3sum(join(a.src, 'f.bin')), 'b3sum-exact, from the owner at its third address');
+  await waitFor(() => servedStarts(da.output()).length > 0, 5000);
+  t.ok(servedStarts(da.output()).length > 0, 'A served it');
+  t.equal(servedStarts(ds.output()).length, 0, 'the stranger served nothing (B stopped at its certificate)');
+});

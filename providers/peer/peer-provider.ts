@@ -93,22 +93,26 @@ export class PeerProvider implements Provider {
 
   /**
    * Runs `fn` against the owner's addresses in turn (the last one that answered first), moving
-   * on when one is unreachable (EHOSTDOWN). Throws the last address's error, or what `fn` throws.
+   * on when one is unreachable (EHOSTDOWN) or refuses us (EACCES: an address that is now
+   * another node's, whose certificate is not the pinned one). Throws EHOSTDOWN when an address
+   * was unreachable (the node may be away), else the last EACCES, or what `fn` throws.
    */
   private async withPeer<T>(fn: (c: PeerClient) => Promise<T>): Promise<T> {
     const { nodeId, urls } = this.addresses();
-    let last: unknown;
+    let down: unknown;
+    let refused: unknown;
     for (const url of urls) {
       try {
         const r = await fn(this.clientFor(nodeId, url));
         this.goodUrl = url;
         return r;
       } catch (err) {
-        if (!(err instanceof FsError) || err.code !== 'EHOSTDOWN') throw err;
-        last = err;
+        if (!(err instanceof FsError) || (err.code !== 'EHOSTDOWN' && err.code !== 'EACCES')) throw err;
+        if (err.code === 'EACCES') refused = err;
+        else down = err;
       }
     }
-    throw last;
+    throw down ?? refused;
   }
 
   async isOnline(): Promise<boolean> {
