@@ -258,3 +258,21 @@ t.test("every address of the owner is tried: one now another node's (its certifi
   t.ok(servedStarts(da.output()).length > 0, 'A served it');
   t.equal(servedStarts(ds.output()).length, 0, 'the stranger served nothing (B stopped at its certificate)');
 });
+
+t.test('12 files of a peer read at once through the mount, each on blob connections of its own: each b3sum-exact', async (t) => {
+  const dir = tempDir(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 12; i++) files[`f${i}.bin`] = randomBytes(3 * MiB + i);
+  const a = makeNode(dir, 'alpha', files);
+  const b = makeNode(dir, 'beta');
+  const da = await startPeerDaemon(a.home);
+  t.teardown(() => da.stop());
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const mnt = join(dir, 'mnt');
+  const m = await startMount(b.home, mnt);
+  t.teardown(() => m.stop());
+  const names = Object.keys(files);
+  const got = await Promise.all(names.map((n) => shAsync(`dd if=${join(mnt, 'adocs', n)} bs=1M status=none | b3sum --no-names`)));
+  for (const [k, n] of names.entries()) t.equal(got[k].stdout.trim(), b3sum(join(a.src, n)), `${n}: b3sum-exact ${got[k].stderr.trim()}`);
+});

@@ -24,6 +24,8 @@ export interface PeerRequestOptions {
 }
 
 const CODES = new Set<string>(FS_ERROR_CODES);
+/** Blob connections being opened at once (PeerClient.dialBlob). */
+const MAX_DIALS = 4;
 /** What a buffered answer may weigh by default: JSON answers are small (change pages stop at 8 MiB). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -58,6 +60,8 @@ export class PeerClient {
   private readonly idleBlobConns: BlobConn[] = [];
   private readonly blobConns = new Set<BlobConn>();
   private closed = false;
+  private dialing = 0;
+  private readonly dialWaiters: (() => void)[] = [];
 
   constructor(
     readonly url: string,
@@ -124,8 +128,23 @@ export class PeerClient {
     });
   }
 
-  /** A new blob connection: its socket reads where the connection's current route says (BlobConn). */
+  /**
+   * A new blob connection: its socket reads where the connection's current route says (BlobConn).
+   * At most MAX_DIALS handshakes at once: the peer admits 8 unauthenticated connections per
+   * source (mount/peer-server/peer-admission.ts), and many files opened at once must not be refused.
+   */
   private async dialBlob(): Promise<BlobConn> {
+    while (this.dialing >= MAX_DIALS) await new Promise<void>((r) => this.dialWaiters.push(r));
+    this.dialing++;
+    try {
+      return await this.dialBlobNow();
+    } finally {
+      this.dialing--;
+      this.dialWaiters.shift()?.();
+    }
+  }
+
+  private async dialBlobNow(): Promise<BlobConn> {
     const at: { conn?: BlobConn } = {};
     const sock = await this.connect({
       // Asked for the next read's buffer right after each read; before the connection exists, a scratch one (copied from).
