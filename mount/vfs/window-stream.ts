@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { blockPool } from '../../cache/block-pool';
 import { streamedBytes } from '../../core/idle-gc';
+import { canLend } from '../../core/lent-stream';
 
 /** Opens bytes [offset, offset + length) of one source as a stream (Provider.readRangeStream). */
 export type OpenRange = (offset: number, length: number) => Promise<Readable>;
@@ -108,22 +109,51 @@ class Cutter {
           });
         }
       };
+      if (canLend(s)) {
+        // The source writes straight into the block being filled: no chunk, no copy (a peer's body).
+        s.lend({
+          target: () => (this.i <= this.last && !this.stopped ? this.buf.subarray(this.fill) : Buffer.alloc(0)),
+          filled: (n) => {
+            if (this.filled(n, pace)) resolve();
+          },
+        });
+      }
       // 'data' events, not `for await`: a promise per socket chunk (16 KiB TLS records, 8,192
       // per 128 MiB) was a large part of the reader's CPU. Each chunk is copied into its block
       // at once; a long run is paced by pausing the stream (`gate`), never by queueing chunks.
-      s.on('data', (chunk: Buffer) => {
-        try {
-          const done = this.cut(chunk, pace);
-          streamedBytes(chunk.length); // the chunk is garbage now: collect such chunks every few MiB
-          if (done) resolve(); // a server that sent more than asked: stop at the window's end
-        } catch (err) {
-          reject(err instanceof Error ? err : new Error(String(err)));
-        }
-      });
+      else
+        s.on('data', (chunk: Buffer) => {
+          try {
+            const done = this.cut(chunk, pace);
+            streamedBytes(chunk.length); // the chunk is garbage now: collect such chunks every few MiB
+            if (done) resolve(); // a server that sent more than asked: stop at the window's end
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
       s.once('end', resolve);
       s.once('error', reject);
       s.once('close', () => (s.readableEnded ? resolve() : reject(new FsError('EHOSTDOWN', 'the stream closed before its end'))));
     });
+  }
+
+  /** `n` more bytes were written into the block at `fill` (a lending source); true when done (window complete or stopped). */
+  private filled(n: number, pace: () => void): boolean {
+    if (this.i > this.last || this.stopped) return true;
+    this.fill += n;
+    if (this.fill === this.buf.length) this.complete(pace);
+    return this.i > this.last || this.stopped;
+  }
+
+  /** The block being filled is complete: handed over, and the next one taken. */
+  private complete(pace: () => void): void {
+    this.onBlock(this.i, this.buf);
+    this.i++;
+    this.fill = 0;
+    if (this.i <= this.last) {
+      this.buf = this.take();
+      pace();
+    }
   }
 
   /** Copies `chunk` into blocks, handing each over when complete; true when done (window complete or stopped). */
@@ -134,15 +164,7 @@ class Cutter {
       chunk.copy(this.buf, this.fill, at, at + n);
       this.fill += n;
       at += n;
-      if (this.fill === this.buf.length) {
-        this.onBlock(this.i, this.buf);
-        this.i++;
-        this.fill = 0;
-        if (this.i <= this.last) {
-          this.buf = this.take();
-          pace();
-        }
-      }
+      if (this.fill === this.buf.length) this.complete(pace);
     }
     return this.i > this.last || this.stopped;
   }

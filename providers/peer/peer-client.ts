@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 import { ALPN_PEER, codeOfPeerStatus } from '../../core/peer-protocol';
+import { BlobConn, type BlobAnswer } from './blob-conn';
 
 export interface PeerResponse {
   status: number;
@@ -23,6 +24,8 @@ export interface PeerRequestOptions {
 }
 
 const CODES = new Set<string>(FS_ERROR_CODES);
+/** Blob connections being opened at once (PeerClient.dialBlob). */
+const MAX_DIALS = 4;
 /** What a buffered answer may weigh by default: JSON answers are small (change pages stop at 8 MiB). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -49,55 +52,160 @@ export function parsePeerUrl(url: string): { host: string; port: number } {
 export class PeerClient {
   private readonly agent: http.Agent;
   private readonly target: { host: string; port: number };
+  private readonly alpn: string;
+  private readonly connectMs: number;
+  private readonly fp: string;
+  private secureContext?: tls.SecureContext;
+  /** Blob connections (BlobConn) free for the next request, the most recent last. */
+  private readonly idleBlobConns: BlobConn[] = [];
+  private readonly blobConns = new Set<BlobConn>();
+  private closed = false;
+  private dialing = 0;
+  private readonly dialWaiters: (() => void)[] = [];
 
   constructor(
     readonly url: string,
     readonly fingerprint: string,
-    keys: NodeKeys,
+    private readonly keys: NodeKeys,
     opts: { alpn?: string; connectMs?: number } = {},
   ) {
     this.target = parsePeerUrl(url);
-    const alpn = opts.alpn ?? ALPN_PEER;
-    const connectMs = opts.connectMs ?? 5000;
-    const fp = fingerprint.toLowerCase();
-    // One TLS context for every connection of this client: building it (parsing our key and
-    // certificate) cost ~20 ms of CPU per new connection.
-    let secureContext: tls.SecureContext | undefined;
+    this.alpn = opts.alpn ?? ALPN_PEER;
+    this.connectMs = opts.connectMs ?? 5000;
+    this.fp = fingerprint.toLowerCase();
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 16, scheduling: 'lifo' });
     // The callback form of createConnection lets us finish (and check) the handshake first.
     (this.agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
+      this.connect().then(
+        (sock) => cb(null, sock),
+        (err: Error) => cb(err),
+      );
+      return undefined;
+    };
+  }
+
+  /**
+   * A TLS connection whose peer presented the pinned certificate — checked once the handshake
+   * is done, before anything is written, so not one request byte reaches an impostor. `onread`
+   * as tls.connect takes it. Throws EACCES (our keys unusable, wrong certificate), EHOSTDOWN
+   * (no handshake within connectMs) or the socket's error.
+   */
+  private connect(onread?: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean | void }): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
       try {
-        secureContext ??= tls.createSecureContext({ key: keys.key, cert: keys.cert });
+        // One TLS context for every connection of this client: building it (parsing our key and
+        // certificate) cost ~20 ms of CPU per new connection.
+        this.secureContext ??= tls.createSecureContext({ key: this.keys.key, cert: this.keys.cert });
       } catch (err) {
-        cb(new FsError('EACCES', `this node's TLS key or certificate is unusable: ${(err as Error).message}`, err));
-        return undefined;
+        reject(new FsError('EACCES', `this node's TLS key or certificate is unusable: ${(err as Error).message}`, err));
+        return;
       }
       const sock = tls.connect({
         host: this.target.host,
         port: this.target.port,
-        secureContext,
-        ALPNProtocols: [alpn],
+        secureContext: this.secureContext,
+        ALPNProtocols: [this.alpn],
         rejectUnauthorized: false,
         servername: undefined,
+        ...(onread ? { onread } : {}),
       });
-      const timer = setTimeout(() => sock.destroy(new FsError('EHOSTDOWN', `${url}: no TLS handshake within ${connectMs} ms`)), connectMs);
+      const timer = setTimeout(() => sock.destroy(new FsError('EHOSTDOWN', `${this.url}: no TLS handshake within ${this.connectMs} ms`)), this.connectMs);
       sock.once('secureConnect', () => {
         clearTimeout(timer);
         const cert = sock.getPeerCertificate(false);
         const got = cert?.raw ? fingerprintOfDer(cert.raw) : '';
-        if (got !== fp) {
+        if (got !== this.fp) {
           sock.destroy();
-          cb(new FsError('EACCES', `${url} presented certificate ${got.slice(0, 16) || '(none)'}…, not the paired ${fp.slice(0, 16)}…`));
+          reject(new FsError('EACCES', `${this.url} presented certificate ${got.slice(0, 16) || '(none)'}…, not the paired ${this.fp.slice(0, 16)}…`));
           return;
         }
-        cb(null, sock);
+        resolve(sock);
       });
       sock.once('error', (err) => {
         clearTimeout(timer);
-        cb(err);
+        reject(err);
       });
-      return undefined;
-    };
+    });
+  }
+
+  /**
+   * A new blob connection: its socket reads where the connection's current route says (BlobConn).
+   * At most MAX_DIALS handshakes at once: the peer admits 8 unauthenticated connections per
+   * source (mount/peer-server/peer-admission.ts), and many files opened at once must not be refused.
+   */
+  private async dialBlob(): Promise<BlobConn> {
+    while (this.dialing >= MAX_DIALS) await new Promise<void>((r) => this.dialWaiters.push(r));
+    this.dialing++;
+    try {
+      return await this.dialBlobNow();
+    } finally {
+      this.dialing--;
+      this.dialWaiters.shift()?.();
+    }
+  }
+
+  private async dialBlobNow(): Promise<BlobConn> {
+    const at: { conn?: BlobConn } = {};
+    const sock = await this.connect({
+      // Asked for the next read's buffer right after each read; before the connection exists, a scratch one (copied from).
+      buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
+      callback: (n: number, buf: Uint8Array) => {
+        if (at.conn) at.conn.route.filled(buf as Buffer, n);
+        else sock.destroy(); // nothing is asked yet: a byte now is not HTTP
+      },
+    });
+    const c = (at.conn = new BlobConn(sock));
+    this.blobConns.add(c);
+    sock.on('error', () => undefined); // a request in flight hears it through 'close'; an idle one is dropped
+    sock.once('close', () => {
+      this.blobConns.delete(c);
+      const k = this.idleBlobConns.indexOf(c);
+      if (k >= 0) this.idleBlobConns.splice(k, 1);
+    });
+    return c;
+  }
+
+  /**
+   * `GET path` (with `o.headers`) on a blob connection, the answer handed over once its head has
+   * arrived: its body is a LendingReadable, written straight into the consumer's buffers when it
+   * lends them (BlobConn: no HTTP parser, chunk or copy per TLS record). The body fails with
+   * EHOSTDOWN when the peer goes silent for `o.idleMs` or closes mid-answer. Throws FsError as
+   * the class says; a kept-alive connection the peer had closed is replaced once.
+   */
+  async openBlob(path: string, o: PeerRequestOptions = {}): Promise<BlobAnswer> {
+    const what = `${this.url}${path}`;
+    const fields = Object.entries(o.headers ?? {});
+    if ([path, ...fields.flat()].some((x) => /[\r\n]/.test(x))) throw new FsError('EINVAL', `${what}: a line break in the request`);
+    const host = this.target.host.includes(':') ? `[${this.target.host}]` : this.target.host;
+    const extra = fields.map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const head = `${o.method ?? 'GET'} ${path} HTTP/1.1\r\nhost: ${host}:${this.target.port}\r\n${extra}\r\n`;
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new FsError('EHOSTDOWN', `${what}: the client is closed`);
+      if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`);
+      let conn: BlobConn;
+      try {
+        let idle = this.idleBlobConns.pop();
+        while (idle && !idle.usable) idle = this.idleBlobConns.pop();
+        conn = idle ?? (await this.dialBlob());
+      } catch (err) {
+        throw mapError(err, what);
+      }
+      const onAbort = () => conn.sock.destroy();
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await conn.request(head, o.idleMs ?? 15_000, (reusable) => {
+          o.signal?.removeEventListener('abort', onAbort);
+          conn.reused = true;
+          if (reusable && !this.closed && this.idleBlobConns.length < 16) this.idleBlobConns.push(conn);
+          else conn.sock.destroy();
+        });
+      } catch (err) {
+        if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`, err);
+        // A kept-alive connection the peer closed meanwhile (its idle limit): once more on a new one.
+        if (conn.reused && attempt === 0 && err instanceof FsError && err.code === 'EHOSTDOWN') continue;
+        throw mapError(err, what);
+      }
+    }
   }
 
   /** One request; the whole body is buffered, up to `o.maxBytes` (then EFBIG: a peer cannot make us hold gigabytes). */
@@ -187,7 +295,10 @@ export class PeerClient {
   }
 
   close(): void {
+    this.closed = true;
     this.agent.destroy();
+    for (const c of this.blobConns) c.sock.destroy();
+    this.idleBlobConns.length = 0;
   }
 }
 

@@ -93,22 +93,26 @@ export class PeerProvider implements Provider {
 
   /**
    * Runs `fn` against the owner's addresses in turn (the last one that answered first), moving
-   * on when one is unreachable (EHOSTDOWN). Throws the last address's error, or what `fn` throws.
+   * on when one is unreachable (EHOSTDOWN) or refuses us (EACCES: an address that is now
+   * another node's, whose certificate is not the pinned one). Throws EHOSTDOWN when an address
+   * was unreachable (the node may be away), else the last EACCES, or what `fn` throws.
    */
   private async withPeer<T>(fn: (c: PeerClient) => Promise<T>): Promise<T> {
     const { nodeId, urls } = this.addresses();
-    let last: unknown;
+    let down: unknown;
+    let refused: unknown;
     for (const url of urls) {
       try {
         const r = await fn(this.clientFor(nodeId, url));
         this.goodUrl = url;
         return r;
       } catch (err) {
-        if (!(err instanceof FsError) || err.code !== 'EHOSTDOWN') throw err;
-        last = err;
+        if (!(err instanceof FsError) || (err.code !== 'EHOSTDOWN' && err.code !== 'EACCES')) throw err;
+        if (err.code === 'EACCES') refused = err;
+        else down = err;
       }
     }
-    throw last;
+    throw down ?? refused;
   }
 
   async isOnline(): Promise<boolean> {
@@ -190,8 +194,9 @@ export class PeerProvider implements Provider {
     const { hash, size } = this.hashOf(path, offset, length, opts);
     if (length === 0 || (size !== undefined && offset >= size)) return Readable.from([]);
     const what = `${this.loc.uri}/${path}`;
-    const res = await this.withPeer((c) => c.open(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
-    if (res.statusCode === 206) return res;
+    // Our own HTTP/1.1 on the socket (PeerClient.openBlob): the body can go straight into the reader's blocks.
+    const res = await this.withPeer((c) => c.openBlob(`/v1/blobs/${hash}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, idleMs: IDLE_MS, signal: opts.signal }));
+    if (res.status === 206) return res;
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of res as AsyncIterable<Buffer>) {
@@ -200,9 +205,9 @@ export class PeerProvider implements Provider {
       chunks.push(c);
     }
     res.destroy();
-    if (res.statusCode === 416) return Readable.from([]);
-    if (res.statusCode === 200) return Readable.from([await this.readRange(path, offset, length, opts)]);
-    throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }, what);
+    if (res.status === 416) return Readable.from([]);
+    if (res.status === 200) return Readable.from([await this.readRange(path, offset, length, opts)]);
+    throw errorOf({ status: res.status, headers: res.headers, body: Buffer.concat(chunks) }, what);
   }
 
   async readStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
