@@ -1,5 +1,5 @@
 import { closeSync, constants as C, fsync, promises as fsp } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { errnoName } from './native-addon';
 import { FsError, toFsError } from './fs-error';
 import { splitPath } from './paths';
 
@@ -83,13 +83,11 @@ export function useNativeDirOpener(fn: NativeDirOpener | undefined): void {
   nativeOpenDir = fn;
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
-
 /** The parent directory of `rel` as a raw fd, by the native opener. Throws like openDirBeneath. */
 function openParentFd(open: NativeDirOpener, root: string, parts: readonly string[], rel: string): number {
   const fd = open(root, parts.join('/'));
   if (fd >= 0) return fd;
-  const code = ERRNO_NAMES.get(-fd) ?? 'EIO';
+  const code = errnoName(fd);
   const err = Object.assign(new Error(`${code}: open ${rel}`), { code, errno: fd });
   // The root itself is opened by name (and followed): its failure reads as the old walk's.
   throw parts.length === 0 ? toFsError(err, `open location root ${root}`) : swapped(err, rel);

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
 
 /** Opaque handle of a running session in the addon. */
 export type NativeSession = { readonly __session: unique symbol };
@@ -81,6 +82,12 @@ export interface NativeFuse {
    * Rejects only when the result could not be built. `fd` must stay open until it settles.
    */
   statDirAsync?(fd: number): Promise<{ names: string[]; stats: BigInt64Array } | number>;
+  /**
+   * Creates `path` (O_EXCL|O_NOFOLLOW) holding `data`, in one libuv pool task (the block cache's
+   * store). Resolves 0 or -errno; a file it made but could not fill is unlinked first. `data`
+   * must not change until it settles.
+   */
+  writeNewFile?(path: string, data: Buffer, mode: number): Promise<number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /**
@@ -92,6 +99,13 @@ export interface NativeFuse {
   uringStart?(s: NativeSession): number;
   /** Joins the reader threads and closes the device. Idempotent. */
   stop(s: NativeSession): void;
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+/** The code name of an errno the addon answered (a positive number, or the negative return): 'ENOENT', or 'EIO' for one Node does not name. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(Math.abs(errno)) ?? 'EIO';
 }
 
 /** Numbers per name in `NativeFuse.statDir`'s `nums`. */

@@ -1,6 +1,6 @@
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { loadNativeFuse, STAT_DIR_FIELDS, type NativeFuse } from '../core/native-addon';
+import { errnoName, loadNativeFuse, STAT_DIR_FIELDS, type NativeFuse } from '../core/native-addon';
 
 /** Type codes of `DirListing.types`. */
 export const T_GONE = 0,
@@ -115,10 +115,8 @@ export function nativeStatDir(): NativeStatDir | undefined {
   return native.fn;
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
-
 function errnoError(errno: number, what: string): NodeJS.ErrnoException {
-  const code = ERRNO_NAMES.get(errno) ?? 'EIO';
+  const code = errnoName(errno);
   return Object.assign(new Error(`${code}: ${what}`), { code, errno: -errno });
 }
 

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
 import { openCacheStore } from '../index/cache-store';
@@ -180,4 +182,35 @@ t.test('clear() while a fetch is in flight: the late block is not left on disk u
   t.equal(c.stats().bytes, blockBytesOnDisk(dir), 'counter and filesystem agree');
   t.equal(c.stats().blocks, filesUnder(join(dir, 'blocks')).length);
   t.equal(await c.peek(b.key), undefined, 'the block cached before clear is gone');
+});
+
+// The cache's disk filling up (a small USB stick, a full home): a block that does not fit is
+// returned to the reader all the same, and no half-written block file is left behind it.
+t.test('a full cache disk: every get returns its bytes, no partial block file is left', async (t) => {
+  // Outside tap's fixture folder, which tap removes before the teardowns unmount.
+  const fs = mkdtempSync(join(tmpdir(), 'vdfs-small-fs-'));
+  // 1 MiB of tmpfs for up to 64 blocks of 64 KiB: ENOSPC part way through.
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', fs]);
+  t.equal(m.status, 0, `mount a 1 MiB tmpfs (root): ${m.stderr}`);
+  t.teardown(() => {
+    spawnSync('umount', ['-l', fs]);
+    rmSync(fs, { recursive: true, force: true });
+  });
+  const dir = join(fs, 'cache');
+  const c = await openCache(t, dir, { memoryBytes: 0 });
+  const src = new TestBlockSource(BS);
+  const blocks = src.addRandomBlob(40 * BS + 123);
+  for (const b of blocks) t.same(await c.get(b.key, src.fetcher(b.key), b.hash), b.data, `block ${b.key} returned`);
+  const s = c.stats();
+  t.ok(s.writeErrors > 0, `some blocks did not fit (writeErrors ${s.writeErrors})`);
+  t.ok(s.blocks > 0, `some did (${s.blocks})`);
+  const files = filesUnder(join(dir, 'blocks'));
+  t.equal(files.length, s.blocks, 'one file per stored block, none left by a failed write');
+  t.same(
+    files.filter((f) => f.size !== BS && f.size !== 123),
+    [],
+    'every file left is a whole block',
+  );
+  t.equal(blockBytesOnDisk(dir), s.bytes, 'the bytes on disk are the bytes accounted');
+  for (const b of blocks) t.same(await c.get(b.key, src.fetcher(b.key), b.hash), b.data, `block ${b.key} again`);
 });

@@ -1,14 +1,11 @@
 import { promises as fsp } from 'node:fs';
-import { constants } from 'node:os';
-import { loadNativeFuse } from '../../core/native-addon';
+import { errnoName, loadNativeFuse } from '../../core/native-addon';
 import { FsError, toFsError } from '../../core/fs-error';
 import { useNativeDirOpener } from '../../core/beneath';
 import { futimensFd, timespecOf, type TimeSet } from '../../core/fd-times';
 
-const NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
-
 function fromErrno(rc: number, context: string): FsError {
-  const code = NAMES.get(-rc) ?? 'EIO';
+  const code = errnoName(rc);
   return toFsError(Object.assign(new Error(`${code}`), { code }), context);
 }
 
