@@ -3,7 +3,6 @@ import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/pro
 import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { join } from 'node:path';
 import { toFsError } from '../core/fs-error';
-import { errnoName, loadNativeFuse } from '../core/native-addon';
 import { AsyncLock } from './async-lock';
 import type { CacheIndex, IndexRow, OpenCacheIndex } from './cache-index';
 import { blake3Hex } from './checksum';
@@ -30,18 +29,6 @@ const FLUSH_CHUNK = 500;
 /** A block's file name: BLAKE3 of the key, so any key (paths, colons) maps to a safe name. */
 function fileNameOf(key: string): string {
   return blake3Hex(Buffer.from(key, 'utf8'));
-}
-
-/**
- * A new block file (O_EXCL: never through a link, never over a file in use) with `data` in it:
- * by the addon in one libuv pool task when it is built (writeFile takes four: open, two writes
- * of a 1 MiB block, close), else by writeFile. Throws an Error with the errno's `code`.
- */
-async function writeNew(path: string, data: Buffer): Promise<void> {
-  const native = loadNativeFuse().addon?.writeNewFile;
-  if (!native) return writeFile(path, data, { mode: 0o600, flag: 'wx' });
-  const rc = await native(path, data, 0o600);
-  if (rc < 0) throw Object.assign(new Error(`${errnoName(rc)}: write ${path}`), { code: errnoName(rc), errno: rc });
 }
 
 function errCode(err: unknown): string | undefined {
@@ -341,7 +328,7 @@ export class DiskTier {
   private async createFile(path: string, data: Buffer): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await writeNew(path, data);
+        await writeFile(path, data, { mode: 0o600, flag: 'wx' });
         return true;
       } catch (err) {
         if (errCode(err) === 'EEXIST' && attempt === 0) {

@@ -82,12 +82,6 @@ export interface NativeFuse {
    * Rejects only when the result could not be built. `fd` must stay open until it settles.
    */
   statDirAsync?(fd: number): Promise<{ names: string[]; stats: BigInt64Array } | number>;
-  /**
-   * Creates `path` (O_EXCL|O_NOFOLLOW) holding `data`, in one libuv pool task (the block cache's
-   * store). Resolves 0 or -errno; a file it made but could not fill is unlinked first. `data`
-   * must not change until it settles.
-   */
-  writeNewFile?(path: string, data: Buffer, mode: number): Promise<number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /**

@@ -391,92 +391,6 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/*
- * writeNewFile(path, data, mode): creates `path` (O_EXCL, never through a symlink) with `data`
- * in it, in one libuv pool task: fs.promises.writeFile took four (open, two writes of a 1 MiB
- * block, close), and a cold remote read stores a block per MiB it streams. Resolves 0, or
- * -errno; a file it made but could not fill is unlinked first (-EEXIST leaves what was there).
- * `data` is held until it settles and must not change meanwhile.
- */
-struct write_file_work {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref data_ref;
-  char *path;
-  const char *data;
-  size_t len;
-  int mode, rc;
-};
-
-static void write_file_execute(napi_env env, void *arg) {
-  (void)env;
-  struct write_file_work *w = arg;
-  int fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
-  if (fd < 0) {
-    w->rc = -errno;
-    return;
-  }
-  size_t done = 0;
-  int rc = 0;
-  while (done < w->len) {
-    ssize_t n = write(fd, w->data + done, w->len - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      rc = n < 0 ? -errno : -EIO;
-      break;
-    }
-    done += (size_t)n;
-  }
-  if (close(fd) < 0 && rc == 0 && errno != EINTR) rc = -errno;
-  if (rc < 0) unlink(w->path);
-  w->rc = rc;
-}
-
-static void write_file_complete(napi_env env, napi_status status, void *arg) {
-  struct write_file_work *w = arg;
-  napi_resolve_deferred(env, w->deferred, make_int(env, status == napi_ok ? w->rc : -EIO));
-  napi_delete_reference(env, w->data_ref);
-  napi_delete_async_work(env, w->work);
-  free(w->path);
-  free(w);
-}
-
-static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
-  napi_value argv[3], promise, name;
-  if (!get_args(env, info, 3, argv)) return NULL;
-  struct write_file_work *w = calloc(1, sizeof *w);
-  if (!w) {
-    napi_throw_error(env, NULL, "vdfs-fuse: out of memory");
-    return NULL;
-  }
-  void *data;
-  int32_t mode;
-  w->path = get_path(env, argv[0]);
-  if (!w->path || napi_get_buffer_info(env, argv[1], &data, &w->len) != napi_ok || napi_get_value_int32(env, argv[2], &mode) != napi_ok) {
-    free(w->path);
-    free(w);
-    napi_throw_type_error(env, NULL, "writeNewFile(path, buffer, mode)");
-    return NULL;
-  }
-  w->data = data;
-  w->mode = mode;
-  if (napi_create_reference(env, argv[1], 1, &w->data_ref) != napi_ok) {
-    free(w->path);
-    free(w);
-    napi_throw_error(env, NULL, "vdfs-fuse: writeNewFile could not hold its buffer");
-    return NULL;
-  }
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "vdfs:writeNewFile", NAPI_AUTO_LENGTH, &name) != napi_ok
-      || napi_create_async_work(env, NULL, name, write_file_execute, write_file_complete, w, &w->work) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
-    napi_delete_reference(env, w->data_ref);
-    free(w->path);
-    free(w);
-    napi_throw_error(env, NULL, "vdfs-fuse: writeNewFile could not be queued");
-    return NULL;
-  }
-  return promise;
-}
-
 void posix_calls_export(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
@@ -495,6 +409,4 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "statDir", f);
   napi_create_function(env, "statDirAsync", NAPI_AUTO_LENGTH, js_stat_dir_async, NULL, &f);
   napi_set_named_property(env, exports, "statDirAsync", f);
-  napi_create_function(env, "writeNewFile", NAPI_AUTO_LENGTH, js_write_new_file, NULL, &f);
-  napi_set_named_property(env, exports, "writeNewFile", f);
 }
