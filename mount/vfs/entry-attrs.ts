@@ -17,10 +17,6 @@ import type { WriterHost } from './writer-host';
 /** What attribute building reads: the index, the resolver, live sizes of open files and disk stats. */
 export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 'featuresOf'>;
 
-/**
- * getattr and readdir of the VFS core: the index's entries, shown with the live size and mtime
- * of files open for writing and, on local disks, the disk's owners, link counts and times.
- */
 /** From this many children not stat'ed yet, a listing reads the whole folder's stats in one native call (statDirAsync). */
 const BATCH_MIN = 64;
 
@@ -61,6 +57,10 @@ async function batchStats(fd: number): Promise<Map<string, StatFields & { versio
 const LISTINGS_MAX_ENTRIES = 50_000;
 const LISTINGS_IDLE_MS = 30_000;
 
+/**
+ * getattr and readdir of the VFS core: the index's entries, shown with the live size and mtime
+ * of files open for writing and, on local disks, the disk's owners, link counts and times.
+ */
 export class EntryAttrs {
   /** Built listings by directory entry id (and whether files were stat'ed), with the index and disk-stat versions they were built from. */
   private readonly listings = new Map<string, { index: number; disk: number; list: DirEntry[] }>();
