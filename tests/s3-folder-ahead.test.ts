@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
@@ -8,6 +8,7 @@ import { b3sumMany, tempDir, vdfsAsync, vdfsOk } from './helpers/cli';
 import { startMount, type RunningMount } from './helpers/mount';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
+import { blockFilesBytes } from './helpers/test-provider';
 
 // Read-ahead of the next files of a folder a reader walks (#17 item 3), through a real daemon,
 // FUSE mount and s3rver, behind a proxy that records which object every GET asked for. Files are
@@ -153,15 +154,6 @@ t.test('an open out of listing order cancels what was queued; random opens fetch
   t.same(other, expect, 'only the files read and the four fetched before the jump were requested');
 });
 
-/** Bytes of block files under the cache's blocks directory. */
-function diskBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  // A block evicted between the listing and its stat is simply no longer there.
-  for (const sub of readdirSync(dir)) for (const f of readdirSync(join(dir, sub))) n += statSync(join(dir, sub, f), { throwIfNoEntry: false })?.size ?? 0;
-  return n;
-}
-
 t.test('the cache limit holds while a folder is fetched ahead', async (t) => {
   const limit = 2 * MiB;
   const { home, mnt, dir } = await setupHome(t, [
@@ -181,7 +173,7 @@ t.test('the cache limit holds while a folder is fetched ahead', async (t) => {
     mnt,
     dir,
     Array.from({ length: 27 }, (_, k) => c(3 + k)),
-    () => (peak = Math.max(peak, diskBytes(blocks))),
+    () => (peak = Math.max(peak, blockFilesBytes(blocks))),
   );
   t.ok(peak > 0, 'blocks were cached');
   t.ok(peak <= limit, `block files peaked at ${peak} bytes on disk, limit ${limit}`);

@@ -130,3 +130,29 @@ export function blockBytesOnDisk(cacheDir: string): number {
   for (const sub of ['blocks', 'tmp']) for (const f of filesUnder(join(cacheDir, sub))) n += f.size;
   return n;
 }
+
+/**
+ * Bytes of the block files under a cache's `blocks` directory that are all there at one moment:
+ * the files listed, each stat'ed again once the listing is over (one evicted meanwhile counts 0).
+ * A plain sum over the listing is not a moment: an evicted file counted in one folder and the
+ * block written after it, found later in another, add up to more than was ever on the disk.
+ */
+export function blockFilesBytes(blocksDir: string): number {
+  let subs: string[];
+  try {
+    subs = readdirSync(blocksDir);
+  } catch {
+    return 0;
+  }
+  const files: string[] = [];
+  for (const sub of subs) {
+    try {
+      for (const f of readdirSync(join(blocksDir, sub))) files.push(join(blocksDir, sub, f));
+    } catch {
+      /* a folder gone with a clear */
+    }
+  }
+  let n = 0;
+  for (const f of files) n += statSync(f, { throwIfNoEntry: false })?.size ?? 0;
+  return n;
+}
