@@ -350,17 +350,19 @@ static napi_value stat_dir_async_result(napi_env env, const struct dir_items *d)
   return out;
 }
 
+static void reject_with(napi_env env, napi_deferred deferred, const char *text) {
+  napi_value msg, err;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_reject_deferred(env, deferred, err);
+}
+
 static void stat_dir_complete(napi_env env, napi_status status, void *data) {
   struct stat_dir_work *w = data;
   napi_value v = NULL;
   if (status == napi_ok) v = w->rc < 0 ? make_int(env, w->rc) : stat_dir_async_result(env, &w->d);
   if (v) napi_resolve_deferred(env, w->deferred, v);
-  else {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "vdfs-fuse: statDirAsync failed", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, w->deferred, err);
-  }
+  else reject_with(env, w->deferred, "vdfs-fuse: statDirAsync failed");
   napi_delete_async_work(env, w->work);
   free(w->d.v);
   free(w->d.names);
@@ -382,11 +384,23 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->fd = fd;
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "vdfs:statDirAsync", NAPI_AUTO_LENGTH, &name) != napi_ok
-      || napi_create_async_work(env, NULL, name, stat_dir_execute, stat_dir_complete, w, &w->work) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
     free(w);
-    napi_throw_error(env, NULL, "vdfs-fuse: statDirAsync could not be queued");
+    napi_throw_error(env, NULL, "vdfs-fuse: statDirAsync could not make its promise");
     return NULL;
+  }
+  // Once the promise exists it is returned and settled either way: a deferred never settled
+  // would leave its caller waiting forever.
+  if (napi_create_string_utf8(env, "vdfs:statDirAsync", NAPI_AUTO_LENGTH, &name) != napi_ok
+      || napi_create_async_work(env, NULL, name, stat_dir_execute, stat_dir_complete, w, &w->work) != napi_ok) {
+    w->work = NULL;
+  } else if (napi_queue_async_work(env, w->work) != napi_ok) {
+    napi_delete_async_work(env, w->work);
+    w->work = NULL;
+  }
+  if (!w->work) {
+    reject_with(env, w->deferred, "vdfs-fuse: statDirAsync could not be queued");
+    free(w);
   }
   return promise;
 }
