@@ -11,7 +11,13 @@ export type { FuseBackend, FuseMount, FuseMountOptions } from './mount-options';
 
 // fuse-native has no typings; its option builder cannot express big_writes and drops
 // falsy timeouts, so we extend the option string it builds.
-const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => any;
+/** The part of fuse-native's class this adapter uses. */
+interface FuseNative {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+  _fuseOptions(): string;
+}
+const Fuse = require('fuse-native') as new (mnt: string, ops: object, opts: object) => FuseNative;
 
 function callback<T = void>(fn: (cb: (err: Error | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
@@ -66,7 +72,7 @@ async function mountCompat(vfs: KernelVfs, mnt: string, opts: FuseMountOptions):
   const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
 
   class VdfsFuse extends Fuse {
-    _fuseOptions(): string {
+    override _fuseOptions(): string {
       const base: string = super._fuseOptions();
       return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
     }

@@ -26,7 +26,8 @@ export function statOf(a: Attr): Record<string, number | Date> {
 
 /** Runs one async op and answers the kernel exactly once, whatever happens. */
 type Run = (op: string, path: string, cb: Cb, fn: () => Promise<unknown[] | void>) => void;
-type Handlers = Record<string, (...args: any[]) => void>;
+// fuse-native calls each handler with its own arguments; `never[]` accepts every handler's signature.
+type Handlers = Record<string, (...args: never[]) => void>;
 
 /** The runner every handler goes through: errors are logged (EIO/EHOSTDOWN as warnings, non-FsErrors as errors) and mapped through errno.ts. */
 function runner(log: Logger): Run {
