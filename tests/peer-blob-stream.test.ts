@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
-import { makeNode, pair, startPeerDaemon, waitFor } from './helpers/peer';
+import { makeNode, pair, startPeerDaemon, waitFor, type PeerDaemon } from './helpers/peer';
 
 // Peer blob windows read on B's own HTTP/1.1 connections (providers/peer/blob-conn.ts): the body
 // decrypted straight into the reader's blocks. Real daemons, B's FUSE mount, b3sum as the oracle.
@@ -91,20 +91,32 @@ async function relay(target: number, o: { cutAfter?: number; delayMs?: number })
   return { server, port: (server.address() as { port: number }).port, cuts: () => cuts };
 }
 
+/** A's daemon started (debug log: its served requests), B made and paired, A's `docs` added on B as `adocs`. */
+async function pairWithAlpha(t: Test, dir: string, a: { home: string }, logLevel = 'debug'): Promise<{ da: PeerDaemon; b: { home: string } }> {
+  const b = makeNode(dir, 'beta');
+  const da = await startPeerDaemon(a.home, { logLevel });
+  t.teardown(() => da.stop());
+  pair(a.home, b.home, ['docs']);
+  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  return { da, b };
+}
+
+/** B's FUSE mount (stopped at teardown); its path. */
+async function mountB(t: Test, dir: string, b: { home: string }): Promise<string> {
+  const mnt = join(dir, 'mnt');
+  const m = await startMount(b.home, mnt);
+  t.teardown(() => m.stop());
+  return mnt;
+}
+
 t.test("dd bs=1M of peer files through B's mount is b3sum-exact, over more than one run and a reused connection", async (t) => {
   const dir = tempDir(t);
   // 70 MiB + 7: more than one run of 64 blocks, and a short last block.
   const a = makeNode(dir, 'alpha', {});
   sh('sh', ['-c', `head -c ${70 * MiB + 7} /dev/urandom > ${join(a.src, 'big.bin')}; head -c ${3 * MiB + 100} /dev/urandom > ${join(a.src, 'small.bin')}`]);
   vdfsOk(a.home, ['scan']);
-  const b = makeNode(dir, 'beta');
-  const da = await startPeerDaemon(a.home, { logLevel: 'debug' });
-  t.teardown(() => da.stop());
-  pair(a.home, b.home, ['docs']);
-  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const { da, b } = await pairWithAlpha(t, dir, a);
+  const mnt = await mountB(t, dir, b);
   for (const name of ['big.bin', 'small.bin']) {
     const r = sh('sh', ['-c', `dd if=${join(mnt, 'adocs', name)} bs=1M status=none | b3sum --no-names`], { timeoutMs: 120_000 });
     t.equal(r.code, 0, `dd of ${name} through the mount succeeded`);
@@ -149,9 +161,7 @@ t.test('a block that fails its hash in the middle of a window is fetched again f
   const db = new Database(join(b.home, 'index.db'));
   db.prepare("UPDATE nodes SET addresses = ? WHERE is_self = 0 AND name = 'gamma'").run(JSON.stringify([`https://127.0.0.1:${slow.port}`]));
   db.close();
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const mnt = await mountB(t, dir, b);
   // Not spawnSync: the relay runs in this process.
   const small = await shAsync(`cat ${join(mnt, 'adocs', 'a.txt')} ${join(mnt, 'cdocs', 'c.txt')}`);
   t.equal(small.stdout, 'on A\non C\n', 'a file of each node read: B has measured both');
@@ -175,18 +185,12 @@ t.test('a connection cut in the middle of a block: the stream is asked again fro
   const a = makeNode(dir, 'alpha', {});
   sh('sh', ['-c', `head -c ${20 * MiB + 5} /dev/urandom > ${join(a.src, 'f.bin')}`]);
   vdfsOk(a.home, ['scan']);
-  const b = makeNode(dir, 'beta');
-  const da = await startPeerDaemon(a.home, { logLevel: 'debug' });
-  t.teardown(() => da.stop());
-  pair(a.home, b.home, ['docs']);
-  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
+  const { da, b } = await pairWithAlpha(t, dir, a);
   // B reaches A through a relay that drops the first connection after 6.3 MiB of TLS bytes.
   const cutter = await relay(Number(new URL(da.url).port), { cutAfter: Math.round(6.3 * MiB) });
   t.teardown(() => cutter.server.close());
   setAddresses(b.home, [`https://127.0.0.1:${cutter.port}`]);
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const mnt = await mountB(t, dir, b);
   // Not spawnSync: the relay runs in this process.
   const r = await shAsync(`dd if=${join(mnt, 'adocs', 'f.bin')} bs=1M status=none | b3sum --no-names`);
   t.equal(r.code, 0, 'dd through the mount succeeded');
@@ -212,9 +216,7 @@ t.test('A restarted in the middle of a read: B reads the rest on new connections
   const port = Number(new URL(da.url).port);
   pair(a.home, b.home, ['docs']);
   vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const mnt = await mountB(t, dir, b);
   let restarted = false;
   const got = await readAll(join(mnt, 'adocs', 'f.bin'), size, MiB, async (pos) => {
     if (restarted || pos < 8 * MiB) return;
@@ -237,21 +239,15 @@ t.test("every address of the owner is tried: one now another node's (its certifi
   const data = randomBytes(5 * MiB + 17);
   const a = makeNode(dir, 'alpha', { 'f.bin': data });
   const stranger = makeNode(dir, 'stranger', { 'f.bin': data });
-  const b = makeNode(dir, 'beta');
-  const da = await startPeerDaemon(a.home, { logLevel: 'debug' });
-  t.teardown(() => da.stop());
+  const { da, b } = await pairWithAlpha(t, dir, a);
   const ds = await startPeerDaemon(stranger.home, { logLevel: 'debug' });
   t.teardown(() => ds.stop());
-  pair(a.home, b.home, ['docs']);
-  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
   const dead = createServer();
   await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
   const deadUrl = `https://127.0.0.1:${(dead.address() as { port: number }).port}`;
   await new Promise<void>((r) => dead.close(() => r()));
   setAddresses(b.home, [ds.url, deadUrl, da.url]);
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const mnt = await mountB(t, dir, b);
   const r = sh('sh', ['-c', `dd if=${join(mnt, 'adocs', 'f.bin')} bs=1M status=none | b3sum --no-names`], { timeoutMs: 60_000 });
   t.equal(r.stdout.trim(), b3sum(join(a.src, 'f.bin')), 'b3sum-exact, from the owner at its third address');
   await waitFor(() => servedStarts(da.output()).length > 0, 5000);
@@ -264,14 +260,8 @@ t.test('12 files of a peer read at once through the mount, each on blob connecti
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 12; i++) files[`f${i}.bin`] = randomBytes(3 * MiB + i);
   const a = makeNode(dir, 'alpha', files);
-  const b = makeNode(dir, 'beta');
-  const da = await startPeerDaemon(a.home);
-  t.teardown(() => da.stop());
-  pair(a.home, b.home, ['docs']);
-  vdfsOk(b.home, ['location', 'add', 'adocs', 'peer://alpha/docs']);
-  const mnt = join(dir, 'mnt');
-  const m = await startMount(b.home, mnt);
-  t.teardown(() => m.stop());
+  const { b } = await pairWithAlpha(t, dir, a, 'info');
+  const mnt = await mountB(t, dir, b);
   const names = Object.keys(files);
   const got = await Promise.all(names.map((n) => shAsync(`dd if=${join(mnt, 'adocs', n)} bs=1M status=none | b3sum --no-names`)));
   for (const [k, n] of names.entries()) t.equal(got[k].stdout.trim(), b3sum(join(a.src, n)), `${n}: b3sum-exact ${got[k].stderr.trim()}`);
