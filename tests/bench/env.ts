@@ -244,17 +244,6 @@ export class Env {
     this.vdfs = { mount, url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
   }
 
-  /** Stops and restarts the vdfs daemon (its block cache stays on disk). */
-  async restartVdfs(port: number): Promise<void> {
-    if (this.vdfs) await this.vdfs.mount.stop();
-    const mnt = join(this.root, 'mnt-vdfs');
-    const mount = await startMount(this.home, mnt, ['--webdav', `127.0.0.1:${port}`], 60_000);
-    this.onCleanup(async () => {
-      await mount.stop();
-    });
-    this.vdfs = { mount, url: this.vdfs!.url, mnt, pid: mount.proc.pid!, auth: this.webdavAuth() };
-  }
-
   /** The home's WebDAV login (the share asks for it on loopback too). */
   webdavAuth(): { user: string; pass: string } {
     const l = webdavLogin(this.home);

@@ -36,6 +36,11 @@ export const FIGURES: Figure[] = [
   ),
   F(
     'fuse',
+    'fuse.randread.passthrough',
+    "the same O_DIRECT random reads on a mount made with `--passthrough` (root, Linux ≥ 6.9): the kernel reads the backing file itself, against the same fio on that file (issue #15's ≥ 0.8×).",
+  ),
+  F(
+    'fuse',
     'fuse.stat.cold',
     "`find -printf '%s %T@'` over a tree after drop_caches: backup tools and file managers walking a tree for the first time. Every mount has the same 10 s attribute and entry timeouts.",
   ),

@@ -1,9 +1,10 @@
 // fuse.* reads: the same commands on the vdfs mount, on local disk and on rclone mounts (cache
 // off and full), every target in the same cache state. Writes and user workloads: fuse-work.ts.
 import { join } from 'node:path';
-import { ddRead, dropCaches, dropFilePages, measure, sh, shOk, whileMapped, type BenchOptions, type Result, type Target } from './lib';
+import { ddRead, dropCaches, dropFilePages, fio, measure, shOk, whileMapped, type BenchOptions, type Result, type Target } from './lib';
 import type { Env } from './env';
 import { fuseWorkBench } from './fuse-work';
+import { passthroughFigure } from './fuse-passthrough';
 
 /** A FUSE target (or local disk): where to read, where to write, and where written bytes end up. */
 export interface Root {
@@ -39,14 +40,6 @@ function residentBytes(file: string): number {
 /** The file a target's server reads the big file from: rclone full its cache copy, the others the file in the data folder. */
 function servedCopy(env: Env, r: Root): string {
   return r.name === 'rclone-full' ? join(env.root, 'rclone-cache-full', 'vfs', 'local', env.data, env.bigRel) : join(env.data, env.bigRel);
-}
-
-function fio(file: string, secs: number, extra: string): number {
-  const res = sh(`fio --name=rr --filename=${file} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --runtime=${secs} --time_based --output-format=json ${extra}`, {
-    timeoutMs: (secs + 120) * 1000,
-  });
-  if (res.code !== 0) throw new Error(`fio: ${res.stderr.slice(-300)}`);
-  return (JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> }).jobs[0].read.iops;
 }
 
 export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
@@ -165,6 +158,7 @@ export async function fuseBench(env: Env, o: BenchOptions): Promise<Result[]> {
       }),
     ),
   );
+  out.push(await passthroughFigure(env, o));
 
   const findCmd = (r: Root) => `find ${join(r.dir, 'tree')} -printf '%s %T@\\n' | wc -l`;
   const findOk = (res: { stdout: string; seconds: number }) => {

@@ -358,3 +358,12 @@ export async function whileMapped<T>(files: string[], fn: () => T | Promise<T>):
     child.kill();
   }
 }
+
+/** IOPS of fio 4 KiB random reads at queue depth 1 (psync) on `file` for `secs` seconds; `extra`: more fio options. */
+export function fio(file: string, secs: number, extra: string): number {
+  const res = sh(`fio --name=rr --filename=${file} --readonly --rw=randread --bs=4k --iodepth=1 --ioengine=psync --runtime=${secs} --time_based --output-format=json ${extra}`, {
+    timeoutMs: (secs + 120) * 1000,
+  });
+  if (res.code !== 0) throw new Error(`fio: ${res.stderr.slice(-300)}`);
+  return (JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number } }> }).jobs[0].read.iops;
+}
