@@ -2,6 +2,7 @@ import { ensurePrivateDir } from '../core/private-files';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache } from '../cache/block-cache';
+import { WRITE_QUEUE_BYTES } from '../cache/block-pool';
 import { openCacheStore } from '../index/cache-store';
 import type { Home } from './home';
 import type { BlockStore } from '../mount/vfs/blob-reader';
@@ -58,7 +59,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       dir: home.cacheDir,
       maxBytes: home.config['cache.maxSize'],
       memoryBytes: home.config['cache.memorySize'],
-      writeQueueBytes: 32 * 1024 * 1024,
+      writeQueueBytes: WRITE_QUEUE_BYTES,
       openIndex: openCacheStore,
     });
     return {

@@ -5,14 +5,15 @@
  * to tens of MB of the daemon's RSS. Blocks taken from here go back to the pool when their last
  * holder lets go, and are used again.
  *
- * Blocks of the slab's size are slots of one slab: a single allocation bigger than glibc's
+ * Blocks of the slab's size are slots of one slab: a single allocation at least glibc's
  * largest mmap threshold (32 MiB), so it is always its own mapping, never part of the malloc
  * heap. A slot's pages become resident when first used and stay so; the lowest free slot is
  * always taken, so the slab's resident size is the most blocks ever held at once (≤ its size),
  * however much is streamed. 1 MiB buffers allocated one by one came from the malloc heap (glibc
  * raises its mmap threshold after the first big free), where freed ones left holes that kept
- * the heap's peak ~15–25 MB above what was live. Other sizes, and blocks taken while every slot
- * is held, use a free list (≤ `maxFreeBytes` idle).
+ * the heap's peak ~15–25 MB above what was live. Other sizes use a free list (≤ `maxFreeBytes`
+ * idle); a block of the slab's size taken while every slot is held is left to the GC when given
+ * back (kept, such blocks stayed resident beside the slab: up to 16 MiB over a long stream).
  *
  * Holders: the stream filling a block (`take` gives it one reference), which hands it to the
  * handle that read it ahead (BlockReader), the cache's write-behind queue (BlockCache.keep) and a
@@ -126,6 +127,8 @@ export class BlockPool {
     this.refs.delete(b.buffer);
     this.stats.live--;
     const capacity = b.buffer.byteLength;
+    // a slab-sized block taken while every slot was held: kept, it would stay resident beside the slab
+    if (capacity === this.slab_.blockSize && this.slab_.slots > 0) return;
     if (this.freeBytes + capacity > this.maxFreeBytes) return;
     let list = this.free.get(capacity);
     if (!list) this.free.set(capacity, (list = []));
@@ -146,7 +149,18 @@ export class BlockPool {
 }
 
 /**
- * The daemon's pool of streamed blocks: a slab of 48 blocks of 1 MiB (the read-ahead budget of
- * 16 MiB, the cache's write-behind queue of 32 MiB), and up to 16 MiB of other idle blocks.
+ * The daemon's write-behind queue (BlockCacheOptions.writeQueueBytes, app/block-store.ts):
+ * streamed blocks waiting for the cache disk. 16 MiB: at 32 the queue sat full through a long
+ * stream (the disk falls behind once dirty pages pile up) and its 32 resident MiB were the part of
+ * the daemon's RSS that grew with the amount streamed (docs/read-pipeline.md "Memory while
+ * streaming"); a block that finds it full is not cached, the reader never waits.
  */
-export const blockPool = new BlockPool(16 * 1024 * 1024, { blockSize: 1024 * 1024, slots: 48 });
+export const WRITE_QUEUE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The daemon's pool of streamed blocks: a slab of 32 blocks of 1 MiB — the read-ahead budget of
+ * 16 MiB (mount/vfs/block-reader.ts) and the write-behind queue (WRITE_QUEUE_BYTES); the few
+ * blocks beyond those (being filled, held by a reader over the budget) come from outside the slab
+ * and are not kept — and up to 16 MiB of other idle blocks.
+ */
+export const blockPool = new BlockPool(16 * 1024 * 1024, { blockSize: 1024 * 1024, slots: 32 });

@@ -9,7 +9,7 @@ import { hashStream } from '../index/remote-scan';
 import { BlobReader, type ReplicaSource } from '../mount/vfs/blob-reader';
 import { VersionReader } from '../mount/vfs/version-reader';
 import { readAheadBudget } from '../mount/vfs/block-reader';
-import { blockPool } from '../cache/block-pool';
+import { blockPool, WRITE_QUEUE_BYTES } from '../cache/block-pool';
 import { fetchVerified } from '../mount/vfs/verified-fetch';
 import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
@@ -417,6 +417,51 @@ t.test('a slow cache disk does not slow the reader (write-behind, bounded queue)
   // With the reader waiting for the disk (queue 0), the same block reads are slow: the checks above can fail.
   const inline = await timeRead(0, 'c-inline', true);
   t.ok(inline.ms >= delay, `with write-behind off, whole blocks backwards take ${inline.ms} ms`);
+});
+
+t.test('under a slow cache disk the write-behind queue stays within its limit, and the blocks held stay within read-ahead + queue', async (t) => {
+  const dir = origIn(t);
+  const { p } = await provider();
+  t.teardown(() => p.close());
+  const st = await p.stat('obj.bin');
+  process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS = '400';
+  const limit = readAheadBudget.limit;
+  readAheadBudget.limit = 3 * MiB;
+  t.teardown(() => {
+    delete process.env.VDFS_TEST_CACHE_WRITE_DELAY_MS;
+    readAheadBudget.limit = limit;
+  });
+  const queue = 3 * MiB;
+  const cache = await BlockCache.open({ openIndex: openCacheStore, dir: join(dir, 'cache'), maxBytes: 64 * MiB, memoryBytes: 0, writeQueueBytes: queue });
+  t.teardown(() => cache.close());
+  const before = blockPool.stats.live;
+  const content = { locationId: 1, rel: 'obj.bin', version: st.version, size: st.size, label: '/s3/obj.bin' };
+  const readers = [0, 1].map(() => new VersionReader(cache, () => p, content, MiB));
+  const into = readers.map(() => Buffer.alloc(data.length));
+  let queued = 0;
+  let held = 0;
+  // Two handles stream the object at once (FUSE's way: readInto, 128 KiB at a time), the queue and the pool sampled at every read.
+  await Promise.all(
+    readers.map(async (r, k) => {
+      for (let o = 0; o < data.length; o += READ) {
+        await r.readInto(o, into[k].subarray(o, Math.min(o + READ, data.length)));
+        queued = Math.max(queued, cache.stats().writeQueued);
+        held = Math.max(held, blockPool.stats.live - before);
+      }
+    }),
+  );
+  for (const [k, got] of into.entries()) t.ok(got.equals(data), `handle ${k}: exact bytes`);
+  t.ok(queued <= queue, `the write-behind queue peaked at ${queued / MiB} MiB, limit ${queue / MiB} MiB`);
+  t.ok(queued >= 2 * MiB, `the queue did fill (${queued / MiB} MiB): the bound was tested`);
+  t.ok(cache.stats().writeSkips >= 1, `${cache.stats().writeSkips} blocks found the queue full and were not cached`);
+  // Read-ahead (3 MiB, plus per handle the block its reader holds now and the one each of its two streams fills) and the queue (3 MiB): what the slab is sized for.
+  t.ok(held <= (readAheadBudget.limit + queue) / MiB + 3 * readers.length, `${held} pooled blocks held at once, for 3 MiB of read-ahead and a 3 MiB queue`);
+  for (const r of readers) r.close();
+});
+
+t.test("the daemon's slab holds its read-ahead budget and its write-behind queue together (a long stream takes no block from outside it)", async (t) => {
+  t.ok(blockPool.slab_.blockSize === MiB && blockPool.slab_.slots * MiB >= readAheadBudget.limit + WRITE_QUEUE_BYTES, `${blockPool.slab_.slots} slots of 1 MiB`);
+  t.ok(blockPool.slab_.slots * MiB <= readAheadBudget.limit + WRITE_QUEUE_BYTES + 4 * MiB, 'and not much more: the slab is the most blocks ever held at once');
 });
 
 t.test('streamed blocks go to the disk tier, not the memory tier (a big stream does not evict what is re-read)', async (t) => {
