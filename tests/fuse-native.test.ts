@@ -47,6 +47,27 @@ t.test('vdfs mount uses the native backend by default', async (t) => {
   t.equal(fuseStats(mnt).passthrough, 0, 'no passthrough unless asked');
 });
 
+t.test("the counters read in getxattr's two calls (size, then value) even when they grew in between", async (t) => {
+  const { mnt } = await mountWithOracle(t, 'l');
+  // 1,000 size queries between the two calls: op.getxattr alone gains three digits.
+  const py = `
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+mnt, name = sys.argv[1].encode(), b'user.vdfs.fuse'
+n = libc.getxattr(mnt, name, None, 0)
+for _ in range(1000):
+    libc.getxattr(mnt, name, None, 0)
+buf = ctypes.create_string_buffer(n)
+got = libc.getxattr(mnt, name, buf, n)
+if got < 0:
+    sys.exit('getxattr: errno %d' % ctypes.get_errno())
+print(json.loads(buf.raw[:got])['op.getxattr'])
+`;
+  const r = sh('python3', ['-c', py, mnt]);
+  t.equal(r.code, 0, `the value read into a buffer of the size first told ${r.stderr}`);
+  t.ok(Number(r.stdout) >= 1000, `and it is the grown value (op.getxattr ${r.stdout.trim()})`);
+});
+
 t.test('with --passthrough (root, Linux >= 6.9) the kernel reads local files itself; a writer meanwhile gets EBUSY', async (t) => {
   const dir = tempDir(t);
   const home = join(dir, 'home');
