@@ -174,9 +174,13 @@ function startRemotePoll(home: Home, vfs: VfsCore, rescan: Rescan, log: Logger):
 function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
+  // A local rescan (at start, periodic, after a watch overflow) reads the whole location's
+  // index: its garbage and page cache are not kept while idle (reclaimMemory).
   const rescan: Rescan = (loc, onListed) =>
     rescanLocation(home, vfs, loc, onListed).then(() => {
-      if (local(loc)) watcher.watchLocation(loc);
+      if (!local(loc)) return;
+      watcher.watchLocation(loc);
+      reclaimMemory(vfs);
     });
   const watcher: LocationWatcher = new LocationWatcher(home, vfs, log, rescan);
   watcher.start();
@@ -193,14 +197,11 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   periodic?.unref();
   const remotePoll = startRemotePoll(home, vfs, rescan, log);
   // Changes made while no daemon was watching: one rescan at start, in the background.
-  const startup: Promise<void>[] = [];
   for (const loc of home.locations.list()) {
     if (local(loc)) {
-      startup.push(
-        rescan(loc).then(
-          () => log.info({ location: loc.name }, 'start-up rescan done'),
-          (err) => log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
-        ),
+      void rescan(loc).then(
+        () => log.info({ location: loc.name }, 'start-up rescan done'),
+        (err) => log.warn({ location: loc.name, err: (err as Error).message }, 'start-up rescan failed'),
       );
     }
   }
@@ -212,8 +213,6 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
     const p = vfs.providers.get(loc);
     void (p.warmUp ? p.warmUp() : p.isOnline()).catch(() => undefined);
   }
-  // The start-up rescans read the whole index once: their garbage is not kept while idle.
-  void Promise.all(startup).then(reclaimMemory);
   return () => {
     watcher.stop();
     if (periodic) clearInterval(periodic);
@@ -293,8 +292,13 @@ function polled(vfs: VfsCore, loc: Location): boolean {
   }
 }
 
-/** A full garbage collection and the allocator's free pages back to the system, after a burst of work. */
-function reclaimMemory(): void {
+/**
+ * After a burst of work: the index connection's page cache shrunk (the watches set up after
+ * each rescan read the index again, after the rescan's own shrink), a full garbage collection
+ * and the allocator's free pages back to the system.
+ */
+function reclaimMemory(vfs: VfsCore): void {
+  vfs.shrinkCaches();
   fullGc(true);
   loadNativeFuse().addon?.trimMemory?.();
 }

@@ -106,10 +106,11 @@ async function daemonRss(home: string, root: string): Promise<{ idleMB: number |
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`mount did not come up: ${err}`);
       await sleep(100);
     }
-    // Quiet: no CPU used for 3 s (the start-up rescan has finished).
+    // Idle: no CPU used for 10 s (the start-up rescan has finished, and so has the memory
+    // reclaim after it, whose last step runs 6 s after the rescan: core/idle-gc.ts).
     let last = cpuTicks(child.pid!);
     let quietSince = Date.now();
-    while (Date.now() - quietSince < 3000 && Date.now() < deadline) {
+    while (Date.now() - quietSince < 10_000 && Date.now() < deadline) {
       await sleep(500);
       const now = cpuTicks(child.pid!);
       if (now - last > 2) quietSince = Date.now();
