@@ -12,7 +12,8 @@ for v in A B; do
   rm -rf $W/$v; mkdir -p $W/$v/home $W/$v/data $W/$v/mnt
   R=$RA; [ $v = B ] && R=$RB
   node $R/bin/vdfs --home $W/$v/home init >/dev/null; node $R/bin/vdfs --home $W/$v/home location add loc $W/$v/data >/dev/null
-  (node $R/bin/vdfs --home $W/$v/home mount $W/$v/mnt > $W/$v/log 2>&1 &)
+  node $R/bin/vdfs --home $W/$v/home mount $W/$v/mnt > $W/$v/log 2>&1 &
+  echo $! > $W/$v/pid
 done
 rm -rf $W/disk; mkdir -p $W/disk
 sleep 3
@@ -23,4 +24,5 @@ for i in $(seq $N); do
     echo -n "$v $r | "; sleep 0.5
   done; echo " load $(cut -d' ' -f1 /proc/loadavg)"
 done
-pkill -f "home $W/A/home mount"; pkill -f "home $W/B/home mount"; sleep 1
+# Only the two daemons this script started (by pid: a pattern could match someone else's).
+kill $(cat $W/A/pid) $(cat $W/B/pid); wait
