@@ -1,10 +1,11 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync, writeFileSync, type Dirent } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b3sum, tempDir, vdfs, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
+import { filesBytesAtOnce } from './helpers/test-provider';
 
 const MiB = 1 << 20;
 
@@ -188,27 +189,8 @@ t.test('reading 3x the cache size never puts more than cache.maxSize on disk', a
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
   const cacheDir = join(home, 'cache');
-  // The block and temp files present at one moment: listed first, then each stat'ed (one evicted
-  // meanwhile counts 0). Summing while listing counted an evicted block and the one written after it.
-  const usage = () => {
-    const files: string[] = [];
-    const walk = (d: string) => {
-      let entries: Dirent[];
-      try {
-        entries = readdirSync(d, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        if (e.isDirectory()) walk(join(d, e.name));
-        else if (!e.name.startsWith('index.db') && e.name !== 'cache.lock') files.push(join(d, e.name));
-      }
-    };
-    walk(cacheDir);
-    let n = 0;
-    for (const f of files) n += statSync(f, { throwIfNoEntry: false })?.size ?? 0;
-    return n;
-  };
+  // The block and temp files present at one moment (the index database and the lock are metadata).
+  const usage = () => filesBytesAtOnce(cacheDir, (name) => name.startsWith('index.db') || name === 'cache.lock');
   let max = 0;
   let samples = 0;
   const timer = setInterval(() => {

@@ -8,7 +8,7 @@ import { b3sumMany, tempDir, vdfsAsync, vdfsOk } from './helpers/cli';
 import { startMount, type RunningMount } from './helpers/mount';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
-import { blockFilesBytes } from './helpers/test-provider';
+import { filesBytesAtOnce } from './helpers/test-provider';
 
 // Read-ahead of the next files of a folder a reader walks (#17 item 3), through a real daemon,
 // FUSE mount and s3rver, behind a proxy that records which object every GET asked for. Files are
@@ -173,7 +173,7 @@ t.test('the cache limit holds while a folder is fetched ahead', async (t) => {
     mnt,
     dir,
     Array.from({ length: 27 }, (_, k) => c(3 + k)),
-    () => (peak = Math.max(peak, blockFilesBytes(blocks))),
+    () => (peak = Math.max(peak, filesBytesAtOnce(blocks))),
   );
   t.ok(peak > 0, 'blocks were cached');
   t.ok(peak <= limit, `block files peaked at ${peak} bytes on disk, limit ${limit}`);

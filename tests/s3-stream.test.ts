@@ -15,7 +15,7 @@ import { S3Provider } from '../providers/s3/s3-provider';
 import { b3sum, tempDir } from './helpers/cli';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { startS3Server, type S3TestServer } from './helpers/s3-server';
-import { blockFilesBytes } from './helpers/test-provider';
+import { filesBytesAtOnce } from './helpers/test-provider';
 
 // Streamed read-ahead windows (#17) against a real s3rver, through a fault proxy that records
 // every GET's Range header. Readers read the way FUSE does: 128 KiB at a time, in order.
@@ -375,10 +375,10 @@ t.test('the cache limit holds while windows stream (measured on disk)', async (t
   const parts: Buffer[] = [];
   for (let o = 0; o < data.length; o += READ) {
     parts.push(Buffer.from(await r.read(o, READ)));
-    peak = Math.max(peak, blockFilesBytes(join(dir, 'cache', 'blocks')));
+    peak = Math.max(peak, filesBytesAtOnce(join(dir, 'cache', 'blocks')));
   }
   await cache.settled();
-  peak = Math.max(peak, blockFilesBytes(join(dir, 'cache', 'blocks')));
+  peak = Math.max(peak, filesBytesAtOnce(join(dir, 'cache', 'blocks')));
   t.ok(Buffer.concat(parts).equals(data), 'exact bytes');
   t.ok(peak <= limit, `block files peaked at ${peak} bytes on disk, limit ${limit}`);
   t.ok(cache.stats().evictions > 0, 'the cache evicted to stay under the limit');

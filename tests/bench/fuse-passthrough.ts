@@ -26,9 +26,6 @@ export async function passthroughFigure(env: Env, o: BenchOptions): Promise<Resu
   vdfsOk(home, ['location', 'add', 'pt', data]);
   vdfsOk(home, ['scan']);
   const mount = await startMount(home, mnt, ['--passthrough'], 60_000);
-  env.onCleanup(async () => {
-    await mount.stop();
-  });
   const secs = env.sizes.randSecs;
   try {
     if (fuseCounters(mnt).passthrough !== 1) throw new Error('kernel passthrough was not negotiated (it needs root and Linux >= 6.9)');

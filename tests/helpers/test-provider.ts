@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { FsError, type FsErrorCode } from '../../core/fs-error';
 import { blake3Hex } from '../../cache/checksum';
 
@@ -132,27 +132,14 @@ export function blockBytesOnDisk(cacheDir: string): number {
 }
 
 /**
- * Bytes of the block files under a cache's `blocks` directory that are all there at one moment:
- * the files listed, each stat'ed again once the listing is over (one evicted meanwhile counts 0).
- * A plain sum over the listing is not a moment: an evicted file counted in one folder and the
+ * Bytes of the files under `dir` (recursively; `skip`: names left out) that are all there at one
+ * moment: the files listed, each stat'ed again once the listing is over (one removed meanwhile
+ * counts 0). A sum taken while listing is not a moment: a block evicted from one folder and the
  * block written after it, found later in another, add up to more than was ever on the disk.
  */
-export function blockFilesBytes(blocksDir: string): number {
-  let subs: string[];
-  try {
-    subs = readdirSync(blocksDir);
-  } catch {
-    return 0;
-  }
-  const files: string[] = [];
-  for (const sub of subs) {
-    try {
-      for (const f of readdirSync(join(blocksDir, sub))) files.push(join(blocksDir, sub, f));
-    } catch {
-      /* a folder gone with a clear */
-    }
-  }
+export function filesBytesAtOnce(dir: string, skip: (name: string) => boolean = () => false): number {
+  const files = filesUnder(dir).filter((f) => !skip(basename(f.path)));
   let n = 0;
-  for (const f of files) n += statSync(f, { throwIfNoEntry: false })?.size ?? 0;
+  for (const f of files) n += statSync(f.path, { throwIfNoEntry: false })?.size ?? 0;
   return n;
 }
