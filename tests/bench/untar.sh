@@ -7,8 +7,9 @@
 #
 #   tests/bench/untar.sh VDFS_ROOT TARBALL WORKDIR [mount args...]
 #
-# VDFS_ROOT is a built tree (bin/vdfs, dist/). Each run makes a fresh home and location under
-# WORKDIR (same filesystem as the disk figure), mounts it, unpacks TARBALL into it, unmounts.
+# VDFS_ROOT is a built tree (bin/vdfs, dist/). Each run makes a fresh home and location in a new
+# folder under WORKDIR (same filesystem as the disk figure), mounts it, unpacks TARBALL into it,
+# unmounts.
 # VDFS_NODE_FLAGS: extra node flags for the daemon (e.g. --cpu-prof --cpu-prof-dir=DIR).
 # Make a tarball of N files of 100 B-4 KiB with: tests/bench/untar.sh --make N FILE
 set -euo pipefail
@@ -25,16 +26,20 @@ if [ "${1:-}" = "--make" ]; then
 fi
 ROOT=$1 TARBALL=$2 WORK=$3
 shift 3
-H="$WORK/home" D="$WORK/data" MNT="$WORK/mnt" DISK="$WORK/disk"
-mountpoint -q "$MNT" 2>/dev/null && fusermount -uz "$MNT" # left by an earlier run that was killed
-rm -rf "$H" "$D" "$DISK"
+# A new folder per run, and nothing removed: on ext4 without a journal (this machine's disk),
+# inode allocation skips inodes freed in the last 60-360 s and reads each one's inode-table
+# block to find out, so a run right after removing an earlier run's files would measure that
+# (both targets, unevenly). Remove WORK's run.* folders when done measuring.
+mkdir -p "$WORK"
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+H="$RUN/home" D="$RUN/data" MNT="$RUN/mnt" DISK="$RUN/disk"
 mkdir -p "$H" "$D" "$MNT" "$DISK"
 node "$ROOT/bin/vdfs" --home "$H" init >/dev/null
 node "$ROOT/bin/vdfs" --home "$H" location add loc "$D" >/dev/null
-node ${VDFS_NODE_FLAGS:-} "$ROOT/bin/vdfs" --home "$H" mount "$MNT" "$@" >"$WORK/untar.log" 2>&1 &
+node ${VDFS_NODE_FLAGS:-} "$ROOT/bin/vdfs" --home "$H" mount "$MNT" "$@" >"$RUN/untar.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; mountpoint -q "$MNT" && fusermount -uz "$MNT"' EXIT
-for _ in $(seq 600); do grep -q 'start-up rescan done' "$WORK/untar.log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'start-up rescan done' "$RUN/untar.log" && break; sleep 0.1; done
 cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
 # CPU ticks of each live thread (tid:ticks; the JS thread's tid is the PID; Node 20 names no thread).
 threads() { for f in /proc/$PID/task/*/stat; do awk '{print $1 ":" $14+$15}' "$f" 2>/dev/null; done; }
