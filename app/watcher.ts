@@ -138,8 +138,7 @@ export class LocationWatcher {
   private queue(loc: Location, rel: string): void {
     // Our own writes to a home inside the location (index.db-wal, cache blocks): not indexed.
     if (this.home.hidden.hides(loc.uri, rel)) return;
-    const rules = this.rules(loc);
-    if (rel.split('/').some((_, i, parts) => rules.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1))) return;
+    if (this.rules(loc).ignoresPath(rel)) return;
     let set = this.pending.get(loc.id);
     if (!set) this.pending.set(loc.id, (set = new Set()));
     set.add(rel);

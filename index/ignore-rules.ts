@@ -33,4 +33,15 @@ export class IgnoreRules {
     if (rel === '') return false;
     return this.ig.ignores(isDir ? `${rel}/` : rel);
   }
+
+  /**
+   * `rel` (a file's path) or one of the folders it is in is ignored. By name when only the
+   * defaults apply: the watcher asks this for every event, and `ignores` on each prefix was
+   * ~20 µs per file of a `tar x` into the mount.
+   */
+  ignoresPath(rel: string): boolean {
+    const parts = rel.split('/');
+    if (this.onlyDefaults) return parts.some((name) => this.ignoresName(name));
+    return parts.some((_, i) => this.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1));
+  }
 }

@@ -59,3 +59,27 @@ t.test('location rules: gitignore syntax on top of the defaults', async (t) => {
   t.equal(rules.ignores('.DS_Store', false), true, 'defaults still apply');
   t.equal(rules.ignores('', true), false, 'the root is never ignored');
 });
+
+t.test('ignoresPath: the path or a folder above it, by name with the defaults, by prefix with rules', async (t) => {
+  const byPrefix = (r: IgnoreRules, rel: string) => rel.split('/').some((_, i, parts) => r.ignores(parts.slice(0, i + 1).join('/'), i < parts.length - 1));
+  const paths = [
+    'a.txt',
+    'd/a.txt',
+    '.DS_Store',
+    'd/.DS_Store',
+    '.Trash-0/x/y',
+    'ok/THUMBS.DB/z',
+    'build/x.o',
+    'x/build',
+    'a.tmp',
+    'd/keep.tmp',
+    'sub/top-only.txt',
+    'top-only.txt/z',
+  ];
+  for (const rules of [new IgnoreRules(), new IgnoreRules(['*.tmp', 'build/', '/top-only.txt', '!keep.tmp'])]) {
+    for (const rel of paths) t.equal(rules.ignoresPath(rel), byPrefix(rules, rel), `${rules.onlyDefaults ? 'defaults' : 'rules'}: ${rel}`);
+  }
+  t.equal(new IgnoreRules().ignoresPath('.Trash-0/x/y'), true, 'a file in an ignored folder');
+  t.equal(new IgnoreRules(['build/']).ignoresPath('build/x.o'), true);
+  t.equal(new IgnoreRules(['build/']).ignoresPath('x/build'), false, 'a dir-only rule does not match the file itself');
+});

@@ -1,4 +1,4 @@
-import { FsError } from '../../core/fs-error';
+import { FsError, expectedError } from '../../core/fs-error';
 import { splitPath } from '../../core/paths';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -49,8 +49,8 @@ export function resolveChild(home: VfsHome, parent: Resolved, name: string, vpat
   if (parent.kind !== 'entry') return resolveVirtual(home, vpath);
   const loc = parent.location;
   const rel = parent.rel === '' ? name : `${parent.rel}/${name}`;
-  if (home.hidden.hides(loc.uri, rel)) throw new FsError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
+  if (home.hidden.hides(loc.uri, rel)) throw expectedError('ENOENT', `${vpath}: not in the index (vdfs state folder)`);
   const entry = parent.entry.type === 'dir' ? home.entries.child(parent.entry.id, name) : undefined;
-  if (!entry) throw new FsError('ENOENT', `${vpath}: not in the index`);
+  if (!entry) throw expectedError('ENOENT', `${vpath}: not in the index`);
   return { kind: 'entry', location: loc, entry, rel };
 }

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { FsError } from '../../core/fs-error';
+import { FsError, expectedError } from '../../core/fs-error';
 import { dataVersionReader } from '../../index/db';
 import type { VfsHome } from './vfs-home';
 import { splitPath } from '../../core/paths';
@@ -84,7 +84,7 @@ export class Resolver {
     try {
       parent = this.resolve(key.slice(0, cut));
     } catch (err) {
-      if (err instanceof FsError && err.code === 'ENOENT') throw new FsError('ENOENT', `${key}: not in the index`);
+      if (err instanceof FsError && err.code === 'ENOENT') throw expectedError('ENOENT', `${key}: not in the index`);
       throw err;
     }
     return resolveChild(this.home, parent, key.slice(cut + 1), key);
