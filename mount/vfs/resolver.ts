@@ -169,8 +169,16 @@ export class Resolver {
   }
 }
 
+/**
+ * Already canonical: '/'-separated names without '.', '..' or NUL, each at most 85 UTF-16 units
+ * (so at most 255 bytes). The paths the front ends build are; the full check was a measurable
+ * share of every getattr.
+ */
+const CANONICAL = /^(?:\/(?!\.\.?(?:\/|$))[^/\0]{1,85})+$/;
+
 /** '/a/b' for '/a//b/', or undefined for a path resolveVirtual will refuse anyway. */
 function canonical(vpath: string): string | undefined {
+  if (CANONICAL.test(vpath)) return vpath;
   try {
     return `/${splitPath(vpath).join('/')}`;
   } catch {
