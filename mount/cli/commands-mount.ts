@@ -108,7 +108,10 @@ export function registerMountCommands(program: Command, g: () => GlobalOpts): vo
     .option('--webdav-insecure-no-auth', NO_AUTH_HELP)
     .option('--peer <[host:]port>', 'also serve paired peers')
     .option('--fuse-backend <native|compat>', 'FUSE front end: native (the vdfs addon, default) or compat (fuse-native)')
-    .option('--passthrough', 'native backend, root, Linux >= 6.9: the kernel reads local files opened read-only itself (a writer opening such a file meanwhile gets EBUSY)')
+    .option(
+      '--passthrough',
+      'native backend, root, Linux >= 6.9: the kernel reads and writes local files itself (an open descriptor keeps its file when the name is replaced, as on a disk)',
+    )
     .option('--no-fuse-uring', 'native backend: take every request from /dev/fuse even when the kernel offers FUSE over io_uring (Linux >= 6.14, fuse.enable_uring)')
     .action((mountpoint: string, o: DaemonCliOptions) => runDaemon(g(), mountpoint, o));
 

@@ -1,4 +1,4 @@
-import { constants as C } from 'node:fs';
+import { constants as C, fstatSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { TimeSet } from '../vfs/types';
 import type { FuseNode } from './inode-table';
@@ -33,28 +33,66 @@ export async function openFile(ctx: OpContext, node: FuseNode, path: string, fla
   if (fd !== undefined) ctx.registerFd(fh, fd, false);
   else registerBlocks(ctx, fh);
   const direct = directWrites(flags, registerWriter(ctx, fh, node));
-  // Passthrough: the kernel reads the local file itself (the registered descriptor stays as the
-  // fallback). Only while no file of the node is open in cached mode, sharing one backing file.
-  if (fd !== undefined && !node.cachedOpens) {
-    if (!node.backing) {
-      const id = ctx.openBacking(fd);
-      if (id !== undefined) node.backing = { id, opens: 0 };
-    }
-    if (node.backing) {
-      node.backing.opens++;
-      ctx.openFiles.set(fh, { node, passthrough: true });
-      return [fh, FOPEN.PASSTHROUGH, node.backing.id];
-    }
-  }
+  const pt = passthroughOpen(ctx, fh, node, fd);
+  if (pt) return [fh, pt.flags, pt.backing];
   if (node.backing) {
     await ctx.vfs.release(fh).catch(() => undefined);
     ctx.unregisterFd(fh);
     dropBlockHandle(ctx, fh);
     if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
-    throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough; close it first (or mount with --no-passthrough)`);
+    throw busy(path);
   }
   noteCached(ctx, fh, node, seq);
   return [fh, direct || keep, 0];
+}
+
+/** Device and inode of a descriptor's file ('' when fstat fails: never equal to a real one). */
+function fileId(fd: number): string {
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return '';
+  }
+}
+
+/** A writer while the node's backing file is read-only (a running program, a read-only disk). */
+export function busy(path: string): FsError {
+  return new FsError('EBUSY', `${path} is open for reading through kernel passthrough and cannot be written meanwhile; close it first (or mount with --no-passthrough)`);
+}
+
+/**
+ * Kernel passthrough of a new handle, when the connection has it: the kernel then reads (and
+ * writes) the local file itself; the registered descriptor stays as the fallback. `readFd`: the
+ * handle's descriptor when open read-only; a local file open for writing passes through too
+ * (ctx.vfs.passthroughWriteFd), sharing the node's backing file when that one is writable. Only
+ * while no handle of the node is open in cached mode (the kernel allows one io mode per inode).
+ * Returns the backing id and open flags, or undefined to open the handle cached. When the node's
+ * backing file is another file than this handle's (the name was replaced on the disk while an
+ * older open holds the old file), the kernel still wants that backing id for every open of the
+ * node: the handle then gets it with FOPEN_DIRECT_IO, so its reads and writes come to us (its
+ * registered descriptor, the new file) and only an mmap would see the old file.
+ */
+export function passthroughOpen(ctx: OpContext, fh: number, node: FuseNode, readFd: number | undefined): { backing: number; flags: number } | undefined {
+  if (node.cachedOpens) return undefined;
+  const fd = readFd ?? ctx.vfs.passthroughWriteFd(fh);
+  if (fd === undefined) return undefined;
+  const file = fileId(fd);
+  if (node.backing && node.backing.file !== file) {
+    node.backing.opens++;
+    ctx.openFiles.set(fh, { node, passthrough: true });
+    return { backing: node.backing.id, flags: FOPEN.PASSTHROUGH | FOPEN.DIRECT_IO };
+  }
+  if (!node.backing) {
+    const b = ctx.openBacking(fd);
+    if (b) node.backing = { ...b, opens: 0, file };
+  }
+  if (!node.backing || (readFd === undefined && !node.backing.writable)) return undefined;
+  // The daemon sees no WRITE of this handle: its flushes and close always refresh the index.
+  if (readFd === undefined) ctx.vfs.passthroughWriting(fh);
+  node.backing.opens++;
+  ctx.openFiles.set(fh, { node, passthrough: true });
+  return { backing: node.backing.id, flags: FOPEN.PASSTHROUGH };
 }
 
 /** Content read through the block cache: every block verified in the cache so far is read natively from its file. */

@@ -21,7 +21,8 @@ export interface FuseNode {
    * per inode, so concurrent passthrough opens share `backing`.
    */
   cachedOpens?: number;
-  backing?: { id: number; opens: number };
+  /** `writable`: opened for reading and writing, so writers may share it too. */
+  backing?: { id: number; opens: number; writable: boolean; file: string };
   /** A directory's last listing (READDIR at offset 0): when, and the index change count then (see OPENDIR). */
   listed?: { at: number; seq: number };
   /** The other names of a hard-linked file (the kernel has one inode, so one node, for all of them). */

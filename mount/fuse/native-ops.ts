@@ -4,10 +4,23 @@ import type { Caller } from '../vfs/types';
 import { ROOT_ID } from './inode-table';
 import { openFlags } from './open-flags';
 import { B, attrReply, created, empty, entryReply, linkedIno, openReply, type Handler, type OpContext } from './op-context';
-import { dropBlockHandle, openFile, registerReadBlocks, releaseOpen, setattr, registerWriter, noteCached, settled, writerNode, directWrites } from './file-ops';
+import {
+  busy,
+  dropBlockHandle,
+  openFile,
+  passthroughOpen,
+  registerReadBlocks,
+  releaseOpen,
+  setattr,
+  registerWriter,
+  noteCached,
+  settled,
+  writerNode,
+  directWrites,
+} from './file-ops';
 import { opendir, readdirReply } from './dir-ops';
 import { readReplyBuffer } from './reply-pool';
-import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
+import { ENTRY_OUT, FOPEN, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
 
 const ERANGE = 34;
 const XATTR_FUSE = 'user.vdfs.fuse';
@@ -206,11 +219,17 @@ export const HANDLERS: Record<number, Handler> = {
     const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h), kernel: true });
     try {
       const [out, node] = await created(ctx, req, parent, name, 16);
-      if (node.backing) throw new FsError('EBUSY', `${path} is open for reading through kernel passthrough`);
-      noteCached(ctx, fh, node, seq);
+      const direct = directWrites(flags, registerWriter(ctx, fh, node));
+      const pt = passthroughOpen(ctx, fh, node, undefined);
+      if (!pt && node.backing) {
+        ctx.unregisterFd(fh);
+        if (ctx.writers.get(node.id) === fh) ctx.writers.delete(node.id);
+        throw busy(path);
+      }
+      if (!pt) noteCached(ctx, fh, node, seq);
       w64(out, 16 + ENTRY_OUT, fh);
-      out.writeUInt32LE(directWrites(flags, registerWriter(ctx, fh, node)), 16 + ENTRY_OUT + 8);
-      out.writeUInt32LE(0, 16 + ENTRY_OUT + 12);
+      out.writeUInt32LE(pt ? pt.flags : direct, 16 + ENTRY_OUT + 8);
+      out.writeInt32LE(pt ? pt.backing : 0, 16 + ENTRY_OUT + 12);
       node.openEtag = undefined;
       return out;
     } catch (err) {

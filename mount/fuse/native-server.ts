@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
 import type { KernelVfs } from '../vfs/types';
 import { toErrno } from './errno';
@@ -300,15 +301,26 @@ export class FuseServer {
     }
   }
 
-  private openBacking(fd: number): number | undefined {
+  private openBacking(fd: number): { id: number; writable: boolean } | undefined {
     if (!this.passthrough || !this.session) return undefined;
-    const id = this.addon.backingOpen(this.session, fd);
+    // The backing file is opened for reading and writing when the file allows it (not a
+    // read-only filesystem, not a running program): every later open of the node, a writer's
+    // too, must share it (the kernel allows one backing file per inode in passthrough mode).
+    // Through /proc/self/fd: the same file as `fd`, with no path walk.
+    let rw: number | undefined;
+    try {
+      rw = openSync(`/proc/self/fd/${fd}`, fsConstants.O_RDWR);
+    } catch {
+      /* read-only backing: a writer then waits for the readers (EBUSY) */
+    }
+    const id = this.addon.backingOpen(this.session, rw ?? fd);
+    if (rw !== undefined) closeSync(rw); // the kernel holds the file from here
     if (id < 0) {
       this.opts.log.debug({ errno: -id }, 'passthrough refused for this file; reading it natively');
       return undefined;
     }
     this.passthroughOpens++;
-    return id;
+    return { id, writable: rw !== undefined };
   }
 
   private interrupt(unique: number): void {

@@ -31,8 +31,11 @@ export interface OpContext {
   blockHandles: Map<number, { blocks: NonNullable<ReturnType<KernelVfs['nativeBlocks']>>; known: Map<number, string> }>;
   /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
   blockUsers: Map<string, Map<number, number>>;
-  /** A new backing id for kernel passthrough of this read-only descriptor, when the connection has it. */
-  openBacking(fd: number): number | undefined;
+  /**
+   * A new backing file for kernel passthrough of this descriptor's file, when the connection has
+   * it: writable when the file could be opened for writing too.
+   */
+  openBacking(fd: number): { id: number; writable: boolean } | undefined;
   closeBacking(id: number): void;
   /** The node of each open file handle, with the io mode it was opened in. */
   openFiles: Map<number, { node: FuseNode; passthrough: boolean; seq?: number }>;

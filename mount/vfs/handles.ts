@@ -18,6 +18,8 @@ export interface LocalHandle {
   pending?: Promise<void>;
   /** Opened by a kernel front end (OpenFlags.kernel): its commits tell no kernel-cache listener. */
   kernel?: boolean;
+  /** Written by the kernel itself (FUSE passthrough): always dirty, size from its fstat (VfsCore.passthroughWriting). */
+  passthrough?: boolean;
 }
 
 /** A private copy under staging/ of a file of a cloud or write-back location. */

@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { toFsError } from '../../core/fs-error';
 
@@ -9,6 +10,8 @@ interface Live {
   /** Permission bits set through the open descriptor (fchmod), until the index has them. */
   mode?: number;
   writers: number;
+  /** Descriptors of writers whose writes the kernel does itself (passthrough): size and mtime come from their fstat. */
+  fds?: Set<number>;
 }
 
 /**
@@ -25,7 +28,24 @@ export class LiveSizes {
   }
 
   get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
-    return this.live.get(vpath);
+    const l = this.live.get(vpath);
+    if (l?.fds?.size) {
+      try {
+        const st = fstatSync(l.fds.values().next().value as number, { bigint: true });
+        l.size = Number(st.size);
+        l.mtimeNs = st.mtimeNs;
+        l.mtimeMs = Number(st.mtimeNs / 1000n) / 1000;
+      } catch {
+        /* closed meanwhile: the last known values */
+      }
+    }
+    return l;
+  }
+
+  /** A writer of `vpath` writes through the kernel (passthrough): its descriptor is asked for size and mtime from now on. */
+  follow(vpath: string, fd: number): void {
+    const l = this.live.get(vpath);
+    if (l) (l.fds ??= new Set()).add(fd);
   }
 
   /** `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`. */
@@ -75,8 +95,9 @@ export class LiveSizes {
     if (l) l.mode = undefined;
   }
 
-  closed(vpath: string): void {
+  closed(vpath: string, fd?: number): void {
     const l = this.live.get(vpath);
+    if (fd !== undefined) l?.fds?.delete(fd);
     if (l && --l.writers <= 0) this.live.delete(vpath);
   }
 

@@ -119,7 +119,8 @@ export class LocalWriter {
 
   /** Brings the index up to date with a written file (on flush, fsync and close). */
   async commit(h: LocalHandle, releasing: boolean): Promise<void> {
-    h.dirty = false;
+    // A passthrough writer's writes never reach us: every flush and close refreshes.
+    h.dirty = !!h.passthrough;
     if (!releasing) {
       const st = fstatSync(h.fd.fd, { bigint: true });
       this.core.live.set(h.vpath, Number(st.size), Number(st.mtimeNs / 1000n) / 1000, st.mtimeNs);
@@ -129,7 +130,7 @@ export class LocalWriter {
 
   closed(h: LocalHandle): void {
     if (!h.writable) return;
-    this.core.live.closed(h.vpath);
+    this.core.live.closed(h.vpath, h.passthrough ? h.fd.fd : undefined);
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.get(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);

@@ -181,6 +181,17 @@ export interface KernelVfs extends Vfs {
   /** Bookkeeping of a write done on nativeWriteFd. */
   noteWritten(fh: number, offset: number, n: number): void;
   /**
+   * The descriptor of a local file open for writing that a front end may hand to the kernel to
+   * write itself (FUSE passthrough); undefined for other handles. Throws EBADF for an unknown handle.
+   */
+  passthroughWriteFd(fh: number): number | undefined;
+  /**
+   * The front end handed this handle to the kernel (passthrough): no write will be seen, so every
+   * flush and the close refresh the index, and getattr asks the descriptor for size and mtime.
+   * Throws EBADF for an unknown handle.
+   */
+  passthroughWriting(fh: number): void;
+  /**
    * Whether a front end may answer chown/chmod/utimens, getattr and flush of this handle itself
    * (fchown/fchmod/futimens/fstat on nativeWriteFd): a local file open for writing. It then calls
    * noteSetattr after a change and flushed after a flush. Throws EBADF for an unknown handle.

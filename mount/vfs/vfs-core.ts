@@ -221,6 +221,21 @@ export class VfsCore implements KernelVfs {
     this.live.wrote(h.vpath, offset, n, h.append);
   }
 
+  /** See KernelVfs.passthroughWriteFd. */
+  passthroughWriteFd(fh: number): number | undefined {
+    const h = this.handles.get(fh);
+    return h.kind === 'local' && h.writable ? h.fd.fd : undefined;
+  }
+
+  /** See KernelVfs.passthroughWriting. */
+  passthroughWriting(fh: number): void {
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local' || !h.writable) return;
+    h.passthrough = true;
+    h.dirty = true;
+    this.live.follow(h.vpath, h.fd.fd);
+  }
+
   /** See KernelVfs.nativeMeta: a local file open for writing at explicit offsets (its descriptor is nativeWriteFd's). Throws EBADF. */
   nativeMeta(fh: number): boolean {
     const h = this.handles.get(fh);
