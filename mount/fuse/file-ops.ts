@@ -77,15 +77,14 @@ export function passthroughOpen(ctx: OpContext, fh: number, node: FuseNode, read
   if (node.cachedOpens) return undefined;
   const fd = readFd ?? ctx.vfs.passthroughWriteFd(fh);
   if (fd === undefined) return undefined;
-  const file = fileId(fd);
-  if (node.backing && node.backing.file !== file) {
+  if (node.backing && node.backing.file !== fileId(fd)) {
     node.backing.opens++;
     ctx.openFiles.set(fh, { node, passthrough: true });
     return { backing: node.backing.id, flags: FOPEN.PASSTHROUGH | FOPEN.DIRECT_IO };
   }
   if (!node.backing) {
     const b = ctx.openBacking(fd);
-    if (b) node.backing = { ...b, opens: 0, file };
+    if (b) node.backing = { ...b, opens: 0, file: fileId(fd) };
   }
   if (!node.backing || (readFd === undefined && !node.backing.writable)) return undefined;
   // The daemon sees no WRITE of this handle: its flushes and close always refresh the index.
