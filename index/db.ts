@@ -152,11 +152,6 @@ export function syncIndex(db: Db): void {
   setMeta(db, 'synced-at', String(Date.now()));
 }
 
-/**
- * A cheap reader of SQLite's `data_version`: it changes whenever another connection (the
- * scanner in another process, `vdfs location rm`) commits. Cache holders compare it on every
- * use. The returned function throws SqliteError when the database is closed.
- */
 /** Frees what the connection's page cache holds beyond its pages in use (after a rescan read the whole index). Never throws. */
 export function shrinkMemory(db: Db): void {
   try {
@@ -166,6 +161,11 @@ export function shrinkMemory(db: Db): void {
   }
 }
 
+/**
+ * A cheap reader of SQLite's `data_version`: it changes whenever another connection (the
+ * scanner in another process, `vdfs location rm`) commits. Cache holders compare it on every
+ * use. The returned function throws SqliteError when the database is closed.
+ */
 export function dataVersionReader(db: Db): () => number {
   const stmt = db.prepare('PRAGMA data_version').pluck();
   return () => stmt.get() as number;
