@@ -20,7 +20,7 @@ import {
 } from './file-ops';
 import { opendir, readdirReply } from './dir-ops';
 import { readReplyBuffer } from './reply-pool';
-import { ENTRY_OUT, FOPEN, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
+import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
 
 const ERANGE = 34;
 const XATTR_FUSE = 'user.vdfs.fuse';
