@@ -128,4 +128,8 @@ t.test('touch and chmod right after a write survive its upload (S3 keeps neither
   await until('the second upload', async () => (await getObject(s3, 't/copy.txt'))?.toString() === 'kept times\n');
   await until('its hash in the index', () => vdfs(home, ['stat', '/cloud/copy.txt', '--json']).json<{ hash: string | null }>().hash !== null);
   t.equal(sh('stat', ['-c', '%.9Y', copy]).stdout.trim(), '1400000000.500000000', 'cp -p: and after the upload');
+  // A time set while another descriptor still has the file open for writing (a close whose
+  // RELEASE the kernel has not sent yet) is shown to the nanosecond too.
+  const held = sh('sh', ['-c', 'exec 3>>"$1"; touch -m -d @1500000001.987654321 "$1" && stat -c %.9Y "$1"', 'sh', copy]);
+  t.equal(held.stdout.trim(), '1500000001.987654321', 'a time set while open for writing');
 });

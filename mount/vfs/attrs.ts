@@ -64,11 +64,10 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
   const ino = local && e.type !== 'dir' ? diskInoOf(e, disk) : undefined;
   if (ino !== undefined) a.ino = LINKED_INO_BASE + Number(ino % BigInt(LINKED_INO_BASE));
   if (!disk) {
-    // The index's mtime to the nanosecond (the float above cannot hold every one); shown for all three.
-    if (!live) {
-      const m = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
-      a.ns = { atime: m, mtime: m, ctime: m };
-    }
+    // The exact mtime (the float above cannot hold every one): the index's, or one set on a file
+    // still open for writing (touch right after a write); shown for all three.
+    const m = live ? live.mtimeNs : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
+    if (m !== undefined) a.ns = { atime: m, mtime: m, ctime: m };
     return a;
   }
   const mtime = live ? (live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6))) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
