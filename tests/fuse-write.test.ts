@@ -1,6 +1,8 @@
 import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, until, vdfs, vdfsOk } from './helpers/cli';
 import { mountWithOracle, sh, startMount, indexedLocation } from './helpers/mount';
@@ -148,6 +150,26 @@ t.test('an fsynced file survives kill -9 and reads back after restart', async (t
   const m2 = await startMount(home, mnt);
   t.teardown(() => m2.stop());
   t.equal(sh('b3sum', ['--no-names', join(mnt, 'd', 'durable.bin')]).stdout.trim(), b3sum(join(dir, 'payload')), 'every acknowledged byte is there');
+});
+
+t.test('a flush while the file stays open (a dup closed) brings the index up to date; the close then adds the hash', async (t) => {
+  const { home, mnt } = indexedLocation(t, 'd', {});
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'd', 'held.txt');
+  // fd 3 stays open; closing its dup (fd 4) is a FLUSH without a RELEASE.
+  const holder = spawn('sh', ['-c', 'exec 3>"$1"; printf hello >&3; exec 4>&3; exec 4>&-; echo flushed; read _', 'sh', f], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill());
+  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+  // The index itself, read-only (`vdfs stat` would look at the disk file too).
+  const db = new Database(join(home, 'index.db'), { readonly: true });
+  t.teardown(() => db.close());
+  const row = () => db.prepare("SELECT size, hex(hash) AS hash FROM entries WHERE name = 'held.txt'").get() as { size: number; hash: string | null } | undefined;
+  t.ok(await until(() => row()?.size === 5, 10_000), 'the index has the flushed size while the file is still open');
+  t.equal(row()?.hash, '', 'no hash yet: the file is still open for writing (hex of NULL)');
+  holder.stdin.end();
+  await new Promise((resolve) => holder.once('exit', resolve));
+  t.ok(await until(() => row()?.hash?.toLowerCase() === b3sum(f), 10_000), 'the close adds the hash');
 });
 
 t.test('files unpacked by tar x and closed survive kill -9 right after, and get their hashes back', async (t) => {

@@ -16,10 +16,18 @@ export interface LocalHandle {
   dirty: boolean;
   /** A commit started after a flush answered by the front end itself (VfsCore.flushed): flush, fsync and release wait for it. */
   pending?: Promise<void>;
+  /** The commit a front-end flush asked for, waiting briefly for the close's RELEASE to do it instead (VfsCore.flushed). */
+  flushTimer?: NodeJS.Timeout;
   /** Opened by a kernel front end (OpenFlags.kernel): its commits tell no kernel-cache listener. */
   kernel?: boolean;
   /** Written by the kernel itself (FUSE passthrough): always dirty, size from its fstat (VfsCore.passthroughWriting). */
   passthrough?: boolean;
+}
+
+/** Drops a flush's delayed commit: the caller (flush, fsync, release) commits itself. */
+export function cancelFlushCommit(h: LocalHandle): void {
+  if (h.flushTimer) clearTimeout(h.flushTimer);
+  h.flushTimer = undefined;
 }
 
 /** A private copy under staging/ of a file of a cloud or write-back location. */

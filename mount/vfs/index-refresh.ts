@@ -22,10 +22,16 @@ const HASH_COMMIT_MS = 20;
  */
 const INLINE_HASH_MAX = 64 * 1024;
 
+/** The index version (local-stat's) of the file a hash was read from. */
+function hashedVersion(r: FileHash): string {
+  return `${r.ino}:${r.size}:${r.mtimeNs}`;
+}
+
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
   if (!e || !f) return !e && !f;
   return (
+    (f.hash === null || f.hash === e.hash) &&
     e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target
   );
 }
@@ -61,8 +67,10 @@ export class IndexRefresh {
    * cannot be read (anything but ENOENT/ENOTDIR, which mean "not there"), and the index's errors.
    * `quiet`: the change came through a kernel front end that knows of it (OpenFlags.kernel), so
    * no invalidation sweep is started for it (a directory replaced by a file still starts one).
+   * `hash`: the file's content hash, just read (hashClosing); committed with the entry when it
+   * is of the version the disk shows.
    */
-  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, hash?: FileHash): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     if (this.core.staged.queue.pending(loc.id, rel)) {
       if (parent) await this.refreshParent(loc, rel);
@@ -70,6 +78,8 @@ export class IndexRefresh {
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     const [self, up] = await Promise.all([this.probe(loc, rel), parent && rel !== '' ? this.probe(loc, parentRel).catch(() => undefined) : undefined]);
+    const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
+    if (hashed && self.fields) self.fields.hash = hashed.hash;
     const { entries } = this.home;
     // The parent's lookup walks from the root; the child is then one query. Inside the write
     // transaction both are read again by id (another process may have committed meanwhile).
@@ -96,6 +106,7 @@ export class IndexRefresh {
           r = { entry: existing, wasDir: false, changed: false };
           return;
         }
+        if (hashed) this.home.blobs.put({ hash: hashed.hash, size: hashed.size, blockSize: this.home.config.blockSize, blockHashes: hashed.blockHashes });
         apply();
       });
     const result = r.entry;
@@ -240,7 +251,7 @@ export class IndexRefresh {
       } else {
         if (same(existing, fields)) return { entry: existing, wasDir, changed: false };
         const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
-        const f = { ...fields, hash: keep };
+        const f = { ...fields, hash: fields.hash ?? keep };
         entries.update(existing, f, rel);
         return { entry: { ...existing, ...f }, wasDir, changed: true };
       }
@@ -320,16 +331,25 @@ export class IndexRefresh {
    * bigger one, or one being hashed already, by rehash(). Never throws.
    */
   hashClosed(loc: Location, rel: string, fd: number, size: number): void {
+    const r = this.core.live.get(virtualPath(loc.name, rel)) ? undefined : this.hashClosing(loc, rel, fd, size);
+    if (r) this.queueHashed(loc, rel, r);
+    else this.rehash(loc, rel); // by name, with its own error handling
+  }
+
+  /**
+   * The hash of a small file whose last writer is closing it, read now from that writer's
+   * descriptor `fd` (for refresh to commit with the entry); undefined when the file is big,
+   * being hashed already, changed while read or unreadable. Never throws.
+   */
+  hashClosing(loc: Location, rel: string, fd: number, size: number): FileHash | undefined {
     const key = `${loc.id}:${rel}`;
-    if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key) || this.core.live.get(virtualPath(loc.name, rel))) return this.rehash(loc, rel);
-    let r: FileHash;
+    if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key)) return undefined;
     try {
-      r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize);
+      const r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize);
+      return r.changed ? undefined : r;
     } catch {
-      return this.rehash(loc, rel); // by name, with its own error handling
+      return undefined;
     }
-    if (r.changed) return this.rehash(loc, rel);
-    this.queueHashed(loc, rel, r);
   }
 
   /** A computed hash waits (HASH_COMMIT_MS) to be committed with the others. */
@@ -379,8 +399,8 @@ export class IndexRefresh {
     groupedWrite(this.home.db, () => {
       for (const { loc, rel, r } of done) {
         const e = this.home.entries.resolve(loc.id, rel);
-        if (e?.type === 'file' && e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) stale.push({ loc, rel }); // changed since: hash it again
-        if (!e || e.version !== `${r.ino}:${r.size}:${r.mtimeNs}`) continue;
+        if (e?.type === 'file' && e.version !== hashedVersion(r)) stale.push({ loc, rel }); // changed since: hash it again
+        if (!e || e.version !== hashedVersion(r)) continue;
         this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
         this.home.entries.update(e, { ...e, hash: r.hash }, rel);
       }

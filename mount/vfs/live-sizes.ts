@@ -42,6 +42,11 @@ export class LiveSizes {
     return l;
   }
 
+  /** How many handles have `vpath` open for writing. */
+  writers(vpath: string): number {
+    return this.live.get(vpath)?.writers ?? 0;
+  }
+
   /** A writer of `vpath` writes through the kernel (passthrough): its descriptor is asked for size and mtime from now on. */
   follow(vpath: string, fd: number): void {
     const l = this.live.get(vpath);

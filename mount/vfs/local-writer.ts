@@ -125,7 +125,10 @@ export class LocalWriter {
       const st = fstatSync(h.fd.fd, { bigint: true });
       this.core.live.set(h.vpath, Number(st.size), Number(st.mtimeNs / 1000n) / 1000, st.mtimeNs);
     }
-    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel);
+    // The last writer's close: a small file's hash goes in with the entry (one index write, not two).
+    const last = releasing && this.core.live.writers(h.vpath) === 1;
+    const hash = last ? this.sync.hashClosing(h.location, h.rel, h.fd.fd, Number(fstatSync(h.fd.fd).size)) : undefined;
+    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel, hash);
   }
 
   closed(h: LocalHandle): void {

@@ -8,7 +8,7 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { VfsHome } from './vfs-home';
 import type { BlockStore } from './blob-reader';
-import { HandleTable, type Handle, type LocalHandle, type StagedHandle } from './handles';
+import { HandleTable, cancelFlushCommit, type Handle, type LocalHandle, type StagedHandle } from './handles';
 import { LocalWriter } from './local-writer';
 import { splitVirtual, virtualPath, type Resolved } from './namespace';
 import { StagedWriter } from './staged-writer';
@@ -31,6 +31,9 @@ import { FolderAhead, folderAheadLimits } from './folder-ahead';
 import { blocksOf, metaChanged, readFdOf, setattrThroughFd, writeFdOf } from './native-paths';
 
 const NO_FEATURES: ProviderFeatures = { write: false, symlinks: false, localFiles: false };
+
+/** How long a flush's commit waits for the close's RELEASE, which commits instead. */
+const FLUSH_COMMIT_DELAY_MS = 10;
 
 export interface VfsCoreOptions {
   blocks: BlockStore;
@@ -255,7 +258,15 @@ export class VfsCore implements KernelVfs {
    */
   flushed(fh: number): void {
     const h = this.handles.get(fh);
-    if (h.kind !== 'local' || !h.dirty) return;
+    if (h.kind !== 'local' || !h.dirty || h.flushTimer) return;
+    // A close's RELEASE follows its FLUSH at once and commits (with the hash): one index write
+    // per written file instead of two. A flush without a close (a dup'd descriptor, an editor's
+    // save) still commits a moment later.
+    h.flushTimer = setTimeout(() => this.commitFlushed(h), FLUSH_COMMIT_DELAY_MS);
+  }
+
+  private commitFlushed(h: LocalHandle): void {
+    h.flushTimer = undefined;
     const prev = h.pending;
     const p: Promise<void> = (async () => {
       if (prev) await prev;
@@ -286,6 +297,7 @@ export class VfsCore implements KernelVfs {
 
   async flush(fh: number): Promise<void> {
     const h = this.handles.get(fh);
+    if (h.kind === 'local') cancelFlushCommit(h);
     if (h.kind === 'local' && h.pending) await h.pending;
     if (h.kind === 'local' && h.dirty) await this.writer.commit(h, false);
     if (h.kind === 'staged' && h.dirty) await this.staged.commit(h, false);
@@ -294,6 +306,7 @@ export class VfsCore implements KernelVfs {
   async fsync(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (h.kind === 'local' && h.writable) {
+      cancelFlushCommit(h);
       if (h.pending) await h.pending;
       await h.fd.datasync().catch((err) => {
         throw toFsError(err, `fsync ${h.vpath}`);
@@ -309,6 +322,7 @@ export class VfsCore implements KernelVfs {
     if (h?.kind === 'blob') h.reader.close();
     if (!h || h.kind === 'blob') return;
     if (h.kind === 'staged') return this.staged.release(h);
+    cancelFlushCommit(h);
     try {
       if (h.pending) await h.pending;
       if (h.dirty) await this.writer.commit(h, true);
