@@ -43,9 +43,8 @@ t.test('a kept listing is handed out again until the index, the disk stats or a 
   // the CLI below blocks this process's event loop, so the group is committed first.
   commitGroup(vfsHome.db);
   vdfsOk(home, ['scan']);
-  // The resolver reads SQLite's data_version once per turn of the event loop: a request of the
-  // daemon is a turn of its own, this test's awaits are not.
-  await new Promise((r) => setImmediate(r));
+  // The resolver reads SQLite's data_version at most once a millisecond.
+  await new Promise((r) => setTimeout(r, 5));
   t.equal(byName(await vfs.readdir('/loc')).get('c')!.size, 14, "another process's commit shows");
 
   // A file open for writing: its live size shows while it is open, before any commit.
@@ -59,6 +58,46 @@ t.test('a kept listing is handed out again until the index, the disk stats or a 
 
   await vfs.unlink('/loc/a');
   t.notOk(byName(await vfs.readdir('/loc')).has('a'), 'a removed name is gone');
+});
+
+t.test("a change in one folder keeps the other folders' listings, and drops its own", async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'loc');
+  for (const d of ['x', 'y', 'x/deep']) mkdirSync(join(src, d), { recursive: true });
+  for (const f of ['x/f', 'y/g', 'x/deep/h']) writeFileSync(join(src, f), f);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'loc', src]);
+  vdfsOk(home, ['scan']);
+  const { vfs } = await openVfsInProcess(t, home);
+  const x = await vfs.readdir('/loc/x');
+  const deep = await vfs.readdir('/loc/x/deep');
+
+  // A file written in y (created, open for writing, closed: its refresh and hash commits).
+  const fh = await vfs.open('/loc/y/new', { write: true, create: true, mode: 0o644 });
+  await vfs.write(fh, 0, Buffer.from('data'));
+  t.equal(await vfs.readdir('/loc/x'), x, "a file open for writing in y: x's listing is handed out again");
+  t.equal(byName(await vfs.readdir('/loc/y')).get('new')?.size, 4, "y's own shows the live size");
+  await vfs.release(fh);
+  t.equal(await vfs.readdir('/loc/x'), x, 'and after its close');
+  t.equal(byName(await vfs.readdir('/loc/y')).get('new')?.size, 4, 'y shows the new file');
+
+  // x's own child changes: x is built again, its subfolder's listing is kept.
+  await vfs.chmod('/loc/x/f', 0o600);
+  const x2 = await vfs.readdir('/loc/x');
+  t.not(x2, x, 'a chmod in x: its listing is built again');
+  t.equal(byName(x2).get('f')!.mode & 0o7777, 0o600, 'and shows it');
+  t.equal(await vfs.readdir('/loc/x/deep'), deep, 'x/deep is kept');
+
+  // Only the disk stats of a child move (an atime): its folder's listing is built again.
+  await vfs.setTimes('/loc/x/deep/h', { sec: 1_000_000_000, nsec: 0 }, 'omit');
+  t.equal(Math.round(byName(await vfs.readdir('/loc/x/deep')).get('h')!.atimeMs), 1_000_000_000_000, 'an atime-only change in x/deep shows');
+
+  // A folder removed with what it holds: the listings below it go too.
+  await vfs.unlink('/loc/x/deep/h');
+  await vfs.rmdir('/loc/x/deep');
+  await t.rejects(vfs.readdir('/loc/x/deep'), { code: 'ENOENT' }, 'a removed folder is not listed from memory');
+  t.notOk(byName(await vfs.readdir('/loc/x')).has('deep'), 'and is gone from its parent');
 });
 
 // A folder's first listing reads the disk's stats of all its names in one native call

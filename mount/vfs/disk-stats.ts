@@ -47,6 +47,8 @@ export class DiskStats {
 
   /** Counts every set and delete: what was built from these stats is current while it has not moved. */
   version = 0;
+  /** Told of every set and delete, by entry id (one listener: the listings kept by EntryAttrs). */
+  onEntryChange?: (entryId: number) => void;
 
   constructor(private readonly max = DISK_STATS_MAX) {}
 
@@ -75,6 +77,7 @@ export class DiskStats {
 
   set(entryId: number, st: StatFields): void {
     this.version++;
+    this.onEntryChange?.(entryId);
     let s = this.slots.get(entryId);
     if (s !== undefined)
       this.slots.delete(entryId); // re-insert: most recent last
@@ -102,6 +105,7 @@ export class DiskStats {
     const s = this.slots.get(entryId);
     if (s === undefined) return;
     this.version++;
+    this.onEntryChange?.(entryId);
     this.slots.delete(entryId);
     this.free.push(s);
   }

@@ -53,6 +53,17 @@ async function batchStats(fd: number): Promise<Map<string, StatFields & { versio
   return out;
 }
 
+/** A listing kept for the next READDIR or PROPFIND of its directory. */
+interface Kept {
+  /** The directory's canonical virtual path. */
+  path: string;
+  /** Resolver.epoch when it was built. */
+  epoch: number;
+  list: DirEntry[];
+  /** Index entry ids of the children. */
+  ids: number[];
+}
+
 /** Bounds of the listings kept between READDIRs (see EntryAttrs.readdir): entries in all, and idle time. */
 const LISTINGS_MAX_ENTRIES = 50_000;
 const LISTINGS_IDLE_MS = 30_000;
@@ -62,16 +73,40 @@ const LISTINGS_IDLE_MS = 30_000;
  * of files open for writing and, on local disks, the disk's owners, link counts and times.
  */
 export class EntryAttrs {
-  /** Built listings by directory entry id (and whether files were stat'ed), with the index and disk-stat versions they were built from. */
-  private readonly listings = new Map<string, { index: number; disk: number; list: DirEntry[] }>();
+  /** Built listings by directory path (and whether files were stat'ed), with the resolver epoch they were built in. */
+  private readonly listings = new Map<string, Kept>();
+  /** Entry id of each child of a kept listing -> that listing's directory path (its disk stats changing makes the listing stale). */
+  private readonly owners = new Map<number, string>();
   private listed = 0;
   private idle: NodeJS.Timeout | undefined;
 
-  constructor(private readonly core: AttrHost) {}
+  constructor(private readonly core: AttrHost) {
+    // A change drops the listings it touches, not all of them: `git status` writes .git/index
+    // while it lists every folder of the work tree, which then were all built again from SQLite.
+    core.resolver.onPathChange((vpath, subtree) => {
+      this.dropListing(vpath.slice(0, Math.max(1, vpath.lastIndexOf('/'))));
+      if (subtree) for (const k of [...this.listings.values()]) if (k.path === vpath || k.path.startsWith(`${vpath}/`)) this.dropListing(k.path);
+    });
+    core.disk.onEntryChange = (id) => {
+      const dir = this.owners.get(id);
+      if (dir !== undefined) this.dropListing(dir);
+    };
+  }
+
+  private dropListing(dir: string): void {
+    for (const key of [`1${dir}`, `0${dir}`]) {
+      const kept = this.listings.get(key);
+      if (!kept) continue;
+      this.listings.delete(key);
+      this.listed -= kept.list.length;
+      for (const id of kept.ids) if (this.owners.get(id) === dir) this.owners.delete(id);
+    }
+  }
 
   private dropListings(): void {
     const dropped = this.listed;
     this.listings.clear();
+    this.owners.clear();
     this.listed = 0;
     // Idle since: V8 would keep the pages of up to 50,000 dropped entries (~30 MB) resident.
     if (dropped > 1000) fullGc(true);
@@ -79,31 +114,27 @@ export class EntryAttrs {
 
   /**
    * The listing built last for this directory, if nothing it was built from has changed since:
-   * the index (the resolver counts every change, quiet ones too), the disk stats (their
-   * version) and live files (none may be open for writing). A cold `ls -l` of 10,000 names
-   * (the kernel's caches dropped) spent ~40 ms of the daemon's ~120 ms building it again from
-   * SQLite, and most of its garbage.
+   * the index under it (a path reported by the resolver, or the whole cache dropped), its
+   * children's disk stats, and live files (none of its files may be open for writing). A cold
+   * `ls -l` of 10,000 names (the kernel's caches dropped) spent ~40 ms of the daemon's ~120 ms
+   * building it again from SQLite, and most of its garbage.
    */
-  private keptListing(key: string): DirEntry[] | undefined {
+  private keptListing(key: string, dir: string): DirEntry[] | undefined {
     const kept = this.listings.get(key);
-    if (!kept || kept.index !== this.core.resolver.changes || kept.disk !== this.core.disk.version || this.core.live.size > 0) return undefined;
+    if (!kept || kept.epoch !== this.core.resolver.epoch || this.core.live.writingIn(dir)) return undefined;
     return kept.list;
   }
 
-  private keepListing(key: string, list: DirEntry[], index: number, disk: number): void {
-    if (this.core.live.size > 0 || list.length > LISTINGS_MAX_ENTRIES) return;
-    const old = this.listings.get(key);
-    if (old) {
-      this.listings.delete(key);
-      this.listed -= old.list.length;
+  private keepListing(key: string, kept: Kept): void {
+    if (this.core.live.writingIn(kept.path) || kept.list.length > LISTINGS_MAX_ENTRIES) return;
+    this.dropListing(kept.path);
+    for (const v of [...this.listings.values()]) {
+      if (this.listed + kept.list.length <= LISTINGS_MAX_ENTRIES) break;
+      this.dropListing(v.path);
     }
-    for (const [k, v] of this.listings) {
-      if (this.listed + list.length <= LISTINGS_MAX_ENTRIES) break;
-      this.listings.delete(k);
-      this.listed -= v.list.length;
-    }
-    this.listings.set(key, { index, disk, list });
-    this.listed += list.length;
+    this.listings.set(key, kept);
+    for (const id of kept.ids) this.owners.set(id, kept.path);
+    this.listed += kept.list.length;
     clearTimeout(this.idle);
     this.idle = setTimeout(() => this.dropListings(), LISTINGS_IDLE_MS).unref();
   }
@@ -217,17 +248,19 @@ export class EntryAttrs {
       throw new FsError('ENOTDIR', `${path} is not a directory`);
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    const key = `${r.entry.id}:${opts.statFiles !== false}`;
-    const kept = this.keptListing(key);
+    // By the canonical path: the key the resolver reports changes by.
+    const dir = `/${splitPath(path).join('/')}`;
+    const key = `${opts.statFiles === false ? 0 : 1}${dir}`;
+    const kept = this.keptListing(key, dir);
     if (kept) return kept;
-    const [index, disk] = [this.core.resolver.changes, this.core.disk.version];
-    const { list, primed } = await this.listEntry(r.location, r.entry, r.rel, path, opts);
+    const [index, disk, epoch] = [this.core.resolver.changes, this.core.disk.version, this.core.resolver.epoch];
+    const { list, ids, primed } = await this.listEntry(r.location, r.entry, r.rel, path, opts);
     // Kept only when nothing moved while it was built but the disk stats it took itself.
-    if (index === this.core.resolver.changes && this.core.disk.version === disk + primed) this.keepListing(key, list, index, this.core.disk.version);
+    if (index === this.core.resolver.changes && this.core.disk.version === disk + primed) this.keepListing(key, { path: dir, epoch, list, ids });
     return list;
   }
 
-  private async listEntry(location: Location, entry: Entry, rel: string, path: string, opts: { statFiles?: boolean }): Promise<{ list: DirEntry[]; primed: number }> {
+  private async listEntry(location: Location, entry: Entry, rel: string, path: string, opts: { statFiles?: boolean }): Promise<{ list: DirEntry[]; ids: number[]; primed: number }> {
     const r = { location, entry, rel };
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location
@@ -241,6 +274,6 @@ export class EntryAttrs {
       name: child.name,
       attr: entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
     }));
-    return { list, primed };
+    return { list, ids: children.map((c) => c.id), primed };
   }
 }

@@ -42,6 +42,12 @@ export class LiveSizes {
     return l;
   }
 
+  /** Some file directly in the directory `dir` is open for writing (its size and mtime are live). */
+  writingIn(dir: string): boolean {
+    for (const p of this.live.keys()) if (p.length > dir.length && p.startsWith(dir) && p.lastIndexOf('/') === (dir === '/' ? 0 : dir.length)) return true;
+    return false;
+  }
+
   /** How many handles have `vpath` open for writing. */
   writers(vpath: string): number {
     return this.live.get(vpath)?.writers ?? 0;

@@ -41,6 +41,8 @@ export class Resolver {
   private lastVersion = -1;
   private nextVersionCheck = 0;
   private readonly listeners: (() => void)[] = [];
+  private readonly pathListeners: ((vpath: string, subtree: boolean) => void)[] = [];
+  private clears = 0;
 
   /** `maxBytes`: the cache's budget (config `resolver.cacheSize`), by the cachedBytes estimate. */
   constructor(
@@ -114,6 +116,16 @@ export class Resolver {
     return this.changeCount;
   }
 
+  /**
+   * Moves whenever the whole cache is dropped (invalidate(), another connection's commit):
+   * what was built from the index is current while neither this moved nor a path under it was
+   * reported to onPathChange's listeners.
+   */
+  get epoch(): number {
+    this.checkVersion();
+    return this.clears;
+  }
+
   /** Another connection's commit (a CLI scan) drops the cache and counts as a change. */
   private checkVersion(): void {
     // At most once a millisecond: the pragma (~4 µs) was a tenth of the daemon's time in a
@@ -126,6 +138,7 @@ export class Resolver {
     const v = this.dataVersion();
     if (v !== this.lastVersion) {
       this.changeCount++;
+      this.clears++;
       this.cache.clear();
       if (this.lastVersion !== -1) this.notify();
       this.lastVersion = v;
@@ -135,6 +148,7 @@ export class Resolver {
   /** Forgets everything (a change whose extent is not known: a rescan, a rename, a location). */
   invalidate(): void {
     this.changeCount++;
+    this.clears++;
     this.cache.clear();
     this.notify();
   }
@@ -154,7 +168,13 @@ export class Resolver {
       const prefix = `${key}/`;
       for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
     }
+    for (const fn of this.pathListeners) fn(key, subtree);
     if (notify) this.notify();
+  }
+
+  /** Calls `fn(vpath, subtree)` (synchronously; never throwing) for every path invalidatePath forgets, quiet ones too. */
+  onPathChange(fn: (vpath: string, subtree: boolean) => void): void {
+    this.pathListeners.push(fn);
   }
 
   /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */

@@ -62,7 +62,7 @@ export class VfsCore implements KernelVfs {
   private propStore?: PropStore;
   /** Re-hashes written files off the event loop. */
   readonly hashPool = new HashPool(1);
-  private readonly attrs = new EntryAttrs(this);
+  private readonly attrs: EntryAttrs;
   private readonly reader: ReadOpener;
   /** Fetches the next files of a folder a reader walks (docs/read-pipeline.md). */
   readonly folderAhead: FolderAhead;
@@ -74,6 +74,7 @@ export class VfsCore implements KernelVfs {
     installNativeDirOpener();
     this.providers = new ProviderPool(opts.openProvider);
     this.resolver = new Resolver(home);
+    this.attrs = new EntryAttrs(this);
     const pinned = new PinnedArea(home.cacheDir);
     this.replicas = new Replicas(home, this.providers, pinned);
     this.pins = new Pins(home, pinned, this.replicas, opts.log);
