@@ -260,7 +260,13 @@ export class EntryAttrs {
     return list;
   }
 
-  private async listEntry(location: Location, entry: Entry, rel: string, path: string, opts: { statFiles?: boolean }): Promise<{ list: DirEntry[]; ids: number[]; primed: number }> {
+  private async listEntry(
+    location: Location,
+    entry: Entry,
+    rel: string,
+    path: string,
+    opts: { statFiles?: boolean },
+  ): Promise<{ list: DirEntry[]; ids: number[]; primed: number }> {
     const r = { location, entry, rel };
     const base = path.endsWith('/') ? path.slice(0, -1) : path;
     const hidden = this.home.hidden.of(r.location.uri); // [] for a cloud or peer location

@@ -32,7 +32,13 @@ function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
   if (!e || !f) return !e && !f;
   return (
     (f.hash === null || f.hash === e.hash) &&
-    e.type === f.type && e.size === f.size && e.mtimeSec === f.mtimeSec && e.mtimeNsec === f.mtimeNsec && e.mode === f.mode && e.version === f.version && e.target === f.target
+    e.type === f.type &&
+    e.size === f.size &&
+    e.mtimeSec === f.mtimeSec &&
+    e.mtimeNsec === f.mtimeNsec &&
+    e.mode === f.mode &&
+    e.version === f.version &&
+    e.target === f.target
   );
 }
 
