@@ -5,7 +5,7 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../core/local-stat';
 import { fdPath, openDirBeneath, withParent } from '../../core/beneath';
-import { splitPath } from '../../core/paths';
+import { normalizeRel, parentOf, splitPath } from '../../core/paths';
 import { isHiddenRel } from '../../index/state-paths';
 import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { HASH_RE, VDFS_DIR } from './namespace';
@@ -84,7 +84,7 @@ export class EntryAttrs {
     // A change drops the listings it touches, not all of them: `git status` writes .git/index
     // while it lists every folder of the work tree, which then were all built again from SQLite.
     core.resolver.onPathChange((vpath, subtree) => {
-      this.dropListing(vpath.slice(0, Math.max(1, vpath.lastIndexOf('/'))));
+      this.dropListing(parentOf(vpath));
       if (subtree) for (const k of [...this.listings.values()]) if (k.path === vpath || k.path.startsWith(`${vpath}/`)) this.dropListing(k.path);
     });
     core.disk.onEntryChange = (id) => {
@@ -249,7 +249,7 @@ export class EntryAttrs {
     }
     if (r.entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     // By the canonical path: the key the resolver reports changes by.
-    const dir = `/${splitPath(path).join('/')}`;
+    const dir = `/${normalizeRel(path)}`;
     const key = `${opts.statFiles === false ? 0 : 1}${dir}`;
     const kept = this.keptListing(key, dir);
     if (kept) return kept;

@@ -1,6 +1,7 @@
 import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { toFsError } from '../../core/fs-error';
+import { parentOf } from '../../core/paths';
 
 interface Live {
   size: number;
@@ -44,7 +45,7 @@ export class LiveSizes {
 
   /** Some file directly in the directory `dir` is open for writing (its size and mtime are live). */
   writingIn(dir: string): boolean {
-    for (const p of this.live.keys()) if (p.length > dir.length && p.startsWith(dir) && p.lastIndexOf('/') === (dir === '/' ? 0 : dir.length)) return true;
+    for (const p of this.live.keys()) if (parentOf(p) === dir) return true;
     return false;
   }
 
