@@ -3,8 +3,14 @@ import { closeShareEpoch, openShareEpoch } from './share-epoch';
 
 type Db = Database.Database;
 
-/** How long a group of relaxed commits stays open at most. */
+/** A group of relaxed commits is committed once no write has joined it for this long… */
 export const GROUP_MS = 10;
+/**
+ * …or once it has been open this long. A burst of writes (a `tar x` into the mount) then
+ * shares one commit per GROUP_MAX_MS instead of one per GROUP_MS: each commit writes every page
+ * it touched (the table's and its four indexes' leaves, the location's stats) to the WAL again.
+ */
+export const GROUP_MAX_MS = 50;
 
 interface Group {
   /** The group's transaction is open on the connection. */
@@ -12,6 +18,9 @@ interface Group {
   /** > 0 while a groupedWrite callback runs: its writes belong to the group. */
   depth: number;
   timer?: NodeJS.Timeout;
+  /** performance.now() when the group opened, and when a write last joined it. */
+  opened: number;
+  lastWrite: number;
   /** The connection's own exec, prepare and pragma, not guarded (the group's own statements). */
   exec: (sql: string) => void;
   savepoint: Database.Statement;
@@ -43,6 +52,8 @@ export function guardConnection(db: Db, relaxed: (on: boolean) => void): void {
   const g: Group = {
     open: false,
     depth: 0,
+    opened: 0,
+    lastWrite: 0,
     exec: (sql) => void exec(sql),
     savepoint: prepare('SAVEPOINT vdfs_group'),
     release: prepare('RELEASE vdfs_group'),
@@ -99,7 +110,8 @@ export function onGroupFailed(db: Db, fn: (err: unknown) => void): void {
  * Runs `fn` (synchronous writes of rows a rescan can rebuild: the local writer's refreshes and
  * hashes) inside the connection's open group of relaxed commits, as a savepoint: a throw undoes
  * only `fn`'s writes. The first write opens the group (BEGIN IMMEDIATE, synchronous=NORMAL); it
- * is committed GROUP_MS later, or before anything else writes through the connection (see
+ * is committed once no write has joined it for GROUP_MS (at most GROUP_MAX_MS after it
+ * opened), or before anything else writes through the connection (see
  * guardConnection), or by commitGroup(). Until then the rows are visible to this connection
  * only, and a killed process loses them (the start-up rescan finds the files again). Inside
  * someone else's open transaction (a rescan's batch) `fn` joins that one as a savepoint instead.
@@ -120,8 +132,10 @@ export function groupedWrite<T>(db: Db, fn: () => T): T {
     }
     g.open = true;
     openShareEpoch(db);
-    g.timer = setTimeout(() => commitGroup(db), GROUP_MS);
+    g.opened = performance.now();
+    g.timer = setTimeout(() => dueGroup(db, g), GROUP_MS);
   }
+  g.lastWrite = performance.now();
   g.depth++;
   try {
     g.savepoint.run();
@@ -140,6 +154,15 @@ export function groupedWrite<T>(db: Db, fn: () => T): T {
   } finally {
     g.depth--;
   }
+}
+
+/** The group's timer: commits unless writes are still coming and the group is young. */
+function dueGroup(db: Db, g: Group): void {
+  const now = performance.now();
+  const quietAt = g.lastWrite + GROUP_MS;
+  const last = g.opened + GROUP_MAX_MS;
+  if (quietAt > now + 1 && last > now + 1) g.timer = setTimeout(() => dueGroup(db, g), Math.min(quietAt, last) - now);
+  else commitGroup(db);
 }
 
 /** The group's transaction is gone (SQLite rolled it back after an error): nothing left to commit. */

@@ -3,11 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { tempDir, until } from './helpers/cli';
 import { openDb, relaxedTransaction, syncIndex, type Db } from '../index/db';
-import { commitGroup, GROUP_MS, groupedWrite } from '../index/commit-group';
+import { commitGroup, GROUP_MAX_MS, GROUP_MS, groupedWrite } from '../index/commit-group';
 import { TxBatcher } from '../index/tx-batcher';
 
 // The local writer's rows (a `tar x` into the mount: one per created file, one per flushed file,
-// the hashes) share one relaxed commit for up to GROUP_MS. Everything else that writes through
+// the hashes) share one relaxed commit (GROUP_MS after the last, GROUP_MAX_MS at most). Everything else that writes through
 // the connection must keep its own commit: the group is committed before it runs.
 
 function setup(t: { teardown(fn: () => void): void }): { db: Db; other: Db; rows: () => number[] } {
@@ -33,6 +33,23 @@ t.test('grouped rows: seen at once through the connection, by others after the g
   t.ok(await until(() => rows().length === 2, 5_000), `committed together within ${GROUP_MS} ms, without anyone asking`);
   t.notOk(db.inTransaction, 'no transaction is left open');
   t.equal(db.pragma('synchronous', { simple: true }), 2, 'the connection is back to synchronous=FULL');
+});
+
+t.test('a steady stream of writes is committed in groups: never held back past the stream', async (t) => {
+  const { db, rows } = setup(t);
+  const ins = db.prepare('INSERT INTO x VALUES (?)');
+  // One write every 2 ms for 20 × GROUP_MAX_MS: each keeps the group "busy", so only the
+  // group's age can commit it while the writes go on.
+  const until_ = performance.now() + 20 * GROUP_MAX_MS;
+  let v = 0;
+  let seenWhileWriting = 0;
+  while (performance.now() < until_) {
+    groupedWrite(db, () => ins.run(++v));
+    await new Promise((r) => setTimeout(r, 2));
+    seenWhileWriting = rows().length;
+  }
+  t.ok(seenWhileWriting > 0, `another connection saw rows while the writes went on (${seenWhileWriting} of ${v})`);
+  t.ok(await until(() => rows().length === v, 5_000), 'the last group is committed once the writes stop');
 });
 
 t.test('every other write commits the open group first and keeps its own commit', async (t) => {
