@@ -44,6 +44,20 @@ def is_device(p):
     return stat.S_ISCHR(m) or stat.S_ISBLK(m)
 
 
+def seek_data(fd, off):
+    size = os.fstat(fd).st_size
+    if off >= size:
+        os.lseek(fd, off, os.SEEK_DATA)  # raises ENXIO, as it must on both sides
+        return "past the end answered"
+    content = os.pread(fd, size - off, off)
+    first = next((i for i, b in enumerate(content) if b), None)
+    try: r = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError as e:
+        if e.errno != errno.ENXIO: raise
+        return {"firstNonZero": first, "skipped": first is not None}
+    return {"firstNonZero": None if first is None else off + first, "skipped": r < off or (first is not None and r > off + first)}
+
+
 def run(root, o):
     p = os.path.join(root, o.get("p", ""))
     to = os.path.join(root, o["to"]) if "to" in o else None
@@ -114,10 +128,16 @@ def run(root, o):
         try:
             if stat.S_ISDIR(os.fstat(fd).st_mode):
                 return "dir"  # seek offsets of directories are the filesystem's own cookies
-            # SEEK_DATA: both answer "data here"; SEEK_HOLE may be the end or an earlier hole
-            # (the filesystem decides), so only "a hole at or before the end" is compared.
-            r = os.lseek(fd, o["off"], os.SEEK_DATA if o["whence"] == "data" else os.SEEK_HOLE)
-            return r if o["whence"] == "data" else ("hole<=end" if r <= os.fstat(fd).st_size else r)
+            # A filesystem may report a hole as data (lseek(2)), and ext4 does so for an allocated,
+            # never written range (fallocate) once its pages are in the page cache: after any
+            # reader, such as the daemon hashing the file. So SEEK_DATA is compared by what the
+            # content decides: the first non-zero byte at or after the offset, and whether the
+            # answer skipped none (nothing but zeros before it). SEEK_HOLE may be the end or an
+            # earlier hole, so only "a hole at or before the end" is compared.
+            if o["whence"] == "hole":
+                r = os.lseek(fd, o["off"], os.SEEK_HOLE)
+                return "hole<=end" if r <= os.fstat(fd).st_size else r
+            return seek_data(fd, o["off"])
         finally: os.close(fd)
     elif k == "readdir": return sorted(os.listdir(p))
     elif k == "umask": os.umask(o["mask"])
