@@ -168,7 +168,7 @@ export class IndexRefresh {
    */
   unchanged(loc: Location, rel: string): boolean {
     const vpath = virtualPath(loc.name, rel);
-    if (this.core.live.get(vpath)) return true;
+    if (this.core.live.has(vpath)) return true;
     let r: Resolved;
     try {
       r = this.core.resolver.resolve(vpath);
@@ -306,7 +306,7 @@ export class IndexRefresh {
    * one runs runs again after it. Results are committed in groups (see commitHashes).
    */
   rehash(loc: Location, rel: string): void {
-    if (this.core.live.get(virtualPath(loc.name, rel))) return;
+    if (this.core.live.has(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
     // A result waiting for its grouped commit: the commit checks it is still for the indexed
     // version, and hashes again when not.
@@ -337,7 +337,7 @@ export class IndexRefresh {
    * bigger one, or one being hashed already, by rehash(). Never throws.
    */
   hashClosed(loc: Location, rel: string, fd: number, size: number): void {
-    const r = this.core.live.get(virtualPath(loc.name, rel)) ? undefined : this.hashClosing(loc, rel, fd, size);
+    const r = this.core.live.has(virtualPath(loc.name, rel)) ? undefined : this.hashClosing(loc, rel, fd, size);
     if (r) this.queueHashed(loc, rel, r);
     else this.rehash(loc, rel); // by name, with its own error handling
   }

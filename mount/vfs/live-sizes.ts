@@ -11,7 +11,10 @@ interface Live {
   /** Permission bits set through the open descriptor (fchmod), until the index has them. */
   mode?: number;
   writers: number;
-  /** Descriptors of writers whose writes the kernel does itself (passthrough): size and mtime come from their fstat. */
+  /**
+   * Descriptors of writers of a real file (a local location's): size and mtime come from their
+   * fstat, exact to the nanosecond, whoever wrote (the addon, the kernel in passthrough, JS).
+   */
   fds?: Set<number>;
 }
 
@@ -54,7 +57,12 @@ export class LiveSizes {
     return this.live.get(vpath)?.writers ?? 0;
   }
 
-  /** A writer of `vpath` writes through the kernel (passthrough): its descriptor is asked for size and mtime from now on. */
+  /** Open for writing (any writer), without the fstat of get(). */
+  has(vpath: string): boolean {
+    return this.live.has(vpath);
+  }
+
+  /** A writer of `vpath` writes the real file `fd`: its descriptor is asked for size and mtime from now on. */
   follow(vpath: string, fd: number): void {
     const l = this.live.get(vpath);
     if (l) (l.fds ??= new Set()).add(fd);

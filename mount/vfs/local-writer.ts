@@ -98,12 +98,16 @@ export class LocalWriter {
       // Exact: the real file's mtime in nanoseconds (a millisecond double showed it ~100 ns off).
       const pre = fstatSync(fd.fd, { bigint: true });
       this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
+      // The real file's fstat, not the time JS noted a write, is what getattr shows while open:
+      // the kernel stamps mtime at the write, and `stat` after `close` (whose RELEASE may still
+      // be queued) must show what the disk will keep.
+      this.core.live.follow(path, fd.fd);
       opened = true;
       const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false, kernel: !!flags.kernel };
     } catch (err) {
-      if (opened) this.core.live.closed(path);
+      if (opened) this.core.live.closed(path, fd.fd);
       await fd.close().catch(() => undefined);
       throw err;
     }
@@ -133,9 +137,9 @@ export class LocalWriter {
 
   closed(h: LocalHandle): void {
     if (!h.writable) return;
-    this.core.live.closed(h.vpath, h.passthrough ? h.fd.fd : undefined);
+    this.core.live.closed(h.vpath, h.fd.fd);
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
-    if (this.core.live.get(h.vpath)) return;
+    if (this.core.live.has(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);
     if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.hashClosed(h.location, h.rel, h.fd.fd, e.size);
   }
