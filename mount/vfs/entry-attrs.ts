@@ -126,12 +126,13 @@ export class EntryAttrs {
   }
 
   private keepListing(key: string, kept: Kept): void {
-    if (this.core.live.writingIn(kept.path) || kept.list.length > LISTINGS_MAX_ENTRIES) return;
+    if (this.core.live.writingIn(kept.path)) return;
     this.dropListing(kept.path);
-    for (const v of [...this.listings.values()]) {
-      if (this.listed + kept.list.length <= LISTINGS_MAX_ENTRIES) break;
-      this.dropListing(v.path);
-    }
+    // Full: the new listing is not kept, rather than one kept before it dropped. A walk of a
+    // tree bigger than the bound (`find` over 100,000 names) comes back in the same order, and
+    // dropping the oldest made every one of its listings be built again from SQLite; this way
+    // the first LISTINGS_MAX_ENTRIES of them are handed out again. All go after LISTINGS_IDLE_MS.
+    if (this.listed + kept.list.length > LISTINGS_MAX_ENTRIES) return;
     this.listings.set(key, kept);
     for (const id of kept.ids) this.owners.set(id, kept.path);
     this.listed += kept.list.length;
