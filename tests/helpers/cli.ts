@@ -59,7 +59,16 @@ export function vdfsOk(home: string, args: string[]): RunResult {
 /** A fresh temp directory, removed when the test ends. */
 export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'vdfs-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Retried: a file the code under test still finishes writing (a hash, a log line) makes one
+  // pass fail with ENOTEMPTY.
+  t.teardown(() => {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    } catch (err) {
+      console.error(`tempDir teardown: removing ${dir} failed:`, err);
+      throw err;
+    }
+  });
   return dir;
 }
 

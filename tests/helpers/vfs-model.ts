@@ -391,9 +391,19 @@ export async function startVfsDaemon(t: Test, homeDir: string, opts: { peer?: bo
   const log = createLogger(process.env.VDFS_TEST_LOG ?? 'error');
   const daemon = await startDaemon(home, { log, blocks, peer: opts.peer ? { host: '127.0.0.1', port: 0 } : undefined });
   t.teardown(async () => {
-    await daemon.stop();
-    await blocks.close();
-    home.close();
+    // tap reports a teardown's error without its message: say which step threw, and what.
+    for (const [step, fn] of [
+      ['daemon.stop', () => daemon.stop()],
+      ['blocks.close', () => blocks.close()],
+      ['home.close', () => home.close()],
+    ] as const) {
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`startVfsDaemon teardown: ${step} threw:`, err);
+        throw err;
+      }
+    }
   });
   return { daemon, home };
 }
