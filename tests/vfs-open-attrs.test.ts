@@ -1,7 +1,7 @@
 import t from 'tap';
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir, vdfsOk } from './helpers/cli';
+import { indexedLocation } from './helpers/mount';
 import { openVfsInProcess } from './helpers/vfs-in-process';
 
 // A file of a local location open for writing: its attributes are the real file's, exact to
@@ -11,13 +11,7 @@ import { openVfsInProcess } from './helpers/vfs-in-process';
 // still on its way) saw that time and then the disk's (the POSIX model test caught it).
 
 t.test("a local file open for writing shows the disk's size and mtime, to the nanosecond", async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'loc');
-  mkdirSync(src);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'loc', src]);
-  vdfsOk(home, ['scan']);
+  const { home, src } = indexedLocation(t, 'loc', {});
   const { vfs } = await openVfsInProcess(t, home);
 
   const fh = await vfs.open('/loc/f.txt', { write: true, create: true, mode: 0o644 });

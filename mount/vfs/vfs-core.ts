@@ -236,8 +236,7 @@ export class VfsCore implements KernelVfs {
     const h = this.handles.get(fh);
     if (h.kind !== 'local' || !h.writable) return;
     h.passthrough = true;
-    h.dirty = true;
-    this.live.follow(h.vpath, h.fd.fd);
+    h.dirty = true; // its size and mtime come from its descriptor already (LocalWriter follows every writer)
   }
 
   /** See KernelVfs.nativeMeta: a local file open for writing at explicit offsets (its descriptor is nativeWriteFd's). Throws EBADF. */
