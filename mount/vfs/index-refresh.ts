@@ -10,6 +10,7 @@ import { FileHasher } from '../../index/file-hash';
 import { entryFromStats } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
 import { virtualPath } from './namespace';
+import type { FileIdentity } from './live-sizes';
 import type { WriterHost } from './writer-host';
 
 /** How long computed hashes wait to be committed together. */
@@ -25,6 +26,15 @@ const INLINE_HASH_MAX = 64 * 1024;
 /** The index version (local-stat's) of the file a hash was read from. */
 function hashedVersion(r: FileHash): string {
   return `${r.ino}:${r.size}:${r.mtimeNs}`;
+}
+
+/** lstat by path; undefined for any failure (the caller then asks the safe way). */
+function lstatQuiet(path: string): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
@@ -83,7 +93,10 @@ export class IndexRefresh {
       return this.home.entries.resolve(loc.id, rel);
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    const [self, up] = await Promise.all([this.probe(loc, rel), parent && rel !== '' ? this.probe(loc, parentRel).catch(() => undefined) : undefined]);
+    const [self, up] = await Promise.all([
+      this.probe(loc, rel, this.known(loc, rel)),
+      parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
+    ]);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
     if (hashed && self.fields) self.fields.hash = hashed.hash;
     const { entries } = this.home;
@@ -180,12 +193,7 @@ export class IndexRefresh {
     const d = this.core.disk.get(e.id);
     const key = `${loc.id}:${rel}`;
     if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key))) return false;
-    let st: BigIntStats | undefined;
-    try {
-      st = lstatSync(`${loc.uri}/${rel}`, { bigint: true, throwIfNoEntry: false });
-    } catch {
-      return false;
-    }
+    const st = lstatQuiet(`${loc.uri}/${rel}`);
     return (
       !!st &&
       st.isFile() &&
@@ -198,24 +206,52 @@ export class IndexRefresh {
     );
   }
 
-  /** What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not there. */
-  private async probe(loc: Location, rel: string): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
+  /**
+   * The real file or directory `rel` was last seen to be (device, inode): the one its open writer
+   * holds, else its entry's disk stat; undefined when neither is known. Never throws.
+   */
+  private known(loc: Location, rel: string): FileIdentity | undefined {
+    const vpath = virtualPath(loc.name, rel);
+    const live = this.core.live.identity(vpath);
+    if (live || rel === '') return live;
+    let e: Entry | undefined;
+    try {
+      const r = this.core.resolver.resolve(vpath);
+      e = r.kind === 'entry' && r.location.id === loc.id ? r.entry : undefined;
+    } catch {
+      return undefined;
+    }
+    const d = e && this.core.disk.get(e.id);
+    return d && { dev: d.dev, ino: d.ino };
+  }
+
+  /**
+   * What the disk says of `rel` (lstat inside its safely opened parent); no fields when it is not
+   * there. `known`: the file `rel` is expected to be (see known()); when a plain lstat by path
+   * finds that very file (not a symlink), its answer is taken: it can only describe a file the
+   * index or an open writer already holds, so no path leads outside, and it is one system call
+   * where the safe walk takes five (a created file is probed twice, its folder once).
+   */
+  private async probe(loc: Location, rel: string, known?: FileIdentity): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
     if (!this.home.hidden.hides(loc.uri, rel))
       try {
-        // lstat of the name inside its parent, opened without following symlinks: a path through
-        // a swapped-in symlink is "not there" for the index, never the file outside.
+        const plain = known && rel !== '' ? lstatQuiet(`${loc.uri}/${rel}`) : undefined;
         const pe =
-          rel === ''
-            ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
-            : // Synchronous: the lstat of a name inside its open parent is answered from the dentry
-              // and inode caches; a thread-pool round trip cost more than the call (twice per write).
-              await withParent(loc.uri, rel, async (at, _d, name) => {
-                const st = (disk = lstatSync(at, { bigint: true }));
-                return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
-              });
+          plain && !plain.isSymbolicLink() && plain.ino === known?.ino && plain.dev === known.dev
+            ? entryFromStats(rel.slice(rel.lastIndexOf('/') + 1), (disk = plain))
+            : rel === ''
+              ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
+              : // lstat of the name inside its parent, opened without following symlinks: a path
+                // through a swapped-in symlink is "not there" for the index, never the file outside.
+                // Synchronous: the lstat of a name inside its open parent is answered from the dentry
+                // and inode caches; a thread-pool round trip cost more than the call (twice per write).
+                await withParent(loc.uri, rel, async (at, _d, name) => {
+                  const st = (disk = lstatSync(at, { bigint: true }));
+                  return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
+                });
         if (pe)
           fields = {
             type: pe.type,

@@ -16,6 +16,14 @@ interface Live {
    * fstat, exact to the nanosecond, whoever wrote (the addon, the kernel in passthrough, JS).
    */
   fds?: Set<number>;
+  /** The real file the last followed descriptor has open (device, inode). */
+  identity?: FileIdentity;
+}
+
+/** Which file on a disk: device and inode, as lstat and fstat report them. */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
 }
 
 /**
@@ -62,10 +70,20 @@ export class LiveSizes {
     return this.live.has(vpath);
   }
 
-  /** A writer of `vpath` writes the real file `fd`: its descriptor is asked for size and mtime from now on. */
-  follow(vpath: string, fd: number): void {
+  /**
+   * A writer of `vpath` writes the real file `fd` (`identity`: that file's device and inode): its
+   * descriptor is asked for size and mtime from now on.
+   */
+  follow(vpath: string, fd: number, identity?: FileIdentity): void {
     const l = this.live.get(vpath);
-    if (l) (l.fds ??= new Set()).add(fd);
+    if (!l) return;
+    (l.fds ??= new Set()).add(fd);
+    if (identity) l.identity = identity;
+  }
+
+  /** The real file the last followed writer of `vpath` has open, if any. */
+  identity(vpath: string): FileIdentity | undefined {
+    return this.live.get(vpath)?.identity;
   }
 
   /** `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`. */

@@ -101,7 +101,7 @@ export class LocalWriter {
       // The real file's fstat, not the time JS noted a write, is what getattr shows while open:
       // the kernel stamps mtime at the write, and `stat` after `close` (whose RELEASE may still
       // be queued) must show what the disk will keep.
-      this.core.live.follow(path, fd.fd);
+      this.core.live.follow(path, fd.fd, { dev: pre.dev, ino: pre.ino });
       opened = true;
       const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);

@@ -397,11 +397,16 @@ export async function startVfsDaemon(t: Test, homeDir: string, opts: { peer?: bo
       ['blocks.close', () => blocks.close()],
       ['home.close', () => home.close()],
     ] as const) {
+      // Held (a ref'd timer): a step waiting on something that does not keep the process alive
+      // would otherwise end it silently ("test unfinished"); this names the step instead.
+      const slow = setTimeout(() => console.error(`startVfsDaemon teardown: ${step} still pending after 10 s`), 10_000);
       try {
         await fn();
       } catch (err) {
         console.error(`startVfsDaemon teardown: ${step} threw:`, err);
         throw err;
+      } finally {
+        clearTimeout(slow);
       }
     }
   });

@@ -1,0 +1,61 @@
+import t from 'tap';
+import { chmodSync, linkSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { indexedLocation } from './helpers/mount';
+import { openVfsInProcess } from './helpers/vfs-in-process';
+
+// The index follows a written file by a plain lstat of its path when that lstat finds the very
+// file the writer holds open (one system call instead of the safe walk's five). An attacker who
+// swaps the file's folder for a symlink to a folder outside the location must still get
+// nothing of the outside file into the index: not its size, not its mode.
+
+const INSIDE = 'written through the vfs';
+const SECRET = 'SECRET OUTSIDE THE LOCATION, LONGER THAN THE INSIDE FILE';
+
+t.test('a refresh never indexes a file reached through a swapped-in symlink', async (t) => {
+  const { dir, home: homeDir, src } = indexedLocation(t, 'loc', {});
+  const outside = join(dir, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'f.txt'), SECRET);
+  chmodSync(join(outside, 'f.txt'), 0o600);
+  const { vfs, home } = await openVfsInProcess(t, homeDir);
+  const loc = home.locations.find('loc');
+  if (!loc) throw new Error('no location');
+  await vfs.mkdir('/loc/d', 0o755);
+
+  const fh = await vfs.open('/loc/d/f.txt', { write: true, create: true, mode: 0o644 });
+  await vfs.write(fh, 0, Buffer.from(INSIDE));
+  await vfs.flush(fh);
+  t.equal(home.entries.resolve(loc.id, 'd/f.txt')?.size, INSIDE.length, 'before the swap: the written size');
+
+  // The attacker: d/ becomes a link to the outside folder while the file is open.
+  renameSync(join(src, 'd'), join(src, 'd.real'));
+  symlinkSync(outside, join(src, 'd'));
+  await vfs.write(fh, INSIDE.length, Buffer.from('!'));
+  await vfs.flush(fh);
+  await vfs.release(fh);
+  const e = home.entries.resolve(loc.id, 'd/f.txt');
+  t.not(e?.size, SECRET.length, "the outside file's size is never indexed");
+  t.not(e?.mode, 0o600, "the outside file's mode is never indexed");
+  t.equal(e, undefined, 'through the link the name is not there for the index');
+});
+
+t.test('a refresh that finds the written file itself by its plain path takes its lstat', async (t) => {
+  const { dir, home: homeDir, src } = indexedLocation(t, 'loc', {});
+  const { vfs, home } = await openVfsInProcess(t, homeDir);
+  const loc = home.locations.find('loc');
+  if (!loc) throw new Error('no location');
+  await vfs.mkdir('/loc/d', 0o755);
+
+  const fh = await vfs.open('/loc/d/f.txt', { write: true, create: true, mode: 0o644 });
+  await vfs.write(fh, 0, Buffer.from(INSIDE));
+  // The same inode under the linked folder (a hard link): the file the writer holds, nothing else.
+  const outside = join(dir, 'outside');
+  mkdirSync(outside);
+  linkSync(join(src, 'd', 'f.txt'), join(outside, 'f.txt'));
+  renameSync(join(src, 'd'), join(src, 'd.real'));
+  symlinkSync(outside, join(src, 'd'));
+  await vfs.write(fh, INSIDE.length, Buffer.from('!'));
+  await vfs.release(fh);
+  t.equal(home.entries.resolve(loc.id, 'd/f.txt')?.size, INSIDE.length + 1, "the writer's own file: its size");
+});
