@@ -32,26 +32,27 @@ export class FileHasher {
    * Hashes the file a descriptor of this process has open (any access mode: it is reopened
    * read-only through /proc/self/fd, which names that inode itself, with no path lookup), with
    * O_NOATIME like hash(). For small files just closed by the daemon's own writer, on the event
-   * loop. Throws like hash().
+   * loop. Undefined when it is bigger than `maxSize` (nothing read). Throws like hash().
    */
-  hashOpen(fd: number, blockSize: number): FileHash {
+  hashOpen(fd: number, blockSize: number, maxSize = Infinity): FileHash | undefined {
     const own = reopenNoAtime(fd);
     try {
-      return this.hashFd(own, blockSize);
+      const before = fstatSync(own, { bigint: true });
+      if (before.isFile() && before.size > maxSize) return undefined;
+      return this.hashFd(own, blockSize, before);
     } finally {
       closeSync(own);
     }
   }
 
-  private hashFd(fd: number, blockSize: number): FileHash {
+  private hashFd(fd: number, blockSize: number, before = fstatSync(fd, { bigint: true })): FileHash {
+    if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
     if (this.hasher?.blockSize !== blockSize) {
       this.hasher = new BlockHasher(blockSize);
       this.buf = Buffer.allocUnsafe(blockSize);
     }
     const h = this.hasher;
     h.reset();
-    const before = fstatSync(fd, { bigint: true });
-    if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
     let pos = 0;
     for (;;) {
       const n = readSync(fd, this.buf, 0, blockSize, pos);

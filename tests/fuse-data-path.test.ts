@@ -48,6 +48,9 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
   // Still open: the backing file has them, and another process's stat through the mount too.
   t.same(view(statSync(join(src, 'f.c'), { bigint: true })).map(String), want.map(String), 'the backing file has them while open');
   t.same(view(statSync(file, { bigint: true })).map(String), want.map(String), 'stat through the mount while open');
+  // A listing while open is built in JS from what the addon noted after each SETATTR (its fstat).
+  const lsOpen = sh('ls', ['-ln', '--time-style=+%s', join(mnt, 'd')]);
+  t.match(lsOpen.stdout, /-rw-r----- 1 1234 5678 5000 1500000000 f\.c/, 'ls -l through the mount while open shows mode, owner, size and mtime');
   py.stdin.end('\n');
   t.ok(await until(() => py.exitCode !== null, 10_000), 'the writer closed the file');
   t.equal(py.exitCode, 0, err);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { FsError } from '../../core/fs-error';
-import type { KernelVfs } from '../vfs/types';
+import type { KernelVfs, NotedStat } from '../vfs/types';
 import { toErrno } from './errno';
 import { InodeTable } from './inode-table';
 import { Invalidator } from './invalidator';
@@ -13,7 +13,7 @@ import type { OpContext } from './op-context';
 import { fullGc } from '../../core/idle-gc';
 import { getHeapStatistics } from 'node:v8';
 import { recycleReply } from './reply-pool';
-import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
+import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notedStat, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
 
 export interface ServerOptions {
   /** Seconds the kernel caches names and attributes. */
@@ -262,8 +262,9 @@ export class FuseServer {
         }
         return;
       case NATIVE_SETATTR:
+        return this.nativeNote(h.opcode, u64(req, IN_HEADER + 8), notedStat(req));
       case NATIVE_FLUSHED:
-        return this.nativeNote(h.opcode, u64(req, IN_HEADER + (h.opcode === NATIVE_SETATTR ? 8 : 0)));
+        return this.nativeNote(h.opcode, u64(req, IN_HEADER));
       case OP.DESTROY:
         return this.send(replyBuffer(req, 0));
     }
@@ -292,9 +293,9 @@ export class FuseServer {
   }
 
   /** Bookkeeping after the addon answered a SETATTR or FLUSH of handle `fh` itself; never throws. */
-  private nativeNote(op: number, fh: number): void {
+  private nativeNote(op: number, fh: number, st?: NotedStat): void {
     try {
-      if (op === NATIVE_SETATTR) this.ctx.vfs.noteSetattr(fh);
+      if (op === NATIVE_SETATTR) this.ctx.vfs.noteSetattr(fh, st);
       else this.ctx.vfs.flushed(fh);
     } catch (err) {
       this.opts.log.error({ err, op }, 'bookkeeping of a natively answered request failed');

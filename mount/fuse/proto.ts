@@ -3,7 +3,7 @@
  * and encoders for the reply structures. Little-endian, as on every Linux vdfs runs on.
  */
 import { TYPE_MODE_BITS } from '../../core/provider';
-import type { Attr } from '../vfs/types';
+import type { Attr, NotedStat } from '../vfs/types';
 
 export const OP = {
   LOOKUP: 1,
@@ -248,4 +248,28 @@ export function notification(code: number, payload: Buffer): Buffer {
   w64(out, 8, 0);
   payload.copy(out, OUT_HEADER);
   return out;
+}
+
+/** Where the addon's SETATTR note puts its fstat: after the header and the fuse_setattr_in. */
+const NOTED_STAT = IN_HEADER + 88;
+
+/**
+ * The fstat the addon appended to a SETATTR note (struct vdfs_noted_stat in
+ * native/native-meta.h); undefined when it is missing or the fstat failed.
+ */
+export function notedStat(req: Buffer): NotedStat | undefined {
+  if (req.length < NOTED_STAT + 80 || req.readUInt32LE(NOTED_STAT + 76) !== 1) return undefined;
+  const ns = (secAt: number, nsecAt: number) => req.readBigInt64LE(NOTED_STAT + secAt) * 1_000_000_000n + BigInt(req.readUInt32LE(NOTED_STAT + nsecAt));
+  return {
+    dev: req.readBigUInt64LE(NOTED_STAT),
+    ino: req.readBigUInt64LE(NOTED_STAT + 8),
+    size: req.readBigUInt64LE(NOTED_STAT + 16),
+    atimeNs: ns(24, 48),
+    mtimeNs: ns(32, 52),
+    ctimeNs: ns(40, 56),
+    mode: BigInt(req.readUInt32LE(NOTED_STAT + 60)),
+    uid: BigInt(req.readUInt32LE(NOTED_STAT + 64)),
+    gid: BigInt(req.readUInt32LE(NOTED_STAT + 68)),
+    nlink: BigInt(req.readUInt32LE(NOTED_STAT + 72)),
+  };
 }

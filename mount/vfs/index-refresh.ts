@@ -380,15 +380,16 @@ export class IndexRefresh {
 
   /**
    * The hash of a small file whose last writer is closing it, read now from that writer's
-   * descriptor `fd` (for refresh to commit with the entry); undefined when the file is big,
-   * being hashed already, changed while read or unreadable. Never throws.
+   * descriptor `fd` (for refresh to commit with the entry); undefined when the file is big
+   * (`size` when known, else what the hasher's fstat finds), being hashed already, changed while
+   * read or unreadable. Never throws.
    */
-  hashClosing(loc: Location, rel: string, fd: number, size: number): FileHash | undefined {
+  hashClosing(loc: Location, rel: string, fd: number, size = 0): FileHash | undefined {
     const key = `${loc.id}:${rel}`;
     if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key)) return undefined;
     try {
-      const r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize);
-      return r.changed ? undefined : r;
+      const r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize, INLINE_HASH_MAX);
+      return r && !r.changed ? r : undefined;
     } catch {
       return undefined;
     }

@@ -4,7 +4,7 @@ import type { BlockStore } from './blob-reader';
 import type { OpenProvider } from './replicas';
 import { VfsCore } from './vfs-core';
 
-export type { Vfs, Attr, DirEntry, OpenFlags, StatFs, DeadProp } from './types';
+export type { Vfs, Attr, DirEntry, OpenFlags, StatFs, DeadProp, NotedStat } from './types';
 export type { BlockStore } from './blob-reader';
 export { VfsCore } from './vfs-core';
 

@@ -18,6 +18,11 @@ interface Live {
   fds?: Set<number>;
   /** The real file the last followed descriptor has open (device, inode). */
   identity?: FileIdentity;
+  /**
+   * size and mtime are the fstat its only writer took as it opened the file, and nothing could
+   * write it since: the first get() answers without an fstat (the CREATE's reply).
+   */
+  fresh?: boolean;
 }
 
 /** Which file on a disk: device and inode, as lstat and fstat report them. */
@@ -41,7 +46,8 @@ export class LiveSizes {
 
   get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
     const l = this.live.get(vpath);
-    if (l?.fds?.size) {
+    if (l?.fresh) l.fresh = false;
+    else if (l?.fds?.size) {
       try {
         const st = fstatSync(l.fds.values().next().value as number, { bigint: true });
         l.size = Number(st.size);
@@ -86,15 +92,19 @@ export class LiveSizes {
     return this.live.get(vpath)?.identity;
   }
 
-  /** `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`. */
+  /**
+   * `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`;
+   * the first writer's values are then shown once without asking the descriptor again.
+   */
   opened(vpath: string, size: number, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
-    this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: (l?.writers ?? 0) + 1 });
+    this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: (l?.writers ?? 0) + 1, fresh: !l && mtimeNs !== undefined });
   }
 
   wrote(vpath: string, offset: number, n: number, append: boolean): void {
     const l = this.live.get(vpath);
     if (!l) return;
+    l.fresh = false;
     l.size = append ? l.size + n : Math.max(l.size, offset + n);
     l.mtimeMs = Date.now();
     l.mtimeNs = undefined;
@@ -103,6 +113,7 @@ export class LiveSizes {
   set(vpath: string, size: number, mtimeMs = Date.now(), mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
     if (l) {
+      l.fresh = false;
       l.size = size;
       l.mtimeMs = mtimeMs;
       l.mtimeNs = mtimeNs;
@@ -112,6 +123,7 @@ export class LiveSizes {
   touched(vpath: string, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
     if (l) {
+      l.fresh = false;
       l.mtimeMs = mtimeMs;
       l.mtimeNs = mtimeNs;
     }
@@ -121,6 +133,7 @@ export class LiveSizes {
   changedMeta(vpath: string, mode: number, mtimeNs: bigint): void {
     const l = this.live.get(vpath);
     if (l) {
+      l.fresh = false;
       l.mode = mode;
       l.mtimeMs = Number(mtimeNs / 1000n) / 1000;
       l.mtimeNs = mtimeNs;

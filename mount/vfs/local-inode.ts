@@ -1,4 +1,4 @@
-import { promises as fsp, fstatSync } from 'node:fs';
+import { promises as fsp, fstatSync, type BigIntStats, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { FsError, toFsError } from '../../core/fs-error';
 import { fdPath, pathHandle, withParent } from '../../core/beneath';
@@ -13,9 +13,10 @@ import { S_ISGID } from './posix-calls';
  * uid, their gid (or the directory's when it is setgid), and exactly the permission bits
  * asked for (the caller's umask was applied by the kernel; the daemon's own must not be).
  * Ownership changes need root: a daemon run by a user creates files as that user.
- * Throws FsError (EPERM, ENOENT, ... as the disk answers).
+ * `made`: the new file's own descriptor, with `madeStat` its fstat when the caller has it.
+ * Resolves true when it changed the owner or mode. Throws FsError (EPERM, ENOENT, ... as the disk answers).
  */
-export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle): Promise<void> {
+export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle, madeStat?: BigIntStats): Promise<boolean> {
   const root = t.location.uri;
   const me = process.getuid?.() ?? 0;
   // A file just created: its own open descriptor names the inode (no second open by name).
@@ -24,24 +25,35 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
     (await pathHandle(root, t.rel).catch((err) => {
       throw toFsError(err, `create ${t.rel}`);
     }));
+  let changed = false;
   try {
-    let st = made ? fstatSync(made.fd) : await fh.stat();
+    let st = view(madeStat ?? (made ? fstatSync(made.fd) : await fh.stat()));
     if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
       const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
       const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
       const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
-      if (st.isSymbolicLink()) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
+      if (st.link) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
       else await fsp.chown(fdPath(fh), owner.uid, gid);
-      st = await fh.stat();
+      changed = true;
+      st = view(await fh.stat());
     }
-    if (mode === undefined || st.isSymbolicLink()) return;
-    const want = (mode & 0o7777) | (st.isDirectory() ? st.mode & S_ISGID : 0);
-    if ((st.mode & 0o7777) !== want) await fsp.chmod(fdPath(fh), want);
+    if (mode === undefined || st.link) return changed;
+    const want = (mode & 0o7777) | (st.dir ? st.mode & S_ISGID : 0);
+    if ((st.mode & 0o7777) !== want) {
+      await fsp.chmod(fdPath(fh), want);
+      changed = true;
+    }
+    return changed;
   } catch (err) {
     throw toFsError(err, `create ${t.rel}`);
   } finally {
     if (!made) await fh.close().catch(() => undefined);
   }
+}
+
+/** What adoptCreated reads of a stat, from either kind. */
+function view(st: Stats | BigIntStats): { uid: number; gid: number; mode: number; link: boolean; dir: boolean } {
+  return { uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), link: st.isSymbolicLink(), dir: st.isDirectory() };
 }
 
 /**

@@ -92,11 +92,11 @@ export class LocalWriter {
     }
     let opened = false;
     try {
-      if (made) await adoptCreated(t, flags.mode, flags.owner, fd);
+      // Exact: the real file's mtime in nanoseconds (a millisecond double showed it ~100 ns off).
+      let pre = fstatSync(fd.fd, { bigint: true });
+      if (made && (await adoptCreated(t, flags.mode, flags.owner, fd, pre))) pre = fstatSync(fd.fd, { bigint: true });
       const refreshed = !(t.existing && !flags.create && !flags.truncate);
       // Open for writing before the refresh: it then does not hash the file (its bytes are not final).
-      // Exact: the real file's mtime in nanoseconds (a millisecond double showed it ~100 ns off).
-      const pre = fstatSync(fd.fd, { bigint: true });
       this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
       // The real file's fstat, not the time JS noted a write, is what getattr shows while open:
       // the kernel stamps mtime at the write, and `stat` after `close` (whose RELEASE may still
@@ -131,7 +131,7 @@ export class LocalWriter {
     }
     // The last writer's close: a small file's hash goes in with the entry (one index write, not two).
     const last = releasing && this.core.live.writers(h.vpath) === 1;
-    const hash = last ? this.sync.hashClosing(h.location, h.rel, h.fd.fd, Number(fstatSync(h.fd.fd).size)) : undefined;
+    const hash = last ? this.sync.hashClosing(h.location, h.rel, h.fd.fd) : undefined;
     await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel, hash);
   }
 

@@ -5,7 +5,7 @@ import type { DiskStats } from './disk-stats';
 import type { Handle, LocalHandle } from './handles';
 import type { LiveSizes } from './live-sizes';
 import { setTimesFd } from './posix-calls';
-import type { TimeSet } from './types';
+import type { NotedStat, TimeSet } from './types';
 
 // The native front end's fast paths: what of an open handle it may read, write or change
 // itself (descriptors, cached block files) instead of calling back into the VFS.
@@ -67,13 +67,13 @@ export function setattrThroughFd(h: Handle, change: { uid: number; gid: number; 
 
 /**
  * After owner, mode or times of a local file open for writing changed through its descriptor
- * (here, or in the native front end): the disk stats and the live mode and mtime from its fstat,
- * and the handle dirty, so its flush or close commits the index. Throws FsError (EBADF).
+ * (here, or in the native front end): the disk stats and the live mode and mtime from its fstat
+ * (`noted`: the one the front end took right after the change), and the handle dirty, so its flush or close commits the index. Throws FsError (EBADF).
  */
-export function metaChanged(h: LocalHandle, disk: DiskStats, live: LiveSizes): void {
-  let st;
+export function metaChanged(h: LocalHandle, disk: DiskStats, live: LiveSizes, noted?: NotedStat): void {
+  let st = noted;
   try {
-    st = fstatSync(h.fd.fd, { bigint: true });
+    st ??= fstatSync(h.fd.fd, { bigint: true });
   } catch (err) {
     throw toFsError(err, `fstat ${h.vpath}`);
   }

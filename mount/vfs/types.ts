@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import type { EntryType } from '../../core/provider';
 import type { TimeSet } from '../../core/fd-times';
 
@@ -197,8 +198,12 @@ export interface KernelVfs extends Vfs {
    * noteSetattr after a change and flushed after a flush. Throws EBADF for an unknown handle.
    */
   nativeMeta(fh: number): boolean;
-  /** Bookkeeping after the front end changed owner, mode or times through nativeWriteFd (as setattrOpen does). Throws EBADF. */
-  noteSetattr(fh: number): void;
+  /**
+   * Bookkeeping after the front end changed owner, mode or times through nativeWriteFd (as
+   * setattrOpen does). `st`: the descriptor's fstat taken right after the change, when the front
+   * end has it (else the VFS takes one). Throws EBADF.
+   */
+  noteSetattr(fh: number, st?: NotedStat): void;
   /**
    * The front end answered a flush of this handle itself: the index is committed from the disk
    * now, in the background (a later flush, fsync or release waits for it; a failure is logged).
@@ -220,3 +225,6 @@ export interface KernelVfs extends Vfs {
   /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
   onChange(fn: () => void): void;
 }
+
+/** What a front end's fstat of an open file said (as BigIntStats has it): what noteSetattr records. */
+export type NotedStat = Pick<BigIntStats, 'atimeNs' | 'ctimeNs' | 'mtimeNs' | 'ino' | 'dev' | 'uid' | 'gid' | 'nlink' | 'size' | 'mode'>;

@@ -21,7 +21,7 @@ import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
-import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, OpenFlags, StatFs, TimeSet } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, NotedStat, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats } from './disk-stats';
 import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrValue } from './xattrs';
@@ -246,9 +246,9 @@ export class VfsCore implements KernelVfs {
   }
 
   /** See KernelVfs.noteSetattr. Throws FsError (EBADF). */
-  noteSetattr(fh: number): void {
+  noteSetattr(fh: number, st?: NotedStat): void {
     const h = this.writable(fh);
-    if (h.kind === 'local') metaChanged(h, this.disk, this.live);
+    if (h.kind === 'local') metaChanged(h, this.disk, this.live, st);
   }
 
   /**

@@ -94,17 +94,27 @@ int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t 
   if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return 0;
   struct stat st;
   int err = apply(fd, in);
-  if (fstat(fd, &st) < 0 && err == 0) err = -errno;
+  int stat_ok = fstat(fd, &st) == 0;
+  if (!stat_ok && err == 0) err = -errno;
   registry_unhold(io->reg);
   /* The note names the handle used; JS records what changed even when a later call failed. */
-  char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_setattr_in)];
-  memcpy(note, h, sizeof note);
+  char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_setattr_in) + sizeof(struct vdfs_noted_stat)];
+  memcpy(note, h, sizeof(struct fuse_in_header) + sizeof(struct fuse_setattr_in));
   struct fuse_in_header *nh = (struct fuse_in_header *)note;
   nh->opcode = VDFS_OP_SETATTR_DONE;
   nh->len = sizeof note;
   struct fuse_setattr_in *nin = (struct fuse_setattr_in *)(nh + 1);
   nin->fh = fh;
   nin->valid |= FATTR_FH;
+  struct vdfs_noted_stat ns = {.ok = (uint32_t)stat_ok};
+  if (stat_ok) {
+    ns = (struct vdfs_noted_stat){.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size,
+                                  .atime_sec = st.st_atim.tv_sec, .mtime_sec = st.st_mtim.tv_sec, .ctime_sec = st.st_ctim.tv_sec,
+                                  .atime_nsec = (uint32_t)st.st_atim.tv_nsec, .mtime_nsec = (uint32_t)st.st_mtim.tv_nsec,
+                                  .ctime_nsec = (uint32_t)st.st_ctim.tv_nsec, .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid,
+                                  .nlink = (uint32_t)st.st_nlink, .ok = 1};
+  }
+  memcpy(nin + 1, &ns, sizeof ns);
   io->note(io->arg, note, sizeof note);
   if (err < 0) reply_status(io, h->unique, -err);
   else reply_attr(io, h->unique, &st);

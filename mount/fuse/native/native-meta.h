@@ -13,6 +13,19 @@
 #define VDFS_OP_SETATTR_DONE 0x40000002u
 #define VDFS_OP_FLUSHED 0x40000003u
 
+/*
+ * What the file's fstat said after a natively answered SETATTR, appended to its note (after the
+ * fuse_setattr_in) so JS records owner, mode and times without an fstat of its own (tar sends
+ * three SETATTRs per file). Read by mount/fuse/native-server.ts (notedStat); `ok` is 0 when the
+ * fstat failed.
+ */
+struct vdfs_noted_stat {
+  uint64_t dev, ino, size;
+  int64_t atime_sec, mtime_sec, ctime_sec;
+  uint32_t atime_nsec, mtime_nsec, ctime_nsec;
+  uint32_t mode, uid, gid, nlink, ok;
+};
+
 struct meta_io {
   struct fd_registry *reg;
   int devfd;
