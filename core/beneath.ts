@@ -2,6 +2,7 @@ import { closeSync, constants as C, fsync, promises as fsp } from 'node:fs';
 import { errnoName } from './native-addon';
 import { FsError, toFsError } from './fs-error';
 import { splitPath } from './paths';
+import { onLocalDisk, RawFile } from './raw-file';
 
 /**
  * Symlink-safe access to paths inside a local location (Linux).
@@ -128,6 +129,20 @@ export async function openBeneath(root: string, rel: string, flags: number, mode
   if (splitPath(rel).length === 0) return openDirBeneath(root, []);
   return withParent(root, rel, (at) =>
     fsp.open(at, flags | C.O_NOFOLLOW, mode).catch((err) => {
+      throw toFsError(err, `open ${rel}`);
+    }),
+  );
+}
+
+/**
+ * openBeneath for a file's content, as a RawFile: opened and closed on the JS thread when the
+ * location is on a local disk (onLocalDisk), else on the libuv pool. `rel` must not be the root.
+ * Throws like openBeneath.
+ */
+export function openFileBeneath(root: string, rel: string, flags: number, mode = 0o644): Promise<RawFile> {
+  const sync = onLocalDisk(root);
+  return withParent(root, rel, (at) =>
+    RawFile.open(at, flags | C.O_NOFOLLOW, mode, sync).catch((err) => {
       throw toFsError(err, `open ${rel}`);
     }),
   );

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { RawFile } from '../../core/raw-file';
 import { FsError } from '../../core/fs-error';
 import type { Location } from '../../index/locations';
 import type { BlockReader } from './block-reader';
@@ -6,7 +7,7 @@ import type { BlockReader } from './block-reader';
 /** A real file of a local location, read and written directly. */
 export interface LocalHandle {
   kind: 'local';
-  fd: FileHandle;
+  fd: RawFile;
   vpath: string;
   location: Location;
   rel: string;

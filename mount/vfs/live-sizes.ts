@@ -1,5 +1,5 @@
 import { fstatSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import type { RawFile } from '../../core/raw-file';
 import { toFsError } from '../../core/fs-error';
 import { parentOf } from '../../core/paths';
 
@@ -165,7 +165,7 @@ export class LiveSizes {
 }
 
 /** Writes all of `data` at `position` (null: at the end, for O_APPEND files). Throws FsError. */
-export async function writeAll(fd: FileHandle, data: Buffer, position: number | null, what: string): Promise<number> {
+export async function writeAll(fd: Pick<RawFile, 'write'>, data: Buffer, position: number | null, what: string): Promise<number> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await fd.write(data, done, data.length - done, position === null ? null : position + done).catch((err) => {

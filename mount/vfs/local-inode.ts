@@ -1,5 +1,5 @@
 import { promises as fsp, fstatSync, type BigIntStats, type Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import type { RawFile } from '../../core/raw-file';
 import { FsError, toFsError } from '../../core/fs-error';
 import { fdPath, pathHandle, withParent } from '../../core/beneath';
 import type { EntryTarget, Target } from './targets';
@@ -16,7 +16,7 @@ import { S_ISGID } from './posix-calls';
  * `made`: the new file's own descriptor, with `madeStat` its fstat when the caller has it.
  * Resolves true when it changed the owner or mode. Throws FsError (EPERM, ENOENT, ... as the disk answers).
  */
-export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: FileHandle, madeStat?: BigIntStats): Promise<boolean> {
+export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: RawFile, madeStat?: BigIntStats): Promise<boolean> {
   const root = t.location.uri;
   const me = process.getuid?.() ?? 0;
   // A file just created: its own open descriptor names the inode (no second open by name).
@@ -33,14 +33,14 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
       const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
       const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
       if (st.link) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
-      else await fsp.chown(fdPath(fh), owner.uid, gid);
+      else await fsp.chown(fdPath(fh.fd), owner.uid, gid);
       changed = true;
       st = view(await fh.stat());
     }
     if (mode === undefined || st.link) return changed;
     const want = (mode & 0o7777) | (st.dir ? st.mode & S_ISGID : 0);
     if ((st.mode & 0o7777) !== want) {
-      await fsp.chmod(fdPath(fh), want);
+      await fsp.chmod(fdPath(fh.fd), want);
       changed = true;
     }
     return changed;

@@ -3,7 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../core/local-stat';
-import { openBeneath, withParent } from '../../core/beneath';
+import { openBeneath, openFileBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { checkRenameAncestry, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
@@ -67,7 +67,7 @@ export class LocalWriter {
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
     const open = (m: number) =>
-      openBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => {
+      openFileBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => {
         throw toFsError(err, `open ${path}`);
       });
     // Only a file this open really made gets the caller's owner and mode: one already on the

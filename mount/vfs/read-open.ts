@@ -4,7 +4,7 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { Blob } from '../../index/blobs';
 import { localVersion } from '../../core/local-stat';
-import { openBeneath } from '../../core/beneath';
+import { openFileBeneath } from '../../core/beneath';
 import { isSpecial } from '../../core/provider';
 import { BlobReader, type BlockStore } from './blob-reader';
 import { VersionReader } from './version-reader';
@@ -138,7 +138,8 @@ export class ReadOpener implements FolderAheadHost {
     const provider = this.core.providers.get(loc);
     try {
       // No symlink followed on the way (a directory swapped for a link after the scan).
-      const fd = await openBeneath(loc.uri, rel, C.O_RDONLY);
+      // O_NONBLOCK: a FIFO planted under the name must not block the open (it may run on the JS thread).
+      const fd = await openFileBeneath(loc.uri, rel, C.O_RDONLY | C.O_NONBLOCK);
       const st = await fd.stat({ bigint: true });
       if (!st.isFile()) {
         await fd.close();
