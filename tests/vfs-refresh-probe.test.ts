@@ -12,19 +12,23 @@ import { openVfsInProcess } from './helpers/vfs-in-process';
 const INSIDE = 'written through the vfs';
 const SECRET = 'SECRET OUTSIDE THE LOCATION, LONGER THAN THE INSIDE FILE';
 
-t.test('a refresh never indexes a file reached through a swapped-in symlink', async (t) => {
+/** A location with d/f.txt open for writing through the VFS, INSIDE written; `outside` is an empty folder beside it. */
+async function writing(t: Parameters<typeof openVfsInProcess>[0]) {
   const { dir, home: homeDir, src } = indexedLocation(t, 'loc', {});
   const outside = join(dir, 'outside');
   mkdirSync(outside);
-  writeFileSync(join(outside, 'f.txt'), SECRET);
-  chmodSync(join(outside, 'f.txt'), 0o600);
   const { vfs, home } = await openVfsInProcess(t, homeDir);
-  const loc = home.locations.find('loc');
-  if (!loc) throw new Error('no location');
+  const loc = home.locations.get('loc');
   await vfs.mkdir('/loc/d', 0o755);
-
   const fh = await vfs.open('/loc/d/f.txt', { write: true, create: true, mode: 0o644 });
   await vfs.write(fh, 0, Buffer.from(INSIDE));
+  return { src, outside, vfs, home, loc, fh };
+}
+
+t.test('a refresh never indexes a file reached through a swapped-in symlink', async (t) => {
+  const { src, outside, vfs, home, loc, fh } = await writing(t);
+  writeFileSync(join(outside, 'f.txt'), SECRET);
+  chmodSync(join(outside, 'f.txt'), 0o600);
   await vfs.flush(fh);
   t.equal(home.entries.resolve(loc.id, 'd/f.txt')?.size, INSIDE.length, 'before the swap: the written size');
 
@@ -41,17 +45,8 @@ t.test('a refresh never indexes a file reached through a swapped-in symlink', as
 });
 
 t.test('a refresh that finds the written file itself by its plain path takes its lstat', async (t) => {
-  const { dir, home: homeDir, src } = indexedLocation(t, 'loc', {});
-  const { vfs, home } = await openVfsInProcess(t, homeDir);
-  const loc = home.locations.find('loc');
-  if (!loc) throw new Error('no location');
-  await vfs.mkdir('/loc/d', 0o755);
-
-  const fh = await vfs.open('/loc/d/f.txt', { write: true, create: true, mode: 0o644 });
-  await vfs.write(fh, 0, Buffer.from(INSIDE));
+  const { src, outside, vfs, home, loc, fh } = await writing(t);
   // The same inode under the linked folder (a hard link): the file the writer holds, nothing else.
-  const outside = join(dir, 'outside');
-  mkdirSync(outside);
   linkSync(join(src, 'd', 'f.txt'), join(outside, 'f.txt'));
   renameSync(join(src, 'd'), join(src, 'd.real'));
   symlinkSync(outside, join(src, 'd'));
