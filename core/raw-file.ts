@@ -53,14 +53,8 @@ export class RawFile {
 
   stat(): Promise<Stats>;
   stat(opts: { bigint: true }): Promise<BigIntStats>;
-  stat(opts?: { bigint: true }): Promise<Stats | BigIntStats> {
-    if (this.sync) {
-      try {
-        return Promise.resolve(opts ? fstatSync(this.fd, opts) : fstatSync(this.fd));
-      } catch (err) {
-        return Promise.reject(err as Error);
-      }
-    }
+  async stat(opts?: { bigint: true }): Promise<Stats | BigIntStats> {
+    if (this.sync) return opts ? fstatSync(this.fd, opts) : fstatSync(this.fd);
     return new Promise((resolve, reject) => fstat(this.fd, opts ?? {}, (err, st) => (err ? reject(err) : resolve(st))));
   }
 
@@ -73,17 +67,10 @@ export class RawFile {
   }
 
   /** Closes once; later calls resolve at once (the descriptor number may belong to another file by then). */
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    if (this.sync) {
-      try {
-        closeSync(this.fd);
-        return Promise.resolve();
-      } catch (err) {
-        return Promise.reject(err as Error);
-      }
-    }
+    if (this.sync) return closeSync(this.fd);
     return new Promise((resolve, reject) => close(this.fd, (err) => (err ? reject(err) : resolve())));
   }
 }
