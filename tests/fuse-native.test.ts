@@ -326,6 +326,7 @@ t.test('listings: one READDIRPLUS per folder, no LOOKUP per name; the kernel reu
   t.equal(sizes(walk.stdout), sizes(sh('find', [join(src, 'd'), '-printf', '%s\n']).stdout), 'walked every name, with the sizes on the disk');
   const s1 = ops();
   t.ok(n(s1, 'op.readdirplus') > n(s0, 'op.readdirplus'), 'listed with READDIRPLUS');
+  t.ok(n(s1, 'js.readdirplus') > n(s0, 'js.readdirplus'), `JS's time on them is counted (js.readdirplus ${n(s1, 'js.readdirplus')} us)`);
   t.ok(n(s1, 'op.lookup') - n(s0, 'op.lookup') <= 2, `and no LOOKUP but of l and d, none for the 2,000 names in d (several chunks) (${n(s1, 'op.lookup') - n(s0, 'op.lookup')})`);
   t.equal(n(s1, 'op.readdir'), 0, 'never a plain READDIR');
   // Listed again at once, the kernel keeps the listing; unless another job dropped the kernel's

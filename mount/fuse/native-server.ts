@@ -87,6 +87,8 @@ export class FuseServer {
   private passthroughOpens = 0;
   private sinceReclaim = 0;
   private requests = 0;
+  /** Microseconds from each request reaching JS to its reply, summed by opcode (diagnostics `js.create`...). */
+  private readonly jsMicros = new Map<number, number>();
   /** Heap in use after the last full collection (burstGc). */
   private liveHeap = getHeapStatistics().used_heap_size;
   private lastRequest = 0;
@@ -148,6 +150,7 @@ export class FuseServer {
         invalidations: this.invalidator?.invalidations ?? 0,
         changes: this.ctx.changeSeq,
         ...(this.session ? flatStats(addon.stats(this.session)) : {}),
+        ...Object.fromEntries([...this.jsMicros].map(([op, us]) => [`js.${OP_NAMES.get(op) ?? op}`, Math.round(us)])),
       }),
     };
   }
@@ -272,10 +275,12 @@ export class FuseServer {
     if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
     const state = { op: h.opcode, answered: false };
     this.inflight.set(h.unique, state);
+    const start = performance.now();
     const answer = (buf: Buffer | null) => {
       this.inflight.delete(h.unique);
       if (state.answered) return;
       state.answered = true;
+      this.jsMicros.set(h.opcode, (this.jsMicros.get(h.opcode) ?? 0) + (performance.now() - start) * 1000);
       if (buf) {
         this.send(buf);
         recycleReply(buf); // written (synchronously): a pooled READ reply is free again
