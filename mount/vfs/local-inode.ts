@@ -8,6 +8,9 @@ import { S_ISGID } from './posix-calls';
 
 // The local writer's steps on one inode of a local location, without following any symlink.
 
+/** The daemon's own uid, read once (a getuid per created file was one of its ~34 system calls). */
+const ME = process.getuid?.() ?? 0;
+
 /**
  * A name just created through the mount gets what the disk would give the caller: their
  * uid, their gid (or the directory's when it is setgid), and exactly the permission bits
@@ -18,7 +21,6 @@ import { S_ISGID } from './posix-calls';
  */
 export async function adoptCreated(t: Target, mode: number | undefined, owner: Caller | undefined, made?: RawFile, madeStat?: BigIntStats): Promise<boolean> {
   const root = t.location.uri;
-  const me = process.getuid?.() ?? 0;
   // A file just created: its own open descriptor names the inode (no second open by name).
   const fh =
     made ??
@@ -28,7 +30,7 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
   let changed = false;
   try {
     let st = view(madeStat ?? (made ? fstatSync(made.fd) : await fh.stat()));
-    if (owner && me === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
+    if (owner && ME === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
       const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
       const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
       const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
