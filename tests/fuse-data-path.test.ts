@@ -2,8 +2,9 @@ import t from 'tap';
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { until, vdfs, vdfsOk } from './helpers/cli';
+import { b3sum, tempDir, until, vdfs, vdfsOk } from './helpers/cli';
 import { mountWithOracle, sh, startMount } from './helpers/mount';
+import { startS3Server } from './helpers/s3-server';
 
 // What `tar x` does to every file it writes: create, write, futimens, fchown, fchmod on the open
 // descriptor, then close; checked from a second process while the file is still open, and after.
@@ -107,6 +108,45 @@ t.test('content read through the block cache is read back natively from its veri
   t.equal(sh('bash', ['-c', `rm -f ${join(home, 'cache', 'blocks')}/*/*`]).code, 0);
   t.equal(readDirect(), want, 'with the block files gone the read still has the right bytes');
   t.equal(readDirect(), want, 'and again');
+});
+
+t.test('a bucket object not hashed yet is read back natively from its verified block files; a new version is never served from the old one', async (t) => {
+  const s3 = await startS3Server();
+  t.teardown(() => s3.cleanup());
+  const v1 = randomBytes(3 * 1024 * 1024 + 777);
+  await s3.put('n/obj.bin', v1);
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const mnt = join(dir, 'mnt');
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/n/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['scan']);
+  t.notOk((JSON.parse(vdfsOk(home, ['stat', '--json', '/cloud/obj.bin']).stdout) as { hash?: string | null }).hash, 'indexed from the listing, not hashed');
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  const f = join(mnt, 'cloud', 'obj.bin');
+  // The oracle: b3sum of the bytes put in the bucket, written to a local file.
+  const b3 = (b: Buffer) => {
+    writeFileSync(join(dir, 'want.bin'), b);
+    return b3sum(join(dir, 'want.bin'));
+  };
+  const readDirect = () => sh('bash', ['-c', `dd if=${f} iflag=direct bs=256k status=none | b3sum --no-names`]).stdout.trim();
+  t.equal(readDirect(), b3(v1), 'first read (ranged GETs of that version, into the block cache) has the right bytes');
+  const before = fuseStats(mnt);
+  t.equal(readDirect(), b3(v1), 'second read has the right bytes');
+  const after = fuseStats(mnt);
+  // 3 MiB + a bit in 256 KiB reads: 13 READs, all from the 4 block files the first read verified.
+  t.ok(after.nativeReads - before.nativeReads >= 13, `the second read was answered natively (${after.nativeReads - before.nativeReads} native reads)`);
+  t.equal(after.jsReads - before.jsReads, 0, 'no READ reached JS');
+  // The same name, new bytes of the same size: its block files must not answer for the new version.
+  const v2 = randomBytes(v1.length);
+  await s3.put('n/obj.bin', v2);
+  vdfsOk(home, ['scan', 'cloud']);
+  t.ok(await until(() => readDirect() === b3(v2), 15_000), 'after the rescan the new version is read, not the old blocks');
+  const mid = fuseStats(mnt);
+  await s3.stop();
+  t.equal(readDirect(), b3(v2), 'with the bucket down, the new version comes from its own verified blocks');
+  t.ok(fuseStats(mnt).nativeReads - mid.nativeReads >= 13, 'natively');
 });
 
 // Reads a file through one open O_DIRECT handle: once (fills the cache), twice more (the blocks

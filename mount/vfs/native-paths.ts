@@ -1,6 +1,7 @@
 import { fchmodSync, fchownSync, fstatSync } from 'node:fs';
 import { toFsError } from '../../core/fs-error';
 import { BlobReader } from './blob-reader';
+import { VersionReader } from './version-reader';
 import type { DiskStats } from './disk-stats';
 import type { Handle, LocalHandle } from './handles';
 import type { LiveSizes } from './live-sizes';
@@ -30,12 +31,12 @@ export function writeFdOf(h: Handle): number | undefined {
 }
 
 /**
- * Content read through the block cache by hash (a blob handle): its size, block size and the
- * verified file of each block cached so far, which a front end may read directly instead of
- * calling readInto. Undefined for other handles.
+ * Content read through the block cache (a blob handle: by hash, or one version of a remote
+ * object not hashed yet): its size, block size and the verified file of each block cached so
+ * far, which a front end may read directly instead of calling readInto. Undefined for other handles.
  */
 export function blocksOf(h: Handle): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
-  if (h.kind !== 'blob' || !(h.reader instanceof BlobReader)) return undefined;
+  if (h.kind !== 'blob' || !(h.reader instanceof BlobReader || h.reader instanceof VersionReader)) return undefined;
   const reader = h.reader;
   return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i) };
 }

@@ -49,6 +49,15 @@ export class VersionReader extends BlockReader {
     return this.store.has?.(this.key(i)) ?? false;
   }
 
+  /**
+   * The verified file of block `i` in the block store, when there is one (a front end may read
+   * it directly): written by this run after the ranged read of this very version, or read back
+   * and checked against the cache's own hash. A new version has other keys, so never a stale one.
+   */
+  blockFile(i: number): string | undefined {
+    return this.store.verifiedFile?.(this.key(i));
+  }
+
   /** One source: only a transient error (EIO) is worth a second try, never ESTALE or EHOSTDOWN. */
   protected override retryAfterDirect(err: unknown): boolean {
     return err instanceof FsError && err.code === 'EIO';
