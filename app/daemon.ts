@@ -228,7 +228,6 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
  */
 export async function startDaemon(home: Home, opts: DaemonOptions): Promise<Daemon> {
   tuneGcForStreaming();
-  loadNativeFuse().addon?.tuneMalloc?.();
   const providers = providerOpener(home);
   if (opts.mountpoint) checkMountpoint(home, providers, opts.mountpoint);
   const vfs = await createVfs(home, { blocks: opts.blocks, log: opts.log, uploads: true, openProvider: providers });

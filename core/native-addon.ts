@@ -66,8 +66,6 @@ export interface NativeFuse {
   };
   /** malloc_trim(0): returns the allocator's free pages to the system; 1 when some were. */
   trimMemory(): number;
-  /** Fixed malloc mmap and trim thresholds (glibc's slide up after big frees); 1 when set. Absent from older builds. */
-  tuneMalloc?(): number;
   /**
    * Every name of the open directory `fd` with fstatat(fd, name, AT_SYMLINK_NOFOLLOW), in one call
    * (the scanner's listing; absent from addons built before it). -errno when the directory cannot

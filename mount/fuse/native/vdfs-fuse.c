@@ -761,16 +761,6 @@ static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
   return make_int(env, malloc_trim(0));
 }
 
-/*
- * tuneMalloc(): fixed allocator thresholds instead of glibc's sliding ones. After the first free
- * of an mmapped chunk (a 1 MiB buffer), glibc raises its mmap threshold to that size, so later
- * buffers of up to 32 MiB come from the heap, whose holes kept ~8-15 MB more resident while a
- * daemon streamed (docs/read-pipeline.md, "Memory while streaming"). 1 when both were set.
- */
-static napi_value js_tune_malloc(napi_env env, napi_callback_info info) {
-  return make_int(env, mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 1024 * 1024) == 1);
-}
-
 #define EXPORT(name, fn)                                               \
   do {                                                                 \
     napi_value f;                                                      \
@@ -796,7 +786,6 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("stats", js_stats);
   EXPORT("stop", js_stop);
   EXPORT("trimMemory", js_trim_memory);
-  EXPORT("tuneMalloc", js_tune_malloc);
   EXPORT("uringPrepare", js_uring_prepare);
   EXPORT("uringStart", js_uring_start);
   posix_calls_export(env, exports);
