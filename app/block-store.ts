@@ -65,6 +65,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
     return {
       cache,
       get: (key, fetch, expected) => cache.get(key, fetch, expected),
+      take: (key, fetch, expected) => cache.take(key, fetch, expected),
       has: (key) => cache.has(key),
       verifiedFile: (key) => cache.verifiedFile(key),
       onRemoved: (fn) => cache.onRemoved(fn),

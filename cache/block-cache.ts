@@ -128,6 +128,33 @@ export class BlockCache {
   }
 
   /**
+   * get() for a caller that gives the block back: when the buffer returned is pooled
+   * (cache/block-pool.ts), one reference to it is the caller's, returned with blockPool.unref
+   * once its bytes are copied out. A block read back from disk comes into a reused buffer of the
+   * pool and is not kept in memory: on this VM a fresh 1 MiB buffer costs more than reading and
+   * hashing the block (docs/read-pipeline.md "Re-reading from the block cache"). A block still
+   * queued for the disk is shared, not copied. Throws what get() throws.
+   */
+  async take(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer> {
+    if (this.closed) throw new FsError('EIO', 'block cache is closed');
+    const m = this.memoryHit(key, expectedHash, true);
+    if (m) {
+      this.counts.hits++;
+      this.counts.memoryHits++;
+      return m.data;
+    }
+    // Not single-flight: two readers of one cached block each read it (rare), a fetch is shared.
+    if (!this.flight.has(key) && this.disk.has(key)) {
+      const d = await this.disk.read(key, expectedHash, true);
+      if (d) {
+        this.counts.hits++;
+        return d.data;
+      }
+    }
+    return this.get(key, fetch, expectedHash);
+  }
+
+  /**
    * The block under `key` when cached (memory, or disk verified like get()), else
    * undefined. Never fetches; does not count as a hit or miss but does count as a use for
    * LRU. Never throws except FsError EIO when the cache is closed.
@@ -240,18 +267,24 @@ export class BlockCache {
     this.memory.clear();
   }
 
-  private memoryHit(key: string, expectedHash?: string): MemoryBlock | undefined {
+  /**
+   * The block from memory or the write-behind queue. A pooled block (cache/block-pool.ts) is
+   * reused once written: whoever asks gets a copy, or with `share` a reference of its own.
+   */
+  private memoryHit(key: string, expectedHash?: string, share = false): MemoryBlock | undefined {
     const mem = this.memory.get(key);
     const w = mem ? undefined : this.writing.get(key);
-    // a pooled block (cache/block-pool.ts) is reused once written: whoever asks gets a copy
-    const m = mem ?? (w && blockPool.pooled(w.data) ? { data: Buffer.from(w.data), sum: w.sum } : w);
+    const m = mem ?? w;
     if (!m) return undefined;
     if (expectedHash !== undefined && m.sum !== expectedHash) {
       this.memory.delete(key);
       return undefined;
     }
     this.disk.touch(key);
-    return m;
+    if (m !== w || !blockPool.pooled(w.data)) return m;
+    if (!share) return { data: Buffer.from(w.data), sum: w.sum };
+    blockPool.ref(w.data);
+    return w;
   }
 
   private async load(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<MemoryBlock> {

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { close, open, read } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { join } from 'node:path';
 import { toFsError } from '../core/fs-error';
 import { AsyncLock } from './async-lock';
 import type { CacheIndex, IndexRow, OpenCacheIndex } from './cache-index';
+import { blockPool } from './block-pool';
 import { blake3Hex } from './checksum';
 import type { MemoryBlock } from './memory-tier';
 
@@ -29,6 +32,37 @@ const FLUSH_CHUNK = 500;
 /** A block's file name: BLAKE3 of the key, so any key (paths, colons) maps to a safe name. */
 function fileNameOf(key: string): string {
   return blake3Hex(Buffer.from(key, 'utf8'));
+}
+
+const openFd = promisify(open);
+const readFd = promisify(read);
+const closeFd = promisify(close);
+
+/**
+ * The first `size` bytes of `path` in a buffer of the block pool (one reference, the caller's),
+ * or undefined when the file is shorter or unreadable. Bytes past `size` are never served, so
+ * the file is not checked for them.
+ */
+async function readPooled(path: string, size: number): Promise<Buffer | undefined> {
+  const slot = blockPool.slab_.blockSize;
+  const buf = size > 0 && size <= slot ? blockPool.take(size, slot) : Buffer.allocUnsafe(size);
+  let fd: number | undefined;
+  try {
+    fd = await openFd(path, 'r');
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await readFd(fd, buf, at, size - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    if (at === size) return buf;
+  } catch {
+    /* a miss, like a short file */
+  } finally {
+    if (fd !== undefined) await closeFd(fd).catch(() => undefined);
+  }
+  blockPool.unref(buf);
+  return undefined;
 }
 
 function errCode(err: unknown): string | undefined {
@@ -231,9 +265,10 @@ export class DiskTier {
   /**
    * Reads a block back and verifies it (length, stored BLAKE3, and `expectedHash` when
    * given). A missing, truncated or corrupt file is dropped and `undefined` returned, so
-   * the caller refetches. Never throws.
+   * the caller refetches. `pooled`: into a buffer of the block pool whose one reference is the
+   * caller's (BlockCache.take). Never throws.
    */
-  async read(key: string, expectedHash?: string): Promise<MemoryBlock | undefined> {
+  async read(key: string, expectedHash?: string, pooled = false): Promise<MemoryBlock | undefined> {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (expectedHash !== undefined && e.sum !== expectedHash) {
@@ -241,15 +276,19 @@ export class DiskTier {
       await this.remove(key, e);
       return undefined;
     }
-    let data: Buffer;
+    let data: Buffer | undefined;
     try {
-      data = await readFile(this.pathOf(e.file));
+      data = pooled ? await readPooled(this.pathOf(e.file), e.size) : await readFile(this.pathOf(e.file));
     } catch {
-      // Gone (evicted meanwhile, or deleted behind our back) or unreadable: a miss either way.
+      /* below */
+    }
+    // Gone (evicted meanwhile, or deleted behind our back) or unreadable: a miss either way.
+    if (!data) {
       await this.remove(key, e);
       return undefined;
     }
     if (data.length !== e.size || blake3Hex(data) !== e.sum) {
+      if (pooled) blockPool.unref(data);
       this.counters.corruptDropped++;
       await this.remove(key, e);
       return undefined;

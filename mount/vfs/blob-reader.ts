@@ -14,6 +14,11 @@ import { streamWindow } from './window-stream';
 export interface BlockStore {
   /** Returns the cached block or runs `fetch` once for all concurrent callers. Throws what fetch throws. */
   get(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
+  /**
+   * get() whose caller gives a pooled block back (blockPool.unref) when done (BlockCache.take).
+   * Absent: get() is used.
+   */
+  take?(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer>;
   /** True when `key` is cached now. Never throws. Absent: nothing is known to be cached. */
   has?(key: string): boolean;
   /** The file holding block `key` when it is cached and was verified during this run, for native reads. Never throws. */
@@ -38,6 +43,11 @@ export function keepStreamed(store: BlockStore, key: string, data: Buffer, sum?:
     const own = blockPool.pooled(data) ? Buffer.from(data) : data;
     void store.get(key, async () => own).catch(() => undefined);
   }
+}
+
+/** A block for a BlockReader, which gives a pooled one back when done (BlockStore.take). Throws what `fetch` throws. */
+export function takeBlock(store: BlockStore, key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer> {
+  return store.take ? store.take(key, fetch, expectedHash) : store.get(key, fetch, expectedHash);
 }
 
 /**
@@ -81,7 +91,7 @@ export class BlobReader extends BlockReader {
       });
       await this.settling;
     }
-    return this.store.get(`${this.keyPrefix}:${i}`, () => this.fetchBlock(i, this.expected(i)));
+    return takeBlock(this.store, `${this.keyPrefix}:${i}`, () => this.fetchBlock(i, this.expected(i)));
   }
 
   private expected(i: number): string {

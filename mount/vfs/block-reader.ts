@@ -84,7 +84,7 @@ export abstract class BlockReader {
     readonly blockSize: number,
   ) {}
 
-  /** Block `i`, whole (the last one may be short), through the cache. Throws FsError. */
+  /** Block `i`, whole (the last one may be short), through the cache; a pooled one with a reference the reader gives back. Throws FsError. */
   protected abstract block(i: number): Promise<Buffer>;
 
   /**

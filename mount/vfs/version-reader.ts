@@ -1,6 +1,6 @@
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Provider } from '../../core/provider';
-import { keepStreamed, type BlockStore } from './blob-reader';
+import { keepStreamed, takeBlock, type BlockStore } from './blob-reader';
 import { BlockReader } from './block-reader';
 import { BlockRun } from './block-run';
 import { streamWindow } from './window-stream';
@@ -42,7 +42,7 @@ export class VersionReader extends BlockReader {
 
   /** Throws EHOSTDOWN (unreachable), ESTALE (changed at the source: rescan), EIO. */
   protected block(i: number): Promise<Buffer> {
-    return this.store.get(this.key(i), () => this.fetch(i));
+    return takeBlock(this.store, this.key(i), () => this.fetch(i));
   }
 
   protected override cached(i: number): boolean {
