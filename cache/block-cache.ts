@@ -118,8 +118,13 @@ export class BlockCache {
       this.counts.memoryHits++;
       return m.data;
     }
+    return this.lookup(key, fetch, expectedHash, true);
+  }
+
+  /** The single-flight lookup behind get() and take(): disk, else fetch; `remember`: the block then goes to the memory tier. */
+  private async lookup(key: string, fetch: () => Promise<Buffer>, expectedHash: string | undefined, remember: boolean): Promise<Buffer> {
     if (this.flight.has(key)) this.counts.shared++;
-    const b = await this.flight.run(key, () => this.load(key, fetch, expectedHash));
+    const b = await this.flight.run(key, () => this.load(key, fetch, expectedHash, remember));
     if (expectedHash !== undefined && b.sum !== expectedHash) {
       // joined a lookup made with another expectation: never hand out unverified bytes
       throw new FsError('EIO', `block ${key}: content hash ${b.sum} is not the expected ${expectedHash}`);
@@ -131,9 +136,11 @@ export class BlockCache {
    * get() for a caller that gives the block back: when the buffer returned is pooled
    * (cache/block-pool.ts), one reference to it is the caller's, returned with blockPool.unref
    * once its bytes are copied out. A block read back from disk comes into a reused buffer of the
-   * pool and is not kept in memory: on this VM a fresh 1 MiB buffer costs more than reading and
-   * hashing the block (docs/read-pipeline.md "Re-reading from the block cache"). A block still
-   * queued for the disk is shared, not copied. Throws what get() throws.
+   * pool: on this VM a fresh 1 MiB buffer costs more than reading and hashing the block
+   * (docs/read-pipeline.md "Re-reading from the block cache"). A block still queued for the disk
+   * is shared, not copied. Neither a block read back nor one fetched goes to the memory tier (as
+   * for streamed blocks, keep()): the caller holds what it reads ahead, and blocks kept there
+   * only for a re-read cost fresh memory and GC for every new block. Throws what get() throws.
    */
   async take(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<Buffer> {
     if (this.closed) throw new FsError('EIO', 'block cache is closed');
@@ -151,7 +158,7 @@ export class BlockCache {
         return d.data;
       }
     }
-    return this.get(key, fetch, expectedHash);
+    return this.lookup(key, fetch, expectedHash, false);
   }
 
   /**
@@ -287,11 +294,11 @@ export class BlockCache {
     return w;
   }
 
-  private async load(key: string, fetch: () => Promise<Buffer>, expectedHash?: string): Promise<MemoryBlock> {
+  private async load(key: string, fetch: () => Promise<Buffer>, expectedHash: string | undefined, remember: boolean): Promise<MemoryBlock> {
     const d = await this.disk.read(key, expectedHash);
     if (d) {
       this.counts.hits++;
-      this.memory.set(key, d);
+      if (remember) this.memory.set(key, d);
       return d;
     }
     this.counts.misses++;
@@ -309,7 +316,7 @@ export class BlockCache {
       throw new FsError('EIO', `block ${key} failed verification: got BLAKE3 ${sum}, expected ${expectedHash}`);
     }
     const b = { data, sum };
-    this.memory.set(key, b);
+    if (remember) this.memory.set(key, b);
     const queue = this.opts.writeQueueBytes ?? 0;
     if (queue <= 0) await this.disk.store(key, data, sum);
     else this.storeBehind(key, data, sum, queue);

@@ -106,3 +106,20 @@ t.test('a pooled block waiting for the cache disk is shared with a reference, no
   const copy = await c.get(a.key, src.fetcher(a.key), a.hash);
   t.notOk(blockPool.pooled(copy), 'get() still hands out buffers of its own');
 });
+
+t.test('a block take() fetches goes to the disk, not to the memory tier, and is a hit next time', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const c = await BlockCache.open({ openIndex: openCacheStore, dir, maxBytes: 64 * BS, memoryBytes: 16 * BS, writeQueueBytes: 16 * BS });
+  t.teardown(() => c.close());
+  const src = new TestBlockSource(BS);
+  const [a] = src.addRandomBlob(BS);
+  t.ok((await c.take(a.key, src.fetcher(a.key), a.hash)).equals(a.data), 'byte-exact');
+  await c.settled();
+  t.match(c.stats(), { misses: 1, memoryBlocks: 0, blocks: 1 });
+  const again = await c.take(a.key, src.fetcher(a.key), a.hash);
+  t.ok(again.equals(a.data));
+  t.equal(src.fetches, 1, 'read back from the disk, not fetched again');
+  blockPool.unref(again);
+  await c.get(a.key, src.fetcher(a.key), a.hash);
+  t.equal(c.stats().memoryBlocks, 1, 'get() still keeps what it reads in memory');
+});
