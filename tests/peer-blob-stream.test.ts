@@ -230,8 +230,11 @@ t.test('A restarted in the middle of a read: B reads the rest on new connections
   t.equal(b3sum(join(dir, 'got')), b3sum(join(a.src, 'f.bin')), 'b3sum-exact');
   await waitFor(() => servedStarts(da.output()).length > 0, 5000);
   const after = servedStarts(da.output());
-  // Blocks held ahead while A was down failed and are asked one by one (up to a window of 8), then streaming resumes.
-  t.ok(after.length > 0 && after.length <= 12, `the restarted A served the rest in ${after.length} requests (${after.map((x) => x / MiB).join(' ')} MiB)`);
+  // Blocks held ahead while A was down failed and are asked one by one, then streaming resumes.
+  // How many were held depends on how far ahead B was when A stopped: up to two windows of 8
+  // (one being read, one in flight; both builds of 2026-12-01 gave 8 to 14 requests), so at most
+  // 16 singles and two streams. Block by block, the 32 blocks left would be 32 requests or more.
+  t.ok(after.length > 0 && after.length <= 18, `the restarted A served the rest in ${after.length} requests (${after.map((x) => x / MiB).join(' ')} MiB)`);
 });
 
 t.test("every address of the owner is tried: one now another node's (its certificate is not the pinned one), one dead, then the owner's", async (t) => {
