@@ -41,7 +41,7 @@ t.test('copy --to another local location and to S3: verified, indexed, dry run, 
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'a', a]);
   vdfsOk(home, ['location', 'add', 'b', b]);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/p?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/p')]);
   vdfsOk(home, ['scan']);
 
   const dry = vdfsOk(home, ['copy', '/a/big.bin', '--to', 'b:backup/2026', '--dry-run', '--json']).json<CopyReport>();

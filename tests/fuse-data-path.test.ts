@@ -119,7 +119,7 @@ t.test('a bucket object not hashed yet is read back natively from its verified b
   const home = join(dir, 'home');
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/n/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/n/')]);
   vdfsOk(home, ['scan']);
   t.notOk((JSON.parse(vdfsOk(home, ['stat', '--json', '/cloud/obj.bin']).stdout) as { hash?: string | null }).hash, 'indexed from the listing, not hashed');
   const m = await startMount(home, mnt);

@@ -201,7 +201,7 @@ t.test('a change in a bucket reaches the kernel caches with the next poll', asyn
   const home = join(dir, 'home');
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/q/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/q/')]);
   vdfsOk(home, ['scan']);
   vdfsOk(home, ['config', 'set', 'scan.remoteInterval', '1']);
   const m = await startMount(home, mnt);
@@ -245,7 +245,7 @@ t.test('a read stalled on a remote is interrupted by a signal within 1 s', async
   const home = join(dir, 'home');
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/p/?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/p/', proxy.endpoint)]);
   // Not vdfsOk: a synchronous child would block this process, and the proxy with it.
   const scan = spawn(process.execPath, [VDFS_BIN, '--home', home, 'scan'], { stdio: 'ignore' });
   t.equal(await new Promise((r) => scan.once('exit', r)), 0, 'scanned through the proxy');

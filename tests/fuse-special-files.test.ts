@@ -191,7 +191,7 @@ t.test('where special files cannot be kept: write-back folders, S3 and Drive ans
   mkdirSync(wb);
   vdfsOk(home, ['init']);
   vdfsOk(home, ['location', 'add', 'wb', wb, '--write-back']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/q/?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/q/')]);
   const drive = await startDriveServer();
   t.teardown(() => drive.stop());
   const folder = await drive.mkdir('f');

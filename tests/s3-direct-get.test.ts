@@ -169,7 +169,7 @@ t.test('a folder of small objects read by 8 parallel readers through the FUSE mo
   );
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 'direct-get']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('', proxy.endpoint)]);
   await vdfsAsync(home, ['scan', 'cloud']);
   const m = await startMount(home, join(dir, 'mnt'));
   t.teardown(() => m.stop());

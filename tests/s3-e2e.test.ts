@@ -38,7 +38,7 @@ function setupHome(t: Parameters<typeof tempDir>[0], s3: S3TestServer, prefix: s
   const dir = tempDir(t);
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 's3-test']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/${prefix}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri(`/${prefix}`)]);
   return { dir, home, mnt: join(dir, 'mnt') };
 }
 

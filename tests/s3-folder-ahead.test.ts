@@ -70,7 +70,7 @@ async function setupHome(t: Parameters<typeof tempDir>[0], extra: [string, strin
   const home = join(dir, 'home');
   vdfsOk(home, ['init', '--name', 'folder-ahead']);
   for (const [k, v] of extra) vdfsOk(home, ['config', 'set', k, v]);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('', proxy.endpoint)]);
   await vdfsAsync(home, ['scan', 'cloud']);
   return { home, mnt: join(dir, 'mnt'), dir };
 }

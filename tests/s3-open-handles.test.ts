@@ -48,7 +48,7 @@ t.test('S3: an open file follows its rename; one replaced or deleted while open 
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init']);
   vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/w?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/w')]);
   vdfsOk(home, ['scan', 'cloud']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());

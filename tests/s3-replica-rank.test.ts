@@ -33,7 +33,7 @@ t.test('the replica that answers faster is read from, although it is listed seco
   const dir = tempDir(t);
   const homeDir = join(dir, 'home');
   vdfsOk(homeDir, ['init']);
-  const uri = (p: string, endpoint: string) => `s3://${s3.bucket}/${p}/?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1`;
+  const uri = (p: string, endpoint: string) => s3.uri(`/${p}/`, endpoint);
   vdfsOk(homeDir, ['location', 'add', 'aslow', uri('slow', slow.endpoint)]);
   vdfsOk(homeDir, ['location', 'add', 'bfast', uri('fast', fast.endpoint)]);
   await vdfsAsync(homeDir, ['scan', '--hash']);

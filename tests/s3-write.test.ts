@@ -40,7 +40,7 @@ t.test('files copied into an S3 location reach the bucket; mkdir, mv and rm act 
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init', '--name', 'writer']);
   vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/w?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/w')]);
   vdfsOk(home, ['scan', 'cloud']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());
@@ -102,7 +102,7 @@ t.test('touch and chmod right after a write survive its upload (S3 keeps neither
   const mnt = join(dir, 'mnt');
   vdfsOk(home, ['init', '--name', 'writer']);
   vdfsOk(home, ['config', 'set', 'upload.delay', '1']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/t?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/t')]);
   vdfsOk(home, ['scan', 'cloud']);
   const m = await startMount(home, mnt);
   t.teardown(() => m.stop());

@@ -53,7 +53,7 @@ t.test('whereis and copies across two local locations and S3, with one location 
   vdfsOk(home, ['init', '--name', 'n1']);
   vdfsOk(home, ['location', 'add', 'a', a]);
   vdfsOk(home, ['location', 'add', 'b', b]);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/p?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/p')]);
   vdfsOk(home, ['scan']);
   vdfsOk(home, ['scan', 'cloud', '--hash']);
 

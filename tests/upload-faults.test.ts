@@ -46,7 +46,7 @@ async function setup(t: Parameters<typeof tempDir>[0], uploadDelay: number): Pro
   const home = join(tempDir(t), 'home');
   vdfsOk(home, ['init', '--name', 'writer']);
   vdfsOk(home, ['config', 'set', 'upload.delay', String(uploadDelay)]);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/w?endpoint=${encodeURIComponent(proxy.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/w', proxy.endpoint)]);
   // Asynchronously: the proxy answers from this process's event loop.
   await promisify(execFile)(VDFS_BIN, ['--home', home, 'scan', 'cloud'], { timeout: 60_000 });
   return { home, s3, proxy };

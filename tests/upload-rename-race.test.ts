@@ -16,7 +16,7 @@ t.test('rename and unlink of a staged S3 file (or its directory) racing the star
   const home = join(tempDir(t), 'home');
   vdfsOk(home, ['init']);
   vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/r?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/r')]);
   vdfsOk(home, ['scan', 'cloud']);
   const { daemon } = await startVfsDaemon(t, home);
   const vfs = daemon.vfs;

@@ -37,7 +37,7 @@ t.test('vfs model, S3 location: staged writes behave like a real directory and l
   mkdirSync(oracle);
   vdfsOk(home, ['init']);
   vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/w?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/w')]);
   vdfsOk(home, ['scan', 'cloud']);
   const { daemon } = await startVfsDaemon(t, home);
   const queue = daemon.vfs.staged.queue;

@@ -76,7 +76,7 @@ t.test('rename onto an ancestor: S3 location answers as the disk', async (t) => 
   t.teardown(() => s3.cleanup());
   const home = join(tempDir(t), 'home');
   vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}/w?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/w')]);
   vdfsOk(home, ['scan', 'cloud']);
   await check(t, home, 'cloud');
 });

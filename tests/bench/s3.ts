@@ -99,7 +99,7 @@ export async function s3Bench(o: BenchOptions): Promise<Result[]> {
       return SMALL_BYTES;
     });
     vdfsOk(home, ['init', '--name', 'bench-s3']);
-    vdfsOk(home, ['location', 'add', 'cloud', `s3://${s3.bucket}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1`]);
+    vdfsOk(home, ['location', 'add', 'cloud', s3.uri()]);
     vdfsOk(home, ['scan', 'cloud']);
     const mount = async () => {
       m = await startMount(home, mnt);

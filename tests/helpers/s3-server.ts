@@ -74,6 +74,8 @@ export interface S3TestServer {
   /** A raw SDK client on the same server (to seed and inspect objects behind vdfs's back). */
   client: S3Client;
   put(key: string, body: Buffer | string): Promise<void>;
+  /** The location URI of this bucket (`path`: '' or '/prefix', '/prefix/'), reached at `endpoint` (a proxy's, say). */
+  uri(path?: string, endpoint?: string): string;
   /** Stops listening and drops open connections (the bucket becomes unreachable). Idempotent. */
   stop(): Promise<void>;
   /** Starts again on the same port with the same data. */
@@ -126,6 +128,7 @@ export async function startS3Server(bucket = 'vdfs-test', port = 0): Promise<S3T
       const b = typeof body === 'string' ? Buffer.from(body) : body;
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: b, ContentLength: b.length }));
     },
+    uri: (path = '', at = endpoint) => `s3://${bucket}${path}?endpoint=${encodeURIComponent(at)}&region=us-east-1`,
     stop,
     async restart() {
       if (!server) await start();
