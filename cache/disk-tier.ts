@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { close, open, read } from 'node:fs';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { ensurePrivateDir, removeTree } from '../core/private-files';
+import { readFullyInto } from '../core/read-fully';
 import { join } from 'node:path';
 import { toFsError } from '../core/fs-error';
 import { AsyncLock } from './async-lock';
@@ -34,10 +33,6 @@ function fileNameOf(key: string): string {
   return blake3Hex(Buffer.from(key, 'utf8'));
 }
 
-const openFd = promisify(open);
-const readFd = promisify(read);
-const closeFd = promisify(close);
-
 /**
  * The first `size` bytes of `path` in a buffer of the block pool (one reference, the caller's),
  * or undefined when the file is shorter or unreadable. Bytes past `size` are never served, so
@@ -46,20 +41,14 @@ const closeFd = promisify(close);
 async function readPooled(path: string, size: number): Promise<Buffer | undefined> {
   const slot = blockPool.slab_.blockSize;
   const buf = size > 0 && size <= slot ? blockPool.take(size, slot) : Buffer.allocUnsafe(size);
-  let fd: number | undefined;
+  let fh: FileHandle | undefined;
   try {
-    fd = await openFd(path, 'r');
-    let at = 0;
-    while (at < size) {
-      const { bytesRead } = await readFd(fd, buf, at, size - at, at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-    }
-    if (at === size) return buf;
+    fh = await open(path, 'r');
+    if ((await readFullyInto(fh, buf, 0)) === size) return buf;
   } catch {
     /* a miss, like a short file */
   } finally {
-    if (fd !== undefined) await closeFd(fd).catch(() => undefined);
+    await fh?.close().catch(() => undefined);
   }
   blockPool.unref(buf);
   return undefined;
