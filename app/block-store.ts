@@ -68,6 +68,7 @@ export async function openBlockStore(home: Home): Promise<OpenedBlockStore> {
       take: (key, fetch, expected) => cache.take(key, fetch, expected),
       has: (key) => cache.has(key),
       verifiedFile: (key) => cache.verifiedFile(key),
+      check: (key) => cache.check(key),
       onRemoved: (fn) => cache.onRemoved(fn),
       keep: (key, data, sum) => cache.keep(key, data, sum),
       async close() {

@@ -74,6 +74,8 @@ export class BlockCache {
   private readonly behind = new Set<Promise<unknown>>();
   /** Blocks in the write-behind queue, served from here until they are on disk (a reader must not fetch them again meanwhile). */
   private readonly writing = new Map<string, MemoryBlock>();
+  /** check() reads in flight: a take() of the same block waits for it, then finds the file in the page cache. */
+  private readonly checking = new Map<string, Promise<boolean>>();
   private queuedBytes = 0;
   private closed = false;
 
@@ -151,6 +153,8 @@ export class BlockCache {
       return m.data;
     }
     // Not single-flight: two readers of one cached block each read it (rare), a fetch is shared.
+    // A check() of it in flight (a front end verifying ahead) has the disk read it already.
+    await this.checking.get(key);
     if (!this.flight.has(key) && this.disk.has(key)) {
       const d = await this.disk.read(key, expectedHash, true);
       if (d) {
@@ -231,6 +235,27 @@ export class BlockCache {
   /** Calls `fn` with a block file's path before it is deleted (DiskTier.onRemoved). */
   onRemoved(fn: (file: string) => void): void {
     this.disk.onRemoved(fn);
+  }
+
+  /**
+   * Reads block `key`'s file back and verifies it (as get() does), keeping nothing, so that
+   * verifiedFile gives it from now on: a front end that reads verified files itself checks the
+   * blocks ahead of its reader this way. False when it is not on disk, or was damaged (then
+   * dropped). Never throws.
+   */
+  check(key: string): Promise<boolean> {
+    if (this.closed || !this.disk.has(key)) return Promise.resolve(false);
+    if (this.disk.verifiedFile(key) !== undefined) return Promise.resolve(true);
+    let p = this.checking.get(key);
+    if (!p) {
+      p = this.disk.read(key, undefined, true).then((d) => {
+        this.checking.delete(key);
+        if (d) blockPool.unref(d.data);
+        return d !== undefined;
+      });
+      this.checking.set(key, p);
+    }
+    return p;
   }
 
   /** The block's file on disk when written or verified during this run (DiskTier.verifiedFile). Never throws. */

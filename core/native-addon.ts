@@ -36,6 +36,11 @@ export interface NativeFuse {
   setBlockFile(s: NativeSession, fh: number, index: number, path: string | null): number;
   /** Returns once no native read uses `fh`'s block files. */
   unregisterBlocks(s: NativeSession, fh: number): number;
+  /**
+   * Asks for a note (opcode 0x40000004: fh, block) when native READs of `fh` reach block `index`;
+   * returns the highest block read natively when already there (nothing armed), -1 when armed, or -errno.
+   */
+  blockWake(s: NativeSession, fh: number, index: number): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
   backingOpen(s: NativeSession, fd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */

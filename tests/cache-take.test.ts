@@ -123,3 +123,31 @@ t.test('a block take() fetches goes to the disk, not to the memory tier, and is 
   await c.get(a.key, src.fetcher(a.key), a.hash);
   t.equal(c.stats().memoryBlocks, 1, 'get() still keeps what it reads in memory');
 });
+
+t.test('check: a cached block file is read back and verified for native reads, keeping nothing; a damaged one is dropped; a take meanwhile waits for it', async (t) => {
+  const dir = join(t.testdir(), 'cache');
+  const src = new TestBlockSource(BS);
+  const [a, b, d] = src.addRandomBlob(3 * BS);
+  const c = await filled(dir, src, [a, b]);
+  t.teardown(() => c.close());
+  const live = blockPool.stats.live;
+  const bad = fileOf(dir, b);
+  const bytes = readFileSync(bad);
+  bytes[100] ^= 1;
+  writeFileSync(bad, bytes);
+  t.equal(c.verifiedFile(a.key), undefined, 'nothing is verified in a fresh run');
+  const checking = c.check(a.key);
+  const taken = c.take(a.key, src.fetcher(a.key), a.hash);
+  t.equal(await checking, true, 'an intact block file passes');
+  t.ok(c.verifiedFile(a.key), 'and is verified for native reads');
+  const x = await taken;
+  t.ok(x.equals(a.data), 'a take during the check has the right bytes');
+  blockPool.unref(x);
+  t.equal(await c.check(b.key), false, 'a bit flip fails the check');
+  t.equal(c.verifiedFile(b.key), undefined, 'never handed out for native reads');
+  t.equal(c.has(b.key), false, 'and the damaged block is dropped');
+  t.equal(await c.check(d.key), false, 'a block not cached is not checked (nothing is fetched)');
+  t.equal(src.fetches, 2, 'no fetch by check');
+  t.match(c.stats(), { memoryBlocks: 0 });
+  t.equal(blockPool.stats.live, live, 'every buffer is back in the pool');
+});

@@ -250,3 +250,45 @@ t.test('READs across block boundaries from block files: a block cut short midway
   t.ok(after.nativeReads - mid.nativeReads >= 6, `the others stayed native (${after.nativeReads - mid.nativeReads})`);
   t.equal(read(), want, 'and again');
 });
+
+t.test(
+  'a fresh daemon re-reading cached content verifies the block files ahead of the reader, which then reads them natively; a damaged one is caught, never served',
+  async (t) => {
+    const { home, src, mnt, m } = await mountWithOracle(t, 'd');
+    const MiB = 1024 * 1024;
+    const data = randomBytes(24 * MiB + 4321);
+    writeFileSync(join(src, 'big.bin'), data);
+    const want = sh('b3sum', ['--no-names', join(src, 'big.bin')]).stdout.trim();
+    const hashed = () => (JSON.parse(vdfs(home, ['stat', '--json', '/d/big.bin']).stdout || '{}') as { hash?: string }).hash === want;
+    t.ok(await until(hashed, 30_000), 'the new file is indexed with its hash');
+    const byHash = join(mnt, '.vdfs', 'by-hash', want);
+    // O_DIRECT, 1 MiB at a time: every READ reaches the daemon, one block each.
+    const read = () => sh('bash', ['-c', `dd if=${byHash} iflag=direct bs=1M status=none | b3sum --no-names`]).stdout.trim();
+    t.equal(read(), want, 'first read (fills the block cache) has the right bytes');
+    const files = () =>
+      sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f`])
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean);
+    t.ok(await until(() => files().length === 25, 30_000), 'all 25 blocks are in the cache on disk');
+    // One byte of block 17's file flipped behind the cache's back: verifying it ahead must catch it.
+    const seventeen = files().find((f) => readFileSync(f).equals(data.subarray(17 * MiB, 18 * MiB)));
+    t.ok(seventeen, 'block 17 is found in the cache by its bytes');
+    const bad = readFileSync(seventeen!);
+    bad[12345] ^= 0x40;
+    writeFileSync(seventeen!, bad);
+    await m.stop();
+    const m2 = await startMount(home, mnt);
+    t.teardown(() => m2.stop());
+    const before = fuseStats(mnt);
+    t.equal(read(), want, 'the re-read in a fresh daemon has the right bytes (block 17 fetched again from the disk location)');
+    const after = fuseStats(mnt);
+    // Without verifying ahead, a fresh daemon answers each of the 25 READs in JS (a block file is
+    // registered only once a READ of it went through JS). The first READs go to JS while the
+    // verification ramps up, and block 17's READ does (its file failed the check).
+    const native = after.nativeReads - before.nativeReads;
+    t.ok(native >= 8, `READs answered natively from block files verified ahead: ${native} of 25`);
+    t.ok(after.jsReads - before.jsReads >= 1, 'the damaged block was read through JS');
+    t.equal(read(), want, 'and again');
+  },
+);

@@ -4,11 +4,12 @@ import type { TimeSet } from '../vfs/types';
 import type { FuseNode } from './inode-table';
 import { openFlags } from './open-flags';
 import { FATTR, FOPEN, u64, type InHeader } from './proto';
+import { dropBlockHandle, registerBlocks } from './block-files';
 import { B, attrReply, type OpContext } from './op-context';
 
 /*
- * Open files: the page-cache decision at OPEN, the descriptors and verified block files the
- * addon reads and writes natively, kernel passthrough, and SETATTR (through an open writer's
+ * Open files: the page-cache decision at OPEN, the descriptors the addon reads and writes
+ * natively (verified block files: block-files.ts), kernel passthrough, and SETATTR (through an open writer's
  * descriptor when there is one).
  */
 
@@ -92,59 +93,6 @@ export function passthroughOpen(ctx: OpContext, fh: number, node: FuseNode, read
   node.backing.opens++;
   ctx.openFiles.set(fh, { node, passthrough: true });
   return { backing: node.backing.id, flags: FOPEN.PASSTHROUGH };
-}
-
-/** Content read through the block cache: every block verified in the cache so far is read natively from its file. */
-export function registerBlocks(ctx: OpContext, fh: number): void {
-  const blocks = ctx.vfs.nativeBlocks(fh);
-  if (!blocks || blocks.blockSize <= 0) return;
-  ctx.registerBlocks(fh, blocks.blockSize, blocks.size);
-  ctx.blockHandles.set(fh, { blocks, known: new Map() });
-  const n = Math.ceil(blocks.size / blocks.blockSize);
-  for (let i = 0; i < n; i++) addBlockFile(ctx, fh, i);
-}
-
-function addBlockFile(ctx: OpContext, fh: number, i: number): void {
-  const bh = ctx.blockHandles.get(fh);
-  const file = bh && !bh.known.has(i) ? bh.blocks.file(i) : undefined;
-  if (!bh || file === undefined) return;
-  ctx.setBlockFile(fh, i, file);
-  bh.known.set(i, file);
-  let users = ctx.blockUsers.get(file);
-  if (!users) ctx.blockUsers.set(file, (users = new Map()));
-  users.set(fh, i);
-}
-
-/** A handle's block files are no longer read natively (at release). */
-export function dropBlockHandle(ctx: OpContext, fh: number): void {
-  const bh = ctx.blockHandles.get(fh);
-  if (!bh) return;
-  ctx.blockHandles.delete(fh);
-  ctx.unregisterBlocks(fh);
-  for (const file of bh.known.values()) {
-    const users = ctx.blockUsers.get(file);
-    users?.delete(fh);
-    if (users?.size === 0) ctx.blockUsers.delete(file);
-  }
-}
-
-/** The cache is about to delete a block file: every handle reading it natively stops first (waits for reads in flight). */
-export function dropBlockFile(ctx: OpContext, file: string): void {
-  const users = ctx.blockUsers.get(file);
-  if (!users) return;
-  ctx.blockUsers.delete(file);
-  for (const [fh, i] of users) {
-    ctx.setBlockFile(fh, i, null);
-    ctx.blockHandles.get(fh)?.known.delete(i);
-  }
-}
-
-/** After JS answered a READ of such a handle: the blocks it covered that are now verified files are read natively from now on. */
-export function registerReadBlocks(ctx: OpContext, fh: number, offset: number, length: number): void {
-  const bh = ctx.blockHandles.get(fh);
-  if (!bh || length <= 0) return;
-  const bs = bh.blocks.blockSize;
-  for (let i = Math.floor(offset / bs); i <= Math.floor((offset + length - 1) / bs); i++) addBlockFile(ctx, fh, i);
 }
 
 /** Writes of a handle open for writing at explicit offsets go straight to its file (pwrite in the addon). */

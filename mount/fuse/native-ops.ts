@@ -4,20 +4,8 @@ import type { Caller } from '../vfs/types';
 import { ROOT_ID } from './inode-table';
 import { openFlags } from './open-flags';
 import { B, attrReply, created, empty, entryReply, linkedIno, openReply, type Handler, type OpContext } from './op-context';
-import {
-  busy,
-  dropBlockHandle,
-  openFile,
-  passthroughOpen,
-  registerReadBlocks,
-  releaseOpen,
-  setattr,
-  registerWriter,
-  noteCached,
-  settled,
-  writerNode,
-  directWrites,
-} from './file-ops';
+import { busy, openFile, passthroughOpen, releaseOpen, setattr, registerWriter, noteCached, settled, writerNode, directWrites } from './file-ops';
+import { dropBlockHandle, registerReadBlocks } from './block-files';
 import { opendir, readdirReply } from './dir-ops';
 import { readReplyBuffer } from './reply-pool';
 import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';

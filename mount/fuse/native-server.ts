@@ -8,7 +8,7 @@ import { Invalidator } from './invalidator';
 import { DEFAULT_MAX_NODES, NodeBudget } from './node-budget';
 import type { NativeFuse, NativeSession } from '../../core/native-addon';
 import { HANDLERS } from './native-ops';
-import { dropBlockFile } from './file-ops';
+import { dropBlockFile, nativeBlocksRead } from './block-files';
 import type { OpContext } from './op-context';
 import { fullGc } from '../../core/idle-gc';
 import { getHeapStatistics } from 'node:v8';
@@ -37,6 +37,8 @@ const NATIVE_WROTE = 0x40000001;
 /** Notes that the addon answered a SETATTR (owner, mode, times) or a FLUSH of a local file open for writing (native-meta.c). */
 const NATIVE_SETATTR = 0x40000002;
 const NATIVE_FLUSHED = 0x40000003;
+/** Note from the addon: its READs of a handle's block files reached the block JS asked about (blockWake). */
+const NATIVE_BLOCKS_READ = 0x40000004;
 const EINTR = 4;
 /** After this many requests, the first RECLAIM_IDLE_MS without any give the burst's memory back (see reclaim). */
 const RECLAIM_AFTER = 2000;
@@ -128,6 +130,7 @@ export class FuseServer {
       unregisterBlocks: (fh) => {
         if (this.session) addon.unregisterBlocks(this.session, fh);
       },
+      blockWake: (fh, index) => (this.session ? addon.blockWake(this.session, fh, index) : -1),
       blockHandles: new Map(),
       blockUsers: new Map(),
       openBacking: (fd) => this.openBacking(fd),
@@ -268,6 +271,8 @@ export class FuseServer {
         return this.nativeNote(h.opcode, u64(req, IN_HEADER + 8), notedStat(req));
       case NATIVE_FLUSHED:
         return this.nativeNote(h.opcode, u64(req, IN_HEADER));
+      case NATIVE_BLOCKS_READ:
+        return nativeBlocksRead(this.ctx, u64(req, IN_HEADER), u64(req, IN_HEADER + 8));
       case OP.DESTROY:
         return this.send(replyBuffer(req, 0));
     }

@@ -1,4 +1,4 @@
-import type { Attr, DirEntry, KernelVfs } from '../vfs/types';
+import type { Attr, DirEntry, KernelVfs, NativeBlocks } from '../vfs/types';
 import type { FuseNode, InodeTable } from './inode-table';
 import { ATTR_OUT, ENTRY_OUT, IN_HEADER, replyBuffer, w64, writeAttr, writeEntry, writeValid, type InHeader } from './proto';
 
@@ -27,8 +27,13 @@ export interface OpContext {
   registerBlocks(fh: number, blockSize: number, size: number): void;
   setBlockFile(fh: number, index: number, path: string | null): void;
   unregisterBlocks(fh: number): void;
+  /**
+   * Native READs of fh reaching block `index` are reported (NATIVE_BLOCKS_READ) once: returns the
+   * highest block read natively when that is already there (nothing armed), else -1.
+   */
+  blockWake(fh: number, index: number): number;
   /** Handles with natively read blocks: which blocks are registered, and where to find more. */
-  blockHandles: Map<number, { blocks: NonNullable<ReturnType<KernelVfs['nativeBlocks']>>; known: Map<number, string> }>;
+  blockHandles: Map<number, BlockHandle>;
   /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
   blockUsers: Map<string, Map<number, number>>;
   /**
@@ -43,6 +48,26 @@ export interface OpContext {
   writers: Map<number, number>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
+}
+
+/** A handle whose verified block files the addon reads (block-files.ts). */
+export interface BlockHandle {
+  blocks: NativeBlocks;
+  /** Registered blocks and their files. */
+  known: Map<number, string>;
+  /** Verifying ahead of the reader (block-files.ts verifyAhead). */
+  ahead: {
+    /** The byte after the last READ that reached JS (-1: none yet). */
+    end: number;
+    /** The block after the last one read (through JS or natively). */
+    next: number;
+    /** Blocks kept verified ahead of `next`: 0 while reads are not sequential. */
+    window: number;
+    /** Blocks being verified now. */
+    busy: Set<number>;
+    /** The first block ahead found not cached: nothing past it is verified until the reader is (JS fetches it). */
+    gap: number;
+  };
 }
 
 /** Answers one request: a whole reply buffer, or null when the kernel expects no reply. Throws FsError. */

@@ -23,6 +23,8 @@ export interface BlockStore {
   has?(key: string): boolean;
   /** The file holding block `key` when it is cached and was verified during this run, for native reads. Never throws. */
   verifiedFile?(key: string): string | undefined;
+  /** Verifies the cached file of block `key` so verifiedFile gives it; false when not cached (or damaged). Never throws. Absent: false. */
+  check?(key: string): Promise<boolean>;
   /** Calls `fn` (synchronously) with the path of a verified file before it is deleted. */
   onRemoved?(fn: (file: string) => void): void;
   /**
@@ -105,6 +107,12 @@ export class BlobReader extends BlockReader {
   blockFile(i: number): string | undefined {
     if (this.blob.trusted === false && !this.settled) return undefined;
     return this.store.verifiedFile?.(`${this.keyPrefix}:${i}`);
+  }
+
+  /** Verifies block `i`'s cached file for native reads (BlockStore.check); false while the block list is not settled. Never throws. */
+  verifyBlock(i: number): Promise<boolean> {
+    if (this.blob.trusted === false && !this.settled) return Promise.resolve(false);
+    return this.store.check?.(`${this.keyPrefix}:${i}`) ?? Promise.resolve(false);
   }
 
   protected override cached(i: number): boolean {

@@ -78,6 +78,11 @@ export abstract class BlockReader {
   private readonly pending = new Map<number, Held>();
   /** Bytes of `pending` charged to readAheadBudget. */
   private charged = 0;
+  /**
+   * A front end reads this content's verified block files itself and verifies the cached blocks
+   * ahead of its reader (KernelVfs.nativeBlocks): loading them here too would read and hash each twice.
+   */
+  cachedAheadElsewhere = false;
 
   constructor(
     readonly size: number,
@@ -213,7 +218,7 @@ export abstract class BlockReader {
   /**
    * Starts the next window when the reader is within half a window of the end of what is
    * read ahead: runs of blocks not cached are streamed (one request per run), cached blocks
-   * are loaded from the cache ahead of the reader.
+   * are loaded from the cache ahead of the reader (unless cachedAheadElsewhere).
    */
   private planAhead(first: number, last: number): void {
     this.window = Math.min(Math.max(1, this.window * 2), MAX_WINDOW_BLOCKS);
@@ -241,7 +246,7 @@ export abstract class BlockReader {
         this.hold(i, this.run.claim(i));
         i++;
       } else if (this.cached(i)) {
-        this.hold(i, this.block(i));
+        if (!this.cachedAheadElsewhere) this.hold(i, this.block(i));
         i++;
       } else {
         let to = i;

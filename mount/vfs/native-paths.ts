@@ -6,7 +6,7 @@ import type { DiskStats } from './disk-stats';
 import type { Handle, LocalHandle } from './handles';
 import type { LiveSizes } from './live-sizes';
 import { setTimesFd } from './posix-calls';
-import type { NotedStat, TimeSet } from './types';
+import type { NativeBlocks, NotedStat, TimeSet } from './types';
 
 // The native front end's fast paths: what of an open handle it may read, write or change
 // itself (descriptors, cached block files) instead of calling back into the VFS.
@@ -35,10 +35,11 @@ export function writeFdOf(h: Handle): number | undefined {
  * object not hashed yet): its size, block size and the verified file of each block cached so
  * far, which a front end may read directly instead of calling readInto. Undefined for other handles.
  */
-export function blocksOf(h: Handle): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
+export function blocksOf(h: Handle): NativeBlocks | undefined {
   if (h.kind !== 'blob' || !(h.reader instanceof BlobReader || h.reader instanceof VersionReader)) return undefined;
   const reader = h.reader;
-  return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i) };
+  reader.cachedAheadElsewhere = true;
+  return { size: reader.size, blockSize: reader.blockSize, file: (i) => reader.blockFile(i), verify: (i) => reader.verifyBlock(i) };
 }
 
 /**

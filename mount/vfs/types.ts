@@ -154,6 +154,16 @@ export interface Vfs {
   patchProps(path: string, set: DeadProp[], remove: { ns: string; name: string }[]): Promise<void>;
 }
 
+/** Content read through the block cache, as a front end that reads verified block files itself sees it (KernelVfs.nativeBlocks). */
+export interface NativeBlocks {
+  size: number;
+  blockSize: number;
+  /** The file of block `i` when it is cached and was verified during this run; else undefined. Never throws. */
+  file(i: number): string | undefined;
+  /** Reads block `i`'s cached file back and verifies it, so file(i) gives it; false when it is not cached (or was damaged). Never throws. */
+  verify(i: number): Promise<boolean>;
+}
+
 /**
  * What the FUSE front end needs beyond `Vfs` (VfsCore is one): the descriptors it may answer
  * reads and writes with in its own threads, the handle's path, and a signal when the index
@@ -174,7 +184,7 @@ export interface KernelVfs extends Vfs {
    * Content read through the block cache: size, block size and the verified file of each block
    * cached so far (read those directly instead of readInto); undefined for other handles.
    */
-  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined;
+  nativeBlocks(fh: number): NativeBlocks | undefined;
   /** Calls `fn` (synchronously) with the path of a block file nativeBlocks handed out, before the cache deletes it (evicted, dropped, cleared). */
   onBlockFileRemoved(fn: (file: string) => void): void;
   /** The descriptor a front end may pwrite directly instead of calling write(); then it calls noteWritten. */

@@ -58,6 +58,11 @@ export class VersionReader extends BlockReader {
     return this.store.verifiedFile?.(this.key(i));
   }
 
+  /** Verifies block `i`'s cached file for native reads (BlockStore.check). Never throws. */
+  verifyBlock(i: number): Promise<boolean> {
+    return this.store.check?.(this.key(i)) ?? Promise.resolve(false);
+  }
+
   /** One source: only a transient error (EIO) is worth a second try, never ESTALE or EHOSTDOWN. */
   protected override retryAfterDirect(err: unknown): boolean {
     return err instanceof FsError && err.code === 'EIO';

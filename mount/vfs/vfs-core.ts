@@ -21,7 +21,7 @@ import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
-import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, NotedStat, OpenFlags, StatFs, TimeSet } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, NativeBlocks, NotedStat, OpenFlags, StatFs, TimeSet } from './types';
 import { DiskStats } from './disk-stats';
 import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrValue } from './xattrs';
@@ -196,7 +196,7 @@ export class VfsCore implements KernelVfs {
   }
 
   /** See KernelVfs.nativeBlocks (native-paths.ts). Throws EBADF for an unknown handle. */
-  nativeBlocks(fh: number): { size: number; blockSize: number; file(i: number): string | undefined } | undefined {
+  nativeBlocks(fh: number): NativeBlocks | undefined {
     return blocksOf(this.handles.get(fh));
   }
 

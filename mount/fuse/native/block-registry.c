@@ -63,6 +63,8 @@ int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_siz
   m->slot_index = -1;
   m->slot_fd = -1;
   m->advised = -1;
+  atomic_init(&m->reached, -1);
+  atomic_init(&m->wake_at, -1);
   unsigned b = bucket_of(fh);
   pthread_rwlock_wrlock(&r->lock);
   for (struct block_map **p = &r->buckets[b]; *p; p = &(*p)->next) {
@@ -189,7 +191,38 @@ static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t le
   return got == len ? 0 : -1;
 }
 
-int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result) {
+/* Records that a native READ covered block `last`; returns `last` when that reached the armed wake (disarming it), else -1. */
+static int64_t note_reached(struct block_map *m, int64_t last) {
+  int64_t prev = atomic_load(&m->reached);
+  while (last > prev && !atomic_compare_exchange_weak(&m->reached, &prev, last)) {
+  }
+  int64_t w = atomic_load(&m->wake_at);
+  /* seq_cst on both sides: either this READ sees the arming, or block_registry_wake sees `reached` */
+  if (w >= 0 && last >= w && atomic_compare_exchange_strong(&m->wake_at, &w, -1)) return last;
+  return -1;
+}
+
+int64_t block_registry_wake(struct block_registry *r, uint64_t fh, int64_t index) {
+  pthread_rwlock_rdlock(&r->lock);
+  struct block_map *m = find(r, fh);
+  int64_t rc = -ENOENT;
+  if (m) {
+    int64_t got = atomic_load(&m->reached);
+    if (got >= index) rc = got;
+    else {
+      atomic_store(&m->wake_at, index);
+      got = atomic_load(&m->reached);
+      int64_t w = index;
+      /* a READ got there meanwhile and did not see the arming: take it back and report here */
+      rc = got >= index && atomic_compare_exchange_strong(&m->wake_at, &w, -1) ? got : -1;
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return rc;
+}
+
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result, int64_t *woke) {
+  *woke = -1;
   pthread_rwlock_rdlock(&r->lock);
   struct block_map *m = find(r, fh);
   if (!m) {
@@ -217,6 +250,7 @@ int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_
     uint64_t to = end < start + m->block_size ? end : start + m->block_size;
     if (read_block_part(m, i, buf + (from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
   }
+  if (bad < 0) *woke = note_reached(m, (int64_t)last);
   pthread_rwlock_unlock(&r->lock);
   if (bad >= 0) {
     /* Evicted, removed or damaged behind the cache's back: JS reads (and verifies) it again. */

@@ -6,6 +6,7 @@
 #ifndef VDFS_BLOCK_REGISTRY_H
 #define VDFS_BLOCK_REGISTRY_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,6 +28,10 @@ struct block_map {
   int slot_users;
   /* The last block whose file was advised WILLNEED (prefetch_after); under slot_mu. */
   int64_t advised;
+  /* The highest block a native READ has covered (-1: none yet). */
+  _Atomic int64_t reached;
+  /* JS asked to be told once native READs reach this block (-1: not asked; block_registry_wake). */
+  _Atomic int64_t wake_at;
   struct block_map *next;
 };
 
@@ -47,6 +52,15 @@ void block_registry_remove(struct block_registry *r, uint64_t fh);
  * A READ of fh at [offset, offset+size): 1 with *result (bytes, or 0 at/after the end) when every
  * block it covers is registered and each file gave all its bytes; 0 otherwise (the caller hands
  * the request to JS). A block file that cannot be opened or is short is unregistered first.
+ * *woke: the last block read when this READ reached the block JS asked to be woken at (the
+ * caller tells JS), else -1.
  */
-int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result);
+int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result, int64_t *woke);
+/*
+ * JS verifies block files ahead of a reader whose READs the addon answers: it asks to be told
+ * when native READs of fh reach block `index`. Returns the highest block read natively when that
+ * is already at or past `index` (nothing armed: JS goes on at once), -1 when armed, -ENOENT
+ * when fh has no map. At most one of this return and a READ's *woke reports a given arming.
+ */
+int64_t block_registry_wake(struct block_registry *r, uint64_t fh, int64_t index);
 #endif

@@ -116,6 +116,22 @@ static void reply_error(struct session *s, uint64_t unique, int err) {
   vdfs_send_reply(s->fd, &iov, 1);
 }
 
+static void hand_to_js(struct session *s, const char *buf, size_t len);
+
+/* Opcode of the note "native READs of fh reached block N" (block_registry_wake) handed to JS. */
+#define VDFS_OP_BLOCKS_READ 0x40000004u
+
+static void note_blocks_read(struct session *s, const struct fuse_in_header *h, uint64_t fh, int64_t block) {
+  char note[sizeof(struct fuse_in_header) + 16];
+  struct fuse_in_header *nh = (struct fuse_in_header *)note;
+  *nh = *h;
+  nh->opcode = VDFS_OP_BLOCKS_READ;
+  nh->len = sizeof note;
+  uint64_t v[2] = {fh, (uint64_t)block};
+  memcpy(nh + 1, v, sizeof v);
+  hand_to_js(s, note, sizeof note);
+}
+
 /*
  * A READ of a registered descriptor: pread here, reply here, JS never sees it. 1 when answered.
  * `quick`: only a small read of a registered descriptor that the page cache holds whole
@@ -125,9 +141,10 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
   struct fuse_read_in *in = (struct fuse_read_in *)(h + 1);
   size_t size = in->size > MAX_IO ? MAX_IO : in->size;
   ssize_t got;
+  int64_t woke = -1;
   if (quick) {
     if (size > LEAD_READ_MAX || registry_pread(&s->reg, in->fh, out_buf, size, in->offset, 1, &got) != 1) return 0;
-  } else if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, 0, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got)) {
+  } else if (!registry_pread(&s->reg, in->fh, out_buf, size, in->offset, 0, &got) && !block_registry_pread(&s->breg, in->fh, out_buf, size, in->offset, &got, &woke)) {
     return 0;
   }
   struct fuse_out_header out = {.unique = h->unique};
@@ -141,6 +158,7 @@ static int try_native_read(struct session *s, struct fuse_in_header *h, char *ou
   struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = out_buf, .iov_len = (size_t)got}};
   vdfs_send_reply(s->fd, iov, got > 0 ? 2 : 1);
   atomic_fetch_add(&s->native_reads, 1);
+  if (woke >= 0) note_blocks_read(s, h, in->fh, woke);
   return 1;
 }
 
@@ -616,6 +634,23 @@ static napi_value js_set_block_file(napi_env env, napi_callback_info info) {
   return make_int(env, block_registry_set(&s->breg, fh, index, path));
 }
 
+/* blockWake(session, fh, index): see block_registry_wake. The highest block read natively, -1 (armed) or -errno. */
+static napi_value js_block_wake(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  int64_t index;
+  if (!get_u64(env, argv[1], &fh) || napi_get_value_int64(env, argv[2], &index) != napi_ok || index < 0) {
+    napi_throw_type_error(env, NULL, "blockWake(session, fh, index) takes numbers");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_int64(env, block_registry_wake(&s->breg, fh, index), &out));
+  return out;
+}
+
 /* unregisterBlocks(session, fh): returns once no native read uses fh's block files. */
 static napi_value js_unregister_blocks(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -780,6 +815,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("registerBlocks", js_register_blocks);
   EXPORT("setBlockFile", js_set_block_file);
   EXPORT("unregisterBlocks", js_unregister_blocks);
+  EXPORT("blockWake", js_block_wake);
   EXPORT("setRef", js_set_ref);
   EXPORT("backingOpen", js_backing_open);
   EXPORT("backingClose", js_backing_close);
