@@ -16,6 +16,12 @@ const MAX_AHEAD = 16;
  * here, open and read); 64 MiB through a fresh mount: 1 lane 331–350 MB/s, 2: 342–359, 4: 367–383.
  */
 const LANES = 4;
+/**
+ * Checks in flight for all handles together: each holds a 1 MiB buffer of the block pool while
+ * it reads and hashes. A handle that finds none free goes on at its reader's next READ in JS.
+ */
+const MAX_CHECKING = 8;
+let checking = 0;
 /** A first READ of the head this big starts a stream (as in BlockReader). */
 const STREAM_START = 128 * 1024;
 
@@ -98,35 +104,41 @@ export function nativeBlocksRead(ctx: OpContext, fh: number, block: number): voi
 }
 
 /**
- * Verifies the blocks in the reader's window ahead (`next` .. `next + window`), LANES at a time,
- * registering each as it passes. A block not in the cache stops it there (`gap`): the reader's
- * READ of it goes to JS, which fetches it. Once the window is done, the addon is asked to say
- * when its READs reach the window's second half.
+ * Verifies the blocks in the reader's window ahead (`next` .. `next + window`), LANES at a time
+ * (and MAX_CHECKING for every handle), registering each as it passes. A block not in the cache
+ * stops it there (`gap`): the reader's READ of it goes to JS, which fetches it. Once every block
+ * of the window is registered, the addon is asked to say when its READs reach the window's
+ * second half.
  */
 function verifyAhead(ctx: OpContext, fh: number, bh: BlockHandle): void {
   const a = bh.ahead;
   const count = Math.ceil(bh.blocks.size / bh.blocks.blockSize);
   const windowEnd = a.next + a.window;
   const limit = Math.min(windowEnd, count, a.gap);
-  for (let j = a.next; j < limit && a.busy.size < LANES; j++) {
-    if (bh.known.has(j) || a.busy.has(j)) continue;
+  let unverified = false;
+  for (let j = a.next; j < limit; j++) {
+    if (bh.known.has(j)) continue;
     if (bh.blocks.file(j) !== undefined) {
-      addBlockFile(ctx, fh, j); // the reader's own read-ahead verified it
+      addBlockFile(ctx, fh, j); // the reader's own read verified it
       continue;
     }
+    unverified = true;
+    if (a.busy.has(j) || a.busy.size >= LANES || checking >= MAX_CHECKING) continue;
     a.busy.add(j);
+    checking++;
     void bh.blocks
       .verify(j)
       .catch(() => false)
       .then((ok) => {
         a.busy.delete(j);
+        checking--;
         if (ctx.blockHandles.get(fh) !== bh) return; // released meanwhile
         if (ok) addBlockFile(ctx, fh, j);
         else a.gap = Math.min(a.gap, j);
         verifyAhead(ctx, fh, bh);
       });
   }
-  if (a.busy.size > 0 || limit !== windowEnd || limit >= count || a.window === 0) return;
+  if (unverified || limit !== windowEnd || limit >= count || a.window === 0) return;
   const reached = ctx.blockWake(fh, Math.max(a.next, windowEnd - Math.ceil(a.window / 2)));
   if (reached >= 0) nativeBlocksRead(ctx, fh, reached);
 }
