@@ -41,6 +41,8 @@ export interface NativeFuse {
    * returns the highest block read natively when already there (nothing armed), -1 when armed, or -errno.
    */
   blockWake(s: NativeSession, fh: number, index: number): number;
+  /** The next GETATTR of `nodeid` (within 50 ms) is answered with this fuse_attr_out (null: not any more). 0 or -errno. */
+  primeAttr(s: NativeSession, nodeid: number, attrOut: Buffer | null): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
   backingOpen(s: NativeSession, fd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */

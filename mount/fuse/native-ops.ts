@@ -1,7 +1,7 @@
 import { FsError } from '../../core/fs-error';
 import { splitPath } from '../../core/paths';
 import type { Caller } from '../vfs/types';
-import { ROOT_ID } from './inode-table';
+import { ROOT_ID, type FuseNode } from './inode-table';
 import { openFlags } from './open-flags';
 import { B, attrReply, created, empty, entryReply, linkedIno, openReply, type Handler, type OpContext } from './op-context';
 import { busy, openFile, passthroughOpen, releaseOpen, setattr, registerWriter, noteCached, settled, writerNode, directWrites } from './file-ops';
@@ -11,6 +11,21 @@ import { readReplyBuffer } from './reply-pool';
 import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBuffer, u64, w64, writeEntry, type InHeader } from './proto';
 
 const ERANGE = 34;
+
+/**
+ * After a CREATE in `folder`: the kernel dropped the folder's attributes and asks for them at the
+ * next name's permission check; the addon answers that GETATTR with these (the open refreshed the
+ * folder's row). Never throws: without it, that GETATTR comes to JS.
+ */
+async function primeFolder(ctx: OpContext, folder: FuseNode): Promise<void> {
+  try {
+    const a = await ctx.vfs.getattr(ctx.inodes.pathOf(folder));
+    folder.last = a;
+    ctx.primeAttr(folder.id, a);
+  } catch {
+    /* gone meanwhile: JS answers */
+  }
+}
 const XATTR_FUSE = 'user.vdfs.fuse';
 const ENXIO = 6;
 const SEEK_DATA = 3;
@@ -207,6 +222,7 @@ export const HANDLERS: Record<number, Handler> = {
     const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h), kernel: true });
     try {
       const [out, node] = await created(ctx, req, parent, name, 16);
+      await primeFolder(ctx, parent);
       const direct = directWrites(flags, registerWriter(ctx, fh, node));
       const pt = passthroughOpen(ctx, fh, node, undefined);
       if (!pt && node.backing) {

@@ -13,7 +13,7 @@ import type { OpContext } from './op-context';
 import { fullGc } from '../../core/idle-gc';
 import { getHeapStatistics } from 'node:v8';
 import { recycleReply } from './reply-pool';
-import { IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notedStat, notification, parseHeader, replyBuffer, u64, w64 } from './proto';
+import { ATTR_OUT, IN_HEADER, INIT, INIT2, NOTIFY, OP, errorReply, notedStat, notification, parseHeader, replyBuffer, u64, w64, writeAttr, writeValid } from './proto';
 
 export interface ServerOptions {
   /** Seconds the kernel caches names and attributes. */
@@ -79,6 +79,8 @@ export class FuseServer {
   readonly ctx: OpContext;
   private session?: NativeSession;
   private invalidator?: Invalidator;
+  /** Nodes whose next GETATTR the addon answers (primeAttr), until JS sees another request about them. */
+  private readonly primed = new Set<number>();
   private budget?: NodeBudget;
   /** unique -> answered flag of requests in progress, for INTERRUPT. */
   private readonly inflight = new Map<number, { op: number; answered: boolean }>();
@@ -131,6 +133,16 @@ export class FuseServer {
         if (this.session) addon.unregisterBlocks(this.session, fh);
       },
       blockWake: (fh, index) => (this.session ? addon.blockWake(this.session, fh, index) : -1),
+      primeAttr: (nodeid, a) => {
+        if (!this.session) return;
+        const out = Buffer.alloc(ATTR_OUT);
+        writeValid(out, 0, 8, this.ctx.attrTtl);
+        writeAttr(out, 16, a);
+        addon.primeAttr(this.session, nodeid, out);
+        this.primed.add(nodeid);
+        // The addon keeps PRIMED_SLOTS; an old entry here only costs a call when its node is seen again.
+        if (this.primed.size > 256) this.unprime(this.primed.values().next().value as number);
+      },
       blockHandles: new Map(),
       blockUsers: new Map(),
       openBacking: (fd) => this.openBacking(fd),
@@ -246,6 +258,7 @@ export class FuseServer {
 
   private dispatch(req: Buffer): void {
     const h = parseHeader(req);
+    if (this.primed.size > 0 && this.primed.has(h.nodeid)) this.unprime(h.nodeid);
     switch (h.opcode) {
       case OP.INIT:
         return this.init(req);
@@ -413,8 +426,15 @@ export class FuseServer {
     return rc > 0;
   }
 
+  /** The addon no longer answers the node's next GETATTR (primeAttr): something else may have changed it. */
+  private unprime(nodeid: number): void {
+    this.primed.delete(nodeid);
+    if (this.session) this.addon.primeAttr(this.session, nodeid, null);
+  }
+
   /** Drops the kernel's cached attributes and pages of a node (no-op when the kernel has none). */
   invalidateNode(nodeid: number): void {
+    if (this.primed.has(nodeid)) this.unprime(nodeid);
     if (!this.session) return;
     const p = Buffer.alloc(24);
     w64(p, 0, nodeid);

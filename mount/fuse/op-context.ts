@@ -32,6 +32,12 @@ export interface OpContext {
    * highest block read natively when that is already there (nothing armed), else -1.
    */
   blockWake(fh: number, index: number): number;
+  /**
+   * The kernel's next GETATTR of `nodeid` is answered natively with `a` (once, within 50 ms): a
+   * CREATE made the kernel drop the folder's attributes, and the permission check of the next
+   * name in it asks again. Taken back when JS sees another request about that node.
+   */
+  primeAttr(nodeid: number, a: Attr): void;
   /** Handles with natively read blocks: which blocks are registered, and where to find more. */
   blockHandles: Map<number, BlockHandle>;
   /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include "native-meta.h"
 #include "fuse-uring.h"
@@ -121,10 +122,56 @@ int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t 
   return 1;
 }
 
+/* A primed folder attribute is good for this long: a GETATTR that comes later goes to JS. */
+#define PRIMED_NS 50000000ull
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void meta_prime(struct primed_attrs *p, uint64_t nodeid, const struct fuse_attr_out *out) {
+  struct primed_attr *s = &p->slot[nodeid % PRIMED_SLOTS];
+  pthread_mutex_lock(&p->mu);
+  s->nodeid = nodeid;
+  s->expires_ns = mono_ns() + PRIMED_NS;
+  s->out = *out;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void meta_unprime(struct primed_attrs *p, uint64_t nodeid) {
+  struct primed_attr *s = &p->slot[nodeid % PRIMED_SLOTS];
+  pthread_mutex_lock(&p->mu);
+  if (s->nodeid == nodeid) s->nodeid = 0;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* A GETATTR of a folder JS primed: answered once with what JS said. */
+static int try_primed(const struct meta_io *io, struct fuse_in_header *h) {
+  struct primed_attrs *p = io->primed;
+  if (!p || h->nodeid == 0) return 0;
+  struct primed_attr *s = &p->slot[h->nodeid % PRIMED_SLOTS];
+  struct fuse_attr_out ao;
+  int hit = 0;
+  pthread_mutex_lock(&p->mu);
+  if (s->nodeid == h->nodeid) {
+    hit = mono_ns() <= s->expires_ns;
+    ao = s->out;
+    s->nodeid = 0;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!hit) return 0;
+  struct fuse_out_header out = {.len = sizeof out + sizeof ao, .unique = h->unique};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &ao, .iov_len = sizeof ao}};
+  send(io, iov, 2);
+  return 1;
+}
+
 int meta_try_getattr(const struct meta_io *io, struct fuse_in_header *h, size_t n) {
   uint64_t fh;
   int fd;
-  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return 0;
+  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return try_primed(io, h);
   struct stat st;
   int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   registry_unhold(io->reg);

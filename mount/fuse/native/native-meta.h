@@ -5,6 +5,7 @@
 #ifndef VDFS_NATIVE_META_H
 #define VDFS_NATIVE_META_H
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "fd-registry.h"
@@ -26,8 +27,26 @@ struct vdfs_noted_stat {
   uint32_t mode, uid, gid, nlink, ok;
 };
 
+/*
+ * The attributes JS worked out for a folder it just created a file in, for the one GETATTR of
+ * that folder the kernel sends next (a CREATE makes it drop the folder's attributes, and the
+ * next permission check in it asks again: once per file of a `tar x`). Used once, within
+ * PRIMED_NS; JS takes it back (meta_unprime) when it changes the folder otherwise.
+ */
+#define PRIMED_SLOTS 64
+struct primed_attr {
+  uint64_t nodeid;
+  uint64_t expires_ns;
+  struct fuse_attr_out out;
+};
+struct primed_attrs {
+  pthread_mutex_t mu;
+  struct primed_attr slot[PRIMED_SLOTS];
+};
+
 struct meta_io {
   struct fd_registry *reg;
+  struct primed_attrs *primed;
   int devfd;
   /* How long the kernel may cache the attributes of a reply, as the JS replies say. */
   uint64_t attr_ttl_sec;
@@ -41,4 +60,7 @@ struct meta_io {
 int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t n);
 int meta_try_getattr(const struct meta_io *io, struct fuse_in_header *h, size_t n);
 int meta_try_flush(const struct meta_io *io, struct fuse_in_header *h, size_t n);
+/* The next GETATTR of `nodeid` (within PRIMED_NS) is answered with `out`; meta_unprime takes it back. */
+void meta_prime(struct primed_attrs *p, uint64_t nodeid, const struct fuse_attr_out *out);
+void meta_unprime(struct primed_attrs *p, uint64_t nodeid);
 #endif

@@ -78,6 +78,7 @@ struct session {
   struct block_registry breg;
   /* SETATTR, GETATTR and FLUSH of local files open for writing (native-meta.c). */
   struct meta_io meta;
+  struct primed_attrs primed;
   /* FUSE over io_uring (fuse-uring.c): NULL when the kernel does not offer it or it could not be set up. */
   struct fuse_uring *uring;
   /* notifications */
@@ -476,7 +477,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   registry_init(&s->reg);
   pthread_mutex_init(&s->read_mu, NULL);
   block_registry_init(&s->breg);
-  s->meta = (struct meta_io){.reg = &s->reg, .devfd = fd, .attr_ttl_sec = 1, .note = note_to_js, .arg = s};
+  pthread_mutex_init(&s->primed.mu, NULL);
+  s->meta = (struct meta_io){.reg = &s->reg, .primed = &s->primed, .devfd = fd, .attr_ttl_sec = 1, .note = note_to_js, .arg = s};
   pthread_mutex_init(&s->nmu, NULL);
   pthread_cond_init(&s->ncv, NULL);
   napi_value name;
@@ -651,6 +653,31 @@ static napi_value js_block_wake(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* primeAttr(session, nodeid, fuse_attr_out bytes | null): the next GETATTR of nodeid is answered with them (null: not any more). 0 or -errno. */
+static napi_value js_prime_attr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t nodeid;
+  if (!get_u64(env, argv[1], &nodeid)) {
+    napi_throw_type_error(env, NULL, "primeAttr(session, nodeid, attr) takes a node id");
+    return NULL;
+  }
+  bool isbuf = false;
+  napi_is_buffer(env, argv[2], &isbuf);
+  if (!isbuf) {
+    meta_unprime(&s->primed, nodeid);
+    return make_int(env, 0);
+  }
+  void *data;
+  size_t len;
+  CHECK(napi_get_buffer_info(env, argv[2], &data, &len));
+  if (len != sizeof(struct fuse_attr_out)) return make_int(env, -EINVAL);
+  meta_prime(&s->primed, nodeid, (const struct fuse_attr_out *)data);
+  return make_int(env, 0);
+}
+
 /* unregisterBlocks(session, fh): returns once no native read uses fh's block files. */
 static napi_value js_unregister_blocks(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -816,6 +843,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("setBlockFile", js_set_block_file);
   EXPORT("unregisterBlocks", js_unregister_blocks);
   EXPORT("blockWake", js_block_wake);
+  EXPORT("primeAttr", js_prime_attr);
   EXPORT("setRef", js_set_ref);
   EXPORT("backingOpen", js_backing_open);
   EXPORT("backingClose", js_backing_close);
