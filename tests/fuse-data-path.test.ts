@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -214,22 +214,31 @@ t.test('a block file evicted while a handle reads it natively is unregistered fi
   t.match(out, /first True\nsecond True\nthird True\nfourth True/, 'every read through the open handle had the right bytes, before and after the eviction');
 });
 
-t.test('READs across block boundaries from block files: a block cut short midway is read again through JS, and the next READ is not disturbed', async (t) => {
-  const { home, src, mnt } = await mountWithOracle(t, 'd');
-  const data = randomBytes(5 * 1024 * 1024 + 12345);
+/** A file of `size` random bytes written into the location, once the daemon's watcher has indexed it with its hash. */
+async function indexedFile(t: Test, home: string, src: string, mnt: string, size: number): Promise<{ data: Buffer; want: string; byHash: string }> {
+  const data = randomBytes(size);
   writeFileSync(join(src, 'big.bin'), data);
   const want = sh('b3sum', ['--no-names', join(src, 'big.bin')]).stdout.trim();
   const hashed = () => (JSON.parse(vdfs(home, ['stat', '--json', '/d/big.bin']).stdout || '{}') as { hash?: string }).hash === want;
   t.ok(await until(hashed, 30_000), 'the new file is indexed with its hash');
-  const byHash = join(mnt, '.vdfs', 'by-hash', want);
+  return { data, want, byHash: join(mnt, '.vdfs', 'by-hash', want) };
+}
+
+/** The block cache's files on the disk. */
+function blockFiles(home: string): string[] {
+  return sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f`])
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean);
+}
+
+t.test('READs across block boundaries from block files: a block cut short midway is read again through JS, and the next READ is not disturbed', async (t) => {
+  const { home, src, mnt } = await mountWithOracle(t, 'd');
+  const { data, want, byHash } = await indexedFile(t, home, src, mnt, 5 * 1024 * 1024 + 12345);
   // 384 KiB READs: [0.75, 1.125) MiB spans blocks 0 and 1, [3.75, 4.125) blocks 3 and 4.
   const read = () => sh('bash', ['-c', `dd if=${byHash} iflag=direct bs=384k status=none | b3sum --no-names`]).stdout.trim();
   t.equal(read(), want, 'first read (fills the block cache) has the right bytes');
-  const files = () =>
-    sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f`])
-      .stdout.trim()
-      .split('\n')
-      .filter(Boolean);
+  const files = () => blockFiles(home);
   t.ok(await until(() => files().length === 6, 20_000), 'all 6 blocks are in the cache on disk');
   const MiB = 1024 * 1024;
   const fileOf = (i: number) => files().find((f) => readFileSync(f).equals(data.subarray(i * MiB, (i + 1) * MiB)));
@@ -256,20 +265,11 @@ t.test(
   async (t) => {
     const { home, src, mnt, m } = await mountWithOracle(t, 'd');
     const MiB = 1024 * 1024;
-    const data = randomBytes(24 * MiB + 4321);
-    writeFileSync(join(src, 'big.bin'), data);
-    const want = sh('b3sum', ['--no-names', join(src, 'big.bin')]).stdout.trim();
-    const hashed = () => (JSON.parse(vdfs(home, ['stat', '--json', '/d/big.bin']).stdout || '{}') as { hash?: string }).hash === want;
-    t.ok(await until(hashed, 30_000), 'the new file is indexed with its hash');
-    const byHash = join(mnt, '.vdfs', 'by-hash', want);
+    const { data, want, byHash } = await indexedFile(t, home, src, mnt, 24 * MiB + 4321);
     // O_DIRECT, 1 MiB at a time: every READ reaches the daemon, one block each.
     const read = () => sh('bash', ['-c', `dd if=${byHash} iflag=direct bs=1M status=none | b3sum --no-names`]).stdout.trim();
     t.equal(read(), want, 'first read (fills the block cache) has the right bytes');
-    const files = () =>
-      sh('bash', ['-c', `find ${join(home, 'cache', 'blocks')} -type f`])
-        .stdout.trim()
-        .split('\n')
-        .filter(Boolean);
+    const files = () => blockFiles(home);
     t.ok(await until(() => files().length === 25, 30_000), 'all 25 blocks are in the cache on disk');
     // One byte of block 17's file flipped behind the cache's back: verifying it ahead must catch it.
     const seventeen = files().find((f) => readFileSync(f).equals(data.subarray(17 * MiB, 18 * MiB)));
