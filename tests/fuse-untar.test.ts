@@ -142,3 +142,37 @@ t.test("a folder's attributes after a file is created in it are answered nativel
   chmodSync(join(src, 'p'), 0o700);
   t.ok(await until(() => (statSync(join(mnt, 'u', 'p')).mode & 0o777) === 0o700, 30_000), 'a chmod on the disk is seen through the mount');
 });
+
+// Two writers in one folder at once: one creating files, one creating and removing others. A
+// CREATE's handler must not prime the folder with attributes read while the other request was
+// changing it (the kernel would cache an mtime older than the disk's).
+const CHURN = `
+import os, sys
+d, tag, n, remove = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1'
+for i in range(n):
+    p = os.path.join(d, '%s%d' % (tag, i))
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    if remove:
+        os.unlink(p)
+    os.stat(d)
+`;
+
+t.test("a folder two processes create and remove files in at once shows the disk's attributes afterwards", async (t) => {
+  const { src, mnt } = await mountWithOracle(t, 'u');
+  mkdirSync(join(src, 'q'));
+  t.ok(await until(() => sh('ls', [join(mnt, 'u', 'q')]).code === 0, 30_000), 'the folder is seen through the mount');
+  const { spawn } = await import('node:child_process');
+  const run = (tag: string, remove: boolean) =>
+    new Promise<number | null>((res) => {
+      const p = spawn('python3', ['-c', CHURN, join(mnt, 'u', 'q'), tag, '300', remove ? '1' : '0'], { stdio: 'ignore' });
+      p.on('exit', res);
+    });
+  for (let round = 0; round < 3; round++) {
+    const codes = await Promise.all([run(`a${round}_`, false), run(`b${round}_`, true)]);
+    t.same(codes, [0, 0], `round ${round}: both writers ran`);
+    const disk = statSync(join(src, 'q'), { bigint: true });
+    const seen = statSync(join(mnt, 'u', 'q'), { bigint: true });
+    t.same([seen.mtimeNs, seen.mode].map(String), [disk.mtimeNs, disk.mode].map(String), `round ${round}: the folder's mtime and mode through the mount are the disk's`);
+  }
+});

@@ -12,26 +12,29 @@ import { ENTRY_OUT, RENAME_EXCHANGE, RENAME_NOREPLACE, cstr, errorReply, replyBu
 
 const ERANGE = 34;
 
-/**
- * After a CREATE in `folder`: the kernel dropped the folder's attributes and asks for them at the
- * next name's permission check; the addon answers that GETATTR with these (the open refreshed the
- * folder's row). Never throws: without it, that GETATTR comes to JS.
- */
-async function primeFolder(ctx: OpContext, folder: FuseNode): Promise<void> {
-  try {
-    const a = await ctx.vfs.getattr(ctx.inodes.pathOf(folder));
-    folder.last = a;
-    ctx.primeAttr(folder.id, a);
-  } catch {
-    /* gone meanwhile: JS answers */
-  }
-}
 const XATTR_FUSE = 'user.vdfs.fuse';
 const ENXIO = 6;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 /** Bytes per COPY_FILE_RANGE request (the reply counts in 32 bits; callers loop). */
 const COPY_MAX = 64 << 20;
+
+/**
+ * After a CREATE in `folder` (`token` from primeStart when it began): the kernel dropped the
+ * folder's attributes and asks for them at the next name's permission check; the addon answers
+ * that GETATTR with these (the open refreshed the folder's row). Never throws: without it, that
+ * GETATTR comes to JS.
+ */
+async function primeFolder(ctx: OpContext, folder: FuseNode, token: number): Promise<void> {
+  let a;
+  try {
+    a = await ctx.vfs.getattr(ctx.inodes.pathOf(folder));
+    folder.last = a;
+  } catch {
+    /* gone meanwhile: JS answers */
+  }
+  ctx.primeAttr(folder.id, token, a);
+}
 
 /** The caller of a request: what it creates belongs to them. */
 const callerOf = (h: InHeader): Caller => ({ uid: h.uid, gid: h.gid });
@@ -219,10 +222,20 @@ export const HANDLERS: Record<number, Handler> = {
     const [name] = cstr(req, B + 16);
     const path = ctx.inodes.childPath(parent, name);
     const seq = ctx.changeSeq;
-    const fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h), kernel: true });
+    const token = ctx.primeStart(parent.id);
+    let fh: number;
     try {
-      const [out, node] = await created(ctx, req, parent, name, 16);
-      await primeFolder(ctx, parent);
+      fh = await ctx.vfs.open(path, { ...openFlags(flags), write: true, create: true, mode: mode & 0o7777, owner: callerOf(h), kernel: true });
+    } catch (err) {
+      ctx.primeAttr(parent.id, token);
+      throw err;
+    }
+    try {
+      const [out, node] = await created(ctx, req, parent, name, 16).catch((err: unknown) => {
+        ctx.primeAttr(parent.id, token);
+        throw err;
+      });
+      await primeFolder(ctx, parent, token);
       const direct = directWrites(flags, registerWriter(ctx, fh, node));
       const pt = passthroughOpen(ctx, fh, node, undefined);
       if (!pt && node.backing) {

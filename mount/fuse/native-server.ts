@@ -81,9 +81,11 @@ export class FuseServer {
   private invalidator?: Invalidator;
   /** Nodes whose next GETATTR the addon answers (primeAttr), until JS sees another request about them. */
   private readonly primed = new Set<number>();
+  /** Folders whose attributes are being read to prime them: requests about them seen meanwhile, and how many primings are pending. */
+  private readonly priming = new Map<number, { seen: number; pending: number }>();
   private budget?: NodeBudget;
   /** unique -> answered flag of requests in progress, for INTERRUPT. */
-  private readonly inflight = new Map<number, { op: number; answered: boolean }>();
+  private readonly inflight = new Map<number, { op: number; node: number; answered: boolean }>();
   /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
   private passthrough = false;
   /** FUSE over io_uring negotiated at INIT (prepareUring). */
@@ -133,8 +135,20 @@ export class FuseServer {
         if (this.session) addon.unregisterBlocks(this.session, fh);
       },
       blockWake: (fh, index) => (this.session ? addon.blockWake(this.session, fh, index) : -1),
-      primeAttr: (nodeid, a) => {
-        if (!this.session) return;
+      primeStart: (nodeid) => {
+        let w = this.priming.get(nodeid);
+        if (w) w.pending++;
+        else this.priming.set(nodeid, (w = { seen: 0, pending: 1 }));
+        // Another request about the folder still being handled (begun before this CREATE) may change it after its attributes are read.
+        let about = 0;
+        for (const r of this.inflight.values()) if (r.node === nodeid) about++;
+        return about > 1 ? -1 : w.seen;
+      },
+      primeAttr: (nodeid, token, a) => {
+        const w = this.priming.get(nodeid);
+        if (!w) return;
+        if (--w.pending === 0) this.priming.delete(nodeid);
+        if (!this.session || !a || w.seen !== token) return;
         const out = Buffer.alloc(ATTR_OUT);
         writeValid(out, 0, 8, this.ctx.attrTtl);
         writeAttr(out, 16, a);
@@ -259,6 +273,10 @@ export class FuseServer {
   private dispatch(req: Buffer): void {
     const h = parseHeader(req);
     if (this.primed.size > 0 && this.primed.has(h.nodeid)) this.unprime(h.nodeid);
+    if (this.priming.size > 0) {
+      const w = this.priming.get(h.nodeid);
+      if (w) w.seen++;
+    }
     switch (h.opcode) {
       case OP.INIT:
         return this.init(req);
@@ -291,7 +309,7 @@ export class FuseServer {
     }
     const handler = HANDLERS[h.opcode];
     if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
-    const state = { op: h.opcode, answered: false };
+    const state = { op: h.opcode, node: h.nodeid, answered: false };
     this.inflight.set(h.unique, state);
     const start = performance.now();
     const answer = (buf: Buffer | null) => {

@@ -33,11 +33,18 @@ export interface OpContext {
    */
   blockWake(fh: number, index: number): number;
   /**
+   * Before reading a folder's attributes to prime them: a token that primeAttr checks, so that
+   * attributes read while another request about the folder was being handled are never primed.
+   * Each call is ended by one primeAttr (with `a` undefined to give up).
+   */
+  primeStart(nodeid: number): number;
+  /**
    * The kernel's next GETATTR of `nodeid` is answered natively with `a` (once, within 50 ms): a
    * CREATE made the kernel drop the folder's attributes, and the permission check of the next
-   * name in it asks again. Taken back when JS sees another request about that node.
+   * name in it asks again. Not when another request about the node reached JS since
+   * primeStart gave `token`; taken back when one does later.
    */
-  primeAttr(nodeid: number, a: Attr): void;
+  primeAttr(nodeid: number, token: number, a?: Attr): void;
   /** Handles with natively read blocks: which blocks are registered, and where to find more. */
   blockHandles: Map<number, BlockHandle>;
   /** Registered block files -> the handles (and block numbers) reading them natively, to unregister before eviction. */
