@@ -182,7 +182,9 @@ export interface KernelVfs extends Vfs {
   nativeReadFd(fh: number): number | undefined;
   /**
    * Content read through the block cache: size, block size and the verified file of each block
-   * cached so far (read those directly instead of readInto); undefined for other handles.
+   * cached so far (read those directly instead of readInto); undefined for other handles. The
+   * caller then verifies cached blocks ahead of its reader itself (NativeBlocks.verify), so the
+   * handle's own reader stops loading them ahead (BlockReader.cachedAheadElsewhere).
    */
   nativeBlocks(fh: number): NativeBlocks | undefined;
   /** Calls `fn` (synchronously) with the path of a block file nativeBlocks handed out, before the cache deletes it (evicted, dropped, cleared). */
