@@ -154,10 +154,14 @@ export abstract class BlockReader {
     // threads: 45 MiB, 44, 46): a read near the last one while a window streams does not break
     // the pattern, nor move the expected offset back (the ramp used to restart at 1 block).
     const near = this.window > 0 && Math.abs(offset - this.nextOffset) <= 4 * bs;
+    // A front end that reads verified block files itself (cachedAheadElsewhere) answered the READs
+    // of the blocks between natively: when they are all cached, this READ goes on with the stream
+    // (it used to look like a seek, which cancelled the run and fetched the next blocks singly).
+    const skipped = !near && this.cachedAheadElsewhere && this.window > 0 && offset > this.nextOffset && this.allCached(Math.floor(this.nextOffset / bs), first - 1);
     // A READ ahead of the expected one (2 MiB arriving before 1 MiB): the blocks it skipped are
     // read next, so they are planned with it (block 1 used to be fetched alone, 130–300 ms).
     const from = near ? Math.min(first, Math.floor(this.nextOffset / bs)) : first;
-    const sequential = offset === this.nextOffset || near;
+    const sequential = offset === this.nextOffset || near || skipped;
     this.nextOffset = near ? Math.max(this.nextOffset, end) : end;
     if (!sequential) {
       this.window = 0;
@@ -208,6 +212,13 @@ export abstract class BlockReader {
         return this.block(i);
       },
     );
+  }
+
+  /** Every block `a`..`b` is held or cached; false for a gap longer than two windows (a seek). */
+  private allCached(a: number, b: number): boolean {
+    if (b - a + 1 > 2 * MAX_PENDING) return false;
+    for (let i = a; i <= b; i++) if (!this.pending.has(i) && !this.cached(i)) return false;
+    return true;
   }
 
   private haveAny(first: number, last: number): boolean {
