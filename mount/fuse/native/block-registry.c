@@ -18,6 +18,10 @@ static void free_map(struct block_map *m) {
   free(m);
 }
 
+static void unref_map(struct block_map *m) {
+  if (atomic_fetch_sub(&m->refs, 1) == 1) free_map(m);
+}
+
 static struct block_map *find(struct block_registry *r, uint64_t fh) {
   for (struct block_map *m = r->buckets[bucket_of(fh)]; m; m = m->next)
     if (m->fh == fh) return m;
@@ -35,7 +39,7 @@ void block_registry_destroy(struct block_registry *r) {
     struct block_map *m = r->buckets[i];
     while (m) {
       struct block_map *next = m->next;
-      free_map(m);
+      unref_map(m);
       m = next;
     }
     r->buckets[i] = NULL;
@@ -65,19 +69,21 @@ int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_siz
   m->advised = -1;
   atomic_init(&m->reached, -1);
   atomic_init(&m->wake_at, -1);
+  atomic_init(&m->refs, 1);
   unsigned b = bucket_of(fh);
+  struct block_map *old = NULL;
   pthread_rwlock_wrlock(&r->lock);
   for (struct block_map **p = &r->buckets[b]; *p; p = &(*p)->next) {
     if ((*p)->fh == fh) { /* a stale map of a reused handle number: replaced */
-      struct block_map *old = *p;
+      old = *p;
       *p = old->next;
-      free_map(old);
       break;
     }
   }
   m->next = r->buckets[b];
   r->buckets[b] = m;
   pthread_rwlock_unlock(&r->lock);
+  if (old) unref_map(old);
   return 0;
 }
 
@@ -93,12 +99,17 @@ int block_registry_set(struct block_registry *r, uint64_t fh, uint32_t index, co
     free(m->files[index]);
     m->files[index] = copy;
     copy = NULL;
-    /* No reader holds the slot under the write lock: a changed block's old descriptor goes. */
-    if (m->slot_index == (int64_t)index && m->slot_fd >= 0) {
-      close(m->slot_fd);
-      m->slot_fd = -1;
+    /* A changed block's kept descriptor is handed to no new READ; it is closed now when no READ
+     * uses it, else when block_fd next takes the slot (or with the map). */
+    pthread_mutex_lock(&m->slot_mu);
+    if (m->slot_index == (int64_t)index) {
       m->slot_index = -1;
+      if (m->slot_users == 0 && m->slot_fd >= 0) {
+        close(m->slot_fd);
+        m->slot_fd = -1;
+      }
     }
+    pthread_mutex_unlock(&m->slot_mu);
   }
   pthread_rwlock_unlock(&r->lock);
   free(copy);
@@ -106,16 +117,17 @@ int block_registry_set(struct block_registry *r, uint64_t fh, uint32_t index, co
 }
 
 void block_registry_remove(struct block_registry *r, uint64_t fh) {
+  struct block_map *dead = NULL;
   pthread_rwlock_wrlock(&r->lock);
   for (struct block_map **p = &r->buckets[bucket_of(fh)]; *p; p = &(*p)->next) {
     if ((*p)->fh == fh) {
-      struct block_map *dead = *p;
+      dead = *p;
       *p = dead->next;
-      free_map(dead);
       break;
     }
   }
   pthread_rwlock_unlock(&r->lock);
+  if (dead) unref_map(dead);
 }
 
 /* A descriptor of block i: the map's kept one when free or the same block, else a private one (*own = 1). */
@@ -155,10 +167,11 @@ static void put_block_fd(struct block_map *m, int fd, int own) {
  * A READ starting at block i's first byte (a sequential reader, or the kernel's read-ahead):
  * the next PREFETCH_BLOCKS block files are advised WILLNEED, so the disk reads them while this
  * one is served. Each block is its own file, whose read-ahead starts afresh: without this a cold
- * re-read waited for each block's first disk read in turn.
+ * re-read waited for each block's first disk read in turn. Under the registry's lock the paths
+ * are copied (prefetch_plan); the files are opened and advised after it (prefetch_run).
  */
 #define PREFETCH_BLOCKS 2
-static void prefetch_after(struct block_map *m, uint64_t i) {
+static int prefetch_plan(struct block_map *m, uint64_t i, char **paths) {
   pthread_mutex_lock(&m->slot_mu);
   if ((int64_t)i < m->advised - PREFETCH_BLOCKS) m->advised = (int64_t)i; /* a seek back: start again */
   int64_t from = (int64_t)i + 1 > m->advised + 1 ? (int64_t)i + 1 : m->advised + 1;
@@ -166,20 +179,25 @@ static void prefetch_after(struct block_map *m, uint64_t i) {
   if (to >= (int64_t)m->nblocks) to = (int64_t)m->nblocks - 1;
   if (to > m->advised) m->advised = to;
   pthread_mutex_unlock(&m->slot_mu);
-  for (int64_t j = from; j <= to; j++) {
-    if (!m->files[j]) continue;
-    int fd = open(m->files[j], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) continue;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-    close(fd);
+  int n = 0;
+  for (int64_t j = from; j <= to; j++)
+    if (m->files[j] && (paths[n] = strdup(m->files[j]))) n++;
+  return n;
+}
+
+static void prefetch_run(char **paths, int n) {
+  for (int k = 0; k < n; k++) {
+    int fd = open(paths[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+      (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+      close(fd);
+    }
+    free(paths[k]);
   }
 }
 
-/* All of [at, at+len) of block i's file; 0 or -1 (missing, unreadable or short). */
-static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t len, uint64_t at) {
-  int own;
-  int fd = block_fd(m, i, &own);
-  if (fd < 0) return -1;
+/* All of [at, at+len) from a block file's descriptor; 0 or -1 (unreadable or short). */
+static int read_all(int fd, char *buf, size_t len, uint64_t at) {
   size_t got = 0;
   while (got < len) {
     ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
@@ -187,7 +205,6 @@ static int read_block_part(struct block_map *m, uint64_t i, char *buf, size_t le
     if (n <= 0) break;
     got += (size_t)n;
   }
-  put_block_fd(m, fd, own);
   return got == len ? 0 : -1;
 }
 
@@ -221,6 +238,14 @@ int64_t block_registry_wake(struct block_registry *r, uint64_t fh, int64_t index
   return rc;
 }
 
+/* Blocks one native READ may cover (1 MiB at the smallest block size, 64 KiB); a READ over more goes to JS. */
+#define READ_BLOCKS_MAX 17
+
+/*
+ * Under the registry's read lock only the map is found, its block files opened and a reference
+ * taken; the disk reads run after the lock is released, so JS registering blocks (a write lock)
+ * never waits for them, and the map outlives a removal until this READ is done.
+ */
 int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_t size, uint64_t offset, ssize_t *result, int64_t *woke) {
   *woke = -1;
   pthread_rwlock_rdlock(&r->lock);
@@ -236,22 +261,41 @@ int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_
   }
   uint64_t end = offset + size < m->size ? offset + size : m->size;
   uint64_t first = offset / m->block_size, last = (end - 1) / m->block_size;
+  if (last - first >= READ_BLOCKS_MAX) {
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+  }
   for (uint64_t i = first; i <= last; i++) {
     if (!m->files[i]) {
       pthread_rwlock_unlock(&r->lock);
       return 0;
     }
   }
-  if (offset % m->block_size == 0) prefetch_after(m, last);
+  int fds[READ_BLOCKS_MAX], owns[READ_BLOCKS_MAX];
   int64_t bad = -1;
-  for (uint64_t i = first; i <= last && bad < 0; i++) {
-    uint64_t start = i * m->block_size;
+  uint64_t opened = 0;
+  for (uint64_t i = first; i <= last; i++, opened++) {
+    fds[opened] = block_fd(m, i, &owns[opened]);
+    if (fds[opened] < 0) {
+      bad = (int64_t)i;
+      break;
+    }
+  }
+  char *ahead[PREFETCH_BLOCKS];
+  int nahead = bad < 0 && offset % m->block_size == 0 ? prefetch_plan(m, last, ahead) : 0;
+  atomic_fetch_add(&m->refs, 1);
+  pthread_rwlock_unlock(&r->lock);
+
+  prefetch_run(ahead, nahead);
+  for (uint64_t k = 0; k < opened; k++) {
+    uint64_t i = first + k, start = i * m->block_size;
     uint64_t from = offset > start ? offset : start;
     uint64_t to = end < start + m->block_size ? end : start + m->block_size;
-    if (read_block_part(m, i, buf + (from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
+    if (bad < 0 && read_all(fds[k], buf + (from - offset), (size_t)(to - from), from - start) < 0) bad = (int64_t)i;
+    put_block_fd(m, fds[k], owns[k]);
   }
   if (bad < 0) *woke = note_reached(m, (int64_t)last);
-  pthread_rwlock_unlock(&r->lock);
+  unref_map(m);
   if (bad >= 0) {
     /* Evicted, removed or damaged behind the cache's back: JS reads (and verifies) it again. */
     block_registry_set(r, fh, (uint32_t)bad, NULL);

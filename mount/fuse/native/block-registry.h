@@ -32,6 +32,12 @@ struct block_map {
   _Atomic int64_t reached;
   /* JS asked to be told once native READs reach this block (-1: not asked; block_registry_wake). */
   _Atomic int64_t wake_at;
+  /*
+   * The registry's reference (dropped when fh is removed) plus one per READ in flight: a READ
+   * reads its files without the registry's lock, so JS registering the next blocks never
+   * waits for a disk read; whoever drops the last reference frees the map.
+   */
+  _Atomic int refs;
   struct block_map *next;
 };
 
@@ -44,9 +50,13 @@ void block_registry_init(struct block_registry *r);
 void block_registry_destroy(struct block_registry *r);
 /* A handle of `size` bytes in blocks of `block_size`, no block registered yet. 0, -EINVAL or -ENOMEM. */
 int block_registry_add(struct block_registry *r, uint64_t fh, uint32_t block_size, uint64_t size);
-/* Block `index` of fh is the file at `path` (NULL: not any more). 0, -ENOENT (fh unknown), -EINVAL, -ENOMEM. */
+/*
+ * Block `index` of fh is the file at `path` (NULL: not any more). 0, -ENOENT (fh unknown), -EINVAL,
+ * -ENOMEM. No READ opens the old file once this returns; one in flight may finish from the
+ * descriptor it opened before (block files are never changed in place, only unlinked).
+ */
 int block_registry_set(struct block_registry *r, uint64_t fh, uint32_t index, const char *path);
-/* Forgets fh; returns once no native read uses its files. */
+/* Forgets fh; a READ in flight finishes with what it opened (the last one frees the map). */
 void block_registry_remove(struct block_registry *r, uint64_t fh);
 /*
  * A READ of fh at [offset, offset+size): 1 with *result (bytes, or 0 at/after the end) when every
