@@ -1,3 +1,5 @@
+import { loadNativeFuse } from '../core/native-addon';
+
 /**
  * Reusable, reference-counted buffers for streamed blocks (docs/read-pipeline.md "Memory while
  * streaming"). A streamed 1 MiB block lives long enough (read ahead, then queued for the cache
@@ -5,11 +7,15 @@
  * to tens of MB of the daemon's RSS. Blocks taken from here go back to the pool when their last
  * holder lets go, and are used again.
  *
- * Blocks of the slab's size are slots of one slab: a single allocation at least glibc's
- * largest mmap threshold (32 MiB), so it is always its own mapping, never part of the malloc
- * heap. A slot's pages become resident when first used and stay so; the lowest free slot is
- * always taken, so the slab's resident size is the most blocks ever held at once (≤ its size),
- * however much is streamed. 1 MiB buffers allocated one by one came from the malloc heap (glibc
+ * Blocks of the slab's size are slots of one slab: its own mapping, never part of the malloc
+ * heap (the native addon's `hugePageBuffer`, advised for huge pages; without the addon a single
+ * allocation at least glibc's largest mmap threshold, 32 MiB). A slot's pages become resident
+ * when first used and stay so; the lowest free slot is always taken, so the slab's resident size
+ * is the most blocks ever held at once (≤ its size, rounded up to 2 MiB with huge pages),
+ * however much is streamed. Huge pages because a fresh daemon's first blocks paid for fresh
+ * memory: on this project's VMs ~8 ms per new MiB of 4 KiB pages (a fault per page in the read
+ * that fills it, another at the first pass over it), more than reading and hashing it
+ * (docs/read-pipeline.md, "Fresh memory"). 1 MiB buffers allocated one by one came from the malloc heap (glibc
  * raises its mmap threshold after the first big free), where freed ones left holes that kept
  * the heap's peak ~15–25 MB above what was live. Other sizes use a free list (≤ `maxFreeBytes`
  * idle); a block of the slab's size taken while every slot is held is left to the GC when given
@@ -22,6 +28,13 @@
  * buffer must never be kept by anyone who did not take a reference (copy it instead: `pooled`).
  * Buffers not from the pool are ignored by `ref`/`unref`. Never throws.
  */
+/** The slab's memory: untouched slots cost address space only. */
+function allocSlab(bytes: number): Buffer {
+  const made = loadNativeFuse().addon?.hugePageBuffer?.(bytes);
+  // allocUnsafeSlow: not zeroed
+  return typeof made === 'object' ? Buffer.from(made, 0, bytes) : Buffer.allocUnsafeSlow(bytes);
+}
+
 export class BlockPool {
   private readonly free = new Map<number, ArrayBufferLike[]>();
   private readonly refs = new WeakMap<ArrayBufferLike, number>();
@@ -68,8 +81,7 @@ export class BlockPool {
   }
 
   private takeSlot(slot: number, length: number): Buffer {
-    // allocUnsafeSlow: not zeroed, so untouched slots cost address space only
-    this.slab ??= Buffer.allocUnsafeSlow(this.slab_.blockSize * this.slab_.slots);
+    this.slab ??= allocSlab(this.slab_.blockSize * this.slab_.slots);
     this.stats.taken++;
     if (slot < this.touched) this.stats.reused++;
     else this.touched = slot + 1;

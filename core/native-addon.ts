@@ -89,6 +89,11 @@ export interface NativeFuse {
    * Rejects only when the result could not be built. `fd` must stay open until it settles.
    */
   statDirAsync?(fd: number): Promise<{ names: string[]; stats: BigInt64Array } | number>;
+  /**
+   * A zeroed ArrayBuffer of at least `bytes` in its own 2 MiB-aligned mapping advised
+   * MADV_HUGEPAGE (the block pool's slab), or -errno. Absent from older builds.
+   */
+  hugePageBuffer?(bytes: number): ArrayBuffer | number;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /**

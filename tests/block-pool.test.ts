@@ -94,3 +94,28 @@ t.test('blocks of the slab size are slots of one slab: never shared while held, 
   t.equal(h.buffer, a.buffer, 'the next take is a slot again');
   pool.unref(h);
 });
+
+// A fresh daemon's first blocks paid ~8 ms per new MiB of 4 KiB pages on this project's VMs
+// (docs/read-pipeline.md, "Fresh memory"): the slab is one mapping advised for huge pages.
+t.test('the slab is one mapping in huge pages (the native addon), zeroed, its slots inside it', async (t) => {
+  const MiB = 1024 * KiB;
+  const { readFileSync } = await import('node:fs');
+  const { loadNativeFuse } = await import('../core/native-addon');
+  t.equal(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]'), false, 'this machine has transparent huge pages');
+  t.equal(typeof loadNativeFuse().addon?.hugePageBuffer, 'function', 'the addon is built with hugePageBuffer');
+  const hugeKiB = (): number => [...readFileSync('/proc/self/smaps', 'utf8').matchAll(/^AnonHugePages:\s+(\d+) kB/gm)].reduce((s, m) => s + Number(m[1]), 0);
+  const before = hugeKiB();
+  const pool = new BlockPool(0, { blockSize: MiB, slots: 8 });
+  const blocks = Array.from({ length: 4 }, () => pool.take(MiB, MiB));
+  t.ok(
+    blocks.every((b) => b.every((x) => x === 0)),
+    'fresh slots read as zeros (an anonymous mapping)',
+  );
+  for (const [i, b] of blocks.entries()) b.fill(i + 1);
+  t.ok(
+    blocks.every((b, i) => b.every((x) => x === i + 1)),
+    'slots do not overlap',
+  );
+  t.ok(hugeKiB() - before >= 2048, `the 4 MiB used are in huge pages (${hugeKiB() - before} KiB more AnonHugePages)`);
+  for (const b of blocks) pool.unref(b);
+});

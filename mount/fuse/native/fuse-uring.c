@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fuse-uring.h"
+#include "posix-calls.h"
 
 #define ENTS_PER_QUEUE 32
 /* The kernel refuses a payload buffer smaller than max(max_write, max_pages * 4096): both are 1 MiB (native-server.ts INIT). */
@@ -109,6 +110,8 @@ struct uring_queue {
   atomic_ullong requests;
   uint64_t last_request_ns;
   atomic_ullong spin_hits;
+  char *bufs; /* every entry's buf, one mapping of bufs_len (map_huge) */
+  size_t bufs_len;
   struct uring_ent ents[ENTS_PER_QUEUE];
 };
 
@@ -378,8 +381,7 @@ static void *queue_main(void *arg) {
 }
 
 static void queue_free(struct uring_queue *q) {
-  for (int i = 0; i < ENTS_PER_QUEUE; i++)
-    if (q->ents[i].buf) munmap(q->ents[i].buf, HEADROOM + PAYLOAD_MAX);
+  if (q->bufs) munmap(q->bufs, q->bufs_len);
   if (q->sq_map && q->sq_map != MAP_FAILED) munmap(q->sq_map, q->sq_len);
   if (q->cq_map && q->cq_map != MAP_FAILED) munmap(q->cq_map, q->cq_len);
   if (q->sqe_map && q->sqe_map != MAP_FAILED) munmap(q->sqe_map, q->sqe_len);
@@ -399,14 +401,18 @@ static int queue_init(struct fuse_uring *u, struct uring_queue *q, int qid) {
   q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   q->hdrs = calloc(ENTS_PER_QUEUE, sizeof *q->hdrs);
   if (q->efd < 0 || !q->hdrs) return -ENOMEM;
+  /*
+   * One mapping for every entry, in huge pages: untouched until used (the kernel hands out the
+   * entry committed last first, so a few are), and a payload's first use costs a fault per
+   * 2 MiB instead of per 4 KiB page, twice (the copy into it, then the first read of it), ~8 ms
+   * per fresh MiB on this project's VMs (docs/read-pipeline.md, "Fresh memory").
+   */
+  q->bufs_len = ((size_t)ENTS_PER_QUEUE * (HEADROOM + PAYLOAD_MAX) + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+  q->bufs = map_huge(q->bufs_len);
+  if (!q->bufs) return -ENOMEM;
   for (int i = 0; i < ENTS_PER_QUEUE; i++) {
     struct uring_ent *e = &q->ents[i];
-    /* Anonymous and untouched until used: a payload only takes memory once a big request used it. */
-    e->buf = mmap(NULL, HEADROOM + PAYLOAD_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (e->buf == MAP_FAILED) {
-      e->buf = NULL;
-      return -ENOMEM;
-    }
+    e->buf = q->bufs + (size_t)i * (HEADROOM + PAYLOAD_MAX);
     e->payload = e->buf + HEADROOM;
     e->hdr = &q->hdrs[i];
     e->q = q;
