@@ -94,6 +94,13 @@ export interface NativeFuse {
    * MADV_HUGEPAGE (the block pool's slab), or -errno. Absent from older builds.
    */
   hugePageBuffer?(bytes: number): ArrayBuffer | number;
+  /**
+   * Up to `length` bytes of the file at `path` (opened O_NOFOLLOW) into `buffer`, in one libuv pool
+   * task: resolves the bytes read or -errno. `buffer` must not be reused before it settles.
+   */
+  readFileInto?(path: string, buffer: Buffer, length: number): Promise<number>;
+  /** Creates `path` (O_EXCL, O_NOFOLLOW, `mode`) holding `buffer`, in one pool task: resolves 0 or -errno (a partial file may remain). */
+  writeNewFile?(path: string, buffer: Buffer, mode: number): Promise<number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   /**

@@ -28,6 +28,7 @@
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
+#include "file-io.h"
 #include "fuse-uring.h"
 
 #include <sys/ioctl.h>
@@ -853,6 +854,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("uringPrepare", js_uring_prepare);
   EXPORT("uringStart", js_uring_start);
   posix_calls_export(env, exports);
+  file_io_export(env, exports);
   return exports;
 }
 
