@@ -324,4 +324,10 @@ export const MIGRATIONS: readonly string[] = [
 
   ${LOCATION_STATS_TRIGGERS}
   `,
+  // 8 (issue 17): every open of a file of a cloud location asks whether an upload of it is
+  //    pending (UploadStore.pending, by location and path). Without an index that read the whole
+  //    queue: a location with thousands of writes waiting offline made every open scan them.
+  `
+  CREATE INDEX uploads_at ON uploads (location_id, path);
+  `,
 ];

@@ -221,3 +221,15 @@ t.test('migration 6 (special files): a home made by the previous schema keeps ev
   t.same(stats(db), recount(db), 'counters after the cascade');
   db.close();
 });
+
+t.test('the upload queue is looked up by location and path through an index, not a scan', async (t) => {
+  const db = openDb(join(temp(t), 'index.db'));
+  for (const sql of [
+    "SELECT * FROM uploads WHERE location_id = 1 AND path = 'a' AND state = 'pending' ORDER BY id DESC LIMIT 1",
+    "SELECT * FROM uploads WHERE location_id = 1 AND (path = 'a' OR path LIKE 'a/%' ESCAPE '\\')",
+  ]) {
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+    t.match(plan, /USING INDEX uploads_at/, `${sql.slice(0, 60)}…: ${plan}`);
+  }
+  db.close();
+});
