@@ -106,7 +106,7 @@ static napi_value queue_file_work(napi_env env, napi_callback_info info, int wri
   }
   struct file_work *w = calloc(1, sizeof *w);
   char *path = malloc(plen + 1);
-  napi_value promise, name;
+  napi_value promise;
   if (!w || !path || napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
     free(w);
     free(path);
@@ -121,13 +121,7 @@ static napi_value queue_file_work(napi_env env, napi_callback_info info, int wri
   w->mode = write ? (mode_t)(third & 07777) : 0;
   // Once the promise exists it is settled either way: a deferred never settled would leave its caller waiting forever.
   if (napi_create_reference(env, argv[1], 1, &w->buf_ref) != napi_ok) w->buf_ref = NULL;
-  if (!w->buf_ref || napi_create_string_utf8(env, "vdfs:blockFile", NAPI_AUTO_LENGTH, &name) != napi_ok
-      || napi_create_async_work(env, NULL, name, file_execute, file_complete, w, &w->work) != napi_ok) {
-    w->work = NULL;
-  } else if (napi_queue_async_work(env, w->work) != napi_ok) {
-    napi_delete_async_work(env, w->work);
-    w->work = NULL;
-  }
+  if (!w->buf_ref || !queue_async(env, "vdfs:blockFile", file_execute, file_complete, w, &w->work)) w->work = NULL;
   if (!w->work) {
     napi_value v;
     napi_create_int64(env, -ENOMEM, &v);
@@ -146,9 +140,6 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) { ret
 static napi_value js_write_new_file(napi_env env, napi_callback_info info) { return queue_file_work(env, info, 1); }
 
 void file_io_export(napi_env env, napi_value exports) {
-  napi_value f;
-  napi_create_function(env, "readFileInto", NAPI_AUTO_LENGTH, js_read_file_into, NULL, &f);
-  napi_set_named_property(env, exports, "readFileInto", f);
-  napi_create_function(env, "writeNewFile", NAPI_AUTO_LENGTH, js_write_new_file, NULL, &f);
-  napi_set_named_property(env, exports, "writeNewFile", f);
+  export_fn(env, exports, "readFileInto", js_read_file_into);
+  export_fn(env, exports, "writeNewFile", js_write_new_file);
 }

@@ -425,7 +425,7 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct stat_dir_work *w = calloc(1, sizeof *w);
-  napi_value promise, name;
+  napi_value promise;
   if (!w) {
     napi_throw_error(env, NULL, "vdfs-fuse: out of memory");
     return NULL;
@@ -438,14 +438,7 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
   }
   // Once the promise exists it is returned and settled either way: a deferred never settled
   // would leave its caller waiting forever.
-  if (napi_create_string_utf8(env, "vdfs:statDirAsync", NAPI_AUTO_LENGTH, &name) != napi_ok
-      || napi_create_async_work(env, NULL, name, stat_dir_execute, stat_dir_complete, w, &w->work) != napi_ok) {
-    w->work = NULL;
-  } else if (napi_queue_async_work(env, w->work) != napi_ok) {
-    napi_delete_async_work(env, w->work);
-    w->work = NULL;
-  }
-  if (!w->work) {
+  if (!queue_async(env, "vdfs:statDirAsync", stat_dir_execute, stat_dir_complete, w, &w->work)) {
     reject_with(env, w->deferred, "vdfs-fuse: statDirAsync could not be queued");
     free(w);
   }
