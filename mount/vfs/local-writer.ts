@@ -87,7 +87,15 @@ export class LocalWriter {
       );
     }
     if (!fd) {
-      fd = await open(mode);
+      fd = await open(mode).catch(async (err: FsError) => {
+        if (err.code !== 'ENOENT' || !t.existing || flags.create) throw err;
+        // Indexed, but removed on the disk before the watcher told us: the index forgets it now.
+        // A kernel front end gets ESTALE: the kernel then looks the name up again (LOOKUP_REVAL),
+        // finds it gone and creates it when the caller asked O_CREAT (which FUSE's OPEN never
+        // carries), as on a disk. Before, such an open failed ENOENT until the watcher caught up.
+        await this.sync.refresh(t.location, t.rel, true, true);
+        throw flags.kernel ? new FsError('ESTALE', `${path} was removed on the disk; look it up again`, err) : err;
+      });
       made = !t.existing && !!flags.exclusive;
     }
     let opened = false;
