@@ -1,5 +1,12 @@
 import { loadNativeFuse } from '../core/native-addon';
 
+/** The slab's memory: untouched slots cost address space only. */
+function allocSlab(bytes: number): Buffer {
+  const made = loadNativeFuse().addon?.hugePageBuffer?.(bytes);
+  // allocUnsafeSlow: not zeroed
+  return typeof made === 'object' ? Buffer.from(made, 0, bytes) : Buffer.allocUnsafeSlow(bytes);
+}
+
 /**
  * Reusable, reference-counted buffers for streamed blocks (docs/read-pipeline.md "Memory while
  * streaming"). A streamed 1 MiB block lives long enough (read ahead, then queued for the cache
@@ -15,9 +22,9 @@ import { loadNativeFuse } from '../core/native-addon';
  * however much is streamed. Huge pages because a fresh daemon's first blocks paid for fresh
  * memory: on this project's VMs ~8 ms per new MiB of 4 KiB pages (a fault per page in the read
  * that fills it, another at the first pass over it), more than reading and hashing it
- * (docs/read-pipeline.md, "Fresh memory"). 1 MiB buffers allocated one by one came from the malloc heap (glibc
- * raises its mmap threshold after the first big free), where freed ones left holes that kept
- * the heap's peak ~15–25 MB above what was live. Other sizes use a free list (≤ `maxFreeBytes`
+ * (docs/read-pipeline.md, "Fresh memory"). 1 MiB buffers allocated one by one came from the
+ * malloc heap (glibc raises its mmap threshold after the first big free), where freed ones left
+ * holes that kept the heap's peak ~15–25 MB above what was live. Other sizes use a free list (≤ `maxFreeBytes`
  * idle); a block of the slab's size taken while every slot is held is left to the GC when given
  * back (kept, such blocks stayed resident beside the slab: up to 16 MiB over a long stream).
  *
@@ -28,13 +35,6 @@ import { loadNativeFuse } from '../core/native-addon';
  * buffer must never be kept by anyone who did not take a reference (copy it instead: `pooled`).
  * Buffers not from the pool are ignored by `ref`/`unref`. Never throws.
  */
-/** The slab's memory: untouched slots cost address space only. */
-function allocSlab(bytes: number): Buffer {
-  const made = loadNativeFuse().addon?.hugePageBuffer?.(bytes);
-  // allocUnsafeSlow: not zeroed
-  return typeof made === 'object' ? Buffer.from(made, 0, bytes) : Buffer.allocUnsafeSlow(bytes);
-}
-
 export class BlockPool {
   private readonly free = new Map<number, ArrayBufferLike[]>();
   private readonly refs = new WeakMap<ArrayBufferLike, number>();
