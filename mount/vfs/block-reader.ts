@@ -216,14 +216,18 @@ export abstract class BlockReader {
 
   /** Every block `a`..`b` is held or cached; false for a gap longer than two windows (a seek). */
   private allCached(a: number, b: number): boolean {
-    if (b - a + 1 > 2 * MAX_PENDING) return false;
-    for (let i = a; i <= b; i++) if (!this.pending.has(i) && !this.cached(i)) return false;
-    return true;
+    return b - a + 1 <= 2 * MAX_PENDING && this.heldCount(a, b) === b - a + 1;
   }
 
   private haveAny(first: number, last: number): boolean {
-    for (let i = first; i <= last; i++) if (this.pending.has(i) || this.cached(i)) return true;
-    return false;
+    return this.heldCount(first, last) > 0;
+  }
+
+  /** How many of blocks `a`..`b` are held (pending) or cached. */
+  private heldCount(a: number, b: number): number {
+    let n = 0;
+    for (let i = a; i <= b; i++) if (this.pending.has(i) || this.cached(i)) n++;
+    return n;
   }
 
   /**
