@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { ensurePrivateDir, removeTree } from '../core/private-files';
 import { readFullyInto } from '../core/read-fully';
 import { join } from 'node:path';
@@ -39,32 +39,30 @@ function fileNameOf(key: string): string {
  * writeNewFile), where fs/promises took three or four round trips through the pool per block;
  * without the addon, fs/promises.
  */
-const nativeIo = ((): Required<Pick<NativeFuse, 'readFileInto' | 'writeNewFile'>> | undefined => {
-  const a = loadNativeFuse().addon;
-  return a?.readFileInto && a.writeNewFile ? { readFileInto: a.readFileInto, writeNewFile: a.writeNewFile } : undefined;
-})();
+const nativeIo = ((a = loadNativeFuse().addon) => (a?.readFileInto && a.writeNewFile ? (a as Required<Pick<NativeFuse, 'readFileInto' | 'writeNewFile'>>) : undefined))();
 
 /**
- * The first `size` bytes of `path` in a buffer of the block pool (one reference, the caller's),
- * or undefined when the file is shorter or unreadable. Bytes past `size` are never served, so
- * the file is not checked for them.
+ * Up to `size` bytes of `path` (fewer: the file is short), or undefined when it cannot be
+ * opened or read. With `pooled`, in a buffer of the block pool (one reference, the caller's).
+ * Bytes past `size` are never served, so the file is not checked for them.
  */
-async function readPooled(path: string, size: number): Promise<Buffer | undefined> {
+async function readBlockFile(path: string, size: number, pooled: boolean): Promise<Buffer | undefined> {
   const slot = blockPool.slab_.blockSize;
-  const buf = size > 0 && size <= slot ? blockPool.take(size, slot) : Buffer.allocUnsafe(size);
+  const buf = pooled && size > 0 && size <= slot ? blockPool.take(size, slot) : Buffer.allocUnsafe(size);
   let fh: FileHandle | undefined;
+  let got = -1;
   try {
-    if (nativeIo) {
-      if ((await nativeIo.readFileInto(path, buf, size)) === size) return buf;
-    } else {
+    if (nativeIo) got = await nativeIo.readFileInto(path, buf, size);
+    else {
       fh = await open(path, 'r');
-      if ((await readFullyInto(fh, buf, 0)) === size) return buf;
+      got = await readFullyInto(fh, buf, 0);
     }
   } catch {
-    /* a miss, like a short file */
+    /* unreadable: a miss */
   } finally {
     await fh?.close().catch(() => undefined);
   }
+  if (got >= 0) return got === size ? buf : buf.subarray(0, got);
   blockPool.unref(buf);
   return undefined;
 }
@@ -287,19 +285,14 @@ export class DiskTier {
       await this.remove(key, e);
       return undefined;
     }
-    let data: Buffer | undefined;
-    try {
-      data = pooled ? await readPooled(this.pathOf(e.file), e.size) : await readFile(this.pathOf(e.file));
-    } catch {
-      /* below */
-    }
+    const data = await readBlockFile(this.pathOf(e.file), e.size, pooled);
     // Gone (evicted meanwhile, or deleted behind our back) or unreadable: a miss either way.
     if (!data) {
       await this.remove(key, e);
       return undefined;
     }
     if (data.length !== e.size || blake3Hex(data) !== e.sum) {
-      if (pooled) blockPool.unref(data);
+      blockPool.unref(data);
       this.counters.corruptDropped++;
       await this.remove(key, e);
       return undefined;
