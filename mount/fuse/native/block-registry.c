@@ -167,11 +167,11 @@ static void put_block_fd(struct block_map *m, int fd, int own) {
  * A READ starting at block i's first byte (a sequential reader, or the kernel's read-ahead):
  * the next PREFETCH_BLOCKS block files are advised WILLNEED, so the disk reads them while this
  * one is served. Each block is its own file, whose read-ahead starts afresh: without this a cold
- * re-read waited for each block's first disk read in turn. Under the registry's lock the paths
- * are copied (prefetch_plan); the files are opened and advised after it (prefetch_run).
+ * re-read waited for each block's first disk read in turn. The files are opened under the
+ * registry's lock, as the block's own are (prefetch_plan), and advised after it (prefetch_run).
  */
 #define PREFETCH_BLOCKS 2
-static int prefetch_plan(struct block_map *m, uint64_t i, char **paths) {
+static int prefetch_plan(struct block_map *m, uint64_t i, int *fds) {
   pthread_mutex_lock(&m->slot_mu);
   if ((int64_t)i < m->advised - PREFETCH_BLOCKS) m->advised = (int64_t)i; /* a seek back: start again */
   int64_t from = (int64_t)i + 1 > m->advised + 1 ? (int64_t)i + 1 : m->advised + 1;
@@ -181,18 +181,14 @@ static int prefetch_plan(struct block_map *m, uint64_t i, char **paths) {
   pthread_mutex_unlock(&m->slot_mu);
   int n = 0;
   for (int64_t j = from; j <= to; j++)
-    if (m->files[j] && (paths[n] = strdup(m->files[j]))) n++;
+    if (m->files[j] && (fds[n] = open(m->files[j], O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) n++;
   return n;
 }
 
-static void prefetch_run(char **paths, int n) {
+static void prefetch_run(const int *fds, int n) {
   for (int k = 0; k < n; k++) {
-    int fd = open(paths[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-      (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-      close(fd);
-    }
-    free(paths[k]);
+    (void)posix_fadvise(fds[k], 0, 0, POSIX_FADV_WILLNEED);
+    close(fds[k]);
   }
 }
 
@@ -281,7 +277,7 @@ int block_registry_pread(struct block_registry *r, uint64_t fh, char *buf, size_
       break;
     }
   }
-  char *ahead[PREFETCH_BLOCKS];
+  int ahead[PREFETCH_BLOCKS];
   int nahead = bad < 0 && offset % m->block_size == 0 ? prefetch_plan(m, last, ahead) : 0;
   atomic_fetch_add(&m->refs, 1);
   pthread_rwlock_unlock(&r->lock);
