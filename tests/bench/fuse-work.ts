@@ -3,13 +3,14 @@
 // not when the FUSE server accepted them; "accepted" is reported beside it.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dropCaches, mbps, MiB, measure, quiesce, sh, shOk, summarize, until, type BenchOptions, type Result } from './lib';
+import { dropCaches, mbps, MiB, measure, quiesce, sh, shOk, summarize, until, warmFreePages, type BenchOptions, type Result } from './lib';
 import type { Env } from './env';
 import { targets, type Root } from './fuse';
 
 const size = (f: string) => (existsSync(f) ? statSync(f).size : -1);
-/** The content hash the vdfs index has for a file of the mount ('' until it has one). */
-const hashXattr = (f: string) => sh(`getfattr --only-values -n user.vdfs.hash ${f} 2>/dev/null`, { timeoutMs: 10_000 }).stdout.trim();
+
+/** The long-lived FUSE servers, whose background work (indexing, uploading) must end before a timed run. */
+const serverPids = (env: Env) => [env.vdfs?.pid, env.rcOff?.pid, env.rcFull?.pid];
 
 /** Files and bytes under a folder (find), for "every file of the tarball has landed". */
 function tally(dir: string): { files: number; bytes: number } {
@@ -34,6 +35,10 @@ async function writeFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<R
     },
     targets(roots, async (r, rep) => {
       const name = `write-${r.name}-${rep}.bin`;
+      // Not timed: vdfs re-hashes a closed file (about a second of CPU per GiB) and rclone full
+      // uploads from its cache; no target runs while a server is still busy with the last one's.
+      await quiesce(serverPids(env));
+      warmFreePages(env.root, wMiB);
       const t0 = process.hrtime.bigint();
       try {
         const res = shOk(`dd if=/dev/zero of=${join(r.writeDir, name)} bs=1M count=${wMiB} conv=fsync 2>&1`, { timeoutMs: 600_000 });
@@ -44,18 +49,9 @@ async function writeFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<R
           () => `${join(r.finalDir, name)} has ${size(join(r.finalDir, name))} of ${bytes} bytes`,
         );
         const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-        // Not timed: vdfs re-hashes the closed file (about a second of CPU per GiB); the next
-        // target (the disk, rclone) must not run while it does, or the baselines pay for it.
-        if (r.name === 'vdfs')
-          await until(
-            () => /^[0-9a-f]{64}$/.test(hashXattr(join(r.writeDir, name))),
-            600_000,
-            () => `vdfs did not hash ${name}`,
-          );
         return mbps(bytes, secs);
       } finally {
         sh(`rm -f ${join(r.writeDir, name)}`, { timeoutMs: 60_000 });
-        sh('sleep 1'); // a pause between targets (vdfs's re-hash is waited for above)
       }
     }),
   );
@@ -98,7 +94,7 @@ async function untarFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Re
         const name = `untar-${r.name}-${rep}`;
         // Not timed: the servers' work after the last run's clock stopped (vdfs indexing and hashing
         // 20,000 files, rclone uploading from its cache) would slow this target.
-        await quiesce([env.vdfs?.pid, env.rcOff?.pid, env.rcFull?.pid]);
+        await quiesce(serverPids(env));
         made.push(join(r.writeDir, name));
         const t0 = process.hrtime.bigint();
         shOk(`mkdir ${join(r.writeDir, name)} && tar xf ${env.tarball} -C ${join(r.writeDir, name)}`, { timeoutMs: 1_200_000 });
@@ -157,6 +153,7 @@ async function parallelFigure(env: Env, o: BenchOptions, roots: Root[]): Promise
       note: `4 concurrent dd bs=1M readers of 4 different ${env.sizes.parallelMiB} MiB files after drop_caches (rclone full: restarted with an empty cache dir); total bytes / wall time`,
     },
     targets(roots, async (r) => {
+      await quiesce(serverPids(env)); // not timed: vdfs forgetting the untar's removed trees (rm -rf)
       if (r.coldPrep) await r.coldPrep();
       dropCaches();
       const cmd = [0, 1, 2, 3].map((i) => `(dd if=${join(r.dir, 'par', `p${i}.bin`)} of=/dev/null bs=1M 2>&1 | grep -o '^[0-9]* bytes') &`).join(' ') + ' wait';

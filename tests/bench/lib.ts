@@ -1,6 +1,7 @@
 // Shared helpers for the benchmark: timing, shell with hard timeouts, cold caches, medians, tools.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type Better = 'higher' | 'lower';
 /** "cold": the kernel's page, dentry and inode caches were dropped before every timed sample. */
@@ -149,6 +150,21 @@ export function peakRssMB(pid: number | undefined): number | null {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Writes and removes a scratch file of `mib` MiB in `dir` (not timed), so the page-cache
+ * memory the next write of that size takes is memory the VM already has. On this VM free pages
+ * are reported back to the host a few seconds after they are freed, and the first write to take
+ * them faults each back in: a 512 MiB dd conv=fsync ran at 240-270 MB/s (2 s of system time in
+ * copy_folio_from_iter_atomic) when it came first after a pause, and at 900-1,000 MB/s right
+ * after another write, through the mount or on the disk alike. Every target of a write figure
+ * gets the same warm-up right before its timed run, so none pays for the order it runs in.
+ * (A tmpfs file does not do it: ext4's page cache takes large folios, tmpfs single pages.)
+ */
+export function warmFreePages(dir: string, mib: number): void {
+  const f = join(dir, '.bench-warm');
+  shOk(`dd if=/dev/zero of=${f} bs=1M count=${mib} status=none; rm -f ${f}`, { timeoutMs: 300_000 });
+}
 
 /** CPU ticks (utime+stime, all threads) of a process; 0 when it is gone. */
 function cpuTicks(pid: number): number {

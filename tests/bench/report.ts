@@ -60,9 +60,15 @@ better** (throughput: vdfs ÷ baseline; time: baseline ÷ vdfs). Every raw sampl
   every byte is in its final place (the backing folder), \`webdav.put\` after an fsync of the
   landed file for every target. The \`.accepted\` figures stop at the application's return.
 - **Tails.** Work a server does after a figure's clock stopped (vdfs indexing and hashing the
-  files it was given, rclone uploading from its cache) is not charged to the next target:
-  \`fuse.write\` waits for vdfs's hash, \`fuse.untar\` for every server to go idle (under 4 % of
-  a CPU for half a second) and for \`sync\` before each run.
+  files it was given or forgetting those removed, rclone uploading from its cache) is not charged
+  to the next target: before each run of \`fuse.write\`, \`fuse.untar\`, \`fuse.parallel\` and
+  \`webdav.put\`, a \`sync\`, then every server idle (under 4 % of a CPU for half a second).
+- **Memory the VM gave back.** This VM reports free pages to its host a few seconds after they
+  are freed, and the first write to take them back faults each in: a 512 MiB \`dd conv=fsync\`
+  ran at 240-270 MB/s when it came first after a pause and at 900-1,000 MB/s right after another
+  write, on the disk and through the mount alike. So right before each timed run of
+  \`fuse.write\` and \`webdav.put\`, every target gets the same untimed warm-up: a scratch file of
+  the same size written and removed on the same disk (\`warmFreePages\` in \`tests/bench/lib.ts\`).
 - **Missing tools** (fio, curl, rclone, Apache, git, b3sum, fincore) stop the bench before it
   starts, with the package to install (\`bash .ci/setup\` installs them); \`--skip rclone,apache\`
   leaves a baseline out on purpose, recorded in the JSON. A failed measurement makes the run exit 1.`;

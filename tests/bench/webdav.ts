@@ -2,7 +2,7 @@
 // Every request is built by webdav-request.ts (the one place for credentials).
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dropCaches, mbps, median, MiB, measure, sh, shOk, summarize, until, type BenchOptions, type Result, type Target } from './lib';
+import { dropCaches, mbps, median, MiB, measure, quiesce, sh, shOk, summarize, until, warmFreePages, type BenchOptions, type Result, type Target } from './lib';
 import type { Env } from './env';
 import { davCurlArgs, type Dav } from './webdav-request';
 import { browse } from './webdav-browse';
@@ -174,9 +174,16 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
     shOk(`sync ${file}`);
     return mbps(big, secs + Number(process.hrtime.bigint() - t0) / 1e9);
   };
+  // Not timed: vdfs re-hashes the file it was given, then forgets it; no target runs while a
+  // server is still busy with the last one's.
+  const idle = async () => {
+    await quiesce([env.vdfs?.pid, env.rcDav?.pid, env.apache?.pid]);
+    warmFreePages(env.root, env.sizes.bigMiB);
+  };
   const targets: Target[] = list.map((d) => ({
     name: d.name,
     run: async (rep: number) => {
+      await idle();
       sh(`cat ${src} > /dev/null`);
       const rel = `${d.putDir}/put-${d.name}-${rep}.bin`;
       try {
@@ -191,7 +198,6 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
         );
       } finally {
         sh(`curl ${davCurlArgs(d)} -X DELETE -o /dev/null ${d.url}${rel}`);
-        sh('sleep 1'); // let vdfs re-hash the new file before the next target runs
       }
     },
   }));
@@ -199,6 +205,7 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
   targets.splice(1, 0, {
     name: 'local',
     run: async () => {
+      await idle();
       sh(`cat ${src} > /dev/null`);
       try {
         return await durable('local', () => shOk(`dd if=${src} of=${dst} bs=1M 2>&1`).seconds, dst);
