@@ -175,15 +175,15 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
     return mbps(big, secs + Number(process.hrtime.bigint() - t0) / 1e9);
   };
   // Not timed: vdfs re-hashes the file it was given, then forgets it; no target runs while a
-  // server is still busy with the last one's.
-  const idle = async () => {
+  // server is still busy with the last one's, and each starts on memory the VM has (lib.ts).
+  const beforeRun = async () => {
     await quiesce([env.vdfs?.pid, env.rcDav?.pid, env.apache?.pid]);
     warmFreePages(env.root, env.sizes.bigMiB);
   };
   const targets: Target[] = list.map((d) => ({
     name: d.name,
     run: async (rep: number) => {
-      await idle();
+      await beforeRun();
       sh(`cat ${src} > /dev/null`);
       const rel = `${d.putDir}/put-${d.name}-${rep}.bin`;
       try {
@@ -205,7 +205,7 @@ async function putFigures(env: Env, o: BenchOptions, list: Dav[]): Promise<Resul
   targets.splice(1, 0, {
     name: 'local',
     run: async () => {
-      await idle();
+      await beforeRun();
       sh(`cat ${src} > /dev/null`);
       try {
         return await durable('local', () => shOk(`dd if=${src} of=${dst} bs=1M 2>&1`).seconds, dst);
