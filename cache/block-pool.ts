@@ -24,9 +24,10 @@ function allocSlab(bytes: number): Buffer {
  * that fills it, another at the first pass over it), more than reading and hashing it
  * (docs/read-pipeline.md, "Fresh memory"). 1 MiB buffers allocated one by one came from the
  * malloc heap (glibc raises its mmap threshold after the first big free), where freed ones left
- * holes that kept the heap's peak ~15–25 MB above what was live. Other sizes use a free list (≤ `maxFreeBytes`
- * idle); a block of the slab's size taken while every slot is held is left to the GC when given
- * back (kept, such blocks stayed resident beside the slab: up to 16 MiB over a long stream).
+ * holes that kept the heap's peak ~15–25 MB above what was live. Other sizes use a free list
+ * (≤ `maxFreeBytes` idle); a block of the slab's size taken while every slot is held is left to
+ * the GC when given back (kept, such blocks stayed resident beside the slab: up to 16 MiB over a
+ * long stream).
  *
  * Holders: the stream filling a block (`take` gives it one reference), which hands it to the
  * handle that read it ahead (BlockReader), the cache's write-behind queue (BlockCache.keep) and a

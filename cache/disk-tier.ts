@@ -39,7 +39,8 @@ function fileNameOf(key: string): string {
  * writeNewFile), where fs/promises took three or four round trips through the pool per block;
  * without the addon, fs/promises.
  */
-const nativeIo = ((a = loadNativeFuse().addon) => (a?.readFileInto && a.writeNewFile ? (a as Required<Pick<NativeFuse, 'readFileInto' | 'writeNewFile'>>) : undefined))();
+const addon = loadNativeFuse().addon;
+const nativeIo = addon?.readFileInto && addon.writeNewFile ? (addon as Required<Pick<NativeFuse, 'readFileInto' | 'writeNewFile'>>) : undefined;
 
 /**
  * Up to `size` bytes of `path` (fewer: the file is short), or undefined when it cannot be
