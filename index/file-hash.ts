@@ -69,14 +69,17 @@ export class FileHasher {
 
 /**
  * O_NOATIME: hashing after close must not change the times the writer set (EPERM when
- * neither owner nor root: then plain).
+ * neither owner nor root: then plain). O_NONBLOCK: a FIFO put in a file's place since it was
+ * listed is opened at once (and refused as no regular file) instead of waiting for a writer;
+ * a regular file's reads ignore it.
  */
 function openNoAtime(path: string): number {
+  const flags = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
   try {
-    return openSync(path, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0));
+    return openSync(path, flags | (C.O_NOATIME ?? 0));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+    return openSync(path, flags);
   }
 }
 

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { appendFileSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { HashPool } from '../index/hash-pool';
@@ -97,5 +97,44 @@ t.test('a file that keeps changing while it is hashed is retried, then reported'
   const s2 = await scan();
   t.same([s2.errors, s2.hashed], [0, 1]);
   t.equal(home.entries.resolve(1, 'busy.log')!.hash, b3sum(join(src, 'busy.log')));
+  t.same(indexProblems(home.dir), []);
+});
+
+t.test('a file swapped for a FIFO between listing and hashing is reported, never waited on', async (t) => {
+  // Opening a FIFO for reading waits for a writer: a hash worker that did would hang the scan
+  // (and every later one) for as long as nobody writes, which any user who can write to the
+  // folder decides. Small files (one batch) and a bigger one (a job of its own) both; held back
+  // behind files of holes as in the first test, so they are all listed and none hashed yet.
+  const { src, home, scan, problems } = setup(t, 1);
+  for (let i = 0; i < 8; i++) {
+    writeFileSync(join(src, `holes${i}.bin`), '');
+    truncateSync(join(src, `holes${i}.bin`), 256 * 1024 ** 2);
+  }
+  const sub = join(src, 'sub');
+  mkdirSync(sub);
+  for (let i = 0; i < 6; i++) writeFileSync(join(sub, `f${i}.txt`), `file ${i}`);
+  writeFileSync(join(sub, 'big.bin'), randomBytes(256 * 1024));
+  let acted = false;
+  const s = await scan({
+    onProgress: (p) => {
+      if (p.phase !== 'hash' || acted) return;
+      acted = true;
+      for (const name of ['f2.txt', 'big.bin']) {
+        rmSync(join(sub, name));
+        execFileSync('mkfifo', [join(sub, name)]);
+      }
+    },
+  });
+  t.ok(acted, 'the scan reported the hash phase');
+  t.same(problems.map((p) => p.path).sort(), ['sub/big.bin', 'sub/f2.txt'], 'each swapped name is reported');
+  t.match(problems[0].message, /not a regular file/);
+  t.equal(s.hashed, 13);
+  for (const i of [0, 1, 3, 4, 5]) t.equal(home.entries.resolve(1, `sub/f${i}.txt`)!.hash, b3sum(join(sub, `f${i}.txt`)));
+  // The next scan sees the FIFOs for what they are.
+  problems.length = 0;
+  await scan();
+  t.same(problems, []);
+  t.equal(home.entries.resolve(1, 'sub/f2.txt')!.type, 'fifo');
+  t.equal(home.entries.resolve(1, 'sub/big.bin')!.type, 'fifo');
   t.same(indexProblems(home.dir), []);
 });
