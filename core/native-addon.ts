@@ -99,6 +99,11 @@ export interface NativeFuse {
    * task: resolves the bytes read or -errno. `buffer` must not be reused before it settles.
    */
   readFileInto?(path: string, buffer: Buffer, length: number): Promise<number>;
+  /**
+   * posix_fadvise(WILLNEED) of each file (opened O_NOFOLLOW, O_NONBLOCK, then closed): the disk
+   * reads them all at once. Synchronous; returns how many were advised (others are skipped).
+   */
+  adviseWillNeed?(paths: string[]): number;
   /** Creates `path` (O_EXCL, O_NOFOLLOW, `mode`) holding `buffer`, in one pool task: resolves 0 or -errno (a partial file may remain). */
   writeNewFile?(path: string, buffer: Buffer, mode: number): Promise<number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */

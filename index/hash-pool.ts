@@ -2,13 +2,15 @@ import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 import type { DirListing } from './dir-list';
 import type { FileHash } from './file-hash';
-import { WorkerPool } from './worker-pool';
+import type { FsError } from '../core/fs-error';
+import { fromJobError, WorkerPool, type JobError } from './worker-pool';
 
 export type { FileHash } from './file-hash';
 
 /** The jobs of the scan pool's workers (index/scan-worker.ts). */
 export interface ScanJobs {
   hash: { req: { path: string; blockSize: number }; res: FileHash };
+  hashMany: { req: { paths: string[]; blockSize: number }; res: (FileHash | { error: JobError })[] };
   list: { req: { dir: string; ino?: string }; res: DirListing };
 }
 
@@ -35,7 +37,16 @@ export class HashPool {
   }
 
   hashFile(path: string, blockSize: number): Promise<FileHash> {
-    return this.pool.run('hash', { path, blockSize }).then((r) => ({ ...r, blockHashes: Buffer.from(r.blockHashes.buffer, r.blockHashes.byteOffset, r.blockHashes.byteLength) }));
+    return this.pool.run('hash', { path, blockSize }).then(asBuffers);
+  }
+
+  /**
+   * Several files in one job (small ones: one message per file cost the scan's main thread
+   * more than hashing them). Each comes back as its hash or the error hashFile would have
+   * thrown for it; the promise itself rejects only when the pool fails (EIO).
+   */
+  hashFiles(paths: string[], blockSize: number): Promise<(FileHash | FsError)[]> {
+    return this.pool.run('hashMany', { paths, blockSize }).then((rs) => rs.map((r) => ('error' in r ? fromJobError(r.error, 'hash') : asBuffers(r))));
   }
 
   /**
@@ -54,4 +65,9 @@ export class HashPool {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** A hash as it crossed from the worker (its block hashes a Uint8Array), with a Buffer again. */
+function asBuffers(r: FileHash): FileHash {
+  return { ...r, blockHashes: Buffer.from(r.blockHashes.buffer, r.blockHashes.byteOffset, r.blockHashes.byteLength) };
 }

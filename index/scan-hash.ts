@@ -21,6 +21,14 @@ const HASH_ATTEMPTS = 3;
  * first scan of millions of files holds a bounded queue, not one job per file.
  */
 export const HASH_BACKLOG = 20_000;
+/**
+ * Files of at most SMALL_FILE bytes go to the workers SMALL_BATCH per job, and the worker asks
+ * the disk for the whole batch at once (scan-worker.ts). For a tree of small files a message
+ * each cost the main thread more than a worker's read and hash, and one blocking read at a
+ * time per worker left the disk waiting between them.
+ */
+const SMALL_FILE = 64 * 1024;
+const SMALL_BATCH = 32;
 
 export function fieldsOf(e: ProviderEntry, hash: string | null): EntryFields {
   return { type: e.type, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, mode: e.mode, version: e.version, hash, target: e.target ?? null, rdev: e.rdev ?? null };
@@ -40,6 +48,8 @@ export class HashStage {
   private drained: (() => void) | undefined;
   private idle: (() => void) | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Small files waiting to go to a worker together. */
+  private small: HashJob[] = [];
 
   constructor(
     private readonly run: ScanRun,
@@ -58,17 +68,43 @@ export class HashStage {
 
   add(job: HashJob): void {
     this.inQueue++;
-    // Every job's result promise is dropped once counted: nothing per file outlives its hash.
-    this.hashJob(job)
-      .catch((err) => {
-        this.failed ??= err;
-      })
-      .finally(() => this.settle());
+    if (job.entry.size > SMALL_FILE) return this.track(this.hashJob(job));
+    this.small.push(job);
+    // The listing that found it is applied synchronously: what is left of the batch goes right after.
+    if (this.small.length === 1) queueMicrotask(() => this.sendSmall());
+    else if (this.small.length >= SMALL_BATCH) this.sendSmall();
+  }
+
+  private sendSmall(): void {
+    const batch = this.small;
+    if (batch.length === 0) return;
+    this.small = [];
+    const { ctx } = this.run;
+    const all = ctx.pool.hashFiles(
+      batch.map((j) => j.abs),
+      ctx.blockSize,
+    );
+    batch.forEach((job, i) => {
+      const first = all.then((rs) => {
+        const r = rs[i];
+        if (r instanceof Error) throw r;
+        return r;
+      });
+      this.track(this.hashJob(job, first));
+    });
+  }
+
+  /** Counts a job out when it ends; its promise is then dropped: nothing per file outlives its hash. */
+  private track(p: Promise<void>): void {
+    p.catch((err) => {
+      this.failed ??= err;
+    }).finally(() => this.settle());
   }
 
   /** After a failed walk: results still arriving are dropped, nothing more is written. */
   cancel(): void {
     this.cancelled = true;
+    this.small = [];
     if (this.flushTimer) clearTimeout(this.flushTimer);
   }
 
@@ -102,13 +138,15 @@ export class HashStage {
     }, 200);
   }
 
-  private async hashJob(job: HashJob): Promise<void> {
+  /** Hashes one file and records it; `first`: its first attempt's hash, already asked for. */
+  private async hashJob(job: HashJob, first?: Promise<FileHash>): Promise<void> {
     const { ctx } = this.run;
     for (;;) {
       job.attempts++;
       let r: FileHash;
       try {
-        r = await ctx.pool.hashFile(job.abs, ctx.blockSize);
+        r = await (first ?? ctx.pool.hashFile(job.abs, ctx.blockSize));
+        first = undefined;
         if (this.cancelled) return;
       } catch (err) {
         if (this.cancelled) return;

@@ -11,11 +11,27 @@ export interface JobMessage<J extends JobKinds<J>, K extends keyof J = keyof J> 
   kind: K;
   req: J[K]['req'];
 }
+/** A thrown error as a worker sends it back: its code and message. */
+export interface JobError {
+  code?: string;
+  message: string;
+}
 /** A worker's answer: the result, or the error's code and message. */
 export interface JobAnswer {
   id: number;
   res?: unknown;
-  error?: { code?: string; message: string };
+  error?: JobError;
+}
+
+/** What a worker sends back for an error it caught. */
+export function jobError(err: unknown): JobError {
+  const e = err as NodeJS.ErrnoException;
+  return { code: e.code, message: e.message };
+}
+
+/** A worker's error as the FsError the caller gets (`op` names what failed). */
+export function fromJobError(e: JobError, op: string): FsError {
+  return toFsError(Object.assign(new Error(e.message), { code: e.code }), op);
 }
 
 interface Job {
@@ -118,7 +134,7 @@ export class WorkerPool<J extends JobKinds<J>> {
       this.idleTimers.set(w, setTimeout(() => this.reap(w), IDLE_MS).unref());
     }
     if (job) {
-      if (m.error) job.reject(toFsError(Object.assign(new Error(m.error.message), { code: m.error.code }), job.msg.kind));
+      if (m.error) job.reject(fromJobError(m.error, job.msg.kind));
       else job.resolve(m.res as never);
     }
     this.pump();

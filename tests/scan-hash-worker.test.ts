@@ -5,6 +5,7 @@ import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HashPool } from '../index/hash-pool';
+import { loadNativeFuse } from '../core/native-addon';
 import { hashStream } from '../index/remote-scan';
 import { T_DIR, T_FILE, T_SYMLINK } from '../index/dir-list';
 import { b3sum, tempDir } from './helpers/cli';
@@ -70,6 +71,51 @@ t.test('the worker refuses what is not a regular file and never follows a symlin
   await t.rejects(pool.hashFile(join(dir, 'sub'), BS), { code: 'EINVAL' });
   await t.rejects(pool.hashFile(join(dir, 'missing'), BS), { code: 'ENOENT' });
   t.equal((await pool.hashFile(join(dir, 'real'), BS)).hash, b3sum(join(dir, 'real')), 'the pool goes on after errors');
+});
+
+t.test('a batch of files in one job: each its hash or its own error, the others unharmed', async (t) => {
+  const dir = tempDir(t);
+  const pool = new HashPool(1);
+  t.teardown(() => pool.close());
+  const names = ['a', 'b', 'c', 'd'];
+  for (const [i, n] of names.entries()) writeFileSync(join(dir, n), randomBytes(i * 3000 + 1));
+  symlinkSync(join(dir, 'a'), join(dir, 'link'));
+  mkdirSync(join(dir, 'sub'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  const order = ['a', 'link', 'b', 'missing', 'sub', 'c', 'fifo', 'd'];
+  const rs = await pool.hashFiles(
+    order.map((n) => join(dir, n)),
+    BS,
+  );
+  t.equal(rs.length, order.length);
+  const byName = new Map(order.map((n, i) => [n, rs[i]]));
+  for (const n of names) {
+    const r = byName.get(n)!;
+    if (r instanceof Error) t.fail(`${n}: ${r.message}`);
+    else t.same([r.hash, r.blockHashes.toString('hex'), r.changed], [b3sum(join(dir, n)), b3sum(join(dir, n)), false], `${n} as b3sum has it`);
+  }
+  t.match(byName.get('link'), { code: 'ELOOP' }, 'a symlink is not followed');
+  t.match(byName.get('missing'), { code: 'ENOENT' });
+  t.match(byName.get('sub'), { code: 'EINVAL' });
+  t.match(byName.get('fifo'), { code: 'EINVAL' }, 'a FIFO is refused, not waited on');
+});
+
+t.test('adviseWillNeed advises regular files, skips what it cannot open, never waits on a FIFO', (t) => {
+  const advise = loadNativeFuse().addon?.adviseWillNeed;
+  if (!advise) return (t.fail(`the addon is not built or has no adviseWillNeed: ${loadNativeFuse().error?.message}`), t.end());
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'a'), 'x');
+  writeFileSync(join(dir, 'b'), randomBytes(100_000));
+  symlinkSync(join(dir, 'a'), join(dir, 'link'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  t.equal(
+    advise(['a', 'missing', 'link', 'b', 'fifo'].map((n) => join(dir, n))),
+    2,
+    'a and b; not the missing file, the symlink or the FIFO (opened without waiting for a writer, then refused by fadvise)',
+  );
+  t.equal(advise([]), 0);
+  t.throws(() => advise('nope' as unknown as string[]), TypeError);
+  t.end();
 });
 
 t.test('the same pool lists directories (lstat, no symlink followed)', async (t) => {

@@ -1,5 +1,6 @@
 /*
- * Whole-file reads and writes of the block cache in one libuv pool task each. Through
+ * Whole-file reads and writes of the block cache in one libuv pool task each, and read-ahead
+ * advice for the scanner's batches of small files. Through
  * fs/promises a block file cost three or four pool round trips (open, read or two writes of
  * 512 KiB, close), each a wake-up of a pool thread and of the event loop: on 2 vCPUs those
  * showed as ~0.2-0.3 ms of the JS thread per block (docs/read-pipeline.md, "Fresh memory").
@@ -139,7 +140,39 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) { ret
 /* writeNewFile(path, buffer, mode): creates the file (O_EXCL, O_NOFOLLOW) holding buffer; 0 or -errno (a partial file may stay). */
 static napi_value js_write_new_file(napi_env env, napi_callback_info info) { return queue_file_work(env, info, 1); }
 
+/*
+ * adviseWillNeed(paths): posix_fadvise(WILLNEED) of each file (O_NOFOLLOW, O_NONBLOCK: a FIFO
+ * swapped in is not waited for), so the disk reads a batch of small files at once instead of
+ * one per blocking read (a cold tree of 4 KiB files here: ~2x faster). Synchronous: the scan's
+ * worker threads call it. Returns how many were advised; a file that cannot be opened is skipped.
+ */
+static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  uint32_t n;
+  if (napi_get_array_length(env, argv[0], &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "adviseWillNeed(paths: string[])");
+    return NULL;
+  }
+  int64_t advised = 0;
+  char path[4096];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_value_string_utf8(env, v, path, sizeof path, &len) != napi_ok ||
+        len >= sizeof path - 1)
+      continue;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;
+    if (posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0) advised++;
+    close(fd);
+  }
+  return make_int(env, advised);
+}
+
 void file_io_export(napi_env env, napi_value exports) {
+  export_fn(env, exports, "adviseWillNeed", js_advise_will_need);
   export_fn(env, exports, "readFileInto", js_read_file_into);
   export_fn(env, exports, "writeNewFile", js_write_new_file);
 }
