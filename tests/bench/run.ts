@@ -68,7 +68,10 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The commit measured, "+dirty" when the tree has uncommitted changes to tracked files. */
+/**
+ * The commit measured, "+dirty" when the tree has uncommitted changes to tracked files. Read
+ * when the run starts, right after the build: the tree may change while it runs.
+ */
 function commit(): string {
   const head = sh(`git -C ${ROOT} rev-parse HEAD`).stdout.trim() || 'unknown';
   return sh(`git -C ${ROOT} status --porcelain --untracked-files=no`).stdout.trim() ? `${head}+dirty` : head;
@@ -160,6 +163,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   const results: Result[] = [];
+  const measured = commit();
   // Other work on the machine skews every figure: its 1-minute load average is sampled through the run.
   const loads: number[] = [loadavg()[0]];
   const loadTimer = setInterval(() => loads.push(loadavg()[0]), 30_000).unref();
@@ -170,7 +174,7 @@ async function main(): Promise<number> {
     error = err;
   } finally {
     clearInterval(loadTimer);
-    const doc: BenchDoc = { commit: commit(), machine: { ...machine(env, o, drop), load: loadSummary(loads) }, results };
+    const doc: BenchDoc = { commit: measured, machine: { ...machine(env, o, drop), load: loadSummary(loads) }, results };
     if (Object.keys(env.notes).length) doc.machine.baselineNotes = env.notes;
     await env.cleanup();
     if (o.save) writeFileSync(o.save, JSON.stringify(doc, null, 2) + '\n');
