@@ -40,6 +40,14 @@ function names(home: string, vpath: string): string[] {
     .sort();
 }
 
+t.test('--version prints the package version and exits 0, with or without a home', async (t) => {
+  const want = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  for (const flag of ['--version', '-V']) {
+    const r = vdfs(join(tempDir(t), 'never-made'), [flag]);
+    t.same([r.code, r.stdout.trim(), r.stderr], [0, want, ''], flag);
+  }
+});
+
 t.test('a home that was never initialised: exit 3 and the command to run', async (t) => {
   const home = join(tempDir(t), 'nohome');
   for (const args of [['ls', '/'], ['scan'], ['status'], ['location', 'ls'], ['location', 'add', 'x', '/tmp'], ['dupes', '--json'], ['config', 'get']]) {

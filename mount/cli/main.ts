@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isFsError } from '../../core/fs-error';
 import { closeHome, type GlobalOpts } from './context';
@@ -27,11 +29,21 @@ function fail(err: unknown): never {
   process.exit(sqliteBusy ? EXIT_CODES.EBUSY : 1);
 }
 
+/** The version in the package.json above this module (the sources' or dist/'s: the same file). */
+function packageVersion(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown';
+  }
+  return 'unknown';
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program
     .name('vdfs')
     .description('one virtual distributed filesystem over your disks, devices and cloud buckets')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .option('--home <dir>', 'the node state directory (default: $VDFS_HOME or ~/.local/share/vdfs)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .exitOverride()
