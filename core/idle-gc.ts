@@ -140,11 +140,26 @@ let tuned = false;
  * It also stops the young generation from growing past the size it has now (a few MiB after
  * start): under streaming it grew to two 16 MiB semi-spaces, resident, for young objects that
  * fit in 1 MiB (~10 MB of the daemon's peak; docs/read-pipeline.md "Memory while streaming").
- * Process-wide, once; never throws.
+ * Process-wide, once; a worker thread's start undoes it, so WorkerPool calls
+ * reapplyGcTuning for each worker it starts. Never throws.
  */
 export function tuneGcForStreaming(): void {
   if (tuned) return;
   tuned = true;
+  setTuningFlags();
+}
+
+/**
+ * Sets tuneGcForStreaming's flags again, if it ran. Node puts V8's flags back to their start-up
+ * values when a thread starts (seen on Node 20: the daemon's young generation grew to two 16 MiB
+ * semi-spaces again once the scan's hash workers had started, 16 MB more at its peak), so
+ * WorkerPool calls this as each worker comes online and at its first answer. Never throws.
+ */
+export function reapplyGcTuning(): void {
+  if (tuned) setTuningFlags();
+}
+
+function setTuningFlags(): void {
   try {
     setFlagsFromString('--no-incremental-marking');
     setFlagsFromString('--semi-space-growth-factor=1');

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FsError, toFsError } from '../core/fs-error';
+import { reapplyGcTuning } from '../core/idle-gc';
 
 /** The jobs a pool's workers run: per kind, what is sent and what comes back. */
 export type JobKinds<J> = { [K in keyof J]: { req: unknown; res: unknown } };
@@ -96,6 +97,10 @@ export class WorkerPool<J extends JobKinds<J>> {
     for (; this.started < want; this.started++) {
       const w = new Worker(this.script);
       w.unref();
+      // Node resets V8's run-time flags as a thread starts: the worker's, and any loader
+      // thread it starts after 'online' (--import hooks); both are done by its first answer.
+      w.once('online', reapplyGcTuning);
+      w.once('message', reapplyGcTuning);
       w.on('message', (m: JobAnswer) => this.done(w, m));
       w.on('error', (err) => this.crashed(w, err));
       this.workers.push(w);

@@ -62,3 +62,30 @@ t.test('an idle-time fullGc(true) gives the young generation back a few seconds 
   t.ok(m.later < m.atOnce / 4, `it gave the young generation back (${(m.atOnce / 2 ** 20).toFixed(1)} -> ${(m.later / 2 ** 20).toFixed(1)} MiB)`);
   t.end();
 });
+
+// Node puts V8's flags back to their start-up values when a worker thread starts: the scan's
+// hash workers undid tuneGcForStreaming, and the daemon's young generation grew to two 16 MiB
+// semi-spaces again (docs/fuse.md "Peak memory"). The pool sets the flags again.
+t.test("a worker thread's start does not undo tuneGcForStreaming: the young generation stays as it was", (t) => {
+  const dist = (m: string) => JSON.stringify(join(ROOT, 'dist', m));
+  const script = `
+    const { getHeapSpaceStatistics } = require('node:v8');
+    const { tuneGcForStreaming } = require(${dist('core/idle-gc.js')});
+    const { WorkerPool } = require(${dist('index/worker-pool.js')});
+    const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    tuneGcForStreaming();
+    const before = young();
+    const pool = new WorkerPool(${dist('index/scan-worker.js')}, 1);
+    pool.run('list', { dir: ${JSON.stringify(ROOT)} }).then((l) => {
+      let keep = [];
+      for (let i = 0; i < 6e6; i++) { const o = { a: i, b: 'x' + i }; if (i % 2 === 0) keep.push(o); if (keep.length > 200000) keep = []; }
+      process.stdout.write(JSON.stringify({ before, after: young(), listed: l.names.length > 0 }));
+      return pool.close();
+    });`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout) as { before: number; after: number; listed: boolean };
+  t.ok(m.listed, 'the worker answered');
+  t.ok(m.after <= m.before, `no growth after the worker started (${(m.before / 2 ** 20).toFixed(1)} -> ${(m.after / 2 ** 20).toFixed(1)} MiB)`);
+  t.end();
+});
