@@ -174,10 +174,14 @@ function startRemotePoll(home: Home, vfs: VfsCore, rescan: Rescan, log: Logger):
 function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
+  // One pool for every rescan: the start-up rescans run all at once, and a pool each started
+  // two worker threads per location (15 threads for 7 locations, ~110 MB of the daemon's peak;
+  // docs/fuse.md "Peak memory"). Its threads stop when idle.
+  const pool = new HashPool(1);
   // A local rescan (at start, periodic, after a watch overflow) reads the whole location's
   // index: its garbage and page cache are not kept while idle (reclaimMemory).
   const rescan: Rescan = (loc, onListed) =>
-    rescanLocation(home, vfs, loc, onListed).then(() => {
+    rescanLocation(home, vfs, pool, loc, onListed).then(() => {
       if (!local(loc)) return;
       watcher.watchLocation(loc);
       reclaimMemory(vfs);
@@ -217,6 +221,7 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
     watcher.stop();
     if (periodic) clearInterval(periodic);
     if (remotePoll) clearInterval(remotePoll);
+    void pool.close();
   };
 }
 
@@ -304,14 +309,13 @@ function reclaimMemory(vfs: VfsCore): void {
 }
 
 /** A full rescan of one local location from inside the daemon (skipped while a CLI scan holds the lock). */
-async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?: (files: number) => void): Promise<void> {
+async function rescanLocation(home: Home, vfs: VfsCore, pool: HashPool, loc: Location, onListed?: (files: number) => void): Promise<void> {
   let release: () => void;
   try {
     release = acquireScanLock(home.dir, loc.name);
   } catch {
     return; // someone else is scanning it right now
   }
-  const pool = new HashPool(1);
   try {
     const ctx = {
       db: home.db,
@@ -328,7 +332,6 @@ async function rescanLocation(home: Home, vfs: VfsCore, loc: Location, onListed?
     else if (isListable(provider)) onListed?.((await scanRemoteLocation(ctx, loc, provider)).files);
   } finally {
     vfs.resolver.invalidate();
-    await pool.close();
     shrinkMemory(home.db); // the rescan read the whole index through the page cache
     release();
   }
