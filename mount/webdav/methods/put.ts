@@ -7,6 +7,7 @@ import { HttpError } from '../http-error';
 import { isFinderJunk, PUT_TEMP_PREFIX } from '../junk';
 import { joinPath, parentPath } from '../paths';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
+import { streamedBytes } from '../../../core/idle-gc';
 
 /** Drains and discards a request body (Finder junk, refused requests). */
 export async function drain(ctx: Ctx): Promise<void> {
@@ -63,6 +64,7 @@ export async function handlePut(ctx: Ctx): Promise<void> {
     };
     for await (const chunk of req as AsyncIterable<Buffer>) {
       ctx.metrics.bytesIn += chunk.length;
+      streamedBytes(chunk.length, false); // fresh socket buffers: scavenged every few MiB (docs/webdav.md)
       let pos = 0;
       while (pos < chunk.length) {
         const n = chunk.copy(stage, staged, pos);
