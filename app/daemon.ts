@@ -175,7 +175,7 @@ function startFreshness(home: Home, vfs: VfsCore, log: Logger): () => void {
   // After a rescan, directories it indexed get their inotify watches (within the budget).
   const local = (loc: Location) => vfs.featuresOf(loc).localFiles;
   // One pool for every rescan: the start-up rescans run all at once, and a pool each started
-  // two worker threads per location (15 threads for 7 locations, ~110 MB of the daemon's peak;
+  // two worker threads per location (14 threads for 7 locations, ~100 MB of the daemon's peak;
   // docs/fuse.md "Peak memory"). Its threads stop when idle.
   const pool = new HashPool(1);
   // A local rescan (at start, periodic, after a watch overflow) reads the whole location's

@@ -93,17 +93,17 @@ export const scavengeStats = { runs: 0, full: 0 };
 
 /**
  * Counts bytes that arrived from a socket and were copied out (into a block, or a WebDAV PUT's
- * staging buffer), and runs one young-generation collection (a scavenge) every
- * SCAVENGE_EVERY_BYTES and a full one every FULL_GC_EVERY_BYTES. Node reads every socket into a fresh 64 KiB buffer that is garbage the
- * moment its bytes are copied out; V8 frees those only at a collection, and streaming allocates
- * so few JS objects that the next one came tens of MB later: the daemon held 30–90 MB of
- * ArrayBuffers at its peak while two streams ran, most of them dead (docs/read-pipeline.md
- * "Memory while streaming"). Paced by bytes, the dead ones stay at a few MiB. The scavenges
- * also promote what is in flight at that moment (requests, promises); with incremental marking
- * off (tuneGcForStreaming) that garbage piled up in the old generation (V8's heap 15 → 30 MB
- * over 2.8 GiB, and every scavenge slower: the daemon's CPU +30%), so a full collection
- * (~10–20 ms here) clears it every FULL_GC_EVERY_BYTES; `fullToo` false leaves these bytes
- * out of that count (a WebDAV PUT: docs/webdav.md). Never throws.
+ * staging buffer), and runs one young-generation collection (a scavenge) every SCAVENGE_EVERY_BYTES
+ * and a full one every FULL_GC_EVERY_BYTES. Node reads every socket into a fresh 64 KiB buffer that
+ * is garbage the moment its bytes are copied out; V8 frees those only at a collection, and
+ * streaming allocates so few JS objects that the next one came tens of MB later: the daemon held
+ * 30–90 MB of ArrayBuffers at its peak while two streams ran, most of them dead
+ * (docs/read-pipeline.md "Memory while streaming"). Paced by bytes, the dead ones stay at a few
+ * MiB. The scavenges also promote what is in flight at that moment (requests, promises); with
+ * incremental marking off (tuneGcForStreaming) that garbage piled up in the old generation (V8's
+ * heap 15 → 30 MB over 2.8 GiB, and every scavenge slower: the daemon's CPU +30%), so a full
+ * collection (~10–20 ms here) clears it every FULL_GC_EVERY_BYTES; `fullToo` false leaves these
+ * bytes out of that count (a WebDAV PUT: docs/webdav.md). Never throws.
  */
 export function streamedBytes(n: number, fullToo = true): void {
   sinceScavenge += n;
