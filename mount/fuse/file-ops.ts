@@ -189,23 +189,28 @@ function setattrThroughHandle(ctx: OpContext, nodeid: number, req: Buffer, valid
 }
 
 export async function setattr(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
-  const path = ctx.inodes.pathOf(ctx.inodes.get(h.nodeid));
+  const node = ctx.inodes.get(h.nodeid);
+  const path = ctx.inodes.pathOf(node);
   const valid = req.readUInt32LE(B);
   const fh = u64(req, B + 8);
   if (setattrThroughHandle(ctx, h.nodeid, req, valid)) return attrReply(ctx, req, await ctx.vfs.getattr(path));
   // chown first: it clears setuid/setgid on files, and a mode sent with it is the one wanted after.
   if (valid & (FATTR.UID | FATTR.GID)) {
-    await ctx.vfs.chown(path, valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1, valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1);
+    await ctx.vfs.chown(path, valid & FATTR.UID ? req.readUInt32LE(B + 76) : -1, valid & FATTR.GID ? req.readUInt32LE(B + 80) : -1, true);
   }
-  if (valid & FATTR.MODE) await ctx.vfs.chmod(path, req.readUInt32LE(B + 68) & 0o7777);
+  if (valid & FATTR.MODE) await ctx.vfs.chmod(path, req.readUInt32LE(B + 68) & 0o7777, true);
   if (valid & FATTR.SIZE) {
     const size = u64(req, B + 16);
     if (valid & FATTR.FH) await ctx.vfs.ftruncate(fh, size);
-    else await ctx.vfs.truncate(path, size);
+    else await ctx.vfs.truncate(path, size, true);
   }
   if (valid & TIMES) {
     const { atime, mtime } = setattrTimes(req, valid);
-    await ctx.vfs.setTimes(path, atime, mtime);
+    await ctx.vfs.setTimes(path, atime, mtime, true);
   }
-  return attrReply(ctx, req, await ctx.vfs.getattr(path));
+  // The kernel takes these attributes from the reply, and the changes started no sweep (kernel):
+  // the invalidator compares with them from now on, or its next sweep would drop what is right.
+  const a = await ctx.vfs.getattr(path);
+  if (node.last) node.last = a;
+  return attrReply(ctx, req, a);
 }

@@ -118,14 +118,14 @@ export const HANDLERS: Record<number, Handler> = {
   /* UNLINK */ 10: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B);
-    await ctx.vfs.unlink(ctx.inodes.childPath(parent, name));
+    await ctx.vfs.unlink(ctx.inodes.childPath(parent, name), true);
     ctx.inodes.remove(parent, name);
     return empty(req);
   },
   /* RMDIR */ 11: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B);
-    await ctx.vfs.rmdir(ctx.inodes.childPath(parent, name));
+    await ctx.vfs.rmdir(ctx.inodes.childPath(parent, name), true);
     ctx.inodes.remove(parent, name);
     return empty(req);
   },
@@ -307,7 +307,7 @@ async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, 
   const [newName] = cstr(req, next);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError('EINVAL', `rename flags ${flags} are not supported`);
   const exchange = (flags & RENAME_EXCHANGE) !== 0;
-  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange });
+  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange, kernel: true });
   if (exchange) ctx.inodes.exchange(parent, name, newParent, newName);
   else ctx.inodes.rename(parent, name, newParent, newName);
   return empty(req);

@@ -132,10 +132,12 @@ export class IndexRefresh {
     const wasDir = r.wasDir;
     // Only this path changed, unless a directory went away or became something else. Nothing
     // committed (a flush without new bytes, the watcher seeing our own write): the cache and the
-    // kernel's view are still right, and no invalidation sweep is started for it.
+    // kernel's view are still right, and no invalidation sweep is started for it. A directory
+    // that became something else does start one even when quiet; one the kernel removed itself
+    // (its RMDIR, or a RENAME over it: empty either way) does not.
     const vpath = virtualPath(loc.name, rel);
     const subtree = wasDir && result?.type !== 'dir';
-    if (r.changed) this.core.resolver.invalidatePath(vpath, subtree, !quiet || subtree);
+    if (r.changed) this.core.resolver.invalidatePath(vpath, subtree, !quiet || (subtree && result !== undefined));
     // The next lookup (CREATE's reply, the kernel's GETATTR) finds the row just read or written.
     // Also when this refresh wrote nothing: a rescan on the daemon's own connection may have
     // written the row first, which the resolver cannot see (data_version only counts other
@@ -322,11 +324,11 @@ export class IndexRefresh {
   /**
    * The directory holding `rel` after a name in it came or went: its mtime, ctime and link
    * count changed on the disk (lstat, kept in the disk stats; the index keeps no directory times).
-   * Never throws: a failure is logged and counted (the next scan catches up).
+   * `quiet` as for refresh. Never throws: a failure is logged and counted (the next scan catches up).
    */
-  async refreshParent(loc: Location, rel: string): Promise<void> {
+  async refreshParent(loc: Location, rel: string, quiet = false): Promise<void> {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    await this.refresh(loc, parentRel, false).catch((err) =>
+    await this.refresh(loc, parentRel, false, false, quiet).catch((err) =>
       noteSwallowed(this.core.log, 'local writer: refreshing a parent directory', err, { location: loc.name, path: parentRel }, 'debug'),
     );
   }

@@ -11,6 +11,7 @@ import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
 import { moveOpenFiles, type WriterHost } from './writer-host';
 import { IndexRefresh } from './index-refresh';
+import { relaxedTransaction } from '../../index/db';
 import { adoptCreated, onInode } from './local-inode';
 
 /**
@@ -152,7 +153,7 @@ export class LocalWriter {
     if (e?.type === 'file' && !e.hash && !this.core.staged.queue.pending(h.location.id, h.rel)) this.sync.hashClosed(h.location, h.rel, h.fd.fd, e.size);
   }
 
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number, kernel = false): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
     const t = this.target(path, 'truncate');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such file`);
@@ -169,7 +170,7 @@ export class LocalWriter {
       await fh.close().catch(() => undefined);
     }
     this.core.live.set(path, size);
-    await this.sync.refresh(t.location, t.rel);
+    await this.sync.refresh(t.location, t.rel, true, false, kernel);
   }
 
   /** `kernel`: see Vfs.mkdir (the index commit starts no invalidation sweep). */
@@ -183,7 +184,8 @@ export class LocalWriter {
     await this.sync.refresh(t.location, t.rel, true, true, kernel);
   }
 
-  async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
+  /** `kernel`: see Vfs.rmdir (the index commit starts no invalidation sweep). */
+  async remove(path: string, expect: 'file' | 'dir', kernel = false): Promise<void> {
     const t = this.target(path, expect === 'dir' ? 'rmdir' : 'unlink');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (expect === 'dir' && t.existing.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
@@ -200,7 +202,7 @@ export class LocalWriter {
       });
       await queue.cancel(t.location.id, t.rel);
       this.core.staged.detach(path);
-      await this.sync.refresh(t.location, t.rel, true, true);
+      await this.sync.refresh(t.location, t.rel, true, true, kernel);
       // The file's other names lost a link (and their ctime changed).
       if (linked && linked.nlink > 1) await this.sync.refreshSiblings(t.location, t.existing.id, linked);
     } finally {
@@ -208,7 +210,8 @@ export class LocalWriter {
     }
   }
 
-  async rename(from: string, to: string, noReplace: boolean): Promise<void> {
+  /** `kernel`: see Vfs.rename (the index commits start no invalidation sweep). */
+  async rename(from: string, to: string, noReplace: boolean, kernel = false): Promise<void> {
     const a = this.target(from, 'rename');
     const b = this.target(to, 'rename');
     if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
@@ -247,16 +250,16 @@ export class LocalWriter {
       this.core.staged.detach(to);
       const baseAtB = pendingOnly ? await lstatVersion(b.rel) : undefined;
       queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
-      const { entries, db } = this.home;
-      db.transaction(() => {
+      const { entries } = this.home;
+      relaxedTransaction(this.home.db, () => {
         const moving = entries.get(a.existing!.id);
         if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
-      }).immediate();
-      this.core.resolver.invalidate();
+      });
+      this.forgetMoved(from, to, a.existing.type === 'dir' || b.existing?.type === 'dir', kernel);
       moveOpenFiles(this.core, from, to);
       this.sync.moved(b.location, a.rel, b.rel);
-      await this.sync.refresh(b.location, b.rel, true, true);
-      await this.sync.refreshParent(a.location, a.rel);
+      await this.sync.refresh(b.location, b.rel, true, true, kernel);
+      await this.sync.refreshParent(a.location, a.rel, kernel);
       if (replaced && replaced.nlink > 1) await this.sync.refreshSiblings(b.location, b.existing!.id, replaced);
     } finally {
       releaseB();
@@ -269,7 +272,7 @@ export class LocalWriter {
    * (each inside its safely opened parent, nothing followed), then in the index, keeping both
    * entries (ids, hashes, subtrees): through a temporary name, in one transaction.
    */
-  async exchange(from: string, to: string): Promise<void> {
+  async exchange(from: string, to: string, kernel = false): Promise<void> {
     const a = this.target(from, 'rename');
     const b = this.target(to, 'rename');
     if (!a.existing || !b.existing) throw new FsError('ENOENT', `${a.existing ? to : from}: no such entry`);
@@ -279,25 +282,36 @@ export class LocalWriter {
     if (inside(a.rel, b.rel) || inside(b.rel, a.rel)) throw new FsError('EINVAL', `cannot exchange ${from} with a name inside it`);
     const root = a.location.uri;
     await withParent(root, a.rel, (atA) => withParent(root, b.rel, async (atB) => renameExchangeAt(atA, atB, `rename ${from}`)));
-    const { entries, db } = this.home;
+    const { entries } = this.home;
     const [ea, eb] = [a.existing, b.existing];
     const tmp = `.vdfs-exchange-${ea.id}`;
     const tmpRel = a.parentRel === '' ? tmp : `${a.parentRel}/${tmp}`;
-    db.transaction(() => {
+    relaxedTransaction(this.home.db, () => {
       entries.move(ea, a.parent.id, tmp, a.rel, tmpRel);
       entries.move(eb, a.parent.id, a.name, b.rel, a.rel);
       entries.move(ea, b.parent.id, b.name, tmpRel, b.rel);
-    }).immediate();
-    this.core.resolver.invalidate();
+    });
+    this.forgetMoved(from, to, ea.type === 'dir' || eb.type === 'dir', kernel);
     const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
     moveOpenFiles(this.core, from, parked);
     moveOpenFiles(this.core, to, from);
     moveOpenFiles(this.core, parked, to);
     // With their other names (hard links): the swap changed both inodes' ctime.
-    await this.sync.refresh(a.location, a.rel);
-    await this.sync.refresh(b.location, b.rel);
-    await this.sync.refreshParent(a.location, a.rel);
-    if (a.parent.id !== b.parent.id) await this.sync.refreshParent(b.location, b.rel);
+    await this.sync.refresh(a.location, a.rel, true, false, kernel);
+    await this.sync.refresh(b.location, b.rel, true, false, kernel);
+    await this.sync.refreshParent(a.location, a.rel, kernel);
+    if (a.parent.id !== b.parent.id) await this.sync.refreshParent(b.location, b.rel, kernel);
+  }
+
+  /**
+   * After a rename or exchange: the resolver forgets both names, and everything below them when
+   * a folder moved or was replaced (below a file only misses are cached, as after a create).
+   * One rename used to drop the whole cache, and with it every kept listing: an `rsync -a`
+   * renames each file it writes. `kernel`: no invalidation sweep (see Vfs.rename).
+   */
+  private forgetMoved(from: string, to: string, folders: boolean, kernel: boolean): void {
+    this.core.resolver.invalidatePath(from, folders, !kernel);
+    this.core.resolver.invalidatePath(to, folders, !kernel);
   }
 
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
@@ -340,15 +354,16 @@ export class LocalWriter {
     await this.sync.refresh(a.location, a.rel);
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
+  /** `kernel` (here and in setTimes and chown): see Vfs.chmod (the index commit starts no invalidation sweep). */
+  async chmod(path: string, mode: number, kernel = false): Promise<void> {
     const t = this.entryTarget(path, 'chmod');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     await onInode(t, 'chmod', (p) => fsp.chmod(p, mode & 0o7777));
-    await this.sync.refresh(t.location, t.rel);
+    await this.sync.refresh(t.location, t.rel, true, false, kernel);
   }
 
   /** utimensat without following a symlink at the name (its own times), exact to the nanosecond. */
-  async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+  async setTimes(path: string, atime: TimeSet, mtime: TimeSet, kernel = false): Promise<void> {
     const t = this.entryTarget(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
@@ -357,11 +372,11 @@ export class LocalWriter {
       if (mtime === 'now') this.core.live.touched(path, Date.now());
       else this.core.live.touched(path, mtime.sec * 1000 + mtime.nsec / 1e6, BigInt(mtime.sec) * 1_000_000_000n + BigInt(mtime.nsec));
     }
-    await this.sync.refresh(t.location, t.rel);
+    await this.sync.refresh(t.location, t.rel, true, false, kernel);
   }
 
   /** lchown (-1 keeps an id): the disk decides who may (root; the owner to one of their groups). */
-  async chown(path: string, uid: number, gid: number): Promise<void> {
+  async chown(path: string, uid: number, gid: number, kernel = false): Promise<void> {
     const t = this.entryTarget(path, 'chown');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     const run = (p: string) =>
@@ -370,6 +385,6 @@ export class LocalWriter {
       });
     if (t.rel === '') await run(`${t.location.uri}/.`);
     else await withParent(t.location.uri, t.rel, run);
-    await this.sync.refresh(t.location, t.rel);
+    await this.sync.refresh(t.location, t.rel, true, false, kernel);
   }
 }

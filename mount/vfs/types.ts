@@ -115,17 +115,21 @@ export interface Vfs {
   fsync(fh: number): Promise<void>;
   /** Closes the handle (flushes first); the handle number may be reused afterwards. */
   release(fh: number): Promise<void>;
-  truncate(path: string, size: number): Promise<void>;
+  /** `kernel`: as for mkdir (the kernel truncates its own cached pages and takes the reply's attributes). */
+  truncate(path: string, size: number, kernel?: boolean): Promise<void>;
   /** `kernel`: asked by a kernel front end (FUSE MKDIR), which caches the new folder from its own reply: no invalidation sweep for it. */
   mkdir(path: string, mode?: number, owner?: Caller, kernel?: boolean): Promise<void>;
-  rmdir(path: string): Promise<void>;
-  unlink(path: string): Promise<void>;
+  /** `kernel`: as for mkdir (the kernel drops the name and its folder's cached listing itself). */
+  rmdir(path: string, kernel?: boolean): Promise<void>;
+  /** `kernel`: as for rmdir. */
+  unlink(path: string, kernel?: boolean): Promise<void>;
   /**
    * Atomic within a location, replacing a file or empty directory target; EXDEV across locations.
    * `noReplace`: EEXIST when `to` exists. `exchange`: swaps two existing names atomically
    * (RENAME_EXCHANGE), on local folders written through only (EINVAL elsewhere; ENOENT when either is missing).
+   * `kernel`: as for rmdir (the kernel moves its own entries and drops both folders' listings).
    */
-  rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void>;
+  rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean; kernel?: boolean }): Promise<void>;
   symlink(target: string, path: string, owner?: Caller): Promise<void>;
   /**
    * mknod(2): `mode` holds the type bits and permissions, `rdev` a device's number (Linux
@@ -136,12 +140,13 @@ export interface Vfs {
   mknod(path: string, mode: number, rdev: number, owner?: Caller): Promise<void>;
   /** A hard link `to` naming the file `from` (local locations; EPERM where the source has none, EXDEV across locations). */
   link(from: string, to: string): Promise<void>;
-  chmod(path: string, mode: number): Promise<void>;
+  /** `kernel` (here and for setTimes and chown): a FUSE SETATTR, whose reply the kernel caches: as for mkdir. */
+  chmod(path: string, mode: number, kernel?: boolean): Promise<void>;
   utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
   /** utimensat: exact nanoseconds, UTIME_NOW, UTIME_OMIT. Cloud and peer locations keep the mtime only. */
-  setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void>;
+  setTimes(path: string, atime: TimeSet, mtime: TimeSet, kernel?: boolean): Promise<void>;
   /** lchown; -1 keeps that id. Local locations only (EPERM elsewhere, unless nothing changes). */
-  chown(path: string, uid: number, gid: number): Promise<void>;
+  chown(path: string, uid: number, gid: number, kernel?: boolean): Promise<void>;
   /**
    * `user.vdfs.hash`, `user.vdfs.replicas`, `user.vdfs.pinned` (pinned paths only). Throws ENODATA for an unknown name.
    * They are read by name and never listed (docs/fuse.md, Extended attributes).

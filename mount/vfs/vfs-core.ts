@@ -360,30 +360,30 @@ export class VfsCore implements KernelVfs {
     return this.writer.truncate(h.vpath, size);
   }
 
-  async truncate(path: string, size: number): Promise<void> {
-    return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size);
+  async truncate(path: string, size: number, kernel = false): Promise<void> {
+    return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size, kernel);
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
   async mkdir(path: string, mode?: number, owner?: Caller, kernel = false): Promise<void> {
     return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner, kernel);
   }
-  async rmdir(path: string): Promise<void> {
-    return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir');
+  async rmdir(path: string, kernel = false): Promise<void> {
+    return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir', kernel);
   }
-  async unlink(path: string): Promise<void> {
-    return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file');
+  async unlink(path: string, kernel = false): Promise<void> {
+    return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file', kernel);
   }
-  async rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean }): Promise<void> {
+  async rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean; kernel?: boolean }): Promise<void> {
     if (opts?.exchange) {
       if (opts.noReplace) throw new FsError('EINVAL', 'rename: RENAME_NOREPLACE and RENAME_EXCHANGE together');
       // Only a disk swaps two names atomically; a bucket, Drive or a write-back folder's staged copies cannot.
       if (this.isRemote(from) || this.stagedLocation(from) || this.isRemote(to) || this.stagedLocation(to)) {
         throw new FsError('EINVAL', `RENAME_EXCHANGE of ${from}: only local folders written through can swap names atomically`);
       }
-      return this.writer.exchange(from, to);
+      return this.writer.exchange(from, to, opts.kernel);
     }
-    return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false);
+    return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false, opts?.kernel);
   }
   async symlink(target: string, path: string, owner?: Caller): Promise<void> {
     if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
@@ -400,14 +400,14 @@ export class VfsCore implements KernelVfs {
       throw new FsError('EPERM', `${path}: ${this.featuresOf(t.location).localFiles ? 'write-back' : t.location.kind} locations cannot keep FIFOs, sockets or device nodes`);
     return this.writer.mknod(path, mode, rdev, owner);
   }
-  async chmod(path: string, mode: number): Promise<void> {
-    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode);
+  async chmod(path: string, mode: number, kernel = false): Promise<void> {
+    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode, kernel);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
   }
-  async setTimes(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    if (!this.isRemote(path) && !this.stagedOnly(path)) return this.writer.setTimes(path, atime, mtime);
+  async setTimes(path: string, atime: TimeSet, mtime: TimeSet, kernel = false): Promise<void> {
+    if (!this.isRemote(path) && !this.stagedOnly(path)) return this.writer.setTimes(path, atime, mtime, kernel);
     // Cloud sources keep one time, the mtime (and a write-back folder's staged file, until its upload lands).
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
@@ -416,8 +416,8 @@ export class VfsCore implements KernelVfs {
     // mtime is what getattr shows until close, and what the close commits.
     this.live.touched(path, m.sec * 1000 + m.nsec / 1e6, mtime === 'now' ? undefined : BigInt(m.sec) * 1_000_000_000n + BigInt(m.nsec));
   }
-  async chown(path: string, uid: number, gid: number): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.chown(path, uid, gid);
+  async chown(path: string, uid: number, gid: number, kernel = false): Promise<void> {
+    if (!this.isRemote(path)) return this.writer.chown(path, uid, gid, kernel);
     // No owners there: stat shows the daemon's user; a change to anything else is refused.
     const a = await this.getattr(path);
     if ((uid === -1 || uid === a.uid) && (gid === -1 || gid === a.gid)) return;
