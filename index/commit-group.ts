@@ -100,6 +100,11 @@ export function guardConnection(db: Db, relaxed: (on: boolean) => void): void {
   }) as unknown as typeof db.transaction;
 }
 
+/** Whether a group of relaxed commits is open on `db` (its writes not committed yet). */
+export function groupIsOpen(db: Db): boolean {
+  return groups.get(db)?.open === true;
+}
+
 /** Called with the error when a group's commit fails (the daemon logs it; a rescan restores the rows). */
 export function onGroupFailed(db: Db, fn: (err: unknown) => void): void {
   const g = groups.get(db);

@@ -3,7 +3,7 @@ import { FsError } from '../core/fs-error';
 import { ensurePrivateFile } from '../core/private-files';
 import { MIGRATIONS } from './migrations';
 import { repairHashIndex } from './bulk-index';
-import { commitGroup, guardConnection } from './commit-group';
+import { commitGroup, groupedWrite, groupIsOpen, guardConnection } from './commit-group';
 
 export type Db = Database.Database;
 
@@ -102,7 +102,13 @@ const unsynced = new WeakSet<Db>();
  * slower. Throws what `fn` throws.
  */
 export function relaxedTransaction<T>(db: Db, fn: () => T): T {
-  commitGroup(db); // its own commit, not the group's (index/commit-group.ts)
+  // An open group of relaxed commits (index/commit-group.ts) is committed with fn's writes in
+  // it: one commit, not the group's and then this one (a rename per file in `rsync -a`).
+  if (groupIsOpen(db)) {
+    const r = groupedWrite(db, fn);
+    commitGroup(db);
+    return r;
+  }
   // Inside an open transaction (a rescan holding one across its batches) the pragma may not
   // change: join it as a savepoint; that transaction's own commit decides durability.
   if (db.inTransaction) return db.transaction(fn).immediate();

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { until } from './helpers/cli';
+import { b3sumMany, until } from './helpers/cli';
 import { mountWithOracle, sh } from './helpers/mount';
 import { dav } from './helpers/webdav';
 
@@ -86,4 +86,26 @@ t.test('a folder renamed through the mount: the other front end finds it at the 
   const listing = await dav(port, 'PROPFIND', '/l/b/sub/', { headers: { Depth: '1' } });
   t.equal(listing.status, 207, 'the folder is listed');
   t.notMatch(listing.text, /sub\/[fg]</, 'without either name');
+});
+
+// rsync -a closes each file under a temporary name and renames it at once: the hash computed at
+// the close is still waiting for its grouped commit then, and follows the file to its new name.
+t.test('files renamed right after they are written get their hashes at their new names', async (t) => {
+  const { mnt, src } = await mountWithOracle(t, 'l');
+  const dir = join(mnt, 'l', 'r');
+  mkdirSync(dir);
+  const n = 30;
+  const script = `for i in $(seq ${n}); do head -c $((i * 997)) /dev/urandom > ${dir}/.t$i && mv ${dir}/.t$i ${dir}/f$i; done`;
+  t.equal(sh('bash', ['-c', script]).code, 0, `${n} files written and renamed through the mount`);
+  const want = b3sumMany(Array.from({ length: n }, (_, i) => join(src, 'r', `f${i + 1}`)));
+  const hashOf = (i: number) => sh('getfattr', ['--only-values', '-n', 'user.vdfs.hash', join(dir, `f${i}`)]).stdout;
+  const wrong = () => Array.from({ length: n }, (_, i) => i + 1).filter((i) => hashOf(i) !== want.get(join(src, 'r', `f${i}`)));
+  t.ok(await until(() => wrong().length === 0, 20_000), `every file has the disk's BLAKE3 at its new name (still wrong: ${wrong().join(' ') || 'none'})`);
+  t.same(
+    sh('ls', ['-A', dir])
+      .stdout.split('\n')
+      .filter((x) => x.startsWith('.t')),
+    [],
+    'no temporary name left',
+  );
 });

@@ -409,15 +409,25 @@ export class IndexRefresh {
 
   /**
    * A name moved (renamed, or inside a renamed folder) while its hash was being computed or
-   * waited for its commit: that result is dropped (the old name is gone), so the file is
-   * hashed again at its new name. Never throws.
+   * waited for its commit. A result waiting for its commit follows the name (a rename changes
+   * no version, and the commit checks the version indexed there); one being computed would be
+   * recorded at the old name, so the file is hashed again at its new one. `rsync -a` renames
+   * every file right after closing it: each was hashed twice. Never throws.
    */
   moved(loc: Location, fromRel: string, toRel: string): void {
-    const prefix = `${loc.id}:${fromRel}`;
-    const rels = new Set<string>();
-    for (const key of this.rehashing) if (key === prefix || key.startsWith(`${prefix}/`)) rels.add(key.slice(`${loc.id}:`.length));
-    for (const h of this.hashed) if (h.loc.id === loc.id && (h.rel === fromRel || h.rel.startsWith(`${fromRel}/`))) rels.add(h.rel);
-    for (const rel of rels) this.rehash(loc, toRel + rel.slice(fromRel.length));
+    const under = (rel: string) => rel === fromRel || rel.startsWith(`${fromRel}/`);
+    const key = (rel: string) => `${loc.id}:${rel}`;
+    for (const h of this.hashed) {
+      if (h.loc.id !== loc.id || !under(h.rel)) continue;
+      this.awaitingCommit.delete(key(h.rel));
+      h.rel = toRel + h.rel.slice(fromRel.length);
+      this.awaitingCommit.add(key(h.rel));
+    }
+    const prefix = key('');
+    for (const k of [...this.rehashing]) {
+      const rel = k.slice(prefix.length);
+      if (k.startsWith(prefix) && under(rel)) this.rehash(loc, toRel + rel.slice(fromRel.length));
+    }
   }
 
   /**
