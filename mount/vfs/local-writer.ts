@@ -6,7 +6,7 @@ import { localVersion } from '../../core/local-stat';
 import { openBeneath, openFileBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
-import { checkRenameAncestry, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
+import { checkRenameAncestry, isStaged, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
 import { moveOpenFiles, type WriterHost } from './writer-host';
@@ -251,10 +251,14 @@ export class LocalWriter {
       const baseAtB = pendingOnly ? await lstatVersion(b.rel) : undefined;
       queue.move(a.location.id, a.rel, b.rel, (rel) => (rel === b.rel ? baseAtB : undefined));
       const { entries } = this.home;
-      relaxedTransaction(this.home.db, () => {
+      const moveRow = () => {
         const moving = entries.get(a.existing!.id);
         if (moving) entries.move(moving, b.parent.id, b.name, a.rel, b.rel);
-      });
+      };
+      // Written through: the disk's own rename is not fsynced either, and a killed process loses
+      // no relaxed commit. A staged name was acknowledged durable, as its queue rows are.
+      if (isStaged(a.location, this.core.featuresOf(a.location))) this.home.db.transaction(moveRow).immediate();
+      else relaxedTransaction(this.home.db, moveRow);
       this.forgetMoved(from, to, a.existing.type === 'dir' || b.existing?.type === 'dir', kernel);
       moveOpenFiles(this.core, from, to);
       this.sync.moved(b.location, a.rel, b.rel);
