@@ -19,6 +19,8 @@ export interface Sizes {
   dirEntries: number;
   writeMiB: number;
   untarFiles: number;
+  /** fuse.rsync: files of the source tree `rsync -a` copies in. */
+  rsyncFiles: number;
   gitFiles: number;
   photos: number;
   photoKiB: number;
@@ -42,6 +44,7 @@ export const TINY: Sizes = {
   dirEntries: 200,
   writeMiB: 16,
   untarFiles: 300,
+  rsyncFiles: 100,
   gitFiles: 300,
   photos: 30,
   photoKiB: 128,
@@ -62,6 +65,7 @@ export const QUICK: Sizes = {
   dirEntries: 10_000,
   writeMiB: 512,
   untarFiles: 20_000,
+  rsyncFiles: 2_000,
   gitFiles: 10_000,
   photos: 1000,
   photoKiB: 256,
@@ -82,6 +86,7 @@ export const FULL: Sizes = {
   dirEntries: 10_000,
   writeMiB: 1024,
   untarFiles: 20_000,
+  rsyncFiles: 2_000,
   gitFiles: 10_000,
   photos: 1000,
   photoKiB: 1024,
@@ -170,6 +175,10 @@ export class Env {
   get tarball(): string {
     return join(this.root, 'untar.tar');
   }
+  /** The source tree fuse.rsync copies in (outside every served folder). */
+  get rsyncSrc(): string {
+    return join(this.root, 'rsync-src');
+  }
   /** The vdfs locations (one per served folder; `wb` is where baselines write, not a location). */
   static readonly LOCATIONS = ['big', 'tree', 'dir10k', 'w', 'par', 'photos', 'repo'];
 
@@ -199,6 +208,7 @@ export class Env {
     sourceTree(src, s.untarFiles);
     shOk(`tar cf ${this.tarball} -C ${src} .`);
     rmSync(src, { recursive: true, force: true });
+    sourceTree(this.rsyncSrc, s.rsyncFiles);
     this.makeRepo(join(this.data, 'repo'), s.gitFiles);
   }
 

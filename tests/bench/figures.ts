@@ -53,6 +53,11 @@ export const FIGURES: Figure[] = [
   ),
   F('fuse', 'fuse.write.accepted', 'the same writes, the clock stopped when `dd` returned: when the application thinks it is done.'),
   F('fuse', 'fuse.untar', 'unpacking a source tarball of 20,000 small files into the mount, until every file is in the backing folder.'),
+  F(
+    'fuse',
+    'fuse.rsync',
+    'copying 2,000 small files in with `rsync -a` (a temporary name, mode and times set by name, a rename per file), until every file is in the backing folder.',
+  ),
   F('fuse', 'fuse.gitstatus.cold', '`git status` in a 10,000-file repository inside the mount, after drop_caches.'),
   F('fuse', 'fuse.gitstatus.warm', '`git status` again right away.'),
   F('fuse', 'fuse.parallel', 'four programs reading four different big files at once, cold: total throughput.'),

@@ -1,4 +1,4 @@
-// fuse.* writes and user workloads: dd writes, untar of a source tree, git status, 4 parallel
+// fuse.* writes and user workloads: dd writes, untar and rsync -a of a source tree, git status, 4 parallel
 // readers. A write's clock stops when its bytes are in their final place (the backing folder),
 // not when the FUSE server accepted them; "accepted" is reported beside it.
 import { existsSync, statSync } from 'node:fs';
@@ -71,33 +71,37 @@ async function writeFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<R
   return [final, acc];
 }
 
-async function untarFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Result> {
-  const files = env.sizes.untarFiles;
-  const bytes = Number(shOk(`tar tvf ${env.tarball} | awk '$1 !~ /^d/ {s+=$3} END {print s+0}'`).stdout.trim());
-  // Every run's tree is removed after the last run, not after its own: on ext4 without a journal
-  // (this machine's disk), inode allocation skips inodes freed in the last 60-360 s and reads
-  // each one's inode-table block to find out, so a tar x right after removing 20,000 files took
-  // 3-15 s instead of 0.2-0.7 s, charged to whichever target came next (docs/performance.md).
+/**
+ * A write workload of small files (`run` writes them into the new folder `dest`), timed until
+ * the target's backing folder holds all `files` and `bytes`. Every run's tree is removed after
+ * the last run, not after its own: on ext4 without a journal (this machine's disk), inode
+ * allocation skips inodes freed in the last 60-360 s and reads each one's inode-table block to
+ * find out, so a tar x right after removing 20,000 files took 3-15 s instead of 0.2-0.7 s,
+ * charged to whichever target came next (docs/performance.md).
+ */
+async function landedFigure(
+  env: Env,
+  o: BenchOptions,
+  roots: Root[],
+  spec: Parameters<typeof measure>[1],
+  files: number,
+  bytes: number,
+  run: (dest: string) => void,
+  check?: (dest: string) => void,
+): Promise<Result> {
   const made: string[] = [];
   try {
     return await measure(
       o,
-      {
-        name: 'fuse.untar',
-        unit: 's',
-        better: 'lower',
-        cache: 'warm',
-        durability: 'until every file is in its final place (the backing folder)',
-        note: `tar xf of a tarball of ${files} small source files (200 B to 8 KiB; the tarball in the page cache) into a new folder; the clock stops when the backing folder holds every file and byte`,
-      },
+      spec,
       targets(roots, async (r, rep) => {
-        const name = `untar-${r.name}-${rep}`;
+        const name = `${spec.name.replace('fuse.', '')}-${r.name}-${rep}`;
         // Not timed: the servers' work after the last run's clock stopped (vdfs indexing and hashing
         // 20,000 files, rclone uploading from its cache) would slow this target.
         await quiesce(serverPids(env));
         made.push(join(r.writeDir, name));
         const t0 = process.hrtime.bigint();
-        shOk(`mkdir ${join(r.writeDir, name)} && tar xf ${env.tarball} -C ${join(r.writeDir, name)}`, { timeoutMs: 1_200_000 });
+        run(join(r.writeDir, name));
         await until(
           () => {
             const t = tally(join(r.finalDir, name));
@@ -106,12 +110,65 @@ async function untarFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Re
           1_200_000,
           () => `${join(r.finalDir, name)}: ${JSON.stringify(tally(join(r.finalDir, name)))} of ${files} files, ${bytes} bytes`,
         );
-        return Number(process.hrtime.bigint() - t0) / 1e9;
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        check?.(join(r.writeDir, name));
+        return seconds;
       }),
     );
   } finally {
     for (const dir of made) sh(`rm -rf ${dir}`, { timeoutMs: 1_200_000 });
   }
+}
+
+async function untarFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Result> {
+  const files = env.sizes.untarFiles;
+  const bytes = Number(shOk(`tar tvf ${env.tarball} | awk '$1 !~ /^d/ {s+=$3} END {print s+0}'`).stdout.trim());
+  return landedFigure(
+    env,
+    o,
+    roots,
+    {
+      name: 'fuse.untar',
+      unit: 's',
+      better: 'lower',
+      cache: 'warm',
+      durability: 'until every file is in its final place (the backing folder)',
+      note: `tar xf of a tarball of ${files} small source files (200 B to 8 KiB; the tarball in the page cache) into a new folder; the clock stops when the backing folder holds every file and byte`,
+    },
+    files,
+    bytes,
+    (dest) => shOk(`mkdir ${dest} && tar xf ${env.tarball} -C ${dest}`, { timeoutMs: 1_200_000 }),
+  );
+}
+
+/**
+ * `rsync -a` into the mount: each file written under a temporary name, its mode and times set
+ * by name, then renamed. Checked afterwards (not timed) by a dry run comparing sizes and times.
+ */
+async function rsyncFigure(env: Env, o: BenchOptions, roots: Root[]): Promise<Result> {
+  const files = env.sizes.rsyncFiles;
+  const bytes = tally(env.rsyncSrc).bytes;
+  return landedFigure(
+    env,
+    o,
+    roots,
+    {
+      name: 'fuse.rsync',
+      unit: 's',
+      better: 'lower',
+      cache: 'warm',
+      durability: 'until every file is in its final place (the backing folder)',
+      note: `rsync -a of ${files} small source files (200 B to 8 KiB, in the page cache) into a new folder; the clock stops when the backing folder holds every file and byte; sizes and mtimes then checked by rsync --dry-run`,
+    },
+    files,
+    bytes,
+    (dest) => shOk(`rsync -a ${env.rsyncSrc}/ ${dest}/`, { timeoutMs: 1_200_000 }),
+    (dest) => {
+      // Folder times are left out: rclone's mount does not keep them.
+      const left = shOk(`rsync -rlt --dry-run --itemize-changes ${env.rsyncSrc}/ ${dest}/ | grep -v '^\\.d' || true`, { timeoutMs: 600_000 }).stdout.trim();
+      if (left) throw new Error(`rsync -a into ${dest} left files with other sizes or times: ${left.split('\n').slice(0, 3).join('; ')}`);
+    },
+  );
 }
 
 async function gitFigures(env: Env, o: BenchOptions, roots: Root[]): Promise<Result[]> {
@@ -172,6 +229,7 @@ export async function fuseWorkBench(env: Env, o: BenchOptions, roots: Root[]): P
   const out: Result[] = [];
   out.push(...(await writeFigures(env, o, roots)));
   out.push(await untarFigure(env, o, roots));
+  out.push(await rsyncFigure(env, o, roots));
   out.push(...(await gitFigures(env, o, roots)));
   out.push(await parallelFigure(env, o, roots));
   return out;

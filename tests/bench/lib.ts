@@ -106,6 +106,7 @@ export const TOOLS: Record<string, string> = {
   b3sum: 'b3sum',
   git: 'git',
   tar: 'tar',
+  rsync: 'rsync',
   find: 'findutils',
   fusermount: 'fuse',
 };

@@ -56,7 +56,7 @@ better** (throughput: vdfs ÷ baseline; time: baseline ÷ vdfs). Every raw sampl
   metadata caches stay warm unless the note says otherwise. \`warm\` figures say what was read before.
 - **Same settings.** Every FUSE mount has 10 s attribute and entry timeouts (rclone:
   \`--attr-timeout 10s --dir-cache-time 1h\`; vdfs keeps listings until its watcher sees a change).
-- **Durability.** Write figures say when their clock stops: \`fuse.write\` and \`fuse.untar\` when
+- **Durability.** Write figures say when their clock stops: \`fuse.write\`, \`fuse.untar\` and \`fuse.rsync\` when
   every byte is in its final place (the backing folder), \`webdav.put\` after an fsync of the
   landed file for every target. The \`.accepted\` figures stop at the application's return.
 - **Tails.** Work a server does after a figure's clock stopped (vdfs indexing and hashing the
