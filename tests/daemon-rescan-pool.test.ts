@@ -8,7 +8,7 @@ const threads = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
 
 // The start-up rescans of every local location run at once. Each had a worker pool of its own,
 // two threads per location (a daemon over 7 locations ran 28 threads where it idles with 16,
-// ~80 MB more at its peak); they now share one pool, of at most two threads.
+// ~100 MB more at its peak); they now share one pool, of at most two threads.
 t.test('the start-up rescans of many locations share one pool of worker threads', async (t) => {
   const dir = tempDir(t);
   const home = join(dir, 'home');

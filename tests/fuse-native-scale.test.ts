@@ -1,8 +1,8 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir, vdfsOk } from './helpers/cli';
+import { procStatusKiB, tempDir, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 
 // The node table of the native binding across a walk of 1,000,000 entries (a synthetic index:
@@ -21,8 +21,7 @@ function fuseNodes(mnt: string): number {
 }
 
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+  return procStatusKiB(pid, 'VmRSS') / 1024;
 }
 
 async function until(fn: () => boolean, ms: number): Promise<boolean> {

@@ -5,10 +5,9 @@
 // buffered snapshot of 400k entries is > 100 MB of JSON text plus a row object per entry).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { tempDir, VDFS_BIN, vdfs, vdfsOk } from './helpers/cli';
+import { procStatusKiB, tempDir, VDFS_BIN, vdfs, vdfsOk } from './helpers/cli';
 import { fillSynthetic, makeNode, pair, startPeerDaemon, syntheticHash } from './helpers/peer';
 
 const FOLDERS = Number(process.env.VDFS_SCALE_FOLDERS ?? 400);
@@ -19,9 +18,7 @@ const CLI_RSS_MB = 150;
 const DAEMON_RSS_MB = 170;
 
 function peakRssMB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error('no VmHWM in /proc');
-  return Number(m[1]) / 1024;
+  return procStatusKiB(pid, 'VmHWM') / 1024;
 }
 
 /** A content hash for file n: random-looking like real ones (the hash index then takes random inserts). */

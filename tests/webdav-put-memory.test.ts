@@ -3,13 +3,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { procStatusKiB } from './helpers/cli';
 import { authHeaderFor, startWebdavServer } from './helpers/webdav';
 
 const MiB = 1 << 20;
 const SIZE = 384 * MiB;
 
 function rssAnonKiB(pid: number): number {
-  return Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  return procStatusKiB(pid, 'RssAnon');
 }
 
 // Node reads an upload's body into a fresh 64 KiB buffer per socket read, garbage once copied

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -105,4 +105,11 @@ export async function vdfsAsync(home: string, args: string[]): Promise<void> {
   p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((r) => p.once('exit', r));
   if (code !== 0) throw new Error(`vdfs ${args.join(' ')} exited ${code}: ${err}`);
+}
+
+/** A `kB` field of /proc/PID/status (VmRSS, VmHWM, RssAnon…) in KiB; throws when the process or the field is gone. */
+export function procStatusKiB(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]);
 }
