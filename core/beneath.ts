@@ -151,8 +151,10 @@ export function openFileBeneath(root: string, rel: string, flags: number, mode =
 /**
  * An O_PATH handle on `rel` itself (a symlink is not followed: the handle names the link).
  * For chmod and utimes, which have no "no-follow" form that works on Linux files: run them on
- * fdPath(handle) after checking what it is. Throws like openBeneath.
+ * fdPath(handle.fd) after checking what it is. Opened, fstat'ed and closed on the JS thread on
+ * a local disk, as openFileBeneath's (three pool round trips per chmod by name before: `rsync
+ * -a` sets mode and times by name for every file). Throws like openBeneath.
  */
-export function pathHandle(root: string, rel: string): Promise<fsp.FileHandle> {
-  return openBeneath(root, rel, O_PATH);
+export function pathHandle(root: string, rel: string): Promise<RawFile | fsp.FileHandle> {
+  return splitPath(rel).length === 0 ? openDirBeneath(root, []) : openFileBeneath(root, rel, O_PATH);
 }

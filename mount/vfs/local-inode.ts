@@ -71,7 +71,7 @@ export async function onInode(t: EntryTarget, what: string, fn: (p: string) => P
   });
   try {
     if ((await fh.stat()).isSymbolicLink()) throw new FsError('EPERM', `${what} ${t.rel}: it is a symlink`);
-    await fn(fdPath(fh)).catch((err) => {
+    await fn(fdPath(fh.fd)).catch((err) => {
       throw toFsError(err, `${what} ${t.rel}`);
     });
   } finally {
