@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync, openSync, renameSync, statSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, vdfsOk } from './helpers/cli';
@@ -166,4 +166,21 @@ t.test('a name a rescan indexed after a lookup missed it is found once the write
   t.ok(home.entries.resolve(home.locations.get('a').id, 'd'), 'the rescan indexed it');
   await vfs.writer.refresh(home.locations.get('a'), 'd', true, true);
   await t.resolves(vfs.getattr('/a/d'), 'found after the refresh, not the cached miss');
+});
+
+// The FUSE addon writes through nativeWriteFd and, for a writer without CAP_FSETID, clears
+// setuid/setgid there (fchmod) without telling JS: getattr of the open file must show the disk's mode.
+t.test("an open writer's mode changed on its descriptor shows at once, not the index's", async (t) => {
+  const { dir, vfs } = await open(t, { a: {} });
+  const fh = await vfs.open('/a/tool', { write: true, create: true, mode: 0o4755 });
+  t.equal((await vfs.getattr('/a/tool')).mode, 0o4755, 'created setuid');
+  const fd = vfs.nativeWriteFd(fh);
+  if (fd === undefined) throw new Error('a local file open for writing has a native descriptor');
+  writeSync(fd, 'new bytes');
+  vfs.noteWritten(fh, 0, 9);
+  fchmodSync(fd, 0o755); // what the addon's kill_suidgid does
+  t.equal((await vfs.getattr('/a/tool')).mode, 0o755, 'getattr shows the setuid bit gone');
+  t.equal((await vfs.getattr('/a/tool')).size, 9, 'and the size written');
+  await vfs.release(fh);
+  t.equal((await vfs.getattr('/a/tool')).mode, statSync(join(dir, 'a', 'tool')).mode & 0o7777, 'after the close, the index has the disk mode');
 });

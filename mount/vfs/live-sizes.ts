@@ -8,12 +8,12 @@ interface Live {
   mtimeMs: number;
   /** The exact mtime a utimens set while open (futimens by touch), until the next write. */
   mtimeNs?: bigint;
-  /** Permission bits set through the open descriptor (fchmod), until the index has them. */
+  /** Permission bits set through the open descriptor (fchmod) or read by its fstat, until the index has them. */
   mode?: number;
   writers: number;
   /**
-   * Descriptors of writers of a real file (a local location's): size and mtime come from their
-   * fstat, exact to the nanosecond, whoever wrote (the addon, the kernel in passthrough, JS).
+   * Descriptors of writers of a real file (a local location's): size, mtime and mode come from
+   * their fstat, exact to the nanosecond, whoever wrote (the addon, the kernel in passthrough, JS).
    */
   fds?: Set<number>;
   /** The real file the last followed descriptor has open (device, inode). */
@@ -53,6 +53,9 @@ export class LiveSizes {
         l.size = Number(st.size);
         l.mtimeNs = st.mtimeNs;
         l.mtimeMs = Number(st.mtimeNs / 1000n) / 1000;
+        // The mode too: a write by a user without CAP_FSETID clears setuid/setgid in the addon
+        // (FUSE_WRITE_KILL_SUIDGID) without JS knowing, and the index keeps the old mode until the close.
+        l.mode = Number(st.mode & 0o7777n);
       } catch {
         /* closed meanwhile: the last known values */
       }

@@ -155,15 +155,15 @@ static int writer_in_group(const struct priv_killer *k, gid_t gid) {
  * What a write by a caller without CAP_FSETID does on a disk (setattr_should_drop_sgid): setuid
  * goes; setgid goes when the file is group-executable or the writer is not in its group.
  */
-static void kill_suidgid(int fd, const struct priv_killer *k) {
+static void kill_suidgid(int fd, struct priv_killer *k) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !(st.st_mode & (S_ISUID | S_ISGID))) return;
   mode_t kill = st.st_mode & S_ISUID;
   if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !writer_in_group(k, st.st_gid))) kill |= S_ISGID;
-  if (kill) (void)fchmod(fd, st.st_mode & 07777 & ~kill);
+  if (kill && fchmod(fd, st.st_mode & 07777 & ~kill) == 0) k->killed = 1;
 }
 
-int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, const struct priv_killer *killer, ssize_t *result) {
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, struct priv_killer *killer, ssize_t *result) {
   unsigned b = bucket_of(fh);
   pthread_rwlock_rdlock(&r->lock);
   int fd = -1;

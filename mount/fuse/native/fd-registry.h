@@ -68,13 +68,15 @@ int registry_lseek(struct fd_registry *r, uint64_t fh, int64_t offset, int whenc
 struct priv_killer {
   uint32_t pid;
   uint32_t gid;
+  /* Set by registry_pwrite when it cleared a setuid or setgid bit (the kernel still caches the mode). */
+  int killed;
 };
 /*
  * pwrite of all of data when fh is registered writable; same return convention as registry_pread.
  * With a killer (a direct-I/O write by a caller without CAP_FSETID), first clears setuid and
  * setgid as a write on the disk would (the kernel does it itself only for cached writes).
  */
-int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, const struct priv_killer *killer, ssize_t *result);
+int registry_pwrite(struct fd_registry *r, uint64_t fh, const char *data, size_t size, uint64_t offset, struct priv_killer *killer, ssize_t *result);
 /* A sequential writer's bytes are handed to writeback (not waited for) once this many have gathered. */
 #ifndef WRITE_BEHIND_WINDOW
 #define WRITE_BEHIND_WINDOW (8u * 1024 * 1024)

@@ -210,18 +210,33 @@ static void hand_to_js(struct session *s, const char *buf, size_t len) {
 }
 
 /*
+ * The kernel's cached attributes of `nodeid` are dropped (not its pages: offset -1). Written on
+ * the device by the thread answering a request of that node, before its reply: the kernel takes
+ * only the node's spinlock for it, never the inode lock the requester may hold.
+ */
+static void inval_attrs(struct session *s, uint64_t nodeid) {
+  struct fuse_out_header out = {.len = sizeof out + sizeof(struct fuse_notify_inval_inode_out), .error = FUSE_NOTIFY_INVAL_INODE};
+  struct fuse_notify_inval_inode_out in = {.ino = nodeid, .off = -1, .len = 0};
+  struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof out}, {.iov_base = &in, .iov_len = sizeof in}};
+  (void)write_all(s->fd, iov, 2); /* ENOENT: the kernel holds no such node; nothing to drop */
+}
+
+/*
  * WRITE to a descriptor registered writable: pwrite here. JS is told (for the handle's dirty
  * flag and live size) before the kernel gets the reply, so any later request JS sees comes
- * after its bookkeeping.
+ * after its bookkeeping. A write that cleared a setuid/setgid bit (as a disk does for a writer
+ * without CAP_FSETID) drops the kernel's cached mode first: with direct writes the kernel
+ * changes no attribute itself, and showed the old mode until its timeout.
  */
 static int try_native_write(struct session *s, struct fuse_in_header *h, size_t n) {
   struct fuse_write_in *in = (struct fuse_write_in *)(h + 1);
   size_t head = sizeof *h + sizeof *in;
   if (n < head || n - head < in->size) return 0;
   ssize_t done;
-  struct priv_killer killer = {.pid = h->pid, .gid = h->gid};
+  struct priv_killer killer = {.pid = h->pid, .gid = h->gid, .killed = 0};
   int kill = (in->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
   if (!registry_pwrite(&s->reg, in->fh, (const char *)(in + 1), in->size, in->offset, kill ? &killer : NULL, &done)) return 0;
+  if (killer.killed) inval_attrs(s, h->nodeid);
   if (done < 0) {
     reply_error(s, h->unique, (int)-done);
     return 1;
