@@ -119,10 +119,12 @@ export function tlsProbe(url: string, o: { key?: string; cert?: string; alpn?: s
       sock.destroy();
       resolve(r);
     };
+    // 15 s: on a loaded CI machine a handshake took over 5 s, and the probe's hang-up then read
+    // as a refusal ("TLS handshake failed" in the server's log instead of the check it tests).
     const timer = setTimeout(() => {
       r.error = 'timeout';
       done();
-    }, 5000);
+    }, 15_000);
     sock.on('secureConnect', () => {
       r.secure = true;
       sock.write(o.request ?? `GET /v1/node HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
