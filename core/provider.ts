@@ -86,7 +86,8 @@ export interface ReadOptions {
 /** How putFile places a file (see Provider.putFile). */
 export interface PutOptions {
   ifVersion?: string | null;
-  meta?: { mode: number; mtimeSec: number; mtimeNsec: number };
+  /** Kept where the source can (a disk): mode and mtime, and the owner when given (only root can give one away). */
+  meta?: { mode: number; mtimeSec: number; mtimeNsec: number; uid?: number; gid?: number };
 }
 
 export interface Provider {

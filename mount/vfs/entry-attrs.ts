@@ -11,11 +11,15 @@ import { dirAttr, entryAttr, INO_BY_HASH, INO_ROOT, INO_VDFS } from './attrs';
 import { HASH_RE, VDFS_DIR } from './namespace';
 import type { DiskStat, StatFields } from './disk-stats';
 import { loadNativeFuse, STAT_ASYNC_FIELDS } from '../../core/native-addon';
-import type { Attr, DirEntry } from './types';
+import type { Attr, Caller, DirEntry } from './types';
+import { isStagedVersion } from './staged-writer';
 import type { WriterHost } from './writer-host';
 
 /** What attribute building reads: the index, the resolver, live sizes of open files and disk stats. */
-export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 'featuresOf'>;
+export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 'featuresOf'> & {
+  /** The owner of a write-back folder's staged file; undefined: the daemon's. Never throws. */
+  stagedOwner(loc: Location, rel: string, entry: Entry): Caller | undefined;
+};
 
 /** From this many children not stat'ed yet, a listing reads the whole folder's stats in one native call (statDirAsync). */
 const BATCH_MIN = 64;
@@ -158,7 +162,19 @@ export class EntryAttrs {
     const r = this.core.resolver.resolve(path);
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
-    return entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), this.isLocal(r.location));
+    const local = this.isLocal(r.location);
+    return this.owned(entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), local), r.location, r.rel, r.entry, local);
+  }
+
+  /** A write-back folder's staged file shows the owner its bytes will land with (StagedOwners), not the daemon's. */
+  private owned(a: Attr, loc: Location, rel: string, e: Entry, local: boolean): Attr {
+    if (!local || !isStagedVersion(e.version)) return a;
+    const owner = this.core.stagedOwner(loc, rel, e);
+    if (owner) {
+      a.uid = owner.uid;
+      a.gid = owner.gid;
+    }
+    return a;
   }
 
   /** What the disk says of a local entry beyond the index (lstat once, then kept up to date by the writer). */
@@ -279,7 +295,13 @@ export class EntryAttrs {
     // more (and evicted the paths in use) than the one query a later miss takes.
     const list = (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
       name: child.name,
-      attr: entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
+      attr: this.owned(
+        entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
+        r.location,
+        r.rel === '' ? child.name : `${r.rel}/${child.name}`,
+        child,
+        local,
+      ),
     }));
     return { list, ids: children.map((c) => c.id), primed };
   }

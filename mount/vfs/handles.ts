@@ -3,6 +3,7 @@ import type { RawFile } from '../../core/raw-file';
 import { FsError } from '../../core/fs-error';
 import type { Location } from '../../index/locations';
 import type { BlockReader } from './block-reader';
+import type { Caller } from './types';
 
 /** A real file of a local location, read and written directly. */
 export interface LocalHandle {
@@ -45,6 +46,12 @@ export interface StagedHandle {
   pinned?: string;
   /** The file was deleted or replaced while open: later writes are not committed. */
   detached?: boolean;
+  /** Opened by a kernel front end (OpenFlags.kernel): its commits tell no kernel-cache listener. */
+  kernel?: boolean;
+  /** The owner its staging copy carries to a write-back folder (StagedOwners). */
+  owner?: Caller;
+  /** The permission bits its open asked for, when that open created the name. */
+  createMode?: number;
   writable: boolean;
   append: boolean;
   dirty: boolean;

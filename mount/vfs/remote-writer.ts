@@ -26,15 +26,16 @@ export class RemoteWriter {
     return { type: 'dir', size: 0, mtimeSec: Math.floor(now / 1000), mtimeNsec: (now % 1000) * 1e6, mode: 0o755, version: null, hash: null, target: null };
   }
 
-  async mkdir(path: string): Promise<void> {
+  /** `kernel` (here and below): see Vfs.mkdir (no invalidation sweep for a change the kernel made). */
+  async mkdir(path: string, kernel = false): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
     await this.core.providers.get(t.location).mkdir(t.rel);
     this.home.db.transaction(() => this.home.entries.insert(t.location.id, t.parent.id, t.name, this.dirFields(), t.rel)).immediate();
-    this.core.resolver.invalidate();
+    this.core.resolver.invalidatePath(path, false, !kernel);
   }
 
-  async remove(path: string, expect: 'file' | 'dir'): Promise<void> {
+  async remove(path: string, expect: 'file' | 'dir', kernel = false): Promise<void> {
     const t = this.target(path, expect === 'dir' ? 'rmdir' : 'unlink');
     const e = t.existing;
     if (!e) throw new FsError('ENOENT', `${path}: no such entry`);
@@ -61,13 +62,13 @@ export class RemoteWriter {
           if (still) this.home.entries.remove(still, t.rel);
         })
         .immediate();
-      this.core.resolver.invalidate();
+      this.core.resolver.invalidatePath(path, e.type === 'dir', !kernel);
     } finally {
       release();
     }
   }
 
-  async rename(from: string, to: string, noReplace: boolean): Promise<void> {
+  async rename(from: string, to: string, noReplace: boolean, kernel = false): Promise<void> {
     const a = this.target(from, 'rename');
     const b = this.target(to, 'rename');
     if (!a.existing) throw new FsError('ENOENT', `${from}: no such entry`);
@@ -86,7 +87,7 @@ export class RemoteWriter {
     const releaseA = await queue.hold(a.location.id, a.rel);
     const releaseB = await queue.hold(b.location.id, b.rel);
     try {
-      await this.renameHeld(a, b, from, to);
+      await this.renameHeld(a, b, from, to, kernel);
     } finally {
       releaseB();
       releaseA();
@@ -94,7 +95,7 @@ export class RemoteWriter {
   }
 
   /** rename() once both names are held in the upload queue. */
-  private async renameHeld(a: Target, b: Target, from: string, to: string): Promise<void> {
+  private async renameHeld(a: Target, b: Target, from: string, to: string, kernel: boolean): Promise<void> {
     const queue = this.core.staged.queue;
     const provider = this.core.providers.get(a.location);
     const onlyStaged = await provider.stat(a.rel).then(
@@ -127,23 +128,26 @@ export class RemoteWriter {
               const e = this.home.entries.get(moving.id);
               // Only the version (ETag) is the object's: mode and mtime live in the index (a chmod before the rename kept).
               if (e) this.home.entries.update(e, { ...fieldsOfProvider(st, e.hash), mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec }, b.rel);
-              this.core.resolver.invalidate();
+              // The same bytes under a new version: nothing a kernel caches changed.
+              this.core.resolver.invalidatePath(to, false, false);
             },
             () => undefined,
           );
         }
       })
       .immediate();
-    this.core.resolver.invalidate();
+    const folders = a.existing!.type === 'dir' || b.existing?.type === 'dir';
+    this.core.resolver.invalidatePath(from, folders, !kernel);
+    this.core.resolver.invalidatePath(to, folders, !kernel);
     moveOpenFiles(this.core, from, to);
   }
 
   /** Modes and times live in the index only. */
-  async setMeta(path: string, what: string, change: Partial<Pick<EntryFields, 'mode' | 'mtimeSec' | 'mtimeNsec'>>): Promise<void> {
+  async setMeta(path: string, what: string, change: Partial<Pick<EntryFields, 'mode' | 'mtimeSec' | 'mtimeNsec'>>, kernel = false): Promise<void> {
     const t = this.target(path, what);
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
     const e = t.existing;
     this.home.db.transaction(() => this.home.entries.update(e, { ...e, ...change }, t.rel)).immediate();
-    this.core.resolver.invalidate();
+    this.core.resolver.invalidatePath(path, false, !kernel);
   }
 }

@@ -8,10 +8,17 @@ import type { EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { StagedHandle } from './handles';
 import { writeAll } from './live-sizes';
-import type { OpenFlags } from './types';
+import type { Caller, OpenFlags } from './types';
 import { resolveTarget } from './targets';
 import type { UploadQueue } from './upload-queue';
 import type { WriterHost } from './writer-host';
+import { StagedOwners } from './staged-owners';
+import type { Entry } from '../../index/entries';
+
+/** The index version of a file whose newest bytes are staged (not uploaded yet). */
+export function isStagedVersion(version: string | null): boolean {
+  return version !== null && version.startsWith('staged:');
+}
 
 /**
  * New content for locations that are not written through (cloud, write-back disks): a file
@@ -24,6 +31,7 @@ export class StagedWriter {
   private readonly open = new Set<string>();
   /** Staged files that open copies started from, by number of such copies. */
   private readonly pinned = new Map<string, number>();
+  private readonly owners = new StagedOwners();
 
   constructor(
     private readonly core: WriterHost,
@@ -93,6 +101,8 @@ export class StagedWriter {
       // O_APPEND on the copy too: on Linux a positioned write to an O_APPEND file appends.
       const fd = await fsp.open(file, flags.append ? 'a+' : t.existing && !flags.truncate ? 'r+' : 'w+', 0o600);
       this.open.add(file);
+      const owner = this.core.featuresOf(t.location).localFiles ? await this.owners.of(t, pending?.staging_file, flags.owner) : undefined;
+      await this.owners.give(fd, owner, `open ${path}`);
       const st = await fd.stat();
       this.core.live.opened(path, st.size, Date.now());
       const h: StagedHandle = {
@@ -107,6 +117,9 @@ export class StagedWriter {
         append: !!flags.append,
         dirty: !t.existing || !!flags.truncate,
         pinned: pending?.staging_file,
+        kernel: !!flags.kernel,
+        owner,
+        createMode: !t.existing && flags.mode !== undefined ? flags.mode & 0o7777 : undefined,
       };
       if (h.dirty) await this.commit(h, false); // a created or truncated file exists from now on
       return h;
@@ -165,6 +178,7 @@ export class StagedWriter {
     const mtime = setNs !== undefined ? { sec: Number(setNs / 1_000_000_000n), nsec: Number(setNs % 1_000_000_000n) } : { sec: Math.floor(now / 1000), nsec: (now % 1000) * 1e6 };
     const { entries, db } = this.home;
     let replaced: string | undefined;
+    let entryId = 0;
     db.transaction(() => {
       const q = this.queue.enqueue(h.location.id, h.rel, h.stagingFile, h.baseVersion);
       replaced = q.replaced;
@@ -173,21 +187,25 @@ export class StagedWriter {
         size: st.size,
         mtimeSec: mtime.sec,
         mtimeNsec: mtime.nsec,
-        mode: 0o644,
+        // A name this open made gets the permission bits asked for (the caller's umask applied), as on a disk.
+        mode: h.createMode ?? 0o644,
         version: `staged:${q.id}:${st.size}:${now}`,
         hash: null,
         target: null,
       };
       const e = entries.resolve(h.location.id, h.rel);
+      entryId = e?.id ?? 0;
       if (e) entries.update(e, { ...fields, mode: e.mode || 0o644 }, h.rel);
       else {
         const parentRel = h.rel.includes('/') ? h.rel.slice(0, h.rel.lastIndexOf('/')) : '';
         const parent = entries.resolve(h.location.id, parentRel);
         if (!parent || parent.type !== 'dir') throw new FsError('ENOENT', `${h.vpath}: its directory was removed`);
-        entries.insert(h.location.id, parent.id, h.rel.slice(h.rel.lastIndexOf('/') + 1), fields, h.rel);
+        entryId = entries.insert(h.location.id, parent.id, h.rel.slice(h.rel.lastIndexOf('/') + 1), fields, h.rel);
       }
     }).immediate();
-    this.core.resolver.invalidate();
+    if (h.owner) this.owners.remember(entryId, h.owner);
+    // This file only; the kernel, when it wrote the file, already knows its size and times.
+    this.core.resolver.invalidatePath(h.vpath, false, !h.kernel);
     if (replaced && !this.isBusy(replaced)) await fsp.rm(replaced, { force: true }).catch(() => undefined);
     if (releasing) this.queue.kick();
   }
@@ -208,8 +226,39 @@ export class StagedWriter {
     }
   }
 
+  /**
+   * chown of a write-back folder's file whose bytes are staged: the pending copy and the copies
+   * open for writing (a close replaces the pending one) carry the owner to the disk. True when
+   * staged bytes are pending (the disk's file is replaced by them); false when the disk's file
+   * must be changed too. Throws FsError (EPERM unless the daemon is root, as on a disk).
+   */
+  async chown(path: string, uid: number, gid: number, kernel: boolean): Promise<boolean> {
+    const t = resolveTarget(this.home, path, 'chown', (l) => this.core.featuresOf(l));
+    if (t.existing?.type !== 'file' || !this.core.featuresOf(t.location).localFiles) return false;
+    // No upload of it runs meanwhile: one that read the old owner would land it and drop the copy.
+    const release = await this.queue.hold(t.location.id, t.rel);
+    try {
+      const pending = this.queue.pending(t.location.id, t.rel);
+      const open = [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+      const files = [...open.map((h) => h.stagingFile), ...(pending ? [pending.staging_file] : [])];
+      if (files.length === 0) return false;
+      const now = await this.owners.change(files, uid, gid, `chown ${path}`);
+      for (const h of open) h.owner = now;
+      if (now) this.owners.remember(t.existing.id, now);
+      this.core.resolver.invalidatePath(path, false, !kernel);
+      return pending !== undefined;
+    } finally {
+      release();
+    }
+  }
+
+  /** The owner of a write-back folder's staged file (see StagedOwners); undefined: the daemon's. */
+  ownerOf(locationId: number, rel: string, entry: Entry): Caller | undefined {
+    return this.owners.get(entry.id, () => this.queue.pending(locationId, rel)?.staging_file);
+  }
+
   /** truncate(path) on a staged location: a staged copy cut to size. */
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number, kernel = false): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
     // The kernel truncates an O_TRUNC open by path right after opening it: the open copies
     // are what later writes and closes commit, so they are what must be cut.
@@ -218,7 +267,7 @@ export class StagedWriter {
       for (const h of open) await this.truncateHandle(h, size);
       return;
     }
-    const h = await this.openForWrite(path, { write: true });
+    const h = await this.openForWrite(path, { write: true, kernel });
     try {
       await this.truncateHandle(h, size);
     } finally {

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, FsError, toFsError } from '../../core/fs-error';
@@ -55,7 +55,12 @@ export class UploadQueue {
     private readonly log: Logger | undefined,
     /** Staging files still open for writing are not uploaded yet. */
     private readonly busy: (stagingFile: string) => boolean,
-    private readonly changed: () => void,
+    /**
+     * An entry the upload changed. `notify` false: only its version moved (the bytes, size,
+     * mode and time are the staged file's, which whoever wrote it already sees), so no kernel
+     * cache needs to hear of it.
+     */
+    private readonly changed: (loc: Location, rel: string, notify: boolean) => void,
   ) {
     this.store = new UploadStore(home.db);
     this.deletes = new RemoteDeletes(this.store, (id) => home.locations.byId(id), providers, log);
@@ -244,7 +249,7 @@ export class UploadQueue {
       let placed: ProviderEntry;
       let rel = r.path;
       let conflict = false;
-      const meta = this.metaToKeep(loc, r.path);
+      const meta = this.metaToKeep(loc, r.path, r.staging_file);
       try {
         placed = await provider.putFile(r.path, r.staging_file, { ifVersion: r.base_version, meta });
       } catch (err) {
@@ -256,7 +261,7 @@ export class UploadQueue {
       if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed, row);
       // A chmod or touch of the staged file while this upload ran went to the index only: the
       // placed file has the old mode or time, so the file goes again (the next round's put carries them).
-      const metaMoved = !conflict && meta !== undefined && !sameMeta(meta, this.metaToKeep(loc, rel));
+      const metaMoved = !conflict && meta !== undefined && !sameMeta(meta, this.metaToKeep(loc, rel, r.staging_file));
       const done = this.home.db
         .transaction(() => {
           const still = this.store.current(r.id);
@@ -270,7 +275,10 @@ export class UploadQueue {
           return same || still?.staging_file !== r.staging_file;
         })
         .immediate();
-      this.changed(); // before any await: an open now must see the uploaded version, not the staged one
+      // Before any await: an open now must see the uploaded version, not the staged one. A
+      // conflict put theirs at the name and ours beside it: new bytes and a new name to show.
+      this.changed(loc, rel, conflict);
+      if (conflict) this.changed(loc, r.path, true);
       this.retryAt.delete(r.id);
       if (done) await this.dropStaged(r.staging_file);
       this.log?.info({ location: loc.name, path: rel }, 'uploaded');
@@ -351,12 +359,15 @@ export class UploadQueue {
   /**
    * What a write-back folder's placed file gets: the mode and mtime the index holds for the
    * staged file (set at close, by chmod or touch since: cp -p, rsync -a and tar set them after
-   * the last write, while only the staged copy exists). A cloud source ignores it.
+   * the last write, while only the staged copy exists), and the owner its staging file carries
+   * (StagedOwners). A cloud source ignores it.
    */
-  private metaToKeep(loc: Location, rel: string): PutOptions['meta'] {
+  private metaToKeep(loc: Location, rel: string, stagingFile: string): PutOptions['meta'] {
     if (!this.providers.get(loc).features.localFiles) return undefined;
     const e = this.home.entries.resolve(loc.id, rel);
-    return e?.type === 'file' ? { mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec } : undefined;
+    if (e?.type !== 'file') return undefined;
+    // Synchronous: a chown between this look and the commit that drops the staging file would be lost.
+    return { mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, ...givenOwner(stagingFile) };
   }
 
   private setEntry(loc: Location, rel: string, fields: EntryFields): void {
@@ -379,5 +390,15 @@ export class UploadQueue {
 }
 
 function sameMeta(a: NonNullable<PutOptions['meta']>, b: PutOptions['meta']): boolean {
-  return b !== undefined && a.mode === b.mode && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec;
+  return b !== undefined && a.mode === b.mode && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.uid === b.uid && a.gid === b.gid;
+}
+
+/** The owner a staging file carries when it is not the daemon's (then there is nothing to give). */
+function givenOwner(file: string): { uid: number; gid: number } | undefined {
+  try {
+    const st = statSync(file);
+    return st.uid === process.getuid?.() && st.gid === process.getgid?.() ? undefined : { uid: st.uid, gid: st.gid };
+  } catch {
+    return undefined;
+  }
 }

@@ -87,7 +87,7 @@ export class VfsCore implements KernelVfs {
       this.hashPool,
       opts.log,
       (f) => this.staged.isBusy(f),
-      () => this.resolver.invalidate(),
+      (loc, rel, notify) => this.resolver.invalidatePath(virtualPath(loc.name, rel), false, notify),
     );
     this.staged = new StagedWriter(this, queue);
     if (opts.uploads) queue.start();
@@ -102,6 +102,11 @@ export class VfsCore implements KernelVfs {
    * What the location's provider supports: capabilities decide, never the kind string. A kind
    * this build cannot open supports nothing (its reads fail with the opener's error).
    */
+  /** The owner of a write-back folder's staged file (EntryAttrs shows it); undefined: the daemon's. */
+  stagedOwner(loc: Location, rel: string, entry: Entry): Caller | undefined {
+    return this.staged.ownerOf(loc.id, rel, entry);
+  }
+
   featuresOf(loc: Location): ProviderFeatures {
     try {
       return this.providers.get(loc).features;
@@ -361,18 +366,18 @@ export class VfsCore implements KernelVfs {
   }
 
   async truncate(path: string, size: number, kernel = false): Promise<void> {
-    return this.stagedLocation(path) ? this.staged.truncate(path, size) : this.writer.truncate(path, size, kernel);
+    return this.stagedLocation(path) ? this.staged.truncate(path, size, kernel) : this.writer.truncate(path, size, kernel);
   }
   // Cloud locations change their namespace through the provider's API; everything else
   // (local disks, write-back disks) through the real filesystem.
   async mkdir(path: string, mode?: number, owner?: Caller, kernel = false): Promise<void> {
-    return this.isRemote(path) ? this.remote.mkdir(path) : this.writer.mkdir(path, mode ?? 0o755, owner, kernel);
+    return this.isRemote(path) ? this.remote.mkdir(path, kernel) : this.writer.mkdir(path, mode ?? 0o755, owner, kernel);
   }
   async rmdir(path: string, kernel = false): Promise<void> {
-    return this.isRemote(path) ? this.remote.remove(path, 'dir') : this.writer.remove(path, 'dir', kernel);
+    return this.isRemote(path) ? this.remote.remove(path, 'dir', kernel) : this.writer.remove(path, 'dir', kernel);
   }
   async unlink(path: string, kernel = false): Promise<void> {
-    return this.isRemote(path) ? this.remote.remove(path, 'file') : this.writer.remove(path, 'file', kernel);
+    return this.isRemote(path) ? this.remote.remove(path, 'file', kernel) : this.writer.remove(path, 'file', kernel);
   }
   async rename(from: string, to: string, opts?: { noReplace?: boolean; exchange?: boolean; kernel?: boolean }): Promise<void> {
     if (opts?.exchange) {
@@ -383,7 +388,7 @@ export class VfsCore implements KernelVfs {
       }
       return this.writer.exchange(from, to, opts.kernel);
     }
-    return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false) : this.writer.rename(from, to, opts?.noReplace ?? false, opts?.kernel);
+    return this.isRemote(from) ? this.remote.rename(from, to, opts?.noReplace ?? false, opts?.kernel) : this.writer.rename(from, to, opts?.noReplace ?? false, opts?.kernel);
   }
   async symlink(target: string, path: string, owner?: Caller): Promise<void> {
     if (this.isRemote(path)) throw new FsError('EPERM', `${path}: this location cannot store symlinks`);
@@ -401,7 +406,7 @@ export class VfsCore implements KernelVfs {
     return this.writer.mknod(path, mode, rdev, owner);
   }
   async chmod(path: string, mode: number, kernel = false): Promise<void> {
-    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }) : this.writer.chmod(path, mode, kernel);
+    return this.isRemote(path) || this.stagedOnly(path) ? this.remote.setMeta(path, 'chmod', { mode: mode & 0o7777 }, kernel) : this.writer.chmod(path, mode, kernel);
   }
   async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.setTimes(path, msTime(atimeMs), msTime(mtimeMs));
@@ -411,13 +416,17 @@ export class VfsCore implements KernelVfs {
     // Cloud sources keep one time, the mtime (and a write-back folder's staged file, until its upload lands).
     if (mtime === 'omit') return;
     const m = mtime === 'now' ? msTime(Date.now()) : mtime;
-    await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec });
+    await this.remote.setMeta(path, 'utimens', { mtimeSec: m.sec, mtimeNsec: m.nsec }, kernel);
     // A handle open for writing (touch opens the file, cp -p sets times before close): its live
     // mtime is what getattr shows until close, and what the close commits.
     this.live.touched(path, m.sec * 1000 + m.nsec / 1e6, mtime === 'now' ? undefined : BigInt(m.sec) * 1_000_000_000n + BigInt(m.nsec));
   }
   async chown(path: string, uid: number, gid: number, kernel = false): Promise<void> {
-    if (!this.isRemote(path)) return this.writer.chown(path, uid, gid, kernel);
+    if (!this.isRemote(path)) {
+      // A write-back folder's staged bytes carry their owner to the disk (StagedOwners).
+      if (this.stagedLocation(path) && (await this.staged.chown(path, uid, gid, kernel))) return;
+      return this.writer.chown(path, uid, gid, kernel);
+    }
     // No owners there: stat shows the daemon's user; a change to anything else is refused.
     const a = await this.getattr(path);
     if ((uid === -1 || uid === a.uid) && (gid === -1 || gid === a.gid)) return;

@@ -173,6 +173,8 @@ export class LocalProvider implements Provider {
             )) ?? 0o666 & ~process.umask();
           const fh = await fsp.open(tmp, C.O_RDWR | C.O_NOFOLLOW);
           try {
+            // chown before chmod: it clears setuid/setgid.
+            if (opts?.meta?.uid !== undefined) await fh.chown(opts.meta.uid, opts.meta.gid ?? -1);
             await fh.chmod(opts?.meta?.mode ?? mode);
             if (opts?.meta) await setMtime(fh, opts.meta.mtimeSec, opts.meta.mtimeNsec);
             await fh.sync();
