@@ -11,7 +11,7 @@ import { entryFromStats } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
 import { virtualPath } from './namespace';
 import type { FileIdentity } from './live-sizes';
-import type { WriterHost } from './writer-host';
+import { stagedPaths, type WriterHost } from './writer-host';
 
 /** How long computed hashes wait to be committed together. */
 const HASH_COMMIT_MS = 20;
@@ -88,7 +88,8 @@ export class IndexRefresh {
    */
   async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, hash?: FileHash): Promise<Entry | undefined> {
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
-    if (this.core.staged.queue.pending(loc.id, rel)) {
+    const staged = stagedPaths(this.core, loc);
+    if (staged.pending(loc.id, rel)) {
       if (parent) await this.refreshParent(loc, rel);
       return this.home.entries.resolve(loc.id, rel);
     }
@@ -121,7 +122,7 @@ export class IndexRefresh {
       groupedWrite(this.home.db, () => {
         ({ dir: upEntry, entry: existing } = lookup(upEntry?.id));
         // Again inside the transaction: a write may have been staged while the disk was probed.
-        if (this.core.staged.queue.pending(loc.id, rel)) {
+        if (staged.pending(loc.id, rel)) {
           r = { entry: existing, wasDir: false, changed: false };
           return;
         }
@@ -146,8 +147,6 @@ export class IndexRefresh {
     else if (!r.changed) this.core.resolver.forget(vpath);
     if (upChanged) this.core.resolver.invalidatePath(virtualPath(loc.name, parentRel), false, !quiet);
     const entry = result as Entry | undefined;
-    // The index now has the disk's mode: a mode changed through an open descriptor is no longer shown from memory.
-    if (entry?.type === 'file') this.core.live.indexed(virtualPath(loc.name, rel));
     if (entry && self.disk) {
       this.core.disk.set(entry.id, self.disk);
       // Hard links: the other names of this file changed with it (mode, times, size, links).

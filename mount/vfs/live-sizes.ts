@@ -8,7 +8,7 @@ interface Live {
   mtimeMs: number;
   /** The exact mtime a utimens set while open (futimens by touch), until the next write. */
   mtimeNs?: bigint;
-  /** Permission bits set through the open descriptor (fchmod) or read by its fstat, until the index has them. */
+  /** Permission bits as the descriptor's last fstat read them (a fchmod, or a write that cleared setuid). */
   mode?: number;
   writers: number;
   /**
@@ -133,20 +133,14 @@ export class LiveSizes {
   }
 
   /** Mode and exact mtime of an open file after a change through its descriptor (fstat after fchmod/futimens). */
-  changedMeta(vpath: string, mode: number, mtimeNs: bigint): void {
+  changedMeta(vpath: string, mtimeNs: bigint): void {
     const l = this.live.get(vpath);
     if (l) {
+      // Not fresh: the next get() takes the mode (and all else) from the descriptor's fstat.
       l.fresh = false;
-      l.mode = mode;
       l.mtimeMs = Number(mtimeNs / 1000n) / 1000;
       l.mtimeNs = mtimeNs;
     }
-  }
-
-  /** The index has caught up with the disk's mode (a refresh): nothing to override any more. */
-  indexed(vpath: string): void {
-    const l = this.live.get(vpath);
-    if (l) l.mode = undefined;
   }
 
   closed(vpath: string, fd?: number): void {

@@ -80,6 +80,6 @@ export function metaChanged(h: LocalHandle, disk: DiskStats, live: LiveSizes, no
     throw toFsError(err, `fstat ${h.vpath}`);
   }
   disk.set(h.entryId, st);
-  live.changedMeta(h.vpath, Number(st.mode & 0o7777n), st.mtimeNs);
+  live.changedMeta(h.vpath, st.mtimeNs);
   h.dirty = true;
 }

@@ -120,10 +120,25 @@ export class VfsCore implements KernelVfs {
     return this.featuresOf(loc).localFiles;
   }
 
+  /**
+   * The location a path is in: its root as the resolver has it (cached: every request asked
+   * SQLite, and parsed the row's options, two or three times to route a chmod or utimens).
+   */
+  private locationOf(path: string): Location | undefined {
+    const name = splitVirtual(path).location;
+    if (!name) return undefined;
+    try {
+      const r = this.resolver.resolve(`/${name}`);
+      if (r.kind === 'entry') return r.location;
+    } catch {
+      /* not indexed yet (never scanned), or no such location: SQLite says which */
+    }
+    return this.home.locations.find(name);
+  }
+
   /** The location a path is in, when it is one of the staged kind (cloud or write-back). */
   private stagedLocation(path: string): boolean {
-    const name = splitVirtual(path).location;
-    const loc = name ? this.home.locations.find(name) : undefined;
+    const loc = this.locationOf(path);
     return !!loc && isStaged(loc, this.featuresOf(loc));
   }
 
@@ -441,8 +456,7 @@ export class VfsCore implements KernelVfs {
 
   /** A path in a cloud location (not a disk on this machine). */
   private isRemote(path: string): boolean {
-    const name = splitVirtual(path).location;
-    const loc = name ? this.home.locations.find(name) : undefined;
+    const loc = this.locationOf(path);
     return !!loc && isWritableRemote(this.featuresOf(loc));
   }
 
