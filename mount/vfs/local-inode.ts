@@ -31,11 +31,9 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
   try {
     let st = view(madeStat ?? (made ? fstatSync(made.fd) : await fh.stat()));
     if (owner && ME === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) {
-      const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
-      const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
-      const gid = parent.mode & S_ISGID ? st.gid : owner.gid;
-      if (st.link) await withParent(root, t.rel, (at) => fsp.lchown(at, owner.uid, gid));
-      else await fsp.chown(fdPath(fh.fd), owner.uid, gid);
+      const { uid, gid } = await createdOwner(t, owner);
+      if (st.link) await withParent(root, t.rel, (at) => fsp.lchown(at, uid, gid));
+      else await fsp.chown(fdPath(fh.fd), uid, gid);
       changed = true;
       st = view(await fh.stat());
     }
@@ -51,6 +49,17 @@ export async function adoptCreated(t: Target, mode: number | undefined, owner: C
   } finally {
     if (!made) await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * The owner the disk gives a name that `caller` creates at `t`: their uid, and their gid or
+ * the folder's when the folder is setgid. Throws (the folder's stat, raw).
+ */
+export async function createdOwner(t: Target, caller: Caller): Promise<Caller> {
+  const root = t.location.uri;
+  const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
+  const parent = await (parentRel === '' ? fsp.stat(root) : pathHandle(root, parentRel).then((p) => p.stat().finally(() => p.close())));
+  return { uid: caller.uid, gid: parent.mode & S_ISGID ? parent.gid : caller.gid };
 }
 
 /** What adoptCreated reads of a stat, from either kind. */

@@ -4,7 +4,7 @@ import { withParent } from '../../core/beneath';
 import { toFsError } from '../../core/fs-error';
 import type { Target } from './targets';
 import type { Caller } from './types';
-import { S_ISGID } from './posix-calls';
+import { createdOwner } from './local-inode';
 
 const ME = process.getuid?.() ?? -1;
 /** Past this many, the oldest are forgotten (a miss stats the staging file again). */
@@ -32,9 +32,7 @@ export class StagedOwners {
     if (startsFrom) return stat(fsp.stat(startsFrom));
     if (t.existing) return stat(withParent(t.location.uri, t.rel, (at) => fsp.lstat(at)));
     if (!caller) return undefined;
-    const parentRel = t.rel.includes('/') ? t.rel.slice(0, t.rel.lastIndexOf('/')) : '';
-    const parent = await stat(parentRel === '' ? fsp.stat(t.location.uri) : withParent(t.location.uri, parentRel, (at) => fsp.stat(at)));
-    return { uid: caller.uid, gid: parent && parent.mode & S_ISGID ? parent.gid : caller.gid };
+    return createdOwner(t, caller).catch(() => ({ uid: caller.uid, gid: caller.gid }));
   }
 
   /** Gives the staging copy `fd` its owner (see `of`). Throws FsError. */
@@ -47,15 +45,14 @@ export class StagedOwners {
 
   /** chown of staging files (-1 keeps an id), as the disk answers (EPERM unless root). Throws FsError. */
   async change(files: string[], uid: number, gid: number, what: string): Promise<Caller | undefined> {
-    let now: Caller | undefined;
     for (const f of files) {
       await fsp.chown(f, uid, gid).catch((err) => {
         throw toFsError(err, what);
       });
-      const st = await fsp.stat(f);
-      now = { uid: st.uid, gid: st.gid };
     }
-    return now;
+    if (files.length === 0) return undefined;
+    const st = await fsp.stat(files[files.length - 1]);
+    return { uid: st.uid, gid: st.gid };
   }
 
   remember(entryId: number, owner: Caller): void {

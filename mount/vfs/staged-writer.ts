@@ -239,7 +239,7 @@ export class StagedWriter {
     const release = await this.queue.hold(t.location.id, t.rel);
     try {
       const pending = this.queue.pending(t.location.id, t.rel);
-      const open = [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+      const open = this.openCopies(path);
       const files = [...open.map((h) => h.stagingFile), ...(pending ? [pending.staging_file] : [])];
       if (files.length === 0) return false;
       const now = await this.owners.change(files, uid, gid, `chown ${path}`);
@@ -252,6 +252,11 @@ export class StagedWriter {
     }
   }
 
+  /** The staged copies of `path` open for writing. */
+  private openCopies(path: string): StagedHandle[] {
+    return [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+  }
+
   /** The owner of a write-back folder's staged file (see StagedOwners); undefined: the daemon's. */
   ownerOf(locationId: number, rel: string, entry: Entry): Caller | undefined {
     return this.owners.get(entry.id, () => this.queue.pending(locationId, rel)?.staging_file);
@@ -262,7 +267,7 @@ export class StagedWriter {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
     // The kernel truncates an O_TRUNC open by path right after opening it: the open copies
     // are what later writes and closes commit, so they are what must be cut.
-    const open = [...this.core.handles.all()].map(([, h]) => h).filter((h): h is StagedHandle => h.kind === 'staged' && h.writable && h.vpath === path);
+    const open = this.openCopies(path);
     if (open.length > 0) {
       for (const h of open) await this.truncateHandle(h, size);
       return;
