@@ -30,7 +30,7 @@ export function entryTypeOf(st: TypeTests): EntryType | undefined {
 }
 
 /** The version token of a local file: inode, size and mtime in ns. */
-export function localVersion(st: BigIntStats): string {
+export function localVersion(st: Pick<BigIntStats, 'ino' | 'size' | 'mtimeNs'>): string {
   return `${st.ino}:${st.size}:${st.mtimeNs}`;
 }
 

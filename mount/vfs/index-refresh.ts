@@ -1,35 +1,27 @@
 import { lstatSync, promises as fsp, readlinkSync, type BigIntStats } from 'node:fs';
-import { FsError, toFsError } from '../../core/fs-error';
+import { toFsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { Resolved } from './namespace';
 import { groupedWrite, onGroupFailed } from '../../index/commit-group';
 import type { FileHash } from '../../index/hash-pool';
-import { FileHasher } from '../../index/file-hash';
-import { entryFromStats } from '../../core/local-stat';
+import { WrittenHashes, hashedVersion } from './written-hashes';
+import { entryFromStats, localVersion } from '../../core/local-stat';
 import { withParent } from '../../core/beneath';
 import { virtualPath } from './namespace';
 import type { FileIdentity } from './live-sizes';
 import { stagedPaths, type WriterHost } from './writer-host';
 
-/** How long computed hashes wait to be committed together. */
-const HASH_COMMIT_MS = 20;
-
-/**
- * Files up to this size are hashed on the event loop when their last writer closes them (a
- * reopen of its descriptor, one read, BLAKE3: ~20 µs), bigger ones in the hash pool: a worker
- * round trip per small file of a `tar x` cost the event loop more than the hash.
- */
-const INLINE_HASH_MAX = 64 * 1024;
-
-/** The index version (local-stat's) of the file a hash was read from. */
-function hashedVersion(r: FileHash): string {
-  return `${r.ino}:${r.size}:${r.mtimeNs}`;
+/** True when `now` is the file `before` was with only its mtime changed (same inode and size). */
+function retimedOnly(before: BigIntStats, now: EntryFields | undefined): boolean {
+  if (now?.type !== 'file' || !before.isFile()) return false;
+  const mtimeNs = BigInt(now.mtimeSec) * 1_000_000_000n + BigInt(now.mtimeNsec);
+  return now.version === localVersion({ ino: before.ino, size: before.size, mtimeNs });
 }
 
 /** lstat by path; undefined for any failure (the caller then asks the safe way). */
-function lstatQuiet(path: string): BigIntStats | undefined {
+export function lstatQuiet(path: string): BigIntStats | undefined {
   try {
     return lstatSync(path, { bigint: true, throwIfNoEntry: false });
   } catch {
@@ -54,19 +46,15 @@ function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
 
 /**
  * The index side of the local writer: brings index entries up to date from what the disk
- * reports (lstat inside the safely opened parent), and re-hashes written files off the event
- * loop, committing their hashes in groups. The mutations themselves are LocalWriter's.
+ * reports (lstat inside the safely opened parent); written files' hashes are `hashes`'. The
+ * mutations themselves are LocalWriter's.
  */
 export class IndexRefresh {
-  private readonly rehashing = new Set<string>();
-  private readonly rehashAgain = new Set<string>();
-  private readonly hashed: { loc: Location; rel: string; r: FileHash }[] = [];
-  /** Keys (`locId:rel`) of the hashes in `hashed`, waiting for their grouped commit. */
-  private readonly awaitingCommit = new Set<string>();
-  private hashedTimer?: NodeJS.Timeout;
-  private readonly inlineHasher = new FileHasher();
+  /** Written files' hashes, computed off the request path. */
+  readonly hashes: WrittenHashes;
 
   constructor(private readonly core: WriterHost) {
+    this.hashes = new WrittenHashes(core);
     // Rows of a failed group commit are on the disk only: the next flush, close or rescan brings them back.
     onGroupFailed(core.home.db, (err) => noteSwallowed(core.log, 'local writer: committing a group of index rows', err));
   }
@@ -83,10 +71,13 @@ export class IndexRefresh {
    * cannot be read (anything but ENOENT/ENOTDIR, which mean "not there"), and the index's errors.
    * `quiet`: the change came through a kernel front end that knows of it (OpenFlags.kernel), so
    * no invalidation sweep is started for it (a directory replaced by a file still starts one).
-   * `hash`: the file's content hash, just read (hashClosing); committed with the entry when it
-   * is of the version the disk shows.
+   * `known.hash`: the file's content hash, just read (hashClosing); committed with the entry
+   * when it is of the version the disk shows. `known.retimedFrom`: the file's lstat right before
+   * the daemon itself set its times (utimens by name): a hash of that version stays, since only
+   * the mtime moved (`rsync -a` sets the times of every file it has just written and closed).
    */
-  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, hash?: FileHash): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, known?: { hash?: FileHash; retimedFrom?: BigIntStats }): Promise<Entry | undefined> {
+    const hash = known?.hash;
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     const staged = stagedPaths(this.core, loc);
     if (staged.pending(loc.id, rel)) {
@@ -100,6 +91,7 @@ export class IndexRefresh {
     ]);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
     if (hashed && self.fields) self.fields.hash = hashed.hash;
+    const keepFrom = known?.retimedFrom && retimedOnly(known.retimedFrom, self.fields) ? localVersion(known.retimedFrom) : undefined;
     const { entries } = this.home;
     // The parent's lookup walks from the root; the child is then one query. Inside the write
     // transaction both are read again by id (another process may have committed meanwhile).
@@ -113,7 +105,7 @@ export class IndexRefresh {
     let upChanged = false;
     const apply = () => {
       if (up) upChanged = this.apply(loc, parentRel, up, upEntry, undefined).changed;
-      r = this.apply(loc, rel, self, existing, upEntry);
+      r = this.apply(loc, rel, self, existing, upEntry, keepFrom);
     };
     // Nothing differs from the index (a chown to the same owner, a flush without new bytes):
     // no commit (apply then only reads).
@@ -153,7 +145,7 @@ export class IndexRefresh {
       if (siblings && self.disk.nlink > 1n) await this.refreshSiblings(loc, entry.id, self.disk);
     }
     if (up?.disk && upEntry) this.core.disk.set(upEntry.id, up.disk);
-    if (entry?.type === 'file' && !entry.hash) this.rehash(loc, rel);
+    if (entry?.type === 'file' && !entry.hash) this.hashes.rehash(loc, rel);
     return entry;
   }
 
@@ -193,7 +185,7 @@ export class IndexRefresh {
     const e = r.entry;
     const d = this.core.disk.get(e.id);
     const key = `${loc.id}:${rel}`;
-    if (!d || (!e.hash && !this.rehashing.has(key) && !this.awaitingCommit.has(key))) return false;
+    if (!d || (!e.hash && !this.hashes.busy(key))) return false;
     const st = lstatQuiet(`${loc.uri}/${rel}`);
     return (
       !!st &&
@@ -279,6 +271,7 @@ export class IndexRefresh {
     probed: { fields?: EntryFields },
     existing: Entry | undefined,
     parent: Entry | undefined,
+    keepFrom?: string,
   ): { entry?: Entry; wasDir: boolean; changed: boolean } {
     const { entries } = this.home;
     const fields = probed.fields;
@@ -293,7 +286,8 @@ export class IndexRefresh {
         entries.remove(existing, rel);
       } else {
         if (same(existing, fields)) return { entry: existing, wasDir, changed: false };
-        const keep = existing.version === fields.version && existing.type === 'file' ? existing.hash : null;
+        // `keepFrom`: the version before the daemon's own utimens (refresh's `retimedFrom`).
+        const keep = existing.type === 'file' && (existing.version === fields.version || existing.version === keepFrom) ? existing.hash : null;
         const f = { ...fields, hash: fields.hash ?? keep };
         entries.update(existing, f, rel);
         return { entry: { ...existing, ...f }, wasDir, changed: true };
@@ -335,132 +329,5 @@ export class IndexRefresh {
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
   noteExternalChange(loc: Location, rel: string): void {
     void this.refresh(loc, rel).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a changed file', err, { location: loc.name, path: rel }));
-  }
-
-  /**
-   * Hashes a written file in the hash pool, off the event loop. Not while the file is still
-   * open for writing (its bytes are not final: closed() asks again), and a request made while
-   * one runs runs again after it. Results are committed in groups (see commitHashes).
-   */
-  rehash(loc: Location, rel: string): void {
-    if (this.core.live.has(virtualPath(loc.name, rel))) return;
-    const key = `${loc.id}:${rel}`;
-    // A result waiting for its grouped commit: the commit checks it is still for the indexed
-    // version, and hashes again when not.
-    if (this.awaitingCommit.has(key)) return;
-    if (this.rehashing.has(key)) {
-      this.rehashAgain.add(key);
-      return;
-    }
-    this.rehashing.add(key);
-    // The worker opens the name (O_NOFOLLOW) inside the parent we hold open: the same fd
-    // table, so /proc/self/fd/N/name is valid there, and nothing on the way can be swapped.
-    void withParent(loc.uri, rel, (at) => this.core.hashPool.hashFile(at, this.home.config.blockSize))
-      .then((r) => {
-        if (!r.changed) this.queueHashed(loc, rel, r);
-      })
-      // Vanished or replaced meanwhile (its own close re-hashes it) is routine; anything else leaves
-      // the file without a hash until the next scan, so it is logged and counted.
-      .catch((err: FsError) => noteSwallowed(this.core.log, 'local writer: re-hash after close', err, { location: loc.name, path: rel }, err?.code === 'ENOENT' ? 'debug' : 'warn'))
-      .finally(() => {
-        this.rehashing.delete(key);
-        if (this.rehashAgain.delete(key)) this.rehash(loc, rel);
-      });
-  }
-
-  /**
-   * A written file was closed by its last writer, whose descriptor `fd` is still open: a small
-   * one is hashed here at once from that descriptor (the inode written, reopened read-only), a
-   * bigger one, or one being hashed already, by rehash(). Never throws.
-   */
-  hashClosed(loc: Location, rel: string, fd: number, size: number): void {
-    const r = this.core.live.has(virtualPath(loc.name, rel)) ? undefined : this.hashClosing(loc, rel, fd, size);
-    if (r) this.queueHashed(loc, rel, r);
-    else this.rehash(loc, rel); // by name, with its own error handling
-  }
-
-  /**
-   * The hash of a small file whose last writer is closing it, read now from that writer's
-   * descriptor `fd` (for refresh to commit with the entry); undefined when the file is big
-   * (`size` when known, else what the hasher's fstat finds), being hashed already, changed while
-   * read or unreadable. Never throws.
-   */
-  hashClosing(loc: Location, rel: string, fd: number, size = 0): FileHash | undefined {
-    const key = `${loc.id}:${rel}`;
-    if (size > INLINE_HASH_MAX || this.rehashing.has(key) || this.awaitingCommit.has(key)) return undefined;
-    try {
-      const r = this.inlineHasher.hashOpen(fd, this.home.config.blockSize, INLINE_HASH_MAX);
-      return r && !r.changed ? r : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** A computed hash waits (HASH_COMMIT_MS) to be committed with the others. */
-  private queueHashed(loc: Location, rel: string, r: FileHash): void {
-    this.hashed.push({ loc, rel, r });
-    this.awaitingCommit.add(`${loc.id}:${rel}`);
-    if (!this.hashedTimer) {
-      this.hashedTimer = setTimeout(() => this.commitHashes(), HASH_COMMIT_MS);
-      this.hashedTimer.unref();
-    }
-  }
-
-  /**
-   * A name moved (renamed, or inside a renamed folder) while its hash was being computed or
-   * waited for its commit. A result waiting for its commit follows the name (a rename changes
-   * no version, and the commit checks the version indexed there); one being computed would be
-   * recorded at the old name, so the file is hashed again at its new one. `rsync -a` renames
-   * every file right after closing it: each was hashed twice. Never throws.
-   */
-  moved(loc: Location, fromRel: string, toRel: string): void {
-    const under = (rel: string) => rel === fromRel || rel.startsWith(`${fromRel}/`);
-    const key = (rel: string) => `${loc.id}:${rel}`;
-    for (const h of this.hashed) {
-      if (h.loc.id !== loc.id || !under(h.rel)) continue;
-      this.awaitingCommit.delete(key(h.rel));
-      h.rel = toRel + h.rel.slice(fromRel.length);
-      this.awaitingCommit.add(key(h.rel));
-    }
-    const prefix = key('');
-    for (const k of [...this.rehashing]) {
-      const rel = k.slice(prefix.length);
-      if (k.startsWith(prefix) && under(rel)) this.rehash(loc, toRel + rel.slice(fromRel.length));
-    }
-  }
-
-  /**
-   * Commits the hashes computed in the last few milliseconds in one transaction (a commit per
-   * file was a large part of a `tar x` into the mount). A hash is derived data: a crash before
-   * its commit only means the next scan computes it again.
-   */
-  commitHashes(): void {
-    if (this.hashedTimer) clearTimeout(this.hashedTimer);
-    this.hashedTimer = undefined;
-    const done = this.hashed.splice(0);
-    this.awaitingCommit.clear();
-    if (done.length === 0 || !this.home.db.open) return;
-    try {
-      this.commitHashed(done);
-    } catch (err) {
-      // The index is busy or closing: these files are re-hashed by the next scan.
-      noteSwallowed(this.core.log, 'local writer: committing hashes', err, { files: done.length });
-    }
-  }
-
-  private commitHashed(done: { loc: Location; rel: string; r: FileHash }[]): void {
-    const stale: { loc: Location; rel: string }[] = [];
-    groupedWrite(this.home.db, () => {
-      for (const { loc, rel, r } of done) {
-        const e = this.home.entries.resolve(loc.id, rel);
-        if (e?.type === 'file' && e.version !== hashedVersion(r)) stale.push({ loc, rel }); // changed since: hash it again
-        if (!e || e.version !== hashedVersion(r)) continue;
-        this.home.blobs.put({ hash: r.hash, size: r.size, blockSize: this.home.config.blockSize, blockHashes: r.blockHashes });
-        this.home.entries.update(e, { ...e, hash: r.hash }, rel);
-      }
-    });
-    // A hash changes nothing the kernel caches (size, times, mode, etag): no invalidation sweep.
-    for (const { loc, rel } of done) this.core.resolver.invalidatePath(virtualPath(loc.name, rel), false, false);
-    for (const { loc, rel } of stale) this.rehash(loc, rel);
   }
 }

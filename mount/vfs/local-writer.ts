@@ -1,4 +1,4 @@
-import { constants as C, fstatSync, promises as fsp } from 'node:fs';
+import { constants as C, fstatSync, promises as fsp, type BigIntStats } from 'node:fs';
 import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -10,7 +10,7 @@ import { checkRenameAncestry, isStaged, resolveEntryTarget, resolveTarget, type 
 import type { Caller, OpenFlags, TimeSet } from './types';
 import { mknodAt, setTimesAt, renameExchangeAt } from './posix-calls';
 import { moveOpenFiles, stagedPaths, type WriterHost } from './writer-host';
-import { IndexRefresh } from './index-refresh';
+import { IndexRefresh, lstatQuiet } from './index-refresh';
 import { groupedWrite } from '../../index/commit-group';
 import { adoptCreated, onInode } from './local-inode';
 
@@ -140,8 +140,8 @@ export class LocalWriter {
     }
     // The last writer's close: a small file's hash goes in with the entry (one index write, not two).
     const last = releasing && this.core.live.writers(h.vpath) === 1;
-    const hash = last ? this.sync.hashClosing(h.location, h.rel, h.fd.fd) : undefined;
-    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel, hash);
+    const hash = last ? this.sync.hashes.hashClosing(h.location, h.rel, h.fd.fd) : undefined;
+    await this.sync.refresh(h.location, h.rel, true, false, !!h.kernel, { hash });
   }
 
   closed(h: LocalHandle): void {
@@ -150,7 +150,7 @@ export class LocalWriter {
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.has(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);
-    if (e?.type === 'file' && !e.hash && !stagedPaths(this.core, h.location).pending(h.location.id, h.rel)) this.sync.hashClosed(h.location, h.rel, h.fd.fd, e.size);
+    if (e?.type === 'file' && !e.hash && !stagedPaths(this.core, h.location).pending(h.location.id, h.rel)) this.sync.hashes.hashClosed(h.location, h.rel, h.fd.fd, e.size);
   }
 
   async truncate(path: string, size: number, kernel = false): Promise<void> {
@@ -258,7 +258,7 @@ export class LocalWriter {
       this.commitMove(a.location, moveRow);
       this.forgetMoved(from, to, a.existing.type === 'dir' || b.existing?.type === 'dir', kernel);
       moveOpenFiles(this.core, from, to);
-      this.sync.moved(b.location, a.rel, b.rel);
+      this.sync.hashes.moved(b.location, a.rel, b.rel);
       await this.sync.refresh(b.location, b.rel, true, true, kernel);
       // The refresh above brought the new name's folder up to date: `rsync -a` renames within one.
       if (a.parent.id !== b.parent.id) await this.sync.refreshParent(a.location, a.rel, kernel);
@@ -380,13 +380,19 @@ export class LocalWriter {
   async setTimes(path: string, atime: TimeSet, mtime: TimeSet, kernel = false): Promise<void> {
     const t = this.entryTarget(path, 'utimens');
     if (!t.existing) throw new FsError('ENOENT', `${path}: no such entry`);
+    let before: BigIntStats | undefined;
     if (t.rel === '') await setTimesAt(`${t.location.uri}/.`, atime, mtime, `utimens ${path}`);
-    else await withParent(t.location.uri, t.rel, (at) => setTimesAt(at, atime, mtime, `utimens ${path}`));
+    else
+      await withParent(t.location.uri, t.rel, (at) => {
+        // What the file was right before: its hash stays valid if nothing but the times moves.
+        before = t.existing?.type === 'file' && !this.core.live.has(path) ? lstatQuiet(at) : undefined;
+        return setTimesAt(at, atime, mtime, `utimens ${path}`);
+      });
     if (mtime !== 'omit') {
       if (mtime === 'now') this.core.live.touched(path, Date.now());
       else this.core.live.touched(path, mtime.sec * 1000 + mtime.nsec / 1e6, BigInt(mtime.sec) * 1_000_000_000n + BigInt(mtime.nsec));
     }
-    await this.sync.refresh(t.location, t.rel, true, false, kernel);
+    await this.sync.refresh(t.location, t.rel, true, false, kernel, { retimedFrom: before });
   }
 
   /** lchown (-1 keeps an id): the disk decides who may (root; the owner to one of their groups). */

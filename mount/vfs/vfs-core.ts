@@ -504,7 +504,7 @@ export class VfsCore implements KernelVfs {
     await this.pins.stop();
     for (const [fh] of [...this.handles.all()]) await this.release(fh).catch(() => undefined);
     await this.staged.queue.close();
-    this.writer.sync.commitHashes();
+    this.writer.sync.hashes.commitHashes();
     await this.hashPool.close();
     await this.providers.close();
   }
