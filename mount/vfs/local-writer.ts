@@ -150,7 +150,8 @@ export class LocalWriter {
     // The last writer closed: the bytes are final, hash them now (refresh skipped it while open).
     if (this.core.live.has(h.vpath)) return;
     const e = this.sync.indexed(h.location, h.rel);
-    if (e?.type === 'file' && !e.hash && !stagedPaths(this.core, h.location).pending(h.location.id, h.rel)) this.sync.hashes.hashClosed(h.location, h.rel, h.fd.fd, e.size);
+    if (e?.type === 'file' && !e.hash && !stagedPaths(this.core, h.location).pending(h.location.id, h.rel))
+      this.sync.hashes.hashClosed(h.location, h.rel, h.fd.fd, e.size, !!h.kernel);
   }
 
   async truncate(path: string, size: number, kernel = false): Promise<void> {

@@ -24,9 +24,10 @@ export function hashedVersion(r: FileHash): string {
 }
 
 /**
- * How long a written file waits before the hash pool reads it: `rsync -a` closes each file,
- * then sets its times and renames it. Hashed at once, a big file was read twice (the times
- * changed its version during the first read); after this, once, at its final name.
+ * How long a file closed through the kernel (FUSE) waits before the hash pool reads it:
+ * `rsync -a` closes each file, then sets its times and renames it. Hashed at once, a big file
+ * was read twice (the times changed its version during the first read); after this, once, at
+ * its final name. Other writers (a WebDAV PUT, whose answer waits for the hash) do not wait.
  */
 const REHASH_DELAY_MS = 100;
 
@@ -59,12 +60,12 @@ export class WrittenHashes {
   }
 
   /**
-   * Hashes a written file in the hash pool, off the event loop, REHASH_DELAY_MS from now. Not
-   * while the file is still open for writing (its bytes are not final: closed() asks again),
-   * and a request made while one runs runs again after it. Results are committed in groups
-   * (see commitHashes).
+   * Hashes a written file in the hash pool, off the event loop, now or `later` (after
+   * REHASH_DELAY_MS). Not while the file is still open for writing (its bytes are not final:
+   * closed() asks again); a request made while one is due waits for that one, and one made
+   * while one runs runs again after it. Results are committed in groups (see commitHashes).
    */
-  rehash(loc: Location, rel: string): void {
+  rehash(loc: Location, rel: string, later = false): void {
     if (this.core.live.has(virtualPath(loc.name, rel))) return;
     const key = `${loc.id}:${rel}`;
     // A result waiting for its grouped commit: the commit checks it is still for the indexed
@@ -72,6 +73,10 @@ export class WrittenHashes {
     if (this.awaitingCommit.has(key) || this.due.has(key)) return;
     if (this.rehashing.has(key)) {
       this.rehashAgain.add(key);
+      return;
+    }
+    if (!later) {
+      this.start(loc, rel, key);
       return;
     }
     this.due.set(key, { loc, rel, at: Date.now() + REHASH_DELAY_MS });
@@ -118,12 +123,13 @@ export class WrittenHashes {
   /**
    * A written file was closed by its last writer, whose descriptor `fd` is still open: a small
    * one is hashed here at once from that descriptor (the inode written, reopened read-only), a
-   * bigger one, or one being hashed already, by rehash(). Never throws.
+   * bigger one, or one being hashed already, by rehash() (`later` when the kernel closed it).
+   * Never throws.
    */
-  hashClosed(loc: Location, rel: string, fd: number, size: number): void {
+  hashClosed(loc: Location, rel: string, fd: number, size: number, kernel: boolean): void {
     const r = this.core.live.has(virtualPath(loc.name, rel)) ? undefined : this.hashClosing(loc, rel, fd, size);
     if (r) this.queueHashed(loc, rel, r);
-    else this.rehash(loc, rel); // by name, with its own error handling
+    else this.rehash(loc, rel, kernel); // by name, with its own error handling
   }
 
   /**
