@@ -36,6 +36,25 @@ async function primeFolder(ctx: OpContext, folder: FuseNode, token: number): Pro
   ctx.primeAttr(folder.id, token, a);
 }
 
+/**
+ * Runs a change of names in `folders` (one folder, or a rename's two), then primes each
+ * folder's next GETATTR (primeFolder): the kernel drops a folder's attributes after any change
+ * of its names (MKDIR, UNLINK, RENAME, ...) and asks for them at the next permission check in
+ * it, one more request to JS per `rm`, `mkdir` or `rsync -a` of a file. Throws what `change` throws.
+ */
+async function primedAfter<T>(ctx: OpContext, folders: FuseNode[], change: () => Promise<T>): Promise<T> {
+  const tokens = folders.map((f) => ctx.primeStart(f.id));
+  let r: T;
+  try {
+    r = await change();
+  } catch (err) {
+    folders.forEach((f, i) => ctx.primeAttr(f.id, tokens[i]));
+    throw err;
+  }
+  await Promise.all(folders.map((f, i) => primeFolder(ctx, f, tokens[i])));
+  return r;
+}
+
 /** The caller of a request: what it creates belongs to them. */
 const callerOf = (h: InHeader): Caller => ({ uid: h.uid, gid: h.gid });
 
@@ -97,8 +116,10 @@ export const HANDLERS: Record<number, Handler> = {
     const parent = ctx.inodes.get(h.nodeid);
     const [name, next] = cstr(req, B);
     const [target] = cstr(req, next);
-    await ctx.vfs.symlink(target, ctx.inodes.childPath(parent, name), callerOf(h));
-    return (await created(ctx, req, parent, name))[0];
+    return primedAfter(ctx, [parent], async () => {
+      await ctx.vfs.symlink(target, ctx.inodes.childPath(parent, name), callerOf(h));
+      return (await created(ctx, req, parent, name))[0];
+    });
   },
   /* MKNOD */ 8: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
@@ -106,27 +127,35 @@ export const HANDLERS: Record<number, Handler> = {
     const mode = req.readUInt32LE(B);
     const rdev = req.readUInt32LE(B + 4);
     const [name] = cstr(req, B + 16);
-    await ctx.vfs.mknod(ctx.inodes.childPath(parent, name), mode, rdev, callerOf(h));
-    return (await created(ctx, req, parent, name))[0];
+    return primedAfter(ctx, [parent], async () => {
+      await ctx.vfs.mknod(ctx.inodes.childPath(parent, name), mode, rdev, callerOf(h));
+      return (await created(ctx, req, parent, name))[0];
+    });
   },
   /* MKDIR */ 9: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B + 8);
-    await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h), true);
-    return (await created(ctx, req, parent, name))[0];
+    return primedAfter(ctx, [parent], async () => {
+      await ctx.vfs.mkdir(ctx.inodes.childPath(parent, name), req.readUInt32LE(B) & 0o7777, callerOf(h), true);
+      return (await created(ctx, req, parent, name))[0];
+    });
   },
   /* UNLINK */ 10: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B);
-    await ctx.vfs.unlink(ctx.inodes.childPath(parent, name), true);
-    ctx.inodes.remove(parent, name);
+    await primedAfter(ctx, [parent], async () => {
+      await ctx.vfs.unlink(ctx.inodes.childPath(parent, name), true);
+      ctx.inodes.remove(parent, name);
+    });
     return empty(req);
   },
   /* RMDIR */ 11: async (ctx, h, req) => {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B);
-    await ctx.vfs.rmdir(ctx.inodes.childPath(parent, name), true);
-    ctx.inodes.remove(parent, name);
+    await primedAfter(ctx, [parent], async () => {
+      await ctx.vfs.rmdir(ctx.inodes.childPath(parent, name), true);
+      ctx.inodes.remove(parent, name);
+    });
     return empty(req);
   },
   /* RENAME */ 12: (ctx, h, req) => rename(ctx, h, req, u64(req, B), 0, B + 8),
@@ -136,7 +165,7 @@ export const HANDLERS: Record<number, Handler> = {
     const parent = ctx.inodes.get(h.nodeid);
     const [name] = cstr(req, B + 8);
     const to = ctx.inodes.childPath(parent, name);
-    await ctx.vfs.link(ctx.inodes.pathOf(source), to);
+    await primedAfter(ctx, [parent], () => ctx.vfs.link(ctx.inodes.pathOf(source), to));
     const a = await ctx.vfs.getattr(to);
     if (source.linkedIno === undefined && linkedIno(a) !== undefined) ctx.inodes.adoptLinked(source, a.ino);
     const node = ctx.inodes.lookup(parent, name, a.type, linkedIno(a));
@@ -307,8 +336,13 @@ async function rename(ctx: OpContext, h: InHeader, req: Buffer, newdir: number, 
   const [newName] = cstr(req, next);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError('EINVAL', `rename flags ${flags} are not supported`);
   const exchange = (flags & RENAME_EXCHANGE) !== 0;
-  await ctx.vfs.rename(ctx.inodes.childPath(parent, name), ctx.inodes.childPath(newParent, newName), { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange, kernel: true });
-  if (exchange) ctx.inodes.exchange(parent, name, newParent, newName);
-  else ctx.inodes.rename(parent, name, newParent, newName);
+  const from = ctx.inodes.childPath(parent, name);
+  const to = ctx.inodes.childPath(newParent, newName);
+  const opts = { noReplace: (flags & RENAME_NOREPLACE) !== 0, exchange, kernel: true };
+  await primedAfter(ctx, newParent === parent ? [parent] : [parent, newParent], async () => {
+    await ctx.vfs.rename(from, to, opts);
+    if (exchange) ctx.inodes.exchange(parent, name, newParent, newName);
+    else ctx.inodes.rename(parent, name, newParent, newName);
+  });
   return empty(req);
 }
