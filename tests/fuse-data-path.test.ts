@@ -73,6 +73,55 @@ t.test('fchmod, fchown and futimens on a file open for writing (tar x) land on t
   t.match(ls.stdout, /-rw-r----- 1 1234 5678 5000 1500000000 f\.c/, 'ls -l through the mount shows mode, owner, size and mtime');
 });
 
+// What `rsync -a` does to each file after writing it: open it read-only and fchmod it (and, as
+// root, fchown it), then close. `replace`: the file is replaced on the disk first (written
+// elsewhere, renamed over it), while the descriptor stays open on the old one.
+const READ_ONLY_META = `
+import os, sys, json
+p, disk, replace = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
+fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+if replace:
+    with open(disk + '.new', 'wb') as f:
+        f.write(b'new')
+    os.rename(disk + '.new', disk)
+os.fchmod(fd, 0o604)
+os.fchown(fd, 4321, 8765)
+st = os.fstat(fd)
+os.close(fd)
+print(json.dumps([st.st_mode & 0o7777, st.st_uid, st.st_gid]))
+`;
+
+t.test('owner and mode set through a read-only descriptor (rsync -a) are answered natively, land on the disk and reach the index', async (t) => {
+  const { src, mnt } = await mountWithOracle(t, 'd');
+  const file = join(mnt, 'd', 'g.c');
+  writeFileSync(file, 'hello');
+  const before = opCounts(mnt);
+  const r = sh('python3', ['-c', READ_ONLY_META, file, join(src, 'g.c'), '0']);
+  t.equal(r.code, 0, r.stderr);
+  t.same(JSON.parse(r.stdout), [0o604, 4321, 8765], 'fstat through the mount after the changes');
+  const disk = statSync(join(src, 'g.c'));
+  t.same([disk.mode & 0o7777, disk.uid, disk.gid], [0o604, 4321, 8765], 'the backing file has them');
+  const after = opCounts(mnt);
+  const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  t.equal(delta('native.setattr'), 2, 'both SETATTRs answered in the addon');
+  t.equal(delta('op.setattr'), 2, 'and none reached JS');
+  // A fresh listing is built in JS from the index and the disk's stats.
+  const ls = sh('ls', ['-ln', join(mnt, 'd')]);
+  t.match(ls.stdout, /-rw----r-- 1 4321 8765 5 .* g\.c/, 'ls -l through the mount shows the new mode and owner');
+});
+
+t.test('owner and mode through a read-only descriptor of a file replaced on the disk since go to the name, as before', async (t) => {
+  const { src, mnt } = await mountWithOracle(t, 'd');
+  const file = join(mnt, 'd', 'h.c');
+  writeFileSync(file, 'hello');
+  const r = sh('python3', ['-c', READ_ONLY_META, file, join(src, 'h.c'), '1']);
+  t.equal(r.code, 0, r.stderr);
+  // The descriptor's file is unlinked: the addon leaves it to JS, which changes the file at the name.
+  const disk = statSync(join(src, 'h.c'));
+  t.same([disk.mode & 0o7777, disk.uid, disk.gid], [0o604, 4321, 8765], 'the file now at the name has them');
+  t.equal(readFileSync(join(src, 'h.c'), 'utf8'), 'new', 'and it is the new file');
+});
+
 /** Requests by opcode since the mount: `op.*` read from the device, `native.*` of them answered in the addon. */
 function opCounts(mnt: string): Record<string, number | undefined> {
   return JSON.parse(sh('getfattr', ['--only-values', '-n', 'user.vdfs.fuse', mnt]).stdout) as Record<string, number | undefined>;

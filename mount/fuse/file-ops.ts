@@ -31,7 +31,8 @@ export async function openFile(ctx: OpContext, node: FuseNode, path: string, fla
     /* attributes gone meanwhile: no cache */
   }
   const fd = ctx.vfs.nativeReadFd(fh);
-  if (fd !== undefined) ctx.registerFd(fh, fd, false);
+  // A local file: its owner and mode are changed through this descriptor too (rsync's fchmod of a read-only open).
+  if (fd !== undefined) ctx.registerFd(fh, fd, false, !o.write && ctx.vfs.nativeMeta(fh) ? node.id : undefined);
   else registerBlocks(ctx, fh);
   const direct = directWrites(flags, registerWriter(ctx, fh, node));
   const pt = passthroughOpen(ctx, fh, node, fd);

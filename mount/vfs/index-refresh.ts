@@ -326,6 +326,16 @@ export class IndexRefresh {
     );
   }
 
+  /**
+   * The daemon changed a file's owner or mode through a descriptor, for a kernel front end that
+   * knows of it: the entry follows the disk (quietly). Never throws.
+   */
+  noteOwnChange(loc: Location, rel: string): void {
+    void this.refresh(loc, rel, true, false, true).catch((err) =>
+      noteSwallowed(this.core.log, 'local writer: refreshing a file changed through a descriptor', err, { location: loc.name, path: rel }),
+    );
+  }
+
   /** A real file was seen to differ from the index: bring the entry up to date soon. */
   noteExternalChange(loc: Location, rel: string): void {
     void this.refresh(loc, rel).catch((err) => noteSwallowed(this.core.log, 'local writer: refreshing a changed file', err, { location: loc.name, path: rel }));

@@ -211,14 +211,16 @@ export interface KernelVfs extends Vfs {
   passthroughWriting(fh: number): void;
   /**
    * Whether a front end may answer chown/chmod/utimens, getattr and flush of this handle itself
-   * (fchown/fchmod/futimens/fstat on nativeWriteFd): a local file open for writing. It then calls
+   * (fchown/fchmod/futimens/fstat on nativeWriteFd): a local file open for writing; or chown and
+   * chmod (fchown/fchmod on nativeReadFd) of a local file open for reading. It then calls
    * noteSetattr after a change and flushed after a flush. Throws EBADF for an unknown handle.
    */
   nativeMeta(fh: number): boolean;
   /**
    * Bookkeeping after the front end changed owner, mode or times through nativeWriteFd (as
-   * setattrOpen does). `st`: the descriptor's fstat taken right after the change, when the front
-   * end has it (else the VFS takes one). Throws EBADF.
+   * setattrOpen does), or owner or mode through nativeReadFd (the index then follows the disk).
+   * `st`: the descriptor's fstat taken right after the change, when the front end has it (else
+   * the VFS takes one). Throws EBADF.
    */
   noteSetattr(fh: number, st?: NotedStat): void;
   /**

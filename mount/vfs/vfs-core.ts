@@ -259,16 +259,19 @@ export class VfsCore implements KernelVfs {
     h.dirty = true; // its size and mtime come from its descriptor already (LocalWriter follows every writer)
   }
 
-  /** See KernelVfs.nativeMeta: a local file open for writing at explicit offsets (its descriptor is nativeWriteFd's). Throws EBADF. */
+  /** See KernelVfs.nativeMeta: a local file open for reading, or for writing at explicit offsets. Throws EBADF. */
   nativeMeta(fh: number): boolean {
     const h = this.handles.get(fh);
-    return h.kind === 'local' && h.writable && !h.append;
+    return h.kind === 'local' && !h.append;
   }
 
   /** See KernelVfs.noteSetattr. Throws FsError (EBADF). */
   noteSetattr(fh: number, st?: NotedStat): void {
-    const h = this.writable(fh);
-    if (h.kind === 'local') metaChanged(h, this.disk, this.live, st);
+    const h = this.handles.get(fh);
+    if (h.kind !== 'local') return;
+    if (h.writable) metaChanged(h, this.disk, this.live, st);
+    // Through a read-only handle (owner or mode): the index follows the disk, as after a chmod by name.
+    else this.writer.sync.noteOwnChange(h.location, h.rel);
   }
 
   /**

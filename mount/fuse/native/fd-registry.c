@@ -17,6 +17,7 @@ void registry_init(struct fd_registry *r) {
   pthread_rwlock_init(&r->lock, NULL);
   for (int i = 0; i < REGISTRY_BUCKETS; i++) r->buckets[i] = NULL;
   r->node_writers = 0;
+  r->node_readers = 0;
   atomic_init(&r->wb_busy, 0);
 }
 
@@ -34,18 +35,25 @@ void registry_destroy(struct fd_registry *r) {
   pthread_rwlock_unlock(&r->lock);
 }
 
+/* Keeps node_writers and node_readers: `by` is 1 for an entry added (or changed to), -1 for one removed (or changed from). */
+static void count_node(struct fd_registry *r, const struct reg_node *n, int by) {
+  if (!n->nodeid) return;
+  if (n->writable) r->node_writers += by;
+  else r->node_readers += by;
+}
+
 int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint64_t nodeid) {
   struct reg_node *n = malloc(sizeof *n);
   if (!n) return -ENOMEM;
-  if (!writable) nodeid = 0;
   unsigned b = bucket_of(fh);
   pthread_rwlock_wrlock(&r->lock);
   for (struct reg_node **p = &r->buckets[b]; *p; p = &(*p)->next) {
     if ((*p)->fh == fh) {
-      r->node_writers += (nodeid != 0) - ((*p)->nodeid != 0);
+      count_node(r, *p, -1);
       (*p)->fd = fd;
       (*p)->writable = writable;
       (*p)->nodeid = nodeid;
+      count_node(r, *p, 1);
       atomic_store(&(*p)->wb_end, 0);
       atomic_store(&(*p)->wb_from, 0);
       pthread_rwlock_unlock(&r->lock);
@@ -59,7 +67,7 @@ int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint6
   n->nodeid = nodeid;
   atomic_init(&n->wb_end, 0);
   atomic_init(&n->wb_from, 0);
-  r->node_writers += nodeid != 0;
+  count_node(r, n, 1);
   n->next = r->buckets[b];
   r->buckets[b] = n;
   pthread_rwlock_unlock(&r->lock);
@@ -73,7 +81,7 @@ void registry_remove(struct fd_registry *r, uint64_t fh) {
     if ((*p)->fh == fh) {
       struct reg_node *dead = *p;
       *p = dead->next;
-      r->node_writers -= dead->nodeid != 0;
+      count_node(r, dead, -1);
       free(dead);
       break;
     }
@@ -194,7 +202,7 @@ int registry_kind(struct fd_registry *r, uint64_t fh) {
   pthread_rwlock_rdlock(&r->lock);
   for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
     if (n->fh == fh) {
-      kind = !n->writable ? REG_READ : n->nodeid ? REG_WRITE_META : REG_WRITE;
+      kind = !n->writable ? (n->nodeid ? REG_READ_META : REG_READ) : n->nodeid ? REG_WRITE_META : REG_WRITE;
       break;
     }
   }
@@ -219,6 +227,22 @@ int registry_hold_writer(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, i
   return 0;
 }
 
+int registry_hold_reader(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, int *fd) {
+  if (nodeid == 0) return 0;
+  pthread_rwlock_rdlock(&r->lock);
+  for (int i = 0; r->node_readers > 0 && i < REGISTRY_BUCKETS; i++) {
+    for (struct reg_node *n = r->buckets[i]; n; n = n->next) {
+      if (n->nodeid == nodeid && !n->writable) {
+        *fh = n->fh;
+        *fd = n->fd;
+        return 1;
+      }
+    }
+  }
+  pthread_rwlock_unlock(&r->lock);
+  return 0;
+}
+
 void registry_unhold(struct fd_registry *r) {
   pthread_rwlock_unlock(&r->lock);
 }
@@ -228,8 +252,8 @@ void registry_drop_meta(struct fd_registry *r, uint64_t fh) {
   pthread_rwlock_wrlock(&r->lock);
   for (struct reg_node *n = r->buckets[b]; n; n = n->next) {
     if (n->fh == fh && n->nodeid) {
+      count_node(r, n, -1);
       n->nodeid = 0;
-      r->node_writers--;
       break;
     }
   }

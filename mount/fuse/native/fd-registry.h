@@ -12,7 +12,7 @@ struct reg_node {
   uint64_t fh;
   int fd;
   int writable;
-  /* The kernel node of a local file open for writing whose metadata the reader threads answer (0: none). */
+  /* The kernel node of a local file whose metadata the reader threads answer through this descriptor (0: none). */
   uint64_t nodeid;
   /* Write-behind (registry_write_behind): where the last write ended, and where the sequential run's bytes not yet handed to writeback start. */
   _Atomic uint64_t wb_end;
@@ -23,8 +23,9 @@ struct reg_node {
 struct fd_registry {
   pthread_rwlock_t lock;
   struct reg_node *buckets[REGISTRY_BUCKETS];
-  /* Entries with a nodeid: lookups by node are skipped while there are none. */
+  /* Writable and read-only entries with a nodeid: lookups by node are skipped while there are none. */
   int node_writers;
+  int node_readers;
   /* A reader thread is in sync_file_range (registry_write_behind): one at a time, so a slow disk holds up one reader, not all. */
   atomic_int wb_busy;
 };
@@ -34,22 +35,25 @@ struct fd_registry {
 #define REG_READ 1
 #define REG_WRITE 2
 #define REG_WRITE_META 3
+#define REG_READ_META 4
 
 void registry_init(struct fd_registry *r);
 void registry_destroy(struct fd_registry *r);
 /*
- * Replaces any earlier descriptor of fh. `nodeid` (writable only, else 0): the kernel node of a
- * local file whose SETATTR, GETATTR and FLUSH the reader threads may answer (native-meta.c).
- * Returns 0 or -ENOMEM.
+ * Replaces any earlier descriptor of fh. `nodeid` (else 0): the kernel node of a local file
+ * whose SETATTR, GETATTR and FLUSH the reader threads may answer through a writable fh, or
+ * whose owner and mode through a read-only one (native-meta.c). Returns 0 or -ENOMEM.
  */
 int registry_put(struct fd_registry *r, uint64_t fh, int fd, int writable, uint64_t nodeid);
-/* REG_NONE, REG_READ, REG_WRITE or REG_WRITE_META (registered with a nodeid). */
+/* REG_NONE, REG_READ, REG_WRITE, REG_WRITE_META or REG_READ_META (the last two registered with a nodeid). */
 int registry_kind(struct fd_registry *r, uint64_t fh);
 /*
  * A writable handle registered for `nodeid`: returns 1 with *fh and *fd set and the read lock
  * held (the descriptor stays open until registry_unhold), 0 when there is none.
  */
 int registry_hold_writer(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, int *fd);
+/* registry_hold_writer for a read-only handle registered with `nodeid`. */
+int registry_hold_reader(struct fd_registry *r, uint64_t nodeid, uint64_t *fh, int *fd);
 void registry_unhold(struct fd_registry *r);
 /* fh's node is no longer answered natively (its RELEASE is on the way to JS); reads and writes still are. */
 void registry_drop_meta(struct fd_registry *r, uint64_t fh);

@@ -1,5 +1,6 @@
 /*
- * SETATTR (owner, mode, times), GETATTR and FLUSH of a local file open for writing, answered
+ * SETATTR (owner, mode, times), GETATTR and FLUSH of a local file open for writing (SETATTR of
+ * owner and mode, and FLUSH, also of one open only for reading), answered
  * in the reader thread through the descriptor JS registered with the file's node id
  * (registry_put): fchown/fchmod/futimens and fstat on it, and the reply built from that fstat
  * exactly as JS builds it from the same stat (mount/vfs/attrs.ts entryAttr for a local file:
@@ -92,8 +93,19 @@ int meta_try_setattr(const struct meta_io *io, struct fuse_in_header *h, size_t 
   if (in->valid & ~(uint32_t)META_OK) return 0;
   uint64_t fh;
   int fd;
-  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) return 0;
   struct stat st;
+  if (!registry_hold_writer(io->reg, h->nodeid, &fh, &fd)) {
+    /*
+     * Owner and mode through a read-only handle (`rsync -a` opens each file it wrote O_RDONLY
+     * to fchmod it). Not times (JS keeps a hash across its own utimens), and not a file that
+     * was replaced on the disk since the open (unlinked: the name now holds another one).
+     */
+    if ((in->valid & META_TIMES) || !registry_hold_reader(io->reg, h->nodeid, &fh, &fd)) return 0;
+    if (fstat(fd, &st) < 0 || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
+      registry_unhold(io->reg);
+      return 0;
+    }
+  }
   int err = apply(fd, in);
   int stat_ok = fstat(fd, &st) == 0;
   if (!stat_ok && err == 0) err = -errno;
@@ -184,7 +196,7 @@ int meta_try_flush(const struct meta_io *io, struct fuse_in_header *h, size_t n)
   if (n < sizeof *h + sizeof(struct fuse_flush_in)) return 0;
   struct fuse_flush_in *in = (struct fuse_flush_in *)(h + 1);
   int kind = registry_kind(io->reg, in->fh);
-  if (kind != REG_READ && kind != REG_WRITE_META) return 0;
+  if (kind != REG_READ && kind != REG_READ_META && kind != REG_WRITE_META) return 0;
   if (kind == REG_WRITE_META) {
     /* The bytes are in the file already (native pwrite); JS commits the index after this reply. */
     char note[sizeof(struct fuse_in_header) + sizeof(struct fuse_flush_in)];
