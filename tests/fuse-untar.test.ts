@@ -83,6 +83,38 @@ t.test('files written through the mount tell the kernel nothing it knows; a chan
   t.ok(await until(() => (fuseStats(mnt).sweeps as number) > sweeps, 30_000), 'and the change the kernel did not make starts a sweep');
 });
 
+t.test('files rsync -a wrote look unchanged to the next invalidation sweep; a chmod on the disk afterwards still reaches the kernel', async (t) => {
+  const { dir, home, src, mnt } = await mountWithOracle(t, 'u');
+  const tree = join(dir, 'tree');
+  mkdirSync(tree);
+  const names = Array.from({ length: 60 }, (_, i) => `r${i}`);
+  for (const [i, name] of names.entries()) writeFileSync(join(tree, name), randomBytes(100 + i * 50), { mode: 0o644 });
+  // Each file: written under a temporary name (mode 0600), closed, its times set by name, opened
+  // read-only and fchmod'ed to 0644 (answered in the addon), renamed.
+  const r = sh('rsync', ['-a', `${tree}/`, join(mnt, 'u', 'r')]);
+  t.equal(r.code, 0, r.stderr);
+  // Asked of the index (vdfs ls), not through the mount: a LOOKUP or GETATTR of a file would
+  // tell JS what the kernel holds again.
+  const want = new Map(names.map((name) => [name, b3sum(join(tree, name))]));
+  const hashed = () => {
+    const listed = JSON.parse(vdfs(home, ['ls', '--json', '/u/r']).stdout || '[]') as { name: string; hash?: string }[];
+    return listed.filter((e) => e.hash === want.get(e.name)).length === names.length;
+  };
+  t.ok(await until(hashed, 60_000), 'every file has its hash');
+  t.ok(await until(() => fuseStats(mnt).sweepPending === 0, 30_000), 'no sweep pending');
+  const before = fuseStats(mnt);
+  // A change the kernel did not make starts a sweep over every node it holds.
+  writeFileSync(join(src, 'from-elsewhere'), 'x');
+  t.ok(await until(() => fuseStats(mnt).sweeps !== before.sweeps && fuseStats(mnt).sweepPending === 0, 30_000), 'the change on the disk started a sweep, now done');
+  const swept = Number(fuseStats(mnt).invalidations) - Number(before.invalidations);
+  // At most the folder the new file moved the mtime of; every rsync'd file is as the kernel has it.
+  t.ok(swept <= 1, `the sweep invalidated ${swept} nodes (at most the location's folder)`);
+  const mid = fuseStats(mnt);
+  chmodSync(join(src, 'r', 'r7'), 0o600);
+  t.ok(await until(() => Number(fuseStats(mnt).invalidations) > Number(mid.invalidations), 30_000), 'a chmod on the disk invalidates the node');
+  t.equal(statSync(join(mnt, 'u', 'r', 'r7')).mode & 0o777, 0o600, 'and the new mode is seen through the mount');
+});
+
 t.test('hashing a file at its close keeps the access time its writer set', async (t) => {
   const { src, mnt } = await mountWithOracle(t, 'u');
   const data = randomBytes(3000);

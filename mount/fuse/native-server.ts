@@ -336,8 +336,15 @@ export class FuseServer {
   /** Bookkeeping after the addon answered a SETATTR or FLUSH of handle `fh` itself; never throws. */
   private nativeNote(op: number, fh: number, st?: NotedStat): void {
     try {
-      if (op === NATIVE_SETATTR) this.ctx.vfs.noteSetattr(fh, st);
-      else this.ctx.vfs.flushed(fh);
+      if (op !== NATIVE_SETATTR) return this.ctx.vfs.flushed(fh);
+      this.ctx.vfs.noteSetattr(fh, st);
+      // The kernel now holds the owner and mode the addon answered. The invalidator's sweep
+      // compares the index with `last`: left as it was, every file `rsync -a` fchmods (0600 at
+      // its creation) looked changed to the next sweep, which dropped them all from the kernel.
+      // Sizes and times set natively (writers only) are left as they were: the sweep then
+      // invalidates that node, which costs a request and is never wrong.
+      const node = this.ctx.openFiles.get(fh)?.node;
+      if (node?.last && st) node.last = { ...node.last, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid) };
     } catch (err) {
       this.opts.log.error({ err, op }, 'bookkeeping of a natively answered request failed');
     }
