@@ -41,6 +41,8 @@ int uring_queues(const struct fuse_uring *u);
 uint64_t uring_queue_requests(const struct fuse_uring *u, int qid);
 /* Requests a queue thread found while yielding after the previous one (SPIN_NS), instead of sleeping. */
 uint64_t uring_spin_hits(const struct fuse_uring *u);
+/* Replies from JS queued while their queue's thread was yielding (no eventfd write needed). */
+uint64_t uring_quiet_replies(const struct fuse_uring *u);
 
 /*
  * Writes a reply: into the ring entry this thread is handling when it is a queue thread in the

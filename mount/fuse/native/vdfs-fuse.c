@@ -761,6 +761,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "ringQueues", make_int(env, uring_queues(s->uring)));
   napi_set_named_property(env, o, "ringRequests", make_int(env, (int64_t)uring_requests(s->uring)));
   napi_set_named_property(env, o, "ringSpinHits", make_int(env, (int64_t)uring_spin_hits(s->uring)));
+  napi_set_named_property(env, o, "ringQuietReplies", make_int(env, (int64_t)uring_quiet_replies(s->uring)));
   napi_value per_queue;
   int nq = uring_queues(s->uring);
   napi_create_array_with_length(env, (size_t)nq, &per_queue);
