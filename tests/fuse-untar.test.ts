@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, closeSync, futimesSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, futimesSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3sum, tempDir, until, vdfs } from './helpers/cli';
@@ -113,6 +113,35 @@ t.test('files rsync -a wrote look unchanged to the next invalidation sweep; a ch
   chmodSync(join(src, 'r', 'r7'), 0o600);
   t.ok(await until(() => Number(fuseStats(mnt).invalidations) > Number(mid.invalidations), 30_000), 'a chmod on the disk invalidates the node');
   t.equal(statSync(join(mnt, 'u', 'r', 'r7')).mode & 0o777, 0o600, 'and the new mode is seen through the mount');
+});
+
+t.test('files saved on the disk under a temporary name and renamed, and names made and removed at once, reach the index as the disk has them', async (t) => {
+  const { dir, home, src } = await mountWithOracle(t, 'u');
+  const want = new Map<string, string>();
+  for (let i = 0; i < 40; i++) {
+    const data = randomBytes(50 + i * 97);
+    writeFileSync(join(src, `.save-${i}.tmp`), data);
+    renameSync(join(src, `.save-${i}.tmp`), join(src, `saved-${i}`));
+    writeFileSync(join(src, `.gone-${i}`), 'x');
+    unlinkSync(join(src, `.gone-${i}`));
+    writeFileSync(join(dir, 'want'), data);
+    want.set(`saved-${i}`, b3sum(join(dir, 'want')));
+  }
+  const listed = () => JSON.parse(vdfs(home, ['ls', '--json', '/u']).stdout || '[]') as { name: string; hash?: string }[];
+  t.ok(
+    await until(() => {
+      const l = listed();
+      return [...want].every(([name, hash]) => l.some((e) => e.name === name && e.hash === hash));
+    }, 60_000),
+    'every saved file is indexed at its final name with the hash of its bytes',
+  );
+  t.same(
+    listed()
+      .map((e) => e.name)
+      .filter((n) => n.startsWith('.')),
+    [],
+    'no temporary or removed name is indexed',
+  );
 });
 
 t.test('hashing a file at its close keeps the access time its writer set', async (t) => {

@@ -1,5 +1,5 @@
 import { lstatSync, promises as fsp, readlinkSync, type BigIntStats } from 'node:fs';
-import { toFsError } from '../../core/fs-error';
+import { FsError, toFsError } from '../../core/fs-error';
 import { noteSwallowed } from '../../core/swallowed';
 import type { Entry, EntryFields } from '../../index/entries';
 import type { Location } from '../../index/locations';
@@ -26,6 +26,15 @@ export function lstatQuiet(path: string): BigIntStats | undefined {
     return lstatSync(path, { bigint: true, throwIfNoEntry: false });
   } catch {
     return undefined;
+  }
+}
+
+/** lstat by path found no such name (ENOENT, ENOTDIR); false for any other failure. */
+function absent(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) === undefined;
+  } catch {
+    return false;
   }
 }
 
@@ -168,9 +177,10 @@ export class IndexRefresh {
    * the daemon's own writes): a file the daemon's writer has open (its flush and close refresh
    * it from the disk; a refresh now would commit a half-written state and notify the kernel of
    * it), or an indexed file whose disk stat is exactly the one its entry was last refreshed from
-   * (same inode, ctime, size, mtime and mode) and which has its hash or is getting it. A plain
-   * lstat by path is enough: it can only match the very inode recorded, and anything else gets
-   * the full refresh. Never throws.
+   * (same inode, ctime, size, mtime and mode) and which has its hash or is getting it, or a
+   * path neither indexed nor on the disk. A plain lstat by path is enough: it can only match the
+   * very inode recorded (or find nothing where nothing is beneath the location either), and
+   * anything else gets the full refresh. Never throws.
    */
   unchanged(loc: Location, rel: string): boolean {
     const vpath = virtualPath(loc.name, rel);
@@ -178,8 +188,11 @@ export class IndexRefresh {
     let r: Resolved;
     try {
       r = this.core.resolver.resolve(vpath);
-    } catch {
-      return false;
+    } catch (err) {
+      // Neither indexed nor on the disk: a temporary name renamed or removed since its event
+      // (`rsync -a`'s `.f.XXXXXX`, an editor's swap file). Its refresh would find nothing, after
+      // a failed watch and a walk beneath the location.
+      return err instanceof FsError && err.code === 'ENOENT' && absent(`${loc.uri}/${rel}`);
     }
     if (r.kind !== 'entry' || r.location.id !== loc.id || r.entry.type !== 'file') return false;
     const e = r.entry;
