@@ -43,6 +43,15 @@ export interface NativeFuse {
   blockWake(s: NativeSession, fh: number, index: number): number;
   /** The next GETATTR of `nodeid` (within 50 ms) is answered with this fuse_attr_out (null: not any more). 0 or -errno. */
   primeAttr(s: NativeSession, nodeid: number, attrOut: Buffer | null): number;
+  /**
+   * OPENDIRs of `nodeid` within `ms` are answered natively (FOPEN_CACHE_DIR|KEEP_CACHE, a handle of
+   * at least 2^51), as are their RELEASEDIRs (0: not any more). 0; absent from older builds.
+   */
+  freshDir?(s: NativeSession, nodeid: number, ms: number): number;
+  /** No folder is fresh any more (freshDir) until marked again. 0. */
+  dirsChanged?(s: NativeSession): number;
+  /** The RELEASEDIR of natively opened handle `fh` goes to JS (JS read a listing through it). 0 or -ENOMEM. */
+  adoptDir?(s: NativeSession, fh: number): number;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id for FOPEN_PASSTHROUGH, or -errno (root, Linux >= 6.9). */
   backingOpen(s: NativeSession, fd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. */

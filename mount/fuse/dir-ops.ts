@@ -5,6 +5,14 @@ import { B, linkedIno, openReply, type OpContext } from './op-context';
 /** A kept listing must outlive the walk that uses it: it is reused only while this much younger than the timeouts. */
 const LISTING_MARGIN_MS = 1000;
 
+/** Handles the addon gives folders it opens itself (native-dirs.h NATIVE_DIR_FH); ours count up from 1. */
+const NATIVE_DIR_FH = 2 ** 51;
+
+/** How long a listing taken now may be reused by the kernel (KEEP_CACHE). */
+function reusableMs(ctx: OpContext): number {
+  return 1000 * Math.min(ctx.entryTtl, ctx.attrTtl) - LISTING_MARGIN_MS;
+}
+
 const DOTS = 2;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
@@ -13,6 +21,11 @@ const DT_DIR = 4;
 export async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plus: boolean): Promise<Buffer> {
   const fh = u64(req, B);
   let list = ctx.dirs.get(fh);
+  if (list === undefined && fh >= NATIVE_DIR_FH) {
+    // Opened by the addon (a fresh folder), but the kernel no longer has the listing: ours from now on.
+    ctx.adoptDir(fh);
+    ctx.dirs.set(fh, (list = null));
+  }
   if (list === undefined) throw new FsError('EBADF', 'directory handle is not open');
   const start = u64(req, B + 8);
   const dir = ctx.inodes.get(h.nodeid);
@@ -23,6 +36,7 @@ export async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plu
     list = await ctx.vfs.readdir(ctx.inodes.pathOf(dir));
     ctx.dirs.set(fh, list);
     dir.listed = { at: Date.now(), seq };
+    if (seq === ctx.changeSeq) ctx.freshDir(dir.id, reusableMs(ctx));
   }
   const size = req.readUInt32LE(B + 16);
   const out = replyBuffer(req, size);
@@ -64,7 +78,10 @@ export async function readdirReply(ctx: OpContext, h: InHeader, req: Buffer, plu
  * and reuse it at the next open (KEEP_CACHE) while the last listing is younger than the entry
  * and attribute timeouts (so its names and attributes are all still cached) and the index has
  * not changed since (any change: the listing is taken again). The kernel itself drops it when
- * the folder changes through the mount (its version moves) or its node is invalidated.
+ * the folder changes through the mount (its version moves) or its node is invalidated. While a
+ * listing is fresh, the addon answers the folder's OPENDIR and RELEASEDIR itself (freshDir;
+ * native-dirs.c); another process's commit is then seen by the next request that reaches JS,
+ * within the entry timeout the kernel caches names for anyway.
  */
 export async function opendir(ctx: OpContext, h: InHeader, req: Buffer): Promise<Buffer> {
   const dir = ctx.inodes.get(h.nodeid);
@@ -75,7 +92,10 @@ export async function opendir(ctx: OpContext, h: InHeader, req: Buffer): Promise
   const fh = ctx.nextDir++;
   ctx.dirs.set(fh, null);
   const l = dir.listed;
-  const fresh = l !== undefined && l.seq === ctx.changeSeq && Date.now() - l.at < 1000 * Math.min(ctx.entryTtl, ctx.attrTtl) - LISTING_MARGIN_MS;
+  const left = l !== undefined && l.seq === ctx.changeSeq ? reusableMs(ctx) - (Date.now() - l.at) : 0;
+  const fresh = left > 0;
   if (!fresh) dir.listed = undefined;
+  // The next opens, until the listing is too old or anything changes, are answered by the addon alike.
+  else ctx.freshDir(dir.id, left);
   return openReply(req, fh, FOPEN.CACHE_DIR | (fresh ? FOPEN.KEEP_CACHE : 0));
 }

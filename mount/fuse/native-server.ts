@@ -157,6 +157,8 @@ export class FuseServer {
         // The addon keeps PRIMED_SLOTS; an old entry here only costs a call when its node is seen again.
         if (this.primed.size > 256) this.unprime(this.primed.values().next().value as number);
       },
+      freshDir: (nodeid, ms) => this.session && addon.freshDir?.(this.session, nodeid, Math.max(0, Math.min(ms, 0xffffffff))),
+      adoptDir: (fh) => this.session && addon.adoptDir?.(this.session, fh),
       blockHandles: new Map(),
       blockUsers: new Map(),
       openBacking: (fd) => this.openBacking(fd),
@@ -187,7 +189,10 @@ export class FuseServer {
   start(fd: number, threads: number): NativeSession {
     this.session = this.addon.start(fd, threads, (req) => this.onRequest(req));
     this.addon.setAttrTtl?.(this.session, this.ctx.attrTtl);
-    this.ctx.vfs.onChange(() => this.ctx.changeSeq++);
+    this.ctx.vfs.onChange(() => {
+      this.ctx.changeSeq++;
+      this.dirsChanged();
+    });
     this.ctx.vfs.onBlockFileRemoved((file) => dropBlockFile(this.ctx, file));
     this.invalidator = new Invalidator(this.ctx.vfs, this.inodes, this);
     this.budget = new NodeBudget(this.inodes, this, this.opts.maxNodes ?? DEFAULT_MAX_NODES);
@@ -236,6 +241,11 @@ export class FuseServer {
     if (getHeapStatistics().used_heap_size < this.liveHeap + BURST_GC_GROWTH) return;
     fullGc();
     this.liveHeap = getHeapStatistics().used_heap_size;
+  }
+
+  /** No folder's OPENDIR is answered natively until JS marks it fresh again (ctx.freshDir). */
+  private dirsChanged(): void {
+    if (this.session) this.addon.dirsChanged?.(this.session);
   }
 
   /** Writes a reply; never throws (an exception here would escape a promise callback). */
@@ -307,6 +317,8 @@ export class FuseServer {
       case OP.DESTROY:
         return this.send(replyBuffer(req, 0));
     }
+    // A folder removed or replaced (RENAME over it) is opened by JS again, which answers ENOENT.
+    if (h.opcode === OP.RMDIR || h.opcode === OP.RENAME || h.opcode === OP.RENAME2) this.dirsChanged();
     const handler = HANDLERS[h.opcode];
     if (!handler) return this.send(errorReply(req, 38)); // ENOSYS: the kernel stops asking for most ops
     const state = { op: h.opcode, node: h.nodeid, answered: false };

@@ -18,6 +18,13 @@ export interface OpContext {
   /** Counts the index's changes (Vfs.onChange): a directory listed before the last change is listed again. */
   changeSeq: number;
   /**
+   * The folder's listing may be reused for `ms` more (see opendir): its OPENDIR and RELEASEDIR are
+   * answered natively until then, or until the next change (changeSeq, RMDIR, RENAME).
+   */
+  freshDir(nodeid: number, ms: number): void;
+  /** A handle the addon opened (NATIVE_DIR_FH and up) that JS now keeps a listing for: its RELEASEDIR comes to JS. */
+  adoptDir(fh: number): void;
+  /**
    * A local handle's descriptor may be read (and written, when `writable`) natively from now on;
    * with `nodeid`, that node's SETATTR (owner, mode, times), GETATTR and FLUSH are answered natively too.
    */

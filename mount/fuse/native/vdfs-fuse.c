@@ -25,6 +25,7 @@
 #include "fd-registry.h"
 #include "block-registry.h"
 #include "native-meta.h"
+#include "native-dirs.h"
 #include "mounting.h"
 #include "napi-args.h"
 #include "posix-calls.h"
@@ -80,6 +81,8 @@ struct session {
   /* SETATTR, GETATTR and FLUSH of local files open for writing (native-meta.c). */
   struct meta_io meta;
   struct primed_attrs primed;
+  /* OPENDIR and RELEASEDIR of folders whose listing the kernel keeps (native-dirs.c). */
+  struct fresh_dirs dirs;
   /* FUSE over io_uring (fuse-uring.c): NULL when the kernel does not offer it or it could not be set up. */
   struct fuse_uring *uring;
   /* notifications */
@@ -322,6 +325,8 @@ static int answer_natively(struct session *s, struct fuse_in_header *h, size_t n
   if (h->opcode == FUSE_SETATTR && meta_try_setattr(&s->meta, h, n)) return 1;
   if (h->opcode == FUSE_GETATTR && meta_try_getattr(&s->meta, h, n)) return 1;
   if (h->opcode == FUSE_FLUSH && meta_try_flush(&s->meta, h, n)) return 1;
+  if (h->opcode == FUSE_OPENDIR && dirs_try_opendir(&s->dirs, s->fd, h, n)) return 1;
+  if (h->opcode == FUSE_RELEASEDIR && dirs_try_releasedir(&s->dirs, s->fd, h, n)) return 1;
   /* A change by path after close (RELEASE is asynchronous) must not be noted to a handle JS is about to drop. */
   if (h->opcode == FUSE_RELEASE && n >= sizeof *h + sizeof(struct fuse_release_in)) registry_drop_meta(&s->reg, ((struct fuse_release_in *)(h + 1))->fh);
   return 0;
@@ -494,6 +499,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   pthread_mutex_init(&s->read_mu, NULL);
   block_registry_init(&s->breg);
   pthread_mutex_init(&s->primed.mu, NULL);
+  dirs_init(&s->dirs);
   s->meta = (struct meta_io){.reg = &s->reg, .primed = &s->primed, .devfd = fd, .attr_ttl_sec = 1, .note = note_to_js, .arg = s};
   pthread_mutex_init(&s->nmu, NULL);
   pthread_cond_init(&s->ncv, NULL);
@@ -694,6 +700,46 @@ static napi_value js_prime_attr(napi_env env, napi_callback_info info) {
   return make_int(env, 0);
 }
 
+/* freshDir(session, nodeid, ms): the folder's OPENDIRs within ms are answered natively (0: not any more). */
+static napi_value js_fresh_dir(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t nodeid;
+  uint32_t ms;
+  if (!get_u64(env, argv[1], &nodeid) || napi_get_value_uint32(env, argv[2], &ms) != napi_ok) {
+    napi_throw_type_error(env, NULL, "freshDir(session, nodeid, ms) takes numbers");
+    return NULL;
+  }
+  dirs_fresh(&s->dirs, nodeid, ms);
+  return make_int(env, 0);
+}
+
+/* dirsChanged(session): no folder is fresh any more. */
+static napi_value js_dirs_changed(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  dirs_changed(&s->dirs);
+  return make_int(env, 0);
+}
+
+/* adoptDir(session, fh): the RELEASEDIR of a handle opened natively goes to JS. 0 or -ENOMEM. */
+static napi_value js_adopt_dir(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t fh;
+  if (!get_u64(env, argv[1], &fh)) {
+    napi_throw_type_error(env, NULL, "adoptDir(session, fh) takes a handle");
+    return NULL;
+  }
+  return make_int(env, dirs_adopt(&s->dirs, fh));
+}
+
 /* unregisterBlocks(session, fh): returns once no native read uses fh's block files. */
 static napi_value js_unregister_blocks(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -861,6 +907,9 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("unregisterBlocks", js_unregister_blocks);
   EXPORT("blockWake", js_block_wake);
   EXPORT("primeAttr", js_prime_attr);
+  EXPORT("freshDir", js_fresh_dir);
+  EXPORT("dirsChanged", js_dirs_changed);
+  EXPORT("adoptDir", js_adopt_dir);
   EXPORT("setRef", js_set_ref);
   EXPORT("backingOpen", js_backing_open);
   EXPORT("backingClose", js_backing_close);
