@@ -1,4 +1,4 @@
-import { closeSync, constants as C, fsync, promises as fsp } from 'node:fs';
+import { closeSync, constants as C, fsync, linkSync, mkdirSync, promises as fsp, renameSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { errnoName } from './native-addon';
 import { FsError, toFsError } from './fs-error';
 import { splitPath } from './paths';
@@ -157,4 +157,43 @@ export function openFileBeneath(root: string, rel: string, flags: number, mode =
  */
 export function pathHandle(root: string, rel: string): Promise<RawFile | fsp.FileHandle> {
   return splitPath(rel).length === 0 ? openDirBeneath(root, []) : openFileBeneath(root, rel, O_PATH);
+}
+
+/** The name operations of the local writer, each on a path from withParent. Reject with the system error. */
+export interface NameOps {
+  mkdir(at: string, mode: number): Promise<void>;
+  rmdir(at: string): Promise<void>;
+  unlink(at: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  symlink(target: string, at: string): Promise<void>;
+  link(existing: string, at: string): Promise<void>;
+}
+
+// `async`: a synchronous call's error becomes the promise's rejection, as fs/promises' would.
+const JS_THREAD_OPS: NameOps = {
+  mkdir: async (at, mode) => void mkdirSync(at, { mode }),
+  rmdir: async (at) => rmdirSync(at),
+  unlink: async (at) => unlinkSync(at),
+  rename: async (from, to) => renameSync(from, to),
+  symlink: async (target, at) => symlinkSync(target, at),
+  link: async (existing, at) => linkSync(existing, at),
+};
+const POOL_OPS: NameOps = {
+  mkdir: async (at, mode) => void (await fsp.mkdir(at, { mode })),
+  rmdir: (at) => fsp.rmdir(at),
+  unlink: (at) => fsp.unlink(at),
+  rename: (from, to) => fsp.rename(from, to),
+  symlink: (target, at) => fsp.symlink(target, at),
+  link: (existing, at) => fsp.link(existing, at),
+};
+
+/**
+ * The name operations for paths inside `root`: on the JS thread when it is on a local disk
+ * (onLocalDisk), where each is answered in microseconds from the dentry and inode caches and a
+ * thread-pool round trip cost more than the call (a RENAME per file of `rsync -a`, an UNLINK per
+ * file of `rm -r`), as openFileBeneath's open and close are; elsewhere on the libuv pool.
+ * Never throws.
+ */
+export function nameOps(root: string): NameOps {
+  return onLocalDisk(root) ? JS_THREAD_OPS : POOL_OPS;
 }

@@ -38,6 +38,10 @@ function absent(path: string): boolean {
   }
 }
 
+/** What probe finds where no such name is. */
+const NOT_THERE: Probed = Object.freeze({});
+type Probed = { fields?: EntryFields; disk?: BigIntStats };
+
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
   if (!e || !f) return !e && !f;
@@ -84,8 +88,18 @@ export class IndexRefresh {
    * when it is of the version the disk shows. `known.retimedFrom`: the file's lstat right before
    * the daemon itself set its times (utimens by name): a hash of that version stays, since only
    * the mtime moved (`rsync -a` sets the times of every file it has just written and closed).
+   * `known.gone`: the daemon itself just removed `rel` inside its opened parent, so it is not
+   * probed (two failed `lstat`s per file of an `rm -r`); a name made there since is the
+   * watcher's to add.
    */
-  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, known?: { hash?: FileHash; retimedFrom?: BigIntStats }): Promise<Entry | undefined> {
+  async refresh(
+    loc: Location,
+    rel: string,
+    siblings = true,
+    parent = false,
+    quiet = false,
+    known?: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean },
+  ): Promise<Entry | undefined> {
     const hash = known?.hash;
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     const staged = stagedPaths(this.core, loc);
@@ -95,7 +109,7 @@ export class IndexRefresh {
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     const [self, up] = await Promise.all([
-      this.probe(loc, rel, this.known(loc, rel)),
+      known?.gone ? NOT_THERE : this.probe(loc, rel, this.known(loc, rel)),
       parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
     ]);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
@@ -238,7 +252,7 @@ export class IndexRefresh {
    * index or an open writer already holds, so no path leads outside, and it is one system call
    * where the safe walk takes five (a created file is probed twice, its folder once).
    */
-  private async probe(loc: Location, rel: string, known?: FileIdentity): Promise<{ fields?: EntryFields; disk?: BigIntStats }> {
+  private async probe(loc: Location, rel: string, known?: FileIdentity): Promise<Probed> {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.

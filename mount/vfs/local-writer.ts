@@ -3,7 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../core/local-stat';
-import { openBeneath, openFileBeneath, withParent } from '../../core/beneath';
+import { nameOps, openBeneath, openFileBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { checkRenameAncestry, isStaged, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
@@ -178,7 +178,7 @@ export class LocalWriter {
   async mkdir(path: string, mode: number, owner?: Caller, kernel = false): Promise<void> {
     const t = this.target(path, 'mkdir');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await withParent(t.location.uri, t.rel, (at) => fsp.mkdir(at, { mode })).catch((err) => {
+    await withParent(t.location.uri, t.rel, (at) => nameOps(t.location.uri).mkdir(at, mode)).catch((err) => {
       throw toFsError(err, `mkdir ${path}`);
     });
     await adoptCreated(t, mode, owner);
@@ -198,12 +198,12 @@ export class LocalWriter {
       // Staged files not written to the disk yet still make their directory non-empty.
       if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
       const linked = this.core.disk.get(t.existing.id);
-      await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? fsp.rmdir(at) : fsp.unlink(at))).catch((err) => {
+      await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? nameOps(t.location.uri).rmdir(at) : nameOps(t.location.uri).unlink(at))).catch((err) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
       });
       await queue.cancel(t.location.id, t.rel);
       this.core.staged.detach(path);
-      await this.sync.refresh(t.location, t.rel, true, true, kernel);
+      await this.sync.refresh(t.location, t.rel, true, true, kernel, { gone: true });
       // The file's other names lost a link (and their ctime changed).
       if (linked && linked.nlink > 1) await this.sync.refreshSiblings(t.location, t.existing.id, linked);
     } finally {
@@ -241,7 +241,7 @@ export class LocalWriter {
       if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
       if (!pendingOnly) {
         // Both names inside their safely opened parents: no directory on either side is followed.
-        await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.rename(atA, atB))).catch((err) => {
+        await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => nameOps(root).rename(atA, atB))).catch((err) => {
           throw toFsError(err, `rename ${from}`);
         });
       }
@@ -332,7 +332,7 @@ export class LocalWriter {
   async symlink(targetText: string, path: string, owner?: Caller): Promise<void> {
     const t = this.target(path, 'symlink');
     if (t.existing) throw new FsError('EEXIST', `${path} already exists`);
-    await withParent(t.location.uri, t.rel, (at) => fsp.symlink(targetText, at)).catch((err) => {
+    await withParent(t.location.uri, t.rel, (at) => nameOps(t.location.uri).symlink(targetText, at)).catch((err) => {
       throw toFsError(err, `symlink ${path}`);
     });
     await adoptCreated(t, undefined, owner);
@@ -362,7 +362,7 @@ export class LocalWriter {
     if (a.existing.type === 'dir') throw new FsError('EPERM', `${from} is a directory: directories cannot be hard-linked`);
     if (b.existing) throw new FsError('EEXIST', `${to} already exists`);
     const root = a.location.uri;
-    await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => fsp.link(atA, atB))).catch((err) => {
+    await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => nameOps(root).link(atA, atB))).catch((err) => {
       throw toFsError(err, `link ${from}`);
     });
     await this.sync.refresh(b.location, b.rel, true, true);
