@@ -198,7 +198,8 @@ export class LocalWriter {
       // Staged files not written to the disk yet still make their directory non-empty.
       if (expect === 'dir' && queue.hasUnder(t.location.id, t.rel)) throw new FsError('ENOTEMPTY', `${path} is not empty`);
       const linked = this.core.disk.get(t.existing.id);
-      await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? nameOps(t.location.uri).rmdir(at) : nameOps(t.location.uri).unlink(at))).catch((err) => {
+      const ops = nameOps(t.location.uri);
+      await withParent(t.location.uri, t.rel, (at) => (expect === 'dir' ? ops.rmdir(at) : ops.unlink(at))).catch((err) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toFsError(err, `remove ${path}`);
       });
       await queue.cancel(t.location.id, t.rel);
