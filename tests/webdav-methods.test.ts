@@ -6,9 +6,12 @@ import { join } from 'node:path';
 import { authHeaderFor, dav, metric, startWebdavServer } from './helpers/webdav';
 
 const BIG = randomBytes(3 * 1024 * 1024 + 12345);
+/** Bigger than a loopback socket's buffers: a client that stops reading leaves chunks queued in the server. */
+const HUGE = randomBytes(24 * 1024 * 1024);
 
 function seed(dir: string): void {
   writeFileSync(join(dir, 'big.bin'), BIG);
+  writeFileSync(join(dir, 'huge.bin'), HUGE);
   // what a daemon killed mid-PUT a day ago left behind
   writeFileSync(join(dir, '.vdfs-put-0123456789abcdef'), 'partial');
   utimesSync(join(dir, '.vdfs-put-0123456789abcdef'), new Date(Date.now() - 86400_000), new Date(Date.now() - 86400_000));
@@ -61,6 +64,37 @@ t.test('WebDAV methods against the real VFS', async (t) => {
     const ifRange = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: 'bytes=0-9', 'If-Range': '"stale"' } });
     t.equal(ifRange.status, 200, 'If-Range mismatch sends everything');
     t.equal((await dav(port, 'GET', '/loc/missing')).status, 404);
+    t.equal(await metric(port, 'vdfs_webdav_open_handles'), 0, 'no handle left open');
+  });
+
+  // Every GET takes its chunks from one shared pool: a chunk still waiting in a stalled
+  // client's socket must never be handed to another GET and overwritten.
+  t.test('GETs share chunk buffers: stalled readers still get exact bytes', async (t) => {
+    const stalled = Array.from({ length: 4 }, () => {
+      const chunks: Buffer[] = [];
+      let resume!: () => void;
+      const done = new Promise<Buffer>((resolve, reject) => {
+        const req = request({ port, path: '/loc/huge.bin', headers: { authorization: authHeaderFor(port) } }, (res) => {
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+          res.on('error', reject);
+          res.pause();
+          resume = () => res.resume();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      return { done, resume: () => resume() };
+    });
+    await new Promise((r) => setTimeout(r, 200)); // their first chunks are read and queued behind full sockets
+    for (let i = 0; i < 12; i++) {
+      const at = (i * 257_123) % (BIG.length - (1 << 20));
+      const r = await dav(port, 'GET', '/loc/big.bin', { headers: { Range: `bytes=${at}-${at + (1 << 20) - 1}` } });
+      t.ok(r.body.equals(BIG.subarray(at, at + (1 << 20))), `range at ${at} exact while others stall`);
+    }
+    for (const s of stalled) s.resume();
+    const bodies = await Promise.all(stalled.map((s) => s.done));
+    bodies.forEach((b, i) => t.ok(b.equals(HUGE), `stalled GET ${i}: whole body exact`));
     t.equal(await metric(port, 'vdfs_webdav_open_handles'), 0, 'no handle left open');
   });
 

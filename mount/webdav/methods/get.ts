@@ -94,6 +94,27 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   }
 }
 
+/** A free list of equal-sized buffers. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly size: number) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+  give(b: Buffer): void {
+    if (this.free.length < READ_AHEAD + 2) this.free.push(b);
+  }
+}
+
+/**
+ * The chunks of every GET, reused across requests: a buffer goes back once the socket has
+ * flushed it. Reuse keeps RSS flat while gigabytes stream out (fresh buffers are reclaimed by
+ * a GC much later), and a fresh 1 MiB buffer costs ~5 ms of page faults on this project's VMs
+ * (docs/read-pipeline.md, "Fresh memory"): with a pool per transfer, every ranged GET of 1 MiB
+ * paid that before its first byte (4–5 ms where a reused buffer answers in ~0.7).
+ */
+const chunks = new BufferPool(CHUNK);
+
 /**
  * Sends bytes [start, start + length) of the open file `fh`. Reads run ahead of the socket by
  * up to READ_AHEAD chunks of 1 MiB. A body cut short (the file shrank) is never ended as if
@@ -103,16 +124,13 @@ async function streamBody(ctx: Ctx, fh: number, start: number, length: number): 
   const { vfs, res } = ctx;
   const chunk = CHUNK;
   const end = start + length;
-  const pool = new BufferPool(chunk);
-  // Reusing a few buffers keeps RSS flat while gigabytes stream out (fresh 4 MiB buffers
-  // are only reclaimed by a GC much later).
   const readAt = async (off: number, n: number): Promise<{ data: Buffer; owner?: Buffer }> => {
-    const owner = pool.take();
+    const owner = chunks.take();
     try {
       const got = await vfs.readInto(fh, owner.subarray(0, n), off);
       return { data: owner.subarray(0, got), owner };
     } catch (err) {
-      pool.give(owner);
+      chunks.give(owner);
       throw err;
     }
   };
@@ -137,24 +155,12 @@ async function streamBody(ctx: Ctx, fh: number, start: number, length: number): 
       fill();
       ctx.metrics.bytesOut += data.length;
       // the buffer goes back to the pool once the socket has flushed it
-      if (!(await writeChunk(res, data, owner ? () => pool.give(owner) : undefined))) return; // client went away: the caller releases the handle
+      if (!(await writeChunk(res, data, owner ? () => chunks.give(owner) : undefined))) return; // client went away: the caller releases the handle
     }
     if (sent < length)
       res.destroy(); // never end a short body as if it were complete
     else res.end();
   } finally {
     await Promise.allSettled(queue);
-  }
-}
-
-/** A free list of equal-sized buffers for one transfer. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly size: number) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-  give(b: Buffer): void {
-    if (this.free.length < READ_AHEAD + 2) this.free.push(b);
   }
 }
