@@ -1,14 +1,21 @@
-import { constants as C, createReadStream } from 'node:fs';
+import { constants as C } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { openBeneath } from '../../core/beneath';
+import { ChunkPool, streamRange } from '../../core/chunk-stream';
 import { FsError } from '../../core/fs-error';
 import { parseRangeHeader, type ByteRange } from '../../core/http-range';
 import { localVersion } from '../../core/local-stat';
+import { readFullyInto } from '../../core/read-fully';
 import type { ServeSource } from './peer-sources';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** Reads in flight ahead of the socket, 1 MiB each. */
+const AHEAD = 2;
+/** Every blob answer's chunks, reused across answers (core/chunk-stream.ts: fresh buffers cost page faults). */
+const chunks = new ChunkPool(1 << 20, AHEAD + 2);
 
 /** The peer edge's reading of a Range header: one `bytes=` range, anything else is EINVAL. */
 function blobRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | null {
@@ -50,15 +57,17 @@ export async function serveBlob(log: Logger, index: ServeSource, req: IncomingMe
     res.writeHead(range ? 206 : 200, headers);
     log.debug({ peer: peer.slice(0, 16), hash: hash.slice(0, 16), start: range?.start ?? 0, length }, 'peer: blob served');
     if (req.method === 'HEAD' || length === 0) return void res.end();
-    const stream = createReadStream('', { fd: fh, start: range?.start ?? 0, end: range?.end ?? f.size - 1, highWaterMark: 1 << 20, autoClose: true });
-    fh = undefined; // the stream owns it now
-    stream.on('error', (err) => {
+    const file = fh;
+    let r: 'done' | 'short' | 'gone';
+    try {
+      r = await streamRange(res, (buf, pos) => readFullyInto(file, buf, pos), range?.start ?? 0, length, chunks, AHEAD);
+    } catch (err) {
       // Headers are out: the reader sees a short body and tries another replica.
-      log.warn({ peer: peer.slice(0, 16), hash: hash.slice(0, 16), err: err.message }, 'peer: reading a blob failed mid-answer; connection cut');
-      res.destroy();
-    });
-    res.on('close', () => stream.destroy());
-    stream.pipe(res);
+      log.warn({ peer: peer.slice(0, 16), hash: hash.slice(0, 16), err: (err as Error).message }, 'peer: reading a blob failed mid-answer; connection cut');
+      r = 'short';
+    }
+    if (r === 'short') res.destroy();
+    else if (r === 'done') res.end();
   } finally {
     await fh?.close();
   }

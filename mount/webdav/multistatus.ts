@@ -45,23 +45,6 @@ export function renderStatusResponse(href: string, status: number): string {
   return `<D:response><D:href>${escapeXml(href)}</D:href><D:status>${statusLine(status)}</D:status></D:response>\n`;
 }
 
-/** Writes a chunk honouring backpressure; resolves false when the client went away. */
-export function writeChunk(res: ServerResponse, chunk: string | Buffer, flushed?: () => void): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false);
-  if (flushed ? res.write(chunk, () => flushed()) : res.write(chunk)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = () => done(true);
-    const onClose = () => done(false);
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-  });
-}
-
 /** Sends a complete small XML body. */
 export function sendXml(res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void {
   const buf = Buffer.from(XML_HEAD + body, 'utf8');

@@ -9,7 +9,7 @@ import { isFinderJunk, isHiddenName } from '../junk';
 import { followLink, servedTarget } from '../links';
 import { joinPath } from '../paths';
 import type { Attr, DirEntry } from '../../vfs/types';
-import { writeChunk } from '../multistatus';
+import { ChunkPool, streamRange } from '../../../core/chunk-stream';
 import { httpDate } from '../props';
 import { parseRange, type ByteRange } from '../../../core/http-range';
 import { CHUNK, openCounted, releaseCounted } from '../tree';
@@ -94,73 +94,29 @@ export async function handleGet(ctx: Ctx): Promise<void> {
   }
 }
 
-/** A free list of equal-sized buffers. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly size: number) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-  give(b: Buffer): void {
-    if (this.free.length < READ_AHEAD + 2) this.free.push(b);
-  }
-}
-
 /**
- * The chunks of every GET, reused across requests: a buffer goes back once the socket has
- * flushed it. Reuse keeps RSS flat while gigabytes stream out (fresh buffers are reclaimed by
- * a GC much later), and a fresh 1 MiB buffer costs ~5 ms of page faults on this project's VMs
- * (docs/read-pipeline.md, "Fresh memory"): with a pool per transfer, every ranged GET of 1 MiB
- * paid that before its first byte (4–5 ms where a reused buffer answers in ~0.7).
+ * The chunks of every GET, one pool for the whole server (a chunk goes back once the socket has
+ * flushed it): with a pool per transfer, every ranged GET of 1 MiB paid for fresh memory before
+ * its first byte (4–5 ms on this project's VMs, where a reused buffer answers in ~0.7).
  */
-const chunks = new BufferPool(CHUNK);
+const chunks = new ChunkPool(CHUNK, READ_AHEAD + 2);
 
 /**
- * Sends bytes [start, start + length) of the open file `fh`. Reads run ahead of the socket by
- * up to READ_AHEAD chunks of 1 MiB. A body cut short (the file shrank) is never ended as if
- * it were complete: the connection is cut. Returns when the client goes away.
+ * Sends bytes [start, start + length) of the open file `fh`, up to READ_AHEAD chunks of 1 MiB
+ * read ahead of the socket. A body cut short (the file shrank) is never ended as if it were
+ * complete: the connection is cut. Returns when the client goes away.
  */
 async function streamBody(ctx: Ctx, fh: number, start: number, length: number): Promise<void> {
   const { vfs, res } = ctx;
-  const chunk = CHUNK;
-  const end = start + length;
-  const readAt = async (off: number, n: number): Promise<{ data: Buffer; owner?: Buffer }> => {
-    const owner = chunks.take();
-    try {
-      const got = await vfs.readInto(fh, owner.subarray(0, n), off);
-      return { data: owner.subarray(0, got), owner };
-    } catch (err) {
-      chunks.give(owner);
-      throw err;
-    }
-  };
-  const queue: Promise<{ data: Buffer; owner?: Buffer }>[] = [];
-  let nextOff = start;
-  const fill = () => {
-    while (queue.length < READ_AHEAD && nextOff < end) {
-      const n = Math.min(chunk, end - nextOff);
-      const p = readAt(nextOff, n);
-      p.catch(() => undefined); // observed below; never an unhandled rejection
-      queue.push(p);
-      nextOff += n;
-    }
-  };
-  try {
-    let sent = 0;
-    fill();
-    while (queue.length > 0) {
-      const { data, owner } = await queue.shift()!;
-      if (data.length === 0) break; // the file shrank under us: the client sees a short body
-      sent += data.length;
-      fill();
-      ctx.metrics.bytesOut += data.length;
-      // the buffer goes back to the pool once the socket has flushed it
-      if (!(await writeChunk(res, data, owner ? () => chunks.give(owner) : undefined))) return; // client went away: the caller releases the handle
-    }
-    if (sent < length)
-      res.destroy(); // never end a short body as if it were complete
-    else res.end();
-  } finally {
-    await Promise.allSettled(queue);
-  }
+  const r = await streamRange(
+    res,
+    (buf, pos) => vfs.readInto(fh, buf, pos),
+    start,
+    length,
+    chunks,
+    READ_AHEAD,
+    (n) => (ctx.metrics.bytesOut += n),
+  );
+  if (r === 'short') res.destroy();
+  else if (r === 'done') res.end();
 }
