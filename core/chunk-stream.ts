@@ -101,6 +101,7 @@ export async function streamRange(
     }
     return total < length ? 'short' : 'done';
   } finally {
-    await Promise.allSettled(queue);
+    // Reads still queued when the client went away (a player seeking cuts GETs all the time): their chunks were never written.
+    for (const r of await Promise.allSettled(queue)) if (r.status === 'fulfilled') pool.give(r.value.owner);
   }
 }
