@@ -258,7 +258,7 @@ export class UploadQueue {
         conflict = true;
       }
       const row = this.store.current(r.id);
-      if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed, row);
+      if (!conflict && (!row || row.path !== r.path)) return await this.landedElsewhere(loc, r, placed);
       // A chmod or touch of the staged file while this upload ran went to the index only: the
       // placed file has the old mode or time, so the file goes again (the next round's put carries them).
       const metaMoved = !conflict && meta !== undefined && !sameMeta(meta, this.metaToKeep(loc, rel, r.staging_file));
@@ -296,10 +296,11 @@ export class UploadQueue {
    * The file was deleted or renamed while it was uploading: that change came later and wins.
    * What landed at the old name is owed a delete (persisted, retried while the source is
    * unreachable); a renamed file keeps its row and staged bytes for the next round, at its
-   * new name and based on nothing there.
+   * new name, with the base the rename gave it: the version of the file it replaced there, if
+   * any. (It was set to "nothing" here: renamed over an uploaded file, ours then went beside it
+   * as a conflict copy, and the index lost the file's hash.)
    */
-  private async landedElsewhere(loc: Location, r: UploadRow, placed: ProviderEntry, row: { staging_file: string } | undefined): Promise<void> {
-    if (row) this.store.setBase(r.id, null);
+  private async landedElsewhere(loc: Location, r: UploadRow, placed: ProviderEntry): Promise<void> {
     this.retryAt.delete(r.id);
     await this.deletes.owe(loc, r.path, placed.version);
     if (!this.store.references(r.staging_file) && !this.busy(r.staging_file)) await this.dropStaged(r.staging_file);
