@@ -1,16 +1,12 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { tempDir, vdfsOk } from './helpers/cli';
 import { startS3Server } from './helpers/s3-server';
 import { pollUntil, readAllVfs, startVfsDaemon } from './helpers/vfs-model';
 import { join } from 'node:path';
 
-// A rename or unlink of a freshly staged cloud file (or of the directory holding it), issued at a
-// spread of moments around the start of its upload (upload.delay 0: the upload starts on the next
-// turn of the event loop). Before the queue held the paths of a rename, an upload starting after
-// the rename looked at the source landed at the old name and dropped its row before the rename
-// moved the rows: the entry moved, its object did not (e<i>/x read ENOENT, d<i>/x left in the bucket).
-t.test('rename and unlink of a staged S3 file (or its directory) racing the start of its upload lose nothing and leave nothing behind', async (t) => {
+/** A daemon over an S3 location `cloud` (bucket prefix r/) that uploads as soon as a file is closed. */
+async function s3Daemon(t: Test) {
   const s3 = await startS3Server();
   t.teardown(() => s3.cleanup());
   const home = join(tempDir(t), 'home');
@@ -19,8 +15,16 @@ t.test('rename and unlink of a staged S3 file (or its directory) racing the star
   vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/r')]);
   vdfsOk(home, ['scan', 'cloud']);
   const { daemon } = await startVfsDaemon(t, home);
-  const vfs = daemon.vfs;
-  const queue = vfs.staged.queue;
+  return { s3, vfs: daemon.vfs, queue: daemon.vfs.staged.queue };
+}
+
+// A rename or unlink of a freshly staged cloud file (or of the directory holding it), issued at a
+// spread of moments around the start of its upload (upload.delay 0: the upload starts on the next
+// turn of the event loop). Before the queue held the paths of a rename, an upload starting after
+// the rename looked at the source landed at the old name and dropped its row before the rename
+// moved the rows: the entry moved, its object did not (e<i>/x read ENOENT, d<i>/x left in the bucket).
+t.test('rename and unlink of a staged S3 file (or its directory) racing the start of its upload lose nothing and leave nothing behind', async (t) => {
+  const { s3, vfs, queue } = await s3Daemon(t);
   const ROUNDS = 60;
   const body = (i: number) => Buffer.from(`file ${i} `.repeat(50 + i));
   // Round i: a file (i % 3 == 0: renamed, 1: unlinked) or a directory holding one (2: renamed).
@@ -63,16 +67,7 @@ t.test('rename and unlink of a staged S3 file (or its directory) racing the star
 // name to "nothing", so the next round found the replaced file there and kept ours beside it as
 // a conflict copy (CI, vfs-model-gdrive seed 1644828252).
 t.test('a staged file renamed over an uploaded one while other uploads run lands at the new name, with no conflict copy', async (t) => {
-  const s3 = await startS3Server();
-  t.teardown(() => s3.cleanup());
-  const home = join(tempDir(t), 'home');
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['config', 'set', 'upload.delay', '0']);
-  vdfsOk(home, ['location', 'add', 'cloud', s3.uri('/r')]);
-  vdfsOk(home, ['scan', 'cloud']);
-  const { daemon } = await startVfsDaemon(t, home);
-  const vfs = daemon.vfs;
-  const queue = vfs.staged.queue;
+  const { s3, vfs, queue } = await s3Daemon(t);
   const put = async (path: string, data: Buffer) => {
     const fh = await vfs.open(path, { write: true, create: true, truncate: true, mode: 0o644 });
     await vfs.write(fh, 0, data);
