@@ -1,5 +1,9 @@
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { FsError } from './fs-error';
+import { Http1Conn, requestHead, type ConnFailure, type Http1Answer } from './http1-conn';
 
 /** Per-request timeouts of a direct GET. */
 export interface GetTimeouts {
@@ -9,7 +13,7 @@ export interface GetTimeouts {
   idleMs: number;
 }
 
-/** One remote location's connection pool: kept-alive sockets reused by every GET (and by an SDK that is given them). */
+/** One remote location's connection pool for a client library (the S3 SDK): kept-alive node:http(s) agents. */
 export interface KeptAliveAgents {
   http: HttpAgent;
   https: HttpsAgent;
@@ -30,28 +34,140 @@ export interface GetTarget {
   path: string;
 }
 
+/** A GET's answer: its status and headers (names lowercased), and the body as it arrives, which can write straight into lent buffers (LendingReadable). */
+export type GetAnswer = Http1Answer;
+
+/** Idle connections kept per host. */
+const MAX_IDLE = 16;
+
+function abortError(cause?: unknown): Error {
+  return Object.assign(new Error('The operation was aborted', { cause }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
 /**
- * Sends one GET with plain node:http(s) on the kept-alive `agents` and resolves with the
- * response as soon as its head arrives, the body left to stream as it comes (no copy, no
- * buffering: what the remote providers' content downloads need, where a client library adds a
- * stream and a copy per chunk). Rejects with the socket's error (code ECONNRESET,
- * ECONNREFUSED...), an error named TimeoutError (connect or idle timeout; the idle timeout goes
- * on for the body, so a stalled body is cut too), or an AbortError when `signal` aborts.
+ * Failures told the way node:http tells them, so the S3 and Drive retry classifiers read both
+ * alike: a close or reset has code ECONNRESET (or the socket's own code), silence is a
+ * TimeoutError (code ETIMEDOUT).
  */
-export function sendGet(t: GetTarget, headers: Record<string, string>, agents: KeptAliveAgents, timeouts: GetTimeouts, signal?: AbortSignal): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const opts = { hostname: t.hostname, port: t.port, path: t.path, method: 'GET', headers, signal };
-    const req: ClientRequest = t.protocol === 'https:' ? httpsRequest({ ...opts, agent: agents.https }) : httpRequest({ ...opts, agent: agents.http });
-    const fail = (name: string, message: string) => req.destroy(Object.assign(new Error(message), { name }));
-    req.setTimeout(timeouts.idleMs, () => fail('TimeoutError', `no answer from ${t.hostname} in ${timeouts.idleMs} ms`));
-    req.once('socket', (s) => {
-      if (!s.connecting) return;
-      const timer = setTimeout(() => fail('TimeoutError', `could not connect to ${t.hostname} in ${timeouts.connectMs} ms`), timeouts.connectMs);
-      s.once('connect', () => clearTimeout(timer));
-      s.once('close', () => clearTimeout(timer));
+function failureFor(host: string): ConnFailure {
+  return (kind, message, cause) =>
+    kind === 'silent'
+      ? Object.assign(new Error(`${host}: ${message}`), { name: 'TimeoutError', code: 'ETIMEDOUT' })
+      : Object.assign(new Error(`${host}: ${message}`, { cause }), { code: (cause as { code?: string } | undefined)?.code ?? 'ECONNRESET' });
+}
+
+/**
+ * Kept-alive HTTP/1.1 connections for content GETs (S3 objects, Drive media), speaking HTTP
+ * itself on sockets read with node's `onread` (core/http1-conn.ts): a body streamed into the
+ * block buffers its consumer lends costs no HTTP parser call, no fresh 64 KiB read buffer and no
+ * copy per read, where node:http took both for every read (fresh memory is what costs on these
+ * VMs: docs/read-pipeline.md). HTTPS verifies the server against node's default CAs (and
+ * NODE_EXTRA_CA_CERTS) with SNI. Connections are not capped here: the callers bound how many
+ * GETs run at once (read-ahead windows, the folder walk's pool).
+ */
+export class HttpPool {
+  private readonly idle = new Map<string, Http1Conn[]>();
+  private readonly live = new Set<Http1Conn>();
+  private closed = false;
+
+  /**
+   * Sends `GET t.path` with `headers` (a `host` header is added when absent) and resolves with
+   * the answer as soon as its head arrives, the body left to stream. Rejects with the socket's
+   * error (code ECONNREFUSED, ENOTFOUND, ECONNRESET...), an error named TimeoutError (connect or
+   * idle timeout; the idle timeout goes on for the body, so a stalled body is cut too), an
+   * AbortError when `signal` aborts, FsError EINVAL (a line break in the request) or EIO (an
+   * answer that is not HTTP/1.x). A kept-alive connection the server closed meanwhile is
+   * replaced once.
+   */
+  async get(t: GetTarget, headers: Record<string, string>, timeouts: GetTimeouts, signal?: AbortSignal): Promise<GetAnswer> {
+    const port = Number(t.port || (t.protocol === 'https:' ? 443 : 80));
+    const key = `${t.protocol}//${t.hostname}:${port}`;
+    const hostName = net.isIPv6(t.hostname) ? `[${t.hostname}]` : t.hostname;
+    const defaultPort = port === (t.protocol === 'https:' ? 443 : 80);
+    const head = requestHead('GET', t.path, { host: defaultPort ? hostName : `${hostName}:${port}`, ...headers });
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new FsError('EIO', `${key}: the connection pool is closed`);
+      if (signal?.aborted) throw abortError(signal.reason);
+      const conn = this.takeIdle(key) ?? (await this.dial(t, port, timeouts.connectMs, signal));
+      const onAbort = () => conn.sock.destroy();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await conn.request(head, timeouts.idleMs, (reusable) => {
+          signal?.removeEventListener('abort', onAbort);
+          conn.reused = true;
+          let list = this.idle.get(key);
+          if (!list) this.idle.set(key, (list = []));
+          if (reusable && !this.closed && list.length < MAX_IDLE) list.push(conn);
+          else conn.sock.destroy();
+        });
+      } catch (err) {
+        if (signal?.aborted) throw abortError(err);
+        // A kept-alive connection the server closed while it was idle: once more on a new one (a GET may be sent again).
+        if (conn.reused && attempt === 0 && !(err instanceof FsError)) continue;
+        throw err;
+      }
+    }
+  }
+
+  private takeIdle(key: string): Http1Conn | undefined {
+    const list = this.idle.get(key);
+    let c = list?.pop();
+    while (c && !c.usable) c = list!.pop();
+    return c;
+  }
+
+  private dial(t: GetTarget, port: number, connectMs: number, signal?: AbortSignal): Promise<Http1Conn> {
+    return new Promise((resolve, reject) => {
+      const at: { conn?: Http1Conn } = {};
+      const onread = {
+        // Asked once as the socket is made, before the connection exists: then a scratch buffer.
+        buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
+        callback: (n: number, buf: Uint8Array) => {
+          at.conn!.route.filled(buf as Buffer, n);
+          return true;
+        },
+      };
+      const host = t.hostname;
+      // tls.connect passes `onread` on to its socket; its typings leave it out.
+      const sock =
+        t.protocol === 'https:'
+          ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread } as tls.ConnectionOptions)
+          : net.connect({ host, port, onread });
+      const conn = (at.conn = new Http1Conn(sock, failureFor(host)));
+      this.live.add(conn);
+      const onAbort = () => sock.destroy(abortError(signal?.reason));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = setTimeout(
+        () => sock.destroy(Object.assign(new Error(`could not connect to ${host} in ${connectMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' })),
+        connectMs,
+      );
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        sock.off('error', settle);
+        if (err) reject(err);
+        else resolve(conn);
+      };
+      sock.once(t.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+        sock.setNoDelay(true);
+        settle();
+      });
+      sock.once('error', settle);
+      sock.on('error', () => undefined); // a request in flight hears of it through its own listeners; an idle connection is dropped
+      sock.once('close', () => {
+        this.live.delete(conn);
+        const list = this.idle.get(`${t.protocol}//${host}:${port}`);
+        const k = list?.indexOf(conn) ?? -1;
+        if (k >= 0) list!.splice(k, 1);
+      });
     });
-    req.once('response', resolve);
-    req.once('error', reject);
-    req.end();
-  });
+  }
+
+  /** Closes every connection, idle or busy. */
+  close(): void {
+    this.closed = true;
+    for (const c of this.live) c.sock.destroy();
+    this.live.clear();
+    this.idle.clear();
+  }
 }

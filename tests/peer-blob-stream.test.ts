@@ -9,7 +9,7 @@ import { b3sum, tempDir, vdfsOk } from './helpers/cli';
 import { sh, startMount } from './helpers/mount';
 import { makeNode, pair, startPeerDaemon, waitFor, type PeerDaemon } from './helpers/peer';
 
-// Peer blob windows read on B's own HTTP/1.1 connections (providers/peer/blob-conn.ts): the body
+// Peer blob windows read on B's own HTTP/1.1 connections (core/http1-conn.ts): the body
 // decrypted straight into the reader's blocks. Real daemons, B's FUSE mount, b3sum as the oracle.
 
 const MiB = 1 << 20;

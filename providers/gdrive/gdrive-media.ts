@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { FsError } from '../../core/fs-error';
-import { keptAliveAgents, sendGet, type GetTarget, type GetTimeouts } from '../../core/http-get';
+import { HttpPool, type GetAnswer, type GetTarget, type GetTimeouts } from '../../core/http-get';
 import type { OAuth2Client } from './gdrive-auth';
 
 /** A media download's answer: 206 (the range asked) or 200 (the whole content: no range asked, or a server that ignores Range). */
@@ -10,7 +9,7 @@ export interface MediaAnswer {
   /** `bytes a-b/size` of a 206. */
   contentRange?: string;
   contentLength?: number;
-  /** The body as it arrives, straight from the socket (through the client library behind a proxy). */
+  /** The body as it arrives, straight from the socket into its reader's buffers (through the client library behind a proxy). */
   body: Readable;
 }
 
@@ -42,15 +41,16 @@ function mediaError(status: number, body: string): Error {
 
 /**
  * Drive content downloads (`files.get alt=media`, optionally ranged) without the client
- * library: one plain node:http(s) GET on a kept-alive agent, its body handed over as it
- * arrives (gaxios and node-fetch add a stream hop per chunk and their per-request work: a
- * cold 4 KiB read through the mount took 3.2 ms with them, 1.6 ms without, docs/gdrive.md).
+ * library: one GET on a kept-alive connection of our own (core/http-get.ts), its body handed
+ * over as it arrives (gaxios and node-fetch add a stream hop per chunk and their per-request
+ * work: a cold 4 KiB read through the mount took 3.2 ms with them, 1.6 ms without,
+ * docs/gdrive.md; node:http a fresh buffer and a copy per read).
  * The bearer token comes from the location's OAuth client, which refreshes it before it
  * expires; a 401 refreshes it once more and asks again, as the library does.
  * Metadata, listings, changes and uploads stay on the library (gdrive-api.ts).
  */
 export class DriveMedia {
-  private readonly agents = keptAliveAgents(64);
+  private readonly pool = new HttpPool();
   private readonly root: URL;
   /** The refresh in flight after a 401: concurrent downloads that got one share it. */
   private refreshing?: Promise<unknown>;
@@ -75,7 +75,7 @@ export class DriveMedia {
     if (this.proxied) return this.viaLibrary(id, range, signal);
     let token = await this.token();
     let res = await this.send(id, range, token, signal);
-    if (res.statusCode === 401) {
+    if (res.status === 401) {
       res.resume();
       // Expired or revoked early: refresh once (unless another download just did) and ask again.
       if (this.auth.credentials.access_token === token) {
@@ -85,7 +85,7 @@ export class DriveMedia {
       token = await this.token();
       res = await this.send(id, range, token, signal);
     }
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     if (status === 200 || status === 206) {
       const len = res.headers['content-length'];
       return { status, contentRange: res.headers['content-range'], contentLength: len === undefined ? undefined : Number(len), body: res };
@@ -119,7 +119,7 @@ export class DriveMedia {
    * The GET, following up to MAX_REDIRECTS redirects (Drive may send a download to another
    * host). The token goes only to the API's own host and never over plain http to another one.
    */
-  private async send(id: string, range: string | undefined, token: string, signal?: AbortSignal): Promise<IncomingMessage> {
+  private async send(id: string, range: string | undefined, token: string, signal?: AbortSignal): Promise<GetAnswer> {
     let url = new URL(`drive/v3/files/${encodeURIComponent(id)}?alt=media&supportsAllDrives=true`, this.root);
     for (let hops = 0; ; hops++) {
       const headers: Record<string, string> = { 'accept-encoding': 'identity', 'user-agent': 'vdfs' };
@@ -131,9 +131,9 @@ export class DriveMedia {
         port: url.port || undefined,
         path: url.pathname + url.search,
       };
-      const res = await sendGet(target, headers, this.agents, this.timeouts, signal);
+      const res = await this.pool.get(target, headers, this.timeouts, signal);
       const location = res.headers.location;
-      if (!REDIRECTS.has(res.statusCode ?? 0) || !location) return res;
+      if (!REDIRECTS.has(res.status) || !location) return res;
       res.resume();
       const next = new URL(location, url);
       if (hops >= MAX_REDIRECTS || (next.protocol !== 'https:' && !(next.protocol === 'http:' && next.host === this.root.host)))
@@ -144,7 +144,6 @@ export class DriveMedia {
 
   /** Closes the kept-alive sockets. */
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.pool.close();
   }
 }

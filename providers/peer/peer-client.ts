@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 import { ALPN_PEER, codeOfPeerStatus } from '../../core/peer-protocol';
-import { BlobConn, type BlobAnswer } from './blob-conn';
+import { Http1Conn, requestHead, type ConnFailure, type Http1Answer } from '../../core/http1-conn';
 
 export interface PeerResponse {
   status: number;
@@ -26,6 +26,9 @@ export interface PeerRequestOptions {
 const CODES = new Set<string>(FS_ERROR_CODES);
 /** Blob connections being opened at once (PeerClient.dialBlob). */
 const MAX_DIALS = 4;
+
+/** A blob connection's failures: the peer is unreachable for now (EHOSTDOWN, which the peer provider retries on another replica). */
+const PEER_FAILURE: ConnFailure = (_kind, message, cause) => new FsError('EHOSTDOWN', message.replace('the server', 'the peer'), cause);
 /** What a buffered answer may weigh by default: JSON answers are small (change pages stop at 8 MiB). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -56,9 +59,9 @@ export class PeerClient {
   private readonly connectMs: number;
   private readonly fp: string;
   private secureContext?: tls.SecureContext;
-  /** Blob connections (BlobConn) free for the next request, the most recent last. */
-  private readonly idleBlobConns: BlobConn[] = [];
-  private readonly blobConns = new Set<BlobConn>();
+  /** Blob connections (Http1Conn) free for the next request, the most recent last. */
+  private readonly idleBlobConns: Http1Conn[] = [];
+  private readonly blobConns = new Set<Http1Conn>();
   private closed = false;
   private dialing = 0;
   private readonly dialWaiters: (() => void)[] = [];
@@ -129,11 +132,11 @@ export class PeerClient {
   }
 
   /**
-   * A new blob connection: its socket reads where the connection's current route says (BlobConn).
+   * A new blob connection: its socket reads where the connection's current route says (Http1Conn).
    * At most MAX_DIALS handshakes at once: the peer admits 8 unauthenticated connections per
    * source (mount/peer-server/peer-admission.ts), and many files opened at once must not be refused.
    */
-  private async dialBlob(): Promise<BlobConn> {
+  private async dialBlob(): Promise<Http1Conn> {
     while (this.dialing >= MAX_DIALS) await new Promise<void>((r) => this.dialWaiters.push(r));
     this.dialing++;
     try {
@@ -144,8 +147,8 @@ export class PeerClient {
     }
   }
 
-  private async dialBlobNow(): Promise<BlobConn> {
-    const at: { conn?: BlobConn } = {};
+  private async dialBlobNow(): Promise<Http1Conn> {
+    const at: { conn?: Http1Conn } = {};
     const sock = await this.connect({
       // Asked for the next read's buffer right after each read; before the connection exists, a scratch one (copied from).
       buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
@@ -154,7 +157,7 @@ export class PeerClient {
         else sock.destroy(); // nothing is asked yet: a byte now is not HTTP
       },
     });
-    const c = (at.conn = new BlobConn(sock));
+    const c = (at.conn = new Http1Conn(sock, PEER_FAILURE));
     this.blobConns.add(c);
     sock.on('error', () => undefined); // a request in flight hears it through 'close'; an idle one is dropped
     sock.once('close', () => {
@@ -168,21 +171,18 @@ export class PeerClient {
   /**
    * `GET path` (with `o.headers`) on a blob connection, the answer handed over once its head has
    * arrived: its body is a LendingReadable, written straight into the consumer's buffers when it
-   * lends them (BlobConn: no HTTP parser, chunk or copy per TLS record). The body fails with
+   * lends them (Http1Conn: no HTTP parser, chunk or copy per TLS record). The body fails with
    * EHOSTDOWN when the peer goes silent for `o.idleMs` or closes mid-answer. Throws FsError as
    * the class says; a kept-alive connection the peer had closed is replaced once.
    */
-  async openBlob(path: string, o: PeerRequestOptions = {}): Promise<BlobAnswer> {
+  async openBlob(path: string, o: PeerRequestOptions = {}): Promise<Http1Answer> {
     const what = `${this.url}${path}`;
-    const fields = Object.entries(o.headers ?? {});
-    if ([path, ...fields.flat()].some((x) => /[\r\n]/.test(x))) throw new FsError('EINVAL', `${what}: a line break in the request`);
     const host = this.target.host.includes(':') ? `[${this.target.host}]` : this.target.host;
-    const extra = fields.map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    const head = `${o.method ?? 'GET'} ${path} HTTP/1.1\r\nhost: ${host}:${this.target.port}\r\n${extra}\r\n`;
+    const head = requestHead(o.method ?? 'GET', path, { host: `${host}:${this.target.port}`, ...o.headers });
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new FsError('EHOSTDOWN', `${what}: the client is closed`);
       if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`);
-      let conn: BlobConn;
+      let conn: Http1Conn;
       try {
         let idle = this.idleBlobConns.pop();
         while (idle && !idle.usable) idle = this.idleBlobConns.pop();

@@ -1,6 +1,4 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { FsError } from '../../core/fs-error';
 import { keptAliveAgents } from '../../core/http-get';
 import type { S3Location } from './s3-uri';
@@ -15,17 +13,6 @@ export interface S3Timeouts {
 
 export const DEFAULT_TIMEOUTS: S3Timeouts = { connectMs: 2000, idleMs: 5000 };
 
-/** One location's connection pool (the SDK and the direct GETs of s3-direct-get.ts share it). */
-export interface S3Agents {
-  http: HttpAgent;
-  https: HttpsAgent;
-}
-
-/** Kept-alive agents, at most 64 connections each. */
-export function s3Agents(): S3Agents {
-  return keptAliveAgents(64);
-}
-
 /**
  * An SDK client for one location. Credentials come from the standard AWS chain (environment,
  * shared config/credentials files, SSO, instance roles). The SDK's own retries are off: the
@@ -33,7 +20,9 @@ export function s3Agents(): S3Agents {
  * Checksums are computed/validated only when an operation requires them: with the defaults,
  * streamed uploads carry aws-chunked framing that some S3-compatible servers store verbatim.
  */
-export function createS3Client(loc: S3Location, timeouts: S3Timeouts, agents: S3Agents = s3Agents()): S3Client {
+export function createS3Client(loc: S3Location, timeouts: S3Timeouts): S3Client {
+  // Kept-alive sockets, at most 64: content GETs have their own (s3-direct-get.ts).
+  const agents = keptAliveAgents(64);
   const client = new S3Client({
     region: loc.region,
     endpoint: loc.endpoint,

@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { sendGet, type KeptAliveAgents } from '../../core/http-get';
+import { HttpPool, type GetAnswer as HttpAnswer } from '../../core/http-get';
 import type { S3Timeouts } from './s3-client';
 import { amzDateOf, EMPTY_SHA256, encodeKeyPath, signGet, type SigV4Credentials } from './s3-sigv4';
 
@@ -47,17 +46,18 @@ function serviceError(status: number, body: string): Error {
  * schema-driven deserialisation: ~1 ms of CPU per request here, most of a small file's cost
  * through the mount). The first GetObject goes through the SDK; a middleware records the
  * endpoint, path style and signing scope it resolved, and later GETs go straight to that
- * endpoint with node:http on the same kept-alive agents, signed (SigV4) with the SDK's own
+ * endpoint on our own kept-alive connections (core/http-get.ts: the body goes straight into
+ * the blocks its reader lends), signed (SigV4) with the SDK's own
  * credentials provider. Anything the route cannot be learnt from (a query beyond x-id, a path
  * that is not prefix + key, another signing algorithm) leaves every GET on the SDK.
  */
 export class DirectGet {
   private route: Route | undefined;
   private refused = false;
+  private readonly pool = new HttpPool();
 
   constructor(
     private readonly client: S3Client,
-    private readonly agents: KeptAliveAgents,
     private readonly timeouts: S3Timeouts,
   ) {
     type Args = { request: unknown; input: unknown };
@@ -105,7 +105,7 @@ export class DirectGet {
     if (identity.sessionToken) headers['x-amz-security-token'] = identity.sessionToken;
     headers.authorization = signGet(path, headers, identity, r.region, r.service);
     const res = await this.send(r, path, headers, signal);
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     if (status === 200 || status === 206) {
       const len = res.headers['content-length'];
       return { ETag: res.headers.etag, ContentRange: res.headers['content-range'], ContentLength: len === undefined ? undefined : Number(len), Body: res };
@@ -116,7 +116,12 @@ export class DirectGet {
     throw serviceError(status, body);
   }
 
-  private send(r: Route, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
-    return sendGet({ protocol: r.protocol, hostname: r.hostname, port: r.port, path }, headers, this.agents, this.timeouts, signal);
+  private send(r: Route, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpAnswer> {
+    return this.pool.get({ protocol: r.protocol, hostname: r.hostname, port: r.port, path }, headers, this.timeouts, signal);
+  }
+
+  /** Closes the direct GETs' connections. */
+  close(): void {
+    this.pool.close();
   }
 }

@@ -15,7 +15,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
 import { baseName, normalizeRel, parentOf } from '../../core/paths';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
-import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Agents, s3Error, type S3Timeouts } from './s3-client';
+import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
 import { DirectGet, type GetAnswer } from './s3-direct-get';
 import { bareEtag, dirEntry, fileEntry, type RemoteObject } from './s3-entries';
 import { listAll, listDir, listPages } from './s3-list';
@@ -69,9 +69,8 @@ export class S3Provider implements Provider {
     this.features = { write: !opts.readonly, symlinks: false, localFiles: false, versionedReads: true };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-    const agents = s3Agents();
-    this.client = createS3Client(loc, timeouts, agents);
-    this.direct = new DirectGet(this.client, agents, timeouts);
+    this.client = createS3Client(loc, timeouts);
+    this.direct = new DirectGet(this.client, timeouts);
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
   }
 
@@ -457,6 +456,7 @@ export class S3Provider implements Provider {
   }
 
   async close(): Promise<void> {
+    this.direct.close();
     this.client.destroy();
   }
 }
