@@ -102,8 +102,8 @@ export class HttpPool {
         });
       } catch (err) {
         if (signal?.aborted) throw abortError(err);
-        // A kept-alive connection the server closed while it was idle: once more on a new one (a GET may be sent again).
-        if (conn.reused && attempt === 0 && !(err instanceof FsError)) continue;
+        // A kept-alive connection the server closed while it was idle: once more on a new one (a GET may be sent again). Not after silence: that took idleMs already.
+        if (conn.reused && attempt === 0 && !(err instanceof FsError) && (err as Error).name !== 'TimeoutError') continue;
         throw err;
       }
     }
