@@ -17,8 +17,8 @@ interface Route {
 /**
  * How a connection tells its failures, which its users classify differently (the peer client
  * wants FsError EHOSTDOWN; S3 and Drive retry what looks like a reset or a TimeoutError):
- * `closed` (the server closed or reset the connection; `mid` once the head had arrived),
- * `silent` (no byte for `idleMs`), `error` (the socket's error).
+ * `closed` (the server closed or reset the connection), `silent` (no byte for `idleMs`),
+ * `error` (the socket's error).
  */
 export type ConnFailure = (kind: 'closed' | 'silent' | 'error', message: string, cause?: Error) => Error;
 
@@ -93,7 +93,9 @@ export class Http1Conn {
         else reject(err);
         finish(false);
       };
-      const onClose = () => fail(this.failure('closed', answer ? 'the server closed the connection mid-response' : 'the server closed the connection before answering'));
+      const onClose = () => {
+        if (!answer?.endsAtClose()) fail(this.failure('closed', answer ? 'the server closed the connection mid-response' : 'the server closed the connection before answering'));
+      };
       const onError = (err: Error) => fail(this.failure('error', `the connection failed: ${err.message}`, err));
       const onTimeout = () => fail(this.failure('silent', `no byte from the server within ${idleMs} ms`));
       sock.on('close', onClose);
@@ -331,6 +333,13 @@ export class Http1Answer extends Readable implements LendingReadable {
     this.done(true);
     this.push(null);
     if (this.sink) this.read(0); // nobody reads a lent stream: 'end' is emitted from here
+  }
+
+  /** The connection closed: true when that ends the body (no content-length, not chunked), which then ends. */
+  endsAtClose(): boolean {
+    if (this.over || this.left !== Infinity || this.chunk) return false;
+    this.bodyEnd();
+    return true;
   }
 
   /** The body is not what HTTP allows: it fails, and the connection is dropped. */

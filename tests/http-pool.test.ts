@@ -134,6 +134,10 @@ t.test('a kept-alive connection the server closed is replaced; refused, silent a
   t.teardown(() => cut.close());
   await t.rejects(pushed(await pool.get({ ...target, port: cut.port }, {}, TIMEOUTS)), { code: 'ECONNRESET' }, 'a body cut before its content-length: ECONNRESET');
 
+  const untilClose = await raw((c) => c.end('HTTP/1.0 200 OK\r\n\r\nall of it'));
+  t.teardown(() => untilClose.close());
+  t.equal((await pushed(await pool.get({ ...target, port: untilClose.port }, {}, TIMEOUTS))).toString(), 'all of it', 'a body without a length ends with its connection');
+
   const stalled = await raw((c) => c.write('HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\nabc'));
   t.teardown(() => stalled.close());
   await t.rejects(pushed(await pool.get({ ...target, port: stalled.port }, {}, TIMEOUTS)), { name: 'TimeoutError' }, 'a body that stalls: TimeoutError');
