@@ -45,7 +45,8 @@ t.test('a real peer server answers ESTALE as 409 with its code, and a body-less 
   t.equal(head.slice(head.indexOf('\r\n\r\n') + 4), '', 'HEAD: no body');
   const status = Number(head.slice(9, 12));
   t.equal(errorOf({ status, headers: {}, body: Buffer.alloc(0) }, 'HEAD').code, 'ESTALE', 'the client reads a body-less 409 as ESTALE');
-  t.match(await ask('GET'), /^HTTP\/1\.1 409/, 'the server is still up');
+  // The watcher may have indexed the new bytes by now (another hash: 404): either way the server answered.
+  t.match(await ask('GET'), /^HTTP\/1\.1 (409|404) /, 'the server is still up');
   t.match(da.output(), /"status":409[\s\S]*"code":"ESTALE"|"code":"ESTALE"[\s\S]*"status":409/, 'and it logged the refusal with status and code');
 });
 
