@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { FsError } from './fs-error';
-import { Http1Conn, requestHead, type ConnFailure, type Http1Answer } from './http1-conn';
+import { Http1Conn, IdleConns, requestHead, type ConnFailure, type Http1Answer } from './http1-conn';
 
 /** Per-request timeouts of a direct GET. */
 export interface GetTimeouts {
@@ -66,7 +66,7 @@ function failureFor(host: string): ConnFailure {
  * GETs run at once (read-ahead windows, the folder walk's pool).
  */
 export class HttpPool {
-  private readonly idle = new Map<string, Http1Conn[]>();
+  private readonly idle = new Map<string, IdleConns>();
   private readonly live = new Set<Http1Conn>();
   private closed = false;
 
@@ -88,17 +88,14 @@ export class HttpPool {
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new FsError('EIO', `${key}: the connection pool is closed`);
       if (signal?.aborted) throw abortError(signal.reason);
-      const conn = this.takeIdle(key) ?? (await this.dial(t, port, timeouts.connectMs, signal));
+      const conn = this.idleFor(key).take() ?? (await this.dial(t, port, timeouts.connectMs, signal));
       const onAbort = () => conn.sock.destroy();
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
         return await conn.request(head, timeouts.idleMs, (reusable) => {
           signal?.removeEventListener('abort', onAbort);
           conn.reused = true;
-          let list = this.idle.get(key);
-          if (!list) this.idle.set(key, (list = []));
-          if (reusable && !this.closed && list.length < MAX_IDLE) list.push(conn);
-          else conn.sock.destroy();
+          this.idleFor(key).give(conn, reusable && !this.closed);
         });
       } catch (err) {
         if (signal?.aborted) throw abortError(err);
@@ -109,11 +106,10 @@ export class HttpPool {
     }
   }
 
-  private takeIdle(key: string): Http1Conn | undefined {
-    const list = this.idle.get(key);
-    let c = list?.pop();
-    while (c && !c.usable) c = list!.pop();
-    return c;
+  private idleFor(key: string): IdleConns {
+    let idle = this.idle.get(key);
+    if (!idle) this.idle.set(key, (idle = new IdleConns(MAX_IDLE)));
+    return idle;
   }
 
   private dial(t: GetTarget, port: number, connectMs: number, signal?: AbortSignal): Promise<Http1Conn> {
@@ -156,9 +152,7 @@ export class HttpPool {
       sock.on('error', () => undefined); // a request in flight hears of it through its own listeners; an idle connection is dropped
       sock.once('close', () => {
         this.live.delete(conn);
-        const list = this.idle.get(`${t.protocol}//${host}:${port}`);
-        const k = list?.indexOf(conn) ?? -1;
-        if (k >= 0) list!.splice(k, 1);
+        this.idle.get(`${t.protocol}//${host}:${port}`)?.drop(conn);
       });
     });
   }

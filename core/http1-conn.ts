@@ -134,6 +134,36 @@ export class Http1Conn {
   }
 }
 
+/** Kept-alive connections free for the next request (the most recent last), at most `max`; the peer client and HttpPool keep theirs here. */
+export class IdleConns {
+  private readonly list: Http1Conn[] = [];
+
+  constructor(private readonly max = 16) {}
+
+  /** The most recent connection still usable, if any. */
+  take(): Http1Conn | undefined {
+    let c = this.list.pop();
+    while (c && !c.usable) c = this.list.pop();
+    return c;
+  }
+
+  /** A connection whose exchange is over: kept when `reusable` and there is room, else closed. */
+  give(c: Http1Conn, reusable: boolean): void {
+    if (reusable && this.list.length < this.max) this.list.push(c);
+    else c.sock.destroy();
+  }
+
+  /** A connection that closed. */
+  drop(c: Http1Conn): void {
+    const k = this.list.indexOf(c);
+    if (k >= 0) this.list.splice(k, 1);
+  }
+
+  clear(): void {
+    this.list.length = 0;
+  }
+}
+
 /** A request head: `METHOD path HTTP/1.1`, then the headers. Throws EINVAL for a line break in any part (it would smuggle a header or a request). */
 export function requestHead(method: string, path: string, headers: Record<string, string>): string {
   const fields = Object.entries(headers);

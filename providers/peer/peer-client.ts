@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 import { ALPN_PEER, codeOfPeerStatus } from '../../core/peer-protocol';
-import { Http1Conn, requestHead, type ConnFailure, type Http1Answer } from '../../core/http1-conn';
+import { Http1Conn, IdleConns, requestHead, type ConnFailure, type Http1Answer } from '../../core/http1-conn';
 
 export interface PeerResponse {
   status: number;
@@ -60,7 +60,7 @@ export class PeerClient {
   private readonly fp: string;
   private secureContext?: tls.SecureContext;
   /** Blob connections (Http1Conn) free for the next request, the most recent last. */
-  private readonly idleBlobConns: Http1Conn[] = [];
+  private readonly idleBlobConns = new IdleConns(16);
   private readonly blobConns = new Set<Http1Conn>();
   private closed = false;
   private dialing = 0;
@@ -162,8 +162,7 @@ export class PeerClient {
     sock.on('error', () => undefined); // a request in flight hears it through 'close'; an idle one is dropped
     sock.once('close', () => {
       this.blobConns.delete(c);
-      const k = this.idleBlobConns.indexOf(c);
-      if (k >= 0) this.idleBlobConns.splice(k, 1);
+      this.idleBlobConns.drop(c);
     });
     return c;
   }
@@ -184,9 +183,7 @@ export class PeerClient {
       if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`);
       let conn: Http1Conn;
       try {
-        let idle = this.idleBlobConns.pop();
-        while (idle && !idle.usable) idle = this.idleBlobConns.pop();
-        conn = idle ?? (await this.dialBlob());
+        conn = this.idleBlobConns.take() ?? (await this.dialBlob());
       } catch (err) {
         throw mapError(err, what);
       }
@@ -196,8 +193,7 @@ export class PeerClient {
         return await conn.request(head, o.idleMs ?? 15_000, (reusable) => {
           o.signal?.removeEventListener('abort', onAbort);
           conn.reused = true;
-          if (reusable && !this.closed && this.idleBlobConns.length < 16) this.idleBlobConns.push(conn);
-          else conn.sock.destroy();
+          this.idleBlobConns.give(conn, reusable && !this.closed);
         });
       } catch (err) {
         if (o.signal?.aborted) throw new FsError('EIO', `${what}: aborted`, err);
@@ -298,7 +294,7 @@ export class PeerClient {
     this.closed = true;
     this.agent.destroy();
     for (const c of this.blobConns) c.sock.destroy();
-    this.idleBlobConns.length = 0;
+    this.idleBlobConns.clear();
   }
 }
 
