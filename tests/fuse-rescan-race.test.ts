@@ -131,7 +131,8 @@ t.test('a file removed on the disk is written again through the mount at once', 
       writeFileSync(through, `first ${i}\n`);
       statSync(through); // the kernel caches the name
     } catch (err) {
-      // Seen once in CI (ENOENT, iteration unknown): say which write failed, for whoever looks next.
+      // Failed once in CI (ENOENT): the watcher's refresh of the round before, probed before the
+      // CREATE, removed the CREATE's row after it (tests/vfs-refresh-probe.test.ts has the race).
       failures.push(`${i}: the first write: ${(err as Error).message}`);
       continue;
     }

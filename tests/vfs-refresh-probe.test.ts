@@ -54,3 +54,23 @@ t.test('a refresh that finds the written file itself by its plain path takes its
   await vfs.release(fh);
   t.equal(home.entries.resolve(loc.id, 'd/f.txt')?.size, INSIDE.length + 1, "the writer's own file: its size");
 });
+
+// The watcher's refresh of a name removed on the disk probed it (gone), then a CREATE made the
+// file again and its own refresh committed the row first; the watcher's then removed that row
+// of a file on the disk, and the kernel's next OPEN of it answered ENOENT (fuse-rescan-race in
+// CI). A refresh whose probe is older than one already applied probes again.
+t.test('a refresh that probed before a later one applied does not undo it', async (t) => {
+  const { home: homeDir, src } = indexedLocation(t, 'loc', {});
+  const { vfs, home } = await openVfsInProcess(t, homeDir);
+  const loc = home.locations.get('loc');
+  for (let i = 0; i < 5; i++) {
+    const f = join(src, `f${i}`);
+    // Probes f now (gone) and the location's root on the thread pool: it applies last.
+    const stale = vfs.writer.refresh(loc, `f${i}`, true, true);
+    writeFileSync(f, 'made again');
+    const fresh = vfs.writer.refresh(loc, `f${i}`);
+    t.ok(await fresh, `${i}: the later refresh indexes the file`);
+    t.ok(await stale, `${i}: the earlier one, applied after it, finds the file too`);
+    t.equal(home.entries.resolve(loc.id, `f${i}`)?.size, 'made again'.length, `${i}: the row is still there`);
+  }
+});

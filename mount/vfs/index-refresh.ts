@@ -65,6 +65,14 @@ function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
 export class IndexRefresh {
   /** Written files' hashes, computed off the request path. */
   readonly hashes: WrittenHashes;
+  /**
+   * Refreshes of one path in flight: when each started, and the start of the latest that
+   * applied. A refresh whose disk probe is older than one already applied must not apply: the
+   * watcher's refresh that found a name gone, then committed after a CREATE put it back,
+   * removed the row of a file on the disk (the kernel's next OPEN of it answered ENOENT).
+   */
+  private readonly runs = new Map<string, { running: number; applied: number }>();
+  private started = 0;
 
   constructor(private readonly core: WriterHost) {
     this.hashes = new WrittenHashes(core);
@@ -100,6 +108,35 @@ export class IndexRefresh {
     quiet = false,
     known?: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean },
   ): Promise<Entry | undefined> {
+    const key = `${loc.id}\0${rel}`;
+    const run = this.runs.get(key) ?? { running: 0, applied: 0 };
+    this.runs.set(key, run);
+    run.running++;
+    let mine = ++this.started;
+    try {
+      return await this.refreshRun(loc, rel, siblings, parent, quiet, known, () => {
+        if (run.applied > mine) {
+          mine = ++this.started;
+          return false;
+        }
+        run.applied = mine;
+        return true;
+      });
+    } finally {
+      if (--run.running === 0) this.runs.delete(key);
+    }
+  }
+
+  /** refresh's work. `current()`: no later refresh of the path applied first (then it claims the path; else probe again). */
+  private async refreshRun(
+    loc: Location,
+    rel: string,
+    siblings: boolean,
+    parent: boolean,
+    quiet: boolean,
+    known: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean } | undefined,
+    current: () => boolean,
+  ): Promise<Entry | undefined> {
     const hash = known?.hash;
     // Staged bytes not uploaded yet are newer than the disk: the entry describes them.
     const staged = stagedPaths(this.core, loc);
@@ -108,10 +145,9 @@ export class IndexRefresh {
       return this.home.entries.resolve(loc.id, rel);
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    const [self, up] = await Promise.all([
-      known?.gone ? NOT_THERE : this.probe(loc, rel, this.known(loc, rel)),
-      parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
-    ]);
+    let [self, up] = await this.probeBoth(loc, rel, parent, known?.gone);
+    // A refresh that started later has applied a newer state of the disk: this probe is older.
+    while (!current()) [self, up] = await this.probeBoth(loc, rel, parent);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
     if (hashed && self.fields) self.fields.hash = hashed.hash;
     const keepFrom = known?.retimedFrom && retimedOnly(known.retimedFrom, self.fields) ? localVersion(known.retimedFrom) : undefined;
@@ -243,6 +279,15 @@ export class IndexRefresh {
     }
     const d = e && this.core.disk.get(e.id);
     return d && { dev: d.dev, ino: d.ino };
+  }
+
+  /** `rel` and, with `parent`, the folder holding it; `gone`: the daemon just removed `rel` (not probed). */
+  private probeBoth(loc: Location, rel: string, parent: boolean, gone?: boolean): Promise<[Probed, Probed | undefined]> {
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    return Promise.all([
+      gone ? NOT_THERE : this.probe(loc, rel, this.known(loc, rel)),
+      parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
+    ]);
   }
 
   /**
