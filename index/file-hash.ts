@@ -59,6 +59,8 @@ export class FileHasher {
       if (n === 0) break;
       h.update(this.buf.subarray(0, n));
       pos += n;
+      // A short read at the size fstat gave is the end (a file that grew meanwhile fails the check below).
+      if (n < blockSize && BigInt(pos) >= before.size) break;
     }
     const after = fstatSync(fd, { bigint: true });
     const r = h.digest();

@@ -98,7 +98,9 @@ export class IndexRefresh {
    * the mtime moved (`rsync -a` sets the times of every file it has just written and closed).
    * `known.gone`: the daemon itself just removed `rel` inside its opened parent, so it is not
    * probed (two failed `lstat`s per file of an `rm -r`); a name made there since is the
-   * watcher's to add.
+   * watcher's to add. `known.own`: an fstat just taken of the daemon's own descriptor of `rel`
+   * (opened beneath the location): taken as its lstat, one system call where a probe by path
+   * takes one to five (a probe again when a later refresh applied first).
    */
   async refresh(
     loc: Location,
@@ -106,7 +108,7 @@ export class IndexRefresh {
     siblings = true,
     parent = false,
     quiet = false,
-    known?: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean },
+    known?: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean; own?: BigIntStats },
   ): Promise<Entry | undefined> {
     const key = `${loc.id}\0${rel}`;
     const run = this.runs.get(key) ?? { running: 0, applied: 0 };
@@ -134,7 +136,7 @@ export class IndexRefresh {
     siblings: boolean,
     parent: boolean,
     quiet: boolean,
-    known: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean } | undefined,
+    known: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean; own?: BigIntStats } | undefined,
     current: () => boolean,
   ): Promise<Entry | undefined> {
     const hash = known?.hash;
@@ -145,7 +147,7 @@ export class IndexRefresh {
       return this.home.entries.resolve(loc.id, rel);
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    let [self, up] = await this.probeBoth(loc, rel, parent, known?.gone);
+    let [self, up] = await this.probeBoth(loc, rel, parent, known);
     // A refresh that started later has applied a newer state of the disk: this probe is older.
     while (!current()) [self, up] = await this.probeBoth(loc, rel, parent);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
@@ -281,11 +283,11 @@ export class IndexRefresh {
     return d && { dev: d.dev, ino: d.ino };
   }
 
-  /** `rel` and, with `parent`, the folder holding it; `gone`: the daemon just removed `rel` (not probed). */
-  private probeBoth(loc: Location, rel: string, parent: boolean, gone?: boolean): Promise<[Probed, Probed | undefined]> {
+  /** `rel` and, with `parent`, the folder holding it; `known.gone` and `known.own` as refresh's (taken instead of a probe of `rel`). */
+  private probeBoth(loc: Location, rel: string, parent: boolean, known?: { gone?: boolean; own?: BigIntStats }): Promise<[Probed, Probed | undefined]> {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     return Promise.all([
-      gone ? NOT_THERE : this.probe(loc, rel, this.known(loc, rel)),
+      known?.gone ? NOT_THERE : this.probe(loc, rel, known?.own ? undefined : this.known(loc, rel), known?.own),
       parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
     ]);
   }
@@ -295,28 +297,29 @@ export class IndexRefresh {
    * there. `known`: the file `rel` is expected to be (see known()); when a plain lstat by path
    * finds that very file (not a symlink), its answer is taken: it can only describe a file the
    * index or an open writer already holds, so no path leads outside, and it is one system call
-   * where the safe walk takes five (a created file is probed twice, its folder once).
+   * where the safe walk takes five (a created file is probed twice, its folder once). `own`: see
+   * refresh's `known.own`.
    */
-  private async probe(loc: Location, rel: string, known?: FileIdentity): Promise<Probed> {
+  private async probe(loc: Location, rel: string, known?: FileIdentity, own?: BigIntStats): Promise<Probed> {
     let fields: EntryFields | undefined;
     let disk: BigIntStats | undefined;
     // A vdfs state folder is "not there" for the index: an entry left from before is removed.
     if (!this.home.hidden.hides(loc.uri, rel))
       try {
         const plain = known && rel !== '' ? lstatQuiet(`${loc.uri}/${rel}`) : undefined;
-        const pe =
-          plain && !plain.isSymbolicLink() && plain.ino === known?.ino && plain.dev === known.dev
-            ? entryFromStats(rel.slice(rel.lastIndexOf('/') + 1), (disk = plain))
-            : rel === ''
-              ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
-              : // lstat of the name inside its parent, opened without following symlinks: a path
-                // through a swapped-in symlink is "not there" for the index, never the file outside.
-                // Synchronous: the lstat of a name inside its open parent is answered from the dentry
-                // and inode caches; a thread-pool round trip cost more than the call (twice per write).
-                await withParent(loc.uri, rel, async (at, _d, name) => {
-                  const st = (disk = lstatSync(at, { bigint: true }));
-                  return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
-                });
+        const taken = own && rel !== '' ? own : plain && !plain.isSymbolicLink() && plain.ino === known?.ino && plain.dev === known.dev ? plain : undefined;
+        const pe = taken
+          ? entryFromStats(rel.slice(rel.lastIndexOf('/') + 1), (disk = taken))
+          : rel === ''
+            ? entryFromStats('', (disk = await fsp.stat(loc.uri, { bigint: true })))
+            : // lstat of the name inside its parent, opened without following symlinks: a path
+              // through a swapped-in symlink is "not there" for the index, never the file outside.
+              // Synchronous: the lstat of a name inside its open parent is answered from the dentry
+              // and inode caches; a thread-pool round trip cost more than the call (twice per write).
+              await withParent(loc.uri, rel, async (at, _d, name) => {
+                const st = (disk = lstatSync(at, { bigint: true }));
+                return entryFromStats(name, st, st.isSymbolicLink() ? readlinkSync(at) : undefined);
+              });
         if (pe)
           fields = {
             type: pe.type,

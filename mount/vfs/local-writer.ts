@@ -3,7 +3,7 @@ import { FsError, toFsError } from '../../core/fs-error';
 import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import { localVersion } from '../../core/local-stat';
-import { nameOps, openBeneath, openFileBeneath, withParent } from '../../core/beneath';
+import { fdPath, nameOps, openBeneath, openFileBeneath, withParent } from '../../core/beneath';
 import type { LocalHandle } from './handles';
 import { writeAll } from './live-sizes';
 import { checkRenameAncestry, isStaged, resolveEntryTarget, resolveTarget, type EntryTarget, type Target } from './targets';
@@ -34,14 +34,14 @@ export class LocalWriter {
 
   /** Local-disk targets only: other kinds go through the staged writer. */
   private target(path: string, what: string): Target {
-    const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    const t = resolveTarget(this.home, path, what, (l) => this.core.featuresOf(l), this.core.resolver);
     if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations take new content through staging only`);
     return t;
   }
 
   /** The entry a chmod, chown or utimens changes (a location's root too). */
   private entryTarget(path: string, what: string): EntryTarget {
-    const t = resolveEntryTarget(this.home, path, what, (l) => this.core.featuresOf(l));
+    const t = resolveEntryTarget(this.home, path, what, (l) => this.core.featuresOf(l), this.core.resolver);
     if (!this.core.featuresOf(t.location).localFiles) throw new FsError('EROFS', `${what} ${path}: ${t.location.kind} locations keep modes and times in the index`);
     return t;
   }
@@ -112,7 +112,9 @@ export class LocalWriter {
       // be queued) must show what the disk will keep.
       this.core.live.follow(path, fd.fd, { dev: pre.dev, ino: pre.ino });
       opened = true;
-      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel) : t.existing;
+      // The descriptor just opened beneath the location is what the name holds: its fstat is the
+      // probe (a change on the disk since then waits for this handle's close, which probes by name).
+      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel, { own: pre }) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false, kernel: !!flags.kernel };
     } catch (err) {
@@ -242,7 +244,12 @@ export class LocalWriter {
       if (b.existing?.type === 'dir' && queue.hasUnder(b.location.id, b.rel)) throw new FsError('ENOTEMPTY', `${to} is not empty`);
       if (!pendingOnly) {
         // Both names inside their safely opened parents: no directory on either side is followed.
-        await withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => nameOps(root).rename(atA, atB))).catch((err) => {
+        // Within one folder (`rsync -a`'s temporary name to the final one) it is opened once.
+        const move =
+          a.parentRel === b.parentRel
+            ? withParent(root, a.rel, (atA, dir) => nameOps(root).rename(atA, fdPath(dir, b.name)))
+            : withParent(root, a.rel, (atA) => withParent(root, b.rel, (atB) => nameOps(root).rename(atA, atB)));
+        await move.catch((err) => {
           throw toFsError(err, `rename ${from}`);
         });
       }

@@ -4,7 +4,8 @@ import type { Entry } from '../../index/entries';
 import type { Location } from '../../index/locations';
 import type { VfsHome } from './vfs-home';
 import type { ProviderFeatures } from '../../core/provider';
-import { splitVirtual } from './namespace';
+import { splitVirtual, VDFS_DIR } from './namespace';
+import type { Resolver } from './resolver';
 
 /** Where a new or existing entry of a change goes. */
 export interface Target {
@@ -30,19 +31,22 @@ export function isStaged(loc: Location, f: ProviderFeatures): boolean {
  * Resolves the target of a change. Throws EROFS (the root, /.vdfs, read-only or
  * non-writable locations), EBUSY (a location root itself), ENOENT (parent), ENOTDIR,
  * EINVAL/ENAMETOOLONG (bad name). `featuresOf` says what the location's provider supports.
+ * `resolver`: the parent folder is taken from its cache when it has it (a location and a walk
+ * of the path by SQL for every created file otherwise); the name itself is always read anew.
  */
-export function resolveTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures): Target {
+export function resolveTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures, resolver?: Pick<Resolver, 'resolve'>): Target {
   const { location, parts } = splitVirtual(path);
   if (!location || parts.length < 2) {
     const isLocation = !!location && !!home.locations.find(location);
     throw new FsError(isLocation ? 'EBUSY' : 'EROFS', `${what} ${path}: the root lists locations; manage them with vdfs location add/rm`);
   }
-  const loc = home.locations.find(location);
+  const known = resolver ? cachedDir(resolver, parts) : undefined;
+  const loc = known?.location ?? home.locations.find(location);
   if (!loc) throw new FsError(location === '.vdfs' ? 'EROFS' : 'ENOENT', `${what} ${path}: no location ${location}`);
   const name = parts[parts.length - 1];
   checkName(name);
   const parentRel = parts.slice(1, -1).join('/');
-  const parent = home.hidden.hides(loc.uri, parentRel) ? undefined : home.entries.resolve(loc.id, parentRel);
+  const parent = known?.entry ?? (home.hidden.hides(loc.uri, parentRel) ? undefined : home.entries.resolve(loc.id, parentRel));
   if (!parent) throw new FsError('ENOENT', `${what} ${path}: parent directory does not exist`);
   if (parent.type !== 'dir') throw new FsError('ENOTDIR', `${what} ${path}: parent is not a directory`);
   if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
@@ -53,6 +57,17 @@ export function resolveTarget(home: VfsHome, path: string, what: string, feature
   return { location: loc, parent, parentRel, name, rel, existing: home.entries.child(parent.id, name) };
 }
 
+/** The folder holding the last of `parts` as the resolver has it, when it is an indexed folder of a location. */
+function cachedDir(resolver: Pick<Resolver, 'resolve'>, parts: string[]): { location: Location; entry: Entry } | undefined {
+  if (parts[0] === VDFS_DIR) return undefined;
+  try {
+    const r = resolver.resolve(`/${parts.slice(0, -1).join('/')}`);
+    return r.kind === 'entry' && r.entry.type === 'dir' ? r : undefined;
+  } catch {
+    return undefined; // the walk by SQL below says what is missing
+  }
+}
+
 /** What a chmod, chown or utimens changes: an entry, a location's root (its folder) included. */
 export type EntryTarget = Pick<Target, 'location' | 'rel' | 'existing'>;
 
@@ -60,10 +75,10 @@ export type EntryTarget = Pick<Target, 'location' | 'rel' | 'existing'>;
  * Like resolveTarget, but a location's root is a target too (rsync -a sets the times of the
  * folder it copied into last; that answered EBUSY). Throws FsError (ENOENT, EROFS, EBUSY, ...).
  */
-export function resolveEntryTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures): EntryTarget {
+export function resolveEntryTarget(home: VfsHome, path: string, what: string, featuresOf: (loc: Location) => ProviderFeatures, resolver?: Pick<Resolver, 'resolve'>): EntryTarget {
   const { location, parts } = splitVirtual(path);
   const loc = location && parts.length === 1 ? home.locations.find(location) : undefined;
-  if (!loc) return resolveTarget(home, path, what, featuresOf);
+  if (!loc) return resolveTarget(home, path, what, featuresOf, resolver);
   if (loc.readonly) throw new FsError('EROFS', `${what} ${path}: location ${loc.name} is read-only`);
   return { location: loc, rel: '', existing: home.entries.root(loc.id) };
 }
