@@ -92,6 +92,9 @@ export class EntryStore {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${binOf('?')}, ?, ?)`),
       update: p(`UPDATE entries SET type=@type, size=@size, mtime_sec=@mtimeSec, mtime_nsec=@mtimeNsec, mode=@mode,
                  version=@version, hash=${binOf('@hash')}, target=@target, rdev=@rdev WHERE id=@id`),
+      // Type, size and hash unchanged: the location_stats trigger (UPDATE OF type, size, hash)
+      // and the hash index are left alone (a chmod or utimens of each file of `rsync -a`).
+      updateMeta: p('UPDATE entries SET mtime_sec = ?, mtime_nsec = ?, mode = ?, version = ?, target = ?, rdev = ? WHERE id = ?'),
       move: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
       remove: p('DELETE FROM entries WHERE id = ?'),
       // Shares live in meta as peer.share.<node> = JSON array of location names (index/peer-store.ts).
@@ -244,8 +247,15 @@ export class EntryStore {
   }
   private readonly multiInsert = new Map<number, Statement>();
 
-  update(entry: Entry, fields: EntryFields, path: string): void {
-    this.s.update.run({ id: entry.id, ...fieldsOf(fields) });
+  /**
+   * Sets an entry's fields. `fresh`: `entry` is the row as the caller's transaction just read
+   * it, so when its type, size and hash stay, only the other columns are written.
+   */
+  update(entry: Entry, fields: EntryFields, path: string, fresh = false): void {
+    const f = fieldsOf(fields);
+    if (fresh && entry.type === f.type && entry.size === f.size && (entry.hash ?? null) === (f.hash ?? null))
+      this.s.updateMeta.run(f.mtimeSec, f.mtimeNsec, f.mode, f.version, f.target, f.rdev, entry.id);
+    else this.s.update.run({ id: entry.id, ...f });
     // A name that became a special file is gone for peers (see log()).
     if (!isSpecial(fields.type)) this.log(entry.locationId, 'put', path, null, fields);
     else if (!isSpecial(entry.type)) this.log(entry.locationId, 'delete', path, null, null);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, openDb, schemaVersion } from '../index/db';
+import { EntryStore } from '../index/entries';
 import { MIGRATIONS } from '../index/migrations';
 import { isFsError } from '../core/fs-error';
 import { vdfs, vdfsOk } from './helpers/cli';
@@ -231,5 +232,26 @@ t.test('the upload queue is looked up by location and path through an index, not
     const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
     t.match(plan, /USING INDEX uploads_at/, `${sql.slice(0, 60)}…: ${plan}`);
   }
+  db.close();
+});
+
+// EntryStore.update with a row just read skips the counters' trigger when type, size and hash stay
+// (a chmod or utimens): the row must still take every other field, and the counters stay exact.
+t.test('an entry update that keeps type, size and hash writes the other fields and keeps the counters exact', async (t) => {
+  const db = openDb(join(temp(t), 'index.db'));
+  db.exec(`INSERT INTO nodes (id, name, is_self) VALUES ('n1', 'me', 1);
+    INSERT INTO locations (name, uri, kind, owner_node, created_at) VALUES ('a', '/x', 'local', 'n1', 0);
+    INSERT INTO entries (id, location_id, parent_id, name, type) VALUES (1, 1, NULL, '', 'dir');
+    INSERT INTO entries (id, location_id, parent_id, name, type, size, mode, version) VALUES (2, 1, 1, 'f', 'file', 10, 420, 'v1');`);
+  const entries = new EntryStore(db);
+  const before = entries.get(2)!;
+  entries.update(before, { ...before, mode: 0o600, mtimeSec: 1234, mtimeNsec: 5, version: 'v2' }, 'f', true);
+  const after = entries.get(2)!;
+  t.same([after.mode, after.mtimeSec, after.mtimeNsec, after.version, after.size, after.hash], [0o600, 1234, 5, 'v2', 10, null], 'mode, times and version written');
+  t.same(stats(db), recount(db), 'counters exact');
+  entries.update(after, { ...after, size: 99, hash: H1 }, 'f', true);
+  t.same([entries.get(2)!.size, entries.get(2)!.hash], [99, H1], 'a new size and hash are written too');
+  t.same(stats(db), recount(db), 'counters exact after the size and hash changed');
+  t.match(stats(db), [{ bytes: 99, unhashed: 0 }], 'and they moved');
   db.close();
 });

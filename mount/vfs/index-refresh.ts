@@ -364,7 +364,7 @@ export class IndexRefresh {
         // `keepFrom`: the version before the daemon's own utimens (refresh's `retimedFrom`).
         const keep = existing.type === 'file' && (existing.version === fields.version || existing.version === keepFrom) ? existing.hash : null;
         const f = { ...fields, hash: fields.hash ?? keep };
-        entries.update(existing, f, rel);
+        entries.update(existing, f, rel, true); // read again inside this transaction (refreshRun)
         return { entry: { ...existing, ...f }, wasDir, changed: true };
       }
     }
