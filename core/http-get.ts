@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { FsError } from './fs-error';
-import { Http1Conn, IdleConns, requestHead, type ConnFailure, type Http1Answer } from './http1-conn';
+import { Http1Conn, IdleConns, requestHead, routedReads, type ConnFailure, type Http1Answer } from './http1-conn';
 
 /** Per-request timeouts of a direct GET. */
 export interface GetTimeouts {
@@ -115,14 +115,8 @@ export class HttpPool {
   private dial(t: GetTarget, port: number, connectMs: number, signal?: AbortSignal): Promise<Http1Conn> {
     return new Promise((resolve, reject) => {
       const at: { conn?: Http1Conn } = {};
-      const onread = {
-        // Asked once as the socket is made, before the connection exists: then a scratch buffer.
-        buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
-        callback: (n: number, buf: Uint8Array) => {
-          at.conn!.route.filled(buf as Buffer, n);
-          return true;
-        },
-      };
+      // The connection is made in this same turn, before any read can complete.
+      const onread = routedReads(at, () => undefined);
       const host = t.hostname;
       // tls.connect passes `onread` on to its socket; its typings leave it out.
       const sock =

@@ -29,6 +29,28 @@ const CHUNK = 64 * 1024;
 /** A chunk-size line (with extensions) or trailer line longer than this is refused (EIO). */
 const MAX_LINE = 4096;
 
+/** Node's `onread` option of net.connect and tls.connect. */
+export interface OnRead {
+  buffer: () => Uint8Array;
+  callback: (n: number, buf: Uint8Array) => boolean;
+}
+
+/**
+ * The `onread` for a socket that will carry `at.conn`: each read goes where the connection's
+ * route says. The socket asks for its first buffer as it is made, before the connection exists:
+ * a scratch one then. A byte before the connection exists (nothing was asked) calls `early`.
+ */
+export function routedReads(at: { conn?: Http1Conn }, early: () => void): OnRead {
+  return {
+    buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
+    callback: (n, buf) => {
+      if (at.conn) at.conn.route.filled(buf as Buffer, n);
+      else early();
+      return true;
+    },
+  };
+}
+
 /**
  * One HTTP/1.1 client connection over a socket created with node's `onread` (net or tls), that
  * writes its request and reads the answer itself instead of node:http: the body's bytes go

@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { fingerprintOfDer, type NodeKeys } from '../../core/node-identity';
 import { FsError, FS_ERROR_CODES, type FsErrorCode } from '../../core/fs-error';
 import { ALPN_PEER, codeOfPeerStatus } from '../../core/peer-protocol';
-import { Http1Conn, IdleConns, requestHead, type ConnFailure, type Http1Answer } from '../../core/http1-conn';
+import { Http1Conn, IdleConns, requestHead, routedReads, type ConnFailure, type Http1Answer, type OnRead } from '../../core/http1-conn';
 
 export interface PeerResponse {
   status: number;
@@ -93,7 +93,7 @@ export class PeerClient {
    * as tls.connect takes it. Throws EACCES (our keys unusable, wrong certificate), EHOSTDOWN
    * (no handshake within connectMs) or the socket's error.
    */
-  private connect(onread?: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean | void }): Promise<tls.TLSSocket> {
+  private connect(onread?: OnRead): Promise<tls.TLSSocket> {
     return new Promise((resolve, reject) => {
       try {
         // One TLS context for every connection of this client: building it (parsing our key and
@@ -149,14 +149,13 @@ export class PeerClient {
 
   private async dialBlobNow(): Promise<Http1Conn> {
     const at: { conn?: Http1Conn } = {};
-    const sock = await this.connect({
-      // Asked for the next read's buffer right after each read; before the connection exists, a scratch one (copied from).
-      buffer: () => (at.conn ? at.conn.route.target() : Buffer.allocUnsafe(16 * 1024)),
-      callback: (n: number, buf: Uint8Array) => {
-        if (at.conn) at.conn.route.filled(buf as Buffer, n);
-        else sock.destroy(); // nothing is asked yet: a byte now is not HTTP
-      },
-    });
+    // Nothing is asked before the connection exists: a byte then is not HTTP.
+    let early = false;
+    const sock = await this.connect(routedReads(at, () => (early = true)));
+    if (early) {
+      sock.destroy();
+      throw new FsError('EHOSTDOWN', `${this.url}: the peer sent bytes before any request`);
+    }
     const c = (at.conn = new Http1Conn(sock, PEER_FAILURE));
     this.blobConns.add(c);
     sock.on('error', () => undefined); // a request in flight hears it through 'close'; an idle one is dropped
