@@ -160,7 +160,7 @@ export class Http1Conn {
 export class IdleConns {
   private readonly list: Http1Conn[] = [];
 
-  constructor(private readonly max = 16) {}
+  constructor(private readonly max: number) {}
 
   /** The most recent connection still usable, if any. */
   take(): Http1Conn | undefined {

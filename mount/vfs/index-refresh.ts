@@ -147,9 +147,10 @@ export class IndexRefresh {
       return this.home.entries.resolve(loc.id, rel);
     }
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    let [self, up] = await this.probeBoth(loc, rel, parent, known);
+    const upRel = parent && rel !== '' ? parentRel : undefined;
+    let [self, up] = await this.probeBoth(loc, rel, upRel, known);
     // A refresh that started later has applied a newer state of the disk: this probe is older.
-    while (!current()) [self, up] = await this.probeBoth(loc, rel, parent);
+    while (!current()) [self, up] = await this.probeBoth(loc, rel, upRel);
     const hashed = hash && self.fields?.type === 'file' && self.fields.version === hashedVersion(hash) ? hash : undefined;
     if (hashed && self.fields) self.fields.hash = hashed.hash;
     const keepFrom = known?.retimedFrom && retimedOnly(known.retimedFrom, self.fields) ? localVersion(known.retimedFrom) : undefined;
@@ -283,12 +284,11 @@ export class IndexRefresh {
     return d && { dev: d.dev, ino: d.ino };
   }
 
-  /** `rel` and, with `parent`, the folder holding it; `known.gone` and `known.own` as refresh's (taken instead of a probe of `rel`). */
-  private probeBoth(loc: Location, rel: string, parent: boolean, known?: { gone?: boolean; own?: BigIntStats }): Promise<[Probed, Probed | undefined]> {
-    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+  /** `rel` and, when given, the folder `parentRel` holding it; `known.gone` and `known.own` as refresh's (taken instead of a probe of `rel`). */
+  private probeBoth(loc: Location, rel: string, parentRel: string | undefined, known?: { gone?: boolean; own?: BigIntStats }): Promise<[Probed, Probed | undefined]> {
     return Promise.all([
       known?.gone ? NOT_THERE : this.probe(loc, rel, known?.own ? undefined : this.known(loc, rel), known?.own),
-      parent && rel !== '' ? this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined) : undefined,
+      parentRel === undefined ? undefined : this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined),
     ]);
   }
 
