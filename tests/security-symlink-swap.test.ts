@@ -100,14 +100,14 @@ t.test('FUSE: reads and writes through a swapped-in symlink are refused', async 
 
 /**
  * A shell standing in `cwd` (its working directory is taken now, before any swap) that, once
- * `go` exists, tries to read, write, chmod, touch and truncate f.txt and create entries beside
- * it, by names relative to its working directory: every access is a request to the daemon for
+ * `go` exists, tries to read, write, chmod, touch, truncate and rename f.txt (a rename within its
+ * folder opens that folder once) and create entries beside it, by names relative to its working directory: every access is a request to the daemon for
  * that node. (A path through the mount's root would, once the watcher has caught up, meet the
  * mount's own symlink d -> outside, which the kernel follows with the caller's rights, as on
  * the disk, without vdfs.)
  */
 function attackFrom(cwd: string, go: string): { run: () => Promise<{ stdout: string; stderr: string }> } {
-  const script = `while [ ! -e "$1" ]; do sleep 0.02; done; cat f.txt; echo pwned > evil; echo pwned >> f.txt; chmod 600 f.txt; touch -d 2001-01-01 f.txt; truncate -s 1 f.txt; mkdir evil-dir; ln -s x evil-link; true`;
+  const script = `while [ ! -e "$1" ]; do sleep 0.02; done; cat f.txt; echo pwned > evil; echo pwned >> f.txt; chmod 600 f.txt; touch -d 2001-01-01 f.txt; truncate -s 1 f.txt; mkdir evil-dir; ln -s x evil-link; mv f.txt moved.txt; true`;
   const shell = spawn('sh', ['-c', script, 'sh', go], { cwd });
   const out = { stdout: '', stderr: '' };
   shell.stdout.on('data', (b: Buffer) => (out.stdout += b.toString()));
