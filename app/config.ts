@@ -15,6 +15,10 @@ export interface Config {
   'resolver.cacheSize': number;
   /** FUSE nodes the daemon keeps (~200 bytes each) before it asks the kernel to drop the oldest cached names. */
   'fuse.maxNodes': number;
+  /** Seconds the kernel may keep a file's attributes (external changes reach it sooner: the daemon invalidates them). */
+  'fuse.attrTimeout': number;
+  /** Seconds the kernel may keep a name it looked up (likewise invalidated on a change). */
+  'fuse.entryTimeout': number;
   'scan.interval': number;
   /**
    * Seconds between polls of S3 locations' listings while the daemon runs (0: never); stretched
@@ -56,6 +60,8 @@ export function defaultConfig(name: string): Config {
     'index.mmapSize': 0,
     'resolver.cacheSize': 16 * 1024 ** 2,
     'fuse.maxNodes': 100_000,
+    'fuse.attrTimeout': 10,
+    'fuse.entryTimeout': 10,
     'scan.interval': 600,
     'upload.delay': 2,
     'scan.remoteInterval': 120,
@@ -105,6 +111,12 @@ export function formatSize(n: number): string {
   return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+function fuseTimeout(key: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) throw new FsError('EINVAL', `${key}: seconds from 0 to 3600 (0: the kernel asks every time)`);
+  return n;
+}
+
 const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   name: (v) => {
     if (!/^[\w.-]{1,64}$/.test(v)) throw new FsError('EINVAL', 'name: use 1-64 letters, digits, ".", "_" or "-"');
@@ -124,6 +136,8 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
     if (!Number.isInteger(n) || n < 100) throw new FsError('EINVAL', 'fuse.maxNodes: a whole number of nodes, at least 100');
     return n;
   },
+  'fuse.attrTimeout': (v) => fuseTimeout('fuse.attrTimeout', v),
+  'fuse.entryTimeout': (v) => fuseTimeout('fuse.entryTimeout', v),
   'scan.interval': (v) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable');

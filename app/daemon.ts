@@ -121,6 +121,8 @@ async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Pr
         passthrough: opts.passthrough,
         uring: opts.fuseUring,
         maxNodes: home.config['fuse.maxNodes'],
+        attrTimeout: home.config['fuse.attrTimeout'],
+        entryTimeout: home.config['fuse.entryTimeout'],
         log: opts.log,
       });
     return out;

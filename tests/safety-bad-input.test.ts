@@ -24,6 +24,9 @@ t.test('pin, unpin, whereis, copies, fsck and copy refuse bad input with a clear
     [['copy', '/src/d/f.txt', '--to', 'src:../../etc'], 2, /\.\./],
     [['copy', '/src/d/f.txt'], 2, /--to/],
     [['config', 'set', 'cache.pinnedMax', 'lots'], 2, /size/],
+    [['config', 'set', 'fuse.attrTimeout', '-1'], 2, /fuse\.attrTimeout: seconds from 0 to 3600/],
+    [['config', 'set', 'fuse.entryTimeout', ''], 2, /fuse\.entryTimeout: seconds/],
+    [['config', 'set', 'fuse.entryTimeout', '1e9'], 2, /fuse\.entryTimeout: seconds/],
   ];
   for (const [args, code, msg] of cases) {
     const r = vdfs(home, args);

@@ -68,8 +68,16 @@ function watchMounted(mnt: string, isUnmounting: () => boolean): Promise<void> {
  * attribute/entry caching. Throws FsError EBUSY/EIO when the mount fails.
  */
 async function mountCompat(vfs: KernelVfs, mnt: string, opts: FuseMountOptions): Promise<FuseMount> {
-  const ttl = opts.attrTimeout ?? 10;
-  const extra = ['big_writes', 'auto_cache', 'fsname=vdfs', 'subtype=vdfs', 'default_permissions', `attr_timeout=${ttl}`, `entry_timeout=${ttl}`, 'negative_timeout=1'];
+  const extra = [
+    'big_writes',
+    'auto_cache',
+    'fsname=vdfs',
+    'subtype=vdfs',
+    'default_permissions',
+    `attr_timeout=${opts.attrTimeout ?? 10}`,
+    `entry_timeout=${opts.entryTimeout ?? 10}`,
+    'negative_timeout=1',
+  ];
 
   class VdfsFuse extends Fuse {
     override _fuseOptions(): string {

@@ -5,8 +5,10 @@ export type FuseBackend = 'native' | 'compat';
 
 export interface FuseMountOptions {
   allowOther?: boolean;
-  /** Seconds the kernel may cache attributes and names (external changes show after this). */
+  /** Seconds the kernel may cache attributes (default 10; changes the index learns of are invalidated sooner). */
   attrTimeout?: number;
+  /** Seconds the kernel may cache names it looked up (default 10). */
+  entryTimeout?: number;
   /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
   backend?: FuseBackend;
   /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */

@@ -83,10 +83,9 @@ export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string
   } catch (err) {
     throw new FsError('EIO', `cannot mount at ${mnt}: ${(err as Error).message}`, err);
   }
-  const ttl = opts.attrTimeout ?? 10;
   const server = new FuseServer(addon, vfs, {
-    entryTtl: ttl,
-    attrTtl: ttl,
+    entryTtl: opts.entryTimeout ?? 10,
+    attrTtl: opts.attrTimeout ?? 10,
     negativeTtl: 1,
     passthrough: opts.passthrough ?? false,
     uring: opts.uring,

@@ -115,6 +115,7 @@ export async function mountWithOracle(
   name: string,
   addArgs: string[] = [],
   mountArgs: string[] = [],
+  config: Record<string, string> = {},
 ): Promise<{ dir: string; home: string; src: string; oracle: string; mnt: string; m: RunningMount }> {
   const dir = tempDir(t);
   const home = join(dir, 'home');
@@ -124,6 +125,7 @@ export async function mountWithOracle(
   mkdirSync(src);
   mkdirSync(oracle);
   vdfsOk(home, ['init']);
+  for (const [key, value] of Object.entries(config)) vdfsOk(home, ['config', 'set', key, value]);
   vdfsOk(home, ['location', 'add', name, src, ...addArgs]);
   vdfsOk(home, ['scan']);
   const m = await startMount(home, mnt, mountArgs);
