@@ -43,7 +43,8 @@ export class LocationWatcher {
   /** location id -> relative directory path -> its watch. */
   private readonly watchers = new Map<number, Map<string, FSWatcher>>();
   private watchCount = 0;
-  private readonly pending = new Map<number, Set<string>>();
+  /** Paths to refresh by location; true: a name came or went there, so its folder's row (mtime, links) is refreshed too. */
+  private readonly pending = new Map<number, Map<string, boolean>>();
   private timer?: NodeJS.Timeout;
   private poller?: NodeJS.Timeout;
   private stopped = false;
@@ -108,8 +109,8 @@ export class LocationWatcher {
     const mine = this.watchers.get(loc.id);
     if (!mine || this.stopped || mine.has(rel) || this.watchCount >= MAX_WATCHES) return false;
     try {
-      const w = watch(rel === '' ? loc.uri : `${loc.uri}/${rel}`, { persistent: false }, (_event, name) => {
-        if (typeof name === 'string') this.queue(loc, rel === '' ? name : `${rel}/${name}`);
+      const w = watch(rel === '' ? loc.uri : `${loc.uri}/${rel}`, { persistent: false }, (event, name) => {
+        if (typeof name === 'string') this.queue(loc, rel === '' ? name : `${rel}/${name}`, event === 'rename');
       });
       w.on('error', () => this.unwatchDir(loc.id, rel));
       mine.set(rel, w);
@@ -135,13 +136,13 @@ export class LocationWatcher {
     this.watchers.delete(locId);
   }
 
-  private queue(loc: Location, rel: string): void {
+  private queue(loc: Location, rel: string, named: boolean): void {
     // Our own writes to a home inside the location (index.db-wal, cache blocks): not indexed.
     if (this.home.hidden.hides(loc.uri, rel)) return;
     if (this.rules(loc).ignoresPath(rel)) return;
     let set = this.pending.get(loc.id);
-    if (!set) this.pending.set(loc.id, (set = new Set()));
-    set.add(rel);
+    if (!set) this.pending.set(loc.id, (set = new Map()));
+    set.set(rel, named || set.get(rel) === true);
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -157,11 +158,11 @@ export class LocationWatcher {
       const loc = this.home.locations.byId(locId);
       if (!loc) continue;
       // Parents first, so a new directory is indexed before its children.
-      for (const rel of [...paths].sort((a, b) => a.split('/').length - b.split('/').length)) {
+      for (const [rel, named] of [...paths].sort(([a], [b]) => a.split('/').length - b.split('/').length)) {
         // Most events of a `tar x` into the mount are the daemon's own writes, already indexed.
         if (this.vfs.writer.unchanged(loc, rel)) continue;
         try {
-          await this.syncPath(loc, rel, { n: 0 });
+          await this.syncPath(loc, rel, { n: 0 }, named);
         } catch (err) {
           this.log.debug({ location: loc.name, rel, err: (err as Error).message }, 'could not index change');
         }
@@ -169,14 +170,17 @@ export class LocationWatcher {
     }
   }
 
-  /** Brings one path (and, for a directory new to the index, its subtree) in line with the disk. */
-  private async syncPath(loc: Location, rel: string, budget: { n: number }): Promise<void> {
+  /**
+   * Brings one path (and, for a directory new to the index, its subtree) in line with the disk;
+   * with `folder`, the row of the folder it is in as well.
+   */
+  private async syncPath(loc: Location, rel: string, budget: { n: number }, folder = false): Promise<void> {
     if (this.stopped || ++budget.n > MAX_SUBTREE) return;
     const known = this.home.entries.resolve(loc.id, rel);
     // Watched before it is indexed: a file made in a new folder right after the folder shows
     // up in the index is an event of that watch, never lost in between.
     if (!known || known.type === 'dir') this.watchDir(loc, rel);
-    const e = await this.vfs.writer.refresh(loc, rel);
+    const e = await this.vfs.writer.refresh(loc, rel, true, folder);
     if (e?.type !== 'dir') {
       this.unwatchDir(loc.id, rel); // removed, or not a directory
       return;

@@ -1,6 +1,6 @@
 import { FsError } from '../../core/fs-error';
-import type { KernelVfs } from '../vfs/types';
-import type { InodeTable } from './inode-table';
+import type { KernelVfs, PathChange } from '../vfs/types';
+import type { FuseNode, InodeTable } from './inode-table';
 
 /** What the invalidator needs from the server: the two kernel notifications. */
 export interface KernelNotifier {
@@ -14,12 +14,14 @@ const YIELD_EVERY = 512;
 
 /**
  * Keeps the kernel's caches in step with the index: whenever the index changes (watcher
- * rescan, peer change feed, cloud poll, a WebDAV or FUSE write), every node the kernel holds
- * is checked against the index; a changed one gets INVAL_INODE (attributes and cached pages
- * dropped), a vanished name INVAL_ENTRY. The sweep costs one resolver lookup per node the
- * kernel holds (the kernel holds only what it caches); sweeps are spaced by ten times the
- * last one's duration (at most 5 s), so they never take more than a tenth of the JS thread
- * while a busy writer keeps changing the index.
+ * rescan, peer change feed, cloud poll, a WebDAV or FUSE write), the nodes the kernel holds
+ * that the change may concern are checked against the index; a changed one gets INVAL_INODE
+ * (attributes and cached pages dropped), a vanished name INVAL_ENTRY. A change of one path
+ * concerns the node at that path (with its subtree for a folder replaced or moved) and its
+ * folder's node (its mtime and listing). A change whose extent is not known (a rescan, another
+ * process's commit, a peer's feed) checks every node the kernel holds: one resolver lookup
+ * each. Sweeps are spaced by ten times the last one's duration (at most 5 s), so they never
+ * take more than a tenth of the JS thread while a busy writer keeps changing the index.
  */
 export class Invalidator {
   private timer?: NodeJS.Timeout;
@@ -27,17 +29,30 @@ export class Invalidator {
   private again = false;
   private stopped = false;
   private lastDurationMs = 0;
-  /** Sweeps started so far (diagnostics: user.vdfs.fuse `sweeps`). */
+  /** Sweeps started so far. */
   sweeps = 0;
-  /** Nodes and names the sweeps invalidated in the kernel so far (user.vdfs.fuse `invalidations`). */
+  /** Nodes and names the sweeps invalidated in the kernel so far. */
   invalidations = 0;
+  /** Nodes the sweeps checked against the index so far. */
+  swept = 0;
+  /** What changed since the last sweep began: paths (with their `subtree` flag), or all of it. */
+  private dirty: Map<string, boolean> | 'all' = new Map();
 
   constructor(
     private readonly vfs: KernelVfs,
     private readonly inodes: InodeTable,
     private readonly kernel: KernelNotifier,
   ) {
-    vfs.onChange(() => this.schedule());
+    vfs.onChange((change) => this.note(change));
+  }
+
+  private note(change?: PathChange): void {
+    if (this.dirty !== 'all') {
+      // Past as many paths as the kernel holds nodes, checking them all costs less.
+      if (!change || this.dirty.size >= Math.max(1024, this.inodes.size)) this.dirty = 'all';
+      else this.dirty.set(change.path, change.subtree || this.dirty.get(change.path) === true);
+    }
+    this.schedule();
   }
 
   stop(): void {
@@ -60,9 +75,35 @@ export class Invalidator {
     this.timer.unref();
   }
 
-  /** A sweep is scheduled or running (diagnostics: user.vdfs.fuse `sweepPending`). */
+  /** A sweep is scheduled or running. */
   get pending(): boolean {
     return this.running || this.timer !== undefined;
+  }
+
+  /** The counters user.vdfs.fuse shows. */
+  stats(): { sweeps: number; sweepPending: number; invalidations: number; swept: number } {
+    return { sweeps: this.sweeps, sweepPending: this.pending ? 1 : 0, invalidations: this.invalidations, swept: this.swept };
+  }
+
+  /**
+   * The nodes the changed paths concern: each path's node (and, for a subtree, every node
+   * below it) and its folder's node.
+   */
+  private concerned(dirty: Map<string, boolean>): Set<FuseNode> {
+    const out = new Set<FuseNode>();
+    for (const [path, subtree] of dirty) {
+      const names = path.split('/').slice(1);
+      const last = names.length - 1;
+      let parent: FuseNode | undefined = this.inodes.root;
+      for (let i = 0; i < last && parent; i++) parent = this.inodes.peek(parent, names[i]);
+      if (!parent || last < 0) continue; // the kernel holds nothing of the folder
+      out.add(parent);
+      const node = this.inodes.peek(parent, names[last]);
+      if (!node) continue;
+      out.add(node);
+      if (subtree) for (const below of descendants(node)) out.add(below);
+    }
+    return out;
   }
 
   /** One pass over the nodes; never throws. */
@@ -70,17 +111,22 @@ export class Invalidator {
     this.running = true;
     this.sweeps++;
     const started = Date.now();
+    const dirty = this.dirty;
+    this.dirty = new Map();
     try {
       let i = 0;
-      for (const node of [...this.inodes.nodes()]) {
+      for (const node of dirty === 'all' ? [...this.inodes.nodes()] : this.concerned(dirty)) {
         if (this.stopped) return;
+        this.swept++;
         if (++i % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
         const last = node.last;
-        if (!last || !node.parent || node.unlinked) continue;
+        // A node without attributes kept (a file the kernel only got from a listing) is checked
+        // when its own path changed: then it is invalidated whatever it was.
+        if ((!last && dirty === 'all') || !node.parent || node.unlinked) continue;
         try {
           const a = await this.vfs.getattr(this.inodes.pathOf(node));
-          if (a.etag !== last.etag || a.size !== last.size || a.mtimeMs !== last.mtimeMs || a.mode !== last.mode || a.type !== last.type) {
-            if (a.type !== last.type) {
+          if (!last || a.etag !== last.etag || a.size !== last.size || a.mtimeMs !== last.mtimeMs || a.mode !== last.mode || a.type !== last.type) {
+            if (a.type !== (last?.type ?? node.type)) {
               // Another object took the name: the kernel looks it up again and gets a new node; this
               // one keeps answering as what it was (a shell may stand in the old folder).
               this.invalidations++;
@@ -110,5 +156,12 @@ export class Invalidator {
         this.schedule();
       }
     }
+  }
+}
+
+function* descendants(node: FuseNode): Generator<FuseNode> {
+  for (const child of node.children?.values() ?? []) {
+    yield child;
+    yield* descendants(child);
   }
 }

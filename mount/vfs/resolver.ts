@@ -4,6 +4,7 @@ import { dataVersionReader } from '../../index/db';
 import type { VfsHome } from './vfs-home';
 import { splitPath } from '../../core/paths';
 import { resolveChild, resolveVirtual, VDFS_DIR, type Resolved } from './namespace';
+import type { PathChange } from './types';
 
 type Cached = Resolved | FsError;
 
@@ -40,7 +41,7 @@ export class Resolver {
   private readonly dataVersion: () => number;
   private lastVersion = -1;
   private nextVersionCheck = 0;
-  private readonly listeners: (() => void)[] = [];
+  private readonly listeners: ((change?: PathChange) => void)[] = [];
   private readonly pathListeners: ((vpath: string, subtree: boolean) => void)[] = [];
   private clears = 0;
 
@@ -169,7 +170,7 @@ export class Resolver {
       for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
     }
     for (const fn of this.pathListeners) fn(key, subtree);
-    if (notify) this.notify();
+    if (notify) this.notify({ path: key, subtree });
   }
 
   /** Calls `fn(vpath, subtree)` (synchronously; never throwing) for every path invalidatePath forgets, quiet ones too. */
@@ -177,15 +178,19 @@ export class Resolver {
     this.pathListeners.push(fn);
   }
 
-  /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
-  onChange(fn: () => void): void {
+  /**
+   * Calls `fn` (synchronously; keep it cheap) whenever the index may have changed: with the
+   * path that changed (and, `subtree`, every path below it) when one path did, without when
+   * the change's extent is not known (a rescan, another connection's commit, a location).
+   */
+  onChange(fn: (change?: PathChange) => void): void {
     this.listeners.push(fn);
   }
 
-  private notify(): void {
+  private notify(change?: PathChange): void {
     for (const fn of this.listeners) {
       try {
-        fn();
+        fn(change);
       } catch {
         /* a listener's failure is not the resolver's */
       }

@@ -241,8 +241,18 @@ export interface KernelVfs extends Vfs {
   fallocate(fh: number, mode: number, offset: number, len: number): Promise<void>;
   /** The virtual path the handle was opened on. */
   handlePath(fh: number): string;
-  /** Calls `fn` (synchronously; keep it cheap) whenever the index may have changed. */
-  onChange(fn: () => void): void;
+  /**
+   * Calls `fn` (synchronously; keep it cheap) whenever the index may have changed: with the
+   * changed path when the change is one path (and, `subtree`, what is below it), without
+   * when its extent is not known.
+   */
+  onChange(fn: (change?: PathChange) => void): void;
+}
+
+/** One virtual path whose index entry changed (canonical: '/loc/a/b'), and with `subtree` every path below it. */
+export interface PathChange {
+  path: string;
+  subtree: boolean;
 }
 
 /** What a front end's fstat of an open file said (as BigIntStats has it): what noteSetattr records. */

@@ -21,7 +21,7 @@ import { ProviderPool, Replicas, type OpenProvider } from './replicas';
 import { Resolver } from './resolver';
 import { PinnedArea } from '../../cache/pinned-area';
 import { Pins } from './pins';
-import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, NativeBlocks, NotedStat, OpenFlags, StatFs, TimeSet } from './types';
+import type { Attr, Caller, DeadProp, DirEntry, KernelVfs, NativeBlocks, NotedStat, OpenFlags, PathChange, StatFs, TimeSet } from './types';
 import { DiskStats } from './disk-stats';
 import { fallocateFd, installNativeDirOpener, msTime } from './posix-calls';
 import { xattrValue } from './xattrs';
@@ -234,7 +234,7 @@ export class VfsCore implements KernelVfs {
     return this.handles.get(fh).vpath;
   }
 
-  onChange(fn: () => void): void {
+  onChange(fn: (change?: PathChange) => void): void {
     this.resolver.onChange(fn);
   }
 

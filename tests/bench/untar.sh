@@ -46,7 +46,7 @@ cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
 threads() { for f in /proc/$PID/task/*/stat; do awk '{print $1 ":" $14+$15}' "$f" 2>/dev/null; done; }
 # The JS thread's share of the ticks between two thread snapshots, and the busiest other threads.
 thread_delta() { join -t: -a2 -e0 -o '2.1,1.2,2.2' <(echo "$1" | sort) <(echo "$2" | sort) | awk -F: -v pid=$PID '{d=$3-$2; if ($1==pid) m=d; else {o+=d; if (d>0) l=l " " d}} END {printf "js-thread %d ticks, other threads %d (%s)", m, o, l}'; }
-ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | { grep -E '^(op|native|js)\.|^(sweeps|invalidations)' || true; } | sort; }
+ops() { getfattr -n user.vdfs.fuse --only-values "$MNT" 2>/dev/null | tr -d '{}"' | tr ',' '\n' | { grep -E '^(op|native|js)\.|^(sweeps|swept|invalidations)' || true; } | sort; }
 sync
 o0=$(ops)
 th0=$(threads)
