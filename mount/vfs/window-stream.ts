@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { FsError, toFsError } from '../../core/fs-error';
 import { blockPool } from '../../cache/block-pool';
-import { streamedBytes } from '../../core/idle-gc';
+import { lentBytes, streamedBytes } from '../../core/idle-gc';
 import { canLend } from '../../core/lent-stream';
 
 /** Opens bytes [offset, offset + length) of one source as a stream (Provider.readRangeStream). */
@@ -114,6 +114,7 @@ class Cutter {
         s.lend({
           target: () => (this.i <= this.last && !this.stopped ? this.buf.subarray(this.fill) : Buffer.alloc(0)),
           filled: (n) => {
+            lentBytes(n);
             if (this.filled(n, pace)) resolve();
           },
         });
