@@ -127,20 +127,29 @@ export function streamedBytes(n: number, fullToo = true): void {
   if (fullToo) sinceFull += n;
   if (sinceScavenge < SCAVENGE_EVERY_BYTES) return;
   sinceScavenge = 0;
-  const full = sinceFull >= FULL_GC_EVERY_BYTES;
-  if (full) sinceFull = 0;
+  if (sinceFull >= FULL_GC_EVERY_BYTES) {
+    sinceFull = 0;
+    return collectFull();
+  }
   const run = v8Gc();
   if (!run) return;
   try {
-    if (full) {
-      run();
-      scavengeStats.full++;
-    } else {
-      run({ type: 'minor' });
-      scavengeStats.runs++;
-    }
+    run({ type: 'minor' });
+    scavengeStats.runs++;
   } catch {
     // an embedder without the minor option: the dead buffers wait for V8's own collection
+  }
+}
+
+/** One full collection paced by streamed or lent bytes. Never throws. */
+function collectFull(): void {
+  try {
+    const run = v8Gc();
+    if (!run) return;
+    run();
+    scavengeStats.full++;
+  } catch {
+    /* as in fullGc */
   }
 }
 
@@ -157,12 +166,7 @@ export function lentBytes(n: number): void {
   sinceLentFull += n;
   if (sinceLentFull < LENT_FULL_GC_EVERY_BYTES) return;
   sinceLentFull = 0;
-  try {
-    v8Gc()?.();
-    scavengeStats.full++;
-  } catch {
-    /* as in streamedBytes */
-  }
+  collectFull();
 }
 
 let tuned = false;

@@ -77,6 +77,26 @@ export class InodeTable {
     return p === '/' ? `/${name}` : `${p}/${name}`;
   }
 
+  /**
+   * The node at a canonical virtual path ('/loc/a/b') and the node of its folder, as far as the
+   * kernel holds them (pathOf's inverse); `parent` undefined when it holds no node of the folder.
+   */
+  atPath(vpath: string): { parent?: FuseNode; node?: FuseNode } {
+    const names = vpath.split('/').slice(1);
+    if (names.length === 0 || names[0] === '') return {};
+    let parent: FuseNode | undefined = this.root;
+    for (let i = 0; i < names.length - 1 && parent; i++) parent = this.peek(parent, names[i]);
+    return { parent, node: parent && this.peek(parent, names[names.length - 1]) };
+  }
+
+  /** Every node below `n` the table holds, depth first. */
+  *below(n: FuseNode): Generator<FuseNode> {
+    for (const child of n.children?.values() ?? []) {
+      yield child;
+      yield* this.below(child);
+    }
+  }
+
   peek(parent: FuseNode, name: string): FuseNode | undefined {
     return parent.children?.get(name);
   }

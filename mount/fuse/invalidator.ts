@@ -92,16 +92,11 @@ export class Invalidator {
   private concerned(dirty: Map<string, boolean>): Set<FuseNode> {
     const out = new Set<FuseNode>();
     for (const [path, subtree] of dirty) {
-      const names = path.split('/').slice(1);
-      const last = names.length - 1;
-      let parent: FuseNode | undefined = this.inodes.root;
-      for (let i = 0; i < last && parent; i++) parent = this.inodes.peek(parent, names[i]);
-      if (!parent || last < 0) continue; // the kernel holds nothing of the folder
-      out.add(parent);
-      const node = this.inodes.peek(parent, names[last]);
+      const { parent, node } = this.inodes.atPath(path);
+      if (parent) out.add(parent);
       if (!node) continue;
       out.add(node);
-      if (subtree) for (const below of descendants(node)) out.add(below);
+      if (subtree) for (const below of this.inodes.below(node)) out.add(below);
     }
     return out;
   }
@@ -156,12 +151,5 @@ export class Invalidator {
         this.schedule();
       }
     }
-  }
-}
-
-function* descendants(node: FuseNode): Generator<FuseNode> {
-  for (const child of node.children?.values() ?? []) {
-    yield child;
-    yield* descendants(child);
   }
 }
