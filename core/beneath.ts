@@ -1,4 +1,4 @@
-import { closeSync, constants as C, fsync, linkSync, mkdirSync, promises as fsp, renameSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as C, fstatSync, fsync, linkSync, mkdirSync, promises as fsp, renameSync, rmdirSync, symlinkSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { errnoName } from './native-addon';
 import { FsError, toFsError } from './fs-error';
 import { splitPath } from './paths';
@@ -137,15 +137,24 @@ export async function openBeneath(root: string, rel: string, flags: number, mode
 /**
  * openBeneath for a file's content, as a RawFile: opened and closed on the JS thread when the
  * location is on a local disk (onLocalDisk), else on the libuv pool. `rel` must not be the root.
+ * With `folder`, on a local disk, `folder.stat` is set to the fstat of the folder it was opened
+ * in, taken right after the open (a CREATE's folder, changed by it, without a probe by path).
  * Throws like openBeneath.
  */
-export function openFileBeneath(root: string, rel: string, flags: number, mode = 0o644): Promise<RawFile> {
+export function openFileBeneath(root: string, rel: string, flags: number, mode = 0o644, folder?: { stat?: BigIntStats }): Promise<RawFile> {
   const sync = onLocalDisk(root);
-  return withParent(root, rel, (at) =>
-    RawFile.open(at, flags | C.O_NOFOLLOW, mode, sync).catch((err) => {
+  return withParent(root, rel, async (at, dirFd) => {
+    const file = await RawFile.open(at, flags | C.O_NOFOLLOW, mode, sync).catch((err) => {
       throw toFsError(err, `open ${rel}`);
-    }),
-  );
+    });
+    if (folder && sync)
+      try {
+        folder.stat = fstatSync(dirFd, { bigint: true });
+      } catch {
+        folder.stat = undefined; // probed by path instead
+      }
+    return file;
+  });
 }
 
 /**

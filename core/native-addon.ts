@@ -117,6 +117,8 @@ export interface NativeFuse {
   writeNewFile?(path: string, buffer: Buffer, mode: number): Promise<number>;
   /** futimens(2), exact to the nanosecond (UTIME_NOW/UTIME_OMIT as a tv_nsec): 0, or -errno. */
   futimens?(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  /** F_SETFL O_NOATIME on an open descriptor: 0, -EBADF when not open for reading, -EPERM when neither owner nor CAP_FOWNER. */
+  noAtime?(fd: number): number;
   /**
    * FUSE over io_uring, before INIT is answered with FUSE_OVER_IO_URING: sets up a ring per possible CPU.
    * The number of queues, or -errno (then the flag must not be sent). Absent from older builds.

@@ -1,4 +1,5 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
+import { loadNativeFuse } from '../core/native-addon';
 import { BlockHasher, type BlockHashes } from './block-hasher';
 
 /** What hashing one local file found: its hashes and what fstat said after the read. */
@@ -29,19 +30,22 @@ export class FileHasher {
   }
 
   /**
-   * Hashes the file a descriptor of this process has open (any access mode: it is reopened
-   * read-only through /proc/self/fd, which names that inode itself, with no path lookup), with
-   * O_NOATIME like hash(). For small files just closed by the daemon's own writer, on the event
+   * Hashes the file a descriptor of this process has open, with O_NOATIME like hash(): read
+   * through `fd` itself, made O_NOATIME (the addon's noAtime), when it was opened for reading;
+   * else reopened read-only through /proc/self/fd, which names that inode itself, with no path
+   * lookup. For small files just closed by the daemon's own writer, on the event
    * loop. Undefined when it is bigger than `maxSize` (nothing read). Throws like hash().
    */
   hashOpen(fd: number, blockSize: number, maxSize = Infinity): FileHash | undefined {
-    const own = reopenNoAtime(fd);
+    // Read through `fd` itself once it is O_NOATIME (positioned reads leave its offset alone):
+    // a reopen and a close less per written file.
+    const own = loadNativeFuse().addon?.noAtime?.(fd) === 0 ? fd : reopenNoAtime(fd);
     try {
       const before = fstatSync(own, { bigint: true });
       if (before.isFile() && before.size > maxSize) return undefined;
       return this.hashFd(own, blockSize, before);
     } finally {
-      closeSync(own);
+      if (own !== fd) closeSync(own);
     }
   }
 

@@ -41,6 +41,14 @@ function absent(path: string): boolean {
 /** What probe finds where no such name is. */
 const NOT_THERE: Probed = Object.freeze({});
 type Probed = { fields?: EntryFields; disk?: BigIntStats };
+/** What the caller of IndexRefresh.refresh already knows of the disk (see refresh). */
+export interface KnownDisk {
+  hash?: FileHash;
+  retimedFrom?: BigIntStats;
+  gone?: boolean;
+  own?: BigIntStats;
+  ownFolder?: BigIntStats;
+}
 
 /** True when the index entry already says what the disk says (applying it would write nothing). */
 function same(e: Entry | undefined, f: EntryFields | undefined): boolean {
@@ -100,16 +108,11 @@ export class IndexRefresh {
    * probed (two failed `lstat`s per file of an `rm -r`); a name made there since is the
    * watcher's to add. `known.own`: an fstat just taken of the daemon's own descriptor of `rel`
    * (opened beneath the location): taken as its lstat, one system call where a probe by path
-   * takes one to five (a probe again when a later refresh applied first).
+   * takes one to five (a probe again when a later refresh applied first). `known.ownFolder`:
+   * the same for the folder holding `rel` (with `parent`), from the descriptor the daemon just
+   * created or removed `rel` in.
    */
-  async refresh(
-    loc: Location,
-    rel: string,
-    siblings = true,
-    parent = false,
-    quiet = false,
-    known?: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean; own?: BigIntStats },
-  ): Promise<Entry | undefined> {
+  async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, known?: KnownDisk): Promise<Entry | undefined> {
     const key = `${loc.id}\0${rel}`;
     const run = this.runs.get(key) ?? { running: 0, applied: 0 };
     this.runs.set(key, run);
@@ -136,7 +139,7 @@ export class IndexRefresh {
     siblings: boolean,
     parent: boolean,
     quiet: boolean,
-    known: { hash?: FileHash; retimedFrom?: BigIntStats; gone?: boolean; own?: BigIntStats } | undefined,
+    known: KnownDisk | undefined,
     current: () => boolean,
   ): Promise<Entry | undefined> {
     const hash = known?.hash;
@@ -284,11 +287,12 @@ export class IndexRefresh {
     return d && { dev: d.dev, ino: d.ino };
   }
 
-  /** `rel` and, when given, the folder `parentRel` holding it; `known.gone` and `known.own` as refresh's (taken instead of a probe of `rel`). */
-  private probeBoth(loc: Location, rel: string, parentRel: string | undefined, known?: { gone?: boolean; own?: BigIntStats }): Promise<[Probed, Probed | undefined]> {
+  /** `rel` and, when given, the folder `parentRel` holding it; `known.gone`, `known.own` and `known.ownFolder` as refresh's (taken instead of a probe). */
+  private probeBoth(loc: Location, rel: string, parentRel: string | undefined, known?: KnownDisk): Promise<[Probed, Probed | undefined]> {
+    const folder = known?.ownFolder;
     return Promise.all([
       known?.gone ? NOT_THERE : this.probe(loc, rel, known?.own ? undefined : this.known(loc, rel), known?.own),
-      parentRel === undefined ? undefined : this.probe(loc, parentRel, this.known(loc, parentRel)).catch(() => undefined),
+      parentRel === undefined ? undefined : this.probe(loc, parentRel, folder ? undefined : this.known(loc, parentRel), folder).catch(() => undefined),
     ]);
   }
 
@@ -307,7 +311,7 @@ export class IndexRefresh {
     if (!this.home.hidden.hides(loc.uri, rel))
       try {
         const plain = known && rel !== '' ? lstatQuiet(`${loc.uri}/${rel}`) : undefined;
-        const taken = own && rel !== '' ? own : plain && !plain.isSymbolicLink() && plain.ino === known?.ino && plain.dev === known.dev ? plain : undefined;
+        const taken = own ?? (plain && !plain.isSymbolicLink() && plain.ino === known?.ino && plain.dev === known.dev ? plain : undefined);
         const pe = taken
           ? entryFromStats(rel.slice(rel.lastIndexOf('/') + 1), (disk = taken))
           : rel === ''

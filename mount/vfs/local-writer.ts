@@ -67,8 +67,12 @@ export class LocalWriter {
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
     if (flags.truncate) mode |= C.O_TRUNC;
     if (flags.append) mode |= C.O_APPEND;
+    // The folder's fstat right after a create in it: its probe, unless the index changed since
+    // before the open (another refresh may have applied a newer state of the folder meanwhile).
+    const folder: { stat?: BigIntStats } = {};
+    const changes = this.core.resolver.changes;
     const open = (m: number) =>
-      openFileBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644).catch((err) => {
+      openFileBeneath(t.location.uri, t.rel, m, flags.mode ?? 0o644, m & C.O_CREAT ? folder : undefined).catch((err) => {
         throw toFsError(err, `open ${path}`);
       });
     // Only a file this open really made gets the caller's owner and mode: one already on the
@@ -114,7 +118,8 @@ export class LocalWriter {
       opened = true;
       // The descriptor just opened beneath the location is what the name holds: its fstat is the
       // probe (a change on the disk since then waits for this handle's close, which probes by name).
-      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel, { own: pre }) : t.existing;
+      const ownFolder = made && this.core.resolver.changes === changes ? folder.stat : undefined;
+      const entry = refreshed ? await this.sync.refresh(t.location, t.rel, true, !t.existing, !!flags.kernel, { own: pre, ownFolder }) : t.existing;
       if (!entry) throw new FsError('ENOENT', `${path}: vanished while being opened`);
       return { kind: 'local', fd, vpath: path, location: t.location, rel: t.rel, entryId: entry.id, writable: true, append: !!flags.append, dirty: false, kernel: !!flags.kernel };
     } catch (err) {

@@ -14,6 +14,13 @@ static inline int get_args(napi_env env, napi_callback_info info, size_t want, n
   return 1;
 }
 
+/* *out = the int32 in v; throws a TypeError saying `what` and returns 0 when v is no number. */
+static inline int get_int32(napi_env env, napi_value v, int32_t *out, const char *what) {
+  if (napi_get_value_int32(env, v, out) == napi_ok) return 1;
+  napi_throw_type_error(env, NULL, what);
+  return 0;
+}
+
 static inline napi_value make_int(napi_env env, int64_t v) {
   napi_value r;
   napi_create_int64(env, v, &r);

@@ -57,10 +57,7 @@ static napi_value js_futimens(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 5, argv)) return NULL;
   int32_t fd;
   int64_t v[4];
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "fd must be a number");
-    return NULL;
-  }
+  if (!get_int32(env, argv[0], &fd, "fd must be a number")) return NULL;
   for (int i = 0; i < 4; i++) {
     if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) {
       napi_throw_type_error(env, NULL, "times must be numbers");
@@ -69,6 +66,24 @@ static napi_value js_futimens(napi_env env, napi_callback_info info) {
   }
   struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
   return make_int(env, futimens(fd, ts) < 0 ? -errno : 0);
+}
+
+/*
+ * noAtime(fd): reads through this open descriptor no longer touch the file's atime (F_SETFL
+ * O_NOATIME), so the daemon can hash a file it wrote through the writer's own descriptor
+ * instead of reopening it. 0; -EBADF when it was not opened for reading; -EPERM when neither
+ * owner nor CAP_FOWNER.
+ */
+static napi_value js_no_atime(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (!get_int32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return make_int(env, -errno);
+  if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH)) return make_int(env, -EBADF);
+  if (!(fl & O_NOATIME) && fcntl(fd, F_SETFL, fl | O_NOATIME) < 0) return make_int(env, -errno);
+  return make_int(env, 0);
 }
 
 /* mknod(path, mode, major, minor): FIFOs, sockets, devices. 0 or -errno. */
@@ -333,10 +348,7 @@ static napi_value js_stat_dir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "statDir(fd) takes a directory descriptor");
-    return NULL;
-  }
+  if (!get_int32(env, argv[0], &fd, "statDir(fd) takes a directory descriptor")) return NULL;
   struct dir_items d = {0};
   int rc = stat_names(fd, &d);
   napi_value out = rc < 0 ? make_int(env, rc) : stat_dir_result(env, &d);
@@ -420,10 +432,7 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "statDirAsync(fd) takes a directory descriptor");
-    return NULL;
-  }
+  if (!get_int32(env, argv[0], &fd, "statDirAsync(fd) takes a directory descriptor")) return NULL;
   struct stat_dir_work *w = calloc(1, sizeof *w);
   napi_value promise;
   if (!w) {
@@ -451,6 +460,8 @@ void posix_calls_export(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "utimens", f);
   napi_create_function(env, "futimens", NAPI_AUTO_LENGTH, js_futimens, NULL, &f);
   napi_set_named_property(env, exports, "futimens", f);
+  napi_create_function(env, "noAtime", NAPI_AUTO_LENGTH, js_no_atime, NULL, &f);
+  napi_set_named_property(env, exports, "noAtime", f);
   napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
   napi_set_named_property(env, exports, "mknod", f);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);

@@ -1,7 +1,7 @@
 #pragma once
 #include <node_api.h>
 #include <stddef.h>
-/* Adds utimens(), mknod(), fallocate() and openDirBeneath() and statDir() to the addon's exports. */
+/* Adds utimens(), futimens(), noAtime(), mknod(), fallocate(), openDirBeneath(), renameExchange(), statDir() and hugePageBuffer() to the addon's exports. */
 void posix_calls_export(napi_env env, napi_value exports);
 /*
  * `len` bytes (a multiple of 2 MiB) of zeroed anonymous memory, 2 MiB-aligned and advised
