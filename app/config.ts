@@ -19,6 +19,8 @@ export interface Config {
   'fuse.attrTimeout': number;
   /** Seconds the kernel may keep a name it looked up (likewise invalidated on a change). */
   'fuse.entryTimeout': number;
+  /** Seconds the kernel may remember that a name does not exist (native backend; likewise invalidated when the index gets it). */
+  'fuse.negativeTimeout': number;
   'scan.interval': number;
   /**
    * Seconds between polls of S3 locations' listings while the daemon runs (0: never); stretched
@@ -62,6 +64,7 @@ export function defaultConfig(name: string): Config {
     'fuse.maxNodes': 100_000,
     'fuse.attrTimeout': 10,
     'fuse.entryTimeout': 10,
+    'fuse.negativeTimeout': 10,
     'scan.interval': 600,
     'upload.delay': 2,
     'scan.remoteInterval': 120,
@@ -138,6 +141,7 @@ const PARSERS: { [K in ConfigKey]: (v: string) => Config[K] } = {
   },
   'fuse.attrTimeout': (v) => fuseTimeout('fuse.attrTimeout', v),
   'fuse.entryTimeout': (v) => fuseTimeout('fuse.entryTimeout', v),
+  'fuse.negativeTimeout': (v) => fuseTimeout('fuse.negativeTimeout', v),
   'scan.interval': (v) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new FsError('EINVAL', 'scan.interval: seconds, 0 to disable');

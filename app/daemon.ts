@@ -123,6 +123,7 @@ async function startFrontEnds(home: Home, vfs: VfsCore, opts: DaemonOptions): Pr
         maxNodes: home.config['fuse.maxNodes'],
         attrTimeout: home.config['fuse.attrTimeout'],
         entryTimeout: home.config['fuse.entryTimeout'],
+        negativeTimeout: home.config['fuse.negativeTimeout'],
         log: opts.log,
       });
     return out;

@@ -1,5 +1,6 @@
 import { FsError } from '../../core/fs-error';
 import type { Attr } from '../vfs/types';
+import { NegativeNames } from './negative-names';
 
 /** One name the kernel holds a reference to. */
 export interface FuseNode {
@@ -48,6 +49,8 @@ export class InodeTable {
   /** Hard-linked files by attribute inode number. */
   private readonly byLinkedIno = new Map<number, FuseNode>();
   private nextId = ROOT_ID + 1;
+  /** Names the kernel was told do not exist: a name it now gets an entry for is no longer one. */
+  readonly negatives = new NegativeNames();
 
   get size(): number {
     return this.byId.size;
@@ -55,6 +58,11 @@ export class InodeTable {
 
   nodes(): IterableIterator<FuseNode> {
     return this.byId.values();
+  }
+
+  /** The node of `id`, undefined when the kernel no longer has it. */
+  find(id: number): FuseNode | undefined {
+    return this.byId.get(id);
   }
 
   /** Throws ESTALE for an id the kernel should no longer have. */
@@ -108,6 +116,7 @@ export class InodeTable {
    * name of that node, as the kernel has one inode for all of them.
    */
   lookup(parent: FuseNode, name: string, type: Attr['type'], linkedIno?: number): FuseNode {
+    if (this.negatives.size > 0) this.negatives.forget(parent.id, name);
     let n = parent.children?.get(name);
     // Another object took the name (a folder replaced by a file or a link on the disk): it gets
     // a new id. The kernel marks an inode whose id comes back with another type bad (EIO).
@@ -181,6 +190,7 @@ export class InodeTable {
   /** Moves a name; a node that was at the target is detached. */
   rename(parent: FuseNode, name: string, newParent: FuseNode, newName: string): void {
     const n = parent.children?.get(name);
+    if (this.negatives.size > 0) this.negatives.forget(newParent.id, newName);
     if (n && newParent.children?.get(newName) === n) return; // two names of one file: rename(2) does nothing
     this.remove(newParent, newName);
     if (!n) return;

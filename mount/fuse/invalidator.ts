@@ -20,8 +20,10 @@ const YIELD_EVERY = 512;
  * concerns the node at that path (with its subtree for a folder replaced or moved) and its
  * folder's node (its mtime and listing). A change whose extent is not known (a rescan, another
  * process's commit, a peer's feed) checks every node the kernel holds: one resolver lookup
- * each. Sweeps are spaced by ten times the last one's duration (at most 5 s), so they never
- * take more than a tenth of the JS thread while a busy writer keeps changing the index.
+ * each. A name the kernel was told does not exist (InodeTable.negatives) gets INVAL_ENTRY once
+ * the index has it: checked for a changed path, and for every such name on a full sweep.
+ * Sweeps are spaced by ten times the last one's duration (at most 5 s), so they never take
+ * more than a tenth of the JS thread while a busy writer keeps changing the index.
  */
 export class Invalidator {
   private timer?: NodeJS.Timeout;
@@ -87,13 +89,17 @@ export class Invalidator {
 
   /**
    * The nodes the changed paths concern: each path's node (and, for a subtree, every node
-   * below it) and its folder's node.
+   * below it) and its folder's node. A changed name the kernel remembers as missing is dropped
+   * from its cache on the way.
    */
   private concerned(dirty: Map<string, boolean>): Set<FuseNode> {
     const out = new Set<FuseNode>();
     for (const [path, subtree] of dirty) {
       const { parent, node } = this.inodes.atPath(path);
       if (parent) out.add(parent);
+      // A name the kernel was told does not exist, which the index now may have.
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      if (parent && !node && this.inodes.negatives.forget(parent.id, name)) this.dropEntry(parent.id, name);
       if (!node) continue;
       out.add(node);
       if (subtree) for (const below of this.inodes.below(node)) out.add(below);
@@ -143,12 +149,40 @@ export class Invalidator {
           this.kernel.invalidateNode(node.id);
         }
       }
+      if (dirty === 'all') await this.sweepNegatives();
     } finally {
       this.lastDurationMs = Date.now() - started;
       this.running = false;
       if (this.again) {
         this.again = false;
         this.schedule();
+      }
+    }
+  }
+
+  /** INVAL_ENTRY of a name the kernel may remember as missing. */
+  private dropEntry(parent: number, name: string): void {
+    this.invalidations++;
+    this.kernel.invalidateEntry(parent, name);
+  }
+
+  /** A full sweep's check of the names the kernel may remember as missing: those the index now has are dropped. */
+  private async sweepNegatives(): Promise<void> {
+    let i = 0;
+    for (const n of this.inodes.negatives.live()) {
+      if (this.stopped) return;
+      if (++i % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+      const parent = this.inodes.find(n.parent);
+      if (!parent) {
+        this.inodes.negatives.forget(n.parent, n.name); // forgotten by the kernel with its names
+        continue;
+      }
+      this.swept++;
+      try {
+        await this.vfs.getattr(this.inodes.childPath(parent, n.name));
+        if (this.inodes.negatives.forget(n.parent, n.name)) this.dropEntry(n.parent, n.name);
+      } catch {
+        /* still missing, or unreadable: the kernel's answer stands until its timeout */
       }
     }
   }

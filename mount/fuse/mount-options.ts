@@ -9,6 +9,11 @@ export interface FuseMountOptions {
   attrTimeout?: number;
   /** Seconds the kernel may cache names it looked up (default 10). */
   entryTimeout?: number;
+  /**
+   * Native backend: seconds the kernel may remember that a name does not exist (default 10; a
+   * name the index gets is invalidated sooner). The compat backend, which cannot invalidate, keeps 1.
+   */
+  negativeTimeout?: number;
   /** native: the vdfs addon (default when it loads); compat: fuse-native (libfuse 2). */
   backend?: FuseBackend;
   /** Native backend: kernel passthrough for read-only opens of local files when possible (default false: see docs/fuse.md). */

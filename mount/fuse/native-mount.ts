@@ -86,7 +86,7 @@ export async function mountNative(addon: NativeFuse, vfs: KernelVfs, mnt: string
   const server = new FuseServer(addon, vfs, {
     entryTtl: opts.entryTimeout ?? 10,
     attrTtl: opts.attrTimeout ?? 10,
-    negativeTtl: 1,
+    negativeTtl: opts.negativeTimeout ?? 10,
     passthrough: opts.passthrough ?? false,
     uring: opts.uring,
     maxNodes: opts.maxNodes,

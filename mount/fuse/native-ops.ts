@@ -87,6 +87,7 @@ export const HANDLERS: Record<number, Handler> = {
       return (await created(ctx, req, parent, name))[0];
     } catch (err) {
       if (!(err instanceof FsError) || err.code !== 'ENOENT' || ctx.negativeTtl <= 0) throw err;
+      ctx.inodes.negatives.note(parent.id, name, ctx.negativeTtl * 1000);
       const out = replyBuffer(req, ENTRY_OUT);
       writeEntry(out, 16, 0, 0, null, ctx.negativeTtl, 0);
       return out;

@@ -1,0 +1,51 @@
+/**
+ * The names the kernel was told do not exist (a LOOKUP answered with a negative entry) and may
+ * still remember so: for the invalidator, which drops such a name from the kernel's cache once
+ * the index has it (INVAL_ENTRY). A change of one known path needs no list (its name is dropped
+ * whether remembered or not); a change whose extent is not known (a rescan, another process's
+ * commit, a peer's feed) does: each name here whose time has not run out is looked up again.
+ * Bounded: past MAX_NAMES the oldest is forgotten, and the kernel then keeps that name at most
+ * until its negative timeout.
+ */
+export interface NegativeName {
+  parent: number;
+  name: string;
+  /** Until when (ms since the epoch) the kernel may answer it from its cache. */
+  until: number;
+}
+
+const MAX_NAMES = 65_536;
+
+export class NegativeNames {
+  private readonly names = new Map<string, NegativeName>();
+
+  constructor(private readonly max = MAX_NAMES) {}
+
+  /** The kernel may now remember for `ttlMs` that `parent` holds no `name`. */
+  note(parent: number, name: string, ttlMs: number): void {
+    const key = `${parent}/${name}`;
+    this.names.delete(key); // re-inserted last: the map's order is the order they run out
+    if (this.names.size >= this.max) this.names.delete(this.names.keys().next().value as string);
+    this.names.set(key, { parent, name, until: Date.now() + ttlMs });
+  }
+
+  /** The kernel no longer remembers it (dropped, or the name now exists there); false when it was not here. */
+  forget(parent: number, name: string): boolean {
+    return this.names.delete(`${parent}/${name}`);
+  }
+
+  /** The names whose time has not run out (those that have are forgotten on the way). */
+  live(): NegativeName[] {
+    const now = Date.now();
+    const out: NegativeName[] = [];
+    for (const [key, n] of this.names) {
+      if (n.until > now) out.push(n);
+      else this.names.delete(key);
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.names.size;
+  }
+}
