@@ -27,6 +27,7 @@ t.test('pin, unpin, whereis, copies, fsck and copy refuse bad input with a clear
     [['config', 'set', 'fuse.attrTimeout', '-1'], 2, /fuse\.attrTimeout: seconds from 0 to 3600/],
     [['config', 'set', 'fuse.entryTimeout', ''], 2, /fuse\.entryTimeout: seconds/],
     [['config', 'set', 'fuse.entryTimeout', '1e9'], 2, /fuse\.entryTimeout: seconds/],
+    [['config', 'set', 'fuse.negativeTimeout', '-5'], 2, /fuse\.negativeTimeout: seconds/],
   ];
   for (const [args, code, msg] of cases) {
     const r = vdfs(home, args);
