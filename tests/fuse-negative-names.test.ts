@@ -6,6 +6,7 @@ import { mountWithOracle } from './helpers/mount';
 import { openVfsInProcess } from './helpers/vfs-in-process';
 import { InodeTable } from '../mount/fuse/inode-table';
 import { Invalidator } from '../mount/fuse/invalidator';
+import { NegativeNames } from '../mount/fuse/negative-names';
 
 // The kernel keeps a LOOKUP's "no such name" for fuse.negativeTimeout (default 10 s). A name
 // the index gets meanwhile must reach it at once: the invalidator drops the kernel's negative
@@ -72,4 +73,22 @@ t.test('a change of unknown extent drops the negative entries of names the index
   t.notOk(sent.includes(`entry ${d.id}/made`), 'a name the kernel holds an entry for is not dropped');
   t.notOk(sent.includes(`entry ${d.id}/gone`), 'nor one whose negative entry ran out');
   t.equal(inodes.negatives.size, 1, 'only y is still remembered');
+});
+
+t.test('the names remembered are bounded, and those whose time ran out are dropped as others come', async (t) => {
+  const names = new NegativeNames(100);
+  for (let i = 0; i < 1000; i++) names.note(1, `n${i}`, 60_000);
+  t.equal(names.size, 100, 'at most the bound');
+  t.same(
+    names.live().map((n) => n.name),
+    Array.from({ length: 100 }, (_, i) => `n${900 + i}`),
+    'the newest are kept, oldest first',
+  );
+  const short = new NegativeNames(100);
+  for (let i = 0; i < 10; i++) short.note(1, `old${i}`, 20);
+  await new Promise((r) => setTimeout(r, 40));
+  short.note(1, 'new', 60_000);
+  t.equal(short.size, 1, 'names whose time ran out went when the next came');
+  t.notOk(short.forget(1, 'old3'), 'so there is nothing to forget of them');
+  t.ok(short.forget(1, 'new'), 'the live one is there');
 });

@@ -4,8 +4,8 @@
  * the index has it (INVAL_ENTRY). A change of one known path needs no list (its name is dropped
  * whether remembered or not); a change whose extent is not known (a rescan, another process's
  * commit, a peer's feed) does: each name here whose time has not run out is looked up again.
- * Bounded: past MAX_NAMES the oldest is forgotten, and the kernel then keeps that name at most
- * until its negative timeout.
+ * Only names whose time has not run out are kept, and at most MAX_NAMES: past that the oldest
+ * is forgotten, and the kernel then keeps that name at most until its negative timeout.
  */
 export interface NegativeName {
   parent: number;
@@ -14,7 +14,8 @@ export interface NegativeName {
   until: number;
 }
 
-const MAX_NAMES = 65_536;
+/** ~150 bytes each: at most ~2.5 MB. */
+const MAX_NAMES = 16_384;
 
 export class NegativeNames {
   private readonly names = new Map<string, NegativeName>();
@@ -23,10 +24,15 @@ export class NegativeNames {
 
   /** The kernel may now remember for `ttlMs` that `parent` holds no `name`. */
   note(parent: number, name: string, ttlMs: number): void {
+    const now = Date.now();
+    // The map's order is the order they run out (one timeout for all): those that ran out are first.
+    for (const [k, n] of this.names) {
+      if (n.until > now && this.names.size < this.max) break;
+      this.names.delete(k);
+    }
     const key = `${parent}/${name}`;
-    this.names.delete(key); // re-inserted last: the map's order is the order they run out
-    if (this.names.size >= this.max) this.names.delete(this.names.keys().next().value as string);
-    this.names.set(key, { parent, name, until: Date.now() + ttlMs });
+    this.names.delete(key); // re-inserted last
+    this.names.set(key, { parent, name, until: now + ttlMs });
   }
 
   /** The kernel no longer remembers it (dropped, or the name now exists there); false when it was not here. */
