@@ -91,4 +91,9 @@ t.test('the names remembered are bounded, and those whose time ran out are dropp
   t.equal(short.size, 1, 'names whose time ran out went when the next came');
   t.notOk(short.forget(1, 'old3'), 'so there is nothing to forget of them');
   t.ok(short.forget(1, 'new'), 'the live one is there');
+  // An idle daemon's reclaim keeps none of a past burst.
+  for (let i = 0; i < 10; i++) short.note(2, `burst${i}`, 20);
+  await new Promise((r) => setTimeout(r, 40));
+  short.prune();
+  t.equal(short.size, 0, 'prune forgets every name whose time ran out');
 });

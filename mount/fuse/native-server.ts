@@ -229,6 +229,7 @@ export class FuseServer {
     this.sinceReclaim = 0;
     const before = process.memoryUsage.rss();
     this.ctx.vfs.shrinkCaches();
+    this.inodes.negatives.prune();
     fullGc(true);
     this.liveHeap = getHeapStatistics().used_heap_size;
     this.addon.trimMemory?.();

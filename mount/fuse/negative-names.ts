@@ -42,13 +42,14 @@ export class NegativeNames {
 
   /** The names whose time has not run out (those that have are forgotten on the way). */
   live(): NegativeName[] {
+    this.prune();
+    return [...this.names.values()];
+  }
+
+  /** Forgets the names whose time ran out (an idle daemon keeps none of a past burst). */
+  prune(): void {
     const now = Date.now();
-    const out: NegativeName[] = [];
-    for (const [key, n] of this.names) {
-      if (n.until > now) out.push(n);
-      else this.names.delete(key);
-    }
-    return out;
+    for (const [key, n] of this.names) if (n.until <= now) this.names.delete(key);
   }
 
   get size(): number {
