@@ -56,7 +56,7 @@ t.test('real clients copy trees in and out intact', async (t) => {
 
   t.test('rclone webdav backend (Depth 0/1 PROPFIND, PUT, MKCOL)', async (t) => {
     const remote = ':webdav:rclone-in';
-    const pass = run('rclone', ['obscure', srv.login.password]).trim();
+    const pass = run('rclone', ['obscure', '--', srv.login.password]).trim();
     const url = [`--webdav-url=${srv.url}loc`, `--webdav-user=${srv.login.user}`, `--webdav-pass=${pass}`];
     run('rclone', ['copy', src, remote, ...url]);
     t.same(treeHashes(join(srv.locDir, 'rclone-in')), want, 'uploaded tree equals the source (b3sum)');

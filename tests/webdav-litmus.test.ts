@@ -5,7 +5,7 @@ import { startWebdavServer } from './helpers/webdav';
 /** Runs Debian's litmus with a hard timeout; resolves with everything it printed. */
 function runLitmus(url: string, user: string, password: string, cwd: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn('litmus', ['-k', url, user, password], { cwd, env: { ...process.env, TESTS: 'basic copymove props locks http' } });
+    const proc = spawn('litmus', ['-k', '--', url, user, password], { cwd, env: { ...process.env, TESTS: 'basic copymove props locks http' } });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
