@@ -1,9 +1,9 @@
 /**
  * The names the kernel was told do not exist (a LOOKUP answered with a negative entry) and may
  * still remember so: for the invalidator, which drops such a name from the kernel's cache once
- * the index has it (INVAL_ENTRY). A change of one known path needs no list (its name is dropped
- * whether remembered or not); a change whose extent is not known (a rescan, another process's
- * commit, a peer's feed) does: each name here whose time has not run out is looked up again.
+ * the index has it (INVAL_ENTRY). A change of one known path drops its name when it is here; a
+ * change whose extent is not known (a rescan, another process's commit, a peer's feed) looks up
+ * again each name here whose time has not run out.
  * Only names whose time has not run out are kept, and at most MAX_NAMES: past that the oldest
  * is forgotten, and the kernel then keeps that name at most until its negative timeout.
  */

@@ -110,7 +110,7 @@ export class IndexRefresh {
    * (opened beneath the location): taken as its lstat, one system call where a probe by path
    * takes one to five (a probe again when a later refresh applied first). `known.ownFolder`:
    * the same for the folder holding `rel` (with `parent`), from the descriptor the daemon just
-   * created or removed `rel` in.
+   * created `rel` in.
    */
   async refresh(loc: Location, rel: string, siblings = true, parent = false, quiet = false, known?: KnownDisk): Promise<Entry | undefined> {
     const key = `${loc.id}\0${rel}`;

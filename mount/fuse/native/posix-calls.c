@@ -455,25 +455,14 @@ static napi_value js_stat_dir_async(napi_env env, napi_callback_info info) {
 }
 
 void posix_calls_export(napi_env env, napi_value exports) {
-  napi_value f;
-  napi_create_function(env, "utimens", NAPI_AUTO_LENGTH, js_utimens, NULL, &f);
-  napi_set_named_property(env, exports, "utimens", f);
-  napi_create_function(env, "futimens", NAPI_AUTO_LENGTH, js_futimens, NULL, &f);
-  napi_set_named_property(env, exports, "futimens", f);
-  napi_create_function(env, "noAtime", NAPI_AUTO_LENGTH, js_no_atime, NULL, &f);
-  napi_set_named_property(env, exports, "noAtime", f);
-  napi_create_function(env, "mknod", NAPI_AUTO_LENGTH, js_mknod, NULL, &f);
-  napi_set_named_property(env, exports, "mknod", f);
-  napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &f);
-  napi_set_named_property(env, exports, "fallocate", f);
-  napi_create_function(env, "openDirBeneath", NAPI_AUTO_LENGTH, js_open_dir_beneath, NULL, &f);
-  napi_set_named_property(env, exports, "openDirBeneath", f);
-  napi_create_function(env, "renameExchange", NAPI_AUTO_LENGTH, js_rename_exchange, NULL, &f);
-  napi_set_named_property(env, exports, "renameExchange", f);
-  napi_create_function(env, "statDir", NAPI_AUTO_LENGTH, js_stat_dir, NULL, &f);
-  napi_set_named_property(env, exports, "statDir", f);
-  napi_create_function(env, "statDirAsync", NAPI_AUTO_LENGTH, js_stat_dir_async, NULL, &f);
-  napi_set_named_property(env, exports, "statDirAsync", f);
-  napi_create_function(env, "hugePageBuffer", NAPI_AUTO_LENGTH, js_huge_page_buffer, NULL, &f);
-  napi_set_named_property(env, exports, "hugePageBuffer", f);
+  export_fn(env, exports, "utimens", js_utimens);
+  export_fn(env, exports, "futimens", js_futimens);
+  export_fn(env, exports, "noAtime", js_no_atime);
+  export_fn(env, exports, "mknod", js_mknod);
+  export_fn(env, exports, "fallocate", js_fallocate);
+  export_fn(env, exports, "openDirBeneath", js_open_dir_beneath);
+  export_fn(env, exports, "renameExchange", js_rename_exchange);
+  export_fn(env, exports, "statDir", js_stat_dir);
+  export_fn(env, exports, "statDirAsync", js_stat_dir_async);
+  export_fn(env, exports, "hugePageBuffer", js_huge_page_buffer);
 }
