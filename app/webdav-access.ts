@@ -34,9 +34,17 @@ export function ensureWebdavCredential(home: Home): WebdavCredential {
   return resetWebdavCredential(home);
 }
 
+/**
+ * 128 random bits, base64url, after a letter: a password that began with `-` (1 in 64 of bare
+ * base64url) was read as an option by `rclone obscure`, litmus and other getopt tools.
+ */
+export function newWebdavPassword(): string {
+  return `v${randomBytes(16).toString('base64url')}`;
+}
+
 /** A new random password for the home credential (the old one stops working at the next daemon start). */
 export function resetWebdavCredential(home: Home): WebdavCredential {
-  const c: WebdavCredential = { user: CREDENTIAL_USER, password: randomBytes(16).toString('base64url') };
+  const c: WebdavCredential = { user: CREDENTIAL_USER, password: newWebdavPassword() };
   writeFileDurable(join(home.dir, CREDENTIAL_FILE), JSON.stringify(c, null, 2) + '\n', 0o600);
   return c;
 }

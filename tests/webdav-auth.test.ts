@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { tempDir, until, vdfs, vdfsOk, VDFS_BIN } from './helpers/cli';
 import { isMounted } from './helpers/mount';
+import { newWebdavPassword } from '../app/webdav-access';
 import { basicAuth, dav, metric, registerWebdavLogin, startWebdavServer, webdavLogin } from './helpers/webdav';
 
 // Issue 12 items 2 and 7: the share asks for credentials on every bind, loopback
@@ -119,6 +120,13 @@ t.test('loopback is no exception: every request needs the home credential or an 
   );
   const forged = digestAnswer(challenge, login.user, login.password, 'GET', '/loc/f.txt').replace(/nonce="[^"]+"/, 'nonce="lzzzzzzz.AAAAAAAAAAAAAAAAAAAAAA"');
   t.equal((await dav(srv.port, 'GET', '/loc/f.txt', { headers: { Authorization: forged } })).status, 401, 'a nonce the server did not make: 401');
+});
+
+t.test('a generated password never begins with `-` (a getopt tool reads it as an option) and keeps 128 random bits', async (t) => {
+  const seen = new Set(Array.from({ length: 2000 }, () => newWebdavPassword()));
+  t.equal(seen.size, 2000, 'all different');
+  t.equal([...seen].filter((p) => p.startsWith('-')).length, 0, 'none begins with -');
+  t.ok([...seen].every((p) => /^[A-Za-z][A-Za-z0-9_-]{22}$/.test(p)), 'a letter, then 22 base64url characters');
 });
 
 t.test('`webdav user add` users work on loopback; old scrypt hashes still verify; the no-auth flag says what it does', async (t) => {
