@@ -126,7 +126,10 @@ t.test('a generated password never begins with `-` (a getopt tool reads it as an
   const seen = new Set(Array.from({ length: 2000 }, () => newWebdavPassword()));
   t.equal(seen.size, 2000, 'all different');
   t.equal([...seen].filter((p) => p.startsWith('-')).length, 0, 'none begins with -');
-  t.ok([...seen].every((p) => /^[A-Za-z][A-Za-z0-9_-]{22}$/.test(p)), 'a letter, then 22 base64url characters');
+  t.ok(
+    [...seen].every((p) => /^[A-Za-z][A-Za-z0-9_-]{22}$/.test(p)),
+    'a letter, then 22 base64url characters',
+  );
 });
 
 t.test('`webdav user add` users work on loopback; old scrypt hashes still verify; the no-auth flag says what it does', async (t) => {
