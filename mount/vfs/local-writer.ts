@@ -61,7 +61,9 @@ export class LocalWriter {
     if (t.existing?.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     // The kernel opens a FIFO or device of the mount itself; an open from WebDAV would block or write a device.
     if (t.existing && t.existing.type !== 'file' && t.existing.type !== 'symlink') throw new FsError('EPERM', `${path} is a ${t.existing.type}: it has no content to write`);
-    if (!t.existing && !flags.create) throw new FsError('ENOENT', `${path}: no such file`);
+    // The kernel opens only names it holds: one the index no longer has (removed on the disk, seen
+    // by a refresh that did not tell the kernel) gets ESTALE, so the kernel looks it up again.
+    if (!t.existing && !flags.create) throw flags.kernel ? new FsError('ESTALE', `${path} is gone; look it up again`) : new FsError('ENOENT', `${path}: no such file`);
     if (t.existing && flags.create && flags.exclusive) throw new FsError('EEXIST', `${path} already exists`);
     let mode = (flags.write || flags.truncate || flags.append ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW;
     if (flags.create) mode |= C.O_CREAT | (flags.exclusive ? C.O_EXCL : 0);
