@@ -29,15 +29,14 @@ export function canLend(s: Readable): s is LendingReadable {
 const MAX_LENT_BODY = 16 * 1024 * 1024;
 
 /**
- * A whole, bounded body as one Buffer. An answer already collecting its body (HttpPool.get's
- * `collect`) is waited for; a lending stream whose length is known (`length`: its
+ * A whole, bounded body as one Buffer. A lending stream whose length is known (`length`: its
  * content-length) writes straight into one buffer of that size: no chunk per socket read and no
- * concatenation. Other streams are collected chunk by chunk. Resolves with the bytes that came,
- * fewer than `length` when the stream closed early without an error (the caller checks the
- * length); rejects with the stream's error.
+ * concatenation, so a small object costs one fresh buffer instead of two copies. Other streams
+ * are collected chunk by chunk. Resolves with the bytes that came, fewer than `length` when the
+ * stream closed early without an error (the caller checks the length); rejects with the stream's
+ * error.
  */
 export function bufferedBody(body: Readable, length?: number): Promise<Buffer> {
-  if ((body as Partial<CollectingReadable>).collected !== undefined) return whenCollected(body as CollectingReadable);
   if (!canLend(body) || length === undefined || !Number.isSafeInteger(length) || length <= 0 || length > MAX_LENT_BODY) return collected(body);
   const buf = Buffer.allocUnsafe(length);
   let fill = 0;
@@ -52,24 +51,6 @@ export function bufferedBody(body: Readable, length?: number): Promise<Buffer> {
         fill += n;
       },
     });
-  });
-}
-
-/** A Readable that may be writing its whole body into one buffer of its own (core/http1-conn.ts, `collect`). */
-interface CollectingReadable extends Readable {
-  /** The bytes so far, or undefined when the body is not collected that way. */
-  readonly collected: Buffer | undefined;
-}
-
-/** The collected body once the stream has ended (or closed early: the bytes that came); rejects with its error. */
-function whenCollected(body: CollectingReadable): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const done = () => (body.errored ? reject(body.errored) : resolve(body.collected!));
-    // Ended before the caller got here (a small body arrives with its head): 'end' has been emitted.
-    if (body.readableEnded || body.destroyed) return done();
-    body.once('end', done);
-    body.once('close', done);
-    body.once('error', reject);
   });
 }
 

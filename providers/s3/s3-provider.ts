@@ -165,12 +165,12 @@ export class S3Provider implements Provider {
     return [];
   }
 
-  /** A GetObject (s3-direct-get.ts once the route is known); with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). `collect`: see HttpPool.get. */
-  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string, collect = 0): Promise<GetAnswer> {
+  /** A GetObject (s3-direct-get.ts once the route is known); with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). */
+  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string): Promise<GetAnswer> {
     try {
       const ifMatch = opts.version ? quoted(opts.version) : undefined;
       const out: GetAnswer = this.direct.ready
-        ? await this.direct.get(this.key(rel), range, ifMatch, opts.signal, collect)
+        ? await this.direct.get(this.key(rel), range, ifMatch, opts.signal)
         : ((await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel), Range: range, IfMatch: ifMatch }), {
             abortSignal: opts.signal,
           })) as GetAnswer);
@@ -197,7 +197,7 @@ export class S3Provider implements Provider {
       async () => {
         let out;
         try {
-          out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what, length);
+          out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
         } catch (err) {
           // 416: the range starts at or past the end (every range of an empty object does).
           if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return Buffer.alloc(0);
