@@ -13,7 +13,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
-import { bufferedBody } from '../../core/lent-stream';
 import { baseName, normalizeRel, parentOf } from '../../core/paths';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
 import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
@@ -40,6 +39,12 @@ const quoted = (v: string) => `"${v}"`;
 function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', `bad length ${length}`);
+}
+
+async function readBody(body: unknown): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -210,7 +215,7 @@ export class S3Provider implements Provider {
           (out.Body as Readable | undefined)?.destroy?.();
           return Buffer.alloc(0);
         }
-        const buf = await bufferedBody(out.Body as Readable, out.ContentLength);
+        const buf = await readBody(out.Body);
         if (!cr) {
           // A server that ignores Range sends the whole object (200): cut the range out of it.
           if (out.ContentLength !== undefined && buf.length !== out.ContentLength) throw retryableEio(`${what}: body truncated (${buf.length} of ${out.ContentLength} bytes)`);
