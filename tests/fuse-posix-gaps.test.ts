@@ -59,3 +59,39 @@ t.test('an inode number stays the same when a file goes from one link to two and
   const again = sh('sh', ['-c', 'cd "$1" && i1=$(stat -c %i h) && echo b > n && mv n h && i2=$(stat -c %i h) && [ "$i1" != "$i2" ] && echo moved', 'sh', join(mnt, 'm')]);
   t.equal(again.stdout.trim(), 'moved', 'a file renamed over it has its own number, as on the disk');
 });
+
+t.test('a file written through one hard link shows its new size through every link while open, in listings too', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'm', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  // The writes go straight to the file (the addon's pwrite); a listing (READDIRPLUS) in between
+  // hands the kernel attributes for both names of the one inode, and the kernel keeps the first.
+  // A name other than the node's first (here `a`, listed before `b`) used to show the size from
+  // before the write, and the kernel then gave that size to every stat, fstat too.
+  const r = sh('python3', [
+    '-c',
+    `import os, sys
+m = sys.argv[1]
+with open(m + '/b', 'wb') as f: f.write(b'x' * 5673)
+os.link(m + '/b', m + '/a')
+for first, other in (('b', 'a'), ('a', 'b')):
+    fd = os.open(m + '/' + first, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b'y' * 47287)
+    os.listdir(m)
+    print(first, os.lstat(m + '/' + other).st_size, os.lstat(m + '/' + first).st_size, os.fstat(fd).st_size)
+    os.close(fd)
+`,
+    join(mnt, 'm'),
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, 'b 47287 47287 47287\na 47287 47287 47287\n', 'the other name, this name and the descriptor: the size written, both ways round');
+  const disk = sh('stat', ['-c', '%s %h', join(src, 'a'), join(src, 'b')]).stdout;
+  t.equal(disk, '47287 2\n47287 2\n', 'and so the disk');
+});

@@ -153,8 +153,15 @@ export class EntryAttrs {
     return this.core.featuresOf(loc).localFiles;
   }
 
-  private liveAttr(path: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
-    return this.core.live.get(path);
+  /**
+   * The live values of a file open for writing: by its name, or, for a hard link (`disk` has
+   * other links), by the real file another name of it is open under. Without the second, a
+   * listing showed a link the index's size from before the write, and READDIRPLUS gave the
+   * kernel that size for the one inode both names share.
+   */
+  private liveAttr(path: string, disk: DiskStat | undefined): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+    if (this.core.live.size === 0) return undefined;
+    return this.core.live.get(path) ?? (disk && disk.nlink > 1 ? this.core.live.linked(disk) : undefined);
   }
 
   /** Attributes of a path: the index's entry, with live sizes of open files and the disk's stat of local ones. Throws FsError (ENOENT, EINVAL). */
@@ -163,7 +170,8 @@ export class EntryAttrs {
     if (r.kind === 'root') return dirAttr(INO_ROOT);
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
     const local = this.isLocal(r.location);
-    return this.owned(entryAttr(r.entry, r.location.readonly, this.liveAttr(path), await this.diskStat(r.location, r.entry, r.rel), local), r.location, r.rel, r.entry, local);
+    const disk = await this.diskStat(r.location, r.entry, r.rel);
+    return this.owned(entryAttr(r.entry, r.location.readonly, this.liveAttr(path, disk), disk, local), r.location, r.rel, r.entry, local);
   }
 
   /** A write-back folder's staged file shows the owner its bytes will land with (StagedOwners), not the daemon's. */
@@ -293,16 +301,19 @@ export class EntryAttrs {
     // The children are not put in the resolver's cache: READDIRPLUS hands the kernel every
     // child's attributes, so few are resolved next, and priming 100,000 names per `find` cost
     // more (and evicted the paths in use) than the one query a later miss takes.
-    const list = (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => ({
-      name: child.name,
-      attr: this.owned(
-        entryAttr(child, r.location.readonly, this.core.live.size > 0 ? this.liveAttr(`${base}/${child.name}`) : undefined, this.core.disk.get(child.id), local),
-        r.location,
-        r.rel === '' ? child.name : `${r.rel}/${child.name}`,
-        child,
-        local,
-      ),
-    }));
+    const list = (hidden.length === 0 ? children : children.filter((c) => !isHiddenRel(r.rel === '' ? c.name : `${r.rel}/${c.name}`, hidden))).map((child) => {
+      const disk = this.core.disk.get(child.id);
+      return {
+        name: child.name,
+        attr: this.owned(
+          entryAttr(child, r.location.readonly, this.liveAttr(`${base}/${child.name}`, disk), disk, local),
+          r.location,
+          r.rel === '' ? child.name : `${r.rel}/${child.name}`,
+          child,
+          local,
+        ),
+      };
+    });
     return { list, ids: children.map((c) => c.id), primed };
   }
 }

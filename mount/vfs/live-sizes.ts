@@ -63,6 +63,15 @@ export class LiveSizes {
     return l;
   }
 
+  /**
+   * The live values (as get() gives them) of the real file `id` (device, inode) open for writing
+   * under some name: another name of a hard-linked file shows what its writer wrote.
+   */
+  linked(id: FileIdentity): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+    for (const [vpath, l] of this.live) if (l.identity?.ino === id.ino && l.identity.dev === id.dev) return this.get(vpath);
+    return undefined;
+  }
+
   /** Some file directly in the directory `dir` is open for writing (its size and mtime are live). */
   writingIn(dir: string): boolean {
     for (const p of this.live.keys()) if (parentOf(p) === dir) return true;
