@@ -77,9 +77,10 @@ export class HttpPool {
    * idle timeout; the idle timeout goes on for the body, so a stalled body is cut too), an
    * AbortError when `signal` aborts, FsError EINVAL (a line break in the request) or EIO (an
    * answer that is not HTTP/1.x). A kept-alive connection the server closed meanwhile is
-   * replaced once.
+   * replaced once. `collect`: a 2xx body of at most this many bytes (content-length) is read
+   * into one buffer from its first byte (`GetAnswer.collected`; core/lent-stream bufferedBody).
    */
-  async get(t: GetTarget, headers: Record<string, string>, timeouts: GetTimeouts, signal?: AbortSignal): Promise<GetAnswer> {
+  async get(t: GetTarget, headers: Record<string, string>, timeouts: GetTimeouts, signal?: AbortSignal, collect = 0): Promise<GetAnswer> {
     const port = Number(t.port || (t.protocol === 'https:' ? 443 : 80));
     const key = `${t.protocol}//${t.hostname}:${port}`;
     const hostName = net.isIPv6(t.hostname) ? `[${t.hostname}]` : t.hostname;
@@ -92,11 +93,16 @@ export class HttpPool {
       const onAbort = () => conn.sock.destroy();
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        return await conn.request(head, timeouts.idleMs, (reusable) => {
-          signal?.removeEventListener('abort', onAbort);
-          conn.reused = true;
-          this.idleFor(key).give(conn, reusable && !this.closed);
-        });
+        return await conn.request(
+          head,
+          timeouts.idleMs,
+          (reusable) => {
+            signal?.removeEventListener('abort', onAbort);
+            conn.reused = true;
+            this.idleFor(key).give(conn, reusable && !this.closed);
+          },
+          collect,
+        );
       } catch (err) {
         if (signal?.aborted) throw abortError(err);
         // A kept-alive connection the server closed while it was idle: once more on a new one (a GET may be sent again). Not after silence: that took idleMs already.

@@ -82,9 +82,9 @@ export class Http1Conn {
    * Writes `head` (a whole request: request line, headers, empty line) and resolves with the
    * answer once its head has arrived. Rejects with `failure`'s error (closed, reset or silent
    * for `idleMs` before the head) or FsError EIO (not an HTTP/1.x answer we can read).
-   * `onDone(reusable)` runs once when the exchange is over.
+   * `onDone(reusable)` runs once when the exchange is over. `collect`: see Http1Answer.
    */
-  request(head: string, idleMs: number, onDone: (reusable: boolean) => void): Promise<Http1Answer> {
+  request(head: string, idleMs: number, onDone: (reusable: boolean) => void, collect = 0): Promise<Http1Answer> {
     const sock = this.sock;
     // Its 'close' may be over already: nothing would answer.
     if (!this.usable) {
@@ -146,7 +146,7 @@ export class Http1Conn {
           }
           const rest = bytes.subarray(end + 4);
           headBuf = Buffer.alloc(0);
-          answer = new Http1Answer(this, parsed, (reusable) => finish(reusable && parsed.keepAlive));
+          answer = new Http1Answer(this, parsed, (reusable) => finish(reusable && parsed.keepAlive), collect);
           resolve(answer);
           answer.start(rest);
         },
@@ -258,11 +258,19 @@ export class Http1Answer extends Readable implements LendingReadable {
   private starting = false;
   /** The buffer the socket's next read goes into (from `target`), and whose it is. */
   private given?: { buf: Buffer; kind: 'sink' | 'chunk' | 'scratch' };
+  private whole?: { buf: Buffer; fill: number };
 
+  /**
+   * `collect`: a body with a content-length of at most this many bytes is written into one
+   * buffer of that size from its first byte (`collected`), lent before the socket's next read:
+   * by the time a consumer could `lend` (after the answer's promise resolves), the reads after
+   * the head had gone into fresh chunks, copied again into the lent buffer.
+   */
   constructor(
     private readonly conn: Http1Conn,
     head: Head,
     private readonly done: (reusable: boolean) => void,
+    private readonly collect = 0,
   ) {
     super();
     this.status = head.status;
@@ -277,10 +285,19 @@ export class Http1Answer extends Readable implements LendingReadable {
       target: () => this.target(),
       filled: (buf, n) => this.arrived(buf, n),
     };
+    if (this.status >= 200 && this.status < 300 && !this.chunk && this.left > 0 && this.left <= this.collect) {
+      const w = (this.whole = { buf: Buffer.allocUnsafe(this.left), fill: 0 });
+      this.sink = { target: () => w.buf.subarray(w.fill), filled: (n) => void (w.fill += n) };
+    }
     this.starting = true;
     if (first.length > 0) this.arrived(first, first.length);
     if (this.left === 0) this.bodyEnd();
     this.starting = false;
+  }
+
+  /** The body's bytes so far when it is collected whole (the constructor's `collect`), else undefined. */
+  get collected(): Buffer | undefined {
+    return this.whole?.buf.subarray(0, this.whole.fill);
   }
 
   lend(sink: LentSink): void {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { HttpPool, type GetAnswer } from '../core/http-get';
-import type { LentSink } from '../core/lent-stream';
+import { bufferedBody, type LentSink } from '../core/lent-stream';
 
 // The content GETs' own HTTP/1.1 client (core/http-get.ts, core/http1-conn.ts), against a real
 // node:http server and against raw sockets that answer what a broken or hostile server would.
@@ -59,16 +59,21 @@ async function bodyServer(t: Test) {
   return { s, sockets, requests: () => requests };
 }
 
-t.test('bodies of every size, with content-length and chunked, pushed and lent, on kept-alive connections: byte-exact', async (t) => {
+t.test('bodies of every size, with content-length and chunked, pushed, lent, buffered and collected, on kept-alive connections: byte-exact', async (t) => {
   const { s, sockets, requests } = await bodyServer(t);
   const pool = new HttpPool();
   t.teardown(() => pool.close());
   for (const mode of ['', '?chunked'])
-    for (const how of ['pushed', 'lent'])
+    for (const how of ['pushed', 'lent', 'buffered', 'collected'])
       for (let i = 0; i < bodies.length; i++) {
-        const a = await pool.get({ protocol: 'http:', hostname: '127.0.0.1', port: s.port, path: `/${i}${mode}` }, {}, TIMEOUTS);
+        // collected: asked of the pool, into one buffer from the first byte (a chunked body is not: bufferedBody collects it)
+        const a = await pool.get({ protocol: 'http:', hostname: '127.0.0.1', port: s.port, path: `/${i}${mode}` }, {}, TIMEOUTS, undefined, how === 'collected' ? 2 ** 20 : 0);
+        if (how === 'collected')
+          t.equal(a.collected !== undefined, mode === '' && bodies[i].length > 0 && bodies[i].length <= 2 ** 20, `${bodies[i].length} bytes${mode}: collected as asked`);
         t.equal(a.status, 200);
-        const got = how === 'pushed' ? await pushed(a) : await lent(a, bodies[i].length + 10);
+        // buffered: one buffer of the content-length lent (a chunked body has none: collected)
+        const length = a.headers['content-length'] === undefined ? undefined : Number(a.headers['content-length']);
+        const got = how === 'pushed' ? await pushed(a) : how === 'lent' ? await lent(a, bodies[i].length + 10) : await bufferedBody(a, length);
         t.ok(got.equals(bodies[i]), `${bodies[i].length} bytes${mode}, ${how}: exact`);
       }
   // Eight at once, each reading slowly: every answer comes back whole on the connections the pool keeps.
@@ -96,7 +101,7 @@ t.test('bodies of every size, with content-length and chunked, pushed and lent, 
     const a = await pool.get({ protocol: 'http:', hostname: '127.0.0.1', port: whole.port, path: '/' }, {}, TIMEOUTS);
     t.ok((k % 2 ? await lent(a, bodies[5].length) : await pushed(a)).equals(bodies[5]), `answer ${k} in one write, on one connection: exact`);
   }
-  t.equal(requests(), 2 * 2 * bodies.length + 8);
+  t.equal(requests(), 2 * 4 * bodies.length + 8);
   t.ok(sockets.size <= 8, `connections reused (${sockets.size} open for ${requests()} requests)`);
 });
 
@@ -133,6 +138,16 @@ t.test('a kept-alive connection the server closed is replaced; refused, silent a
   });
   t.teardown(() => cut.close());
   await t.rejects(pushed(await pool.get({ ...target, port: cut.port }, {}, TIMEOUTS)), { code: 'ECONNRESET' }, 'a body cut before its content-length: ECONNRESET');
+  await t.rejects(
+    bufferedBody(await pool.get({ ...target, port: cut.port }, {}, TIMEOUTS), 100_000),
+    { code: 'ECONNRESET' },
+    'the same body read into one lent buffer: ECONNRESET',
+  );
+  await t.rejects(
+    bufferedBody(await pool.get({ ...target, port: cut.port }, {}, TIMEOUTS, undefined, 100_000)),
+    { code: 'ECONNRESET' },
+    'and collected from its first byte: ECONNRESET',
+  );
 
   const untilClose = await raw((c) => c.end('HTTP/1.0 200 OK\r\n\r\nall of it'));
   t.teardown(() => untilClose.close());

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { FsError } from '../../core/fs-error';
+import { bufferedBody } from '../../core/lent-stream';
 import { baseName, normalizeRel, parentOf, splitPath } from '../../core/paths';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
 import { DriveApi, driveError, FOLDER, GOOGLE_PREFIX, SHORTCUT, type DriveFile } from './gdrive-api';
@@ -42,13 +43,6 @@ function mtime(iso: string | null | undefined): { mtimeSec: number; mtimeNsec: n
 function rangeStart(a: MediaAnswer): number {
   const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(a.contentRange ?? '');
   return m ? Number(m[1]) : NaN;
-}
-
-/** A whole (bounded: one window) body; rejects when the connection is cut before its end. */
-async function bodyOf(body: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of body) parts.push(c as Buffer);
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 function checkRange(offset: number, length: number): void {
@@ -323,7 +317,7 @@ export class GdriveProvider implements Provider {
           if (httpStatus(err) === 416) return Buffer.alloc(0); // shrank since the metadata was read
           throw err;
         }
-        const buf = await bodyOf(a.body);
+        const buf = await bufferedBody(a.body, a.contentLength);
         if (a.status === 200) return buf.subarray(offset, end + 1); // a server that ignores Range
         if (rangeStart(a) !== offset) throw new FsError('EIO', `${what}: Drive answered another range (${a.contentRange})`);
         if (buf.length !== end - offset + 1 && buf.length < size - offset) throw retryableEio(`${what}: body truncated (${buf.length} of ${end - offset + 1} bytes)`);

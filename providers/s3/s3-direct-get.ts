@@ -93,9 +93,9 @@ export class DirectGet {
   /**
    * GET `key` (optionally a `Range` header value and an If-Match ETag, quoted). Resolves with
    * the headers and the body as it arrives; rejects with an SDK-shaped error for an HTTP
-   * error, a network error (code ECONNRESET...) or a TimeoutError.
+   * error, a network error (code ECONNRESET...) or a TimeoutError. `collect`: see HttpPool.get.
    */
-  async get(key: string, range: string | undefined, ifMatch: string | undefined, signal?: AbortSignal): Promise<GetAnswer> {
+  async get(key: string, range: string | undefined, ifMatch: string | undefined, signal?: AbortSignal, collect = 0): Promise<GetAnswer> {
     const r = this.route!;
     const identity = (await (this.client.config.credentials as () => Promise<SigV4Credentials>)()) as SigV4Credentials;
     const path = r.prefix + encodeKeyPath(key);
@@ -104,7 +104,7 @@ export class DirectGet {
     if (ifMatch) headers['if-match'] = ifMatch;
     if (identity.sessionToken) headers['x-amz-security-token'] = identity.sessionToken;
     headers.authorization = signGet(path, headers, identity, r.region, r.service);
-    const res = await this.send(r, path, headers, signal);
+    const res = await this.send(r, path, headers, signal, collect);
     const status = res.status;
     if (status === 200 || status === 206) {
       const len = res.headers['content-length'];
@@ -116,8 +116,8 @@ export class DirectGet {
     throw serviceError(status, body);
   }
 
-  private send(r: Route, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpAnswer> {
-    return this.pool.get({ protocol: r.protocol, hostname: r.hostname, port: r.port, path }, headers, this.timeouts, signal);
+  private send(r: Route, path: string, headers: Record<string, string>, signal: AbortSignal | undefined, collect: number): Promise<HttpAnswer> {
+    return this.pool.get({ protocol: r.protocol, hostname: r.hostname, port: r.port, path }, headers, this.timeouts, signal, collect);
   }
 
   /** Closes the direct GETs' connections. */

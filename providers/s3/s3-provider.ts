@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FsError } from '../../core/fs-error';
+import { bufferedBody } from '../../core/lent-stream';
 import { baseName, normalizeRel, parentOf } from '../../core/paths';
 import type { Provider, ProviderEntry, ProviderFeatures, PutOptions, ReadOptions } from '../../core/provider';
 import { createS3Client, DEFAULT_TIMEOUTS, isNotFound, s3Error, type S3Timeouts } from './s3-client';
@@ -39,12 +40,6 @@ const quoted = (v: string) => `"${v}"`;
 function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', `bad length ${length}`);
-}
-
-async function readBody(body: unknown): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -170,12 +165,12 @@ export class S3Provider implements Provider {
     return [];
   }
 
-  /** A GetObject (s3-direct-get.ts once the route is known); with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). */
-  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string): Promise<GetAnswer> {
+  /** A GetObject (s3-direct-get.ts once the route is known); with `version`, If-Match is sent and the answer's ETag checked (servers that ignore If-Match). `collect`: see HttpPool.get. */
+  private async get(rel: string, range: string | undefined, opts: ReadOptions, what: string, collect = 0): Promise<GetAnswer> {
     try {
       const ifMatch = opts.version ? quoted(opts.version) : undefined;
       const out: GetAnswer = this.direct.ready
-        ? await this.direct.get(this.key(rel), range, ifMatch, opts.signal)
+        ? await this.direct.get(this.key(rel), range, ifMatch, opts.signal, collect)
         : ((await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel), Range: range, IfMatch: ifMatch }), {
             abortSignal: opts.signal,
           })) as GetAnswer);
@@ -202,7 +197,7 @@ export class S3Provider implements Provider {
       async () => {
         let out;
         try {
-          out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what);
+          out = await this.get(rel, `bytes=${offset}-${offset + length - 1}`, opts, what, length);
         } catch (err) {
           // 416: the range starts at or past the end (every range of an empty object does).
           if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416 || (err as Error).name === 'InvalidRange') return Buffer.alloc(0);
@@ -215,7 +210,7 @@ export class S3Provider implements Provider {
           (out.Body as Readable | undefined)?.destroy?.();
           return Buffer.alloc(0);
         }
-        const buf = await readBody(out.Body);
+        const buf = await bufferedBody(out.Body as Readable, out.ContentLength);
         if (!cr) {
           // A server that ignores Range sends the whole object (200): cut the range out of it.
           if (out.ContentLength !== undefined && buf.length !== out.ContentLength) throw retryableEio(`${what}: body truncated (${buf.length} of ${out.ContentLength} bytes)`);
