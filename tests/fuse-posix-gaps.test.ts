@@ -95,3 +95,62 @@ for first, other in (('b', 'a'), ('a', 'b')):
   const disk = sh('stat', ['-c', '%s %h', join(src, 'a'), join(src, 'b')]).stdout;
   t.equal(disk, '47287 2\n47287 2\n', 'and so the disk');
 });
+
+t.test('a name taken while the file it held is still open for writing shows what took it; an exchange with an open file swaps', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'm', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  // Every line: what lstat says of a name, or what renameat2 answered. The same script on the
+  // disk is the oracle. Before: the FIFO and the file renamed over an open file's name showed
+  // its size and mode, and RENAME_EXCHANGE answered EINVAL after the disk had swapped them.
+  const script = `import ctypes, os, stat, sys
+m = sys.argv[1]
+os.umask(0)
+libc = ctypes.CDLL(None, use_errno=True)
+def show(n):
+    st = os.lstat(m + '/' + n)
+    print(n, oct(st.st_mode), st.st_size)
+def exchange(a, b):
+    r = libc.renameat2(-100, (m + '/' + a).encode(), -100, (m + '/' + b).encode(), 2)
+    print('exchange', a, b, 'ok' if r == 0 else os.strerror(ctypes.get_errno()))
+fd = os.open(m + '/a', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'x' * 5000)
+os.unlink(m + '/a')
+os.mknod(m + '/a', 0o600 | stat.S_IFIFO)
+show('a')
+fd2 = os.open(m + '/c', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+os.write(fd2, b'y' * 7000)
+with open(m + '/n', 'wb') as f: f.write(b'new')
+os.rename(m + '/n', m + '/c')
+show('c')
+os.close(fd); os.close(fd2)
+fd = os.open(m + '/e', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'z' * 6000)
+with open(m + '/f', 'wb') as f: f.write(b'hello')
+os.mkdir(m + '/d', 0o755)
+exchange('e', 'f')
+show('e'); show('f')
+os.write(fd, b'z' * 1000)
+show('f')
+exchange('f', 'd')
+show('d'); show('f')
+print('fstat', os.fstat(fd).st_size)
+os.close(fd)
+show('d')
+`;
+  const disk = join(dir, 'disk');
+  mkdirSync(disk);
+  const want = sh('python3', ['-c', script, disk]);
+  const got = sh('python3', ['-c', script, join(mnt, 'm')]);
+  t.equal(want.code, 0, want.stderr);
+  t.equal(got.code, 0, got.stderr);
+  t.equal(got.stdout, want.stdout, 'the same answers as on the disk');
+  t.match(want.stdout, /exchange f d ok/, 'the oracle did exchange');
+});

@@ -154,14 +154,22 @@ export class EntryAttrs {
   }
 
   /**
-   * The live values of a file open for writing: by its name, or, for a hard link (`disk` has
-   * other links), by the real file another name of it is open under. Without the second, a
-   * listing showed a link the index's size from before the write, and READDIRPLUS gave the
-   * kernel that size for the one inode both names share.
+   * The live values of a file open for writing: by its name when the name still holds that file
+   * (not when it was unlinked or renamed over while open, and a FIFO or another file took the
+   * name: they showed the open file's size and mode), or, for a hard link (`disk` has other
+   * links), by the real file another name of it is open under. Without the latter, a listing
+   * showed a link the index's size from before the write, and READDIRPLUS gave the kernel that
+   * size for the one inode both names share.
    */
-  private liveAttr(path: string, disk: DiskStat | undefined): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
-    if (this.core.live.size === 0) return undefined;
-    return this.core.live.get(path) ?? (disk && disk.nlink > 1 ? this.core.live.linked(disk) : undefined);
+  private liveAttr(path: string, e: Entry, disk: DiskStat | undefined): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+    const live = this.core.live;
+    if (live.size === 0 || e.type !== 'file') return undefined;
+    const id = disk && live.identity(path);
+    if (!id || (id.ino === disk.ino && id.dev === disk.dev)) {
+      const l = live.get(path);
+      if (l) return l;
+    }
+    return disk && disk.nlink > 1 ? live.linked(disk) : undefined;
   }
 
   /** Attributes of a path: the index's entry, with live sizes of open files and the disk's stat of local ones. Throws FsError (ENOENT, EINVAL). */
@@ -171,7 +179,7 @@ export class EntryAttrs {
     if (r.kind === 'virtual') return this.virtualAttr(r.parts, path);
     const local = this.isLocal(r.location);
     const disk = await this.diskStat(r.location, r.entry, r.rel);
-    return this.owned(entryAttr(r.entry, r.location.readonly, this.liveAttr(path, disk), disk, local), r.location, r.rel, r.entry, local);
+    return this.owned(entryAttr(r.entry, r.location.readonly, this.liveAttr(path, r.entry, disk), disk, local), r.location, r.rel, r.entry, local);
   }
 
   /** A write-back folder's staged file shows the owner its bytes will land with (StagedOwners), not the daemon's. */
@@ -306,7 +314,7 @@ export class EntryAttrs {
       return {
         name: child.name,
         attr: this.owned(
-          entryAttr(child, r.location.readonly, this.liveAttr(`${base}/${child.name}`, disk), disk, local),
+          entryAttr(child, r.location.readonly, this.liveAttr(`${base}/${child.name}`, child, disk), disk, local),
           r.location,
           r.rel === '' ? child.name : `${r.rel}/${child.name}`,
           child,

@@ -158,16 +158,32 @@ export class LiveSizes {
     if (l && --l.writers <= 0) this.live.delete(vpath);
   }
 
-  /** A file or directory was renamed: entries at or below `from` move to `to`. */
-  moved(from: string, to: string): void {
+  /** Names were renamed, all at once (see movedPath): entries at or below each `from` move to its `to`. */
+  moved(moves: readonly Move[]): void {
+    const next: [string, Live][] = [];
     for (const [p, l] of [...this.live]) {
-      const np = p === from ? to : p.startsWith(`${from}/`) ? to + p.slice(from.length) : undefined;
-      if (np) {
-        this.live.delete(p);
-        this.live.set(np, l);
-      }
+      const np = movedPath(p, moves);
+      if (np === undefined) continue;
+      this.live.delete(p);
+      next.push([np, l]);
     }
+    for (const [np, l] of next) this.live.set(np, l);
   }
+}
+
+/** A rename of `from` to `to` (a whole subtree for a directory). */
+export type Move = readonly [from: string, to: string];
+
+/**
+ * Where `p` is after `moves`, taken together (an exchange is two moves, each name to the other's
+ * place; the names of one call are never inside each other), or undefined when none touches it.
+ */
+export function movedPath(p: string, moves: readonly Move[]): string | undefined {
+  for (const [from, to] of moves) {
+    if (p === from) return to;
+    if (p.startsWith(`${from}/`)) return to + p.slice(from.length);
+  }
+  return undefined;
 }
 
 /** Writes all of `data` at `position` (null: at the end, for O_APPEND files). Throws FsError. */

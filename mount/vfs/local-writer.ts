@@ -273,7 +273,7 @@ export class LocalWriter {
       };
       this.commitMove(a.location, moveRow);
       this.forgetMoved(from, to, a.existing.type === 'dir' || b.existing?.type === 'dir', kernel);
-      moveOpenFiles(this.core, from, to);
+      moveOpenFiles(this.core, [from, to]);
       this.sync.hashes.moved(b.location, a.rel, b.rel);
       await this.sync.refresh(b.location, b.rel, true, true, kernel);
       // The refresh above brought the new name's folder up to date: `rsync -a` renames within one.
@@ -310,10 +310,9 @@ export class LocalWriter {
       entries.move(ea, b.parent.id, b.name, tmpRel, b.rel);
     });
     this.forgetMoved(from, to, ea.type === 'dir' || eb.type === 'dir', kernel);
-    const parked = `${from}\0exchange`; // never a real path: handles of `from` wait here while those of `to` move
-    moveOpenFiles(this.core, from, parked);
-    moveOpenFiles(this.core, to, from);
-    moveOpenFiles(this.core, parked, to);
+    // Both at once: a parked name in between (with a NUL) failed the handles' path check, so an
+    // exchange with a file open for writing answered EINVAL after the disk had swapped them.
+    moveOpenFiles(this.core, [from, to], [to, from]);
     // With their other names (hard links): the swap changed both inodes' ctime.
     await this.sync.refresh(a.location, a.rel, true, false, kernel);
     await this.sync.refresh(b.location, b.rel, true, false, kernel);

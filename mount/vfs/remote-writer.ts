@@ -139,7 +139,7 @@ export class RemoteWriter {
     const folders = a.existing!.type === 'dir' || b.existing?.type === 'dir';
     this.core.resolver.invalidatePath(from, folders, !kernel);
     this.core.resolver.invalidatePath(to, folders, !kernel);
-    moveOpenFiles(this.core, from, to);
+    moveOpenFiles(this.core, [from, to]);
   }
 
   /** Modes and times live in the index only. */

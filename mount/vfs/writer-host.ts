@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { HashPool } from '../../index/hash-pool';
 import type { DiskStats } from './disk-stats';
 import type { HandleTable } from './handles';
-import type { LiveSizes } from './live-sizes';
+import { movedPath, type LiveSizes, type Move } from './live-sizes';
 import type { ProviderPool } from './replicas';
 import type { Resolver } from './resolver';
 import type { UploadQueue } from './upload-queue';
@@ -35,21 +35,20 @@ export interface WriterHost {
 }
 
 /**
- * A name was renamed (`from` to `to`, a whole subtree for a directory): the files open under it
- * follow, as descriptors follow an inode on a disk, so their later writes and closes land at
- * the new name.
+ * Names were renamed (`[from, to]` each, a whole subtree for a directory; several at once for an
+ * exchange): the files open under them follow, as descriptors follow an inode on a disk, so their
+ * later writes and closes land at the new name.
  */
-export function moveOpenFiles(host: Pick<WriterHost, 'handles' | 'live'>, from: string, to: string): void {
-  const moved = (p: string) => (p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined);
+export function moveOpenFiles(host: Pick<WriterHost, 'handles' | 'live'>, ...moves: Move[]): void {
   for (const [, h] of host.handles.all()) {
     if (h.kind === 'blob') continue;
-    const np = moved(h.vpath);
+    const np = movedPath(h.vpath, moves);
     if (np) {
       h.vpath = np;
       h.rel = splitVirtual(np).rel;
     }
   }
-  host.live.moved(from, to);
+  host.live.moved(moves);
 }
 
 /** What a writer asks of the upload queue about a location's paths. */
