@@ -154,3 +154,38 @@ show('d')
   t.equal(got.stdout, want.stdout, 'the same answers as on the disk');
   t.match(want.stdout, /exchange f d ok/, 'the oracle did exchange');
 });
+
+t.test("a file held open for writing while another descriptor changes it shows the disk's exact times once that one closes", async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const src = join(dir, 'src');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(src);
+  vdfsOk(home, ['init']);
+  vdfsOk(home, ['location', 'add', 'm', src]);
+  vdfsOk(home, ['scan']);
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  // A second writer's open used to start a new record of the name's live values, without the
+  // first writer's descriptor: once the second closed, the first's file showed the values noted
+  // last (fallocate's mtime in milliseconds), some hundred nanoseconds off the disk's.
+  const r = sh('python3', [
+    '-c',
+    `import os, sys
+m, disk = sys.argv[1], sys.argv[2]
+held = os.open(m + '/a', os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+for off in (38463, 100):
+    fd = os.open(m + '/a', os.O_WRONLY)
+    os.posix_fallocate(fd, off, 4214)
+    os.close(fd)
+    os.listdir(m)
+    got, want = os.lstat(m + '/a'), os.lstat(disk + '/a')
+    print(got.st_mtime_ns == want.st_mtime_ns, got.st_size == want.st_size, os.fstat(held).st_mtime_ns == want.st_mtime_ns)
+os.close(held)
+`,
+    join(mnt, 'm'),
+    src,
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, 'True True True\nTrue True True\n', 'mtime and size as the disk has them, by name and through the held descriptor');
+});

@@ -110,7 +110,10 @@ export class LiveSizes {
    */
   opened(vpath: string, size: number, mtimeMs: number, mtimeNs?: bigint): void {
     const l = this.live.get(vpath);
-    this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: (l?.writers ?? 0) + 1, fresh: !l && mtimeNs !== undefined });
+    if (!l) return void this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: 1, fresh: mtimeNs !== undefined });
+    // Another writer: the descriptors already followed stay (a new record lost them, and once
+    // this writer closed, the one still open showed its values from before, mtime rounded).
+    Object.assign(l, { size, mtimeMs, mtimeNs, writers: l.writers + 1, fresh: false });
   }
 
   wrote(vpath: string, offset: number, n: number, append: boolean): void {
