@@ -109,7 +109,8 @@ t.test('a name taken while the file it held is still open for writing shows what
   t.teardown(() => m.stop());
   // Every line: what lstat says of a name, or what renameat2 answered. The same script on the
   // disk is the oracle. Before: the FIFO and the file renamed over an open file's name showed
-  // its size and mode, and RENAME_EXCHANGE answered EINVAL after the disk had swapped them.
+  // its size and mode, so did a file made at the name of one unlinked while still open, and
+  // RENAME_EXCHANGE answered EINVAL after the disk had swapped them.
   const script = `import ctypes, os, stat, sys
 m = sys.argv[1]
 os.umask(0)
@@ -131,6 +132,14 @@ with open(m + '/n', 'wb') as f: f.write(b'new')
 os.rename(m + '/n', m + '/c')
 show('c')
 os.close(fd); os.close(fd2)
+held = os.open(m + '/g', os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.unlink(m + '/g')
+fd = os.open(m + '/g', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b'n' * 190)
+os.close(fd)
+show('g')
+os.close(held)
+show('g')
 fd = os.open(m + '/e', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 os.write(fd, b'z' * 6000)
 with open(m + '/f', 'wb') as f: f.write(b'hello')

@@ -1,4 +1,4 @@
-import { fstatSync } from 'node:fs';
+import { fstatSync, type BigIntStats } from 'node:fs';
 import type { RawFile } from '../../core/raw-file';
 import { toFsError } from '../../core/fs-error';
 import { parentOf } from '../../core/paths';
@@ -25,6 +25,25 @@ interface Live {
   fresh?: boolean;
 }
 
+/**
+ * fstat of a descriptor of `l` open on the file its name holds (`identity`, when known); null
+ * when every descriptor is of another file, undefined when none could be asked (closed meanwhile:
+ * the last known values stand).
+ */
+function statOfNamed(l: Live): BigIntStats | null | undefined {
+  let other = false;
+  for (const fd of l.fds ?? []) {
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!l.identity || (st.ino === l.identity.ino && st.dev === l.identity.dev)) return st;
+      other = true;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return other ? null : undefined;
+}
+
 /** Which file on a disk: device and inode, as lstat and fstat report them. */
 export interface FileIdentity {
   dev: bigint;
@@ -44,20 +63,25 @@ export class LiveSizes {
     return this.live.size;
   }
 
+  /**
+   * The live values of the file open for writing under `vpath`, from a writer's descriptor of the
+   * file the name holds (the one followed last): a writer that kept a file open after its name
+   * was unlinked or renamed over does not speak for the new file there. Undefined when only such
+   * writers are left.
+   */
   get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
     const l = this.live.get(vpath);
     if (l?.fresh) l.fresh = false;
     else if (l?.fds?.size) {
-      try {
-        const st = fstatSync(l.fds.values().next().value as number, { bigint: true });
+      const st = statOfNamed(l);
+      if (st === null) return undefined;
+      if (st) {
         l.size = Number(st.size);
         l.mtimeNs = st.mtimeNs;
         l.mtimeMs = Number(st.mtimeNs / 1000n) / 1000;
         // The mode too: a write by a user without CAP_FSETID clears setuid/setgid in the addon
         // (FUSE_WRITE_KILL_SUIDGID) without JS knowing, and the index keeps the old mode until the close.
         l.mode = Number(st.mode & 0o7777n);
-      } catch {
-        /* closed meanwhile: the last known values */
       }
     }
     return l;
