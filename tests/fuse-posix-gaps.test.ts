@@ -177,7 +177,8 @@ t.test("a file held open for writing while another descriptor changes it shows t
   t.teardown(() => m.stop());
   // A second writer's open used to start a new record of the name's live values, without the
   // first writer's descriptor: once the second closed, the first's file showed the values noted
-  // last (fallocate's mtime in milliseconds), some hundred nanoseconds off the disk's.
+  // last (fallocate's mtime in milliseconds), some hundred nanoseconds off the disk's. And a file
+  // held open whose mtime was set ahead (utimens) showed that mtime as its ctime.
   const r = sh('python3', [
     '-c',
     `import os, sys
@@ -191,10 +192,17 @@ for off in (38463, 100):
     got, want = os.lstat(m + '/a'), os.lstat(disk + '/a')
     print(got.st_mtime_ns == want.st_mtime_ns, got.st_size == want.st_size, os.fstat(held).st_mtime_ns == want.st_mtime_ns)
 os.close(held)
+with open(m + '/t', 'wb') as f: f.write(b'x' * 100)
+os.utime(m + '/t', ns=(1_400_000_000_000_000_000, 2_099_999_994_330_756_688))
+held = os.open(m + '/t', os.O_RDWR)
+with open(m + '/t', 'rb') as f: f.read()
+got, want = os.lstat(m + '/t'), os.lstat(disk + '/t')
+print(got.st_ctime_ns == want.st_ctime_ns, got.st_mtime_ns == want.st_mtime_ns, os.fstat(held).st_ctime_ns == want.st_ctime_ns)
+os.close(held)
 `,
     join(mnt, 'm'),
     src,
   ]);
   t.equal(r.code, 0, r.stderr);
-  t.equal(r.stdout, 'True True True\nTrue True True\n', 'mtime and size as the disk has them, by name and through the held descriptor');
+  t.equal(r.stdout, 'True True True\nTrue True True\nTrue True True\n', 'mtime and size as the disk has them, by name and through the held descriptor');
 });

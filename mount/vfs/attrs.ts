@@ -1,6 +1,7 @@
 import type { Entry } from '../../index/entries';
 import type { Attr } from './types';
 import type { DiskStat } from './disk-stats';
+import type { LiveAttr } from './live-sizes';
 
 /** Inode numbers of local non-directories (one per disk inode, so hard links share it), above every entry id. */
 const LINKED_INO_BASE = 2 ** 50;
@@ -57,7 +58,7 @@ function diskInoOf(e: Entry, disk?: DiskStat): bigint | undefined {
  * entry id), whatever its link count: an inode number that changed when a second name came or
  * went would make tar, rsync -H and du see another file.
  */
-export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number }, disk?: DiskStat, local = false): Attr {
+export function entryAttr(e: Entry, readonly: boolean, live?: LiveAttr, disk?: DiskStat, local = false): Attr {
   const mtimeMs = live?.mtimeMs ?? e.mtimeSec * 1000 + e.mtimeNsec / 1e6;
   const size = live?.size ?? e.size;
   const a = indexAttr(e, readonly, mtimeMs, size, live !== undefined);
@@ -67,12 +68,16 @@ export function entryAttr(e: Entry, readonly: boolean, live?: { size: number; mt
     // The exact mtime (the float above cannot hold every one): the index's, or one set on a file
     // still open for writing (touch right after a write); shown for all three.
     const m = live ? live.mtimeNs : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
-    if (m !== undefined) a.ns = { atime: m, mtime: m, ctime: m };
+    // A writer's descriptor said its atime and ctime too: those, not the mtime (which utimens
+    // may have set anywhere), or they jumped once the disk's lstat was known.
+    if (m !== undefined) a.ns = { atime: live?.atimeNs ?? m, mtime: m, ctime: live?.ctimeNs ?? m };
     return a;
   }
   const mtime = live ? (live.mtimeNs ?? BigInt(Math.round(live.mtimeMs * 1e6))) : BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
-  // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older.
-  const ctime = live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs;
+  // While written, the kernel's mtime runs ahead of the last lstat: ctime is never older. The
+  // descriptor's own ctime when its fstat is what `live` says (an mtime set far ahead by utimens
+  // is no ctime).
+  const ctime = live?.ctimeNs ?? (live && mtime > disk.ctimeNs ? mtime : disk.ctimeNs);
   a.ns = { atime: disk.atimeNs, mtime, ctime };
   a.mode = live?.mode ?? e.mode & 0o7777; // a disk's mode 000 is 000, not "unknown"
   a.atimeMs = Number(disk.atimeNs / 1000n) / 1000;

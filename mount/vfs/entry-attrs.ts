@@ -14,6 +14,7 @@ import { loadNativeFuse, STAT_ASYNC_FIELDS } from '../../core/native-addon';
 import type { Attr, Caller, DirEntry } from './types';
 import { isStagedVersion } from './staged-writer';
 import type { WriterHost } from './writer-host';
+import type { LiveAttr } from './live-sizes';
 
 /** What attribute building reads: the index, the resolver, live sizes of open files and disk stats. */
 export type AttrHost = Pick<WriterHost, 'home' | 'resolver' | 'live' | 'disk' | 'featuresOf'> & {
@@ -161,7 +162,7 @@ export class EntryAttrs {
    * showed a link the index's size from before the write, and READDIRPLUS gave the kernel that
    * size for the one inode both names share.
    */
-  private liveAttr(path: string, e: Entry, disk: DiskStat | undefined): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+  private liveAttr(path: string, e: Entry, disk: DiskStat | undefined): LiveAttr | undefined {
     const live = this.core.live;
     if (live.size === 0 || e.type !== 'file') return undefined;
     const id = disk && live.identity(path);

@@ -3,9 +3,22 @@ import type { RawFile } from '../../core/raw-file';
 import { toFsError } from '../../core/fs-error';
 import { parentOf } from '../../core/paths';
 
+/** What getattr shows of a file open for writing (see LiveSizes.get). */
+export interface LiveAttr {
+  size: number;
+  mtimeMs: number;
+  mtimeNs?: bigint;
+  /** The descriptor's atime and ctime when its fstat gave these values (utimens may set the mtime anywhere). */
+  atimeNs?: bigint;
+  ctimeNs?: bigint;
+  mode?: number;
+}
+
 interface Live {
   size: number;
   mtimeMs: number;
+  atimeNs?: bigint;
+  ctimeNs?: bigint;
   /** The exact mtime a utimens set while open (futimens by touch), until the next write. */
   mtimeNs?: bigint;
   /** Permission bits as the descriptor's last fstat read them (a fchmod, or a write that cleared setuid). */
@@ -69,7 +82,7 @@ export class LiveSizes {
    * was unlinked or renamed over does not speak for the new file there. Undefined when only such
    * writers are left.
    */
-  get(vpath: string): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+  get(vpath: string): LiveAttr | undefined {
     const l = this.live.get(vpath);
     if (l?.fresh) l.fresh = false;
     else if (l?.fds?.size) {
@@ -79,6 +92,8 @@ export class LiveSizes {
         l.size = Number(st.size);
         l.mtimeNs = st.mtimeNs;
         l.mtimeMs = Number(st.mtimeNs / 1000n) / 1000;
+        l.atimeNs = st.atimeNs;
+        l.ctimeNs = st.ctimeNs;
         // The mode too: a write by a user without CAP_FSETID clears setuid/setgid in the addon
         // (FUSE_WRITE_KILL_SUIDGID) without JS knowing, and the index keeps the old mode until the close.
         l.mode = Number(st.mode & 0o7777n);
@@ -91,7 +106,7 @@ export class LiveSizes {
    * The live values (as get() gives them) of the real file `id` (device, inode) open for writing
    * under some name: another name of a hard-linked file shows what its writer wrote.
    */
-  linked(id: FileIdentity): { size: number; mtimeMs: number; mtimeNs?: bigint; mode?: number } | undefined {
+  linked(id: FileIdentity): LiveAttr | undefined {
     for (const [vpath, l] of this.live) if (l.identity?.ino === id.ino && l.identity.dev === id.dev) return this.get(vpath);
     return undefined;
   }
@@ -129,21 +144,23 @@ export class LiveSizes {
   }
 
   /**
-   * `mtimeNs`: the exact mtime when known (an fstat of the real file), shown instead of `mtimeMs`;
-   * the first writer's values are then shown once without asking the descriptor again.
+   * `exact`: the real file's fstat when known (its mtime is shown instead of `mtimeMs`); the first
+   * writer's values are then shown once without asking the descriptor again.
    */
-  opened(vpath: string, size: number, mtimeMs: number, mtimeNs?: bigint): void {
+  opened(vpath: string, size: number, mtimeMs: number, exact?: { mtimeNs: bigint; atimeNs: bigint; ctimeNs: bigint }): void {
     const l = this.live.get(vpath);
-    if (!l) return void this.live.set(vpath, { size, mtimeMs, mtimeNs, writers: 1, fresh: mtimeNs !== undefined });
+    const { mtimeNs, atimeNs, ctimeNs } = exact ?? {};
+    if (!l) return void this.live.set(vpath, { size, mtimeMs, mtimeNs, atimeNs, ctimeNs, writers: 1, fresh: exact !== undefined });
     // Another writer: the descriptors already followed stay (a new record lost them, and once
     // this writer closed, the one still open showed its values from before, mtime rounded).
-    Object.assign(l, { size, mtimeMs, mtimeNs, writers: l.writers + 1, fresh: false });
+    Object.assign(l, { size, mtimeMs, mtimeNs, atimeNs, ctimeNs, writers: l.writers + 1, fresh: false });
   }
 
   wrote(vpath: string, offset: number, n: number, append: boolean): void {
     const l = this.live.get(vpath);
     if (!l) return;
     l.fresh = false;
+    l.atimeNs = l.ctimeNs = undefined;
     l.size = append ? l.size + n : Math.max(l.size, offset + n);
     l.mtimeMs = Date.now();
     l.mtimeNs = undefined;
@@ -153,6 +170,7 @@ export class LiveSizes {
     const l = this.live.get(vpath);
     if (l) {
       l.fresh = false;
+      l.atimeNs = l.ctimeNs = undefined;
       l.size = size;
       l.mtimeMs = mtimeMs;
       l.mtimeNs = mtimeNs;
@@ -163,6 +181,7 @@ export class LiveSizes {
     const l = this.live.get(vpath);
     if (l) {
       l.fresh = false;
+      l.atimeNs = l.ctimeNs = undefined;
       l.mtimeMs = mtimeMs;
       l.mtimeNs = mtimeNs;
     }
@@ -174,6 +193,7 @@ export class LiveSizes {
     if (l) {
       // Not fresh: the next get() takes the mode (and all else) from the descriptor's fstat.
       l.fresh = false;
+      l.atimeNs = l.ctimeNs = undefined;
       l.mtimeMs = Number(mtimeNs / 1000n) / 1000;
       l.mtimeNs = mtimeNs;
     }

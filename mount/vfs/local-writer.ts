@@ -112,7 +112,7 @@ export class LocalWriter {
       if (made && (await adoptCreated(t, flags.mode, flags.owner, fd, pre))) pre = fstatSync(fd.fd, { bigint: true });
       const refreshed = !(t.existing && !flags.create && !flags.truncate);
       // Open for writing before the refresh: it then does not hash the file (its bytes are not final).
-      this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre.mtimeNs);
+      this.core.live.opened(path, Number(pre.size), Number(pre.mtimeNs / 1000n) / 1000, pre);
       // The real file's fstat, not the time JS noted a write, is what getattr shows while open:
       // the kernel stamps mtime at the write, and `stat` after `close` (whose RELEASE may still
       // be queued) must show what the disk will keep.

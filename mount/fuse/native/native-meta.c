@@ -45,10 +45,9 @@ static void fill_attr(struct fuse_attr *a, const struct stat *st) {
   a->atimensec = (uint32_t)st->st_atim.tv_nsec;
   a->mtime = (uint64_t)st->st_mtim.tv_sec;
   a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
-  /* While written, mtime may run ahead of the last status change: ctime is never older. */
-  int ctime_older = st->st_ctim.tv_sec < st->st_mtim.tv_sec || (st->st_ctim.tv_sec == st->st_mtim.tv_sec && st->st_ctim.tv_nsec < st->st_mtim.tv_nsec);
-  a->ctime = (uint64_t)(ctime_older ? st->st_mtim : st->st_ctim).tv_sec;
-  a->ctimensec = (uint32_t)(ctime_older ? st->st_mtim : st->st_ctim).tv_nsec;
+  /* The file's own ctime: an mtime set ahead by utimens is no status change (it was shown as one). */
+  a->ctime = (uint64_t)st->st_ctim.tv_sec;
+  a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
   a->mode = S_IFREG | (st->st_mode & 07777);
   a->nlink = (uint32_t)st->st_nlink;
   a->uid = st->st_uid;
