@@ -6,7 +6,8 @@ import { replayOptions } from './helpers/vfs-model';
 import { compareSnaps, OTHER_USER, PosixOps, type SnapEntry } from './helpers/posix-ops';
 
 // Random sequences of the calls tools make (utimensat with each flag, chmod, chown, link,
-// mkfifo, mknod of sockets and devices, renameat2, truncate, fallocate, copy_file_range, lseek, ...) run on a local location
+// mkfifo, mknod of sockets and devices, renameat2, truncate, fallocate, copy_file_range, lseek,
+// writes through a descriptor held open across the calls after it, ...) run on a local location
 // through the mount and on a real directory of the same disk, as root and as another user
 // (--allow-other). After every step the answers must match, and so must the whole lstat of
 // every entry: type, mode, link count, owner, group, size, content, symlink target, which
@@ -19,6 +20,7 @@ const ns = fc.integer({ min: 0, max: 999_999_999 });
 const explicitTime = fc.tuple(fc.oneof(fc.integer({ min: 1_000_000_000, max: 1_600_000_000 }), fc.integer({ min: 2_000_000_000, max: 2_100_000_000 })), ns);
 const timeArb = fc.oneof(explicitTime, fc.constant('now'), fc.constant('omit'));
 const ids = (uid: number) => fc.constantFrom(-1, 0, uid, 1234);
+const held = fc.constantFrom(0, 1);
 
 function opArb(uid: number): fc.Arbitrary<Record<string, unknown>> {
   const n = fc.integer({ min: 0, max: 70_000 });
@@ -60,6 +62,11 @@ function opArb(uid: number): fc.Arbitrary<Record<string, unknown>> {
     }),
     fc.record({ op: fc.constant('seek'), p: name, off: fc.integer({ min: 0, max: 100_000 }), whence: fc.constantFrom('data', 'hole') }),
     fc.record({ op: fc.constant('readdir'), p: fc.constantFrom('', 'd1', 'd2', 'a') }),
+    // A descriptor held open across the calls after it (slot h): writes, fstat and close through it.
+    fc.record({ op: fc.constant('hold'), p: name, h: held, trunc: fc.boolean() }),
+    fc.record({ op: fc.constant('hwrite'), h: held, n, seed, at: fc.integer({ min: 0, max: 100_000 }) }),
+    fc.record({ op: fc.constant('hstat'), h: held }),
+    fc.record({ op: fc.constant('hclose'), h: held }),
   );
 }
 
@@ -91,6 +98,8 @@ for (const u of users)
         run++;
         const base = `r${run}`;
         if (process.env.VDFS_MODEL_TRACE) console.error(`RUN ${base}`);
+        // Descriptors the last sequence left open (it ended, or failed while shrinking) are closed.
+        for (const h of [0, 1]) for (const side of [onMount, onDisk]) await side.run({ op: 'hclose', h });
         // Each sequence runs in a world-writable directory of root's, like /tmp.
         for (const d of [`${mnt}/m/${base}`, `${oracle}/${base}`]) {
           mkdirSync(d);

@@ -34,7 +34,10 @@ def utimens(p, a, m, nofollow):
 # Every open is O_NONBLOCK: on a FIFO without a peer a write-open fails with ENXIO at once and a
 # read-open sees EOF, on both sides, instead of blocking the sequence (no effect on files).
 NB = os.O_NONBLOCK
-OPENS = {"write", "append", "writeAt", "read", "fallocate", "copy", "seek"}
+OPENS = {"write", "append", "writeAt", "read", "fallocate", "copy", "seek", "hold"}
+# Descriptors kept open across operations by slot ("hold"): a logger or a database holds its file
+# open for writing while other calls rename, link, truncate or replace its name.
+HELD = {}
 
 
 def is_device(p):
@@ -139,6 +142,17 @@ def run(root, o):
                 return "hole<=end" if r <= os.fstat(fd).st_size else r
             return seek_data(fd, o["off"])
         finally: os.close(fd)
+    elif k == "hold":
+        if o["h"] in HELD: os.close(HELD.pop(o["h"]))
+        HELD[o["h"]] = os.open(p, os.O_RDWR | os.O_CREAT | NB | (os.O_TRUNC if o["trunc"] else 0), 0o644)
+    elif k in ("hwrite", "hstat", "hclose"):
+        fd = HELD.get(o["h"])
+        if fd is None: return "none held"
+        if k == "hwrite": os.pwrite(fd, data(o["n"], o["seed"]), o["at"])
+        elif k == "hclose": os.close(HELD.pop(o["h"]))
+        else:
+            s = os.fstat(fd)
+            return [s.st_size, stat.S_IMODE(s.st_mode), s.st_nlink]
     elif k == "readdir": return sorted(os.listdir(p))
     elif k == "umask": os.umask(o["mask"])
     elif k == "snap": return snap(p)
