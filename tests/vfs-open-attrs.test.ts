@@ -1,5 +1,5 @@
 import t from 'tap';
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { indexedLocation } from './helpers/mount';
 import { openVfsInProcess } from './helpers/vfs-in-process';
@@ -25,4 +25,25 @@ t.test("a local file open for writing shows the disk's size and mtime, to the na
   await vfs.release(fh);
   const disk = statSync(join(src, 'f.txt'), { bigint: true });
   t.equal((await vfs.getattr('/loc/f.txt')).ns?.mtime, disk.mtimeNs, 'closed: the same mtime');
+});
+
+t.test('a change through a released handle, told by name (noteChanged), reaches the index', async (t) => {
+  const { home, src } = indexedLocation(t, 'loc', {});
+  const { vfs } = await openVfsInProcess(t, home);
+  const fh = await vfs.open('/loc/g.txt', { write: true, create: true, mode: 0o644 });
+  await vfs.write(fh, 0, Buffer.from('hello'));
+  await vfs.release(fh);
+  t.equal((await vfs.getattr('/loc/g.txt')).mode & 0o7777, 0o644, 'indexed as created');
+  // What the addon's fchmod through the writer's descriptor did on the disk, told after the
+  // handle's RELEASE was handled (two reader threads): the handle is gone.
+  chmodSync(join(src, 'g.txt'), 0o600);
+  t.throws(() => vfs.noteSetattr(fh, undefined), { code: 'EBADF' }, 'the handle is gone');
+  vfs.noteChanged('/loc/g.txt');
+  vfs.noteChanged('/loc/no-such-file'); // never throws
+  let mode = 0;
+  for (const start = Date.now(); Date.now() - start < 10_000; await new Promise((r) => setTimeout(r, 10))) {
+    mode = (await vfs.getattr('/loc/g.txt')).mode & 0o7777;
+    if (mode === 0o600) break;
+  }
+  t.equal(mode, 0o600, "the index follows the disk's mode");
 });

@@ -308,7 +308,7 @@ export class FuseServer {
         }
         return;
       case NATIVE_SETATTR:
-        return this.nativeNote(h.opcode, u64(req, IN_HEADER + 8), notedStat(req));
+        return this.nativeNote(h.opcode, u64(req, IN_HEADER + 8), notedStat(req), h.nodeid);
       case NATIVE_FLUSHED:
         return this.nativeNote(h.opcode, u64(req, IN_HEADER));
       case NATIVE_BLOCKS_READ:
@@ -345,10 +345,19 @@ export class FuseServer {
   }
 
   /** Bookkeeping after the addon answered a SETATTR or FLUSH of handle `fh` itself; never throws. */
-  private nativeNote(op: number, fh: number, st?: NotedStat): void {
+  private nativeNote(op: number, fh: number, st?: NotedStat, nodeid = 0): void {
     try {
       if (op !== NATIVE_SETATTR) return this.ctx.vfs.flushed(fh);
-      this.ctx.vfs.noteSetattr(fh, st);
+      try {
+        this.ctx.vfs.noteSetattr(fh, st);
+      } catch (err) {
+        if (!(err instanceof FsError) || err.code !== 'EBADF') throw err;
+        // Answered through a writer's descriptor while its RELEASE, read by another reader
+        // thread (FUSE over io_uring has one per CPU), was handled first: by the node's name.
+        const node = this.ctx.inodes.find(nodeid);
+        if (node && !node.unlinked) this.ctx.vfs.noteChanged(this.ctx.inodes.pathOf(node));
+        return;
+      }
       // The kernel now holds the owner and mode the addon answered. The invalidator's sweep
       // compares the index with `last`: left as it was, every file `rsync -a` fchmods (0600 at
       // its creation) looked changed to the next sweep, which dropped them all from the kernel.

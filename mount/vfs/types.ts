@@ -224,6 +224,13 @@ export interface KernelVfs extends Vfs {
    */
   noteSetattr(fh: number, st?: NotedStat): void;
   /**
+   * A front end changed a local file through a descriptor of a handle that is gone meanwhile (a
+   * SETATTR answered natively through a writer's descriptor on one reader thread while its
+   * RELEASE, read on another, was handled first): the index follows the disk at `path`, as after
+   * noteSetattr. Never throws.
+   */
+  noteChanged(path: string): void;
+  /**
    * The front end answered a flush of this handle itself: the index is committed from the disk
    * now, in the background (a later flush, fsync or release waits for it; a failure is logged).
    * Throws EBADF for an unknown handle.

@@ -274,6 +274,16 @@ export class VfsCore implements KernelVfs {
     else this.writer.sync.noteOwnChange(h.location, h.rel);
   }
 
+  /** See KernelVfs.noteChanged. */
+  noteChanged(path: string): void {
+    try {
+      const r = this.resolve(path);
+      if (r.kind === 'entry' && this.featuresOf(r.location).localFiles) this.writer.sync.noteOwnChange(r.location, r.rel);
+    } catch {
+      /* gone meanwhile: the watcher or the next rescan has it */
+    }
+  }
+
   /**
    * See KernelVfs.flushed: the front end answered the flush, so the commit runs behind its
    * reply. Chained on the handle (h.pending): flush, fsync and release wait for it, so the live
