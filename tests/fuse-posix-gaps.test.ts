@@ -1,11 +1,20 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, vdfsOk } from './helpers/cli';
-import { sh, startMount } from './helpers/mount';
+import { indexedLocation, sh, startMount } from './helpers/mount';
 
 // Gaps left by the first POSIX pass (issue 16): what a listing shows of entries only a scan
-// has seen, and inode numbers that must not move when a hard link comes or goes.
+// has seen, and inode numbers that must not move when a hard link comes or goes; files open
+// for writing under names that change (hard links, unlink, rename, exchange, a second writer).
+
+/** An empty location `m`, indexed and mounted (stopped at teardown). */
+async function mountedEmpty(t: Test): Promise<{ dir: string; src: string; mnt: string }> {
+  const { dir, home, src, mnt } = indexedLocation(t, 'm', {});
+  const m = await startMount(home, mnt);
+  t.teardown(() => m.stop());
+  return { dir, src, mnt };
+}
 
 t.test('a listing right after the scan shows the disk owners, link counts and inode numbers, before any lookup', async (t) => {
   const dir = tempDir(t);
@@ -35,16 +44,7 @@ t.test('a listing right after the scan shows the disk owners, link counts and in
 });
 
 t.test('an inode number stays the same when a file goes from one link to two and back', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'm', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { mnt } = await mountedEmpty(t);
   const r = sh('sh', [
     '-c',
     'cd "$1" && echo a > f && i1=$(stat -c %i f) && ln f g && i2=$(stat -c %i f) && i3=$(stat -c %i g) && rm g && i4=$(stat -c %i f) && ln f h && i5=$(stat -c %i h) && rm f && i6=$(stat -c %i h) && echo "$i1 $i2 $i3 $i4 $i5 $i6"',
@@ -61,16 +61,7 @@ t.test('an inode number stays the same when a file goes from one link to two and
 });
 
 t.test('a file written through one hard link shows its new size through every link while open, in listings too', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'm', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { src, mnt } = await mountedEmpty(t);
   // The writes go straight to the file (the addon's pwrite); a listing (READDIRPLUS) in between
   // hands the kernel attributes for both names of the one inode, and the kernel keeps the first.
   // A name other than the node's first (here `a`, listed before `b`) used to show the size from
@@ -97,16 +88,7 @@ for first, other in (('b', 'a'), ('a', 'b')):
 });
 
 t.test('a name taken while the file it held is still open for writing shows what took it; an exchange with an open file swaps', async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'm', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { dir, mnt } = await mountedEmpty(t);
   // Every line: what lstat says of a name, or what renameat2 answered. The same script on the
   // disk is the oracle. Before: the FIFO and the file renamed over an open file's name showed
   // its size and mode, so did a file made at the name of one unlinked while still open, and
@@ -165,16 +147,7 @@ show('d')
 });
 
 t.test("a file held open for writing while another descriptor changes it shows the disk's exact times once that one closes", async (t) => {
-  const dir = tempDir(t);
-  const home = join(dir, 'home');
-  const src = join(dir, 'src');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(src);
-  vdfsOk(home, ['init']);
-  vdfsOk(home, ['location', 'add', 'm', src]);
-  vdfsOk(home, ['scan']);
-  const m = await startMount(home, mnt);
-  t.teardown(() => m.stop());
+  const { src, mnt } = await mountedEmpty(t);
   // A second writer's open used to start a new record of the name's live values, without the
   // first writer's descriptor: once the second closed, the first's file showed the values noted
   // last (fallocate's mtime in milliseconds), some hundred nanoseconds off the disk's. And a file
