@@ -18,6 +18,16 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 /** Bytes per COPY_FILE_RANGE request (the reply counts in 32 bits; callers loop). */
 const COPY_MAX = 64 << 20;
+/**
+ * How long a written file's RELEASE waits, at least, before the index takes it in (hash, entry
+ * row); then it waits for the requests being handled (OpContext.quiet). The kernel sends RELEASE
+ * after close() has returned, so the writer's next requests (`tar x`: the next file's LOOKUP and
+ * CREATE) came right behind it and waited ~180 µs for it on the JS thread; deferred, it runs
+ * while the addon answers that file's WRITE, SETATTRs and FLUSH, and the releases of a burst are
+ * indexed together. Nothing waits for the reply; the handle's descriptor leaves the addon at
+ * once. (docs/fuse.md, "Deferred release".)
+ */
+const RELEASE_DEFER_MS = 1;
 
 /**
  * After a CREATE in `folder` (`token` from primeStart when it began): the kernel dropped the
@@ -212,6 +222,8 @@ export const HANDLERS: Record<number, Handler> = {
     releaseOpen(ctx, fh);
     ctx.unregisterFd(fh);
     dropBlockHandle(ctx, fh);
+    // A writer's close is indexed a moment later (see RELEASE_DEFER_MS), after the next requests.
+    if (writer) await ctx.quiet(RELEASE_DEFER_MS);
     await ctx.vfs.release(fh);
     if (writer) await settled(ctx, writer);
     return empty(req);

@@ -40,6 +40,8 @@ const NATIVE_FLUSHED = 0x40000003;
 /** Note from the addon: its READs of a handle's block files reached the block JS asked about (blockWake). */
 const NATIVE_BLOCKS_READ = 0x40000004;
 const EINTR = 4;
+/** The longest ctx.quiet waits for the other requests to be answered (a READ stalled on a remote must not hold a RELEASE back). */
+const QUIET_MAX_MS = 20;
 /** After this many requests, the first RECLAIM_IDLE_MS without any give the burst's memory back (see reclaim). */
 const RECLAIM_AFTER = 2000;
 const RECLAIM_IDLE_MS = 2000;
@@ -86,6 +88,9 @@ export class FuseServer {
   private budget?: NodeBudget;
   /** unique -> answered flag of requests in progress, for INTERRUPT. */
   private readonly inflight = new Map<number, { op: number; node: number; answered: boolean }>();
+  /** Requests in `inflight` waiting in ctx.quiet (not being handled), and those waiting for the others to be answered. */
+  private quietWaiting = 0;
+  private readonly quietQueue: (() => void)[] = [];
   /** Kernel passthrough negotiated at INIT (root, Linux >= 6.9, not disabled). */
   private passthrough = false;
   /** FUSE over io_uring negotiated at INIT (prepareUring). */
@@ -119,6 +124,7 @@ export class FuseServer {
       dirs: new Map(),
       nextDir: 1,
       changeSeq: 0,
+      quiet: (ms) => this.quiet(ms),
       registerFd: (fh, fd, writable, nodeid) => {
         if (this.session) addon.registerFd(this.session, fh, fd, writable, nodeid ?? 0);
       },
@@ -247,6 +253,25 @@ export class FuseServer {
     if (this.session) this.addon.dirsChanged?.(this.session);
   }
 
+  /** See OpContext.quiet. */
+  private quiet(ms: number): Promise<void> {
+    this.quietWaiting++;
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const go = () => {
+        if (done) return;
+        done = true;
+        this.quietWaiting--;
+        resolve();
+      };
+      setTimeout(() => {
+        if (this.inflight.size <= this.quietWaiting) return go();
+        this.quietQueue.push(go);
+        setTimeout(go, QUIET_MAX_MS);
+      }, ms);
+    });
+  }
+
   /** Writes a reply; never throws (an exception here would escape a promise callback). */
   private send(buf: Buffer): void {
     if (!this.session) return;
@@ -325,6 +350,8 @@ export class FuseServer {
     const start = performance.now();
     const answer = (buf: Buffer | null) => {
       this.inflight.delete(h.unique);
+      // The last request being handled is answered: what waits in ctx.quiet goes now.
+      if (this.quietQueue.length > 0 && this.inflight.size <= this.quietWaiting) for (const go of this.quietQueue.splice(0)) go();
       if (state.answered) return;
       state.answered = true;
       this.jsMicros.set(h.opcode, (this.jsMicros.get(h.opcode) ?? 0) + (performance.now() - start) * 1000);

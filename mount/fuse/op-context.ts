@@ -66,6 +66,11 @@ export interface OpContext {
   openFiles: Map<number, { node: FuseNode; passthrough: boolean; seq?: number }>;
   /** A handle open for writing by node id (the latest), for SETATTR through its descriptor. */
   writers: Map<number, number>;
+  /**
+   * Resolves `ms` from now, once no other request is being handled in JS (at most 20 ms later):
+   * for work nobody waits for, such as a writer's RELEASE (native-ops.ts, RELEASE_DEFER_MS).
+   */
+  quiet(ms: number): Promise<void>;
   /** Diagnostics of the binding (node count, requests answered natively), shown as user.vdfs.fuse on the root. */
   stats(): Record<string, number | string>;
 }
