@@ -104,6 +104,8 @@ t.test('pairing, refusals at the TLS layer and in HTTP, revocation', async (t) =
   }
   // Two failures from this address happened above (the replay, the expired token): 5 per minute in all.
   t.same(guesses, ['403', '403', '403', '429', '429', '429', '429'], 'wrong tokens are 403 until five failures a minute, then 429');
+  // The daemon's log reaches us through a pipe: under load the line came after the answer.
+  await waitFor(() => /too many pairing attempts/.test(da.output()), 10_000, 50);
   t.match(da.output(), /too many pairing attempts/, 'and logged');
 
   // A paired client: by path, malformed and unshared hashes are refused.
